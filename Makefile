@@ -1,0 +1,40 @@
+# One command each for a fresh machine: `make demo` and `make test` set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup build kafka test demo bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -r constraints.txt
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $@
+
+# Python environment + compiled extensions (editable install builds ext/ in place)
+setup: $(STAMP) kafka
+
+# Rebuild the extensions after editing ext/ (FEEDHANDLER_BUILD=debug for checks)
+build: $(STAMP)
+	$(PY) setup.py --quiet build_clib build_ext --inplace
+
+# Apache Kafka jars from Maven Central (cached in .kafka/)
+kafka: $(STAMP)
+	scripts/kafka-local fetch
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) scripts/demo.py
+
+bench: setup
+	$(PY) -m pytest bench -q --benchmark-columns=min,mean,median,ops
+	$(PY) bench/bench_handler_vs_picows.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check feedhandler tests bench scripts
+
+clean:
+	rm -rf build $(VENV) .kafka feedhandler/_ext/*.so ext/feedhandler/_ext/*.cpp

@@ -1,0 +1,945 @@
+#include "decoder.h"
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "fixed_point.h"
+#include "simdjson.h"
+
+namespace fh {
+
+using simdjson::error_code;
+namespace od = simdjson::ondemand;
+
+namespace {
+
+constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
+
+struct StreamInfo {
+  Kind kind = KIND_NONE;
+  bool is_array = false;  // "!miniTicker@arr", "!ticker_<w>@arr"
+  uint8_t levels = 0;     // partial depth: 5/10/20
+  int16_t utc_offset_min = 0;
+  char symbol[kSymbolWidth] = {};  // upper-cased from the stream name; empty for "!" streams
+};
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool is_window(std::string_view w) { return w == "1h" || w == "4h" || w == "1d"; }
+
+bool is_kline_interval(std::string_view i) {
+  static constexpr std::string_view kIntervals[] = {"1s", "1m", "3m", "5m", "15m", "30m",
+                                                    "1h", "2h", "4h", "6h", "8h", "12h",
+                                                    "1d", "3d", "1w", "1M"};
+  for (auto k : kIntervals)
+    if (i == k) return true;
+  return false;
+}
+
+// "@100ms"/"@1000ms" cadence suffix of depth streams; empty is the default cadence.
+bool is_depth_cadence(std::string_view s) { return s.empty() || s == "@100ms" || s == "@1000ms"; }
+
+bool classify_stream(std::string_view name, StreamInfo& out) {
+  out = StreamInfo{};
+  if (name == "!serverShutdown") {
+    out.kind = KIND_CONTROL;
+    return true;
+  }
+  if (name == "!bookTicker") {  // retired all-market stream; same payload as <symbol>@bookTicker
+    out.kind = KIND_BOOK_TICKER;
+    return true;
+  }
+  if (name == "!miniTicker@arr" || name == "!ticker@arr") {
+    out.kind = name[2] == 'm' ? KIND_MINI_TICKER : KIND_TICKER;
+    out.is_array = true;
+    return true;
+  }
+  if (starts_with(name, "!ticker_") && name.size() == 14 && name.substr(10) == "@arr" &&
+      is_window(name.substr(8, 2))) {
+    out.kind = KIND_WINDOW_TICKER;
+    out.is_array = true;
+    return true;
+  }
+  const size_t at = name.find('@');
+  if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
+  for (size_t i = 0; i < at; ++i) {
+    const char c = name[i];
+    out.symbol[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+  }
+  const std::string_view rest = name.substr(at + 1);
+  if (rest == "trade") out.kind = KIND_TRADE;
+  else if (rest == "aggTrade") out.kind = KIND_AGG_TRADE;
+  else if (rest == "bookTicker") out.kind = KIND_BOOK_TICKER;
+  else if (rest == "miniTicker") out.kind = KIND_MINI_TICKER;
+  else if (rest == "ticker") out.kind = KIND_TICKER;
+  else if (rest == "avgPrice") out.kind = KIND_AVG_PRICE;
+  else if (starts_with(rest, "ticker_") && is_window(rest.substr(7))) out.kind = KIND_WINDOW_TICKER;
+  else if (starts_with(rest, "depth")) {
+    std::string_view levels = rest.substr(5);
+    const size_t cadence = levels.find('@');
+    const std::string_view suffix =
+        cadence == std::string_view::npos ? std::string_view{} : levels.substr(cadence);
+    levels = levels.substr(0, cadence);
+    if (!is_depth_cadence(suffix)) return false;
+    if (levels.empty()) out.kind = KIND_DEPTH;
+    else if (levels == "5" || levels == "10" || levels == "20") {
+      out.kind = KIND_DEPTH_PARTIAL;
+      out.levels = static_cast<uint8_t>(levels == "5" ? 5 : levels == "10" ? 10 : 20);
+    } else {
+      return false;
+    }
+  } else if (starts_with(rest, "kline_")) {
+    std::string_view interval = rest.substr(6);
+    const size_t tz = interval.find('@');
+    if (tz != std::string_view::npos) {
+      if (interval.substr(tz) != "@+08:00") return false;
+      out.utc_offset_min = 480;
+      interval = interval.substr(0, tz);
+    }
+    if (!is_kline_interval(interval)) return false;
+    out.kind = KIND_KLINE;
+  }
+  return out.kind != KIND_NONE;
+}
+
+// Event type ("e") -> kind; window tickers are "<w>Ticker".
+Kind event_kind(std::string_view e) {
+  if (e == "trade") return KIND_TRADE;
+  if (e == "aggTrade") return KIND_AGG_TRADE;
+  if (e == "depthUpdate") return KIND_DEPTH;
+  if (e == "kline") return KIND_KLINE;
+  if (e == "24hrMiniTicker") return KIND_MINI_TICKER;
+  if (e == "24hrTicker") return KIND_TICKER;
+  if (e == "avgPrice") return KIND_AVG_PRICE;
+  if (e == "serverShutdown") return KIND_CONTROL;
+  if (e.size() == 8 && e.substr(2) == "Ticker" && is_window(e.substr(0, 2))) {
+    return KIND_WINDOW_TICKER;
+  }
+  return KIND_NONE;
+}
+
+Error from_simdjson(error_code err) {
+  switch (err) {
+    case simdjson::INCORRECT_TYPE:
+      return ERR_WRONG_TYPE;
+    case simdjson::NUMBER_OUT_OF_RANGE:
+    case simdjson::BIGINT_ERROR:
+      return ERR_OVERFLOW;
+    case simdjson::UTF8_ERROR:
+      return ERR_INVALID_UTF8;
+    case simdjson::NO_SUCH_FIELD:
+      return ERR_MISSING_FIELD;
+    default:
+      return ERR_MALFORMED_JSON;
+  }
+}
+
+Error from_decimal(DecimalStatus s) {
+  switch (s) {
+    case DecimalStatus::ok:
+      return ERR_NONE;
+    case DecimalStatus::too_many_decimals:
+      return ERR_TOO_MANY_DECIMALS;
+    case DecimalStatus::overflow:
+      return ERR_OVERFLOW;
+    default:
+      return ERR_BAD_DECIMAL;
+  }
+}
+
+// A key is one of Binance's short names; compare without building strings.
+constexpr uint32_t key_code(std::string_view k) {
+  uint32_t code = 0;
+  for (char c : k) code = code * 131 + static_cast<unsigned char>(c);
+  return code;
+}
+
+}  // namespace
+
+// Per-frame state: where rows go, and what went wrong.
+struct Ctx {
+  int64_t ts_recv = 0;
+  const StreamInfo* stream = nullptr;  // none when neither a wrapper nor a hint names it
+  bool event_seen = false;             // "e" already consumed by the dispatcher
+  char window[2] = {};       // window tickers: "1h" of the "1hTicker" the dispatcher read
+  Error error = ERR_NONE;
+  const char* where = "";
+  Kind full = KIND_NONE;
+  // A sequence update to apply once the whole frame is known good.
+  std::unordered_map<std::string, int64_t>* seq_map = nullptr;
+  std::string seq_key;
+  int64_t seq_value = 0;
+};
+
+struct Decoder::Impl {
+  od::parser parser;
+  std::vector<char> scratch;
+  Table tables[KIND_COUNT];
+  size_t max_frame = 1 << 20;
+  int64_t time_scale = 1000000;  // exchange ms -> ns
+  StreamInfo hint;
+  bool has_hint = false;
+  std::string hint_name;
+  std::string last_stream;
+  std::unordered_map<std::string, int64_t> last_seq[KIND_COUNT];
+
+  DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv);
+
+  // --- dispatch ---
+  bool root(od::document& doc, Ctx& c);
+  bool combined(od::object& obj, Ctx& c);
+  bool event(od::object& obj, Kind kind, Ctx& c);
+  bool array(od::array& arr, Kind expected, Ctx& c);
+  bool by_kind(od::object& obj, Kind kind, Ctx& c);
+
+  // --- one parser per kind ---
+  bool trade(od::object& obj, Ctx& c);
+  bool agg_trade(od::object& obj, Ctx& c);
+  bool book_ticker(od::object& obj, Ctx& c);
+  bool depth(od::object& obj, Ctx& c);
+  bool depth_partial(od::object& obj, Ctx& c);
+  bool kline(od::object& obj, Ctx& c);
+  bool mini_ticker(od::object& obj, Ctx& c);
+  bool ticker(od::object& obj, Ctx& c);
+  bool window_ticker(od::object& obj, Ctx& c);
+  bool avg_price(od::object& obj, Ctx& c);
+  bool control(od::object& obj, Ctx& c);
+
+  // --- field readers: false = c.error set ---
+  static bool fail(Ctx& c, Error e, const char* where) {
+    c.error = e;
+    c.where = where;
+    return false;
+  }
+  static bool json_fail(Ctx& c, error_code err, const char* where) {
+    return fail(c, from_simdjson(err), where);
+  }
+  static bool integer(od::value& v, int64_t& out, Ctx& c, const char* name) {
+    if (auto err = v.get_int64().get(out)) return json_fail(c, err, name);
+    return true;
+  }
+  bool timestamp(od::value& v, int64_t& out, Ctx& c, const char* name) const {
+    int64_t t;
+    if (!integer(v, t, c, name)) return false;
+    if (__builtin_mul_overflow(t, time_scale, &out)) return fail(c, ERR_OVERFLOW, name);
+    return true;
+  }
+  static bool decimal_token(od::value& v, const char*& begin, const char*& end, Ctx& c,
+                            const char* name) {
+    simdjson::ondemand::raw_json_string raw;
+    if (auto err = v.get_raw_json_string().get(raw)) return json_fail(c, err, name);
+    // Stage 1 validated the document, so the closing quote exists.
+    begin = raw.raw();
+    end = begin;
+    while (*end != '"') ++end;
+    return true;
+  }
+  static bool fixed(od::value& v, int64_t& out, Ctx& c, const char* name) {
+    const char *b, *e;
+    if (!decimal_token(v, b, e, c, name)) return false;
+    const Error err = from_decimal(parse_fixed8(b, e, out));
+    return err == ERR_NONE || fail(c, err, name);
+  }
+  static bool fixed128(od::value& v, Int128LE& out, Ctx& c, const char* name) {
+    const char *b, *e;
+    int128 wide;
+    if (!decimal_token(v, b, e, c, name)) return false;
+    const Error err = from_decimal(parse_fixed8(b, e, wide));
+    if (err != ERR_NONE) return fail(c, err, name);
+    out.lo = static_cast<uint64_t>(wide);
+    out.hi = static_cast<int64_t>(wide >> 64);
+    return true;
+  }
+  static bool boolean(od::value& v, uint8_t& out, Ctx& c, const char* name) {
+    bool b;
+    if (auto err = v.get_bool().get(b)) return json_fail(c, err, name);
+    out = b;
+    return true;
+  }
+  // UTF-8 text into a fixed NUL-padded field; too long is an error, never a cut.
+  static bool text(od::value& v, char* out, size_t width, Ctx& c, const char* name,
+                   Error too_long) {
+    std::string_view s;
+    if (auto err = v.get_string().get(s)) return json_fail(c, err, name);
+    if (s.size() > width) return fail(c, too_long, name);
+    std::memcpy(out, s.data(), s.size());
+    return true;
+  }
+  static bool symbol(od::value& v, char (&out)[kSymbolWidth], Ctx& c) {
+    return text(v, out, kSymbolWidth, c, "s", ERR_SYMBOL_TOO_LONG);
+  }
+  // A payload's "e" must match the kind its stream promised.
+  bool check_event(od::value& v, Kind kind, Ctx& c) {
+    std::string_view e;
+    if (auto err = v.get_string().get(e)) return json_fail(c, err, "e");
+    return event_kind(e) == kind || fail(c, ERR_UNKNOWN_EVENT, "e");
+  }
+  static bool required(uint32_t seen, uint32_t all, const char* const* names, Ctx& c) {
+    const uint32_t missing = all & ~seen;
+    return missing == 0 || fail(c, ERR_MISSING_FIELD, names[__builtin_ctz(missing)]);
+  }
+
+  template <typename R>
+  R* append(Kind kind, Ctx& c) {
+    Table& t = tables[kind];
+    if (t.size >= t.capacity) {
+      c.full = kind;
+      return nullptr;
+    }
+    R* row = reinterpret_cast<R*>(t.data) + t.size++;
+    std::memset(row, 0, sizeof(R));  // padding and symbol tails are part of the wire bytes
+    return row;
+  }
+
+  // Continuity per (kind, symbol): `first`..`last` is the id range this message covers.
+  // `contiguous`: ids must follow on exactly (trade ids, agg ids, depth U/u); otherwise they
+  // must only increase (bookTicker u).
+  bool sequence(Kind kind, const char* sym, int64_t first, int64_t last, bool contiguous,
+                Ctx& c) {
+    auto& map = last_seq[kind];
+    c.seq_key.assign(sym, strnlen(sym, kSymbolWidth));
+    auto it = map.find(c.seq_key);
+    if (it != map.end()) {
+      const int64_t prev = it->second;
+      uint8_t reason = 0;
+      if (last <= prev) reason = GAP_BACKWARDS;
+      else if (contiguous && first > prev + 1) reason = GAP_MISSING;
+      if (reason) {
+        auto* gap = append<GapRecord>(KIND_GAP, c);
+        if (!gap) return false;
+        gap->ts_recv = c.ts_recv;
+        gap->expected = prev + 1;
+        gap->received = first;
+        gap->kind = kind;
+        gap->reason = reason;
+        std::memcpy(gap->symbol, sym, kSymbolWidth);
+      }
+      if (last <= prev) return true;  // keep the high-water mark
+    }
+    c.seq_map = &map;
+    c.seq_value = last;
+    return true;
+  }
+};
+
+DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readable_after,
+                                   int64_t ts_recv) {
+  size_t saved[KIND_COUNT];
+  for (int k = 0; k < KIND_COUNT; ++k) saved[k] = tables[k].size;
+  Ctx c;
+  c.ts_recv = ts_recv;
+  c.stream = has_hint ? &hint : nullptr;
+  last_stream = hint_name;
+
+  bool ok;
+  if (size > max_frame) {
+    ok = fail(c, ERR_OVERSIZED, "");
+  } else {
+    const char* buf = data;
+    if (readable_after < kPadding) {
+      if (scratch.size() < size + kPadding) scratch.resize(size + kPadding);
+      std::memcpy(scratch.data(), data, size);
+      buf = scratch.data();
+    }
+    od::document doc;
+    auto err = parser.iterate(simdjson::padded_string_view(buf, size, size + kPadding)).get(doc);
+    ok = err ? json_fail(c, err, "") : root(doc, c);
+    if (ok && !doc.at_end()) ok = fail(c, ERR_MALFORMED_JSON, "");
+  }
+
+  if (!ok) {
+    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    if (c.full != KIND_NONE) return {STATUS_FULL, c.full, ERR_NONE, ""};
+    return {STATUS_ERROR, KIND_NONE, c.error, c.where};
+  }
+  if (c.seq_map) (*c.seq_map)[c.seq_key] = c.seq_value;
+  Kind written = KIND_NONE;
+  for (int k = 0; k < KIND_COUNT; ++k) {
+    if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
+  }
+  return {STATUS_OK, written, ERR_NONE, ""};
+}
+
+bool Decoder::Impl::root(od::document& doc, Ctx& c) {
+  od::json_type type;
+  if (auto err = doc.type().get(type)) return json_fail(c, err, "");
+  if (type == od::json_type::array) {
+    od::array arr;
+    if (auto err = doc.get_array().get(arr)) return json_fail(c, err, "");
+    return array(arr, KIND_NONE, c);
+  }
+  if (type != od::json_type::object) return fail(c, ERR_UNKNOWN_EVENT, "");
+  od::object obj;
+  if (auto err = doc.get_object().get(obj)) return json_fail(c, err, "");
+
+  // The first key tells the message apart: wrapper, event, bookTicker, partial depth, control.
+  std::string_view first;
+  Kind kind = KIND_NONE;
+  for (auto field_result : obj) {
+    od::field field;
+    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    first = field.escaped_key();
+    if (first == "e") {
+      std::string_view e;
+      if (auto err = field.value().get_string().get(e)) return json_fail(c, err, "e");
+      kind = event_kind(e);
+      if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "e");
+      if (kind == KIND_WINDOW_TICKER) std::memcpy(c.window, e.data(), 2);
+      c.event_seen = true;
+    }
+    break;
+  }
+  if (first == "stream") {
+    if (auto err = obj.reset().error()) return json_fail(c, err, "");
+    return combined(obj, c);
+  }
+  if (first == "e") return event(obj, kind, c);
+  if (first == "u") kind = KIND_BOOK_TICKER;
+  else if (first == "lastUpdateId") kind = KIND_DEPTH_PARTIAL;
+  else if (first == "result" || first == "id" || first == "code") kind = KIND_CONTROL;
+  else return fail(c, ERR_UNKNOWN_EVENT, "");
+  if (auto err = obj.reset().error()) return json_fail(c, err, "");
+  return by_kind(obj, kind, c);
+}
+
+bool Decoder::Impl::event(od::object& obj, Kind kind, Ctx& c) {
+  if (auto err = obj.reset().error()) return json_fail(c, err, "");
+  return by_kind(obj, kind, c);
+}
+
+bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
+  StreamInfo info;
+  bool have_stream = false, have_data = false;
+  for (auto field_result : obj) {
+    od::field field;
+    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    const std::string_view key = field.escaped_key();
+    if (key == "stream") {
+      std::string_view name;
+      if (auto err = field.value().get_string().get(name)) return json_fail(c, err, "stream");
+      last_stream.assign(name);
+      if (!classify_stream(name, info)) return fail(c, ERR_UNKNOWN_STREAM, "stream");
+      have_stream = true;
+      c.stream = &info;
+    } else if (key == "data") {
+      if (!have_stream) return fail(c, ERR_MISSING_FIELD, "stream");
+      have_data = true;
+      if (info.is_array) {
+        od::array arr;
+        if (auto err = field.value().get_array().get(arr)) return json_fail(c, err, "data");
+        if (!array(arr, info.kind, c)) return false;
+      } else {
+        od::object data;
+        if (auto err = field.value().get_object().get(data)) return json_fail(c, err, "data");
+        if (!by_kind(data, info.kind, c)) return false;
+      }
+    }
+  }
+  return have_data || fail(c, ERR_MISSING_FIELD, "data");
+}
+
+// Array payloads ("!miniTicker@arr", "!ticker_1h@arr"): every element carries its own "e".
+bool Decoder::Impl::array(od::array& arr, Kind expected, Ctx& c) {
+  for (auto element_result : arr) {
+    od::object obj;
+    if (auto err = element_result.get_object().get(obj)) return json_fail(c, err, "");
+    Kind kind = expected;
+    if (kind == KIND_NONE) {
+      std::string_view e;
+      if (auto err = obj.find_field_unordered("e").get_string().get(e)) {
+        return json_fail(c, err, "e");
+      }
+      kind = event_kind(e);
+      if (kind != KIND_MINI_TICKER && kind != KIND_TICKER && kind != KIND_WINDOW_TICKER) {
+        return fail(c, ERR_UNKNOWN_EVENT, "e");
+      }
+      if (kind == KIND_WINDOW_TICKER) std::memcpy(c.window, e.data(), 2);
+      if (auto err = obj.reset().error()) return json_fail(c, err, "");
+      c.event_seen = true;
+    } else {
+      c.event_seen = false;
+    }
+    if (!by_kind(obj, kind, c)) return false;
+  }
+  return true;
+}
+
+bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
+  switch (kind) {
+    case KIND_TRADE: return trade(obj, c);
+    case KIND_AGG_TRADE: return agg_trade(obj, c);
+    case KIND_BOOK_TICKER: return book_ticker(obj, c);
+    case KIND_DEPTH: return depth(obj, c);
+    case KIND_DEPTH_PARTIAL: return depth_partial(obj, c);
+    case KIND_KLINE: return kline(obj, c);
+    case KIND_MINI_TICKER: return mini_ticker(obj, c);
+    case KIND_TICKER: return ticker(obj, c);
+    case KIND_WINDOW_TICKER: return window_ticker(obj, c);
+    case KIND_AVG_PRICE: return avg_price(obj, c);
+    case KIND_CONTROL: return control(obj, c);
+    default: return fail(c, ERR_UNKNOWN_EVENT, "");
+  }
+}
+
+// Iterates an object's fields, handing each (key code, value) to `on_field`; "e" is checked
+// against `kind` unless the dispatcher already read it.
+#define FH_FIELDS(obj, c, kind, on_field)                                        \
+  for (auto field_result : obj) {                                                \
+    od::field field;                                                             \
+    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");       \
+    const uint32_t key = key_code(field.escaped_key());                          \
+    od::value& v = field.value();                                                \
+    if (key == key_code("e")) {                                                  \
+      if (!c.event_seen && !check_event(v, kind, c)) return false;               \
+      continue;                                                                  \
+    }                                                                            \
+    if (!(on_field)) return false;                                               \
+  }
+
+// Sets bit `bit` of `seen` and evaluates the reader.
+#define FH_READ(bit, expr) ((seen |= 1u << (bit)), (expr))
+
+bool Decoder::Impl::trade(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "t", "p", "q", "T", "m"};
+  auto* r = append<TradeRecord>(KIND_TRADE, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_TRADE, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("t"): return FH_READ(2, integer(v, r->trade_id, c, "t"));
+      case key_code("p"): return FH_READ(3, fixed(v, r->price, c, "p"));
+      case key_code("q"): return FH_READ(4, fixed(v, r->qty, c, "q"));
+      case key_code("T"): return FH_READ(5, timestamp(v, r->ts_trade, c, "T"));
+      case key_code("m"): return FH_READ(6, boolean(v, r->buyer_is_maker, c, "m"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x7f, kNames, c) &&
+         sequence(KIND_TRADE, r->symbol, r->trade_id, r->trade_id, true, c);
+}
+
+bool Decoder::Impl::agg_trade(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "a", "p", "q", "f", "l", "T", "m"};
+  auto* r = append<AggTradeRecord>(KIND_AGG_TRADE, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_AGG_TRADE, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("a"): return FH_READ(2, integer(v, r->agg_id, c, "a"));
+      case key_code("p"): return FH_READ(3, fixed(v, r->price, c, "p"));
+      case key_code("q"): return FH_READ(4, fixed(v, r->qty, c, "q"));
+      case key_code("f"): return FH_READ(5, integer(v, r->first_trade_id, c, "f"));
+      case key_code("l"): return FH_READ(6, integer(v, r->last_trade_id, c, "l"));
+      case key_code("T"): return FH_READ(7, timestamp(v, r->ts_trade, c, "T"));
+      case key_code("m"): return FH_READ(8, boolean(v, r->buyer_is_maker, c, "m"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x1ff, kNames, c) &&
+         sequence(KIND_AGG_TRADE, r->symbol, r->agg_id, r->agg_id, true, c);
+}
+
+bool Decoder::Impl::book_ticker(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"u", "s", "b", "B", "a", "A"};
+  auto* r = append<BookTickerRecord>(KIND_BOOK_TICKER, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_BOOK_TICKER, ([&] {
+    switch (key) {
+      case key_code("u"): return FH_READ(0, integer(v, r->update_id, c, "u"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("b"): return FH_READ(2, fixed(v, r->bid_price, c, "b"));
+      case key_code("B"): return FH_READ(3, fixed(v, r->bid_qty, c, "B"));
+      case key_code("a"): return FH_READ(4, fixed(v, r->ask_price, c, "a"));
+      case key_code("A"): return FH_READ(5, fixed(v, r->ask_qty, c, "A"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x3f, kNames, c) &&
+         sequence(KIND_BOOK_TICKER, r->symbol, r->update_id, r->update_id, false, c);
+}
+
+bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "U", "u", "b", "a"};
+  DepthRecord head{};
+  Table& t = tables[KIND_DEPTH];
+  const size_t first_row = t.size;
+  uint32_t seen = 0;
+  auto levels = [&](od::value& v, uint8_t side, const char* name) {
+    od::array arr;
+    if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
+    for (auto level_result : arr) {
+      od::array pair;
+      if (auto err = level_result.get_array().get(pair)) return json_fail(c, err, name);
+      auto* r = append<DepthRecord>(KIND_DEPTH, c);
+      if (!r) return false;
+      r->side = side;
+      int i = 0;
+      for (auto x_result : pair) {
+        od::value x;
+        if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
+        if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
+        if (!fixed(x, i == 0 ? r->price : r->qty, c, name)) return false;
+        ++i;
+      }
+      if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
+    }
+    return true;
+  };
+  FH_FIELDS(obj, c, KIND_DEPTH, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, head.ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, head.symbol, c));
+      case key_code("U"): return FH_READ(2, integer(v, head.first_update_id, c, "U"));
+      case key_code("u"): return FH_READ(3, integer(v, head.last_update_id, c, "u"));
+      case key_code("b"): return FH_READ(4, levels(v, SIDE_BID, "b"));
+      case key_code("a"): return FH_READ(5, levels(v, SIDE_ASK, "a"));
+      default: return true;
+    }
+  }()))
+  if (!required(seen, 0x3f, kNames, c)) return false;
+  if (t.size == first_row) {
+    auto* r = append<DepthRecord>(KIND_DEPTH, c);
+    if (!r) return false;
+    r->side = SIDE_NONE;
+  }
+  auto* rows = reinterpret_cast<DepthRecord*>(t.data);
+  for (size_t i = first_row; i < t.size; ++i) {
+    DepthRecord& r = rows[i];
+    r.ts_recv = c.ts_recv;
+    r.ts_event = head.ts_event;
+    r.first_update_id = head.first_update_id;
+    r.last_update_id = head.last_update_id;
+    std::memcpy(r.symbol, head.symbol, kSymbolWidth);
+  }
+  rows[first_row].flags |= DEPTH_FIRST;
+  rows[t.size - 1].flags |= DEPTH_LAST;
+  return sequence(KIND_DEPTH, head.symbol, head.first_update_id, head.last_update_id, true, c);
+}
+
+bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"lastUpdateId", "bids", "asks"};
+  auto* r = append<DepthPartialRecord>(KIND_DEPTH_PARTIAL, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  if (c.stream) {
+    r->levels = c.stream->levels;
+    std::memcpy(r->symbol, c.stream->symbol, kSymbolWidth);
+  }
+  uint32_t seen = 0;
+  auto levels = [&](od::value& v, int64_t* prices, int64_t* qtys, uint8_t& count,
+                    const char* name) {
+    od::array arr;
+    if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
+    for (auto level_result : arr) {
+      if (count == kPartialDepthLevels) return fail(c, ERR_TOO_MANY_LEVELS, name);
+      od::array pair;
+      if (auto err = level_result.get_array().get(pair)) return json_fail(c, err, name);
+      int i = 0;
+      for (auto x_result : pair) {
+        od::value x;
+        if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
+        if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
+        if (!fixed(x, i == 0 ? prices[count] : qtys[count], c, name)) return false;
+        ++i;
+      }
+      if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
+      ++count;
+    }
+    return true;
+  };
+  FH_FIELDS(obj, c, KIND_DEPTH_PARTIAL, ([&] {
+    switch (key) {
+      case key_code("lastUpdateId"):
+        return FH_READ(0, integer(v, r->last_update_id, c, "lastUpdateId"));
+      case key_code("bids"): return FH_READ(1, levels(v, r->bid_price, r->bid_qty, r->bid_count, "bids"));
+      case key_code("asks"): return FH_READ(2, levels(v, r->ask_price, r->ask_qty, r->ask_count, "asks"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x7, kNames, c);
+}
+
+bool Decoder::Impl::kline(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "k", "k.t", "k.T", "k.i", "k.f", "k.L",
+                                       "k.o", "k.c", "k.h", "k.l", "k.v", "k.n", "k.x",
+                                       "k.q", "k.V", "k.Q"};
+  auto* r = append<KlineRecord>(KIND_KLINE, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  if (c.stream) r->utc_offset_min = c.stream->utc_offset_min;
+  uint32_t seen = 0;
+  auto bar = [&](od::value& kv) {
+    od::object k;
+    if (auto err = kv.get_object().get(k)) return json_fail(c, err, "k");
+    for (auto field_result : k) {
+      od::field field;
+      if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "k");
+      const std::string_view name = field.escaped_key();
+      od::value& v = field.value();
+      bool ok = true;
+      if (name.size() != 1) continue;
+      switch (name[0]) {
+        case 't': ok = FH_READ(3, timestamp(v, r->ts_open, c, "k.t")); break;
+        case 'T': ok = FH_READ(4, timestamp(v, r->ts_close, c, "k.T")); break;
+        case 'i': ok = FH_READ(5, text(v, r->interval, sizeof r->interval, c, "k.i", ERR_WRONG_TYPE)); break;
+        case 'f': ok = FH_READ(6, integer(v, r->first_trade_id, c, "k.f")); break;
+        case 'L': ok = FH_READ(7, integer(v, r->last_trade_id, c, "k.L")); break;
+        case 'o': ok = FH_READ(8, fixed(v, r->open, c, "k.o")); break;
+        case 'c': ok = FH_READ(9, fixed(v, r->close, c, "k.c")); break;
+        case 'h': ok = FH_READ(10, fixed(v, r->high, c, "k.h")); break;
+        case 'l': ok = FH_READ(11, fixed(v, r->low, c, "k.l")); break;
+        case 'v': ok = FH_READ(12, fixed128(v, r->volume, c, "k.v")); break;
+        case 'n': ok = FH_READ(13, integer(v, r->n_trades, c, "k.n")); break;
+        case 'x': ok = FH_READ(14, boolean(v, r->closed, c, "k.x")); break;
+        case 'q': ok = FH_READ(15, fixed128(v, r->quote_volume, c, "k.q")); break;
+        case 'V': ok = FH_READ(16, fixed128(v, r->taker_buy_volume, c, "k.V")); break;
+        case 'Q': ok = FH_READ(17, fixed128(v, r->taker_buy_quote_volume, c, "k.Q")); break;
+        default: break;
+      }
+      if (!ok) return false;
+    }
+    return true;
+  };
+  FH_FIELDS(obj, c, KIND_KLINE, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("k"): return FH_READ(2, bar(v));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x3ffff, kNames, c);
+}
+
+bool Decoder::Impl::mini_ticker(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "c", "o", "h", "l", "v", "q"};
+  auto* r = append<MiniTickerRecord>(KIND_MINI_TICKER, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_MINI_TICKER, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("c"): return FH_READ(2, fixed(v, r->close, c, "c"));
+      case key_code("o"): return FH_READ(3, fixed(v, r->open, c, "o"));
+      case key_code("h"): return FH_READ(4, fixed(v, r->high, c, "h"));
+      case key_code("l"): return FH_READ(5, fixed(v, r->low, c, "l"));
+      case key_code("v"): return FH_READ(6, fixed128(v, r->volume, c, "v"));
+      case key_code("q"): return FH_READ(7, fixed128(v, r->quote_volume, c, "q"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0xff, kNames, c);
+}
+
+bool Decoder::Impl::ticker(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "p", "P", "w", "x", "c", "Q", "b", "B", "a",
+                                       "A", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"};
+  auto* r = append<TickerRecord>(KIND_TICKER, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_TICKER, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("p"): return FH_READ(2, fixed(v, r->price_change, c, "p"));
+      case key_code("P"): return FH_READ(3, fixed(v, r->price_change_pct, c, "P"));
+      case key_code("w"): return FH_READ(4, fixed(v, r->weighted_avg_price, c, "w"));
+      case key_code("x"): return FH_READ(5, fixed(v, r->prev_close, c, "x"));
+      case key_code("c"): return FH_READ(6, fixed(v, r->last_price, c, "c"));
+      case key_code("Q"): return FH_READ(7, fixed(v, r->last_qty, c, "Q"));
+      case key_code("b"): return FH_READ(8, fixed(v, r->bid_price, c, "b"));
+      case key_code("B"): return FH_READ(9, fixed(v, r->bid_qty, c, "B"));
+      case key_code("a"): return FH_READ(10, fixed(v, r->ask_price, c, "a"));
+      case key_code("A"): return FH_READ(11, fixed(v, r->ask_qty, c, "A"));
+      case key_code("o"): return FH_READ(12, fixed(v, r->open, c, "o"));
+      case key_code("h"): return FH_READ(13, fixed(v, r->high, c, "h"));
+      case key_code("l"): return FH_READ(14, fixed(v, r->low, c, "l"));
+      case key_code("v"): return FH_READ(15, fixed128(v, r->volume, c, "v"));
+      case key_code("q"): return FH_READ(16, fixed128(v, r->quote_volume, c, "q"));
+      case key_code("O"): return FH_READ(17, timestamp(v, r->ts_open, c, "O"));
+      case key_code("C"): return FH_READ(18, timestamp(v, r->ts_close, c, "C"));
+      case key_code("F"): return FH_READ(19, integer(v, r->first_trade_id, c, "F"));
+      case key_code("L"): return FH_READ(20, integer(v, r->last_trade_id, c, "L"));
+      case key_code("n"): return FH_READ(21, integer(v, r->n_trades, c, "n"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x3fffff, kNames, c);
+}
+
+bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "p", "P", "o", "h", "l", "c", "w",
+                                       "v", "q", "O", "C", "F", "L", "n"};
+  auto* r = append<WindowTickerRecord>(KIND_WINDOW_TICKER, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  bool event_ok = true;
+  std::memcpy(r->window, c.window, 2);
+  // The window comes from "e" ("1hTicker"), read here unless the dispatcher already did.
+  auto window = [&](od::value& v) {
+    std::string_view e;
+    if (auto err = v.get_string().get(e)) return json_fail(c, err, "e");
+    if (event_kind(e) != KIND_WINDOW_TICKER) return fail(c, ERR_UNKNOWN_EVENT, "e");
+    std::memcpy(r->window, e.data(), 2);
+    return true;
+  };
+  for (auto field_result : obj) {
+    od::field field;
+    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    const uint32_t key = key_code(field.escaped_key());
+    od::value& v = field.value();
+    switch (key) {
+      case key_code("e"): event_ok = c.event_seen ? true : window(v); break;
+      case key_code("E"): event_ok = FH_READ(0, timestamp(v, r->ts_event, c, "E")); break;
+      case key_code("s"): event_ok = FH_READ(1, symbol(v, r->symbol, c)); break;
+      case key_code("p"): event_ok = FH_READ(2, fixed(v, r->price_change, c, "p")); break;
+      case key_code("P"): event_ok = FH_READ(3, fixed(v, r->price_change_pct, c, "P")); break;
+      case key_code("o"): event_ok = FH_READ(4, fixed(v, r->open, c, "o")); break;
+      case key_code("h"): event_ok = FH_READ(5, fixed(v, r->high, c, "h")); break;
+      case key_code("l"): event_ok = FH_READ(6, fixed(v, r->low, c, "l")); break;
+      case key_code("c"): event_ok = FH_READ(7, fixed(v, r->last_price, c, "c")); break;
+      case key_code("w"): event_ok = FH_READ(8, fixed(v, r->weighted_avg_price, c, "w")); break;
+      case key_code("v"): event_ok = FH_READ(9, fixed128(v, r->volume, c, "v")); break;
+      case key_code("q"): event_ok = FH_READ(10, fixed128(v, r->quote_volume, c, "q")); break;
+      case key_code("O"): event_ok = FH_READ(11, timestamp(v, r->ts_open, c, "O")); break;
+      case key_code("C"): event_ok = FH_READ(12, timestamp(v, r->ts_close, c, "C")); break;
+      case key_code("F"): event_ok = FH_READ(13, integer(v, r->first_trade_id, c, "F")); break;
+      case key_code("L"): event_ok = FH_READ(14, integer(v, r->last_trade_id, c, "L")); break;
+      case key_code("n"): event_ok = FH_READ(15, integer(v, r->n_trades, c, "n")); break;
+      default: break;
+    }
+    if (!event_ok) return false;
+  }
+  return required(seen, 0xffff, kNames, c);
+}
+
+bool Decoder::Impl::avg_price(od::object& obj, Ctx& c) {
+  static const char* const kNames[] = {"E", "s", "i", "w", "T"};
+  auto* r = append<AvgPriceRecord>(KIND_AVG_PRICE, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  uint32_t seen = 0;
+  FH_FIELDS(obj, c, KIND_AVG_PRICE, ([&] {
+    switch (key) {
+      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
+      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
+      case key_code("i"): return FH_READ(2, text(v, r->interval, sizeof r->interval, c, "i", ERR_WRONG_TYPE));
+      case key_code("w"): return FH_READ(3, fixed(v, r->price, c, "w"));
+      case key_code("T"): return FH_READ(4, timestamp(v, r->ts_trade, c, "T"));
+      default: return true;
+    }
+  }()))
+  return required(seen, 0x1f, kNames, c);
+}
+
+// {"result":…,"id":…}, {"code":…,"msg":…}, {"e":"serverShutdown","E":…}
+bool Decoder::Impl::control(od::object& obj, Ctx& c) {
+  auto* r = append<ControlRecord>(KIND_CONTROL, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  r->id = -1;
+  r->type = c.event_seen || (c.stream && c.stream->kind == KIND_CONTROL) ? CONTROL_SERVER_SHUTDOWN
+                                                                         : CONTROL_RESULT;
+  FH_FIELDS(obj, c, KIND_CONTROL, ([&] {
+    switch (key) {
+      case key_code("E"): return timestamp(v, r->ts_event, c, "E");
+      case key_code("code"): r->type = CONTROL_ERROR; return integer(v, r->code, c, "code");
+      case key_code("id"): {
+        od::json_type type;
+        if (auto err = v.type().get(type)) return json_fail(c, err, "id");
+        return type != od::json_type::number || integer(v, r->id, c, "id");
+      }
+      default: return true;
+    }
+  }()))
+  return true;
+}
+
+#undef FH_FIELDS
+#undef FH_READ
+
+// --- public API ------------------------------------------------------------------------------
+
+Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
+Decoder::~Decoder() = default;
+
+void Decoder::attach(Kind kind, char* data, size_t capacity) noexcept {
+  impl_->tables[kind] = Table{data, capacity, 0};
+}
+
+const Table& Decoder::table(Kind kind) const noexcept { return impl_->tables[kind]; }
+
+bool Decoder::set_stream_hint(std::string_view stream) noexcept {
+  impl_->has_hint = classify_stream(stream, impl_->hint);
+  impl_->hint_name.assign(stream);
+  return impl_->has_hint;
+}
+
+void Decoder::set_time_unit_us(bool microseconds) noexcept {
+  impl_->time_scale = microseconds ? 1000 : 1000000;
+}
+
+void Decoder::set_max_frame(size_t bytes) noexcept { impl_->max_frame = bytes; }
+
+void Decoder::reset_sequences() noexcept {
+  for (auto& m : impl_->last_seq) m.clear();
+}
+
+DecodeResult Decoder::decode(const char* data, size_t size, size_t readable_after,
+                             int64_t ts_recv, bool is_text) noexcept {
+  if (!is_text) {
+    impl_->last_stream = impl_->hint_name;
+    return {STATUS_ERROR, KIND_NONE, ERR_BINARY_FRAME, ""};
+  }
+  return impl_->decode(data, size, readable_after, ts_recv);
+}
+
+std::string_view Decoder::last_stream() const noexcept { return impl_->last_stream; }
+
+const char* error_name(Error error) noexcept {
+  static const char* const kNames[ERR_COUNT] = {
+      "none",          "malformed_json",    "invalid_utf8",   "missing_field",
+      "wrong_type",    "bad_decimal",       "too_many_decimals", "overflow",
+      "unknown_stream", "unknown_event",    "oversized",      "binary_frame",
+      "symbol_too_long", "too_many_levels",
+  };
+  return error < ERR_COUNT ? kNames[error] : "unknown";
+}
+
+const char* simd_kernel() noexcept {
+  static const std::string name = simdjson::builtin_implementation()->name();
+  return name.c_str();
+}
+
+Error parse_decimal(const char* data, size_t size, bool wide, int64_t* lo, int64_t* hi) noexcept {
+  DecimalStatus status;
+  if (wide) {
+    int128 v = 0;
+    status = parse_fixed8(data, data + size, v);
+    *lo = static_cast<int64_t>(static_cast<uint64_t>(v));
+    *hi = static_cast<int64_t>(v >> 64);
+  } else {
+    status = parse_fixed8(data, data + size, *lo);
+    *hi = *lo < 0 ? -1 : 0;
+  }
+  return from_decimal(status);
+}
+
+}  // namespace fh

@@ -1,0 +1,88 @@
+// Binance Spot frame -> records. One Decoder per connection (it keeps per-symbol sequence state).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "records.h"
+
+namespace fh {
+
+enum Error : uint8_t {
+  ERR_NONE,
+  ERR_MALFORMED_JSON,
+  ERR_INVALID_UTF8,
+  ERR_MISSING_FIELD,
+  ERR_WRONG_TYPE,
+  ERR_BAD_DECIMAL,
+  ERR_TOO_MANY_DECIMALS,
+  ERR_OVERFLOW,
+  ERR_UNKNOWN_STREAM,
+  ERR_UNKNOWN_EVENT,
+  ERR_OVERSIZED,
+  ERR_BINARY_FRAME,
+  ERR_SYMBOL_TOO_LONG,
+  ERR_TOO_MANY_LEVELS,
+  ERR_COUNT,
+};
+
+const char* error_name(Error error) noexcept;
+
+enum Status : uint8_t { STATUS_OK, STATUS_ERROR, STATUS_FULL };
+
+// A caller-owned array the decoder appends rows to (numpy memory on the Python side).
+struct Table {
+  char* data = nullptr;
+  size_t capacity = 0;  // rows
+  size_t size = 0;      // rows written since the last attach()
+};
+
+struct DecodeResult {
+  Status status;
+  Kind kind;          // table written to; on STATUS_FULL the table that needs room
+  Error error;        // on STATUS_ERROR
+  const char* field;  // on STATUS_ERROR: the field at fault ("" when it is the frame itself)
+};
+
+class Decoder {
+ public:
+  Decoder();
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  void attach(Kind kind, char* data, size_t capacity) noexcept;
+  const Table& table(Kind kind) const noexcept;
+
+  // Raw /ws/<stream> connections: payloads without a symbol (partial depth) take it from here.
+  // Returns false when the stream name is not one we can decode.
+  bool set_stream_hint(std::string_view stream) noexcept;
+  void set_time_unit_us(bool microseconds) noexcept;  // timeUnit=MICROSECOND connections
+  void set_max_frame(size_t bytes) noexcept;
+  // Forget per-symbol sequence state (a new connection starts a new epoch).
+  void reset_sequences() noexcept;
+
+  // `readable_after`: bytes readable past data+size (picows tail_size); simdjson needs
+  // SIMDJSON_PADDING of them, else the frame is copied to a padded scratch buffer.
+  // All-or-nothing: a frame that fails or does not fit leaves every table as it was.
+  DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
+                      bool is_text) noexcept;
+
+  // The `stream` of the last decoded frame (combined wrapper or hint), for dead-letter headers.
+  std::string_view last_stream() const noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The SIMD kernel simdjson's On-Demand API was compiled for ("haswell", "icelake", "fallback").
+const char* simd_kernel() noexcept;
+
+// Exposed for tests: the exact decimal parser the decoder uses. Returns an Error.
+Error parse_decimal(const char* data, size_t size, bool wide, int64_t* lo, int64_t* hi) noexcept;
+
+}  // namespace fh

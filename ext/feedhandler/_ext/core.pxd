@@ -1,0 +1,87 @@
+# Declarations of the C++ core (ext/cpp). Extern only: cimporting this adds no runtime import.
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t
+from libcpp cimport bool as cbool
+from libcpp.string_view cimport string_view
+
+
+cdef extern from "records.h" namespace "fh" nogil:
+    const size_t kSymbolWidth
+
+    enum Kind:
+        KIND_TRADE
+        KIND_AGG_TRADE
+        KIND_BOOK_TICKER
+        KIND_DEPTH
+        KIND_DEPTH_PARTIAL
+        KIND_KLINE
+        KIND_MINI_TICKER
+        KIND_TICKER
+        KIND_WINDOW_TICKER
+        KIND_AVG_PRICE
+        KIND_CONTROL
+        KIND_GAP
+        KIND_COUNT
+        KIND_NONE
+
+    enum FieldType:
+        FT_I64
+        FT_I16
+        FT_U8
+        FT_I128
+        FT_BYTES
+        FT_FIXED8
+
+    struct FieldDesc:
+        const char* name
+        uint32_t offset
+        FieldType type
+        uint32_t count
+
+    struct KindDesc:
+        const char* name
+        const char* schema
+        uint16_t version
+        uint32_t itemsize
+        const FieldDesc* fields
+        uint32_t field_count
+
+    const KindDesc& kind_desc(Kind kind)
+
+
+cdef extern from "decoder.h" namespace "fh" nogil:
+    enum Error:
+        ERR_NONE
+        ERR_COUNT
+
+    const char* error_name(Error error)
+
+    enum Status:
+        STATUS_OK
+        STATUS_ERROR
+        STATUS_FULL
+
+    struct Table:
+        char* data
+        size_t capacity
+        size_t size
+
+    struct DecodeResult:
+        Status status
+        Kind kind
+        Error error
+        const char* field
+
+    cppclass Decoder:
+        Decoder() except +
+        void attach(Kind kind, char* data, size_t capacity)
+        const Table& table(Kind kind)
+        cbool set_stream_hint(string_view stream)
+        void set_time_unit_us(cbool microseconds)
+        void set_max_frame(size_t size)
+        void reset_sequences()
+        DecodeResult decode(const char* data, size_t size, size_t readable_after,
+                            int64_t ts_recv, cbool is_text)
+        string_view last_stream()
+
+    const char* simd_kernel()
+    Error parse_decimal(const char* data, size_t size, cbool wide, int64_t* lo, int64_t* hi)

@@ -1,0 +1,3 @@
+from feedhandler.cli import main
+
+raise SystemExit(main())

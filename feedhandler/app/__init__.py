@@ -1,0 +1,1 @@
+"""The `feedhandler run` process."""

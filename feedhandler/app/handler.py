@@ -1,0 +1,187 @@
+"""The feed handler process: shards -> decoders -> sink, plus the timers that serve them.
+
+Python runs here per batch (on_batch), per bad frame (on_error) and per timer tick; never per
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from feedhandler._ext.decoder import Decoder
+from feedhandler.config import HandlerConfig
+from feedhandler.records import SCHEMAS
+from feedhandler.sinks.base import Sink
+from feedhandler.sinks.null import NullSink
+from feedhandler.supervisor.connection import ShardConnection
+from feedhandler.supervisor.plan import plan
+
+log = logging.getLogger(__name__)
+
+SERVICE_INTERVAL_S = 0.002  # linger checks and Kafka delivery reports
+
+
+@dataclass
+class HandlerStats:
+    frames: int = 0
+    records: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    gaps: int = 0
+    reconnects: int = 0
+    elapsed_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.frames / self.elapsed_s if self.elapsed_s else 0.0
+        return {"frames": self.frames, "records": dict(self.records), "errors": dict(self.errors),
+                "gaps": self.gaps, "reconnects": self.reconnects,
+                "elapsed_s": round(self.elapsed_s, 3), "frames_per_s": round(rate)}
+
+
+def make_sink(config: HandlerConfig) -> Sink:
+    if config.sink == "null":
+        return NullSink()
+    from feedhandler.sinks.kafka import KafkaSink, KafkaSinkConfig
+
+    return KafkaSink(KafkaSinkConfig(
+        bootstrap=config.kafka.bootstrap,
+        topic_template=config.kafka.topic_template,
+        encoding=config.kafka.encoding,
+        instance=config.instance or socket.gethostname(),
+        backlog_limit_bytes=config.kafka.backlog_limit_mb << 20,
+        producer=config.kafka.producer,
+    ))
+
+
+class Handler:
+    def __init__(self, config: HandlerConfig, sink: Sink | None = None) -> None:
+        self.config = config
+        self.sink = sink if sink is not None else make_sink(config)
+        self.stats = HandlerStats()
+        self._stop = asyncio.Event()
+        self._logged_reasons: set[str] = set()
+        self._paused = False
+        self.shards = [
+            self._connection(shard)
+            for shard in plan(config.url, config.streams,
+                              config.connection.streams_per_connection,
+                              config.connection.time_unit)
+        ]
+
+    def _connection(self, shard: Any) -> ShardConnection:
+        holder: list[ShardConnection] = []
+
+        def on_batch(kind: str, records: np.ndarray) -> None:
+            self.stats.records[kind] += len(records)
+            if kind == "gap":
+                self._publish_gaps(records)
+            elif kind != "control":  # control frames are published by on_control
+                self.sink.publish_batch(kind, records, holder[0].epoch)
+
+        batch = self.config.batch
+        decoder = Decoder(
+            on_batch, self._on_error, self._on_control,
+            batch_rows={kind: int(batch.per_kind.get(kind, {}).get("rows", batch.rows))
+                        for kind in SCHEMAS},
+            linger_ms=batch.linger_ms,
+            max_frame=self.config.connection.max_frame_bytes,
+            time_unit=self.config.connection.time_unit,
+        )
+        conn = ShardConnection(shard, self.config, decoder, self._publish_event,
+                               max_frames=self.config.max_messages,
+                               on_limit=self._maybe_done)
+        holder.append(conn)
+        return conn
+
+    # --- callbacks from the decoders ------------------------------------------------------
+    def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+        self.stats.errors[reason] += 1
+        if reason not in self._logged_reasons:  # once per reason, with a sample
+            self._logged_reasons.add(reason)
+            log.error("rejected frame: %s at field %r of stream %r; sample: %r (further %s "
+                      "errors are counted, not logged)", reason, field, stream, frame[:200], reason)
+        self.sink.publish_dead_letter(reason, field, stream, frame)
+
+    def _on_control(self, frame: bytes) -> None:
+        self._publish_event({"type": "exchange_control", "message": frame.decode("utf-8", "replace")})
+
+    def _publish_gaps(self, rows: np.ndarray) -> None:
+        reasons = {1: "missing", 2: "backwards"}
+        for row in rows:
+            self.stats.gaps += 1
+            self._publish_event({
+                "type": "gap", "reason": reasons.get(int(row["reason"]), "unknown"),
+                "kind": SCHEMAS_BY_INDEX[int(row["kind"])],
+                "symbol": bytes(row["symbol"]).decode(),
+                "expected": int(row["expected"]), "received": int(row["received"]),
+                "ts_recv": int(row["ts_recv"]),
+            })
+
+    def _publish_event(self, event: dict[str, Any]) -> None:
+        if event["type"] == "disconnected":
+            self.stats.reconnects += 1
+        self.sink.publish_control(event)
+
+    def _maybe_done(self) -> None:
+        if self.config.max_messages and \
+                sum(s.frames for s in self.shards) >= self.config.max_messages:
+            self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- main loop ------------------------------------------------------------------------
+    async def _service(self) -> None:
+        limit = self.config.kafka.backlog_limit_mb << 20
+        while not self._stop.is_set():
+            for shard in self.shards:
+                shard.decoder.flush_expired()
+            self.sink.service()
+            self._maybe_done()
+            backlog = self.sink.backlog_bytes()
+            if not self._paused and backlog > limit:
+                self._paused = True
+                log.warning("sink backlog %d bytes over limit: pausing exchange reads", backlog)
+                for shard in self.shards:
+                    shard.pause_reading()
+            elif self._paused and backlog < limit // 2:
+                self._paused = False
+                log.warning("sink backlog drained: resuming exchange reads")
+                for shard in self.shards:
+                    shard.resume_reading()
+            await asyncio.sleep(SERVICE_INTERVAL_S)
+
+    async def run(self) -> HandlerStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(s.run(self._stop)) for s in self.shards]
+        tasks.append(asyncio.create_task(self._service()))
+        if self.config.duration_s:
+            loop.call_later(self.config.duration_s, self.stop)
+        try:
+            await self._stop.wait()
+        finally:
+            self.stats.elapsed_s = time.perf_counter() - started
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for shard in self.shards:
+                shard.decoder.flush()
+            self.stats.frames = sum(s.frames for s in self.shards)
+            undelivered = self.sink.close(self.config.shutdown_timeout_s)
+            if undelivered:
+                log.error("%d messages undelivered at shutdown", undelivered)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return self.stats
+
+
+SCHEMAS_BY_INDEX = list(SCHEMAS)

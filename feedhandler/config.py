@@ -1,0 +1,150 @@
+"""Handler configuration: YAML file < environment (FEEDHANDLER_*) < command-line flags.
+
+Every key is validated on load; an unknown key or a wrong type fails with the key's dotted
+path, so a typo in a ConfigMap is an error at start, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    topic_template: str = "{exchange}.{market}.{kind}"
+    encoding: str = "records"  # records | json
+    backlog_limit_mb: int = 256  # beyond this, reading from the exchange pauses
+    producer: dict[str, Any] = field(default_factory=dict)  # librdkafka settings
+
+
+@dataclass
+class BatchConfig:
+    rows: int = 4096  # flush a kind's batch at this many records...
+    linger_ms: float = 5.0  # ...or when its first record is this old
+    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> rows/linger
+
+
+@dataclass
+class ConnectionConfig:
+    streams_per_connection: int = 200  # Binance allows 1024; URLs get long before that
+    max_frame_bytes: int = 1 << 20  # larger frames are dead-lettered, not parsed
+    time_unit: str = "ms"  # ms | us (timeUnit=MICROSECOND)
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    ping_interval_s: float = 30.0  # our own staleness pings (Binance counts them: keep rare)
+    ping_timeout_s: float = 10.0
+
+
+@dataclass
+class HandlerConfig:
+    url: str = "wss://stream.binance.com:9443"
+    streams: list[str] = field(default_factory=lambda: ["btcusdt@bookTicker"])
+    sink: str = "kafka"  # kafka | null
+    instance: str = ""  # defaults to the host name
+    max_messages: int = 0  # stop after this many data frames (0 = run until stopped)
+    duration_s: float = 0.0  # stop after this long (0 = run until stopped)
+    shutdown_timeout_s: float = 10.0
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+
+    def validate(self) -> None:
+        if self.sink not in ("kafka", "null"):
+            raise ConfigError(f"sink: must be kafka or null, not {self.sink!r}")
+        if self.kafka.encoding not in ("records", "json"):
+            raise ConfigError(f"kafka.encoding: must be records or json, not {self.kafka.encoding!r}")
+        if self.connection.time_unit not in ("ms", "us"):
+            raise ConfigError("connection.time_unit: must be ms or us")
+        if not self.streams:
+            raise ConfigError("streams: at least one stream is required")
+        if not 1 <= self.connection.streams_per_connection <= 1024:
+            raise ConfigError("connection.streams_per_connection: must be within 1..1024")
+
+
+def _coerce(path: str, hint: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        return _build(hint, value, path)
+    origin = getattr(hint, "__origin__", hint)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list")
+        return [str(v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        return value
+    try:
+        if hint is bool and isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r}") from None
+
+
+def _build(cls: Any, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{sorted(unknown)[0]}")
+    kwargs = {k: _coerce(f"{prefix}{k}", hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    """FEEDHANDLER_KAFKA__BOOTSTRAP=… -> {"kafka": {"bootstrap": …}} (double underscore nests)."""
+    dotted = {
+        k[len("FEEDHANDLER_"):].lower().replace("__", "."): v
+        for k, v in environ.items()
+        if k.startswith("FEEDHANDLER_") and not k.startswith("FEEDHANDLER_BUILD")
+        and k not in ("FEEDHANDLER_SANITIZE", "FEEDHANDLER_ANNOTATE", "FEEDHANDLER_MARCH")
+    }
+    return _nested(dotted)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> HandlerConfig:
+    """`overrides` uses dotted keys ("kafka.bootstrap") and wins over file and environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = loaded
+    data = _merge(data, _from_env(dict(os.environ if environ is None else environ)))
+    data = _merge(data, _nested({k: v for k, v in (overrides or {}).items() if v is not None}))
+    config = _build(HandlerConfig, data)
+    config.validate()
+    return config

@@ -1,0 +1,37 @@
+"""Streams -> connections (shards), stable for a given stream list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    streams: tuple[str, ...]
+    url: str
+
+
+def shard_url(base_url: str, streams: tuple[str, ...], time_unit: str) -> str:
+    """`/stream?streams=a/b` on the base URL; a URL that already has a path is used as is."""
+    parts = urlsplit(base_url)
+    if parts.path not in ("", "/"):
+        return base_url
+    query = "streams=" + "/".join(quote(s, safe="@!_") for s in streams)
+    if time_unit == "us":
+        query += "&timeUnit=MICROSECOND"
+    return f"{parts.scheme}://{parts.netloc}/stream?{query}"
+
+
+def plan(base_url: str, streams: list[str], per_connection: int, time_unit: str = "ms",
+         shard_index: int = 0, shard_count: int = 1) -> list[Shard]:
+    """Split `streams` into connections of at most `per_connection` streams.
+
+    Streams are sorted (then de-duplicated) so the plan does not depend on list order;
+    `shard_index`/`shard_count` select this replica's part when several handlers share a plan.
+    """
+    unique = sorted(set(streams))
+    mine = [s for i, s in enumerate(unique) if i % shard_count == shard_index]
+    groups = [tuple(mine[i : i + per_connection]) for i in range(0, len(mine), per_connection)]
+    return [Shard(i, g, shard_url(base_url, g, time_unit)) for i, g in enumerate(groups)]

@@ -1,0 +1,1 @@
+"""Test and benchmark support: helpers that run real local services."""
