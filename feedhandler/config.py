@@ -52,6 +52,8 @@ class HandlerConfig:
     streams: list[str] = field(default_factory=lambda: ["btcusdt@bookTicker"])
     sink: str = "kafka"  # kafka | null
     instance: str = ""  # defaults to the host name
+    shard_index: int = 0  # this replica's part of the stream plan...
+    shard_count: int = 1  # ...when several replicas share one config
     max_messages: int = 0  # stop after this many data frames (0 = run until stopped)
     duration_s: float = 0.0  # stop after this long (0 = run until stopped)
     shutdown_timeout_s: float = 10.0
@@ -63,11 +65,14 @@ class HandlerConfig:
         if self.sink not in ("kafka", "null"):
             raise ConfigError(f"sink: must be kafka or null, not {self.sink!r}")
         if self.kafka.encoding not in ("records", "json"):
-            raise ConfigError(f"kafka.encoding: must be records or json, not {self.kafka.encoding!r}")
+            raise ConfigError(f"kafka.encoding: must be records or json, not "
+                              f"{self.kafka.encoding!r}")
         if self.connection.time_unit not in ("ms", "us"):
             raise ConfigError("connection.time_unit: must be ms or us")
         if not self.streams:
             raise ConfigError("streams: at least one stream is required")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ConfigError(f"shard_index: must be within 0..{self.shard_count - 1}")
         if not 1 <= self.connection.streams_per_connection <= 1024:
             raise ConfigError("connection.streams_per_connection: must be within 1..1024")
 
@@ -76,7 +81,7 @@ def _coerce(path: str, hint: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping")
-        return _build(hint, value, path)
+        return _build(hint, value, f"{path}.")
     origin = getattr(hint, "__origin__", hint)
     if origin is list:
         if isinstance(value, str):

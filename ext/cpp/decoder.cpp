@@ -220,7 +220,17 @@ struct Decoder::Impl {
     return fail(c, from_simdjson(err), where);
   }
   static bool integer(od::value& v, int64_t& out, Ctx& c, const char* name) {
-    if (auto err = v.get_int64().get(out)) return json_fail(c, err, name);
+    if (auto err = v.get_int64().get(out)) {
+      // simdjson calls an integer past the int64 range INCORRECT_TYPE; to us it is an overflow.
+      od::json_type type;
+      od::number_type ntype;
+      if (err == simdjson::INCORRECT_TYPE && !v.type().get(type) &&
+          type == od::json_type::number && !v.get_number_type().get(ntype) &&
+          (ntype == od::number_type::unsigned_integer || ntype == od::number_type::big_integer)) {
+        return fail(c, ERR_OVERFLOW, name);
+      }
+      return json_fail(c, err, name);
+    }
     return true;
   }
   bool timestamp(od::value& v, int64_t& out, Ctx& c, const char* name) const {
@@ -268,6 +278,8 @@ struct Decoder::Impl {
     if (auto err = v.get_string().get(s)) return json_fail(c, err, name);
     if (s.size() > width) return fail(c, too_long, name);
     std::memcpy(out, s.data(), s.size());
+    // A repeated key must not leave the tail of a longer earlier value behind.
+    std::memset(out + s.size(), 0, width - s.size());
     return true;
   }
   static bool symbol(od::value& v, char (&out)[kSymbolWidth], Ctx& c) {

@@ -36,6 +36,7 @@ inline DecimalStatus parse_fixed8(const char* p, const char* end, T& out) noexce
   while (p < end && static_cast<unsigned>(*p - '0') <= 9) push_digit(*p++);
 
   int decimals = 0;
+  bool inexact = false;  // a non-zero digit past the 8th decimal
   if (p < end && *p == '.') {
     ++p;
     if (p == end || static_cast<unsigned>(*p - '0') > 9) return DecimalStatus::malformed;
@@ -43,12 +44,14 @@ inline DecimalStatus parse_fixed8(const char* p, const char* end, T& out) noexce
       if (decimals < kScaleDigits) {
         push_digit(*p);
         ++decimals;
-      } else if (*p != '0') {
-        return DecimalStatus::too_many_decimals;
+      } else {
+        inexact |= *p != '0';
       }
     }
   }
+  // Syntax first: "1.123456789x" is malformed, not merely too precise.
   if (p != end) return DecimalStatus::malformed;
+  if (inexact) return DecimalStatus::too_many_decimals;
   for (; decimals < kScaleDigits; ++decimals) {
     overflow |= __builtin_mul_overflow(mantissa, U(10), &mantissa);
   }

@@ -73,7 +73,7 @@ class Handler:
             self._connection(shard)
             for shard in plan(config.url, config.streams,
                               config.connection.streams_per_connection,
-                              config.connection.time_unit)
+                              config.connection.time_unit, config.shard_index, config.shard_count)
         ]
 
     def _connection(self, shard: Any) -> ShardConnection:
@@ -111,7 +111,8 @@ class Handler:
         self.sink.publish_dead_letter(reason, field, stream, frame)
 
     def _on_control(self, frame: bytes) -> None:
-        self._publish_event({"type": "exchange_control", "message": frame.decode("utf-8", "replace")})
+        message = frame.decode("utf-8", "replace")
+        self._publish_event({"type": "exchange_control", "message": message})
 
     def _publish_gaps(self, rows: np.ndarray) -> None:
         reasons = {1: "missing", 2: "backwards"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (flags and FEEDHANDLER_* env override it)")
     p.add_argument("--url", help="exchange base URL, e.g. wss://stream.binance.com:9443")
-    p.add_argument("--streams", help="comma-separated stream names, e.g. btcusdt@trade,ethusdt@depth")
+    p.add_argument("--streams", help="comma-separated stream names: btcusdt@trade,ethusdt@depth")
     p.add_argument("--sink", choices=["kafka", "null"])
     p.add_argument("--kafka-bootstrap", dest="kafka.bootstrap")
     p.add_argument("--encoding", dest="kafka.encoding", choices=["records", "json"])

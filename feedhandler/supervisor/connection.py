@@ -7,6 +7,7 @@ delivering is a window in which data may have been missed, so it is published as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -55,7 +56,8 @@ class ShardConnection:
         self._publish_event = publish_event
         self._max_frames = max_frames
         self._on_limit = on_limit
-        self._backoff = Backoff(config.connection.backoff_initial_s, config.connection.backoff_max_s)
+        self._backoff = Backoff(config.connection.backoff_initial_s,
+                                config.connection.backoff_max_s)
         self._lost_at_ns = 0
 
     @property
@@ -74,23 +76,30 @@ class ShardConnection:
         self._publish_event({"type": kind, "shard": self.shard.index, "epoch": self.epoch,
                              "ts_ns": time.time_ns(), **fields})
 
+    def _make_listener(self) -> FeedListener:
+        # Frames still owed under --max-messages, across reconnects.
+        remaining = self._max_frames - self.frames if self._max_frames else 0
+        return FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached)
+
+    def _limit_reached(self, _listener: FeedListener) -> None:
+        if self._on_limit is not None:
+            self._on_limit()
+
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config.connection
         while not stop.is_set():
             self.epoch += 1
             self.decoder.reset_sequences()
-            remaining = self._max_frames - self.frames if self._max_frames else 0
             try:
                 transport, listener = await ws_connect(
-                    lambda: FeedListener(self.decoder, max_frames=remaining,
-                                         on_limit=lambda _l: self._on_limit and self._on_limit()),
+                    self._make_listener,
                     self.shard.url,
                     enable_auto_ping=True,
                     auto_ping_idle_timeout=cfg.ping_interval_s,
                     auto_ping_reply_timeout=cfg.ping_timeout_s,
                     max_frame_size=max(cfg.max_frame_bytes * 4, 16 << 20),
                 )
-            except (OSError, WSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, WSError) as exc:
                 delay = self._backoff.next_delay()
                 log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs",
                             self.shard.index, self.shard.url, exc, delay)
@@ -124,7 +133,5 @@ class ShardConnection:
 
 
 async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), delay)
-    except asyncio.TimeoutError:
-        pass

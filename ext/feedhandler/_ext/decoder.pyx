@@ -1,6 +1,11 @@
 # Binance frames -> batches of numpy records. The C++ core appends rows straight into numpy
 # memory; this class hands full (or lingering) batches to Python and reports bad frames.
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_Check,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
@@ -142,6 +147,19 @@ cdef class Decoder:
         cdef int64_t ts = now_ns() if ts_recv is None else ts_recv
         cdef const char* ptr = <const char*>&view[0] if view.shape[0] else <const char*>""
         self.feed(ptr, view.shape[0], 0, ts, is_text)
+
+    def decode_many(self, list frames, ts_recv=None, bint is_text=True):
+        """Decode a list of frames with one Python call: a C loop over feed(), as the listener
+        runs it. `ts_recv` stamps every frame (default: the wall clock at each frame)."""
+        cdef bint clock = ts_recv is None
+        cdef int64_t ts = 0 if clock else ts_recv
+        for frame in frames:  # a callback may mutate the list: iterate, do not index
+            if clock:
+                ts = now_ns()
+            if PyBytes_Check(frame):
+                self.feed(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts, is_text)
+            else:
+                self.decode(frame, ts, is_text)
 
     def flush(self):
         """Hand over every open batch."""

@@ -1,0 +1,136 @@
+"""The handler against the in-process simulator: reconnect gaps, dead letters, sequence gaps."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from feedhandler.app.handler import Handler
+from feedhandler.config import load_config
+from feedhandler.simulator.testing import SimulatorServer
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, np.ndarray, int]] = []
+        self.dead: list[tuple[str, str, str, bytes]] = []
+        self.events: list[dict[str, Any]] = []
+        self.closed = False
+
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int) -> None:
+        self.batches.append((kind, records, epoch))
+
+    def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+        self.dead.append((reason, field, stream, frame))
+
+    def publish_control(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def service(self) -> None:
+        pass
+
+    def backlog_bytes(self) -> int:
+        return 0
+
+    def close(self, timeout: float) -> int:
+        self.closed = True
+        return 0
+
+    def rows(self, kind: str) -> int:
+        return sum(len(r) for k, r, _ in self.batches if k == kind)
+
+
+def config(url: str, **overrides: Any) -> Any:
+    return load_config(None, {"url": url, "streams": "btcusdt@trade,ethusdt@bookTicker",
+                              "sink": "null", "connection.backoff_initial_s": 0.01,
+                              "batch.linger_ms": 1.0, **overrides}, environ={})
+
+
+def sync(test: Any) -> Any:
+    """Run an async test on a fresh event loop (no plugin needed)."""
+    def wrapper() -> None:
+        asyncio.run(test())
+
+    wrapper.__name__ = test.__name__
+    return wrapper
+
+
+async def run_until(handler: Handler, predicate: Any, timeout: float = 10.0) -> None:
+    task = asyncio.create_task(handler.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    finally:
+        handler.stop()
+        await task
+
+
+@sync
+async def test_reconnect_publishes_disconnect_and_gap_then_resumes() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url), sink)
+
+        async def drop_once() -> None:
+            await sim.wait_for_connections(1)
+            await asyncio.sleep(0.2)
+            sim.faults.drop()
+
+        dropper = asyncio.create_task(drop_once())
+        await run_until(handler, lambda: any(e["type"] == "gap" for e in sink.events)
+                        and any(b[2] == 2 for b in sink.batches))
+        await dropper
+    types = [e["type"] for e in sink.events]
+    assert types[:1] == ["connected"]
+    assert "disconnected" in types and types.count("connected") >= 2
+    gap = next(e for e in sink.events if e["type"] == "gap")
+    assert gap["reason"] == "reconnect" and gap["to_ns"] > gap["from_ns"] > 0
+    assert gap["epoch"] == 2
+    assert {b[2] for b in sink.batches} >= {1, 2}  # records carry the epoch they came in on
+    assert handler.stats.reconnects >= 1 and sink.closed
+
+
+@sync
+async def test_bad_frames_are_dead_lettered_without_losing_neighbours() -> None:
+    async with SimulatorServer(rate=3000.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url), sink)
+
+        async def inject() -> None:
+            await sim.wait_for_connections(1)
+            for _ in range(3):
+                await asyncio.sleep(0.05)
+                sim.faults.malformed()
+
+        injector = asyncio.create_task(inject())
+        await run_until(handler, lambda: len(sink.dead) >= 3 and sink.rows("trade") > 50)
+        await injector
+    assert len(sink.dead) >= 3
+    reason, _field, _stream, frame = sink.dead[0]
+    assert reason == "malformed_json" and frame
+    assert handler.stats.errors["malformed_json"] == len(sink.dead)
+    trades = np.concatenate([r for k, r, _ in sink.batches if k == "trade"])
+    ids = trades["trade_id"][trades["symbol"] == b"BTCUSDT"]
+    assert (np.diff(ids) == 1).all(), "no good trade lost around the bad frames"
+
+
+@sync
+async def test_sequence_gap_becomes_a_control_event() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url), sink)
+
+        async def skip() -> None:
+            await sim.wait_for_connections(1)
+            await asyncio.sleep(0.1)
+            sim.faults.gap("btcusdt@trade", n=3)
+
+        skipper = asyncio.create_task(skip())
+        await run_until(handler, lambda: any(e["type"] == "gap" for e in sink.events))
+        await skipper
+    gap = next(e for e in sink.events if e["type"] == "gap")
+    assert gap["kind"] == "trade" and gap["symbol"] == "BTCUSDT" and gap["reason"] == "missing"
+    assert gap["received"] - gap["expected"] == 3

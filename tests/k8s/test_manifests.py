@@ -1,0 +1,55 @@
+"""Offline validation of the Kubernetes base: structure, hardening, and a loadable config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedhandler.config import load_config
+from feedhandler.supervisor.plan import plan
+
+BASE = Path(__file__).resolve().parents[2] / "k8s" / "base"
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((BASE / name).read_text())
+
+
+def test_kustomization_lists_existing_files() -> None:
+    kustomization = load("kustomization.yaml")
+    files = kustomization["resources"] + kustomization["configMapGenerator"][0]["files"]
+    assert files == ["statefulset.yaml", "service.yaml", "pdb.yaml", "feedhandler.yaml"]
+    assert all((BASE / f).is_file() for f in files)
+
+
+def test_statefulset_is_hardened_and_sharded() -> None:
+    sts = load("statefulset.yaml")
+    assert sts["kind"] == "StatefulSet" and sts["spec"]["serviceName"] == "feedhandler"
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["FEEDHANDLER_SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    assert container["args"][-1] == "/etc/feedhandler/feedhandler.yaml"
+
+
+def test_pdb_and_service() -> None:
+    assert load("pdb.yaml")["spec"]["maxUnavailable"] == 1
+    assert load("service.yaml")["spec"]["clusterIP"] == "None"
+
+
+def test_configmap_is_a_valid_handler_config() -> None:
+    env = {"FEEDHANDLER_SHARD_INDEX": "0", "FEEDHANDLER_SHARD_COUNT": "1"}
+    config = load_config(BASE / "feedhandler.yaml", environ=env)
+    assert config.sink == "kafka" and len(config.streams) == 8
+    assert config.batch.per_kind["bookTicker"] == {"rows": 512, "linger_ms": 1}
+    shards = plan(config.url, config.streams, config.connection.streams_per_connection)
+    assert [len(s.streams) for s in shards] == [8]
+    assert shards[0].url.startswith("wss://stream.binance.com:9443/stream?streams=")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import random
+
+from feedhandler.supervisor.connection import Backoff
+from feedhandler.supervisor.plan import plan, shard_url
+
+
+def test_plan_is_sorted_deduplicated_and_bounded() -> None:
+    streams = [f"s{i:03d}@trade" for i in range(250)]
+    shards = plan("ws://h:1", [*reversed(streams), streams[0]], 100)
+    assert [len(s.streams) for s in shards] == [100, 100, 50]
+    assert shards[0].streams[0] == "s000@trade" and shards[2].streams[-1] == "s249@trade"
+    assert [s.index for s in shards] == [0, 1, 2]
+
+
+def test_replicas_split_the_plan_disjointly() -> None:
+    streams = [f"s{i}@trade" for i in range(10)]
+    parts = [plan("ws://h", streams, 1024, shard_index=i, shard_count=3) for i in range(3)]
+    mine = [set(p[0].streams) for p in parts]
+    assert set().union(*mine) == set(streams)
+    assert sum(len(m) for m in mine) == 10
+
+
+def test_shard_url_encodes_and_keeps_explicit_paths() -> None:
+    url = shard_url("ws://h:1", ("btcusdt@kline_1h@+08:00", "!miniTicker@arr"), "us")
+    assert url == ("ws://h:1/stream?streams=btcusdt@kline_1h@%2B08%3A00/!miniTicker@arr"
+                   "&timeUnit=MICROSECOND")
+    assert shard_url("ws://h/ws/btcusdt@trade", ("x",), "ms") == "ws://h/ws/btcusdt@trade"
+
+
+def test_backoff_is_capped_jittered_and_resettable() -> None:
+    backoff = Backoff(0.5, 4.0, random.Random(1))
+    delays = [backoff.next_delay() for _ in range(8)]
+    caps = [0.5, 1, 2, 4, 4, 4, 4, 4]
+    assert all(0 <= d <= c for d, c in zip(delays, caps, strict=True))
+    assert len(set(delays)) == 8  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
