@@ -1,0 +1,57 @@
+"""Kline bar boundaries for every Binance interval, in UTC or the `@+08:00` variant.
+
+Times are microseconds since the Unix epoch. Bars from 1s to 1d tile the time line from the
+epoch; 3d bars do too (assumption: Binance does not document their anchor); 1w bars start on
+Monday 00:00; 1M bars on the first of the calendar month. With `utc8` the boundaries are those
+of the UTC+8 clock while the timestamps stay plain Unix time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
+UTC8_OFFSET_US = 8 * HOUR_US
+
+_MONTH = 0  # marker: calendar month, no fixed span
+KLINE_SPANS_US: dict[str, int] = {
+    "1s": SECOND_US,
+    "1m": MINUTE_US,
+    "3m": 3 * MINUTE_US,
+    "5m": 5 * MINUTE_US,
+    "15m": 15 * MINUTE_US,
+    "30m": 30 * MINUTE_US,
+    "1h": HOUR_US,
+    "2h": 2 * HOUR_US,
+    "4h": 4 * HOUR_US,
+    "6h": 6 * HOUR_US,
+    "8h": 8 * HOUR_US,
+    "12h": 12 * HOUR_US,
+    "1d": DAY_US,
+    "3d": 3 * DAY_US,
+    "1w": 7 * DAY_US,
+    "1M": _MONTH,
+}
+_WEEK_ANCHOR_US = 4 * DAY_US  # 1970-01-01 was a Thursday; the first Monday is 4 days later
+
+
+def bar_bounds(interval: str, t_us: int, utc8: bool = False) -> tuple[int, int]:
+    """[start, end) of the `interval` bar containing `t_us`."""
+    offset = UTC8_OFFSET_US if utc8 else 0
+    local = t_us + offset
+    span = KLINE_SPANS_US[interval]
+    if span == _MONTH:
+        day = datetime.fromtimestamp(local // SECOND_US, UTC)
+        year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+        start = datetime(day.year, day.month, 1, tzinfo=UTC)
+        end = datetime(year, month, 1, tzinfo=UTC)
+        return (
+            int(start.timestamp()) * SECOND_US - offset,
+            int(end.timestamp()) * SECOND_US - offset,
+        )
+    anchor = _WEEK_ANCHOR_US if interval == "1w" else 0
+    start = (local - anchor) // span * span + anchor
+    return start - offset, start + span - offset

@@ -1,0 +1,190 @@
+"""The simulator server: listens, admits or refuses handshakes, builds connections, shuts down.
+
+Handshake admission, in order: faults forcing a refusal, the per-IP attempt limit (429/418 with
+`Retry-After`), the request target (404/400), the initial stream set (400). Everything after the
+upgrade belongs to `Connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from http import HTTPStatus
+
+import aiofastnet
+import orjson
+from picows import WSAutoPingStrategy, WSUpgradeRequest, WSUpgradeResponse
+from picows import WSUpgradeResponseWithListener as Answer
+
+# picows' public ws_create_server() does not show the listener factory the client's address,
+# which the per-IP attempt limit must know before it answers the handshake; so we build the
+# protocol ourselves, exactly as ws_create_server does (picows 2.3.1, pinned).
+from picows.picows import WSProtocol
+
+from feedhandler.simulator.server.config import SimulatorConfig
+from feedhandler.simulator.server.connection import Connection
+from feedhandler.simulator.server.faults import Faults, HandshakeFaults
+from feedhandler.simulator.server.limits import AttemptLimiter, Refusal
+from feedhandler.simulator.server.pacing import FastPacer, Pacer, RatePacer, RecordedPacer
+from feedhandler.simulator.server.replay import ReplayFactory, ReplaySource
+from feedhandler.simulator.server.source import FrameSource, MarketSource, SourceFactory
+from feedhandler.simulator.server.subscriptions import SubscriptionError, Subscriptions
+from feedhandler.simulator.server.tls import server_context
+from feedhandler.simulator.server.urls import UrlError, parse_target
+
+_LOG = logging.getLogger(__name__)
+_PICOWS_LOG = logging.getLogger("picows.simulator")
+
+
+def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Answer:
+    body = orjson.dumps({"code": code, "msg": msg})
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return Answer(WSUpgradeResponse.create_error_response(status, body, headers), None)
+
+
+def _refused(refusal: Refusal) -> Answer:
+    phrase = HTTPStatus(refusal.status).phrase
+    return _error(
+        refusal.status,
+        -1003,
+        f"{phrase}: too many connection attempts; retry after {refusal.retry_after} s",
+        {"Retry-After": str(refusal.retry_after)},
+    )
+
+
+class Simulator:
+    """A Binance-compatible stream server. `await start()`, `await stop()`; see `testing` for
+    the context manager tests use."""
+
+    def __init__(self, config: SimulatorConfig, source: SourceFactory | None = None) -> None:
+        self.config = config
+        self._source = source
+        self._connections: dict[int, Connection] = {}
+        self._ids = itertools.count(1)
+        self._attempts = AttemptLimiter(
+            config.max_attempts, config.attempt_window, config.ban_after, config.ban_duration
+        )
+        self._handshake_faults = HandshakeFaults(config.faults)
+        self.faults = Faults(lambda: list(self._connections.values()), self._handshake_faults)
+        self._server: asyncio.AbstractServer | None = None
+        self.port = config.port
+        self.refused = 0  # handshakes answered 429/418
+
+    @property
+    def url(self) -> str:
+        """Base URL (no path): `ws://HOST:PORT` or `wss://HOST:PORT`."""
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"{'wss' if self.config.tls else 'ws'}://{host}:{self.port}"
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Open connections, oldest first."""
+        return list(self._connections.values())
+
+    async def start(self) -> None:
+        config = self.config
+        if self._source is None:
+            self._source = (
+                ReplayFactory(config.replay)
+                if config.replay is not None
+                else MarketSource(config.seed, config.symbols)
+            )
+        tls = (
+            server_context(config.tls_cert, config.tls_key)
+            if config.tls_cert and config.tls_key
+            else None
+        )
+        self._server = await aiofastnet.create_server(
+            asyncio.get_running_loop(),
+            self._protocol_factory,
+            config.host,
+            config.port,
+            ssl=tls,
+            reuse_address=True,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        _LOG.info("listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Refuse new connections, send `serverShutdown`, wait `shutdown_grace`, close all."""
+        if self._server is None:
+            return
+        self._server.close()
+        connections = self.connections
+        if connections:
+            for conn in connections:
+                conn.send_server_shutdown()
+            await asyncio.sleep(self.config.shutdown_grace)
+            for conn in connections:
+                conn.close(1001, "Server shutdown")
+            await asyncio.wait(
+                [conn.closed for conn in connections], timeout=self.config.close_timeout + 1.0
+            )
+            for conn in self.connections:  # clients that never completed the close handshake
+                conn.abort()
+        await self._server.wait_closed()
+        self._server = None
+
+    def _protocol_factory(self) -> WSProtocol:
+        def listener_factory(request: WSUpgradeRequest) -> Connection | Answer:
+            peer = protocol.transport.underlying_transport.get_extra_info("peername")
+            return self._accept(request, str(peer[0]) if peer else "")
+
+        protocol = WSProtocol(
+            None,  # host:port (client side only)
+            None,  # path (client side only)
+            False,  # is_client_side
+            listener_factory,
+            _PICOWS_LOG,
+            True,  # disconnect_on_exception
+            self.config.handshake_timeout,
+            False,  # enable_auto_ping: Heartbeat owns pings (unique payloads, 5 msg/s count)
+            self.config.ping_interval,
+            self.config.pong_timeout,
+            WSAutoPingStrategy.PING_PERIODICALLY,
+            False,  # enable_auto_pong: client pings count against the limit and can be ignored
+            self.config.max_frame_size,
+            None,  # extra_headers (client side only)
+            16 * 1024,  # read_buffer_init_size
+        )
+        return protocol
+
+    def _accept(self, request: WSUpgradeRequest, peer: str) -> Connection | Answer:
+        loop = asyncio.get_running_loop()
+        refusal = self._handshake_faults.check() or self._attempts.check(peer, loop.time())
+        if refusal is not None:
+            self.refused += 1
+            _LOG.info("refused %s with HTTP %d", peer, refusal.status)
+            return _refused(refusal)
+        try:
+            target = parse_target(request.path)
+        except UrlError as exc:
+            return _error(exc.status, 2, f"Invalid request: {exc}")
+        assert self._source is not None
+        subscriptions = Subscriptions(self.config.max_streams, self._source.is_valid_stream)
+        try:
+            subscriptions.add(target.streams)
+        except SubscriptionError as exc:
+            return _error(400, 2, str(exc))
+        source = self._source.open(target.time_unit)
+        source.subscribe(subscriptions.names())
+        return Connection(
+            cid=next(self._ids),
+            peer=peer,
+            request=target,
+            subscriptions=subscriptions,
+            source=source,
+            pacer=self._pacer(source, loop.time()),
+            config=self.config,
+            on_open=lambda conn: self._connections.__setitem__(conn.id, conn),
+            on_close=lambda conn: self._connections.pop(conn.id, None),
+        )
+
+    def _pacer(self, source: FrameSource, now: float) -> Pacer:
+        config = self.config
+        if isinstance(source, ReplaySource) and config.replay_speed > 0:
+            return RecordedPacer(source, config.replay_speed, config.batch, now)
+        if config.fast or isinstance(source, ReplaySource):
+            return FastPacer(config.batch)
+        return RatePacer(config.rate, config.batch, now)

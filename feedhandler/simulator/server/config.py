@@ -1,0 +1,80 @@
+"""Every knob of the simulator in one frozen dataclass; defaults are Binance's values.
+
+Tests scale the intervals down (`ping_interval=0.05`, `lifetime=0.3`, ...); the CLI exposes each
+field as a flag of the same name (`ping_interval` -> `--ping-interval`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedhandler.simulator.server.faults import FaultSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    # where to listen
+    host: str = "127.0.0.1"
+    port: int = 9443
+    tls_cert: Path | None = None  # PEM certificate chain; TLS is on when set (with tls_key)
+    tls_key: Path | None = None
+
+    # synthetic market
+    seed: int = 1
+    symbols: int | None = None  # size of the simulated universe (None: the market's default)
+
+    # sending (per connection)
+    rate: float = 100.0  # events/s in paced mode
+    fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
+    batch: int = 1024  # events encoded and written per write
+    pregenerate: int = 0  # fast mode: events generated before the first one is sent
+    max_messages: int | None = None  # events per connection, then only control/pings
+    write_buffer: int = 1 << 20  # transport high-water mark (bytes): bounds queued memory
+
+    # replay instead of the synthetic market
+    replay: Path | None = None
+    replay_speed: float = 1.0  # 1.0 = recorded pace, 2.0 = twice as fast, 0 = full speed
+
+    # protocol timings and limits (protocol doc §2)
+    ping_interval: float = 20.0
+    pong_timeout: float = 60.0
+    max_incoming: int = 5  # client messages (ping, pong, control) per incoming_window
+    incoming_window: float = 1.0
+    max_streams: int = 1024
+    lifetime: float = 24 * 3600.0
+    max_attempts: int = 300  # connection attempts per IP per attempt_window
+    attempt_window: float = 300.0
+    ban_after: int = 10  # refused attempts per attempt_window before a 418 ban (0: never)
+    ban_duration: float = 120.0
+    handshake_timeout: float = 5.0
+    close_timeout: float = 1.0  # wait for the client's close frame before dropping TCP
+    shutdown_grace: float = 1.0  # between the serverShutdown event and the close at shutdown
+    max_frame_size: int = 1 << 20  # largest client frame accepted
+
+    # periodic faults for soak runs (see faults.py)
+    faults: tuple[FaultSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        positive = (
+            "rate", "batch", "write_buffer", "ping_interval", "pong_timeout", "max_incoming",
+            "incoming_window", "max_streams", "lifetime", "max_attempts", "attempt_window",
+            "ban_duration", "handshake_timeout", "close_timeout", "max_frame_size",
+        )  # fmt: skip
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        non_negative = ("pregenerate", "ban_after", "shutdown_grace", "replay_speed", "port")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.max_messages is not None and self.max_messages < 0:
+            raise ValueError(f"max_messages must be >= 0, got {self.max_messages}")
+        if self.symbols is not None and self.symbols <= 0:
+            raise ValueError(f"symbols must be > 0, got {self.symbols}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None

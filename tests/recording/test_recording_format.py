@@ -1,0 +1,89 @@
+"""Recording files: round trip, the documented byte layout, and damaged files."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from feedhandler.recording.format import (
+    MAGIC,
+    Record,
+    RecordingError,
+    RecordingReader,
+    RecordingWriter,
+    TruncatedRecording,
+)
+
+RECORDS = [
+    Record(1_767_225_600_123_456_789, "btcusdt@trade", b'{"e":"trade","t":1}'),
+    Record(1_767_225_600_123_456_790, "币安人生usdt@bookTicker", '{"s":"币安人生USDT"}'.encode()),
+    Record(-5, "", b""),  # empty stream label and payload are legal
+    Record(2**63 - 1, "x" * 65_535, bytes(range(256)) * 4000),
+]
+
+
+def _write(path: Path, meta: dict[str, object] | None = None) -> None:
+    with RecordingWriter(path, meta) as writer:
+        for record in RECORDS:
+            writer.write(*record)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "a.fhrec"
+    _write(path, {"url": "ws://127.0.0.1:9443/stream?streams=btcusdt@trade", "time_unit": "us"})
+    with RecordingReader(path) as reader:
+        assert reader.meta == {
+            "url": "ws://127.0.0.1:9443/stream?streams=btcusdt@trade",
+            "time_unit": "us",
+        }
+        assert list(reader) == RECORDS
+    recv_ns, stream, payload = next(iter(RecordingReader(path)))  # plain 3-tuple unpacking
+    assert (recv_ns, stream, payload) == tuple(RECORDS[0])
+
+
+def test_byte_layout_matches_the_documentation(tmp_path: Path) -> None:
+    path = tmp_path / "b.fhrec"
+    with RecordingWriter(path) as writer:
+        writer.write(7, "ab", b"xyz")
+    data = path.read_bytes()
+    assert data == (
+        b"FHREC\x00\r\n"  # magic
+        + struct.pack("<HHI", 1, 0, 2) + b"{}"  # version, flags, meta_len, meta
+        + struct.pack("<qHI", 7, 2, 3) + b"ab" + b"xyz"  # one record
+    )  # fmt: skip
+    assert data.startswith(MAGIC)
+
+
+def test_truncated_tail(tmp_path: Path) -> None:
+    path = tmp_path / "c.fhrec"
+    _write(path)
+    data = path.read_bytes()
+    final = RECORDS[-1]
+    last = len(data) - (14 + len(final.stream.encode()) + len(final.payload))
+    # a cut inside the last payload, inside its stream name, inside its 14-byte header
+    for end in (len(data) - 1, last + 14 + 100, last + 5):
+        path.write_bytes(data[:end])
+        with pytest.raises(TruncatedRecording):
+            list(RecordingReader(path))
+        assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:3]
+    path.write_bytes(data[:last])  # a cut between records is a clean end
+    assert list(RecordingReader(path)) == RECORDS[:3]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "too short"),
+        (b"NOTAREC!" + struct.pack("<HHI", 1, 0, 0), "bad magic"),
+        (MAGIC + struct.pack("<HHI", 2, 0, 0), "unsupported version"),
+        (MAGIC + struct.pack("<HHI", 1, 1, 0), "flags"),
+        (MAGIC + struct.pack("<HHI", 1, 0, 10) + b"{}", "metadata cut short"),
+    ],
+)
+def test_rejects_bad_headers(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "d.fhrec"
+    path.write_bytes(data)
+    with pytest.raises(RecordingError, match=message):
+        RecordingReader(path)
