@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -71,11 +70,12 @@ def parse(
         on_batch, on_error, stream=stream, time_unit=time_unit, max_frame=max_frame,
         batch_rows=65536, linger_ms=None,
     )
-    for frame in frames:
-        decoder.decode(frame, time.time_ns() if ts_recv is None else ts_recv)
+    decoder.decode_many(list(frames), ts_recv)
     decoder.flush()
+    # dtype= keeps the wire layout: plain concatenation would repack the padded structs.
     tables: dict[str, Any] = {
-        kind: np.concatenate(parts) if parts else np.empty(0, SCHEMAS[kind].dtype)
+        kind: np.concatenate(parts, dtype=SCHEMAS[kind].dtype) if parts
+        else np.empty(0, SCHEMAS[kind].dtype)
         for kind, parts in batches.items()
     }
     return ParseResult(tables, dead)

@@ -55,7 +55,7 @@ bool classify_stream(std::string_view name, StreamInfo& out) {
     return true;
   }
   if (name == "!miniTicker@arr" || name == "!ticker@arr") {
-    out.kind = name[2] == 'm' ? KIND_MINI_TICKER : KIND_TICKER;
+    out.kind = name == "!miniTicker@arr" ? KIND_MINI_TICKER : KIND_TICKER;
     out.is_array = true;
     return true;
   }
@@ -239,27 +239,25 @@ struct Decoder::Impl {
     if (__builtin_mul_overflow(t, time_scale, &out)) return fail(c, ERR_OVERFLOW, name);
     return true;
   }
-  static bool decimal_token(od::value& v, const char*& begin, const char*& end, Ctx& c,
-                            const char* name) {
+  // The text of a decimal string value, up to its closing quote (stage 1 validated the
+  // document, so that quote exists; the frame's padding follows it).
+  static bool decimal_token(od::value& v, const char*& begin, Ctx& c, const char* name) {
     simdjson::ondemand::raw_json_string raw;
     if (auto err = v.get_raw_json_string().get(raw)) return json_fail(c, err, name);
-    // Stage 1 validated the document, so the closing quote exists.
     begin = raw.raw();
-    end = begin;
-    while (*end != '"') ++end;
     return true;
   }
   static bool fixed(od::value& v, int64_t& out, Ctx& c, const char* name) {
-    const char *b, *e;
-    if (!decimal_token(v, b, e, c, name)) return false;
-    const Error err = from_decimal(parse_fixed8(b, e, out));
+    const char* b;
+    if (!decimal_token(v, b, c, name)) return false;
+    const Error err = from_decimal(parse_fixed8_quoted(b, out));
     return err == ERR_NONE || fail(c, err, name);
   }
   static bool fixed128(od::value& v, Int128LE& out, Ctx& c, const char* name) {
-    const char *b, *e;
+    const char* b;
     int128 wide;
-    if (!decimal_token(v, b, e, c, name)) return false;
-    const Error err = from_decimal(parse_fixed8(b, e, wide));
+    if (!decimal_token(v, b, c, name)) return false;
+    const Error err = from_decimal(parse_fixed8_quoted(b, wide));
     if (err != ERR_NONE) return fail(c, err, name);
     out.lo = static_cast<uint64_t>(wide);
     out.hi = static_cast<int64_t>(wide >> 64);
@@ -270,6 +268,70 @@ struct Decoder::Impl {
     if (auto err = v.get_bool().get(b)) return json_fail(c, err, name);
     out = b;
     return true;
+  }
+  // A value we do not store is still read through: On-Demand would otherwise step over it
+  // unchecked, and a frame is either valid JSON as a whole or rejected (e.g. `"M":tru`).
+  static bool skip(od::value& v, Ctx& c, int depth = 0) {
+    constexpr int kMaxDepth = 64;  // far deeper than any Binance payload; bounds the recursion
+    // Any type is fine here, so every failure is one of JSON syntax.
+    auto bad = [&c] { return fail(c, ERR_MALFORMED_JSON, ""); };
+    od::json_type type;
+    if (v.type().get(type)) return bad();
+    switch (type) {
+      case od::json_type::object: {
+        od::object obj;
+        if (depth == kMaxDepth || v.get_object().get(obj)) return bad();
+        for (auto field_result : obj) {
+          od::field field;
+          std::string_view key;
+          if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return bad();
+          if (!skip(field.value(), c, depth + 1)) return false;
+        }
+        return true;
+      }
+      case od::json_type::array: {
+        od::array arr;
+        if (depth == kMaxDepth || v.get_array().get(arr)) return bad();
+        for (auto element_result : arr) {
+          od::value element;
+          if (std::move(element_result).get(element)) return bad();
+          if (!skip(element, c, depth + 1)) return false;
+        }
+        return true;
+      }
+      case od::json_type::string: {
+        std::string_view s;
+        return !v.get_string().get(s) || bad();
+      }
+      case od::json_type::number: {
+        // Any valid number, also one past 64 bits: it is not ours to range-check.
+        od::number_type ntype;
+        if (v.get_number_type().get(ntype)) return bad();
+        const error_code err = ntype == od::number_type::big_integer ? v.get_double().error()
+                                                                     : v.get_number().error();
+        return !err || bad();
+      }
+      case od::json_type::boolean: {
+        bool b;
+        return !v.get_bool().get(b) || bad();
+      }
+      case od::json_type::null: {
+        bool is_null = false;
+        return (!v.is_null().get(is_null) && is_null) || bad();
+      }
+      default:
+        return bad();
+    }
+  }
+  // An unknown key and its value. Known keys are matched raw, so only an unknown one can hold
+  // an escape, which must be valid.
+  static bool skip_field(od::field& field, Ctx& c) {
+    std::string_view key;
+    if (field.escaped_key().find('\\') != std::string_view::npos &&
+        field.unescaped_key().get(key)) {
+      return fail(c, ERR_MALFORMED_JSON, "");
+    }
+    return skip(field.value(), c);
   }
   // UTF-8 text into a fixed NUL-padded field; too long is an error, never a cut.
   static bool text(od::value& v, char* out, size_t width, Ctx& c, const char* name,
@@ -318,14 +380,16 @@ struct Decoder::Impl {
     auto it = map.find(c.seq_key);
     if (it != map.end()) {
       const int64_t prev = it->second;
+      // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
+      const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       uint8_t reason = 0;
       if (last <= prev) reason = GAP_BACKWARDS;
-      else if (contiguous && first > prev + 1) reason = GAP_MISSING;
+      else if (contiguous && first > prev && step > 1) reason = GAP_MISSING;
       if (reason) {
         auto* gap = append<GapRecord>(KIND_GAP, c);
         if (!gap) return false;
         gap->ts_recv = c.ts_recv;
-        gap->expected = prev + 1;
+        gap->expected = static_cast<int64_t>(static_cast<uint64_t>(prev) + 1);
         gap->received = first;
         gap->kind = kind;
         gap->reason = reason;
@@ -393,8 +457,8 @@ bool Decoder::Impl::root(od::document& doc, Ctx& c) {
   std::string_view first;
   Kind kind = KIND_NONE;
   for (auto field_result : obj) {
-    od::field field;
-    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    if (auto err = field_result.error()) return json_fail(c, err, "");
+    od::field& field = field_result.value_unsafe();
     first = field.escaped_key();
     if (first == "e") {
       std::string_view e;
@@ -428,8 +492,8 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
   StreamInfo info;
   bool have_stream = false, have_data = false;
   for (auto field_result : obj) {
-    od::field field;
-    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    if (auto err = field_result.error()) return json_fail(c, err, "");
+    od::field& field = field_result.value_unsafe();
     const std::string_view key = field.escaped_key();
     if (key == "stream") {
       std::string_view name;
@@ -450,6 +514,8 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
         if (auto err = field.value().get_object().get(data)) return json_fail(c, err, "data");
         if (!by_kind(data, info.kind, c)) return false;
       }
+    } else if (!skip_field(field, c)) {
+      return false;
     }
   }
   return have_data || fail(c, ERR_MISSING_FIELD, "data");
@@ -499,15 +565,23 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
 }
 
 // Iterates an object's fields, handing each (key code, value) to `on_field`; "e" is checked
-// against `kind` unless the dispatcher already read it.
+// against `kind` unless the dispatcher already read it. dispatch_e: the dispatcher read the
+// first "e" (root: the first key; arrays: find_field_unordered), so that one is not read again:
+// every unescape appends to simdjson's string buffer, which holds each string once (a second
+// read overflows it: caught by SIMDJSON_DEVELOPMENT_CHECKS in the ASan build).
 #define FH_FIELDS(obj, c, kind, on_field)                                        \
+  bool e_was_read = c.event_seen;                                                \
   for (auto field_result : obj) {                                                \
-    od::field field;                                                             \
-    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");       \
+    if (auto err = field_result.error()) return json_fail(c, err, "");           \
+    od::field& field = field_result.value_unsafe(); /* no copy: see kline */     \
     const uint32_t key = key_code(field.escaped_key());                          \
     od::value& v = field.value();                                                \
     if (key == key_code("e")) {                                                  \
-      if (!c.event_seen && !check_event(v, kind, c)) return false;               \
+      if (e_was_read) { /* never unescape a string twice: see dispatch_e */      \
+        e_was_read = false;                                                      \
+        continue;                                                                \
+      }                                                                          \
+      if (c.event_seen ? !skip(v, c) : !check_event(v, kind, c)) return false;   \
       continue;                                                                  \
     }                                                                            \
     if (!(on_field)) return false;                                               \
@@ -531,7 +605,7 @@ bool Decoder::Impl::trade(od::object& obj, Ctx& c) {
       case key_code("q"): return FH_READ(4, fixed(v, r->qty, c, "q"));
       case key_code("T"): return FH_READ(5, timestamp(v, r->ts_trade, c, "T"));
       case key_code("m"): return FH_READ(6, boolean(v, r->buyer_is_maker, c, "m"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x7f, kNames, c) &&
@@ -555,7 +629,7 @@ bool Decoder::Impl::agg_trade(od::object& obj, Ctx& c) {
       case key_code("l"): return FH_READ(6, integer(v, r->last_trade_id, c, "l"));
       case key_code("T"): return FH_READ(7, timestamp(v, r->ts_trade, c, "T"));
       case key_code("m"): return FH_READ(8, boolean(v, r->buyer_is_maker, c, "m"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x1ff, kNames, c) &&
@@ -576,7 +650,7 @@ bool Decoder::Impl::book_ticker(od::object& obj, Ctx& c) {
       case key_code("B"): return FH_READ(3, fixed(v, r->bid_qty, c, "B"));
       case key_code("a"): return FH_READ(4, fixed(v, r->ask_price, c, "a"));
       case key_code("A"): return FH_READ(5, fixed(v, r->ask_qty, c, "A"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x3f, kNames, c) &&
@@ -618,7 +692,7 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
       case key_code("u"): return FH_READ(3, integer(v, head.last_update_id, c, "u"));
       case key_code("b"): return FH_READ(4, levels(v, SIDE_BID, "b"));
       case key_code("a"): return FH_READ(5, levels(v, SIDE_ASK, "a"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   if (!required(seen, 0x3f, kNames, c)) return false;
@@ -678,7 +752,7 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
         return FH_READ(0, integer(v, r->last_update_id, c, "lastUpdateId"));
       case key_code("bids"): return FH_READ(1, levels(v, r->bid_price, r->bid_qty, r->bid_count, "bids"));
       case key_code("asks"): return FH_READ(2, levels(v, r->ask_price, r->ask_qty, r->ask_count, "asks"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x7, kNames, c);
@@ -697,12 +771,16 @@ bool Decoder::Impl::kline(od::object& obj, Ctx& c) {
     od::object k;
     if (auto err = kv.get_object().get(k)) return json_fail(c, err, "k");
     for (auto field_result : k) {
-      od::field field;
-      if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "k");
+      // Used in place: moving the field out costs a store-forwarding stall per field.
+      if (auto err = field_result.error()) return json_fail(c, err, "k");
+      od::field& field = field_result.value_unsafe();
       const std::string_view name = field.escaped_key();
       od::value& v = field.value();
       bool ok = true;
-      if (name.size() != 1) continue;
+      if (name.size() != 1) {
+        if (!skip_field(field, c)) return false;
+        continue;
+      }
       switch (name[0]) {
         case 't': ok = FH_READ(3, timestamp(v, r->ts_open, c, "k.t")); break;
         case 'T': ok = FH_READ(4, timestamp(v, r->ts_close, c, "k.T")); break;
@@ -719,7 +797,7 @@ bool Decoder::Impl::kline(od::object& obj, Ctx& c) {
         case 'q': ok = FH_READ(15, fixed128(v, r->quote_volume, c, "k.q")); break;
         case 'V': ok = FH_READ(16, fixed128(v, r->taker_buy_volume, c, "k.V")); break;
         case 'Q': ok = FH_READ(17, fixed128(v, r->taker_buy_quote_volume, c, "k.Q")); break;
-        default: break;
+        default: ok = skip_field(field, c); break;
       }
       if (!ok) return false;
     }
@@ -730,7 +808,7 @@ bool Decoder::Impl::kline(od::object& obj, Ctx& c) {
       case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
       case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
       case key_code("k"): return FH_READ(2, bar(v));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x3ffff, kNames, c);
@@ -752,7 +830,7 @@ bool Decoder::Impl::mini_ticker(od::object& obj, Ctx& c) {
       case key_code("l"): return FH_READ(5, fixed(v, r->low, c, "l"));
       case key_code("v"): return FH_READ(6, fixed128(v, r->volume, c, "v"));
       case key_code("q"): return FH_READ(7, fixed128(v, r->quote_volume, c, "q"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0xff, kNames, c);
@@ -789,7 +867,7 @@ bool Decoder::Impl::ticker(od::object& obj, Ctx& c) {
       case key_code("F"): return FH_READ(19, integer(v, r->first_trade_id, c, "F"));
       case key_code("L"): return FH_READ(20, integer(v, r->last_trade_id, c, "L"));
       case key_code("n"): return FH_READ(21, integer(v, r->n_trades, c, "n"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x3fffff, kNames, c);
@@ -803,6 +881,7 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
   r->ts_recv = c.ts_recv;
   uint32_t seen = 0;
   bool event_ok = true;
+  bool e_was_read = c.event_seen;  // see dispatch_e at FH_FIELDS
   std::memcpy(r->window, c.window, 2);
   // The window comes from "e" ("1hTicker"), read here unless the dispatcher already did.
   auto window = [&](od::value& v) {
@@ -813,12 +892,18 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
     return true;
   };
   for (auto field_result : obj) {
-    od::field field;
-    if (auto err = std::move(field_result).get(field)) return json_fail(c, err, "");
+    if (auto err = field_result.error()) return json_fail(c, err, "");
+    od::field& field = field_result.value_unsafe();
     const uint32_t key = key_code(field.escaped_key());
     od::value& v = field.value();
     switch (key) {
-      case key_code("e"): event_ok = c.event_seen ? true : window(v); break;
+      case key_code("e"):
+        if (e_was_read) {
+          e_was_read = false;
+        } else {
+          event_ok = c.event_seen ? skip(v, c) : window(v);
+        }
+        break;
       case key_code("E"): event_ok = FH_READ(0, timestamp(v, r->ts_event, c, "E")); break;
       case key_code("s"): event_ok = FH_READ(1, symbol(v, r->symbol, c)); break;
       case key_code("p"): event_ok = FH_READ(2, fixed(v, r->price_change, c, "p")); break;
@@ -835,7 +920,7 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
       case key_code("F"): event_ok = FH_READ(13, integer(v, r->first_trade_id, c, "F")); break;
       case key_code("L"): event_ok = FH_READ(14, integer(v, r->last_trade_id, c, "L")); break;
       case key_code("n"): event_ok = FH_READ(15, integer(v, r->n_trades, c, "n")); break;
-      default: break;
+      default: event_ok = skip_field(field, c); break;
     }
     if (!event_ok) return false;
   }
@@ -855,7 +940,7 @@ bool Decoder::Impl::avg_price(od::object& obj, Ctx& c) {
       case key_code("i"): return FH_READ(2, text(v, r->interval, sizeof r->interval, c, "i", ERR_WRONG_TYPE));
       case key_code("w"): return FH_READ(3, fixed(v, r->price, c, "w"));
       case key_code("T"): return FH_READ(4, timestamp(v, r->ts_trade, c, "T"));
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return required(seen, 0x1f, kNames, c);
@@ -876,9 +961,9 @@ bool Decoder::Impl::control(od::object& obj, Ctx& c) {
       case key_code("id"): {
         od::json_type type;
         if (auto err = v.type().get(type)) return json_fail(c, err, "id");
-        return type != od::json_type::number || integer(v, r->id, c, "id");
+        return type != od::json_type::number ? skip(v, c) : integer(v, r->id, c, "id");
       }
-      default: return true;
+      default: return skip_field(field, c);
     }
   }()))
   return true;
@@ -941,16 +1026,23 @@ const char* simd_kernel() noexcept {
 }
 
 Error parse_decimal(const char* data, size_t size, bool wide, int64_t* lo, int64_t* hi) noexcept {
+  // Through the decoder's own quoted fast path, as a JSON string token in a padded buffer,
+  // unless the text holds a quote itself (no string token can).
+  std::string token(data, size);
+  const bool quoted = token.find('"') == std::string::npos;
+  token.append(1, '"').append(kPadding, ' ');
   DecimalStatus status;
+  int128 v = 0;
+  int64_t narrow = 0;
   if (wide) {
-    int128 v = 0;
-    status = parse_fixed8(data, data + size, v);
-    *lo = static_cast<int64_t>(static_cast<uint64_t>(v));
-    *hi = static_cast<int64_t>(v >> 64);
+    status = quoted ? parse_fixed8_quoted(token.data(), v) : parse_fixed8(data, data + size, v);
   } else {
-    status = parse_fixed8(data, data + size, *lo);
-    *hi = *lo < 0 ? -1 : 0;
+    status = quoted ? parse_fixed8_quoted(token.data(), narrow)
+                    : parse_fixed8(data, data + size, narrow);
+    v = narrow;
   }
+  *lo = static_cast<int64_t>(static_cast<uint64_t>(v));
+  *hi = static_cast<int64_t>(v >> 64);
   return from_decimal(status);
 }
 

@@ -84,4 +84,4 @@ def wide_to_int(value: np.void | np.ndarray) -> int:
 
 def to_decimal(units: int) -> Decimal:
     """Exact Decimal of an integer count of 1e-8 units."""
-    return Decimal(units).scaleb(-8)
+    return Decimal(f"{units}E-8")  # from a string: exact at any precision, unlike arithmetic

@@ -19,7 +19,8 @@ class RecordingSink:
         self.events: list[dict[str, Any]] = []
         self.closed = False
 
-    def publish_batch(self, kind: str, records: np.ndarray, epoch: int) -> None:
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: list[bytes] | None = None) -> None:
         self.batches.append((kind, records, epoch))
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
@@ -33,6 +34,9 @@ class RecordingSink:
 
     def backlog_bytes(self) -> int:
         return 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"batches": len(self.batches)}
 
     def close(self, timeout: float) -> int:
         self.closed = True

@@ -11,7 +11,7 @@ cdef class Decoder:
     cdef object _on_control           # (frame: bytes) -> None
     cdef size_t _batch_rows[<int>core.KIND_COUNT]
     cdef int64_t _batch_started[<int>core.KIND_COUNT]  # ts_recv of a batch's first row, 0 = empty
-    cdef int64_t _linger_ns
+    cdef int64_t _linger_ns[<int>core.KIND_COUNT]
     cdef uint64_t _error_counts[<int>core.ERR_COUNT]
     cdef uint64_t _rows[<int>core.KIND_COUNT]
     cdef readonly uint64_t frames
@@ -21,4 +21,5 @@ cdef class Decoder:
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text) except -1
     cdef int _flush_kind(self, int kind) except -1
+    cdef int _rows_added(self, int kind, int64_t ts_recv) except -1
     cdef int _attach(self, int kind, size_t capacity) except -1

@@ -30,6 +30,16 @@ _FIELD_TYPES = {
 }
 
 
+def _per_kind(name, value, default):
+    """A setting given once for all kinds, or as {kind: value} (missing kinds: default)."""
+    if not isinstance(value, dict):
+        return [value] * KIND_COUNT
+    unknown = set(value) - set(KIND_NAMES)
+    if unknown:
+        raise ValueError(f"unknown kinds in {name}: {sorted(unknown)}")
+    return [value.get(kind, default) for kind in KIND_NAMES]
+
+
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
@@ -96,6 +106,10 @@ cdef class Decoder:
     on_error(reason, field, stream, frame) receives every rejected frame (a copy).
     on_control(frame) receives exchange control messages (subscribe replies, errors,
     serverShutdown), which are also recorded in the "control" table.
+
+    batch_rows and linger_ms apply to every kind, or per kind as {kind: value}. A batch is
+    handed over when it holds batch_rows rows, or when a frame (or flush_expired) finds its
+    first row older than linger_ms (None: never; offline use).
     """
 
     def __cinit__(self):
@@ -109,22 +123,19 @@ cdef class Decoder:
         self._on_batch = on_batch
         self._on_error = on_error
         self._on_control = on_control
-        # linger_ms=None: batches leave only when full or flushed (offline use)
-        self._linger_ns = INT64_MAX if linger_ms is None else <int64_t>(linger_ms * 1e6)
         self._core.set_max_frame(max_frame)
         if time_unit not in ("ms", "us"):
             raise ValueError(f"time_unit must be 'ms' or 'us', not {time_unit!r}")
         self._core.set_time_unit_us(time_unit == "us")
         if stream is not None:
             self.set_stream(stream)
-        rows = batch_rows if isinstance(batch_rows, dict) else {}
-        default = 4096 if isinstance(batch_rows, dict) else int(batch_rows)
-        unknown = set(rows) - set(KIND_NAMES)
-        if unknown:
-            raise ValueError(f"unknown kinds in batch_rows: {sorted(unknown)}")
+        rows = _per_kind("batch_rows", batch_rows, 4096)
+        linger = _per_kind("linger_ms", linger_ms, 5.0)
         self._arrays = [None] * KIND_COUNT
         for k in range(KIND_COUNT):
-            self._batch_rows[k] = max(1, int(rows.get(KIND_NAMES[k], default)))
+            self._batch_rows[k] = max(1, int(rows[k]))
+            # None: a batch leaves only when full or flushed (offline use)
+            self._linger_ns[k] = INT64_MAX if linger[k] is None else <int64_t>(linger[k] * 1e6)
             self._batch_started[k] = 0
             self._rows[k] = 0
             self._attach(k, self._batch_rows[k])
@@ -171,7 +182,7 @@ cdef class Decoder:
         if now == 0:
             now = now_ns()
         for k in range(KIND_COUNT):
-            if self._batch_started[k] and now - self._batch_started[k] >= self._linger_ns:
+            if self._batch_started[k] and now - self._batch_started[k] >= self._linger_ns[k]:
                 self._flush_kind(k)
 
     @property
@@ -209,7 +220,6 @@ cdef class Decoder:
         cdef core.DecodeResult r
         cdef const core.Table* table
         cdef string_view stream
-        cdef int kind
         self.frames += 1
         while True:
             r = self._core.decode(data, size, readable_after, ts_recv, is_text)
@@ -231,7 +241,7 @@ cdef class Decoder:
                                PyBytes_FromStringAndSize(data, size))
             return 0
         if self._core.table(core.KIND_GAP).size:
-            self._flush_kind(core.KIND_GAP)
+            self._rows_added(core.KIND_GAP, ts_recv)
         if r.kind == core.KIND_NONE:
             return 0
         if r.kind == core.KIND_CONTROL:
@@ -239,10 +249,12 @@ cdef class Decoder:
                 self._on_control(PyBytes_FromStringAndSize(data, size))
             self._flush_kind(core.KIND_CONTROL)
             return 0
-        kind = r.kind
+        return self._rows_added(r.kind, ts_recv)
+
+    cdef int _rows_added(self, int kind, int64_t ts_recv) except -1:
         if self._batch_started[kind] == 0:
             self._batch_started[kind] = ts_recv
-        if (self._core.table(r.kind).size >= self._batch_rows[kind]
-                or ts_recv - self._batch_started[kind] >= self._linger_ns):
+        if (self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]
+                or ts_recv - self._batch_started[kind] >= self._linger_ns[kind]):
             self._flush_kind(kind)
         return 0

@@ -1,0 +1,266 @@
+"""Hypothesis strategies: decimal strings and whole Binance Spot frames from random valid values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tests.parsing.reference import INT64_MAX, INT64_MIN, INT128_MAX, INT128_MIN, KLINE_INTERVALS
+
+
+def render(units: int, decimals: int = 8, *, lead: int = 0, trail: int = 0) -> str:
+    """`units` of 1e-8 as decimal text with `decimals` places (exact at that precision), plus
+    `lead` leading and `trail` trailing zeros."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10**8)
+    digits = f"{frac:08d}"
+    if int(digits[decimals:] or 0):
+        raise ValueError(f"{units} is not exact with {decimals} decimals")
+    digits = digits[:decimals] + "0" * trail
+    text = "0" * lead + str(whole)
+    return f"{sign}{text}.{digits}" if digits else f"{sign}{text}"
+
+
+def units_at(decimals: int, low: int, high: int) -> st.SearchStrategy[int]:
+    """Multiples of 10^(8-decimals) within [low, high]."""
+    step = 10 ** (8 - decimals)
+    return st.integers(-(-low // step), high // step).map(lambda n: n * step)
+
+
+@st.composite
+def decimal_strings(
+    draw: st.DrawFn, low: int = INT64_MIN, high: int = INT64_MAX, *, padding: bool = True
+) -> str:
+    """Any value in [low, high] (biased to everyday magnitudes), 0-8 decimals, and with
+    `padding` some leading / trailing zeros."""
+    decimals = draw(st.integers(0, 8))
+    units = draw(
+        st.one_of(
+            units_at(decimals, low, high),
+            units_at(decimals, max(low, -(10**16)), min(high, 10**16)),
+        )
+    )
+    lead = draw(st.integers(0, 2)) if padding else 0
+    trail = draw(st.integers(0, 3)) if padding else 0
+    return render(units, decimals, lead=lead, trail=trail)
+
+
+prices = decimal_strings()
+volumes = decimal_strings(INT128_MIN, INT128_MAX)
+ms = st.integers(0, INT64_MAX // 1_000_000)  # exchange ms whose ns still fit int64
+ids = st.one_of(st.integers(0, 10**12), st.integers(INT64_MIN, INT64_MAX))
+bools = st.booleans()
+ascii_symbols = st.from_regex(r"[A-Z][A-Z0-9]{1,15}", fullmatch=True)
+# UTF-8 symbols (Binance allows them since 2025-12) up to the 32-byte field width; quotes,
+# backslashes and "@" are left out so every one can also appear in a stream name.
+utf8_symbols = st.text(
+    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters='"\\@'),
+    min_size=1,
+    max_size=32,
+).filter(lambda s: len(s.encode()) <= 32)
+symbols = st.one_of(ascii_symbols, ascii_symbols, utf8_symbols)
+# Unknown keys the decoder must skip, whatever their value.
+extras = st.dictionaries(
+    st.sampled_from(["M", "X", "ignore", "B", "zz", "nested"]),
+    st.one_of(st.none(), bools, st.integers(), st.text(max_size=5), st.just({"a": [1, {}]})),
+    max_size=2,
+)
+
+
+def stream_symbol(symbol: str) -> str:
+    """Stream names use lowercase symbols (a case mapping that changes the UTF-8 length, as
+    "İ" does, would push some past the 32-byte width: those keep their case)."""
+    lower = symbol.lower()
+    return lower if len(lower.encode()) == len(symbol.encode()) else symbol
+
+
+@st.composite
+def _shuffled(draw: st.DrawFn, fields: dict[str, Any], first: str | None) -> dict[str, Any]:
+    """Fields plus unknown extras in a random order; `first` stays first (it is what a raw
+    frame is recognised by)."""
+    items = {**draw(extras), **fields}
+    keys = [k for k in items if k != first]
+    keys = draw(st.permutations(keys))
+    order = ([first] if first else []) + list(keys)
+    return {k: items[k] for k in order}
+
+
+@st.composite
+def trade(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    fields = {
+        "e": "trade", "E": draw(ms), "s": sym, "t": draw(ids), "p": draw(prices),
+        "q": draw(prices), "T": draw(ms), "m": draw(bools),
+    }  # fmt: skip
+    return f"{stream_symbol(sym)}@trade", draw(_shuffled(fields, "e"))
+
+
+@st.composite
+def agg_trade(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    fields = {
+        "e": "aggTrade", "E": draw(ms), "s": sym, "a": draw(ids), "p": draw(prices),
+        "q": draw(prices), "f": draw(ids), "l": draw(ids), "T": draw(ms), "m": draw(bools),
+    }  # fmt: skip
+    return f"{stream_symbol(sym)}@aggTrade", draw(_shuffled(fields, "e"))
+
+
+@st.composite
+def book_ticker(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    fields = {
+        "u": draw(ids), "s": sym, "b": draw(prices), "B": draw(prices), "a": draw(prices),
+        "A": draw(prices),
+    }  # fmt: skip
+    return f"{stream_symbol(sym)}@bookTicker", draw(_shuffled(fields, "u"))
+
+
+def levels(max_size: int) -> st.SearchStrategy[list[list[str]]]:
+    return st.lists(st.tuples(prices, prices).map(list), max_size=max_size)
+
+
+@st.composite
+def depth(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    fields = {
+        "e": "depthUpdate", "E": draw(ms), "s": sym, "U": draw(ids), "u": draw(ids),
+        "b": draw(levels(25)), "a": draw(levels(25)),
+    }  # fmt: skip
+    cadence = draw(st.sampled_from(["", "@100ms", "@1000ms"]))
+    return f"{stream_symbol(sym)}@depth{cadence}", draw(_shuffled(fields, "e"))
+
+
+@st.composite
+def depth_partial(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    n = draw(st.sampled_from([5, 10, 20]))
+    cadence = draw(st.sampled_from(["", "@100ms", "@1000ms"]))
+    fields = {"lastUpdateId": draw(ids), "bids": draw(levels(20)), "asks": draw(levels(20))}
+    stream = f"{stream_symbol(draw(symbols))}@depth{n}{cadence}"
+    return stream, draw(_shuffled(fields, "lastUpdateId"))
+
+
+@st.composite
+def kline(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    interval = draw(st.sampled_from(KLINE_INTERVALS))
+    bar = {
+        "t": draw(ms), "T": draw(ms), "s": sym, "i": interval, "f": draw(ids), "L": draw(ids),
+        "o": draw(prices), "c": draw(prices), "h": draw(prices), "l": draw(prices),
+        "v": draw(volumes), "n": draw(ids), "x": draw(bools), "q": draw(volumes),
+        "V": draw(volumes), "Q": draw(volumes), "B": "0",
+    }  # fmt: skip
+    fields = {"e": "kline", "E": draw(ms), "s": sym, "k": draw(_shuffled(bar, None))}
+    tz = draw(st.sampled_from(["", "@+08:00"]))
+    return f"{stream_symbol(sym)}@kline_{interval}{tz}", draw(_shuffled(fields, "e"))
+
+
+def _mini_fields(draw: st.DrawFn, sym: str) -> dict[str, Any]:
+    return {
+        "e": "24hrMiniTicker", "E": draw(ms), "s": sym, "c": draw(prices), "o": draw(prices),
+        "h": draw(prices), "l": draw(prices), "v": draw(volumes), "q": draw(volumes),
+    }  # fmt: skip
+
+
+def _window_stats(draw: st.DrawFn) -> dict[str, Any]:
+    return {"O": draw(ms), "C": draw(ms), "F": draw(ids), "L": draw(ids), "n": draw(ids)}
+
+
+def _ticker_fields(draw: st.DrawFn, sym: str) -> dict[str, Any]:
+    decimals = {k: draw(prices) for k in "pPwxcQbBaAohl"}
+    return {
+        "e": "24hrTicker", "E": draw(ms), "s": sym, **decimals, "v": draw(volumes),
+        "q": draw(volumes), **_window_stats(draw),
+    }  # fmt: skip
+
+
+def _window_fields(draw: st.DrawFn, sym: str, window: str) -> dict[str, Any]:
+    decimals = {k: draw(prices) for k in "pPohlcw"}
+    return {
+        "e": f"{window}Ticker", "E": draw(ms), "s": sym, **decimals, "v": draw(volumes),
+        "q": draw(volumes), **_window_stats(draw),
+    }  # fmt: skip
+
+
+@st.composite
+def mini_ticker(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    return f"{stream_symbol(sym)}@miniTicker", draw(_shuffled(_mini_fields(draw, sym), "e"))
+
+
+@st.composite
+def ticker(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    return f"{stream_symbol(sym)}@ticker", draw(_shuffled(_ticker_fields(draw, sym), "e"))
+
+
+@st.composite
+def window_ticker(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    window = draw(st.sampled_from(["1h", "4h", "1d"]))
+    payload = draw(_shuffled(_window_fields(draw, sym, window), "e"))
+    return f"{stream_symbol(sym)}@ticker_{window}", payload
+
+
+@st.composite
+def avg_price(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    sym = draw(symbols)
+    fields = {
+        "e": "avgPrice", "E": draw(ms), "s": sym, "i": draw(st.sampled_from(["5m", "1m"])),
+        "w": draw(prices), "T": draw(ms),
+    }  # fmt: skip
+    return f"{stream_symbol(sym)}@avgPrice", draw(_shuffled(fields, "e"))
+
+
+@st.composite
+def ticker_array(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
+    """!miniTicker@arr, !ticker@arr or !ticker_<w>@arr: arrays of changed symbols."""
+    which = draw(st.sampled_from(["mini", "ticker", "1h", "4h", "1d"]))
+    n = draw(st.integers(0, 6))
+    items = []
+    for _ in range(n):
+        sym = draw(symbols)
+        if which == "mini":
+            fields = _mini_fields(draw, sym)
+        elif which == "ticker":
+            fields = _ticker_fields(draw, sym)
+        else:
+            fields = _window_fields(draw, sym, which)
+        items.append(draw(_shuffled(fields, "e")))
+    stream = {"mini": "!miniTicker@arr", "ticker": "!ticker@arr"}.get(which, f"!ticker_{which}@arr")
+    return stream, items
+
+
+@st.composite
+def control(draw: st.DrawFn) -> tuple[str | None, dict[str, Any]]:
+    """Subscription replies and errors (raw only) and serverShutdown (raw or combined)."""
+    which = draw(st.sampled_from(["result", "error", "shutdown"]))
+    if which == "result":
+        result = draw(st.one_of(st.none(), st.just(["btcusdt@aggTrade"]), st.booleans()))
+        an_id = draw(st.one_of(ids, st.none(), st.text("ab12", max_size=8)))
+        first = draw(st.sampled_from(["result", "id"]))
+        fields = {"result": result, "id": an_id}
+        return None, {first: fields[first], **fields}
+    if which == "error":
+        return None, {"code": draw(st.integers(-5, 5)), "msg": draw(st.text(max_size=20))}
+    return "!serverShutdown", {"e": "serverShutdown", "E": draw(ms)}
+
+
+EVENTS = [trade, agg_trade, book_ticker, depth, depth_partial, kline, mini_ticker, ticker,
+          window_ticker, avg_price, ticker_array, control]  # fmt: skip
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@st.composite
+def frames_of(draw: st.DrawFn, event: Any) -> bytes:
+    """One frame of `event`'s kind, raw or in the combined wrapper. Partial depth goes in the
+    wrapper (a raw one needs its stream as a hint: tested on its own)."""
+    stream, payload = draw(event())
+    combined = stream is not None and (event is depth_partial or draw(st.booleans()))
+    if combined:
+        return encode({"stream": stream, "data": payload})
+    return encode(payload)

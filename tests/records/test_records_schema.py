@@ -1,0 +1,126 @@
+"""Record schemas: the numpy dtypes are exactly the C++ layouts, and a layout never changes
+without its schema version."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Context, Decimal
+
+import numpy as np
+import pytest
+from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
+
+import feedhandler
+from feedhandler.records import SCALE, SCHEMAS, schema_by_name, to_decimal, wide_to_int
+
+# (version, itemsize, fingerprint of name:offset:type:count per field). A layout change must
+# come with a version bump in ext/cpp/records.cpp; then update the row here.
+PINNED = {
+    "trade": (1, 88, "99bc9d5dda4f7497"),
+    "aggTrade": (1, 104, "f25c05f09fbeb528"),
+    "bookTicker": (1, 80, "e642a2ca655e6829"),
+    "depth": (1, 88, "3342dbe37830b5fa"),
+    "depthPartial": (1, 696, "cc213aac336e20be"),
+    "kline": (1, 192, "40827c42940139a5"),
+    "miniTicker": (1, 112, "b06ac1f53c68806d"),
+    "ticker": (1, 224, "23dd7a00af59a6d3"),
+    "windowTicker": (1, 184, "ea92726f27a4717b"),
+    "avgPrice": (1, 72, "12cbdf227258f44c"),
+    "control": (1, 40, "75d6f3e0368fdc73"),
+    "gap": (1, 64, "05ae791ad2790162"),
+}
+
+
+def fingerprint(layout: dict) -> str:
+    text = ";".join(f"{n}:{o}:{t}:{c}" for n, o, t, c in layout["fields"])
+    return hashlib.sha256(f"{text}|{layout['itemsize']}".encode()).hexdigest()[:16]
+
+
+def test_one_schema_per_kind_in_enum_order() -> None:
+    assert list(SCHEMAS) == list(KIND_NAMES) == list(PINNED)
+    assert len(DTYPES) == len(KIND_NAMES)
+
+
+@pytest.mark.parametrize("layout", layouts(), ids=lambda layout: layout["kind"])
+def test_layout_changes_bump_the_version(layout: dict) -> None:
+    version, itemsize, pinned = PINNED[layout["kind"]]
+    got = (layout["version"], layout["itemsize"], fingerprint(layout))
+    assert got == (version, itemsize, pinned), (
+        f"{layout['kind']}: layout changed; bump its version in ext/cpp/records.cpp and "
+        f"update PINNED to {got}"
+    )
+
+
+@pytest.mark.parametrize("kind", list(SCHEMAS))
+def test_dtype_is_the_cpp_layout(kind: str) -> None:
+    schema = SCHEMAS[kind]
+    dtype = schema.dtype
+    namespace = "feedhandler" if kind in ("control", "gap") else "binance.spot"
+    assert schema.name == f"{namespace}.{kind}"
+    assert dtype.itemsize == schema.itemsize
+    assert dtype.names == tuple(f.name for f in schema.fields)
+    end = 0
+    for f in sorted(schema.fields, key=lambda f: f.offset):
+        sub, offset = dtype.fields[f.name][:2]
+        assert offset == f.offset and sub.itemsize == f.size, f.name
+        assert f.offset >= end, f"{kind}.{f.name} overlaps the field before it"
+        # natural C alignment of the struct member (Int128LE is two 8-byte words)
+        align = {"int64": 8, "fixed8": 8, "int128": 8, "int16": 2}.get(f.type, 1)
+        assert f.offset % align == 0, f.name
+        end = f.offset + f.size
+        if f.type in ("int64", "fixed8", "int16", "int128"):
+            assert sub.base.isnative or sub.base.byteorder in "<|" or sub.names, f.name
+    assert end <= dtype.itemsize
+
+
+def test_field_conventions() -> None:
+    for kind, schema in SCHEMAS.items():
+        types = {f.name: f.type for f in schema.fields}
+        assert types["ts_recv"] == "int64", kind
+        for name, ftype in types.items():
+            if name.startswith("ts_"):
+                assert ftype == "int64", f"{kind}.{name}: timestamps are int64 ns"
+            if name.endswith(("price", "qty")):
+                assert ftype == "fixed8", f"{kind}.{name}: prices/quantities are 1e-8 ints"
+            if "volume" in name:
+                assert ftype == "int128", f"{kind}.{name}: 24 h volumes can exceed int64"
+        if "symbol" in types:
+            (symbol,) = [f for f in schema.fields if f.name == "symbol"]
+            assert (symbol.type, symbol.count) == ("bytes", 32), kind
+
+
+def test_schema_by_name() -> None:
+    for schema in SCHEMAS.values():
+        assert schema_by_name(schema.name, schema.version) is schema
+    with pytest.raises(KeyError, match=r"unknown schema binance\.spot\.trade v99"):
+        schema_by_name("binance.spot.trade", 99)
+
+
+WIDE_VALUES = ["0", "-1.5", "0.00000001", "-0.00000001", "92233720368.54775808",
+               "12345678901234567890.12345678", "-1701411834604692317316873037158.84105728"]
+
+
+@pytest.mark.parametrize("text", WIDE_VALUES)
+def test_wide_volumes_round_trip_through_the_decoder(text: str) -> None:
+    frame = (
+        b'{"e":"24hrMiniTicker","E":1,"s":"X","c":"1","o":"1","h":"1","l":"1","v":"%s","q":"0"}'
+        % text.encode()
+    )
+    (row,) = feedhandler.parse([frame])["miniTicker"]
+    whole, _, frac = text.lstrip("-").partition(".")
+    magnitude = int(whole) * SCALE + int(frac.ljust(8, "0"))
+    assert wide_to_int(row["volume"]) == (-magnitude if text.startswith("-") else magnitude)
+
+
+@pytest.mark.parametrize("text", WIDE_VALUES)
+def test_to_decimal_is_exact(text: str) -> None:
+    units = int(Decimal(text).scaleb(8, Context(prec=60)))
+    assert to_decimal(units) == Decimal(text)
+
+
+def test_wide_to_int_reads_the_two_words() -> None:
+    dtype = SCHEMAS["miniTicker"].dtype
+    rows = np.zeros(3, dtype)
+    rows["volume"]["lo"] = [0, 2**64 - 1, 5]
+    rows["volume"]["hi"] = [1, -1, -(2**63)]
+    assert [wide_to_int(r["volume"]) for r in rows] == [2**64, -1, -(2**127) + 5]
