@@ -22,17 +22,43 @@ class ConfigError(ValueError):
 @dataclass
 class KafkaConfig:
     bootstrap: str = "127.0.0.1:9092"
-    topic_template: str = "{exchange}.{market}.{kind}"
-    encoding: str = "records"  # records | json
-    backlog_limit_mb: int = 256  # beyond this, reading from the exchange pauses
-    producer: dict[str, Any] = field(default_factory=dict)  # librdkafka settings
+    topic_template: str = "{exchange}.{market}.{kind}"  # `{symbol}` allowed
+    control_topic: str = "{exchange}.{market}.control"  # gaps, reconnects, backpressure
+    deadletter_topic: str = "{exchange}.{market}.deadletter"  # rejected frames, unchanged
+    exchange: str = "binance"
+    market: str = "spot"
+    encoding: str = "records"  # records | json | raw
+    create_topics: bool = True  # create missing topics on start; false: fail if one is missing
+    partitions: int = -1  # for created topics; -1 = the broker's default
+    replication_factor: int = -1
+    topic_config: dict[str, str] = field(default_factory=dict)  # e.g. retention.ms
+    compression: str = "lz4"  # none | gzip | snappy | lz4 | zstd
+    linger_ms: float = 5.0  # librdkafka linger.ms
+    batch_bytes: int = 1 << 20  # librdkafka batch.size
+    max_message_bytes: int = 1_000_000  # a bigger (kind, symbol) batch is split; broker: 1 MiB
+    queue_mb: int = 64  # librdkafka's own queue (queue.buffering.max.kbytes)...
+    backlog_limit_mb: int = 64  # ...then ours; beyond it, reading from the exchange pauses
+    producer: dict[str, Any] = field(default_factory=dict)  # librdkafka settings, win over all
+
+
+BATCH_KEYS = ("rows", "bytes", "linger_ms")
 
 
 @dataclass
 class BatchConfig:
     rows: int = 4096  # flush a kind's batch at this many records...
+    bytes: int = 1 << 20  # ...or this many bytes of records (rows = bytes // record size)...
     linger_ms: float = 5.0  # ...or when its first record is this old
-    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> rows/linger
+    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> BATCH_KEYS
+
+    def rows_for(self, kind: str, itemsize: int) -> int:
+        """Records per batch of `kind`: the smaller of its row and byte thresholds."""
+        own = self.per_kind.get(kind, {})
+        rows, size = int(own.get("rows", self.rows)), int(own.get("bytes", self.bytes))
+        return max(1, min(rows, size // itemsize)) if size else rows
+
+    def linger_for(self, kind: str) -> float:
+        return float(self.per_kind.get(kind, {}).get("linger_ms", self.linger_ms))
 
 
 @dataclass
@@ -64,9 +90,27 @@ class HandlerConfig:
     def validate(self) -> None:
         if self.sink not in ("kafka", "null"):
             raise ConfigError(f"sink: must be kafka or null, not {self.sink!r}")
-        if self.kafka.encoding not in ("records", "json"):
-            raise ConfigError(f"kafka.encoding: must be records or json, not "
+        if self.kafka.encoding not in ("records", "json", "raw"):
+            raise ConfigError(f"kafka.encoding: must be records, json or raw, not "
                               f"{self.kafka.encoding!r}")
+        if self.kafka.compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
+            raise ConfigError(f"kafka.compression: unknown codec {self.kafka.compression!r}")
+        for key in ("partitions", "replication_factor"):
+            if getattr(self.kafka, key) == 0 or getattr(self.kafka, key) < -1:
+                raise ConfigError(f"kafka.{key}: must be -1 (broker default) or >= 1")
+        if self.kafka.max_message_bytes < 1024:
+            raise ConfigError("kafka.max_message_bytes: must be >= 1024")
+        for kind, settings in self.batch.per_kind.items():
+            from feedhandler.records import SCHEMAS  # only when needed: it loads the decoder
+
+            if kind not in SCHEMAS:
+                raise ConfigError(f"batch.per_kind: unknown kind {kind!r}; known: "
+                                  f"{', '.join(SCHEMAS)}")
+            if not isinstance(settings, dict):
+                raise ConfigError(f"batch.per_kind.{kind}: expected a mapping")
+            unknown = set(settings) - set(BATCH_KEYS)
+            if unknown:
+                raise ConfigError(f"unknown key batch.per_kind.{kind}.{sorted(unknown)[0]}")
         if self.connection.time_unit not in ("ms", "us"):
             raise ConfigError("connection.time_unit: must be ms or us")
         if not self.streams:

@@ -1,35 +1,49 @@
-"""The Kafka data contract: topic names, message headers and value encodings.
+"""The Kafka data contract: topic names, keys, message headers and value encodings.
 
-Producer (feedhandler.sinks.kafka) and consumers (feedhandler.consume) share this module, and
-the README restates it for other languages. Header values are UTF-8 text.
+Producer (feedhandler.sinks.kafka) and consumers (feedhandler.consume) share this module; the
+README restates it for other languages (its record tables come from feedhandler.contract_doc).
+Header values are UTF-8 text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
-import orjson
 
-from feedhandler.records import SCHEMAS, Schema, schema_by_name, wide_to_int
+from feedhandler.contract_json import decode_json
+from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
-H_SCHEMA: Final = "fh.schema"  # e.g. binance.spot.trade
-H_VERSION: Final = "fh.version"  # schema version, e.g. 1
-H_ENCODING: Final = "fh.encoding"  # records | json | raw
-H_COUNT: Final = "fh.count"  # records in the message
-H_SEQ_FIRST: Final = "fh.seq.first"  # first/last sequence id covered (kinds that have one)
+# --- headers -------------------------------------------------------------------------------
+H_SCHEMA: Final = "fh.schema"  # data: schema name, e.g. binance.spot.trade
+H_VERSION: Final = "fh.version"  # data: schema version, e.g. 1
+H_ENCODING: Final = "fh.encoding"  # data: records | json | raw
+H_COUNT: Final = "fh.count"  # data: records in the message
+H_SEQ_FIRST: Final = "fh.seq.first"  # data: first/last sequence id covered (kinds that have one)
 H_SEQ_LAST: Final = "fh.seq.last"
-H_INSTANCE: Final = "fh.instance"  # handler instance that produced it
-H_EPOCH: Final = "fh.epoch"  # connection epoch: bumps on every (re)connect
+H_INSTANCE: Final = "fh.instance"  # every topic: the handler instance that produced it
+H_EPOCH: Final = "fh.epoch"  # data: epoch of the connection the records came on; it bumps
+# on every (re)connect, and one (kind, symbol) always comes on one connection of an instance
+H_FRAMES: Final = "fh.frames"  # raw: exchange frames in the message
+H_RECV_NS: Final = "fh.recv_ns"  # raw: receive time of each frame, comma-separated ns
+H_TIME_UNIT: Final = "fh.time_unit"  # raw: ms | us, the connection's timeUnit
+H_EVENT: Final = "fh.event"  # control: the event type
 H_REASON: Final = "fh.reason"  # dead-letter: why the frame was rejected
-H_FIELD: Final = "fh.field"  # dead-letter: the field at fault
-H_STREAM: Final = "fh.stream"  # dead-letter / raw: the exchange stream name
+H_FIELD: Final = "fh.field"  # dead-letter: the field at fault ("" = the frame as a whole)
+H_STREAM: Final = "fh.stream"  # dead-letter: the exchange stream name, when known
 
-ENCODINGS: Final = ("records", "json", "raw")
+# --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"
+DEFAULT_CONTROL_TOPIC: Final = "{exchange}.{market}.control"
+DEFAULT_DEADLETTER_TOPIC: Final = "{exchange}.{market}.deadletter"
+# Key of raw messages whose frames carry several symbols (all-market `!…@arr` streams); such
+# messages go to the `{symbol}` = "all" topic of one-topic-per-symbol templates.
+ALL_SYMBOLS: Final = ""
 
-# The id each kind is sequenced by: (first id column, last id column).
+# The id each kind is sequenced by: (column giving the first id, column giving the last id).
 SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "trade": ("trade_id", "trade_id"),
     "aggTrade": ("agg_id", "agg_id"),
@@ -39,87 +53,148 @@ SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def topic_for(kind: str, symbol: str = "", template: str = DEFAULT_TOPIC_TEMPLATE,
+def topic_for(kind: str, symbol: str = ALL_SYMBOLS, template: str = DEFAULT_TOPIC_TEMPLATE,
               exchange: str = "binance", market: str = "spot") -> str:
-    return template.format(exchange=exchange, market=market, kind=kind, symbol=symbol.lower())
+    return template.format(exchange=exchange, market=market, kind=kind,
+                           symbol=symbol.lower() or "all")
 
 
-def batch_headers(schema: Schema, records: np.ndarray, encoding: str, instance: str,
-                  epoch: int) -> list[tuple[str, bytes]]:
-    headers = [
-        (H_SCHEMA, schema.name.encode()),
-        (H_VERSION, str(schema.version).encode()),
-        (H_ENCODING, encoding.encode()),
-        (H_COUNT, str(len(records)).encode()),
-        (H_INSTANCE, instance.encode()),
-        (H_EPOCH, str(epoch).encode()),
-    ]
-    seq = SEQUENCE_FIELDS.get(schema.kind)
-    if seq is not None and len(records):
-        headers.append((H_SEQ_FIRST, str(int(records[seq[0]][0])).encode()))
-        headers.append((H_SEQ_LAST, str(int(records[seq[1]][-1])).encode()))
+def stream_kind(stream: str) -> tuple[str, str]:
+    """A Binance stream name -> (kind, SYMBOL); the symbol is ALL_SYMBOLS for `!…@arr` streams.
+
+    >>> stream_kind("btcusdt@depth20@100ms"), stream_kind("!ticker_1h@arr")
+    (('depthPartial', 'BTCUSDT'), ('windowTicker', ''))
+    """
+    head, _, rest = stream.partition("@")
+    if head.startswith("!"):
+        symbol, name = ALL_SYMBOLS, head[1:]
+    else:
+        symbol, name = head.upper(), rest.partition("@")[0]
+    if name.startswith("kline_"):
+        kind = "kline"
+    elif name.startswith("ticker_"):
+        kind = "windowTicker"
+    elif name in ("depth5", "depth10", "depth20"):
+        kind = "depthPartial"
+    else:
+        kind = name
+    if kind not in SCHEMAS or kind in ("control", "gap"):
+        raise ValueError(f"not a market data stream: {stream!r}")
+    return kind, symbol
+
+
+def data_topics(streams: Iterable[str], template: str = DEFAULT_TOPIC_TEMPLATE,
+                exchange: str = "binance", market: str = "spot") -> set[str]:
+    """The data topics these streams publish to. With a `{symbol}` template, an all-market
+    stream's symbols are unknown up front; only its "all" topic (raw encoding) is listed."""
+    return {topic_for(*stream_kind(s), template=template, exchange=exchange, market=market)
+            for s in streams}
+
+
+# --- values ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frames:
+    """The exchange frames a batch was decoded from, in order (for the `raw` encoding).
+
+    Frame i is payload[offsets[i]:offsets[i + 1]] and produced records[rows[i]:rows[i + 1]] of
+    the batch: both int64 arrays hold one entry per frame plus one, starting at 0 and ending at
+    len(payload) and len(records).
+    """
+
+    payload: bytes
+    offsets: np.ndarray
+    rows: np.ndarray
+
+
+def _padding(schema: Schema) -> list[tuple[int, int]]:
+    """Byte ranges of a record that no field covers."""
+    covered = np.zeros(schema.itemsize, bool)
+    for f in schema.fields:
+        covered[f.offset : f.offset + f.size] = True
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ~covered, [0]), dtype=np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))  # start, end
+
+
+_PADDING = {schema.name: _padding(schema) for schema in SCHEMAS.values()}
+
+
+def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:
+    """`records` as their wire bytes: the schema's exact layout with zero padding.
+
+    Decoder batches are that already (rows are zeroed before they are written); arrays that
+    went through numpy copies are not: np.concatenate packs the dtype, and copy()/astype()/
+    concatenate(dtype=...) leave the padding bytes uninitialised. Zeroes the padding in place
+    when it can (the sink owns its batches), else copies.
+    """
+    if records.dtype != schema.dtype or not (records.flags.writeable
+                                             and records.flags.c_contiguous):
+        out = np.zeros(len(records), schema.dtype)
+        out[...] = records  # field by field: the padding stays zero
+        return out
+    raw = records.view(np.uint8).reshape(len(records), schema.itemsize)
+    for start, end in _PADDING[schema.name]:
+        raw[:, start:end] = 0
+    return records
+
+
+@lru_cache(maxsize=1024)
+def _fixed_headers(name: str, version: int, encoding: str,
+                   instance: str) -> tuple[tuple[str, bytes], ...]:
+    return ((H_SCHEMA, name.encode()), (H_VERSION, b"%d" % version),
+            (H_ENCODING, encoding.encode()), (H_INSTANCE, instance.encode()))
+
+
+def batch_headers(schema: Schema, encoding: str, instance: str, epoch: int, count: int,
+                  seq: tuple[int, int] | None = None) -> list[tuple[str, bytes]]:
+    """Headers of a data message of `count` records; `seq`: (first, last) sequence id."""
+    headers = [*_fixed_headers(schema.name, schema.version, encoding, instance),
+               (H_COUNT, b"%d" % count), (H_EPOCH, b"%d" % epoch)]
+    if seq is not None:
+        headers += [(H_SEQ_FIRST, b"%d" % seq[0]), (H_SEQ_LAST, b"%d" % seq[1])]
     return headers
+
+
+def sequence_range(kind: str, records: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) sequence id of consecutive records, for kinds that have one."""
+    columns = SEQUENCE_FIELDS.get(kind)
+    if columns is None or not len(records):
+        return None
+    return int(records[columns[0]][0]), int(records[columns[1]][-1])
+
+
+def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:
+    """The extra headers of a `raw` message: what decoding its frames again needs."""
+    return [(H_FRAMES, b"%d" % len(recv_ns)),
+            (H_RECV_NS, ",".join(map(str, recv_ns.tolist())).encode()),
+            (H_TIME_UNIT, time_unit.encode())]
 
 
 def header_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {k: (v or b"").decode() for k, v in headers or ()}
 
 
-# --- JSON lines: one object per record, decimals as exact strings ---------------------------
+def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
+    """Raw frames -> the records the handler decoded from them, receive times included."""
+    from feedhandler._ext.decoder import Decoder  # the live decoder, applied once more
 
-def _fixed(units: int) -> str:
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), 10**8)
-    return f"{sign}{whole}.{frac:08d}"
-
-
-def _unfixed(text: str) -> int:
-    negative = text.startswith("-")
-    whole, _, frac = text.lstrip("-").partition(".")
-    units = int(whole) * 10**8 + int(frac.ljust(8, "0"))
-    return -units if negative else units
-
-
-def encode_json(schema: Schema, records: np.ndarray) -> bytes:
-    lines = []
-    for row in records:
-        obj: dict[str, object] = {}
-        for f in schema.fields:
-            value = row[f.name]
-            if f.type == "bytes":
-                obj[f.name] = bytes(value).decode("utf-8")
-            elif f.type == "int128":
-                obj[f.name] = _fixed(wide_to_int(value))
-            elif f.count > 1:
-                obj[f.name] = [_fixed(int(v)) if f.is_decimal else int(v) for v in value]
-            elif f.is_decimal:
-                obj[f.name] = _fixed(int(value))
-            else:
-                obj[f.name] = int(value)
-        lines.append(orjson.dumps(obj))
-    return b"\n".join(lines)
-
-
-def decode_json(schema: Schema, value: bytes) -> np.ndarray:
-    rows = [orjson.loads(line) for line in value.split(b"\n") if line]
-    out = np.zeros(len(rows), schema.dtype)
-    for i, obj in enumerate(rows):
-        for f in schema.fields:
-            v = obj[f.name]
-            if f.type == "bytes":
-                out[i][f.name] = v.encode("utf-8")
-            elif f.type == "int128":
-                units = _unfixed(v)
-                out[i][f.name] = (units & (2**64 - 1), units >> 64)
-            elif f.count > 1:
-                out[i][f.name] = [_unfixed(x) if isinstance(x, str) else x for x in v]
-            else:
-                out[i][f.name] = _unfixed(v) if isinstance(v, str) else v
-    return out
+    frames = value.split(b"\n")[:-1]  # every frame ends in "\n"
+    recv_ns = [int(t) for t in headers[H_RECV_NS].split(",")]
+    if len(frames) != len(recv_ns):
+        raise ValueError(f"{len(frames)} frames but {len(recv_ns)} receive times")
+    parts: list[np.ndarray] = []
+    decoder = Decoder(lambda kind, rows: parts.append(rows) if kind == schema.kind else None,
+                      time_unit=headers.get(H_TIME_UNIT, "ms"), batch_rows=1 << 16,
+                      linger_ms=None)
+    for frame, ts in zip(frames, recv_ns, strict=True):
+        decoder.decode(frame, ts)
+    decoder.flush()
+    return wire_records(schema, np.concatenate(parts)) if parts else np.empty(0, schema.dtype)
 
 
 def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
-    """A message value -> records, from the message's headers alone."""
+    """A data message's value -> its records, from the message's headers alone."""
+    if H_SCHEMA not in headers:
+        raise ValueError("not a data message (no fh.schema header): control or dead-letter?")
     schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
@@ -127,15 +202,10 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     elif encoding == "json":
         records = decode_json(schema, value)
     elif encoding == "raw":
-        from feedhandler.parsing import parse  # raw frames: decode them as the handler did
-
-        records = parse(value.split(b"\n"), stream=headers.get(H_STREAM) or None)[schema.kind]
+        records = decode_raw(schema, headers, value)
     else:
         raise ValueError(f"unknown encoding {encoding!r}")
     count = headers.get(H_COUNT)
     if count is not None and int(count) != len(records):
         raise ValueError(f"header says {count} records, value holds {len(records)}")
     return records
-
-
-__all__ = ["SCHEMAS"]

@@ -43,6 +43,19 @@ class ParseResult(Mapping[str, np.ndarray]):
         return f"ParseResult(rows={rows}, errors={dict(self.errors)})"
 
 
+def _join(dtype: np.dtype[Any], parts: list[np.ndarray]) -> np.ndarray:
+    """Batches -> one array in the exact wire layout, padding included (numpy's concatenate
+    would repack the padded struct or leave its padding bytes uninitialised)."""
+    out = np.empty(sum(len(p) for p in parts), dtype)
+    raw = out.view(np.uint8)
+    offset = 0
+    for part in parts:  # decoder batches are wire bytes already, padding zeroed
+        size = len(part) * dtype.itemsize
+        raw[offset : offset + size] = part.view(np.uint8)
+        offset += size
+    return out
+
+
 def parse(
     frames: Iterable[bytes],
     *,
@@ -72,10 +85,6 @@ def parse(
     )
     decoder.decode_many(list(frames), ts_recv)
     decoder.flush()
-    # dtype= keeps the wire layout: plain concatenation would repack the padded structs.
-    tables: dict[str, Any] = {
-        kind: np.concatenate(parts, dtype=SCHEMAS[kind].dtype) if parts
-        else np.empty(0, SCHEMAS[kind].dtype)
-        for kind, parts in batches.items()
-    }
+    tables: dict[str, Any] = {kind: _join(SCHEMAS[kind].dtype, parts)
+                              for kind, parts in batches.items()}
     return ParseResult(tables, dead)

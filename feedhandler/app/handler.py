@@ -19,6 +19,7 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.config import HandlerConfig
+from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
@@ -38,27 +39,26 @@ class HandlerStats:
     gaps: int = 0
     reconnects: int = 0
     elapsed_s: float = 0.0
+    close_s: float = 0.0  # flushing batches and the sink at shutdown
+    sink: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         rate = self.frames / self.elapsed_s if self.elapsed_s else 0.0
         return {"frames": self.frames, "records": dict(self.records), "errors": dict(self.errors),
                 "gaps": self.gaps, "reconnects": self.reconnects,
-                "elapsed_s": round(self.elapsed_s, 3), "frames_per_s": round(rate)}
+                "elapsed_s": round(self.elapsed_s, 3), "frames_per_s": round(rate),
+                "close_s": round(self.close_s, 3), "sink": self.sink}
 
 
 def make_sink(config: HandlerConfig) -> Sink:
     if config.sink == "null":
         return NullSink()
-    from feedhandler.sinks.kafka import KafkaSink, KafkaSinkConfig
+    from feedhandler.sinks.kafka import KafkaSink
 
-    return KafkaSink(KafkaSinkConfig(
-        bootstrap=config.kafka.bootstrap,
-        topic_template=config.kafka.topic_template,
-        encoding=config.kafka.encoding,
-        instance=config.instance or socket.gethostname(),
-        backlog_limit_bytes=config.kafka.backlog_limit_mb << 20,
-        producer=config.kafka.producer,
-    ))
+    kafka = config.kafka
+    return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
+                     data_topics(config.streams, kafka.topic_template, kafka.exchange,
+                                 kafka.market))
 
 
 class Handler:
@@ -79,21 +79,27 @@ class Handler:
     def _connection(self, shard: Any) -> ShardConnection:
         holder: list[ShardConnection] = []
 
-        def on_batch(kind: str, records: np.ndarray) -> None:
+        def on_batch(kind: str, records: np.ndarray,
+                     frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
             self.stats.records[kind] += len(records)
             if kind == "gap":
                 self._publish_gaps(records)
-            elif kind != "control":  # control frames are published by on_control
+            elif kind == "control":  # control frames are published by on_control
+                return
+            elif frames is None:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
+            else:
+                self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
 
         batch = self.config.batch
         decoder = Decoder(
             on_batch, self._on_error, self._on_control,
-            batch_rows={kind: int(batch.per_kind.get(kind, {}).get("rows", batch.rows))
-                        for kind in SCHEMAS},
-            linger_ms=batch.linger_ms,
+            batch_rows={kind: batch.rows_for(kind, s.itemsize) for kind, s in SCHEMAS.items()},
+            linger_ms={kind: batch.linger_for(kind) for kind in SCHEMAS},
             max_frame=self.config.connection.max_frame_bytes,
             time_unit=self.config.connection.time_unit,
+            # raw (archival) encoding: on_batch also gets the frames each batch came from
+            capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
         )
         conn = ShardConnection(shard, self.config, decoder, self._publish_event,
                                max_frames=self.config.max_messages,
@@ -151,13 +157,16 @@ class Handler:
             if not self._paused and backlog > limit:
                 self._paused = True
                 log.warning("sink backlog %d bytes over limit: pausing exchange reads", backlog)
-                for shard in self.shards:
-                    shard.pause_reading()
+                self._publish_event({"type": "paused", "backlog_bytes": backlog})
             elif self._paused and backlog < limit // 2:
                 self._paused = False
                 log.warning("sink backlog drained: resuming exchange reads")
+                self._publish_event({"type": "resumed", "backlog_bytes": backlog})
                 for shard in self.shards:
                     shard.resume_reading()
+            if self._paused:  # every tick: a connection opened meanwhile starts reading
+                for shard in self.shards:
+                    shard.pause_reading()
             await asyncio.sleep(SERVICE_INTERVAL_S)
 
     async def run(self) -> HandlerStats:
@@ -177,7 +186,10 @@ class Handler:
             for shard in self.shards:
                 shard.decoder.flush()
             self.stats.frames = sum(s.frames for s in self.shards)
+            closing = time.perf_counter()
             undelivered = self.sink.close(self.config.shutdown_timeout_s)
+            self.stats.close_s = time.perf_counter() - closing
+            self.stats.sink = self.sink.summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
             for sig in (signal.SIGINT, signal.SIGTERM):

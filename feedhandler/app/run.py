@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--streams", help="comma-separated stream names: btcusdt@trade,ethusdt@depth")
     p.add_argument("--sink", choices=["kafka", "null"])
     p.add_argument("--kafka-bootstrap", dest="kafka.bootstrap")
-    p.add_argument("--encoding", dest="kafka.encoding", choices=["records", "json"])
+    p.add_argument("--encoding", dest="kafka.encoding", choices=["records", "json", "raw"])
     p.add_argument("--topic-template", dest="kafka.topic_template")
     p.add_argument("--batch-rows", dest="batch.rows", type=int)
     p.add_argument("--linger-ms", dest="batch.linger_ms", type=float)
@@ -43,12 +43,12 @@ OVERRIDE_KEYS = ("url", "streams", "sink", "kafka.bootstrap", "kafka.encoding",
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, {k: getattr(args, k) for k in OVERRIDE_KEYS})
+        log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
+                 len(config.streams), config.sink)
+        handler = Handler(config)  # creates or checks the Kafka topics
     except (ConfigError, OSError) as exc:
         print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
         return 2
-    log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL, len(config.streams),
-             config.sink)
-    handler = Handler(config)
     stats = uvloop.run(handler.run())
     summary = stats.summary()
     if args.summary_json:

@@ -1,4 +1,4 @@
-"""The interface between the decoder's batches and a destination."""
+"""The interface between the decoders' batches and a destination."""
 
 from __future__ import annotations
 
@@ -6,22 +6,30 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from feedhandler.contract import Frames
+
 
 class Sink(Protocol):
-    def publish_batch(self, kind: str, records: np.ndarray, epoch: int) -> None:
-        """A batch of one kind (possibly many symbols); the sink owns `records` afterwards."""
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Frames | None = None) -> None:
+        """A batch of one kind (possibly many symbols) from one connection at `epoch`, in
+        exchange order; the sink owns `records` afterwards. `frames`, for the raw encoding: the
+        frames the batch was decoded from."""
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         """A rejected frame, unchanged."""
 
     def publish_control(self, event: dict[str, Any]) -> None:
-        """A gap, reconnect, subscription change or exchange control message."""
+        """A gap, reconnect, subscription change, backpressure or exchange control event."""
 
     def service(self) -> None:
-        """Called on a cadence by the event loop: serve delivery reports, retry backlog."""
+        """Called on a cadence by the event loop: serve delivery reports, retry the backlog."""
 
     def backlog_bytes(self) -> int:
-        """Bytes accepted but not yet handed to the destination (backpressure signal)."""
+        """Bytes accepted but not yet handed to the destination (the backpressure signal)."""
+
+    def summary(self) -> dict[str, Any]:
+        """Counters for the run summary and metrics."""
 
     def close(self, timeout: float) -> int:
         """Flush within `timeout` seconds; returns how many messages are still undelivered."""

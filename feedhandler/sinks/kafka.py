@@ -1,114 +1,164 @@
-"""Kafka sink: one message per (kind, symbol) batch, keyed by symbol, never dropped.
+"""Kafka sink: one message per (kind, symbol) run of a batch, keyed by symbol, never dropped.
 
-librdkafka's queue absorbs bursts; when it is full (`BufferError`) messages wait in a bounded
-backlog that `service()` drains, and `backlog_bytes()` tells the handler to stop reading from
-the exchange until Kafka catches up. Nothing here blocks the event loop.
+A decoder batch holds one kind and many symbols in exchange order; it is split by symbol with
+numpy (a stable sort on a hash of the symbol: each symbol keeps its order), and each run is one
+message (several when it exceeds kafka.max_message_bytes). Python runs per message, not per
+record.
+
+librdkafka's queue absorbs bursts and broker outages (messages never time out); when it is full
+(`BufferError`) messages wait in our own backlog, which `service()` drains in order, and
+`backlog_bytes()` tells the handler to stop reading from the exchange until Kafka catches up.
+Nothing here blocks the event loop. A message the broker rejects for good is counted, logged
+and reported on the control topic with its record count.
+
+Delivery reports come for failures only: a Python call per acknowledged message would cost
+about as much as producing it. Acknowledged = produced - failed - still in librdkafka, exact
+once the producer is flushed; latency comes from librdkafka's statistics instead.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-from collections import deque
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
-    DEFAULT_TOPIC_TEMPLATE,
+    ALL_SYMBOLS,
+    H_EVENT,
     H_FIELD,
     H_INSTANCE,
     H_REASON,
     H_STREAM,
+    SEQUENCE_FIELDS,
+    Frames,
     batch_headers,
-    encode_json,
+    raw_headers,
+    sequence_range,
     topic_for,
+    wire_records,
 )
-from feedhandler.records import SCHEMAS
+from feedhandler.contract_json import encode_json
+from feedhandler.records import SCHEMAS, Schema
+from feedhandler.sinks.grouping import group_rows, key_words
+from feedhandler.sinks.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+STATISTICS_INTERVAL_MS = 5_000
+# librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
+LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
 
 
-@dataclass
-class KafkaSinkConfig:
-    bootstrap: str
-    topic_template: str = DEFAULT_TOPIC_TEMPLATE
-    exchange: str = "binance"
-    market: str = "spot"
-    encoding: str = "records"  # records | json
-    instance: str = field(default_factory=socket.gethostname)
-    dead_letter_topic: str = "{exchange}.{market}.deadletter"
-    control_topic: str = "{exchange}.{market}.control"
-    backlog_limit_bytes: int = 256 << 20
-    producer: dict[str, Any] = field(default_factory=dict)  # librdkafka overrides
-
-    def producer_config(self) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": "lz4",
-            "linger.ms": 5,
-            "batch.size": 1 << 20,
-            "message.max.bytes": 8 << 20,
-            "queue.buffering.max.kbytes": 256 << 10,
-            "client.id": f"feedhandler-{self.instance}",
-            **self.producer,
-        }
+def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": config.bootstrap,
+        "client.id": f"feedhandler-{instance}",
+        "enable.idempotence": True,  # broker-side de-duplication: retries never duplicate/reorder
+        "acks": "all",
+        "compression.type": config.compression,
+        "linger.ms": config.linger_ms,
+        "batch.size": config.batch_bytes,
+        "message.max.bytes": config.max_message_bytes + (64 << 10),  # + key and headers
+        "delivery.report.only.error": True,
+        "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+        "queue.buffering.max.kbytes": config.queue_mb << 10,
+        "queue.buffering.max.messages": 10_000_000,  # the byte bound is the one that matters
+        # An outage is backpressure, not loss: retry for as long as the broker is away.
+        "message.timeout.ms": 0,
+        **config.producer,
+    }
 
 
 @dataclass
 class DeliveryStats:
     produced: int = 0  # messages handed to librdkafka
-    delivered: int = 0  # acknowledged by the broker
-    failed: int = 0
-    records_delivered: int = 0
+    failed: int = 0  # rejected for good, or purged unsent at shutdown
+    records_produced: int = 0
+    records_failed: int = 0
+    buffer_full: int = 0  # produce() found librdkafka's queue full (backpressure)
     backlog_peak_bytes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency_us: dict[str, dict[str, int]] = field(default_factory=dict)  # see LATENCIES
+
+    def summary(self, in_flight: int) -> dict[str, Any]:
+        """`in_flight`: messages librdkafka still holds; acknowledged counts exclude them
+        (records: exact when in_flight is 0, i.e. after close())."""
+        return {
+            "produced": self.produced, "delivered": self.produced - self.failed - in_flight,
+            "failed": self.failed, "in_flight": in_flight,
+            "records_produced": self.records_produced,
+            "records_delivered": self.records_produced - self.records_failed,
+            "records_failed": self.records_failed,
+            "buffer_full": self.buffer_full, "backlog_peak_bytes": self.backlog_peak_bytes,
+            "errors": dict(self.errors), "latency_us": self.latency_us,
+        }
 
 
 class KafkaSink:
-    def __init__(self, config: KafkaSinkConfig) -> None:
+    def __init__(self, config: KafkaConfig, instance: str, time_unit: str = "ms",
+                 topics: Iterable[str] = ()) -> None:
+        """`topics`: the data topics to create or check on start (control and dead-letter
+        topics are added). `time_unit` is the connections' (raw messages carry it)."""
         self.config = config
+        self.instance = instance
+        self.time_unit = time_unit
         self.stats = DeliveryStats()
-        self._producer = Producer(config.producer_config(), logger=log)
+        names = {"exchange": config.exchange, "market": config.market}
+        self.control_topic = config.control_topic.format(**names)
+        self.deadletter_topic = config.deadletter_topic.format(**names)
+        ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
+        self._producer = Producer(producer_config(config, instance), logger=log,
+                                  stats_cb=self._on_statistics)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
         self._backlog_bytes = 0
-        fmt = {"exchange": config.exchange, "market": config.market}
-        self._dead_letter_topic = config.dead_letter_topic.format(**fmt)
-        self._control_topic = config.control_topic.format(**fmt)
+        self._topics: dict[tuple[str, bytes], str] = {}
+        self._instance_header = (H_INSTANCE, instance.encode())
+        self._closing = False
 
-    # --- Sink -------------------------------------------------------------------------------
-    def publish_batch(self, kind: str, records: np.ndarray, epoch: int) -> None:
+    # --- Sink ------------------------------------------------------------------------------
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Frames | None = None) -> None:
         schema = SCHEMAS[kind]
-        symbols = records["symbol"]
-        # Stable grouping keeps each symbol's records in exchange order.
-        order = np.argsort(symbols, kind="stable")
-        grouped = records[order]
-        keys, starts = np.unique(symbols[order], return_index=True)
-        bounds = [*starts.tolist(), len(grouped)]
-        for i, key in enumerate(keys):
-            part = grouped[bounds[i] : bounds[i + 1]]
-            symbol = bytes(key).decode()
-            value = part.tobytes() if self.config.encoding == "records" else encode_json(schema, part)
-            headers = batch_headers(schema, part, self.config.encoding, self.config.instance, epoch)
-            topic = topic_for(kind, symbol, self.config.topic_template, self.config.exchange,
-                              self.config.market)
-            self._produce(topic, bytes(key), value, headers, len(part))
+        records = wire_records(schema, records)
+        if self.config.encoding == "raw":
+            if frames is None:
+                raise ValueError("the raw encoding needs the frames of each batch")
+            self._publish_frames(schema, records, epoch, frames)
+            return
+        order, bounds = group_rows(key_words(records["symbol"]))
+        grouped = records if order is None else np.take(records, order)
+        symbols = grouped["symbol"][bounds[:-1]].tolist()
+        seq = SEQUENCE_FIELDS.get(kind)
+        firsts, lasts = (grouped[seq[0]], grouped[seq[1]]) if seq else (None, None)
+        for symbol, (start, end) in zip(symbols, pairwise(bounds), strict=True):
+            topic = self._topic(kind, symbol)
+            for first, last, value in self._values(schema, grouped, start, end):
+                ids = None if firsts is None else (int(firsts[first]), int(lasts[last - 1]))
+                headers = batch_headers(schema, self.config.encoding, self.instance, epoch,
+                                        last - first, ids)
+                self._produce(topic, symbol, value, headers, last - first)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         headers = [(H_REASON, reason.encode()), (H_FIELD, field.encode()),
-                   (H_STREAM, stream.encode()), (H_INSTANCE, self.config.instance.encode())]
-        self._produce(self._dead_letter_topic, stream.encode(), frame, headers, 0)
+                   (H_STREAM, stream.encode()), self._instance_header]
+        self._produce(self.deadletter_topic, stream.encode(), frame, headers, 0)
 
     def publish_control(self, event: dict[str, Any]) -> None:
-        event = {"instance": self.config.instance, **event}
-        self._produce(self._control_topic, str(event.get("type", "")).encode(),
-                      orjson.dumps(event), [(H_INSTANCE, self.config.instance.encode())], 0)
+        event = {"instance": self.instance, **event}
+        headers = [(H_EVENT, str(event.get("type", "")).encode()), self._instance_header]
+        # Keyed by instance: one instance's events stay in order in one partition.
+        self._produce(self.control_topic, self.instance.encode(), orjson.dumps(event), headers, 0)
 
     def service(self) -> None:
         self._producer.poll(0)
@@ -126,21 +176,95 @@ class KafkaSink:
         """Messages not yet acknowledged: in librdkafka plus in our backlog."""
         return len(self._producer) + len(self._backlog)
 
-    def close(self, timeout: float) -> int:
-        import time
+    def summary(self) -> dict[str, Any]:
+        return {**self.stats.summary(len(self._producer)), "undelivered": self.queued(),
+                "records_unsent": sum(item[4] for item in self._backlog)}
 
+    def close(self, timeout: float) -> int:
+        self._closing = True
         deadline = time.monotonic() + timeout
         while self._backlog and time.monotonic() < deadline:
             self.service()
             self._producer.poll(0.05)
-        self._producer.flush(max(0.0, deadline - time.monotonic()))
-        remaining = self.queued()
+        if self._producer.flush(max(0.0, deadline - time.monotonic())):
+            # Out of time: what librdkafka still holds is reported failed, record by record
+            # (messages in flight may yet have been written; consumers can tell by sequence id).
+            self._producer.purge()
+            self._producer.flush(1.0)
+        remaining = self.queued() + self.stats.errors["_PURGE_QUEUE"] + \
+            self.stats.errors["_PURGE_INFLIGHT"]
         if remaining:
             log.error("kafka: %d messages undelivered at shutdown", remaining)
         return remaining
 
-    # --- internals ---------------------------------------------------------------------------
+    # --- values ----------------------------------------------------------------------------
+    def _topic(self, kind: str, symbol: bytes) -> str:
+        topic = self._topics.get((kind, symbol))
+        if topic is None:
+            topic = topic_for(kind, symbol.decode(), self.config.topic_template,
+                              self.config.exchange, self.config.market)
+            self._topics[(kind, symbol)] = topic
+        return topic
+
+    def _values(self, schema: Schema, rows: np.ndarray, start: int,
+                end: int) -> Iterator[tuple[int, int, bytes]]:
+        """rows[start:end] (one symbol) -> (first, end, value) per message, each within
+        max_message_bytes."""
+        limit = self.config.max_message_bytes
+        if self.config.encoding == "records":
+            step = max(1, limit // schema.itemsize)
+            for first in range(start, end, step):
+                last = min(end, first + step)
+                yield first, last, rows[first:last].tobytes()
+            return
+        value = encode_json(schema, rows[start:end])
+        if len(value) <= limit or end - start == 1:
+            yield start, end, value
+        else:
+            middle = (start + end) // 2
+            yield from self._values(schema, rows, start, middle)
+            yield from self._values(schema, rows, middle, end)
+
+    def _publish_frames(self, schema: Schema, records: np.ndarray, epoch: int,
+                        frames: Frames) -> None:
+        """Raw encoding: each frame goes to the message of its symbol; a frame that carries
+        several symbols (all-market `!…@arr`) to an ALL_SYMBOLS message."""
+        first_rows = frames.rows[:-1]
+        owner = np.repeat(np.arange(len(first_rows)), np.diff(frames.rows))
+        words = key_words(records["symbol"])
+        frame_words = words[first_rows]
+        spanning = np.zeros(len(first_rows), bool)
+        spanning[owner[(words != frame_words[owner]).any(axis=1)]] = True
+        frame_words[spanning] = 0  # no symbol is empty: zero words are the ALL_SYMBOLS key
+        order, bounds = group_rows(frame_words)
+        picks = np.arange(len(first_rows)) if order is None else order
+        for start, end in pairwise(bounds):
+            run = picks[start:end]
+            first = run[0]
+            symbol = (ALL_SYMBOLS.encode() if spanning[first]
+                      else bytes(records["symbol"][first_rows[first]]))
+            self._publish_raw_run(schema, records, frames, run, symbol, epoch)
+
+    def _publish_raw_run(self, schema: Schema, records: np.ndarray, frames: Frames,
+                         picks: np.ndarray, symbol: bytes, epoch: int) -> None:
+        rows = np.take(records, _ranges(frames.rows, picks))
+        payload = np.frombuffer(frames.payload, np.uint8)[_ranges(frames.offsets, picks)]
+        ends = np.cumsum(frames.offsets[picks + 1] - frames.offsets[picks])
+        value = np.insert(payload, ends, ord("\n")).tobytes()  # one frame per line
+        headers = [*batch_headers(schema, "raw", self.instance, epoch, len(rows),
+                                  sequence_range(schema.kind, rows)),
+                   *raw_headers(records["ts_recv"][frames.rows[picks]], self.time_unit)]
+        size = len(value) + sum(len(k) + len(v) for k, v in headers)
+        if size > self.config.max_message_bytes and len(picks) > 1:
+            half = len(picks) // 2
+            self._publish_raw_run(schema, records, frames, picks[:half], symbol, epoch)
+            self._publish_raw_run(schema, records, frames, picks[half:], symbol, epoch)
+            return
+        self._produce(self._topic(schema.kind, symbol), symbol, value, headers, len(rows))
+
+    # --- producing -------------------------------------------------------------------------
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
+        # Behind a backlog, new messages queue too: per-key order is kept.
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
             self._backlog.append((topic, key, value, headers, count))
             self._backlog_bytes += len(value)
@@ -148,18 +272,50 @@ class KafkaSink:
 
     def _try_produce(self, topic: str, key: bytes, value: bytes, headers: Headers,
                      count: int) -> bool:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                self.stats.delivered += 1
-                self.stats.records_delivered += count
-            else:
-                self.stats.failed += 1
-                log.error("kafka: delivery to %s failed: %s", topic, err)
-
+        """False when librdkafka's queue is full (the message is still ours to retry)."""
         try:
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            self._producer.produce(topic, value, key, headers=headers,
+                                   on_delivery=partial(self._on_delivery, count))
         except BufferError:
-            self._producer.poll(0)
+            self.stats.buffer_full += 1
+            self._producer.poll(0)  # delivery reports free queue space
             return False
+        except KafkaException as exc:  # refused up front, e.g. too large: retrying cannot help
+            self._failed(topic, key, count, exc.args[0])
+            return True
         self.stats.produced += 1
+        self.stats.records_produced += count
         return True
+
+    def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:  # (successes are not reported: delivery.report.only.error)
+            self._failed(msg.topic() or "", msg.key() or b"", count, err)
+
+    def _on_statistics(self, text: str) -> None:
+        brokers = [b for b in orjson.loads(text).get("brokers", {}).values() if b["nodeid"] >= 0]
+        self.stats.latency_us = {
+            name: {p: max(int(b[window][p]) for b in brokers) for p in ("p50", "p99")}
+            for name, window in LATENCIES.items()
+        } if brokers else {}
+
+    def _failed(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
+        self.stats.failed += 1
+        self.stats.records_failed += count
+        self.stats.errors[err.name()] += 1
+        if self.stats.errors[err.name()] == 1:
+            log.error("kafka: message to %s (key %r, %d records) lost: %s; further %s failures "
+                      "are counted and reported on %s", topic, key, count, err.str(), err.name(),
+                      self.control_topic)
+        # The loss must not go unnoticed downstream (at shutdown: in the summary and the log).
+        if topic != self.control_topic and not self._closing:
+            self.publish_control({"type": "delivery_failed", "topic": topic,
+                                  "key": key.decode(errors="replace"), "records": count,
+                                  "error": err.name()})
+
+
+def _ranges(offsets: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Indices offsets[p]..offsets[p + 1] for each p in picks, concatenated."""
+    starts = offsets[picks]
+    lengths = offsets[picks + 1] - starts
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)

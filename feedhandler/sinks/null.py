@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from feedhandler.contract import Frames
+
 
 class NullSink:
     def __init__(self) -> None:
@@ -14,7 +16,8 @@ class NullSink:
         self.dead_letters = 0
         self.control_events = 0
 
-    def publish_batch(self, kind: str, records: np.ndarray, epoch: int) -> None:
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Frames | None = None) -> None:
         self.batches += 1
         self.records += len(records)
 
@@ -29,6 +32,10 @@ class NullSink:
 
     def backlog_bytes(self) -> int:
         return 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"records": self.records, "batches": self.batches,
+                "dead_letters": self.dead_letters, "control_events": self.control_events}
 
     def close(self, timeout: float) -> int:
         return 0

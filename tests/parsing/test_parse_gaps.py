@@ -84,9 +84,9 @@ def test_sequences_are_per_symbol_and_per_kind() -> None:
     assert gaps(frames) == [("trade", 102, 103, "missing", b"ETHUSDT")]
 
 
-def test_gap_rows_are_handed_over_at_once_with_ts_recv() -> None:
+def test_gap_rows_are_batched_with_ts_recv_and_their_own_linger() -> None:
     batches: list[tuple[str, np.ndarray]] = []
-    decoder = Decoder(lambda k, r: batches.append((k, r)), linger_ms=None)
+    decoder = Decoder(lambda k, r: batches.append((k, r)), linger_ms={"gap": 0.0, "trade": None})
     decoder.decode(trade(1), 7)
     decoder.decode(trade(3), 8)
     assert [(k, r.tolist()) for k, r in batches] == [

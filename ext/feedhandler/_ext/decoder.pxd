@@ -1,4 +1,6 @@
 from libc.stdint cimport int64_t, uint64_t
+from libcpp.string cimport string
+from libcpp.vector cimport vector
 
 cimport feedhandler._ext.core as core
 
@@ -15,6 +17,12 @@ cdef class Decoder:
     cdef uint64_t _error_counts[<int>core.ERR_COUNT]
     cdef uint64_t _rows[<int>core.KIND_COUNT]
     cdef readonly uint64_t frames
+    # capture_frames: each open batch's source frames, concatenated, with per-frame byte and
+    # first-row offsets (both start at 0), for the raw (archival) encoding
+    cdef bint _capture
+    cdef vector[string] _captured
+    cdef vector[vector[int64_t]] _frame_offsets
+    cdef vector[vector[int64_t]] _frame_rows
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
@@ -23,3 +31,4 @@ cdef class Decoder:
     cdef int _flush_kind(self, int kind) except -1
     cdef int _rows_added(self, int kind, int64_t ts_recv) except -1
     cdef int _attach(self, int kind, size_t capacity) except -1
+    cdef int _capture_frame(self, int kind, const char* data, size_t size) except -1

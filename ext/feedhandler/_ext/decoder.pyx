@@ -110,6 +110,10 @@ cdef class Decoder:
     batch_rows and linger_ms apply to every kind, or per kind as {kind: value}. A batch is
     handed over when it holds batch_rows rows, or when a frame (or flush_expired) finds its
     first row older than linger_ms (None: never; offline use).
+
+    capture_frames=True keeps the frames each batch was decoded from (for archival): on_batch
+    then gets a third argument (payload: bytes, offsets, rows), int64 arrays of F+1 entries:
+    frame i is payload[offsets[i]:offsets[i+1]] and produced records[rows[i]:rows[i+1]].
     """
 
     def __cinit__(self):
@@ -119,7 +123,8 @@ cdef class Decoder:
         del self._core
 
     def __init__(self, on_batch, on_error=None, on_control=None, *, batch_rows=4096,
-                 linger_ms=5.0, max_frame=1 << 20, stream=None, time_unit="ms"):
+                 linger_ms=5.0, max_frame=1 << 20, stream=None, time_unit="ms",
+                 capture_frames=False):
         self._on_batch = on_batch
         self._on_error = on_error
         self._on_control = on_control
@@ -132,6 +137,10 @@ cdef class Decoder:
         rows = _per_kind("batch_rows", batch_rows, 4096)
         linger = _per_kind("linger_ms", linger_ms, 5.0)
         self._arrays = [None] * KIND_COUNT
+        self._capture = capture_frames
+        self._captured.resize(KIND_COUNT)
+        self._frame_offsets.resize(KIND_COUNT)
+        self._frame_rows.resize(KIND_COUNT)
         for k in range(KIND_COUNT):
             self._batch_rows[k] = max(1, int(rows[k]))
             # None: a batch leaves only when full or flushed (offline use)
@@ -212,7 +221,25 @@ cdef class Decoder:
         self._rows[kind] += size
         self._batch_started[kind] = 0
         self._attach(kind, self._batch_rows[kind])
-        self._on_batch(KIND_NAMES[kind], records)
+        if not self._capture or self._frame_offsets[kind].empty():
+            self._on_batch(KIND_NAMES[kind], records)
+            return 0
+        frames = (self._captured[kind],  # copied into a bytes object
+                  np.array(self._frame_offsets[kind], dtype=np.int64),
+                  np.array(self._frame_rows[kind], dtype=np.int64))
+        self._captured[kind].clear()
+        self._frame_offsets[kind].clear()
+        self._frame_rows[kind].clear()
+        self._on_batch(KIND_NAMES[kind], records, frames)
+        return 0
+
+    cdef int _capture_frame(self, int kind, const char* data, size_t size) except -1:
+        if self._frame_offsets[kind].empty():
+            self._frame_offsets[kind].push_back(0)
+            self._frame_rows[kind].push_back(0)
+        self._captured[kind].append(data, size)
+        self._frame_offsets[kind].push_back(self._captured[kind].size())
+        self._frame_rows[kind].push_back(self._core.table(<core.Kind>kind).size)
         return 0
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
@@ -249,6 +276,8 @@ cdef class Decoder:
                 self._on_control(PyBytes_FromStringAndSize(data, size))
             self._flush_kind(core.KIND_CONTROL)
             return 0
+        if self._capture:
+            self._capture_frame(r.kind, data, size)
         return self._rows_added(r.kind, ts_recv)
 
     cdef int _rows_added(self, int kind, int64_t ts_recv) except -1:

@@ -1,0 +1,164 @@
+"""Handler throughput into Kafka (every record acknowledged) against the null sink, same load.
+
+    .venv/bin/python bench/bench_kafka_e2e.py [--frames N] [--symbols K] [--rounds R]
+                                              [--set KEY=VALUE ...] [--bootstrap HOST:PORT]
+
+One simulator process (`--fast --pregenerate N`: each connection's N events are encoded before
+the first is sent, so the simulator is not the bottleneck; `--live`: generated while sending,
+at the market model's pace) serves every run; each run is a fresh
+in-process `Handler` on uvloop over one connection of K symbols x (bookTicker, trade, aggTrade,
+depth@100ms). The clock runs from the first frame to the end of `Handler.run()`, which for
+Kafka includes flushing the producer: the rate counts acknowledged (acks=all) records only.
+Also reports CPU seconds per million frames of the handler process (librdkafka's threads
+included) and of the broker. Without --bootstrap a local broker is started in a temporary
+directory. Sinks alternate across rounds; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from feedhandler.app.handler import Handler
+from feedhandler.config import load_config
+from feedhandler.simulator.market import Universe
+from feedhandler.simulator.testing import SimulatorProcess
+from feedhandler.testing.kafka import LocalKafka
+
+KINDS = ("bookTicker", "trade", "aggTrade", "depth@100ms")
+
+
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process `pid` (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(handler: Handler, broker_pid: int | None) -> tuple[float, float, float, float]:
+    """(seconds from the first frame to the end, our CPU seconds and the broker's meanwhile,
+    records)."""
+    first = cpu = broker_cpu = 0.0
+
+    async def watch() -> None:
+        nonlocal first, cpu, broker_cpu
+        while not any(shard.frames for shard in handler.shards):
+            await asyncio.sleep(0.0005)
+        first, cpu, broker_cpu = time.perf_counter(), time.process_time(), \
+            _process_cpu(broker_pid)
+
+    watcher = asyncio.create_task(watch())
+    stats = await handler.run()
+    end = time.perf_counter()
+    watcher.cancel()
+    return (end - first, time.process_time() - cpu, _process_cpu(broker_pid) - broker_cpu,
+            float(sum(stats.records.values())))
+
+
+def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
+             broker_pid: int | None, settings: dict[str, str]) -> dict[str, Any]:
+    config = load_config(None, {
+        "url": url, "streams": streams, "sink": sink, "max_messages": frames,
+        "kafka.bootstrap": bootstrap, "kafka.market": f"bench{uuid.uuid4().hex[:8]}",
+        "instance": "bench", **settings,
+    }, environ={})
+    handler = Handler(config)
+    seconds, cpu, broker_cpu, records = uvloop.run(_timed(handler, broker_pid))
+    stats = handler.stats
+    assert stats.frames == frames, stats.summary()
+    if sink == "kafka":
+        delivered = stats.sink["records_delivered"]
+        assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
+    return {"frames_per_s": frames / seconds, "records_per_s": records / seconds,
+            "cpu_s_per_m_frames": cpu / frames * 1e6,
+            "broker_cpu_s_per_m_frames": broker_cpu / frames * 1e6,
+            "messages": stats.sink.get("delivered", 0), "close_s": stats.close_s}
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, pid of the broker when it is ours)."""
+    if bootstrap:
+        yield bootstrap, None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
+            LocalKafka(Path(workdir)) as kafka:
+        yield kafka.bootstrap, kafka.pid
+
+
+def _cpu_model() -> str:
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=500_000, help="frames per run")
+    parser.add_argument("--symbols", type=int, default=50, help="symbols (x4 streams)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for both sinks, e.g. kafka.encoding=json")
+    parser.add_argument("--bootstrap", help="use this broker instead of a local one")
+    parser.add_argument("--live", action="store_true",
+                        help="the simulator generates while it sends (its own rate limits)")
+    args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
+    universe = Universe.generate(1)
+    streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[: args.symbols] for k in KINDS]
+
+    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_cpu_model()}, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"# {len(streams)} streams on one connection, {args.frames:,} frames per run, "
+          f"settings {settings or 'default'}, simulator {'live' if args.live else 'pre-generated'};"
+          " simulator, handler and broker on this host")
+    sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
+                "--pregenerate", "0" if args.live else str(args.frames)]
+    results: dict[str, list[dict[str, Any]]] = {"null": [], "kafka": []}
+    with broker(args.bootstrap) as (bootstrap, broker_pid), \
+            SimulatorProcess(sim_args, timeout=120) as sim:
+        for i in range(args.rounds):
+            for sink in ("null", "kafka") if i % 2 == 0 else ("kafka", "null"):
+                result = run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid,
+                                  settings)
+                results[sink].append(result)
+                print(f"  round {i + 1} {sink:>5}: {result['frames_per_s']:>9,.0f} frames/s, "
+                      f"{result['records_per_s']:>9,.0f} records/s, "
+                      f"{result['cpu_s_per_m_frames']:5.2f} CPU s per million frames"
+                      + (f" (broker {result['broker_cpu_s_per_m_frames']:.2f}), "
+                         f"{result['messages']:,} Kafka messages, flush "
+                         f"{result['close_s']:.2f} s" if sink == "kafka" else ""))
+    median = {sink: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+              for sink, runs in results.items()}
+    ratio = median["kafka"]["frames_per_s"] / median["null"]["frames_per_s"]
+    for sink in ("null", "kafka"):
+        m = median[sink]
+        print(f"{sink:>5} (median of {args.rounds}): {m['frames_per_s']:>9,.0f} frames/s, "
+              f"{m['records_per_s']:>9,.0f} records/s, "
+              f"{m['cpu_s_per_m_frames']:.2f} CPU s per million frames"
+              + (f" (broker {m['broker_cpu_s_per_m_frames']:.2f})" if sink == "kafka" else ""))
+    print(f"kafka / null: {ratio:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

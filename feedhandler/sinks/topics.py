@@ -1,0 +1,57 @@
+"""Topics on start: created with the configured partitions/replication, or checked to exist."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from feedhandler.config import ConfigError, KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(ConfigError):
+    """The broker cannot be reached, or the topics are not as the configuration says."""
+
+
+def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
+    """Create the missing `topics` (kafka.create_topics: true) or fail naming them; returns
+    the topics created. Blocks: call it before the event loop starts reading."""
+    admin = AdminClient({"bootstrap.servers": config.bootstrap, **_admin_settings(config)},
+                        logger=log)
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise TopicError(f"kafka: cannot list topics on {config.bootstrap}: "
+                         f"{exc.args[0].str()}") from None
+    missing = sorted(set(topics) - set(existing))
+    if not missing:
+        return []
+    if not config.create_topics:
+        raise TopicError(f"kafka: missing topics {', '.join(missing)} on {config.bootstrap}: "
+                         "create them, or set kafka.create_topics: true")
+    new = [NewTopic(topic, num_partitions=config.partitions,
+                    replication_factor=config.replication_factor,
+                    config={k: str(v) for k, v in config.topic_config.items()})
+           for topic in missing]
+    created = []
+    for topic, future in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # else: another instance won
+                raise TopicError(f"kafka: cannot create topic {topic}: {error.str()}") from None
+        else:
+            created.append(topic)
+    log.info("kafka: created topics %s", ", ".join(created) or "(none: created meanwhile)")
+    return created
+
+
+def _admin_settings(config: KafkaConfig) -> dict[str, object]:
+    """The producer overrides that concern connecting (security, client id), for the admin."""
+    prefixes = ("security.", "sasl.", "ssl.", "client.", "socket.")
+    return {k: v for k, v in config.producer.items() if k.startswith(prefixes)}

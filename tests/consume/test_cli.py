@@ -1,0 +1,127 @@
+"""`feedhandler consume` against topics filled by the Kafka sink."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import orjson
+import pytest
+
+from feedhandler.cli import main
+from feedhandler.config import KafkaConfig
+from feedhandler.contract_json import encode_json
+from feedhandler.records import SCHEMAS
+from feedhandler.sinks.kafka import KafkaSink
+from feedhandler.testing.kafka import LocalKafka
+
+pytestmark = pytest.mark.integration
+
+
+def trades(symbol: bytes, ids: list[int]) -> np.ndarray:
+    records = np.zeros(len(ids), SCHEMAS["trade"].dtype)
+    records["symbol"] = symbol
+    records["trade_id"] = ids
+    records["price"] = [10**8 * i + 5 for i in ids]  # i.00000005
+    records["qty"] = 1
+    return records
+
+
+def depth(symbol: bytes, events: list[tuple[int, int, int]], continued: bool = False) -> np.ndarray:
+    """(U, u, levels) per event -> one row per level, flagged FIRST..LAST; `continued`: the
+    first event began in an earlier message."""
+    rows = [(first, last, i == 0, i == levels - 1)
+            for first, last, levels in events for i in range(levels)]
+    records = np.zeros(len(rows), SCHEMAS["depth"].dtype)
+    records["symbol"] = symbol
+    records["first_update_id"] = [r[0] for r in rows]
+    records["last_update_id"] = [r[1] for r in rows]
+    records["flags"] = [r[2] * 1 + r[3] * 2 for r in rows]
+    if continued:
+        records["flags"][0] &= ~np.uint8(1)
+    return records
+
+
+@pytest.fixture(scope="module")
+def market(kafka_broker: LocalKafka) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
+    bootstrap = kafka_broker.bootstrap
+    name = f"t{uuid.uuid4().hex[:10]}"
+    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli")
+    data = {
+        "btc": trades(b"BTCUSDT", [1, 2, 3, 4]),
+        # ETHUSDT: 7 is missing (a gap), 9 comes twice (a repeat)
+        "eth": trades(b"ETHUSDT", [5, 6, 8, 9, 9]),
+        # an event split across two messages is one event, not a repeat
+        "depth": depth(b"BTCUSDT", [(10, 12, 3), (13, 13, 2)]),
+        "depth2": depth(b"BTCUSDT", [(13, 13, 1), (14, 20, 2), (22, 22, 1)], continued=True),
+    }
+    sink.publish_batch("trade", np.concatenate([data["btc"][:2], data["eth"]]), 1)
+    sink.publish_batch("trade", data["btc"][2:], 1)
+    sink.publish_batch("depth", data["depth"], 1)
+    sink.publish_batch("depth", data["depth2"], 1)
+    sink.publish_control({"type": "gap", "reason": "reconnect"})
+    sink.publish_dead_letter("malformed_json", "", "btcusdt@trade", b'{"e":')
+    assert sink.close(30) == 0
+    yield bootstrap, name, data
+
+
+def consume(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> list[str]:
+    assert main(["consume", *args]) == 0
+    return capsysbinary.readouterr().out.decode().splitlines()
+
+
+def test_summary_counts_and_checks_sequences(market: tuple[str, str, dict[str, np.ndarray]],
+                                             capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    bootstrap, name, _ = market
+    lines = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--market", name,
+                    "--format", "summary")
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[1:] if ":" not in line}
+    # messages, records, first seq, last seq, gaps, repeats
+    assert rows[("binance.spot.trade", "BTCUSDT")] == ["2", "4", "1", "4", "0", "0"]
+    assert rows[("binance.spot.trade", "ETHUSDT")] == ["1", "5", "5", "9", "1", "1"]
+    assert rows[("binance.spot.depth", "BTCUSDT")] == ["2", "9", "10", "22", "1", "0"]
+    assert f"binance.{name}.control gap: 1" in lines
+    assert f"binance.{name}.deadletter dead_letter: 1" in lines
+
+
+def test_jsonl_for_one_symbol(market: tuple[str, str, dict[str, np.ndarray]],
+                              capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    bootstrap, name, data = market
+    lines = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--market", name,
+                    "--kind", "trade", "--symbol", "btcusdt", "--format", "jsonl")
+    expected = encode_json(SCHEMAS["trade"], data["btc"], b'"schema":"binance.spot.trade",')
+    assert lines == expected.decode().splitlines()
+    assert orjson.loads(lines[0])["price"] == "1.00000005"
+
+
+def test_tail_and_max_records(market: tuple[str, str, dict[str, np.ndarray]],
+                              capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    bootstrap, name, _ = market
+    tail = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--topic",
+                   f"binance.{name}.trade", "--tail", "1", "--format", "jsonl")
+    assert [orjson.loads(line)["trade_id"] for line in tail] == [3, 4]  # the last message
+    first = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--topic",
+                    f"binance.{name}.trade", "--symbol", "BTCUSDT", "--max-records", "1",
+                    "--format", "jsonl")
+    assert [orjson.loads(line)["trade_id"] for line in first] == [1, 2]  # whole messages
+
+
+def test_table_and_events(market: tuple[str, str, dict[str, np.ndarray]],
+                          capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    bootstrap, name, _ = market
+    lines = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--market", name)
+    assert ["kind", *SCHEMAS["trade"].dtype.names] in [line.split() for line in lines]
+    eth = [line.split() for line in lines if line.endswith(" ETHUSDT")]
+    assert [row[4] for row in eth] == ["5", "6", "8", "9", "9"]
+    assert eth[0][5] == "5.00000005"
+    events = [orjson.loads(line) for line in lines if line.startswith("{")]
+    assert {"topic": f"binance.{name}.control",
+            "event": {"instance": "cli", "type": "gap", "reason": "reconnect"}} in events
+    assert {"topic": f"binance.{name}.deadletter", "reason": "malformed_json", "field": "",
+            "stream": "btcusdt@trade", "frame": '{"e":'} in events
+
+
+def test_unknown_kind_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["consume", "--kind", "trades"]) == 2
+    assert "unknown kind 'trades'" in capsysbinary.readouterr().err.decode()

@@ -1,0 +1,144 @@
+"""A consumer in another language has only the README: decode real Kafka messages with Python's
+`struct` from the generated record tables alone, and check against `feedhandler.decode`."""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from feedhandler import decode
+from feedhandler.config import KafkaConfig
+from feedhandler.consume.reader import read_messages
+from feedhandler.contract import header_dict, wire_records
+from feedhandler.contract_doc import section
+from feedhandler.parsing import parse
+from feedhandler.records import SCHEMAS, wide_to_int
+from feedhandler.simulator.market import Feed, Universe
+from feedhandler.sinks.kafka import KafkaSink
+
+pytestmark = pytest.mark.integration
+
+HEADING = re.compile(r"^#### `([\w.]+)` v(\d+) — kind `(\w+)`, (\d+) bytes per record$")
+ROW = re.compile(r"^\| (\d+) \| (\d+) \| `(\w+)` \| ([\w\[\]]+) \|")
+SCALARS = {"int64": ("q", 8), "int16": ("h", 2), "uint8": ("B", 1), "decimal64": ("q", 8),
+           "decimal128": ("Qq", 16)}
+
+
+def tables(markdown: str) -> dict[str, tuple[int, list[tuple[int, int, str, str]]]]:
+    """schema name -> (record size, [(offset, size, field, type)]) from the README section."""
+    out: dict[str, tuple[int, list[tuple[int, int, str, str]]]] = {}
+    current = ""
+    for line in markdown.splitlines():
+        if m := HEADING.match(line):
+            current = m[1]
+            out[current] = (int(m[4]), [])
+        elif current and (m := ROW.match(line)):
+            out[current][1].append((int(m[1]), int(m[2]), m[3], m[4]))
+    return out
+
+
+def layout(size: int, rows: list[tuple[int, int, str, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """A struct format and, per struct item group, (field or "pad", type)."""
+    fmt, items, at = "<", [], 0
+    for offset, width, name, type_ in rows:
+        if offset > at:
+            fmt += f"{offset - at}s"
+            items.append(("pad", "pad"))
+        base, _, count = type_.partition("[")
+        if base == "char":
+            fmt += f"{width}s"
+            items.append((name, "char"))
+        else:
+            code, unit = SCALARS[base]
+            n = int(count.rstrip("]")) if count else 1
+            assert unit * n == width
+            fmt += code * n
+            items.append((name, f"{base}[{n}]" if count else base))
+        at = offset + width
+    if size > at:
+        fmt += f"{size - at}s"
+        items.append(("pad", "pad"))
+    assert struct.calcsize(fmt) == size
+    return fmt, items
+
+
+def unpack(fmt: str, items: list[tuple[str, str]], value: bytes) -> Iterator[dict[str, Any]]:
+    for flat in struct.iter_unpack(fmt, value):
+        values = iter(flat)
+        row: dict[str, Any] = {}
+        for name, type_ in items:
+            if type_ == "pad":
+                assert next(values).strip(b"\0") == b"", "padding is zero"
+            elif type_ == "char":
+                row[name] = next(values).rstrip(b"\0").decode("utf-8")
+            elif type_ == "decimal128":
+                lo, hi = next(values), next(values)
+                row[name] = hi * 2**64 + lo
+            elif "[" in type_:
+                row[name] = [next(values) for _ in range(int(type_.split("[")[1][:-1]))]
+            else:
+                row[name] = next(values)
+        yield row
+
+
+def as_python(records: np.ndarray, i: int) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in records.dtype.names or ():
+        value = records[name][i]
+        if records.dtype[name].kind == "S":
+            row[name] = bytes(value).decode()
+        elif records.dtype[name].names:
+            row[name] = wide_to_int(value)
+        elif np.ndim(value):
+            row[name] = [int(v) for v in value]
+        else:
+            row[name] = int(value)
+    return row
+
+
+def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
+    universe = Universe.generate(3, 10)
+    streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[:2]
+               for k in ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth10@100ms",
+                         "kline_1m", "miniTicker", "ticker", "ticker_1h", "avgPrice")]
+    feed = Feed(3, universe)
+    feed.subscribe(streams)
+    frames = [b'{"stream":"%s","data":%s}' % (s.encode(), p) for s, p in feed.next_frames(4000)]
+    parsed = parse(frames)
+    # Volumes past int64: the two-word layout must carry the high word.
+    kline = wire_records(SCHEMAS["kline"], parsed["kline"])
+    kline["quote_volume"]["hi"][0] = 5
+    kline["volume"]["hi"][0] = -1
+
+    market = f"t{uuid.uuid4().hex[:10]}"
+    sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market), "docs")
+    kinds = [k for k in SCHEMAS if k not in ("control", "gap")]
+    for kind in kinds:
+        records = kline if kind == "kline" else parsed[kind]
+        assert len(records), kind
+        sink.publish_batch(kind, records, 1)
+    assert sink.close(30) == 0
+
+    docs = tables(section())
+    assert set(docs) == {SCHEMAS[k].name for k in kinds}
+    unpacked: dict[str, list[dict[str, Any]]] = {}
+    for kind in kinds:
+        for msg in read_messages(kafka_bootstrap, [f"binance.{market}.{kind}"]):
+            headers = header_dict(msg.headers())
+            size, rows = docs[headers["fh.schema"]]
+            value = msg.value() or b""
+            assert len(value) == size * int(headers["fh.count"])
+            fmt, items = layout(size, rows)
+            expected = decode(msg)
+            got = list(unpack(fmt, items, value))
+            assert got == [as_python(expected, i) for i in range(len(expected))]
+            unpacked.setdefault(kind, []).extend(got)
+    assert {k: len(v) for k, v in unpacked.items()} == {k: len(parsed[k]) for k in kinds}
+    assert [r for r in unpacked["kline"] if r["quote_volume"] >= 5 * 2**64 and r["volume"] < 0]
+    assert {r["symbol"] for r in unpacked["trade"]} == {s.symbol for s in universe.symbols[:2]}

@@ -1,0 +1,331 @@
+"""KafkaSink against the real local broker: split per symbol, headers, encodings, topics,
+backpressure and failures."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient
+
+from feedhandler import decode
+from feedhandler.config import KafkaConfig
+from feedhandler.consume.reader import read_messages
+from feedhandler.contract import Frames, header_dict, wire_records
+from feedhandler.parsing import parse
+from feedhandler.records import SCHEMAS
+from feedhandler.simulator.market import Feed, Universe
+from feedhandler.sinks.kafka import KafkaSink
+from feedhandler.sinks.topics import TopicError, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+def kafka_config(bootstrap: str, **overrides: Any) -> KafkaConfig:
+    """A config whose topics (binance.<unique>.*) no other test touches."""
+    return KafkaConfig(bootstrap=bootstrap, market=f"t{uuid.uuid4().hex[:10]}", **overrides)
+
+
+def read(config: KafkaConfig, kind: str) -> list[Message]:
+    return list(read_messages(config.bootstrap, [f"{config.exchange}.{config.market}.{kind}"]))
+
+
+def trades(symbols: list[bytes], seed: int = 1) -> np.ndarray:
+    """Trade records for `symbols` interleaved at random; per symbol, ids count up from 1."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(symbols), 3000)
+    records = np.zeros(len(picks), SCHEMAS["trade"].dtype)
+    records["symbol"] = np.array(symbols)[picks]
+    for i in range(len(symbols)):
+        mine = picks == i
+        records["trade_id"][mine] = np.arange(1, mine.sum() + 1)
+    records["ts_recv"] = np.arange(len(records))
+    records["price"] = rng.integers(1, 10**13, len(records))
+    records["qty"] = rng.integers(1, 10**9, len(records))
+    return records
+
+
+def by_symbol(records: np.ndarray) -> dict[bytes, np.ndarray]:
+    # np.take copies whole records; boolean indexing would copy field by field and leave the
+    # padding bytes uninitialised.
+    return {bytes(s): np.take(records, np.flatnonzero(records["symbol"] == s))
+            for s in np.unique(records["symbol"])}
+
+
+def joined(parts: list[np.ndarray], kind: str = "trade") -> np.ndarray:
+    """Concatenated records in the wire layout (np.concatenate alone drops the padding)."""
+    return wire_records(SCHEMAS[kind], np.concatenate(parts))
+
+
+def drain(sink: KafkaSink, timeout: float = 30) -> None:
+    assert sink.close(timeout) == 0
+
+
+def test_one_message_per_symbol_run_in_exchange_order(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap)
+    sink = KafkaSink(config, "inst-1", topics=[f"binance.{config.market}.trade"])
+    batch = trades([b"BTCUSDT", b"ETHUSDT", b"SOLUSDT"])
+    sink.publish_batch("trade", batch[:2000], epoch=3)
+    sink.publish_batch("trade", batch[2000:], epoch=4)
+    drain(sink)
+
+    messages = read(config, "trade")
+    assert len(messages) == 6  # 2 batches x 3 symbols
+    got: dict[bytes, list[np.ndarray]] = {}
+    for msg in messages:
+        headers = header_dict(msg.headers())
+        records = decode(msg)
+        assert set(records["symbol"].tolist()) == {msg.key()}
+        assert headers == {
+            "fh.schema": "binance.spot.trade", "fh.version": "1", "fh.encoding": "records",
+            "fh.count": str(len(records)), "fh.instance": "inst-1",
+            "fh.epoch": headers["fh.epoch"],
+            "fh.seq.first": str(records["trade_id"][0]),
+            "fh.seq.last": str(records["trade_id"][-1]),
+        }
+        assert headers["fh.epoch"] in ("3", "4")
+        got.setdefault(msg.key(), []).append(records)
+    expected = by_symbol(batch)
+    assert set(got) == set(expected)
+    for symbol, parts in got.items():
+        assert joined(parts).tobytes() == expected[symbol].tobytes()
+    summary = sink.summary()
+    assert summary["delivered"] == summary["produced"] == 6
+    assert summary["in_flight"] == summary["undelivered"] == summary["failed"] == 0
+    assert summary["records_delivered"] == summary["records_produced"] == len(batch)
+
+
+def test_json_encoding_round_trips(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, encoding="json")
+    sink = KafkaSink(config, "inst")
+    batch = trades([b"BTCUSDT", b"ETHUSDT"])
+    sink.publish_batch("trade", batch, epoch=1)
+    drain(sink)
+    messages = read(config, "trade")
+    assert {header_dict(m.headers())["fh.encoding"] for m in messages} == {"json"}
+    first = orjson.loads((messages[0].value() or b"").splitlines()[0])
+    assert isinstance(first["price"], str) and isinstance(first["trade_id"], int)
+    got = {m.key(): decode(m) for m in messages}
+    for symbol, records in by_symbol(batch).items():
+        assert got[symbol].tobytes() == records.tobytes()
+
+
+@pytest.mark.parametrize("encoding", ["records", "json"])
+def test_runs_larger_than_max_message_bytes_are_split(kafka_bootstrap: str,
+                                                      encoding: str) -> None:
+    config = kafka_config(kafka_bootstrap, encoding=encoding, max_message_bytes=20_000)
+    sink = KafkaSink(config, "inst")
+    batch = trades([b"BTCUSDT"])
+    sink.publish_batch("trade", batch, epoch=1)
+    drain(sink)
+    messages = read(config, "trade")
+    assert len(messages) >= len(batch) * 88 // 20_000
+    assert max(len(m.value() or b"") for m in messages) <= 20_000
+    assert joined([decode(m) for m in messages]).tobytes() == batch.tobytes()
+
+
+def test_concatenated_batches_keep_the_wire_layout(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap)
+    sink = KafkaSink(config, "inst")
+    batch = trades([b"BTCUSDT"])
+    packed = np.concatenate([batch[:10], batch[10:20]])  # numpy drops the padding here
+    assert packed.dtype.itemsize < SCHEMAS["trade"].itemsize
+    sink.publish_batch("trade", packed, epoch=1)
+    drain(sink)
+    (msg,) = read(config, "trade")
+    assert msg.value() == batch[:20].tobytes()
+
+
+def capture(frames: list[bytes], recv_ns: list[int]) -> dict[str, tuple[np.ndarray, Frames]]:
+    """What a frame-capturing decoder hands over: per kind, the records and their frames."""
+    rows: dict[str, list[np.ndarray]] = {}
+    payloads: dict[str, list[bytes]] = {}
+    for frame, ts in zip(frames, recv_ns, strict=True):
+        for kind, table in parse([frame], ts_recv=ts).items():
+            if len(table):
+                rows.setdefault(kind, []).append(table)
+                payloads.setdefault(kind, []).append(frame)
+    out = {}
+    for kind, parts in rows.items():
+        offsets = np.cumsum([0, *map(len, payloads[kind])])
+        counts = np.cumsum([0, *map(len, parts)])
+        out[kind] = (wire_records(SCHEMAS[kind], np.concatenate(parts)),
+                     Frames(b"".join(payloads[kind]), offsets, counts))
+    return out
+
+
+def test_raw_encoding_archives_the_frames(kafka_bootstrap: str) -> None:
+    universe = Universe.generate(1, 12)
+    symbols = [s.symbol.lower() for s in universe.symbols[:3]]
+    feed = Feed(1, universe)
+    feed.subscribe([f"{s}@{k}" for s in symbols for k in ("trade", "depth@100ms")]
+                   + ["!miniTicker@arr"])
+    frames = [b'{"stream":"%s","data":%s}' % (s.encode(), p) for s, p in feed.next_frames(3000)]
+    recv_ns = [1_800_000_000_000_000_000 + i for i in range(len(frames))]
+    captured = capture(frames, recv_ns)
+
+    config = kafka_config(kafka_bootstrap, encoding="raw")
+    sink = KafkaSink(config, "inst", time_unit="ms")
+    for kind in ("trade", "depth", "miniTicker"):
+        records, kind_frames = captured[kind]
+        sink.publish_batch(kind, records, 1, kind_frames)
+    drain(sink)
+
+    for kind in ("trade", "depth", "miniTicker"):
+        records, kind_frames = captured[kind]
+        messages = read(config, kind)
+        for msg in messages:
+            headers = header_dict(msg.headers())
+            assert headers["fh.encoding"] == "raw" and headers["fh.time_unit"] == "ms"
+            lines = (msg.value() or b"").split(b"\n")
+            assert lines[-1] == b"" and all(line in frames for line in lines[:-1])
+            assert int(headers["fh.frames"]) == len(lines) - 1
+        decoded = {m.key(): decode(m) for m in messages}
+        if kind == "miniTicker":  # all-market frames: one message keyed "" with every symbol
+            assert list(decoded) == [b""]
+            assert decoded[b""].tobytes() == records.tobytes()
+            assert len(np.unique(records["symbol"])) == 12
+            continue
+        assert set(decoded) == {s.upper().encode() for s in symbols}
+        for symbol, expected in by_symbol(records).items():
+            assert decoded[symbol].tobytes() == expected.tobytes()
+
+
+def test_raw_encoding_needs_frames(kafka_bootstrap: str) -> None:
+    sink = KafkaSink(kafka_config(kafka_bootstrap, encoding="raw"), "inst")
+    with pytest.raises(ValueError, match="needs the frames"):
+        sink.publish_batch("trade", trades([b"BTCUSDT"]), 1)
+    drain(sink)
+
+
+def test_topics_are_created_with_the_configured_partitions(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, partitions=3, topic_config={"retention.ms": 3600000})
+    topics = [f"binance.{config.market}.trade", f"binance.{config.market}.depth"]
+    assert sorted(ensure_topics(config, topics)) == sorted(topics)
+    assert ensure_topics(config, topics) == []  # existing topics are left alone
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10)
+    assert {len(metadata.topics[t].partitions) for t in topics} == {3}
+
+
+def test_check_mode_names_missing_topics(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, create_topics=False)
+    missing = f"binance.{config.market}.trade"
+    with pytest.raises(TopicError, match=f"missing topics .*{missing}.*kafka.create_topics"):
+        KafkaSink(config, "inst", topics=[missing])
+    ensure_topics(KafkaConfig(bootstrap=kafka_bootstrap, market=config.market),
+                  [missing, f"binance.{config.market}.control",
+                   f"binance.{config.market}.deadletter"])
+    sink = KafkaSink(config, "inst", topics=[missing])  # all there now
+    drain(sink)
+
+
+def test_unreachable_broker_is_a_clear_error() -> None:
+    config = KafkaConfig(bootstrap="127.0.0.1:9")
+    with pytest.raises(TopicError, match=r"cannot list topics on 127\.0\.0\.1:9"):
+        ensure_topics(config, ["x"], timeout=1)
+
+
+def test_full_queue_is_backpressure_not_loss(kafka_bootstrap: str) -> None:
+    # librdkafka's queue holds 32 KiB: most of this batch has to wait in the sink's backlog.
+    config = kafka_config(kafka_bootstrap, producer={"queue.buffering.max.kbytes": 32},
+                          max_message_bytes=4096)
+    sink = KafkaSink(config, "inst")
+    batch = trades([b"BTCUSDT", b"ETHUSDT"])
+    sink.publish_batch("trade", batch[:1500], epoch=1)
+    sink.publish_batch("trade", batch[1500:], epoch=1)
+    assert sink.backlog_bytes() > 100_000
+    assert sink.stats.buffer_full > 0
+    peak = sink.backlog_bytes()
+    deadline = time.monotonic() + 30
+    while sink.backlog_bytes() and time.monotonic() < deadline:
+        sink.service()
+        time.sleep(0.005)
+    assert sink.backlog_bytes() == 0
+    drain(sink)
+    assert sink.stats.backlog_peak_bytes == peak
+    got: dict[bytes, list[np.ndarray]] = {}
+    for msg in read(config, "trade"):
+        got.setdefault(msg.key(), []).append(decode(msg))
+    for symbol, expected in by_symbol(batch).items():  # each record once, in order
+        assert joined(got[symbol]).tobytes() == expected.tobytes()
+    summary = sink.summary()
+    assert summary["records_delivered"] == len(batch) and summary["failed"] == 0
+
+
+def test_rejected_message_is_counted_and_reported(kafka_bootstrap: str) -> None:
+    # The broker takes at most 4000 bytes per batch on these topics; 100 trades are 8800.
+    config = kafka_config(kafka_bootstrap, compression="none",
+                          topic_config={"max.message.bytes": "4000"})
+    sink = KafkaSink(config, "inst", topics=[f"binance.{config.market}.trade"])
+    batch = trades([b"BTCUSDT"])
+    sink.publish_batch("trade", batch[:100], epoch=1)
+    deadline = time.monotonic() + 30
+    while not sink.stats.failed and time.monotonic() < deadline:  # alone in its request
+        sink.service()
+        time.sleep(0.01)
+    sink.publish_batch("trade", batch[100:110], epoch=1)
+    drain(sink)
+    assert sink.stats.failed == 1 and sink.stats.records_failed == 100
+    assert sink.summary()["records_delivered"] == 10
+    assert sink.stats.errors == {"MSG_SIZE_TOO_LARGE": 1}
+    events = [orjson.loads(m.value() or b"") for m in read(config, "control")]
+    assert events == [{"instance": "inst", "type": "delivery_failed",
+                       "topic": f"binance.{config.market}.trade", "key": "BTCUSDT",
+                       "records": 100, "error": "MSG_SIZE_TOO_LARGE"}]
+    assert [decode(m)["trade_id"].tolist() for m in read(config, "trade")] == \
+        [list(range(101, 111))]
+
+
+def test_dead_letters_and_control_events(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap)
+    sink = KafkaSink(config, "inst-9")
+    frame = b'{"e":"trade","s":"BTCUSDT","p":"0.0'
+    sink.publish_dead_letter("malformed_json", "", "btcusdt@trade", frame)
+    sink.publish_control({"type": "gap", "reason": "reconnect", "from_ns": 1, "to_ns": 2})
+    drain(sink)
+    (dead,) = read(config, "deadletter")
+    assert dead.value() == frame and dead.key() == b"btcusdt@trade"
+    assert header_dict(dead.headers()) == {"fh.reason": "malformed_json", "fh.field": "",
+                                           "fh.stream": "btcusdt@trade", "fh.instance": "inst-9"}
+    (event,) = read(config, "control")
+    assert event.key() == b"inst-9"
+    assert header_dict(event.headers()) == {"fh.event": "gap", "fh.instance": "inst-9"}
+    assert orjson.loads(event.value() or b"") == {"instance": "inst-9", "type": "gap",
+                                                  "reason": "reconnect", "from_ns": 1, "to_ns": 2}
+
+
+def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, producer={"statistics.interval.ms": 100})
+    sink = KafkaSink(config, "inst")
+    sink.publish_batch("trade", trades([b"BTCUSDT"]), 1)
+    deadline = time.monotonic() + 30
+    while not sink.stats.latency_us.get("ack", {}).get("p99") and time.monotonic() < deadline:
+        sink.service()
+        time.sleep(0.05)
+    latency = sink.stats.latency_us
+    assert set(latency) == {"queue", "send", "ack"}
+    assert 0 < latency["ack"]["p50"] <= latency["ack"]["p99"] < 30_000_000
+    drain(sink)
+
+
+def test_out_of_time_at_close_counts_every_record(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap)
+    sink = KafkaSink(config, "inst")
+    batch = trades([b"BTCUSDT", b"ETHUSDT", b"SOLUSDT"])
+    for _ in range(30):
+        sink.publish_batch("trade", batch, 1)
+    undelivered = sink.close(0)  # no time at all: most messages are still queued
+    summary = sink.summary()
+    assert undelivered == summary["failed"] > 0 and summary["in_flight"] == 0
+    assert set(summary["errors"]) <= {"_PURGE_QUEUE", "_PURGE_INFLIGHT"}
+    assert summary["records_delivered"] + summary["records_failed"] == 30 * len(batch)
+    written = sum(len(decode(m)) for m in read(config, "trade"))
+    # purged in flight may still have been written: at least what was acknowledged, no more
+    # than what was produced
+    assert summary["records_delivered"] <= written <= 30 * len(batch)
+    assert not read(config, "control")  # no delivery_failed events once closing

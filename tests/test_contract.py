@@ -1,0 +1,254 @@
+"""The data contract without a broker: topic names, headers, the three encodings."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from feedhandler.contract import (
+    H_COUNT,
+    H_ENCODING,
+    H_RECV_NS,
+    H_SCHEMA,
+    H_TIME_UNIT,
+    H_VERSION,
+    batch_headers,
+    data_topics,
+    decode_value,
+    header_dict,
+    raw_headers,
+    sequence_range,
+    stream_kind,
+    topic_for,
+    wire_records,
+)
+from feedhandler.contract_json import decode_json, encode_json
+from feedhandler.parsing import parse
+from feedhandler.records import SCHEMAS, Schema, wide_to_int
+from feedhandler.simulator.market import Feed, Universe
+
+MARKET_KINDS = [k for k in SCHEMAS if k not in ("control", "gap")]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        ("btcusdt@trade", ("trade", "BTCUSDT")),
+        ("btcusdt@aggTrade", ("aggTrade", "BTCUSDT")),
+        ("ethusdt@bookTicker", ("bookTicker", "ETHUSDT")),
+        ("btcusdt@depth", ("depth", "BTCUSDT")),
+        ("btcusdt@depth@100ms", ("depth", "BTCUSDT")),
+        ("btcusdt@depth20@100ms", ("depthPartial", "BTCUSDT")),
+        ("btcusdt@depth5", ("depthPartial", "BTCUSDT")),
+        ("btcusdt@kline_1m", ("kline", "BTCUSDT")),
+        ("btcusdt@kline_1h@+08:00", ("kline", "BTCUSDT")),
+        ("btcusdt@miniTicker", ("miniTicker", "BTCUSDT")),
+        ("!miniTicker@arr", ("miniTicker", "")),
+        ("btcusdt@ticker", ("ticker", "BTCUSDT")),
+        ("!ticker@arr", ("ticker", "")),
+        ("btcusdt@ticker_4h", ("windowTicker", "BTCUSDT")),
+        ("!ticker_1d@arr", ("windowTicker", "")),
+        ("btcusdt@avgPrice", ("avgPrice", "BTCUSDT")),
+    ],
+)
+def test_stream_kind(stream: str, expected: tuple[str, str]) -> None:
+    assert stream_kind(stream) == expected
+
+
+@pytest.mark.parametrize("stream", ["btcusdt@bogus", "btcusdt@gap", "btcusdt@control"])
+def test_stream_kind_rejects_non_market_streams(stream: str) -> None:
+    with pytest.raises(ValueError, match="not a market data stream"):
+        stream_kind(stream)
+
+
+def test_topics_from_templates() -> None:
+    assert topic_for("trade", "BTCUSDT") == "binance.spot.trade"
+    assert topic_for("trade", "BTCUSDT", "md.{exchange}.{kind}.{symbol}") == \
+        "md.binance.trade.btcusdt"
+    assert topic_for("miniTicker", "", "{kind}.{symbol}") == "miniTicker.all"
+    streams = ["btcusdt@trade", "ethusdt@trade", "btcusdt@depth@100ms", "!miniTicker@arr"]
+    assert data_topics(streams) == {"binance.spot.trade", "binance.spot.depth",
+                                    "binance.spot.miniTicker"}
+    assert data_topics(streams, "{market}.{kind}.{symbol}", market="m") == {
+        "m.trade.btcusdt", "m.trade.ethusdt", "m.depth.btcusdt", "m.miniTicker.all"}
+
+
+def test_batch_headers() -> None:
+    schema = SCHEMAS["depth"]
+    records = np.zeros(3, schema.dtype)
+    records["first_update_id"] = [10, 10, 12]
+    records["last_update_id"] = [11, 11, 15]
+    seq = sequence_range("depth", records)
+    assert seq == (10, 15)
+    headers = header_dict(batch_headers(schema, "records", "host-a", 7, len(records), seq))
+    assert headers == {
+        "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
+        "fh.count": "3", "fh.instance": "host-a", "fh.epoch": "7",
+        "fh.seq.first": "10", "fh.seq.last": "15",
+    }
+    # kinds without a sequence id carry no sequence headers
+    kline = np.zeros(1, SCHEMAS["kline"].dtype)
+    assert sequence_range("kline", kline) is None
+    assert header_dict(batch_headers(SCHEMAS["kline"], "json", "h", 1, 1)) == {
+        "fh.schema": "binance.spot.kline", "fh.version": "1", "fh.encoding": "json",
+        "fh.count": "1", "fh.instance": "h", "fh.epoch": "1"}
+
+
+# --- json ------------------------------------------------------------------------------------
+
+def _fixed(units: int) -> str:
+    sign = "-" if units < 0 else ""
+    return f"{sign}{abs(units) // 10**8}.{abs(units) % 10**8:08d}"
+
+
+def reference_json(schema: Schema, records: np.ndarray) -> bytes:
+    """The documented JSON form, one record at a time in plain Python."""
+    lines = []
+    for row in records:
+        obj: dict[str, object] = {}
+        for f in schema.fields:
+            value = row[f.name]
+            if f.type == "bytes":
+                obj[f.name] = bytes(value).decode()
+            elif f.type == "int128":
+                obj[f.name] = _fixed(wide_to_int(value))
+            elif f.count > 1:
+                obj[f.name] = [_fixed(int(v)) for v in value]
+            elif f.is_decimal:
+                obj[f.name] = _fixed(int(value))
+            else:
+                obj[f.name] = int(value)
+        lines.append(orjson.dumps(obj) + b"\n")
+    return b"".join(lines)
+
+
+def random_records(schema: Schema, n: int, seed: int) -> np.ndarray:
+    """Random bytes in every field, then the extremes of each numeric type in the first rows."""
+    rng = np.random.default_rng(seed)
+    records = np.zeros(n, schema.dtype)
+    texts = np.array([b"BTCUSDT", b'QUO"TE', b"BACK\\SLASH", "ÄÖ€".encode(), b"TAB\tX", b""])
+    for f in schema.fields:
+        column = records[f.name]
+        if f.type == "bytes":
+            records[f.name] = [t[: f.count] for t in texts[rng.integers(0, len(texts), n)]]
+        elif f.type == "int128":
+            column["lo"] = rng.integers(0, 2**64, n, dtype=np.uint64)
+            column["hi"] = rng.integers(INT64_MIN, INT64_MAX, n, endpoint=True)
+            column["hi"][:6] = [INT64_MIN, -1, -1, 0, 0, INT64_MAX]
+            column["lo"][:6] = [0, 0, 2**64 - 1, 0, 1, 2**64 - 1]
+            column["hi"][6:20] = 0  # small values: leading-zero trimming across limbs
+            column["lo"][6:20] = rng.integers(0, 10**10, 14)
+        else:
+            info = np.iinfo(column.dtype)
+            values = rng.integers(info.min, info.max, column.shape, endpoint=True)
+            values.reshape(n, -1)[:4, 0] = [info.min, info.max, 0, -1 if info.min else 1]
+            small = (max(int(info.min), -(10**9)), min(int(info.max), 10**9))
+            values.reshape(n, -1)[4:12, 0] = rng.integers(*small, 8)  # short digit strings
+            records[f.name] = values
+    return records
+
+
+@pytest.mark.parametrize("kind", list(SCHEMAS))
+@pytest.mark.parametrize("seed", [1, 2])
+def test_json_matches_the_documented_form_and_round_trips(kind: str, seed: int) -> None:
+    schema = SCHEMAS[kind]
+    records = random_records(schema, 200, seed)
+    value = encode_json(schema, records)
+    assert value == reference_json(schema, records)
+    back = decode_json(schema, value)
+    assert back.dtype == schema.dtype
+    assert back.tobytes() == records.tobytes()
+
+
+def test_json_lead_and_empty_batch() -> None:
+    schema = SCHEMAS["trade"]
+    records = random_records(schema, 30, 5)[:3]
+    lines = encode_json(schema, records, b'"schema":"binance.spot.trade",').splitlines()
+    assert [orjson.loads(line)["schema"] for line in lines] == ["binance.spot.trade"] * 3
+    assert encode_json(schema, records[:0]) == b""
+
+
+def test_json_decimals_are_exact_strings() -> None:
+    schema = SCHEMAS["trade"]
+    records = np.zeros(3, schema.dtype)
+    records["price"] = [9824971000000, -1, 1]
+    records["qty"] = [100000000, INT64_MIN, 0]
+    records["symbol"] = b"BTCUSDT"
+    rows = [orjson.loads(line) for line in encode_json(schema, records).splitlines()]
+    assert [r["price"] for r in rows] == ["98249.71000000", "-0.00000001", "0.00000001"]
+    assert [r["qty"] for r in rows] == ["1.00000000", "-92233720368.54775808", "0.00000000"]
+    assert rows[0]["symbol"] == "BTCUSDT"
+
+
+# --- decode_value ----------------------------------------------------------------------------
+
+def combined(stream: str, payload: bytes) -> bytes:
+    return b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
+
+
+def market_frames(count: int) -> list[bytes]:
+    universe = Universe.generate(1, 12)
+    streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[:3]
+               for k in ("trade", "depth@100ms", "depth5@100ms", "kline_1m", "ticker_1h")]
+    feed = Feed(1, universe)
+    feed.subscribe([*streams, "!miniTicker@arr"])
+    return [combined(s, p) for s, p in feed.next_frames(count)]
+
+
+def test_decode_value_records_json_and_raw_agree() -> None:
+    frames = market_frames(3000)
+    recv = np.arange(len(frames), dtype=np.int64) * 1000 + 1_800_000_000_000_000_000
+    tables: dict[str, list[np.ndarray]] = {}
+    for frame, ts in zip(frames, recv.tolist(), strict=True):  # one receive time per frame
+        for kind, rows in parse([frame], ts_recv=ts).items():
+            tables.setdefault(kind, []).append(rows)
+    for kind in ("depth", "depthPartial", "kline", "windowTicker", "miniTicker"):
+        schema = SCHEMAS[kind]
+        parts = tables[kind]
+        records = wire_records(schema, np.concatenate(parts))
+        assert len(records) > 0
+        base = {H_SCHEMA: schema.name, H_VERSION: "1", H_COUNT: str(len(records))}
+        as_records = decode_value({**base, H_ENCODING: "records"}, records.tobytes())
+        as_json = decode_value({**base, H_ENCODING: "json"}, encode_json(schema, records))
+        mine = [i for i, p in enumerate(parts) if len(p)]
+        raw_value = b"".join(frames[i] + b"\n" for i in mine)
+        raw = header_dict(raw_headers(recv[mine], "ms"))
+        as_raw = decode_value({**base, H_ENCODING: "raw", **raw}, raw_value)
+        for decoded in (as_records, as_json, as_raw):
+            assert decoded.tobytes() == records.tobytes(), kind
+
+
+def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
+    schema = SCHEMAS["trade"]
+    records = np.zeros(2, schema.dtype)
+    base = {H_SCHEMA: schema.name, H_VERSION: "1", H_ENCODING: "records"}
+    with pytest.raises(ValueError, match="header says 3 records, value holds 2"):
+        decode_value({**base, H_COUNT: "3"}, records.tobytes())
+    with pytest.raises(ValueError, match="unknown encoding 'avro'"):
+        decode_value({**base, H_ENCODING: "avro"}, b"")
+    with pytest.raises(ValueError, match="not a data message"):
+        decode_value({}, b'{"type":"gap"}')
+    with pytest.raises(KeyError, match=r"unknown schema binance\.spot\.trade v9"):
+        decode_value({**base, H_VERSION: "9"}, b"")
+    with pytest.raises(ValueError, match="2 frames but 1 receive times"):
+        decode_value({**base, H_ENCODING: "raw", H_RECV_NS: "1", H_TIME_UNIT: "ms"},
+                     b"{}\n{}\n")
+
+
+def test_wire_records_zero_the_padding() -> None:
+    schema = SCHEMAS["trade"]  # 81 bytes of fields, 7 of padding
+    records = random_records(schema, 50, 3)
+    garbage = np.concatenate([records, records], dtype=schema.dtype)  # padding uninitialised
+    garbage.view(np.uint8).reshape(100, -1)[:, 81:] = 0xAB
+    wire = wire_records(schema, garbage)
+    assert wire is garbage  # zeroed in place
+    assert not wire.view(np.uint8).reshape(100, -1)[:, 81:].any()
+    assert (wire == np.concatenate([records, records])).all()
+    readonly = np.frombuffer(bytes(b"\xab" * 88 * 2), schema.dtype)
+    copied = wire_records(schema, readonly)
+    assert copied is not readonly and not copied.view(np.uint8).reshape(2, -1)[:, 81:].any()
+    packed = np.concatenate([records[:2], records[2:4]])  # numpy drops the padding here
+    assert packed.dtype.itemsize == 81
+    assert wire_records(schema, packed).tobytes() == records[:4].tobytes()
