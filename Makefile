@@ -30,8 +30,10 @@ demo: setup
 	$(PY) scripts/demo.py
 
 bench: setup
-	$(PY) -m pytest bench -q --benchmark-columns=min,mean,median,ops
+	$(PY) -m pytest bench/bench_parse.py -q --benchmark-columns=min,median,rounds
 	$(PY) bench/bench_handler_vs_picows.py
+	$(PY) bench/bench_simulator_headroom.py
+	$(PY) bench/bench_kafka_e2e.py --rounds 3
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check feedhandler tests bench scripts

@@ -252,3 +252,15 @@ def test_wire_records_zero_the_padding() -> None:
     packed = np.concatenate([records[:2], records[2:4]])  # numpy drops the padding here
     assert packed.dtype.itemsize == 81
     assert wire_records(schema, packed).tobytes() == records[:4].tobytes()
+
+
+def test_readme_carries_the_generated_contract_section() -> None:
+    """The README's byte layouts are what other-language consumers read: they must not drift."""
+    from pathlib import Path
+
+    from feedhandler.contract_doc import section
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    begin = readme.index("-->\n", readme.index("<!-- BEGIN generated")) + len("-->\n")
+    end = readme.index("<!-- END generated -->")
+    assert readme[begin:end].rstrip() == section().rstrip()

@@ -53,21 +53,10 @@ class Record(NamedTuple):
     payload: bytes
 
 
-class RecordingWriter:
-    """Append records to a new recording file; use as a context manager or call close()."""
+class _RecordingFile:
+    """An open recording file: closed by close() or by leaving a `with` block."""
 
-    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None):
-        meta_bytes = json.dumps(dict(meta or {}), separators=(",", ":")).encode()
-        self._file: IO[bytes] = open(path, "wb", buffering=_BUFFER_BYTES)  # noqa: SIM115
-        self._file.write(_HEADER.pack(MAGIC, VERSION, 0, len(meta_bytes)) + meta_bytes)
-        self._pack = _RECORD.pack
-
-    def write(self, recv_ns: int, stream: str, payload: bytes) -> None:
-        name = stream.encode()
-        self._file.write(self._pack(recv_ns, len(name), len(payload)) + name + payload)
-
-    def flush(self) -> None:
-        self._file.flush()
+    _file: IO[bytes]
 
     def close(self) -> None:
         self._file.close()
@@ -84,7 +73,24 @@ class RecordingWriter:
         self.close()
 
 
-class RecordingReader:
+class RecordingWriter(_RecordingFile):
+    """Append records to a new recording file; use as a context manager or call close()."""
+
+    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None):
+        meta_bytes = json.dumps(dict(meta or {}), separators=(",", ":")).encode()
+        self._file: IO[bytes] = open(path, "wb", buffering=_BUFFER_BYTES)  # noqa: SIM115
+        self._file.write(_HEADER.pack(MAGIC, VERSION, 0, len(meta_bytes)) + meta_bytes)
+        self._pack = _RECORD.pack
+
+    def write(self, recv_ns: int, stream: str, payload: bytes) -> None:
+        name = stream.encode()
+        self._file.write(self._pack(recv_ns, len(name), len(payload)) + name + payload)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
+class RecordingReader(_RecordingFile):
     """Iterate `Record(recv_ns, stream, payload)` of a recording file, in file order."""
 
     def __init__(self, path: str | os.PathLike[str], *, tolerate_truncation: bool = False):
@@ -119,17 +125,3 @@ class RecordingReader:
             if self._tolerate:
                 return
             raise TruncatedRecording("recording ends inside a record")
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

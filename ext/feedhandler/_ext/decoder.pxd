@@ -1,8 +1,16 @@
 from libc.stdint cimport int64_t, uint64_t
 from libcpp.string cimport string
 from libcpp.vector cimport vector
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 cimport feedhandler._ext.core as core
+
+
+# Receive timestamps: CLOCK_REALTIME in ns, read once per frame.
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 cdef class Decoder:

@@ -9,7 +9,6 @@ from cpython.bytes cimport (
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 import numpy as np
 
@@ -38,12 +37,6 @@ def _per_kind(name, value, default):
     if unknown:
         raise ValueError(f"unknown kinds in {name}: {sorted(unknown)}")
     return [value.get(kind, default) for kind in KIND_NAMES]
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 def layouts():

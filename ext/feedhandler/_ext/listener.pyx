@@ -1,15 +1,8 @@
 # picows listener: each data frame goes from picows's read buffer to the decoder, in place.
 from libc.stdint cimport int64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
-from feedhandler._ext.decoder cimport Decoder
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from feedhandler._ext.decoder cimport Decoder, now_ns
 
 
 cdef class FeedListener(WSListener):
