@@ -178,8 +178,7 @@ last): {seq}. Trade, aggregate-trade and diff-depth ids are contiguous (next `U`
 - `raw`: the exchange's frames exactly as received, one per line (`\\n` after each), for
   archival; `{c.H_RECV_NS}` gives each frame's receive time. A frame of an all-market stream
   (`!miniTicker@arr`, ...) carries many symbols: it is keyed by the empty string (topic
-  `{{symbol}}` = `all`). It needs a decoder that captures frames; a build without it refuses
-  `kafka.encoding: raw` on start.
+  `{{symbol}}` = `all`). The decoder keeps each batch's frames only while this encoding is on.
 
 ### Control events
 
