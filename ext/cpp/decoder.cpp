@@ -171,6 +171,8 @@ struct Ctx {
   const char* where = "";
   Kind full = KIND_NONE;
   // A sequence update to apply once the whole frame is known good.
+  // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
+  int64_t* seq_slot = nullptr;
   std::unordered_map<std::string, int64_t>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
@@ -185,7 +187,9 @@ struct Decoder::Impl {
   StreamInfo hint;
   bool has_hint = false;
   std::string hint_name;
-  std::string last_stream;
+  // Borrowed: hint_name, or the wrapper's name in the parser's string buffer (valid until the
+  // next frame), so no frame pays for a copy that only a rejected frame needs.
+  std::string_view last_stream;
   std::unordered_map<std::string, int64_t> last_seq[KIND_COUNT];
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv);
@@ -396,8 +400,10 @@ struct Decoder::Impl {
         std::memcpy(gap->symbol, sym, kSymbolWidth);
       }
       if (last <= prev) return true;  // keep the high-water mark
+      c.seq_slot = &it->second;
+    } else {
+      c.seq_map = &map;
     }
-    c.seq_map = &map;
     c.seq_value = last;
     return true;
   }
@@ -433,7 +439,8 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     if (c.full != KIND_NONE) return {STATUS_FULL, c.full, ERR_NONE, ""};
     return {STATUS_ERROR, KIND_NONE, c.error, c.where};
   }
-  if (c.seq_map) (*c.seq_map)[c.seq_key] = c.seq_value;
+  if (c.seq_slot) *c.seq_slot = c.seq_value;
+  else if (c.seq_map) c.seq_map->emplace(c.seq_key, c.seq_value);
   Kind written = KIND_NONE;
   for (int k = 0; k < KIND_COUNT; ++k) {
     if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
@@ -498,7 +505,7 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
     if (key == "stream") {
       std::string_view name;
       if (auto err = field.value().get_string().get(name)) return json_fail(c, err, "stream");
-      last_stream.assign(name);
+      last_stream = name;
       if (!classify_stream(name, info)) return fail(c, ERR_UNKNOWN_STREAM, "stream");
       have_stream = true;
       c.stream = &info;

@@ -70,7 +70,8 @@ class Decoder {
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       bool is_text) noexcept;
 
-  // The `stream` of the last decoded frame (combined wrapper or hint), for dead-letter headers.
+  // The `stream` of the last decoded frame (combined wrapper or hint), for dead-letter headers;
+  // valid until the next decode().
   std::string_view last_stream() const noexcept;
 
   struct Impl;

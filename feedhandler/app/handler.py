@@ -69,6 +69,7 @@ class Handler:
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False
+        self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.shards = [
             self._connection(shard)
             for shard in plan(config.url, config.streams,
@@ -145,6 +146,14 @@ class Handler:
     def stop(self) -> None:
         self._stop.set()
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # A connection or service task must not die quietly and leave the process half alive:
+        # stop (flushing what was read) and let the exit code tell the orchestrator.
+        if not task.cancelled() and task.exception() is not None and self.error is None:
+            self.error = task.exception()
+            log.error("handler task failed; stopping", exc_info=self.error)
+            self.stop()
+
     # --- main loop ------------------------------------------------------------------------
     async def _service(self) -> None:
         limit = self.config.kafka.backlog_limit_mb << 20
@@ -158,15 +167,14 @@ class Handler:
                 self._paused = True
                 log.warning("sink backlog %d bytes over limit: pausing exchange reads", backlog)
                 self._publish_event({"type": "paused", "backlog_bytes": backlog})
+                for shard in self.shards:
+                    shard.pause_reading()
             elif self._paused and backlog < limit // 2:
                 self._paused = False
                 log.warning("sink backlog drained: resuming exchange reads")
                 self._publish_event({"type": "resumed", "backlog_bytes": backlog})
                 for shard in self.shards:
                     shard.resume_reading()
-            if self._paused:  # every tick: a connection opened meanwhile starts reading
-                for shard in self.shards:
-                    shard.pause_reading()
             await asyncio.sleep(SERVICE_INTERVAL_S)
 
     async def run(self) -> HandlerStats:
@@ -176,6 +184,8 @@ class Handler:
         started = time.perf_counter()
         tasks = [asyncio.create_task(s.run(self._stop)) for s in self.shards]
         tasks.append(asyncio.create_task(self._service()))
+        for task in tasks:
+            task.add_done_callback(self._task_done)
         if self.config.duration_s:
             loop.call_later(self.config.duration_s, self.stop)
         try:

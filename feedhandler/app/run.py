@@ -55,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
         log.info("summary: %s", summary)
-    return 0
+    return 1 if handler.error is not None else 0

@@ -59,18 +59,28 @@ class ShardConnection:
         self._backoff = Backoff(config.connection.backoff_initial_s,
                                 config.connection.backoff_max_s)
         self._lost_at_ns = 0
+        self._paused = False
 
     @property
     def frames(self) -> int:
         return self.frames_before + (self.listener.frames if self.listener else 0)
 
     def pause_reading(self) -> None:
-        if self.listener is not None and self.listener.transport is not None:
-            self.listener.transport.underlying_transport.pause_reading()
+        """Stop reading from the exchange (sink backpressure); holds across reconnects."""
+        self._paused = True
+        self._apply_pause()
 
     def resume_reading(self) -> None:
+        self._paused = False
+        self._apply_pause()
+
+    def _apply_pause(self) -> None:
         if self.listener is not None and self.listener.transport is not None:
-            self.listener.transport.underlying_transport.resume_reading()
+            transport = self.listener.transport.underlying_transport
+            if self._paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def _event(self, kind: str, **fields: Any) -> None:
         self._publish_event({"type": kind, "shard": self.shard.index, "epoch": self.epoch,
@@ -107,6 +117,7 @@ class ShardConnection:
                 await _sleep_unless(stop, delay)
                 continue
             self.listener = listener
+            self._apply_pause()  # a connection made while the sink is backed up waits too
             self._backoff.reset()
             self._event("connected", url=self.shard.url, streams=len(self.shard.streams))
             if self._lost_at_ns:

@@ -138,3 +138,38 @@ async def test_sequence_gap_becomes_a_control_event() -> None:
     gap = next(e for e in sink.events if e["type"] == "gap")
     assert gap["kind"] == "trade" and gap["symbol"] == "BTCUSDT" and gap["reason"] == "missing"
     assert gap["received"] - gap["expected"] == 3
+
+
+@sync
+async def test_a_failing_task_stops_the_handler_and_is_reported() -> None:
+    class BrokenSink(RecordingSink):
+        def service(self) -> None:
+            raise RuntimeError("sink bug")
+
+    async with SimulatorServer(rate=500.0) as sim:
+        sink = BrokenSink()
+        handler = Handler(config(sim.url), sink)
+        async with asyncio.timeout(10):
+            await handler.run()  # returns by itself: no stop() from the test
+    assert isinstance(handler.error, RuntimeError) and str(handler.error) == "sink bug"
+    assert sink.closed, "what was read is still flushed"
+
+
+@sync
+async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        handler = Handler(config(sim.url), RecordingSink())
+        (shard,) = handler.shards
+        shard.pause_reading()  # before any connection exists
+        task = asyncio.create_task(handler.run())
+        try:
+            async with asyncio.timeout(10):
+                while shard.listener is None:
+                    await asyncio.sleep(0.01)
+            transport = shard.listener.transport.underlying_transport
+            assert not transport.is_reading()
+            shard.resume_reading()
+            assert transport.is_reading()
+        finally:
+            handler.stop()
+            await task
