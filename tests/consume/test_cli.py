@@ -47,7 +47,8 @@ def depth(symbol: bytes, events: list[tuple[int, int, int]], continued: bool = F
 def market(kafka_broker: LocalKafka) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
     bootstrap = kafka_broker.bootstrap
     name = f"t{uuid.uuid4().hex[:10]}"
-    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli")
+    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli",
+                     topics=[f"binance.{name}.{kind}" for kind in ("trade", "depth")])
     data = {
         "btc": trades(b"BTCUSDT", [1, 2, 3, 4]),
         # ETHUSDT: 7 is missing (a gap), 9 comes twice (a repeat)

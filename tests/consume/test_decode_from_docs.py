@@ -117,8 +117,9 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     kline["volume"]["hi"][0] = -1
 
     market = f"t{uuid.uuid4().hex[:10]}"
-    sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market), "docs")
     kinds = [k for k in SCHEMAS if k not in ("control", "gap")]
+    sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market), "docs",
+                     topics=[f"binance.{market}.{kind}" for kind in kinds])
     for kind in kinds:
         records = kline if kind == "kline" else parsed[kind]
         assert len(records), kind

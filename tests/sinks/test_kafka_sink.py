@@ -31,8 +31,19 @@ def kafka_config(bootstrap: str, **overrides: Any) -> KafkaConfig:
     return KafkaConfig(bootstrap=bootstrap, market=f"t{uuid.uuid4().hex[:10]}", **overrides)
 
 
+def new_sink(config: KafkaConfig, instance: str = "inst", kinds: tuple[str, ...] = ("trade",),
+             **kwargs: Any) -> KafkaSink:
+    """A sink whose topics exist before the first message, as the handler makes them: relying
+    on the broker's auto-creation would race the first produce (and a close(0) creates none)."""
+    return KafkaSink(config, instance, topics=[topic(config, kind) for kind in kinds], **kwargs)
+
+
+def topic(config: KafkaConfig, kind: str) -> str:
+    return f"{config.exchange}.{config.market}.{kind}"
+
+
 def read(config: KafkaConfig, kind: str) -> list[Message]:
-    return list(read_messages(config.bootstrap, [f"{config.exchange}.{config.market}.{kind}"]))
+    return list(read_messages(config.bootstrap, [topic(config, kind)]))
 
 
 def trades(symbols: list[bytes], seed: int = 1) -> np.ndarray:
@@ -68,7 +79,7 @@ def drain(sink: KafkaSink, timeout: float = 30) -> None:
 
 def test_one_message_per_symbol_run_in_exchange_order(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap)
-    sink = KafkaSink(config, "inst-1", topics=[f"binance.{config.market}.trade"])
+    sink = new_sink(config, "inst-1")
     batch = trades([b"BTCUSDT", b"ETHUSDT", b"SOLUSDT"])
     sink.publish_batch("trade", batch[:2000], epoch=3)
     sink.publish_batch("trade", batch[2000:], epoch=4)
@@ -102,7 +113,7 @@ def test_one_message_per_symbol_run_in_exchange_order(kafka_bootstrap: str) -> N
 
 def test_json_encoding_round_trips(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap, encoding="json")
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT", b"ETHUSDT"])
     sink.publish_batch("trade", batch, epoch=1)
     drain(sink)
@@ -119,7 +130,7 @@ def test_json_encoding_round_trips(kafka_bootstrap: str) -> None:
 def test_runs_larger_than_max_message_bytes_are_split(kafka_bootstrap: str,
                                                       encoding: str) -> None:
     config = kafka_config(kafka_bootstrap, encoding=encoding, max_message_bytes=20_000)
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT"])
     sink.publish_batch("trade", batch, epoch=1)
     drain(sink)
@@ -131,7 +142,7 @@ def test_runs_larger_than_max_message_bytes_are_split(kafka_bootstrap: str,
 
 def test_concatenated_batches_keep_the_wire_layout(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap)
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT"])
     packed = np.concatenate([batch[:10], batch[10:20]])  # numpy drops the padding here
     assert packed.dtype.itemsize < SCHEMAS["trade"].itemsize
@@ -170,7 +181,7 @@ def test_raw_encoding_archives_the_frames(kafka_bootstrap: str) -> None:
     captured = capture(frames, recv_ns)
 
     config = kafka_config(kafka_bootstrap, encoding="raw")
-    sink = KafkaSink(config, "inst", time_unit="ms")
+    sink = new_sink(config, kinds=("trade", "depth", "miniTicker"), time_unit="ms")
     for kind in ("trade", "depth", "miniTicker"):
         records, kind_frames = captured[kind]
         sink.publish_batch(kind, records, 1, kind_frames)
@@ -234,7 +245,7 @@ def test_full_queue_is_backpressure_not_loss(kafka_bootstrap: str) -> None:
     # librdkafka's queue holds 32 KiB: most of this batch has to wait in the sink's backlog.
     config = kafka_config(kafka_bootstrap, producer={"queue.buffering.max.kbytes": 32},
                           max_message_bytes=4096)
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT", b"ETHUSDT"])
     sink.publish_batch("trade", batch[:1500], epoch=1)
     sink.publish_batch("trade", batch[1500:], epoch=1)
@@ -261,7 +272,7 @@ def test_rejected_message_is_counted_and_reported(kafka_bootstrap: str) -> None:
     # The broker takes at most 4000 bytes per batch on these topics; 100 trades are 8800.
     config = kafka_config(kafka_bootstrap, compression="none",
                           topic_config={"max.message.bytes": "4000"})
-    sink = KafkaSink(config, "inst", topics=[f"binance.{config.market}.trade"])
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT"])
     sink.publish_batch("trade", batch[:100], epoch=1)
     deadline = time.monotonic() + 30
@@ -283,7 +294,7 @@ def test_rejected_message_is_counted_and_reported(kafka_bootstrap: str) -> None:
 
 def test_dead_letters_and_control_events(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap)
-    sink = KafkaSink(config, "inst-9")
+    sink = new_sink(config, "inst-9", kinds=())
     frame = b'{"e":"trade","s":"BTCUSDT","p":"0.0'
     sink.publish_dead_letter("malformed_json", "", "btcusdt@trade", frame)
     sink.publish_control({"type": "gap", "reason": "reconnect", "from_ns": 1, "to_ns": 2})
@@ -301,7 +312,7 @@ def test_dead_letters_and_control_events(kafka_bootstrap: str) -> None:
 
 def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap, producer={"statistics.interval.ms": 100})
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     sink.publish_batch("trade", trades([b"BTCUSDT"]), 1)
     deadline = time.monotonic() + 30
     while not sink.stats.latency_us.get("ack", {}).get("p99") and time.monotonic() < deadline:
@@ -315,7 +326,7 @@ def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
 
 def test_out_of_time_at_close_counts_every_record(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap)
-    sink = KafkaSink(config, "inst")
+    sink = new_sink(config)
     batch = trades([b"BTCUSDT", b"ETHUSDT", b"SOLUSDT"])
     for _ in range(30):
         sink.publish_batch("trade", batch, 1)
