@@ -10,8 +10,10 @@ in-process `Handler` on uvloop over one connection of K symbols x (bookTicker, t
 depth@100ms). The clock runs from the first frame to the end of `Handler.run()`, which for
 Kafka includes flushing the producer: the rate counts acknowledged (acks=all) records only.
 Also reports CPU seconds per million frames of the handler process (librdkafka's threads
-included) and of the broker. Without --bootstrap a local broker is started in a temporary
-directory. Sinks alternate across rounds; medians are reported.
+included), of the broker and of the simulator: the three share two cores. Without --bootstrap
+a local broker is started in a temporary directory. Unrecorded warm-up runs come first: a fresh
+broker spends its first tens of seconds under load JIT-compiling. Sinks alternate across
+rounds; medians are reported.
 """
 
 from __future__ import annotations
@@ -50,44 +52,55 @@ def _process_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _timed(handler: Handler, broker_pid: int | None) -> tuple[float, float, float, float]:
-    """(seconds from the first frame to the end, our CPU seconds and the broker's meanwhile,
-    records)."""
-    first = cpu = broker_cpu = 0.0
+async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, dict[str, float]]:
+    """(seconds from the first frame to the end, CPU seconds meanwhile: ours ("handler",
+    librdkafka's threads included) and that of each process in `pids`)."""
+    first = 0.0
+    start: dict[str, float] = {}
+
+    def cpu() -> dict[str, float]:
+        return {"handler": time.process_time(),
+                **{name: _process_cpu(pid) for name, pid in pids.items()}}
 
     async def watch() -> None:
-        nonlocal first, cpu, broker_cpu
+        nonlocal first, start
         while not any(shard.frames for shard in handler.shards):
-            await asyncio.sleep(0.0005)
-        first, cpu, broker_cpu = time.perf_counter(), time.process_time(), \
-            _process_cpu(broker_pid)
+            await asyncio.sleep(0.002)  # (uvloop timers tick in ms: less would spin)
+        first, start = time.perf_counter(), cpu()
 
     watcher = asyncio.create_task(watch())
-    stats = await handler.run()
-    end = time.perf_counter()
+    await handler.run()
+    end, used = time.perf_counter(), cpu()
     watcher.cancel()
-    return (end - first, time.process_time() - cpu, _process_cpu(broker_pid) - broker_cpu,
-            float(sum(stats.records.values())))
+    return end - first, {name: used[name] - start[name] for name in used}
 
 
 def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
-             broker_pid: int | None, settings: dict[str, str]) -> dict[str, Any]:
+             broker_pid: int | None, simulator_pid: int,
+             settings: dict[str, str]) -> dict[str, Any]:
     config = load_config(None, {
         "url": url, "streams": streams, "sink": sink, "max_messages": frames,
         "kafka.bootstrap": bootstrap, "kafka.market": f"bench{uuid.uuid4().hex[:8]}",
         "instance": "bench", **settings,
     }, environ={})
     handler = Handler(config)
-    seconds, cpu, broker_cpu, records = uvloop.run(_timed(handler, broker_pid))
+    seconds, cpu = uvloop.run(_timed(handler, {"broker": broker_pid,
+                                               "simulator": simulator_pid}))
     stats = handler.stats
+    records = sum(stats.records.values())
     assert stats.frames == frames, stats.summary()
     if sink == "kafka":
         delivered = stats.sink["records_delivered"]
         assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
     return {"frames_per_s": frames / seconds, "records_per_s": records / seconds,
-            "cpu_s_per_m_frames": cpu / frames * 1e6,
-            "broker_cpu_s_per_m_frames": broker_cpu / frames * 1e6,
+            **{f"{name}_cpu": used / frames * 1e6 for name, used in cpu.items()},
             "messages": stats.sink.get("delivered", 0), "close_s": stats.close_s}
+
+
+def _cpu_text(result: dict[str, Any], sink: str) -> str:
+    names = ("handler", "broker", "simulator") if sink == "kafka" else ("handler", "simulator")
+    return "CPU s per million frames: " + ", ".join(
+        f"{name} {result[f'{name}_cpu']:.2f}" for name in names)
 
 
 @contextmanager
@@ -114,6 +127,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=500_000, help="frames per run")
     parser.add_argument("--symbols", type=int, default=50, help="symbols (x4 streams)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="unrecorded Kafka runs first")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for both sinks, e.g. kafka.encoding=json")
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
@@ -136,16 +150,17 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {"null": [], "kafka": []}
     with broker(args.bootstrap) as (bootstrap, broker_pid), \
             SimulatorProcess(sim_args, timeout=120) as sim:
+        for sink in ("null", *["kafka"] * args.warmup):
+            run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid, sim.pid,
+                     settings)
         for i in range(args.rounds):
             for sink in ("null", "kafka") if i % 2 == 0 else ("kafka", "null"):
                 result = run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid,
-                                  settings)
+                                  sim.pid, settings)
                 results[sink].append(result)
                 print(f"  round {i + 1} {sink:>5}: {result['frames_per_s']:>9,.0f} frames/s, "
-                      f"{result['records_per_s']:>9,.0f} records/s, "
-                      f"{result['cpu_s_per_m_frames']:5.2f} CPU s per million frames"
-                      + (f" (broker {result['broker_cpu_s_per_m_frames']:.2f}), "
-                         f"{result['messages']:,} Kafka messages, flush "
+                      f"{result['records_per_s']:>9,.0f} records/s; {_cpu_text(result, sink)}"
+                      + (f"; {result['messages']:,} Kafka messages, flush "
                          f"{result['close_s']:.2f} s" if sink == "kafka" else ""))
     median = {sink: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
               for sink, runs in results.items()}
@@ -153,9 +168,7 @@ def main() -> int:
     for sink in ("null", "kafka"):
         m = median[sink]
         print(f"{sink:>5} (median of {args.rounds}): {m['frames_per_s']:>9,.0f} frames/s, "
-              f"{m['records_per_s']:>9,.0f} records/s, "
-              f"{m['cpu_s_per_m_frames']:.2f} CPU s per million frames"
-              + (f" (broker {m['broker_cpu_s_per_m_frames']:.2f})" if sink == "kafka" else ""))
+              f"{m['records_per_s']:>9,.0f} records/s; {_cpu_text(m, sink)}")
     print(f"kafka / null: {ratio:.0%}")
     return 0
 

@@ -138,28 +138,12 @@ def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1024)
-def _fixed_headers(name: str, version: int, encoding: str,
-                   instance: str) -> tuple[tuple[str, bytes], ...]:
+def fixed_headers(name: str, version: int, encoding: str,
+                  instance: str) -> tuple[tuple[str, bytes], ...]:
+    """The headers a data message starts with; count, epoch and the sequence range follow
+    (feedhandler._ext.publish.produce_messages adds them per message)."""
     return ((H_SCHEMA, name.encode()), (H_VERSION, b"%d" % version),
             (H_ENCODING, encoding.encode()), (H_INSTANCE, instance.encode()))
-
-
-def batch_headers(schema: Schema, encoding: str, instance: str, epoch: int, count: int,
-                  seq: tuple[int, int] | None = None) -> list[tuple[str, bytes]]:
-    """Headers of a data message of `count` records; `seq`: (first, last) sequence id."""
-    headers = [*_fixed_headers(schema.name, schema.version, encoding, instance),
-               (H_COUNT, b"%d" % count), (H_EPOCH, b"%d" % epoch)]
-    if seq is not None:
-        headers += [(H_SEQ_FIRST, b"%d" % seq[0]), (H_SEQ_LAST, b"%d" % seq[1])]
-    return headers
-
-
-def sequence_range(kind: str, records: np.ndarray) -> tuple[int, int] | None:
-    """(first, last) sequence id of consecutive records, for kinds that have one."""
-    columns = SEQUENCE_FIELDS.get(kind)
-    if columns is None or not len(records):
-        return None
-    return int(records[columns[0]][0]), int(records[columns[1]][-1])
 
 
 def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:

@@ -13,12 +13,10 @@ from feedhandler.contract import (
     H_SCHEMA,
     H_TIME_UNIT,
     H_VERSION,
-    batch_headers,
     data_topics,
     decode_value,
     header_dict,
     raw_headers,
-    sequence_range,
     stream_kind,
     topic_for,
     wire_records,
@@ -73,27 +71,6 @@ def test_topics_from_templates() -> None:
                                     "binance.spot.miniTicker"}
     assert data_topics(streams, "{market}.{kind}.{symbol}", market="m") == {
         "m.trade.btcusdt", "m.trade.ethusdt", "m.depth.btcusdt", "m.miniTicker.all"}
-
-
-def test_batch_headers() -> None:
-    schema = SCHEMAS["depth"]
-    records = np.zeros(3, schema.dtype)
-    records["first_update_id"] = [10, 10, 12]
-    records["last_update_id"] = [11, 11, 15]
-    seq = sequence_range("depth", records)
-    assert seq == (10, 15)
-    headers = header_dict(batch_headers(schema, "records", "host-a", 7, len(records), seq))
-    assert headers == {
-        "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
-        "fh.count": "3", "fh.instance": "host-a", "fh.epoch": "7",
-        "fh.seq.first": "10", "fh.seq.last": "15",
-    }
-    # kinds without a sequence id carry no sequence headers
-    kline = np.zeros(1, SCHEMAS["kline"].dtype)
-    assert sequence_range("kline", kline) is None
-    assert header_dict(batch_headers(SCHEMAS["kline"], "json", "h", 1, 1)) == {
-        "fh.schema": "binance.spot.kline", "fh.version": "1", "fh.encoding": "json",
-        "fh.count": "1", "fh.instance": "h", "fh.epoch": "1"}
 
 
 # --- json ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from feedhandler._ext.publish import group_rows, key_words, produce_messages, record_values
 from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
@@ -41,15 +42,13 @@ from feedhandler.contract import (
     H_STREAM,
     SEQUENCE_FIELDS,
     Frames,
-    batch_headers,
+    fixed_headers,
     raw_headers,
-    sequence_range,
     topic_for,
     wire_records,
 )
 from feedhandler.contract_json import encode_json
 from feedhandler.records import SCHEMAS, Schema
-from feedhandler.sinks.grouping import group_rows, key_words
 from feedhandler.sinks.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -120,6 +119,7 @@ class KafkaSink:
         ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
         self._producer = Producer(producer_config(config, instance), logger=log,
                                   stats_cb=self._on_statistics)
+        self._callbacks: dict[int, Callable[[KafkaError | None, Message], None]] = {}
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
         self._backlog_bytes = 0
         self._topics: dict[tuple[str, bytes], str] = {}
@@ -139,15 +139,15 @@ class KafkaSink:
         order, bounds = group_rows(key_words(records["symbol"]))
         grouped = records if order is None else np.take(records, order)
         symbols = grouped["symbol"][bounds[:-1]].tolist()
-        seq = SEQUENCE_FIELDS.get(kind)
-        firsts, lasts = (grouped[seq[0]], grouped[seq[1]]) if seq else (None, None)
-        for symbol, (start, end) in zip(symbols, pairwise(bounds), strict=True):
-            topic = self._topic(kind, symbol)
-            for first, last, value in self._values(schema, grouped, start, end):
-                ids = None if firsts is None else (int(firsts[first]), int(lasts[last - 1]))
-                headers = batch_headers(schema, self.config.encoding, self.instance, epoch,
-                                        last - first, ids)
-                self._produce(topic, symbol, value, headers, last - first)
+        if self.config.encoding == "records":
+            starts, ends = _split(bounds, max(1, self.config.max_message_bytes // schema.itemsize))
+            values = record_values(grouped.view(np.uint8), schema.itemsize, starts, ends)
+        else:
+            starts, ends, values = self._json_values(schema, grouped, bounds)
+        # the run (hence symbol) of each message
+        runs = np.searchsorted(bounds, starts, side="right") - 1
+        keys = [symbols[i] for i in runs.tolist()]
+        self._produce_all(schema, grouped, epoch, keys, starts, ends, values)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         headers = [(H_REASON, reason.encode()), (H_FIELD, field.encode()),
@@ -206,24 +206,24 @@ class KafkaSink:
             self._topics[(kind, symbol)] = topic
         return topic
 
-    def _values(self, schema: Schema, rows: np.ndarray, start: int,
-                end: int) -> Iterator[tuple[int, int, bytes]]:
-        """rows[start:end] (one symbol) -> (first, end, value) per message, each within
-        max_message_bytes."""
+    def _json_values(self, schema: Schema, rows: np.ndarray,
+                     bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+        """JSON lines per symbol run (bounds), halved until each is within max_message_bytes:
+        (first rows, end rows, values) of the messages."""
         limit = self.config.max_message_bytes
-        if self.config.encoding == "records":
-            step = max(1, limit // schema.itemsize)
-            for first in range(start, end, step):
-                last = min(end, first + step)
-                yield first, last, rows[first:last].tobytes()
-            return
-        value = encode_json(schema, rows[start:end])
-        if len(value) <= limit or end - start == 1:
-            yield start, end, value
-        else:
-            middle = (start + end) // 2
-            yield from self._values(schema, rows, start, middle)
-            yield from self._values(schema, rows, middle, end)
+        starts, ends, values = [], [], []
+        pending = [(int(a), int(b)) for a, b in pairwise(bounds)][::-1]
+        while pending:
+            start, end = pending.pop()
+            value = encode_json(schema, rows[start:end])
+            if len(value) <= limit or end - start == 1:
+                starts.append(start)
+                ends.append(end)
+                values.append(value)
+            else:
+                middle = (start + end) // 2
+                pending += [(middle, end), (start, middle)]
+        return np.array(starts, np.int64), np.array(ends, np.int64), values
 
     def _publish_frames(self, schema: Schema, records: np.ndarray, epoch: int,
                         frames: Frames) -> None:
@@ -251,24 +251,46 @@ class KafkaSink:
         payload = np.frombuffer(frames.payload, np.uint8)[_ranges(frames.offsets, picks)]
         ends = np.cumsum(frames.offsets[picks + 1] - frames.offsets[picks])
         value = np.insert(payload, ends, ord("\n")).tobytes()  # one frame per line
-        headers = [*batch_headers(schema, "raw", self.instance, epoch, len(rows),
-                                  sequence_range(schema.kind, rows)),
-                   *raw_headers(records["ts_recv"][frames.rows[picks]], self.time_unit)]
-        size = len(value) + sum(len(k) + len(v) for k, v in headers)
+        extra = raw_headers(records["ts_recv"][frames.rows[picks]], self.time_unit)
+        size = len(value) + sum(len(k) + len(v) for k, v in extra)
         if size > self.config.max_message_bytes and len(picks) > 1:
             half = len(picks) // 2
             self._publish_raw_run(schema, records, frames, picks[:half], symbol, epoch)
             self._publish_raw_run(schema, records, frames, picks[half:], symbol, epoch)
             return
-        self._produce(self._topic(schema.kind, symbol), symbol, value, headers, len(rows))
+        self._produce_all(schema, rows, epoch, [symbol], np.zeros(1, np.int64),
+                          np.array([len(rows)], np.int64), [value], [extra])
 
     # --- producing -------------------------------------------------------------------------
-    def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
+    def _produce_all(self, schema: Schema, rows: np.ndarray, epoch: int, keys: list[bytes],
+                     starts: np.ndarray, ends: np.ndarray, values: list[bytes],
+                     extra_headers: list[Headers] | None = None) -> None:
+        """Message i: values[i], the records rows[starts[i]:ends[i]], keyed keys[i]."""
+        seq = SEQUENCE_FIELDS.get(schema.kind)
+        firsts = lasts = None
+        if seq is not None:
+            firsts, lasts = rows[seq[0]][starts], rows[seq[1]][ends - 1]
+        topics = [self._topic(schema.kind, key) for key in keys]
+        fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
         # Behind a backlog, new messages queue too: per-key order is kept.
+        messages, records, buffer_full = produce_messages(
+            self._producer.produce, self._on_delivery, self._callbacks, self._to_backlog,
+            self._failed, topics, keys, values,
+            ends - starts, firsts, lasts, fixed, b"%d" % epoch, bool(self._backlog),
+            extra_headers)
+        self.stats.produced += messages
+        self.stats.records_produced += records
+        self.stats.buffer_full += buffer_full
+
+    def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
-            self._backlog.append((topic, key, value, headers, count))
-            self._backlog_bytes += len(value)
-            self.stats.backlog_peak_bytes = max(self.stats.backlog_peak_bytes, self._backlog_bytes)
+            self._to_backlog(topic, key, value, headers, count)
+
+    def _to_backlog(self, topic: str, key: bytes, value: bytes, headers: Headers,
+                    count: int) -> None:
+        self._backlog.append((topic, key, value, headers, count))
+        self._backlog_bytes += len(value)
+        self.stats.backlog_peak_bytes = max(self.stats.backlog_peak_bytes, self._backlog_bytes)
 
     def _try_produce(self, topic: str, key: bytes, value: bytes, headers: Headers,
                      count: int) -> bool:
@@ -313,9 +335,23 @@ class KafkaSink:
                                   "error": err.name()})
 
 
+def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs bounds[i]:bounds[i + 1] cut into pieces of at most `most` rows: (starts, ends)."""
+    sizes = np.diff(bounds)
+    if not len(sizes) or sizes.max() <= most:
+        return bounds[:-1], bounds[1:]
+    pieces = -(-sizes // most)
+    starts = np.repeat(bounds[:-1], pieces) + most * _within(pieces)
+    return starts, np.minimum(starts + most, np.repeat(bounds[1:], pieces))
+
+
+def _within(counts: np.ndarray) -> np.ndarray:
+    """0..counts[i]-1 for each i, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def _ranges(offsets: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """Indices offsets[p]..offsets[p + 1] for each p in picks, concatenated."""
     starts = offsets[picks]
     lengths = offsets[picks + 1] - starts
-    ends = np.cumsum(lengths)
-    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+    return np.repeat(starts, lengths) + _within(lengths)

@@ -1,5 +1,5 @@
 # Declarations of the C++ core (ext/cpp). Extern only: cimporting this adds no runtime import.
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.string_view cimport string_view
 
@@ -85,3 +85,8 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 
     const char* simd_kernel()
     Error parse_decimal(const char* data, size_t size, cbool wide, int64_t* lo, int64_t* hi)
+
+
+cdef extern from "grouping.h" namespace "fh" nogil:
+    size_t group_rows(const uint64_t* keys, size_t n, size_t width, int64_t* order,
+                      int64_t* bounds)

@@ -1,0 +1,75 @@
+#include "grouping.h"
+
+#include <cstring>
+#include <vector>
+
+namespace fh {
+
+namespace {
+
+uint64_t hash_key(const uint64_t* key, size_t width) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (size_t j = 0; j < width; ++j) h = (h ^ key[j]) * 0xC2B2AE3D27D4EB4Full;
+  // The table masks the low bits, which a product only fills from the factors' low bits:
+  // finish by folding the high bits down (MurmurHash3's fmix64).
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 33);
+}
+
+}  // namespace
+
+size_t group_rows(const uint64_t* keys, size_t n, size_t width, int64_t* order, int64_t* bounds) {
+  const size_t bytes = width * sizeof(uint64_t);
+  // Open addressing, at most half full; sized for the groups (symbols), not the rows.
+  std::vector<int32_t> slots(64, -1);
+  std::vector<int64_t> first_row;  // per group: its first row, whose key stands for the group
+  std::vector<int64_t> sizes;
+  std::vector<int32_t> group_of(n);
+  auto key_of = [&](int64_t row) { return keys + static_cast<size_t>(row) * width; };
+  auto home = [&](const uint64_t* key) { return hash_key(key, width) & (slots.size() - 1); };
+  int32_t previous = -1;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t* key = key_of(static_cast<int64_t>(i));
+    // Exchange batches come in bursts of one symbol: compare with the previous row first.
+    if (previous >= 0 && std::memcmp(key_of(first_row[previous]), key, bytes) == 0) {
+      group_of[i] = previous;
+      ++sizes[previous];
+      continue;
+    }
+    size_t slot = home(key);
+    for (;;) {
+      int32_t group = slots[slot];
+      if (group < 0) {
+        group = static_cast<int32_t>(first_row.size());
+        slots[slot] = group;
+        first_row.push_back(static_cast<int64_t>(i));
+        sizes.push_back(0);
+        if (2 * first_row.size() > slots.size()) {  // grow: re-insert every group
+          slots.assign(2 * slots.size(), -1);
+          for (size_t g = 0; g < first_row.size(); ++g) {
+            size_t s = home(key_of(first_row[g]));
+            while (slots[s] >= 0) s = (s + 1) & (slots.size() - 1);
+            slots[s] = static_cast<int32_t>(g);
+          }
+        }
+      } else if (std::memcmp(key_of(first_row[group]), key, bytes) != 0) {
+        slot = (slot + 1) & (slots.size() - 1);
+        continue;
+      }
+      group_of[i] = previous = group;
+      ++sizes[group];
+      break;
+    }
+  }
+  const size_t groups = sizes.size();
+  bounds[0] = 0;
+  for (size_t g = 0; g < groups; ++g) bounds[g + 1] = bounds[g] + sizes[g];
+  std::vector<int64_t> next(bounds, bounds + groups);
+  for (size_t i = 0; i < n; ++i) order[next[group_of[i]]++] = static_cast<int64_t>(i);
+  return groups;
+}
+
+}  // namespace fh

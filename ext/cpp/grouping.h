@@ -1,0 +1,16 @@
+// Grouping rows by a fixed-width key (a record's symbol) in one pass: the Kafka sink sends one
+// message per (kind, symbol) run of a batch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fh {
+
+// Groups the n keys (each `width` 64-bit words, rows back to back) by equality. Groups come in
+// order of first appearance and rows keep their order inside a group: group g is rows
+// order[bounds[g]] .. order[bounds[g + 1] - 1]. `order` holds n entries, `bounds` n + 1.
+// Returns the number of groups.
+size_t group_rows(const uint64_t* keys, size_t n, size_t width, int64_t* order, int64_t* bounds);
+
+}  // namespace fh

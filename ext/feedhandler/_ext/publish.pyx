@@ -1,0 +1,100 @@
+# Record batches -> Kafka messages, one per (kind, symbol) run, with no Python step per record
+# or per message: grouping in C++, and the per-message slicing, headers and produce() calls in
+# one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes where.
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdio cimport snprintf
+
+from functools import partial
+
+import numpy as np
+from confluent_kafka import KafkaException
+
+cimport feedhandler._ext.core as core
+from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
+
+
+def key_words(keys):
+    """Fixed-width byte keys (e.g. the NUL-padded `symbol` column) -> (n, words) uint64."""
+    n, width = len(keys), keys.dtype.itemsize
+    raw = np.zeros((n, -(-width // 8) * 8), np.uint8)
+    raw[:, :width] = np.ascontiguousarray(keys).view(np.uint8).reshape(n, width)
+    return raw.view(np.uint64)
+
+
+def group_rows(const uint64_t[:, ::1] words not None):
+    """Rows with equal key words -> (order, bounds): rows order[bounds[g]:bounds[g + 1]] form
+    group g, in row order; groups in order of first appearance. `order` is None when all rows
+    are one group (the batch is one run as it is)."""
+    cdef Py_ssize_t n = words.shape[0]
+    order = np.empty(n, np.int64)
+    bounds = np.empty(n + 1, np.int64)
+    cdef int64_t[::1] order_view = order
+    cdef int64_t[::1] bounds_view = bounds
+    if n == 0:
+        return None, np.zeros(2, np.int64)
+    cdef size_t groups
+    with nogil:
+        groups = core.group_rows(&words[0, 0], n, words.shape[1], &order_view[0],
+                                 &bounds_view[0])
+    return (None if groups == 1 else order), bounds[:groups + 1]
+
+
+def record_values(const uint8_t[::1] data not None, Py_ssize_t itemsize,
+                  const int64_t[::1] starts not None, const int64_t[::1] ends not None):
+    """Rows starts[i]:ends[i] of the records in `data` (their bytes) -> one bytes per i."""
+    cdef Py_ssize_t i
+    return [PyBytes_FromStringAndSize(<const char*>&data[starts[i] * itemsize],
+                                      (ends[i] - starts[i]) * itemsize)
+            for i in range(starts.shape[0])]
+
+
+cdef inline bytes _decimal(int64_t value):
+    cdef char text[24]
+    return PyBytes_FromStringAndSize(text, snprintf(text, sizeof(text), "%lld", <long long>value))
+
+
+def produce_messages(produce, on_delivery, dict callbacks, backlog, failed, list topics,
+                     list keys, list values, const int64_t[::1] counts not None,
+                     const int64_t[::1] firsts, const int64_t[::1] lasts, tuple fixed_headers,
+                     bytes epoch, bint full, list extra_headers=None):
+    """Produces message i: values[i] keyed keys[i] to topics[i], carrying counts[i] records
+    (sequence ids firsts[i]..lasts[i] when given). Headers: `fixed_headers`, count, epoch,
+    sequence range, then extra_headers[i] when given.
+
+    Once `full` (behind a backlog, or librdkafka's queue is full) every message goes to
+    backlog(topic, key, value, headers, count) instead, so per-key order holds. A message
+    librdkafka refuses up front goes to failed(topic, key, count, KafkaError). Its delivery
+    report goes to on_delivery(count, err, msg): confluent_kafka reports neither headers nor an
+    opaque value, so the count is bound into a callback, one per distinct count, kept in
+    `callbacks` (a new callable per message would cost a Python object each).
+    Returns (messages produced, their records, times the queue was found full)."""
+    cdef Py_ssize_t i, n = len(values)
+    cdef Py_ssize_t messages = 0, records = 0, buffer_full = 0
+    cdef bint sequenced = firsts is not None
+    cdef list headers
+    for i in range(n):
+        headers = [*fixed_headers, (H_COUNT, _decimal(counts[i])), (H_EPOCH, epoch)]
+        if sequenced:
+            headers.append((H_SEQ_FIRST, _decimal(firsts[i])))
+            headers.append((H_SEQ_LAST, _decimal(lasts[i])))
+        if extra_headers is not None:
+            headers += extra_headers[i]
+        if not full:
+            callback = callbacks.get(counts[i])
+            if callback is None:
+                callback = callbacks[counts[i]] = partial(on_delivery, counts[i])
+            try:
+                produce(topics[i], values[i], keys[i], on_delivery=callback, headers=headers)
+            except BufferError:
+                full = True
+                buffer_full += 1
+            except KafkaException as exc:  # e.g. too large: retrying cannot help
+                failed(topics[i], keys[i], counts[i], exc.args[0])
+                continue
+            else:
+                messages += 1
+                records += counts[i]
+                continue
+        backlog(topics[i], keys[i], values[i], headers, counts[i])
+    return messages, records, buffer_full

@@ -1,0 +1,51 @@
+"""Binance frames -> batches of numpy records (Cython over the C++ core in ext/cpp)."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+KIND_COUNT: int
+KIND_NAMES: tuple[str, ...]
+ERROR_NAMES: tuple[str, ...]
+SIMD_KERNEL: str
+DTYPES: tuple[np.dtype[Any], ...]
+
+# (kind, records) or, with capture_frames, (kind, records, (payload, offsets, rows))
+OnBatch = Callable[..., None]
+OnError = Callable[[str, str, str, bytes], None]  # (reason, field, stream, frame)
+OnControl = Callable[[bytes], None]
+
+def layouts() -> list[dict[str, Any]]: ...
+def parse_decimal(text: bytes, wide: bool = False) -> int: ...
+
+class Decoder:
+    frames: int  # read-only
+
+    def __init__(
+        self,
+        on_batch: OnBatch,
+        on_error: OnError | None = None,
+        on_control: OnControl | None = None,
+        *,
+        batch_rows: int | Mapping[str, int] = 4096,
+        linger_ms: float | Mapping[str, float | None] | None = 5.0,
+        max_frame: int = 1 << 20,
+        stream: str | None = None,
+        time_unit: str = "ms",
+        capture_frames: bool = False,
+    ) -> None: ...
+    def set_stream(self, stream: str) -> None: ...
+    def reset_sequences(self) -> None: ...
+    def decode(self, frame: bytes | bytearray | memoryview, ts_recv: int | None = None,
+               is_text: bool = True) -> None: ...
+    def decode_many(self, frames: list[bytes], ts_recv: int | None = None,
+                    is_text: bool = True) -> None: ...
+    def flush(self) -> None: ...
+    def flush_expired(self, now: int = 0) -> None: ...
+    @property
+    def error_counts(self) -> dict[str, int]: ...
+    @property
+    def row_counts(self) -> dict[str, int]: ...
+    @property
+    def pending_rows(self) -> int: ...

@@ -1,0 +1,160 @@
+"""The sink's C loop: grouping rows by symbol, slicing records, headers, produce()."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from feedhandler._ext.publish import group_rows, key_words, produce_messages, record_values
+
+from feedhandler.contract import fixed_headers, header_dict
+from feedhandler.records import SCHEMAS
+
+
+def runs(keys: np.ndarray) -> list[list[int]]:
+    order, bounds = group_rows(key_words(keys))
+    index = np.arange(len(keys)) if order is None else order
+    return [index[a:b].tolist() for a, b in pairwise(bounds)]
+
+
+def expected_runs(keys: np.ndarray) -> list[list[int]]:
+    by_key: dict[bytes, list[int]] = {}
+    for i, key in enumerate(keys.tolist()):
+        by_key.setdefault(key, []).append(i)
+    return list(by_key.values())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_groups_are_exact_and_keep_row_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    symbols = np.array([b"BTCUSDT", b"BTCUSD", b"ETHUSDT", b"A", b"X" * 32, b"X" * 31 + b"Y"],
+                       dtype="S32")
+    keys = symbols[rng.integers(0, len(symbols), 1000)]
+    assert runs(keys) == expected_runs(keys)
+
+
+def test_one_key_needs_no_reordering() -> None:
+    keys = np.array([b"BTCUSDT"] * 5, dtype="S32")
+    order, bounds = group_rows(key_words(keys))
+    assert order is None and bounds.tolist() == [0, 5]
+    order, bounds = group_rows(key_words(keys[:0]))
+    assert order is None and bounds.tolist() == [0, 0]
+
+
+def test_keys_of_any_width() -> None:
+    keys = np.array([b"1m", b"5m", b"1m", b"15m"], dtype="S4")
+    assert runs(keys) == [[0, 2], [1], [3]]
+
+
+def test_groups_come_in_order_of_first_appearance() -> None:
+    keys = np.array([b"C", b"A", b"C", b"B", b"A"], dtype="S32")
+    assert runs(keys) == [[0, 2], [1, 4], [3]]
+
+
+def test_many_distinct_keys() -> None:
+    # more keys than the table's first size: probing and growth must stay exact
+    rng = np.random.default_rng(7)
+    keys = np.array([b"S%05d" % i for i in rng.integers(0, 5000, 20_000)], dtype="S32")
+    assert runs(keys) == expected_runs(keys)
+
+
+# --- messages ---------------------------------------------------------------------------------
+class FakeProducer:
+    """produce() as confluent_kafka's: records calls; raises BufferError when `room` is spent,
+    KafkaException for values named b"too large"."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.room = room
+        self.produced: list[tuple[str, bytes, bytes, dict[str, str]]] = []
+        self.callbacks: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any = None,
+                headers: Any = None) -> None:
+        self.callbacks.append(on_delivery)
+        if value == b"too large":
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        if len(self.produced) == self.room:
+            raise BufferError("Local: Queue full")
+        self.produced.append((topic, key, value, header_dict(headers)))
+
+
+def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
+            seq: tuple[list[int], list[int]] | None = None, full: bool = False,
+            extra: list[list[tuple[str, bytes]]] | None = None) -> tuple[Any, ...]:
+    backlog: list[tuple[Any, ...]] = []
+    failed: list[tuple[Any, ...]] = []
+    firsts, lasts = (None, None) if seq is None else (np.array(seq[0]), np.array(seq[1]))
+    topics = [f"t{i}" for i in range(len(values))]
+    keys = [b"K%d" % i for i in range(len(values))]
+    reports: list[tuple[Any, ...]] = []
+    result = produce_messages(producer.produce, lambda *r: reports.append(r), {},
+                              lambda *m: backlog.append(m),
+                              lambda *f: failed.append(f), topics, keys, values,
+                              np.array(counts, np.int64), firsts, lasts,
+                              fixed_headers("binance.spot.depth", 1, "records", "host-a"),
+                              b"7", full, extra)
+    return result, backlog, failed
+
+
+def test_headers_of_a_data_message() -> None:
+    producer = FakeProducer()
+    result, backlog, failed = produce(producer, [b"v0", b"v1"], [3, 1],
+                                      seq=([10, 16], [15, 2**62]))
+    assert result == (2, 4, 0) and not backlog and not failed
+    assert producer.produced[0] == ("t0", b"K0", b"v0", {
+        "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
+        "fh.instance": "host-a", "fh.count": "3", "fh.epoch": "7",
+        "fh.seq.first": "10", "fh.seq.last": "15"})
+    assert producer.produced[1][3]["fh.seq.last"] == str(2**62)
+
+
+def test_delivery_reports_know_the_record_count() -> None:
+    reports: list[tuple[Any, ...]] = []
+    callbacks: dict[int, Any] = {}
+    producer = FakeProducer()
+    produce_messages(producer.produce, lambda *r: reports.append(r), callbacks, None, None,
+                     ["t"] * 3, [b"k"] * 3, [b"a", b"b", b"c"], np.array([3, 1, 3]), None, None,
+                     (), b"1", False)
+    assert sorted(callbacks) == [1, 3]  # one callable per distinct count, reused
+    assert producer.callbacks[0] is producer.callbacks[2] is callbacks[3]
+    producer.callbacks[1]("err", "msg")
+    assert reports == [(1, "err", "msg")]
+
+
+def test_kinds_without_a_sequence_carry_no_sequence_headers() -> None:
+    producer = FakeProducer()
+    produce(producer, [b"v"], [1], extra=[[("fh.frames", b"1")]])
+    assert producer.produced[0][3] == {
+        "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
+        "fh.instance": "host-a", "fh.count": "1", "fh.epoch": "7", "fh.frames": "1"}
+
+
+def test_a_full_queue_sends_this_and_every_later_message_to_the_backlog() -> None:
+    producer = FakeProducer(room=2)
+    result, backlog, _ = produce(producer, [b"a", b"b", b"c", b"d"], [1, 2, 3, 4])
+    assert result == (2, 3, 1)
+    assert [(m[0], m[2], m[4]) for m in backlog] == [("t2", b"c", 3), ("t3", b"d", 4)]
+    assert header_dict(backlog[0][3])["fh.count"] == "3"
+    # behind a backlog nothing is produced, even with room
+    result, backlog, _ = produce(FakeProducer(), [b"a"], [1], full=True)
+    assert result == (0, 0, 0) and len(backlog) == 1
+
+
+def test_a_refused_message_is_reported_and_the_rest_go_on() -> None:
+    producer = FakeProducer()
+    result, backlog, failed = produce(producer, [b"a", b"too large", b"c"], [1, 5, 1])
+    assert result == (2, 2, 0) and not backlog
+    ((topic, key, count, error),) = failed
+    assert (topic, key, count) == ("t1", b"K1", 5)
+    assert error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_record_values_slice_whole_records() -> None:
+    records = np.zeros(5, SCHEMAS["trade"].dtype)
+    records["trade_id"] = np.arange(5)
+    data = records.view(np.uint8)
+    values = record_values(data, records.itemsize, np.array([0, 2]), np.array([2, 5]))
+    assert values == [records[:2].tobytes(), records[2:].tobytes()]
