@@ -17,5 +17,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl && rm -rf /wheels \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin feedhandler
 USER 10001
+# /livez /readyz /metrics when health_port is set (k8s/base/feedhandler.yaml sets 8080)
+EXPOSE 8080
 ENTRYPOINT ["feedhandler"]
 CMD ["run", "--config", "/etc/feedhandler/feedhandler.yaml"]

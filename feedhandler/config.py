@@ -83,6 +83,8 @@ class HandlerConfig:
     max_messages: int = 0  # stop after this many data frames (0 = run until stopped)
     duration_s: float = 0.0  # stop after this long (0 = run until stopped)
     shutdown_timeout_s: float = 10.0
+    health_port: int = 0  # HTTP /livez /readyz /metrics (0 = off)
+    health_host: str = "0.0.0.0"  # all interfaces: probes and scrapes come from outside the pod
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
@@ -119,6 +121,8 @@ class HandlerConfig:
             raise ConfigError(f"shard_index: must be within 0..{self.shard_count - 1}")
         if not 1 <= self.connection.streams_per_connection <= 1024:
             raise ConfigError("connection.streams_per_connection: must be within 1..1024")
+        if not 0 <= self.health_port <= 65535:
+            raise ConfigError("health_port: must be within 0..65535 (0 = off)")
 
 
 def _coerce(path: str, hint: Any, value: Any) -> Any:

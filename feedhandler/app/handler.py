@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from feedhandler._ext.decoder import Decoder
+from feedhandler.app.health import HealthServer
 from feedhandler.config import HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
@@ -70,6 +71,8 @@ class Handler:
         self._logged_reasons: set[str] = set()
         self._paused = False
         self.error: BaseException | None = None  # what stopped the handler, if not a request
+        self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
+        self.health: HealthServer | None = None
         self.shards = [
             self._connection(shard)
             for shard in plan(config.url, config.streams,
@@ -146,6 +149,11 @@ class Handler:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def paused(self) -> bool:
+        """Exchange reads paused because the sink's backlog is over its limit."""
+        return self._paused
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         # A connection or service task must not die quietly and leave the process half alive:
         # stop (flushing what was read) and let the exit code tell the orchestrator.
@@ -158,6 +166,7 @@ class Handler:
     async def _service(self) -> None:
         limit = self.config.kafka.backlog_limit_mb << 20
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             for shard in self.shards:
                 shard.decoder.flush_expired()
             self.sink.service()
@@ -179,11 +188,16 @@ class Handler:
 
     async def run(self) -> HandlerStats:
         loop = asyncio.get_running_loop()
+        self.heartbeat = time.monotonic()
+        if self.config.health_port:  # first: a taken port fails the start, before any read
+            self.health = HealthServer(self, self.config.health_host, self.config.health_port)
+            await self.health.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         started = time.perf_counter()
-        tasks = [asyncio.create_task(s.run(self._stop)) for s in self.shards]
-        tasks.append(asyncio.create_task(self._service()))
+        tasks = [asyncio.create_task(s.run(self._stop), name=f"shard {s.shard.index}")
+                 for s in self.shards]
+        tasks.append(asyncio.create_task(self._service(), name="service"))
         for task in tasks:
             task.add_done_callback(self._task_done)
         if self.config.duration_s:
@@ -191,6 +205,9 @@ class Handler:
         try:
             await self._stop.wait()
         finally:
+            if self.health is not None:
+                # Probes stop at pod deletion; the flush below blocks the loop anyway.
+                await self.health.close()
             self.stats.elapsed_s = time.perf_counter() - started
             await asyncio.gather(*tasks, return_exceptions=True)
             for shard in self.shards:

@@ -32,12 +32,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-messages", dest="max_messages", type=int,
                    help="stop after this many exchange messages")
     p.add_argument("--duration", dest="duration_s", type=float, help="stop after this many seconds")
+    p.add_argument("--health-port", dest="health_port", type=int,
+                   help="serve /livez /readyz /metrics on this port (0 = off)")
+    p.add_argument("--health-host", dest="health_host", help="address to serve them on")
     p.add_argument("--summary-json", action="store_true", help="print the final summary as JSON")
 
 
 OVERRIDE_KEYS = ("url", "streams", "sink", "kafka.bootstrap", "kafka.encoding",
                  "kafka.topic_template", "batch.rows", "batch.linger_ms", "connection.time_unit",
-                 "connection.streams_per_connection", "instance", "max_messages", "duration_s")
+                 "connection.streams_per_connection", "instance", "max_messages", "duration_s",
+                 "health_port", "health_host")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
         return 2
-    stats = uvloop.run(handler.run())
+    try:
+        stats = uvloop.run(handler.run())
+    except ConfigError as exc:  # the health port is taken: raised before anything was read
+        print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
+        return 2
     summary = stats.summary()
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")

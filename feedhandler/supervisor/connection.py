@@ -53,17 +53,26 @@ class ShardConnection:
         self.epoch = 0
         self.frames_before = 0  # frames of earlier epochs
         self.listener: FeedListener | None = None
+        self.failed_attempts = 0  # connects failed since the last success (for /readyz)
+        self.last_error = ""  # why the last connect failed
         self._publish_event = publish_event
         self._max_frames = max_frames
         self._on_limit = on_limit
         self._backoff = Backoff(config.connection.backoff_initial_s,
                                 config.connection.backoff_max_s)
         self._lost_at_ns = 0
+        self._last_frame_before_ns = 0
         self._paused = False
 
     @property
     def frames(self) -> int:
         return self.frames_before + (self.listener.frames if self.listener else 0)
+
+    @property
+    def last_frame_ns(self) -> int:
+        """Wall-clock time of the latest data frame of any epoch; 0 before the first."""
+        current = self.listener.last_frame_ns if self.listener else 0
+        return current or self._last_frame_before_ns
 
     def pause_reading(self) -> None:
         """Stop reading from the exchange (sink backpressure); holds across reconnects."""
@@ -110,6 +119,8 @@ class ShardConnection:
                     max_frame_size=max(cfg.max_frame_bytes * 4, 16 << 20),
                 )
             except (TimeoutError, OSError, WSError) as exc:
+                self.failed_attempts += 1
+                self.last_error = str(exc)
                 delay = self._backoff.next_delay()
                 log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs",
                             self.shard.index, self.shard.url, exc, delay)
@@ -117,6 +128,7 @@ class ShardConnection:
                 await _sleep_unless(stop, delay)
                 continue
             self.listener = listener
+            self.failed_attempts, self.last_error = 0, ""
             self._apply_pause()  # a connection made while the sink is backed up waits too
             self._backoff.reset()
             self._event("connected", url=self.shard.url, streams=len(self.shard.streams))
@@ -132,6 +144,7 @@ class ShardConnection:
                 transport.disconnect()
                 await dropped
             self.frames_before += listener.frames
+            self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
             self.listener = None
             if stop.is_set():
                 return

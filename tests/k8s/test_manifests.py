@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import yaml
 from feedhandler.config import load_config
 from feedhandler.supervisor.plan import plan
 
-BASE = Path(__file__).resolve().parents[2] / "k8s" / "base"
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ROOT / "k8s" / "base"
+ENV = {"FEEDHANDLER_SHARD_INDEX": "0", "FEEDHANDLER_SHARD_COUNT": "1"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -46,10 +49,31 @@ def test_pdb_and_service() -> None:
 
 
 def test_configmap_is_a_valid_handler_config() -> None:
-    env = {"FEEDHANDLER_SHARD_INDEX": "0", "FEEDHANDLER_SHARD_COUNT": "1"}
-    config = load_config(BASE / "feedhandler.yaml", environ=env)
+    config = load_config(BASE / "feedhandler.yaml", environ=ENV)
     assert config.sink == "kafka" and len(config.streams) == 8
     assert config.batch.per_kind["bookTicker"] == {"rows": 512, "linger_ms": 1}
     shards = plan(config.url, config.streams, config.connection.streams_per_connection)
     assert [len(s.streams) for s in shards] == [8]
     assert shards[0].url.startswith("wss://stream.binance.com:9443/stream?streams=")
+
+
+def test_probes_and_scrape_target_use_the_configured_health_port() -> None:
+    config = load_config(BASE / "feedhandler.yaml", environ=ENV)
+    port = config.health_port
+    assert port > 0 and config.health_host == "0.0.0.0"  # the kubelet probes the pod IP
+    template = load("statefulset.yaml")["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": port}
+    paths: dict[str, str] = {}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert ports.get(get["port"], get["port"]) == port, probe  # by name or by number
+        paths[probe] = get["path"]
+    assert paths == {"startupProbe": "/livez", "livenessProbe": "/livez",
+                     "readinessProbe": "/readyz"}
+    annotations = template["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                           "prometheus.io/path": "/metrics"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.findall(r"^EXPOSE (\d+)$", dockerfile, re.M) == [str(port)]
