@@ -7,10 +7,11 @@
 
 namespace fh {
 
-// Groups the n keys (each `width` 64-bit words, rows back to back) by equality. Groups come in
-// order of first appearance and rows keep their order inside a group: group g is rows
-// order[bounds[g]] .. order[bounds[g + 1] - 1]. `order` holds n entries, `bounds` n + 1.
-// Returns the number of groups.
-size_t group_rows(const uint64_t* keys, size_t n, size_t width, int64_t* order, int64_t* bounds);
+// Groups n keys of `width` bytes, the i-th at keys + i * stride (a column of records), by
+// equality. Groups come in order of first appearance and rows keep their order inside a
+// group: group g is rows order[bounds[g]] .. order[bounds[g + 1] - 1]. `order` holds n
+// entries, `bounds` n + 1. Returns the number of groups.
+size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
+                  int64_t* bounds);
 
 }  // namespace fh

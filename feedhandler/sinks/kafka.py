@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from feedhandler._ext.publish import group_rows, key_words, produce_messages, record_values
+from feedhandler._ext.publish import group_rows, produce_messages, record_values
 from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
@@ -122,7 +122,7 @@ class KafkaSink:
         self._callbacks: dict[int, Callable[[KafkaError | None, Message], None]] = {}
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
         self._backlog_bytes = 0
-        self._topics: dict[tuple[str, bytes], str] = {}
+        self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._instance_header = (H_INSTANCE, instance.encode())
         self._closing = False
 
@@ -136,7 +136,7 @@ class KafkaSink:
                 raise ValueError("the raw encoding needs the frames of each batch")
             self._publish_frames(schema, records, epoch, frames)
             return
-        order, bounds = group_rows(key_words(records["symbol"]))
+        order, bounds = group_rows(records["symbol"])
         grouped = records if order is None else np.take(records, order)
         symbols = grouped["symbol"][bounds[:-1]].tolist()
         if self.config.encoding == "records":
@@ -198,12 +198,10 @@ class KafkaSink:
         return remaining
 
     # --- values ----------------------------------------------------------------------------
-    def _topic(self, kind: str, symbol: bytes) -> str:
-        topic = self._topics.get((kind, symbol))
-        if topic is None:
-            topic = topic_for(kind, symbol.decode(), self.config.topic_template,
-                              self.config.exchange, self.config.market)
-            self._topics[(kind, symbol)] = topic
+    def _new_topic(self, kind: str, symbol: bytes) -> str:
+        topic = topic_for(kind, symbol.decode(), self.config.topic_template,
+                          self.config.exchange, self.config.market)
+        self._topics[kind][symbol] = topic
         return topic
 
     def _json_values(self, schema: Schema, rows: np.ndarray,
@@ -231,12 +229,12 @@ class KafkaSink:
         several symbols (all-market `!…@arr`) to an ALL_SYMBOLS message."""
         first_rows = frames.rows[:-1]
         owner = np.repeat(np.arange(len(first_rows)), np.diff(frames.rows))
-        words = key_words(records["symbol"])
-        frame_words = words[first_rows]
+        symbols = records["symbol"]
+        frame_symbols = symbols[first_rows]
         spanning = np.zeros(len(first_rows), bool)
-        spanning[owner[(words != frame_words[owner]).any(axis=1)]] = True
-        frame_words[spanning] = 0  # no symbol is empty: zero words are the ALL_SYMBOLS key
-        order, bounds = group_rows(frame_words)
+        spanning[owner[symbols != frame_symbols[owner]]] = True
+        frame_symbols[spanning] = b""  # no symbol is empty: "" is the ALL_SYMBOLS key
+        order, bounds = group_rows(frame_symbols)
         picks = np.arange(len(first_rows)) if order is None else order
         for start, end in pairwise(bounds):
             run = picks[start:end]
@@ -270,7 +268,8 @@ class KafkaSink:
         firsts = lasts = None
         if seq is not None:
             firsts, lasts = rows[seq[0]][starts], rows[seq[1]][ends - 1]
-        topics = [self._topic(schema.kind, key) for key in keys]
+        cache = self._topics.setdefault(schema.kind, {})
+        topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
         # Behind a backlog, new messages queue too: per-key order is kept.
         messages, records, buffer_full = produce_messages(

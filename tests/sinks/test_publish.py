@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from feedhandler._ext.publish import group_rows, key_words, produce_messages, record_values
 
+from feedhandler._ext.publish import group_rows, produce_messages, record_values
 from feedhandler.contract import fixed_headers, header_dict
 from feedhandler.records import SCHEMAS
 
 
 def runs(keys: np.ndarray) -> list[list[int]]:
-    order, bounds = group_rows(key_words(keys))
+    order, bounds = group_rows(keys)
     index = np.arange(len(keys)) if order is None else order
     return [index[a:b].tolist() for a, b in pairwise(bounds)]
 
@@ -38,15 +38,29 @@ def test_groups_are_exact_and_keep_row_order(seed: int) -> None:
 
 def test_one_key_needs_no_reordering() -> None:
     keys = np.array([b"BTCUSDT"] * 5, dtype="S32")
-    order, bounds = group_rows(key_words(keys))
+    order, bounds = group_rows(keys)
     assert order is None and bounds.tolist() == [0, 5]
-    order, bounds = group_rows(key_words(keys[:0]))
+    order, bounds = group_rows(keys[:0])
     assert order is None and bounds.tolist() == [0, 0]
 
 
 def test_keys_of_any_width() -> None:
     keys = np.array([b"1m", b"5m", b"1m", b"15m"], dtype="S4")
     assert runs(keys) == [[0, 2], [1], [3]]
+    keys = np.array([b"A" * 11, b"B" * 11, b"A" * 11], dtype="S11")  # not a multiple of 8
+    assert runs(keys) == [[0, 2], [1]]
+
+
+def test_a_column_of_records_is_grouped_in_place() -> None:
+    records = np.zeros(6, SCHEMAS["trade"].dtype)
+    records["symbol"] = [b"ETHUSDT", b"BTCUSDT", b"ETHUSDT", b"X" * 32, b"BTCUSDT", b"X" * 32]
+    assert records["symbol"].strides[0] == records.itemsize  # strided, not copied
+    assert runs(records["symbol"]) == [[0, 2], [1, 4], [3, 5]]
+
+
+def test_only_fixed_width_byte_keys() -> None:
+    with pytest.raises(TypeError, match="fixed-width bytes"):
+        group_rows(np.arange(3))
 
 
 def test_groups_come_in_order_of_first_appearance() -> None:

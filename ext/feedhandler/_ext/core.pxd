@@ -88,5 +88,5 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 
 
 cdef extern from "grouping.h" namespace "fh" nogil:
-    size_t group_rows(const uint64_t* keys, size_t n, size_t width, int64_t* order,
+    size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                       int64_t* bounds)

@@ -2,7 +2,7 @@
 # or per message: grouping in C++, and the per-message slicing, headers and produce() calls in
 # one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes where.
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t
 from libc.stdio cimport snprintf
 
 from functools import partial
@@ -14,29 +14,25 @@ cimport feedhandler._ext.core as core
 from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
 
 
-def key_words(keys):
-    """Fixed-width byte keys (e.g. the NUL-padded `symbol` column) -> (n, words) uint64."""
-    n, width = len(keys), keys.dtype.itemsize
-    raw = np.zeros((n, -(-width // 8) * 8), np.uint8)
-    raw[:, :width] = np.ascontiguousarray(keys).view(np.uint8).reshape(n, width)
-    return raw.view(np.uint64)
-
-
-def group_rows(const uint64_t[:, ::1] words not None):
-    """Rows with equal key words -> (order, bounds): rows order[bounds[g]:bounds[g + 1]] form
-    group g, in row order; groups in order of first appearance. `order` is None when all rows
-    are one group (the batch is one run as it is)."""
-    cdef Py_ssize_t n = words.shape[0]
+def group_rows(keys not None):
+    """A 1-D array of fixed-width byte keys (e.g. the `symbol` column of records, strided) ->
+    (order, bounds): rows order[bounds[g]:bounds[g + 1]] have equal keys and form group g, in
+    row order; groups in order of first appearance. `order` is None when all rows are one group
+    (the batch is one run as it is)."""
+    if keys.ndim != 1 or keys.dtype.kind not in "SV":
+        raise TypeError(f"expected a 1-D array of fixed-width bytes, not {keys.dtype}/{keys.ndim}-D")
+    cdef Py_ssize_t n = keys.shape[0]
+    if n == 0:
+        return None, np.zeros(2, np.int64)
     order = np.empty(n, np.int64)
     bounds = np.empty(n + 1, np.int64)
     cdef int64_t[::1] order_view = order
     cdef int64_t[::1] bounds_view = bounds
-    if n == 0:
-        return None, np.zeros(2, np.int64)
+    cdef const char* data = <const char*><size_t>keys.__array_interface__["data"][0]
+    cdef size_t stride = keys.strides[0], width = keys.dtype.itemsize
     cdef size_t groups
     with nogil:
-        groups = core.group_rows(&words[0, 0], n, words.shape[1], &order_view[0],
-                                 &bounds_view[0])
+        groups = core.group_rows(data, n, stride, width, &order_view[0], &bounds_view[0])
     return (None if groups == 1 else order), bounds[:groups + 1]
 
 
