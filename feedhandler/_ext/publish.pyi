@@ -27,5 +27,6 @@ def produce_messages(
     fixed_headers: tuple[tuple[str, bytes], ...],
     epoch: bytes,
     full: bool,
+    totals: np.ndarray,
     extra_headers: list[Headers] | None = None,
-) -> tuple[int, int, int]: ...
+) -> None: ...

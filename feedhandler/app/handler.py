@@ -207,7 +207,7 @@ class Handler:
         finally:
             if self.health is not None:
                 # Probes stop at pod deletion; the flush below blocks the loop anyway.
-                await self.health.close()
+                self.health.close()
             self.stats.elapsed_s = time.perf_counter() - started
             await asyncio.gather(*tasks, return_exceptions=True)
             for shard in self.shards:

@@ -1,9 +1,9 @@
 """Kafka sink: one message per (kind, symbol) run of a batch, keyed by symbol, never dropped.
 
-A decoder batch holds one kind and many symbols in exchange order; it is split by symbol with
-numpy (a stable sort on a hash of the symbol: each symbol keeps its order), and each run is one
-message (several when it exceeds kafka.max_message_bytes). Python runs per message, not per
-record.
+A decoder batch holds one kind and many symbols in exchange order; it is grouped by symbol in
+C++ (each symbol keeps its order), and each run is one message (several when it exceeds
+kafka.max_message_bytes). Slicing, headers and produce() run in one C loop
+(feedhandler/_ext/publish.pyx): Python runs per batch, not per message.
 
 librdkafka's queue absorbs bursts and broker outages (messages never time out); when it is full
 (`BufferError`) messages wait in our own backlog, which `service()` drains in order, and
@@ -129,11 +129,13 @@ class KafkaSink:
     # --- Sink ------------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
                       frames: Frames | None = None) -> None:
+        if self.config.encoding == "raw" and frames is None:
+            raise ValueError("the raw encoding needs the frames of each batch")
+        if not len(records):
+            return
         schema = SCHEMAS[kind]
         records = wire_records(schema, records)
-        if self.config.encoding == "raw":
-            if frames is None:
-                raise ValueError("the raw encoding needs the frames of each batch")
+        if frames is not None and self.config.encoding == "raw":
             self._publish_frames(schema, records, epoch, frames)
             return
         order, bounds = group_rows(records["symbol"])
@@ -272,14 +274,17 @@ class KafkaSink:
         topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
         # Behind a backlog, new messages queue too: per-key order is kept.
-        messages, records, buffer_full = produce_messages(
-            self._producer.produce, self._on_delivery, self._callbacks, self._to_backlog,
-            self._failed, topics, keys, values,
-            ends - starts, firsts, lasts, fixed, b"%d" % epoch, bool(self._backlog),
-            extra_headers)
-        self.stats.produced += messages
-        self.stats.records_produced += records
-        self.stats.buffer_full += buffer_full
+        totals = np.zeros(3, np.int64)
+        try:
+            produce_messages(self._producer.produce, self._on_delivery, self._callbacks,
+                             self._to_backlog, self._failed, topics, keys, values,
+                             ends - starts, firsts, lasts, fixed, b"%d" % epoch,
+                             bool(self._backlog), totals, extra_headers)
+        finally:
+            messages, records, buffer_full = totals.tolist()
+            self.stats.produced += messages
+            self.stats.records_produced += records
+            self.stats.buffer_full += buffer_full
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
@@ -296,7 +301,7 @@ class KafkaSink:
         """False when librdkafka's queue is full (the message is still ours to retry)."""
         try:
             self._producer.produce(topic, value, key, headers=headers,
-                                   on_delivery=partial(self._on_delivery, count))
+                                   on_delivery=self._callback(count))
         except BufferError:
             self.stats.buffer_full += 1
             self._producer.poll(0)  # delivery reports free queue space
@@ -307,6 +312,14 @@ class KafkaSink:
         self.stats.produced += 1
         self.stats.records_produced += count
         return True
+
+    def _callback(self, count: int) -> Callable[[KafkaError | None, Message], None]:
+        """The delivery callback of a message of `count` records, one per distinct count (as
+        produce_messages keeps them)."""
+        callback = self._callbacks.get(count)
+        if callback is None:
+            callback = self._callbacks[count] = partial(self._on_delivery, count)
+        return callback
 
     def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
         if err is not None:  # (successes are not reported: delivery.report.only.error)

@@ -41,7 +41,7 @@ def test_one_key_needs_no_reordering() -> None:
     order, bounds = group_rows(keys)
     assert order is None and bounds.tolist() == [0, 5]
     order, bounds = group_rows(keys[:0])
-    assert order is None and bounds.tolist() == [0, 0]
+    assert order is None and bounds.tolist() == [0]  # no rows, no groups
 
 
 def test_keys_of_any_width() -> None:
@@ -58,9 +58,16 @@ def test_a_column_of_records_is_grouped_in_place() -> None:
     assert runs(records["symbol"]) == [[0, 2], [1, 4], [3, 5]]
 
 
-def test_only_fixed_width_byte_keys() -> None:
+def test_a_reversed_column_is_grouped_too() -> None:
+    keys = np.array([b"A", b"B", b"A", b"C"], dtype="S32")[::-1]  # negative stride
+    assert runs(keys) == [[0], [1, 3], [2]]
+
+
+def test_only_arrays_of_fixed_width_byte_keys() -> None:
     with pytest.raises(TypeError, match="fixed-width bytes"):
         group_rows(np.arange(3))
+    with pytest.raises(TypeError, match="fixed-width bytes"):
+        group_rows([b"A", b"B"])
 
 
 def test_groups_come_in_order_of_first_appearance() -> None:
@@ -104,13 +111,14 @@ def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
     topics = [f"t{i}" for i in range(len(values))]
     keys = [b"K%d" % i for i in range(len(values))]
     reports: list[tuple[Any, ...]] = []
-    result = produce_messages(producer.produce, lambda *r: reports.append(r), {},
+    totals = np.zeros(3, np.int64)
+    produce_messages(producer.produce, lambda *r: reports.append(r), {},
                               lambda *m: backlog.append(m),
                               lambda *f: failed.append(f), topics, keys, values,
                               np.array(counts, np.int64), firsts, lasts,
                               fixed_headers("binance.spot.depth", 1, "records", "host-a"),
-                              b"7", full, extra)
-    return result, backlog, failed
+                              b"7", full, totals, extra)
+    return tuple(totals.tolist()), backlog, failed
 
 
 def test_headers_of_a_data_message() -> None:
@@ -131,7 +139,7 @@ def test_delivery_reports_know_the_record_count() -> None:
     producer = FakeProducer()
     produce_messages(producer.produce, lambda *r: reports.append(r), callbacks, None, None,
                      ["t"] * 3, [b"k"] * 3, [b"a", b"b", b"c"], np.array([3, 1, 3]), None, None,
-                     (), b"1", False)
+                     (), b"1", False, np.zeros(3, np.int64))
     assert sorted(callbacks) == [1, 3]  # one callable per distinct count, reused
     assert producer.callbacks[0] is producer.callbacks[2] is callbacks[3]
     producer.callbacks[1]("err", "msg")
@@ -172,3 +180,19 @@ def test_record_values_slice_whole_records() -> None:
     data = records.view(np.uint8)
     values = record_values(data, records.itemsize, np.array([0, 2]), np.array([2, 5]))
     assert values == [records[:2].tobytes(), records[2:].tobytes()]
+    for starts, ends in (([0], [6]), ([3], [2]), ([-1], [1])):  # never read outside
+        with pytest.raises(ValueError, match="outside 0:5"):
+            record_values(data, records.itemsize, np.array(starts), np.array(ends))
+
+
+def test_counts_hold_when_a_callback_raises() -> None:
+    producer = FakeProducer(room=1)
+    totals = np.zeros(3, np.int64)
+
+    def backlog(*message: Any) -> None:
+        raise RuntimeError("backlog broke")
+
+    with pytest.raises(RuntimeError):
+        produce_messages(producer.produce, print, {}, backlog, None, ["t", "t"], [b"k", b"k"],
+                         [b"a", b"b"], np.array([4, 5]), None, None, (), b"1", False, totals)
+    assert totals.tolist() == [1, 4, 1]  # the first message is in librdkafka

@@ -1,5 +1,5 @@
 # Declarations of the C++ core (ext/cpp). Extern only: cimporting this adds no runtime import.
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t
 from libcpp cimport bool as cbool
 from libcpp.string_view cimport string_view
 
@@ -89,4 +89,4 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 
 cdef extern from "grouping.h" namespace "fh" nogil:
     size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
-                      int64_t* bounds)
+                      int64_t* bounds) except +  # (std::bad_alloc -> MemoryError)

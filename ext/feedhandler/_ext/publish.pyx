@@ -18,16 +18,19 @@ def group_rows(keys not None):
     """A 1-D array of fixed-width byte keys (e.g. the `symbol` column of records, strided) ->
     (order, bounds): rows order[bounds[g]:bounds[g + 1]] have equal keys and form group g, in
     row order; groups in order of first appearance. `order` is None when all rows are one group
-    (the batch is one run as it is)."""
-    if keys.ndim != 1 or keys.dtype.kind not in "SV":
-        raise TypeError(f"expected a 1-D array of fixed-width bytes, not {keys.dtype}/{keys.ndim}-D")
+    (the batch is one run as it is); no rows: no groups, bounds [0]."""
+    if not (isinstance(keys, np.ndarray) and keys.ndim == 1 and keys.dtype.kind in "SV"):
+        raise TypeError(f"expected a 1-D array of fixed-width bytes, not {keys!r:.60}")
     cdef Py_ssize_t n = keys.shape[0]
     if n == 0:
-        return None, np.zeros(2, np.int64)
+        return None, np.zeros(1, np.int64)
+    if keys.strides[0] < 0:
+        keys = np.ascontiguousarray(keys)
     order = np.empty(n, np.int64)
     bounds = np.empty(n + 1, np.int64)
     cdef int64_t[::1] order_view = order
     cdef int64_t[::1] bounds_view = bounds
+    # (`keys` holds its buffer through the call)
     cdef const char* data = <const char*><size_t>keys.__array_interface__["data"][0]
     cdef size_t stride = keys.strides[0], width = keys.dtype.itemsize
     cdef size_t groups
@@ -39,8 +42,13 @@ def group_rows(keys not None):
 def record_values(const uint8_t[::1] data not None, Py_ssize_t itemsize,
                   const int64_t[::1] starts not None, const int64_t[::1] ends not None):
     """Rows starts[i]:ends[i] of the records in `data` (their bytes) -> one bytes per i."""
-    cdef Py_ssize_t i
-    return [PyBytes_FromStringAndSize(<const char*>&data[starts[i] * itemsize],
+    cdef Py_ssize_t i, rows = data.shape[0] // itemsize if itemsize > 0 else 0
+    if starts.shape[0] != ends.shape[0]:
+        raise ValueError("starts and ends differ in length")
+    for i in range(starts.shape[0]):  # (release builds do not bounds-check the slicing below)
+        if not 0 <= starts[i] <= ends[i] <= rows:
+            raise ValueError(f"rows {starts[i]}:{ends[i]} outside 0:{rows}")
+    return [PyBytes_FromStringAndSize(<const char*>&data[0] + starts[i] * itemsize,
                                       (ends[i] - starts[i]) * itemsize)
             for i in range(starts.shape[0])]
 
@@ -53,7 +61,8 @@ cdef inline bytes _decimal(int64_t value):
 def produce_messages(produce, on_delivery, dict callbacks, backlog, failed, list topics,
                      list keys, list values, const int64_t[::1] counts not None,
                      const int64_t[::1] firsts, const int64_t[::1] lasts, tuple fixed_headers,
-                     bytes epoch, bint full, list extra_headers=None):
+                     bytes epoch, bint full, int64_t[::1] totals not None,
+                     list extra_headers=None):
     """Produces message i: values[i] keyed keys[i] to topics[i], carrying counts[i] records
     (sequence ids firsts[i]..lasts[i] when given). Headers: `fixed_headers`, count, epoch,
     sequence range, then extra_headers[i] when given.
@@ -64,9 +73,9 @@ def produce_messages(produce, on_delivery, dict callbacks, backlog, failed, list
     report goes to on_delivery(count, err, msg): confluent_kafka reports neither headers nor an
     opaque value, so the count is bound into a callback, one per distinct count, kept in
     `callbacks` (a new callable per message would cost a Python object each).
-    Returns (messages produced, their records, times the queue was found full)."""
+    totals[0..2] are incremented as it goes (so they hold even if a callback raises): messages
+    produced, their records, times the queue was found full."""
     cdef Py_ssize_t i, n = len(values)
-    cdef Py_ssize_t messages = 0, records = 0, buffer_full = 0
     cdef bint sequenced = firsts is not None
     cdef list headers
     for i in range(n):
@@ -84,13 +93,12 @@ def produce_messages(produce, on_delivery, dict callbacks, backlog, failed, list
                 produce(topics[i], values[i], keys[i], on_delivery=callback, headers=headers)
             except BufferError:
                 full = True
-                buffer_full += 1
+                totals[2] += 1
             except KafkaException as exc:  # e.g. too large: retrying cannot help
                 failed(topics[i], keys[i], counts[i], exc.args[0])
                 continue
             else:
-                messages += 1
-                records += counts[i]
+                totals[0] += 1
+                totals[1] += counts[i]
                 continue
         backlog(topics[i], keys[i], values[i], headers, counts[i])
-    return messages, records, buffer_full
