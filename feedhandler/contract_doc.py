@@ -98,8 +98,11 @@ DELIVERY = """### Delivery
 
 One idempotent producer per worker (`enable.idempotence`, `acks=all`, `kafka.compression`
 lz4 by default, `kafka.linger_ms`, `kafka.batch_bytes`); extra librdkafka settings go in
-`kafka.producer`. Every delivery report is counted (messages and records delivered or failed,
-produce-to-ack latency histogram: the run summary's `sink` object). Messages never time out in
+`kafka.producer`. Failed deliveries are reported one by one (counted with their record counts,
+logged once per error, and published as `delivery_failed` events); successes are counted as
+produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
+ack latency percentiles come from librdkafka's statistics (the run summary's `sink` object and
+`/metrics`). Messages never time out in
 the producer: a broker outage is backpressure, not loss. When librdkafka's queue
 (`kafka.queue_mb`) is full, messages wait in the handler's own queue, in order; past
 `kafka.backlog_limit_mb` the handler stops reading from the exchange (a `paused` event) and
