@@ -17,6 +17,8 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl && rm -rf /wheels \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin feedhandler
 USER 10001
+# numpy's BLAS is never used here; its idle worker threads would spin on a core the handler needs
+ENV OPENBLAS_NUM_THREADS=1
 # /livez /readyz /metrics when health_port is set (k8s/base/feedhandler.yaml sets 8080)
 EXPOSE 8080
 ENTRYPOINT ["feedhandler"]

@@ -29,11 +29,14 @@ test: setup
 demo: setup
 	$(PY) scripts/demo.py
 
+# (numpy's idle BLAS threads would otherwise spin on one of the cores being measured)
+bench: export OPENBLAS_NUM_THREADS = 1
 bench: setup
 	$(PY) -m pytest bench/bench_parse.py -q --benchmark-columns=min,median,rounds
+	$(PY) -m pytest bench/bench_kafka_sink.py -q -s --benchmark-columns=min,median,rounds
 	$(PY) bench/bench_handler_vs_picows.py
 	$(PY) bench/bench_simulator_headroom.py
-	$(PY) bench/bench_kafka_e2e.py --rounds 3
+	$(PY) bench/bench_kafka_e2e.py --rounds 5
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check feedhandler tests bench scripts
