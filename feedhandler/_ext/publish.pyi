@@ -10,8 +10,8 @@ Headers = list[tuple[str, bytes]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
-def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray,
-                  ends: np.ndarray) -> list[bytes]: ...
+def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray, ends: np.ndarray,
+                  order: np.ndarray | None = None) -> list[bytes]: ...
 def produce_messages(
     produce: Callable[..., None],
     on_delivery: Callable[[int, KafkaError | None, Message], None],

@@ -139,17 +139,17 @@ class KafkaSink:
             self._publish_frames(schema, records, epoch, frames)
             return
         order, bounds = group_rows(records["symbol"])
-        grouped = records if order is None else np.take(records, order)
-        symbols = grouped["symbol"][bounds[:-1]].tolist()
-        if self.config.encoding == "records":
+        if self.config.encoding == "json":  # JSON is encoded per run: runs must be contiguous
+            records, order = (records if order is None else np.take(records, order)), None
+            starts, ends, values = self._json_values(schema, records, bounds)
+        else:  # the bytes of each message are gathered straight from the batch
             starts, ends = _split(bounds, max(1, self.config.max_message_bytes // schema.itemsize))
-            values = record_values(grouped.view(np.uint8), schema.itemsize, starts, ends)
-        else:
-            starts, ends, values = self._json_values(schema, grouped, bounds)
+            values = record_values(records.view(np.uint8), schema.itemsize, starts, ends, order)
+        symbols = records["symbol"][_rows(order, bounds[:-1])].tolist()
         # the run (hence symbol) of each message
         runs = np.searchsorted(bounds, starts, side="right") - 1
         keys = [symbols[i] for i in runs.tolist()]
-        self._produce_all(schema, grouped, epoch, keys, starts, ends, values)
+        self._produce_all(schema, records, order, epoch, keys, starts, ends, values)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         headers = [(H_REASON, reason.encode()), (H_FIELD, field.encode()),
@@ -258,18 +258,20 @@ class KafkaSink:
             self._publish_raw_run(schema, records, frames, picks[:half], symbol, epoch)
             self._publish_raw_run(schema, records, frames, picks[half:], symbol, epoch)
             return
-        self._produce_all(schema, rows, epoch, [symbol], np.zeros(1, np.int64),
+        self._produce_all(schema, rows, None, epoch, [symbol], np.zeros(1, np.int64),
                           np.array([len(rows)], np.int64), [value], [extra])
 
     # --- producing -------------------------------------------------------------------------
-    def _produce_all(self, schema: Schema, rows: np.ndarray, epoch: int, keys: list[bytes],
-                     starts: np.ndarray, ends: np.ndarray, values: list[bytes],
-                     extra_headers: list[Headers] | None = None) -> None:
-        """Message i: values[i], the records rows[starts[i]:ends[i]], keyed keys[i]."""
+    def _produce_all(self, schema: Schema, rows: np.ndarray, order: np.ndarray | None,
+                     epoch: int, keys: list[bytes], starts: np.ndarray, ends: np.ndarray,
+                     values: list[bytes], extra_headers: list[Headers] | None = None) -> None:
+        """Message i: values[i], the records at positions starts[i]:ends[i] of rows (taken in
+        `order` when given), keyed keys[i]."""
         seq = SEQUENCE_FIELDS.get(schema.kind)
         firsts = lasts = None
         if seq is not None:
-            firsts, lasts = rows[seq[0]][starts], rows[seq[1]][ends - 1]
+            firsts = rows[seq[0]][_rows(order, starts)]
+            lasts = rows[seq[1]][_rows(order, ends - 1)]
         cache = self._topics.setdefault(schema.kind, {})
         topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
@@ -345,6 +347,11 @@ class KafkaSink:
             self.publish_control({"type": "delivery_failed", "topic": topic,
                                   "key": key.decode(errors="replace"), "records": count,
                                   "error": err.name()})
+
+
+def _rows(order: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+    """The rows at `positions` of a batch taken in `order` (None: as it is)."""
+    return positions if order is None else order[positions]
 
 
 def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:

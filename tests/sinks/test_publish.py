@@ -183,6 +183,11 @@ def test_record_values_slice_whole_records() -> None:
     for starts, ends in (([0], [6]), ([3], [2]), ([-1], [1])):  # never read outside
         with pytest.raises(ValueError, match="outside 0:5"):
             record_values(data, records.itemsize, np.array(starts), np.array(ends))
+    order = np.array([4, 1, 3, 0, 2])  # gathered in this order, one copy
+    values = record_values(data, records.itemsize, np.array([0, 3]), np.array([3, 5]), order)
+    assert values == [np.take(records, order[:3]).tobytes(), np.take(records, order[3:]).tobytes()]
+    with pytest.raises(ValueError, match="row 5 outside 0:5"):
+        record_values(data, records.itemsize, np.array([0]), np.array([1]), np.array([5]))
 
 
 def test_counts_hold_when_a_callback_raises() -> None:
