@@ -247,7 +247,7 @@ class KafkaSink:
 
     def _publish_raw_run(self, schema: Schema, records: np.ndarray, frames: Frames,
                          picks: np.ndarray, symbol: bytes, epoch: int) -> None:
-        rows = np.take(records, _ranges(frames.rows, picks))
+        rows = _ranges(frames.rows, picks)  # the records of these frames
         payload = np.frombuffer(frames.payload, np.uint8)[_ranges(frames.offsets, picks)]
         ends = np.cumsum(frames.offsets[picks + 1] - frames.offsets[picks])
         value = np.insert(payload, ends, ord("\n")).tobytes()  # one frame per line
@@ -258,7 +258,7 @@ class KafkaSink:
             self._publish_raw_run(schema, records, frames, picks[:half], symbol, epoch)
             self._publish_raw_run(schema, records, frames, picks[half:], symbol, epoch)
             return
-        self._produce_all(schema, rows, None, epoch, [symbol], np.zeros(1, np.int64),
+        self._produce_all(schema, records, rows, epoch, [symbol], np.zeros(1, np.int64),
                           np.array([len(rows)], np.int64), [value], [extra])
 
     # --- producing -------------------------------------------------------------------------
