@@ -17,7 +17,7 @@ from typing import Any
 from feedhandler import decode
 from feedhandler.consume.reader import read_messages
 from feedhandler.contract import H_SCHEMA, H_VERSION, header_dict
-from feedhandler.contract_json import encode_json
+from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import schema_by_name
 from feedhandler.simulator.testing import SimulatorProcess
 from feedhandler.testing.kafka import LocalKafka

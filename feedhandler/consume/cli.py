@@ -37,7 +37,7 @@ from feedhandler.contract import (
     header_dict,
     topic_for,
 )
-from feedhandler.contract_json import encode_json
+from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # Kinds whose ids leave no hole between consecutive events (bookTicker and partial depth ids

@@ -47,7 +47,7 @@ from feedhandler.contract import (
     topic_for,
     wire_records,
 )
-from feedhandler.contract_json import encode_json
+from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.sinks.topics import ensure_topics
 

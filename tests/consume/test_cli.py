@@ -11,7 +11,7 @@ import pytest
 
 from feedhandler.cli import main
 from feedhandler.config import KafkaConfig
-from feedhandler.contract_json import encode_json
+from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.testing.kafka import LocalKafka

@@ -16,7 +16,7 @@ from feedhandler import decode
 from feedhandler.config import KafkaConfig
 from feedhandler.consume.reader import read_messages
 from feedhandler.contract import header_dict, wire_records
-from feedhandler.contract_doc import section
+from feedhandler.contract.docs import section
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS, wide_to_int
 from feedhandler.simulator.market import Feed, Universe

@@ -21,7 +21,7 @@ from feedhandler.contract import (
     topic_for,
     wire_records,
 )
-from feedhandler.contract_json import decode_json, encode_json
+from feedhandler.contract.json_lines import decode_json, encode_json
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS, Schema, wide_to_int
 from feedhandler.simulator.market import Feed, Universe
@@ -235,7 +235,7 @@ def test_readme_carries_the_generated_contract_section() -> None:
     """The README's byte layouts are what other-language consumers read: they must not drift."""
     from pathlib import Path
 
-    from feedhandler.contract_doc import section
+    from feedhandler.contract.docs import section
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     begin = readme.index("-->\n", readme.index("<!-- BEGIN generated")) + len("-->\n")

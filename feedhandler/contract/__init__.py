@@ -1,7 +1,7 @@
 """The Kafka data contract: topic names, keys, message headers and value encodings.
 
 Producer (feedhandler.sinks.kafka) and consumers (feedhandler.consume) share this module; the
-README restates it for other languages (its record tables come from feedhandler.contract_doc).
+README restates it for other languages (its record tables come from feedhandler.contract.docs).
 Header values are UTF-8 text.
 """
 
@@ -14,7 +14,7 @@ from typing import Final
 
 import numpy as np
 
-from feedhandler.contract_json import decode_json
+from feedhandler.contract.json_lines import decode_json
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # --- headers -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The README's Kafka section, generated from the schemas so that it cannot drift.
 
-    python -m feedhandler.contract_doc > section.md
+    python -m feedhandler.contract.docs > section.md
 
 Record tables come from `SCHEMAS` (which come from the C++ layouts); topic, key and header
 names from `feedhandler.contract`. A test decodes a real message with Python's `struct` from
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from feedhandler import contract as c
+import feedhandler.contract as c
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.records.schema import Field
 
