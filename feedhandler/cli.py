@@ -1,36 +1,77 @@
 """`feedhandler` command line: one subcommand per module, each exposing
-`add_arguments(parser)` and `run(args) -> int`."""
+`add_arguments(parser)`, `run(args) -> int` and optionally `EXAMPLES` (shown in its --help).
+
+Exit codes: 0 done, 1 failed while running, 2 bad usage or configuration (one line on stderr).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
+
+from feedhandler import __version__
+from feedhandler.logs import LOG_FORMATS, setup_logging
 
 # subcommand -> module implementing it (imported lazily: `consume` must not pay for the simulator)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("feedhandler.app.run", "run the feed handler: exchange -> parser -> sink"),
     "simulate": ("feedhandler.simulator.cli", "run the Binance-compatible exchange simulator"),
     "consume": ("feedhandler.consume.cli", "read and decode records from Kafka"),
+    "config": ("feedhandler.config_cli", "check, show or describe a handler configuration"),
 }
+
+EXAMPLES = """\
+examples:
+  feedhandler run --config examples/binance.yaml
+  feedhandler run --url ws://127.0.0.1:9001 --streams btcusdt@trade --sink null --duration 10
+  feedhandler config check examples/binance.yaml
+  feedhandler consume --from-beginning --format summary
+  feedhandler <command> --help
+"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults on every flag; examples (epilogs) kept as written."""
+
+
+def common_options(after_command: bool = True) -> argparse.ArgumentParser:
+    """--log-level/--log-format: a parent parser for the top level and for every (sub)command,
+    so they are accepted after the subcommand too (there, SUPPRESS keeps an absent flag from
+    resetting one given before)."""
+    p = argparse.ArgumentParser(add_help=False)
+    shown = " (default: %s)" if after_command else ""
+    p.add_argument("--log-level", default=argparse.SUPPRESS if after_command else "INFO",
+                   type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log threshold" + (shown % "INFO" if shown else ""))
+    p.add_argument("--log-format", default=argparse.SUPPRESS if after_command else "auto",
+                   choices=LOG_FORMATS,
+                   help="log lines on stderr: text, json (one object per line), or auto: "
+                        "text on a terminal, json otherwise" + (shown % "auto" if shown else ""))
+    return p
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `chosen`'s module is imported to add its flags."""
+    parser = argparse.ArgumentParser(
+        prog="feedhandler", formatter_class=HelpFormatter, parents=[common_options(after_command=False)],
+        description="Binance market data -> exact typed records -> Kafka.", epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"feedhandler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=HelpFormatter, parents=[common_options()])
+        if name == chosen:
+            impl = importlib.import_module(module)
+            p.epilog = getattr(impl, "EXAMPLES", None)
+            impl.add_arguments(p)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="feedhandler")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
-    sub = parser.add_subparsers(dest="command", required=True)
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in COMMANDS), None)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            importlib.import_module(module).add_arguments(p)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = build_parser(chosen).parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
     return int(importlib.import_module(COMMANDS[args.command][0]).run(args))
