@@ -55,8 +55,9 @@ def common_options(after_command: bool = True) -> argparse.ArgumentParser:
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `chosen`'s module is imported to add its flags."""
     parser = argparse.ArgumentParser(
-        prog="feedhandler", formatter_class=HelpFormatter, parents=[common_options(after_command=False)],
-        description="Binance market data -> exact typed records -> Kafka.", epilog=EXAMPLES)
+        prog="feedhandler", formatter_class=HelpFormatter,
+        parents=[common_options(after_command=False)], epilog=EXAMPLES,
+        description="Binance market data -> exact typed records -> Kafka.")
     parser.add_argument("--version", action="version", version=f"feedhandler {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

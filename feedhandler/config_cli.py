@@ -21,20 +21,22 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from feedhandler.cli import HelpFormatter, common_options
 
-    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION",
-                           parser_class=argparse.ArgumentParser)
-    kwargs = {"formatter_class": HelpFormatter, "parents": [common_options()]}
-    check = sub.add_parser("check", **kwargs, help="validate FILE (and the environment); exit 2 if bad",
-                           description="validate FILE and the FEEDHANDLER_* environment")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=description,
+                              formatter_class=HelpFormatter, parents=[common_options()])
+
+    check = action("check", "validate FILE (and the environment); exit 2 if bad",
+                   "validate FILE and the FEEDHANDLER_* environment")
     check.add_argument("file", metavar="FILE", help="YAML config file")
-    show = sub.add_parser("show", **kwargs, help="the effective config, secrets redacted, with sources",
-                          description="every key's effective value (secrets redacted) and "
-                                      "where it came from: FILE:line, env VAR, or default")
+    show = action("show", "the effective config, secrets redacted, with sources",
+                  "every key's effective value (secrets redacted) and where it came from: "
+                  "FILE:line, env VAR, or default")
     show.add_argument("file", metavar="FILE", nargs="?", help="YAML config file (optional)")
     show.add_argument("--json", action="store_true",
                       help="one JSON object: key -> {value, source}")
-    sub.add_parser("schema", **kwargs, help="the JSON Schema of config files",
-                   description="the JSON Schema of config files")
+    action("schema", "the JSON Schema of config files", "the JSON Schema of config files")
 
 
 def run(args: argparse.Namespace) -> int:

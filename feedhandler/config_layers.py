@@ -238,6 +238,8 @@ class Origins:
         self.ignored_env: list[str] = []  # FEEDHANDLER_* variables that name no key
 
     def source(self, path: KeyPath) -> str:
+        while path and path[-1].isdigit():  # an item of a list is from where the list is
+            path = path[:-1]
         return self.sources.get(path, "default")
 
 
@@ -329,9 +331,12 @@ def _read_secret_files(model: type[BaseModel], data: dict[str, Any], origins: Or
 
 def _get(data: Any, path: KeyPath) -> Any:
     for key in path:
-        if not isinstance(data, dict) or key not in data:
+        if isinstance(data, list) and key.isdigit() and int(key) < len(data):
+            data = data[int(key)]
+        elif isinstance(data, dict) and key in data:
+            data = data[key]
+        else:
             return None
-        data = data[key]
     return data
 
 

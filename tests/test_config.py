@@ -1,22 +1,31 @@
+"""The handler's config model: layering, types and ranges, sources, secrets."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from feedhandler.config import ConfigError, load_config
+from feedhandler.config import ConfigError, HandlerConfig, load_config, load_config_with_origins
 
 
 def test_file_env_and_flags_layer_in_that_order(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("url: ws://a\nstreams: [x@trade]\nkafka: {bootstrap: 'f:1', encoding: json}\n")
     env = {"FEEDHANDLER_KAFKA__BOOTSTRAP": "e:2", "FEEDHANDLER_MAX_MESSAGES": "7"}
-    config = load_config(path, {"kafka.bootstrap": "flag:3", "url": None}, environ=env)
+    config, origins = load_config_with_origins(
+        path, {"kafka.bootstrap": "flag:3", "url": None}, environ=env,
+        flag_names={"kafka.bootstrap": "--kafka-bootstrap"})
     assert config.url == "ws://a"  # a None flag does not override
     assert config.kafka.bootstrap == "flag:3"
     assert config.kafka.encoding == "json"
     assert config.max_messages == 7
     assert config.streams == ["x@trade"]
+    assert origins.source(("url",)) == f"{path}:1"
+    assert origins.source(("kafka", "encoding")) == f"{path}:3"
+    assert origins.source(("kafka", "bootstrap")) == "flag --kafka-bootstrap"
+    assert origins.source(("max_messages",)) == "env FEEDHANDLER_MAX_MESSAGES"
+    assert origins.source(("kafka", "linger_ms")) == "default"
 
 
 def test_health_endpoints_are_off_by_default_and_set_by_env_or_flag() -> None:
@@ -28,26 +37,71 @@ def test_health_endpoints_are_off_by_default_and_set_by_env_or_flag() -> None:
     assert (config.health_port, config.health_host) == (9200, "127.0.0.1")
 
 
-def test_comma_separated_streams_from_flags() -> None:
-    config = load_config(None, {"streams": "a@trade, b@bookTicker"}, environ={})
+def test_text_values_take_the_type_of_their_key() -> None:
+    config = load_config(None, {"streams": "a@trade, b@bookTicker", "batch.linger_ms": "2.5",
+                                "kafka.create_topics": "false", "instance": "123"},
+                         environ={"FEEDHANDLER_KAFKA__TOPIC_CONFIG__RETENTION_MS": "600000",
+                                  "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD": "0123"})
     assert config.streams == ["a@trade", "b@bookTicker"]
+    assert config.batch.linger_ms == 2.5
+    assert config.kafka.create_topics is False
+    assert config.instance == "123"  # a text key keeps its text
+    # mapping entries from the environment: dotted librdkafka/topic names, values as given
+    assert config.kafka.topic_config == {"retention.ms": "600000"}
+    assert config.kafka.producer == {"sasl.password": "0123"}
+
+
+def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("instance: no\nkafka: {create_topics: false, market: on}\n")
+    config = load_config(path, environ={})
+    assert (config.instance, config.kafka.market, config.kafka.create_topics) == \
+        ("no", "on", False)
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("overrides", "message"),
     [
-        ("kafka: {bootstrapp: x}", "unknown key kafka.bootstrapp"),
-        ("max_messages: lots", "max_messages: expected int"),
-        ("sink: file", "sink: must be kafka or null"),
-        ("connection: {streams_per_connection: 2000}", "streams_per_connection"),
-        ("shard_index: 2\nshard_count: 2", "shard_index"),
-        ("batch: 5", "batch: expected a mapping"),
-        ("health_port: 70000", "health_port: must be within 0..65535"),
-        ("health_port: http", "health_port: expected int"),
+        ({"max_mesages": 3}, "unknown key max_mesages (override max_mesages); "
+                             "did you mean max_messages?"),
+        ({"batch.linger_ms": -1}, "batch.linger_ms: expected a value >= 0.0, got -1"),
+        ({"kafka.topic_template": "{exchange}.{kinds}"},
+         "kafka.topic_template: bad topic template ('kinds'); placeholders: {exchange}, "
+         "{market}, {kind}, {symbol}, got \"{exchange}.{kinds}\""),
+        ({"streams": ""}, 'streams: expected at least 1 item(s), got ""'),
+        ({"streams": ["a@trade", ""]}, 'streams.1: expected a non-empty string, got ""'),
+        ({"connection.streams_per_connection": "2000"},
+         "connection.streams_per_connection: expected a value <= 1024, got 2000"),
+        ({"duration_s": float("inf")}, "duration_s: expected a finite number"),
+        ({"batch.rows": True}, "batch.rows: expected an integer, got true"),
+        ({"kafka.bootstrap": "a:1, ,b:2"}, "kafka.bootstrap: expected host:port[,host:port"),
+        ({"batch.per_kind": {"trade": {"linger_ms": "x"}}},
+         'batch.per_kind.trade.linger_ms: expected a number, got "x"'),
     ],
 )
-def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        load_config(path, environ={})
+def test_bad_values_name_key_value_and_source(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, overrides, environ={})
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_several_problems_are_counted_on_the_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^sink: .* \(and 1 more problem\(s\)\)$"):
+        load_config(None, {"batch.rows": 0, "sink": "x"}, environ={})
+
+
+def test_secret_entries_come_from_files_and_are_redacted(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("s3cr3t\n")
+    config = load_config(None, {"kafka.producer": {"sasl.username": "fh",
+                                                   "sasl.password_file": str(tmp_path / "pw")}},
+                         environ={})
+    assert config.kafka.producer == {"sasl.username": "fh", "sasl.password": "s3cr3t"}
+    for text in (repr(config), str(config), repr(config.kafka)):
+        assert "s3cr3t" not in text and "'sasl.password': '***'" in text
+        assert "'sasl.username': 'fh'" in text
+
+
+def test_model_defaults_are_valid_and_constructors_keep_working() -> None:
+    assert HandlerConfig().kafka.bootstrap == "127.0.0.1:9092"
+    assert HandlerConfig.model_validate({}) == load_config(None, environ={})

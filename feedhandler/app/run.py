@@ -3,58 +3,102 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
+from typing import Any
 
 import orjson
 import uvloop
 
-from feedhandler._ext.decoder import SIMD_KERNEL
-from feedhandler.app.handler import Handler
-from feedhandler.config import ConfigError, load_config
+from feedhandler.app.handler import Handler, HandlerStats
+from feedhandler.app.status_view import StatusView, report
+from feedhandler.config import ConfigError, HandlerConfig, load_config
 
 log = logging.getLogger(__name__)
 
+EXAMPLES = """\
+examples:
+  feedhandler run --config examples/binance.yaml
+  feedhandler run --url wss://stream.binance.com:9443 \\
+      --streams btcusdt@trade,btcusdt@depth@100ms --kafka-bootstrap kafka:9092
+  feedhandler run --config examples/simulator.yaml --sink null --duration 30 --summary-json
+  FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD=... feedhandler run --config prod.yaml
+
+Every config key can also be set as FEEDHANDLER_<KEY> (nested keys: double underscore,
+e.g. FEEDHANDLER_KAFKA__BOOTSTRAP); precedence: file < environment < flags.
+On a terminal a live status table is shown; otherwise a stats line is logged every
+--stats-interval seconds. Exit: 0 stopped, 1 failed, 2 bad configuration.
+"""
+
+# flag -> (config key, metavar, help); the default shown is the config's
+CONFIG_FLAGS: dict[str, tuple[str, str, str]] = {
+    "--url": ("url", "URL", "exchange base URL (ws:// or wss://)"),
+    "--streams": ("streams", "A,B", "comma-separated stream names, e.g. btcusdt@trade"),
+    "--sink": ("sink", "{kafka,null}", "where records go"),
+    "--kafka-bootstrap": ("kafka.bootstrap", "HOST:PORT", "Kafka bootstrap servers"),
+    "--encoding": ("kafka.encoding", "{records,json,raw}", "Kafka message values"),
+    "--topic-template": ("kafka.topic_template", "TEMPLATE", "data topic names"),
+    "--batch-rows": ("batch.rows", "N", "records per batch before it is handed over"),
+    "--linger-ms": ("batch.linger_ms", "MS", "max age of a batch's first record"),
+    "--time-unit": ("connection.time_unit", "{ms,us}", "exchange timestamp unit"),
+    "--streams-per-connection": ("connection.streams_per_connection", "N",
+                                 "streams per connection (shard size, <= 1024)"),
+    "--instance": ("instance", "NAME", "instance name in headers and events (empty: host)"),
+    "--max-messages": ("max_messages", "N", "stop after N exchange messages (0: never)"),
+    "--duration": ("duration_s", "S", "stop after S seconds (0: never)"),
+    "--health-port": ("health_port", "PORT", "serve /livez /readyz /metrics (0: off)"),
+    "--health-host": ("health_host", "ADDR", "address of the health endpoints"),
+}
+
+
+def _default(key: str) -> str:
+    value: Any = HandlerConfig()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return ",".join(value) if isinstance(value, list) else str(value)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config file (flags and FEEDHANDLER_* env override it)")
-    p.add_argument("--url", help="exchange base URL, e.g. wss://stream.binance.com:9443")
-    p.add_argument("--streams", help="comma-separated stream names: btcusdt@trade,ethusdt@depth")
-    p.add_argument("--sink", choices=["kafka", "null"])
-    p.add_argument("--kafka-bootstrap", dest="kafka.bootstrap")
-    p.add_argument("--encoding", dest="kafka.encoding", choices=["records", "json", "raw"])
-    p.add_argument("--topic-template", dest="kafka.topic_template")
-    p.add_argument("--batch-rows", dest="batch.rows", type=int)
-    p.add_argument("--linger-ms", dest="batch.linger_ms", type=float)
-    p.add_argument("--time-unit", dest="connection.time_unit", choices=["ms", "us"])
-    p.add_argument("--streams-per-connection", dest="connection.streams_per_connection", type=int)
-    p.add_argument("--instance", help="instance name in headers and events (default: host name)")
-    p.add_argument("--max-messages", dest="max_messages", type=int,
-                   help="stop after this many exchange messages")
-    p.add_argument("--duration", dest="duration_s", type=float, help="stop after this many seconds")
-    p.add_argument("--health-port", dest="health_port", type=int,
-                   help="serve /livez /readyz /metrics on this port (0 = off)")
-    p.add_argument("--health-host", dest="health_host", help="address to serve them on")
-    p.add_argument("--summary-json", action="store_true", help="print the final summary as JSON")
+    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                   help="YAML config file (see examples/); environment and flags override it")
+    config = p.add_argument_group("config keys (values are validated with the config file's "
+                                  "rules; defaults are the config's)")
+    for flag, (key, metavar, help_text) in CONFIG_FLAGS.items():
+        # SUPPRESS: an absent flag leaves the key to the file, the environment or the default
+        config.add_argument(flag, dest=key, metavar=metavar, default=argparse.SUPPRESS,
+                            help=f"{help_text} [{key}; default: {_default(key)}]")
+    p.add_argument("--summary-json", action="store_true",
+                   help="print the final counters as one JSON line on stdout")
+    p.add_argument("--live", choices=["auto", "on", "off"], default="auto",
+                   help="live status table on stderr; auto: when stderr is a terminal")
+    p.add_argument("--stats-interval", type=float, default=10.0, metavar="S",
+                   help="without the live table: log a stats line every S seconds (0: never)")
 
 
-OVERRIDE_KEYS = ("url", "streams", "sink", "kafka.bootstrap", "kafka.encoding",
-                 "kafka.topic_template", "batch.rows", "batch.linger_ms", "connection.time_unit",
-                 "connection.streams_per_connection", "instance", "max_messages", "duration_s",
-                 "health_port", "health_host")
+async def _run(handler: Handler, live: bool, interval_s: float) -> HandlerStats:
+    running = asyncio.create_task(handler.run())
+    await report(StatusView(handler), running, interval_s, live)
+    return await running
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides = {key: getattr(args, key) for key, _, _ in CONFIG_FLAGS.values()
+                 if hasattr(args, key)}
+    flag_names = {key: flag for flag, (key, _, _) in CONFIG_FLAGS.items()}
     try:
-        config = load_config(args.config, {k: getattr(args, k) for k in OVERRIDE_KEYS})
+        config = load_config(getattr(args, "config", None), overrides, flag_names=flag_names)
+        from feedhandler._ext.decoder import SIMD_KERNEL
+
         log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
                  len(config.streams), config.sink)
         handler = Handler(config)  # creates or checks the Kafka topics
     except (ConfigError, OSError) as exc:
         print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
         return 2
+    live = args.live == "on" or (args.live == "auto" and sys.stderr.isatty())
     try:
-        stats = uvloop.run(handler.run())
+        stats = uvloop.run(_run(handler, live, args.stats_interval))
     except ConfigError as exc:  # the health port is taken: raised before anything was read
         print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -62,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
-        log.info("summary: %s", summary)
+        log.info("summary: %s", summary, extra={"stats": summary})
     return 1 if handler.error is not None else 0

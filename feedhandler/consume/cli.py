@@ -1,10 +1,5 @@
 """`feedhandler consume`: read our topics back, decoded.
 
-    feedhandler consume --from-beginning                       # everything there now, as a table
-    feedhandler consume --kind trade --symbol BTCUSDT -f       # follow one symbol's trades
-    feedhandler consume --tail 10 --format jsonl               # last 10 messages per partition
-    feedhandler consume --from-beginning --format summary      # counts, sequence gaps/repeats
-
 Without --topic/--kind it reads every `{exchange}.{market}.*` topic, control and dead-letter
 included. Without --follow it stops at the end offsets seen when it started.
 """
@@ -14,16 +9,18 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message
 
 from feedhandler.consume.decode import decode
-from feedhandler.consume.reader import read_messages
+from feedhandler.consume.reader import ReadError, read_messages
 from feedhandler.contract import (
     ALL_SYMBOLS,
     DEFAULT_TOPIC_TEMPLATE,
@@ -46,25 +43,85 @@ CONTIGUOUS = frozenset({"trade", "aggTrade", "depth"})
 DEPTH_FIRST = 1  # depth `flags`: the first row of an event
 
 
+EXAMPLES = """\
+examples:
+  feedhandler consume --from-beginning                  # everything there now, as a table
+  feedhandler consume --kind trade --symbol BTCUSDT -f  # follow one symbol's trades
+  feedhandler consume --tail 10 --format jsonl          # last 10 messages per partition
+  feedhandler consume --from-time 15m --format summary  # the last 15 minutes: counts, gaps
+  feedhandler consume --from-time 2026-12-03T08:00:00Z --kind depth --max-records 100
+  feedhandler consume --kafka-bootstrap broker:9093 -X security.protocol=SASL_SSL \\
+      -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=reader -X sasl.password=...
+
+Exit: 0 done, 1 the broker could not be read (one line on stderr), 2 bad usage.
+"""
+
+_AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def from_time_ms(text: str, now_s: float | None = None) -> int:
+    """`--from-time`: ISO 8601 (UTC unless it says otherwise), or a duration ago: 90s, 15m,
+    2h, 1d. Milliseconds since the epoch."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match:
+        ago = float(match[1]) * _AGO[match[2]]
+        return int(((time.time() if now_s is None else now_s) - ago) * 1000)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time (2026-12-03T08:00:00Z) or a duration ago (15m), "
+            f"not {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def librdkafka_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, not {text!r}")
+    return key.strip(), value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kafka-bootstrap", default="127.0.0.1:9092")
-    p.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
-    p.add_argument("--kind", action="append", default=[],
-                   help="record kind, e.g. trade: its topic by --topic-template (repeatable)")
-    p.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE)
-    p.add_argument("--exchange", default="binance")
-    p.add_argument("--market", default="spot")
-    p.add_argument("--symbol", action="append", default=[], help="only this symbol (repeatable)")
-    start = p.add_mutually_exclusive_group()
+    where = p.add_argument_group("where")
+    where.add_argument("--kafka-bootstrap", default="127.0.0.1:9092", metavar="HOST:PORT",
+                       help="Kafka bootstrap servers")
+    where.add_argument("-X", dest="settings", action="append", default=[],
+                       type=librdkafka_setting, metavar="KEY=VALUE",
+                       help="librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)")
+    where.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                       help="give up when the broker does not answer within S seconds")
+    what = p.add_argument_group("what")
+    what.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
+    what.add_argument("--kind", action="append", default=[],
+                      help="record kind, e.g. trade: its topic by --topic-template (repeatable)")
+    what.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE,
+                      help="the handler's kafka.topic_template")
+    what.add_argument("--exchange", default="binance", help="{exchange} in topic names")
+    what.add_argument("--market", default="spot", help="{market} in topic names")
+    what.add_argument("--symbol", action="append", default=[],
+                      help="only this symbol (repeatable)")
+    start = p.add_argument_group("from where").add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true",
                        help="start at the earliest offset (the default without --follow)")
     start.add_argument("--tail", type=int, default=0, metavar="N",
                        help="start N messages before the end of each partition")
-    p.add_argument("-f", "--follow", action="store_true", help="keep waiting for new messages")
-    p.add_argument("--idle-timeout", type=float, default=10.0,
-                   help="without --follow: also stop after this many seconds without a message")
-    p.add_argument("--max-records", type=int, default=0, help="stop after this many records")
-    p.add_argument("--format", choices=["table", "jsonl", "summary"], default="table")
+    start.add_argument("--from-time", type=from_time_ms, metavar="TIME",
+                       help="start at the first message at or after TIME: ISO 8601 "
+                            "(2026-12-03T08:00:00Z) or a duration ago (15m, 2h)")
+    until = p.add_argument_group("until when")
+    until.add_argument("-f", "--follow", action="store_true",
+                       help="keep waiting for new messages")
+    until.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
+                       help="without --follow: also stop after S seconds without a message")
+    until.add_argument("--max-records", type=int, default=0, metavar="N",
+                       help="stop after N records (0: no limit)")
+    p.add_argument("--format", choices=["table", "jsonl", "summary"], default="table",
+                   help="table: aligned columns; jsonl: one JSON object per record or event, "
+                        "with topic, partition and offset; summary: counts and sequence "
+                        "checks per symbol")
 
 
 def _topics(args: argparse.Namespace) -> tuple[list[str], str]:
@@ -123,28 +180,31 @@ class Output:
         self._widths: dict[str, list[int]] = {}
         self._last_schema = ""
 
-    def data(self, schema: Schema, records: np.ndarray) -> None:
+    def data(self, schema: Schema, records: np.ndarray, position: bytes = b"") -> None:
+        """`position`: `"topic":..,"partition":..,"offset":..,` of the message (jsonl)."""
         for symbol in np.unique(records["symbol"]):
             rows = records[records["symbol"] == symbol]
             key = (schema.name, bytes(symbol).decode())
             self.streams.setdefault(key, StreamSummary()).add(schema.kind, rows)
         if self.fmt == "jsonl":
-            lead = b'"schema":' + orjson.dumps(schema.name) + b","
+            lead = position + b'"schema":' + orjson.dumps(schema.name) + b","
             self.out.write(encode_json(schema, records, lead))
         elif self.fmt == "table":
             self._table(schema, records)
 
-    def event(self, topic: str, headers: dict[str, str], value: bytes) -> None:
+    def event(self, topic: str, headers: dict[str, str], value: bytes,
+              position: dict[str, int] | None = None) -> None:
         kind = headers.get(H_EVENT) or ("dead_letter" if H_REASON in headers else "message")
         self.events[f"{topic} {kind}"] = self.events.get(f"{topic} {kind}", 0) + 1
         if self.fmt == "summary":
             return
         if H_REASON in headers:  # dead letter: the frame as text, whatever it holds
-            line = {"topic": topic, "reason": headers[H_REASON], "field": headers.get(H_FIELD),
+            line = {"topic": topic, **(position or {}), "reason": headers[H_REASON],
+                    "field": headers.get(H_FIELD),
                     "stream": headers.get(H_STREAM),
                     "frame": value.decode("utf-8", "replace")}
         else:
-            line = {"topic": topic, "event": orjson.loads(value)}
+            line = {"topic": topic, **(position or {}), "event": orjson.loads(value)}
         self.out.write(orjson.dumps(line) + b"\n")
 
     def _table(self, schema: Schema, records: np.ndarray) -> None:
@@ -204,27 +264,35 @@ def run(args: argparse.Namespace) -> int:
         return 2
     symbols = {s.upper().encode() for s in args.symbol}
     output = Output(sys.stdout.buffer, args.format)
+    start_at_end = args.follow or args.tail or args.from_time is not None
     messages = read_messages(args.kafka_bootstrap, topics, pattern=pattern,
-                             from_beginning=args.from_beginning or not (args.follow or args.tail),
-                             tail=args.tail, follow=args.follow, idle_timeout=args.idle_timeout)
+                             from_beginning=args.from_beginning or not start_at_end,
+                             tail=args.tail, from_time_ms=args.from_time, follow=args.follow,
+                             idle_timeout=args.idle_timeout, timeout=args.timeout,
+                             settings=dict(args.settings))
     total = 0
     try:
         for msg in _selected(messages, symbols):
             headers = header_dict(msg.headers())
+            position = {"partition": msg.partition() or 0, "offset": msg.offset() or 0}
             if H_SCHEMA not in headers:
-                output.event(msg.topic() or "", headers, msg.value() or b"")
+                output.event(msg.topic() or "", headers, msg.value() or b"", position)
                 continue
             records = decode(msg)
             schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
             if symbols:  # raw messages of all-market streams mix symbols
                 records = records[np.isin(records["symbol"], list(symbols))]
-            output.data(schema, records)
+            output.data(schema, records, orjson.dumps({"topic": msg.topic(), **position})[1:-1]
+                        + b",")
             total += len(records)
             if args.max_records and total >= args.max_records:
                 break
             sys.stdout.flush()
     except KeyboardInterrupt:
         pass
+    except (ReadError, KafkaException) as exc:
+        print(f"feedhandler consume: {exc}", file=sys.stderr)
+        return 1
     finally:
         messages.close()
     if args.format == "summary":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +14,7 @@ import pytest
 
 from feedhandler.cli import main
 from feedhandler.config import KafkaConfig
+from feedhandler.consume.cli import from_time_ms
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.kafka import KafkaSink
@@ -91,8 +95,13 @@ def test_jsonl_for_one_symbol(market: tuple[str, str, dict[str, np.ndarray]],
     bootstrap, name, data = market
     lines = consume(capsysbinary, "--kafka-bootstrap", bootstrap, "--market", name,
                     "--kind", "trade", "--symbol", "btcusdt", "--format", "jsonl")
-    expected = encode_json(SCHEMAS["trade"], data["btc"], b'"schema":"binance.spot.trade",')
-    assert lines == expected.decode().splitlines()
+    # BTCUSDT's first message (offset 0) holds trades 1, 2; ETHUSDT's is at 1; then 3, 4 at 2
+    position = [b'"topic":"binance.%s.trade","partition":0,"offset":%d,' % (name.encode(), i)
+                for i in (0, 0, 2, 2)]
+    expected = [encode_json(SCHEMAS["trade"], data["btc"][i:i + 1],
+                            position[i] + b'"schema":"binance.spot.trade",').decode().rstrip()
+                for i in range(4)]
+    assert lines == expected
     assert orjson.loads(lines[0])["price"] == "1.00000005"
 
 
@@ -117,12 +126,54 @@ def test_table_and_events(market: tuple[str, str, dict[str, np.ndarray]],
     assert [row[4] for row in eth] == ["5", "6", "8", "9", "9"]
     assert eth[0][5] == "5.00000005"
     events = [orjson.loads(line) for line in lines if line.startswith("{")]
-    assert {"topic": f"binance.{name}.control",
+    assert {"topic": f"binance.{name}.control", "partition": 0, "offset": 0,
             "event": {"instance": "cli", "type": "gap", "reason": "reconnect"}} in events
-    assert {"topic": f"binance.{name}.deadletter", "reason": "malformed_json", "field": "",
-            "stream": "btcusdt@trade", "frame": '{"e":'} in events
+    assert {"topic": f"binance.{name}.deadletter", "partition": 0, "offset": 0,
+            "reason": "malformed_json", "field": "", "stream": "btcusdt@trade",
+            "frame": '{"e":'} in events
 
 
 def test_unknown_kind_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["consume", "--kind", "trades"]) == 2
     assert "unknown kind 'trades'" in capsysbinary.readouterr().err.decode()
+
+
+def test_from_time_and_librdkafka_settings(market: tuple[str, str, dict[str, np.ndarray]],
+                                           capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    bootstrap, name, _ = market
+    topic = f"binance.{name}.trade"
+    args = ["--kafka-bootstrap", bootstrap, "--topic", topic, "--format", "jsonl",
+            "-X", "client.id=consume-test", "-X", "fetch.wait.max.ms=50"]
+    everything = consume(capsysbinary, *args, "--from-time", "1d")
+    assert len(everything) == 9  # all written just now
+    later = consume(capsysbinary, *args, "--from-time", "2999-01-01T00:00:00Z",
+                    "--idle-timeout", "1")
+    assert later == []
+
+
+def test_from_time_accepts_iso_and_durations() -> None:
+    assert from_time_ms("2026-12-03T08:00:00Z") == 1796284800000
+    assert from_time_ms("2026-12-03T09:00:00+01:00") == 1796284800000
+    assert from_time_ms("2026-12-03T08:00:00") == 1796284800000  # UTC unless it says
+    assert from_time_ms("15m", now_s=1000.0) == 100_000
+    assert from_time_ms("1.5h", now_s=6000.0) == 600_000
+    with pytest.raises(argparse.ArgumentTypeError, match="expected an ISO 8601 time"):
+        from_time_ms("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--kafka-bootstrap", "127.0.0.1:9"], 1,
+         "feedhandler consume: cannot read from Kafka at 127.0.0.1:9: "),
+        (["--kafka-bootstrap", "127.0.0.1:9", "-X", "no.such.setting=1"], 1,
+         'feedhandler consume: bad librdkafka setting: No such configuration property: '
+         '"no.such.setting"'),
+    ],
+)
+def test_unreachable_broker_is_one_line(args: list[str], code: int, message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "feedhandler", "consume", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == code
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
