@@ -1,0 +1,59 @@
+"""`feedhandler run` as an operator sees it: a live table on a terminal, JSON lines when piped."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from feedhandler.simulator.testing import SimulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(["--rate", "200"]) as proc:
+        yield proc
+
+
+def run_args(url: str) -> list[str]:
+    return [sys.executable, "-m", "feedhandler", "run", "--url", url, "--streams",
+            "btcusdt@trade,ethusdt@bookTicker", "--sink", "null", "--duration", "3"]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDHANDLER_")}
+
+
+def test_on_a_terminal_run_shows_the_live_table(simulator: SimulatorProcess) -> None:
+    # util-linux `script` runs the command on a pseudo-terminal and copies what it shows
+    command = shlex.join(run_args(simulator.url))
+    result = subprocess.run(["script", "-qfec", command, "/dev/null"], capture_output=True,
+                            timeout=60, env={**clean_env(), "COLUMNS": "120", "TERM": "xterm"})
+    screen = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, screen[-3000:]
+    for text in ("records/s", "bookTicker", "trade", "shards", "connected", "reconnects 0",
+                 "gaps 0", "kafka", "backlog"):
+        assert text in screen, text
+    assert '{"ts"' not in screen  # text logs on a terminal
+
+
+def test_piped_run_logs_json_lines_with_periodic_stats(simulator: SimulatorProcess) -> None:
+    result = subprocess.run([*run_args(simulator.url), "--stats-interval", "0.5",
+                             "--summary-json"], capture_output=True, timeout=60, env=clean_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [orjson.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    assert {line["level"] for line in lines} <= {"INFO", "WARNING"}
+    stats = [line["stats"] for line in lines if line["msg"].startswith("stats ")]
+    assert 3 <= len(stats) <= 7  # every 0.5 s of 3 s, none per message
+    assert stats[-1]["shards"][0]["state"] == "connected"
+    assert stats[-1]["records"]["bookTicker"] > 0 and stats[-1]["frames_per_s"] > 0
+    summary = orjson.loads(result.stdout)
+    assert summary["frames"] >= stats[-1]["frames"] > 0
+    assert len(lines) < 20
