@@ -33,7 +33,13 @@ examples:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults on every flag; examples (epilogs) kept as written."""
+    """Defaults on every flag (but "None", which says nothing); examples (epilogs) kept as
+    written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def common_options(after_command: bool = True) -> argparse.ArgumentParser:

@@ -60,13 +60,13 @@ def _default(key: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+    p.add_argument("--config", metavar="FILE",
                    help="YAML config file (see examples/); environment and flags override it")
     config = p.add_argument_group("config keys (values are validated with the config file's "
                                   "rules; defaults are the config's)")
     for flag, (key, metavar, help_text) in CONFIG_FLAGS.items():
-        # SUPPRESS: an absent flag leaves the key to the file, the environment or the default
-        config.add_argument(flag, dest=key, metavar=metavar, default=argparse.SUPPRESS,
+        # None: an absent flag leaves the key to the file, the environment or the default
+        config.add_argument(flag, dest=key, metavar=metavar,
                             help=f"{help_text} [{key}; default: {_default(key)}]")
     p.add_argument("--summary-json", action="store_true",
                    help="print the final counters as one JSON line on stdout")
@@ -82,12 +82,23 @@ async def _run(handler: Handler, live: bool, interval_s: float) -> HandlerStats:
     return await running
 
 
+OVERRIDE_KEYS = tuple(key for key, _, _ in CONFIG_FLAGS.values())
+FLAG_NAMES = {key: flag for flag, (key, _, _) in CONFIG_FLAGS.items()}
+
+
+def load_from_args(args: argparse.Namespace, **fill: Any) -> HandlerConfig:
+    """The config of `run`'s flags (file < environment < flags); `fill`: dotted keys for flags
+    not given (e.g. by `record`). Raises ConfigError naming the flag at fault."""
+    overrides = {key: getattr(args, key) for key in OVERRIDE_KEYS}
+    for key, value in fill.items():
+        if overrides.get(key) is None:
+            overrides[key] = value
+    return load_config(args.config, overrides, flag_names=FLAG_NAMES)
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides = {key: getattr(args, key) for key, _, _ in CONFIG_FLAGS.values()
-                 if hasattr(args, key)}
-    flag_names = {key: flag for flag, (key, _, _) in CONFIG_FLAGS.items()}
     try:
-        config = load_config(getattr(args, "config", None), overrides, flag_names=flag_names)
+        config = load_from_args(args)
         from feedhandler._ext.decoder import SIMD_KERNEL
 
         log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
