@@ -130,6 +130,8 @@ def _key_lines(node: yaml.Node | None, prefix: KeyPath, path: str,
     for key_node, value_node in node.value:
         key = (*prefix, str(key_node.value))
         where = f"{path}:{key_node.start_mark.line + 1}"
+        if key_node.tag != "tag:yaml.org,2002:str":
+            raise ConfigError(f"{where}: key {'.'.join(key)} must be text (quote it)")
         if key in lines:
             raise ConfigError(f"{where}: duplicate key {'.'.join(key)} (first at {lines[key]})")
         lines[key] = where

@@ -41,6 +41,7 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("\tkafka: 1\n", {}, "c.yaml:1:1: YAML syntax error: found character '\\t' that cannot"),
     ("kafka:\n  bootstrap: a\n bad: 1\n", {}, "c.yaml:3:2: YAML syntax error:"),
     ("- a\n- b\n", {}, "c.yaml: the top level must be a mapping of keys, not list"),
+    ("kafka:\n  producer: {1: 2}\n", {}, "c.yaml:2: key kafka.producer.1 must be text"),
     (GOOD + "streams: [x@trade]\n", {}, "c.yaml:3: duplicate key streams (first at "),
     ("kafka: {bootstrapp: x}\n", {},
      "unknown key kafka.bootstrapp (c.yaml:1); did you mean kafka.bootstrap?"),
