@@ -182,8 +182,10 @@ def _lookup(model: type[BaseModel], path: KeyPath) -> tuple[Any, Any] | None:
 
 def _section(model: type[BaseModel], path: KeyPath) -> Any:
     """The type at `path` (the model itself at ())."""
-    found = _lookup(model, path) if path else None
-    return model if not path else None if found is None else _strip(_annotation(found[0]))
+    if not path:
+        return model
+    found = _lookup(model, path)
+    return None if found is None else _strip(_annotation(found[0]))
 
 
 def _accepts_text(tp: Any) -> bool:
