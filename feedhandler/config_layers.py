@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ ENV_PREFIX = "FEEDHANDLER_"
 REDACTED = "***"
 KeyPath = tuple[str, ...]
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -230,7 +232,8 @@ def _walk(model: Any, prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
 
 
 def env_name(path: KeyPath) -> str:
-    return ENV_PREFIX + "__".join(path).upper()
+    """The variable of a key or of a mapping entry (`sasl.password` -> `SASL_PASSWORD`)."""
+    return ENV_PREFIX + "__".join(k.replace(".", "_") for k in path).upper()
 
 
 # --- layering -------------------------------------------------------------------------------
@@ -353,6 +356,10 @@ def load(model: type[M], path: str | Path | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         data, origins.sources = read_yaml(path)
+        for key, where in origins.sources.items():
+            if is_secret(model, key):
+                log.warning("%s is written in %s: keep secrets out of config files (use %s_file "
+                            "or %s)", ".".join(key), where, key[-1], env_name(key))
     _read_env(model, environ or {}, data, origins)
     for dotted, value in (overrides or {}).items():
         if value is None:

@@ -105,3 +105,13 @@ def test_secret_entries_come_from_files_and_are_redacted(tmp_path: Path) -> None
 def test_model_defaults_are_valid_and_constructors_keep_working() -> None:
     assert HandlerConfig().kafka.bootstrap == "127.0.0.1:9092"
     assert HandlerConfig.model_validate({}) == load_config(None, environ={})
+
+
+def test_a_secret_written_in_the_file_is_warned_about(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka:\n  producer:\n    sasl.password: hunter2\n")
+    assert load_config(path, environ={}).kafka.producer["sasl.password"] == "hunter2"
+    assert caplog.messages == [
+        f"kafka.producer.sasl.password is written in {path}:3: keep secrets out of config files "
+        "(use sasl.password_file or FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD)"]
