@@ -24,7 +24,8 @@ _PERIODIC_PREFIXES = ("kline_", "ticker", "miniTicker", "avgPrice", "referencePr
 
 def stream_silence_s(stream: str) -> float:
     """Default max silence of one stream."""
-    name = stream.split("@", 1)[1] if "@" in stream else stream
+    # market-wide streams (`!miniTicker@arr`) name their kind first, others after the symbol
+    name = stream[1:] if stream.startswith("!") else stream.partition("@")[2]
     return PERIODIC_SILENCE_S if name.startswith(_PERIODIC_PREFIXES) else EVENT_SILENCE_S
 
 
