@@ -85,7 +85,7 @@ class Connection:
     # --- the child's life -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            while self.state not in ("quarantined", "stopped"):
+            while not stop.is_set() and self.state not in ("quarantined", "stopped"):
                 link = await self._attempt(stop)
                 if link is not None:
                     await self._serve(link, stop)

@@ -32,7 +32,7 @@ class ShardFeed:
         self._max_message_bytes = max_message_bytes
         self._frames_before = 0  # frames of closed connections
         self._last_frame_before_ns = 0
-        self._lost_at_ns = 0  # when the last connection was lost, until the next one opens
+        self._lost_at_ns = 0  # last frame (or open) of the lost connection, until the next opens
         self._paused = False
 
     @property
@@ -70,16 +70,18 @@ class ShardFeed:
         self._apply_pause(listener)  # a connection made while the sink is backed up waits too
         self.event("connected", url=self.shard.url, streams=len(self.shard.streams))
         if self._lost_at_ns:
-            # Whatever the exchange sent between the drop and now is gone.
-            self.event("gap", reason="reconnect", from_ns=self._lost_at_ns, to_ns=time.time_ns())
+            # Whatever the exchange sent after the last frame we had and before this
+            # connection opened is gone: exactly that range, in ts_recv terms.
+            self.event("gap", reason="reconnect", from_ns=self._lost_at_ns,
+                       to_ns=listener.connected_ns)
             self._lost_at_ns = 0
 
     def closed(self, listener: FeedListener) -> None:
         self.listeners.remove(listener)
         self._frames_before += listener.frames
         self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
-        if not self.listeners:
-            self._lost_at_ns = time.time_ns()
+        if not self.listeners and not self._lost_at_ns:
+            self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
 
     def _limit_reached(self, _listener: FeedListener) -> None:
         if self._on_limit is not None:

@@ -45,12 +45,22 @@ class Supervisor:
             self._tasks.append(task)
 
     async def _run_child(self, child: Connection) -> None:
-        await child.run(self._stop)
+        try:
+            await child.run(self._stop)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            return  # stop() cancelled a waiting child: that is how it stops
         if child.start_refusal is not None and self.on_start_refusal is not None:
             self.on_start_refusal()
 
     def stop(self) -> None:
+        """Open connections close gracefully; a child waiting (in the limiter, a backoff, a
+        connect or a handshake) is cancelled at once."""
         self._stop.set()
+        for child, task in zip(self.children, self._tasks, strict=True):
+            if child.state != "open":
+                task.cancel()
 
     async def wait_stopped(self) -> None:
         """After stop(): every child closed or cancelled."""
