@@ -341,3 +341,50 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
 
     peer: HostilePeer
     asyncio.run(main())
+
+
+# --- our own limits -------------------------------------------------------------------------
+def test_a_frame_beyond_picows_limit_is_closed_with_1009_by_us(no_stray_tracebacks: Any) -> None:
+    async def script(session: Session) -> None:
+        await session.accept()
+        first = peer.attempts == 1
+        await session.trades(range(1, 4) if first else range(4, 7))
+        if first:  # announce a 64 MiB frame: refused from its header, never buffered
+            await session.send(struct.pack("!BBQ", 0x81, 127, 64 * MiB) + b"{")
+        await session.read_until_close()
+
+    async def main() -> None:
+        nonlocal peer
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url), sink)
+            await run_until(handler, lambda: len(trade_ids(sink)) == 6)
+        (dropped,) = events(sink, "disconnected")
+        assert (dropped["close_code"], dropped["by"]) == (1009, "us")
+        assert trade_ids(sink) == list(range(1, 7))
+
+    peer: HostilePeer
+    asyncio.run(main())
+
+
+def test_a_silent_handshake_times_out_and_duration_cancels_the_next_one() -> None:
+    async def script(session: Session) -> None:
+        await session.read_request()  # and never answer
+        await session.reader.read()  # until the handler (or the test) hangs up
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, duration_s=1.0, **{
+                "connection.handshake_timeout_s": 0.3, "connection.backoff_initial_s": 0.5,
+                "connection.backoff_max_s": 0.5}), sink)
+            started = asyncio.get_running_loop().time()
+            async with asyncio.timeout(5):
+                await handler.run()
+            took = asyncio.get_running_loop().time() - started
+        failed = events(sink, "connect_failed")
+        assert failed and failed[0]["error"] == "handshake timed out"
+        assert peer.attempts >= 2  # the last one was pending when the duration ran out
+        assert took < 1.5, f"--duration 1 took {took:.2f} s"
+
+    asyncio.run(main())
