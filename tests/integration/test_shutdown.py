@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import Consumer
 
-from feedhandler import decode
 from feedhandler.simulator.server.tls import write_self_signed
 from feedhandler.simulator.testing import SimulatorServer
+from tests.integration.test_walking_skeleton import consume_all
 
 pytestmark = pytest.mark.integration
 
@@ -68,26 +67,6 @@ class StallingRelay:
         self._server.close()
         for writer in self._writers:
             writer.transport.abort()
-
-
-def trade_records(bootstrap: str, topic: str, expected: int) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    seen, idle = 0, 0
-    try:
-        while seen < expected and idle < 15:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                idle += 1
-                continue
-            assert msg.error() is None, msg.error()
-            seen += len(decode(msg))
-        while (msg := consumer.poll(1.0)) is not None:  # and nothing more than that
-            seen += len(decode(msg))
-    finally:
-        consumer.close()
-    return seen
 
 
 @pytest.mark.slow
@@ -141,4 +120,5 @@ def test_sigterm_during_a_stalled_tls_handshake_exits_in_time_with_everything_on
     assert isinstance(records, dict) and records["trade"] >= 400
     assert summary["sink"]["failed"] == 0  # type: ignore[index]
     topic = f"binance.{market}.trade"
-    assert trade_records(kafka_bootstrap, topic, records["trade"]) == records["trade"]
+    batches = consume_all(kafka_bootstrap, topic, records["trade"])
+    assert sum(len(b) for b in batches) == records["trade"]

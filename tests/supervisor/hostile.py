@@ -42,8 +42,10 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) 
 
 
 class Session:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 attempt: int) -> None:
         self.reader, self.writer = reader, writer
+        self.attempt = attempt  # 1 for the peer's first connection, 2 for the next, ...
         self.request = b""
         self.received: list[tuple[int, bytes]] = []  # the client's frames, unmasked
 
@@ -130,7 +132,7 @@ class HostilePeer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.attempts += 1
-        session = Session(reader, writer)
+        session = Session(reader, writer, self.attempts)
         self.sessions.append(session)
         task = asyncio.current_task()
         assert task is not None

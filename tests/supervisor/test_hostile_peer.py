@@ -30,6 +30,7 @@ from tests.supervisor.hostile import (
     OP_PONG,
     OP_TEXT,
     HostilePeer,
+    Script,
     Session,
     frame,
     trade_frame,
@@ -58,6 +59,22 @@ async def run_until(handler: Handler, predicate: Callable[[], bool],
     assert handler.error is None
 
 
+def against(script: Script, trades: int,
+            **overrides: Any) -> tuple[RecordingSink, Handler, HostilePeer]:
+    """Run a handler against `script` until it decoded `trades` trades, then stop it; every
+    good trade (ids 1..trades, however the script spreads them) must be there."""
+    async def main() -> tuple[RecordingSink, Handler, HostilePeer]:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **overrides), sink)
+            await run_until(handler, lambda: len(trade_ids(sink)) == trades)
+        return sink, handler, peer
+
+    sink, handler, peer = asyncio.run(main())
+    assert trade_ids(sink) == list(range(1, trades + 1)), "no good frame lost"
+    return sink, handler, peer
+
+
 def trade_ids(sink: RecordingSink) -> list[int]:
     batches = [r for k, r, _ in sink.batches if k == "trade"]
     return [int(t) for t in np.concatenate(batches)["trade_id"]] if batches else []
@@ -79,7 +96,7 @@ def no_stray_tracebacks(caplog: pytest.LogCaptureFixture) -> Any:
 # --- failed upgrades of every shape ---------------------------------------------------------
 def test_a_peer_closing_during_the_upgrade_is_a_failed_attempt(no_stray_tracebacks: Any) -> None:
     async def script(session: Session) -> None:
-        if peer.attempts <= 2:  # read the request, then hang up without an answer
+        if session.attempt <= 2:  # read the request, then hang up without an answer
             await session.read_request()
             session.drop()
             return
@@ -87,19 +104,9 @@ def test_a_peer_closing_during_the_upgrade_is_a_failed_attempt(no_stray_tracebac
         await session.trades(range(1, 11))
         await session.read_until_close()
 
-    async def main() -> None:
-        nonlocal peer
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == 10)
-        failed = events(sink, "connect_failed")
-        assert [e["error"] for e in failed] == \
-            ["peer closed the connection during the upgrade"] * 2
-        assert trade_ids(sink) == list(range(1, 11))
-
-    peer: HostilePeer
-    asyncio.run(main())
+    sink, _, _ = against(script, 10)
+    failed = events(sink, "connect_failed")
+    assert [e["error"] for e in failed] == ["peer closed the connection during the upgrade"] * 2
 
 
 def test_a_ws_url_aimed_at_a_tls_port_is_a_failed_attempt(no_stray_tracebacks: Any) -> None:
@@ -242,7 +249,7 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
 
     async def script(session: Session) -> None:
         await session.accept()
-        first = peer.attempts == 1
+        first = session.attempt == 1
         await session.trades(range(1, 6) if first else range(6, 11))
         if first:
             await session.send(bad)
@@ -251,21 +258,11 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
             closes.append(reply[1])
             await session.send(frame(OP_CLOSE, reply[1]))
 
-    async def main() -> None:
-        nonlocal peer
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == 10)
-            status = handler.supervisor.status()
-        assert struct.unpack("!H", closes[0][:2])[0] == 1002
-        assert closes[0][2:].decode() == violation
-        assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
-        assert status.connections[0].violations == 1
-        assert trade_ids(sink) == list(range(1, 11))
-
-    peer: HostilePeer
-    asyncio.run(main())
+    sink, handler, _ = against(script, 10)
+    assert struct.unpack("!H", closes[0][:2])[0] == 1002
+    assert closes[0][2:].decode() == violation
+    assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
+    assert handler.supervisor.status().connections[0].violations == 1
 
 
 @pytest.mark.parametrize(("close", "code", "reason"), [
@@ -279,33 +276,23 @@ def test_closes_from_the_peer_are_answered_and_logged_with_code_and_reason(
 
     async def script(session: Session) -> None:
         await session.accept()
-        await session.trades(range(1, 4) if peer.attempts == 1 else range(4, 7))
-        if peer.attempts == 1:
+        await session.trades(range(1, 4) if session.attempt == 1 else range(4, 7))
+        if session.attempt == 1:
             await session.send(frame(OP_CLOSE, close))
         reply = await session.read_until_close()
         if reply is not None:
             replies.append(reply[1])
 
-    async def main() -> None:
-        nonlocal peer
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == 6)
-        # the reply echoes the code; an empty close frame gets an empty one (never code 0)
-        assert replies[0] == close[:2]
-        (dropped,) = events(sink, "disconnected")
-        assert (dropped["close_code"], dropped["reason"], dropped["by"]) == \
-            (code, reason, "peer")
-        logged = [r.getMessage() for r in no_stray_tracebacks.records
-                  if "connection closed by peer" in r.getMessage()]
-        assert len(logged) == 1 and (f"code {code}" if code else "no close code") in logged[0]
-        assert trade_ids(sink) == list(range(1, 7))
-        # the graceful stop of the second connection sent a close frame: 1000
-        assert struct.unpack("!H", replies[1][:2])[0] == 1000
-
-    peer: HostilePeer
-    asyncio.run(main())
+    sink, _, _ = against(script, 6)
+    # the reply echoes the code; an empty close frame gets an empty one (never code 0)
+    assert replies[0] == close[:2]
+    (dropped,) = events(sink, "disconnected")
+    assert (dropped["close_code"], dropped["reason"], dropped["by"]) == (code, reason, "peer")
+    logged = [r.getMessage() for r in no_stray_tracebacks.records
+              if "connection closed by peer" in r.getMessage()]
+    assert len(logged) == 1 and (f"code {code}" if code else "no close code") in logged[0]
+    # the graceful stop of the second connection sent a close frame: 1000
+    assert struct.unpack("!H", replies[1][:2])[0] == 1000
 
 
 # --- staleness ------------------------------------------------------------------------------
@@ -313,8 +300,7 @@ def test_closes_from_the_peer_are_answered_and_logged_with_code_and_reason(
 def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: str) -> None:
     async def script(session: Session) -> None:
         await session.accept()
-        first = peer.attempts == 1
-        await session.trades(range(1, 4) if first else range(4, 7))
+        await session.trades(range(1, 4) if session.attempt == 1 else range(4, 7))
         while True:  # then silence, with or without pongs
             opcode, payload = await session.read_frame()
             if opcode == OP_PING and answer_pings:
@@ -322,49 +308,30 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
             if opcode == OP_CLOSE:
                 return
 
-    async def main() -> None:
-        nonlocal peer
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url, **{
-                "connection.stale_after_s": 0.2, "connection.ping_timeout_s": 0.3,
-                "connection.max_silence_s": 1.0}), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == 6)
-        (stale,) = events(sink, "stale")
-        assert stale["cause"] == cause
-        pings = [p for op, p in peer.sessions[0].received if op == OP_PING]
-        # one ping per stale_after_s at most (Binance counts them): 1 s of silence, <= 5
-        assert 1 <= len(pings) <= 5
-        gap = events(sink, "gap")[0]
-        assert gap["reason"] == "reconnect"
-        assert trade_ids(sink) == list(range(1, 7))
-
-    peer: HostilePeer
-    asyncio.run(main())
+    sink, _, peer = against(script, 6, **{"connection.stale_after_s": 0.2,
+                                          "connection.ping_timeout_s": 0.3,
+                                          "connection.max_silence_s": 1.0})
+    (stale,) = events(sink, "stale")
+    assert stale["cause"] == cause
+    pings = [p for op, p in peer.sessions[0].received if op == OP_PING]
+    # one ping per stale_after_s at most (Binance counts them): 1 s of silence, <= 5
+    assert 1 <= len(pings) <= 5
+    assert events(sink, "gap")[0]["reason"] == "reconnect"
 
 
 # --- our own limits -------------------------------------------------------------------------
 def test_a_frame_beyond_picows_limit_is_closed_with_1009_by_us(no_stray_tracebacks: Any) -> None:
     async def script(session: Session) -> None:
         await session.accept()
-        first = peer.attempts == 1
+        first = session.attempt == 1
         await session.trades(range(1, 4) if first else range(4, 7))
         if first:  # announce a 64 MiB frame: refused from its header, never buffered
             await session.send(struct.pack("!BBQ", 0x81, 127, 64 * MiB) + b"{")
         await session.read_until_close()
 
-    async def main() -> None:
-        nonlocal peer
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == 6)
-        (dropped,) = events(sink, "disconnected")
-        assert (dropped["close_code"], dropped["by"]) == (1009, "us")
-        assert trade_ids(sink) == list(range(1, 7))
-
-    peer: HostilePeer
-    asyncio.run(main())
+    sink, _, _ = against(script, 6)
+    (dropped,) = events(sink, "disconnected")
+    assert (dropped["close_code"], dropped["by"]) == (1009, "us")
 
 
 def test_a_silent_handshake_times_out_and_duration_cancels_the_next_one() -> None:
