@@ -21,7 +21,7 @@ class Backoff:
 
     def ceiling(self) -> float:
         """The upper bound of the next delay."""
-        return min(self.max_s, self.initial_s * 2 ** min(self.failures, 64))
+        return min(self.max_s, self.initial_s * float(2 ** min(self.failures, 64)))
 
     def next_delay(self) -> float:
         """Delay before the next attempt; each call counts one more failure."""

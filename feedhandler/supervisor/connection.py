@@ -22,7 +22,7 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
@@ -176,7 +176,8 @@ class Connection:
         try:
             while not stop.is_set():
                 tick = asyncio.ensure_future(clock.sleep(policy.tick_s()))
-                await asyncio.wait({link.closed(), stopper, tick},
+                waits: set[asyncio.Future[Any]] = {link.closed(), stopper, tick}
+                await asyncio.wait(waits,
                                    return_when=asyncio.FIRST_COMPLETED)
                 tick.cancel()
                 if link.closed().done() or stop.is_set():

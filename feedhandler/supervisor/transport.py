@@ -39,7 +39,8 @@ class Link:
     def __init__(self, transport: Any, listener: FeedListener) -> None:
         self.transport = transport
         self.listener = listener
-        self._disconnected = asyncio.ensure_future(transport.wait_disconnected())
+        self._disconnected: asyncio.Future[None] = \
+            asyncio.ensure_future(transport.wait_disconnected())
         # Consumed here, so a protocol error never surfaces as "exception never retrieved".
         self._disconnected.add_done_callback(_consume)
 
@@ -60,7 +61,7 @@ class Link:
         done = self._disconnected
         error = done.exception() if done.done() and not done.cancelled() else None
         code = getattr(error, "code", None)
-        if code is not None:  # picows's parser closed it (1002, 1009, ...)
+        if error is not None and code is not None:  # picows's parser closed it (1002, 1009)
             return int(code), str(error.args[1] if len(error.args) > 1 else error), "us"
         return None, "TCP closed without a close frame", "peer"
 
@@ -111,4 +112,5 @@ async def open_link(url: str, factory: Callable[[], FeedListener],
     if listener is None:  # the peer closed before the upgrade completed
         transport.disconnect(False)
         raise LinkFailed(CLOSED_DURING_UPGRADE)
+    assert isinstance(listener, FeedListener)  # what `factory` makes
     return Link(transport, listener)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from feedhandler.contract import Frames
+
 
 class RecordingSink:
     def __init__(self) -> None:
@@ -15,7 +17,7 @@ class RecordingSink:
         self.closed = False
 
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
-                      frames: list[bytes] | None = None) -> None:
+                      frames: Frames | None = None) -> None:
         self.batches.append((kind, records, epoch))
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:

@@ -133,6 +133,7 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
             async with asyncio.timeout(10):
                 while shard.listener is None:
                     await asyncio.sleep(0.01)
+            assert shard.listener.transport is not None
             transport = shard.listener.transport.underlying_transport
             assert not transport.is_reading()
             shard.resume_reading()

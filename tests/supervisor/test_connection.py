@@ -125,7 +125,8 @@ def test_a_pending_connect_is_cancelled_at_stop() -> None:
         sup.stop()
         async with asyncio.timeout(0.5):
             await sup.wait_stopped()
-        assert cancelled.is_set() and sup.children[0].state == "stopped"
+        state: str = sup.children[0].state
+        assert cancelled.is_set() and state == "stopped"
 
     asyncio.run(main())
 

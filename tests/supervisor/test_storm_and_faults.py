@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,14 @@ def test_a_storm_of_20_drops_waits_in_the_limiter_and_is_never_refused() -> None
     asyncio.run(main())
 
 
+def reconnected(sink: RecordingSink, epoch: int) -> bool:
+    return any(e["type"] == "gap" and e["epoch"] > epoch for e in sink.events)
+
+
+def more_than(sink: RecordingSink, rows: int) -> bool:
+    return sink.rows("trade") > rows
+
+
 def _ts(sink: RecordingSink) -> np.ndarray:
     return np.sort(np.concatenate([r["ts_recv"] for k, r, _ in sink.batches if k == "trade"]))
 
@@ -108,10 +117,8 @@ def test_faults_are_recovered_within_bounds_and_gaps_cover_the_silence(fault: st
                         sim.faults.ignore_pings()
                         sim.faults.stall(30.0)
                     started = time.monotonic()
-                    await until(lambda r=round_: any(e["type"] == "gap" and e["epoch"] > r
-                                                     for e in sink.events), 10)
-                    rows = sink.rows("trade")
-                    await until(lambda n=rows: sink.rows("trade") > n, 5)
+                    await until(partial(reconnected, sink, round_), 10)
+                    await until(partial(more_than, sink, sink.rows("trade")), 5)
                     recoveries.append(time.monotonic() - started)
             finally:
                 handler.stop()
