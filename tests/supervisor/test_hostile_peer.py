@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from feedhandler.app.handler import Handler
+from feedhandler.app.metrics import exposition
 from feedhandler.config import ConfigError, load_config
 from feedhandler.simulator.server.tls import write_self_signed
 from tests.app.recording_sink import RecordingSink
@@ -188,7 +189,10 @@ def test_a_permanent_refusal_later_quarantines_only_that_connection() -> None:
 
             await run_until(handler, quarantined_and_delivering)
             status = snapshots[-1]
+        metrics = exposition(handler)
         (quarantined,) = events(sink, "quarantined")
+        assert 'feedhandler_connection_quarantined{shard="1"} 1' in metrics
+        assert 'feedhandler_connection_quarantined{shard="0"} 0' in metrics
         assert quarantined["shard"] == 1 and quarantined["status"] == 403
         assert quarantined["error"] == "HTTP 403: banned!"
         assert status.quarantined == 1
@@ -263,6 +267,7 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
     assert closes[0][2:].decode() == violation
     assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
     assert handler.supervisor.status().connections[0].violations == 1
+    assert 'feedhandler_protocol_violations_total{shard="0"} 1' in exposition(handler)
 
 
 @pytest.mark.parametrize(("close", "code", "reason"), [
@@ -308,11 +313,13 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
             if opcode == OP_CLOSE:
                 return
 
-    sink, _, peer = against(script, 6, **{"connection.stale_after_s": 0.2,
-                                          "connection.ping_timeout_s": 0.3,
-                                          "connection.max_silence_s": 1.0})
+    sink, handler, peer = against(script, 6, **{"connection.stale_after_s": 0.2,
+                                                "connection.ping_timeout_s": 0.3,
+                                                "connection.max_silence_s": 1.0})
     (stale,) = events(sink, "stale")
     assert stale["cause"] == cause
+    assert f'feedhandler_connection_replaced_total{{shard="0",cause="{cause}"}} 1' in \
+        exposition(handler)
     pings = [p for op, p in peer.sessions[0].received if op == OP_PING]
     # one ping per stale_after_s at most (Binance counts them): 1 s of silence, <= 5
     assert 1 <= len(pings) <= 5
