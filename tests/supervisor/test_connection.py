@@ -12,7 +12,7 @@ import pytest
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
-from feedhandler.config import ConnectionConfig
+from feedhandler.config import ConfigError, ConnectionConfig, load_config
 from feedhandler.supervisor.failures import Failure, classify, refused
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import plan
@@ -163,3 +163,14 @@ def test_failures_are_classified_whatever_their_shape() -> None:
     assert classify(RuntimeError("")).kind == "transient"
     assert refused(503, b"<html>\n  down\n</html>").reason == "HTTP 503: <html> down </html>"
     assert refused(400, b"x" * 1000).reason.endswith("...")
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("connection.ca_file", "/nonexistent/ca.pem", "connection.ca_file: no such file"),
+    ("connection.attempt_limit", 0, "connection.attempt_limit: must be >= 1"),
+    ("connection.stale_after_s", 0, "connection.stale_after_s: must be > 0"),
+    ("connection.backoff_max_s", 0.1, "connection.backoff_max_s: must be >= "),
+])
+def test_connection_settings_are_checked_at_load(key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, {key: value}, environ={})
