@@ -47,6 +47,12 @@ def _broker_list(value: str) -> str:
     return value
 
 
+def _existing_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError("no such file")
+    return value
+
+
 def _partitions(value: int) -> int:
     if value == 0 or value < -1:
         raise ValueError("must be -1 (broker default) or >= 1")
@@ -161,9 +167,22 @@ class ConnectionConfig(Section):
     """first reconnect delay (exponential, full jitter)"""
     backoff_max_s: PositiveFloat = 30.0
     """reconnect delay cap"""
-    ping_interval_s: PositiveFloat = 30.0
-    """our own staleness pings when idle (Binance counts them: keep rare)"""
+    backoff_reset_after_s: NonNegativeFloat = 30.0
+    """backoff starts over once a connection delivered this long"""
+    stale_after_s: PositiveFloat = 30.0
+    """no data frame for this long: our ping (Binance counts them)..."""
     ping_timeout_s: PositiveFloat = 10.0
+    """...no pong within this: the connection is replaced"""
+    max_silence_s: NonNegativeFloat = 0.0
+    """pongs but no data for this long: replaced (0 = per-kind default)"""
+    handshake_timeout_s: PositiveFloat = 10.0
+    """TCP + TLS + HTTP upgrade"""
+    ca_file: Annotated[str, AfterValidator(_existing_file)] = ""
+    """PEM CA bundle for wss:// (default: the system store); always verified"""
+    attempt_limit: PositiveInt = 300
+    """connection attempts per attempt_window_s, for the whole process"""
+    attempt_window_s: PositiveFloat = 300.0
+    """(replicas behind one egress IP: split the 300 among them)"""
 
     @model_validator(mode="after")
     def _backoff_range(self) -> ConnectionConfig:

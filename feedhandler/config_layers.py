@@ -383,8 +383,8 @@ _EXPECTED = {
     "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
     "model_attributes_type": "a mapping", "string_too_short": "a non-empty string",
     "too_short": "at least {min_length} item(s)", "too_long": "at most {max_length} item(s)",
-    "greater_than_equal": "a value >= {ge}", "greater_than": "a value > {gt}",
-    "less_than_equal": "a value <= {le}", "less_than": "a value < {lt}",
+    "greater_than_equal": "must be >= {ge}", "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}", "less_than": "must be < {lt}",
     "literal_error": "{expected}", "union_tag_invalid": "{expected_tags}",
 }
 
@@ -429,7 +429,7 @@ def _reason(errs: list[ErrorDetails]) -> str:
             continue
         template = _EXPECTED.get(err["type"])
         text = template.format(**(err.get("ctx") or {})) if template else err["msg"]
-        reasons.append(f"expected {text}")
+        reasons.append(text if text.startswith("must ") else f"expected {text}")
     return " or ".join(dict.fromkeys(reasons)).replace(" or expected ", " or ")
 
 

@@ -64,14 +64,14 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
     [
         ({"max_mesages": 3}, "unknown key max_mesages (override max_mesages); "
                              "did you mean max_messages?"),
-        ({"batch.linger_ms": -1}, "batch.linger_ms: expected a value >= 0.0, got -1"),
+        ({"batch.linger_ms": -1}, "batch.linger_ms: must be >= 0.0, got -1"),
         ({"kafka.topic_template": "{exchange}.{kinds}"},
          "kafka.topic_template: bad topic template ('kinds'); placeholders: {exchange}, "
          "{market}, {kind}, {symbol}, got \"{exchange}.{kinds}\""),
         ({"streams": ""}, 'streams: expected at least 1 item(s), got ""'),
         ({"streams": ["a@trade", ""]}, 'streams.1: expected a non-empty string, got ""'),
         ({"connection.streams_per_connection": "2000"},
-         "connection.streams_per_connection: expected a value <= 1024, got 2000"),
+         "connection.streams_per_connection: must be <= 1024, got 2000"),
         ({"duration_s": float("inf")}, "duration_s: expected a finite number"),
         ({"batch.rows": True}, "batch.rows: expected an integer, got true"),
         ({"kafka.bootstrap": "a:1, ,b:2"}, "kafka.bootstrap: expected host:port[,host:port"),

@@ -46,7 +46,7 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {bootstrapp: x}\n", {},
      "unknown key kafka.bootstrapp (c.yaml:1); did you mean kafka.bootstrap?"),
     ("batch: {rows: 2.9}\n", {}, 'batch.rows: expected an integer, got 2.9 (c.yaml:1)'),
-    ("batch: {rows: -5}\n", {}, "batch.rows: expected a value >= 1, got -5 (c.yaml:1)"),
+    ("batch: {rows: -5}\n", {}, "batch.rows: must be >= 1, got -5 (c.yaml:1)"),
     ("batch: 5\n", {}, "batch: expected a mapping, got 5 (c.yaml:1)"),
     ("batch: {per_kind: {trades: {rows: 1}}}\n", {}, "batch.per_kind.trades: unknown kind;"),
     ("kafka: {bootstrap: ''}\n", {},
@@ -58,7 +58,7 @@ BAD: list[tuple[str, dict[str, str], str]] = [
      "kafka.compression: expected 'none', 'gzip', 'snappy', 'lz4' or 'zstd', got \"brotli\""),
     ("sink: file\n", {}, "sink: expected 'kafka' or 'null', got \"file\" (c.yaml:1)"),
     ("url: http://example.com\n", {}, 'url: expected a ws:// or wss:// URL, got "http://'),
-    ("health_port: 70000\n", {}, "health_port: expected a value <= 65535, got 70000"),
+    ("health_port: 70000\n", {}, "health_port: must be <= 65535, got 70000"),
     ("connection: {backoff_initial_s: 5, backoff_max_s: 1}\n", {},
      "connection.backoff_max_s: must be >= backoff_initial_s (5.0), got 1 (c.yaml:1)"),
     # environment-only mistakes

@@ -19,13 +19,15 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
-from feedhandler.config import HandlerConfig
+from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
-from feedhandler.supervisor.connection import ShardConnection
-from feedhandler.supervisor.plan import plan
+from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.plan import Shard, plan
+from feedhandler.supervisor.status import HandlerStatus
+from feedhandler.supervisor.tree import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,15 @@ class HandlerStats:
     elapsed_s: float = 0.0
     close_s: float = 0.0  # flushing batches and the sink at shutdown
     sink: dict[str, Any] = field(default_factory=dict)
+    supervisor: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         rate = self.frames / self.elapsed_s if self.elapsed_s else 0.0
         return {"frames": self.frames, "records": dict(self.records), "errors": dict(self.errors),
                 "gaps": self.gaps, "reconnects": self.reconnects,
                 "elapsed_s": round(self.elapsed_s, 3), "frames_per_s": round(rate),
-                "close_s": round(self.close_s, 3), "sink": self.sink}
+                "close_s": round(self.close_s, 3), "sink": self.sink,
+                "connections": self.supervisor}
 
 
 def make_sink(config: HandlerConfig) -> Sink:
@@ -74,14 +78,16 @@ class Handler:
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
         self.shards = [
-            self._connection(shard)
+            self._feed(shard)
             for shard in plan(config.url, config.streams,
                               config.connection.streams_per_connection,
                               config.connection.time_unit, config.shard_index, config.shard_count)
         ]
+        self.supervisor = Supervisor(self.shards, config.connection)
+        self.supervisor.on_start_refusal = self.stop
 
-    def _connection(self, shard: Any) -> ShardConnection:
-        holder: list[ShardConnection] = []
+    def _feed(self, shard: Shard) -> ShardFeed:
+        holder: list[ShardFeed] = []
 
         def on_batch(kind: str, records: np.ndarray,
                      frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
@@ -105,11 +111,11 @@ class Handler:
             # raw (archival) encoding: on_batch also gets the frames each batch came from
             capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
         )
-        conn = ShardConnection(shard, self.config, decoder, self._publish_event,
-                               max_frames=self.config.max_messages,
-                               on_limit=self._maybe_done)
-        holder.append(conn)
-        return conn
+        feed = ShardFeed(shard, decoder, self._publish_event,
+                         max_frames=self.config.max_messages, on_limit=self._maybe_done,
+                         max_message_bytes=self.config.connection.max_frame_bytes)
+        holder.append(feed)
+        return feed
 
     # --- callbacks from the decoders ------------------------------------------------------
     def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
@@ -148,6 +154,11 @@ class Handler:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def status(self) -> HandlerStatus:
+        """The snapshot /readyz and /metrics read."""
+        return HandlerStatus(self.supervisor.status(), self.sink.summary(),
+                             self.sink.backlog_bytes(), self._paused)
 
     @property
     def paused(self) -> bool:
@@ -195,32 +206,40 @@ class Handler:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         started = time.perf_counter()
-        tasks = [asyncio.create_task(s.run(self._stop), name=f"shard {s.shard.index}")
-                 for s in self.shards]
-        tasks.append(asyncio.create_task(self._service(), name="service"))
-        for task in tasks:
-            task.add_done_callback(self._task_done)
+        self.supervisor.start(self._task_done)
+        service = asyncio.create_task(self._service(), name="service")
+        service.add_done_callback(self._task_done)
         if self.config.duration_s:
             loop.call_later(self.config.duration_s, self.stop)
         try:
             await self._stop.wait()
         finally:
+            stopping = time.perf_counter()
             if self.health is not None:
                 # Probes stop at pod deletion; the flush below blocks the loop anyway.
                 self.health.close()
-            self.stats.elapsed_s = time.perf_counter() - started
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.elapsed_s = stopping - started
+            # Open connections close gracefully; pending connects and handshakes are
+            # cancelled: both within a second, whatever the peer does.
+            self.supervisor.stop()
+            await self.supervisor.wait_stopped()
+            service.cancel()
+            await asyncio.gather(service, return_exceptions=True)
             for shard in self.shards:
                 shard.decoder.flush()
             self.stats.frames = sum(s.frames for s in self.shards)
             closing = time.perf_counter()
-            undelivered = self.sink.close(self.config.shutdown_timeout_s)
+            budget = self.config.shutdown_timeout_s - (closing - stopping)
+            undelivered = self.sink.close(max(0.5, budget))
             self.stats.close_s = time.perf_counter() - closing
             self.stats.sink = self.sink.summary()
+            self.stats.supervisor = self.supervisor.status().summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+        if self.supervisor.start_refusal:
+            raise ConfigError(self.supervisor.start_refusal)
         return self.stats
 
 

@@ -31,28 +31,27 @@ class StatusView:
         self._frames = 0
 
     def snapshot(self) -> dict[str, Any]:
-        handler, stats = self.handler, self.handler.stats
+        status, stats = self.handler.status(), self.handler.stats
         now = time.monotonic()
         span = max(now - self._at, 1e-9)
-        frames = sum(shard.frames for shard in handler.shards)
+        connections = status.supervisor.connections
+        frames = sum(c.frames for c in connections)
         rates = {kind: round((count - self._records[kind]) / span, 1)
                  for kind, count in stats.records.items()}
         self._at, self._records, self._frames, frames_before = \
             now, Counter(stats.records), frames, self._frames
-        summary = handler.sink.summary()
         return {
             "elapsed_s": round(now - self._started, 1),
             "frames": frames, "frames_per_s": round((frames - frames_before) / span, 1),
             "records": dict(stats.records), "records_per_s": rates,
             "errors": sum(stats.errors.values()), "gaps": stats.gaps,
-            "reconnects": stats.reconnects, "paused": handler.paused,
-            "shards": [{"shard": c.shard.index, "streams": len(c.shard.streams),
-                        "state": "connected" if c.listener is not None else "connecting",
+            "reconnects": stats.reconnects, "paused": status.paused,
+            "shards": [{"shard": c.shard, "streams": c.streams, "state": c.state,
                         "epoch": c.epoch, "frames": c.frames,
                         "failed_attempts": c.failed_attempts, "last_error": c.last_error}
-                       for c in handler.shards],
-            "sink": {"backlog_bytes": handler.sink.backlog_bytes(),
-                     **{k: summary[k] for k in SINK_KEYS if k in summary}},
+                       for c in connections],
+            "sink": {"backlog_bytes": status.backlog_bytes,
+                     **{k: status.sink[k] for k in SINK_KEYS if k in status.sink}},
         }
 
 
@@ -76,8 +75,8 @@ def render(snap: dict[str, Any]) -> Group:
     for name in ("shard", "streams", "state", "epoch", "frames", "last error"):
         shards.add_column(name, justify="left" if name in ("state", "last error") else "right")
     for s in snap["shards"]:
-        state = "[green]connected[/]" if s["state"] == "connected" else \
-            f"[yellow]connecting[/] (attempt {s['failed_attempts'] + 1})"
+        state = {"open": "[green]open[/]", "quarantined": "[red]quarantined[/]"}.get(
+            s["state"], f"[yellow]{s['state']}[/] (attempt {s['failed_attempts'] + 1})")
         shards.add_row(str(s["shard"]), str(s["streams"]), state, str(s["epoch"]),
                        f"{s['frames']:,}", s["last_error"][:60])
     return Group(head, kinds, shards)
@@ -111,7 +110,7 @@ async def report(view: StatusView, running: asyncio.Task[Any], interval_s: float
 
 
 def _brief(snap: dict[str, Any]) -> str:
-    up = sum(s["state"] == "connected" for s in snap["shards"])
+    up = sum(s["state"] == "open" for s in snap["shards"])
     return (f"frames/s={snap['frames_per_s']} frames={snap['frames']} gaps={snap['gaps']} "
             f"reconnects={snap['reconnects']} errors={snap['errors']} "
             f"shards_up={up}/{len(snap['shards'])} backlog_bytes={snap['sink']['backlog_bytes']}")

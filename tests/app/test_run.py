@@ -38,7 +38,7 @@ def test_on_a_terminal_run_shows_the_live_table(simulator: SimulatorProcess) -> 
                             timeout=60, env={**clean_env(), "COLUMNS": "120", "TERM": "xterm"})
     screen = result.stdout.decode(errors="replace")
     assert result.returncode == 0, screen[-3000:]
-    for text in ("records/s", "bookTicker", "trade", "shards", "connected", "reconnects 0",
+    for text in ("records/s", "bookTicker", "trade", "shards", "open", "reconnects 0",
                  "gaps 0", "kafka", "backlog"):
         assert text in screen, text
     assert '{"ts"' not in screen  # text logs on a terminal
@@ -52,7 +52,7 @@ def test_piped_run_logs_json_lines_with_periodic_stats(simulator: SimulatorProce
     assert {line["level"] for line in lines} <= {"INFO", "WARNING"}
     stats = [line["stats"] for line in lines if line["msg"].startswith("stats ")]
     assert 3 <= len(stats) <= 7  # every 0.5 s of 3 s, none per message
-    assert stats[-1]["shards"][0]["state"] == "connected"
+    assert stats[-1]["shards"][0]["state"] == "open"
     assert stats[-1]["records"]["bookTicker"] > 0 and stats[-1]["frames_per_s"] > 0
     summary = orjson.loads(result.stdout)
     assert summary["frames"] >= stats[-1]["frames"] > 0

@@ -12,27 +12,22 @@ from rich.console import Console
 from feedhandler.app.status_view import StatusView, render
 
 
-class FakeSink:
-    def summary(self) -> dict[str, Any]:
-        return {"delivered": 7, "failed": 1, "in_flight": 2, "undelivered": 3, "errors": {}}
-
-    def backlog_bytes(self) -> int:
-        return 4096
-
-
 def fake_handler() -> Any:
-    shard = SimpleNamespace(shard=SimpleNamespace(index=0, streams=("a", "b")), listener=None,
-                            epoch=3, frames=0, failed_attempts=2, last_error="refused")
+    connection = SimpleNamespace(shard=0, streams=2, state="connecting", epoch=3, frames=0,
+                                 failed_attempts=2, last_error="refused")
     stats = SimpleNamespace(records=Counter({"trade": 10}), errors=Counter({"bad_decimal": 1}),
                             gaps=4, reconnects=2)
-    return SimpleNamespace(stats=stats, shards=[shard], sink=FakeSink(), paused=False)
+    status = SimpleNamespace(
+        supervisor=SimpleNamespace(connections=[connection]), backlog_bytes=4096, paused=False,
+        sink={"delivered": 7, "failed": 1, "in_flight": 2, "undelivered": 3, "errors": {}})
+    return SimpleNamespace(stats=stats, status=lambda: status, connection=connection)
 
 
 def test_snapshot_rates_are_since_the_previous_snapshot() -> None:
     handler = fake_handler()
     view = StatusView(handler)
     handler.stats.records["trade"] += 50
-    handler.shards[0].frames = 25
+    handler.connection.frames = 25
     time.sleep(0.05)
     snap = view.snapshot()
     assert 0 < snap["records_per_s"]["trade"] <= 50 / 0.05
