@@ -373,6 +373,32 @@ KINDS: tuple[Kind, ...] = (
         namespace="feedhandler",
         notes="Written by the decoder's sequence checks, never by a stream.",
     ),
+    Kind(
+        "blockTrade", Role.MARKET,
+        (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"),
+         i64("t", "trade_id", "block trade id `t`"), price("p", "price", "`p`"),
+         qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
+        streams=_per_symbol("blockTrade"), events=("blockTrade",),
+        sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
+        notes="Block trades (new 2026-05-12); their ids `t` are their own sequence, apart from "
+              "the trade stream's.",
+        example='{"e":"blockTrade","E":1772506983582,"s":"BNBBTC","t":582,"p":"0.052",'
+                '"q":"5838","T":1772506983321,"m":true}',
+    ),
+    Kind(
+        "referencePrice", Role.MARKET,
+        (recv(), ts("t", "ts_engine", "engine time `t` at which the reference price was valid, ns"),
+         price("r", "price", "reference price `r`; 0 when `r` is null (see price_known)",
+               null_flag="price_known"),
+         local("price_known", "uint8", "1 if `r` was a price, 0 if it was null (no reference "
+               "price at that time)"),
+         symbol()),
+        streams=_per_symbol("referencePrice"), events=("referencePrice",),
+        notes="Price Range Execution Rule (new 2026-03). The payload has no event time `E`: "
+              "`ts_engine` is the only exchange time. `r` is null when the symbol has no "
+              "reference price: the record is kept, with price 0 and price_known 0.",
+        example='{"e":"referencePrice","s":"BAZUSD","r":"1.00","t":1770313263917}',
+    ),
 )
 
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

@@ -28,6 +28,8 @@ PINNED = {
     "avgPrice": (1, 72, "12cbdf227258f44c"),
     "control": (1, 40, "75d6f3e0368fdc73"),
     "gap": (1, 64, "05ae791ad2790162"),
+    "blockTrade": (1, 88, "99bc9d5dda4f7497"),
+    "referencePrice": (1, 64, "6d947dfd3d70be32"),
 }
 
 
