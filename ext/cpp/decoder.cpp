@@ -60,36 +60,7 @@ struct Plain;
 namespace fh {
 namespace {
 
-struct StreamInfo {
-  Kind kind = KIND_NONE;
-  bool is_array = false;  // "!miniTicker@arr", "!ticker_<w>@arr"
-  uint8_t levels = 0;     // partial depth: 5/10/20
-  int16_t utc_offset_min = 0;
-  char symbol[kSymbolWidth] = {};  // upper-cased from the stream name; empty for "!" streams
-};
 
-bool classify_stream(std::string_view name, StreamInfo& out) {
-  out = StreamInfo{};
-  const StreamGrammar* g;
-  if (!name.empty() && name[0] == '!') {
-    g = stream_grammar(name);
-    if (!g || !g->market) return false;
-  } else {
-    const size_t at = name.find('@');
-    if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
-    g = stream_grammar(name.substr(at + 1));
-    if (!g || g->market) return false;
-    for (size_t i = 0; i < at; ++i) {
-      const char ch = name[i];
-      out.symbol[i] = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch;
-    }
-  }
-  out.kind = g->kind;
-  out.is_array = g->array;
-  out.levels = g->levels;
-  out.utc_offset_min = g->utc_offset_min;
-  return true;
-}
 
 Error from_simdjson(error_code err) {
   switch (err) {
@@ -846,6 +817,30 @@ bool Decoder::Impl::control(od::object& obj, Ctx& c) {
 #undef FH_READ
 
 // --- public API ------------------------------------------------------------------------------
+
+bool classify_stream(std::string_view name, StreamInfo& out) noexcept {
+  out = StreamInfo{};
+  const StreamGrammar* g;
+  if (!name.empty() && name[0] == '!') {
+    g = stream_grammar(name);
+    if (!g || !g->market) return false;
+  } else {
+    const size_t at = name.find('@');
+    if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
+    g = stream_grammar(name.substr(at + 1));
+    if (!g || g->market) return false;
+    for (size_t i = 0; i < at; ++i) {
+      const char ch = name[i];
+      out.symbol[i] = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch;
+    }
+  }
+  out.kind = g->kind;
+  out.is_array = g->array;
+  out.levels = g->levels;
+  out.utc_offset_min = g->utc_offset_min;
+  return true;
+}
+
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
 Decoder::~Decoder() = default;
