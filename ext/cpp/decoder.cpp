@@ -599,7 +599,7 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
         od::value x;
         if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
         if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
-        if (!fixed(x, i == 0 ? r->price : r->qty, c, name)) return false;
+        if (!(i == 0 ? fixed(x, r->price, c, name) : fixed128(x, r->qty, c, name))) return false;
         ++i;
       }
       if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
@@ -647,7 +647,7 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
     std::memcpy(r->symbol, c.stream->symbol, kSymbolWidth);
   }
   uint32_t seen = 0;
-  auto levels = [&](od::value& v, int64_t* prices, int64_t* qtys, uint8_t& count,
+  auto levels = [&](od::value& v, int64_t* prices, Int128LE* qtys, uint8_t& count,
                     const char* name) {
     od::array arr;
     if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
@@ -660,7 +660,9 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
         od::value x;
         if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
         if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
-        if (!fixed(x, i == 0 ? prices[count] : qtys[count], c, name)) return false;
+        if (!(i == 0 ? fixed(x, prices[count], c, name) : fixed128(x, qtys[count], c, name))) {
+          return false;
+        }
         ++i;
       }
       if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
