@@ -19,16 +19,17 @@ template <> struct Plain<KIND_TRADE> {
       {"T", offsetof(TradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(TradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("t"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("T"): return 5;
-      case key_code("m"): return 6;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("T"): return on(std::integral_constant<int, 5>{});
+      case key_code("m"): return on(std::integral_constant<int, 6>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(TradeRecord, trade_id), offsetof(TradeRecord, trade_id), true};
@@ -48,18 +49,19 @@ template <> struct Plain<KIND_AGG_TRADE> {
       {"T", offsetof(AggTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(AggTradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("a"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("f"): return 5;
-      case key_code("l"): return 6;
-      case key_code("T"): return 7;
-      case key_code("m"): return 8;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("a"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("f"): return on(std::integral_constant<int, 5>{});
+      case key_code("l"): return on(std::integral_constant<int, 6>{});
+      case key_code("T"): return on(std::integral_constant<int, 7>{});
+      case key_code("m"): return on(std::integral_constant<int, 8>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(AggTradeRecord, agg_id), offsetof(AggTradeRecord, agg_id), true};
@@ -76,15 +78,16 @@ template <> struct Plain<KIND_BOOK_TICKER> {
       {"a", offsetof(BookTickerRecord, ask_price), R_FIXED8, 0, true, -1},
       {"A", offsetof(BookTickerRecord, ask_qty), R_FIXED128, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("u"): return 0;
-      case key_code("s"): return 1;
-      case key_code("b"): return 2;
-      case key_code("B"): return 3;
-      case key_code("a"): return 4;
-      case key_code("A"): return 5;
-      default: return -1;
+      case key_code("u"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("b"): return on(std::integral_constant<int, 2>{});
+      case key_code("B"): return on(std::integral_constant<int, 3>{});
+      case key_code("a"): return on(std::integral_constant<int, 4>{});
+      case key_code("A"): return on(std::integral_constant<int, 5>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(BookTickerRecord, update_id), offsetof(BookTickerRecord, update_id), false};
@@ -103,17 +106,18 @@ template <> struct Plain<KIND_MINI_TICKER> {
       {"v", offsetof(MiniTickerRecord, volume), R_FIXED128, 0, true, -1},
       {"q", offsetof(MiniTickerRecord, quote_volume), R_FIXED128, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("c"): return 2;
-      case key_code("o"): return 3;
-      case key_code("h"): return 4;
-      case key_code("l"): return 5;
-      case key_code("v"): return 6;
-      case key_code("q"): return 7;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("c"): return on(std::integral_constant<int, 2>{});
+      case key_code("o"): return on(std::integral_constant<int, 3>{});
+      case key_code("h"): return on(std::integral_constant<int, 4>{});
+      case key_code("l"): return on(std::integral_constant<int, 5>{});
+      case key_code("v"): return on(std::integral_constant<int, 6>{});
+      case key_code("q"): return on(std::integral_constant<int, 7>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -146,31 +150,32 @@ template <> struct Plain<KIND_TICKER> {
       {"L", offsetof(TickerRecord, last_trade_id), R_INTEGER, 0, true, -1},
       {"n", offsetof(TickerRecord, n_trades), R_INTEGER, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("p"): return 2;
-      case key_code("P"): return 3;
-      case key_code("w"): return 4;
-      case key_code("x"): return 5;
-      case key_code("c"): return 6;
-      case key_code("Q"): return 7;
-      case key_code("b"): return 8;
-      case key_code("B"): return 9;
-      case key_code("a"): return 10;
-      case key_code("A"): return 11;
-      case key_code("o"): return 12;
-      case key_code("h"): return 13;
-      case key_code("l"): return 14;
-      case key_code("v"): return 15;
-      case key_code("q"): return 16;
-      case key_code("O"): return 17;
-      case key_code("C"): return 18;
-      case key_code("F"): return 19;
-      case key_code("L"): return 20;
-      case key_code("n"): return 21;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("p"): return on(std::integral_constant<int, 2>{});
+      case key_code("P"): return on(std::integral_constant<int, 3>{});
+      case key_code("w"): return on(std::integral_constant<int, 4>{});
+      case key_code("x"): return on(std::integral_constant<int, 5>{});
+      case key_code("c"): return on(std::integral_constant<int, 6>{});
+      case key_code("Q"): return on(std::integral_constant<int, 7>{});
+      case key_code("b"): return on(std::integral_constant<int, 8>{});
+      case key_code("B"): return on(std::integral_constant<int, 9>{});
+      case key_code("a"): return on(std::integral_constant<int, 10>{});
+      case key_code("A"): return on(std::integral_constant<int, 11>{});
+      case key_code("o"): return on(std::integral_constant<int, 12>{});
+      case key_code("h"): return on(std::integral_constant<int, 13>{});
+      case key_code("l"): return on(std::integral_constant<int, 14>{});
+      case key_code("v"): return on(std::integral_constant<int, 15>{});
+      case key_code("q"): return on(std::integral_constant<int, 16>{});
+      case key_code("O"): return on(std::integral_constant<int, 17>{});
+      case key_code("C"): return on(std::integral_constant<int, 18>{});
+      case key_code("F"): return on(std::integral_constant<int, 19>{});
+      case key_code("L"): return on(std::integral_constant<int, 20>{});
+      case key_code("n"): return on(std::integral_constant<int, 21>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -186,14 +191,15 @@ template <> struct Plain<KIND_AVG_PRICE> {
       {"w", offsetof(AvgPriceRecord, price), R_FIXED8, 0, true, -1},
       {"T", offsetof(AvgPriceRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("i"): return 2;
-      case key_code("w"): return 3;
-      case key_code("T"): return 4;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("i"): return on(std::integral_constant<int, 2>{});
+      case key_code("w"): return on(std::integral_constant<int, 3>{});
+      case key_code("T"): return on(std::integral_constant<int, 4>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -211,16 +217,17 @@ template <> struct Plain<KIND_BLOCK_TRADE> {
       {"T", offsetof(BlockTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(BlockTradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("t"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("T"): return 5;
-      case key_code("m"): return 6;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("T"): return on(std::integral_constant<int, 5>{});
+      case key_code("m"): return on(std::integral_constant<int, 6>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(BlockTradeRecord, trade_id), offsetof(BlockTradeRecord, trade_id), true};
@@ -234,12 +241,13 @@ template <> struct Plain<KIND_REFERENCE_PRICE> {
       {"r", offsetof(ReferencePriceRecord, price), R_FIXED8, 0, true, offsetof(ReferencePriceRecord, price_known)},
       {"t", offsetof(ReferencePriceRecord, ts_engine), R_TIMESTAMP, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("s"): return 0;
-      case key_code("r"): return 1;
-      case key_code("t"): return 2;
-      default: return -1;
+      case key_code("s"): return on(std::integral_constant<int, 0>{});
+      case key_code("r"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};

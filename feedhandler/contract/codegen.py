@@ -119,10 +119,14 @@ def _plain_kind(kind: Kind) -> list[str]:
                    f"{f.count if f.type == 'bytes' else 0}, "
                    f"{'true' if f.required else 'false'}, {flag}}},")
     out.append("  };")
-    out.append("  static int slot(uint32_t key) noexcept {")
+    # key -> slot as a compile-time constant handed to `on`, so each case compiles to its
+    # own reader call (no run-time dispatch on the reader).
+    out.append("  template <typename F>")
+    out.append("  static bool on_key(uint32_t key, F&& on) {")
     out.append("    switch (key) {")
-    out += [f'      case key_code("{f.key}"): return {i};' for i, f in enumerate(keyed)]
-    out += ["      default: return -1;", "    }", "  }"]
+    out += [f'      case key_code("{f.key}"): return on(std::integral_constant<int, {i}>{{}});'
+            for i, f in enumerate(keyed)]
+    out += ["      default: return on(std::integral_constant<int, -1>{});", "    }", "  }"]
     seq = kind.sequence
     if seq is None:
         out.append("  static constexpr SequenceDesc sequence = {false, 0, 0, false};")
