@@ -28,6 +28,7 @@ from feedhandler.config_layers import (
     Section,
     load,
 )
+from feedhandler.contract.streams import normalize_streams, url_streams
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "ConfigError", "ConnectionConfig", "HandlerConfig",
            "KafkaConfig", "load_config", "load_config_with_origins"]
@@ -225,7 +226,16 @@ class HandlerConfig(Section):
     def _websocket_url(cls, value: str) -> str:
         if not value.startswith(("ws://", "wss://")) or len(value.split("://", 1)[1]) == 0:
             raise ValueError("expected a ws:// or wss:// URL")
+        from_url = url_streams(value)  # a URL with a path names its streams itself
+        if from_url is not None:
+            normalize_streams(from_url)
         return value
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, value: list[str]) -> list[str]:
+        # split into connections later: no per-connection count here
+        return normalize_streams(value, per_connection=None)
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> HandlerConfig:
