@@ -32,8 +32,9 @@ class KafkaConfig:
     partitions: int = -1  # for created topics; -1 = the broker's default
     replication_factor: int = -1
     topic_config: dict[str, str] = field(default_factory=dict)  # e.g. retention.ms
-    compression: str = "lz4"  # none | gzip | snappy | lz4 | zstd
-    linger_ms: float = 5.0  # librdkafka linger.ms
+    profile: str = "throughput"  # latency | throughput: librdkafka defaults (sinks/kafka.py)
+    compression: str = ""  # none | gzip | snappy | lz4 | zstd; "": the profile's
+    linger_ms: float = -1.0  # librdkafka linger.ms; -1: the profile's
     batch_bytes: int = 1 << 20  # librdkafka batch.size
     max_message_bytes: int = 1_000_000  # a bigger (kind, symbol) batch is split; broker: 1 MiB
     queue_mb: int = 64  # librdkafka's own queue (queue.buffering.max.kbytes)...
@@ -95,7 +96,10 @@ class HandlerConfig:
         if self.kafka.encoding not in ("records", "json", "raw"):
             raise ConfigError(f"kafka.encoding: must be records, json or raw, not "
                               f"{self.kafka.encoding!r}")
-        if self.kafka.compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
+        if self.kafka.profile not in ("latency", "throughput"):
+            raise ConfigError(f"kafka.profile: must be latency or throughput, not "
+                              f"{self.kafka.profile!r}")
+        if self.kafka.compression not in ("", "none", "gzip", "snappy", "lz4", "zstd"):
             raise ConfigError(f"kafka.compression: unknown codec {self.kafka.compression!r}")
         for key in ("partitions", "replication_factor"):
             if getattr(self.kafka, key) == 0 or getattr(self.kafka, key) < -1:
