@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("feedhandler.app.run", "run the feed handler: exchange -> parser -> sink"),
     "simulate": ("feedhandler.simulator.cli", "run the Binance-compatible exchange simulator"),
     "consume": ("feedhandler.consume.cli", "read and decode records from Kafka"),
+    "bench": ("feedhandler.bench.cli", "measure latency: exchange -> handler -> Kafka consumer"),
 }
 
 

@@ -140,6 +140,9 @@ class KafkaSink:
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._instance_header = (H_INSTANCE, instance.encode())
         self._closing = False
+        # Called per acknowledged message when kafka.producer sets delivery.report.only.error
+        # false (the latency benchmark stamps acks with it); never in normal operation.
+        self.on_acked: Callable[[Message], None] | None = None
 
     # --- Sink ------------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
@@ -341,6 +344,13 @@ class KafkaSink:
     def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
         if err is not None:  # (successes are not reported: delivery.report.only.error)
             self._failed(msg.topic() or "", msg.key() or b"", count, err)
+        elif self.on_acked is not None:
+            self.on_acked(msg)
+
+    def serve_deliveries(self, timeout: float) -> None:
+        """Wait up to `timeout` s for delivery reports and serve them: librdkafka allows this
+        from another thread, which the latency benchmark uses to stamp acks as they come."""
+        self._producer.poll(timeout)
 
     def _on_statistics(self, text: str) -> None:
         brokers = [b for b in orjson.loads(text).get("brokers", {}).values() if b["nodeid"] >= 0]
