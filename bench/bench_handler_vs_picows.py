@@ -3,9 +3,11 @@
   .venv/bin/python bench/bench_handler_vs_picows.py [--messages N] [--rounds R]
 
 Each round connects (a) a bare picows client whose Python `on_ws_frame` only counts frames and
-(b) our handler's hot path (FeedListener -> C++ decoder -> numpy batches -> null sink) to a
+our handler's hot path (FeedListener -> C++ decoder -> numpy batches -> null sink), (b) with
+smart batching (a batch leaves when the loop has decoded the read burst, as the handler runs
+it) and (c) with batches that leave only when full or 5 ms old (before smart batching), to a
 simulator that pre-encodes N bookTicker frames per connection and writes them in bulk. Rates
-are messages/s between the first and the last frame; the ratio is (b)/(a) per round.
+are messages/s between the first and the last frame; ratios are (b)/(a) and (c)/(a) per round.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ async def bare_picows(url: str, n: int) -> float:
     return n / ((last - first) / 1e9)
 
 
-async def handler_hot_path(url: str, n: int) -> float:
+async def handler_hot_path(url: str, n: int, burst: bool) -> float:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     span = [0, 0]
     seen = [0]
@@ -63,7 +65,7 @@ async def handler_hot_path(url: str, n: int) -> float:
         seen[0] += len(records)
         span[1] = int(records["ts_recv"][-1])
 
-    decoder = Decoder(on_batch, batch_rows=4096, linger_ms=5.0)
+    decoder = Decoder(on_batch, batch_rows=4096, linger_ms=5.0, burst=burst)
 
     def on_limit(_listener: FeedListener) -> None:
         decoder.flush()
@@ -82,18 +84,23 @@ async def main(n: int, rounds: int) -> None:
                        for s in Universe.generate(SEED, 50).symbols[:20])
     args = ["--seed", str(SEED), "--symbols", "50", "--fast", "--pregenerate", str(n),
             "--max-messages", str(n)]
-    bare, ours = [], []
+    bare: list[float] = []
+    ours: dict[str, list[float]] = {"burst": [], "linger": []}
     with SimulatorProcess(args, timeout=60) as sim:
         url = f"{sim.url}/stream?streams={streams}"
-        for _ in range(rounds):
+        for i in range(rounds):
             bare.append(await bare_picows(url, n))
-            ours.append(await handler_hot_path(url, n))
-    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
+            for variant in ("burst", "linger") if i % 2 == 0 else ("linger", "burst"):
+                ours[variant].append(await handler_hot_path(url, n, variant == "burst"))
     print(f"machine: {platform.processor() or platform.machine()}, simdjson kernel {SIMD_KERNEL}")
     print(f"{n} bookTicker frames x {rounds} rounds, 20 symbols")
     print(f"bare picows (Python counter): median {statistics.median(bare):,.0f} msg/s  {bare}")
-    print(f"feedhandler null sink:        median {statistics.median(ours):,.0f} msg/s  {ours}")
-    print(f"ratio handler/bare: median {statistics.median(ratios):.2f}  per round {ratios}")
+    for variant, label in (("burst", "smart batching"), ("linger", "full or 5 ms only")):
+        rates = ours[variant]
+        ratios = [o / b for o, b in zip(rates, bare, strict=True)]
+        print(f"feedhandler null sink, {label}: median {statistics.median(rates):,.0f} msg/s; "
+              f"ratio to bare: median {statistics.median(ratios):.2f}  per round "
+              f"{[round(r, 2) for r in ratios]}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ BATCH_KEYS = ("rows", "bytes", "linger_ms")
 class BatchConfig:
     rows: int = 4096  # flush a kind's batch at this many records...
     bytes: int = 1 << 20  # ...or this many bytes of records (rows = bytes // record size)...
-    linger_ms: float = 5.0  # ...or when its first record is this old
+    linger_ms: float = 5.0  # ...or when its first record is this old (a cap; see burst)
+    # ...and as soon as the event loop has decoded the current socket read burst (smart
+    # batching: big batches under load, each frame at once when idle); false: full or linger
+    burst: bool = True
     per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> BATCH_KEYS
 
     def rows_for(self, kind: str, itemsize: int) -> int:

@@ -104,7 +104,7 @@ class Handler:
             time_unit=self.config.connection.time_unit,
             # raw (archival) encoding: on_batch also gets the frames each batch came from
             capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
-            burst=True,  # batches leave once the loop has decoded the read burst (smart batching)
+            burst=batch.burst,  # hand over once the loop has decoded the read burst
         )
         conn = ShardConnection(shard, self.config, decoder, self._publish_event,
                                max_frames=self.config.max_messages,

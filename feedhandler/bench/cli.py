@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--clock-note", default=None, help="how the clocks were aligned")
     lat.add_argument("--out", type=Path, default=Path("bench/results/latency"),
                      help="directory for results.json and the plots (default: %(default)s)")
+    lat.add_argument("--no-ack-stamps", action="store_true",
+                     help="no per-message delivery reports: no produce->ack / ack->consumer, "
+                     "and no thread taking the GIL from the handler")
     lat.add_argument("--no-plots", action="store_true")
 
 
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         kinds=[k for k in args.kinds.split(",") if k],
         saturation_frames=args.saturation_frames, warmup_s=args.warmup,
         null=not args.no_null, floor=not args.no_floor, url=args.url, bootstrap=args.bootstrap,
-        clock_offset_us=args.clock_offset_us, clock_note=note,
+        clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
     )
     result = run_bench(options)
     args.out.mkdir(parents=True, exist_ok=True)

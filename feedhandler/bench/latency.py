@@ -75,6 +75,7 @@ class Options:
     bootstrap: str | None = None  # a broker already running
     clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
     clock_note: str = SAME_CLOCK
+    ack_stamps: bool = True  # delivery reports served by a thread (costs the handler the GIL)
 
 
 class TimedSink:
@@ -181,7 +182,7 @@ class Bench:
             "url": url, "streams": self.streams, "sink": sink, "instance": "bench",
             "kafka.bootstrap": bootstrap, "kafka.market": f"lat{uuid.uuid4().hex[:8]}",
             "kafka.profile": profile or "latency", "connection.time_unit": "us",
-            "kafka.producer": {"delivery.report.only.error": False},
+            "kafka.producer": {"delivery.report.only.error": not self.options.ack_stamps},
             # saturation: a fixed number of pre-generated frames, as fast as they are read
             "duration_s": duration_s if rate else 0.0,
             "max_messages": 0 if rate else self.options.saturation_frames,
@@ -203,8 +204,12 @@ class Bench:
                 (m.topic() or "", m.partition() or 0, m.offset() or 0, time.time_ns()))
             topics = sorted(data_topics(self.streams, config.kafka.topic_template,
                                         config.kafka.exchange, config.kafka.market))
-            with probe(bootstrap, topics, self.workdir) as tables, delivery_server(inner):
-                uvloop.run(handler.run())
+            with probe(bootstrap, topics, self.workdir) as tables:
+                if self.options.ack_stamps:
+                    with delivery_server(inner):
+                        uvloop.run(handler.run())
+                else:
+                    uvloop.run(handler.run())
         else:
             uvloop.run(handler.run())
         used = {"handler": time.process_time() - cpu["handler"],
@@ -239,7 +244,7 @@ class Bench:
         end = max(now for _, now in handed)
         if "events" in tables and len(tables["events"]):
             self._kafka_stages(sink, acks, tables, settled, stamped, samples)
-            end = max(ack for *_, ack in acks)
+            end = max([end, *(ack for *_, ack in acks)])
         throughput = len(recv) / max((end - first) / 1e9, 1e-9)  # (a float, not numpy)
         return {name: summarize(samples[name]) for name in STAGES if name in samples}, throughput
 
@@ -260,9 +265,10 @@ class Bench:
             batch = np.searchsorted(firsts, ts_recv[mine], side="right") - 1
             produce[mine] = np.where(batch >= 0, handed[np.maximum(batch, 0)], -1)
         ack, consumed = message_ack[msg], messages[msg, 3]
-        keep = (ts_recv >= settled) & (ack >= 0) & (produce >= 0)
-        samples["produce_to_ack"] = (ack - produce)[keep]
-        samples["ack_to_consumer"] = (consumed - ack)[keep]
+        keep = (ts_recv >= settled) & (produce >= 0)
+        if acks:
+            samples["produce_to_ack"] = (ack - produce)[keep & (ack >= 0)]
+            samples["ack_to_consumer"] = (consumed - ack)[keep & (ack >= 0)]
         if stamped:  # E is the send time only in the wall-clock paced mode
             offset = int(self.options.clock_offset_us * 1000)
             timed = keep & (ts_event >= 0)
