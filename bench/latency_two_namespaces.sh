@@ -47,7 +47,10 @@ for ns in "$EX" "$HD"; do ip -n "$ns" link set lo up; done
 ip -n "$EX" link set fh-ex up
 ip -n "$HD" link set fh-hd up
 if [[ -n "$DELAY" ]]; then  # one way: exchange -> handler, where market data flows
-    ip netns exec "$EX" tc qdisc add dev fh-ex root netem delay "$DELAY"
+    if ! ip netns exec "$EX" tc qdisc add dev fh-ex root netem delay "$DELAY"; then
+        echo "tc netem is not available in this kernel (module sch_netem); run without --delay" >&2
+        exit 2
+    fi
 fi
 
 ip netns exec "$EX" "$PY" -m feedhandler simulate --host "$EX_IP" --port "$PORT" --seed 1 \

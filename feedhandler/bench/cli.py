@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
                      help="stream kinds per symbol: the mix (default: %(default)s)")
     lat.add_argument("--saturation-frames", type=int, default=300_000)
-    lat.add_argument("--warmup", type=float, default=5.0, help="seconds of unrecorded run first")
+    lat.add_argument("--warmup", type=float, default=15.0,
+                     help="seconds of unrecorded run first (a fresh broker JIT-compiles)")
     lat.add_argument("--no-null", action="store_true", help="skip the null-sink runs")
     lat.add_argument("--no-floor", action="store_true", help="skip the bare-producer floor")
     lat.add_argument("--url", help="a running simulator (two hosts): ws://HOST:PORT")
@@ -57,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from feedhandler.bench.latency import run_bench  # (heavy: the handler, numpy, hdrh)
+    from feedhandler.bench.report import markdown
 
     profiles = [p for p in args.profiles.split(",") if p]
     if bad := [p for p in profiles if p not in ("latency", "throughput")]:
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     options_json = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
     (args.out / "results.json").write_bytes(orjson.dumps(result, option=options_json))
+    (args.out / "results.md").write_text(markdown(result))
     if not args.no_plots:
         from feedhandler.bench.plots import cdf_plot, rate_plot
 

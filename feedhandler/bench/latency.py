@@ -68,7 +68,7 @@ class Options:
                                                       "depth@100ms"])
     saturation_frames: int = 300_000
     settle_s: float = 1.0
-    warmup_s: float = 5.0  # an unrecorded run first: a fresh broker compiles under load
+    warmup_s: float = 15.0  # an unrecorded run first: a fresh broker compiles under load
     null: bool = True
     floor: bool = True
     url: str | None = None  # a simulator already running (e.g. on another host)
@@ -192,6 +192,7 @@ class Bench:
                     bootstrap: str,
                     pids: dict[str, int | None], duration_s: float) -> dict[str, Any]:
         config = self.config(url, sink_kind, profile, rate, bootstrap, duration_s)
+        pids = {name: pid for name, pid in pids.items() if pid is not None}  # (ours only)
         inner = make_sink(config)
         sink = TimedSink(inner)
         handler = Handler(config, sink)

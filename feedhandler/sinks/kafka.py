@@ -381,6 +381,8 @@ def _rows(order: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
 
 def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
     """Runs bounds[i]:bounds[i + 1] cut into pieces of at most `most` rows: (starts, ends)."""
+    if bounds[-1] - bounds[0] <= most:  # no run can be too long: skip np.diff (small batches)
+        return bounds[:-1], bounds[1:]
     sizes = np.diff(bounds)
     if not len(sizes) or sizes.max() <= most:
         return bounds[:-1], bounds[1:]
