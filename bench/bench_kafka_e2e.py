@@ -27,31 +27,19 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from feedhandler.app.handler import Handler
+from feedhandler.bench.latency import broker, cpu_model, process_cpu
 from feedhandler.config import load_config
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
-from feedhandler.testing.kafka import LocalKafka
 
 KINDS = ("bookTicker", "trade", "aggTrade", "depth@100ms")
-
-
-def _process_cpu(pid: int | None) -> float:
-    """CPU seconds used so far by process `pid` (0 without one)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, dict[str, float]]:
@@ -62,7 +50,7 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
 
     def cpu() -> dict[str, float]:
         return {"handler": time.process_time(),
-                **{name: _process_cpu(pid) for name, pid in pids.items()}}
+                **{name: process_cpu(pid) for name, pid in pids.items()}}
 
     async def watch() -> None:
         nonlocal first, start
@@ -105,25 +93,6 @@ def _cpu_text(result: dict[str, Any], sink: str) -> str:
         f"{name} {result[f'{name}_cpu']:.2f}" for name in names)
 
 
-@contextmanager
-def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """(bootstrap, pid of the broker when it is ours)."""
-    if bootstrap:
-        yield bootstrap, None
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
-            LocalKafka(Path(workdir)) as kafka:
-        yield kafka.bootstrap, kafka.pid
-
-
-def _cpu_model() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=500_000, help="frames per run")
@@ -143,7 +112,7 @@ def main() -> int:
     universe = Universe.generate(1)
     streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[: args.symbols] for k in KINDS]
 
-    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_cpu_model()}, "
+    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {cpu_model()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")

@@ -319,7 +319,7 @@ class Bench:
     def run(self, log: Any = print) -> dict[str, Any]:
         opts = self.options
         runs: list[dict[str, Any]] = []
-        with broker(opts.bootstrap, self.workdir) as (bootstrap, broker_pid):
+        with broker(opts.bootstrap) as (bootstrap, broker_pid):
             if opts.warmup_s and opts.profiles:
                 with self.simulator(opts.rates[0] or 10_000) as (url, _):
                     self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,
@@ -352,12 +352,13 @@ class Bench:
 
 
 @contextmanager
-def broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, int | None]]:
-    """(bootstrap, pid of the broker when it is ours)."""
+def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, pid of the broker when it is ours: a local one in a temporary directory)."""
     if bootstrap:
         yield bootstrap, None
         return
-    with LocalKafka(workdir / "kafka") as kafka:
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
+            LocalKafka(Path(workdir)) as kafka:
         yield kafka.bootstrap, kafka.pid
 
 
