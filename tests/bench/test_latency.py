@@ -41,5 +41,7 @@ def test_a_short_run_reports_every_stage_and_the_floor(kafka_bootstrap: str,
         assert kafka["end_to_end"][key] >= kafka["exchange_to_receive"][key]
     assert runs["kafka"]["kafka"]["failed"] == 0
     assert result["meta"]["clock"].startswith("one host")
+    table = (tmp_path / "results.md").read_text()
+    assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
     assert (tmp_path / "latency_rates.png").stat().st_size > 10_000
