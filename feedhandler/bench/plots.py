@@ -52,7 +52,8 @@ def cdf_plot(result: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("percentile")
         ax.set_title(f"offered {rate:,} events/s" if isinstance(rate, int) else "saturation")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
