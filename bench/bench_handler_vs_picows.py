@@ -1,30 +1,86 @@
 """Handler throughput vs a bare picows client, side by side against the same simulator load.
 
   .venv/bin/python bench/bench_handler_vs_picows.py [--messages N] [--rounds R]
+                                                     [--workload synthetic|realistic]
 
 Each round connects (a) a bare picows client whose Python `on_ws_frame` only counts frames and
-(b) our handler's hot path (FeedListener -> C++ decoder -> numpy batches -> null sink) to a
+our handler's hot path (FeedListener -> C++ decoder -> numpy batches -> null sink), (b) with
+smart batching (a batch leaves when the loop has decoded the read burst, as the handler runs
+it) and (c) with batches that leave only when full or 5 ms old (before smart batching), to a
 simulator that pre-encodes N bookTicker frames per connection and writes them in bulk. Rates
-are messages/s between the first and the last frame; the ratio is (b)/(a) per round.
+are messages/s between the first and the last frame; ratios are (b)/(a) and (c)/(a) per round.
+
+--workload realistic: instead of bookTicker, frames shaped like real captures, replayed at full
+speed from a recording built from ../shared/corpus (beside the repo): per symbol, bookTicker,
+trade and aggTrade events from the captures and diff-depth events whose levels are real REST
+snapshot levels, most with 10-20 levels a side, some 20-70, and 1 in 20 with 100-325 (as real
+busy books send); sequence ids made continuous, so no gap rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import random
+import tempfile
 import platform
 import statistics
 import time
+from pathlib import Path
+from typing import Any
 
 import uvloop
 from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
 from feedhandler._ext.listener import FeedListener
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from feedhandler.recording.format import RecordingWriter
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 
 SEED = 7
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "binance"
+SYMBOLS = ("ZILUSDT", "BTCUSDT", "ETHUSDT", "WAVESUSDT")
+
+
+def _corpus(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line]
+
+
+def realistic_recording(path: Path, n: int) -> list[str]:
+    """Write n realistic frames (see the module docstring) to `path`; returns their streams."""
+    rng = random.Random(SEED)
+    book, trade, agg = (_corpus(f"{k}.jsonl")[0] for k in ("bookTicker", "trade", "aggTrade"))
+    depth = _corpus("depthUpdate.jsonl")[0]
+    bids = [level for snap in _corpus("rest_depth.jsonl") for level in snap["bids"]]
+    asks = [level for snap in _corpus("rest_depth.jsonl") for level in snap["asks"]]
+    last: dict[tuple[str, str], int] = {}  # (kind, symbol) -> its last sequence id
+    streams = [f"{s.lower()}@{k}" for s in SYMBOLS
+               for k in ("bookTicker", "trade", "aggTrade", "depth")]
+    with RecordingWriter(path, {"workload": "realistic"}) as out:
+        for i in range(n):
+            symbol, kind = SYMBOLS[i % len(SYMBOLS)], rng.choice(
+                ("bookTicker", "bookTicker", "trade", "aggTrade", "depth"))
+            seq = last.get((kind, symbol), 1_000_000) + 1
+            if kind == "bookTicker":
+                event = {**book, "s": symbol, "u": seq}
+            elif kind == "trade":
+                event = {**trade, "s": symbol, "t": seq}
+            elif kind == "aggTrade":
+                event = {**agg, "s": symbol, "a": seq}
+            else:
+                roll = rng.random()
+                levels = (rng.randint(100, 325) if roll < 0.05 else
+                          rng.randint(20, 70) if roll < 0.30 else rng.randint(10, 20))
+                start = rng.randrange(0, min(len(bids), len(asks)) - levels)
+                event = {**depth, "s": symbol, "U": seq, "u": seq + levels - 1,
+                         "b": bids[start:start + levels], "a": asks[start:start + levels]}
+                seq += levels - 1
+            last[kind, symbol] = seq
+            out.write(i, f"{symbol.lower()}@{kind}",
+                      json.dumps(event, separators=(",", ":")).encode())
+    return streams
 
 
 class CountingListener(WSListener):
@@ -52,7 +108,7 @@ async def bare_picows(url: str, n: int) -> float:
     return n / ((last - first) / 1e9)
 
 
-async def handler_hot_path(url: str, n: int) -> float:
+async def handler_hot_path(url: str, n: int, burst: bool) -> float:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     span = [0, 0]
     seen = [0]
@@ -63,7 +119,7 @@ async def handler_hot_path(url: str, n: int) -> float:
         seen[0] += len(records)
         span[1] = int(records["ts_recv"][-1])
 
-    decoder = Decoder(on_batch, batch_rows=4096, linger_ms=5.0)
+    decoder = Decoder(on_batch, batch_rows=4096, linger_ms=5.0, burst=burst)
 
     def on_limit(_listener: FeedListener) -> None:
         decoder.flush()
@@ -77,28 +133,46 @@ async def handler_hot_path(url: str, n: int) -> float:
     return n / ((span[1] - span[0]) / 1e9)
 
 
-async def main(n: int, rounds: int) -> None:
-    streams = "/".join(f"{s.symbol.lower()}@bookTicker"
-                       for s in Universe.generate(SEED, 50).symbols[:20])
-    args = ["--seed", str(SEED), "--symbols", "50", "--fast", "--pregenerate", str(n),
-            "--max-messages", str(n)]
-    bare, ours = [], []
+async def main(n: int, rounds: int, workload: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-realistic-") as scratch:
+        if workload == "realistic":
+            recording = Path(scratch) / "realistic.fhrec"
+            streams = "/".join(realistic_recording(recording, n))
+            args = ["--replay", str(recording), "--replay-speed", "0", "--max-messages", str(n)]
+            what = "realistic frames (bookTicker, trade, aggTrade, depth 10-325 levels a side)"
+        else:
+            streams = "/".join(f"{s.symbol.lower()}@bookTicker"
+                               for s in Universe.generate(SEED, 50).symbols[:20])
+            args = ["--seed", str(SEED), "--symbols", "50", "--fast", "--pregenerate", str(n),
+                    "--max-messages", str(n)]
+            what = "bookTicker frames, 20 symbols"
+        await compare(f"{n} {what} x {rounds} rounds", args, streams, n, rounds)
+
+
+async def compare(title: str, args: list[str], streams: str, n: int, rounds: int) -> None:
+    bare: list[float] = []
+    ours: dict[str, list[float]] = {"burst": [], "linger": []}
     with SimulatorProcess(args, timeout=60) as sim:
         url = f"{sim.url}/stream?streams={streams}"
-        for _ in range(rounds):
+        for i in range(rounds):
             bare.append(await bare_picows(url, n))
-            ours.append(await handler_hot_path(url, n))
-    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
+            for variant in ("burst", "linger") if i % 2 == 0 else ("linger", "burst"):
+                ours[variant].append(await handler_hot_path(url, n, variant == "burst"))
     print(f"machine: {platform.processor() or platform.machine()}, simdjson kernel {SIMD_KERNEL}")
-    print(f"{n} bookTicker frames x {rounds} rounds, 20 symbols")
+    print(title)
     print(f"bare picows (Python counter): median {statistics.median(bare):,.0f} msg/s  {bare}")
-    print(f"feedhandler null sink:        median {statistics.median(ours):,.0f} msg/s  {ours}")
-    print(f"ratio handler/bare: median {statistics.median(ratios):.2f}  per round {ratios}")
+    for variant, label in (("burst", "smart batching"), ("linger", "full or 5 ms only")):
+        rates = ours[variant]
+        ratios = [o / b for o, b in zip(rates, bare, strict=True)]
+        print(f"feedhandler null sink, {label}: median {statistics.median(rates):,.0f} msg/s; "
+              f"ratio to bare: median {statistics.median(ratios):.2f}  per round "
+              f"{[round(r, 2) for r in ratios]}")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=300_000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workload", choices=["synthetic", "realistic"], default="synthetic")
     a = p.parse_args()
-    uvloop.run(main(a.messages, a.rounds))
+    uvloop.run(main(a.messages, a.rounds, a.workload))

@@ -1,7 +1,8 @@
 """Handler throughput into Kafka (every record acknowledged) against the null sink, same load.
 
     .venv/bin/python bench/bench_kafka_e2e.py [--frames N] [--symbols K] [--rounds R]
-                                              [--set KEY=VALUE ...] [--bootstrap HOST:PORT]
+                                              [--set KEY=VALUE ...] [--compare KEY=VALUE ...]
+                                              [--bootstrap HOST:PORT]
 
 One simulator process (`--fast --pregenerate N`: each connection's N events are encoded before
 the first is sent, so the simulator is not the bottleneck; `--live`: generated while sending,
@@ -26,31 +27,19 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from feedhandler.app.handler import Handler
+from feedhandler.bench.latency import broker, cpu_model, process_cpu
 from feedhandler.config import load_config
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
-from feedhandler.testing.kafka import LocalKafka
 
 KINDS = ("bookTicker", "trade", "aggTrade", "depth@100ms")
-
-
-def _process_cpu(pid: int | None) -> float:
-    """CPU seconds used so far by process `pid` (0 without one)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, dict[str, float]]:
@@ -61,7 +50,7 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
 
     def cpu() -> dict[str, float]:
         return {"handler": time.process_time(),
-                **{name: _process_cpu(pid) for name, pid in pids.items()}}
+                **{name: process_cpu(pid) for name, pid in pids.items()}}
 
     async def watch() -> None:
         nonlocal first, start
@@ -104,25 +93,6 @@ def _cpu_text(result: dict[str, Any], sink: str) -> str:
         f"{name} {result[f'{name}_cpu']:.2f}" for name in names)
 
 
-@contextmanager
-def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """(bootstrap, pid of the broker when it is ours)."""
-    if bootstrap:
-        yield bootstrap, None
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
-            LocalKafka(Path(workdir)) as kafka:
-        yield kafka.bootstrap, kafka.pid
-
-
-def _cpu_model() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=500_000, help="frames per run")
@@ -132,6 +102,9 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for both sinks, e.g. kafka.encoding=json")
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                        help="also run both sinks with this setting in every round, e.g. "
+                        "batch.burst=false (before smart batching) or kafka.profile=latency")
     parser.add_argument("--live", action="store_true",
                         help="the simulator generates while it sends (its own rate limits)")
     args = parser.parse_args()
@@ -139,7 +112,7 @@ def main() -> int:
     universe = Universe.generate(1)
     streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[: args.symbols] for k in KINDS]
 
-    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_cpu_model()}, "
+    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {cpu_model()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
@@ -148,32 +121,39 @@ def main() -> int:
           " simulator, handler and broker on this host")
     sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
                 "--pregenerate", "0" if args.live else str(args.frames)]
-    results: dict[str, list[dict[str, Any]]] = {"null": [], "kafka": []}
+    # variant label -> settings; each runs with both sinks in every round
+    variants = {"default": settings, **{c: {**settings, **dict([c.split("=", 1)])}
+                                        for c in args.compare}}
+    runs = [(sink, label) for label in variants for sink in ("null", "kafka")]
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
     with broker(args.bootstrap) as (bootstrap, broker_pid), \
             SimulatorProcess(sim_args, timeout=120) as sim:
         for sink in ("null", *["kafka"] * args.warmup):
             run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid, sim.pid,
                      settings)
         for i in range(args.rounds):
-            for sink in ("null", "kafka") if i % 2 == 0 else ("kafka", "null"):
+            for sink, label in runs if i % 2 == 0 else runs[::-1]:
                 result = run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid,
-                                  sim.pid, settings)
-                results[sink].append(result)
-                print(f"  round {i + 1} {sink:>5}: {result['frames_per_s']:>9,.0f} frames/s, "
-                      f"{result['records_per_s']:>9,.0f} records/s; {_cpu_text(result, sink)}"
+                                  sim.pid, variants[label])
+                results[sink, label].append(result)
+                print(f"  round {i + 1} {sink:>5} {label}: {result['frames_per_s']:>9,.0f} "
+                      f"frames/s, {result['records_per_s']:>9,.0f} records/s; "
+                      f"{_cpu_text(result, sink)}"
                       + (f"; {result['messages']:,} Kafka messages, flush "
                          f"{result['close_s']:.2f} s" if sink == "kafka" else ""))
-    median = {sink: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-              for sink, runs in results.items()}
-    ratio = median["kafka"]["frames_per_s"] / median["null"]["frames_per_s"]
-    for sink in ("null", "kafka"):
-        m = median[sink]
-        print(f"{sink:>5} (median of {args.rounds}): {m['frames_per_s']:>9,.0f} frames/s, "
-              f"{m['records_per_s']:>9,.0f} records/s; {_cpu_text(m, sink)}")
-    # Each round's two runs are adjacent in time: their ratio cancels the machine's slow spells
-    paired = statistics.median(k["frames_per_s"] / n["frames_per_s"]
-                               for k, n in zip(results["kafka"], results["null"], strict=True))
-    print(f"kafka / null: {ratio:.0%} (medians); {paired:.0%} (median of the rounds' ratios)")
+    median = {run: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+              for run, rs in results.items()}
+    for (sink, label), m in median.items():
+        print(f"{sink:>5} {label} (median of {args.rounds}): {m['frames_per_s']:>9,.0f} "
+              f"frames/s, {m['records_per_s']:>9,.0f} records/s; {_cpu_text(m, sink)}")
+    for label in variants:
+        kafka, null = results["kafka", label], results["null", label]
+        ratio = median["kafka", label]["frames_per_s"] / median["null", label]["frames_per_s"]
+        # Each round's runs are adjacent in time: their ratio cancels the machine's slow spells
+        paired = statistics.median(k["frames_per_s"] / n["frames_per_s"]
+                                   for k, n in zip(kafka, null, strict=True))
+        print(f"kafka / null, {label}: {ratio:.0%} (medians); {paired:.0%} (median of the "
+              "rounds' ratios)")
     return 0
 
 

@@ -27,6 +27,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,43 @@ def frames_depth(n: int, rng: random.Random) -> list[bytes]:
                  "a": _levels(rng, 10)}  # fmt: skip
         out.append(json.dumps(event, separators=(",", ":")).encode())
     return out
+
+
+# Real captures (../shared/corpus, beside the repo): a recorded depthUpdate gives the event's
+# shape, REST depth snapshots of the same market the level strings, as Binance formats them.
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "binance"
+
+
+def _real_levels() -> tuple[dict[str, Any], list[list[str]], list[list[str]]]:
+    """(a recorded depthUpdate event, real bid levels, real ask levels), all from captures."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"Binance corpus not found at {CORPUS}")
+    event = json.loads((CORPUS / "depthUpdate.jsonl").read_text().splitlines()[0])
+    bids: list[list[str]] = []
+    asks: list[list[str]] = []
+    for line in (CORPUS / "rest_depth.jsonl").read_text().splitlines():
+        snapshot = json.loads(line)
+        bids += snapshot["bids"]
+        asks += snapshot["asks"]
+    return event, bids, asks
+
+
+def frames_depth_real(levels: int) -> Callable[[int, random.Random], list[bytes]]:
+    """Diff depth events with `levels` real levels a side (2 x levels rows each), consecutive
+    update ids: the heavy updates real books send (100-325 levels a side)."""
+
+    def make(n: int, rng: random.Random) -> list[bytes]:
+        event, bids, asks = _real_levels()
+        out = []
+        for i in range(n):
+            start = rng.randrange(0, min(len(bids), len(asks)) - levels)
+            out.append(json.dumps({**event, "E": event["E"] + i, "U": 100 + 1000 * i,
+                                   "u": 1099 + 1000 * i, "b": bids[start:start + levels],
+                                   "a": asks[start:start + levels]},
+                                  separators=(",", ":")).encode())
+        return out
+
+    return make
 
 
 def frames_depth20(n: int, rng: random.Random) -> list[bytes]:
@@ -243,6 +281,8 @@ CASES: dict[str, tuple[Callable[..., list[bytes]], int, str, int, Callable[[Any,
     "trade": (frames_trade, 5000, "trade", 1, build_trade),
     "aggTrade": (frames_agg_trade, 5000, "aggTrade", 1, build_agg_trade),
     "depth (20 levels)": (frames_depth, 1000, "depth", 20, build_depth),
+    "depth (2 x 100 real levels)": (frames_depth_real(100), 200, "depth", 200, build_depth),
+    "depth (2 x 300 real levels)": (frames_depth_real(300), 100, "depth", 600, build_depth),
     "depth20 partial": (frames_depth20, 1000, "depthPartial", 1, build_depth20),
     "kline": (frames_kline, 2000, "kline", 1, build_kline),
     "ticker": (frames_ticker, 2000, "ticker", 1, build_ticker),
@@ -328,9 +368,9 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def table_markdown() -> list[str]:
-    head = ("| kind | rows/msg | cpp ns/msg | cpp-call ns/msg | orjson (a) ns/msg | "
+    head = ("| kind | rows/msg | cpp ns/msg | cpp ns/row | cpp-call ns/msg | orjson (a) ns/msg | "
             "pysimdjson (b) ns/msg | (a) / cpp | (b) / cpp |")  # fmt: skip
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * 9]
     for kind, (_, _, _, rows, _) in CASES.items():
         got = {impl: RESULTS.get((kind, impl)) for impl in IMPLS}
         cpp = got["cpp"]
@@ -339,7 +379,8 @@ def table_markdown() -> list[str]:
         ns = {impl: "-" if v is None else f"{v:,.0f}" for impl, v in got.items()}
         ratio = {impl: "-" if v is None else f"{v / cpp:.1f}x" for impl, v in got.items()}
         lines.append(
-            f"| {kind} | {rows} | {ns['cpp']} | {ns['cpp-call']} | {ns['orjson']} | "
+            f"| {kind} | {rows} | {ns['cpp']} | {cpp / rows:,.1f} | {ns['cpp-call']} | "
+            f"{ns['orjson']} | "
             f"{ns['pysimdjson']} | {ratio['orjson']} | {ratio['pysimdjson']} |"
         )
     return lines

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("feedhandler.simulator.cli", "run the Binance-compatible exchange simulator"),
     "consume": ("feedhandler.consume.cli", "read and decode records from Kafka"),
     "config": ("feedhandler.config_cli", "check, show or describe a handler configuration"),
+    "bench": ("feedhandler.bench.cli", "measure latency: exchange -> handler -> Kafka consumer"),
 }
 
 EXAMPLES = """\

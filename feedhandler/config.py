@@ -54,6 +54,12 @@ def _existing_file(value: str) -> str:
     return value
 
 
+def _minus_one_or_more(value: float) -> float:
+    if value < 0 and value != -1:
+        raise ValueError("must be -1 (the profile's) or >= 0")
+    return value
+
+
 def _partitions(value: int) -> int:
     if value == 0 or value < -1:
         raise ValueError("must be -1 (broker default) or >= 1")
@@ -99,9 +105,12 @@ class KafkaConfig(Section):
     """for created topics; -1 = the broker's default"""
     topic_config: dict[str, Scalar] = Field(default_factory=dict)
     """for created topics, e.g. retention.ms"""
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
-    linger_ms: NonNegativeFloat = 5.0
-    """librdkafka linger.ms"""
+    profile: Literal["latency", "throughput"] = "throughput"
+    """librdkafka defaults (sinks/kafka.py); the keys below win over it"""
+    compression: Literal["", "none", "gzip", "snappy", "lz4", "zstd"] = ""
+    """"": the profile's"""
+    linger_ms: Annotated[float, AfterValidator(_minus_one_or_more)] = -1.0
+    """librdkafka linger.ms; -1: the profile's"""
     batch_bytes: PositiveInt = 1 << 20
     """librdkafka batch.size"""
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
@@ -133,7 +142,10 @@ class BatchConfig(Section):
     bytes: NonNegativeInt = 1 << 20
     """...or this many bytes of records (rows = bytes // record size; 0 = rows only)..."""
     linger_ms: NonNegativeFloat = 5.0
-    """...or when its first record is this old"""
+    """...or when its first record is this old (a cap; see burst)..."""
+    burst: bool = True
+    """...and as soon as the event loop has decoded the current socket read burst (smart
+    batching: big batches under load, each frame at once when idle); false: full or linger"""
     per_kind: dict[str, KindBatch] = Field(default_factory=dict)
     """kind -> {rows, bytes, linger_ms} for that kind"""
 

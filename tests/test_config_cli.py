@@ -55,7 +55,7 @@ BAD: list[tuple[str, dict[str, str], str]] = [
      'kafka.create_topics: expected true or false, got "yes" (c.yaml:1)'),
     ("kafka: {partitions: 0}\n", {}, "kafka.partitions: must be -1 (broker default) or >= 1"),
     ("kafka: {compression: brotli}\n", {},
-     "kafka.compression: expected 'none', 'gzip', 'snappy', 'lz4' or 'zstd', got \"brotli\""),
+     "kafka.compression: expected '', 'none', 'gzip', 'snappy', 'lz4' or 'zstd', got \"brotli\""),
     ("sink: file\n", {}, "sink: expected 'kafka' or 'null', got \"file\" (c.yaml:1)"),
     ("url: http://example.com\n", {}, 'url: expected a ws:// or wss:// URL, got "http://'),
     ("health_port: 70000\n", {}, "health_port: must be <= 65535, got 70000"),

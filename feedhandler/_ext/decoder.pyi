@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 
+from feedhandler._ext.buffers import RecordBuffers
+
 KIND_COUNT: int
 KIND_NAMES: tuple[str, ...]
 ERROR_NAMES: tuple[str, ...]
@@ -22,6 +24,7 @@ def parse_decimal(text: bytes, wide: bool = False) -> int: ...
 
 class Decoder:
     frames: int  # read-only
+    buffers: RecordBuffers  # read-only
 
     def __init__(
         self,
@@ -35,6 +38,7 @@ class Decoder:
         stream: str | None = None,
         time_unit: str = "ms",
         capture_frames: bool = False,
+        burst: bool = False,
     ) -> None: ...
     def set_stream(self, stream: str) -> None: ...
     def reset_sequences(self) -> None: ...

@@ -110,6 +110,7 @@ class Handler:
             time_unit=self.config.connection.time_unit,
             # raw (archival) encoding: on_batch also gets the frames each batch came from
             capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
+            burst=batch.burst,  # hand over once the loop has decoded the read burst
         )
         feed = ShardFeed(shard, decoder, self._publish_event,
                          max_frames=self.config.max_messages, on_limit=self._maybe_done,

@@ -99,9 +99,11 @@ TOPICS = [
 
 DELIVERY = """### Delivery
 
-One idempotent producer per worker (`enable.idempotence`, `acks=all`, `kafka.compression`
-lz4 by default, `kafka.linger_ms`, `kafka.batch_bytes`); extra librdkafka settings go in
-`kafka.producer`. Failed deliveries are reported one by one (counted with their record counts,
+One idempotent producer per worker (`enable.idempotence`, `acks=all`). `kafka.profile`
+chooses librdkafka's defaults: `throughput` (default: `linger.ms` 5, lz4) or `latency`
+(`linger.ms` 0, no compression, Nagle off); `kafka.compression`, `kafka.linger_ms` and
+`kafka.batch_bytes` win over the profile, and extra librdkafka settings in `kafka.producer`
+win over all. Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
 ack latency percentiles come from librdkafka's statistics (the run summary's `sink` object and
@@ -114,10 +116,13 @@ kind. If the exchange drops the connection meanwhile, the reconnect `gap` event 
 SIGTERM/SIGINT the handler stops reading, flushes its open batches and the producer within
 `shutdown_timeout_s`, and exits 0; the summary's `sink.undelivered` is what did not make it.
 
-Batches: the decoder hands over a kind's records after `batch.rows` records, `batch.bytes`
-bytes (rows = bytes // record size) or `batch.linger_ms`, per kind in
-`batch.per_kind.<kind>.{rows,bytes,linger_ms}`; the sink splits each batch by symbol, keeping
-exchange order, into one message per symbol (several past `kafka.max_message_bytes`)."""
+Batches (smart batching): the decoder hands over a kind's records as soon as the event loop
+has decoded the current socket read burst, so under load bursts make big batches and when
+idle each frame leaves at once; earlier when a batch reaches `batch.rows` records or
+`batch.bytes` bytes (rows = bytes // record size); `batch.linger_ms` only caps a batch's age
+within one long burst (0: no cap). Per kind in `batch.per_kind.<kind>.{rows,bytes,linger_ms}`;
+`batch.burst: false` restores full-or-linger only. The sink splits each batch by symbol,
+keeping exchange order, into one message per symbol (several past `kafka.max_message_bytes`)."""
 
 READING = """### Reading it back
 

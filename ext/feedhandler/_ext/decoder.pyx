@@ -1,5 +1,5 @@
-# Binance frames -> batches of numpy records. The C++ core appends rows straight into numpy
-# memory; this class hands full (or lingering) batches to Python and reports bad frames.
+# Binance frames -> records. The C++ core appends rows straight into numpy memory owned by
+# RecordBuffers (which hands batches over); this class feeds it frames and reports bad ones.
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_Check,
@@ -7,7 +7,6 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
-from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
 
 import numpy as np
@@ -113,8 +112,11 @@ cdef class Decoder:
     serverShutdown), which are also recorded in the "control" table.
 
     batch_rows and linger_ms apply to every kind, or per kind as {kind: value}. A batch is
-    handed over when it holds batch_rows rows, or when a frame (or flush_expired) finds its
-    first row older than linger_ms (None: never; offline use).
+    handed over when it holds batch_rows rows; with burst=True as soon as the running event
+    loop has decoded the current socket read burst (linger_ms then only caps a batch's age
+    within a long burst; 0 or None: no cap); without it (offline use) when a frame, or
+    flush_expired, finds its first row linger_ms old (0: each frame at once; None: never).
+    See RecordBuffers (feedhandler._ext.buffers).
 
     capture_frames=True keeps the frames each batch was decoded from (for archival): on_batch
     then gets a third argument (payload: bytes, offsets, rows), int64 arrays of F+1 entries:
@@ -129,8 +131,7 @@ cdef class Decoder:
 
     def __init__(self, on_batch, on_error=None, on_control=None, *, batch_rows=4096,
                  linger_ms=5.0, max_frame=1 << 20, stream=None, time_unit="ms",
-                 capture_frames=False):
-        self._on_batch = on_batch
+                 capture_frames=False, burst=False):
         self._on_error = on_error
         self._on_control = on_control
         self._core.set_max_frame(max_frame)
@@ -141,18 +142,12 @@ cdef class Decoder:
             self.set_stream(stream)
         rows = _per_kind("batch_rows", batch_rows, 4096)
         linger = _per_kind("linger_ms", linger_ms, 5.0)
-        self._arrays = [None] * KIND_COUNT
-        self._capture = capture_frames
-        self._captured.resize(KIND_COUNT)
-        self._frame_offsets.resize(KIND_COUNT)
-        self._frame_rows.resize(KIND_COUNT)
-        for k in range(KIND_COUNT):
-            self._batch_rows[k] = max(1, int(rows[k]))
-            # None: a batch leaves only when full or flushed (offline use)
-            self._linger_ns[k] = INT64_MAX if linger[k] is None else <int64_t>(linger[k] * 1e6)
-            self._batch_started[k] = 0
-            self._rows[k] = 0
-            self._attach(k, self._batch_rows[k])
+        # no cap: never (offline), or the burst end alone (burst mode, where 0 means no cap)
+        linger_ns = [(0 if burst else INT64_MAX) if ms is None else <int64_t>(ms * 1e6)
+                     for ms in linger]
+        self.buffers = RecordBuffers(DTYPES, KIND_NAMES, on_batch, rows, linger_ns,
+                                     burst=burst, capture_frames=capture_frames)
+        self.buffers.bind(self._core, self)
         for e in range(<int>core.ERR_COUNT):
             self._error_counts[e] = 0
 
@@ -188,16 +183,11 @@ cdef class Decoder:
 
     def flush(self):
         """Hand over every open batch."""
-        for k in range(KIND_COUNT):
-            self._flush_kind(k)
+        self.buffers.flush()
 
     def flush_expired(self, int64_t now=0):
         """Hand over batches whose first row is older than the linger time."""
-        if now == 0:
-            now = now_ns()
-        for k in range(KIND_COUNT):
-            if self._batch_started[k] and now - self._batch_started[k] >= self._linger_ns[k]:
-                self._flush_kind(k)
+        self.buffers.flush_expired(now or now_ns())
 
     @property
     def error_counts(self):
@@ -206,63 +196,22 @@ cdef class Decoder:
 
     @property
     def row_counts(self):
-        return {KIND_NAMES[k]: self._rows[k] for k in range(KIND_COUNT) if self._rows[k]}
+        return self.buffers.row_counts
 
     @property
     def pending_rows(self):
-        return sum(self._core.table(<core.Kind>k).size for k in range(KIND_COUNT))
-
-    cdef int _attach(self, int kind, size_t capacity) except -1:
-        array = np.empty(capacity, dtype=DTYPES[kind])
-        self._arrays[kind] = array
-        self._core.attach(<core.Kind>kind, <char*>(<size_t>array.ctypes.data), capacity)
-        return 0
-
-    cdef int _flush_kind(self, int kind) except -1:
-        cdef size_t size = self._core.table(<core.Kind>kind).size
-        if size == 0:
-            return 0
-        records = self._arrays[kind][:size]
-        self._rows[kind] += size
-        self._batch_started[kind] = 0
-        self._attach(kind, self._batch_rows[kind])
-        if not self._capture or self._frame_offsets[kind].empty():
-            self._on_batch(KIND_NAMES[kind], records)
-            return 0
-        frames = (self._captured[kind],  # copied into a bytes object
-                  np.array(self._frame_offsets[kind], dtype=np.int64),
-                  np.array(self._frame_rows[kind], dtype=np.int64))
-        self._captured[kind].clear()
-        self._frame_offsets[kind].clear()
-        self._frame_rows[kind].clear()
-        self._on_batch(KIND_NAMES[kind], records, frames)
-        return 0
-
-    cdef int _capture_frame(self, int kind, const char* data, size_t size) except -1:
-        if self._frame_offsets[kind].empty():
-            self._frame_offsets[kind].push_back(0)
-            self._frame_rows[kind].push_back(0)
-        self._captured[kind].append(data, size)
-        self._frame_offsets[kind].push_back(self._captured[kind].size())
-        self._frame_rows[kind].push_back(self._core.table(<core.Kind>kind).size)
-        return 0
+        return self.buffers.pending_rows
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text) except -1:
         cdef core.DecodeResult r
-        cdef const core.Table* table
         cdef string_view stream
         self.frames += 1
         while True:
             r = self._core.decode(data, size, readable_after, ts_recv, is_text)
             if r.status != core.STATUS_FULL:
                 break
-            table = &self._core.table(r.kind)
-            if table.size:
-                self._flush_kind(r.kind)
-            else:
-                # One frame holds more rows than a whole batch: grow this table.
-                self._attach(r.kind, 2 * table.capacity)
+            self.buffers.make_room(r.kind)
 
         if r.status == core.STATUS_ERROR:
             self._error_counts[<int>r.error] += 1
@@ -273,22 +222,13 @@ cdef class Decoder:
                                PyBytes_FromStringAndSize(data, size))
             return 0
         if self._core.table(core.KIND_GAP).size:
-            self._rows_added(core.KIND_GAP, ts_recv)
+            self.buffers.rows_added(core.KIND_GAP, ts_recv)
         if r.kind == core.KIND_NONE:
             return 0
         if r.kind == core.KIND_CONTROL:
             if self._on_control is not None:
                 self._on_control(PyBytes_FromStringAndSize(data, size))
-            self._flush_kind(core.KIND_CONTROL)
+            self.buffers.flush_kind(core.KIND_CONTROL)
             return 0
-        if self._capture:
-            self._capture_frame(r.kind, data, size)
-        return self._rows_added(r.kind, ts_recv)
-
-    cdef int _rows_added(self, int kind, int64_t ts_recv) except -1:
-        if self._batch_started[kind] == 0:
-            self._batch_started[kind] = ts_recv
-        if (self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]
-                or ts_recv - self._batch_started[kind] >= self._linger_ns[kind]):
-            self._flush_kind(kind)
-        return 0
+        self.buffers.capture_frame(r.kind, data, size)
+        return self.buffers.rows_added(r.kind, ts_recv)

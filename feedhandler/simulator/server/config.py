@@ -26,6 +26,7 @@ class SimulatorConfig:
 
     # sending (per connection)
     rate: float = 100.0  # events/s in paced mode
+    wall_clock: bool = False  # paced mode: each event's E is its send time (see stamping.py)
     fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
     batch: int = 1024  # events encoded and written per write
     pregenerate: int = 0  # fast mode: events generated before the first one is sent
@@ -72,6 +73,8 @@ class SimulatorConfig:
             raise ValueError(f"max_messages must be >= 0, got {self.max_messages}")
         if self.symbols is not None and self.symbols <= 0:
             raise ValueError(f"symbols must be > 0, got {self.symbols}")
+        if self.wall_clock and self.fast:
+            raise ValueError("wall_clock stamps paced events; it does not combine with fast")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
 

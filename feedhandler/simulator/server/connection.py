@@ -31,6 +31,7 @@ from feedhandler.simulator.server.heartbeat import Heartbeat
 from feedhandler.simulator.server.limits import SlidingWindow
 from feedhandler.simulator.server.pacing import Pacer
 from feedhandler.simulator.server.source import FrameSource
+from feedhandler.simulator.server.stamping import stamp_send_time
 from feedhandler.simulator.server.subscriptions import Subscriptions
 from feedhandler.simulator.server.urls import StreamRequest, TimeUnit
 
@@ -328,6 +329,8 @@ class Connection(WSListener):
             events = self._source.next_frames(limit)
             if not events:
                 return 0
+            if self._config.wall_clock:
+                events = stamp_send_time(events, self.time_unit)
             self._pending.append(encode_events(events, self.combined))
             self._pending_pos = 0
         chunk = self._pending[0]

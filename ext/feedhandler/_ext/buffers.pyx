@@ -1,0 +1,132 @@
+# Record tables and batch hand-over (smart batching). The C++ core appends rows into numpy
+# memory attached here; Python runs once per handed-over batch, never per row.
+from libc.stdint cimport int64_t
+
+from asyncio import get_running_loop
+
+import numpy as np
+
+cimport feedhandler._ext.core as core
+
+
+cdef class RecordBuffers:
+    """One preallocated numpy table per kind, handed over as batches.
+
+    A batch leaves (on_batch(kind, records[, frames])) when it holds batch_rows rows; in burst
+    mode as soon as the running event loop has decoded the current read burst (a call_soon
+    armed by the first row of an empty batch: under load bursts make big batches, when idle
+    each frame leaves at once); or when a frame finds its first row linger_ns old. Burst mode:
+    linger is only a cap on a batch's age within a long burst, 0 = no cap. Without burst mode
+    (offline): linger 0 hands each frame over at once, INT64_MAX never.
+    """
+
+    def __init__(self, tuple dtypes, tuple names, on_batch, list batch_rows, list linger_ns,
+                 *, bint burst=False, bint capture_frames=False):
+        self._dtypes = dtypes
+        self._names = names
+        self._on_batch = on_batch
+        self._arrays = [None] * len(names)
+        self._burst = burst
+        self._burst_end = self.flush_burst
+        self._capture = capture_frames
+        self._captured.resize(<int>core.KIND_COUNT)
+        self._frame_offsets.resize(<int>core.KIND_COUNT)
+        self._frame_rows.resize(<int>core.KIND_COUNT)
+        for k in range(<int>core.KIND_COUNT):
+            self._batch_rows[k] = max(1, int(batch_rows[k]))
+            self._linger_ns[k] = linger_ns[k]
+            self._batch_started[k] = 0
+            self._rows[k] = 0
+
+    cdef int bind(self, core.Decoder* decoder, object owner) except -1:
+        self._core = decoder
+        self._owner = owner
+        for k in range(<int>core.KIND_COUNT):
+            self._attach(k, self._batch_rows[k])
+        return 0
+
+    def flush(self):
+        """Hand over every open batch."""
+        for k in range(<int>core.KIND_COUNT):
+            self.flush_kind(k)
+
+    def flush_burst(self):
+        """The burst-end callback: the loop has run every read callback since it was armed."""
+        self._armed = False
+        if self._core != NULL and self.pending_rows:
+            self.bursts += 1
+            self.flush()
+
+    def flush_expired(self, int64_t now):
+        """Hand over batches whose first row is at least linger old at `now`."""
+        for k in range(<int>core.KIND_COUNT):
+            if self._batch_started[k] and now - self._batch_started[k] >= self._linger_ns[k]:
+                self.flush_kind(k)
+
+    @property
+    def row_counts(self):
+        return {self._names[k]: self._rows[k]
+                for k in range(<int>core.KIND_COUNT) if self._rows[k]}
+
+    @property
+    def pending_rows(self):
+        return sum(self._core.table(<core.Kind>k).size for k in range(<int>core.KIND_COUNT))
+
+    cdef int _attach(self, int kind, size_t capacity) except -1:
+        array = np.empty(capacity, dtype=self._dtypes[kind])
+        self._arrays[kind] = array
+        self._core.attach(<core.Kind>kind, <char*>(<size_t>array.ctypes.data), capacity)
+        return 0
+
+    cdef int make_room(self, int kind) except -1:
+        cdef const core.Table* table = &self._core.table(<core.Kind>kind)
+        if table.size:
+            return self.flush_kind(kind)
+        # One frame holds more rows than a whole batch: grow this table.
+        return self._attach(kind, 2 * table.capacity)
+
+    cdef int flush_kind(self, int kind) except -1:
+        cdef size_t size = self._core.table(<core.Kind>kind).size
+        if size == 0:
+            return 0
+        records = self._arrays[kind][:size]
+        self._rows[kind] += size
+        self._batch_started[kind] = 0
+        self._attach(kind, self._batch_rows[kind])
+        if not self._capture or self._frame_offsets[kind].empty():
+            self._on_batch(self._names[kind], records)
+            return 0
+        frames = (self._captured[kind],  # copied into a bytes object
+                  np.array(self._frame_offsets[kind], dtype=np.int64),
+                  np.array(self._frame_rows[kind], dtype=np.int64))
+        self._captured[kind].clear()
+        self._frame_offsets[kind].clear()
+        self._frame_rows[kind].clear()
+        self._on_batch(self._names[kind], records, frames)
+        return 0
+
+    cdef int capture_frame(self, int kind, const char* data, size_t size) except -1:
+        if not self._capture:
+            return 0
+        if self._frame_offsets[kind].empty():
+            self._frame_offsets[kind].push_back(0)
+            self._frame_rows[kind].push_back(0)
+        self._captured[kind].append(data, size)
+        self._frame_offsets[kind].push_back(self._captured[kind].size())
+        self._frame_rows[kind].push_back(self._core.table(<core.Kind>kind).size)
+        return 0
+
+    cdef int rows_added(self, int kind, int64_t ts_recv) except -1:
+        cdef int64_t linger = self._linger_ns[kind]
+        if self._batch_started[kind] == 0:
+            self._batch_started[kind] = ts_recv
+            if self._burst and not self._armed:
+                self._armed = True
+                get_running_loop().call_soon(self._burst_end)
+        if self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]:
+            return self.flush_kind(kind)
+        if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides
+            return 0
+        if ts_recv - self._batch_started[kind] >= linger:
+            return self.flush_kind(kind)
+        return 0

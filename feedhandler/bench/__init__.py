@@ -1,0 +1,1 @@
+"""`feedhandler bench`: measurements users can run against their own setup (latency)."""

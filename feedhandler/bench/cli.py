@@ -1,0 +1,92 @@
+"""`feedhandler bench latency`: the latency benchmark (see feedhandler/bench/latency.py).
+
+One host (default): starts a broker, a simulator per offered rate and a consumer, and writes
+results.json and two PNG plots into --out. Two hosts: start
+`feedhandler simulate --host 0.0.0.0 --rate R --wall-clock` on the exchange host, then run
+this with --url ws://THAT_HOST:PORT --rates R (and --clock-offset-us, see bench/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from feedhandler.bench.latency import SAME_CLOCK, Options
+
+
+def _rates(text: str) -> list[int]:
+    """"1000,10000,max" -> [1000, 10000, 0] (0: saturation)."""
+    try:
+        return [0 if r.strip() in ("max", "saturation") else int(float(r))
+                for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates: numbers or 'max', not {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="bench", required=True)
+    lat = sub.add_parser("latency", help="stage latencies exchange -> Kafka consumer",
+                         description=__doc__.splitlines()[0])
+    lat.add_argument("--rates", type=_rates, default=_rates("1000,10000,100000,max"),
+                     help="offered events/s, 'max' = saturation (default: %(default)s)")
+    lat.add_argument("--profiles", default="latency,throughput",
+                     help="kafka.profile values to run (default: %(default)s)")
+    lat.add_argument("--duration", type=float, default=5.0, help="seconds per paced run")
+    lat.add_argument("--symbols", type=int, default=8)
+    lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
+                     help="stream kinds per symbol: the mix (default: %(default)s)")
+    lat.add_argument("--saturation-frames", type=int, default=300_000)
+    lat.add_argument("--warmup", type=float, default=15.0,
+                     help="seconds of unrecorded run first (a fresh broker JIT-compiles)")
+    lat.add_argument("--no-null", action="store_true", help="skip the null-sink runs")
+    lat.add_argument("--no-floor", action="store_true", help="skip the bare-producer floor")
+    lat.add_argument("--url", help="a running simulator (two hosts): ws://HOST:PORT")
+    lat.add_argument("--bootstrap", help="a running broker instead of a local one")
+    lat.add_argument("--clock-offset-us", type=float, default=0.0,
+                     help="the simulator host's clock minus this host's (two hosts)")
+    lat.add_argument("--clock-note", default=None, help="how the clocks were aligned")
+    lat.add_argument("--out", type=Path, default=Path("bench/results/latency"),
+                     help="directory for results.json and the plots (default: %(default)s)")
+    lat.add_argument("--no-ack-stamps", action="store_true",
+                     help="no per-message delivery reports: no produce->ack / ack->consumer, "
+                     "and no thread taking the GIL from the handler")
+    lat.add_argument("--no-plots", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from feedhandler.bench.latency import run_bench  # (heavy: the handler, numpy, hdrh)
+    from feedhandler.bench.report import markdown
+
+    profiles = [p for p in args.profiles.split(",") if p]
+    if bad := [p for p in profiles if p not in ("latency", "throughput")]:
+        print(f"feedhandler bench: unknown profile {bad[0]!r}", file=sys.stderr)
+        return 2
+    if args.url and len(args.rates) != 1:
+        print("feedhandler bench: with --url give the simulator's rate: --rates R",
+              file=sys.stderr)
+        return 2
+    note = args.clock_note or (SAME_CLOCK if not args.url else
+                               "two hosts: stages from E include the clock offset given by "
+                               "--clock-offset-us (state how it was measured)")
+    options = Options(
+        rates=args.rates, profiles=profiles, duration_s=args.duration, symbols=args.symbols,
+        kinds=[k for k in args.kinds.split(",") if k],
+        saturation_frames=args.saturation_frames, warmup_s=args.warmup,
+        null=not args.no_null, floor=not args.no_floor, url=args.url, bootstrap=args.bootstrap,
+        clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
+    )
+    result = run_bench(options)
+    args.out.mkdir(parents=True, exist_ok=True)
+    options_json = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+    (args.out / "results.json").write_bytes(orjson.dumps(result, option=options_json))
+    (args.out / "results.md").write_text(markdown(result))
+    if not args.no_plots:
+        from feedhandler.bench.plots import cdf_plot, rate_plot
+
+        cdf_plot(result, args.out / "latency_cdf.png")
+        rate_plot(result, args.out / "latency_rates.png")
+    print(f"results: {args.out / 'results.json'}")
+    return 0

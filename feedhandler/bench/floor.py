@@ -1,0 +1,69 @@
+"""The floor: a bare confluent-kafka producer, one message per event, at the offered rate.
+
+What any Kafka pipeline costs on this broker and host: idempotent, acks=all, linger 0, each
+event produced alone the moment it is due, its value stamped with the send time (ns, first 8
+bytes; padded to a trade record's size). The probe's receive time minus that stamp is the
+floor's end to end; its delivery reports give produce -> ack.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from confluent_kafka import KafkaError, Message, Producer
+
+from feedhandler.records import SCHEMAS
+
+TICK_S = 0.0005  # events due are produced on this tick (a per-event sleep is not possible)
+PAD = bytes(SCHEMAS["trade"].itemsize - 8)
+
+
+class Floor:
+    def __init__(self, bootstrap: str, topic: str, keys: list[bytes]) -> None:
+        self.topic = topic
+        self.keys = keys
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 0, "socket.nagle.disable": True, "compression.type": "none",
+        })
+        self.acks: list[tuple[int, int]] = []  # (send ns, ack ns)
+        self.failed = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failed += 1
+            return
+        self.acks.append((int.from_bytes((msg.value() or b"")[:8], "little", signed=True),
+                          time.time_ns()))
+
+    def run(self, rate: float, duration_s: float) -> int:
+        """Produce `rate` events/s for `duration_s`, then flush; returns the events sent.
+        Delivery reports are served by a thread as they come, so acks are stamped on time."""
+        done = threading.Event()
+
+        def serve() -> None:
+            while not done.is_set():
+                self.producer.poll(0.01)
+
+        server = threading.Thread(target=serve, name="floor-deliveries")
+        server.start()
+        sent, start = 0, time.perf_counter()
+        try:
+            while (elapsed := time.perf_counter() - start) < duration_s:
+                for _ in range(int(elapsed * rate) - sent):
+                    value = time.time_ns().to_bytes(8, "little") + PAD
+                    self.producer.produce(self.topic, value, self.keys[sent % len(self.keys)],
+                                          on_delivery=self._on_delivery)
+                    sent += 1
+                time.sleep(TICK_S)
+            self.producer.flush(30)
+        finally:
+            done.set()
+            server.join()
+        return sent
+
+    def produce_to_ack(self) -> np.ndarray:
+        pairs = np.array(self.acks, np.int64).reshape(-1, 2)
+        return pairs[:, 1] - pairs[:, 0]

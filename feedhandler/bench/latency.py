@@ -1,0 +1,388 @@
+"""`feedhandler bench latency`: where the time goes, from the exchange's send to a consumer.
+
+Each run: the simulator in its wall-clock paced mode (`--rate R --wall-clock`, `E` = the
+send time in µs) or, at saturation, pre-generated and as fast as the handler reads; the
+handler in this process with the real broker; a consumer in its own process stamping receive
+times (`feedhandler.bench.probe`). Per event (frame) of the run:
+
+- exchange -> receive: ts_recv - E (wire, socket buffers, the loop reaching the read);
+- receive -> produce: the batch's hand-over to the sink returned - ts_recv (parse, batching,
+  the sink's produce() calls);
+- produce -> ack: the delivery report of the event's Kafka message, served by a thread as it
+  comes - the hand-over;
+- ack -> consumer: the consumer's receive time - the ack (negative when the consumer was
+  served first: both wait for the same commit);
+- end to end: the consumer's receive time - E.
+
+The null sink runs measure receive -> produce without a broker; the floor (a bare producer,
+`feedhandler.bench.floor`) is what Kafka alone costs on the same broker at the same rate.
+The first `settle_s` of each paced run (connecting, topic metadata) is not counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvloop
+
+from feedhandler.app.handler import Handler, make_sink
+from feedhandler.bench.floor import Floor
+from feedhandler.bench.stats import summarize
+from feedhandler.config import HandlerConfig, load_config
+from feedhandler.contract import Frames, data_topics
+from feedhandler.simulator.market import Universe
+from feedhandler.simulator.testing import SimulatorProcess
+from feedhandler.sinks.base import Sink
+from feedhandler.sinks.kafka import KafkaSink
+from feedhandler.sinks.topics import ensure_topics
+from feedhandler.testing.kafka import LocalKafka
+
+SEED = 1
+STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to_consumer",
+          "end_to_end")
+SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
+              "same CLOCK_REALTIME, so each stage is exact to the clock's resolution")
+
+
+@dataclass
+class Options:
+    rates: list[int]  # events/s offered; 0 = saturation
+    profiles: list[str]
+    duration_s: float = 5.0
+    symbols: int = 8
+    kinds: list[str] = field(default_factory=lambda: ["trade", "aggTrade", "bookTicker",
+                                                      "depth@100ms"])
+    saturation_frames: int = 300_000
+    settle_s: float = 1.0
+    warmup_s: float = 15.0  # an unrecorded run first: a fresh broker compiles under load
+    null: bool = True
+    floor: bool = True
+    url: str | None = None  # a simulator already running (e.g. on another host)
+    bootstrap: str | None = None  # a broker already running
+    clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
+    clock_note: str = SAME_CLOCK
+    ack_stamps: bool = True  # delivery reports served by a thread (costs the handler the GIL)
+
+
+class TimedSink:
+    """Wraps the handler's sink; stamps when each batch's hand-over returned."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.batches: list[tuple[str, np.ndarray, int]] = []  # (kind, frames' ts_recv, ns)
+
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Frames | None = None) -> None:
+        self.inner.publish_batch(kind, records, epoch, frames)
+        now = time.time_ns()
+        self.batches.append((kind, np.unique(records["ts_recv"]), now))
+
+    def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+        self.inner.publish_dead_letter(reason, field, stream, frame)
+
+    def publish_control(self, event: dict[str, Any]) -> None:
+        self.inner.publish_control(event)
+
+    def service(self) -> None:
+        self.inner.service()
+
+    def backlog_bytes(self) -> int:
+        return self.inner.backlog_bytes()
+
+    def summary(self) -> dict[str, Any]:
+        return self.inner.summary()
+
+    def close(self, timeout: float) -> int:
+        return self.inner.close(timeout)
+
+    def handovers(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(first ts_recv, hand-over ns) of `kind`'s batches, in order."""
+        mine = [(b[1][0], b[2]) for b in self.batches if b[0] == kind]
+        pairs = np.array(mine, np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process `pid` (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def probe(bootstrap: str, topics: list[str], workdir: Path,
+          stamped: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """A consumer process reading `topics`; the dict is filled with its tables when the block
+    ends (after a grace for the last messages)."""
+    out = workdir / f"probe-{uuid.uuid4().hex[:8]}.npz"
+    command = [sys.executable, "-m", "feedhandler.bench.probe", "--bootstrap", bootstrap,
+               "--topics", ",".join(topics), "--out", str(out)] + (["--stamped"] * stamped)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    tables: dict[str, np.ndarray] = {}
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the benchmark's consumer did not start")
+        yield tables
+        time.sleep(1.0)  # the last acknowledged messages reach the consumer
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    with np.load(out) as data:
+        tables.update({name: data[name] for name in data.files})
+    out.unlink()
+
+
+@contextmanager
+def delivery_server(sink: KafkaSink) -> Iterator[None]:
+    """Serve delivery reports on a thread as they come, so acks are stamped on time (the
+    handler itself serves them on its 2 ms service tick)."""
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            sink.serve_deliveries(0.01)
+
+    thread = threading.Thread(target=serve, name="bench-deliveries")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+class Bench:
+    def __init__(self, options: Options, workdir: Path) -> None:
+        self.options = options
+        self.workdir = workdir
+        symbols = Universe.generate(SEED).symbols[: options.symbols]
+        self.streams = [f"{s.symbol.lower()}@{kind}" for s in symbols for kind in options.kinds]
+        self.keys = [s.symbol.encode() for s in symbols]
+
+    # --- one handler run -------------------------------------------------------------------
+    def config(self, url: str, sink: str, profile: str | None, rate: int, bootstrap: str,
+               duration_s: float) -> HandlerConfig:
+        return load_config(None, {
+            "url": url, "streams": self.streams, "sink": sink, "instance": "bench",
+            "kafka.bootstrap": bootstrap, "kafka.market": f"lat{uuid.uuid4().hex[:8]}",
+            "kafka.profile": profile or "latency", "connection.time_unit": "us",
+            "kafka.producer": {"delivery.report.only.error": not self.options.ack_stamps},
+            # saturation: a fixed number of pre-generated frames, as fast as they are read
+            "duration_s": duration_s if rate else 0.0,
+            "max_messages": 0 if rate else self.options.saturation_frames,
+        }, environ={})
+
+    def handler_run(self, url: str, sink_kind: str, profile: str | None, rate: int,
+                    bootstrap: str,
+                    pids: dict[str, int | None], duration_s: float) -> dict[str, Any]:
+        config = self.config(url, sink_kind, profile, rate, bootstrap, duration_s)
+        pids = {name: pid for name, pid in pids.items() if pid is not None}  # (ours only)
+        inner = make_sink(config)
+        sink = TimedSink(inner)
+        handler = Handler(config, sink)
+        acks: list[tuple[str, int, int, int]] = []
+        tables: dict[str, np.ndarray] = {}
+        cpu = {"handler": time.process_time(),
+               **{name: process_cpu(pid) for name, pid in pids.items()}}
+        if isinstance(inner, KafkaSink):
+            inner.on_acked = lambda m: acks.append(
+                (m.topic() or "", m.partition() or 0, m.offset() or 0, time.time_ns()))
+            topics = sorted(data_topics(self.streams, config.kafka.topic_template,
+                                        config.kafka.exchange, config.kafka.market))
+            with probe(bootstrap, topics, self.workdir) as tables:
+                if self.options.ack_stamps:
+                    with delivery_server(inner):
+                        uvloop.run(handler.run())
+                else:
+                    uvloop.run(handler.run())
+        else:
+            uvloop.run(handler.run())
+        used = {"handler": time.process_time() - cpu["handler"],
+                **{name: process_cpu(pid) - cpu[name] for name, pid in pids.items()}}
+        frames = handler.stats.frames
+        run: dict[str, Any] = {
+            "sink": sink_kind, "profile": profile,
+            "offered": rate or "saturation", "frames": frames,
+            "records": sum(handler.stats.records.values()),
+            "cpu_us_per_frame": {name: round(s / max(frames, 1) * 1e6, 3)
+                                 for name, s in used.items()},
+        }
+        run["stages"], run["throughput_fps"] = self.stages(sink, acks, tables, stamped=rate > 0)
+        if sink_kind == "kafka":
+            run["kafka"] = {k: handler.stats.sink[k] for k in ("delivered", "records_delivered",
+                                                              "failed", "buffer_full")}
+        return run
+
+    def stages(self, sink: TimedSink, acks: list[tuple[str, int, int, int]],
+               tables: dict[str, np.ndarray], stamped: bool) -> tuple[dict[str, Any], float]:
+        """Per-stage summaries of the run's events, and its throughput (events/s from the first
+        receive to the last hand-over, or with Kafka to the last ack)."""
+        if not sink.batches:
+            return {}, 0.0
+        first = min(b[1][0] for b in sink.batches)
+        # (saturation runs are over in about a second: all of them counts)
+        settled = first + int(self.options.settle_s * 1e9) if stamped else first
+        handed = [(ts, now) for _, ts, now in sink.batches]
+        recv = np.concatenate([ts for ts, _ in handed])
+        produce = np.concatenate([np.full(len(ts), now) for ts, now in handed])
+        samples: dict[str, np.ndarray] = {
+            "receive_to_produce": (produce - recv)[recv >= settled]}
+        end = max(now for _, now in handed)
+        if "events" in tables and len(tables["events"]):
+            self._kafka_stages(sink, acks, tables, settled, stamped, samples)
+            end = max([end, *(ack for *_, ack in acks)])
+        throughput = len(recv) / max((end - first) / 1e9, 1e-9)  # (a float, not numpy)
+        return {name: summarize(samples[name]) for name in STAGES if name in samples}, throughput
+
+    def _kafka_stages(self, sink: TimedSink, acks: list[tuple[str, int, int, int]],
+                      tables: dict[str, np.ndarray], settled: int, stamped: bool,
+                      samples: dict[str, np.ndarray]) -> None:
+        topics = tables["topics"].tolist()
+        messages, events = tables["messages"], tables["events"]
+        acked = {(topic, partition, offset): ns for topic, partition, offset, ns in acks}
+        message_ack = np.array([acked.get((topics[t], p, o), -1)
+                                for t, p, o, _ in messages.tolist()], np.int64)
+        msg, ts_event, ts_recv = events[:, 0], events[:, 1], events[:, 2]
+        kinds = np.array([topics[t].rpartition(".")[2] for t in messages[:, 0].tolist()])
+        produce = np.full(len(events), -1, np.int64)
+        for kind in np.unique(kinds).tolist():
+            firsts, handed = sink.handovers(kind)
+            mine = kinds[msg] == kind
+            batch = np.searchsorted(firsts, ts_recv[mine], side="right") - 1
+            produce[mine] = np.where(batch >= 0, handed[np.maximum(batch, 0)], -1)
+        ack, consumed = message_ack[msg], messages[msg, 3]
+        keep = (ts_recv >= settled) & (produce >= 0)
+        if acks:
+            samples["produce_to_ack"] = (ack - produce)[keep & (ack >= 0)]
+            samples["ack_to_consumer"] = (consumed - ack)[keep & (ack >= 0)]
+        if stamped:  # E is the send time only in the wall-clock paced mode
+            offset = int(self.options.clock_offset_us * 1000)
+            timed = keep & (ts_event >= 0)
+            samples["exchange_to_receive"] = (ts_recv - ts_event - offset)[timed]
+            samples["end_to_end"] = (consumed - ts_event - offset)[timed]
+
+    # --- the floor -------------------------------------------------------------------------
+    def floor_run(self, rate: int, bootstrap: str, broker_pid: int | None) -> dict[str, Any]:
+        topic = f"lat{uuid.uuid4().hex[:8]}.floor"
+        ensure_topics(load_config(None, {"kafka.bootstrap": bootstrap}, environ={}).kafka,
+                      [topic])
+        floor = Floor(bootstrap, topic, self.keys)
+        cpu, broker = time.process_time(), process_cpu(broker_pid)
+        with probe(bootstrap, [topic], self.workdir, stamped=True) as tables:
+            sent = floor.run(rate, self.options.duration_s)
+        used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
+        events, messages = tables["events"], tables["messages"]
+        sent_ns, consumed = events[:, 1], messages[events[:, 0], 3]
+        settled = sent_ns >= sent_ns.min() + int(self.options.settle_s * 1e9) if len(events) \
+            else np.zeros(0, bool)
+        acks = np.array(floor.acks, np.int64).reshape(-1, 2)
+        acks = acks[acks[:, 0] >= acks[:, 0].min() + int(self.options.settle_s * 1e9)] \
+            if len(acks) else acks
+        return {
+            "sink": "floor", "profile": None, "offered": rate, "frames": sent,
+            "received": len(events), "failed": floor.failed,
+            "cpu_us_per_frame": {"producer": round(used / max(sent, 1) * 1e6, 3),
+                                 "broker": round(broker / max(sent, 1) * 1e6, 3)},
+            "stages": {"produce_to_ack": summarize(acks[:, 1] - acks[:, 0]),
+                       "end_to_end": summarize((consumed - sent_ns)[settled])},
+        }
+
+    # --- everything ------------------------------------------------------------------------
+    @contextmanager
+    def simulator(self, rate: int) -> Iterator[tuple[str, int | None]]:
+        """(url, pid) of a simulator offering `rate` events/s (0: pre-generated, fast)."""
+        if self.options.url:
+            yield self.options.url, None
+            return
+        paced = ["--rate", str(rate), "--wall-clock"]
+        fast = ["--fast", "--pregenerate", str(self.options.saturation_frames),
+                "--max-messages", str(self.options.saturation_frames)]
+        with SimulatorProcess(["--seed", str(SEED), *(paced if rate else fast)],
+                              timeout=120) as sim:
+            yield sim.url, sim.pid
+
+    def run(self, log: Any = print) -> dict[str, Any]:
+        opts = self.options
+        runs: list[dict[str, Any]] = []
+        with broker(opts.bootstrap) as (bootstrap, broker_pid):
+            if opts.warmup_s and opts.profiles:
+                with self.simulator(opts.rates[0] or 10_000) as (url, _):
+                    self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,
+                                     bootstrap, {}, opts.warmup_s)
+            for rate in opts.rates:
+                with self.simulator(rate) as (url, sim_pid):
+                    pids = {"simulator": sim_pid, "broker": broker_pid}
+                    plan = [("null", None)] * opts.null + [("kafka", p) for p in opts.profiles]
+                    for sink, profile in plan:
+                        runs.append(self.handler_run(url, sink, profile, rate, bootstrap, pids,
+                                                     opts.duration_s))
+                        log(describe(runs[-1]))
+                if opts.floor and rate:
+                    runs.append(self.floor_run(rate, bootstrap, broker_pid))
+                    log(describe(runs[-1]))
+        return {"meta": self.meta(), "runs": runs}
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+            "command": " ".join(["feedhandler", *sys.argv[1:]]),
+            "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} "
+                       f"{platform.release()}, Python {platform.python_version()}",
+            "streams": len(self.streams), "kinds": self.options.kinds,
+            "symbols": self.options.symbols, "duration_s": self.options.duration_s,
+            "settle_s": self.options.settle_s, "clock": self.options.clock_note,
+            "clock_offset_us": self.options.clock_offset_us,
+            "simulator": self.options.url or "local", "broker": self.options.bootstrap or "local",
+        }
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, pid of the broker when it is ours: a local one in a temporary directory)."""
+    if bootstrap:
+        yield bootstrap, None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
+            LocalKafka(Path(workdir)) as kafka:
+        yield kafka.bootstrap, kafka.pid
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def describe(run: dict[str, Any]) -> str:
+    """One line per run for the console."""
+    name = run["sink"] if run["profile"] is None else f"kafka/{run['profile']}"
+    parts = [f"{name:>16} @ {run['offered']!s:>10}: {run['frames']:>8,} frames"]
+    if run.get("throughput_fps"):
+        parts.append(f"{run['throughput_fps']:>10,.0f} frames/s")
+    for stage, s in run["stages"].items():
+        if s.get("count"):
+            parts.append(f"{stage} p50 {s['p50_us']:,.0f} p99 {s['p99_us']:,.0f} µs")
+    return "; ".join(parts)
+
+
+def run_bench(options: Options) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="feedhandler-bench-") as workdir:
+        return Bench(options, Path(workdir)).run()

@@ -1,0 +1,48 @@
+"""A `feedhandler bench latency` result as Markdown tables (results.md, BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from feedhandler.bench.latency import STAGES
+
+SHORT = {"exchange_to_receive": "send→recv", "receive_to_produce": "recv→produce",
+         "produce_to_ack": "produce→ack", "ack_to_consumer": "ack→consumer",
+         "end_to_end": "end to end"}
+
+
+def _name(run: dict[str, Any]) -> str:
+    return run["sink"] if run["profile"] is None else f"kafka {run['profile']}"
+
+
+def _offered(run: dict[str, Any]) -> str:
+    offered = run["offered"]
+    return f"{offered:,}" if isinstance(offered, int) else str(offered)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    meta = result["meta"]
+    lines = [f"- Command: `{meta['command']}`", f"- Date: {meta['date']}; machine: "
+             f"{meta['machine']}", f"- Mix: {meta['symbols']} symbols x "
+             f"{', '.join(meta['kinds'])} ({meta['streams']} streams, one connection); "
+             f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
+             "counted", f"- Clock: {meta['clock']}", "",
+             "Latency percentiles in µs, p50 / p99 / p99.9 (`-`: not measured in that run):", "",
+             "| run | offered/s | handled/s | " + " | ".join(SHORT[s] for s in STAGES) + " |",
+             "|---|---:|---:|" + "---:|" * len(STAGES)]
+    for run in result["runs"]:
+        cells = []
+        for stage in STAGES:
+            s = run["stages"].get(stage, {})
+            cells.append(f"{s['p50_us']:,.0f} / {s['p99_us']:,.0f} / {s['p99_9_us']:,.0f}"
+                         if s.get("count") else "-")
+        handled = f"{run['throughput_fps']:,.0f}" if run.get("throughput_fps") else "-"
+        lines.append(f"| {_name(run)} | {_offered(run)} | {handled} | " + " | ".join(cells)
+                     + " |")
+    lines += ["", "CPU µs per frame (handler process incl. librdkafka threads; broker JVM; "
+              "floor: the producer process):", "", "| run | offered/s | CPU µs per frame |",
+              "|---|---:|---|"]
+    for run in result["runs"]:
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_us_per_frame"].items())
+        lines.append(f"| {_name(run)} | {_offered(run)} | {cpu} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,47 @@
+"""`feedhandler bench latency`, short: the real simulator (wall-clock paced), broker and
+consumer; the JSON has every stage with ordered percentiles (never an absolute latency)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from feedhandler.bench.latency import STAGES
+from feedhandler.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
+
+
+def test_a_short_run_reports_every_stage_and_the_floor(kafka_bootstrap: str,
+                                                       tmp_path: Path) -> None:
+    assert main(["bench", "latency", "--rates", "1000", "--duration", "3", "--warmup", "0",
+                 "--profiles", "latency", "--symbols", "2", "--bootstrap", kafka_bootstrap,
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {(r["sink"], r["profile"], r["offered"]) for r in result["runs"]} == {
+        ("null", None, 1000), ("kafka", "latency", 1000), ("floor", None, 1000)}
+    runs = {r["sink"]: r for r in result["runs"]}
+    assert set(runs["kafka"]["stages"]) == set(STAGES)
+    assert set(runs["null"]["stages"]) == {"receive_to_produce"}
+    assert set(runs["floor"]["stages"]) == {"produce_to_ack", "end_to_end"}
+    for run in result["runs"]:
+        assert run["frames"] > 1000  # 3 s at 1k/s, the first second not counted below
+        for stage in run["stages"].values():
+            assert stage["count"] > 500
+            values = [stage[k] for k in ORDER]
+            assert values == sorted(values)
+            assert stage["cdf"][-1][1] >= stage["p99_9_us"]
+    kafka = runs["kafka"]["stages"]
+    # Same events: the consumer got each one after the handler did.
+    assert kafka["end_to_end"]["count"] == kafka["exchange_to_receive"]["count"]
+    for key in ORDER:
+        assert kafka["end_to_end"][key] >= kafka["exchange_to_receive"][key]
+    assert runs["kafka"]["kafka"]["failed"] == 0
+    assert result["meta"]["clock"].startswith("one host")
+    table = (tmp_path / "results.md").read_text()
+    assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
+    assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
+    assert (tmp_path / "latency_rates.png").stat().st_size > 10_000

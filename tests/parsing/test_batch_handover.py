@@ -1,0 +1,104 @@
+"""Smart batching (RecordBuffers, burst mode): a batch leaves when the event loop has decoded
+the current read burst, when full, or at its linger cap; never on a timer alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from feedhandler._ext.decoder import Decoder
+
+from tests.parsing.test_parse_gaps import book, trade
+
+Batches = list[tuple[str, list[int]]]
+
+
+def burst_decoder(batches: Batches, **options: object) -> Decoder:
+    def on_batch(kind: str, records: np.ndarray) -> None:
+        field = "update_id" if kind == "bookTicker" else "trade_id"
+        batches.append((kind, records[field].tolist()))
+
+    return Decoder(on_batch, burst=True, **options)  # type: ignore[arg-type]
+
+
+async def one_loop_turn() -> None:
+    await asyncio.sleep(0)  # the burst-end callback was queued before this task resumes
+
+
+def test_an_idle_frame_leaves_at_the_end_of_its_burst_not_after_linger() -> None:
+    async def scenario() -> Batches:
+        batches: Batches = []
+        decoder = burst_decoder(batches, linger_ms=60_000.0)
+        decoder.decode(trade(1))
+        assert batches == []  # still inside the burst
+        await one_loop_turn()
+        assert decoder.buffers.bursts == 1
+        return batches
+
+    assert asyncio.run(scenario()) == [("trade", [1])]
+
+
+def test_a_burst_becomes_one_batch_per_kind() -> None:
+    async def scenario() -> Batches:
+        batches: Batches = []
+        decoder = burst_decoder(batches)
+        decoder.decode_many([trade(t) for t in range(1, 301)] + [book(7), book(8)])
+        await one_loop_turn()
+        decoder.decode_many([trade(301), trade(302)])  # the next burst
+        await one_loop_turn()
+        assert decoder.buffers.bursts == 2
+        return batches
+
+    assert asyncio.run(scenario()) == [
+        ("trade", list(range(1, 301))), ("bookTicker", [7, 8]), ("trade", [301, 302])]
+
+
+def test_full_batches_leave_at_once_and_the_rest_at_the_burst_end() -> None:
+    async def scenario() -> list[int]:
+        batches: Batches = []
+        decoder = burst_decoder(batches, batch_rows=10)
+        decoder.decode_many([trade(t) for t in range(1, 26)])
+        sizes = [len(ids) for _, ids in batches]
+        await one_loop_turn()
+        return [*sizes, len(batches[-1][1])]
+
+    assert asyncio.run(scenario()) == [10, 10, 5]
+
+
+@pytest.mark.parametrize("linger_ms", [0.0, None])
+def test_linger_zero_means_no_cap_not_wait_until_full(linger_ms: float | None) -> None:
+    async def scenario() -> Batches:
+        batches: Batches = []
+        decoder = burst_decoder(batches, linger_ms=linger_ms)
+        for t in range(1, 4):  # one burst: no per-frame batches...
+            decoder.decode(trade(t), ts_recv=t * 10**9)
+        assert batches == []
+        await one_loop_turn()  # ...and no waiting for a full batch
+        return batches
+
+    assert asyncio.run(scenario()) == [("trade", [1, 2, 3])]
+
+
+def test_linger_caps_a_batch_age_within_a_long_burst() -> None:
+    async def scenario() -> Batches:
+        batches: Batches = []
+        decoder = burst_decoder(batches, linger_ms=1.0)
+        for t in range(1, 6):  # frames 0.4 ms apart, all in one burst
+            decoder.decode(trade(t), ts_recv=10**9 + t * 400_000)
+        capped = list(batches)
+        await one_loop_turn()
+        assert capped == [("trade", [1, 2, 3, 4])]  # 4 is 1.2 ms after 1
+        return batches
+
+    assert asyncio.run(scenario())[1:] == [("trade", [5])]
+
+
+def test_the_pending_burst_end_keeps_the_decoder_alive() -> None:
+    async def scenario() -> Batches:
+        batches: Batches = []
+        burst_decoder(batches).decode(trade(1))  # no reference kept
+        await one_loop_turn()
+        return batches
+
+    assert asyncio.run(scenario()) == [("trade", [1])]

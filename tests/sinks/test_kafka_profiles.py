@@ -1,0 +1,36 @@
+"""kafka.profile: librdkafka defaults for latency or throughput; individual keys win."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedhandler.config import ConfigError, load_config
+from feedhandler.sinks.kafka import producer_config
+
+
+def settings(**overrides: object) -> dict[str, object]:
+    config = load_config(None, {f"kafka.{k}": v for k, v in overrides.items()}, environ={})
+    return producer_config(config.kafka, "test")
+
+
+def test_profiles_choose_linger_and_compression() -> None:
+    latency = settings(profile="latency")
+    assert (latency["linger.ms"], latency["compression.type"], latency["socket.nagle.disable"]) \
+        == (0, "none", True)
+    throughput = settings()  # the default profile: the settings this sink always had
+    assert (throughput["linger.ms"], throughput["compression.type"]) == (5, "lz4")
+    for each in (latency, throughput):
+        assert (each["enable.idempotence"], each["acks"]) == (True, "all")
+
+
+def test_individual_keys_win_over_the_profile() -> None:
+    chosen = settings(profile="latency", linger_ms=0.5, compression="zstd")
+    assert (chosen["linger.ms"], chosen["compression.type"]) == (0.5, "zstd")
+    raw = settings(profile="throughput", producer={"linger.ms": 2, "compression.type": "none"})
+    assert (raw["linger.ms"], raw["compression.type"]) == (2, "none")
+    assert settings(profile="throughput", linger_ms=0)["linger.ms"] == 0
+
+
+def test_an_unknown_profile_fails_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.profile: expected 'latency' or 'throughput'"):
+        settings(profile="fast")
