@@ -32,6 +32,7 @@ from feedhandler.simulator.server.source import FrameSource, MarketSource, Sourc
 from feedhandler.simulator.server.subscriptions import SubscriptionError, Subscriptions
 from feedhandler.simulator.server.tls import server_context
 from feedhandler.simulator.server.urls import UrlError, parse_target
+from feedhandler.simulator.server.wsapi import API_PATH, ApiConnection, WsApiService
 
 _LOG = logging.getLogger(__name__)
 _PICOWS_LOG = logging.getLogger("picows.simulator")
@@ -70,6 +71,8 @@ class Simulator:
         self._server: asyncio.AbstractServer | None = None
         self.port = config.port
         self.refused = 0  # handshakes answered 429/418
+        self.api: WsApiService | None = None  # the /ws-api/v3 endpoint, once started
+        self._api_connections: set[ApiConnection] = set()
 
     @property
     def url(self) -> str:
@@ -90,6 +93,15 @@ class Simulator:
                 if config.replay is not None
                 else MarketSource(config.seed, config.symbols)
             )
+        self.api = WsApiService(
+            self._source if isinstance(self._source, MarketSource) else None,
+            weight_limit=config.api_weight_limit,
+            weight_interval_s=config.api_weight_interval,
+            ban_after=config.api_ban_after,
+            ban_s=config.ban_duration,
+            api_keys={key: path.read_bytes() for key, path in config.api_keys},
+            clock_offset_ms=config.api_clock_offset_ms,
+        )
         tls = (
             server_context(config.tls_cert, config.tls_key)
             if config.tls_cert and config.tls_key
@@ -111,6 +123,9 @@ class Simulator:
         if self._server is None:
             return
         self._server.close()
+        for api in list(self._api_connections):
+            api.send_server_shutdown()
+            api.drop()
         connections = self.connections
         if connections:
             for conn in connections:
@@ -127,7 +142,7 @@ class Simulator:
         self._server = None
 
     def _protocol_factory(self) -> WSProtocol:
-        def listener_factory(request: WSUpgradeRequest) -> Connection | Answer:
+        def listener_factory(request: WSUpgradeRequest) -> Connection | ApiConnection | Answer:
             peer = protocol.transport.underlying_transport.get_extra_info("peername")
             return self._accept(request, str(peer[0]) if peer else "")
 
@@ -150,13 +165,20 @@ class Simulator:
         )
         return protocol
 
-    def _accept(self, request: WSUpgradeRequest, peer: str) -> Connection | Answer:
+    def _accept(
+        self, request: WSUpgradeRequest, peer: str
+    ) -> Connection | ApiConnection | Answer:
         loop = asyncio.get_running_loop()
         refusal = self._handshake_faults.check() or self._attempts.check(peer, loop.time())
         if refusal is not None:
             self.refused += 1
             _LOG.info("refused %s with HTTP %d", peer, refusal.status)
             return _refused(refusal)
+        if request.path.partition(b"?")[0] == API_PATH and self.api is not None:
+            api = self.api.connection(peer)
+            self._api_connections.add(api)
+            api.closed.add_done_callback(lambda _: self._api_connections.discard(api))
+            return api
         try:
             target = parse_target(request.path)
         except UrlError as exc:

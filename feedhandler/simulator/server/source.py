@@ -7,6 +7,7 @@ subscriptions receives the same events (see the README for what that means for r
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -39,8 +40,28 @@ class MarketSource:
             Universe.generate(seed) if symbols is None else Universe.generate(seed, symbols)
         )
         # an instance's check also requires the symbol to be listed in the universe
-        self.is_valid_stream = Feed(seed, self._universe).is_valid_stream
+        self._idle = Feed(seed, self._universe)
+        self.is_valid_stream = self._idle.is_valid_stream
+        self._feeds: list[weakref.ref[Feed]] = []
+
+    @property
+    def universe(self) -> Universe:
+        return self._universe
 
     def open(self, time_unit: TimeUnit) -> FrameSource:
-        feed: FrameSource = Feed(self._seed, self._universe, time_unit=time_unit)
+        feed = Feed(self._seed, self._universe, time_unit=time_unit)
+        self._feeds = [ref for ref in self._feeds if ref() is not None]
+        self._feeds.append(weakref.ref(feed))
         return feed
+
+    def snapshot(
+        self, symbol: str, limit: int
+    ) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+        """The WS API's true book of `symbol`: from the newest connection streaming it (its
+        engine is the one whose update ids that client sees), else from an idle feed."""
+        prefix = symbol.lower() + "@"
+        for ref in reversed(self._feeds):
+            feed = ref()
+            if feed is not None and any(s.startswith(prefix) for s in feed.subscriptions):
+                return feed.book_snapshot(symbol, limit)
+        return self._idle.book_snapshot(symbol, limit)
