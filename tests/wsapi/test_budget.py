@@ -1,0 +1,83 @@
+"""WeightBudget: sliding window, priorities, 429 blocks, other users' weight."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from feedhandler.wsapi.budget import NORMAL, SNAPSHOT, URGENT, WeightBudget
+
+
+async def test_no_window_ever_holds_more_than_the_limit() -> None:
+    budget = WeightBudget(limit=10, interval_s=0.15, margin_s=0.0)
+    loop = asyncio.get_running_loop()
+    grants: list[tuple[float, int]] = []
+
+    async def take(weight: int) -> None:
+        await budget.acquire(weight)
+        grants.append((loop.time(), weight))
+
+    await asyncio.gather(*(take(1 + i % 3) for i in range(40)))
+    assert len(grants) == 40
+    for at, _ in grants:
+        inside = sum(w for t, w in grants if at - budget.window_s < t <= at)
+        assert inside <= 10
+    assert budget.granted_total == sum(w for _, w in grants)
+
+
+async def test_lower_priority_numbers_go_first_and_are_never_overtaken() -> None:
+    budget = WeightBudget(limit=4, interval_s=0.1, margin_s=0.0)
+    await budget.acquire(4)
+    order: list[str] = []
+
+    async def take(name: str, weight: int, priority: int) -> None:
+        await budget.acquire(weight, priority)
+        order.append(name)
+
+    tasks = [
+        asyncio.create_task(take("snapshot", 1, SNAPSHOT)),
+        asyncio.create_task(take("big-urgent", 4, URGENT)),
+        asyncio.create_task(take("normal", 1, NORMAL)),
+    ]
+    await asyncio.sleep(0)
+    assert budget.waiting() == 3
+    await asyncio.gather(*tasks)
+    # the big urgent request waits for a whole window; the small ones do not jump it
+    assert order == ["big-urgent", "normal", "snapshot"]
+
+
+async def test_block_until_stops_every_grant() -> None:
+    budget = WeightBudget(limit=100, interval_s=60.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    budget.block_until(start + 0.1)
+    await budget.acquire(1)
+    assert loop.time() - start >= 0.099  # uvloop clocks in ms
+
+
+async def test_weight_used_by_others_is_counted() -> None:
+    budget = WeightBudget(limit=10, interval_s=60.0)
+    await budget.acquire(3)
+    budget.observe(3)  # exactly ours
+    assert budget.used() == 3 and budget.external == 0
+    budget.observe(9)  # someone else on our IP used 6
+    assert budget.used() == 9 and budget.external == 6
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await budget.acquire(2)
+
+
+async def test_a_cancelled_waiter_does_not_hold_the_queue() -> None:
+    budget = WeightBudget(limit=2, interval_s=0.1, margin_s=0.0)
+    await budget.acquire(2)
+    stuck = asyncio.create_task(budget.acquire(2, URGENT))
+    await asyncio.sleep(0)
+    stuck.cancel()
+    await budget.acquire(1, SNAPSHOT)
+    assert budget.used() == 1
+
+
+async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
+    with pytest.raises(ValueError, match="exceeds"):
+        await WeightBudget(limit=10, interval_s=1.0).acquire(11)
