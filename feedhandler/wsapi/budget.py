@@ -99,7 +99,7 @@ class WeightBudget:
 
     def _release(self, weight: int) -> None:
         for index in range(len(self._granted) - 1, -1, -1):
-            at, granted = self._granted[index]
+            granted = self._granted[index][1]
             if granted == weight:
                 del self._granted[index]
                 self._used -= weight

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from picows import WSError, WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import (
+    WSError,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from feedhandler.supervisor.connection import Backoff
 from feedhandler.wsapi import errors
@@ -329,9 +337,8 @@ class WsApiClient:
     def _track_limit(self, item: Any) -> None:
         try:
             interval_s = _INTERVAL_S[item["interval"]] * int(item["intervalNum"])
-            limit = RateLimit(
-                str(item["rateLimitType"]), interval_s, int(item["limit"]), int(item.get("count", 0))
-            )
+            kind, count = str(item["rateLimitType"]), int(item.get("count", 0))
+            limit = RateLimit(kind, interval_s, int(item["limit"]), count)
         except (KeyError, TypeError, ValueError):
             return
         self.rate_limits[(limit.type, interval_s)] = limit

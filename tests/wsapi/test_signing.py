@@ -104,7 +104,8 @@ def test_credentials_from_files_with_a_passphrase(tmp_path: Path) -> None:
     assert credentials is not None
     assert credentials.api_key == API_KEY
     signed = credentials.signed({"timestamp": 1})
-    key.public_key().verify(base64.b64decode(signed["signature"]), signature_payload(signed).encode())
+    raw = base64.b64decode(signed["signature"])
+    key.public_key().verify(raw, signature_payload(signed).encode())
 
 
 def test_credentials_from_the_environment() -> None:

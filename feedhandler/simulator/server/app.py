@@ -85,6 +85,11 @@ class Simulator:
         """Open connections, oldest first."""
         return list(self._connections.values())
 
+    @property
+    def api_connections(self) -> list[ApiConnection]:
+        """Open `/ws-api/v3` connections."""
+        return list(self._api_connections)
+
     async def start(self) -> None:
         config = self.config
         if self._source is None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -76,7 +77,8 @@ class WeightLimiter:
     """REQUEST_WEIGHT per IP in calendar-aligned windows, with 429 -> 418 escalation."""
 
     def __init__(self, limit: int, interval_s: int, ban_after: int, ban_s: float) -> None:
-        self.limit, self.interval_s, self.ban_after, self.ban_s = limit, interval_s, ban_after, ban_s
+        self.limit, self.interval_s = limit, interval_s
+        self.ban_after, self.ban_s = ban_after, ban_s
         self._windows: dict[str, tuple[int, int, int]] = {}  # ip -> (window, count, refused)
         self._banned_until_ms: dict[str, int] = {}
         self.charged = 0
@@ -241,11 +243,9 @@ class WsApiService:
         return time.time_ns() // 1_000_000 + self.clock_offset_ms
 
     def connection(self, peer: str) -> ApiConnection:
-        self.limiter._window(peer, self.now_ms())  # the window exists for the charge below
-        try:
+        # connecting costs weight; over the limit it is the handshake limiter's to refuse
+        with contextlib.suppress(ApiError):
             self.limiter.charge(peer, CONNECT_WEIGHT, self.now_ms())
-        except ApiError:
-            pass  # connecting over the limit is counted by the handshake limiter, not here
         return ApiConnection(self, peer)
 
     # -- requests -------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ class WsApiService:
         session.api_key = session.authorized_since = None
         return session.result(now)
 
-    _METHODS: dict[str, Callable[[WsApiService, dict[str, Any], _Session, int], Any]] = {
+    _METHODS: ClassVar[dict[str, Callable[[WsApiService, dict[str, Any], _Session, int], Any]]] = {
         "ping": _ping,
         "time": _time,
         "exchangeInfo": _exchange_info,
