@@ -73,6 +73,26 @@ class ConnectionConfig:
 
 
 @dataclass
+class WsApiConfig:
+    url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    api_key_file: str = ""  # Ed25519 session keys: files (Kubernetes Secret volumes) or the
+    private_key_file: str = ""  # FEEDHANDLER_WSAPI_{API_KEY,PRIVATE_KEY,PRIVATE_KEY_PASSPHRASE}
+    private_key_passphrase_file: str = ""  # environment variables; never in config itself
+    request_timeout_s: float = 10.0
+    retries: int = 2  # for idempotent reads only
+    weight_limit: int = 6000  # REQUEST_WEIGHT per weight_interval_s (followed live)
+    weight_interval_s: float = 60.0
+    weight_margin_s: float = 1.0  # the budget's window is interval + margin
+    recv_window_ms: int = 5000
+
+
+@dataclass
+class BookConfig:
+    snapshots: bool = False  # publish depth snapshots (WS API) so books rebuild from Kafka
+    snapshot_limit: int = 5000  # levels per side, 1..5000 (weight 250 above 1000)
+
+
+@dataclass
 class HandlerConfig:
     url: str = "wss://stream.binance.com:9443"
     streams: list[str] = field(default_factory=lambda: ["btcusdt@bookTicker"])
@@ -88,6 +108,8 @@ class HandlerConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    wsapi: WsApiConfig = field(default_factory=WsApiConfig)
+    book: BookConfig = field(default_factory=BookConfig)
 
     def validate(self) -> None:
         if self.sink not in ("kafka", "null"):
@@ -121,6 +143,12 @@ class HandlerConfig:
             raise ConfigError(f"shard_index: must be within 0..{self.shard_count - 1}")
         if not 1 <= self.connection.streams_per_connection <= 1024:
             raise ConfigError("connection.streams_per_connection: must be within 1..1024")
+        if not 1 <= self.book.snapshot_limit <= 5000:
+            raise ConfigError("book.snapshot_limit: must be within 1..5000")
+        if self.wsapi.weight_limit <= 0 or self.wsapi.weight_interval_s <= 0:
+            raise ConfigError("wsapi.weight_limit, wsapi.weight_interval_s: must be > 0")
+        if not 0 < self.wsapi.recv_window_ms <= 60000:
+            raise ConfigError("wsapi.recv_window_ms: must be within 1..60000")
         if not 0 <= self.health_port <= 65535:
             raise ConfigError("health_port: must be within 0..65535 (0 = off)")
 

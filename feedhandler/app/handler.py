@@ -19,6 +19,7 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
+from feedhandler.book.sync import SnapshotSync
 from feedhandler.config import HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
@@ -26,6 +27,7 @@ from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
 from feedhandler.supervisor.connection import ShardConnection
 from feedhandler.supervisor.plan import plan
+from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class Handler:
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
+        self.wsapi: WsApiClient | None = None
+        self.book_sync: SnapshotSync | None = None
+        if config.book.snapshots:
+            self.wsapi, self.book_sync = self._book_sync()
         self.shards = [
             self._connection(shard)
             for shard in plan(config.url, config.streams,
@@ -80,12 +86,29 @@ class Handler:
                               config.connection.time_unit, config.shard_index, config.shard_count)
         ]
 
+    def _book_sync(self) -> tuple[WsApiClient, SnapshotSync]:
+        """Depth snapshots through the WS API, published as snapshot rows (epoch 0: not from
+        a stream connection)."""
+        api = self.config.wsapi
+        credentials = Credentials.load(KeySources(
+            api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
+        client = WsApiClient(
+            api.url, WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s),
+            credentials=credentials, request_timeout_s=api.request_timeout_s,
+            retries=api.retries, recv_window_ms=api.recv_window_ms,
+            on_event=self._publish_event)
+        sync = SnapshotSync(client, lambda rows: self.sink.publish_batch("depth", rows, 0),
+                            limit=self.config.book.snapshot_limit, on_event=self._publish_event)
+        return client, sync
+
     def _connection(self, shard: Any) -> ShardConnection:
         holder: list[ShardConnection] = []
 
         def on_batch(kind: str, records: np.ndarray,
                      frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
             self.stats.records[kind] += len(records)
+            if kind == "depth" and self.book_sync is not None:
+                self.book_sync.on_depth(records)  # before the sink owns the records
             if kind == "gap":
                 self._publish_gaps(records)
             elif kind == "control":  # control frames are published by on_control
@@ -198,6 +221,8 @@ class Handler:
         tasks = [asyncio.create_task(s.run(self._stop), name=f"shard {s.shard.index}")
                  for s in self.shards]
         tasks.append(asyncio.create_task(self._service(), name="service"))
+        if self.wsapi is not None:
+            await self.wsapi.start()
         for task in tasks:
             task.add_done_callback(self._task_done)
         if self.config.duration_s:
@@ -210,6 +235,9 @@ class Handler:
                 self.health.close()
             self.stats.elapsed_s = time.perf_counter() - started
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.book_sync is not None and self.wsapi is not None:
+                await self.book_sync.close()
+                await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()
             self.stats.frames = sum(s.frames for s in self.shards)

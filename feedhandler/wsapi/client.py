@@ -208,7 +208,16 @@ class WsApiClient:
         timeout: float | None,
         signed: bool,
     ) -> Any:
-        await self.budget.acquire(request_weight(method, params), priority)
+        weight = request_weight(method, params)
+        await self.budget.acquire(weight, priority)
+        try:
+            return await self._exchange(method, params, timeout, signed)
+        finally:
+            self.budget.complete(weight)
+
+    async def _exchange(
+        self, method: str, params: Mapping[str, Any] | None, timeout: float | None, signed: bool
+    ) -> Any:
         transport = self._transport
         if transport is None or transport.is_disconnected:
             raise errors.ConnectionLost("not connected")
@@ -397,14 +406,17 @@ class WsApiClient:
         if self._limiter is not None:
             await self._limiter.acquire()
         await self.budget.acquire(CONNECT_WEIGHT, URGENT)
-        transport, _ = await ws_connect(
-            lambda: _Listener(self),
-            self.url,
-            enable_auto_ping=True,
-            auto_ping_idle_timeout=30.0,
-            auto_ping_reply_timeout=10.0,
-            max_frame_size=self._max_frame_bytes,
-        )
+        try:
+            transport, _ = await ws_connect(
+                lambda: _Listener(self),
+                self.url,
+                enable_auto_ping=True,
+                auto_ping_idle_timeout=30.0,
+                auto_ping_reply_timeout=10.0,
+                max_frame_size=self._max_frame_bytes,
+            )
+        finally:
+            self.budget.complete(CONNECT_WEIGHT)
         return transport
 
     async def _run(self) -> None:

@@ -18,6 +18,7 @@ async def test_no_window_ever_holds_more_than_the_limit() -> None:
     async def take(weight: int) -> None:
         await budget.acquire(weight)
         assert budget.used() <= 10  # what the window holds, counted at the grant
+        budget.complete(weight)
 
     await asyncio.gather(*(take(w) for w in weights))
     assert budget.granted_total == sum(weights)
@@ -27,11 +28,13 @@ async def test_no_window_ever_holds_more_than_the_limit() -> None:
 async def test_lower_priority_numbers_go_first_and_are_never_overtaken() -> None:
     budget = WeightBudget(limit=4, interval_s=0.1, margin_s=0.0)
     await budget.acquire(4)
+    budget.complete(4)
     order: list[str] = []
 
     async def take(name: str, weight: int, priority: int) -> None:
         await budget.acquire(weight, priority)
         order.append(name)
+        budget.complete(weight)
 
     tasks = [
         asyncio.create_task(take("snapshot", 1, SNAPSHOT)),
@@ -69,11 +72,27 @@ async def test_weight_used_by_others_is_counted() -> None:
 async def test_a_cancelled_waiter_does_not_hold_the_queue() -> None:
     budget = WeightBudget(limit=2, interval_s=0.1, margin_s=0.0)
     await budget.acquire(2)
+    budget.complete(2)
     stuck = asyncio.create_task(budget.acquire(2, URGENT))
     await asyncio.sleep(0)
     stuck.cancel()
     await budget.acquire(1, SNAPSHOT)
     assert budget.used() == 1
+
+
+async def test_weight_is_held_while_in_flight_and_one_window_after_the_answer() -> None:
+    # the exchange counts a request when it processes it, up to its answer: a slow exchange
+    # must not let two windows' worth of requests land in one of its windows
+    budget = WeightBudget(limit=3, interval_s=0.1, margin_s=0.0)
+    loop = asyncio.get_running_loop()
+    await budget.acquire(3)
+    late = asyncio.create_task(budget.acquire(1))
+    await asyncio.sleep(0.25)  # two windows pass, the first request is still unanswered
+    assert not late.done()
+    answered = loop.time()
+    budget.complete(3)
+    await late
+    assert loop.time() - answered >= 0.099
 
 
 async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
