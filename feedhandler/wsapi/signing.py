@@ -4,8 +4,10 @@ The signed payload is every parameter but `signature`, sorted by name, joined as
 no percent-encoding; the signature is the base64 of Ed25519's 64 bytes.
 
 Keys come only from files (Kubernetes Secrets mounted as volumes) or environment variables
-(Secrets as env). `Credentials` keeps the private key as a `cryptography` key object and shows
-neither it nor the API key in `repr`/`str`, so a log line or traceback cannot leak them.
+(Secrets as env: `BINANCE_API_KEY`, `BINANCE_PRIVATE_KEY`, `BINANCE_PRIVATE_KEY_PASSPHRASE`;
+not `FEEDHANDLER_*`, the config's own namespace). `Credentials` keeps the private key as a
+`cryptography` key object and shows neither it nor the API key in `repr`/`str`, so a log line
+or traceback cannot leak them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from feedhandler.config import ConfigError
 
-class CredentialsError(ValueError):
+
+class CredentialsError(ConfigError):
     """Keys missing, unreadable or not an Ed25519 PEM key (the message names the source,
     never its content)."""
 
@@ -59,9 +63,9 @@ class KeySources:
     api_key_file: str = ""
     private_key_file: str = ""
     passphrase_file: str = ""
-    api_key_env: str = "FEEDHANDLER_WSAPI_API_KEY"
-    private_key_env: str = "FEEDHANDLER_WSAPI_PRIVATE_KEY"
-    passphrase_env: str = "FEEDHANDLER_WSAPI_PRIVATE_KEY_PASSPHRASE"
+    api_key_env: str = "BINANCE_API_KEY"
+    private_key_env: str = "BINANCE_PRIVATE_KEY"
+    passphrase_env: str = "BINANCE_PRIVATE_KEY_PASSPHRASE"
 
 
 def _read(file: str, env: str, environ: Mapping[str, str], what: str) -> bytes | None:

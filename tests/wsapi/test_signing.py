@@ -111,9 +111,9 @@ def test_credentials_from_files_with_a_passphrase(tmp_path: Path) -> None:
 def test_credentials_from_the_environment() -> None:
     key = Ed25519PrivateKey.generate()
     environ = {
-        "FEEDHANDLER_WSAPI_API_KEY": "from-env",
-        "FEEDHANDLER_WSAPI_PRIVATE_KEY": _pem(key, b"pw").decode(),
-        "FEEDHANDLER_WSAPI_PRIVATE_KEY_PASSPHRASE": "pw",
+        "BINANCE_API_KEY": "from-env",
+        "BINANCE_PRIVATE_KEY": _pem(key, b"pw").decode(),
+        "BINANCE_PRIVATE_KEY_PASSPHRASE": "pw",
     }
     credentials = Credentials.load(environ=environ)
     assert credentials is not None and credentials.api_key == "from-env"
@@ -129,7 +129,7 @@ def test_errors_and_text_never_show_key_material(tmp_path: Path) -> None:
     with pytest.raises(CredentialsError) as no_pass:
         load_private_key(pem)
     with pytest.raises(CredentialsError) as half:
-        Credentials.load(environ={"FEEDHANDLER_WSAPI_API_KEY": API_KEY})
+        Credentials.load(environ={"BINANCE_API_KEY": API_KEY})
     with pytest.raises(CredentialsError) as unreadable:
         Credentials.load(KeySources(private_key_file=str(tmp_path / "missing")), environ={})
     credentials = Credentials(API_KEY, key)
