@@ -76,7 +76,7 @@ class ConnectionConfig:
 class WsApiConfig:
     url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     api_key_file: str = ""  # Ed25519 session keys: files (Kubernetes Secret volumes) or the
-    private_key_file: str = ""  # FEEDHANDLER_WSAPI_{API_KEY,PRIVATE_KEY,PRIVATE_KEY_PASSPHRASE}
+    private_key_file: str = ""  # BINANCE_{API_KEY,PRIVATE_KEY,PRIVATE_KEY_PASSPHRASE}
     private_key_passphrase_file: str = ""  # environment variables; never in config itself
     request_timeout_s: float = 10.0
     retries: int = 2  # for idempotent reads only
