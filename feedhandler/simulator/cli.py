@@ -35,7 +35,13 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("symbols", int, "N", "symbols in the simulated universe (default: the market's)"),
         ("rate", float, "N", "paced mode: events/s per connection, spread evenly"),
         ("batch", int, "N", "events encoded into one write"),
-        ("pregenerate", int, "N", "with --fast: encode N events before sending the first"),
+        (
+            "pregenerate",
+            int,
+            "N",
+            "generate N events before sending the first (paced: the "
+            "market's, at its first subscription; --fast: each connection's)",
+        ),
         ("max_messages", int, "N", "events per connection; then only pings/control replies"),
         ("write_buffer", int, "BYTES", "per-connection send buffer high-water mark"),
         ("replay", Path, "FILE", "replay this recording instead of the synthetic market"),

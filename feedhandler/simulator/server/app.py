@@ -103,7 +103,7 @@ class Simulator:
             )
         shared = self._source.open("us")  # the market renders µs; views convert to ms
         if not isinstance(shared, ReplaySource):  # a recording replays per connection
-            self._market = SharedMarket(shared, config.rate, config.batch)
+            self._market = SharedMarket(shared, config.rate, config.batch, config.pregenerate)
         tls = (
             server_context(config.tls_cert, config.tls_key)
             if config.tls_cert and config.tls_key

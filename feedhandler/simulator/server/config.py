@@ -29,7 +29,7 @@ class SimulatorConfig:
     wall_clock: bool = False  # paced mode: each event's E is its send time (see stamping.py)
     fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
     batch: int = 1024  # events encoded and written per write
-    pregenerate: int = 0  # fast mode: events generated before the first one is sent
+    pregenerate: int = 0  # events generated before the first is sent (fast: per connection)
     max_messages: int | None = None  # events per connection, then only control/pings
     write_buffer: int = 1 << 20  # transport high-water mark (bytes): bounds queued memory
 

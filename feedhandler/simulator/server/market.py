@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -116,12 +116,17 @@ class MarketView:
 class SharedMarket:
     """The process's market for paced connections; see the module docs."""
 
-    def __init__(self, source: FrameSource, rate: float, batch: int) -> None:
+    def __init__(self, source: FrameSource, rate: float, batch: int, pregenerate: int = 0) -> None:
         self._source = source  # opened in µs
         self._loop = asyncio.get_running_loop()
         self._pacer = RatePacer(rate, batch, self._loop.time())
         self._viewers: dict[str, list[MarketView]] = {}  # stream -> subscribed views
         self._handle: asyncio.Handle | None = None
+        self._pregenerate = pregenerate
+        self._ready: deque[Event] = deque()  # pre-generated, not yet released
+        self._deferred: list[Callable[[], None]] | None = None  # source ops while generating
+        self._generation: asyncio.Task[None] | None = None
+        self._stopped = False
         self.events = 0  # events released so far
 
     def view(self, time_unit: TimeUnit, limit: int | None) -> MarketView:
@@ -136,7 +141,11 @@ class SharedMarket:
             if view not in viewers:
                 viewers.append(view)
         if new:
-            self._source.subscribe(new)
+            self._on_source(lambda: self._source.subscribe(new))
+        if self._pregenerate and self._deferred is None:
+            count, self._pregenerate = self._pregenerate, 0
+            self._deferred = []
+            self._generation = self._loop.create_task(self._generate(count))
         self._start()
 
     def unsubscribe(self, view: MarketView, streams: Sequence[str]) -> None:
@@ -150,9 +159,12 @@ class SharedMarket:
                 del self._viewers[stream]
                 gone.append(stream)
         if gone:
-            self._source.unsubscribe(gone)
+            self._on_source(lambda: self._source.unsubscribe(gone))
 
     def stop(self) -> None:
+        self._stopped = True
+        if self._generation is not None:
+            self._generation.cancel()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -192,10 +204,41 @@ class SharedMarket:
         ]
         return b"{" + b",".join(items) + b"}"
 
+    # -- pre-generation ----------------------------------------------------------------------
+
+    def _on_source(self, op: Callable[[], None]) -> None:
+        if self._deferred is None:
+            op()
+        else:
+            self._deferred.append(op)
+
+    async def _generate(self, count: int) -> None:
+        """Generate `count` events in a worker thread before the first is released, so the
+        pace is not bounded by the market model (about 10 k trade events/s live). They are
+        events of the streams subscribed now; changes made meanwhile apply after them."""
+        source, batch = self._source, self._pacer.batch
+
+        def generate() -> list[Event]:
+            events: list[Event] = []
+            while len(events) < count and not self._stopped:  # a thread: stop() ends it
+                more = source.next_frames(min(batch, count - len(events)))
+                if not more:
+                    break
+                events += more
+            return events
+
+        try:
+            self._ready.extend(await self._loop.run_in_executor(None, generate))
+        finally:
+            deferred, self._deferred = self._deferred or [], None
+            for op in deferred:
+                op()
+            self._start()
+
     # -- pacing ------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._handle is None and self._viewers:
+        if self._handle is None and self._viewers and self._deferred is None and not self._stopped:
             self._pacer.restart(self._loop.time())
             self._handle = self._loop.call_soon(self._tick)
 
@@ -206,7 +249,7 @@ class SharedMarket:
         now = self._loop.time()
         allowed = self._pacer.allowance(now)
         if allowed > 0:
-            events = self._source.next_frames(allowed)
+            events = self._take(allowed)
             if not events:
                 return  # nothing subscribed any more
             self._pacer.consumed(len(events))
@@ -215,6 +258,12 @@ class SharedMarket:
         wakeup = self._pacer.next_wakeup(now)
         assert wakeup is not None  # a rate pacer always has a next tick
         self._handle = self._loop.call_at(wakeup, self._tick)
+
+    def _take(self, count: int) -> list[Event]:
+        ready = self._ready
+        if not ready:
+            return self._source.next_frames(count)
+        return [ready.popleft() for _ in range(min(count, len(ready)))]
 
     def _dispatch(self, events: list[Event]) -> None:
         out: dict[MarketView, list[Event]] = {}

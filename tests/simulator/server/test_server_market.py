@@ -158,3 +158,24 @@ async def test_http_endpoints_answer_like_binance() -> None:
         full = sim.market.true_books(["ETHUSDT"])["ETHUSDT"]
         assert len(books["ETHUSDT"]["asks"]) == len(full[2]) > 5
         assert sim.refused == 0 and sim.connections == []
+
+
+async def test_pregenerated_market_is_paced_and_continues_live() -> None:
+    streams = [f"{s}@trade" for s in ("btcusdt", "ethusdt", "bnbusdt", "solusdt")]
+    config = {"seed": 7, "symbols": 20, "rate": 4000, "pregenerate": 3000, "max_incoming": 50}
+    async with (
+        SimulatorServer(**config) as sim,
+        connect(sim.url + "/ws/" + "/".join(streams), max_queue=None) as ws,
+    ):
+        first = await recv_json(ws, timeout=10)  # after the pre-generation
+        started = asyncio.get_running_loop().time()
+        events = [first] + [await recv_json(ws) for _ in range(5999)]
+        span = asyncio.get_running_loop().time() - started
+        assert sim.market.events >= 6000
+    assert 1.2 < span < 4.0, span  # 4,000 events/s, not as fast as the client reads
+    by_symbol: dict[str, list[int]] = {}
+    for event in events:
+        by_symbol.setdefault(event["s"], []).append(event["t"])
+    assert len(by_symbol) == 4
+    for ids in by_symbol.values():  # pre-generated, then live: one continuous sequence
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
