@@ -27,7 +27,7 @@ from feedhandler.simulator.server.config import SimulatorConfig
 from feedhandler.simulator.server.connection import Connection
 from feedhandler.simulator.server.faults import Faults, HandshakeFaults
 from feedhandler.simulator.server.limits import AttemptLimiter, Refusal
-from feedhandler.simulator.server.market import MarketView, SharedMarket
+from feedhandler.simulator.server.market import ConnectionView, SharedMarket
 from feedhandler.simulator.server.pacing import FastPacer, Pacer, RecordedPacer
 from feedhandler.simulator.server.replay import ReplayFactory, ReplaySource
 from feedhandler.simulator.server.source import FrameSource, MarketSource, SourceFactory
@@ -202,7 +202,7 @@ class Simulator:
             on_open=lambda conn: self._connections.__setitem__(conn.id, conn),
             on_close=lambda conn: self._connections.pop(conn.id, None),
         )
-        if isinstance(source, MarketView):
+        if isinstance(source, ConnectionView):
             source.reader = connection
         return connection
 

@@ -6,7 +6,7 @@ clock. Each event goes to every connection subscribed to its stream, so two conn
 the same stream get the same ids and event times; a connection that joins later joins the
 sequence where it is (as a 24 h rollover does on Binance), it does not restart it.
 
-Each connection reads through its own `MarketView` (its `FrameSource`): a queue of the events
+Each connection reads through its own `ConnectionView` (its `FrameSource`): a queue of the events
 of its streams, its own sequence faults (a gap on one connection is not a gap on the others),
 and the time-unit conversion. Millisecond connections get the µs payload with every 16-digit
 integer cut to its first 13 digits: those are exactly the time fields, because the market's
@@ -29,7 +29,7 @@ from typing import Protocol
 
 import orjson
 
-from feedhandler.simulator.market import Feed
+from feedhandler.simulator.market import Feed, Universe
 from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.server.pacing import RatePacer
 from feedhandler.simulator.server.source import Event, FrameSource
@@ -56,7 +56,7 @@ class Reader(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
-class MarketView:
+class ConnectionView:
     """One connection's window on the shared market; a `FrameSource`."""
 
     def __init__(self, market: SharedMarket, time_unit: TimeUnit, limit: int | None) -> None:
@@ -120,7 +120,7 @@ class SharedMarket:
         self._source = source  # opened in µs
         self._loop = asyncio.get_running_loop()
         self._pacer = RatePacer(rate, batch, self._loop.time())
-        self._viewers: dict[str, list[MarketView]] = {}  # stream -> subscribed views
+        self._viewers: dict[str, list[ConnectionView]] = {}  # stream -> subscribed views
         self._handle: asyncio.Handle | None = None
         self._pregenerate = pregenerate
         self._ready: deque[Event] = deque()  # pre-generated, not yet released
@@ -129,10 +129,10 @@ class SharedMarket:
         self._stopped = False
         self.events = 0  # events released so far
 
-    def view(self, time_unit: TimeUnit, limit: int | None) -> MarketView:
-        return MarketView(self, time_unit, limit)
+    def view(self, time_unit: TimeUnit, limit: int | None) -> ConnectionView:
+        return ConnectionView(self, time_unit, limit)
 
-    def subscribe(self, view: MarketView, streams: Sequence[str]) -> None:
+    def subscribe(self, view: ConnectionView, streams: Sequence[str]) -> None:
         new = []
         for stream in streams:
             viewers = self._viewers.setdefault(stream, [])
@@ -148,7 +148,7 @@ class SharedMarket:
             self._generation = self._loop.create_task(self._generate(count))
         self._start()
 
-    def unsubscribe(self, view: MarketView, streams: Sequence[str]) -> None:
+    def unsubscribe(self, view: ConnectionView, streams: Sequence[str]) -> None:
         gone = []
         for stream in streams:
             viewers = self._viewers.get(stream)
@@ -175,6 +175,10 @@ class SharedMarket:
         if not isinstance(self._source, Feed):
             raise TypeError("order books exist only in the synthetic market")
         return self._source
+
+    @property
+    def universe(self) -> Universe:
+        return self._feed().universe
 
     def snapshot(self, symbol: str, limit: int) -> BookSnapshot:
         """(last update id, bids, asks) of `symbol`'s true book now, `limit` levels a side,
@@ -266,7 +270,7 @@ class SharedMarket:
         return [ready.popleft() for _ in range(min(count, len(ready)))]
 
     def _dispatch(self, events: list[Event]) -> None:
-        out: dict[MarketView, list[Event]] = {}
+        out: dict[ConnectionView, list[Event]] = {}
         viewers_of = self._viewers.get
         for event in events:
             stream, payload = event

@@ -15,9 +15,16 @@ import pytest
 from feedhandler.simulator.server.market import to_millis
 from feedhandler.simulator.testing import SimulatorServer
 from tests.simulator.market.marketcheck import LocalBook
-from tests.simulator.server.simhelpers import StubFactory, connect, recv_json
+from tests.simulator.server.simhelpers import StubFactory, recv_json
+from tests.simulator.server.simhelpers import connect as bounded_connect
 
 TRADE = "btcusdt@trade"
+
+
+def connect(url: str) -> Any:
+    """A client with an unbounded queue: one that stopped reading, its queue full, could not
+    read the close frame, and closing would wait for its 10 s timeout."""
+    return bounded_connect(url, max_queue=None)
 
 
 async def http_get(url: str) -> tuple[int, Any]:
@@ -44,14 +51,13 @@ def test_to_millis_cuts_every_microsecond_time_and_nothing_else() -> None:
 
 async def test_two_connections_see_the_same_events() -> None:
     streams = "btcusdt@trade/btcusdt@aggTrade/ethusdt@depth@100ms"
-    # unbounded client queues: a client that stops reading could not read the close frame
     async with (
         SimulatorServer(seed=7, symbols=20, rate=300) as sim,
-        connect(sim.url + "/ws/" + streams, max_queue=None) as first,
+        connect(sim.url + "/ws/" + streams) as first,
     ):
         early = [await recv_json(first) for _ in range(50)]
         url = sim.url + "/stream?streams=" + streams + "&timeUnit=MICROSECOND"
-        async with connect(url, max_queue=None) as second:
+        async with connect(url) as second:
             late = [(await recv_json(second))["data"] for _ in range(100)]
             more = [await recv_json(first) for _ in range(150)]
     mine = early + more
@@ -165,7 +171,7 @@ async def test_pregenerated_market_is_paced_and_continues_live() -> None:
     config = {"seed": 7, "symbols": 20, "rate": 4000, "pregenerate": 3000, "max_incoming": 50}
     async with (
         SimulatorServer(**config) as sim,
-        connect(sim.url + "/ws/" + "/".join(streams), max_queue=None) as ws,
+        connect(sim.url + "/ws/" + "/".join(streams)) as ws,
     ):
         first = await recv_json(ws, timeout=10)  # after the pre-generation
         started = asyncio.get_running_loop().time()
