@@ -35,7 +35,13 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("symbols", int, "N", "symbols in the simulated universe (default: the market's)"),
         ("rate", float, "N", "paced mode: events/s per connection, spread evenly"),
         ("batch", int, "N", "events encoded into one write"),
-        ("pregenerate", int, "N", "with --fast: encode N events before sending the first"),
+        (
+            "pregenerate",
+            int,
+            "N",
+            "generate N events before sending the first (paced: the "
+            "market's, at its first subscription; --fast: each connection's)",
+        ),
         ("max_messages", int, "N", "events per connection; then only pings/control replies"),
         ("write_buffer", int, "BYTES", "per-connection send buffer high-water mark"),
         ("replay", Path, "FILE", "replay this recording instead of the synthetic market"),
@@ -84,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups["events"].add_argument(
         "--fast", action="store_true", help="send as fast as the client reads (no --rate)"
     )
+    groups["events"].add_argument(
+        "--wall-clock", action="store_true",
+        help="paced latency runs: stamp each event's E with its send time on the wall clock "
+        "(CLOCK_REALTIME; µs with timeUnit=MICROSECOND, else ms), so ts_recv - E is the "
+        "wire + parse latency (not with --fast)",
+    )  # fmt: skip
     parser.add_argument_group("faults").add_argument(
         "--fault", action="append", default=[], metavar="SPEC", type=_fault,
         help="scheduled fault, e.g. malformed:every=1000 or stall:after=500,seconds=2 "
@@ -111,7 +123,9 @@ def _config(args: argparse.Namespace, scratch: Path) -> SimulatorConfig:
         raise ValueError("--tls needs --cert and --key (or use --tls-self-signed)")
     if args.tls or args.tls_self_signed:
         values.update(tls_cert=cert, tls_key=key)
-    return SimulatorConfig(fast=args.fast, faults=tuple(args.fault), **values)
+    return SimulatorConfig(
+        fast=args.fast, wall_clock=args.wall_clock, faults=tuple(args.fault), **values
+    )
 
 
 def _write_ready(path: Path, sim: Simulator) -> None:

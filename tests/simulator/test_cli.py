@@ -133,6 +133,7 @@ def test_sigterm_sends_server_shutdown_then_closes() -> None:
         (["--fault", "malformed"], "exactly one of every=N or after=N"),
         (["--tls"], "--tls needs --cert and --key"),
         (["--rate", "0"], "rate must be > 0"),
+        (["--fast", "--wall-clock"], "does not combine with fast"),
         (["--ping-interval", "-1"], "ping_interval must be > 0"),
     ],
 )
@@ -168,3 +169,11 @@ def test_ready_file_is_removed_at_exit(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     assert not ready.exists()
+
+
+def test_help_documents_the_wall_clock_mode() -> None:
+    command = [sys.executable, "-m", "feedhandler", "simulate", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--wall-clock" in text and "CLOCK_REALTIME" in text and "timeUnit=MICROSECOND" in text

@@ -26,9 +26,10 @@ class SimulatorConfig:
 
     # sending (per connection)
     rate: float = 100.0  # events/s in paced mode
+    wall_clock: bool = False  # paced mode: each event's E is its send time (see stamping.py)
     fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
     batch: int = 1024  # events encoded and written per write
-    pregenerate: int = 0  # fast mode: events generated before the first one is sent
+    pregenerate: int = 0  # events generated before the first is sent (fast: per connection)
     max_messages: int | None = None  # events per connection, then only control/pings
     write_buffer: int = 1 << 20  # transport high-water mark (bytes): bounds queued memory
 
@@ -82,6 +83,8 @@ class SimulatorConfig:
             raise ValueError(f"max_messages must be >= 0, got {self.max_messages}")
         if self.symbols is not None and self.symbols <= 0:
             raise ValueError(f"symbols must be > 0, got {self.symbols}")
+        if self.wall_clock and self.fast:
+            raise ValueError("wall_clock stamps paced events; it does not combine with fast")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
 

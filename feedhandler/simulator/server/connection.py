@@ -6,7 +6,9 @@ one write buffer). Writing stops while the transport is over its high-water mark
 (`pause_writing`) and resumes from `resume_writing`, so a slow reader costs at most
 `write_buffer` + one chunk of memory.
 
-The pump runs from the event loop: each turn it asks the pacer how many events are due, trims
+The source is the connection's view of the shared market (paced mode: the market paces, the
+connection sends what it is given) or a source of its own (fast, replay). The pump runs from
+the event loop: each turn it asks the pacer how many events are due, trims
 that to the `max_messages` budget and to the next scheduled fault, sends them, fires the faults
 due at the new count, and schedules its next turn.
 """
@@ -31,6 +33,7 @@ from feedhandler.simulator.server.heartbeat import Heartbeat
 from feedhandler.simulator.server.limits import SlidingWindow
 from feedhandler.simulator.server.pacing import Pacer
 from feedhandler.simulator.server.source import FrameSource
+from feedhandler.simulator.server.stamping import stamp_send_time
 from feedhandler.simulator.server.subscriptions import Subscriptions
 from feedhandler.simulator.server.urls import StreamRequest, TimeUnit
 
@@ -133,6 +136,7 @@ class Connection(WSListener):
             self._config.lifetime, self.close, 1000, "Connection lifetime exceeded"
         )
         self._on_open(self)
+        self._source.subscribe(self._subs.names())
         self._schedule.fire(self, 0)
         if self._config.fast and self._config.pregenerate:
             self._deferred = []
@@ -167,6 +171,8 @@ class Connection(WSListener):
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+        if self._deferred is None:  # a shared market stops sending our streams for us
+            self._source.unsubscribe(self._subs.names())
         if not self.closed.done():
             self.closed.set_result(None)
         self._on_close(self)
@@ -178,6 +184,13 @@ class Connection(WSListener):
         self._paused = False
         self._pacer.restart(self._loop.time())
         self._wake()
+
+    # --- market.Reader ---------------------------------------------------------------------
+    def source_ready(self) -> None:
+        """The shared market queued events for an idle connection: send them."""
+        if self._idle:
+            self._idle = False
+            self._wake()
 
     # --- control.Session -------------------------------------------------------------------
     def subscribe(self, streams: list[str]) -> None:
@@ -328,6 +341,8 @@ class Connection(WSListener):
             events = self._source.next_frames(limit)
             if not events:
                 return 0
+            if self._config.wall_clock:
+                events = stamp_send_time(events, self.time_unit)
             self._pending.append(encode_events(events, self.combined))
             self._pending_pos = 0
         chunk = self._pending[0]

@@ -1,13 +1,12 @@
 """Where a connection's events come from: the synthetic market or a recording.
 
-Each connection owns one `FrameSource`, created when it connects with the time unit its URL
-asked for. The synthetic market is deterministic for a seed, so every connection with the same
-subscriptions receives the same events (see the README for what that means for rollover tests).
+Paced connections share one source, the process's market (`market.SharedMarket`); fast and
+replay connections each open their own `FrameSource`, with the time unit their URL asked for.
+The synthetic market is deterministic for a seed.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -40,28 +39,8 @@ class MarketSource:
             Universe.generate(seed) if symbols is None else Universe.generate(seed, symbols)
         )
         # an instance's check also requires the symbol to be listed in the universe
-        self._idle = Feed(seed, self._universe)
-        self.is_valid_stream = self._idle.is_valid_stream
-        self._feeds: list[weakref.ref[Feed]] = []
-
-    @property
-    def universe(self) -> Universe:
-        return self._universe
+        self.is_valid_stream = Feed(seed, self._universe).is_valid_stream
 
     def open(self, time_unit: TimeUnit) -> FrameSource:
-        feed = Feed(self._seed, self._universe, time_unit=time_unit)
-        self._feeds = [ref for ref in self._feeds if ref() is not None]
-        self._feeds.append(weakref.ref(feed))
+        feed: FrameSource = Feed(self._seed, self._universe, time_unit=time_unit)
         return feed
-
-    def snapshot(
-        self, symbol: str, limit: int
-    ) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
-        """The WS API's true book of `symbol`: from the newest connection streaming it (its
-        engine is the one whose update ids that client sees), else from an idle feed."""
-        prefix = symbol.lower() + "@"
-        for ref in reversed(self._feeds):
-            feed = ref()
-            if feed is not None and any(s.startswith(prefix) for s in feed.subscriptions):
-                return feed.book_snapshot(symbol, limit)
-        return self._idle.book_snapshot(symbol, limit)
