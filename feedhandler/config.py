@@ -68,8 +68,14 @@ class ConnectionConfig:
     time_unit: str = "ms"  # ms | us (timeUnit=MICROSECOND)
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    ping_interval_s: float = 30.0  # our own staleness pings (Binance counts them: keep rare)
-    ping_timeout_s: float = 10.0
+    backoff_reset_after_s: float = 30.0  # backoff starts over once a connection delivered this long
+    stale_after_s: float = 30.0  # no data frame for this long: our ping (Binance counts them)...
+    ping_timeout_s: float = 10.0  # ...no pong within this: the connection is replaced
+    max_silence_s: float = 0.0  # pongs but no data for this long: replaced (0 = per-kind default)
+    handshake_timeout_s: float = 10.0  # TCP + TLS + HTTP upgrade
+    ca_file: str = ""  # PEM CA bundle for wss:// (default: the system store); always verified
+    attempt_limit: int = 300  # connection attempts per attempt_window_s, for the whole process
+    attempt_window_s: float = 300.0  # (replicas behind one egress IP: split the 300 among them)
 
 
 @dataclass
@@ -143,6 +149,7 @@ class HandlerConfig:
             raise ConfigError(f"shard_index: must be within 0..{self.shard_count - 1}")
         if not 1 <= self.connection.streams_per_connection <= 1024:
             raise ConfigError("connection.streams_per_connection: must be within 1..1024")
+        _validate_connection(self.connection)
         if not 1 <= self.book.snapshot_limit <= 5000:
             raise ConfigError("book.snapshot_limit: must be within 1..5000")
         if self.wsapi.weight_limit <= 0 or self.wsapi.weight_interval_s <= 0:
@@ -151,6 +158,21 @@ class HandlerConfig:
             raise ConfigError("wsapi.recv_window_ms: must be within 1..60000")
         if not 0 <= self.health_port <= 65535:
             raise ConfigError("health_port: must be within 0..65535 (0 = off)")
+
+
+def _validate_connection(c: ConnectionConfig) -> None:
+    for key in ("backoff_initial_s", "stale_after_s", "ping_timeout_s", "handshake_timeout_s",
+                "attempt_window_s"):
+        if getattr(c, key) <= 0:
+            raise ConfigError(f"connection.{key}: must be > 0")
+    if c.backoff_max_s < c.backoff_initial_s:
+        raise ConfigError("connection.backoff_max_s: must be >= connection.backoff_initial_s")
+    if c.max_silence_s < 0 or c.backoff_reset_after_s < 0:
+        raise ConfigError("connection.max_silence_s/backoff_reset_after_s: must be >= 0")
+    if c.attempt_limit < 1:
+        raise ConfigError("connection.attempt_limit: must be >= 1")
+    if c.ca_file and not Path(c.ca_file).is_file():
+        raise ConfigError(f"connection.ca_file: no such file {c.ca_file!r}")
 
 
 def _coerce(path: str, hint: Any, value: Any) -> Any:

@@ -12,9 +12,15 @@ class FeedListener(WSListener):
     transport: WSTransport | None
     frames: int
     bytes_received: int
+    connected_ns: int
     last_frame_ns: int
-    close_code: object  # picows WSCloseCode the exchange closed with, else None
+    last_pong_ns: int
+    close_code: int | None  # code of the peer's close frame, else None
+    close_reason: str
+    violation: str | None  # protocol violation we closed the connection with 1002 for
+    oversized: int
     max_frames: int
+    max_message_bytes: int
 
     def __init__(
         self,
@@ -24,7 +30,9 @@ class FeedListener(WSListener):
         *,
         max_frames: int = 0,
         on_limit: Callable[[FeedListener], None] | None = None,
+        max_message_bytes: int = 1048576,
     ) -> None: ...
     def on_ws_connected(self, transport: WSTransport) -> None: ...
     def on_ws_disconnected(self, transport: WSTransport) -> None: ...
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...

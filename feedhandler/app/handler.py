@@ -20,13 +20,16 @@ import numpy as np
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
 from feedhandler.book.sync import SnapshotSync
-from feedhandler.config import HandlerConfig
+from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
-from feedhandler.supervisor.connection import ShardConnection
-from feedhandler.supervisor.plan import plan
+from feedhandler.supervisor.backoff import Backoff
+from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.plan import Shard, plan
+from feedhandler.supervisor.status import HandlerStatus
+from feedhandler.supervisor.tree import Supervisor
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
 log = logging.getLogger(__name__)
@@ -44,13 +47,15 @@ class HandlerStats:
     elapsed_s: float = 0.0
     close_s: float = 0.0  # flushing batches and the sink at shutdown
     sink: dict[str, Any] = field(default_factory=dict)
+    supervisor: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         rate = self.frames / self.elapsed_s if self.elapsed_s else 0.0
         return {"frames": self.frames, "records": dict(self.records), "errors": dict(self.errors),
                 "gaps": self.gaps, "reconnects": self.reconnects,
                 "elapsed_s": round(self.elapsed_s, 3), "frames_per_s": round(rate),
-                "close_s": round(self.close_s, 3), "sink": self.sink}
+                "close_s": round(self.close_s, 3), "sink": self.sink,
+                "connections": self.supervisor}
 
 
 def make_sink(config: HandlerConfig) -> Sink:
@@ -77,14 +82,16 @@ class Handler:
         self.health: HealthServer | None = None
         self.wsapi: WsApiClient | None = None
         self.book_sync: SnapshotSync | None = None
-        if config.book.snapshots:
-            self.wsapi, self.book_sync = self._book_sync()
         self.shards = [
-            self._connection(shard)
+            self._feed(shard)
             for shard in plan(config.url, config.streams,
                               config.connection.streams_per_connection,
                               config.connection.time_unit, config.shard_index, config.shard_count)
         ]
+        self.supervisor = Supervisor(self.shards, config.connection)
+        self.supervisor.on_start_refusal = self.stop
+        if config.book.snapshots:
+            self.wsapi, self.book_sync = self._book_sync()
 
     def _book_sync(self) -> tuple[WsApiClient, SnapshotSync]:
         """Depth snapshots through the WS API, published as snapshot rows (epoch 0: not from
@@ -96,13 +103,15 @@ class Handler:
             api.url, WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s),
             credentials=credentials, request_timeout_s=api.request_timeout_s,
             retries=api.retries, recv_window_ms=api.recv_window_ms,
-            on_event=self._publish_event)
+            backoff=Backoff(self.config.connection.backoff_initial_s,
+                            self.config.connection.backoff_max_s),
+            limiter=self.supervisor.limiter, on_event=self._publish_event)
         sync = SnapshotSync(client, lambda rows: self.sink.publish_batch("depth", rows, 0),
                             limit=self.config.book.snapshot_limit, on_event=self._publish_event)
         return client, sync
 
-    def _connection(self, shard: Any) -> ShardConnection:
-        holder: list[ShardConnection] = []
+    def _feed(self, shard: Shard) -> ShardFeed:
+        holder: list[ShardFeed] = []
 
         def on_batch(kind: str, records: np.ndarray,
                      frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
@@ -128,11 +137,11 @@ class Handler:
             # raw (archival) encoding: on_batch also gets the frames each batch came from
             capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
         )
-        conn = ShardConnection(shard, self.config, decoder, self._publish_event,
-                               max_frames=self.config.max_messages,
-                               on_limit=self._maybe_done)
-        holder.append(conn)
-        return conn
+        feed = ShardFeed(shard, decoder, self._publish_event,
+                         max_frames=self.config.max_messages, on_limit=self._maybe_done,
+                         max_message_bytes=self.config.connection.max_frame_bytes)
+        holder.append(feed)
+        return feed
 
     # --- callbacks from the decoders ------------------------------------------------------
     def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
@@ -171,6 +180,11 @@ class Handler:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def status(self) -> HandlerStatus:
+        """The snapshot /readyz and /metrics read."""
+        return HandlerStatus(self.supervisor.status(), self.sink.summary(),
+                             self.sink.backlog_bytes(), self._paused)
 
     @property
     def paused(self) -> bool:
@@ -218,23 +232,27 @@ class Handler:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         started = time.perf_counter()
-        tasks = [asyncio.create_task(s.run(self._stop), name=f"shard {s.shard.index}")
-                 for s in self.shards]
-        tasks.append(asyncio.create_task(self._service(), name="service"))
+        self.supervisor.start(self._task_done)
+        service = asyncio.create_task(self._service(), name="service")
+        service.add_done_callback(self._task_done)
         if self.wsapi is not None:
             await self.wsapi.start()
-        for task in tasks:
-            task.add_done_callback(self._task_done)
         if self.config.duration_s:
             loop.call_later(self.config.duration_s, self.stop)
         try:
             await self._stop.wait()
         finally:
+            stopping = time.perf_counter()
             if self.health is not None:
                 # Probes stop at pod deletion; the flush below blocks the loop anyway.
                 self.health.close()
-            self.stats.elapsed_s = time.perf_counter() - started
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.elapsed_s = stopping - started
+            # Open connections close gracefully; pending connects and handshakes are
+            # cancelled: both within a second, whatever the peer does.
+            self.supervisor.stop()
+            await self.supervisor.wait_stopped()
+            service.cancel()
+            await asyncio.gather(service, return_exceptions=True)
             if self.book_sync is not None and self.wsapi is not None:
                 await self.book_sync.close()
                 await self.wsapi.close()
@@ -242,13 +260,17 @@ class Handler:
                 shard.decoder.flush()
             self.stats.frames = sum(s.frames for s in self.shards)
             closing = time.perf_counter()
-            undelivered = self.sink.close(self.config.shutdown_timeout_s)
+            budget = self.config.shutdown_timeout_s - (closing - stopping)
+            undelivered = self.sink.close(max(0.5, budget))
             self.stats.close_s = time.perf_counter() - closing
             self.stats.sink = self.sink.summary()
+            self.stats.supervisor = self.supervisor.status().summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+        if self.supervisor.start_refusal:
+            raise ConfigError(self.supervisor.start_refusal)
         return self.stats
 
 

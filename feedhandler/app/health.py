@@ -1,8 +1,8 @@
 """Operator endpoints over HTTP/1.1: `/livez`, `/readyz` and Prometheus `/metrics` (the
 exposition itself is feedhandler/app/metrics.py).
 
-Every answer is computed at request time from state the handler keeps anyway (HandlerStats, the
-connections' listeners, the sink's summary), so nothing here costs anything per message. One
+Every answer is computed at request time from the handler's status snapshot (supervisor and
+sink, `Handler.status()`), so nothing here costs anything per message. One
 request per connection, answered and closed: probes and scrapers need no more.
 """
 
@@ -74,20 +74,29 @@ class HealthServer:
         return 200, TEXT, f"ready: {count} connection{'s' * (count != 1)} open\n"
 
     def readiness_failures(self) -> list[str]:
-        # Connected is ready: a quiet stream (an illiquid symbol) may send nothing for minutes,
-        # and the connection's own pings catch a dead one; frame ages are in /metrics.
-        handler = self.handler
+        # Connected and delivering is ready. A quiet stream (an illiquid symbol) may send
+        # nothing for minutes: that alone is not a failure until the connection's staleness
+        # bounds say so (then it is being replaced, and shows as connecting).
+        status = self.handler.status()
         failures: list[str] = []
-        for conn in handler.shards:
-            if conn.listener is None:
-                # one line per check, whatever the exception's message looks like
-                error = f", last error: {' '.join(conn.last_error.split())}" \
-                    if conn.last_error else ""
-                failures.append(f"shard {conn.shard.index}: connecting "
-                                f"(attempt {conn.failed_attempts + 1}{error})")
-        if handler.paused:
-            limit = handler.config.kafka.backlog_limit_mb
-            failures.append(f"sink: paused, backlog {handler.sink.backlog_bytes() / MIB:.1f} MiB "
+        for conn in status.supervisor.connections:
+            # one line per check, whatever the error message looks like
+            error = " ".join(conn.last_error.split())
+            if conn.state == "quarantined":
+                failures.append(f"shard {conn.shard}: quarantined ({error})")
+            elif conn.state != "open":
+                failures.append(f"shard {conn.shard}: connecting (attempt "
+                                f"{conn.failed_attempts + 1}"
+                                f"{f', last error: {error}' if error else ''})")
+            elif conn.suspect:
+                failures.append(f"shard {conn.shard}: no data for a while, waiting for the "
+                                f"pong to our ping")
+            elif conn.never_delivered:
+                failures.append(f"shard {conn.shard}: open {conn.open_for_s:.0f} s, nothing "
+                                f"delivered yet")
+        if status.paused:
+            limit = self.handler.config.kafka.backlog_limit_mb
+            failures.append(f"sink: paused, backlog {status.backlog_bytes / MIB:.1f} MiB "
                             f"(limit {limit} MiB)")
         return failures
 

@@ -80,6 +80,7 @@ def family(name: str, kind: str, help_text: str, samples: Samples) -> list[str]:
 
 def exposition(handler: Handler) -> str:
     stats, shards = handler.stats, handler.shards
+    connections = handler.status().supervisor.connections
     now_ns = time.time_ns()  # frames are stamped with the wall clock
     lines = [
         *family("feedhandler_frames_total", "counter", "Data frames received, per connection.",
@@ -108,6 +109,16 @@ def exposition(handler: Handler) -> str:
                 "Seconds since the last data frame, per connection.",
                 (({"shard": str(c.shard.index)}, max(0, now_ns - c.last_frame_ns) / 1e9)
                  for c in shards if c.last_frame_ns)),
+        *family("feedhandler_connection_quarantined", "gauge",
+                "1 once the exchange refused the connection for good (401/403/400).",
+                (({"shard": str(c.shard)}, c.state == "quarantined") for c in connections)),
+        *family("feedhandler_connection_replaced_total", "counter",
+                "Stale connections replaced, by cause (ping_timeout, silent).",
+                (({"shard": str(c.shard), "cause": cause}, c.replaced.get(cause, 0))
+                 for c in connections for cause in ("ping_timeout", "silent"))),
+        *family("feedhandler_protocol_violations_total", "counter",
+                "Connections closed with 1002 for a protocol violation.",
+                (({"shard": str(c.shard)}, c.violations) for c in connections)),
         *family("feedhandler_paused", "gauge",
                 "1 while exchange reads are paused by sink backpressure.", [({}, handler.paused)]),
         *family("feedhandler_service_loop_age_seconds", "gauge",

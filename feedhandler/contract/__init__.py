@@ -34,6 +34,8 @@ H_EVENT: Final = "fh.event"  # control: the event type
 H_REASON: Final = "fh.reason"  # dead-letter: why the frame was rejected
 H_FIELD: Final = "fh.field"  # dead-letter: the field at fault ("" = the frame as a whole)
 H_STREAM: Final = "fh.stream"  # dead-letter: the exchange stream name, when known
+H_SIZE: Final = "fh.size"  # dead-letter, truncated frames only: the frame's original size
+H_SHA256: Final = "fh.sha256"  # dead-letter, truncated frames only: hex digest of the whole frame
 
 # --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"

@@ -83,6 +83,9 @@ HEADERS = [
     (c.H_REASON, "dead-letter", "why the frame was rejected, e.g. `malformed_json`"),
     (c.H_FIELD, "dead-letter", "the field at fault (empty: the frame as a whole)"),
     (c.H_STREAM, "dead-letter", "the stream name, when known"),
+    (c.H_SIZE, "dead-letter", "a frame over `kafka.max_message_bytes` is truncated to it: "
+     "its original size in bytes"),
+    (c.H_SHA256, "dead-letter", "...and the SHA-256 of the whole frame, hex"),
 ]
 
 
@@ -186,9 +189,14 @@ last): {seq}. Trade, aggregate-trade and diff-depth ids are contiguous (next `U`
 ### Control events
 
 JSON objects with `type` (also in `{c.H_EVENT}`), `instance` and, from connections, `shard`,
-`epoch` and `ts_ns`: `connected`, `disconnected` (`close_code`), `connect_failed`, `gap`
-(`reason: reconnect` with `from_ns`/`to_ns`: data may be missing in between; or
-`reason: missing|backwards` with `kind`, `symbol`, `expected`, `received` ids),
+`epoch` and `ts_ns`: `connected`, `disconnected` (`close_code`, `reason`, `by`: `peer` or
+`us`), `connect_failed` (`error`, HTTP `status` if refused, `retry_in_s`), `refused` (a
+permanent refusal before any connection: the handler exits 2), `quarantined` (a permanent
+refusal later: that connection stops), `stale` (`cause`: `ping_timeout` or `silent`; the
+connection is replaced), `never_delivered`, `protocol_violation` (`error`; closed with 1002),
+`gap` (`reason: reconnect` with `from_ns`/`to_ns`: the `ts_recv` of the last record before the
+drop and the time the next connection opened; anything the exchange sent in between is
+missing; or `reason: missing|backwards` with `kind`, `symbol`, `expected`, `received` ids),
 `exchange_control` (the exchange's own message), `paused`/`resumed` (reading from the exchange
 stopped while Kafka's queue was full; nothing is lost, TCP holds the data) and `delivery_failed`
 (`topic`, `key`, `records`, `error`: a message the broker rejected for good).

@@ -18,6 +18,7 @@ once the producer is flushed; latency comes from librdkafka's statistics instead
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter, deque
@@ -39,6 +40,8 @@ from feedhandler.contract import (
     H_FIELD,
     H_INSTANCE,
     H_REASON,
+    H_SHA256,
+    H_SIZE,
     H_STREAM,
     SEQUENCE_FIELDS,
     Frames,
@@ -154,6 +157,11 @@ class KafkaSink:
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         headers = [(H_REASON, reason.encode()), (H_FIELD, field.encode()),
                    (H_STREAM, stream.encode()), self._instance_header]
+        limit = self.config.max_message_bytes
+        if len(frame) > limit:  # the broker would refuse it whole: keep its start, say what it was
+            headers += [(H_SIZE, b"%d" % len(frame)),
+                        (H_SHA256, hashlib.sha256(frame).hexdigest().encode())]
+            frame = frame[:limit]
         self._produce(self.deadletter_topic, stream.encode(), frame, headers, 0)
 
     def publish_control(self, event: dict[str, Any]) -> None:

@@ -1,7 +1,16 @@
-"""One exchange connection: connect, decode until it drops, reconnect with capped backoff.
+"""One exchange connection as a supervised child: attempt, serve, watch, restart by policy.
 
-Every (re)connect starts a new epoch; the time between losing a connection and the next one
-delivering is a window in which data may have been missed, so it is published as a gap event.
+Restart policy, by failure class (failures.py):
+- transient: capped full-jitter backoff, for ever; the backoff resets only once a connection
+  has delivered data for `backoff_reset_after_s`, so a peer that accepts and closes at once
+  sees growing delays;
+- throttled (429/418): the shared limiter blocks every attempt of the process for the
+  Retry-After (or ban) time;
+- permanent (400/401/403): before the first successful connection, `start_refusal` is set and
+  the child ends (the supervisor stops the handler: exit 2); later, the child is quarantined.
+
+Every attempt goes through the process's AttemptLimiter. `connect` and `clock` are injectable,
+so the state machine runs in tests without a network.
 """
 
 from __future__ import annotations
@@ -10,152 +19,240 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
-from collections.abc import Callable
-from typing import Any
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
-from picows import WSError, ws_connect
-
-from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
-from feedhandler.config import HandlerConfig
-from feedhandler.supervisor.plan import Shard
+from feedhandler.config import ConnectionConfig
+from feedhandler.supervisor.backoff import Backoff
+from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
+from feedhandler.supervisor.failures import Failure
+from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.limiter import AttemptLimiter
+from feedhandler.supervisor.staleness import StalenessPolicy, Verdict, default_max_silence_s
+from feedhandler.supervisor.transport import Link, LinkFailed, open_link
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
+State = Literal["idle", "connecting", "open", "quarantined", "stopped"]
+Connector = Callable[[str, Callable[[], FeedListener], ConnectionConfig,
+                      ssl.SSLContext | None], Awaitable[Link]]
+CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
 
 
-class Backoff:
-    """Exponential backoff with full jitter and a cap; reset once a connection delivers."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.initial, self.maximum = initial, maximum
-        self._attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * 2**self._attempt)
-        self._attempt += 1
-        return self._rng.uniform(0, delay)
-
-    def reset(self) -> None:
-        self._attempt = 0
+class Stopped(Exception):
+    """The supervisor asked the child to stop while it waited."""
 
 
-class ShardConnection:
-    def __init__(self, shard: Shard, config: HandlerConfig, decoder: Decoder,
-                 publish_event: EventSink, max_frames: int = 0,
-                 on_limit: Callable[[], None] | None = None) -> None:
-        self.shard = shard
+class Connection:
+    def __init__(self, feed: ShardFeed, config: ConnectionConfig, limiter: AttemptLimiter, *,
+                 clock: Clock = SYSTEM_CLOCK, connect: Connector = open_link,
+                 ssl_context: ssl.SSLContext | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.feed = feed
         self.config = config
-        self.decoder = decoder
-        self.epoch = 0
-        self.frames_before = 0  # frames of earlier epochs
-        self.listener: FeedListener | None = None
-        self.failed_attempts = 0  # connects failed since the last success (for /readyz)
-        self.last_error = ""  # why the last connect failed
-        self._publish_event = publish_event
-        self._max_frames = max_frames
-        self._on_limit = on_limit
-        self._backoff = Backoff(config.connection.backoff_initial_s,
-                                config.connection.backoff_max_s)
-        self._lost_at_ns = 0
-        self._last_frame_before_ns = 0
-        self._paused = False
+        self.limiter = limiter
+        self.clock = clock
+        self.state: State = "idle"
+        self.link: Link | None = None
+        self.failed_attempts = 0  # since the last successful connection (for /readyz)
+        self.last_error = ""  # why the last attempt or connection failed
+        self.start_refusal: Failure | None = None  # permanent refusal before any connection
+        self.quarantine: Failure | None = None
+        self.replaced: Counter[str] = Counter()  # stale connections we replaced, by cause
+        self.violations = 0  # connections we closed with 1002
+        self.verdict = Verdict("ok")  # the latest staleness check of the open connection
+        self.opened_at = 0.0
+        self._connect = connect
+        self._ssl_context = ssl_context
+        self._connected_once = False
+        self._backoff = Backoff(config.backoff_initial_s, config.backoff_max_s, rng)
+        self.policy = StalenessPolicy(
+            config.stale_after_s, config.ping_timeout_s,
+            config.max_silence_s or default_max_silence_s(feed.shard.streams))
 
     @property
-    def frames(self) -> int:
-        return self.frames_before + (self.listener.frames if self.listener else 0)
+    def index(self) -> int:
+        return self.feed.shard.index
 
     @property
-    def last_frame_ns(self) -> int:
-        """Wall-clock time of the latest data frame of any epoch; 0 before the first."""
-        current = self.listener.last_frame_ns if self.listener else 0
-        return current or self._last_frame_before_ns
+    def listener(self) -> FeedListener | None:
+        return self.link.listener if self.link is not None else None
 
-    def pause_reading(self) -> None:
-        """Stop reading from the exchange (sink backpressure); holds across reconnects."""
-        self._paused = True
-        self._apply_pause()
-
-    def resume_reading(self) -> None:
-        self._paused = False
-        self._apply_pause()
-
-    def _apply_pause(self) -> None:
-        if self.listener is not None and self.listener.transport is not None:
-            transport = self.listener.transport.underlying_transport
-            if self._paused:
-                transport.pause_reading()
-            else:
-                transport.resume_reading()
-
-    def _event(self, kind: str, **fields: Any) -> None:
-        self._publish_event({"type": kind, "shard": self.shard.index, "epoch": self.epoch,
-                             "ts_ns": time.time_ns(), **fields})
-
-    def _make_listener(self) -> FeedListener:
-        # Frames still owed under --max-messages, across reconnects.
-        remaining = self._max_frames - self.frames if self._max_frames else 0
-        return FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached)
-
-    def _limit_reached(self, _listener: FeedListener) -> None:
-        if self._on_limit is not None:
-            self._on_limit()
-
+    # --- the child's life -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        cfg = self.config.connection
-        while not stop.is_set():
-            self.epoch += 1
-            self.decoder.reset_sequences()
-            try:
-                transport, listener = await ws_connect(
-                    self._make_listener,
-                    self.shard.url,
-                    enable_auto_ping=True,
-                    auto_ping_idle_timeout=cfg.ping_interval_s,
-                    auto_ping_reply_timeout=cfg.ping_timeout_s,
-                    max_frame_size=max(cfg.max_frame_bytes * 4, 16 << 20),
-                )
-            except (TimeoutError, OSError, WSError) as exc:
-                self.failed_attempts += 1
-                self.last_error = str(exc)
-                delay = self._backoff.next_delay()
-                log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs",
-                            self.shard.index, self.shard.url, exc, delay)
-                self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))
-                await _sleep_unless(stop, delay)
-                continue
-            self.listener = listener
-            self.failed_attempts, self.last_error = 0, ""
-            self._apply_pause()  # a connection made while the sink is backed up waits too
-            self._backoff.reset()
-            self._event("connected", url=self.shard.url, streams=len(self.shard.streams))
-            if self._lost_at_ns:
-                # Whatever the exchange sent between the drop and now is gone.
-                self._event("gap", reason="reconnect", from_ns=self._lost_at_ns,
-                            to_ns=time.time_ns())
-            stopper = asyncio.ensure_future(stop.wait())
-            dropped = asyncio.ensure_future(transport.wait_disconnected())
-            await asyncio.wait({stopper, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while not stop.is_set() and self.state not in ("quarantined", "stopped"):
+                link = await self._attempt(stop)
+                if link is not None:
+                    await self._serve(link, stop)
+                    if not stop.is_set():
+                        await self._pause(stop, self._backoff.next_delay())
+        except Stopped:
+            pass
+        finally:
+            if self.state != "quarantined":
+                self.state = "stopped"
+
+    async def _attempt(self, stop: asyncio.Event) -> Link | None:
+        self.state = "connecting"
+        try:
+            async with self.limiter.attempt():
+                if stop.is_set():
+                    raise Stopped
+                self.feed.attempting()
+                return await _unless(stop, self._connect(self.feed.shard.url,
+                                                         self.feed.new_listener, self.config,
+                                                         self._ssl_context))
+        except LinkFailed as exc:
+            await self._failed(exc.failure, stop)
+            return None
+
+    async def _failed(self, failure: Failure, stop: asyncio.Event) -> None:
+        self.failed_attempts += 1
+        self.last_error = failure.reason
+        shard, url = self.index, self.feed.shard.url
+        if failure.kind == "permanent":
+            if not self._connected_once:
+                self.start_refusal = failure
+                self.state = "stopped"
+                log.error("shard %d: %s refused the connection: %s", shard, url, failure.reason)
+                self.feed.event("refused", status=failure.status, error=failure.reason)
+            else:
+                self.quarantine = failure
+                self.state = "quarantined"
+                log.error("shard %d: quarantined, %s refused the connection for good: %s "
+                          "(streams: %s)", shard, url, failure.reason,
+                          ",".join(self.feed.shard.streams))
+                self.feed.event("quarantined", status=failure.status, error=failure.reason)
+            return
+        if failure.kind == "throttled":
+            # The exchange counts per IP: every connection of this process waits.
+            self.limiter.block_for(failure.retry_after_s)
+            self._backoff.next_delay()  # still a failure: the delays after it keep growing
+            log.warning("shard %d: connect to %s throttled (%s); all attempts wait %.0f s",
+                        shard, url, failure.reason, failure.retry_after_s)
+            self.feed.event("connect_failed", error=failure.reason, status=failure.status,
+                            retry_in_s=failure.retry_after_s)
+            return
+        delay = self._backoff.next_delay()
+        log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs", shard, url,
+                    failure.reason, delay)
+        self.feed.event("connect_failed", error=failure.reason, status=failure.status,
+                        retry_in_s=round(delay, 3))
+        await self._pause(stop, delay)
+
+    async def _pause(self, stop: asyncio.Event, delay: float) -> None:
+        await _unless(stop, self.clock.sleep(delay))
+
+    async def _serve(self, link: Link, stop: asyncio.Event) -> None:
+        listener = link.listener
+        self.link, self.state = link, "open"
+        self.failed_attempts, self.last_error = 0, ""
+        self._connected_once = True
+        self.opened_at = self.clock.now()
+        self.verdict = Verdict("ok")
+        self.feed.opened(listener)
+        replaced = ""
+        try:
+            replaced = await self._watch(link, stop)
+        finally:
+            if stop.is_set() or not link.closed().done():
+                await link.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "stale")
+            self.feed.closed(listener)
+            self.link = None
+        self._report_close(link, replaced, stop.is_set())
+
+    async def _watch(self, link: Link, stop: asyncio.Event) -> str:
+        """Until the link closes or stop; returns why we replaced it ("" if we did not)."""
+        listener, policy, clock = link.listener, self.policy, self.clock
+        last_data = last_pong = ping_sent = 0.0
+        frames, pong_ns = 0, 0
+        warned = reset = False
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                tick = asyncio.ensure_future(clock.sleep(policy.tick_s()))
+                waits: set[asyncio.Future[Any]] = {link.closed(), stopper, tick}
+                await asyncio.wait(waits,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                tick.cancel()
+                if link.closed().done() or stop.is_set():
+                    return ""
+                now = clock.now()
+                if listener.frames != frames:  # sampled per tick: costs nothing per frame
+                    frames, last_data = listener.frames, now
+                if listener.last_pong_ns != pong_ns:
+                    pong_ns, last_pong = listener.last_pong_ns, now
+                self.verdict = verdict = policy.check(now, self.opened_at, last_data,
+                                                      last_pong, ping_sent)
+                if verdict.never_delivered and not warned:
+                    warned = True
+                    log.warning("shard %d: connected %.0f s ago and nothing delivered yet "
+                                "(streams: %s)", self.index, now - self.opened_at,
+                                ",".join(self.feed.shard.streams))
+                    self.feed.event("never_delivered", after_s=round(now - self.opened_at, 3))
+                if verdict.action == "ping":
+                    ping_sent = now
+                    link.transport.send_ping()
+                elif verdict.action == "replace":
+                    cause = "ping_timeout" if verdict.reason.startswith("no pong") else "silent"
+                    self.replaced[cause] += 1
+                    log.warning("shard %d: replacing the connection: %s", self.index,
+                                verdict.reason)
+                    self.feed.event("stale", cause=cause, error=verdict.reason)
+                    self.last_error = verdict.reason
+                    return cause
+                if not reset and frames and now - self.opened_at >= \
+                        self.config.backoff_reset_after_s:
+                    reset = True  # it delivered for a while: the next drop starts over
+                    self._backoff.reset()
+            return ""
+        finally:
             stopper.cancel()
-            if not dropped.done():
-                transport.disconnect()
-                await dropped
-            self.frames_before += listener.frames
-            self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
-            self.listener = None
-            if stop.is_set():
-                return
-            self._lost_at_ns = time.time_ns()
-            code = listener.close_code
-            log.warning("shard %d: disconnected (close code %s); reconnecting", self.shard.index,
-                        code)
-            self._event("disconnected", close_code=int(code) if code is not None else None)
-            await _sleep_unless(stop, self._backoff.next_delay())
+
+    def _report_close(self, link: Link, replaced: str, stopping: bool) -> None:
+        code, reason, who = link.close_info()
+        listener = link.listener
+        if listener.violation is not None:
+            self.violations += 1
+            self.feed.event("protocol_violation", error=listener.violation)
+            log.error("shard %d: protocol violation, closed with 1002: %s", self.index,
+                      listener.violation)
+        if listener.oversized:
+            log.error("shard %d: %d fragmented message(s) over max_frame_bytes were dropped "
+                      "(counted as oversized)", self.index, listener.oversized)
+        detail = f"code {code}" if code is not None else "no close code"
+        detail += f", reason {reason!r}" if reason else ""
+        if stopping:
+            log.info("shard %d: closed (%s, by %s)", self.index, detail, who)
+            return
+        if not replaced and listener.violation is None:
+            self.last_error = f"closed by {who}: {detail}"
+        log.warning("shard %d: connection closed by %s (%s); reconnecting", self.index, who,
+                    detail)
+        self.feed.event("disconnected", close_code=code, reason=reason, by=who)
 
 
-async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)
+async def _unless(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable`, or cancel it and raise Stopped as soon as `stop` is set."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            result = await task
+            if isinstance(result, Link):  # finished just as it was cancelled
+                result.abort()
+        raise Stopped
+    return task.result()

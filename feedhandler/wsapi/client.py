@@ -23,6 +23,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ from picows import (
     ws_connect,
 )
 
-from feedhandler.supervisor.connection import Backoff
+from feedhandler.supervisor.backoff import Backoff
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, URGENT, WeightBudget
 from feedhandler.wsapi.clock import ClockOffset
@@ -56,9 +57,11 @@ class BackoffPolicy(Protocol):
 
 
 class AttemptLimiter(Protocol):
-    """The process-wide connection-attempt limiter: `acquire` waits for a slot."""
+    """The process-wide connection-attempt limiter (`supervisor.limiter.AttemptLimiter`):
+    `async with attempt():` waits for a slot and holds it while connecting."""
 
-    async def acquire(self) -> None: ...
+    def attempt(self) -> AbstractAsyncContextManager[None]: ...
+    def block_for(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,18 +406,18 @@ class WsApiClient:
                 future.set_exception(exc)
 
     async def _connect(self) -> WSTransport:
-        if self._limiter is not None:
-            await self._limiter.acquire()
         await self.budget.acquire(CONNECT_WEIGHT, URGENT)
+        attempt = self._limiter.attempt() if self._limiter is not None else nullcontext()
         try:
-            transport, _ = await ws_connect(
-                lambda: _Listener(self),
-                self.url,
-                enable_auto_ping=True,
-                auto_ping_idle_timeout=30.0,
-                auto_ping_reply_timeout=10.0,
-                max_frame_size=self._max_frame_bytes,
-            )
+            async with attempt:
+                transport, _ = await ws_connect(
+                    lambda: _Listener(self),
+                    self.url,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=30.0,
+                    auto_ping_reply_timeout=10.0,
+                    max_frame_size=self._max_frame_bytes,
+                )
         finally:
             self.budget.complete(CONNECT_WEIGHT)
         return transport
@@ -424,8 +427,10 @@ class WsApiClient:
             try:
                 transport = await self._connect()
             except (TimeoutError, OSError, WSError) as exc:
-                delay = self._backoff.next_delay()
-                delay = max(delay, _retry_after_s(exc))
+                retry_after = _retry_after_s(exc)
+                if retry_after and self._limiter is not None:
+                    self._limiter.block_for(retry_after)  # the whole IP is refused
+                delay = max(self._backoff.next_delay(), retry_after)
                 log.warning("wsapi: connect to %s failed (%s); retrying in %.2f s",
                             self.url, exc, delay)
                 self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))

@@ -10,40 +10,7 @@ import numpy as np
 from feedhandler.app.handler import Handler
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.batches: list[tuple[str, np.ndarray, int]] = []
-        self.dead: list[tuple[str, str, str, bytes]] = []
-        self.events: list[dict[str, Any]] = []
-        self.closed = False
-
-    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
-                      frames: list[bytes] | None = None) -> None:
-        self.batches.append((kind, records, epoch))
-
-    def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
-        self.dead.append((reason, field, stream, frame))
-
-    def publish_control(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def service(self) -> None:
-        pass
-
-    def backlog_bytes(self) -> int:
-        return 0
-
-    def summary(self) -> dict[str, Any]:
-        return {"batches": len(self.batches)}
-
-    def close(self, timeout: float) -> int:
-        self.closed = True
-        return 0
-
-    def rows(self, kind: str) -> int:
-        return sum(len(r) for k, r, _ in self.batches if k == kind)
+from tests.app.recording_sink import RecordingSink
 
 
 def config(url: str, **overrides: Any) -> Any:
@@ -166,6 +133,7 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
             async with asyncio.timeout(10):
                 while shard.listener is None:
                     await asyncio.sleep(0.01)
+            assert shard.listener.transport is not None
             transport = shard.listener.transport.underlying_transport
             assert not transport.is_reading()
             shard.resume_reading()

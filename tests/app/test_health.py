@@ -143,6 +143,21 @@ async def test_a_quiet_connection_is_ready_and_its_silence_shows_in_metrics() ->
 
 
 @sync
+async def test_readyz_flags_a_connection_that_never_delivered_past_stale_after() -> None:
+    silent = (FaultSpec.parse("stall:after=0,seconds=30"),)  # open, then nothing at all
+    async with SimulatorServer(rate=2000.0, faults=silent) as sim:
+        handler = Handler(config(sim.url, streams="btcusdt@trade", **{
+            "connection.stale_after_s": 0.2, "connection.ping_timeout_s": 5.0}))
+        async with running(handler):
+            _, body = await eventually(lambda: get(handler, "/readyz"),
+                                       lambda r: "nothing delivered" in r[1])
+            assert re.fullmatch(r"shard 0: open \d+ s, nothing delivered yet\n", body) or \
+                body == "shard 0: no data for a while, waiting for the pong to our ping\n"
+            (conn,) = handler.status().supervisor.connections
+            assert conn.state == "open" and conn.never_delivered and conn.frames == 0
+
+
+@sync
 async def test_metrics_parse_and_equal_the_handler_counters() -> None:
     async with SimulatorServer(rate=2000.0) as sim:
         sink = NullSink()

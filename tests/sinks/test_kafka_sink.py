@@ -3,6 +3,7 @@ backpressure and failures."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Any
@@ -308,6 +309,21 @@ def test_dead_letters_and_control_events(kafka_bootstrap: str) -> None:
     assert header_dict(event.headers()) == {"fh.event": "gap", "fh.instance": "inst-9"}
     assert orjson.loads(event.value() or b"") == {"instance": "inst-9", "type": "gap",
                                                   "reason": "reconnect", "from_ns": 1, "to_ns": 2}
+
+
+def test_a_dead_letter_over_the_message_limit_arrives_truncated_with_size_and_digest(
+        kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap)  # broker and sink defaults: about 1 MB a message
+    sink = new_sink(config, "inst", kinds=())
+    frame = b'{"e":"oversized","pad":"' + b"x" * (3 << 20) + b'"}'
+    sink.publish_dead_letter("oversized", "", "btcusdt@trade", frame)
+    drain(sink)
+    (dead,) = read(config, "deadletter")
+    assert dead.value() == frame[:config.max_message_bytes]
+    headers = header_dict(dead.headers())
+    assert headers["fh.reason"] == "oversized" and headers["fh.size"] == str(len(frame))
+    assert headers["fh.sha256"] == hashlib.sha256(frame).hexdigest()
+    assert sink.summary()["failed"] == 0
 
 
 def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:

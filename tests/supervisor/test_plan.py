@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import random
-
-from feedhandler.supervisor.connection import Backoff
 from feedhandler.supervisor.plan import plan, shard_url
 
 
@@ -28,12 +25,3 @@ def test_shard_url_encodes_and_keeps_explicit_paths() -> None:
                    "&timeUnit=MICROSECOND")
     assert shard_url("ws://h/ws/btcusdt@trade", ("x",), "ms") == "ws://h/ws/btcusdt@trade"
 
-
-def test_backoff_is_capped_jittered_and_resettable() -> None:
-    backoff = Backoff(0.5, 4.0, random.Random(1))
-    delays = [backoff.next_delay() for _ in range(8)]
-    caps = [0.5, 1, 2, 4, 4, 4, 4, 4]
-    assert all(0 <= d <= c for d, c in zip(delays, caps, strict=True))
-    assert len(set(delays)) == 8  # jittered
-    backoff.reset()
-    assert backoff.next_delay() <= 0.5

@@ -9,11 +9,27 @@ cdef class FeedListener(WSListener):
     cdef readonly WSTransport transport
     cdef readonly uint64_t frames
     cdef readonly uint64_t bytes_received
+    cdef readonly int64_t connected_ns     # when the upgrade completed
     cdef readonly int64_t last_frame_ns   # ts_recv of the latest data frame, for staleness
-    cdef readonly object close_code       # WSCloseCode the exchange closed with, else None
+    cdef readonly int64_t last_pong_ns    # when the latest pong arrived (answers our pings)
+    cdef readonly object close_code       # int code of the peer's close frame, else None
+    cdef readonly str close_reason        # its reason ("" for none)
+    cdef readonly str violation           # protocol violation we closed with 1002 for, else None
+    cdef readonly uint64_t oversized      # fragmented messages dropped past max_message_bytes
     cdef readonly uint64_t max_frames     # stop decoding after this many data frames (0 = no limit)
+    cdef readonly uint64_t max_message_bytes  # bound of a reassembled (fragmented) message
     cdef bytearray _fragments             # a fragmented message being reassembled
     cdef bint _fragments_text
+    cdef bint _discarding                 # dropping the rest of an oversized message
+    cdef bint _closing                    # a close frame was sent or received: ignore data
     cdef object _on_connected
     cdef object _on_disconnected
     cdef object _on_limit
+
+    cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1
+    cdef int _on_continuation(self, WSTransport transport, WSFrame frame) except -1
+    cdef int _append_fragment(self, WSFrame frame) except -1
+    cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1
+    cdef int _violate(self, WSTransport transport, str reason) except -1
+
+    cpdef close(self, int code=*, reason=*)

@@ -1,6 +1,6 @@
 # picows listener: each data frame goes from picows's read buffer to the decoder, in place.
 from libc.stdint cimport int64_t
-from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
+from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from feedhandler._ext.decoder cimport Decoder, now_ns
 
@@ -11,55 +11,130 @@ cdef class FeedListener(WSListener):
     on_connected(listener) / on_disconnected(listener) let the supervisor follow the
     connection's life; on_limit(listener) fires once `max_frames` data frames were decoded
     (later frames are ignored). All optional.
+
+    Transport hygiene is enforced here, where the frames are: a fragmented message is
+    reassembled up to `max_message_bytes` (then its prefix goes to the decoder, which rejects
+    it as `oversized`, and the rest is dropped as it arrives); RSV bits (we negotiate no
+    extension), orphan and interleaved continuations close the connection with 1002 and are
+    kept in `violation`; a close frame is answered in kind.
     """
 
     def __init__(self, Decoder decoder, on_connected=None, on_disconnected=None, *,
-                 max_frames=0, on_limit=None):
+                 max_frames=0, on_limit=None, max_message_bytes=1 << 20):
         self.decoder = decoder
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._on_limit = on_limit
         self.max_frames = max_frames
+        self.max_message_bytes = max_message_bytes
         self._fragments = None
+        self.close_reason = ""
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.transport = transport
+        self.connected_ns = now_ns()
         if self._on_connected is not None:
             self._on_connected(self)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
+        self._fragments = None
         if self._on_disconnected is not None:
             self._on_disconnected(self)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType msg_type = frame.msg_type
-        cdef int64_t ts
-        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
-            if self.max_frames and self.frames >= self.max_frames:
-                return
-            ts = now_ns()
-            self.frames += 1
-            self.bytes_received += frame.payload_size
-            self.last_frame_ns = ts
-            if not frame.fin:
-                self._fragments = bytearray(frame.get_payload_as_memoryview())
-                self._fragments_text = msg_type == WSMsgType.TEXT
-                return
-            self.decoder.feed(frame.payload_ptr, frame.payload_size, frame.tail_size, ts,
-                              msg_type == WSMsgType.TEXT)
-            if self.frames == self.max_frames and self._on_limit is not None:
-                self._on_limit(self)
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self._violate(transport, "RSV bit set, no extension negotiated")
+        elif msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
+            self._on_data(transport, frame)
         elif msg_type == WSMsgType.CONTINUATION:
-            # Binance does not fragment; reassemble anyway (copying) rather than misparse.
-            if self._fragments is None:
-                return
-            self._fragments += frame.get_payload_as_memoryview()
-            self.bytes_received += frame.payload_size
-            if frame.fin:
-                payload = bytes(self._fragments)
-                self._fragments = None
-                self.decoder.decode(payload, now_ns(), self._fragments_text)
+            self._on_continuation(transport, frame)
+        elif msg_type == WSMsgType.PONG:
+            self.last_pong_ns = now_ns()
         elif msg_type == WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
-            transport.send_close(self.close_code)
+            self._on_close_frame(transport, frame)
+
+    cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1:
+        cdef int64_t ts
+        if self._closing:
+            return 0
+        if self._fragments is not None or self._discarding:
+            return self._violate(transport, "new message inside a fragmented one")
+        if self.max_frames and self.frames >= self.max_frames:
+            return 0
+        ts = now_ns()
+        self.frames += 1
+        self.bytes_received += frame.payload_size
+        self.last_frame_ns = ts
+        if not frame.fin:
+            # Binance does not fragment; reassemble anyway (copying) rather than misparse.
+            self._fragments = bytearray()
+            self._fragments_text = frame.msg_type == WSMsgType.TEXT
+            return self._append_fragment(frame)
+        self.decoder.feed(frame.payload_ptr, frame.payload_size, frame.tail_size, ts,
+                          frame.msg_type == WSMsgType.TEXT)
+        if self.frames == self.max_frames and self._on_limit is not None:
+            self._on_limit(self)
+        return 0
+
+    cdef int _on_continuation(self, WSTransport transport, WSFrame frame) except -1:
+        if self._closing:
+            return 0
+        if self._fragments is None and not self._discarding:
+            return self._violate(transport, "continuation frame without a message to continue")
+        self.bytes_received += frame.payload_size
+        if self._discarding:
+            self._discarding = not frame.fin
+            return 0
+        self._append_fragment(frame)
+        if frame.fin and self._fragments is not None:
+            payload = bytes(self._fragments)
+            self._fragments = None
+            self.decoder.decode(payload, now_ns(), self._fragments_text)
+        return 0
+
+    cdef int _append_fragment(self, WSFrame frame) except -1:
+        # Never hold more than one byte past the bound: that prefix is what the decoder
+        # rejects (and dead-letters) as oversized.
+        cdef Py_ssize_t room = self.max_message_bytes + 1 - len(self._fragments)
+        view = frame.get_payload_as_memoryview()
+        if frame.payload_size < room:
+            self._fragments += view
+            return 0
+        self._fragments += view[:room]
+        prefix = bytes(self._fragments)
+        self._fragments = None
+        self._discarding = not frame.fin
+        self.oversized += 1
+        self.decoder.decode(prefix, now_ns(), self._fragments_text)
+        return 0
+
+    cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1:
+        # An empty close frame is answered with an empty one (a code would be invented);
+        # otherwise the peer's code is echoed. If we started the close, this is the reply.
+        self._closing = True
+        if frame.payload_size >= 2:
+            self.close_code = int(frame.get_close_code())
+            self.close_reason = frame.get_close_reason()
+        if not transport.is_close_frame_sent:
+            if self.close_code is None:
+                transport.send(WSMsgType.CLOSE, b"")
+            else:
+                transport.send_close(<WSCloseCode>self.close_code)
+        transport.disconnect()
+        return 0
+
+    cdef int _violate(self, WSTransport transport, str reason) except -1:
+        if self.violation is None and not self._closing:
+            self.violation = reason
+            self._closing = True
+            self._fragments = None
+            transport.send_close(WSCloseCode.PROTOCOL_ERROR, reason)
             transport.disconnect()
+        return 0
+
+    cpdef close(self, int code=1000, reason=""):
+        """Start a graceful close: send a close frame; the peer's reply ends the connection
+        (the caller disconnects if it does not come). Frames until then are still decoded."""
+        if self.transport is not None and not self.transport.is_close_frame_sent:
+            self.transport.send_close(<WSCloseCode>code, reason)

@@ -1,0 +1,108 @@
+"""One shard's data path as the supervisor sees it: its decoder, epochs and reconnect gaps.
+
+The connections of a shard feed it; today one at a time. Make-before-break rollover and A/B
+redundancy (issue 10) open a second listener on the same feed, which is why listeners are a
+list and the epoch and gap bookkeeping live here rather than in the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from feedhandler._ext.decoder import Decoder
+from feedhandler._ext.listener import FeedListener
+from feedhandler.supervisor.plan import Shard
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class ShardFeed:
+    def __init__(self, shard: Shard, decoder: Decoder, publish_event: EventSink, *,
+                 max_frames: int = 0, on_limit: Callable[[], None] | None = None,
+                 max_message_bytes: int = 1 << 20) -> None:
+        self.shard = shard
+        self.decoder = decoder
+        self.epoch = 0  # connection attempts so far; records carry it (Kafka header)
+        self.listeners: list[FeedListener] = []  # open connections feeding the decoder
+        self._publish_event = publish_event
+        self._max_frames = max_frames
+        self._on_limit = on_limit
+        self._max_message_bytes = max_message_bytes
+        self._frames_before = 0  # frames of closed connections
+        self._last_frame_before_ns = 0
+        self._lost_at_ns = 0  # last frame (or open) of the lost connection, until the next opens
+        self._paused = False
+
+    @property
+    def frames(self) -> int:
+        return self._frames_before + sum(listener.frames for listener in self.listeners)
+
+    @property
+    def listener(self) -> FeedListener | None:
+        """The connection feeding the decoder now, if any."""
+        return self.listeners[0] if self.listeners else None
+
+    @property
+    def last_frame_ns(self) -> int:
+        """Wall-clock time of the latest data frame of any connection; 0 before the first."""
+        current = max((listener.last_frame_ns for listener in self.listeners), default=0)
+        return current or self._last_frame_before_ns
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self._publish_event({"type": kind, "shard": self.shard.index, "epoch": self.epoch,
+                             "ts_ns": time.time_ns(), **fields})
+
+    # --- a connection's life ----------------------------------------------------------------
+    def attempting(self) -> None:
+        self.epoch += 1
+        self.decoder.reset_sequences()
+
+    def new_listener(self) -> FeedListener:
+        # Frames still owed under --max-messages, across reconnects.
+        remaining = self._max_frames - self.frames if self._max_frames else 0
+        return FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached,
+                            max_message_bytes=self._max_message_bytes)
+
+    def opened(self, listener: FeedListener) -> None:
+        self.listeners.append(listener)
+        self._apply_pause(listener)  # a connection made while the sink is backed up waits too
+        self.event("connected", url=self.shard.url, streams=len(self.shard.streams))
+        if self._lost_at_ns:
+            # Whatever the exchange sent after the last frame we had and before this
+            # connection opened is gone: exactly that range, in ts_recv terms.
+            self.event("gap", reason="reconnect", from_ns=self._lost_at_ns,
+                       to_ns=listener.connected_ns)
+            self._lost_at_ns = 0
+
+    def closed(self, listener: FeedListener) -> None:
+        self.listeners.remove(listener)
+        self._frames_before += listener.frames
+        self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
+        if not self.listeners and not self._lost_at_ns:
+            self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
+    def _limit_reached(self, _listener: FeedListener) -> None:
+        if self._on_limit is not None:
+            self._on_limit()
+
+    # --- sink backpressure ------------------------------------------------------------------
+    def pause_reading(self) -> None:
+        """Stop reading from the exchange; holds across reconnects."""
+        self._paused = True
+        for listener in self.listeners:
+            self._apply_pause(listener)
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        for listener in self.listeners:
+            self._apply_pause(listener)
+
+    def _apply_pause(self, listener: FeedListener) -> None:
+        if listener.transport is not None:
+            transport = listener.transport.underlying_transport
+            if self._paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()

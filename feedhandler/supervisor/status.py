@@ -1,0 +1,52 @@
+"""The one status snapshot that /readyz, /metrics and the summary read (no connection objects).
+
+Built on request from state the supervisor keeps anyway: nothing here is counted per message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConnectionStatus:
+    shard: int
+    url: str
+    streams: int
+    state: str  # idle | connecting | open | quarantined | stopped
+    epoch: int  # connection attempts so far
+    frames: int  # data frames, all connections of the shard
+    last_frame_ns: int  # wall clock of the latest data frame; 0 before the first
+    failed_attempts: int  # since the last successful connection
+    last_error: str
+    open_for_s: float  # 0 unless open
+    never_delivered: bool  # open past stale_after_s with nothing delivered
+    suspect: bool  # open, and our ping waits for its pong
+    replaced: dict[str, int]  # stale connections replaced, by cause (ping_timeout, silent)
+    violations: int  # connections closed with 1002 for a protocol violation
+    oversized: int  # fragmented messages over max_frame_bytes (open connection)
+
+
+@dataclass(frozen=True)
+class SupervisorStatus:
+    connections: tuple[ConnectionStatus, ...]
+    attempts: int  # connection attempts made, all connections
+    attempt_waits: int  # attempts that waited for the limiter
+    blocked_for_s: float  # left of a 429/418 block
+    quarantined: int
+    start_refusal: str  # a permanent refusal before any connection ("" if none)
+
+    def summary(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "attempt_waits": self.attempt_waits,
+                "quarantined": self.quarantined,
+                "replaced": sum(sum(c.replaced.values()) for c in self.connections),
+                "violations": sum(c.violations for c in self.connections)}
+
+
+@dataclass(frozen=True)
+class HandlerStatus:
+    supervisor: SupervisorStatus
+    sink: dict[str, Any] = field(default_factory=dict)  # sink.summary()
+    backlog_bytes: int = 0
+    paused: bool = False

@@ -1,0 +1,97 @@
+"""The supervision tree: one child per exchange connection, one attempt limiter per process.
+
+The supervisor starts the children, stops them (connected ones close gracefully; pending
+connects and handshakes are cancelled), reports a permanent refusal at start, and exposes the
+status snapshot. It never touches a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from feedhandler.config import ConnectionConfig
+from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
+from feedhandler.supervisor.connection import Connection, Connector
+from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.limiter import AttemptLimiter
+from feedhandler.supervisor.status import ConnectionStatus, SupervisorStatus
+from feedhandler.supervisor.transport import open_link, tls_context
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(self, feeds: Sequence[ShardFeed], config: ConnectionConfig, *,
+                 limiter: AttemptLimiter | None = None, clock: Clock = SYSTEM_CLOCK,
+                 connect: Connector = open_link) -> None:
+        self.config = config
+        self.clock = clock
+        self.limiter = limiter or AttemptLimiter(config.attempt_limit, config.attempt_window_s,
+                                                 clock)
+        context = tls_context(config.ca_file) \
+            if any(f.shard.url.startswith("wss://") for f in feeds) else None
+        self.children = [Connection(feed, config, self.limiter, clock=clock, connect=connect,
+                                    ssl_context=context) for feed in feeds]
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_start_refusal: Callable[[], None] | None = None
+
+    def start(self, on_done: Callable[[asyncio.Task[None]], None]) -> None:
+        for child in self.children:
+            task = asyncio.create_task(self._run_child(child), name=f"shard {child.index}")
+            task.add_done_callback(on_done)
+            self._tasks.append(task)
+
+    async def _run_child(self, child: Connection) -> None:
+        try:
+            await child.run(self._stop)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            return  # stop() cancelled a waiting child: that is how it stops
+        if child.start_refusal is not None and self.on_start_refusal is not None:
+            self.on_start_refusal()
+
+    def stop(self) -> None:
+        """Open connections close gracefully; a child waiting (in the limiter, a backoff, a
+        connect or a handshake) is cancelled at once."""
+        self._stop.set()
+        for child, task in zip(self.children, self._tasks, strict=True):
+            if child.state != "open":
+                task.cancel()
+
+    async def wait_stopped(self) -> None:
+        """After stop(): every child closed or cancelled."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def start_refusal(self) -> str:
+        for child in self.children:
+            if child.start_refusal is not None:
+                return f"shard {child.index}: {child.feed.shard.url} refused: " \
+                       f"{child.start_refusal.reason}"
+        return ""
+
+    def status(self) -> SupervisorStatus:
+        now = self.clock.now()
+        connections = []
+        for child in self.children:
+            feed, listener = child.feed, child.listener
+            is_open = child.state == "open" and listener is not None
+            connections.append(ConnectionStatus(
+                shard=child.index, url=feed.shard.url, streams=len(feed.shard.streams),
+                state=child.state, epoch=feed.epoch, frames=feed.frames,
+                last_frame_ns=feed.last_frame_ns, failed_attempts=child.failed_attempts,
+                last_error=child.last_error,
+                open_for_s=now - child.opened_at if is_open else 0.0,
+                never_delivered=is_open and child.verdict.never_delivered,
+                suspect=is_open and child.verdict.suspect,
+                replaced=dict(child.replaced), violations=child.violations,
+                oversized=listener.oversized if listener is not None else 0))
+        return SupervisorStatus(
+            connections=tuple(connections), attempts=self.limiter.attempts,
+            attempt_waits=self.limiter.waits, blocked_for_s=self.limiter.blocked_for,
+            quarantined=sum(c.state == "quarantined" for c in self.children),
+            start_refusal=self.start_refusal)

@@ -1,0 +1,364 @@
+"""The handler against a peer that misbehaves in every way a connection can (issue 9).
+
+Each case: the handler survives (no exception escapes, no stray traceback), counts and
+reports what happened, and loses none of the good frames around the bad ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import struct
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from feedhandler.app.handler import Handler
+from feedhandler.app.metrics import exposition
+from feedhandler.config import ConfigError, load_config
+from feedhandler.simulator.server.tls import write_self_signed
+from tests.app.recording_sink import RecordingSink
+from tests.supervisor.hostile import (
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    HostilePeer,
+    Script,
+    Session,
+    frame,
+    trade_frame,
+)
+
+MiB = 1 << 20
+
+
+def config(url: str, **overrides: Any) -> Any:
+    return load_config(None, {"url": url, "streams": "btcusdt@trade", "sink": "null",
+                              "connection.backoff_initial_s": 0.01,
+                              "connection.backoff_max_s": 0.05, "batch.linger_ms": 1.0,
+                              **overrides}, environ={})
+
+
+async def run_until(handler: Handler, predicate: Callable[[], bool],
+                    timeout: float = 10.0) -> None:
+    task = asyncio.create_task(handler.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate() and not task.done():
+                await asyncio.sleep(0.01)
+    finally:
+        handler.stop()
+        await task
+    assert handler.error is None
+
+
+def against(script: Script, trades: int,
+            **overrides: Any) -> tuple[RecordingSink, Handler, HostilePeer]:
+    """Run a handler against `script` until it decoded `trades` trades, then stop it; every
+    good trade (ids 1..trades, however the script spreads them) must be there."""
+    async def main() -> tuple[RecordingSink, Handler, HostilePeer]:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **overrides), sink)
+            await run_until(handler, lambda: len(trade_ids(sink)) == trades)
+        return sink, handler, peer
+
+    sink, handler, peer = asyncio.run(main())
+    assert trade_ids(sink) == list(range(1, trades + 1)), "no good frame lost"
+    return sink, handler, peer
+
+
+def trade_ids(sink: RecordingSink) -> list[int]:
+    batches = [r for k, r, _ in sink.batches if k == "trade"]
+    return [int(t) for t in np.concatenate(batches)["trade_id"]] if batches else []
+
+
+def events(sink: RecordingSink, kind: str) -> list[dict[str, Any]]:
+    return [e for e in sink.events if e["type"] == kind]
+
+
+@pytest.fixture
+def no_stray_tracebacks(caplog: pytest.LogCaptureFixture) -> Any:
+    caplog.set_level(logging.INFO)
+    yield caplog
+    stray = [r.getMessage() for r in caplog.records
+             if r.name == "asyncio" or "never retrieved" in r.getMessage()]
+    assert not stray
+
+
+# --- failed upgrades of every shape ---------------------------------------------------------
+def test_a_peer_closing_during_the_upgrade_is_a_failed_attempt(no_stray_tracebacks: Any) -> None:
+    async def script(session: Session) -> None:
+        if session.attempt <= 2:  # read the request, then hang up without an answer
+            await session.read_request()
+            session.drop()
+            return
+        await session.accept()
+        await session.trades(range(1, 11))
+        await session.read_until_close()
+
+    sink, _, _ = against(script, 10)
+    failed = events(sink, "connect_failed")
+    assert [e["error"] for e in failed] == ["peer closed the connection during the upgrade"] * 2
+
+
+def test_a_ws_url_aimed_at_a_tls_port_is_a_failed_attempt(no_stray_tracebacks: Any) -> None:
+    async def script(session: Session) -> None:
+        await session.read_request()
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+            write_self_signed(cert, key, "127.0.0.1")
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(cert, key)
+            async with HostilePeer(script, tls) as peer:
+                sink = RecordingSink()
+                handler = Handler(config(peer.url), sink)
+                await run_until(handler, lambda: len(events(sink, "connect_failed")) >= 3)
+        assert handler.supervisor.status().connections[0].state == "stopped"
+        assert all(e["status"] is None for e in events(sink, "connect_failed"))
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (400, b'{"code":-1121,"msg":"Invalid symbol."}'),
+    (401, b'{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'),
+    (403, b"<html>WAF: request blocked</html>"),
+])
+def test_a_permanent_refusal_at_start_stops_with_its_status_and_body(status: int,
+                                                                    body: bytes) -> None:
+    async def script(session: Session) -> None:
+        await session.refuse(status, body)
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url), sink)
+            with pytest.raises(ConfigError) as refused:
+                async with asyncio.timeout(5):
+                    await handler.run()
+            assert peer.attempts == 1, "no retry of a permanent refusal"
+        message = str(refused.value)
+        assert f"HTTP {status}: {body.decode()}" in message and "\n" not in message
+        assert events(sink, "refused")[0]["status"] == status
+        assert sink.closed
+
+    asyncio.run(main())
+
+
+def test_a_permanent_refusal_later_quarantines_only_that_connection() -> None:
+    async def script(session: Session) -> None:
+        request = await session.read_request()
+        eth = b"ethusdt" in request
+        if eth and seen["eth"]:
+            session.writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\n\r\nbanned!")
+            await session.writer.drain()
+            return
+        seen["eth" if eth else "btc"] += 1
+        session.request = request
+        session.writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+                             session._key() + b"\r\n\r\n")
+        if eth:
+            session.drop()  # the first eth connection drops; its reconnect is refused
+            return
+        for start in range(1, 10_000, 10):
+            await session.trades(range(start, start + 10))
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, streams="btcusdt@trade,ethusdt@trade", **{
+                "connection.streams_per_connection": 1}), sink)
+            snapshots = []
+
+            def quarantined_and_delivering() -> bool:
+                snapshots.append(handler.supervisor.status())
+                return bool(events(sink, "quarantined")) and len(trade_ids(sink)) > 50
+
+            await run_until(handler, quarantined_and_delivering)
+            status = snapshots[-1]
+        metrics = exposition(handler)
+        (quarantined,) = events(sink, "quarantined")
+        assert 'feedhandler_connection_quarantined{shard="1"} 1' in metrics
+        assert 'feedhandler_connection_quarantined{shard="0"} 0' in metrics
+        assert quarantined["shard"] == 1 and quarantined["status"] == 403
+        assert quarantined["error"] == "HTTP 403: banned!"
+        assert status.quarantined == 1
+        assert [c.state for c in status.connections] == ["open", "quarantined"]
+        ids = trade_ids(sink)
+        assert ids == list(range(1, len(ids) + 1)), "the other connection kept delivering"
+
+    seen = {"eth": 0, "btc": 0}
+    asyncio.run(main())
+
+
+# --- transport hygiene ----------------------------------------------------------------------
+def vm_rss() -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) * 1024  # type: ignore[union-attr]
+
+
+def test_a_never_ending_fragmented_message_is_bounded_and_counted_as_oversized() -> None:
+    chunk = b"x" * (64 << 10)
+    rss: list[int] = []
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 6))
+        await session.send(frame(OP_TEXT, b'{"stream":"btcusdt@trade","data":{"p":"', fin=False))
+        for i in range(40 * MiB // len(chunk)):  # 40 MiB into one message
+            await session.send(frame(OP_CONT, chunk, fin=False))
+            if i % 64 == 0:
+                rss.append(vm_rss())
+        await session.send(frame(OP_CONT, b'"}}'))
+        await session.trades(range(6, 11))
+        await session.read_until_close()
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.max_frame_bytes": MiB}), sink)
+            baseline = vm_rss()
+            await run_until(handler, lambda: len(trade_ids(sink)) == 10, timeout=30)
+        assert trade_ids(sink) == list(range(1, 11)), "neighbours of the bad message kept"
+        assert handler.stats.errors["oversized"] == 1
+        ((reason, _, _, dead),) = sink.dead
+        assert reason == "oversized" and len(dead) == MiB + 1  # a prefix, never more
+        assert max(rss) - baseline < 24 * MiB, f"RSS grew {(max(rss) - baseline) / MiB:.0f} MiB"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("bad", "violation"), [
+    (frame(OP_CONT, b"orphan"), "continuation frame without a message to continue"),
+    (frame(OP_TEXT, b"{", fin=False) + frame(OP_TEXT, b"{}"),
+     "new message inside a fragmented one"),
+    (frame(OP_TEXT, trade_frame(99), rsv1=True), "RSV bit set, no extension negotiated"),
+])
+def test_protocol_violations_close_with_1002_counted_and_evented(
+        bad: bytes, violation: str, no_stray_tracebacks: Any) -> None:
+    closes: list[bytes] = []
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        first = session.attempt == 1
+        await session.trades(range(1, 6) if first else range(6, 11))
+        if first:
+            await session.send(bad)
+        reply = await session.read_until_close()
+        if reply is not None:
+            closes.append(reply[1])
+            await session.send(frame(OP_CLOSE, reply[1]))
+
+    sink, handler, _ = against(script, 10)
+    assert struct.unpack("!H", closes[0][:2])[0] == 1002
+    assert closes[0][2:].decode() == violation
+    assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
+    assert handler.supervisor.status().connections[0].violations == 1
+    assert 'feedhandler_protocol_violations_total{shard="0"} 1' in exposition(handler)
+
+
+@pytest.mark.parametrize(("close", "code", "reason"), [
+    (b"", None, "empty close frame"),
+    (struct.pack("!H", 1009) + b"message too big", 1009, "message too big"),
+    (struct.pack("!H", 1002) + b"you broke it", 1002, "you broke it"),
+])
+def test_closes_from_the_peer_are_answered_and_logged_with_code_and_reason(
+        close: bytes, code: int | None, reason: str, no_stray_tracebacks: Any) -> None:
+    replies: list[bytes] = []
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 4) if session.attempt == 1 else range(4, 7))
+        if session.attempt == 1:
+            await session.send(frame(OP_CLOSE, close))
+        reply = await session.read_until_close()
+        if reply is not None:
+            replies.append(reply[1])
+
+    sink, _, _ = against(script, 6)
+    # the reply echoes the code; an empty close frame gets an empty one (never code 0)
+    assert replies[0] == close[:2]
+    (dropped,) = events(sink, "disconnected")
+    assert (dropped["close_code"], dropped["reason"], dropped["by"]) == (code, reason, "peer")
+    logged = [r.getMessage() for r in no_stray_tracebacks.records
+              if "connection closed by peer" in r.getMessage()]
+    assert len(logged) == 1 and (f"code {code}" if code else "no close code") in logged[0]
+    # the graceful stop of the second connection sent a close frame: 1000
+    assert struct.unpack("!H", replies[1][:2])[0] == 1000
+
+
+# --- staleness ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("answer_pings", "cause"), [(True, "silent"), (False, "ping_timeout")])
+def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: str) -> None:
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 4) if session.attempt == 1 else range(4, 7))
+        while True:  # then silence, with or without pongs
+            opcode, payload = await session.read_frame()
+            if opcode == OP_PING and answer_pings:
+                await session.send(frame(OP_PONG, payload))
+            if opcode == OP_CLOSE:
+                return
+
+    sink, handler, peer = against(script, 6, **{"connection.stale_after_s": 0.2,
+                                                "connection.ping_timeout_s": 0.3,
+                                                "connection.max_silence_s": 1.0})
+    (stale,) = events(sink, "stale")
+    assert stale["cause"] == cause
+    assert f'feedhandler_connection_replaced_total{{shard="0",cause="{cause}"}} 1' in \
+        exposition(handler)
+    pings = [p for op, p in peer.sessions[0].received if op == OP_PING]
+    # one ping per stale_after_s at most (Binance counts them): 1 s of silence, <= 5
+    assert 1 <= len(pings) <= 5
+    assert events(sink, "gap")[0]["reason"] == "reconnect"
+
+
+# --- our own limits -------------------------------------------------------------------------
+def test_a_frame_beyond_picows_limit_is_closed_with_1009_by_us(no_stray_tracebacks: Any) -> None:
+    async def script(session: Session) -> None:
+        await session.accept()
+        first = session.attempt == 1
+        await session.trades(range(1, 4) if first else range(4, 7))
+        if first:  # announce a 64 MiB frame: refused from its header, never buffered
+            await session.send(struct.pack("!BBQ", 0x81, 127, 64 * MiB) + b"{")
+        await session.read_until_close()
+
+    sink, _, _ = against(script, 6)
+    (dropped,) = events(sink, "disconnected")
+    assert (dropped["close_code"], dropped["by"]) == (1009, "us")
+
+
+def test_a_silent_handshake_times_out_and_duration_cancels_the_next_one() -> None:
+    async def script(session: Session) -> None:
+        await session.read_request()  # and never answer
+        await session.reader.read()  # until the handler (or the test) hangs up
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, duration_s=1.0, **{
+                "connection.handshake_timeout_s": 0.3, "connection.backoff_initial_s": 0.5,
+                "connection.backoff_max_s": 0.5}), sink)
+            started = asyncio.get_running_loop().time()
+            async with asyncio.timeout(5):
+                await handler.run()
+            took = asyncio.get_running_loop().time() - started
+        failed = events(sink, "connect_failed")
+        assert failed and failed[0]["error"] == "handshake timed out"
+        assert peer.attempts >= 2  # the last one was pending when the duration ran out
+        assert took < 1.5, f"--duration 1 took {took:.2f} s"
+
+    asyncio.run(main())
