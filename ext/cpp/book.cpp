@@ -13,7 +13,7 @@ std::string_view symbol_of(const DepthRecord& r) {
 }
 }  // namespace
 
-void Book::set(uint8_t side, int64_t price, int64_t qty) {
+void Book::set(uint8_t side, int64_t price, Int128LE qty) {
   if (side > SIDE_ASK) return;
   std::vector<Level>& levels = sides_[side];
   // best first: bids by descending price, asks by ascending price
@@ -23,7 +23,7 @@ void Book::set(uint8_t side, int64_t price, int64_t qty) {
       : std::lower_bound(levels.begin(), levels.end(), price,
                          [](const Level& l, int64_t p) { return l.price < p; });
   bool found = it != levels.end() && it->price == price;
-  if (qty == 0) {
+  if (qty.lo == 0 && qty.hi == 0) {
     if (found) levels.erase(it);
     return;
   }

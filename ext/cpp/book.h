@@ -16,8 +16,10 @@ namespace fh {
 // A row of a published depth snapshot (with DEPTH_FIRST..DEPTH_LAST; U = u = lastUpdateId).
 constexpr uint8_t DEPTH_SNAPSHOT = 4;
 
+// Prices fit int64 at 1e-8; level quantities of cheap tokens do not (128-bit, as on the wire).
 struct Level {
-  int64_t price, qty;
+  int64_t price;
+  Int128LE qty;
 };
 
 // Price levels of one symbol, best first on each side. max_levels > 0 keeps only the best
@@ -26,7 +28,7 @@ class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
   void clear() { sides_[0].clear(); sides_[1].clear(); }
-  void set(uint8_t side, int64_t price, int64_t qty);  // qty 0 removes the level
+  void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
   const std::vector<Level>& side(uint8_t side) const { return sides_[side]; }
 
  private:

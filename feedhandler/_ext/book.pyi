@@ -7,6 +7,7 @@ import numpy as np
 STATES: tuple[str, ...]
 SNAPSHOT_FLAG: int
 DEPTH_RECORD_SIZE: int
+LEVEL_DTYPE: np.dtype[np.void]
 
 class Books:
     max_levels: int

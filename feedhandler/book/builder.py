@@ -23,7 +23,7 @@ import numpy as np
 
 from feedhandler._ext.book import Books
 from feedhandler.consume.decode import KafkaMessage, decode
-from feedhandler.records import to_decimal
+from feedhandler.records import to_decimal, wide_to_int
 
 _REASONS = {
     "no_snapshot": "no snapshot seen yet",
@@ -81,14 +81,16 @@ class BookBuilder:
         return _REASONS[status["state"]].format(**status)
 
     def levels(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every level held: (bids, asks), each an (n, 2) int64 array of 1e-8 units."""
+        """Every level held: (bids, asks), arrays of `LEVEL_DTYPE` (price int64, qty 128-bit
+        lo/hi, 1e-8 units), best first."""
         return self.books.levels(symbol, 0), self.books.levels(symbol, 1)
 
     def top(self, symbol: str, depth: int = 10) -> Top:
         status = self.books.status(symbol)
 
         def exact(levels: np.ndarray) -> list[tuple[Decimal, Decimal]]:
-            return [(to_decimal(int(p)), to_decimal(int(q))) for p, q in levels]
+            return [(to_decimal(int(level["price"])), to_decimal(wide_to_int(level["qty"])))
+                    for level in levels]
 
         return Top(
             symbol,

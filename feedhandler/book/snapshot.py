@@ -6,8 +6,9 @@ lastUpdateId`: bids best first, then asks; a side without levels is absent, and 
 book is one `side = 2` row. A consumer that sees such an event knows where a valid book can
 start (`feedhandler.book.BookBuilder` does it for you).
 
-Prices and quantities are parsed exactly into 1e-8 units; a value with a ninth non-zero
-decimal or beyond int64 is refused, never rounded (the snapshot is then not published).
+Prices (int64) and quantities (128-bit, as in the depth layout) are parsed exactly into 1e-8
+units; a value with a ninth non-zero decimal or beyond its field is refused, never rounded
+(the snapshot is then not published).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from feedhandler.records import SCHEMAS
 DEPTH = SCHEMAS["depth"]
 FIRST, LAST = 1, 2
 _INT64_MAX = 2**63 - 1
+_INT128_MAX = 2**127 - 1
 
 
 class SnapshotError(ValueError):
     pass
 
 
-def decimal_units(text: str) -> int:
-    """Exact 1e-8 units of a non-negative decimal string ("98249.71000000")."""
+def decimal_units(text: str, wide: bool = False) -> int:
+    """Exact 1e-8 units of a non-negative decimal string ("98249.71000000"); at most int64,
+    or int128 when `wide`."""
     whole, _, frac = text.partition(".")
     if len(frac) > 8:
         if frac[8:].strip("0"):
@@ -41,16 +44,17 @@ def decimal_units(text: str) -> int:
     if not digits or not digits.isascii() or not digits.isdigit():
         raise SnapshotError(f"not a decimal: {text!r}")
     value = int(whole or "0") * 10**8 + int(frac.ljust(8, "0") or "0")
-    if value > _INT64_MAX:
-        raise SnapshotError(f"beyond int64 at 1e-8: {text!r}")
+    if value > (_INT128_MAX if wide else _INT64_MAX):
+        raise SnapshotError(f"beyond {'int128' if wide else 'int64'} at 1e-8: {text!r}")
     return value
 
 
 def _levels(levels: Sequence[Sequence[str]]) -> np.ndarray:
-    out = np.empty((len(levels), 2), np.int64)
+    """(price, qty lo, qty hi) per level."""
+    out = np.empty((len(levels), 3), np.int64)
     for i, (price, qty) in enumerate(levels):
-        out[i, 0] = decimal_units(price)
-        out[i, 1] = decimal_units(qty)
+        units = decimal_units(qty, wide=True)
+        out[i] = decimal_units(price), np.uint64(units & (2**64 - 1)).view(np.int64), units >> 64
     return out
 
 
@@ -67,9 +71,11 @@ def snapshot_records(symbol: str, result: dict[str, Any], ts_recv: int = 0) -> n
     if len(bids) + len(asks) == 0:
         rows["side"] = 2
     else:
+        levels = np.concatenate((bids, asks))
         rows["side"][len(bids):] = 1
-        rows["price"][: len(bids)], rows["qty"][: len(bids)] = bids[:, 0], bids[:, 1]
-        rows["price"][len(bids):], rows["qty"][len(bids):] = asks[:, 0], asks[:, 1]
+        rows["price"] = levels[:, 0]
+        rows["qty"]["lo"] = levels[:, 1].view(np.uint64)
+        rows["qty"]["hi"] = levels[:, 2]
     rows["flags"][0] |= FIRST
     rows["flags"][-1] |= LAST
     return rows

@@ -48,6 +48,7 @@ from feedhandler.wsapi.signing import Credentials
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
+_GUARD_S = 0.05
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 
@@ -363,7 +364,8 @@ class WsApiClient:
         self.stats.rate_limited += 1
         loop = asyncio.get_running_loop()
         if error.retry_after_ms is not None:
-            wait_s = max(0.0, (error.retry_after_ms - self.clock.now_ms()) / 1000)
+            # past the date by more than our clock offset's error (half the best round trip)
+            wait_s = max(0.0, (error.retry_after_ms - self.clock.now_ms()) / 1000) + _GUARD_S
         else:
             wait_s = self.budget.interval_s  # no date given: sit out one window
         self.budget.block_until(loop.time() + wait_s)

@@ -9,6 +9,7 @@ import pytest
 
 from feedhandler.book import BookBuilder, snapshot_records
 from feedhandler.book.snapshot import DEPTH, SnapshotError, decimal_units
+from feedhandler.records import wide_to_int
 
 Levels = list[tuple[str, str]]
 
@@ -23,7 +24,9 @@ def diff(symbol: str, first: int, last: int, bids: Levels = (), asks: Levels = (
         rows["side"] = 2
     for i, (side, price, qty) in enumerate(levels):
         rows[i]["side"] = side
-        rows[i]["price"], rows[i]["qty"] = decimal_units(price), decimal_units(qty)
+        units = decimal_units(qty, wide=True)
+        rows[i]["price"] = decimal_units(price)
+        rows[i]["qty"] = (units & (2**64 - 1), units >> 64)
     rows["flags"][0] |= 1
     rows["flags"][-1] |= 2
     return rows
@@ -33,9 +36,17 @@ def snap(symbol: str, last: int, bids: Levels, asks: Levels) -> np.ndarray:
     return snapshot_records(symbol, {"lastUpdateId": last, "bids": bids, "asks": asks}, last)
 
 
+def pairs(levels: np.ndarray) -> list[tuple[int, int]]:
+    """(price, qty) in 1e-8 units of each level of a `LEVEL_DTYPE` array."""
+    return [(int(level["price"]), wide_to_int(level["qty"])) for level in levels]
+
+
 def book(builder: BookBuilder, symbol: str) -> tuple[list[list[int]], list[list[int]]]:
+    """Both sides in whole units, for readable expectations."""
     bids, asks = builder.levels(symbol)
-    return (bids // 10**8).tolist(), (asks // 10**8).tolist()
+    return tuple(  # type: ignore[return-value]
+        [[price // 10**8, qty // 10**8] for price, qty in pairs(side)] for side in (bids, asks)
+    )
 
 
 def test_diffs_are_buffered_until_a_snapshot_then_replayed_from_its_update_id() -> None:
@@ -103,7 +114,7 @@ def test_top_n_books_keep_only_the_best_levels() -> None:
     b.apply(snap("X", 1, [("5", "1"), ("4", "1"), ("3", "1")], [("6", "1")]))
     b.apply(diff("X", 2, 2, bids=[("4.5", "2")]))
     assert book(b, "X")[0] == [[5, 1], [4, 2]]  # 4.5 // 1 = 4 (units shown as whole numbers)
-    assert b.levels("X")[0][:, 0].tolist() == [500000000, 450000000]
+    assert b.levels("X")[0]["price"].tolist() == [500000000, 450000000]
 
 
 def test_empty_events_and_empty_snapshots_keep_continuity() -> None:
@@ -114,8 +125,18 @@ def test_empty_events_and_empty_snapshots_keep_continuity() -> None:
     assert book(b, "X") == ([], [])
 
 
+def test_quantities_beyond_int64_are_kept_exactly() -> None:
+    b = BookBuilder()
+    huge = "100000000000000.12345678"  # a cheap token's level: beyond int64 at 1e-8
+    b.apply(snap("X", 1, [("0.00000001", huge)], []))
+    b.apply(diff("X", 2, 2, asks=[("0.00000002", huge)]))
+    assert pairs(b.levels("X")[1]) == [(2, 10_000_000_000_000_012_345_678)]
+    assert b.top("X").bids == [(Decimal("0.00000001"), Decimal(huge))]
+
+
 def test_snapshot_decimals_are_exact_and_bounded() -> None:
     assert decimal_units("92233720368.54775807") == 2**63 - 1
+    assert decimal_units("92233720368.54775808", wide=True) == 2**63
     assert decimal_units("0.000000010") == 1
     for bad in ("92233720368.54775808", "0.000000001", "1e5", "", "-1"):
         with pytest.raises(SnapshotError):

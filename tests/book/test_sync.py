@@ -17,7 +17,7 @@ from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
 from feedhandler.wsapi import WeightBudget, WsApiClient
 from tests.app.test_handler import RecordingSink
-from tests.book.test_builder import diff
+from tests.book.test_builder import diff, pairs
 
 
 class FakeDepth:
@@ -116,8 +116,7 @@ async def test_books_rebuilt_from_the_published_records_equal_the_true_books() -
         assert builder.valid("BTCUSDT"), builder.why_not("BTCUSDT")
         assert builder.status("BTCUSDT")["update_id"] == last
         got_bids, got_asks = builder.levels("BTCUSDT")
-        assert got_bids.tolist() == [list(level) for level in bids]
-        assert got_asks.tolist() == [list(level) for level in asks]
+        assert pairs(got_bids) == bids and pairs(got_asks) == asks
         assert builder.status("BTCUSDT")["gaps"] == 1
         reasons = [e["reason"] for e in sink.events if e["type"] == "book_resync"]
         assert reasons == ["start", "gap"]

@@ -14,9 +14,13 @@ cdef extern from "records.h" namespace "fh" nogil:
 cdef extern from "book.h" namespace "fh" nogil:
     const uint8_t DEPTH_SNAPSHOT
 
+    struct Int128LE:
+        uint64_t lo
+        int64_t hi
+
     struct Level:
         int64_t price
-        int64_t qty
+        Int128LE qty
 
     cppclass Book:
         const vector[Level]& side(uint8_t side)

@@ -1,6 +1,6 @@
 # Python face of the C++ books: records in by batch, levels out as numpy arrays; no Python
 # object per level or per record.
-from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
 from libcpp.vector cimport vector
 
@@ -9,6 +9,8 @@ import numpy as np
 STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow")
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
 DEPTH_RECORD_SIZE = sizeof(DepthRecord)
+LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", [("lo", "<u8"), ("hi", "<i8")])])
+assert LEVEL_DTYPE.itemsize == sizeof(Level)
 
 
 cdef class Books:
@@ -58,16 +60,15 @@ cdef class Books:
         }
 
     def levels(self, str symbol, int side, size_t depth=0):
-        """(n, 2) int64 array of (price, qty) in 1e-8 units, best first; `side` 0 = bids,
-        1 = asks; `depth` 0 = every level held."""
+        """`LEVEL_DTYPE` array (price int64, qty 128-bit as lo/hi, 1e-8 units), best first;
+        `side` 0 = bids, 1 = asks; `depth` 0 = every level held. One copy, no per-level
+        Python."""
         if side not in (0, 1):
             raise ValueError("side must be 0 (bids) or 1 (asks)")
         cdef const vector[Level]* levels = &self._find(symbol).book.side(side)
         cdef size_t n = levels.size() if depth == 0 else min(depth, levels.size())
-        out = np.empty((n, 2), np.int64)
-        cdef int64_t[:, ::1] view = out
-        cdef size_t i
-        for i in range(n):
-            view[i, 0] = levels.at(i).price
-            view[i, 1] = levels.at(i).qty
+        out = np.empty(n, LEVEL_DTYPE)
+        cdef unsigned char[::1] raw = out.view(np.uint8)
+        if n:
+            memcpy(&raw[0], levels.data(), n * sizeof(Level))
         return out
