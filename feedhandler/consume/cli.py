@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="without --follow: also stop after this many seconds without a message")
     p.add_argument("--max-records", type=int, default=0, help="stop after this many records")
     p.add_argument("--format", choices=["table", "jsonl", "summary"], default="table")
+    p.add_argument("--book", metavar="SYMBOL",
+                   help="the symbol's order book rebuilt from the depth topic (top --depth)")
+    p.add_argument("--depth", type=int, default=10, metavar="N", help="levels shown by --book")
 
 
 def _topics(args: argparse.Namespace) -> tuple[list[str], str]:
@@ -197,6 +200,10 @@ def _selected(messages: Iterator[Message], symbols: set[bytes]) -> Iterator[Mess
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.book:
+        from feedhandler.book import view  # loads the book extension only when asked
+
+        return view.run(args)
     try:
         topics, pattern = _topics(args)
     except ValueError as exc:
