@@ -63,6 +63,12 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("shutdown_grace", float, "S", "at shutdown: serverShutdown event, wait, then close"),
         ("max_frame_size", int, "BYTES", "largest client frame accepted"),
     ],
+    "WebSocket API (/ws-api/v3)": [
+        ("api_weight_limit", int, "N", "REQUEST_WEIGHT per client IP per window (then 429)"),
+        ("api_weight_interval", int, "S", "window of --api-weight-limit, aligned to the clock"),
+        ("api_ban_after", int, "N", "429s in one window before a 418 ban (0: never)"),
+        ("api_clock_offset_ms", int, "MS", "the WS API clock's lead over the host's"),
+    ],
 }
 
 
