@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO
+from collections.abc import Generator
+from typing import IO, cast
 
 import orjson
+from confluent_kafka import Message
 
 from feedhandler.book.builder import BookBuilder
 from feedhandler.consume.reader import read_messages
-from feedhandler.contract import H_SCHEMA, header_dict, topic_for
+from feedhandler.contract import topic_for
 
 
 def view(builder: BookBuilder, symbol: str, depth: int) -> dict[str, object]:
@@ -55,12 +57,13 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
     topic = topic_for("depth", symbol, args.topic_template, exchange=args.exchange,
                       market=args.market)
     builder = BookBuilder()
-    messages = read_messages(args.kafka_bootstrap, [topic], from_beginning=True,
-                             follow=args.follow, idle_timeout=args.idle_timeout)
+    messages = cast(Generator[Message, None, None], read_messages(
+        args.kafka_bootstrap, [topic], from_beginning=True, follow=args.follow,
+        idle_timeout=args.idle_timeout))
     fmt = "jsonl" if args.format == "jsonl" else "table"
     try:
         for message in messages:
-            if message.key() != symbol.encode() or H_SCHEMA not in header_dict(message.headers()):
+            if message.key() != symbol.encode():  # the depth topic holds data messages only
                 continue
             builder.apply_message(message)
             if args.follow:

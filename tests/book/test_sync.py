@@ -16,7 +16,7 @@ from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
 from feedhandler.wsapi import WeightBudget, WsApiClient
-from tests.app.test_handler import RecordingSink
+from tests.app.recording_sink import RecordingSink
 from tests.book.test_builder import diff, pairs
 
 
