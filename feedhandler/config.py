@@ -98,6 +98,7 @@ class WsApiConfig:
 class BookConfig:
     snapshots: bool = False  # publish depth snapshots (WS API) so books rebuild from Kafka
     snapshot_limit: int = 5000  # levels per side, 1..5000 (weight 250 above 1000)
+    refresh_s: float = 0.0  # also a fresh snapshot of every symbol this often (0 = off)
 
 
 @dataclass

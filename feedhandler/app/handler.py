@@ -107,7 +107,8 @@ class Handler:
                             self.config.connection.backoff_max_s),
             limiter=self.supervisor.limiter, on_event=self._publish_event)
         sync = SnapshotSync(client, lambda rows: self.sink.publish_batch("depth", rows, 0),
-                            limit=self.config.book.snapshot_limit, on_event=self._publish_event)
+                            limit=self.config.book.snapshot_limit,
+                            refresh_s=self.config.book.refresh_s, on_event=self._publish_event)
         return client, sync
 
     def _feed(self, shard: Shard) -> ShardFeed:

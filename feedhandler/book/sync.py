@@ -11,6 +11,10 @@ reconnect), start a resync of that symbol alone: a `depth` request through the W
 otherwise it is published as snapshot rows on the depth topic (`snapshot.snapshot_records`),
 where `BookBuilder` starts a valid book from it.
 
+With `refresh_s` > 0 every synced symbol gets a fresh snapshot that often (lowest priority),
+so a consumer that starts reading mid-topic, or after retention dropped the first snapshot,
+finds a starting point within `refresh_s`.
+
 Control events: `book_resync` (symbol, reason `start` or `gap`, expected / received U) when
 a symbol's book stops being rebuildable, `book_snapshot` (symbol, last_update_id, levels)
 when it is again: the interval between the two is the one in which that book was not valid.
@@ -30,7 +34,7 @@ import numpy as np
 
 from feedhandler.book.snapshot import FIRST, SnapshotError, snapshot_records
 from feedhandler.wsapi import errors
-from feedhandler.wsapi.budget import RESYNC, SNAPSHOT
+from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ class SnapshotSync:
         limit: int = 5000,
         on_event: EventSink | None = None,
         retry_delay_s: float = 1.0,
+        refresh_s: float = 0.0,
     ) -> None:
         self.source = source
         self.limit = limit
@@ -71,6 +76,8 @@ class SnapshotSync:
         self._publish = publish
         self._on_event = on_event or (lambda event: None)
         self._retry_delay_s = retry_delay_s
+        self._refresh_s = refresh_s
+        self._refresher: asyncio.Task[None] | None = None
 
     def on_depth(self, records: np.ndarray) -> None:
         """A batch of depth diffs, as the decoder hands it over (before the sink owns it)."""
@@ -106,11 +113,23 @@ class SnapshotSync:
         state.resyncs += 1
         self._event("book_resync", symbol=symbol, reason=reason, expected=expected,
                     received=received)
+        self._schedule(symbol, state, SNAPSHOT if reason == "start" else RESYNC)
+
+    def _schedule(self, symbol: str, state: SymbolSync, priority: int) -> None:
+        loop = asyncio.get_running_loop()
         if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
-            priority = SNAPSHOT if reason == "start" else RESYNC
-            state.task = asyncio.get_running_loop().create_task(
+            state.task = loop.create_task(
                 self._fetch(symbol, state, priority), name=f"snapshot {symbol}"
             )
+        if self._refresh_s > 0 and self._refresher is None:
+            self._refresher = loop.create_task(self._refresh(), name="snapshot refresh")
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            for symbol, state in self.symbols.items():
+                if state.snapshot_id:
+                    self._schedule(symbol, state, REFRESH)
 
     async def _fetch(self, symbol: str, state: SymbolSync, priority: int) -> None:
         try:
@@ -142,6 +161,8 @@ class SnapshotSync:
 
     async def close(self) -> None:
         tasks = [s.task for s in self.symbols.values() if s.task is not None]
+        if self._refresher is not None:
+            tasks.append(self._refresher)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -27,6 +27,7 @@ URGENT = 0  # session logon, clock sync
 NORMAL = 10  # one-off reads
 RESYNC = 20  # a symbol's book after a gap
 SNAPSHOT = 30  # initial books, universe refreshes
+REFRESH = 40  # periodic snapshots of books that are fine
 
 
 class WeightBudget:

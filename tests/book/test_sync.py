@@ -60,6 +60,19 @@ async def test_only_the_symbol_with_a_gap_is_resynced_and_stale_snapshots_are_re
     await sync.close()
 
 
+async def test_synced_symbols_get_a_fresh_snapshot_every_refresh_interval() -> None:
+    source = FakeDepth({"AAA": [10, 20, 30, 40]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append, refresh_s=0.05)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while len(published) < 3:
+            await asyncio.sleep(0.01)
+    await sync.close()
+    assert [int(p["last_update_id"][0]) for p in published[:3]] == [10, 20, 30]
+    assert source.calls[1][2] > source.calls[0][2]  # refreshes queue behind everything else
+
+
 async def test_a_thousand_symbols_resynced_at_once_stay_within_the_weight_limit() -> None:
     async with SimulatorServer(api_weight_limit=1200, api_weight_interval=1) as sim:
         assert sim.api is not None and sim.api.market is not None
