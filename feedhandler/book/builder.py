@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from feedhandler._ext.book import Books
+from feedhandler.book.snapshot import DEPTH
 from feedhandler.consume.decode import KafkaMessage, decode
 from feedhandler.records import to_decimal, wide_to_int
 
@@ -51,7 +52,10 @@ class BookBuilder:
         self.books = Books(max_levels, max_buffer)
 
     def apply(self, records: np.ndarray) -> None:
-        """Depth records (diffs and snapshot rows), in topic order."""
+        """Depth records (diffs and snapshot rows), in topic order. Arrays numpy repacked
+        (`np.concatenate` drops the padding) are brought back to the wire layout first."""
+        if records.dtype != DEPTH.dtype:
+            records = records.astype(DEPTH.dtype)
         self.books.apply(records)
 
     def apply_message(self, message: KafkaMessage) -> None:

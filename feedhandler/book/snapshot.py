@@ -26,6 +26,7 @@ DEPTH = SCHEMAS["depth"]
 FIRST, LAST = 1, 2
 _INT64_MAX = 2**63 - 1
 _INT128_MAX = 2**127 - 1
+_LOW64 = 2**64 - 1
 
 
 class SnapshotError(ValueError):
@@ -52,9 +53,10 @@ def decimal_units(text: str, wide: bool = False) -> int:
 def _levels(levels: Sequence[Sequence[str]]) -> np.ndarray:
     """(price, qty lo, qty hi) per level."""
     out = np.empty((len(levels), 3), np.int64)
-    for i, (price, qty) in enumerate(levels):
-        units = decimal_units(qty, wide=True)
-        out[i] = decimal_units(price), np.uint64(units & (2**64 - 1)).view(np.int64), units >> 64
+    qtys = [decimal_units(qty, wide=True) for _, qty in levels]
+    out[:, 0] = [decimal_units(price) for price, _ in levels]
+    out[:, 1] = np.array([q & _LOW64 for q in qtys], np.uint64).view(np.int64)
+    out[:, 2] = [q >> 64 for q in qtys]
     return out
 
 
