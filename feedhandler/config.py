@@ -99,6 +99,8 @@ class BookConfig:
     snapshots: bool = False  # publish depth snapshots (WS API) so books rebuild from Kafka
     snapshot_limit: int = 5000  # levels per side, 1..5000 (weight 250 above 1000)
     refresh_s: float = 0.0  # also a fresh snapshot of every symbol this often (0 = off)
+    snapshot_source: str = "wsapi"  # wsapi | rest (GET /api/v3/depth: a configured fallback)
+    rest_url: str = "https://api.binance.com"
 
 
 @dataclass
@@ -163,6 +165,8 @@ class HandlerConfig:
         if not 1 <= self.connection.streams_per_connection <= 1024:
             raise ConfigError("connection.streams_per_connection: must be within 1..1024")
         _validate_connection(self.connection)
+        if self.book.snapshot_source not in ("wsapi", "rest"):
+            raise ConfigError("book.snapshot_source: must be wsapi or rest")
         if not 1 <= self.book.snapshot_limit <= 5000:
             raise ConfigError("book.snapshot_limit: must be within 1..5000")
         if self.wsapi.weight_limit <= 0 or self.wsapi.weight_interval_s <= 0:

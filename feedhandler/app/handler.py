@@ -19,7 +19,8 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
-from feedhandler.book.sync import SnapshotSync
+from feedhandler.book.rest import RestDepth
+from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
@@ -93,22 +94,28 @@ class Handler:
         if config.book.snapshots:
             self.wsapi, self.book_sync = self._book_sync()
 
-    def _book_sync(self) -> tuple[WsApiClient, SnapshotSync]:
-        """Depth snapshots through the WS API, published as snapshot rows (epoch 0: not from
-        a stream connection)."""
-        api = self.config.wsapi
-        credentials = Credentials.load(KeySources(
-            api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
-        client = WsApiClient(
-            api.url, WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s),
-            credentials=credentials, request_timeout_s=api.request_timeout_s,
-            retries=api.retries, recv_window_ms=api.recv_window_ms,
-            backoff=Backoff(self.config.connection.backoff_initial_s,
-                            self.config.connection.backoff_max_s),
-            limiter=self.supervisor.limiter, on_event=self._publish_event)
-        sync = SnapshotSync(client, lambda rows: self.sink.publish_batch("depth", rows, 0),
-                            limit=self.config.book.snapshot_limit,
-                            refresh_s=self.config.book.refresh_s, on_event=self._publish_event)
+    def _book_sync(self) -> tuple[WsApiClient | None, SnapshotSync]:
+        """Depth snapshots through the WS API (or REST, when configured), published as
+        snapshot rows (epoch 0: not from a stream connection)."""
+        api, book = self.config.wsapi, self.config.book
+        budget = WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s)
+        client: WsApiClient | None = None
+        source: DepthSource
+        if book.snapshot_source == "rest":
+            source = RestDepth(book.rest_url, budget, api.request_timeout_s)
+        else:
+            credentials = Credentials.load(KeySources(
+                api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
+            source = client = WsApiClient(
+                api.url, budget, credentials=credentials,
+                request_timeout_s=api.request_timeout_s, retries=api.retries,
+                recv_window_ms=api.recv_window_ms,
+                backoff=Backoff(self.config.connection.backoff_initial_s,
+                                self.config.connection.backoff_max_s),
+                limiter=self.supervisor.limiter, on_event=self._publish_event)
+        sync = SnapshotSync(source, lambda rows: self.sink.publish_batch("depth", rows, 0),
+                            limit=book.snapshot_limit, refresh_s=book.refresh_s,
+                            on_event=self._publish_event)
         return client, sync
 
     def _feed(self, shard: Shard) -> ShardFeed:
@@ -254,8 +261,9 @@ class Handler:
             await self.supervisor.wait_stopped()
             service.cancel()
             await asyncio.gather(service, return_exceptions=True)
-            if self.book_sync is not None and self.wsapi is not None:
+            if self.book_sync is not None:
                 await self.book_sync.close()
+            if self.wsapi is not None:
                 await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()

@@ -8,14 +8,16 @@ import asyncio
 from typing import Any, cast
 
 import numpy as np
+import pytest
 
 from feedhandler.app.handler import Handler
 from feedhandler.book import BookBuilder
+from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import SnapshotSync
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
-from feedhandler.wsapi import WeightBudget, WsApiClient
+from feedhandler.wsapi import WeightBudget, WsApiClient, errors
 from tests.app.recording_sink import RecordingSink
 from tests.book.test_builder import diff, pairs
 
@@ -93,7 +95,8 @@ async def test_a_thousand_symbols_resynced_at_once_stay_within_the_weight_limit(
         assert sim.api.limiter.charged == 1000 * 5 + 2 + 1
 
 
-async def test_books_rebuilt_from_the_published_records_equal_the_true_books() -> None:
+@pytest.mark.parametrize("source", ["wsapi", "rest"])
+async def test_books_rebuilt_from_the_published_records_equal_the_true_books(source: str) -> None:
     # one symbol: when the market stops, its engine is exactly at its last pushed diff, so the
     # true book is comparable level by level (with several, an engine runs past its last push)
     stream = "btcusdt@depth@100ms"
@@ -102,6 +105,7 @@ async def test_books_rebuilt_from_the_published_records_equal_the_true_books() -
         config = load_config(None, {
             "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
             "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3",
+            "book.snapshot_source": source, "book.rest_url": sim.url.replace("ws:", "http:"),
         }, environ={})
         handler = Handler(config, cast(Sink, sink))  # RecordingSink: a duck-typed Sink
         assert handler.book_sync is not None
@@ -133,3 +137,13 @@ async def test_books_rebuilt_from_the_published_records_equal_the_true_books() -
         assert builder.status("BTCUSDT")["gaps"] == 1
         reasons = [e["reason"] for e in sink.events if e["type"] == "book_resync"]
         assert reasons == ["start", "gap"]
+        assert (handler.wsapi is None) == (source == "rest")
+
+
+async def test_rest_depth_errors_map_to_their_class() -> None:
+    async with SimulatorServer() as sim:
+        rest = RestDepth(sim.url.replace("ws:", "http:"), WeightBudget(100, 1.0))
+        with pytest.raises(errors.BadSymbol):
+            await rest.depth("NOSUCHPAIR", 5)
+        assert len((await rest.depth("ETHUSDT", 7))["bids"]) == 7
+        assert rest.budget.used() == 10
