@@ -118,6 +118,7 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   if (r.flags & DEPTH_LAST) {
     if (b.mode == MODE_APPLY) b.update_id = r.last_update_id;
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
+    if (b.mode != MODE_SKIP && b.state == BOOK_VALID && b.book.crossed()) b.crossed++;
     b.mode = MODE_SKIP;
   }
 }

@@ -30,6 +30,9 @@ class Book {
   void clear() { sides_[0].clear(); sides_[1].clear(); }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
   const std::vector<Level>& side(uint8_t side) const { return sides_[side]; }
+  bool crossed() const {  // best bid at or above best ask: crossed or locked
+    return !sides_[0].empty() && !sides_[1].empty() && sides_[0][0].price >= sides_[1][0].price;
+  }
 
  private:
   std::vector<Level> sides_[2];  // [SIDE_BID] descending prices, [SIDE_ASK] ascending
@@ -52,6 +55,7 @@ struct SymbolBook {
   int64_t expected = 0, received = 0;  // last gap: U expected (<=), U received; or stale: U
   int64_t changed_ns = 0;               // ts_recv of the row that last changed `state`
   uint64_t gaps = 0, snapshots = 0, events = 0;
+  uint64_t crossed = 0;  // events after which the valid book was crossed or locked
   std::vector<DepthRecord> buffer;  // diff rows since the book became invalid (§5 step 2)
   // event in progress (its rows may span several apply() calls)
   uint8_t mode = 0;

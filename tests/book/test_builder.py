@@ -109,6 +109,14 @@ def test_a_gap_right_after_the_snapshot_is_detected() -> None:
     assert b.status("X")["state"] == "gap"
 
 
+def test_crossed_or_locked_books_are_counted() -> None:
+    b = BookBuilder()
+    b.apply(snap("X", 1, [("5", "1")], [("6", "1")]))
+    b.apply(diff("X", 2, 2, bids=[("6", "1")]))  # locked: bid = ask
+    b.apply(diff("X", 3, 3, asks=[("6", "0")]))  # fine again
+    assert b.status("X")["crossed"] == 1 and b.valid("X")
+
+
 def test_top_n_books_keep_only_the_best_levels() -> None:
     b = BookBuilder(max_levels=2)
     b.apply(snap("X", 1, [("5", "1"), ("4", "1"), ("3", "1")], [("6", "1")]))

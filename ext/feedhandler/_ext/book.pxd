@@ -35,6 +35,7 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t gaps
         uint64_t snapshots
         uint64_t events
+        uint64_t crossed
         vector[DepthRecord] buffer
 
     cppclass BookSet:

@@ -45,7 +45,8 @@ cdef class Books:
 
     def status(self, str symbol):
         """{state, update_id, expected, received, changed_ns, gaps, snapshots, events,
-        buffered}: `expected`/`received` are the U ids of the last gap."""
+        crossed, buffered}: `expected`/`received` are the U ids of the last gap; `crossed`
+        counts events after which the valid book had best bid >= best ask."""
         cdef const SymbolBook* book = self._find(symbol)
         return {
             "state": STATES[<int>book.state],
@@ -56,6 +57,7 @@ cdef class Books:
             "gaps": book.gaps,
             "snapshots": book.snapshots,
             "events": book.events,
+            "crossed": book.crossed,
             "buffered": book.buffer.size(),
         }
 
