@@ -84,7 +84,7 @@ checks = MODE == "debug"
 setup(
     libraries=[core_library],
     ext_modules=cythonize(
-        [extension(name) for name in ("buffers", "decoder", "listener", "publish")],
+        [extension(name) for name in ("buffers", "decoder", "listener", "publish", "book")],
         include_path=["ext", str(PICOWS_DIR.parent)],
         annotate=os.environ.get("FEEDHANDLER_ANNOTATE") == "1",
         compiler_directives={

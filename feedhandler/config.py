@@ -30,8 +30,8 @@ from feedhandler.config_layers import (
 )
 from feedhandler.contract.streams import normalize_streams, url_streams
 
-__all__ = ["BATCH_KEYS", "BatchConfig", "ConfigError", "ConnectionConfig", "HandlerConfig",
-           "KafkaConfig", "load_config", "load_config_with_origins"]
+__all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
+           "HandlerConfig", "KafkaConfig", "WsApiConfig", "load_config", "load_config_with_origins"]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -57,6 +57,18 @@ def _existing_file(value: str) -> str:
 def _minus_one_or_more(value: float) -> float:
     if value < 0 and value != -1:
         raise ValueError("must be -1 (the profile's) or >= 0")
+    return value
+
+
+def _websocket_url(value: str) -> str:
+    if not value.startswith(("ws://", "wss://")) or not value.split("://", 1)[1]:
+        raise ValueError("expected a ws:// or wss:// URL")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or not value.split("://", 1)[1]:
+        raise ValueError("expected an http:// or https:// URL")
     return value
 
 
@@ -205,6 +217,37 @@ class ConnectionConfig(Section):
         return self
 
 
+class WsApiConfig(Section):
+    url: Annotated[str, AfterValidator(_websocket_url)] = "wss://ws-api.binance.com:443/ws-api/v3"
+    api_key_file: str = ""
+    """Ed25519 session keys: files (Kubernetes Secret volumes) or the..."""
+    private_key_file: str = ""
+    """...BINANCE_{API_KEY,PRIVATE_KEY,PRIVATE_KEY_PASSPHRASE} environment variables..."""
+    private_key_passphrase_file: str = ""
+    """...never in the config itself"""
+    request_timeout_s: PositiveFloat = 10.0
+    retries: NonNegativeInt = 2
+    """for idempotent reads only"""
+    weight_limit: PositiveInt = 6000
+    """REQUEST_WEIGHT per weight_interval_s (followed live)"""
+    weight_interval_s: PositiveFloat = 60.0
+    weight_margin_s: NonNegativeFloat = 1.0
+    """the budget's window is interval + margin"""
+    recv_window_ms: Annotated[int, Field(ge=1, le=60000)] = 5000
+
+
+class BookConfig(Section):
+    snapshots: bool = False
+    """publish depth snapshots (WS API) so books rebuild from Kafka"""
+    snapshot_limit: Annotated[int, Field(ge=1, le=5000)] = 5000
+    """levels per side (weight 250 above 1000)"""
+    refresh_s: NonNegativeFloat = 0.0
+    """also a fresh snapshot of every symbol this often (0 = off)"""
+    snapshot_source: Literal["wsapi", "rest"] = "wsapi"
+    """rest: GET /api/v3/depth, a configured fallback"""
+    rest_url: Annotated[str, AfterValidator(_http_url)] = "https://api.binance.com"
+
+
 class HandlerConfig(Section):
     url: str = "wss://stream.binance.com:9443"
     """exchange base URL; /stream?streams=... is built per connection (a URL with a path is
@@ -232,12 +275,13 @@ class HandlerConfig(Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     connection: ConnectionConfig = Field(default_factory=ConnectionConfig)
+    wsapi: WsApiConfig = Field(default_factory=WsApiConfig)
+    book: BookConfig = Field(default_factory=BookConfig)
 
     @field_validator("url")
     @classmethod
-    def _websocket_url(cls, value: str) -> str:
-        if not value.startswith(("ws://", "wss://")) or len(value.split("://", 1)[1]) == 0:
-            raise ValueError("expected a ws:// or wss:// URL")
+    def _stream_url(cls, value: str) -> str:
+        _websocket_url(value)
         from_url = url_streams(value)  # a URL with a path names its streams itself
         if from_url is not None:
             normalize_streams(from_url)

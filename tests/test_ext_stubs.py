@@ -12,7 +12,7 @@ import pytest
 import feedhandler._ext
 
 STUB_DIR = Path(feedhandler._ext.__file__).parent
-MODULES = ["buffers", "decoder", "listener", "publish"]
+MODULES = ["buffers", "decoder", "listener", "publish", "book"]
 
 
 def stub_names(tree: ast.Module | ast.ClassDef) -> set[str]:

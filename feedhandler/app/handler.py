@@ -19,15 +19,19 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
+from feedhandler.book.rest import RestDepth
+from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
+from feedhandler.supervisor.backoff import Backoff
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
 from feedhandler.supervisor.tree import Supervisor
+from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,8 @@ class Handler:
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
+        self.wsapi: WsApiClient | None = None
+        self.book_sync: SnapshotSync | None = None
         self.shards = [
             self._feed(shard)
             for shard in plan(config.url, config.streams,
@@ -85,6 +91,32 @@ class Handler:
         ]
         self.supervisor = Supervisor(self.shards, config.connection)
         self.supervisor.on_start_refusal = self.stop
+        if config.book.snapshots:
+            self.wsapi, self.book_sync = self._book_sync()
+
+    def _book_sync(self) -> tuple[WsApiClient | None, SnapshotSync]:
+        """Depth snapshots through the WS API (or REST, when configured), published as
+        snapshot rows (epoch 0: not from a stream connection)."""
+        api, book = self.config.wsapi, self.config.book
+        budget = WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s)
+        client: WsApiClient | None = None
+        source: DepthSource
+        if book.snapshot_source == "rest":
+            source = RestDepth(book.rest_url, budget, api.request_timeout_s)
+        else:
+            credentials = Credentials.load(KeySources(
+                api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
+            source = client = WsApiClient(
+                api.url, budget, credentials=credentials,
+                request_timeout_s=api.request_timeout_s, retries=api.retries,
+                recv_window_ms=api.recv_window_ms,
+                backoff=Backoff(self.config.connection.backoff_initial_s,
+                                self.config.connection.backoff_max_s),
+                limiter=self.supervisor.limiter, on_event=self._publish_event)
+        sync = SnapshotSync(source, lambda rows: self.sink.publish_batch("depth", rows, 0),
+                            limit=book.snapshot_limit, refresh_s=book.refresh_s,
+                            on_event=self._publish_event)
+        return client, sync
 
     def _feed(self, shard: Shard) -> ShardFeed:
         holder: list[ShardFeed] = []
@@ -92,6 +124,8 @@ class Handler:
         def on_batch(kind: str, records: np.ndarray,
                      frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
             self.stats.records[kind] += len(records)
+            if kind == "depth" and self.book_sync is not None:
+                self.book_sync.on_depth(records)  # before the sink owns the records
             if kind == "gap":
                 self._publish_gaps(records)
             elif kind == "control":  # control frames are published by on_control
@@ -210,6 +244,8 @@ class Handler:
         self.supervisor.start(self._task_done)
         service = asyncio.create_task(self._service(), name="service")
         service.add_done_callback(self._task_done)
+        if self.wsapi is not None:
+            await self.wsapi.start()
         if self.config.duration_s:
             loop.call_later(self.config.duration_s, self.stop)
         try:
@@ -226,6 +262,10 @@ class Handler:
             await self.supervisor.wait_stopped()
             service.cancel()
             await asyncio.gather(service, return_exceptions=True)
+            if self.book_sync is not None:
+                await self.book_sync.close()
+            if self.wsapi is not None:
+                await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()
             self.stats.frames = sum(s.frames for s in self.shards)

@@ -50,6 +50,7 @@ examples:
   feedhandler consume --tail 10 --format jsonl          # last 10 messages per partition
   feedhandler consume --from-time 15m --format summary  # the last 15 minutes: counts, gaps
   feedhandler consume --from-time 2026-12-03T08:00:00Z --kind depth --max-records 100
+  feedhandler consume --book BTCUSDT --depth 5         # the order book rebuilt from Kafka
   feedhandler consume --kafka-bootstrap broker:9093 -X security.protocol=SASL_SSL \\
       -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=reader -X sasl.password=...
 
@@ -122,6 +123,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="table: aligned columns; jsonl: one JSON object per record or event, "
                         "with topic, partition and offset; summary: counts and sequence "
                         "checks per symbol")
+    p.add_argument("--book", metavar="SYMBOL",
+                   help="the symbol's order book rebuilt from the depth topic (top --depth)")
+    p.add_argument("--depth", type=int, default=10, metavar="N", help="levels shown by --book")
 
 
 def _topics(args: argparse.Namespace) -> tuple[list[str], str]:
@@ -257,6 +261,10 @@ def _selected(messages: Iterator[Message], symbols: set[bytes]) -> Iterator[Mess
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.book:
+        from feedhandler.book import view  # loads the book extension only when asked
+
+        return view.run(args)
     try:
         topics, pattern = _topics(args)
     except ValueError as exc:

@@ -35,7 +35,13 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("symbols", int, "N", "symbols in the simulated universe (default: the market's)"),
         ("rate", float, "N", "paced mode: events/s per connection, spread evenly"),
         ("batch", int, "N", "events encoded into one write"),
-        ("pregenerate", int, "N", "with --fast: encode N events before sending the first"),
+        (
+            "pregenerate",
+            int,
+            "N",
+            "generate N events before sending the first (paced: the "
+            "market's, at its first subscription; --fast: each connection's)",
+        ),
         ("max_messages", int, "N", "events per connection; then only pings/control replies"),
         ("write_buffer", int, "BYTES", "per-connection send buffer high-water mark"),
         ("replay", Path, "FILE", "replay this recording instead of the synthetic market"),
@@ -56,6 +62,12 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("close_timeout", float, "S", "wait this long for the client's close frame"),
         ("shutdown_grace", float, "S", "at shutdown: serverShutdown event, wait, then close"),
         ("max_frame_size", int, "BYTES", "largest client frame accepted"),
+    ],
+    "WebSocket API (/ws-api/v3)": [
+        ("api_weight_limit", int, "N", "REQUEST_WEIGHT per client IP per window (then 429)"),
+        ("api_weight_interval", int, "S", "window of --api-weight-limit, aligned to the clock"),
+        ("api_ban_after", int, "N", "429s in one window before a 418 ban (0: never)"),
+        ("api_clock_offset_ms", int, "MS", "the WS API clock's lead over the host's"),
     ],
 }
 

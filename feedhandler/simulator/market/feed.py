@@ -24,13 +24,13 @@ from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.market.intervals import DAY_US
 from feedhandler.simulator.market.publishers import (
     BlockTradePublisher,
-    ReferencePricePublisher,
     DepthDiffPublisher,
     Frame,
     KlinePublisher,
     LivePublisher,
     MarketArrayPublisher,
     PartialDepthPublisher,
+    ReferencePricePublisher,
     SymbolState,
     TickerPublisher,
     TimedPublisher,
@@ -126,19 +126,25 @@ class Feed:
 
     def unsubscribe(self, streams: Iterable[str]) -> None:
         """Stop streams; their frames not yet returned are dropped. Unknown names are ignored."""
+        stopped: set[Callable[[int], int]] = set()  # unscheduled at once: one heap rebuild
+        gone: set[str] = set()
         for name in streams:
             subscription = self._subscriptions.pop(name, None)
             if subscription is None:
                 continue
+            gone.add(name)
             if subscription.publisher is not None:
-                self._unschedule({subscription.publisher.fire})
+                stopped.add(subscription.publisher.fire)
             if subscription.state is None:
                 self._market_streams -= 1
-                self._release(self._states.values(), 0)
+                stopped |= self._release(self._states.values(), 0)
             else:
-                self._unsubscribe_symbol(subscription)
-            self._frames[:] = [frame for frame in self._frames if frame[0] != name]
+                stopped |= self._unsubscribe_symbol(subscription)
             self._faults.discard(name)
+        if stopped:
+            self._unschedule(stopped)
+        if gone:
+            self._frames[:] = [frame for frame in self._frames if frame[0] not in gone]
 
     def _is_listed_stream(self, name: str) -> bool:
         spec = parse_stream(name)
@@ -213,7 +219,7 @@ class Feed:
         self._schedule_timer(publisher, phase, len(self._universe) * RANKS + spec.rank)
         return publisher
 
-    def _unsubscribe_symbol(self, subscription: _Subscription) -> None:
+    def _unsubscribe_symbol(self, subscription: _Subscription) -> set[Callable[[int], int]]:
         state = subscription.state
         assert state is not None and state.live is not None  # subscribed: engine is running
         live = state.live
@@ -226,7 +232,7 @@ class Feed:
                 live.book_ticker = None
             case Kind.DEPTH:
                 live.depth = [d for d in live.depth if d is not subscription.publisher]
-        self._release([state], 1)
+        return self._release([state], 1)
 
     # -- symbol engines -----------------------------------------------------------------------
 
@@ -250,16 +256,16 @@ class Feed:
             heapq.heappush(self._heap, entry)
         return state.live
 
-    def _release(self, states: Iterable[SymbolState], refs: int) -> None:
-        """Drop `refs` subscriptions of each symbol; stop engines nothing needs any more."""
+    def _release(self, states: Iterable[SymbolState], refs: int) -> set[Callable[[int], int]]:
+        """Drop `refs` subscriptions of each symbol; returns the engine actions nothing needs
+        any more (the caller unschedules them)."""
         stopped = set()
         for state in states:
             state.refs -= refs
             if state.refs == 0 and self._market_streams == 0 and state.live is not None:
                 stopped.add(state.live.fire)
                 state.live = None
-        if stopped:
-            self._unschedule(stopped)
+        return stopped
 
     def _schedule_timer(self, publisher: TimedPublisher, phase_us: int, rank: int) -> None:
         """First push at the next instant ≡ phase (mod cadence) after now."""
@@ -304,6 +310,10 @@ class Feed:
         self._now_us = now
 
     # -- model access ----------------------------------------------------------------------------
+
+    def symbols_run(self) -> list[str]:
+        """Symbols whose engine has run (subscribed now or before), in universe order."""
+        return sorted(self._states, key=self._universe.index)
 
     def book_snapshot(
         self, symbol: str, limit: int = 100

@@ -22,16 +22,19 @@ from picows import WSUpgradeResponseWithListener as Answer
 # protocol ourselves, exactly as ws_create_server does (picows 2.3.1, pinned).
 from picows.picows import WSProtocol
 
+from feedhandler.simulator.server import rest
 from feedhandler.simulator.server.config import SimulatorConfig
 from feedhandler.simulator.server.connection import Connection
 from feedhandler.simulator.server.faults import Faults, HandshakeFaults
 from feedhandler.simulator.server.limits import AttemptLimiter, Refusal
-from feedhandler.simulator.server.pacing import FastPacer, Pacer, RatePacer, RecordedPacer
+from feedhandler.simulator.server.market import ConnectionView, SharedMarket
+from feedhandler.simulator.server.pacing import FastPacer, Pacer, RecordedPacer
 from feedhandler.simulator.server.replay import ReplayFactory, ReplaySource
 from feedhandler.simulator.server.source import FrameSource, MarketSource, SourceFactory
 from feedhandler.simulator.server.subscriptions import SubscriptionError, Subscriptions
 from feedhandler.simulator.server.tls import server_context
 from feedhandler.simulator.server.urls import UrlError, parse_target
+from feedhandler.simulator.server.wsapi import API_PATH, ApiConnection, WsApiService
 
 _LOG = logging.getLogger(__name__)
 _PICOWS_LOG = logging.getLogger("picows.simulator")
@@ -68,8 +71,11 @@ class Simulator:
         self._handshake_faults = HandshakeFaults(config.faults)
         self.faults = Faults(lambda: list(self._connections.values()), self._handshake_faults)
         self._server: asyncio.AbstractServer | None = None
+        self._market: SharedMarket | None = None
         self.port = config.port
         self.refused = 0  # handshakes answered 429/418
+        self.api: WsApiService | None = None  # the /ws-api/v3 endpoint, once started
+        self._api_connections: set[ApiConnection] = set()
 
     @property
     def url(self) -> str:
@@ -82,6 +88,19 @@ class Simulator:
         """Open connections, oldest first."""
         return list(self._connections.values())
 
+    @property
+    def api_connections(self) -> list[ApiConnection]:
+        """Open `/ws-api/v3` connections."""
+        return list(self._api_connections)
+
+    @property
+    def market(self) -> SharedMarket:
+        """The one market every paced connection shares (`snapshot`, `true_books`); fast and
+        replay connections each have their own source. Exists once started, unless replaying."""
+        if self._market is None:
+            raise RuntimeError("no shared market: not started, or replaying a recording")
+        return self._market
+
     async def start(self) -> None:
         config = self.config
         if self._source is None:
@@ -90,6 +109,18 @@ class Simulator:
                 if config.replay is not None
                 else MarketSource(config.seed, config.symbols)
             )
+        shared = self._source.open("us")  # the market renders µs; views convert to ms
+        if not isinstance(shared, ReplaySource):  # a recording replays per connection
+            self._market = SharedMarket(shared, config.rate, config.batch, config.pregenerate)
+        self.api = WsApiService(
+            self._market,
+            weight_limit=config.api_weight_limit,
+            weight_interval_s=config.api_weight_interval,
+            ban_after=config.api_ban_after,
+            ban_s=config.ban_duration,
+            api_keys={key: path.read_bytes() for key, path in config.api_keys},
+            clock_offset_ms=config.api_clock_offset_ms,
+        )
         tls = (
             server_context(config.tls_cert, config.tls_key)
             if config.tls_cert and config.tls_key
@@ -111,6 +142,9 @@ class Simulator:
         if self._server is None:
             return
         self._server.close()
+        for api in list(self._api_connections):
+            api.send_server_shutdown()
+            api.drop()
         connections = self.connections
         if connections:
             for conn in connections:
@@ -125,9 +159,11 @@ class Simulator:
                 conn.abort()
         await self._server.wait_closed()
         self._server = None
+        if self._market is not None:
+            self._market.stop()
 
     def _protocol_factory(self) -> WSProtocol:
-        def listener_factory(request: WSUpgradeRequest) -> Connection | Answer:
+        def listener_factory(request: WSUpgradeRequest) -> Connection | ApiConnection | Answer:
             peer = protocol.transport.underlying_transport.get_extra_info("peername")
             return self._accept(request, str(peer[0]) if peer else "")
 
@@ -150,13 +186,22 @@ class Simulator:
         )
         return protocol
 
-    def _accept(self, request: WSUpgradeRequest, peer: str) -> Connection | Answer:
+    def _accept(
+        self, request: WSUpgradeRequest, peer: str
+    ) -> Connection | ApiConnection | Answer:
+        if rest.is_http(request):
+            return rest.answer(request, self._market)
         loop = asyncio.get_running_loop()
         refusal = self._handshake_faults.check() or self._attempts.check(peer, loop.time())
         if refusal is not None:
             self.refused += 1
             _LOG.info("refused %s with HTTP %d", peer, refusal.status)
             return _refused(refusal)
+        if request.path.partition(b"?")[0] == API_PATH and self.api is not None:
+            api = self.api.connection(peer)
+            self._api_connections.add(api)
+            api.closed.add_done_callback(lambda _: self._api_connections.discard(api))
+            return api
         try:
             target = parse_target(request.path)
         except UrlError as exc:
@@ -167,24 +212,30 @@ class Simulator:
             subscriptions.add(target.streams)
         except SubscriptionError as exc:
             return _error(400, 2, str(exc))
-        source = self._source.open(target.time_unit)
-        source.subscribe(subscriptions.names())
-        return Connection(
+        config = self.config
+        source: FrameSource
+        if config.fast or self._market is None:
+            source = self._source.open(target.time_unit)
+        else:
+            source = self._market.view(target.time_unit, config.max_messages)
+        connection = Connection(
             cid=next(self._ids),
             peer=peer,
             request=target,
             subscriptions=subscriptions,
             source=source,
             pacer=self._pacer(source, loop.time()),
-            config=self.config,
+            config=config,
             on_open=lambda conn: self._connections.__setitem__(conn.id, conn),
             on_close=lambda conn: self._connections.pop(conn.id, None),
         )
+        if isinstance(source, ConnectionView):
+            source.reader = connection
+        return connection
 
     def _pacer(self, source: FrameSource, now: float) -> Pacer:
+        """The shared market is paced as a whole: its views send what they are given."""
         config = self.config
         if isinstance(source, ReplaySource) and config.replay_speed > 0:
             return RecordedPacer(source, config.replay_speed, config.batch, now)
-        if config.fast or isinstance(source, ReplaySource):
-            return FastPacer(config.batch)
-        return RatePacer(config.rate, config.batch, now)
+        return FastPacer(config.batch)

@@ -29,7 +29,7 @@ class SimulatorConfig:
     wall_clock: bool = False  # paced mode: each event's E is its send time (see stamping.py)
     fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
     batch: int = 1024  # events encoded and written per write
-    pregenerate: int = 0  # fast mode: events generated before the first one is sent
+    pregenerate: int = 0  # events generated before the first is sent (fast: per connection)
     max_messages: int | None = None  # events per connection, then only control/pings
     write_buffer: int = 1 << 20  # transport high-water mark (bytes): bounds queued memory
 
@@ -53,6 +53,13 @@ class SimulatorConfig:
     shutdown_grace: float = 1.0  # between the serverShutdown event and the close at shutdown
     max_frame_size: int = 1 << 20  # largest client frame accepted
 
+    # WebSocket API at /ws-api/v3 (wsapi.py): REQUEST_WEIGHT per IP per aligned window
+    api_weight_limit: int = 6000
+    api_weight_interval: int = 60  # seconds
+    api_ban_after: int = 10  # 429s in one window before a 418 ban of ban_duration (0: never)
+    api_keys: tuple[tuple[str, Path], ...] = ()  # (API key, Ed25519 public key PEM file)
+    api_clock_offset_ms: int = 0  # the exchange clock's lead over ours (clock sync tests)
+
     # periodic faults for soak runs (see faults.py)
     faults: tuple[FaultSpec, ...] = ()
 
@@ -61,11 +68,14 @@ class SimulatorConfig:
             "rate", "batch", "write_buffer", "ping_interval", "pong_timeout", "max_incoming",
             "incoming_window", "max_streams", "lifetime", "max_attempts", "attempt_window",
             "ban_duration", "handshake_timeout", "close_timeout", "max_frame_size",
+            "api_weight_limit", "api_weight_interval",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        non_negative = ("pregenerate", "ban_after", "shutdown_grace", "replay_speed", "port")
+        non_negative = (
+            "pregenerate", "ban_after", "shutdown_grace", "replay_speed", "port", "api_ban_after",
+        )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -6,7 +6,9 @@ one write buffer). Writing stops while the transport is over its high-water mark
 (`pause_writing`) and resumes from `resume_writing`, so a slow reader costs at most
 `write_buffer` + one chunk of memory.
 
-The pump runs from the event loop: each turn it asks the pacer how many events are due, trims
+The source is the connection's view of the shared market (paced mode: the market paces, the
+connection sends what it is given) or a source of its own (fast, replay). The pump runs from
+the event loop: each turn it asks the pacer how many events are due, trims
 that to the `max_messages` budget and to the next scheduled fault, sends them, fires the faults
 due at the new count, and schedules its next turn.
 """
@@ -134,6 +136,7 @@ class Connection(WSListener):
             self._config.lifetime, self.close, 1000, "Connection lifetime exceeded"
         )
         self._on_open(self)
+        self._source.subscribe(self._subs.names())
         self._schedule.fire(self, 0)
         if self._config.fast and self._config.pregenerate:
             self._deferred = []
@@ -168,6 +171,8 @@ class Connection(WSListener):
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+        if self._deferred is None:  # a shared market stops sending our streams for us
+            self._source.unsubscribe(self._subs.names())
         if not self.closed.done():
             self.closed.set_result(None)
         self._on_close(self)
@@ -179,6 +184,13 @@ class Connection(WSListener):
         self._paused = False
         self._pacer.restart(self._loop.time())
         self._wake()
+
+    # --- market.Reader ---------------------------------------------------------------------
+    def source_ready(self) -> None:
+        """The shared market queued events for an idle connection: send them."""
+        if self._idle:
+            self._idle = False
+            self._wake()
 
     # --- control.Session -------------------------------------------------------------------
     def subscribe(self, streams: list[str]) -> None:

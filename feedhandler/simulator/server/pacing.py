@@ -51,14 +51,14 @@ class FastPacer:
 class RatePacer:
     def __init__(self, rate: float, batch: int, now: float) -> None:
         self._rate = rate
-        self._batch = batch
+        self.batch = batch
         self._next = now  # loop time the next event is due
 
     def allowance(self, now: float) -> int:
         if now < self._next:
             return 0
         self._next = max(self._next, now - MAX_LAG)
-        return min(self._batch, int((now - self._next) * self._rate) + 1)
+        return min(self.batch, int((now - self._next) * self._rate) + 1)
 
     def consumed(self, count: int) -> None:
         self._next += count / self._rate

@@ -1,8 +1,8 @@
 """Where a connection's events come from: the synthetic market or a recording.
 
-Each connection owns one `FrameSource`, created when it connects with the time unit its URL
-asked for. The synthetic market is deterministic for a seed, so every connection with the same
-subscriptions receives the same events (see the README for what that means for rollover tests).
+Paced connections share one source, the process's market (`market.SharedMarket`); fast and
+replay connections each open their own `FrameSource`, with the time unit their URL asked for.
+The synthetic market is deterministic for a seed.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ async def test_waiting_retry_after_is_enough(stub: StubFactory) -> None:
 
 async def test_bad_targets_are_refused_with_http_errors(stub: StubFactory) -> None:
     async with SimulatorServer(source=stub, max_streams=2) as sim:
-        assert (await _status(sim.url + "/api/v3/depth"))[0] == 404
+        assert (await _status(sim.url + "/api/v3/klines"))[0] == 404
         status, _, body = await _status(sim.url + "/ws/btcusdt@trade?timeUnit=NANOSECOND")
         assert (status, body) == (
             400,
@@ -106,18 +106,20 @@ async def test_bad_targets_are_refused_with_http_errors(stub: StubFactory) -> No
 
 async def test_1024_streams_per_connection(stub: StubFactory) -> None:
     names = [f"s{i:04d}usdt@trade" for i in range(1025)]
-    async with SimulatorServer(source=stub, rate=2000) as sim:
-        async with connect(sim.url + "/stream?streams=" + "/".join(names[:200])) as ws:
-            rest = {"method": "SUBSCRIBE", "params": names[200:1024], "id": 1}
-            assert await request(ws, rest) == {"result": None, "id": 1}
-            over = {"method": "SUBSCRIBE", "params": [names[1024]], "id": 2}
-            assert await request(ws, over) == {
-                "code": 2,
-                "msg": "Invalid request: too many streams (max 1024)",
-                "id": 2,
-            }
-            listing = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})
-            assert listing["result"] == names[:1024]
-            seen = {(await recv_json(ws))["stream"] for _ in range(1100)}
-            assert names[1023] in seen and names[1024] not in seen
-        assert len(stub.opened[0].streams) == 1024
+    async with (
+        SimulatorServer(source=stub, rate=2000) as sim,
+        connect(sim.url + "/stream?streams=" + "/".join(names[:200])) as ws,
+    ):
+        rest = {"method": "SUBSCRIBE", "params": names[200:1024], "id": 1}
+        assert await request(ws, rest) == {"result": None, "id": 1}
+        over = {"method": "SUBSCRIBE", "params": [names[1024]], "id": 2}
+        assert await request(ws, over) == {
+            "code": 2,
+            "msg": "Invalid request: too many streams (max 1024)",
+            "id": 2,
+        }
+        listing = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})
+        assert listing["result"] == names[:1024]
+        seen = {(await recv_json(ws))["stream"] for _ in range(1100)}
+        assert names[1023] in seen and names[1024] not in seen
+        assert len(stub.opened[0].streams) == 1024  # the shared market's source

@@ -1,0 +1,52 @@
+# Order books from depth records (ext/cpp/book.h): declarations, and the BookSet class others
+# can cimport.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp.string cimport string
+from libcpp.string_view cimport string_view
+from libcpp.vector cimport vector
+
+
+cdef extern from "records.h" namespace "fh" nogil:
+    struct DepthRecord:
+        pass
+
+
+cdef extern from "book.h" namespace "fh" nogil:
+    const uint8_t DEPTH_SNAPSHOT
+
+    struct Int128LE:
+        uint64_t lo
+        int64_t hi
+
+    struct Level:
+        int64_t price
+        Int128LE qty
+
+    cppclass Book:
+        const vector[Level]& side(uint8_t side)
+
+    cppclass SymbolBook:
+        Book book
+        int64_t update_id
+        uint8_t state
+        int64_t expected
+        int64_t received
+        int64_t changed_ns
+        uint64_t gaps
+        uint64_t snapshots
+        uint64_t events
+        uint64_t crossed
+        vector[DepthRecord] buffer
+
+    cppclass BookSet:
+        BookSet(uint32_t max_levels, size_t max_buffer)
+        void apply(const DepthRecord* rows, size_t count)
+        const SymbolBook* find(string_view symbol)
+        vector[string] symbols()
+
+
+cdef class Books:
+    cdef BookSet* _core
+    cdef readonly uint32_t max_levels
+
+    cdef const SymbolBook* _find(self, str symbol) except NULL

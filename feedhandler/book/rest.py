@@ -1,0 +1,59 @@
+"""REST `GET /api/v3/depth`: the snapshot source when `book.snapshot_source: rest` (a
+configured fallback; the WebSocket API is the default). Same weights and the same per-IP
+budget as the WebSocket API (the exchange counts both together); a 429/418 `Retry-After`
+(seconds) stops every request of the budget. One thread-pool call per snapshot (stdlib
+urllib, certificates verified), never per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from feedhandler.wsapi import errors
+from feedhandler.wsapi.budget import NORMAL, WeightBudget
+from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight
+
+
+class RestDepth:
+    def __init__(self, base_url: str, budget: WeightBudget, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self.timeout_s = timeout_s
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = NORMAL) -> Any:
+        if not 1 <= limit <= DEPTH_LIMIT_MAX:
+            raise ValueError(f"depth limit must be within 1..{DEPTH_LIMIT_MAX}, not {limit}")
+        url = f"{self.base_url}/api/v3/depth?{urlencode({'symbol': symbol, 'limit': limit})}"
+        weight = depth_weight(limit)
+        await self.budget.acquire(weight, priority)
+        try:
+            status, retry_after, body = await asyncio.to_thread(self._get, url)
+        finally:
+            self.budget.complete(weight)
+        if status == 200:
+            return orjson.loads(body)
+        try:
+            error = errors.from_response(status, orjson.loads(body))
+        except orjson.JSONDecodeError:
+            error = errors.from_response(status, {"msg": body[:200].decode(errors="replace")})
+        if isinstance(error, errors.RateLimited):
+            wait_s = float(retry_after or self.budget.interval_s)
+            error.retry_after_ms = int(time.time() * 1000 + wait_s * 1000)
+            self.budget.block_until(asyncio.get_running_loop().time() + wait_s)
+        raise error
+
+    def _get(self, url: str) -> tuple[int, str | None, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+                return int(response.status), None, response.read()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.headers.get("Retry-After"), error.read()
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise errors.ConnectionLost(f"GET {url}: {exc}") from None

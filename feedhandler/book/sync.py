@@ -1,0 +1,177 @@
+"""The handler's side of the book procedure (protocol doc §5): per symbol, a depth snapshot
+that covers the diffs it has published, fetched again whenever that symbol's diffs break.
+
+`on_depth(records)` runs per decoded batch of the `depth` kind (numpy, no Python per row or
+event): per symbol it checks that each event continues the last (`U <= u_prev + 1`). The first
+diff of a symbol, and the first after a break (a missed frame, a rejected frame, a
+reconnect), start a resync of that symbol alone: a `depth` request through the WebSocket API
+(queued on the shared weight budget: `SNAPSHOT` priority at start, `RESYNC` after a gap, so
+1,000 symbols resyncing at once wait their turn instead of drawing 429s). A snapshot whose
+`lastUpdateId` is older than the first diff since the break is fetched again (§5 step 4);
+otherwise it is published as snapshot rows on the depth topic (`snapshot.snapshot_records`),
+where `BookBuilder` starts a valid book from it.
+
+With `refresh_s` > 0 every synced symbol gets a fresh snapshot that often (lowest priority),
+so a consumer that starts reading mid-topic, or after retention dropped the first snapshot,
+finds a starting point within `refresh_s`.
+
+Control events: `book_resync` (symbol, reason `start` or `gap`, expected / received U) when
+a symbol's book stops being rebuildable, `book_snapshot` (symbol, last_update_id, levels)
+when it is again: the interval between the two is the one in which that book was not valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from feedhandler.book.snapshot import FIRST, SnapshotError, snapshot_records
+from feedhandler.wsapi import errors
+from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class DepthSource(Protocol):
+    """Where snapshots come from (`WsApiClient` fits)."""
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = ...) -> Any: ...
+
+
+@dataclass
+class SymbolSync:
+    first_update_id: int = 0  # U of the first diff since the last break
+    last_update_id: int = 0  # u of the newest diff seen
+    snapshot_id: int = 0  # lastUpdateId of the last published snapshot (0: none yet)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    resyncs: int = 0
+    stale: int = 0  # snapshots fetched again because they were older than the diffs
+
+
+class SnapshotSync:
+    def __init__(
+        self,
+        source: DepthSource,
+        publish: Callable[[np.ndarray], None],
+        *,
+        limit: int = 5000,
+        on_event: EventSink | None = None,
+        retry_delay_s: float = 1.0,
+        refresh_s: float = 0.0,
+    ) -> None:
+        self.source = source
+        self.limit = limit
+        self.symbols: dict[str, SymbolSync] = {}
+        self.snapshots = 0  # published
+        self.failures = 0  # requests that failed (retried)
+        self._publish = publish
+        self._on_event = on_event or (lambda event: None)
+        self._retry_delay_s = retry_delay_s
+        self._refresh_s = refresh_s
+        self._refresher: asyncio.Task[None] | None = None
+
+    def on_depth(self, records: np.ndarray) -> None:
+        """A batch of depth diffs, as the decoder hands it over (before the sink owns it)."""
+        events = records[(records["flags"] & FIRST) != 0]
+        if not len(events):
+            return
+        names, inverse = np.unique(events["symbol"], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))
+        firsts, lasts = events["first_update_id"][order], events["last_update_id"][order]
+        start = 0
+        for name, end in zip(names, bounds, strict=True):
+            self._check(name.decode(), firsts[start:end], lasts[start:end])
+            start = end
+
+    def _check(self, symbol: str, firsts: np.ndarray, lasts: np.ndarray) -> None:
+        state = self.symbols.get(symbol)
+        if state is None:
+            state = self.symbols[symbol] = SymbolSync()
+        # u of the newest event before each one (duplicates and stale events do not lower it)
+        before = np.maximum.accumulate(np.concatenate(([state.last_update_id], lasts)))[:-1]
+        breaks = np.flatnonzero(firsts > before + 1)
+        if state.last_update_id == 0:
+            self._resync(symbol, state, "start", 0, int(firsts[0]))
+        elif len(breaks):
+            at = int(breaks[-1])
+            self._resync(symbol, state, "gap", int(before[at]) + 1, int(firsts[at]))
+        state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
+
+    def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
+                received: int) -> None:
+        state.first_update_id = received
+        state.resyncs += 1
+        self._event("book_resync", symbol=symbol, reason=reason, expected=expected,
+                    received=received)
+        self._schedule(symbol, state, SNAPSHOT if reason == "start" else RESYNC)
+
+    def _schedule(self, symbol: str, state: SymbolSync, priority: int) -> None:
+        loop = asyncio.get_running_loop()
+        if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
+            state.task = loop.create_task(
+                self._fetch(symbol, state, priority), name=f"snapshot {symbol}"
+            )
+        if self._refresh_s > 0 and self._refresher is None:
+            self._refresher = loop.create_task(self._refresh(), name="snapshot refresh")
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            for symbol, state in self.symbols.items():
+                if state.snapshot_id:
+                    self._schedule(symbol, state, REFRESH)
+
+    async def _fetch(self, symbol: str, state: SymbolSync, priority: int) -> None:
+        try:
+            while True:
+                try:
+                    result = await self.source.depth(symbol, self.limit, priority=priority)
+                    last = int(result["lastUpdateId"])
+                    if last < state.first_update_id:  # §5 step 4: too old, again
+                        state.stale += 1
+                        continue
+                    rows = snapshot_records(symbol, result)
+                except (errors.WsApiError, SnapshotError, KeyError, TypeError) as exc:
+                    if isinstance(exc, errors.BadSymbol):
+                        self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
+                        return
+                    self.failures += 1
+                    log.warning("snapshot of %s failed (%s); again in %.1f s", symbol, exc,
+                                self._retry_delay_s)
+                    await asyncio.sleep(self._retry_delay_s)
+                    continue
+                self._publish(rows)
+                state.snapshot_id = last
+                self.snapshots += 1
+                self._event("book_snapshot", symbol=symbol, last_update_id=last,
+                            levels=len(result["bids"]) + len(result["asks"]))
+                return
+        finally:
+            state.task = None
+
+    async def close(self) -> None:
+        tasks = [s.task for s in self.symbols.values() if s.task is not None]
+        if self._refresher is not None:
+            tasks.append(self._refresher)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def pending(self) -> int:
+        """Symbols waiting for a snapshot."""
+        return sum(1 for s in self.symbols.values() if s.task is not None)
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        self._on_event({"type": kind, "ts_ns": time.time_ns(), **fields})

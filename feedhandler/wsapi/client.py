@@ -1,0 +1,477 @@
+"""`WsApiClient`: one persistent connection to Binance's WebSocket API (`ws-api/v3`).
+
+Requests are `{"id","method","params"}` text frames; responses are matched by id in whatever
+order they come. Each request, before it is sent, waits for the connection and then for its
+weight in the shared `WeightBudget`; once sent it waits at most its timeout.
+
+Retries: only idempotent reads (`methods.IDEMPOTENT`) are sent again, after a timeout, a drop,
+a 429 (once its `retryAfter` has passed), a 5xx or -1008. A write whose status is unknown is
+never resent: the caller gets the exception.
+
+The connection is kept up by a loop that reconnects with backoff, taking a slot from the
+shared connection-attempt limiter first (the supervisor's; any object with `async acquire()`
+fits) and the connection's weight from the budget. After a reconnect the session is logged on
+again before any queued request goes out. Control-plane only: responses are parsed with
+orjson, one object per response (a few per second), never per market-data message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from picows import (
+    WSError,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
+
+from feedhandler.supervisor.backoff import Backoff
+from feedhandler.wsapi import errors
+from feedhandler.wsapi.budget import NORMAL, URGENT, WeightBudget
+from feedhandler.wsapi.clock import ClockOffset
+from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, IDEMPOTENT, request_weight
+from feedhandler.wsapi.signing import Credentials
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[dict[str, Any]], None]
+_GUARD_S = 0.05
+_INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+class BackoffPolicy(Protocol):
+    def next_delay(self) -> float: ...
+    def reset(self) -> None: ...
+
+
+class AttemptLimiter(Protocol):
+    """The process-wide connection-attempt limiter (`supervisor.limiter.AttemptLimiter`):
+    `async with attempt():` waits for a slot and holds it while connecting."""
+
+    def attempt(self) -> AbstractAsyncContextManager[None]: ...
+    def block_for(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One element of a response's `rateLimits`, as last seen."""
+
+    type: str
+    interval_s: int
+    limit: int
+    count: int
+
+
+@dataclass(slots=True)
+class ClientStats:
+    requests: int = 0  # frames sent
+    responses: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    late: int = 0  # responses to requests that had already timed out
+    rate_limited: int = 0  # 429/418 responses
+    connects: int = 0
+    disconnects: int = 0
+
+
+class _Listener(WSListener):
+    def __init__(self, client: WsApiClient) -> None:
+        super().__init__()
+        self._client = client
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self._client._on_message(frame.get_payload_as_bytes())
+        elif frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+class WsApiClient:
+    """`async with WsApiClient(url, budget) as api: await api.depth("BTCUSDT", 5000)`."""
+
+    def __init__(
+        self,
+        url: str,
+        budget: WeightBudget,
+        *,
+        credentials: Credentials | None = None,
+        request_timeout_s: float = 10.0,
+        retries: int = 2,
+        recv_window_ms: int = 5000,
+        backoff: BackoffPolicy | None = None,
+        limiter: AttemptLimiter | None = None,
+        on_event: EventSink | None = None,
+        max_frame_bytes: int = 64 << 20,  # a 5000-level depth is ~250 kB; exchangeInfo more
+    ) -> None:
+        self.url = url
+        self.budget = budget
+        self.clock = ClockOffset()
+        self.rate_limits: dict[tuple[str, int], RateLimit] = {}
+        self.stats = ClientStats()
+        self.request_timeout_s = request_timeout_s
+        self.retries = retries
+        self.recv_window_ms = recv_window_ms
+        self._credentials = credentials
+        self._backoff: BackoffPolicy = backoff or Backoff(0.5, 30.0)
+        self._limiter = limiter
+        self._on_event = on_event or (lambda event: None)
+        self._max_frame_bytes = max_frame_bytes
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._transport: WSTransport | None = None
+        self._ready = asyncio.Event()  # connected (and logged on again, if we were)
+        self._session_wanted = False  # logon() succeeded: log on again after a reconnect
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the connection loop; returns at once (requests wait for the connection)."""
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="wsapi-connection")
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._ready.clear()
+        if self._transport is not None:
+            self._transport.disconnect()
+        for task in (self._task, self._drain):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._drain = None
+        self._fail_pending(errors.ClientClosed("client closed"))
+
+    async def __aenter__(self) -> WsApiClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        priority: int = NORMAL,
+        timeout: float | None = None,
+        signed: bool = False,
+    ) -> Any:
+        """Send one request (retrying idempotent reads where safe); its `result`, or raises a
+        `errors.WsApiError` subclass."""
+        attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
+        for attempt in range(attempts):
+            try:
+                await self._ready.wait()
+                return await self._send(method, params, priority, timeout, signed)
+            except errors.WsApiError as exc:
+                if not exc.retryable or attempt + 1 == attempts or self._closing:
+                    raise
+                self.stats.retries += 1
+                log.info("wsapi %s: %s; retrying (%d/%d)", method, exc, attempt + 1, self.retries)
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        priority: int,
+        timeout: float | None,
+        signed: bool,
+    ) -> Any:
+        weight = request_weight(method, params)
+        await self.budget.acquire(weight, priority)
+        try:
+            return await self._exchange(method, params, timeout, signed)
+        finally:
+            self.budget.complete(weight)
+
+    async def _exchange(
+        self, method: str, params: Mapping[str, Any] | None, timeout: float | None, signed: bool
+    ) -> Any:
+        transport = self._transport
+        if transport is None or transport.is_disconnected:
+            raise errors.ConnectionLost("not connected")
+        if signed:
+            params = self._signed(params or {})
+        request_id = next(self._ids)
+        frame: dict[str, Any] = {"id": request_id, "method": method}
+        if params:
+            frame["params"] = params
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        transport.send(WSMsgType.TEXT, orjson.dumps(frame))
+        self.stats.requests += 1
+        try:
+            async with asyncio.timeout(timeout or self.request_timeout_s):
+                return await future
+        except TimeoutError:
+            self.stats.timeouts += 1
+            raise errors.RequestTimeout(
+                f"{method}: no response within {timeout or self.request_timeout_s} s"
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _signed(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self._credentials is None:
+            raise errors.Unauthorized("no API credentials configured")
+        stamped = {**params, "timestamp": self.clock.now_ms()}
+        if self.recv_window_ms:
+            stamped["recvWindow"] = self.recv_window_ms
+        return self._credentials.signed(stamped)
+
+    # -- methods --------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self.request("ping")
+
+    async def time(self) -> int:
+        """Exchange time (epoch ms); also refines the clock offset estimate."""
+        sent = time.time_ns()
+        result = await self.request("time", priority=URGENT)
+        server_ms = int(result["serverTime"])
+        self.clock.add(sent, time.time_ns(), server_ms)
+        return server_ms
+
+    async def exchange_info(self, **params: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("exchangeInfo", params or None)
+        for limit in result.get("rateLimits", []):
+            self._track_limit(limit)
+        return result
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = NORMAL) -> Any:
+        """`{"lastUpdateId", "bids", "asks"}` of `symbol`, up to `limit` (<= 5000) levels."""
+        if not 1 <= limit <= DEPTH_LIMIT_MAX:
+            raise ValueError(f"depth limit must be within 1..{DEPTH_LIMIT_MAX}, not {limit}")
+        return await self.request("depth", {"symbol": symbol, "limit": limit}, priority=priority)
+
+    async def ticker_book(self, symbol: str | None = None) -> Any:
+        return await self.request("ticker.book", {"symbol": symbol} if symbol else None)
+
+    async def logon(self) -> dict[str, Any]:
+        """`session.logon` with the Ed25519 credentials; kept across reconnects."""
+        result = await self._logon()
+        self._session_wanted = True
+        return result
+
+    async def _logon(self) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self._send(
+                "session.logon", None, URGENT, None, signed=True
+            )
+        except (errors.InvalidSignature, errors.Unauthorized, errors.InvalidTimestamp) as exc:
+            raise type(exc)(
+                f"session.logon refused: {exc.msg} (check that the private key belongs to the "
+                f"API key, that the key is Ed25519 and the clock offset)",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        return result
+
+    async def session_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("session.status", priority=URGENT)
+        return result
+
+    async def logout(self) -> dict[str, Any]:
+        self._session_wanted = False
+        result: dict[str, Any] = await self.request("session.logout", priority=URGENT)
+        return result
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def _on_message(self, payload: bytes) -> None:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warning("wsapi: unparsable message of %d bytes ignored", len(payload))
+            return
+        if not isinstance(message, dict):
+            return
+        for limit in message.get("rateLimits") or ():
+            self._track_limit(limit)
+        if "event" in message:
+            self._on_server_event(message["event"])
+            return
+        request_id = message.get("id")
+        status = int(message.get("status", 0))
+        error = None
+        if status != 200:
+            error = errors.from_response(status, message.get("error"))
+            if isinstance(error, errors.RateLimited):
+                self._rate_limited(error)
+        if request_id is None:
+            if error is not None:
+                self._server_error(error)
+            return
+        future = self._pending.get(request_id) if isinstance(request_id, int) else None
+        self.stats.responses += 1
+        if future is None or future.done():
+            self.stats.late += 1
+            return
+        if error is None:
+            future.set_result(message.get("result"))
+        else:
+            future.set_exception(error)
+
+    def _track_limit(self, item: Any) -> None:
+        try:
+            interval_s = _INTERVAL_S[item["interval"]] * int(item["intervalNum"])
+            kind, count = str(item["rateLimitType"]), int(item.get("count", 0))
+            limit = RateLimit(kind, interval_s, int(item["limit"]), count)
+        except (KeyError, TypeError, ValueError):
+            return
+        self.rate_limits[(limit.type, interval_s)] = limit
+        if limit.type == "REQUEST_WEIGHT":
+            self.budget.configure(limit.limit, float(interval_s))
+            if "count" in item:
+                self.budget.observe(limit.count)
+
+    def _rate_limited(self, error: errors.RateLimited) -> None:
+        self.stats.rate_limited += 1
+        loop = asyncio.get_running_loop()
+        if error.retry_after_ms is not None:
+            # past the date by more than our clock offset's error (half the best round trip)
+            wait_s = max(0.0, (error.retry_after_ms - self.clock.now_ms()) / 1000) + _GUARD_S
+        else:
+            wait_s = self.budget.interval_s  # no date given: sit out one window
+        self.budget.block_until(loop.time() + wait_s)
+        log.warning("wsapi: %s (HTTP %d); no request for %.1f s", error.msg, error.status, wait_s)
+        self._event("rate_limited", status=error.status, code=error.code, wait_s=round(wait_s, 3))
+
+    def _server_error(self, error: errors.WsApiError) -> None:
+        """An error with `id: null`: the exchange speaks unprompted (a revoked session key)."""
+        if isinstance(error, errors.Unauthorized):
+            self._session_wanted = False
+        log.warning("wsapi: exchange error %s", error)
+        self._event("exchange_error", status=error.status, code=error.code, msg=error.msg)
+
+    def _on_server_event(self, event: Any) -> None:
+        kind = event.get("e") if isinstance(event, dict) else None
+        self._event("exchange_event", event=kind)
+        if kind == "serverShutdown" and self._drain is None:
+            # reconnect once the requests in flight are answered (or after their timeout)
+            self._drain = asyncio.get_running_loop().create_task(self._reconnect_when_idle())
+
+    async def _reconnect_when_idle(self) -> None:
+        transport = self._transport
+        self._ready.clear()  # new requests wait for the next connection
+        deadline = asyncio.get_running_loop().time() + self.request_timeout_s
+        while self._pending and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        if transport is not None:
+            transport.disconnect()
+        self._drain = None
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        self._on_event({"type": kind, "source": "wsapi", "ts_ns": time.time_ns(), **fields})
+
+    def _fail_pending(self, exc: errors.WsApiError) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _connect(self) -> WSTransport:
+        await self.budget.acquire(CONNECT_WEIGHT, URGENT)
+        attempt = self._limiter.attempt() if self._limiter is not None else nullcontext()
+        try:
+            async with attempt:
+                transport, _ = await ws_connect(
+                    lambda: _Listener(self),
+                    self.url,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=30.0,
+                    auto_ping_reply_timeout=10.0,
+                    max_frame_size=self._max_frame_bytes,
+                )
+        finally:
+            self.budget.complete(CONNECT_WEIGHT)
+        return transport
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                transport = await self._connect()
+            except (TimeoutError, OSError, WSError) as exc:
+                retry_after = _retry_after_s(exc)
+                if retry_after and self._limiter is not None:
+                    self._limiter.block_for(retry_after)  # the whole IP is refused
+                delay = max(self._backoff.next_delay(), retry_after)
+                log.warning("wsapi: connect to %s failed (%s); retrying in %.2f s",
+                            self.url, exc, delay)
+                self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))
+                await asyncio.sleep(delay)
+                continue
+            self._transport = transport
+            self.stats.connects += 1
+            self._backoff.reset()
+            self._event("connected", url=self.url)
+            await self._resume_session()
+            if not transport.is_disconnected:
+                self._ready.set()
+            await transport.wait_disconnected()
+            self._ready.clear()
+            self._transport = None
+            self.stats.disconnects += 1
+            self._fail_pending(errors.ConnectionLost("connection lost with the request in flight"))
+            if self._closing:
+                return
+            self._event("disconnected")
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _resume_session(self) -> None:
+        """Clock offset and, if a session was logged on, the logon: before anything queued."""
+        try:
+            sent = time.time_ns()
+            result = await self._send("time", None, URGENT, None, signed=False)
+            self.clock.add(sent, time.time_ns(), int(result["serverTime"]))
+            if self._session_wanted:
+                await self._logon()
+                self._event("logged_on")
+        except errors.WsApiError as exc:
+            log.warning("wsapi: resuming the session failed: %s", exc)
+            self._event("logon_failed", code=exc.code, msg=exc.msg)
+
+
+def _retry_after_s(exc: Exception) -> float:
+    """`Retry-After` (seconds) of a refused handshake, 0 when there is none."""
+    if isinstance(exc, WSHandshakeError) and exc.response is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            return float(exc.response.headers.get("Retry-After", 0))
+    return 0.0

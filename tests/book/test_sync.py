@@ -1,0 +1,149 @@
+"""SnapshotSync: per-symbol resync on gaps, stale snapshots fetched again, a 1,000-symbol
+storm within the exchange's weight limit, and books rebuilt from what the handler published
+equal to the simulator's true books."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from feedhandler.app.handler import Handler
+from feedhandler.book import BookBuilder
+from feedhandler.book.rest import RestDepth
+from feedhandler.book.sync import SnapshotSync
+from feedhandler.config import load_config
+from feedhandler.simulator.testing import SimulatorServer
+from feedhandler.sinks.base import Sink
+from feedhandler.wsapi import WeightBudget, WsApiClient, errors
+from tests.app.recording_sink import RecordingSink
+from tests.book.test_builder import diff, pairs
+
+
+class FakeDepth:
+    """Snapshots on demand: `ids[symbol]` is the lastUpdateId of the next answers."""
+
+    def __init__(self, ids: dict[str, list[int]]) -> None:
+        self.ids = ids
+        self.calls: list[tuple[str, int, int]] = []
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+        self.calls.append((symbol, limit, priority))
+        await asyncio.sleep(0)
+        last = self.ids[symbol].pop(0)
+        return {"lastUpdateId": last, "bids": [["1.0", "2.0"]], "asks": [["1.1", "3.0"]]}
+
+
+def batch(*events: np.ndarray) -> np.ndarray:
+    return np.concatenate(events)
+
+
+async def test_only_the_symbol_with_a_gap_is_resynced_and_stale_snapshots_are_refetched() -> None:
+    source = FakeDepth({"AAA": [11, 30], "BBB": [9, 21]})  # BBB's first answer is too old
+    published: list[np.ndarray] = []
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, published.append, limit=500, on_event=events.append)
+    sync.on_depth(batch(diff("AAA", 10, 12), diff("BBB", 10, 10), diff("BBB", 11, 11)))
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    assert [c[0] for c in source.calls] == ["AAA", "BBB", "BBB"]
+    assert sync.symbols["BBB"].stale == 1 and sync.symbols["BBB"].snapshot_id == 21
+    sync.on_depth(batch(diff("AAA", 13, 14), diff("BBB", 12, 13), diff("AAA", 16, 17)))
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    assert [c[0] for c in source.calls] == ["AAA", "BBB", "BBB", "AAA"]
+    assert source.calls[-1][2] < source.calls[0][2]  # a resync goes before initial snapshots
+    gap = [e for e in events if e["type"] == "book_resync" and e["reason"] == "gap"]
+    assert gap == [{**gap[0], "symbol": "AAA", "expected": 15, "received": 16}]
+    assert [int(p["last_update_id"][0]) for p in published] == [11, 21, 30]
+    assert all(p["symbol"][0] == p["symbol"][-1] for p in published)
+    await sync.close()
+
+
+async def test_synced_symbols_get_a_fresh_snapshot_every_refresh_interval() -> None:
+    source = FakeDepth({"AAA": [10, 20, 30, 40]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append, refresh_s=0.05)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while len(published) < 3:
+            await asyncio.sleep(0.01)
+    await sync.close()
+    assert [int(p["last_update_id"][0]) for p in published[:3]] == [10, 20, 30]
+    assert source.calls[1][2] > source.calls[0][2]  # refreshes queue behind everything else
+
+
+async def test_a_thousand_symbols_resynced_at_once_stay_within_the_weight_limit() -> None:
+    async with SimulatorServer(api_weight_limit=1200, api_weight_interval=1) as sim:
+        assert sim.api is not None and sim.api.market is not None
+        symbols = [spec.symbol for spec in sim.api.market.universe][:1000]
+        budget = WeightBudget(1200, 1.0, margin_s=0.5)  # margin: the server lags under load
+        client = WsApiClient(sim.url + "/ws-api/v3", budget)
+        published: list[np.ndarray] = []
+        sync = SnapshotSync(client, published.append, limit=100)
+        async with client:
+            await client.wait_ready(5)
+            sync.on_depth(np.concatenate([diff(s, 1, 1) for s in symbols]))
+            assert sync.pending() == 1000
+            async with asyncio.timeout(30):
+                while sync.pending():
+                    await asyncio.sleep(0.05)
+        assert len(published) == 1000 and sync.failures == 0
+        assert sim.api.limiter.refused == 0 and client.stats.rate_limited == 0
+        assert sim.api.limiter.charged == 1000 * 5 + 2 + 1
+
+
+@pytest.mark.parametrize("source", ["wsapi", "rest"])
+async def test_books_rebuilt_from_the_published_records_equal_the_true_books(source: str) -> None:
+    # one symbol: when the market stops, its engine is exactly at its last pushed diff, so the
+    # true book is comparable level by level (with several, an engine runs past its last push)
+    stream = "btcusdt@depth@100ms"
+    async with SimulatorServer(rate=200.0) as sim:
+        sink = RecordingSink()
+        config = load_config(None, {
+            "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
+            "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3",
+            "book.snapshot_source": source, "book.rest_url": sim.url.replace("ws:", "http:"),
+        }, environ={})
+        handler = Handler(config, cast(Sink, sink))  # RecordingSink: a duck-typed Sink
+        assert handler.book_sync is not None
+        sync = handler.book_sync
+        task = asyncio.create_task(handler.run())
+        async with asyncio.timeout(20):
+            while sync.snapshots < 1:
+                await asyncio.sleep(0.01)
+            sim.faults.gap(stream=stream, n=3)
+            while sync.snapshots < 2 or sync.pending():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            sim.market.stop()
+            frames = -1
+            while frames != sum(s.frames for s in handler.shards):  # until the stream is idle
+                frames = sum(s.frames for s in handler.shards)
+                await asyncio.sleep(0.2)
+        handler.stop()
+        await task
+        builder = BookBuilder()
+        for kind, records, _ in sink.batches:
+            if kind == "depth":
+                builder.apply(records)
+        last, bids, asks = sim.market.true_books(["BTCUSDT"])["BTCUSDT"]
+        assert builder.valid("BTCUSDT"), builder.why_not("BTCUSDT")
+        assert builder.status("BTCUSDT")["update_id"] == last
+        got_bids, got_asks = builder.levels("BTCUSDT")
+        assert pairs(got_bids) == bids and pairs(got_asks) == asks
+        assert builder.status("BTCUSDT")["gaps"] == 1
+        reasons = [e["reason"] for e in sink.events if e["type"] == "book_resync"]
+        assert reasons == ["start", "gap"]
+        assert (handler.wsapi is None) == (source == "rest")
+
+
+async def test_rest_depth_errors_map_to_their_class() -> None:
+    async with SimulatorServer() as sim:
+        rest = RestDepth(sim.url.replace("ws:", "http:"), WeightBudget(100, 1.0))
+        with pytest.raises(errors.BadSymbol):
+            await rest.depth("NOSUCHPAIR", 5)
+        assert len((await rest.depth("ETHUSDT", 7))["bids"]) == 7
+        assert rest.budget.used() == 10

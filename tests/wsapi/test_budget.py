@@ -1,0 +1,100 @@
+"""WeightBudget: sliding window, priorities, 429 blocks, other users' weight."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from feedhandler.wsapi.budget import NORMAL, SNAPSHOT, URGENT, WeightBudget
+
+
+async def test_no_window_ever_holds_more_than_the_limit() -> None:
+    budget = WeightBudget(limit=10, interval_s=0.15, margin_s=0.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    weights = [1 + i % 3 for i in range(40)]  # 79 in all: at least 7 full windows
+
+    async def take(weight: int) -> None:
+        await budget.acquire(weight)
+        assert budget.used() <= 10  # what the window holds, counted at the grant
+        budget.complete(weight)
+
+    await asyncio.gather(*(take(w) for w in weights))
+    assert budget.granted_total == sum(weights)
+    assert loop.time() - start >= 7 * budget.window_s - 0.01
+
+
+async def test_lower_priority_numbers_go_first_and_are_never_overtaken() -> None:
+    budget = WeightBudget(limit=4, interval_s=0.1, margin_s=0.0)
+    await budget.acquire(4)
+    budget.complete(4)
+    order: list[str] = []
+
+    async def take(name: str, weight: int, priority: int) -> None:
+        await budget.acquire(weight, priority)
+        order.append(name)
+        budget.complete(weight)
+
+    tasks = [
+        asyncio.create_task(take("snapshot", 1, SNAPSHOT)),
+        asyncio.create_task(take("big-urgent", 4, URGENT)),
+        asyncio.create_task(take("normal", 1, NORMAL)),
+    ]
+    await asyncio.sleep(0)
+    assert budget.waiting() == 3
+    await asyncio.gather(*tasks)
+    # the big urgent request waits for a whole window; the small ones do not jump it
+    assert order == ["big-urgent", "normal", "snapshot"]
+
+
+async def test_block_until_stops_every_grant() -> None:
+    budget = WeightBudget(limit=100, interval_s=60.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    budget.block_until(start + 0.1)
+    await budget.acquire(1)
+    assert loop.time() - start >= 0.099  # uvloop clocks in ms
+
+
+async def test_weight_used_by_others_is_counted() -> None:
+    budget = WeightBudget(limit=10, interval_s=60.0)
+    await budget.acquire(3)
+    budget.observe(3)  # exactly ours
+    assert budget.used() == 3 and budget.external == 0
+    budget.observe(9)  # someone else on our IP used 6
+    assert budget.used() == 9 and budget.external == 6
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await budget.acquire(2)
+
+
+async def test_a_cancelled_waiter_does_not_hold_the_queue() -> None:
+    budget = WeightBudget(limit=2, interval_s=0.1, margin_s=0.0)
+    await budget.acquire(2)
+    budget.complete(2)
+    stuck = asyncio.create_task(budget.acquire(2, URGENT))
+    await asyncio.sleep(0)
+    stuck.cancel()
+    await budget.acquire(1, SNAPSHOT)
+    assert budget.used() == 1
+
+
+async def test_weight_is_held_while_in_flight_and_one_window_after_the_answer() -> None:
+    # the exchange counts a request when it processes it, up to its answer: a slow exchange
+    # must not let two windows' worth of requests land in one of its windows
+    budget = WeightBudget(limit=3, interval_s=0.1, margin_s=0.0)
+    loop = asyncio.get_running_loop()
+    await budget.acquire(3)
+    late = asyncio.create_task(budget.acquire(1))
+    await asyncio.sleep(0.25)  # two windows pass, the first request is still unanswered
+    assert not late.done()
+    answered = loop.time()
+    budget.complete(3)
+    await late
+    assert loop.time() - answered >= 0.099
+
+
+async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
+    with pytest.raises(ValueError, match="exceeds"):
+        await WeightBudget(limit=10, interval_s=1.0).acquire(11)

@@ -1,0 +1,197 @@
+"""WsApiClient against the simulator's /ws-api/v3: matching, timeouts, the weight budget,
+429 handling, reconnects, Ed25519 sessions and the clock offset."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from feedhandler.simulator.testing import SimulatorServer
+from feedhandler.wsapi import Credentials, WeightBudget, WsApiClient, errors
+from feedhandler.wsapi.signing import signature_payload
+
+API_KEY = "simApiKey0123456789"
+
+
+def _client(sim: SimulatorServer, budget: WeightBudget | None = None, **kw: Any) -> WsApiClient:
+    budget = budget or WeightBudget(sim.config.api_weight_limit, sim.config.api_weight_interval)
+    return WsApiClient(sim.url + "/ws-api/v3", budget, **kw)
+
+
+def _key_files(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+    key = Ed25519PrivateKey.generate()
+    public = tmp_path / "public.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    return key, public
+
+
+async def test_thousand_concurrent_requests_matched_out_of_order_within_the_budget() -> None:
+    async with SimulatorServer(api_weight_limit=600, api_weight_interval=1) as sim:
+        assert sim.api is not None
+        sim.api.faults.jitter_s = 0.05
+        symbols = [spec.symbol for spec in list(sim.api.market.universe)[:50]]  # type: ignore[union-attr]
+        budget = WeightBudget(600, 1.0, margin_s=0.5)  # margin: server lag under load
+        async with _client(sim, budget) as api:
+            await api.wait_ready(5)
+            completed: list[int] = []
+
+            async def one(i: int) -> None:
+                result = await api.ticker_book(symbols[i % len(symbols)])
+                assert result["symbol"] == symbols[i % len(symbols)]
+                completed.append(i)
+
+            await asyncio.gather(*(one(i) for i in range(1000)))
+        assert sorted(completed) == list(range(1000))
+        assert completed != sorted(completed)  # answers overtook each other
+        assert sim.api.limiter.refused == 0 and api.stats.rate_limited == 0
+        assert sim.api.limiter.charged == 2 * 1000 + 2 + 1  # + connecting, + the clock sync
+        assert api.rate_limits[("REQUEST_WEIGHT", 1)].limit == 600
+        assert api.stats.timeouts == api.stats.retries == 0
+
+
+async def test_timeouts_fire_and_late_answers_are_ignored() -> None:
+    async with SimulatorServer() as sim, _client(sim, retries=0) as api:
+        assert sim.api is not None
+        await api.wait_ready(5)
+        sim.api.faults.drop = 3
+        results = await asyncio.gather(
+            *(api.request("ping", timeout=0.2) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, errors.RequestTimeout) for r in results)
+        assert api.stats.timeouts == 3 and api.in_flight == 0
+        sim.api.faults.slow_s = 0.3
+        with pytest.raises(errors.RequestTimeout):
+            await api.request("time", timeout=0.1)
+        sim.api.faults.slow_s = 0.0
+        await asyncio.sleep(0.4)
+        assert api.stats.late == 1
+        assert await api.request("ping") == {}
+
+
+async def test_idempotent_reads_retry_after_429_writes_do_not(tmp_path: Path) -> None:
+    key, public = _key_files(tmp_path)
+    async with SimulatorServer(api_weight_interval=1, api_keys=((API_KEY, public),)) as sim:
+        assert sim.api is not None
+        async with _client(sim, credentials=Credentials(API_KEY, key)) as api:
+            await api.wait_ready(5)
+            sim.api.faults.limit = 1
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            assert (await api.depth("BTCUSDT", 5))["lastUpdateId"] > 0
+            assert api.stats.rate_limited == 1 and api.stats.retries == 1
+            assert loop.time() - start > 0  # waited for retryAfter (the window's end)
+            sim.api.faults.limit = 1
+            with pytest.raises(errors.RateLimited) as refused:
+                await api.logon()
+            assert refused.value.status == 429 and refused.value.retry_after_ms
+            assert api.stats.retries == 1
+
+
+async def test_429_retry_after_is_honoured() -> None:
+    # the client believes in a budget 10x the exchange's: each 429 stops it until retryAfter
+    # (the window's end), so the exchange refuses once per window, never twice, never bans
+    async with SimulatorServer(api_weight_limit=40, api_weight_interval=1) as sim:
+        assert sim.api is not None
+        budget = WeightBudget(400, 1.0)
+        budget.configure = lambda limit, interval_s: None  # type: ignore[method-assign]
+        async with _client(sim, budget) as api:
+            await api.wait_ready(5)
+            for _ in range(20):
+                assert len((await api.depth("ETHUSDT", 5))["asks"]) == 5
+        assert 1 <= api.stats.rate_limited == sim.api.limiter.refused <= 3
+        assert api.stats.retries == api.stats.rate_limited
+
+
+async def test_in_flight_reads_survive_a_dropped_connection() -> None:
+    events: list[dict[str, Any]] = []
+    async with SimulatorServer() as sim, _client(sim, on_event=events.append) as api:
+        assert sim.api is not None
+        await api.wait_ready(5)
+        sim.api.faults.slow_s = 0.3
+        pending = asyncio.create_task(api.depth("BNBUSDT", 10))
+        await asyncio.sleep(0.05)
+        sim.api_connections[0].drop()
+        sim.api.faults.slow_s = 0.0
+        result = await pending
+        assert len(result["bids"]) == 10
+        assert api.stats.connects == 2 and api.stats.retries == 1
+        assert [e["type"] for e in events if e["type"] != "exchange_event"][:3] == [
+            "connected",
+            "disconnected",
+            "connected",
+        ]
+
+
+async def test_logon_status_logout_and_relogon_after_reconnect(tmp_path: Path) -> None:
+    key, public = _key_files(tmp_path)
+    events: list[dict[str, Any]] = []
+    async with SimulatorServer(api_keys=((API_KEY, public),)) as sim:
+        credentials = Credentials(API_KEY, key)
+        async with _client(sim, credentials=credentials, on_event=events.append) as api:
+            await api.wait_ready(5)
+            assert (await api.session_status())["apiKey"] is None
+            session = await api.logon()
+            assert session["apiKey"] == API_KEY and session["authorizedSince"]
+            sim.api_connections[0].drop()
+            await asyncio.sleep(0.05)
+            await api.wait_ready(5)
+            assert (await api.session_status())["apiKey"] == API_KEY  # logged on again
+            assert "logged_on" in [e["type"] for e in events]
+            assert (await api.logout())["apiKey"] is None
+
+
+async def test_logon_with_a_wrong_key_is_a_clear_error_without_key_material(
+    tmp_path: Path,
+) -> None:
+    _, public = _key_files(tmp_path)
+    wrong = Ed25519PrivateKey.generate()
+    async with SimulatorServer(api_keys=((API_KEY, public),)) as sim:
+        async with _client(sim, credentials=Credentials(API_KEY, wrong)) as api:
+            await api.wait_ready(5)
+            with pytest.raises(errors.InvalidSignature) as bad:
+                await api.logon()
+        text = str(bad.value)
+        assert "session.logon refused" in text and "-1022" in text
+        assert API_KEY not in text
+        raw = wrong.private_bytes_raw()
+        assert raw.hex() not in text and raw.hex().upper() not in text
+        signature = Credentials(API_KEY, wrong).sign({"apiKey": API_KEY})
+        assert signature not in text
+        async with _client(sim, credentials=Credentials("unknown", wrong)) as api:
+            await api.wait_ready(5)
+            with pytest.raises(errors.Unauthorized, match="-2015"):
+                await api.logon()
+
+
+async def test_clock_offset_from_the_time_midpoint_makes_logon_work(tmp_path: Path) -> None:
+    key, public = _key_files(tmp_path)
+    sim = SimulatorServer(api_clock_offset_ms=30_000, api_keys=((API_KEY, public),))
+    async with sim, _client(sim, credentials=Credentials(API_KEY, key)) as api:
+        await api.wait_ready(5)
+        assert abs(api.clock.offset_ms - 30_000) < 50
+        await api.time()
+        assert api.clock.best is not None and api.clock.best.rtt_ms < 1000
+        assert (await api.logon())["apiKey"] == API_KEY
+
+
+async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
+    async with SimulatorServer() as sim, _client(sim) as api:
+        await api.wait_ready(5)
+        with pytest.raises(errors.BadSymbol):
+            await api.depth("NOSUCHPAIR", 5)
+        with pytest.raises(errors.BadRequest, match="-1100"):
+            await api.request("no.such.method")
+        with pytest.raises(ValueError):
+            await api.depth("BTCUSDT", 5001)
+
+
+def test_signature_payload_of_a_logon_matches_the_documented_string() -> None:
+    params = {"apiKey": "K", "timestamp": 1649729878532, "recvWindow": 5000, "signature": "x"}
+    assert signature_payload(params) == "apiKey=K&recvWindow=5000&timestamp=1649729878532"

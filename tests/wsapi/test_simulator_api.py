@@ -1,0 +1,60 @@
+"""The simulator's /ws-api/v3 seen by an independent client (`websockets`): exchangeInfo
+filters, depth from the shared market, weights, 429 -> 418, malformed requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import websockets
+
+from feedhandler.simulator.market.fixedpoint import fmt_fixed
+from feedhandler.simulator.testing import SimulatorServer
+
+
+async def ask(ws: Any, request: dict[str, Any] | bytes) -> Any:
+    text = request if isinstance(request, bytes) else orjson.dumps(request)
+    await ws.send(text.decode())  # a text frame (bytes would go as a binary frame)
+    return orjson.loads(await ws.recv())
+
+
+async def test_exchange_info_depth_and_ticker_book_follow_the_market() -> None:
+    async with SimulatorServer(symbols=30) as sim, websockets.connect(
+        sim.url + "/ws-api/v3", ping_interval=None
+    ) as ws:
+        info = await ask(ws, {"id": 1, "method": "exchangeInfo"})
+        assert info["status"] == 200 and len(info["result"]["symbols"]) == 30
+        limits = info["result"]["rateLimits"]
+        assert limits[0] | {"count": 0} == {"rateLimitType": "REQUEST_WEIGHT", "interval":
+                                            "MINUTE", "intervalNum": 1, "limit": 6000, "count": 0}
+        for entry in info["result"]["symbols"]:
+            spec = sim.market.universe[entry["symbol"]]
+            filters = {f["filterType"]: f for f in entry["filters"]}
+            assert filters["PRICE_FILTER"]["tickSize"] == fmt_fixed(spec.tick_size, 8)
+            assert filters["LOT_SIZE"]["stepSize"] == fmt_fixed(spec.step_size, 8)
+            assert entry["status"] == "TRADING"
+        depth = await ask(ws, {"id": "d1", "method": "depth",
+                               "params": {"symbol": "ETHUSDT", "limit": 5}})
+        last, bids, _ = sim.market.snapshot("ETHUSDT", 5)
+        assert depth["id"] == "d1" and depth["result"]["lastUpdateId"] == last
+        assert len(depth["result"]["bids"]) == len(bids) == 5
+        book = await ask(ws, {"id": 3, "method": "v3/ticker.book", "params": {"symbol": "ETHUSDT"}})
+        assert book["result"]["bidPrice"] == depth["result"]["bids"][0][0]
+        assert depth["rateLimits"][0]["count"] == 2 + 20 + 5  # connect, exchangeInfo, depth
+
+
+async def test_malformed_requests_and_the_ban_after_repeated_429s() -> None:
+    async with SimulatorServer(api_weight_limit=8, api_weight_interval=60,
+                               api_ban_after=2) as sim, websockets.connect(
+        sim.url + "/ws-api/v3", ping_interval=None
+    ) as ws:
+        bad = await ask(ws, b'{"id": 1, "method": ')
+        assert (bad["id"], bad["status"], bad["error"]["code"]) == (None, 400, -1100)
+        missing = await ask(ws, {"id": 2, "method": "depth", "params": {}})
+        assert missing["error"]["code"] == -1102
+        refused = await ask(ws, {"id": 3, "method": "depth", "params": {"symbol": "BTCUSDT"}})
+        assert refused["status"] == 429 and refused["error"]["data"]["retryAfter"] % 60000 == 0
+        banned = await ask(ws, {"id": 4, "method": "exchangeInfo"})
+        assert banned["status"] == 418 and banned["error"]["code"] == -1003
+        assert banned["error"]["data"]["retryAfter"] > banned["error"]["data"]["serverTime"]
+        assert sim.api is not None and sim.api.limiter.refused == 2
