@@ -209,7 +209,7 @@ def is_secret(model: type[BaseModel], path: KeyPath) -> bool:
     entry, parent = found
     return SECRET in _metadata(entry) or (
         parent is not None and SECRET_ENTRIES in _metadata(parent)
-        and bool(_SECRET_NAME.search(path[-1])))
+        and bool(_SECRET_NAME.search(path[-1])) and not path[-1].endswith("_file"))
 
 
 def _typed(model: type[BaseModel], path: KeyPath, raw: str) -> Any:
@@ -356,10 +356,7 @@ def load(model: type[M], path: str | Path | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         data, origins.sources = read_yaml(path)
-        for key, where in origins.sources.items():
-            if is_secret(model, key):
-                log.warning("%s is written in %s: keep secrets out of config files (use %s_file "
-                            "or %s)", ".".join(key), where, key[-1], env_name(key))
+    in_file = [(k, where) for k, where in origins.sources.items() if is_secret(model, k)]
     _read_env(model, environ or {}, data, origins)
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -370,9 +367,13 @@ def load(model: type[M], path: str | Path | None = None,
         _set(data, origins, key, typed, f"flag {flag}" if flag else f"override {dotted}")
     _read_secret_files(model, data, origins)
     try:
-        return model.model_validate(data), origins
+        config = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(explain(model, exc, data, origins)) from None
+    for key, where in in_file:  # after validation: a bad config stays one line
+        log.warning("%s is written in %s: keep secrets out of config files (use %s_file or %s)",
+                    ".".join(key), where, key[-1], env_name(key))
+    return config, origins
 
 
 # --- one-line errors ------------------------------------------------------------------------
