@@ -225,13 +225,13 @@ def build_book_ticker(m: Any, t: Table) -> None:
 
 
 def build_trade(m: Any, t: Table) -> None:
-    t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["t"], fx(m["p"]), wide(m["q"]),
+    t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["t"], fx(m["p"]), fx(m["q"]),
            m["m"], m["s"].encode()))  # fmt: skip
 
 
 def build_agg_trade(m: Any, t: Table) -> None:
     t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["a"], m["f"], m["l"],
-           fx(m["p"]), wide(m["q"]), m["m"], m["s"].encode()))  # fmt: skip
+           fx(m["p"]), fx(m["q"]), m["m"], m["s"].encode()))  # fmt: skip
 
 
 def build_depth(m: Any, t: Table) -> None:
@@ -262,8 +262,8 @@ def build_kline(m: Any, t: Table) -> None:
 
 
 def build_ticker(m: Any, t: Table) -> None:
-    # quantities (Q, B, A) and volumes are 128-bit
-    t.add((TS_RECV, m["E"] * 1_000_000, *((wide if k in "QBA" else fx)(m[k])
+    # book-level quantities (B, A) and volumes are 128-bit
+    t.add((TS_RECV, m["E"] * 1_000_000, *((wide if k in "BA" else fx)(m[k])
                                          for k in "pPwxcQbBaAohl"),
            wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"], m["n"],
            m["s"].encode()))  # fmt: skip

@@ -156,10 +156,17 @@ def price(key: str, name: str, doc: str, null_flag: str | None = None) -> Field:
     return Field(name, "fixed8", key, Read.DECIMAL, null_flag=null_flag, doc=doc)
 
 
-def qty(key: str, name: str, doc: str, was: tuple[tuple[int, str], ...] = V1_FIXED8) -> Field:
-    """Quantities are 128-bit: a book level of a cheap token (PEPE, SHIB: 1e9-1e11 units)
-    sums many orders and exceeds int64 at 1e-8 (9.2e10). Prices stay int64: exchangeInfo's
-    largest maxPrice (1e10) is well inside it."""
+def qty(key: str, name: str, doc: str) -> Field:
+    """The quantity of one order or trade: int64 at 1e-8 holds it, since the engine refuses
+    orders above LOT_SIZE maxQty (exchangeInfo's largest: 46 116 860 414 = int64 / 2 at 1e-8)."""
+    return Field(name, "fixed8", key, Read.DECIMAL, doc=doc)
+
+
+def level_qty(key: str, name: str, doc: str, was: tuple[tuple[int, str], ...] = V1_FIXED8
+              ) -> Field:
+    """A quantity summed over orders (a book level): 128-bit, since a cheap token's level
+    (PEPE, SHIB: 1e9-1e11 units) exceeds int64 at 1e-8 (9.2e10). Prices stay int64:
+    exchangeInfo's largest maxPrice (1e10) is well inside it."""
     return Field(name, "int128", key, Read.DECIMAL, doc=doc, was=was)
 
 
@@ -201,6 +208,12 @@ _TICKER_STATS = (
 _PCT = "`P`, percent (not a fraction): 250.00 percent is 25000000000"
 
 
+def _trade_fields(id_doc: str, qty_field: Field) -> tuple[Field, ...]:
+    """trade and blockTrade (§4.3: the same fields, without `M`)."""
+    return (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("t", "trade_id", id_doc),
+            price("p", "price", "`p`"), qty_field, BUYER_IS_MAKER, symbol())
+
+
 def _per_symbol(*texts: str) -> tuple[Suffix, ...]:
     return tuple(Suffix(t) for t in texts)
 
@@ -209,9 +222,7 @@ def _per_symbol(*texts: str) -> tuple[Suffix, ...]:
 KINDS: tuple[Kind, ...] = (
     Kind(
         "trade", Role.MARKET,
-        (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("t", "trade_id", "`t`"),
-         price("p", "price", "`p`"), qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
-        version=2,  # quantities int128 (v1: int64)
+        _trade_fields("`t`", qty("q", "qty", "`q`")),
         streams=_per_symbol("trade"), events=("trade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
         notes="One record per trade. `M` (ignore) is skipped.",
@@ -223,7 +234,6 @@ KINDS: tuple[Kind, ...] = (
         (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("a", "agg_id", "`a`"),
          i64("f", "first_trade_id", "`f`"), i64("l", "last_trade_id", "`l`"),
          price("p", "price", "`p`"), qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
-        version=2,  # quantities int128 (v1: int64)
         streams=_per_symbol("aggTrade"), events=("aggTrade",),
         sequence=Sequence("agg_id", "agg_id", Rule.CONTIGUOUS),
         notes="One record per taker order aggregate.",
@@ -233,9 +243,9 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "bookTicker", Role.MARKET,
         (recv(), i64("u", "update_id", "order book update id `u`"),
-         price("b", "bid_price", "`b`"), qty("B", "bid_qty", "`B`"),
-         price("a", "ask_price", "`a`"), qty("A", "ask_qty", "`A`"), symbol()),
-        version=2,  # quantities int128 (v1: int64)
+         price("b", "bid_price", "`b`"), level_qty("B", "bid_qty", "`B`"),
+         price("a", "ask_price", "`a`"), level_qty("A", "ask_qty", "`A`"), symbol()),
+        version=2,  # level quantities int128 (v1: int64)
         streams=(*_per_symbol("bookTicker"), Suffix("!bookTicker", market=True)),
         first_keys=("u",),
         sequence=Sequence("update_id", "update_id", Rule.INCREASING),
@@ -254,7 +264,7 @@ KINDS: tuple[Kind, ...] = (
          local("flags", "uint8",
                "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST)"),
          symbol()),
-        version=2,  # quantities int128 (v1: int64)
+        version=2,  # level quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{speed}") for speed in DEPTH_SPEEDS),
         events=("depthUpdate",),
         sequence=Sequence("first_update_id", "last_update_id", Rule.CONTIGUOUS),
@@ -275,7 +285,7 @@ KINDS: tuple[Kind, ...] = (
          local("bid_count", "uint8", "bid levels filled; unused slots hold 0"),
          local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
          symbol(None)),
-        version=2,  # quantities int128 (v1: int64)
+        version=2,  # level quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{n}{speed}", levels=n)
                       for n in DEPTH_LEVELS for speed in DEPTH_SPEEDS),
         first_keys=("lastUpdateId",),
@@ -333,12 +343,12 @@ KINDS: tuple[Kind, ...] = (
          price("w", "weighted_avg_price", "`w`"),
          price("x", "prev_close", "`x`, last price before the window"),
          price("c", "last_price", "`c`"), qty("Q", "last_qty", "`Q`"),
-         price("b", "bid_price", "`b`"), qty("B", "bid_qty", "`B`"),
-         price("a", "ask_price", "`a`"), qty("A", "ask_qty", "`A`"),
+         price("b", "bid_price", "`b`"), level_qty("B", "bid_qty", "`B`"),
+         price("a", "ask_price", "`a`"), level_qty("A", "ask_qty", "`A`"),
          price("o", "open", "`o`"), price("h", "high", "`h`"), price("l", "low", "`l`"),
          wide("v", "volume", "base volume `v`"), wide("q", "quote_volume", "quote volume `q`"),
          *_TICKER_STATS, symbol()),
-        version=2,  # quantities int128 (v1: int64)
+        version=2,  # level quantities int128 (v1: int64)
         streams=(*_per_symbol("ticker"), Suffix("!ticker@arr", market=True, array=True)),
         events=("24hrTicker",),
         notes="24 h rolling window. `!ticker@arr` was retired 2026-03-26 (still decoded).",
@@ -401,9 +411,8 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "blockTrade", Role.MARKET,
-        (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"),
-         i64("t", "trade_id", "block trade id `t`"), price("p", "price", "`p`"),
-         qty("q", "qty", "`q`", was=()), BUYER_IS_MAKER, symbol()),
+        # a negotiated block is not bound by the order book's maxQty: 128-bit
+        _trade_fields("block trade id `t`", level_qty("q", "qty", "`q`", was=())),
         streams=_per_symbol("blockTrade"), events=("blockTrade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
         notes="Block trades (new 2026-05-12); their ids `t` are their own sequence, apart from "

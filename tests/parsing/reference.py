@@ -5,7 +5,7 @@ ext/cpp/records.h, not from the C++ parser: the differential tests hold the C++ 
 It is slow and obvious on purpose. Rows are dicts keyed by the dtype field names, in the same
 units as the records:
 
-- prices/quantities: int counts of 1e-8 (exact; quantities and volumes are 128-bit)
+- prices/quantities: int counts of 1e-8 (exact; book-level quantities and volumes 128-bit)
 - timestamps: ns (exchange ms x 1e6, or us x 1e3 for timeUnit=MICROSECOND)
 - text: UTF-8 bytes (the numpy `S` view drops the NUL padding)
 - partial depth: 20-slot lists padded with zeros, plus bid_count/ask_count
@@ -376,18 +376,24 @@ class Reference:
     # --- one parser per kind ---
 
     def _trade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
+        self._trades("trade", obj, event)
+
+    def _trades(self, kind: str, obj: Obj, event: str | None) -> None:
+        """trade, and blockTrade (§4.3: the same fields without `M`; its own `t` sequence;
+        a block's quantity is 128-bit, one trade's int64)."""
+        wide = kind == "blockTrade"
         r: dict[str, Any] = {"ts_recv": self._ts_recv}
-        self._fields(obj, "trade", event, {
+        self._fields(obj, kind, event, {
             "E": lambda v: r.__setitem__("ts_event", self.ts(v, "E")),
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
             "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=wide)),
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
             "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
         })  # fmt: skip
-        self._emit("trade", r)
-        self._sequence("trade", r["symbol"], r["trade_id"], r["trade_id"], True)
+        self._emit(kind, r)
+        self._sequence(kind, r["symbol"], r["trade_id"], r["trade_id"], True)
 
     def _aggTrade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
         r: dict[str, Any] = {"ts_recv": self._ts_recv}
@@ -396,7 +402,7 @@ class Reference:
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "a": lambda v: r.__setitem__("agg_id", integer(v, "a")),
             "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q")),
             "f": lambda v: r.__setitem__("first_trade_id", integer(v, "f")),
             "l": lambda v: r.__setitem__("last_trade_id", integer(v, "l")),
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
@@ -554,10 +560,10 @@ class Reference:
         }
         readers.update(_decimals(r, {
             "p": "price_change", "P": "price_change_pct", "w": "weighted_avg_price",
-            "x": "prev_close", "c": "last_price", "b": "bid_price", "a": "ask_price",
-            "o": "open", "h": "high", "l": "low",
+            "x": "prev_close", "c": "last_price", "Q": "last_qty", "b": "bid_price",
+            "a": "ask_price", "o": "open", "h": "high", "l": "low",
         }))  # fmt: skip
-        readers.update(_decimals(r, {"Q": "last_qty", "B": "bid_qty", "A": "ask_qty",
+        readers.update(_decimals(r, {"B": "bid_qty", "A": "ask_qty",
                                      "v": "volume", "q": "quote_volume"}, wide=True))
         readers.update(self._window_stats(r))
         self._fields(obj, "ticker", event, readers)
@@ -604,19 +610,7 @@ class Reference:
         self._emit("avgPrice", r)
 
     def _blockTrade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
-        """§4.3: the trade fields without `M`; `t` is the block trades' own sequence."""
-        r: dict[str, Any] = {"ts_recv": self._ts_recv}
-        self._fields(obj, "blockTrade", event, {
-            "E": lambda v: r.__setitem__("ts_event", self.ts(v, "E")),
-            "s": lambda v: r.__setitem__("symbol", symbol(v)),
-            "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
-            "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
-            "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
-            "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
-        })  # fmt: skip
-        self._emit("blockTrade", r)
-        self._sequence("blockTrade", r["symbol"], r["trade_id"], r["trade_id"], True)
+        self._trades("blockTrade", obj, event)
 
     def _referencePrice(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
         """§4.4: no `E`; `r` is a decimal string or null (price 0, price_known 0)."""

@@ -92,7 +92,7 @@ def test_hand_checked_rows() -> None:
     (book,) = feedhandler.parse(corpus_lines("bookTicker.jsonl")[:1], ts_recv=5)["bookTicker"]
     # {"u":499822861,"s":"ZILUSDT","b":"0.21437000","B":"2800.00000000",
     #  "a":"0.21449000","A":"11400.00000000"}
-    # quantities are 128-bit: (lo, hi) words
+    # book-level quantities are 128-bit: (lo, hi) words
     assert book.tolist() == (5, 499822861, 21437000, (280000000000, 0), 21449000,
                              (1140000000000, 0), b"ZILUSDT")  # fmt: skip
 
@@ -100,7 +100,7 @@ def test_hand_checked_rows() -> None:
     # "E":1620122147230,"s":"BTCUSDT","t":807525136,"p":"56130.97000000","q":"0.00441000",
     # "T":1620122147229,"m":false
     assert trades[1].tolist() == (5, 1620122147230_000000, 1620122147229_000000, 807525136,
-                                  5613097000000, (441000, 0), 0, b"BTCUSDT")  # fmt: skip
+                                  5613097000000, 441000, 0, b"BTCUSDT")  # fmt: skip
 
     # An event with no bid levels: one row per ask, FIRST on the first, LAST on the last.
     frame = next(f for f in corpus_lines("combined.jsonl") if b'"xmrbtc@depth' in f)

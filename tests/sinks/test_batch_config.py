@@ -10,10 +10,10 @@ from feedhandler.records import SCHEMAS
 
 def test_rows_are_the_smaller_of_the_row_and_byte_thresholds() -> None:
     batch = BatchConfig(rows=4096, bytes=1 << 20,
-                        per_kind={"depthPartial": {"bytes": 69_600}, "trade": {"rows": 100},
+                        per_kind={"depthPartial": {"bytes": 101_600}, "trade": {"rows": 100},
                                   "kline": {"bytes": 0}})
-    assert batch.rows_for("bookTicker", SCHEMAS["bookTicker"].itemsize) == 4096  # 80 B
-    assert batch.rows_for("depthPartial", SCHEMAS["depthPartial"].itemsize) == 100  # 696 B
+    assert batch.rows_for("bookTicker", SCHEMAS["bookTicker"].itemsize) == 4096  # 96 B
+    assert batch.rows_for("depthPartial", SCHEMAS["depthPartial"].itemsize) == 100  # 1016 B
     assert batch.rows_for("trade", SCHEMAS["trade"].itemsize) == 100
     assert batch.rows_for("kline", SCHEMAS["kline"].itemsize) == 4096  # bytes 0: rows only
     assert BatchConfig(rows=4096, bytes=100).rows_for("ticker", 224) == 1  # never 0
