@@ -57,11 +57,12 @@ def test_a_storm_of_20_drops_waits_in_the_limiter_and_is_never_refused() -> None
                 "connection.attempt_window_s": window}), sink)
             task = asyncio.create_task(handler.run())
             try:
-                first = await until(lambda: all_open(handler), 4 * window)
+                # generous bounds: the machine may be busy; the limiter is what is checked
+                first = await until(lambda: all_open(handler), 10 * window)
                 assert first >= window * 0.9  # the second ten waited for the window
                 assert sim.faults.drop() == 20
-                back = await until(lambda: not all_open(handler), 2)
-                back = await until(lambda: all_open(handler), 4 * window)
+                await until(lambda: not all_open(handler), 5)
+                back = await until(lambda: all_open(handler), 10 * window)
             finally:
                 handler.stop()
                 await task
