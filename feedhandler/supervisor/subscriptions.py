@@ -178,8 +178,8 @@ class SubscriptionClient:
             result = await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
             self._on_event({"type": "subscription_timeout", "method": method, "id": request_id})
-            message = f"{method} id {request_id}: no reply in {self._timeout} s"
-            raise RequestTimeout(message) from None
+            text = f"{method} id {request_id}: no reply in {self._timeout} s"
+            raise RequestTimeout(text) from None
         finally:
             self._pending.pop(request_id, None)
         return request_id if id_out else result

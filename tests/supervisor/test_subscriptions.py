@@ -42,7 +42,7 @@ class Exchange:
             loop.call_later(self.delay, self.answer, message)
 
     def answer(self, message: dict[str, Any]) -> None:
-        method, params, request_id = message["method"], message.get("params"), message["id"]
+        method, params, request_id = message["method"], message.get("params") or [], message["id"]
         reply: dict[str, Any] = {"result": None, "id": request_id}
         if method in self.fail:
             code, msg = self.fail[method]
@@ -65,7 +65,7 @@ def client(exchange: Exchange, events: list[dict[str, Any]], **options: Any) -> 
 
 def test_large_changes_are_batched_and_reported() -> None:
     async def scenario() -> tuple[Exchange, list[dict[str, Any]]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         subs = client(exchange, events, max_params=200)
         names = [f"s{i:03d}usdt@trade" for i in range(450)]
         await subs.subscribe(names + names[:10])  # repeats are sent once
@@ -112,7 +112,7 @@ def test_replies_are_matched_by_id_in_any_order() -> None:
 
 def test_error_replies_fail_the_request_and_become_events() -> None:
     async def scenario() -> list[dict[str, Any]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         exchange.fail["SUBSCRIBE"] = (2, "Invalid request: invalid stream")
         subs = client(exchange, events)
         with pytest.raises(ExchangeError) as error:
@@ -131,7 +131,7 @@ def test_error_replies_fail_the_request_and_become_events() -> None:
 
 def test_a_request_without_reply_times_out() -> None:
     async def scenario() -> list[dict[str, Any]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         exchange.silent = True
         subs = client(exchange, events, timeout=0.05)
         with pytest.raises(RequestTimeout):

@@ -168,7 +168,13 @@ async def test_http_endpoints_answer_like_binance() -> None:
 
 async def test_pregenerated_market_is_paced_and_continues_live() -> None:
     streams = [f"{s}@trade" for s in ("btcusdt", "ethusdt", "bnbusdt", "solusdt")]
-    config = {"seed": 7, "symbols": 20, "rate": 4000, "pregenerate": 3000, "max_incoming": 50}
+    config: dict[str, Any] = {
+        "seed": 7,
+        "symbols": 20,
+        "rate": 4000,
+        "pregenerate": 3000,
+        "max_incoming": 50,
+    }
     async with (
         SimulatorServer(**config) as sim,
         connect(sim.url + "/ws/" + "/".join(streams)) as ws,
