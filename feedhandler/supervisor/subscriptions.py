@@ -5,10 +5,12 @@ Binance closes a connection that sends more than 5 messages a second, pings and 
 window that leaves `reserve` slots for the pings and pongs sent outside this module, and a
 change of many streams is cut into few requests of at most `max_params` streams each.
 
-Requests carry integer ids; replies come back through the decoder's control callback
-(`on_control(frame)`) in any order and are matched by id; a request without a reply within
-`timeout` fails with `RequestTimeout`. An error reply `{"code","msg","id"}` fails its request
-with `ExchangeError` and is reported as a `subscription_error` event; each applied change is
+Requests carry integer ids, unique in the process, because one decoder (one control callback)
+may serve several connections of a shard (rollover, redundancy): `route_control(frame,
+clients, on_event)` offers each reply to the clients, which claim their own ids, in any order.
+A request without a reply within `timeout` fails with `RequestTimeout`. An error reply
+`{"code","msg","id"}` fails its request with `ExchangeError` and is reported as a
+`subscription_error` event (also when no request claims it); each applied change is
 reported as a `subscribed` / `unsubscribed` event. After a (re)connect, `reconcile(desired)`
 compares the wanted streams with LIST_SUBSCRIPTIONS and fixes the difference.
 
@@ -23,7 +25,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 1024  # per connection (binance-protocol.md §2)
 
 EventSink = Callable[[dict[str, Any]], None]
+
+_REQUEST_IDS = itertools.count(1)  # process-wide: replies of several connections may meet
 
 
 class Transport(Protocol):
@@ -111,13 +115,14 @@ class SubscriptionClient:
         budget: OutgoingBudget | None = None,
         timeout: float = 10.0,
         max_params: int = 200,
+        ids: Iterator[int] = _REQUEST_IDS,
     ) -> None:
         self._transport = transport
         self._on_event = on_event
         self.budget = budget or OutgoingBudget()
         self._timeout = timeout
         self._max_params = max_params
-        self._ids = itertools.count(1)
+        self._ids = ids
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self.requests = 0  # sent so far
 
@@ -178,8 +183,8 @@ class SubscriptionClient:
             result = await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
             self._on_event({"type": "subscription_timeout", "method": method, "id": request_id})
-            message = f"{method} id {request_id}: no reply in {self._timeout} s"
-            raise RequestTimeout(message) from None
+            text = f"{method} id {request_id}: no reply in {self._timeout} s"
+            raise RequestTimeout(text) from None
         finally:
             self._pending.pop(request_id, None)
         return request_id if id_out else result
@@ -187,30 +192,18 @@ class SubscriptionClient:
     # -- replies -------------------------------------------------------------------------------
 
     def on_control(self, frame: bytes) -> bool:
-        """Route one control frame; True when it was a reply to this client (or an error)."""
-        try:
-            reply = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(reply, dict) or ("result" not in reply and "code" not in reply):
-            return False
-        request_id = reply.get("id")
+        """Take one control frame if it answers a request of this client."""
+        reply = _reply(frame)
+        request_id = reply.get("id") if reply is not None else None
         pending = self._pending.get(request_id) if isinstance(request_id, int) else None
-        method, future = pending if pending is not None else ("", None)
+        if reply is None or pending is None:
+            return False  # not a reply, someone else's, or one that timed out
+        method, future = pending
         if "code" in reply:
-            code, msg = reply.get("code"), str(reply.get("msg", ""))
-            log.warning("exchange error reply to %s id %r: code %s: %s", method or "?",
-                        request_id, code, msg)  # fmt: skip
-            self._on_event(
-                {"type": "subscription_error", "code": code, "msg": msg, "id": request_id,
-                 "method": method or None}
-            )  # fmt: skip
-            if future is not None and not future.done():
-                future.set_exception(ExchangeError(int(code or 0), msg, method))
-            return True
-        if future is None:
-            return False  # someone else's request (or one that timed out)
-        if not future.done():
+            _report_error(reply, method, self._on_event)
+            if not future.done():
+                future.set_exception(ExchangeError(int(reply["code"] or 0), reply["msg"], method))
+        elif not future.done():
             future.set_result(reply["result"])
         return True
 
@@ -220,6 +213,44 @@ class SubscriptionClient:
             if not future.done():
                 future.set_exception(ConnectionError(f"{method}: connection lost"))
         self._pending.clear()
+
+
+def _reply(frame: bytes) -> dict[str, Any] | None:
+    """A control reply (`result` or `code`, no event type), else None."""
+    try:
+        reply = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(reply, dict) or ("result" not in reply and "code" not in reply):
+        return None
+    if "code" in reply:
+        reply["msg"] = str(reply.get("msg", ""))
+    return reply
+
+
+def _report_error(reply: dict[str, Any], method: str | None, on_event: EventSink) -> None:
+    code, msg, request_id = reply["code"], reply["msg"], reply.get("id")
+    log.warning("exchange error reply to %s id %r: code %s: %s", method, request_id, code, msg)
+    on_event(
+        {"type": "subscription_error", "code": code, "msg": msg, "id": request_id,
+         "method": method}
+    )  # fmt: skip
+
+
+def route_control(
+    frame: bytes, clients: Collection[SubscriptionClient], on_event: EventSink
+) -> bool:
+    """Give a control frame to the client whose request it answers. An error reply nobody
+    claims (its id null or unknown) is reported once, as a `subscription_error` event.
+    False when the frame is not a reply (the caller publishes it as it does today)."""
+    if any(client.on_control(frame) for client in clients):
+        return True
+    reply = _reply(frame)
+    if reply is None:
+        return False
+    if "code" in reply:
+        _report_error(reply, None, on_event)
+    return True
 
 
 # -- placement -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ error replies, timeouts, reconcile, and where runtime changes go."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Coroutine
 from typing import Any
 
@@ -16,6 +17,7 @@ from feedhandler.supervisor.subscriptions import (
     RequestTimeout,
     SubscriptionClient,
     place,
+    route_control,
 )
 
 
@@ -42,7 +44,7 @@ class Exchange:
             loop.call_later(self.delay, self.answer, message)
 
     def answer(self, message: dict[str, Any]) -> None:
-        method, params, request_id = message["method"], message.get("params"), message["id"]
+        method, params, request_id = message["method"], message.get("params") or [], message["id"]
         reply: dict[str, Any] = {"result": None, "id": request_id}
         if method in self.fail:
             code, msg = self.fail[method]
@@ -59,13 +61,14 @@ class Exchange:
 
 def client(exchange: Exchange, events: list[dict[str, Any]], **options: Any) -> SubscriptionClient:
     options.setdefault("budget", OutgoingBudget(limit=50))  # budget tests set their own
+    options.setdefault("ids", itertools.count(1))
     exchange.client = SubscriptionClient(exchange, events.append, **options)
     return exchange.client
 
 
 def test_large_changes_are_batched_and_reported() -> None:
     async def scenario() -> tuple[Exchange, list[dict[str, Any]]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         subs = client(exchange, events, max_params=200)
         names = [f"s{i:03d}usdt@trade" for i in range(450)]
         await subs.subscribe(names + names[:10])  # repeats are sent once
@@ -112,13 +115,15 @@ def test_replies_are_matched_by_id_in_any_order() -> None:
 
 def test_error_replies_fail_the_request_and_become_events() -> None:
     async def scenario() -> list[dict[str, Any]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         exchange.fail["SUBSCRIBE"] = (2, "Invalid request: invalid stream")
         subs = client(exchange, events)
         with pytest.raises(ExchangeError) as error:
             await subs.subscribe(["nope@trade"])
         assert (error.value.code, error.value.msg) == (2, "Invalid request: invalid stream")
-        subs.on_control(b'{"code":3,"msg":"Invalid JSON","id":null}')  # unmatched error too
+        assert not subs.on_control(b'{"code":3,"msg":"Invalid JSON","id":null}')
+        assert route_control(b'{"code":3,"msg":"Invalid JSON","id":null}', [subs], events.append)
+        assert not route_control(b'{"e":"trade"}', [subs], events.append)
         return events
 
     assert run(scenario()) == [
@@ -131,7 +136,7 @@ def test_error_replies_fail_the_request_and_become_events() -> None:
 
 def test_a_request_without_reply_times_out() -> None:
     async def scenario() -> list[dict[str, Any]]:
-        exchange, events = Exchange(), []
+        exchange, events = Exchange(), list[dict[str, Any]]()
         exchange.silent = True
         subs = client(exchange, events, timeout=0.05)
         with pytest.raises(RequestTimeout):
@@ -204,3 +209,27 @@ def test_place_adds_where_there_is_room_and_never_moves_streams() -> None:
     assert full.add == {} and full.overflow == [["c", "d"], ["e", "f"], ["g"]]
     with pytest.raises(ValueError, match="both added and removed"):
         place([{"a"}], add=["b"], remove=["b"])
+
+
+def test_clients_sharing_one_decoder_get_their_own_replies() -> None:
+    async def scenario() -> list[list[str]]:
+        sent: list[dict[str, Any]] = []
+
+        class Wire:
+            def send(self, payload: bytes) -> None:
+                sent.append(orjson.loads(payload))
+
+        events: list[dict[str, Any]] = []
+        old, new = (SubscriptionClient(Wire(), events.append) for _ in range(2))  # process ids
+        calls = [asyncio.ensure_future(c.list_subscriptions()) for c in (old, new)]
+        while len(sent) < 2:
+            await asyncio.sleep(0.001)
+        assert sent[0]["id"] != sent[1]["id"]
+        for message in reversed(sent):  # both replies come through the same callback
+            reply = {"result": [f"from{message['id']}"], "id": message["id"]}
+            assert route_control(orjson.dumps(reply), [old, new], events.append)
+        assert events == []
+        return await asyncio.gather(*calls)
+
+    first, second = run(scenario())
+    assert first != second and all(len(result) == 1 for result in (first, second))

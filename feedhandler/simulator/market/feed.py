@@ -259,7 +259,7 @@ class Feed:
     def _release(self, states: Iterable[SymbolState], refs: int) -> set[Callable[[int], int]]:
         """Drop `refs` subscriptions of each symbol; returns the engine actions nothing needs
         any more (the caller unschedules them)."""
-        stopped = set()
+        stopped: set[Callable[[int], int]] = set()
         for state in states:
             state.refs -= refs
             if state.refs == 0 and self._market_streams == 0 and state.live is not None:

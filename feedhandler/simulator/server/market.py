@@ -127,6 +127,7 @@ class SharedMarket:
         self._deferred: list[Callable[[], None]] | None = None  # source ops while generating
         self._generation: asyncio.Task[None] | None = None
         self._stopped = False
+        self._records: list[list[Event]] = []
         self.events = 0  # events released so far
 
     def view(self, time_unit: TimeUnit, limit: int | None) -> ConnectionView:
@@ -208,6 +209,13 @@ class SharedMarket:
         ]
         return b"{" + b",".join(items) + b"}"
 
+    def record(self) -> list[Event]:
+        """A list that gets every event released from now on, in order, as the market
+        renders it (µs): what any connection should have got, for tests to compare with."""
+        events: list[Event] = []
+        self._records.append(events)
+        return events
+
     # -- pre-generation ----------------------------------------------------------------------
 
     def _on_source(self, op: Callable[[], None]) -> None:
@@ -258,6 +266,8 @@ class SharedMarket:
                 return  # nothing subscribed any more
             self._pacer.consumed(len(events))
             self.events += len(events)
+            for record in self._records:
+                record += events
             self._dispatch(events)
         wakeup = self._pacer.next_wakeup(now)
         assert wakeup is not None  # a rate pacer always has a next tick

@@ -10,12 +10,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import orjson
 import pytest
 
+from feedhandler.simulator.server import market
 from feedhandler.simulator.server.market import to_millis
 from feedhandler.simulator.testing import SimulatorServer
 from tests.simulator.market.marketcheck import LocalBook
-from tests.simulator.server.simhelpers import StubFactory, recv_json
+from tests.simulator.server.simhelpers import OP_CLOSE, OP_TEXT, RawClient, StubFactory, recv_json
 from tests.simulator.server.simhelpers import connect as bounded_connect
 
 TRADE = "btcusdt@trade"
@@ -55,12 +57,17 @@ async def test_two_connections_see_the_same_events() -> None:
         SimulatorServer(seed=7, symbols=20, rate=300) as sim,
         connect(sim.url + "/ws/" + streams) as first,
     ):
+        released = sim.market.record()
         early = [await recv_json(first) for _ in range(50)]
         url = sim.url + "/stream?streams=" + streams + "&timeUnit=MICROSECOND"
         async with connect(url) as second:
             late = [(await recv_json(second))["data"] for _ in range(100)]
             more = [await recv_json(first) for _ in range(150)]
     mine = early + more
+    sent = [orjson.loads(to_millis(payload)) for _, payload in released]
+    skip = next(i for i, event in enumerate(mine) if event in sent)  # recorded from here
+    start = sent.index(mine[skip])
+    assert skip < 5 and sent[start : start + len(mine) - skip] == mine[skip:]
     key = {"trade": "t", "aggTrade": "a", "depthUpdate": "u"}
     ids = [(e["e"], e[key[e["e"]]]) for e in mine]
     assert len(set(ids)) == len(ids)  # one sequence, never restarted
@@ -96,10 +103,10 @@ async def test_sequence_faults_hit_one_connection_only(stub: StubFactory) -> Non
         first, _ = await sim.wait_for_connections(2)
         await recv_json(one), await recv_json(two)
         sim.faults.gap(TRADE, n=3, conn=first)
-        ones = [(await recv_json(one))["t"] for _ in range(20)]
-        twos = [(await recv_json(two))["t"] for _ in range(23)]
-    assert sorted(b - a for a, b in itertools.pairwise(ones)) == [1] * 18 + [4]
-    assert [b - a for a, b in itertools.pairwise(twos)] == [1] * 22
+        ones = [(await recv_json(one))["t"] for _ in range(200)]
+        twos = [(await recv_json(two))["t"] for _ in range(203)]
+    assert sorted(b - a for a, b in itertools.pairwise(ones)) == [1] * 198 + [4]
+    assert [b - a for a, b in itertools.pairwise(twos)] == [1] * 202
 
 
 async def test_max_messages_per_connection_on_the_shared_market(stub: StubFactory) -> None:
@@ -168,7 +175,13 @@ async def test_http_endpoints_answer_like_binance() -> None:
 
 async def test_pregenerated_market_is_paced_and_continues_live() -> None:
     streams = [f"{s}@trade" for s in ("btcusdt", "ethusdt", "bnbusdt", "solusdt")]
-    config = {"seed": 7, "symbols": 20, "rate": 4000, "pregenerate": 3000, "max_incoming": 50}
+    config: dict[str, Any] = {
+        "seed": 7,
+        "symbols": 20,
+        "rate": 4000,
+        "pregenerate": 3000,
+        "max_incoming": 50,
+    }
     async with (
         SimulatorServer(**config) as sim,
         connect(sim.url + "/ws/" + "/".join(streams)) as ws,
@@ -178,10 +191,23 @@ async def test_pregenerated_market_is_paced_and_continues_live() -> None:
         events = [first] + [await recv_json(ws) for _ in range(5999)]
         span = asyncio.get_running_loop().time() - started
         assert sim.market.events >= 6000
-    assert 1.2 < span < 4.0, span  # 4,000 events/s, not as fast as the client reads
+    assert 1.2 < span < 8.0, span  # 4,000 events/s, not as fast as the client reads
     by_symbol: dict[str, list[int]] = {}
     for event in events:
         by_symbol.setdefault(event["s"], []).append(event["t"])
     assert len(by_symbol) == 4
     for ids in by_symbol.values():  # pre-generated, then live: one continuous sequence
         assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def test_a_connection_that_cannot_write_is_closed_past_its_backlog(
+    stub: StubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(market, "MAX_BACKLOG", 50)
+    async with SimulatorServer(source=stub, rate=2000) as sim:
+        client = await RawClient.open("127.0.0.1", sim.port, "/ws/" + TRADE)
+        await client.recv_until(OP_TEXT)
+        sim.faults.stall(5.0)  # it sends nothing while the market goes on
+        payload = await client.recv_until(OP_CLOSE)
+        assert (int.from_bytes(payload[:2], "big"), payload[2:]) == (1008, b"Slow consumer")
+        client.close()
