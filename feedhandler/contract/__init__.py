@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
+from feedhandler.contract.kinds import sequence_fields
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # --- headers -------------------------------------------------------------------------------
@@ -44,13 +45,7 @@ DEFAULT_DEADLETTER_TOPIC: Final = "{exchange}.{market}.deadletter"
 ALL_SYMBOLS: Final = ""
 
 # The id each kind is sequenced by: (column giving the first id, column giving the last id).
-SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = {
-    "trade": ("trade_id", "trade_id"),
-    "aggTrade": ("agg_id", "agg_id"),
-    "bookTicker": ("update_id", "update_id"),
-    "depth": ("first_update_id", "last_update_id"),
-    "depthPartial": ("last_update_id", "last_update_id"),
-}
+SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = sequence_fields()
 
 
 def topic_for(kind: str, symbol: str = ALL_SYMBOLS, template: str = DEFAULT_TOPIC_TEMPLATE,
@@ -158,8 +153,13 @@ def header_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str,
 
 
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
-    """Raw frames -> the records the handler decoded from them, receive times included."""
+    """Raw frames -> the records the handler decoded from them, receive times included.
+
+    Decoded again by this build's decoder, so in the kind's current layout whatever schema
+    version the message names."""
     from feedhandler._ext.decoder import Decoder  # the live decoder, applied once more
+
+    schema = SCHEMAS[schema.kind]
 
     frames = value.split(b"\n")[:-1]  # every frame ends in "\n"
     recv_ns = [int(t) for t in headers[H_RECV_NS].split(",")]

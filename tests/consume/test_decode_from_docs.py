@@ -77,9 +77,10 @@ def unpack(fmt: str, items: list[tuple[str, str]], value: bytes) -> Iterator[dic
                 assert next(values).strip(b"\0") == b"", "padding is zero"
             elif type_ == "char":
                 row[name] = next(values).rstrip(b"\0").decode("utf-8")
-            elif type_ == "decimal128":
-                lo, hi = next(values), next(values)
-                row[name] = hi * 2**64 + lo
+            elif type_.startswith("decimal128"):
+                n = int(type_.split("[")[1][:-1]) if "[" in type_ else 1
+                wide = [next(values) + next(values) * 2**64 for _ in range(n)]  # lo, then hi
+                row[name] = wide if "[" in type_ else wide[0]
             elif "[" in type_:
                 row[name] = [next(values) for _ in range(int(type_.split("[")[1][:-1]))]
             else:
@@ -95,6 +96,8 @@ def as_python(records: np.ndarray, i: int) -> dict[str, Any]:
             row[name] = bytes(value).decode()
         elif records.dtype[name].names:
             row[name] = wide_to_int(value)
+        elif records.dtype[name].base.names:  # decimal128[N]
+            row[name] = [wide_to_int(v) for v in value]
         elif np.ndim(value):
             row[name] = [int(v) for v in value]
         else:
@@ -106,7 +109,8 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     universe = Universe.generate(3, 10)
     streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[:2]
                for k in ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth10@100ms",
-                         "kline_1m", "miniTicker", "ticker", "ticker_1h", "avgPrice")]
+                         "kline_1m", "miniTicker", "ticker", "ticker_1h", "avgPrice",
+                         "blockTrade", "referencePrice")]
     feed = Feed(3, universe)
     feed.subscribe(streams)
     frames = [b'{"stream":"%s","data":%s}' % (s.encode(), p) for s, p in feed.next_frames(4000)]
