@@ -17,10 +17,10 @@ import statistics
 import time
 
 import uvloop
-from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
-from feedhandler._ext.listener import FeedListener
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
+from feedhandler._ext.listener import FeedListener
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 

@@ -33,8 +33,8 @@ import numpy as np
 import orjson
 import pytest
 import simdjson
-from feedhandler._ext.decoder import Decoder
 
+from feedhandler._ext.decoder import Decoder
 from feedhandler.records import SCHEMAS
 
 TS_RECV = 1_700_000_000_000_000_000

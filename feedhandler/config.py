@@ -198,6 +198,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         data = loaded
     data = _merge(data, _from_env(dict(os.environ if environ is None else environ)))
     data = _merge(data, _nested({k: v for k, v in (overrides or {}).items() if v is not None}))
-    config = _build(HandlerConfig, data)
+    config: HandlerConfig = _build(HandlerConfig, data)
     config.validate()
     return config

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from picows import WSFrame, WSListener, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSTransport
 
 from feedhandler._ext.decoder import Decoder
 
@@ -13,7 +13,7 @@ class FeedListener(WSListener):
     frames: int
     bytes_received: int
     last_frame_ns: int
-    close_code: object  # picows WSCloseCode the exchange closed with, else None
+    close_code: WSCloseCode | None  # what the exchange closed with
     max_frames: int
 
     def __init__(
@@ -21,8 +21,8 @@ class FeedListener(WSListener):
         decoder: Decoder,
         on_connected: Callable[[FeedListener], None] | None = None,
         on_disconnected: Callable[[FeedListener], None] | None = None,
-        *,
         max_frames: int = 0,
+        *,
         on_limit: Callable[[FeedListener], None] | None = None,
     ) -> None: ...
     def on_ws_connected(self, transport: WSTransport) -> None: ...

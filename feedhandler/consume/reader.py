@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPart
 def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = "",
                   from_beginning: bool = True, tail: int = 0, follow: bool = False,
                   idle_timeout: float = 10.0, timeout: float = 30.0,
-                  settings: dict[str, Any] | None = None) -> Iterator[Message]:
+                  settings: dict[str, Any] | None = None) -> Generator[Message]:
     """Messages of `topics` (and of every topic matching the regex `pattern`), in offset order
     per partition.
 
@@ -44,10 +44,11 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
                 if not follow and time.monotonic() - idle_since > idle_timeout:
                     return
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(f"reading {msg.topic()} failed: {msg.error()}")
+                raise RuntimeError(f"reading {msg.topic()} failed: {error}")
             idle_since = time.monotonic()
             part = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0

@@ -7,7 +7,7 @@ Header values are UTF-8 text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -34,6 +34,9 @@ H_EVENT: Final = "fh.event"  # control: the event type
 H_REASON: Final = "fh.reason"  # dead-letter: why the frame was rejected
 H_FIELD: Final = "fh.field"  # dead-letter: the field at fault ("" = the frame as a whole)
 H_STREAM: Final = "fh.stream"  # dead-letter: the exchange stream name, when known
+
+# What confluent_kafka.Message.headers() returns (and produce() takes).
+KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
 
 # --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"
@@ -153,8 +156,10 @@ def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:
             (H_TIME_UNIT, time_unit.encode())]
 
 
-def header_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    return {k: (v or b"").decode() for k, v in headers or ()}
+def header_dict(headers: KafkaHeaders) -> dict[str, str]:
+    """A message's headers (as confluent_kafka gives them) as text."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return {k: v.decode() if isinstance(v, bytes) else v or "" for k, v in pairs}
 
 
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:

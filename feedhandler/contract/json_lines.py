@@ -177,8 +177,9 @@ def encode_json(schema: Schema, records: np.ndarray, lead: bytes = b"") -> bytes
         blocks.append(np.broadcast_to(_cells(key), (n, len(_cells(key)))))
         blocks.append(_field(field, records[field.name]))
     blocks.append(np.broadcast_to(_cells(b"}\n"), (n, 1)))
-    text = np.hstack(blocks).view(np.uint8).reshape(-1)
-    return text[text != 0].tobytes()
+    text: np.ndarray = np.hstack(blocks).view(np.uint8).reshape(-1)
+    kept: np.ndarray = text[text != 0]
+    return kept.tobytes()
 
 
 def _units(text: str, wide: bool = False) -> int:

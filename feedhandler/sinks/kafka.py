@@ -302,8 +302,8 @@ class KafkaSink:
                      count: int) -> bool:
         """False when librdkafka's queue is full (the message is still ours to retry)."""
         try:
-            self._producer.produce(topic, value, key, headers=headers,
-                                   on_delivery=self._callback(count))
+            self._producer.produce(topic, value, key, headers=headers,  # type: ignore[arg-type]
+                                   on_delivery=self._callback(count))  # (an invariant list)
         except BufferError:
             self.stats.buffer_full += 1
             self._producer.poll(0)  # delivery reports free queue space
@@ -366,11 +366,13 @@ def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _within(counts: np.ndarray) -> np.ndarray:
     """0..counts[i]-1 for each i, concatenated."""
-    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    within: np.ndarray = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return within
 
 
 def _ranges(offsets: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """Indices offsets[p]..offsets[p + 1] for each p in picks, concatenated."""
     starts = offsets[picks]
     lengths = offsets[picks + 1] - starts
-    return np.repeat(starts, lengths) + _within(lengths)
+    indices: np.ndarray = np.repeat(starts, lengths) + _within(lengths)
+    return indices

@@ -127,6 +127,7 @@ class ShardConnection:
                 self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))
                 await _sleep_unless(stop, delay)
                 continue
+            assert isinstance(listener, FeedListener)  # what _make_listener made
             self.listener = listener
             self.failed_attempts, self.last_error = 0, ""
             self._apply_pause()  # a connection made while the sink is backed up waits too
@@ -152,7 +153,7 @@ class ShardConnection:
             code = listener.close_code
             log.warning("shard %d: disconnected (close code %s); reconnecting", self.shard.index,
                         code)
-            self._event("disconnected", close_code=int(code) if code is not None else None)
+            self._event("disconnected", close_code=int(code.value) if code is not None else None)
             await _sleep_unless(stop, self._backoff.next_delay())
 
 

@@ -237,7 +237,7 @@ def test_readme_carries_the_generated_contract_section() -> None:
 
     from feedhandler.contract.docs import section
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     begin = readme.index("-->\n", readme.index("<!-- BEGIN generated")) + len("-->\n")
     end = readme.index("<!-- END generated -->")
     assert readme[begin:end].rstrip() == section().rstrip()
