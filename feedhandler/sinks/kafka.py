@@ -31,7 +31,13 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from feedhandler._ext.publish import group_rows, produce_messages, record_values
+from feedhandler._ext.publish import (
+    MessageBatch,
+    Outlet,
+    group_rows,
+    produce_messages,
+    record_values,
+)
 from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
@@ -119,8 +125,9 @@ class KafkaSink:
         ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
         self._producer = Producer(producer_config(config, instance), logger=log,
                                   stats_cb=self._on_statistics)
-        self._callbacks: dict[int, Callable[[KafkaError | None, Message], None]] = {}
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
+        self._outlet = Outlet(self._producer.produce, self._on_delivery, self._to_backlog,
+                              self._failed)
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -275,18 +282,14 @@ class KafkaSink:
         cache = self._topics.setdefault(schema.kind, {})
         topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
-        # Behind a backlog, new messages queue too: per-key order is kept.
-        totals = np.zeros(3, np.int64)
-        try:
-            produce_messages(self._producer.produce, self._on_delivery, self._callbacks,
-                             self._to_backlog, self._failed, topics, keys, values,
-                             ends - starts, firsts, lasts, fixed, b"%d" % epoch,
-                             bool(self._backlog), totals, extra_headers)
+        batch = MessageBatch(topics, keys, values, ends - starts, fixed, b"%d" % epoch, firsts,
+                             lasts, extra_headers)
+        try:  # behind a backlog, new messages queue too: per-key order is kept
+            produce_messages(self._outlet, batch, bool(self._backlog))
         finally:
-            messages, records, buffer_full = totals.tolist()
-            self.stats.produced += messages
-            self.stats.records_produced += records
-            self.stats.buffer_full += buffer_full
+            self.stats.produced += batch.produced
+            self.stats.records_produced += batch.records
+            self.stats.buffer_full += batch.buffer_full
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
@@ -318,9 +321,9 @@ class KafkaSink:
     def _callback(self, count: int) -> Callable[[KafkaError | None, Message], None]:
         """The delivery callback of a message of `count` records, one per distinct count (as
         produce_messages keeps them)."""
-        callback = self._callbacks.get(count)
+        callback = self._outlet.callbacks.get(count)
         if callback is None:
-            callback = self._callbacks[count] = partial(self._on_delivery, count)
+            callback = self._outlet.callbacks[count] = partial(self._on_delivery, count)
         return callback
 
     def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
