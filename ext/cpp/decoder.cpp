@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fixed_point.h"
+#include "key_code.h"
 #include "simdjson.h"
 
 namespace fh {
@@ -18,6 +19,47 @@ namespace {
 
 constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
 
+// How a keyed JSON value becomes its column (tables in decoder_gen.h).
+enum Reader : uint8_t {
+  R_INTEGER, R_TIMESTAMP, R_FIXED8, R_FIXED128, R_BOOL, R_TEXT, R_SYMBOL
+};
+
+struct KeyField {
+  const char* key;    // JSON key, also the `field` of an error
+  uint32_t offset;    // of the column in the record
+  Reader reader;
+  uint32_t width;     // R_TEXT/R_SYMBOL: bytes
+  bool required;
+  int32_t null_flag;  // nullable: offset of the uint8 column set to 1 when a value came; -1 = no
+};
+
+struct SequenceDesc {
+  bool checked;
+  uint32_t first, last;  // offsets of the int64 id columns
+  bool contiguous;       // else: only increasing
+};
+
+struct StreamGrammar {
+  const char* name;  // suffix after `<symbol>@`, or the whole market-wide name
+  Kind kind;
+  uint8_t levels;
+  int16_t utc_offset_min;
+  bool market;  // `!…`: no symbol
+  bool array;   // payload is an array of events
+};
+
+// A kind decoded from its tables alone: specialised per kind in decoder_gen.h.
+template <Kind K>
+struct Plain;
+
+}  // namespace
+}  // namespace fh
+
+#include "decoder_gen.h"
+
+namespace fh {
+namespace {
+
 struct StreamInfo {
   Kind kind = KIND_NONE;
   bool is_array = false;  // "!miniTicker@arr", "!ticker_<w>@arr"
@@ -26,101 +68,27 @@ struct StreamInfo {
   char symbol[kSymbolWidth] = {};  // upper-cased from the stream name; empty for "!" streams
 };
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
-bool is_window(std::string_view w) { return w == "1h" || w == "4h" || w == "1d"; }
-
-bool is_kline_interval(std::string_view i) {
-  static constexpr std::string_view kIntervals[] = {"1s", "1m", "3m", "5m", "15m", "30m",
-                                                    "1h", "2h", "4h", "6h", "8h", "12h",
-                                                    "1d", "3d", "1w", "1M"};
-  for (auto k : kIntervals)
-    if (i == k) return true;
-  return false;
-}
-
-// "@100ms"/"@1000ms" cadence suffix of depth streams; empty is the default cadence.
-bool is_depth_cadence(std::string_view s) { return s.empty() || s == "@100ms" || s == "@1000ms"; }
-
 bool classify_stream(std::string_view name, StreamInfo& out) {
   out = StreamInfo{};
-  if (name == "!serverShutdown") {
-    out.kind = KIND_CONTROL;
-    return true;
-  }
-  if (name == "!bookTicker") {  // retired all-market stream; same payload as <symbol>@bookTicker
-    out.kind = KIND_BOOK_TICKER;
-    return true;
-  }
-  if (name == "!miniTicker@arr" || name == "!ticker@arr") {
-    out.kind = name == "!miniTicker@arr" ? KIND_MINI_TICKER : KIND_TICKER;
-    out.is_array = true;
-    return true;
-  }
-  if (starts_with(name, "!ticker_") && name.size() == 14 && name.substr(10) == "@arr" &&
-      is_window(name.substr(8, 2))) {
-    out.kind = KIND_WINDOW_TICKER;
-    out.is_array = true;
-    return true;
-  }
-  const size_t at = name.find('@');
-  if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
-  for (size_t i = 0; i < at; ++i) {
-    const char c = name[i];
-    out.symbol[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
-  }
-  const std::string_view rest = name.substr(at + 1);
-  if (rest == "trade") out.kind = KIND_TRADE;
-  else if (rest == "aggTrade") out.kind = KIND_AGG_TRADE;
-  else if (rest == "bookTicker") out.kind = KIND_BOOK_TICKER;
-  else if (rest == "miniTicker") out.kind = KIND_MINI_TICKER;
-  else if (rest == "ticker") out.kind = KIND_TICKER;
-  else if (rest == "avgPrice") out.kind = KIND_AVG_PRICE;
-  else if (starts_with(rest, "ticker_") && is_window(rest.substr(7))) out.kind = KIND_WINDOW_TICKER;
-  else if (starts_with(rest, "depth")) {
-    std::string_view levels = rest.substr(5);
-    const size_t cadence = levels.find('@');
-    const std::string_view suffix =
-        cadence == std::string_view::npos ? std::string_view{} : levels.substr(cadence);
-    levels = levels.substr(0, cadence);
-    if (!is_depth_cadence(suffix)) return false;
-    if (levels.empty()) out.kind = KIND_DEPTH;
-    else if (levels == "5" || levels == "10" || levels == "20") {
-      out.kind = KIND_DEPTH_PARTIAL;
-      out.levels = static_cast<uint8_t>(levels == "5" ? 5 : levels == "10" ? 10 : 20);
-    } else {
-      return false;
+  const StreamGrammar* g;
+  if (!name.empty() && name[0] == '!') {
+    g = stream_grammar(name);
+    if (!g || !g->market) return false;
+  } else {
+    const size_t at = name.find('@');
+    if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
+    g = stream_grammar(name.substr(at + 1));
+    if (!g || g->market) return false;
+    for (size_t i = 0; i < at; ++i) {
+      const char ch = name[i];
+      out.symbol[i] = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch;
     }
-  } else if (starts_with(rest, "kline_")) {
-    std::string_view interval = rest.substr(6);
-    const size_t tz = interval.find('@');
-    if (tz != std::string_view::npos) {
-      if (interval.substr(tz) != "@+08:00") return false;
-      out.utc_offset_min = 480;
-      interval = interval.substr(0, tz);
-    }
-    if (!is_kline_interval(interval)) return false;
-    out.kind = KIND_KLINE;
   }
-  return out.kind != KIND_NONE;
-}
-
-// Event type ("e") -> kind; window tickers are "<w>Ticker".
-Kind event_kind(std::string_view e) {
-  if (e == "trade") return KIND_TRADE;
-  if (e == "aggTrade") return KIND_AGG_TRADE;
-  if (e == "depthUpdate") return KIND_DEPTH;
-  if (e == "kline") return KIND_KLINE;
-  if (e == "24hrMiniTicker") return KIND_MINI_TICKER;
-  if (e == "24hrTicker") return KIND_TICKER;
-  if (e == "avgPrice") return KIND_AVG_PRICE;
-  if (e == "serverShutdown") return KIND_CONTROL;
-  if (e.size() == 8 && e.substr(2) == "Ticker" && is_window(e.substr(0, 2))) {
-    return KIND_WINDOW_TICKER;
-  }
-  return KIND_NONE;
+  out.kind = g->kind;
+  out.is_array = g->array;
+  out.levels = g->levels;
+  out.utc_offset_min = g->utc_offset_min;
+  return true;
 }
 
 Error from_simdjson(error_code err) {
@@ -150,13 +118,6 @@ Error from_decimal(DecimalStatus s) {
     default:
       return ERR_BAD_DECIMAL;
   }
-}
-
-// A key is one of Binance's short names; compare without building strings.
-constexpr uint32_t key_code(std::string_view k) {
-  uint32_t code = 0;
-  for (char c : k) code = code * 131 + static_cast<unsigned char>(c);
-  return code;
 }
 
 }  // namespace
@@ -201,17 +162,16 @@ struct Decoder::Impl {
   bool array(od::array& arr, Kind expected, Ctx& c);
   bool by_kind(od::object& obj, Kind kind, Ctx& c);
 
-  // --- one parser per kind ---
-  bool trade(od::object& obj, Ctx& c);
-  bool agg_trade(od::object& obj, Ctx& c);
-  bool book_ticker(od::object& obj, Ctx& c);
+  // --- plain kinds: from their tables (decoder_gen.h) ---
+  template <Kind K>
+  bool plain(od::object& obj, Ctx& c);
+  bool read(od::value& v, const KeyField& f, char* row, Ctx& c);
+
+  // --- hooks: kinds that need real code ---
   bool depth(od::object& obj, Ctx& c);
   bool depth_partial(od::object& obj, Ctx& c);
   bool kline(od::object& obj, Ctx& c);
-  bool mini_ticker(od::object& obj, Ctx& c);
-  bool ticker(od::object& obj, Ctx& c);
   bool window_ticker(od::object& obj, Ctx& c);
-  bool avg_price(od::object& obj, Ctx& c);
   bool control(od::object& obj, Ctx& c);
 
   // --- field readers: false = c.error set ---
@@ -482,10 +442,8 @@ bool Decoder::Impl::root(od::document& doc, Ctx& c) {
     return combined(obj, c);
   }
   if (first == "e") return event(obj, kind, c);
-  if (first == "u") kind = KIND_BOOK_TICKER;
-  else if (first == "lastUpdateId") kind = KIND_DEPTH_PARTIAL;
-  else if (first == "result" || first == "id" || first == "code") kind = KIND_CONTROL;
-  else return fail(c, ERR_UNKNOWN_EVENT, "");
+  kind = first_key_kind(first);
+  if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "");
   if (auto err = obj.reset().error()) return json_fail(c, err, "");
   return by_kind(obj, kind, c);
 }
@@ -556,16 +514,14 @@ bool Decoder::Impl::array(od::array& arr, Kind expected, Ctx& c) {
 
 bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
   switch (kind) {
-    case KIND_TRADE: return trade(obj, c);
-    case KIND_AGG_TRADE: return agg_trade(obj, c);
-    case KIND_BOOK_TICKER: return book_ticker(obj, c);
+#define FH_PLAIN_CASE(K) \
+  case K: return plain<K>(obj, c);
+    FH_PLAIN_KINDS(FH_PLAIN_CASE)
+#undef FH_PLAIN_CASE
     case KIND_DEPTH: return depth(obj, c);
     case KIND_DEPTH_PARTIAL: return depth_partial(obj, c);
     case KIND_KLINE: return kline(obj, c);
-    case KIND_MINI_TICKER: return mini_ticker(obj, c);
-    case KIND_TICKER: return ticker(obj, c);
     case KIND_WINDOW_TICKER: return window_ticker(obj, c);
-    case KIND_AVG_PRICE: return avg_price(obj, c);
     case KIND_CONTROL: return control(obj, c);
     default: return fail(c, ERR_UNKNOWN_EVENT, "");
   }
@@ -597,71 +553,59 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
 // Sets bit `bit` of `seen` and evaluates the reader.
 #define FH_READ(bit, expr) ((seen |= 1u << (bit)), (expr))
 
-bool Decoder::Impl::trade(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"E", "s", "t", "p", "q", "T", "m"};
-  auto* r = append<TradeRecord>(KIND_TRADE, c);
+template <Kind K>
+bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
+  using P = Plain<K>;
+  using R = typename P::Record;
+  constexpr uint32_t kRequired = [] {
+    uint32_t mask = 0;
+    for (size_t i = 0; i < std::size(P::fields); ++i) mask |= uint32_t(P::fields[i].required) << i;
+    return mask;
+  }();
+  auto* r = append<R>(K, c);
   if (!r) return false;
   r->ts_recv = c.ts_recv;
+  char* row = reinterpret_cast<char*>(r);
   uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_TRADE, ([&] {
-    switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("t"): return FH_READ(2, integer(v, r->trade_id, c, "t"));
-      case key_code("p"): return FH_READ(3, fixed(v, r->price, c, "p"));
-      case key_code("q"): return FH_READ(4, fixed(v, r->qty, c, "q"));
-      case key_code("T"): return FH_READ(5, timestamp(v, r->ts_trade, c, "T"));
-      case key_code("m"): return FH_READ(6, boolean(v, r->buyer_is_maker, c, "m"));
-      default: return skip_field(field, c);
-    }
+  FH_FIELDS(obj, c, K, ([&] {
+    const int i = P::slot(key);
+    if (i < 0) return skip_field(field, c);
+    seen |= 1u << i;
+    return read(v, P::fields[i], row, c);
   }()))
-  return required(seen, 0x7f, kNames, c) &&
-         sequence(KIND_TRADE, r->symbol, r->trade_id, r->trade_id, true, c);
+  const uint32_t missing = kRequired & ~seen;
+  if (missing) return fail(c, ERR_MISSING_FIELD, P::fields[__builtin_ctz(missing)].key);
+  if constexpr (P::sequence.checked) {
+    int64_t first, last;
+    std::memcpy(&first, row + P::sequence.first, sizeof first);
+    std::memcpy(&last, row + P::sequence.last, sizeof last);
+    return sequence(K, r->symbol, first, last, P::sequence.contiguous, c);
+  }
+  return true;
 }
 
-bool Decoder::Impl::agg_trade(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"E", "s", "a", "p", "q", "f", "l", "T", "m"};
-  auto* r = append<AggTradeRecord>(KIND_AGG_TRADE, c);
-  if (!r) return false;
-  r->ts_recv = c.ts_recv;
-  uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_AGG_TRADE, ([&] {
-    switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("a"): return FH_READ(2, integer(v, r->agg_id, c, "a"));
-      case key_code("p"): return FH_READ(3, fixed(v, r->price, c, "p"));
-      case key_code("q"): return FH_READ(4, fixed(v, r->qty, c, "q"));
-      case key_code("f"): return FH_READ(5, integer(v, r->first_trade_id, c, "f"));
-      case key_code("l"): return FH_READ(6, integer(v, r->last_trade_id, c, "l"));
-      case key_code("T"): return FH_READ(7, timestamp(v, r->ts_trade, c, "T"));
-      case key_code("m"): return FH_READ(8, boolean(v, r->buyer_is_maker, c, "m"));
-      default: return skip_field(field, c);
+bool Decoder::Impl::read(od::value& v, const KeyField& f, char* row, Ctx& c) {
+  char* out = row + f.offset;
+  if (f.null_flag >= 0) {
+    bool is_null = false;
+    if (auto err = v.is_null().get(is_null)) return json_fail(c, err, f.key);
+    if (is_null) {  // the column keeps 0 and its flag says "no value"
+      row[f.null_flag] = 0;
+      return true;
     }
-  }()))
-  return required(seen, 0x1ff, kNames, c) &&
-         sequence(KIND_AGG_TRADE, r->symbol, r->agg_id, r->agg_id, true, c);
-}
-
-bool Decoder::Impl::book_ticker(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"u", "s", "b", "B", "a", "A"};
-  auto* r = append<BookTickerRecord>(KIND_BOOK_TICKER, c);
-  if (!r) return false;
-  r->ts_recv = c.ts_recv;
-  uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_BOOK_TICKER, ([&] {
-    switch (key) {
-      case key_code("u"): return FH_READ(0, integer(v, r->update_id, c, "u"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("b"): return FH_READ(2, fixed(v, r->bid_price, c, "b"));
-      case key_code("B"): return FH_READ(3, fixed(v, r->bid_qty, c, "B"));
-      case key_code("a"): return FH_READ(4, fixed(v, r->ask_price, c, "a"));
-      case key_code("A"): return FH_READ(5, fixed(v, r->ask_qty, c, "A"));
-      default: return skip_field(field, c);
-    }
-  }()))
-  return required(seen, 0x3f, kNames, c) &&
-         sequence(KIND_BOOK_TICKER, r->symbol, r->update_id, r->update_id, false, c);
+    row[f.null_flag] = 1;
+  }
+  // Columns are at their natural alignment in the row (asserted in records_gen.h).
+  switch (f.reader) {
+    case R_INTEGER: return integer(v, *reinterpret_cast<int64_t*>(out), c, f.key);
+    case R_TIMESTAMP: return timestamp(v, *reinterpret_cast<int64_t*>(out), c, f.key);
+    case R_FIXED8: return fixed(v, *reinterpret_cast<int64_t*>(out), c, f.key);
+    case R_FIXED128: return fixed128(v, *reinterpret_cast<Int128LE*>(out), c, f.key);
+    case R_BOOL: return boolean(v, *reinterpret_cast<uint8_t*>(out), c, f.key);
+    case R_TEXT: return text(v, out, f.width, c, f.key, ERR_WRONG_TYPE);
+    case R_SYMBOL: return text(v, out, f.width, c, f.key, ERR_SYMBOL_TOO_LONG);
+  }
+  return fail(c, ERR_WRONG_TYPE, f.key);
 }
 
 bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
@@ -821,65 +765,6 @@ bool Decoder::Impl::kline(od::object& obj, Ctx& c) {
   return required(seen, 0x3ffff, kNames, c);
 }
 
-bool Decoder::Impl::mini_ticker(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"E", "s", "c", "o", "h", "l", "v", "q"};
-  auto* r = append<MiniTickerRecord>(KIND_MINI_TICKER, c);
-  if (!r) return false;
-  r->ts_recv = c.ts_recv;
-  uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_MINI_TICKER, ([&] {
-    switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("c"): return FH_READ(2, fixed(v, r->close, c, "c"));
-      case key_code("o"): return FH_READ(3, fixed(v, r->open, c, "o"));
-      case key_code("h"): return FH_READ(4, fixed(v, r->high, c, "h"));
-      case key_code("l"): return FH_READ(5, fixed(v, r->low, c, "l"));
-      case key_code("v"): return FH_READ(6, fixed128(v, r->volume, c, "v"));
-      case key_code("q"): return FH_READ(7, fixed128(v, r->quote_volume, c, "q"));
-      default: return skip_field(field, c);
-    }
-  }()))
-  return required(seen, 0xff, kNames, c);
-}
-
-bool Decoder::Impl::ticker(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"E", "s", "p", "P", "w", "x", "c", "Q", "b", "B", "a",
-                                       "A", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"};
-  auto* r = append<TickerRecord>(KIND_TICKER, c);
-  if (!r) return false;
-  r->ts_recv = c.ts_recv;
-  uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_TICKER, ([&] {
-    switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("p"): return FH_READ(2, fixed(v, r->price_change, c, "p"));
-      case key_code("P"): return FH_READ(3, fixed(v, r->price_change_pct, c, "P"));
-      case key_code("w"): return FH_READ(4, fixed(v, r->weighted_avg_price, c, "w"));
-      case key_code("x"): return FH_READ(5, fixed(v, r->prev_close, c, "x"));
-      case key_code("c"): return FH_READ(6, fixed(v, r->last_price, c, "c"));
-      case key_code("Q"): return FH_READ(7, fixed(v, r->last_qty, c, "Q"));
-      case key_code("b"): return FH_READ(8, fixed(v, r->bid_price, c, "b"));
-      case key_code("B"): return FH_READ(9, fixed(v, r->bid_qty, c, "B"));
-      case key_code("a"): return FH_READ(10, fixed(v, r->ask_price, c, "a"));
-      case key_code("A"): return FH_READ(11, fixed(v, r->ask_qty, c, "A"));
-      case key_code("o"): return FH_READ(12, fixed(v, r->open, c, "o"));
-      case key_code("h"): return FH_READ(13, fixed(v, r->high, c, "h"));
-      case key_code("l"): return FH_READ(14, fixed(v, r->low, c, "l"));
-      case key_code("v"): return FH_READ(15, fixed128(v, r->volume, c, "v"));
-      case key_code("q"): return FH_READ(16, fixed128(v, r->quote_volume, c, "q"));
-      case key_code("O"): return FH_READ(17, timestamp(v, r->ts_open, c, "O"));
-      case key_code("C"): return FH_READ(18, timestamp(v, r->ts_close, c, "C"));
-      case key_code("F"): return FH_READ(19, integer(v, r->first_trade_id, c, "F"));
-      case key_code("L"): return FH_READ(20, integer(v, r->last_trade_id, c, "L"));
-      case key_code("n"): return FH_READ(21, integer(v, r->n_trades, c, "n"));
-      default: return skip_field(field, c);
-    }
-  }()))
-  return required(seen, 0x3fffff, kNames, c);
-}
-
 bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
   static const char* const kNames[] = {"E", "s", "p", "P", "o", "h", "l", "c", "w",
                                        "v", "q", "O", "C", "F", "L", "n"};
@@ -932,25 +817,6 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
     if (!event_ok) return false;
   }
   return required(seen, 0xffff, kNames, c);
-}
-
-bool Decoder::Impl::avg_price(od::object& obj, Ctx& c) {
-  static const char* const kNames[] = {"E", "s", "i", "w", "T"};
-  auto* r = append<AvgPriceRecord>(KIND_AVG_PRICE, c);
-  if (!r) return false;
-  r->ts_recv = c.ts_recv;
-  uint32_t seen = 0;
-  FH_FIELDS(obj, c, KIND_AVG_PRICE, ([&] {
-    switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, r->ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, r->symbol, c));
-      case key_code("i"): return FH_READ(2, text(v, r->interval, sizeof r->interval, c, "i", ERR_WRONG_TYPE));
-      case key_code("w"): return FH_READ(3, fixed(v, r->price, c, "w"));
-      case key_code("T"): return FH_READ(4, timestamp(v, r->ts_trade, c, "T"));
-      default: return skip_field(field, c);
-    }
-  }()))
-  return required(seen, 0x1f, kNames, c);
 }
 
 // {"result":…,"id":…}, {"code":…,"msg":…}, {"e":"serverShutdown","E":…}

@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
+from feedhandler.contract.kinds import sequence_fields
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # --- headers -------------------------------------------------------------------------------
@@ -47,13 +48,7 @@ DEFAULT_DEADLETTER_TOPIC: Final = "{exchange}.{market}.deadletter"
 ALL_SYMBOLS: Final = ""
 
 # The id each kind is sequenced by: (column giving the first id, column giving the last id).
-SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = {
-    "trade": ("trade_id", "trade_id"),
-    "aggTrade": ("agg_id", "agg_id"),
-    "bookTicker": ("update_id", "update_id"),
-    "depth": ("first_update_id", "last_update_id"),
-    "depthPartial": ("last_update_id", "last_update_id"),
-}
+SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = sequence_fields()
 
 
 def topic_for(kind: str, symbol: str = ALL_SYMBOLS, template: str = DEFAULT_TOPIC_TEMPLATE,

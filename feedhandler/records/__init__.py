@@ -1,4 +1,4 @@
-"""Record schemas: one versioned numpy dtype per table, generated from the C++ layouts."""
+"""Record schemas: one versioned numpy dtype per table, from the kind declarations."""
 
 from feedhandler.records.schema import (
     SCALE,

@@ -1,8 +1,9 @@
-"""The record tables the decoder writes: names, versions and numpy dtypes.
+"""The record tables the decoder writes: names, versions, byte layouts and numpy dtypes.
 
-The C++ structs in ext/cpp/records.h are the single source of every layout; this module only
-reads them back (`feedhandler._ext.decoder.layouts()`), so Python, C++ and the README cannot
-drift apart.
+Every layout follows from the declaration in `feedhandler.contract.kinds`: fields in declared
+order, each at its natural C alignment, the record padded to a multiple of its widest
+alignment (exactly what a C++ struct of those members is; the generated header asserts it).
+Needs no compiled extension: consumers who only `pip install` the package decode with it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from feedhandler._ext import decoder as _decoder
+from feedhandler.contract.kinds import KINDS, Kind
 
 SCALE = 10**8  # prices, quantities and volumes are integers of 1e-8 units
 
-FIELD_TYPE_NAMES = {0: "int64", 1: "int16", 2: "uint8", 3: "int128", 4: "bytes", 5: "fixed8"}
+# type -> (size of one element, alignment, numpy format)
+_STORAGE: dict[str, tuple[int, int, Any]] = {
+    "int64": (8, 8, "<i8"),
+    "fixed8": (8, 8, "<i8"),
+    "int16": (2, 2, "<i2"),
+    "uint8": (1, 1, "u1"),
+    # two little-endian words, as the C++ struct Int128LE {uint64 lo; int64 hi}
+    "int128": (16, 8, [("lo", "<u8"), ("hi", "<i8")]),
+    "bytes": (1, 1, None),
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +45,11 @@ class Field:
 
     @property
     def size(self) -> int:
-        unit = {"int64": 8, "fixed8": 8, "int16": 2, "uint8": 1, "int128": 16, "bytes": 1}
-        return unit[self.type] * self.count
+        return _STORAGE[self.type][0] * self.count
+
+    @property
+    def align(self) -> int:
+        return _STORAGE[self.type][1]
 
 
 @dataclass(frozen=True)
@@ -52,20 +65,29 @@ class Schema:
         return int(self.dtype.itemsize)
 
 
-def _load() -> dict[str, Schema]:
-    schemas = {}
-    for layout, dtype in zip(_decoder.layouts(), _decoder.DTYPES, strict=True):
-        fields = tuple(
-            Field(name, offset, FIELD_TYPE_NAMES[ftype], count)
-            for name, offset, ftype, count in layout["fields"]
-        )
-        schemas[layout["kind"]] = Schema(
-            layout["kind"], layout["schema"], layout["version"], dtype, fields
-        )
-    return schemas
+def _format(f: Field) -> Any:
+    if f.type == "bytes":
+        return f"S{f.count}"
+    fmt = _STORAGE[f.type][2]
+    return (fmt, (f.count,)) if f.count > 1 else fmt
 
 
-SCHEMAS: dict[str, Schema] = _load()
+def layout(kind: Kind) -> Schema:
+    """The record layout of a declared kind."""
+    fields, end, widest = [], 0, 1
+    for declared in kind.fields:
+        f = Field(declared.name, 0, declared.type, declared.count)
+        offset = -(-end // f.align) * f.align
+        fields.append(Field(f.name, offset, f.type, f.count))
+        end, widest = offset + f.size, max(widest, f.align)
+    itemsize = -(-end // widest) * widest
+    dtype = np.dtype({"names": [f.name for f in fields],
+                      "formats": [_format(f) for f in fields],
+                      "offsets": [f.offset for f in fields], "itemsize": itemsize})
+    return Schema(kind.name, kind.schema, kind.version, dtype, tuple(fields))
+
+
+SCHEMAS: dict[str, Schema] = {kind.name: layout(kind) for kind in KINDS}
 _BY_NAME = {(s.name, s.version): s for s in SCHEMAS.values()}
 
 

@@ -62,6 +62,8 @@ EVENT_KINDS = {
     "24hrMiniTicker": "miniTicker",
     "24hrTicker": "ticker",
     "avgPrice": "avgPrice",
+    "blockTrade": "blockTrade",
+    "referencePrice": "referencePrice",
     "serverShutdown": "control",
     **{f"{w}Ticker": "windowTicker" for w in WINDOWS},
 }
@@ -170,6 +172,8 @@ def classify_stream(name: str) -> Stream | None:
         "miniTicker": "miniTicker",
         "ticker": "ticker",
         "avgPrice": "avgPrice",
+        "blockTrade": "blockTrade",
+        "referencePrice": "referencePrice",
         **{f"ticker_{w}": "windowTicker" for w in WINDOWS},
     }
     if rest in simple:
@@ -598,6 +602,35 @@ class Reference:
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
         })  # fmt: skip
         self._emit("avgPrice", r)
+
+    def _blockTrade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
+        """§4.3: the trade fields without `M`; `t` is the block trades' own sequence."""
+        r: dict[str, Any] = {"ts_recv": self._ts_recv}
+        self._fields(obj, "blockTrade", event, {
+            "E": lambda v: r.__setitem__("ts_event", self.ts(v, "E")),
+            "s": lambda v: r.__setitem__("symbol", symbol(v)),
+            "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
+            "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q")),
+            "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
+            "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
+        })  # fmt: skip
+        self._emit("blockTrade", r)
+        self._sequence("blockTrade", r["symbol"], r["trade_id"], r["trade_id"], True)
+
+    def _referencePrice(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
+        """§4.4: no `E`; `r` is a decimal string or null (price 0, price_known 0)."""
+        r: dict[str, Any] = {"ts_recv": self._ts_recv}
+
+        def reference(value: Any) -> None:
+            r["price"], r["price_known"] = (0, 0) if value is None else (fixed8(value, "r"), 1)
+
+        self._fields(obj, "referencePrice", event, {
+            "s": lambda v: r.__setitem__("symbol", symbol(v)),
+            "r": reference,
+            "t": lambda v: r.__setitem__("ts_engine", self.ts(v, "t")),
+        })  # fmt: skip
+        self._emit("referencePrice", r)
 
     def _control(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
         """{"result":…,"id":…}, {"code":…,"msg":…}, {"e":"serverShutdown","E":…}"""

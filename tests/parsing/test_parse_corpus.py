@@ -50,8 +50,9 @@ def test_corpus_covers_every_kind_it_can() -> None:
     kinds: set[str] = set()
     for name in spot_files():
         kinds |= run_decoder(corpus_lines(name)).kinds()
-    # No spot capture of windowTicker/avgPrice exists; generated frames cover those.
-    assert kinds == set(KIND_NAMES) - {"windowTicker", "avgPrice"}
+    # No spot capture of windowTicker/avgPrice/blockTrade/referencePrice exists; generated
+    # frames and the protocol doc's examples cover those.
+    assert kinds == set(KIND_NAMES) - {"windowTicker", "avgPrice", "blockTrade", "referencePrice"}
 
 
 def test_small_batches_and_growth_give_the_same_rows() -> None:

@@ -305,8 +305,8 @@ def test_binary_frame_between_good_frames() -> None:
     "stream",
     ["btcusdt@trades", "btcusdt@depth7", "btcusdt@depth@250ms", "btcusdt@depth20@10ms",
      "btcusdt@kline_2m", "btcusdt@kline_1m@+09:00", "btcusdt@ticker_2h", "@trade", "trade",
-     "x" * 33 + "@trade", "!ticker_1w@arr", "!miniTicker", "btcusdt@blockTrade",
-     "btcusdt@referencePrice", "BTCUSDT@aggtrade", ""],
+     "x" * 33 + "@trade", "!ticker_1w@arr", "!miniTicker", "btcusdt@blocktrade",
+     "btcusdt@referenceprice", "btcusdt@markPrice", "BTCUSDT@aggtrade", ""],
 )  # fmt: skip
 def test_unknown_stream(stream: str) -> None:
     payload = SAMPLES["trade"][0]
@@ -323,7 +323,7 @@ def test_unknown_stream(stream: str) -> None:
         ({"e": "foo", "E": 1}, "e"),
         ({"e": "1wTicker", "E": 1}, "e"),
         ({"e": "bookTicker", "u": 1}, "e"),
-        ({"e": "blockTrade", "E": 1, "s": "BNBBTC", "t": 1}, "e"),
+        ({"e": "markPriceUpdate", "E": 1, "s": "BNBBTC", "p": "1"}, "e"),
         ({"e": "", "E": 1}, "e"),
         ({"E": 1, "e": "trade"}, ""),  # "e" must come first in a raw frame
         ({"lastupdateid": 1}, ""),

@@ -14,7 +14,7 @@ from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
 from feedhandler.records import SCALE, SCHEMAS, schema_by_name, to_decimal, wide_to_int
 
 # (version, itemsize, fingerprint of name:offset:type:count per field). A layout change must
-# come with a version bump in ext/cpp/records.cpp; then update the row here.
+# come with a version bump in feedhandler/contract/kinds.py; then update the row here.
 PINNED = {
     "trade": (1, 88, "99bc9d5dda4f7497"),
     "aggTrade": (1, 104, "f25c05f09fbeb528"),
@@ -28,6 +28,8 @@ PINNED = {
     "avgPrice": (1, 72, "12cbdf227258f44c"),
     "control": (1, 40, "75d6f3e0368fdc73"),
     "gap": (1, 64, "05ae791ad2790162"),
+    "blockTrade": (1, 88, "99bc9d5dda4f7497"),
+    "referencePrice": (1, 64, "6d947dfd3d70be32"),
 }
 
 
@@ -41,12 +43,26 @@ def test_one_schema_per_kind_in_enum_order() -> None:
     assert len(DTYPES) == len(KIND_NAMES)
 
 
+FIELD_TYPE_CODES = {"int64": 0, "int16": 1, "uint8": 2, "int128": 3, "bytes": 4, "fixed8": 5}
+
+
+@pytest.mark.parametrize("layout", layouts(), ids=lambda layout: layout["kind"])
+def test_declared_schema_is_the_extension_layout(layout: dict) -> None:
+    """SCHEMAS come from the declaration alone; the compiled structs must agree exactly."""
+    schema = SCHEMAS[layout["kind"]]
+    assert (schema.name, schema.version, schema.itemsize) == (
+        layout["schema"], layout["version"], layout["itemsize"])
+    assert [(f.name, f.offset, FIELD_TYPE_CODES[f.type], f.count) for f in schema.fields] == [
+        tuple(f) for f in layout["fields"]]
+    assert schema.dtype == DTYPES[KIND_NAMES.index(layout["kind"])]
+
+
 @pytest.mark.parametrize("layout", layouts(), ids=lambda layout: layout["kind"])
 def test_layout_changes_bump_the_version(layout: dict) -> None:
     version, itemsize, pinned = PINNED[layout["kind"]]
     got = (layout["version"], layout["itemsize"], fingerprint(layout))
     assert got == (version, itemsize, pinned), (
-        f"{layout['kind']}: layout changed; bump its version in ext/cpp/records.cpp and "
+        f"{layout['kind']}: layout changed; bump its version in feedhandler/contract/kinds.py and "
         f"update PINNED to {got}"
     )
 
