@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import feedhandler._ext
 
 STUB_DIR = Path(feedhandler._ext.__file__).parent
+PYX_DIR = Path(__file__).parents[1] / "ext" / "feedhandler" / "_ext"
 MODULES = ["decoder", "listener", "publish"]
 # (name, "positional" | "keyword", default or NO_DEFAULT); a stub's `...` default matches any
 Param = tuple[str, str, Any]
@@ -51,19 +53,24 @@ def runtime_params(obj: Any) -> list[Param]:
             if p.name != "self"]
 
 
-def constructor_params(cls: type) -> list[Param]:
-    """A Cython class's constructor, from the signature `embedsignature` writes first in its
-    docstring, e.g. `Decoder(on_batch, on_error=None, *, linger_ms=5.0)` (C types dropped)."""
-    line = (cls.__doc__ or "").splitlines()[0]
-    assert line.startswith(f"{cls.__name__}(") and line.endswith(")"), line
+def constructor_params(module: str, cls: str) -> list[Param]:
+    """A Cython class's `__init__` parameters, read from its .pyx source (C types dropped).
+
+    The runtime hides them (a slot wrapper), and the signature `embedsignature` writes into the
+    class docstring misplaces the `*` of keyword-only parameters (Cython 3.3)."""
+    source = (PYX_DIR / f"{module}.pyx").read_text()
+    body = source[source.index(f"cdef class {cls}"):]
+    match = re.search(r"def __init__\((.*?)\):", body, re.DOTALL)
+    assert match, f"{cls}.__init__ not found"
     params, kind = [], "positional"
-    for part in filter(None, (p.strip() for p in line[len(cls.__name__) + 1:-1].split(","))):
+    for part in (" ".join(p.split()) for p in match[1].split(",")):
         if part == "*":
             kind = "keyword"
             continue
-        declaration, _, default = part.partition("=")
-        name = declaration.split()[-1]  # `Decoder decoder` -> decoder
-        params.append((name, kind, eval(default) if default else NO_DEFAULT))
+        declaration, _, default = part.removesuffix(" not None").partition("=")
+        name = declaration.removesuffix(" not None").split()[-1]  # `Decoder decoder` -> decoder
+        if name != "self":
+            params.append((name, kind, eval(default) if default else NO_DEFAULT))
     return params
 
 
@@ -109,7 +116,7 @@ def test_stub_signatures_match_the_module(name: str) -> None:
         owner = getattr(module, cls.name)
         for fn in functions(cls):
             qualname = f"{cls.name}.{fn.name}"
-            runtime = (constructor_params(owner) if fn.name == "__init__"
+            runtime = (constructor_params(name, cls.name) if fn.name == "__init__"
                        else runtime_params(getattr(owner, fn.name)))
             stub = stub_params(fn, method=True)
             assert same(stub, runtime), f"{qualname}: stub {stub} != runtime {runtime}"

@@ -21,8 +21,8 @@ class FeedListener(WSListener):
         decoder: Decoder,
         on_connected: Callable[[FeedListener], None] | None = None,
         on_disconnected: Callable[[FeedListener], None] | None = None,
-        max_frames: int = 0,
         *,
+        max_frames: int = 0,
         on_limit: Callable[[FeedListener], None] | None = None,
     ) -> None: ...
     def on_ws_connected(self, transport: WSTransport) -> None: ...
