@@ -104,8 +104,8 @@ class Frames:
     rows: np.ndarray
 
 
-def _padding(schema: Schema) -> list[tuple[int, int]]:
-    """Byte ranges of a record that no field covers."""
+def padding(schema: Schema) -> list[tuple[int, int]]:
+    """Byte ranges [start, end) of a record that no field covers."""
     covered = np.zeros(schema.itemsize, bool)
     for f in schema.fields:
         covered[f.offset : f.offset + f.size] = True
@@ -113,7 +113,7 @@ def _padding(schema: Schema) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))  # start, end
 
 
-_PADDING = {schema.name: _padding(schema) for schema in SCHEMAS.values()}
+_PADDING = {schema.name: padding(schema) for schema in SCHEMAS.values()}
 
 
 def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from feedhandler._ext.decoder import parse_decimal
-from feedhandler.records.schema import Field, Schema
+from feedhandler.records.schema import Field, Schema, from_str
 
 CELL = 4
 
@@ -182,10 +181,6 @@ def encode_json(schema: Schema, records: np.ndarray, lead: bytes = b"") -> bytes
     return kept.tobytes()
 
 
-def _units(text: str, wide: bool = False) -> int:
-    return int(parse_decimal(text.encode(), wide))
-
-
 def decode_json(schema: Schema, value: bytes) -> np.ndarray:
     """JSON lines -> records (the inverse of `encode_json`); per value, for consumers."""
     rows: list[dict[str, Any]] = [orjson.loads(line) for line in value.splitlines() if line]
@@ -195,13 +190,13 @@ def decode_json(schema: Schema, value: bytes) -> np.ndarray:
         if field.type == "bytes":
             out[field.name] = [text.encode() for text in column]
         elif field.type == "int128":
-            units = [_units(text, wide=True) for text in column]
+            units = [from_str(text) for text in column]
             out[field.name]["lo"] = [u & 0xFFFF_FFFF_FFFF_FFFF for u in units]
             out[field.name]["hi"] = [u >> 64 for u in units]
         elif field.is_decimal and field.count > 1:
-            out[field.name] = [[_units(text) for text in item] for item in column]
+            out[field.name] = [[from_str(text) for text in item] for item in column]
         elif field.is_decimal:
-            out[field.name] = [_units(text) for text in column]
+            out[field.name] = [from_str(text) for text in column]
         else:
             out[field.name] = column
     return out

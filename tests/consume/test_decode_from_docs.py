@@ -17,6 +17,7 @@ from feedhandler.config import KafkaConfig
 from feedhandler.consume.reader import read_messages
 from feedhandler.contract import header_dict, wire_records
 from feedhandler.contract.docs import section
+from feedhandler.contract.kinds import market_kinds
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS, wide_to_int
 from feedhandler.simulator.market import Feed, Universe
@@ -110,6 +111,11 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     feed = Feed(3, universe)
     feed.subscribe(streams)
     frames = [b'{"stream":"%s","data":%s}' % (s.encode(), p) for s, p in feed.next_frames(4000)]
+    streamed = parse(frames)
+    # Kinds these streams do not carry: their declared example payloads.
+    frames += [b'{"stream":"bnbbtc@%s","data":%s}' % (k.streams[0].text.encode(),
+                                                      k.example.encode())
+               for k in market_kinds() if not len(streamed[k.name])]
     parsed = parse(frames)
     # Volumes past int64: the two-word layout must carry the high word.
     kline = wire_records(SCHEMAS["kline"], parsed["kline"])
