@@ -14,6 +14,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from feedhandler.contract import ENCODINGS
+
 
 class ConfigError(ValueError):
     pass
@@ -27,7 +29,7 @@ class KafkaConfig:
     deadletter_topic: str = "{exchange}.{market}.deadletter"  # rejected frames, unchanged
     exchange: str = "binance"
     market: str = "spot"
-    encoding: str = "records"  # records | json | raw
+    encoding: str = "records"  # records | json | jsonrecord | raw
     create_topics: bool = True  # create missing topics on start; false: fail if one is missing
     partitions: int = -1  # for created topics; -1 = the broker's default
     replication_factor: int = -1
@@ -92,8 +94,8 @@ class HandlerConfig:
     def validate(self) -> None:
         if self.sink not in ("kafka", "null"):
             raise ConfigError(f"sink: must be kafka or null, not {self.sink!r}")
-        if self.kafka.encoding not in ("records", "json", "raw"):
-            raise ConfigError(f"kafka.encoding: must be records, json or raw, not "
+        if self.kafka.encoding not in ENCODINGS:
+            raise ConfigError(f"kafka.encoding: must be one of {', '.join(ENCODINGS)}, not "
                               f"{self.kafka.encoding!r}")
         if self.kafka.compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
             raise ConfigError(f"kafka.compression: unknown codec {self.kafka.compression!r}")

@@ -12,6 +12,7 @@ import uvloop
 from feedhandler._ext.decoder import SIMD_KERNEL
 from feedhandler.app.handler import Handler
 from feedhandler.config import ConfigError, load_config
+from feedhandler.contract import ENCODINGS
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--streams", help="comma-separated stream names: btcusdt@trade,ethusdt@depth")
     p.add_argument("--sink", choices=["kafka", "null"])
     p.add_argument("--kafka-bootstrap", dest="kafka.bootstrap")
-    p.add_argument("--encoding", dest="kafka.encoding", choices=["records", "json", "raw"])
+    p.add_argument("--encoding", dest="kafka.encoding", choices=ENCODINGS)
     p.add_argument("--topic-template", dest="kafka.topic_template")
     p.add_argument("--batch-rows", dest="batch.rows", type=int)
     p.add_argument("--linger-ms", dest="batch.linger_ms", type=float)

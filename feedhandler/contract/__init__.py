@@ -16,6 +16,9 @@ import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
 from feedhandler.contract.kinds import sequence_fields
+from feedhandler.contract.schemas import arrow_schema as arrow_schema
+from feedhandler.contract.schemas import arrow_table as arrow_table
+from feedhandler.contract.schemas import json_schema as json_schema
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # --- headers -------------------------------------------------------------------------------
@@ -38,6 +41,10 @@ H_STREAM: Final = "fh.stream"  # dead-letter: the exchange stream name, when kno
 
 # What confluent_kafka.Message.headers() returns (and produce() takes).
 KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
+
+# Values of fh.encoding (kafka.encoding): record bytes, JSON lines, one JSON record per
+# message, the exchange's frames.
+ENCODINGS: Final = ("records", "json", "jsonrecord", "raw")
 
 # --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"
@@ -183,7 +190,7 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
         records = np.frombuffer(value, dtype=schema.dtype)
-    elif encoding == "json":
+    elif encoding in ("json", "jsonrecord"):
         records = decode_json(schema, value)
     elif encoding == "raw":
         records = decode_raw(schema, headers, value)

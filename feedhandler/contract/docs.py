@@ -232,8 +232,10 @@ def values_section() -> str:
 Machine-readable schemas, generated from the same declarations:
 `python -m feedhandler.contract.schemas json [KIND]` prints the JSON Schema of each kind's
 `json`/`jsonrecord` object, `python -m feedhandler.contract.schemas arrow [KIND]` the Arrow
-schema of its `records` (`feedhandler.contract.arrow_schema(kind)`: decimals as
-`decimal128(38, 8)`, text as `string`, `T[N]` as fixed-size lists; needs pyarrow)."""
+schema of its `records` (`feedhandler.contract.arrow_schema(kind)`, and
+`arrow_table(kind, records)` for a decoded batch; needs pyarrow): times as
+`timestamp[ns, UTC]`, decimal64 as `decimal128(19, 8)` and decimal128 as `decimal256(39, 8)`
+(exact), text as `string`, `T[N]` as fixed-size lists."""
 
 
 def section() -> str:

@@ -146,9 +146,13 @@ class KafkaSink:
             self._publish_frames(schema, records, epoch, frames)
             return
         order, bounds = group_rows(records["symbol"])
-        if self.config.encoding == "json":  # JSON is encoded per run: runs must be contiguous
+        if self.config.encoding in ("json", "jsonrecord"):  # encoded per run: runs contiguous
             records, order = (records if order is None else np.take(records, order)), None
-            starts, ends, values = self._json_values(schema, records, bounds)
+            if self.config.encoding == "json":
+                starts, ends, values = self._json_values(schema, records, bounds)
+            else:  # one record per message (JSON strings escape newlines)
+                starts = np.arange(len(records))
+                ends, values = starts + 1, encode_json(schema, records).split(b"\n")[:-1]
         else:  # the bytes of each message are gathered straight from the batch
             starts, ends = _split(bounds, max(1, self.config.max_message_bytes // schema.itemsize))
             values = record_values(records.view(np.uint8), schema.itemsize, starts, ends, order)
