@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from feedhandler.contract import ENCODINGS
+from feedhandler.contract.streams import normalize_streams, url_streams
 
 
 class ConfigError(ValueError):
@@ -119,6 +120,16 @@ class HandlerConfig:
             raise ConfigError("connection.time_unit: must be ms or us")
         if not self.streams:
             raise ConfigError("streams: at least one stream is required")
+        try:  # split into connections later: no per-connection count here
+            self.streams = normalize_streams(self.streams, per_connection=None)
+        except ValueError as e:
+            raise ConfigError(f"streams: {e}") from None
+        try:
+            from_url = url_streams(self.url)
+            if from_url is not None:
+                normalize_streams(from_url)
+        except ValueError as e:
+            raise ConfigError(f"url: {e}") from None
         if not 0 <= self.shard_index < self.shard_count:
             raise ConfigError(f"shard_index: must be within 0..{self.shard_count - 1}")
         if not 1 <= self.connection.streams_per_connection <= 1024:

@@ -60,36 +60,7 @@ struct Plain;
 namespace fh {
 namespace {
 
-struct StreamInfo {
-  Kind kind = KIND_NONE;
-  bool is_array = false;  // "!miniTicker@arr", "!ticker_<w>@arr"
-  uint8_t levels = 0;     // partial depth: 5/10/20
-  int16_t utc_offset_min = 0;
-  char symbol[kSymbolWidth] = {};  // upper-cased from the stream name; empty for "!" streams
-};
 
-bool classify_stream(std::string_view name, StreamInfo& out) {
-  out = StreamInfo{};
-  const StreamGrammar* g;
-  if (!name.empty() && name[0] == '!') {
-    g = stream_grammar(name);
-    if (!g || !g->market) return false;
-  } else {
-    const size_t at = name.find('@');
-    if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
-    g = stream_grammar(name.substr(at + 1));
-    if (!g || g->market) return false;
-    for (size_t i = 0; i < at; ++i) {
-      const char ch = name[i];
-      out.symbol[i] = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch;
-    }
-  }
-  out.kind = g->kind;
-  out.is_array = g->array;
-  out.levels = g->levels;
-  out.utc_offset_min = g->utc_offset_min;
-  return true;
-}
 
 Error from_simdjson(error_code err) {
   switch (err) {
@@ -628,7 +599,7 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
         od::value x;
         if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
         if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
-        if (!fixed(x, i == 0 ? r->price : r->qty, c, name)) return false;
+        if (!(i == 0 ? fixed(x, r->price, c, name) : fixed128(x, r->qty, c, name))) return false;
         ++i;
       }
       if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
@@ -676,7 +647,7 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
     std::memcpy(r->symbol, c.stream->symbol, kSymbolWidth);
   }
   uint32_t seen = 0;
-  auto levels = [&](od::value& v, int64_t* prices, int64_t* qtys, uint8_t& count,
+  auto levels = [&](od::value& v, int64_t* prices, Int128LE* qtys, uint8_t& count,
                     const char* name) {
     od::array arr;
     if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
@@ -689,7 +660,9 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
         od::value x;
         if (auto err = std::move(x_result).get(x)) return json_fail(c, err, name);
         if (i > 1) return fail(c, ERR_WRONG_TYPE, name);
-        if (!fixed(x, i == 0 ? prices[count] : qtys[count], c, name)) return false;
+        if (!(i == 0 ? fixed(x, prices[count], c, name) : fixed128(x, qtys[count], c, name))) {
+          return false;
+        }
         ++i;
       }
       if (i != 2) return fail(c, ERR_WRONG_TYPE, name);
@@ -846,6 +819,30 @@ bool Decoder::Impl::control(od::object& obj, Ctx& c) {
 #undef FH_READ
 
 // --- public API ------------------------------------------------------------------------------
+
+bool classify_stream(std::string_view name, StreamInfo& out) noexcept {
+  out = StreamInfo{};
+  const StreamGrammar* g;
+  if (!name.empty() && name[0] == '!') {
+    g = stream_grammar(name);
+    if (!g || !g->market) return false;
+  } else {
+    const size_t at = name.find('@');
+    if (at == 0 || at == std::string_view::npos || at > kSymbolWidth) return false;
+    g = stream_grammar(name.substr(at + 1));
+    if (!g || g->market) return false;
+    for (size_t i = 0; i < at; ++i) {
+      const char ch = name[i];
+      out.symbol[i] = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 32) : ch;
+    }
+  }
+  out.kind = g->kind;
+  out.is_array = g->array;
+  out.levels = g->levels;
+  out.utc_offset_min = g->utc_offset_min;
+  return true;
+}
+
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
 Decoder::~Decoder() = default;

@@ -30,6 +30,18 @@ enum Error : uint8_t {
 
 const char* error_name(Error error) noexcept;
 
+// What a stream name carries, by the stream grammar (generated from the kind declarations).
+struct StreamInfo {
+  Kind kind = KIND_NONE;
+  bool is_array = false;  // "!miniTicker@arr", "!ticker_<w>@arr"
+  uint8_t levels = 0;     // partial depth: 5/10/20
+  int16_t utc_offset_min = 0;
+  char symbol[kSymbolWidth] = {};  // upper-cased from the stream name; empty for "!" streams
+};
+
+// False for a name that is not a stream we decode.
+bool classify_stream(std::string_view name, StreamInfo& out) noexcept;
+
 enum Status : uint8_t { STATUS_OK, STATUS_ERROR, STATUS_FULL };
 
 // A caller-owned array the decoder appends rows to (numpy memory on the Python side).

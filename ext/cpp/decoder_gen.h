@@ -15,7 +15,7 @@ template <> struct Plain<KIND_TRADE> {
       {"s", offsetof(TradeRecord, symbol), R_SYMBOL, 32, true, -1},
       {"t", offsetof(TradeRecord, trade_id), R_INTEGER, 0, true, -1},
       {"p", offsetof(TradeRecord, price), R_FIXED8, 0, true, -1},
-      {"q", offsetof(TradeRecord, qty), R_FIXED8, 0, true, -1},
+      {"q", offsetof(TradeRecord, qty), R_FIXED128, 0, true, -1},
       {"T", offsetof(TradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(TradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
@@ -42,7 +42,7 @@ template <> struct Plain<KIND_AGG_TRADE> {
       {"s", offsetof(AggTradeRecord, symbol), R_SYMBOL, 32, true, -1},
       {"a", offsetof(AggTradeRecord, agg_id), R_INTEGER, 0, true, -1},
       {"p", offsetof(AggTradeRecord, price), R_FIXED8, 0, true, -1},
-      {"q", offsetof(AggTradeRecord, qty), R_FIXED8, 0, true, -1},
+      {"q", offsetof(AggTradeRecord, qty), R_FIXED128, 0, true, -1},
       {"f", offsetof(AggTradeRecord, first_trade_id), R_INTEGER, 0, true, -1},
       {"l", offsetof(AggTradeRecord, last_trade_id), R_INTEGER, 0, true, -1},
       {"T", offsetof(AggTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
@@ -72,9 +72,9 @@ template <> struct Plain<KIND_BOOK_TICKER> {
       {"u", offsetof(BookTickerRecord, update_id), R_INTEGER, 0, true, -1},
       {"s", offsetof(BookTickerRecord, symbol), R_SYMBOL, 32, true, -1},
       {"b", offsetof(BookTickerRecord, bid_price), R_FIXED8, 0, true, -1},
-      {"B", offsetof(BookTickerRecord, bid_qty), R_FIXED8, 0, true, -1},
+      {"B", offsetof(BookTickerRecord, bid_qty), R_FIXED128, 0, true, -1},
       {"a", offsetof(BookTickerRecord, ask_price), R_FIXED8, 0, true, -1},
-      {"A", offsetof(BookTickerRecord, ask_qty), R_FIXED8, 0, true, -1},
+      {"A", offsetof(BookTickerRecord, ask_qty), R_FIXED128, 0, true, -1},
   };
   static int slot(uint32_t key) noexcept {
     switch (key) {
@@ -130,11 +130,11 @@ template <> struct Plain<KIND_TICKER> {
       {"w", offsetof(TickerRecord, weighted_avg_price), R_FIXED8, 0, true, -1},
       {"x", offsetof(TickerRecord, prev_close), R_FIXED8, 0, true, -1},
       {"c", offsetof(TickerRecord, last_price), R_FIXED8, 0, true, -1},
-      {"Q", offsetof(TickerRecord, last_qty), R_FIXED8, 0, true, -1},
+      {"Q", offsetof(TickerRecord, last_qty), R_FIXED128, 0, true, -1},
       {"b", offsetof(TickerRecord, bid_price), R_FIXED8, 0, true, -1},
-      {"B", offsetof(TickerRecord, bid_qty), R_FIXED8, 0, true, -1},
+      {"B", offsetof(TickerRecord, bid_qty), R_FIXED128, 0, true, -1},
       {"a", offsetof(TickerRecord, ask_price), R_FIXED8, 0, true, -1},
-      {"A", offsetof(TickerRecord, ask_qty), R_FIXED8, 0, true, -1},
+      {"A", offsetof(TickerRecord, ask_qty), R_FIXED128, 0, true, -1},
       {"o", offsetof(TickerRecord, open), R_FIXED8, 0, true, -1},
       {"h", offsetof(TickerRecord, high), R_FIXED8, 0, true, -1},
       {"l", offsetof(TickerRecord, low), R_FIXED8, 0, true, -1},
@@ -207,7 +207,7 @@ template <> struct Plain<KIND_BLOCK_TRADE> {
       {"s", offsetof(BlockTradeRecord, symbol), R_SYMBOL, 32, true, -1},
       {"t", offsetof(BlockTradeRecord, trade_id), R_INTEGER, 0, true, -1},
       {"p", offsetof(BlockTradeRecord, price), R_FIXED8, 0, true, -1},
-      {"q", offsetof(BlockTradeRecord, qty), R_FIXED8, 0, true, -1},
+      {"q", offsetof(BlockTradeRecord, qty), R_FIXED128, 0, true, -1},
       {"T", offsetof(BlockTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(BlockTradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };

@@ -35,7 +35,7 @@ struct TradeRecord {
   int64_t ts_trade;
   int64_t trade_id;
   int64_t price;
-  int64_t qty;
+  Int128LE qty;
   uint8_t buyer_is_maker;
   char symbol[32];
 };
@@ -45,9 +45,9 @@ static_assert(offsetof(TradeRecord, ts_trade) == 16);
 static_assert(offsetof(TradeRecord, trade_id) == 24);
 static_assert(offsetof(TradeRecord, price) == 32);
 static_assert(offsetof(TradeRecord, qty) == 40);
-static_assert(offsetof(TradeRecord, buyer_is_maker) == 48);
-static_assert(offsetof(TradeRecord, symbol) == 49);
-static_assert(sizeof(TradeRecord) == 88);
+static_assert(offsetof(TradeRecord, buyer_is_maker) == 56);
+static_assert(offsetof(TradeRecord, symbol) == 57);
+static_assert(sizeof(TradeRecord) == 96);
 
 struct AggTradeRecord {
   int64_t ts_recv;
@@ -57,7 +57,7 @@ struct AggTradeRecord {
   int64_t first_trade_id;
   int64_t last_trade_id;
   int64_t price;
-  int64_t qty;
+  Int128LE qty;
   uint8_t buyer_is_maker;
   char symbol[32];
 };
@@ -69,27 +69,27 @@ static_assert(offsetof(AggTradeRecord, first_trade_id) == 32);
 static_assert(offsetof(AggTradeRecord, last_trade_id) == 40);
 static_assert(offsetof(AggTradeRecord, price) == 48);
 static_assert(offsetof(AggTradeRecord, qty) == 56);
-static_assert(offsetof(AggTradeRecord, buyer_is_maker) == 64);
-static_assert(offsetof(AggTradeRecord, symbol) == 65);
-static_assert(sizeof(AggTradeRecord) == 104);
+static_assert(offsetof(AggTradeRecord, buyer_is_maker) == 72);
+static_assert(offsetof(AggTradeRecord, symbol) == 73);
+static_assert(sizeof(AggTradeRecord) == 112);
 
 struct BookTickerRecord {
   int64_t ts_recv;
   int64_t update_id;
   int64_t bid_price;
-  int64_t bid_qty;
+  Int128LE bid_qty;
   int64_t ask_price;
-  int64_t ask_qty;
+  Int128LE ask_qty;
   char symbol[32];
 };
 static_assert(offsetof(BookTickerRecord, ts_recv) == 0);
 static_assert(offsetof(BookTickerRecord, update_id) == 8);
 static_assert(offsetof(BookTickerRecord, bid_price) == 16);
 static_assert(offsetof(BookTickerRecord, bid_qty) == 24);
-static_assert(offsetof(BookTickerRecord, ask_price) == 32);
-static_assert(offsetof(BookTickerRecord, ask_qty) == 40);
-static_assert(offsetof(BookTickerRecord, symbol) == 48);
-static_assert(sizeof(BookTickerRecord) == 80);
+static_assert(offsetof(BookTickerRecord, ask_price) == 40);
+static_assert(offsetof(BookTickerRecord, ask_qty) == 48);
+static_assert(offsetof(BookTickerRecord, symbol) == 64);
+static_assert(sizeof(BookTickerRecord) == 96);
 
 struct DepthRecord {
   int64_t ts_recv;
@@ -97,7 +97,7 @@ struct DepthRecord {
   int64_t first_update_id;
   int64_t last_update_id;
   int64_t price;
-  int64_t qty;
+  Int128LE qty;
   uint8_t side;
   uint8_t flags;
   char symbol[32];
@@ -108,18 +108,18 @@ static_assert(offsetof(DepthRecord, first_update_id) == 16);
 static_assert(offsetof(DepthRecord, last_update_id) == 24);
 static_assert(offsetof(DepthRecord, price) == 32);
 static_assert(offsetof(DepthRecord, qty) == 40);
-static_assert(offsetof(DepthRecord, side) == 48);
-static_assert(offsetof(DepthRecord, flags) == 49);
-static_assert(offsetof(DepthRecord, symbol) == 50);
-static_assert(sizeof(DepthRecord) == 88);
+static_assert(offsetof(DepthRecord, side) == 56);
+static_assert(offsetof(DepthRecord, flags) == 57);
+static_assert(offsetof(DepthRecord, symbol) == 58);
+static_assert(sizeof(DepthRecord) == 96);
 
 struct DepthPartialRecord {
   int64_t ts_recv;
   int64_t last_update_id;
   int64_t bid_price[20];
-  int64_t bid_qty[20];
+  Int128LE bid_qty[20];
   int64_t ask_price[20];
-  int64_t ask_qty[20];
+  Int128LE ask_qty[20];
   uint8_t levels;
   uint8_t bid_count;
   uint8_t ask_count;
@@ -129,13 +129,13 @@ static_assert(offsetof(DepthPartialRecord, ts_recv) == 0);
 static_assert(offsetof(DepthPartialRecord, last_update_id) == 8);
 static_assert(offsetof(DepthPartialRecord, bid_price) == 16);
 static_assert(offsetof(DepthPartialRecord, bid_qty) == 176);
-static_assert(offsetof(DepthPartialRecord, ask_price) == 336);
-static_assert(offsetof(DepthPartialRecord, ask_qty) == 496);
-static_assert(offsetof(DepthPartialRecord, levels) == 656);
-static_assert(offsetof(DepthPartialRecord, bid_count) == 657);
-static_assert(offsetof(DepthPartialRecord, ask_count) == 658);
-static_assert(offsetof(DepthPartialRecord, symbol) == 659);
-static_assert(sizeof(DepthPartialRecord) == 696);
+static_assert(offsetof(DepthPartialRecord, ask_price) == 496);
+static_assert(offsetof(DepthPartialRecord, ask_qty) == 656);
+static_assert(offsetof(DepthPartialRecord, levels) == 976);
+static_assert(offsetof(DepthPartialRecord, bid_count) == 977);
+static_assert(offsetof(DepthPartialRecord, ask_count) == 978);
+static_assert(offsetof(DepthPartialRecord, symbol) == 979);
+static_assert(sizeof(DepthPartialRecord) == 1016);
 
 struct KlineRecord {
   int64_t ts_recv;
@@ -209,11 +209,11 @@ struct TickerRecord {
   int64_t weighted_avg_price;
   int64_t prev_close;
   int64_t last_price;
-  int64_t last_qty;
+  Int128LE last_qty;
   int64_t bid_price;
-  int64_t bid_qty;
+  Int128LE bid_qty;
   int64_t ask_price;
-  int64_t ask_qty;
+  Int128LE ask_qty;
   int64_t open;
   int64_t high;
   int64_t low;
@@ -234,22 +234,22 @@ static_assert(offsetof(TickerRecord, weighted_avg_price) == 32);
 static_assert(offsetof(TickerRecord, prev_close) == 40);
 static_assert(offsetof(TickerRecord, last_price) == 48);
 static_assert(offsetof(TickerRecord, last_qty) == 56);
-static_assert(offsetof(TickerRecord, bid_price) == 64);
-static_assert(offsetof(TickerRecord, bid_qty) == 72);
-static_assert(offsetof(TickerRecord, ask_price) == 80);
-static_assert(offsetof(TickerRecord, ask_qty) == 88);
-static_assert(offsetof(TickerRecord, open) == 96);
-static_assert(offsetof(TickerRecord, high) == 104);
-static_assert(offsetof(TickerRecord, low) == 112);
-static_assert(offsetof(TickerRecord, volume) == 120);
-static_assert(offsetof(TickerRecord, quote_volume) == 136);
-static_assert(offsetof(TickerRecord, ts_open) == 152);
-static_assert(offsetof(TickerRecord, ts_close) == 160);
-static_assert(offsetof(TickerRecord, first_trade_id) == 168);
-static_assert(offsetof(TickerRecord, last_trade_id) == 176);
-static_assert(offsetof(TickerRecord, n_trades) == 184);
-static_assert(offsetof(TickerRecord, symbol) == 192);
-static_assert(sizeof(TickerRecord) == 224);
+static_assert(offsetof(TickerRecord, bid_price) == 72);
+static_assert(offsetof(TickerRecord, bid_qty) == 80);
+static_assert(offsetof(TickerRecord, ask_price) == 96);
+static_assert(offsetof(TickerRecord, ask_qty) == 104);
+static_assert(offsetof(TickerRecord, open) == 120);
+static_assert(offsetof(TickerRecord, high) == 128);
+static_assert(offsetof(TickerRecord, low) == 136);
+static_assert(offsetof(TickerRecord, volume) == 144);
+static_assert(offsetof(TickerRecord, quote_volume) == 160);
+static_assert(offsetof(TickerRecord, ts_open) == 176);
+static_assert(offsetof(TickerRecord, ts_close) == 184);
+static_assert(offsetof(TickerRecord, first_trade_id) == 192);
+static_assert(offsetof(TickerRecord, last_trade_id) == 200);
+static_assert(offsetof(TickerRecord, n_trades) == 208);
+static_assert(offsetof(TickerRecord, symbol) == 216);
+static_assert(sizeof(TickerRecord) == 248);
 
 struct WindowTickerRecord {
   int64_t ts_recv;
@@ -343,7 +343,7 @@ struct BlockTradeRecord {
   int64_t ts_trade;
   int64_t trade_id;
   int64_t price;
-  int64_t qty;
+  Int128LE qty;
   uint8_t buyer_is_maker;
   char symbol[32];
 };
@@ -353,9 +353,9 @@ static_assert(offsetof(BlockTradeRecord, ts_trade) == 16);
 static_assert(offsetof(BlockTradeRecord, trade_id) == 24);
 static_assert(offsetof(BlockTradeRecord, price) == 32);
 static_assert(offsetof(BlockTradeRecord, qty) == 40);
-static_assert(offsetof(BlockTradeRecord, buyer_is_maker) == 48);
-static_assert(offsetof(BlockTradeRecord, symbol) == 49);
-static_assert(sizeof(BlockTradeRecord) == 88);
+static_assert(offsetof(BlockTradeRecord, buyer_is_maker) == 56);
+static_assert(offsetof(BlockTradeRecord, symbol) == 57);
+static_assert(sizeof(BlockTradeRecord) == 96);
 
 struct ReferencePriceRecord {
   int64_t ts_recv;
@@ -373,30 +373,30 @@ static_assert(sizeof(ReferencePriceRecord) == 64);
 
 namespace gen {
 
-inline constexpr FieldDesc kTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_FIXED8, 1}, {"buyer_is_maker", 48, FT_U8, 1}, {"symbol", 49, FT_BYTES, 32}};
-inline constexpr FieldDesc kAggTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"agg_id", 24, FT_I64, 1}, {"first_trade_id", 32, FT_I64, 1}, {"last_trade_id", 40, FT_I64, 1}, {"price", 48, FT_FIXED8, 1}, {"qty", 56, FT_FIXED8, 1}, {"buyer_is_maker", 64, FT_U8, 1}, {"symbol", 65, FT_BYTES, 32}};
-inline constexpr FieldDesc kBookTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"update_id", 8, FT_I64, 1}, {"bid_price", 16, FT_FIXED8, 1}, {"bid_qty", 24, FT_FIXED8, 1}, {"ask_price", 32, FT_FIXED8, 1}, {"ask_qty", 40, FT_FIXED8, 1}, {"symbol", 48, FT_BYTES, 32}};
-inline constexpr FieldDesc kDepthRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"first_update_id", 16, FT_I64, 1}, {"last_update_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_FIXED8, 1}, {"side", 48, FT_U8, 1}, {"flags", 49, FT_U8, 1}, {"symbol", 50, FT_BYTES, 32}};
-inline constexpr FieldDesc kDepthPartialRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"last_update_id", 8, FT_I64, 1}, {"bid_price", 16, FT_FIXED8, 20}, {"bid_qty", 176, FT_FIXED8, 20}, {"ask_price", 336, FT_FIXED8, 20}, {"ask_qty", 496, FT_FIXED8, 20}, {"levels", 656, FT_U8, 1}, {"bid_count", 657, FT_U8, 1}, {"ask_count", 658, FT_U8, 1}, {"symbol", 659, FT_BYTES, 32}};
+inline constexpr FieldDesc kTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_I128, 1}, {"buyer_is_maker", 56, FT_U8, 1}, {"symbol", 57, FT_BYTES, 32}};
+inline constexpr FieldDesc kAggTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"agg_id", 24, FT_I64, 1}, {"first_trade_id", 32, FT_I64, 1}, {"last_trade_id", 40, FT_I64, 1}, {"price", 48, FT_FIXED8, 1}, {"qty", 56, FT_I128, 1}, {"buyer_is_maker", 72, FT_U8, 1}, {"symbol", 73, FT_BYTES, 32}};
+inline constexpr FieldDesc kBookTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"update_id", 8, FT_I64, 1}, {"bid_price", 16, FT_FIXED8, 1}, {"bid_qty", 24, FT_I128, 1}, {"ask_price", 40, FT_FIXED8, 1}, {"ask_qty", 48, FT_I128, 1}, {"symbol", 64, FT_BYTES, 32}};
+inline constexpr FieldDesc kDepthRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"first_update_id", 16, FT_I64, 1}, {"last_update_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_I128, 1}, {"side", 56, FT_U8, 1}, {"flags", 57, FT_U8, 1}, {"symbol", 58, FT_BYTES, 32}};
+inline constexpr FieldDesc kDepthPartialRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"last_update_id", 8, FT_I64, 1}, {"bid_price", 16, FT_FIXED8, 20}, {"bid_qty", 176, FT_I128, 20}, {"ask_price", 496, FT_FIXED8, 20}, {"ask_qty", 656, FT_I128, 20}, {"levels", 976, FT_U8, 1}, {"bid_count", 977, FT_U8, 1}, {"ask_count", 978, FT_U8, 1}, {"symbol", 979, FT_BYTES, 32}};
 inline constexpr FieldDesc kKlineRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_open", 16, FT_I64, 1}, {"ts_close", 24, FT_I64, 1}, {"first_trade_id", 32, FT_I64, 1}, {"last_trade_id", 40, FT_I64, 1}, {"n_trades", 48, FT_I64, 1}, {"open", 56, FT_FIXED8, 1}, {"high", 64, FT_FIXED8, 1}, {"low", 72, FT_FIXED8, 1}, {"close", 80, FT_FIXED8, 1}, {"volume", 88, FT_I128, 1}, {"quote_volume", 104, FT_I128, 1}, {"taker_buy_volume", 120, FT_I128, 1}, {"taker_buy_quote_volume", 136, FT_I128, 1}, {"closed", 152, FT_U8, 1}, {"interval", 153, FT_BYTES, 4}, {"utc_offset_min", 158, FT_I16, 1}, {"symbol", 160, FT_BYTES, 32}};
 inline constexpr FieldDesc kMiniTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"close", 16, FT_FIXED8, 1}, {"open", 24, FT_FIXED8, 1}, {"high", 32, FT_FIXED8, 1}, {"low", 40, FT_FIXED8, 1}, {"volume", 48, FT_I128, 1}, {"quote_volume", 64, FT_I128, 1}, {"symbol", 80, FT_BYTES, 32}};
-inline constexpr FieldDesc kTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"price_change", 16, FT_FIXED8, 1}, {"price_change_pct", 24, FT_FIXED8, 1}, {"weighted_avg_price", 32, FT_FIXED8, 1}, {"prev_close", 40, FT_FIXED8, 1}, {"last_price", 48, FT_FIXED8, 1}, {"last_qty", 56, FT_FIXED8, 1}, {"bid_price", 64, FT_FIXED8, 1}, {"bid_qty", 72, FT_FIXED8, 1}, {"ask_price", 80, FT_FIXED8, 1}, {"ask_qty", 88, FT_FIXED8, 1}, {"open", 96, FT_FIXED8, 1}, {"high", 104, FT_FIXED8, 1}, {"low", 112, FT_FIXED8, 1}, {"volume", 120, FT_I128, 1}, {"quote_volume", 136, FT_I128, 1}, {"ts_open", 152, FT_I64, 1}, {"ts_close", 160, FT_I64, 1}, {"first_trade_id", 168, FT_I64, 1}, {"last_trade_id", 176, FT_I64, 1}, {"n_trades", 184, FT_I64, 1}, {"symbol", 192, FT_BYTES, 32}};
+inline constexpr FieldDesc kTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"price_change", 16, FT_FIXED8, 1}, {"price_change_pct", 24, FT_FIXED8, 1}, {"weighted_avg_price", 32, FT_FIXED8, 1}, {"prev_close", 40, FT_FIXED8, 1}, {"last_price", 48, FT_FIXED8, 1}, {"last_qty", 56, FT_I128, 1}, {"bid_price", 72, FT_FIXED8, 1}, {"bid_qty", 80, FT_I128, 1}, {"ask_price", 96, FT_FIXED8, 1}, {"ask_qty", 104, FT_I128, 1}, {"open", 120, FT_FIXED8, 1}, {"high", 128, FT_FIXED8, 1}, {"low", 136, FT_FIXED8, 1}, {"volume", 144, FT_I128, 1}, {"quote_volume", 160, FT_I128, 1}, {"ts_open", 176, FT_I64, 1}, {"ts_close", 184, FT_I64, 1}, {"first_trade_id", 192, FT_I64, 1}, {"last_trade_id", 200, FT_I64, 1}, {"n_trades", 208, FT_I64, 1}, {"symbol", 216, FT_BYTES, 32}};
 inline constexpr FieldDesc kWindowTickerRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"price_change", 16, FT_FIXED8, 1}, {"price_change_pct", 24, FT_FIXED8, 1}, {"open", 32, FT_FIXED8, 1}, {"high", 40, FT_FIXED8, 1}, {"low", 48, FT_FIXED8, 1}, {"last_price", 56, FT_FIXED8, 1}, {"weighted_avg_price", 64, FT_FIXED8, 1}, {"volume", 72, FT_I128, 1}, {"quote_volume", 88, FT_I128, 1}, {"ts_open", 104, FT_I64, 1}, {"ts_close", 112, FT_I64, 1}, {"first_trade_id", 120, FT_I64, 1}, {"last_trade_id", 128, FT_I64, 1}, {"n_trades", 136, FT_I64, 1}, {"window", 144, FT_BYTES, 4}, {"symbol", 148, FT_BYTES, 32}};
 inline constexpr FieldDesc kAvgPriceRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"price", 24, FT_FIXED8, 1}, {"interval", 32, FT_BYTES, 8}, {"symbol", 40, FT_BYTES, 32}};
 inline constexpr FieldDesc kControlRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"id", 16, FT_I64, 1}, {"code", 24, FT_I64, 1}, {"type", 32, FT_U8, 1}};
 inline constexpr FieldDesc kGapRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"expected", 8, FT_I64, 1}, {"received", 16, FT_I64, 1}, {"kind", 24, FT_U8, 1}, {"reason", 25, FT_U8, 1}, {"symbol", 26, FT_BYTES, 32}};
-inline constexpr FieldDesc kBlockTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_FIXED8, 1}, {"buyer_is_maker", 48, FT_U8, 1}, {"symbol", 49, FT_BYTES, 32}};
+inline constexpr FieldDesc kBlockTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_I128, 1}, {"buyer_is_maker", 56, FT_U8, 1}, {"symbol", 57, FT_BYTES, 32}};
 inline constexpr FieldDesc kReferencePriceRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_engine", 8, FT_I64, 1}, {"price", 16, FT_FIXED8, 1}, {"price_known", 24, FT_U8, 1}, {"symbol", 25, FT_BYTES, 32}};
 
 inline constexpr KindDesc kKinds[KIND_COUNT] = {
-    {"trade", "binance.spot.trade", 1, sizeof(TradeRecord), kTradeRecordFields, std::size(kTradeRecordFields)},
-    {"aggTrade", "binance.spot.aggTrade", 1, sizeof(AggTradeRecord), kAggTradeRecordFields, std::size(kAggTradeRecordFields)},
-    {"bookTicker", "binance.spot.bookTicker", 1, sizeof(BookTickerRecord), kBookTickerRecordFields, std::size(kBookTickerRecordFields)},
-    {"depth", "binance.spot.depth", 1, sizeof(DepthRecord), kDepthRecordFields, std::size(kDepthRecordFields)},
-    {"depthPartial", "binance.spot.depthPartial", 1, sizeof(DepthPartialRecord), kDepthPartialRecordFields, std::size(kDepthPartialRecordFields)},
+    {"trade", "binance.spot.trade", 2, sizeof(TradeRecord), kTradeRecordFields, std::size(kTradeRecordFields)},
+    {"aggTrade", "binance.spot.aggTrade", 2, sizeof(AggTradeRecord), kAggTradeRecordFields, std::size(kAggTradeRecordFields)},
+    {"bookTicker", "binance.spot.bookTicker", 2, sizeof(BookTickerRecord), kBookTickerRecordFields, std::size(kBookTickerRecordFields)},
+    {"depth", "binance.spot.depth", 2, sizeof(DepthRecord), kDepthRecordFields, std::size(kDepthRecordFields)},
+    {"depthPartial", "binance.spot.depthPartial", 2, sizeof(DepthPartialRecord), kDepthPartialRecordFields, std::size(kDepthPartialRecordFields)},
     {"kline", "binance.spot.kline", 1, sizeof(KlineRecord), kKlineRecordFields, std::size(kKlineRecordFields)},
     {"miniTicker", "binance.spot.miniTicker", 1, sizeof(MiniTickerRecord), kMiniTickerRecordFields, std::size(kMiniTickerRecordFields)},
-    {"ticker", "binance.spot.ticker", 1, sizeof(TickerRecord), kTickerRecordFields, std::size(kTickerRecordFields)},
+    {"ticker", "binance.spot.ticker", 2, sizeof(TickerRecord), kTickerRecordFields, std::size(kTickerRecordFields)},
     {"windowTicker", "binance.spot.windowTicker", 1, sizeof(WindowTickerRecord), kWindowTickerRecordFields, std::size(kWindowTickerRecordFields)},
     {"avgPrice", "binance.spot.avgPrice", 1, sizeof(AvgPriceRecord), kAvgPriceRecordFields, std::size(kAvgPriceRecordFields)},
     {"control", "feedhandler.control", 1, sizeof(ControlRecord), kControlRecordFields, std::size(kControlRecordFields)},

@@ -65,7 +65,7 @@ def record_table(schema: Schema) -> str:
 
 HEADERS = [
     (c.H_SCHEMA, "data", "schema name, e.g. `binance.spot.trade`"),
-    (c.H_VERSION, "data", "schema version (`1`)"),
+    (c.H_VERSION, "data", "schema version (each table below names its own)"),
     (c.H_ENCODING, "data", "`records`, `json`, `jsonrecord` or `raw`"),
     (c.H_COUNT, "data", "records in the message"),
     (c.H_SEQ_FIRST, "data, kinds with ids", "first sequence id covered (see Sequence ids); "

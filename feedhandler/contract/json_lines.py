@@ -189,10 +189,11 @@ def decode_json(schema: Schema, value: bytes) -> np.ndarray:
         column = [row[field.name] for row in rows]
         if field.type == "bytes":
             out[field.name] = [text.encode() for text in column]
-        elif field.type == "int128":
-            units = [from_str(text) for text in column]
-            out[field.name]["lo"] = [u & 0xFFFF_FFFF_FFFF_FFFF for u in units]
-            out[field.name]["hi"] = [u >> 64 for u in units]
+        elif field.type == "int128":  # scalars, or lists of them (partial depth quantities)
+            units = np.array([[from_str(t) for t in item] if field.count > 1
+                              else from_str(item) for item in column], dtype=object)
+            out[field.name]["lo"] = (units & 0xFFFF_FFFF_FFFF_FFFF).astype(np.uint64)
+            out[field.name]["hi"] = (units >> 64).astype(np.int64)
         elif field.is_decimal and field.count > 1:
             out[field.name] = [[from_str(text) for text in item] for item in column]
         elif field.is_decimal:

@@ -62,6 +62,15 @@ class Field:
     required: bool = True  # a frame without the key is `missing_field`
     null_flag: str | None = None  # nullable: the uint8 column set to 1 when a value came
     doc: str = ""
+    # Earlier layouts, still decoded: ((version, type), ...) = the field had `type` up to and
+    # including `version` of its kind's schema.
+    was: tuple[tuple[int, str], ...] = ()
+
+    def type_at(self, version: int) -> str:
+        for until, type_ in sorted(self.was):
+            if version <= until:
+                return type_
+        return self.type
 
     @property
     def nullable(self) -> bool:
@@ -105,6 +114,11 @@ class Kind:
     def schema(self) -> str:
         return f"{self.namespace}.{self.name}"
 
+    @property
+    def old_versions(self) -> tuple[int, ...]:
+        """Earlier schema versions whose layouts `feedhandler.decode` still reads."""
+        return tuple(sorted({v for f in self.fields for v, _ in f.was}))
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
@@ -124,6 +138,7 @@ PARTIAL_DEPTH_LEVELS = 20
 
 
 # --- field constructors ----------------------------------------------------------------------
+V1_FIXED8 = ((1, "fixed8"),)  # int64 at 1e-8 in schema v1; int128 since v2
 def recv() -> Field:
     return Field("ts_recv", "int64",
                  doc="local receive time, ns since the Unix epoch (CLOCK_REALTIME, one per frame)")
@@ -141,8 +156,11 @@ def price(key: str, name: str, doc: str, null_flag: str | None = None) -> Field:
     return Field(name, "fixed8", key, Read.DECIMAL, null_flag=null_flag, doc=doc)
 
 
-def qty(key: str, name: str, doc: str) -> Field:
-    return Field(name, "fixed8", key, Read.DECIMAL, doc=doc)
+def qty(key: str, name: str, doc: str, was: tuple[tuple[int, str], ...] = V1_FIXED8) -> Field:
+    """Quantities are 128-bit: a book level of a cheap token (PEPE, SHIB: 1e9-1e11 units)
+    sums many orders and exceeds int64 at 1e-8 (9.2e10). Prices stay int64: exchangeInfo's
+    largest maxPrice (1e10) is well inside it."""
+    return Field(name, "int128", key, Read.DECIMAL, doc=doc, was=was)
 
 
 def wide(key: str, name: str, doc: str) -> Field:
@@ -165,9 +183,10 @@ def symbol(key: str | None = "s") -> Field:
                  doc="`s`, UTF-8, NUL-padded; a longer one is rejected, never cut")
 
 
-def local(name: str, type_: str, doc: str, count: int = 1) -> Field:
+def local(name: str, type_: str, doc: str, count: int = 1,
+          was: tuple[tuple[int, str], ...] = ()) -> Field:
     """A column the decoder or the kind's hook sets (no JSON key of its own)."""
-    return Field(name, type_, count=count, doc=doc)
+    return Field(name, type_, count=count, doc=doc, was=was)
 
 
 E = ts("E", "ts_event", "event time `E`, ns since the Unix epoch")
@@ -192,6 +211,7 @@ KINDS: tuple[Kind, ...] = (
         "trade", Role.MARKET,
         (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("t", "trade_id", "`t`"),
          price("p", "price", "`p`"), qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
+        version=2,  # quantities int128 (v1: int64)
         streams=_per_symbol("trade"), events=("trade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
         notes="One record per trade. `M` (ignore) is skipped.",
@@ -203,6 +223,7 @@ KINDS: tuple[Kind, ...] = (
         (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("a", "agg_id", "`a`"),
          i64("f", "first_trade_id", "`f`"), i64("l", "last_trade_id", "`l`"),
          price("p", "price", "`p`"), qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
+        version=2,  # quantities int128 (v1: int64)
         streams=_per_symbol("aggTrade"), events=("aggTrade",),
         sequence=Sequence("agg_id", "agg_id", Rule.CONTIGUOUS),
         notes="One record per taker order aggregate.",
@@ -214,6 +235,7 @@ KINDS: tuple[Kind, ...] = (
         (recv(), i64("u", "update_id", "order book update id `u`"),
          price("b", "bid_price", "`b`"), qty("B", "bid_qty", "`B`"),
          price("a", "ask_price", "`a`"), qty("A", "ask_qty", "`A`"), symbol()),
+        version=2,  # quantities int128 (v1: int64)
         streams=(*_per_symbol("bookTicker"), Suffix("!bookTicker", market=True)),
         first_keys=("u",),
         sequence=Sequence("update_id", "update_id", Rule.INCREASING),
@@ -226,11 +248,13 @@ KINDS: tuple[Kind, ...] = (
         "depth", Role.MARKET,
         (recv(), E, i64("U", "first_update_id", "`U`"), i64("u", "last_update_id", "`u`"),
          local("price", "fixed8", "level price (from `b`/`a`)"),
-         local("qty", "fixed8", "level quantity, absolute; 0 removes the level"),
+         local("qty", "int128", "level quantity, absolute; 0 removes the level",
+               was=V1_FIXED8),
          local("side", "uint8", "0 bid, 1 ask, 2 none (an event without levels)"),
          local("flags", "uint8",
                "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST)"),
          symbol()),
+        version=2,  # quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{speed}") for speed in DEPTH_SPEEDS),
         events=("depthUpdate",),
         sequence=Sequence("first_update_id", "last_update_id", Rule.CONTIGUOUS),
@@ -244,13 +268,14 @@ KINDS: tuple[Kind, ...] = (
         "depthPartial", Role.MARKET,
         (recv(), i64("lastUpdateId", "last_update_id", "`lastUpdateId`"),
          local("bid_price", "fixed8", "bids, best first", PARTIAL_DEPTH_LEVELS),
-         local("bid_qty", "fixed8", "bids, best first", PARTIAL_DEPTH_LEVELS),
+         local("bid_qty", "int128", "bids, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8),
          local("ask_price", "fixed8", "asks, best first", PARTIAL_DEPTH_LEVELS),
-         local("ask_qty", "fixed8", "asks, best first", PARTIAL_DEPTH_LEVELS),
+         local("ask_qty", "int128", "asks, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8),
          local("levels", "uint8", "5, 10 or 20 from the stream name (0 if unknown)"),
          local("bid_count", "uint8", "bid levels filled; unused slots hold 0"),
          local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
          symbol(None)),
+        version=2,  # quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{n}{speed}", levels=n)
                       for n in DEPTH_LEVELS for speed in DEPTH_SPEEDS),
         first_keys=("lastUpdateId",),
@@ -313,6 +338,7 @@ KINDS: tuple[Kind, ...] = (
          price("o", "open", "`o`"), price("h", "high", "`h`"), price("l", "low", "`l`"),
          wide("v", "volume", "base volume `v`"), wide("q", "quote_volume", "quote volume `q`"),
          *_TICKER_STATS, symbol()),
+        version=2,  # quantities int128 (v1: int64)
         streams=(*_per_symbol("ticker"), Suffix("!ticker@arr", market=True, array=True)),
         events=("24hrTicker",),
         notes="24 h rolling window. `!ticker@arr` was retired 2026-03-26 (still decoded).",
@@ -377,7 +403,7 @@ KINDS: tuple[Kind, ...] = (
         "blockTrade", Role.MARKET,
         (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"),
          i64("t", "trade_id", "block trade id `t`"), price("p", "price", "`p`"),
-         qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
+         qty("q", "qty", "`q`", was=()), BUYER_IS_MAKER, symbol()),
         streams=_per_symbol("blockTrade"), events=("blockTrade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
         notes="Block trades (new 2026-05-12); their ids `t` are their own sequence, apart from "

@@ -72,11 +72,12 @@ def _format(f: Field) -> Any:
     return (fmt, (f.count,)) if f.count > 1 else fmt
 
 
-def layout(kind: Kind) -> Schema:
-    """The record layout of a declared kind."""
+def layout(kind: Kind, version: int | None = None) -> Schema:
+    """The record layout of a declared kind, at its current or an earlier schema version."""
+    version = kind.version if version is None else version
     fields, end, widest = [], 0, 1
     for declared in kind.fields:
-        f = Field(declared.name, 0, declared.type, declared.count)
+        f = Field(declared.name, 0, declared.type_at(version), declared.count)
         offset = -(-end // f.align) * f.align
         fields.append(Field(f.name, offset, f.type, f.count))
         end, widest = offset + f.size, max(widest, f.align)
@@ -84,11 +85,14 @@ def layout(kind: Kind) -> Schema:
     dtype = np.dtype({"names": [f.name for f in fields],
                       "formats": [_format(f) for f in fields],
                       "offsets": [f.offset for f in fields], "itemsize": itemsize})
-    return Schema(kind.name, kind.schema, kind.version, dtype, tuple(fields))
+    return Schema(kind.name, kind.schema, version, dtype, tuple(fields))
 
 
 SCHEMAS: dict[str, Schema] = {kind.name: layout(kind) for kind in KINDS}
-_BY_NAME = {(s.name, s.version): s for s in SCHEMAS.values()}
+# Earlier versions, for messages produced before a layout changed (feedhandler.decode).
+HISTORY: dict[tuple[str, int], Schema] = {
+    (kind.schema, v): layout(kind, v) for kind in KINDS for v in kind.old_versions}
+_BY_NAME = {**HISTORY, **{(s.name, s.version): s for s in SCHEMAS.values()}}
 
 
 def schema_by_name(name: str, version: int) -> Schema:

@@ -73,18 +73,22 @@ def unpack(fmt: str, items: list[tuple[str, str]], value: bytes) -> Iterator[dic
     for flat in struct.iter_unpack(fmt, value):
         values = iter(flat)
         row: dict[str, Any] = {}
+        def scalar(type_: str) -> Any:
+            if type_ == "decimal128":
+                lo, hi = next(values), next(values)
+                return hi * 2**64 + lo
+            return next(values)
+
         for name, type_ in items:
             if type_ == "pad":
                 assert next(values).strip(b"\0") == b"", "padding is zero"
             elif type_ == "char":
                 row[name] = next(values).rstrip(b"\0").decode("utf-8")
-            elif type_ == "decimal128":
-                lo, hi = next(values), next(values)
-                row[name] = hi * 2**64 + lo
             elif "[" in type_:
-                row[name] = [next(values) for _ in range(int(type_.split("[")[1][:-1]))]
+                base, _, count = type_.partition("[")
+                row[name] = [scalar(base) for _ in range(int(count[:-1]))]
             else:
-                row[name] = next(values)
+                row[name] = scalar(type_)
         yield row
 
 
@@ -94,8 +98,9 @@ def as_python(records: np.ndarray, i: int) -> dict[str, Any]:
         value = records[name][i]
         if records.dtype[name].kind == "S":
             row[name] = bytes(value).decode()
-        elif records.dtype[name].names:
-            row[name] = wide_to_int(value)
+        elif records.dtype[name].base.names:  # 128-bit, or a sub-array of them
+            row[name] = ([wide_to_int(v) for v in value] if np.ndim(value)
+                         else wide_to_int(value))
         elif np.ndim(value):
             row[name] = [int(v) for v in value]
         else:

@@ -84,6 +84,8 @@ def reference_json(schema: Schema, records: np.ndarray) -> bytes:
             value = row[f.name]
             if f.type == "bytes":
                 obj[f.name] = bytes(value).decode()
+            elif f.type == "int128" and f.count > 1:
+                obj[f.name] = [to_str(wide_to_int(v)) for v in value]
             elif f.type == "int128":
                 obj[f.name] = to_str(wide_to_int(value))
             elif f.count > 1:
@@ -106,12 +108,13 @@ def random_records(schema: Schema, n: int, seed: int) -> np.ndarray:
         if f.type == "bytes":
             records[f.name] = [t[: f.count] for t in texts[rng.integers(0, len(texts), n)]]
         elif f.type == "int128":
-            column["lo"] = rng.integers(0, 2**64, n, dtype=np.uint64)
-            column["hi"] = rng.integers(INT64_MIN, INT64_MAX, n, endpoint=True)
-            column["hi"][:6] = [INT64_MIN, -1, -1, 0, 0, INT64_MAX]
-            column["lo"][:6] = [0, 0, 2**64 - 1, 0, 1, 2**64 - 1]
-            column["hi"][6:20] = 0  # small values: leading-zero trimming across limbs
-            column["lo"][6:20] = rng.integers(0, 10**10, 14)
+            column["lo"] = rng.integers(0, 2**64, column.shape, dtype=np.uint64)
+            column["hi"] = rng.integers(INT64_MIN, INT64_MAX, column.shape, endpoint=True)
+            hi, lo = column["hi"].reshape(n, -1), column["lo"].reshape(n, -1)  # (arrays too)
+            hi[:6, 0] = [INT64_MIN, -1, -1, 0, 0, INT64_MAX]
+            lo[:6, 0] = [0, 0, 2**64 - 1, 0, 1, 2**64 - 1]
+            hi[6:20, 0] = 0  # small values: leading-zero trimming across limbs
+            lo[6:20, 0] = rng.integers(0, 10**10, 14)
         else:
             info = np.iinfo(column.dtype)
             values = rng.integers(info.min, info.max, column.shape, endpoint=True)
@@ -146,7 +149,8 @@ def test_json_decimals_are_exact_strings() -> None:
     schema = SCHEMAS["trade"]
     records = np.zeros(3, schema.dtype)
     records["price"] = [9824971000000, -1, 1]
-    records["qty"] = [100000000, INT64_MIN, 0]
+    records["qty"]["lo"] = [100000000, 2**63, 0]  # int128: -(2^63) is lo 2^63, hi -1
+    records["qty"]["hi"] = [0, -1, 0]
     records["symbol"] = b"BTCUSDT"
     rows = [orjson.loads(line) for line in encode_json(schema, records).splitlines()]
     assert [r["price"] for r in rows] == ["98249.71000000", "-0.00000001", "0.00000001"]
@@ -181,7 +185,8 @@ def test_decode_value_records_json_and_raw_agree() -> None:
         parts = tables[kind]
         records = wire_records(schema, np.concatenate(parts))
         assert len(records) > 0
-        base = {H_SCHEMA: schema.name, H_VERSION: "1", H_COUNT: str(len(records))}
+        base = {H_SCHEMA: schema.name, H_VERSION: str(schema.version),
+                H_COUNT: str(len(records))}
         as_records = decode_value({**base, H_ENCODING: "records"}, records.tobytes())
         as_json = decode_value({**base, H_ENCODING: "json"}, encode_json(schema, records))
         mine = [i for i, p in enumerate(parts) if len(p)]
@@ -195,7 +200,7 @@ def test_decode_value_records_json_and_raw_agree() -> None:
 def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
     schema = SCHEMAS["trade"]
     records = np.zeros(2, schema.dtype)
-    base = {H_SCHEMA: schema.name, H_VERSION: "1", H_ENCODING: "records"}
+    base = {H_SCHEMA: schema.name, H_VERSION: str(schema.version), H_ENCODING: "records"}
     with pytest.raises(ValueError, match="header says 3 records, value holds 2"):
         decode_value({**base, H_COUNT: "3"}, records.tobytes())
     with pytest.raises(ValueError, match="unknown encoding 'avro'"):
@@ -210,19 +215,19 @@ def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
 
 
 def test_wire_records_zero_the_padding() -> None:
-    schema = SCHEMAS["trade"]  # 81 bytes of fields, 7 of padding
+    schema = SCHEMAS["trade"]  # 89 bytes of fields, 7 of padding
     records = random_records(schema, 50, 3)
     garbage = np.concatenate([records, records], dtype=schema.dtype)  # padding uninitialised
-    garbage.view(np.uint8).reshape(100, -1)[:, 81:] = 0xAB
+    garbage.view(np.uint8).reshape(100, -1)[:, 89:] = 0xAB
     wire = wire_records(schema, garbage)
     assert wire is garbage  # zeroed in place
-    assert not wire.view(np.uint8).reshape(100, -1)[:, 81:].any()
+    assert not wire.view(np.uint8).reshape(100, -1)[:, 89:].any()
     assert (wire == np.concatenate([records, records])).all()
-    readonly = np.frombuffer(bytes(b"\xab" * 88 * 2), schema.dtype)
+    readonly = np.frombuffer(bytes(b"\xab" * 96 * 2), schema.dtype)
     copied = wire_records(schema, readonly)
-    assert copied is not readonly and not copied.view(np.uint8).reshape(2, -1)[:, 81:].any()
+    assert copied is not readonly and not copied.view(np.uint8).reshape(2, -1)[:, 89:].any()
     packed = np.concatenate([records[:2], records[2:4]])  # numpy drops the padding here
-    assert packed.dtype.itemsize == 81
+    assert packed.dtype.itemsize == 89
     assert wire_records(schema, packed).tobytes() == records[:4].tobytes()
 
 

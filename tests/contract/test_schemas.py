@@ -89,7 +89,8 @@ def test_arrow_schema_follows_the_dtype(kind: str) -> None:
 
 def exact(values: np.ndarray, type_: str) -> list[Any]:
     if type_ == "int128":
-        return [to_decimal(wide_to_int(v)) for v in values]
+        return [[to_decimal(wide_to_int(x)) for x in v] if v.shape else to_decimal(wide_to_int(v))
+                for v in values]
     if type_ == "fixed8":
         return [[to_decimal(int(x)) for x in v] if np.ndim(v) else to_decimal(int(v))
                 for v in values]

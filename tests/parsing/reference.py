@@ -5,7 +5,7 @@ ext/cpp/records.h, not from the C++ parser: the differential tests hold the C++ 
 It is slow and obvious on purpose. Rows are dicts keyed by the dtype field names, in the same
 units as the records:
 
-- prices/quantities: int counts of 1e-8 (exact; the 24 h volumes may exceed int64)
+- prices/quantities: int counts of 1e-8 (exact; quantities and volumes are 128-bit)
 - timestamps: ns (exchange ms x 1e6, or us x 1e3 for timeUnit=MICROSECOND)
 - text: UTF-8 bytes (the numpy `S` view drops the NUL padding)
 - partial depth: 20-slot lists padded with zeros, plus bid_count/ask_count
@@ -382,7 +382,7 @@ class Reference:
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
             "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q")),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
             "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
         })  # fmt: skip
@@ -396,7 +396,7 @@ class Reference:
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "a": lambda v: r.__setitem__("agg_id", integer(v, "a")),
             "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q")),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
             "f": lambda v: r.__setitem__("first_trade_id", integer(v, "f")),
             "l": lambda v: r.__setitem__("last_trade_id", integer(v, "l")),
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
@@ -411,9 +411,9 @@ class Reference:
             "u": lambda v: r.__setitem__("update_id", integer(v, "u")),
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "b": lambda v: r.__setitem__("bid_price", fixed8(v, "b")),
-            "B": lambda v: r.__setitem__("bid_qty", fixed8(v, "B")),
+            "B": lambda v: r.__setitem__("bid_qty", fixed8(v, "B", wide=True)),
             "a": lambda v: r.__setitem__("ask_price", fixed8(v, "a")),
-            "A": lambda v: r.__setitem__("ask_qty", fixed8(v, "A")),
+            "A": lambda v: r.__setitem__("ask_qty", fixed8(v, "A", wide=True)),
         })  # fmt: skip
         self._emit("bookTicker", r)
         self._sequence("bookTicker", r["symbol"], r["update_id"], r["update_id"], False)
@@ -433,7 +433,7 @@ class Reference:
             for i, x in enumerate(pair):
                 if i > 1:
                     raise RefError("wrong_type", name)
-                parsed.append(fixed8(x, name))
+                parsed.append(fixed8(x, name, wide=i == 1))  # quantities are 128-bit
             if len(parsed) != 2:
                 raise RefError("wrong_type", name)
             levels.append((parsed[0], parsed[1]))
@@ -554,11 +554,11 @@ class Reference:
         }
         readers.update(_decimals(r, {
             "p": "price_change", "P": "price_change_pct", "w": "weighted_avg_price",
-            "x": "prev_close", "c": "last_price", "Q": "last_qty", "b": "bid_price",
-            "B": "bid_qty", "a": "ask_price", "A": "ask_qty", "o": "open", "h": "high",
-            "l": "low",
+            "x": "prev_close", "c": "last_price", "b": "bid_price", "a": "ask_price",
+            "o": "open", "h": "high", "l": "low",
         }))  # fmt: skip
-        readers.update(_decimals(r, {"v": "volume", "q": "quote_volume"}, wide=True))
+        readers.update(_decimals(r, {"Q": "last_qty", "B": "bid_qty", "A": "ask_qty",
+                                     "v": "volume", "q": "quote_volume"}, wide=True))
         readers.update(self._window_stats(r))
         self._fields(obj, "ticker", event, readers)
         self._emit("ticker", r)
@@ -611,7 +611,7 @@ class Reference:
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
             "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q")),
+            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
             "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
         })  # fmt: skip
@@ -676,8 +676,11 @@ def to_array(kind: str, rows: list[dict[str, Any]]) -> np.ndarray:
         for f in schema.fields:
             value = row.get(f.name, 0 if f.type != "bytes" else b"")
             if f.type == "int128":
-                out[f.name]["lo"][i] = value & (2**64 - 1)
-                out[f.name]["hi"][i] = value >> 64
+                values = value if f.count > 1 else [value]
+                lo = [v & (2**64 - 1) for v in values]
+                hi = [v >> 64 for v in values]
+                out[f.name]["lo"][i] = lo if f.count > 1 else lo[0]
+                out[f.name]["hi"][i] = hi if f.count > 1 else hi[0]
             else:
                 out[f.name][i] = value
     return out
@@ -691,7 +694,10 @@ def from_array(kind: str, records: np.ndarray) -> list[dict[str, Any]]:
         row: dict[str, Any] = {}
         for f in schema.fields:
             value = rec[f.name]
-            if f.type == "int128":
+            if f.type == "int128" and f.count > 1:
+                row[f.name] = [(int(h) << 64) | int(lo) for h, lo in zip(
+                    value["hi"], value["lo"], strict=True)]
+            elif f.type == "int128":
                 row[f.name] = (int(value["hi"]) << 64) | int(value["lo"])
             elif f.type == "bytes":
                 row[f.name] = bytes(value)

@@ -92,21 +92,22 @@ def test_hand_checked_rows() -> None:
     (book,) = feedhandler.parse(corpus_lines("bookTicker.jsonl")[:1], ts_recv=5)["bookTicker"]
     # {"u":499822861,"s":"ZILUSDT","b":"0.21437000","B":"2800.00000000",
     #  "a":"0.21449000","A":"11400.00000000"}
-    assert book.tolist() == (5, 499822861, 21437000, 280000000000, 21449000, 1140000000000,
-                             b"ZILUSDT")  # fmt: skip
+    # quantities are 128-bit: (lo, hi) words
+    assert book.tolist() == (5, 499822861, 21437000, (280000000000, 0), 21449000,
+                             (1140000000000, 0), b"ZILUSDT")  # fmt: skip
 
     trades = feedhandler.parse(corpus_lines("trade.jsonl")[:2], ts_recv=5)["trade"]
     # "E":1620122147230,"s":"BTCUSDT","t":807525136,"p":"56130.97000000","q":"0.00441000",
     # "T":1620122147229,"m":false
     assert trades[1].tolist() == (5, 1620122147230_000000, 1620122147229_000000, 807525136,
-                                  5613097000000, 441000, 0, b"BTCUSDT")  # fmt: skip
+                                  5613097000000, (441000, 0), 0, b"BTCUSDT")  # fmt: skip
 
     # An event with no bid levels: one row per ask, FIRST on the first, LAST on the last.
     frame = next(f for f in corpus_lines("combined.jsonl") if b'"xmrbtc@depth' in f)
     depth = feedhandler.parse([frame])["depth"]
     assert depth[["side", "flags", "price", "qty"]].tolist() == [
-        (1, 1, 578700, 3123100000),
-        (1, 2, 578800, 2604900000),
+        (1, 1, 578700, (3123100000, 0)),
+        (1, 2, 578800, (2604900000, 0)),
     ]
     assert set(depth["first_update_id"]) == {717720856}
     assert set(depth["last_update_id"]) == {717720857}
@@ -124,7 +125,7 @@ def test_hand_checked_rows() -> None:
 def test_empty_depth_event_keeps_its_update_ids() -> None:
     frame = b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":157,"u":160,"b":[],"a":[]}'
     (row,) = feedhandler.parse([frame], ts_recv=9)["depth"]
-    assert row.tolist() == (9, 1_000_000, 157, 160, 0, 0, 2, 3, b"BTCUSDT")
+    assert row.tolist() == (9, 1_000_000, 157, 160, 0, (0, 0), 2, 3, b"BTCUSDT")
 
 
 def _combined_with(prefix: str) -> list[tuple[str, bytes, bytes]]:

@@ -24,20 +24,20 @@ SAMPLES: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
         {"e": "trade", "E": 1672515782136, "s": "BNBBTC", "t": 12345, "p": "0.00100000",
          "q": "100.00000000", "T": 1672515782136, "m": True, "M": True},
         "bnbbtc@trade",
-        {"E": "ts", "s": "sym", "t": "int", "p": "dec", "q": "dec", "T": "ts", "m": "bool"},
+        {"E": "ts", "s": "sym", "t": "int", "p": "dec", "q": "wide", "T": "ts", "m": "bool"},
     ),
     "aggTrade": (
         {"e": "aggTrade", "E": 1672515782136, "s": "BNBBTC", "a": 12345, "p": "0.001",
          "q": "100", "f": 100, "l": 105, "T": 1672515782136, "m": True, "M": True},
         "bnbbtc@aggTrade",
-        {"E": "ts", "s": "sym", "a": "int", "p": "dec", "q": "dec", "f": "int", "l": "int",
+        {"E": "ts", "s": "sym", "a": "int", "p": "dec", "q": "wide", "f": "int", "l": "int",
          "T": "ts", "m": "bool"},
     ),
     "bookTicker": (
         {"u": 400900217, "s": "BNBUSDT", "b": "25.35190000", "B": "31.21000000",
          "a": "25.36520000", "A": "40.66000000"},
         "bnbusdt@bookTicker",
-        {"u": "int", "s": "sym", "b": "dec", "B": "dec", "a": "dec", "A": "dec"},
+        {"u": "int", "s": "sym", "b": "dec", "B": "wide", "a": "dec", "A": "wide"},
     ),
     "depth": (
         {"e": "depthUpdate", "E": 1672515782136, "s": "BNBBTC", "U": 157, "u": 160,
@@ -75,8 +75,8 @@ SAMPLES: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
          "a": "0.0026", "A": "100", "o": "0.0010", "h": "0.0025", "l": "0.0010",
          "v": "10000", "q": "18", "O": 0, "C": 86400000, "F": 0, "L": 18150, "n": 18151},
         "bnbbtc@ticker",
-        {"E": "ts", "s": "sym", **dict.fromkeys("pPwxcQbBaAohl", "dec"), "v": "wide",
-         "q": "wide", "O": "ts", "C": "ts", "F": "int", "L": "int", "n": "int"},
+        {"E": "ts", "s": "sym", **dict.fromkeys("pPwxcbaohl", "dec"), "Q": "wide", "B": "wide",
+         "A": "wide", "v": "wide", "q": "wide", "O": "ts", "C": "ts", "F": "int", "L": "int", "n": "int"},
     ),
     "windowTicker": (
         {"e": "1hTicker", "E": 1672515782136, "s": "BNBBTC", "p": "0.0015", "P": "250.00",
@@ -131,7 +131,8 @@ BAD_VALUES: dict[str, list[tuple[Any, str]]] = {
     "levels": [
         ([["0.0024", "1.123456789"]], "too_many_decimals"),
         ([["0.0024", "1"], ["x", "1"]], "bad_decimal"),
-        ([["0.0024", render(INT64_MAX + 1)]], "overflow"),
+        ([[render(INT64_MAX + 1), "1"]], "overflow"),  # prices are int64...
+        ([["0.0024", render(INT128_MAX + 1)]], "overflow"),  # ...quantities 128-bit
     ],
 }
 

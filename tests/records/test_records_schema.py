@@ -11,31 +11,55 @@ import pytest
 
 import feedhandler
 from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
-from feedhandler.records import SCALE, SCHEMAS, schema_by_name, to_decimal, wide_to_int
+from feedhandler.records import SCALE, SCHEMAS, Schema, schema_by_name, to_decimal, wide_to_int
+from feedhandler.records.schema import HISTORY
 
 # (version, itemsize, fingerprint of name:offset:type:count per field). A layout change must
 # come with a version bump in feedhandler/contract/kinds.py; then update the row here.
 PINNED = {
-    "trade": (1, 88, "99bc9d5dda4f7497"),
-    "aggTrade": (1, 104, "f25c05f09fbeb528"),
-    "bookTicker": (1, 80, "e642a2ca655e6829"),
-    "depth": (1, 88, "3342dbe37830b5fa"),
-    "depthPartial": (1, 696, "cc213aac336e20be"),
+    "trade": (2, 96, "27b9038a0636e382"),
+    "aggTrade": (2, 112, "636416c846aea364"),
+    "bookTicker": (2, 96, "6dcefcd4a818f715"),
+    "depth": (2, 96, "fdc0301bd9ef267b"),
+    "depthPartial": (2, 1016, "ecc7f6b02b09be76"),
     "kline": (1, 192, "40827c42940139a5"),
     "miniTicker": (1, 112, "b06ac1f53c68806d"),
-    "ticker": (1, 224, "23dd7a00af59a6d3"),
+    "ticker": (2, 248, "9526a899bd5f60e1"),
     "windowTicker": (1, 184, "ea92726f27a4717b"),
     "avgPrice": (1, 72, "12cbdf227258f44c"),
     "control": (1, 40, "75d6f3e0368fdc73"),
     "gap": (1, 64, "05ae791ad2790162"),
-    "blockTrade": (1, 88, "99bc9d5dda4f7497"),
+    "blockTrade": (1, 96, "27b9038a0636e382"),
     "referencePrice": (1, 64, "6d947dfd3d70be32"),
+}
+# v1 layouts (int64 quantities), still decoded: exactly what the v1 decoder wrote.
+PINNED_V1 = {
+    "trade": (88, "99bc9d5dda4f7497"),
+    "aggTrade": (104, "f25c05f09fbeb528"),
+    "bookTicker": (80, "e642a2ca655e6829"),
+    "depth": (88, "3342dbe37830b5fa"),
+    "depthPartial": (696, "cc213aac336e20be"),
+    "ticker": (224, "23dd7a00af59a6d3"),
 }
 
 
 def fingerprint(layout: dict) -> str:
     text = ";".join(f"{n}:{o}:{t}:{c}" for n, o, t, c in layout["fields"])
     return hashlib.sha256(f"{text}|{layout['itemsize']}".encode()).hexdigest()[:16]
+
+
+def _schema_layout(schema: Schema) -> dict:
+    return {"itemsize": schema.itemsize, "fields": [
+        (f.name, f.offset, FIELD_TYPE_CODES[f.type], f.count) for f in schema.fields]}
+
+
+def test_v1_layouts_are_kept_for_decoding() -> None:
+    v1 = {kind: schema for (_, version), schema in HISTORY.items() if version == 1
+          for kind in [schema.kind]}
+    assert {k: (s.itemsize, fingerprint(_schema_layout(s))) for k, s in v1.items()} == PINNED_V1
+    for kind, schema in v1.items():
+        assert schema_by_name(schema.name, 1) is schema
+        assert schema_by_name(schema.name, 2) is SCHEMAS[kind]
 
 
 def test_one_schema_per_kind_in_enum_order() -> None:
@@ -96,8 +120,10 @@ def test_field_conventions() -> None:
         for name, ftype in types.items():
             if name.startswith("ts_"):
                 assert ftype == "int64", f"{kind}.{name}: timestamps are int64 ns"
-            if name.endswith(("price", "qty")):
-                assert ftype == "fixed8", f"{kind}.{name}: prices/quantities are 1e-8 ints"
+            if name.endswith("price"):
+                assert ftype == "fixed8", f"{kind}.{name}: prices are int64 1e-8 ints"
+            if name.endswith("qty"):
+                assert ftype == "int128", f"{kind}.{name}: quantities are int128 1e-8 ints"
             if "volume" in name:
                 assert ftype == "int128", f"{kind}.{name}: 24 h volumes can exceed int64"
         if "symbol" in types:
@@ -140,3 +166,26 @@ def test_wide_to_int_reads_the_two_words() -> None:
     rows["volume"]["lo"] = [0, 2**64 - 1, 5]
     rows["volume"]["hi"] = [1, -1, -(2**63)]
     assert [wide_to_int(r["volume"]) for r in rows] == [2**64, -1, -(2**127) + 5]
+
+
+# A cheap token's book level (the simulator's PEPE-like symbols) and the edges of the range.
+QTY_VALUES = ["109576294318.00000000", "92233720368.54775808",
+              "1701411834604692317316873037158.84105727"]
+
+
+@pytest.mark.parametrize("text", QTY_VALUES)
+def test_quantities_beyond_int64_decode_exactly(text: str) -> None:
+    frame = (b'{"e":"depthUpdate","E":1,"s":"PEPEUSDT","U":1,"u":2,"b":[["0.00000123","%s"]],'
+             b'"a":[]}' % text.encode())
+    result = feedhandler.parse([frame])
+    assert not result.dead_letters
+    (row,) = result["depth"]
+    assert to_decimal(wide_to_int(row["qty"])) == Decimal(text)
+
+
+def test_quantity_beyond_int128_is_rejected_not_wrapped() -> None:
+    too_big = b"1701411834604692317316873037158.84105728"  # (2^127) * 1e-8
+    frame = b'{"u":1,"s":"X","b":"1","B":"%s","a":"1","A":"1"}' % too_big
+    result = feedhandler.parse([frame])
+    assert [(d.reason, d.field) for d in result.dead_letters] == [("overflow", "B")]
+    assert len(result["bookTicker"]) == 0

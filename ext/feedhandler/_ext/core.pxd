@@ -7,17 +7,9 @@ from libcpp.string_view cimport string_view
 cdef extern from "records.h" namespace "fh" nogil:
     const size_t kSymbolWidth
 
+    # Generated from feedhandler/contract/kinds.py (records_gen.h); only the members Cython
+    # code names are declared here, so adding a kind does not touch this file.
     enum Kind:
-        KIND_TRADE
-        KIND_AGG_TRADE
-        KIND_BOOK_TICKER
-        KIND_DEPTH
-        KIND_DEPTH_PARTIAL
-        KIND_KLINE
-        KIND_MINI_TICKER
-        KIND_TICKER
-        KIND_WINDOW_TICKER
-        KIND_AVG_PRICE
         KIND_CONTROL
         KIND_GAP
         KIND_COUNT
@@ -54,6 +46,15 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         ERR_COUNT
 
     const char* error_name(Error error)
+
+    struct StreamInfo:
+        Kind kind
+        cbool is_array
+        uint8_t levels
+        int16_t utc_offset_min
+        char symbol[32]  # kSymbolWidth (Cython needs the literal)
+
+    cbool classify_stream(string_view name, StreamInfo& out)
 
     enum Status:
         STATUS_OK

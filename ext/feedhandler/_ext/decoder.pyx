@@ -79,6 +79,18 @@ def _dtype(layout):
 DTYPES = tuple(_dtype(layout) for layout in layouts())
 
 
+def classify_stream(str name):
+    """What the decoder makes of a stream name: (kind, SYMBOL, levels, utc_offset_min,
+    is_array), or None when it is not a stream it decodes. The grammar is generated from
+    feedhandler.contract.kinds, as is feedhandler.contract.streams (which must agree)."""
+    cdef bytes raw = name.encode()
+    cdef core.StreamInfo info
+    if not core.classify_stream(string_view(raw, len(raw)), info):
+        return None
+    return (KIND_NAMES[<int>info.kind], info.symbol[:core.kSymbolWidth].rstrip(b"\0").decode(),
+            info.levels, info.utc_offset_min, info.is_array)
+
+
 def parse_decimal(bytes text, bint wide=False):
     """Decimal string -> integer count of 1e-8 units, by the decoder's own parser.
 

@@ -1,0 +1,106 @@
+"""The stream grammar, from the kind declarations: which stream names exist and what they carry.
+
+The decoder extension runs the same grammar (generated into ext/cpp/decoder_gen.h from the same
+declarations; `feedhandler._ext.decoder.classify_stream` exposes it and a test holds the two
+equal). Config validation uses `normalize_streams` so a bad name fails at start, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from feedhandler.contract.kinds import (
+    KINDS,
+    MAX_STREAMS_PER_CONNECTION,
+    SYMBOL_WIDTH,
+    Kind,
+    Suffix,
+)
+
+# suffix after `<symbol>@`, or a whole market-wide `!…` name -> (kind, what the name says)
+GRAMMAR: dict[str, tuple[Kind, Suffix]] = {s.text: (k, s) for k in KINDS for s in k.streams}
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    kind: str
+    symbol: str  # upper case as in payloads; "" for market-wide streams
+    levels: int = 0  # partial depth 5/10/20
+    utc_offset_min: int = 0  # kline `@+08:00`: 480
+    array: bool = False  # payloads are JSON arrays of events
+
+
+def parse_stream(name: str) -> Stream | None:
+    """A stream name as Binance spells it (lower-case symbol) -> what it carries; None if it
+    is not a stream the decoder understands."""
+    if name.startswith("!"):
+        entry = GRAMMAR.get(name)
+        if entry is None or not entry[1].market:
+            return None
+        kind, sfx = entry
+        return Stream(name, kind.name, "", sfx.levels, sfx.utc_offset_min, sfx.array)
+    symbol, at, suffix = name.partition("@")
+    entry = GRAMMAR.get(suffix)
+    if (not at or entry is None or entry[1].market or not symbol.isalnum()
+            or symbol != symbol.lower() or len(symbol.encode()) > SYMBOL_WIDTH):
+        return None
+    kind, sfx = entry
+    return Stream(name, kind.name, symbol.upper(), sfx.levels, sfx.utc_offset_min, sfx.array)
+
+
+def normalize_stream(name: str) -> str:
+    """Lower-cases the symbol (`BTCUSDT@trade` -> `btcusdt@trade`); suffixes are
+    case-sensitive (`kline_1M` is a month, `kline_1m` a minute)."""
+    name = name.strip()
+    if name.startswith("!"):
+        return name
+    symbol, at, suffix = name.partition("@")
+    return f"{symbol.lower()}{at}{suffix}"
+
+
+def normalize_streams(names: Iterable[str],
+                      per_connection: int | None = MAX_STREAMS_PER_CONNECTION) -> list[str]:
+    """Stream names as Binance wants them, in the given order; ValueError (one line, naming
+    the stream) for an unknown stream, a duplicate, or more than `per_connection` streams
+    (None: no limit, the list is split into connections later)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in names:
+        name = normalize_stream(raw)
+        if parse_stream(name) is None:
+            raise ValueError(f"unknown stream {raw!r} (e.g. btcusdt@trade, btcusdt@depth@100ms, "
+                             "btcusdt@kline_1m, !miniTicker@arr)")
+        if name in seen:
+            raise ValueError(f"duplicate stream {raw!r}")
+        seen.add(name)
+        out.append(name)
+    if per_connection is not None and len(out) > per_connection:
+        raise ValueError(f"{len(out)} streams on one connection, more than {per_connection}: "
+                         f"{out[per_connection]!r} is the first beyond the limit")
+    return out
+
+
+def url_streams(url: str) -> list[str] | None:
+    """The streams a URL with a path names (`/ws/<a>/<b>`, `/stream?streams=a/b`); None for a
+    base URL (streams come from the configuration). ValueError if it has a path but no stream."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return None
+    path = unquote(parts.path)
+    if path.startswith("/ws/"):
+        names = path[len("/ws/"):].split("/")
+    elif path.rstrip("/") == "/stream":
+        # not parse_qs: it would read the `+` of `kline_1h@+08:00` as a space
+        query = dict(p.partition("=")[::2] for p in parts.query.split("&"))
+        names = unquote(query.get("streams", "")).split("/")
+    else:
+        names = []
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError(f"url {url!r} has a path but names no stream (use a base URL such as "
+                         "wss://stream.binance.com:9443, or /ws/<stream>, "
+                         "/stream?streams=<a>/<b>)")
+    return names
