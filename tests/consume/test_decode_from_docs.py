@@ -69,16 +69,17 @@ def layout(size: int, rows: list[tuple[int, int, str, str]]) -> tuple[str, list[
     return fmt, items
 
 
+def scalar(type_: str, values: Iterator[Any]) -> Any:
+    if type_ == "decimal128":
+        lo, hi = next(values), next(values)
+        return hi * 2**64 + lo
+    return next(values)
+
+
 def unpack(fmt: str, items: list[tuple[str, str]], value: bytes) -> Iterator[dict[str, Any]]:
     for flat in struct.iter_unpack(fmt, value):
         values = iter(flat)
         row: dict[str, Any] = {}
-        def scalar(type_: str) -> Any:
-            if type_ == "decimal128":
-                lo, hi = next(values), next(values)
-                return hi * 2**64 + lo
-            return next(values)
-
         for name, type_ in items:
             if type_ == "pad":
                 assert next(values).strip(b"\0") == b"", "padding is zero"
@@ -86,9 +87,9 @@ def unpack(fmt: str, items: list[tuple[str, str]], value: bytes) -> Iterator[dic
                 row[name] = next(values).rstrip(b"\0").decode("utf-8")
             elif "[" in type_:
                 base, _, count = type_.partition("[")
-                row[name] = [scalar(base) for _ in range(int(count[:-1]))]
+                row[name] = [scalar(base, values) for _ in range(int(count[:-1]))]
             else:
-                row[name] = scalar(type_)
+                row[name] = scalar(type_, values)
         yield row
 
 
