@@ -23,6 +23,8 @@ from feedhandler.simulator.market.engine import OrderBookEngine
 from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.market.intervals import DAY_US
 from feedhandler.simulator.market.publishers import (
+    BlockTradePublisher,
+    ReferencePricePublisher,
     DepthDiffPublisher,
     Frame,
     KlinePublisher,
@@ -191,6 +193,10 @@ class Feed:
                 )
             case Kind.WINDOW_TICKER:
                 publisher = TickerPublisher(spec.name, cadence_us, emit, tdiv, state, spec.interval)
+            case Kind.BLOCK_TRADE:
+                publisher = BlockTradePublisher(spec.name, cadence_us, emit, tdiv, state)
+            case Kind.REFERENCE_PRICE:
+                publisher = ReferencePricePublisher(spec.name, cadence_us, emit, tdiv, state)
         self._schedule_timer(publisher, state.phase_us, state.index * RANKS + spec.rank)
         return publisher
 

@@ -269,6 +269,43 @@ def market_item(
     )
 
 
+class BlockTradePublisher(TimedPublisher):
+    """`<symbol>@blockTrade`: once the symbol has traded, one block per tick at the last trade
+    price, 50 typical orders in size, numbered by its own id sequence from 1."""
+
+    def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState):
+        super().__init__(name, cadence_us, emit, tdiv)
+        self._state = state
+        spec = state.engine.spec
+        self._qty = spec.step_size * max(1, 50 * spec.mean_qty // spec.step_size)
+        self._next_id = 1
+
+    def push(self, t_us: int) -> None:
+        stats = self._state.engine.stats
+        if stats.last_us < 0:
+            return
+        t = t_us // self._tdiv
+        payload = render.block_trade(self._state.fmt, t, self._next_id, stats.last_price,
+                                     self._qty, t, self._next_id % 2 == 0)
+        self._next_id += 1
+        self._emit((self.name, payload.encode()))
+
+
+class ReferencePricePublisher(TimedPublisher):
+    """`<symbol>@referencePrice`: the last trade price every tick; `r` null before the first
+    trade (no reference price yet)."""
+
+    def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState):
+        super().__init__(name, cadence_us, emit, tdiv)
+        self._state = state
+
+    def push(self, t_us: int) -> None:
+        stats = self._state.engine.stats
+        price = stats.last_price if stats.last_us >= 0 else None
+        payload = render.reference_price(self._state.fmt, price, t_us // self._tdiv)
+        self._emit((self.name, payload.encode()))
+
+
 class MarketArrayPublisher(TimedPublisher):
     """`!miniTicker@arr` / `!ticker_<w>@arr`: one JSON array per tick holding the symbols
     that traded since the previous push, in universe order."""

@@ -211,3 +211,19 @@ def avg_price(f: SymbolFormat, e: int, price: int, last_trade_time: int) -> str:
         f'"w":"{fmt_fixed(price, f.price_decimals)}",'
         f'"T":{last_trade_time}}}'
     )
+
+
+def block_trade(
+    f: SymbolFormat, e: int, trade_id: int, price: int, qty: int, t: int, maker_buy: bool
+) -> str:
+    """§4.3: the trade fields without `M`."""
+    return (
+        f'{{"e":"blockTrade","E":{e},"s":"{f.symbol}","t":{trade_id},"p":"{f.price(price)}",'
+        f'"q":"{f.qty(qty)}","T":{t},"m":{_bool(maker_buy)}}}'
+    )
+
+
+def reference_price(f: SymbolFormat, price: int | None, t: int) -> str:
+    """§4.4: no `E`; `r` is null while there is no reference price."""
+    r = "null" if price is None else f'"{f.price(price)}"'
+    return f'{{"e":"referencePrice","s":"{f.symbol}","r":{r},"t":{t}}}'

@@ -27,6 +27,8 @@ class Kind(Enum):
     TICKER = "ticker"  # 24 h rolling
     WINDOW_TICKER = "ticker_window"  # 1h / 4h / 1d rolling
     AVG_PRICE = "avgPrice"
+    BLOCK_TRADE = "blockTrade"
+    REFERENCE_PRICE = "referencePrice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,9 @@ def _suffix_table() -> dict[str, StreamSpec]:
     entries.append(("ticker", Kind.TICKER, 1000, 0, "", False))
     entries += [(f"ticker_{w}", Kind.WINDOW_TICKER, 1000, 0, w, False) for w in WINDOWS]
     entries.append(("avgPrice", Kind.AVG_PRICE, 1000, 0, "", False))
+    # real-time on Binance; simulated as at most one block per second
+    entries.append(("blockTrade", Kind.BLOCK_TRADE, 1000, 0, "", False))
+    entries.append(("referencePrice", Kind.REFERENCE_PRICE, 1000, 0, "", False))
     return {
         suffix: StreamSpec(suffix, None, kind, cadence, rank, levels, interval, utc8)
         for rank, (suffix, kind, cadence, levels, interval, utc8) in enumerate(entries)
