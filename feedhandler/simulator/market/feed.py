@@ -24,13 +24,13 @@ from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.market.intervals import DAY_US
 from feedhandler.simulator.market.publishers import (
     BlockTradePublisher,
-    ReferencePricePublisher,
     DepthDiffPublisher,
     Frame,
     KlinePublisher,
     LivePublisher,
     MarketArrayPublisher,
     PartialDepthPublisher,
+    ReferencePricePublisher,
     SymbolState,
     TickerPublisher,
     TimedPublisher,
