@@ -125,11 +125,12 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
 - **Events and messages.** A frame's records never straddle two decoder batches. A diff-depth
   event (`depth`: one row per price level, `flags` 1 on its first row and 2 on its last) spans
-  two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`;
-  they are consecutive messages of the same key, in order, and repeat the event's
-  `{c.H_SEQ_FIRST}`/`{c.H_SEQ_LAST}` as their rows carry them. Every other kind is one record
-  per event (an all-market `!…@arr` frame is one record per symbol, each in its symbol's
-  message)."""
+  two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`:
+  they are consecutive messages of the same key, in order, and each carries the `U`/`u` of
+  its rows, so a message whose first row lacks flag 1 continues the previous message's event
+  and repeats its `{c.H_SEQ_FIRST}` (check continuity between events, not between such
+  messages). Every other kind is one record per event (an all-market `!…@arr` frame is one
+  record per symbol, each in its symbol's message)."""
 
 
 TIMES = """### Times
