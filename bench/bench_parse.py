@@ -183,17 +183,17 @@ class Table:
 
 
 def build_book_ticker(m: Any, t: Table) -> None:
-    t.add((TS_RECV, m["u"], fx(m["b"]), fx(m["B"]), fx(m["a"]), fx(m["A"]), m["s"].encode()))
+    t.add((TS_RECV, m["u"], fx(m["b"]), wide(m["B"]), fx(m["a"]), wide(m["A"]), m["s"].encode()))
 
 
 def build_trade(m: Any, t: Table) -> None:
-    t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["t"], fx(m["p"]), fx(m["q"]),
+    t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["t"], fx(m["p"]), wide(m["q"]),
            m["m"], m["s"].encode()))  # fmt: skip
 
 
 def build_agg_trade(m: Any, t: Table) -> None:
     t.add((TS_RECV, m["E"] * 1_000_000, m["T"] * 1_000_000, m["a"], m["f"], m["l"],
-           fx(m["p"]), fx(m["q"]), m["m"], m["s"].encode()))  # fmt: skip
+           fx(m["p"]), wide(m["q"]), m["m"], m["s"].encode()))  # fmt: skip
 
 
 def build_depth(m: Any, t: Table) -> None:
@@ -201,15 +201,15 @@ def build_depth(m: Any, t: Table) -> None:
     rows = [(0, p, q) for p, q in m["b"]] + [(1, p, q) for p, q in m["a"]]
     for i, (side, p, q) in enumerate(rows):
         flags = (1 if i == 0 else 0) | (2 if i == len(rows) - 1 else 0)
-        t.add((TS_RECV, e, first, last, fx(p), fx(q), side, flags, s))
+        t.add((TS_RECV, e, first, last, fx(p), wide(q), side, flags, s))
 
 
 def build_depth20(m: Any, t: Table) -> None:
     stream, data = m["stream"], m["data"]
     symbol, _, name = stream.partition("@")
-    bids = [(fx(p), fx(q)) for p, q in data["bids"]]
-    asks = [(fx(p), fx(q)) for p, q in data["asks"]]
-    pad = [(0, 0)] * 20
+    bids = [(fx(p), wide(q)) for p, q in data["bids"]]
+    asks = [(fx(p), wide(q)) for p, q in data["asks"]]
+    pad = [(0, (0, 0))] * 20
     b, a = (bids + pad)[:20], (asks + pad)[:20]
     t.add((TS_RECV, data["lastUpdateId"], [x[0] for x in b], [x[1] for x in b],
            [x[0] for x in a], [x[1] for x in a], int(name[5:].partition("@")[0]), len(bids),
@@ -224,8 +224,10 @@ def build_kline(m: Any, t: Table) -> None:
 
 
 def build_ticker(m: Any, t: Table) -> None:
-    t.add((TS_RECV, m["E"] * 1_000_000, *(fx(m[k]) for k in "pPwxcQbBaAohl"), wide(m["v"]),
-           wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"], m["n"],
+    # quantities (Q, B, A) and volumes are 128-bit
+    t.add((TS_RECV, m["E"] * 1_000_000, *((wide if k in "QBA" else fx)(m[k])
+                                         for k in "pPwxcQbBaAohl"),
+           wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"], m["n"],
            m["s"].encode()))  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 #include "decoder.h"
 
 #include <cstring>
+#include <type_traits>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -136,6 +137,7 @@ struct Decoder::Impl {
   // --- plain kinds: from their tables (decoder_gen.h) ---
   template <Kind K>
   bool plain(od::object& obj, Ctx& c);
+  template <Reader R>
   bool read(od::value& v, const KeyField& f, char* row, Ctx& c);
 
   // --- hooks: kinds that need real code ---
@@ -538,12 +540,15 @@ bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
   r->ts_recv = c.ts_recv;
   char* row = reinterpret_cast<char*>(r);
   uint32_t seen = 0;
-  FH_FIELDS(obj, c, K, ([&] {
-    const int i = P::slot(key);
-    if (i < 0) return skip_field(field, c);
-    seen |= 1u << i;
-    return read(v, P::fields[i], row, c);
-  }()))
+  FH_FIELDS(obj, c, K, P::on_key(key, [&](auto slot) {
+    constexpr int i = decltype(slot)::value;
+    if constexpr (i < 0) {
+      return skip_field(field, c);
+    } else {
+      seen |= 1u << i;
+      return read<P::fields[i].reader>(v, P::fields[i], row, c);
+    }
+  }))
   const uint32_t missing = kRequired & ~seen;
   if (missing) return fail(c, ERR_MISSING_FIELD, P::fields[__builtin_ctz(missing)].key);
   if constexpr (P::sequence.checked) {
@@ -555,6 +560,7 @@ bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
   return true;
 }
 
+template <Reader R>
 bool Decoder::Impl::read(od::value& v, const KeyField& f, char* row, Ctx& c) {
   char* out = row + f.offset;
   if (f.null_flag >= 0) {
@@ -567,16 +573,17 @@ bool Decoder::Impl::read(od::value& v, const KeyField& f, char* row, Ctx& c) {
     row[f.null_flag] = 1;
   }
   // Columns are at their natural alignment in the row (asserted in records_gen.h).
-  switch (f.reader) {
-    case R_INTEGER: return integer(v, *reinterpret_cast<int64_t*>(out), c, f.key);
-    case R_TIMESTAMP: return timestamp(v, *reinterpret_cast<int64_t*>(out), c, f.key);
-    case R_FIXED8: return fixed(v, *reinterpret_cast<int64_t*>(out), c, f.key);
-    case R_FIXED128: return fixed128(v, *reinterpret_cast<Int128LE*>(out), c, f.key);
-    case R_BOOL: return boolean(v, *reinterpret_cast<uint8_t*>(out), c, f.key);
-    case R_TEXT: return text(v, out, f.width, c, f.key, ERR_WRONG_TYPE);
-    case R_SYMBOL: return text(v, out, f.width, c, f.key, ERR_SYMBOL_TOO_LONG);
+  if constexpr (R == R_INTEGER) return integer(v, *reinterpret_cast<int64_t*>(out), c, f.key);
+  if constexpr (R == R_TIMESTAMP) {
+    return timestamp(v, *reinterpret_cast<int64_t*>(out), c, f.key);
   }
-  return fail(c, ERR_WRONG_TYPE, f.key);
+  if constexpr (R == R_FIXED8) return fixed(v, *reinterpret_cast<int64_t*>(out), c, f.key);
+  if constexpr (R == R_FIXED128) {
+    return fixed128(v, *reinterpret_cast<Int128LE*>(out), c, f.key);
+  }
+  if constexpr (R == R_BOOL) return boolean(v, *reinterpret_cast<uint8_t*>(out), c, f.key);
+  if constexpr (R == R_TEXT) return text(v, out, f.width, c, f.key, ERR_WRONG_TYPE);
+  if constexpr (R == R_SYMBOL) return text(v, out, f.width, c, f.key, ERR_SYMBOL_TOO_LONG);
 }
 
 bool Decoder::Impl::depth(od::object& obj, Ctx& c) {

@@ -19,16 +19,17 @@ template <> struct Plain<KIND_TRADE> {
       {"T", offsetof(TradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(TradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("t"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("T"): return 5;
-      case key_code("m"): return 6;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("T"): return on(std::integral_constant<int, 5>{});
+      case key_code("m"): return on(std::integral_constant<int, 6>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(TradeRecord, trade_id), offsetof(TradeRecord, trade_id), true};
@@ -48,18 +49,19 @@ template <> struct Plain<KIND_AGG_TRADE> {
       {"T", offsetof(AggTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(AggTradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("a"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("f"): return 5;
-      case key_code("l"): return 6;
-      case key_code("T"): return 7;
-      case key_code("m"): return 8;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("a"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("f"): return on(std::integral_constant<int, 5>{});
+      case key_code("l"): return on(std::integral_constant<int, 6>{});
+      case key_code("T"): return on(std::integral_constant<int, 7>{});
+      case key_code("m"): return on(std::integral_constant<int, 8>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(AggTradeRecord, agg_id), offsetof(AggTradeRecord, agg_id), true};
@@ -76,15 +78,16 @@ template <> struct Plain<KIND_BOOK_TICKER> {
       {"a", offsetof(BookTickerRecord, ask_price), R_FIXED8, 0, true, -1},
       {"A", offsetof(BookTickerRecord, ask_qty), R_FIXED128, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("u"): return 0;
-      case key_code("s"): return 1;
-      case key_code("b"): return 2;
-      case key_code("B"): return 3;
-      case key_code("a"): return 4;
-      case key_code("A"): return 5;
-      default: return -1;
+      case key_code("u"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("b"): return on(std::integral_constant<int, 2>{});
+      case key_code("B"): return on(std::integral_constant<int, 3>{});
+      case key_code("a"): return on(std::integral_constant<int, 4>{});
+      case key_code("A"): return on(std::integral_constant<int, 5>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(BookTickerRecord, update_id), offsetof(BookTickerRecord, update_id), false};
@@ -103,17 +106,18 @@ template <> struct Plain<KIND_MINI_TICKER> {
       {"v", offsetof(MiniTickerRecord, volume), R_FIXED128, 0, true, -1},
       {"q", offsetof(MiniTickerRecord, quote_volume), R_FIXED128, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("c"): return 2;
-      case key_code("o"): return 3;
-      case key_code("h"): return 4;
-      case key_code("l"): return 5;
-      case key_code("v"): return 6;
-      case key_code("q"): return 7;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("c"): return on(std::integral_constant<int, 2>{});
+      case key_code("o"): return on(std::integral_constant<int, 3>{});
+      case key_code("h"): return on(std::integral_constant<int, 4>{});
+      case key_code("l"): return on(std::integral_constant<int, 5>{});
+      case key_code("v"): return on(std::integral_constant<int, 6>{});
+      case key_code("q"): return on(std::integral_constant<int, 7>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -146,31 +150,32 @@ template <> struct Plain<KIND_TICKER> {
       {"L", offsetof(TickerRecord, last_trade_id), R_INTEGER, 0, true, -1},
       {"n", offsetof(TickerRecord, n_trades), R_INTEGER, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("p"): return 2;
-      case key_code("P"): return 3;
-      case key_code("w"): return 4;
-      case key_code("x"): return 5;
-      case key_code("c"): return 6;
-      case key_code("Q"): return 7;
-      case key_code("b"): return 8;
-      case key_code("B"): return 9;
-      case key_code("a"): return 10;
-      case key_code("A"): return 11;
-      case key_code("o"): return 12;
-      case key_code("h"): return 13;
-      case key_code("l"): return 14;
-      case key_code("v"): return 15;
-      case key_code("q"): return 16;
-      case key_code("O"): return 17;
-      case key_code("C"): return 18;
-      case key_code("F"): return 19;
-      case key_code("L"): return 20;
-      case key_code("n"): return 21;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("p"): return on(std::integral_constant<int, 2>{});
+      case key_code("P"): return on(std::integral_constant<int, 3>{});
+      case key_code("w"): return on(std::integral_constant<int, 4>{});
+      case key_code("x"): return on(std::integral_constant<int, 5>{});
+      case key_code("c"): return on(std::integral_constant<int, 6>{});
+      case key_code("Q"): return on(std::integral_constant<int, 7>{});
+      case key_code("b"): return on(std::integral_constant<int, 8>{});
+      case key_code("B"): return on(std::integral_constant<int, 9>{});
+      case key_code("a"): return on(std::integral_constant<int, 10>{});
+      case key_code("A"): return on(std::integral_constant<int, 11>{});
+      case key_code("o"): return on(std::integral_constant<int, 12>{});
+      case key_code("h"): return on(std::integral_constant<int, 13>{});
+      case key_code("l"): return on(std::integral_constant<int, 14>{});
+      case key_code("v"): return on(std::integral_constant<int, 15>{});
+      case key_code("q"): return on(std::integral_constant<int, 16>{});
+      case key_code("O"): return on(std::integral_constant<int, 17>{});
+      case key_code("C"): return on(std::integral_constant<int, 18>{});
+      case key_code("F"): return on(std::integral_constant<int, 19>{});
+      case key_code("L"): return on(std::integral_constant<int, 20>{});
+      case key_code("n"): return on(std::integral_constant<int, 21>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -186,14 +191,15 @@ template <> struct Plain<KIND_AVG_PRICE> {
       {"w", offsetof(AvgPriceRecord, price), R_FIXED8, 0, true, -1},
       {"T", offsetof(AvgPriceRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("i"): return 2;
-      case key_code("w"): return 3;
-      case key_code("T"): return 4;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("i"): return on(std::integral_constant<int, 2>{});
+      case key_code("w"): return on(std::integral_constant<int, 3>{});
+      case key_code("T"): return on(std::integral_constant<int, 4>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -211,16 +217,17 @@ template <> struct Plain<KIND_BLOCK_TRADE> {
       {"T", offsetof(BlockTradeRecord, ts_trade), R_TIMESTAMP, 0, true, -1},
       {"m", offsetof(BlockTradeRecord, buyer_is_maker), R_BOOL, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("E"): return 0;
-      case key_code("s"): return 1;
-      case key_code("t"): return 2;
-      case key_code("p"): return 3;
-      case key_code("q"): return 4;
-      case key_code("T"): return 5;
-      case key_code("m"): return 6;
-      default: return -1;
+      case key_code("E"): return on(std::integral_constant<int, 0>{});
+      case key_code("s"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      case key_code("p"): return on(std::integral_constant<int, 3>{});
+      case key_code("q"): return on(std::integral_constant<int, 4>{});
+      case key_code("T"): return on(std::integral_constant<int, 5>{});
+      case key_code("m"): return on(std::integral_constant<int, 6>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {true, offsetof(BlockTradeRecord, trade_id), offsetof(BlockTradeRecord, trade_id), true};
@@ -234,12 +241,13 @@ template <> struct Plain<KIND_REFERENCE_PRICE> {
       {"r", offsetof(ReferencePriceRecord, price), R_FIXED8, 0, true, offsetof(ReferencePriceRecord, price_known)},
       {"t", offsetof(ReferencePriceRecord, ts_engine), R_TIMESTAMP, 0, true, -1},
   };
-  static int slot(uint32_t key) noexcept {
+  template <typename F>
+  static bool on_key(uint32_t key, F&& on) {
     switch (key) {
-      case key_code("s"): return 0;
-      case key_code("r"): return 1;
-      case key_code("t"): return 2;
-      default: return -1;
+      case key_code("s"): return on(std::integral_constant<int, 0>{});
+      case key_code("r"): return on(std::integral_constant<int, 1>{});
+      case key_code("t"): return on(std::integral_constant<int, 2>{});
+      default: return on(std::integral_constant<int, -1>{});
     }
   }
   static constexpr SequenceDesc sequence = {false, 0, 0, false};
@@ -250,34 +258,54 @@ template <> struct Plain<KIND_REFERENCE_PRICE> {
 
 // Event type (`e`) -> kind.
 inline Kind event_kind(std::string_view s) noexcept {
-    switch (key_code(s)) {
-      case key_code("trade"): return s == "trade" ? KIND_TRADE : KIND_NONE;
-      case key_code("aggTrade"): return s == "aggTrade" ? KIND_AGG_TRADE : KIND_NONE;
-      case key_code("depthUpdate"): return s == "depthUpdate" ? KIND_DEPTH : KIND_NONE;
-      case key_code("kline"): return s == "kline" ? KIND_KLINE : KIND_NONE;
-      case key_code("24hrMiniTicker"): return s == "24hrMiniTicker" ? KIND_MINI_TICKER : KIND_NONE;
-      case key_code("24hrTicker"): return s == "24hrTicker" ? KIND_TICKER : KIND_NONE;
-      case key_code("1hTicker"): return s == "1hTicker" ? KIND_WINDOW_TICKER : KIND_NONE;
-      case key_code("4hTicker"): return s == "4hTicker" ? KIND_WINDOW_TICKER : KIND_NONE;
-      case key_code("1dTicker"): return s == "1dTicker" ? KIND_WINDOW_TICKER : KIND_NONE;
-      case key_code("avgPrice"): return s == "avgPrice" ? KIND_AVG_PRICE : KIND_NONE;
-      case key_code("serverShutdown"): return s == "serverShutdown" ? KIND_CONTROL : KIND_NONE;
-      case key_code("blockTrade"): return s == "blockTrade" ? KIND_BLOCK_TRADE : KIND_NONE;
-      case key_code("referencePrice"): return s == "referencePrice" ? KIND_REFERENCE_PRICE : KIND_NONE;
-      default: return KIND_NONE;
-    }
+  switch (s.size()) {
+    case 5:
+      if (s == "trade") return KIND_TRADE;
+      if (s == "kline") return KIND_KLINE;
+      break;
+    case 8:
+      if (s == "aggTrade") return KIND_AGG_TRADE;
+      if (s == "1hTicker") return KIND_WINDOW_TICKER;
+      if (s == "4hTicker") return KIND_WINDOW_TICKER;
+      if (s == "1dTicker") return KIND_WINDOW_TICKER;
+      if (s == "avgPrice") return KIND_AVG_PRICE;
+      break;
+    case 10:
+      if (s == "24hrTicker") return KIND_TICKER;
+      if (s == "blockTrade") return KIND_BLOCK_TRADE;
+      break;
+    case 11:
+      if (s == "depthUpdate") return KIND_DEPTH;
+      break;
+    case 14:
+      if (s == "24hrMiniTicker") return KIND_MINI_TICKER;
+      if (s == "serverShutdown") return KIND_CONTROL;
+      if (s == "referencePrice") return KIND_REFERENCE_PRICE;
+      break;
+  }
+  return KIND_NONE;
 }
 
 // Payloads without `e`: the first key names the kind.
 inline Kind first_key_kind(std::string_view s) noexcept {
-    switch (key_code(s)) {
-      case key_code("u"): return s == "u" ? KIND_BOOK_TICKER : KIND_NONE;
-      case key_code("lastUpdateId"): return s == "lastUpdateId" ? KIND_DEPTH_PARTIAL : KIND_NONE;
-      case key_code("result"): return s == "result" ? KIND_CONTROL : KIND_NONE;
-      case key_code("id"): return s == "id" ? KIND_CONTROL : KIND_NONE;
-      case key_code("code"): return s == "code" ? KIND_CONTROL : KIND_NONE;
-      default: return KIND_NONE;
-    }
+  switch (s.size()) {
+    case 1:
+      if (s == "u") return KIND_BOOK_TICKER;
+      break;
+    case 2:
+      if (s == "id") return KIND_CONTROL;
+      break;
+    case 4:
+      if (s == "code") return KIND_CONTROL;
+      break;
+    case 6:
+      if (s == "result") return KIND_CONTROL;
+      break;
+    case 12:
+      if (s == "lastUpdateId") return KIND_DEPTH_PARTIAL;
+      break;
+  }
+  return KIND_NONE;
 }
 
 // The stream grammar: a per-symbol suffix (after `<symbol>@`) or a market-wide name -> what it carries.
@@ -346,71 +374,95 @@ inline const StreamGrammar* stream_grammar(std::string_view s) noexcept {
       {"blockTrade", KIND_BLOCK_TRADE, 0, 0, false, false},
       {"referencePrice", KIND_REFERENCE_PRICE, 0, 0, false, false},
   };
-    switch (key_code(s)) {
-      case key_code("trade"): return s == "trade" ? &kStreams[0] : nullptr;
-      case key_code("aggTrade"): return s == "aggTrade" ? &kStreams[1] : nullptr;
-      case key_code("bookTicker"): return s == "bookTicker" ? &kStreams[2] : nullptr;
-      case key_code("!bookTicker"): return s == "!bookTicker" ? &kStreams[3] : nullptr;
-      case key_code("depth"): return s == "depth" ? &kStreams[4] : nullptr;
-      case key_code("depth@100ms"): return s == "depth@100ms" ? &kStreams[5] : nullptr;
-      case key_code("depth@1000ms"): return s == "depth@1000ms" ? &kStreams[6] : nullptr;
-      case key_code("depth5"): return s == "depth5" ? &kStreams[7] : nullptr;
-      case key_code("depth5@100ms"): return s == "depth5@100ms" ? &kStreams[8] : nullptr;
-      case key_code("depth5@1000ms"): return s == "depth5@1000ms" ? &kStreams[9] : nullptr;
-      case key_code("depth10"): return s == "depth10" ? &kStreams[10] : nullptr;
-      case key_code("depth10@100ms"): return s == "depth10@100ms" ? &kStreams[11] : nullptr;
-      case key_code("depth10@1000ms"): return s == "depth10@1000ms" ? &kStreams[12] : nullptr;
-      case key_code("depth20"): return s == "depth20" ? &kStreams[13] : nullptr;
-      case key_code("depth20@100ms"): return s == "depth20@100ms" ? &kStreams[14] : nullptr;
-      case key_code("depth20@1000ms"): return s == "depth20@1000ms" ? &kStreams[15] : nullptr;
-      case key_code("kline_1s"): return s == "kline_1s" ? &kStreams[16] : nullptr;
-      case key_code("kline_1s@+08:00"): return s == "kline_1s@+08:00" ? &kStreams[17] : nullptr;
-      case key_code("kline_1m"): return s == "kline_1m" ? &kStreams[18] : nullptr;
-      case key_code("kline_1m@+08:00"): return s == "kline_1m@+08:00" ? &kStreams[19] : nullptr;
-      case key_code("kline_3m"): return s == "kline_3m" ? &kStreams[20] : nullptr;
-      case key_code("kline_3m@+08:00"): return s == "kline_3m@+08:00" ? &kStreams[21] : nullptr;
-      case key_code("kline_5m"): return s == "kline_5m" ? &kStreams[22] : nullptr;
-      case key_code("kline_5m@+08:00"): return s == "kline_5m@+08:00" ? &kStreams[23] : nullptr;
-      case key_code("kline_15m"): return s == "kline_15m" ? &kStreams[24] : nullptr;
-      case key_code("kline_15m@+08:00"): return s == "kline_15m@+08:00" ? &kStreams[25] : nullptr;
-      case key_code("kline_30m"): return s == "kline_30m" ? &kStreams[26] : nullptr;
-      case key_code("kline_30m@+08:00"): return s == "kline_30m@+08:00" ? &kStreams[27] : nullptr;
-      case key_code("kline_1h"): return s == "kline_1h" ? &kStreams[28] : nullptr;
-      case key_code("kline_1h@+08:00"): return s == "kline_1h@+08:00" ? &kStreams[29] : nullptr;
-      case key_code("kline_2h"): return s == "kline_2h" ? &kStreams[30] : nullptr;
-      case key_code("kline_2h@+08:00"): return s == "kline_2h@+08:00" ? &kStreams[31] : nullptr;
-      case key_code("kline_4h"): return s == "kline_4h" ? &kStreams[32] : nullptr;
-      case key_code("kline_4h@+08:00"): return s == "kline_4h@+08:00" ? &kStreams[33] : nullptr;
-      case key_code("kline_6h"): return s == "kline_6h" ? &kStreams[34] : nullptr;
-      case key_code("kline_6h@+08:00"): return s == "kline_6h@+08:00" ? &kStreams[35] : nullptr;
-      case key_code("kline_8h"): return s == "kline_8h" ? &kStreams[36] : nullptr;
-      case key_code("kline_8h@+08:00"): return s == "kline_8h@+08:00" ? &kStreams[37] : nullptr;
-      case key_code("kline_12h"): return s == "kline_12h" ? &kStreams[38] : nullptr;
-      case key_code("kline_12h@+08:00"): return s == "kline_12h@+08:00" ? &kStreams[39] : nullptr;
-      case key_code("kline_1d"): return s == "kline_1d" ? &kStreams[40] : nullptr;
-      case key_code("kline_1d@+08:00"): return s == "kline_1d@+08:00" ? &kStreams[41] : nullptr;
-      case key_code("kline_3d"): return s == "kline_3d" ? &kStreams[42] : nullptr;
-      case key_code("kline_3d@+08:00"): return s == "kline_3d@+08:00" ? &kStreams[43] : nullptr;
-      case key_code("kline_1w"): return s == "kline_1w" ? &kStreams[44] : nullptr;
-      case key_code("kline_1w@+08:00"): return s == "kline_1w@+08:00" ? &kStreams[45] : nullptr;
-      case key_code("kline_1M"): return s == "kline_1M" ? &kStreams[46] : nullptr;
-      case key_code("kline_1M@+08:00"): return s == "kline_1M@+08:00" ? &kStreams[47] : nullptr;
-      case key_code("miniTicker"): return s == "miniTicker" ? &kStreams[48] : nullptr;
-      case key_code("!miniTicker@arr"): return s == "!miniTicker@arr" ? &kStreams[49] : nullptr;
-      case key_code("ticker"): return s == "ticker" ? &kStreams[50] : nullptr;
-      case key_code("!ticker@arr"): return s == "!ticker@arr" ? &kStreams[51] : nullptr;
-      case key_code("ticker_1h"): return s == "ticker_1h" ? &kStreams[52] : nullptr;
-      case key_code("ticker_4h"): return s == "ticker_4h" ? &kStreams[53] : nullptr;
-      case key_code("ticker_1d"): return s == "ticker_1d" ? &kStreams[54] : nullptr;
-      case key_code("!ticker_1h@arr"): return s == "!ticker_1h@arr" ? &kStreams[55] : nullptr;
-      case key_code("!ticker_4h@arr"): return s == "!ticker_4h@arr" ? &kStreams[56] : nullptr;
-      case key_code("!ticker_1d@arr"): return s == "!ticker_1d@arr" ? &kStreams[57] : nullptr;
-      case key_code("avgPrice"): return s == "avgPrice" ? &kStreams[58] : nullptr;
-      case key_code("!serverShutdown"): return s == "!serverShutdown" ? &kStreams[59] : nullptr;
-      case key_code("blockTrade"): return s == "blockTrade" ? &kStreams[60] : nullptr;
-      case key_code("referencePrice"): return s == "referencePrice" ? &kStreams[61] : nullptr;
-      default: return nullptr;
-    }
+  switch (s.size()) {
+    case 5:
+      if (s == "trade") return &kStreams[0];
+      if (s == "depth") return &kStreams[4];
+      break;
+    case 6:
+      if (s == "depth5") return &kStreams[7];
+      if (s == "ticker") return &kStreams[50];
+      break;
+    case 7:
+      if (s == "depth10") return &kStreams[10];
+      if (s == "depth20") return &kStreams[13];
+      break;
+    case 8:
+      if (s == "aggTrade") return &kStreams[1];
+      if (s == "kline_1s") return &kStreams[16];
+      if (s == "kline_1m") return &kStreams[18];
+      if (s == "kline_3m") return &kStreams[20];
+      if (s == "kline_5m") return &kStreams[22];
+      if (s == "kline_1h") return &kStreams[28];
+      if (s == "kline_2h") return &kStreams[30];
+      if (s == "kline_4h") return &kStreams[32];
+      if (s == "kline_6h") return &kStreams[34];
+      if (s == "kline_8h") return &kStreams[36];
+      if (s == "kline_1d") return &kStreams[40];
+      if (s == "kline_3d") return &kStreams[42];
+      if (s == "kline_1w") return &kStreams[44];
+      if (s == "kline_1M") return &kStreams[46];
+      if (s == "avgPrice") return &kStreams[58];
+      break;
+    case 9:
+      if (s == "kline_15m") return &kStreams[24];
+      if (s == "kline_30m") return &kStreams[26];
+      if (s == "kline_12h") return &kStreams[38];
+      if (s == "ticker_1h") return &kStreams[52];
+      if (s == "ticker_4h") return &kStreams[53];
+      if (s == "ticker_1d") return &kStreams[54];
+      break;
+    case 10:
+      if (s == "bookTicker") return &kStreams[2];
+      if (s == "miniTicker") return &kStreams[48];
+      if (s == "blockTrade") return &kStreams[60];
+      break;
+    case 11:
+      if (s == "!bookTicker") return &kStreams[3];
+      if (s == "depth@100ms") return &kStreams[5];
+      if (s == "!ticker@arr") return &kStreams[51];
+      break;
+    case 12:
+      if (s == "depth@1000ms") return &kStreams[6];
+      if (s == "depth5@100ms") return &kStreams[8];
+      break;
+    case 13:
+      if (s == "depth5@1000ms") return &kStreams[9];
+      if (s == "depth10@100ms") return &kStreams[11];
+      if (s == "depth20@100ms") return &kStreams[14];
+      break;
+    case 14:
+      if (s == "depth10@1000ms") return &kStreams[12];
+      if (s == "depth20@1000ms") return &kStreams[15];
+      if (s == "!ticker_1h@arr") return &kStreams[55];
+      if (s == "!ticker_4h@arr") return &kStreams[56];
+      if (s == "!ticker_1d@arr") return &kStreams[57];
+      if (s == "referencePrice") return &kStreams[61];
+      break;
+    case 15:
+      if (s == "kline_1s@+08:00") return &kStreams[17];
+      if (s == "kline_1m@+08:00") return &kStreams[19];
+      if (s == "kline_3m@+08:00") return &kStreams[21];
+      if (s == "kline_5m@+08:00") return &kStreams[23];
+      if (s == "kline_1h@+08:00") return &kStreams[29];
+      if (s == "kline_2h@+08:00") return &kStreams[31];
+      if (s == "kline_4h@+08:00") return &kStreams[33];
+      if (s == "kline_6h@+08:00") return &kStreams[35];
+      if (s == "kline_8h@+08:00") return &kStreams[37];
+      if (s == "kline_1d@+08:00") return &kStreams[41];
+      if (s == "kline_3d@+08:00") return &kStreams[43];
+      if (s == "kline_1w@+08:00") return &kStreams[45];
+      if (s == "kline_1M@+08:00") return &kStreams[47];
+      if (s == "!miniTicker@arr") return &kStreams[49];
+      if (s == "!serverShutdown") return &kStreams[59];
+      break;
+    case 16:
+      if (s == "kline_15m@+08:00") return &kStreams[25];
+      if (s == "kline_30m@+08:00") return &kStreams[27];
+      if (s == "kline_12h@+08:00") return &kStreams[39];
+      break;
+  }
+  return nullptr;
 }
 
 inline constexpr size_t kStreamGrammarSize = 62;

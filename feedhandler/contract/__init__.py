@@ -165,8 +165,13 @@ def header_dict(headers: KafkaHeaders) -> dict[str, str]:
 
 
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
-    """Raw frames -> the records the handler decoded from them, receive times included."""
+    """Raw frames -> the records the handler decoded from them, receive times included.
+
+    Decoded again by this build's decoder, so in the kind's current layout whatever schema
+    version the message names."""
     from feedhandler._ext.decoder import Decoder  # the live decoder, applied once more
+
+    schema = SCHEMAS[schema.kind]
 
     frames = value.split(b"\n")[:-1]  # every frame ends in "\n"
     recv_ns = [int(t) for t in headers[H_RECV_NS].split(",")]

@@ -94,12 +94,18 @@ def records_header() -> str:
     return "\n".join(out)
 
 
-def _key_switch(pairs: list[tuple[str, str]], default: str) -> list[str]:
-    """A switch on key_code(text) whose cases confirm the text (the code is only a hash)."""
-    out = ["    switch (key_code(s)) {"]
+def _text_switch(pairs: list[tuple[str, str]], default: str) -> list[str]:
+    """A switch on the text's length, then comparisons with the few texts of that length
+    (each a load or two and a compare of constants: cheaper than hashing the text)."""
+    by_size: dict[int, list[tuple[str, str]]] = {}
     for text, value in pairs:
-        out.append(f'      case key_code("{text}"): return s == "{text}" ? {value} : {default};')
-    out += [f"      default: return {default};", "    }"]
+        by_size.setdefault(len(text), []).append((text, value))
+    out = ["  switch (s.size()) {"]
+    for size, entries in sorted(by_size.items()):
+        out.append(f"    case {size}:")
+        out += [f'      if (s == "{text}") return {value};' for text, value in entries]
+        out.append("      break;")
+    out += ["  }", f"  return {default};"]
     return out
 
 
@@ -119,10 +125,14 @@ def _plain_kind(kind: Kind) -> list[str]:
                    f"{f.count if f.type == 'bytes' else 0}, "
                    f"{'true' if f.required else 'false'}, {flag}}},")
     out.append("  };")
-    out.append("  static int slot(uint32_t key) noexcept {")
+    # key -> slot as a compile-time constant handed to `on`, so each case compiles to its
+    # own reader call (no run-time dispatch on the reader).
+    out.append("  template <typename F>")
+    out.append("  static bool on_key(uint32_t key, F&& on) {")
     out.append("    switch (key) {")
-    out += [f'      case key_code("{f.key}"): return {i};' for i, f in enumerate(keyed)]
-    out += ["      default: return -1;", "    }", "  }"]
+    out += [f'      case key_code("{f.key}"): return on(std::integral_constant<int, {i}>{{}});'
+            for i, f in enumerate(keyed)]
+    out += ["      default: return on(std::integral_constant<int, -1>{});", "    }", "  }"]
     seq = kind.sequence
     if seq is None:
         out.append("  static constexpr SequenceDesc sequence = {false, 0, 0, false};")
@@ -146,11 +156,11 @@ def decoder_header() -> str:
     out.append("")
     out.append("// Event type (`e`) -> kind.")
     out.append("inline Kind event_kind(std::string_view s) noexcept {")
-    out += _key_switch([(e, enum_name(k)) for k in KINDS for e in k.events], "KIND_NONE")
+    out += _text_switch([(e, enum_name(k)) for k in KINDS for e in k.events], "KIND_NONE")
     out.append("}\n")
     out.append("// Payloads without `e`: the first key names the kind.")
     out.append("inline Kind first_key_kind(std::string_view s) noexcept {")
-    out += _key_switch([(key, enum_name(k)) for k in KINDS for key in k.first_keys],
+    out += _text_switch([(key, enum_name(k)) for k in KINDS for key in k.first_keys],
                        "KIND_NONE")
     out.append("}\n")
     out.append("// The stream grammar: a per-symbol suffix (after `<symbol>@`) or a market-wide "
@@ -162,7 +172,7 @@ def decoder_header() -> str:
         out.append(f'      {{"{sfx.text}", {enum_name(k)}, {sfx.levels}, {sfx.utc_offset_min}, '
                    f"{'true' if sfx.market else 'false'}, {'true' if sfx.array else 'false'}}},")
     out.append("  };")
-    out += _key_switch([(sfx.text, f"&kStreams[{i}]") for i, (sfx, _) in enumerate(entries)],
+    out += _text_switch([(sfx.text, f"&kStreams[{i}]") for i, (sfx, _) in enumerate(entries)],
                        "nullptr")
     out.append("}\n")
     out.append(f"inline constexpr size_t kStreamGrammarSize = {len(entries)};")

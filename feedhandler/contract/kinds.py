@@ -201,6 +201,13 @@ _TICKER_STATS = (
 _PCT = "`P`, percent (not a fraction): 250.00 percent is 25000000000"
 
 
+def _trade_fields(id_doc: str, qty_was: tuple[tuple[int, str], ...]) -> tuple[Field, ...]:
+    """trade and blockTrade (§4.3: the same fields, without `M`)."""
+    return (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("t", "trade_id", id_doc),
+            price("p", "price", "`p`"), qty("q", "qty", "`q`", qty_was), BUYER_IS_MAKER,
+            symbol())
+
+
 def _per_symbol(*texts: str) -> tuple[Suffix, ...]:
     return tuple(Suffix(t) for t in texts)
 
@@ -209,8 +216,7 @@ def _per_symbol(*texts: str) -> tuple[Suffix, ...]:
 KINDS: tuple[Kind, ...] = (
     Kind(
         "trade", Role.MARKET,
-        (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"), i64("t", "trade_id", "`t`"),
-         price("p", "price", "`p`"), qty("q", "qty", "`q`"), BUYER_IS_MAKER, symbol()),
+        _trade_fields("`t`", V1_FIXED8),
         version=2,  # quantities int128 (v1: int64)
         streams=_per_symbol("trade"), events=("trade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
@@ -401,9 +407,7 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "blockTrade", Role.MARKET,
-        (recv(), E, ts("T", "ts_trade", "trade time `T`, ns"),
-         i64("t", "trade_id", "block trade id `t`"), price("p", "price", "`p`"),
-         qty("q", "qty", "`q`", was=()), BUYER_IS_MAKER, symbol()),
+        _trade_fields("block trade id `t`", ()),
         streams=_per_symbol("blockTrade"), events=("blockTrade",),
         sequence=Sequence("trade_id", "trade_id", Rule.CONTIGUOUS),
         notes="Block trades (new 2026-05-12); their ids `t` are their own sequence, apart from "

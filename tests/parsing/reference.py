@@ -376,8 +376,12 @@ class Reference:
     # --- one parser per kind ---
 
     def _trade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
+        self._trades("trade", obj, event)
+
+    def _trades(self, kind: str, obj: Obj, event: str | None) -> None:
+        """trade, and blockTrade (§4.3: the same fields without `M`; its own `t` sequence)."""
         r: dict[str, Any] = {"ts_recv": self._ts_recv}
-        self._fields(obj, "trade", event, {
+        self._fields(obj, kind, event, {
             "E": lambda v: r.__setitem__("ts_event", self.ts(v, "E")),
             "s": lambda v: r.__setitem__("symbol", symbol(v)),
             "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
@@ -386,8 +390,8 @@ class Reference:
             "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
             "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
         })  # fmt: skip
-        self._emit("trade", r)
-        self._sequence("trade", r["symbol"], r["trade_id"], r["trade_id"], True)
+        self._emit(kind, r)
+        self._sequence(kind, r["symbol"], r["trade_id"], r["trade_id"], True)
 
     def _aggTrade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
         r: dict[str, Any] = {"ts_recv": self._ts_recv}
@@ -604,19 +608,7 @@ class Reference:
         self._emit("avgPrice", r)
 
     def _blockTrade(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
-        """§4.3: the trade fields without `M`; `t` is the block trades' own sequence."""
-        r: dict[str, Any] = {"ts_recv": self._ts_recv}
-        self._fields(obj, "blockTrade", event, {
-            "E": lambda v: r.__setitem__("ts_event", self.ts(v, "E")),
-            "s": lambda v: r.__setitem__("symbol", symbol(v)),
-            "t": lambda v: r.__setitem__("trade_id", integer(v, "t")),
-            "p": lambda v: r.__setitem__("price", fixed8(v, "p")),
-            "q": lambda v: r.__setitem__("qty", fixed8(v, "q", wide=True)),
-            "T": lambda v: r.__setitem__("ts_trade", self.ts(v, "T")),
-            "m": lambda v: r.__setitem__("buyer_is_maker", boolean(v, "m")),
-        })  # fmt: skip
-        self._emit("blockTrade", r)
-        self._sequence("blockTrade", r["symbol"], r["trade_id"], r["trade_id"], True)
+        self._trades("blockTrade", obj, event)
 
     def _referencePrice(self, obj: Obj, stream: Stream | None, event: str | None) -> None:
         """§4.4: no `E`; `r` is a decimal string or null (price 0, price_known 0)."""

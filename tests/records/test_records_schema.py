@@ -189,3 +189,19 @@ def test_quantity_beyond_int128_is_rejected_not_wrapped() -> None:
     result = feedhandler.parse([frame])
     assert [(d.reason, d.field) for d in result.dead_letters] == [("overflow", "B")]
     assert len(result["bookTicker"]) == 0
+
+
+def test_v1_messages_still_decode() -> None:
+    """A message a v1 handler produced (int64 quantities) decodes from its headers alone."""
+    from feedhandler.contract import H_COUNT, H_ENCODING, H_SCHEMA, H_VERSION, decode_value
+
+    v1 = schema_by_name("binance.spot.trade", 1)
+    records = np.zeros(2, v1.dtype)
+    records["trade_id"] = [7, 8]
+    records["qty"] = [441000, 92233720368_54775807]  # int64 at 1e-8, its largest value
+    records["symbol"] = b"BTCUSDT"
+    headers = {H_SCHEMA: v1.name, H_VERSION: "1", H_ENCODING: "records", H_COUNT: "2"}
+    decoded = decode_value(headers, records.tobytes())
+    assert decoded.dtype == v1.dtype and decoded.dtype.itemsize == 88
+    assert decoded["qty"].tolist() == [441000, 92233720368_54775807]
+    assert decoded["trade_id"].tolist() == [7, 8]
