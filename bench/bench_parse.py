@@ -227,8 +227,8 @@ def build_ticker(m: Any, t: Table) -> None:
     # quantities (Q, B, A) and volumes are 128-bit
     t.add((TS_RECV, m["E"] * 1_000_000, *((wide if k in "QBA" else fx)(m[k])
                                          for k in "pPwxcQbBaAohl"),
-           wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"], m["n"],
-           m["s"].encode()))  # fmt: skip
+           wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"],
+           m["n"], m["s"].encode()))  # fmt: skip
 
 
 def build_mini_arr(m: Any, t: Table) -> None:
