@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from feedhandler.records import SCHEMAS
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 from feedhandler.testing.kafka import LocalKafka
+from tests.integration.test_kafka_bridge import HandlerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,26 +47,20 @@ print(json.dumps({"records": out, "extensions": loaded}))
 """
 
 
-def handler_messages(kafka: LocalKafka) -> list[tuple[list[tuple[str, str]], bytes]]:
+def handler_messages(kafka: LocalKafka,
+                     log: Path) -> list[tuple[list[tuple[str, str]], bytes]]:
     """Messages the handler produced from the simulator, and each value again as JSON lines
     and as one JSON record (the sink's encoders)."""
-    market = f"pure{uuid.uuid4().hex[:8]}"
     symbols = [s.symbol.lower() for s in Universe.generate(SEED, 10).symbols[:2]]
     streams = [f"{s}@{k}" for s in symbols for k in ("trade", "depth5@100ms", "kline_1m")]
     sim_args = ["--seed", str(SEED), "--symbols", "10", "--fast", "--max-messages", str(MESSAGES)]
     with SimulatorProcess(sim_args) as sim:
-        run = subprocess.run(
-            [sys.executable, "-m", "feedhandler", "run", "--url", sim.url,
-             "--streams", ",".join(streams), "--sink", "kafka",
-             "--kafka-bootstrap", kafka.bootstrap, "--max-messages", str(MESSAGES),
-             "--instance", "pure-test"],
-            capture_output=True, text=True, timeout=300,
-            env={**os.environ, "FEEDHANDLER_KAFKA__MARKET": market},
-        )
-    assert run.returncode == 0, run.stderr[-3000:]
+        handler = HandlerProcess(log, sim.url, kafka.bootstrap, streams,
+                                 "--max-messages", str(MESSAGES))
+        assert handler.finish()["frames"] == MESSAGES
     out = []
     for kind in KINDS:
-        messages = list(read_messages(kafka.bootstrap, [f"binance.{market}.{kind}"]))
+        messages = list(read_messages(kafka.bootstrap, [f"binance.{handler.market}.{kind}"]))
         assert messages, kind
         for msg in messages:
             headers = header_dict(msg.headers())
@@ -102,7 +96,7 @@ def pure_wheel(tmp: Path) -> Path:
 
 
 def test_decode_from_a_pure_python_install(kafka_broker: LocalKafka, tmp_path: Path) -> None:
-    messages = handler_messages(kafka_broker)
+    messages = handler_messages(kafka_broker, tmp_path / "handler.log")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
