@@ -23,7 +23,8 @@ build: $(STAMP)
 kafka: $(STAMP)
 	scripts/kafka-local fetch
 
-test: setup
+# Lint and type check first: CI (.ci/run) runs this target
+test: setup lint
 	$(PY) -m pytest -q
 
 demo: setup
@@ -40,6 +41,7 @@ bench: setup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check feedhandler tests bench scripts
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf build $(VENV) .kafka feedhandler/_ext/*.so ext/feedhandler/_ext/*.cpp

@@ -12,88 +12,98 @@ Build switches (environment):
   FEEDHANDLER_MARCH=native          target CPU. simdjson's On-Demand API picks its SIMD kernel
                                     at compile time, so a baseline x86-64 build runs the scalar
                                     fallback; images for mixed fleets use e.g. x86-64-v3
+  FEEDHANDLER_PURE=1                no extensions, no compiler: a pure-Python package whose
+                                    feedhandler.decode (and the schemas) work with numpy and
+                                    orjson alone, for consumers; the handler needs the build
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-import numpy
-import picows
-import simdjson
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODE = os.environ.get("FEEDHANDLER_BUILD", "release")
-if MODE not in ("release", "debug"):
-    raise SystemExit(f"FEEDHANDLER_BUILD must be release or debug, not {MODE!r}")
-SANITIZE = os.environ.get("FEEDHANDLER_SANITIZE", "")
-MARCH = os.environ.get("FEEDHANDLER_MARCH", "native")
 
-SIMDJSON_DIR = Path(simdjson.__file__).parent
-PICOWS_DIR = Path(picows.__file__).parent
-CPP_DIR = Path("ext/cpp")
+def compiled() -> dict[str, Any]:
+    """setup() arguments of the compiled build (the hot path)."""
+    import numpy
+    import picows
+    import simdjson
+    from Cython.Build import cythonize
 
-common_flags = [
-    "-std=c++17",
-    f"-march={MARCH}",
-    "-DSIMDJSON_EXCEPTIONS=0",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-]
-if MODE == "release":
-    common_flags += ["-O3", "-DNDEBUG"]
-else:
-    common_flags += ["-O0", "-g", "-UNDEBUG", "-DSIMDJSON_DEVELOPMENT_CHECKS=1"]
-link_flags: list[str] = []
-if SANITIZE:
-    common_flags += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"]
-    link_flags += [f"-fsanitize={SANITIZE}"]
+    MODE = os.environ.get("FEEDHANDLER_BUILD", "release")
+    if MODE not in ("release", "debug"):
+        raise SystemExit(f"FEEDHANDLER_BUILD must be release or debug, not {MODE!r}")
+    SANITIZE = os.environ.get("FEEDHANDLER_SANITIZE", "")
+    MARCH = os.environ.get("FEEDHANDLER_MARCH", "native")
 
-include_dirs = [str(CPP_DIR), str(SIMDJSON_DIR), numpy.get_include()]
+    SIMDJSON_DIR = Path(simdjson.__file__).parent
+    PICOWS_DIR = Path(picows.__file__).parent
+    CPP_DIR = Path("ext/cpp")
 
-# Compiled once and linked into every extension: simdjson.cpp alone takes most of the build.
-core_library = (
-    "feedhandler_core",
-    {
-        "sources": [str(p) for p in sorted(CPP_DIR.glob("*.cpp"))],
-        "include_dirs": include_dirs,
-        "cflags": common_flags,
-    },
-)
+    common_flags = [
+        "-std=c++17",
+        f"-march={MARCH}",
+        "-DSIMDJSON_EXCEPTIONS=0",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+    ]
+    if MODE == "release":
+        common_flags += ["-O3", "-DNDEBUG"]
+    else:
+        common_flags += ["-O0", "-g", "-UNDEBUG", "-DSIMDJSON_DEVELOPMENT_CHECKS=1"]
+    link_flags: list[str] = []
+    if SANITIZE:
+        common_flags += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"]
+        link_flags += [f"-fsanitize={SANITIZE}"]
 
+    include_dirs = [str(CPP_DIR), str(SIMDJSON_DIR), numpy.get_include()]
 
-def extension(name: str) -> Extension:
-    return Extension(
-        f"feedhandler._ext.{name}",
-        [f"ext/feedhandler/_ext/{name}.pyx"],
-        language="c++",
-        include_dirs=include_dirs,
-        extra_compile_args=common_flags,
-        extra_link_args=link_flags,
-        libraries=["feedhandler_core"],
-        # The core is a static library: relink whenever its sources change.
-        depends=[str(p) for p in sorted(CPP_DIR.iterdir())],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # Compiled once and linked into every extension: simdjson.cpp alone takes most of the build.
+    core_library = (
+        "feedhandler_core",
+        {
+            "sources": [str(p) for p in sorted(CPP_DIR.glob("*.cpp"))],
+            "include_dirs": include_dirs,
+            "cflags": common_flags,
+        },
+    )
+
+    def extension(name: str) -> Extension:
+        return Extension(
+            f"feedhandler._ext.{name}",
+            [f"ext/feedhandler/_ext/{name}.pyx"],
+            language="c++",
+            include_dirs=include_dirs,
+            extra_compile_args=common_flags,
+            extra_link_args=link_flags,
+            libraries=["feedhandler_core"],
+            # The core is a static library: relink whenever its sources change.
+            depends=[str(p) for p in sorted(CPP_DIR.iterdir())],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+
+    checks = MODE == "debug"
+    return dict(
+        libraries=[core_library],
+        ext_modules=cythonize(
+            [extension(name) for name in ("buffers", "decoder", "listener", "publish", "book")],
+            include_path=["ext", str(PICOWS_DIR.parent)],
+            annotate=os.environ.get("FEEDHANDLER_ANNOTATE") == "1",
+            compiler_directives={
+                "language_level": 3,
+                "boundscheck": checks,
+                "wraparound": checks,
+                "initializedcheck": checks,
+                "cdivision": not checks,
+                "embedsignature": True,
+            },
+        ),
     )
 
 
-checks = MODE == "debug"
-setup(
-    libraries=[core_library],
-    ext_modules=cythonize(
-        [extension(name) for name in ("buffers", "decoder", "listener", "publish", "book")],
-        include_path=["ext", str(PICOWS_DIR.parent)],
-        annotate=os.environ.get("FEEDHANDLER_ANNOTATE") == "1",
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": checks,
-            "wraparound": checks,
-            "initializedcheck": checks,
-            "cdivision": not checks,
-            "embedsignature": True,
-        },
-    ),
-)
+# FEEDHANDLER_PURE=1: no extensions, no compiler (see the docstring)
+setup(**({} if os.environ.get("FEEDHANDLER_PURE") == "1" else compiled()))

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
-from feedhandler._ext.listener import FeedListener
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
+from feedhandler._ext.listener import FeedListener
 from feedhandler.recording.format import RecordingWriter
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess

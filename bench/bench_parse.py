@@ -34,8 +34,8 @@ import numpy as np
 import orjson
 import pytest
 import simdjson
-from feedhandler._ext.decoder import Decoder
 
+from feedhandler._ext.decoder import Decoder
 from feedhandler.records import SCHEMAS
 
 TS_RECV = 1_700_000_000_000_000_000
@@ -265,8 +265,8 @@ def build_ticker(m: Any, t: Table) -> None:
     # book-level quantities (B, A) and volumes are 128-bit
     t.add((TS_RECV, m["E"] * 1_000_000, *((wide if k in "BA" else fx)(m[k])
                                          for k in "pPwxcQbBaAohl"),
-           wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"], m["n"],
-           m["s"].encode()))  # fmt: skip
+           wide(m["v"]), wide(m["q"]), m["O"] * 1_000_000, m["C"] * 1_000_000, m["F"], m["L"],
+           m["n"], m["s"].encode()))  # fmt: skip
 
 
 def build_mini_arr(m: Any, t: Table) -> None:

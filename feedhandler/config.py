@@ -107,8 +107,9 @@ class KafkaConfig(Section):
     """rejected frames, unchanged"""
     exchange: Text = "binance"
     market: Text = "spot"
-    encoding: Literal["records", "json", "raw"] = "records"
-    """message values: record bytes, JSON lines, or the exchange frames"""
+    encoding: Literal["records", "json", "jsonrecord", "raw"] = "records"
+    """message values: record bytes, JSON lines, one JSON record per message, or the exchange
+    frames (feedhandler.contract.ENCODINGS)"""
     create_topics: bool = True
     """create missing topics on start; false: fail naming a missing one"""
     partitions: Partitions = -1

@@ -12,21 +12,39 @@ DeliveryCallback = Callable[[KafkaError | None, Message], None]
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
 def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray, ends: np.ndarray,
                   order: np.ndarray | None = None) -> list[bytes]: ...
-def produce_messages(
-    produce: Callable[..., None],
-    on_delivery: Callable[[int, KafkaError | None, Message], None],
-    callbacks: dict[int, DeliveryCallback],
-    backlog: Callable[[str, bytes, bytes, Headers, int], Any],
-    failed: Callable[[str, bytes, int, KafkaError], Any],
-    topics: list[str],
-    keys: list[bytes],
-    values: list[bytes],
-    counts: np.ndarray,
-    firsts: np.ndarray | None,
-    lasts: np.ndarray | None,
-    fixed_headers: tuple[tuple[str, bytes], ...],
-    epoch: bytes,
-    full: bool,
-    totals: np.ndarray,
-    extra_headers: list[Headers] | None = None,
-) -> None: ...
+class Outlet:
+    # read-only
+    produce: Callable[..., None]
+    on_delivery: Callable[[int, KafkaError | None, Message], None]
+    backlog: Callable[[str, bytes, bytes, Headers, int], Any]
+    failed: Callable[[str, bytes, int, KafkaError], Any]
+    callbacks: dict[int, DeliveryCallback]
+
+    def __init__(
+        self,
+        produce: Callable[..., None],
+        on_delivery: Callable[[int, KafkaError | None, Message], None],
+        backlog: Callable[[str, bytes, bytes, Headers, int], Any],
+        failed: Callable[[str, bytes, int, KafkaError], Any],
+    ) -> None: ...
+
+class MessageBatch:
+    # read-only: what produce_messages did with the batch
+    produced: int
+    records: int
+    buffer_full: int
+
+    def __init__(
+        self,
+        topics: list[str],
+        keys: list[bytes],
+        values: list[bytes],
+        counts: np.ndarray,
+        fixed_headers: tuple[tuple[str, bytes], ...],
+        epoch: bytes,
+        firsts: np.ndarray | None = None,
+        lasts: np.ndarray | None = None,
+        extra_headers: list[Headers] | None = None,
+    ) -> None: ...
+
+def produce_messages(outlet: Outlet, batch: MessageBatch, full: bool) -> None: ...

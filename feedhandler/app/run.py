@@ -14,6 +14,7 @@ import uvloop
 from feedhandler.app.handler import Handler, HandlerStats
 from feedhandler.app.status_view import StatusView, report
 from feedhandler.config import ConfigError, HandlerConfig, load_config
+from feedhandler.contract import ENCODINGS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, str]] = {
     "--streams": ("streams", "A,B", "comma-separated stream names, e.g. btcusdt@trade"),
     "--sink": ("sink", "{kafka,null}", "where records go"),
     "--kafka-bootstrap": ("kafka.bootstrap", "HOST:PORT", "Kafka bootstrap servers"),
-    "--encoding": ("kafka.encoding", "{records,json,raw}", "Kafka message values"),
+    "--encoding": ("kafka.encoding", "{" + ",".join(ENCODINGS) + "}", "Kafka message values"),
     "--topic-template": ("kafka.topic_template", "TEMPLATE", "data topic names"),
     "--batch-rows": ("batch.rows", "N", "records per batch before it is handed over"),
     "--linger-ms": ("batch.linger_ms", "MS", "max age of a batch's first record"),

@@ -33,7 +33,7 @@ class ReadError(RuntimeError):
 def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = "",
                   from_beginning: bool = True, tail: int = 0, from_time_ms: int | None = None,
                   follow: bool = False, idle_timeout: float = 10.0, timeout: float = 30.0,
-                  settings: dict[str, Any] | None = None) -> Generator[Message, None, None]:
+                  settings: dict[str, Any] | None = None) -> Generator[Message]:
     """Messages of `topics` (and of every topic matching the regex `pattern`), in offset order
     per partition.
 

@@ -7,7 +7,7 @@ Header values are UTF-8 text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -16,6 +16,9 @@ import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
 from feedhandler.contract.kinds import sequence_fields
+from feedhandler.contract.schemas import arrow_schema as arrow_schema
+from feedhandler.contract.schemas import arrow_table as arrow_table
+from feedhandler.contract.schemas import json_schema as json_schema
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
 # --- headers -------------------------------------------------------------------------------
@@ -37,6 +40,13 @@ H_FIELD: Final = "fh.field"  # dead-letter: the field at fault ("" = the frame a
 H_STREAM: Final = "fh.stream"  # dead-letter: the exchange stream name, when known
 H_SIZE: Final = "fh.size"  # dead-letter, truncated frames only: the frame's original size
 H_SHA256: Final = "fh.sha256"  # dead-letter, truncated frames only: hex digest of the whole frame
+
+# What confluent_kafka.Message.headers() returns (and produce() takes).
+KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
+
+# Values of fh.encoding (kafka.encoding): record bytes, JSON lines, one JSON record per
+# message, the exchange's frames.
+ENCODINGS: Final = ("records", "json", "jsonrecord", "raw")
 
 # --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"
@@ -103,8 +113,8 @@ class Frames:
     rows: np.ndarray
 
 
-def _padding(schema: Schema) -> list[tuple[int, int]]:
-    """Byte ranges of a record that no field covers."""
+def padding(schema: Schema) -> list[tuple[int, int]]:
+    """Byte ranges [start, end) of a record that no field covers."""
     covered = np.zeros(schema.itemsize, bool)
     for f in schema.fields:
         covered[f.offset : f.offset + f.size] = True
@@ -112,7 +122,7 @@ def _padding(schema: Schema) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))  # start, end
 
 
-_PADDING = {schema.name: _padding(schema) for schema in SCHEMAS.values()}
+_PADDING = {schema.name: padding(schema) for schema in SCHEMAS.values()}
 
 
 def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:
@@ -150,8 +160,10 @@ def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:
             (H_TIME_UNIT, time_unit.encode())]
 
 
-def header_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    return {k: (v or b"").decode() for k, v in headers or ()}
+def header_dict(headers: KafkaHeaders) -> dict[str, str]:
+    """A message's headers (as confluent_kafka gives them) as text."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return {k: v.decode() if isinstance(v, bytes) else v or "" for k, v in pairs}
 
 
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
@@ -185,7 +197,7 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
         records = np.frombuffer(value, dtype=schema.dtype)
-    elif encoding == "json":
+    elif encoding in ("json", "jsonrecord"):
         records = decode_json(schema, value)
     elif encoding == "raw":
         records = decode_raw(schema, headers, value)

@@ -1,9 +1,10 @@
-"""The README's Kafka section, generated from the schemas so that it cannot drift.
+"""The README's Kafka section, generated from the declarations so that it cannot drift.
 
     python -m feedhandler.contract.docs > section.md
 
-Record tables come from `SCHEMAS` (which come from the C++ layouts); topic, key and header
-names from `feedhandler.contract`. A test decodes a real message with Python's `struct` from
+Record tables and their notes come from the kind declarations (`feedhandler.contract.kinds`)
+through `SCHEMAS`; topic, key and header names from `feedhandler.contract`; control events
+from `feedhandler.contract.events`. A test decodes a real message with Python's `struct` from
 these tables alone.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import sys
 
 import feedhandler.contract as c
+from feedhandler.contract.events import COMMON_FIELDS, CONNECTION_FIELDS, EVENTS
+from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.records.schema import Field
 
@@ -27,21 +30,7 @@ TYPES = {
     "T[N]": "N consecutive values of type T",
 }
 
-NOTES = {
-    "ts_recv": "local receive time, ns since the Unix epoch (CLOCK_REALTIME, one per frame)",
-    "ts_event": "exchange event time (`E`), ns since the Unix epoch",
-    "ts_trade": "trade time (`T`), ns",
-    "ts_open": "ns", "ts_close": "ns",
-    "trade_id": "`t`", "agg_id": "`a`", "first_trade_id": "`f`", "last_trade_id": "`l`",
-    "update_id": "order book update id `u`",
-    "first_update_id": "`U`", "last_update_id": "`u` (`lastUpdateId` for partial depth)",
-    "buyer_is_maker": "1 if the buyer is the maker (`m`)",
-    "side": "0 bid, 1 ask, 2 none (an event without levels)",
-    "flags": "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST)",
-    "levels": "5, 10 or 20 from the stream name", "bid_count": "levels filled",
-    "ask_count": "levels filled", "symbol": "e.g. BTCUSDT",
-    "utc_offset_min": "+480 for `@+08:00` klines", "closed": "1 if the kline is final (`x`)",
-}
+DATA_KINDS = [s for s in SCHEMAS.values() if KIND_BY_NAME[s.kind].role is Role.MARKET]
 
 
 def type_token(f: Field) -> str:
@@ -51,29 +40,37 @@ def type_token(f: Field) -> str:
     return f"{base}[{f.count}]" if f.count > 1 else base
 
 
+def padding_text(schema: Schema) -> str:
+    ranges = [f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in c.padding(schema)]
+    if not ranges:
+        return "No padding."
+    return f"Padding (always zero): byte{'s' if len(ranges) > 1 or '-' in ranges[0] else ''} " \
+           f"{', '.join(ranges)}."
+
+
 def record_table(schema: Schema) -> str:
+    kind = KIND_BY_NAME[schema.kind]
     lines = [f"#### `{schema.name}` v{schema.version} — kind `{schema.kind}`, "
              f"{schema.itemsize} bytes per record",
-             "",
-             "| offset | size | field | type | notes |",
-             "|---:|---:|---|---|---|"]
+             ""]
+    if kind.notes:
+        lines += [kind.notes, ""]
+    lines += ["| offset | size | field | type | notes |", "|---:|---:|---|---|---|"]
     for f in sorted(schema.fields, key=lambda f: f.offset):
         lines.append(f"| {f.offset} | {f.size} | `{f.name}` | {type_token(f)} | "
-                     f"{NOTES.get(f.name, '')} |")
-    covered = sum(f.size for f in schema.fields)
-    if covered < schema.itemsize:
-        lines += ["", f"The other {schema.itemsize - covered} bytes are padding (zero)."]
+                     f"{kind.field(f.name).doc} |")
+    lines += ["", padding_text(schema)]
     return "\n".join(lines)
 
 
 HEADERS = [
     (c.H_SCHEMA, "data", "schema name, e.g. `binance.spot.trade`"),
-    (c.H_VERSION, "data", "schema version (`1`)"),
-    (c.H_ENCODING, "data", "`records`, `json` or `raw`"),
+    (c.H_VERSION, "data", "schema version (each table below names its own)"),
+    (c.H_ENCODING, "data", "`records`, `json`, `jsonrecord` or `raw`"),
     (c.H_COUNT, "data", "records in the message"),
-    (c.H_SEQ_FIRST, "data", "first sequence id covered (trade, aggTrade, bookTicker, depth, "
-     "depthPartial: see below)"),
-    (c.H_SEQ_LAST, "data", "last sequence id covered"),
+    (c.H_SEQ_FIRST, "data, kinds with ids", "first sequence id covered (see Sequence ids); "
+     "absent on kinds without ids"),
+    (c.H_SEQ_LAST, "data, kinds with ids", "last sequence id covered"),
     (c.H_INSTANCE, "all", "handler instance (host name unless configured)"),
     (c.H_EPOCH, "data", "epoch of the connection the records came on; +1 on every reconnect"),
     (c.H_FRAMES, "raw", "exchange frames in the message"),
@@ -95,6 +92,76 @@ TOPICS = [
     (c.DEFAULT_CONTROL_TOPIC, "handler instance", "one JSON event: gap, reconnect, ..."),
     (c.DEFAULT_DEADLETTER_TOPIC, "stream name", "one rejected frame, byte for byte"),
 ]
+
+
+def sequence_section() -> str:
+    rows = []
+    for kind in (KIND_BY_NAME[s.kind] for s in DATA_KINDS):
+        if kind.sequence is None:
+            continue
+        seq = kind.sequence
+        ids = f"`{seq.first}`" + ("" if seq.first == seq.last else f" … `{seq.last}`")
+        rule = ("contiguous: next first = previous last + 1" if seq.rule is Rule.CONTIGUOUS
+                else "increasing: next first > previous last (steps may skip)")
+        rows.append(f"| `{kind.name}` | {ids} | {rule} |")
+    without = ", ".join(f"`{s.kind}`" for s in DATA_KINDS
+                        if KIND_BY_NAME[s.kind].sequence is None)
+    return f"""### Sequence ids
+
+| kind | `{c.H_SEQ_FIRST}` … `{c.H_SEQ_LAST}` (first record's … last record's) | rule |
+|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Kinds without ids ({without}) carry no `fh.seq.*` headers.
+
+- **Per symbol, not per partition.** Continuity holds per message key (symbol) within one
+  kind: a partition interleaves many symbols, so compare a message's `{c.H_SEQ_FIRST}` with
+  the `{c.H_SEQ_LAST}` of the previous message of the same topic, key, `{c.H_INSTANCE}` and
+  `{c.H_EPOCH}`. A discontinuity the handler saw is also published as a `gap` event (reason
+  `missing` or `backwards`); the records around it are published as they came.
+- **Epochs.** `{c.H_EPOCH}` is the number of the connection a symbol's records came on: it
+  starts at 1 when the handler starts and grows by 1 on every reconnect (one symbol and kind
+  always come on one connection of an instance). The handler's sequence checks restart with
+  each epoch, so the first message of a new epoch need not follow on from the last of the
+  previous one: whatever the exchange sent between the two connections is lost, and a `gap`
+  event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own
+  checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
+- **Events and messages.** A frame's records never straddle two decoder batches. A diff-depth
+  event (`depth`: one row per price level, `flags` 1 on its first row and 2 on its last) spans
+  two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`:
+  they are consecutive messages of the same key, in order, and each carries the `U`/`u` of
+  its rows, so a message whose first row lacks flag 1 continues the previous message's event
+  and repeats its `{c.H_SEQ_FIRST}` (check continuity between events, not between such
+  messages). Every other kind is one record per event (an all-market `!…@arr` frame is one
+  record per symbol, each in its symbol's message)."""
+
+
+TIMES = """### Times
+
+Every time in a record is an int64 count of nanoseconds since the Unix epoch (1970-01-01
+00:00 UTC), whatever the connection's `timeUnit`: the exchange's milliseconds (or, with
+`connection.time_unit: us`, microseconds) are multiplied exactly, so they keep that
+precision. `ts_recv` is the handler's receive time (CLOCK_REALTIME, read once per frame: all
+records of a frame share it); every other time is the exchange's. A kline's `ts_close` is
+inclusive: the bar's last millisecond, `ts_open` + span - 1 ms (a 1m bar opened at 12:00:00
+closes at 12:00:59.999). The Kafka timestamp of a message is its produce time (librdkafka's
+CreateTime when the handler hands the message over; or the broker's append time on a topic
+with `message.timestamp.type=LogAppendTime`), never an exchange time."""
+
+
+def events_section() -> str:
+    def fields(pairs: tuple[tuple[str, str], ...]) -> str:
+        return "; ".join(f"`{name}`: {text}" for name, text in pairs)
+
+    rows = [f"| `{e.type}` | {e.source} | {e.meaning} | {fields(e.fields)} |" for e in EVENTS]
+    return f"""### Control events
+
+One JSON object per message. Every event has {fields(COMMON_FIELDS)}. Events of a connection
+(source `connection`) also have {fields(CONNECTION_FIELDS)}.
+
+| `type` | source | meaning | fields |
+|---|---|---|---|
+""" + "\n".join(rows)
 
 
 DELIVERY = """### Delivery
@@ -130,8 +197,13 @@ READING = """### Reading it back
 import feedhandler
 records = feedhandler.decode(message)  # any confluent_kafka.Message of a data topic:
                                        # a numpy array of feedhandler.SCHEMAS[kind].dtype
+feedhandler.to_str(int(records["price"][0]))      # exact text: '98249.71000000'
 feedhandler.to_decimal(int(records["price"][0]))  # exact: Decimal('98249.71000000')
 ```
+
+`feedhandler.decode` needs only numpy and orjson: it works from a plain `pip install` with no
+compiler (`FEEDHANDLER_PURE=1` builds the package without its extensions); only the `raw`
+encoding needs the compiled decoder.
 
 ```sh
 feedhandler consume --from-beginning                  # every topic of binance.spot, as a table
@@ -146,9 +218,36 @@ feedhandler consume --from-beginning --format summary # per symbol: messages, re
 Control events and dead letters are printed as JSON lines."""
 
 
+def values_section() -> str:
+    return f"""### Values
+
+- `records` (default): the records' bytes, back to back: `{c.H_COUNT}` * record size bytes,
+  laid out as in the tables below. In numpy: `np.frombuffer(value, SCHEMAS[kind].dtype)`, or
+  `feedhandler.decode(message)`. Padding bytes are zero; so are the unused slots of fixed
+  sub-arrays (`depthPartial` levels past `bid_count`/`ask_count`).
+- `json`: one JSON object per record and line (each line ends in `\\n`), keys in table order.
+  Integers are JSON numbers (nanosecond times exceed 2^53: parse them as 64-bit integers);
+  decimals are exact strings with 8 decimals and no exponent (`"-0.00010000"`, `"0.00000000"`:
+  `feedhandler.to_str`); text fields are strings without their padding; `T[N]` fields are
+  arrays (all N slots).
+- `jsonrecord`: the same JSON object, one record per Kafka message (`{c.H_COUNT}` = 1, no
+  newline), so that stock JSON converters (Kafka Connect, ksqlDB, Flink) read a topic as
+  rows. `feedhandler.contract.json_schema(kind)` gives its JSON Schema.
+- `raw`: the exchange's frames exactly as received, one per line (`\\n` after each), for
+  archival; `{c.H_RECV_NS}` gives each frame's receive time. A frame of an all-market stream
+  (`!miniTicker@arr`, ...) carries many symbols: it is keyed by the empty string (topic
+  `{{symbol}}` = `all`). The decoder keeps each batch's frames only while this encoding is on.
+
+Machine-readable schemas, generated from the same declarations:
+`python -m feedhandler.contract.schemas json [KIND]` prints the JSON Schema of each kind's
+`json`/`jsonrecord` object, `python -m feedhandler.contract.schemas arrow [KIND]` the Arrow
+schema of its `records` (`feedhandler.contract.arrow_schema(kind)`, and
+`arrow_table(kind, records)` for a decoded batch; needs pyarrow): times as
+`timestamp[ns, UTC]`, decimal64 as `decimal128(19, 8)` and decimal128 as `decimal256(39, 8)`
+(exact), text as `string`, `T[N]` as fixed-size lists."""
+
+
 def section() -> str:
-    seq = "; ".join(f"{kind}: `{a}`" + ("" if a == b else f"…`{b}`")
-                    for kind, (a, b) in c.SEQUENCE_FIELDS.items())
     parts = ["""## Kafka data contract
 
 ### Topics and keys
@@ -171,49 +270,16 @@ Header values are UTF-8 text; a consumer needs nothing but the headers to decode
 
 | header | on | meaning |
 |---|---|---|
-""" + "\n".join(f"| `{h}` | {on} | {text} |" for h, on, text in HEADERS) + f"""
+""" + "\n".join(f"| `{h}` | {on} | {text} |" for h, on, text in HEADERS),
+             sequence_section(), values_section(), TIMES, events_section(), DELIVERY, READING,
+             """### Record layouts
 
-Sequence ids per kind (`{c.H_SEQ_FIRST}` of the first record … `{c.H_SEQ_LAST}` of the
-last): {seq}. Trade, aggregate-trade and diff-depth ids are contiguous (next `U` = previous
-`u` + 1); bookTicker and partial-depth ids only increase.
-
-### Values
-
-- `records` (default): the records' bytes, back to back: `{c.H_COUNT}` * record size bytes,
-  laid out as in the tables below. In numpy: `np.frombuffer(value, SCHEMAS[kind].dtype)`, or
-  `feedhandler.decode(message)`.
-- `json`: one JSON object per record and line (each line ends in `\\n`), keys in table order.
-  Integers are JSON numbers (nanosecond times exceed 2^53: parse them as 64-bit integers);
-  decimals are exact strings with 8 decimals (`"-0.00010000"`); text fields are strings without
-  their padding; `T[N]` fields are arrays.
-- `raw`: the exchange's frames exactly as received, one per line (`\\n` after each), for
-  archival; `{c.H_RECV_NS}` gives each frame's receive time. A frame of an all-market stream
-  (`!miniTicker@arr`, ...) carries many symbols: it is keyed by the empty string (topic
-  `{{symbol}}` = `all`). The decoder keeps each batch's frames only while this encoding is on.
-
-### Control events
-
-JSON objects with `type` (also in `{c.H_EVENT}`), `instance` and, from connections, `shard`,
-`epoch` and `ts_ns`: `connected`, `disconnected` (`close_code`, `reason`, `by`: `peer` or
-`us`), `connect_failed` (`error`, HTTP `status` if refused, `retry_in_s`), `refused` (a
-permanent refusal before any connection: the handler exits 2), `quarantined` (a permanent
-refusal later: that connection stops), `stale` (`cause`: `ping_timeout` or `silent`; the
-connection is replaced), `never_delivered`, `protocol_violation` (`error`; closed with 1002),
-`gap` (`reason: reconnect` with `from_ns`/`to_ns`: the `ts_recv` of the last record before the
-drop and the time the next connection opened; anything the exchange sent in between is
-missing; or `reason: missing|backwards` with `kind`, `symbol`, `expected`, `received` ids),
-`exchange_control` (the exchange's own message), `paused`/`resumed` (reading from the exchange
-stopped while Kafka's queue was full; nothing is lost, TCP holds the data) and `delivery_failed`
-(`topic`, `key`, `records`, `error`: a message the broker rejected for good).
-
-""" + DELIVERY + "\n\n" + READING + """
-
-### Record layouts
-
-All integers are little-endian; records have no header and no separator. Types:
+All integers are little-endian; records have no header and no separator. Fields sit in
+declared order, each at its natural alignment; the padding bytes this leaves are listed
+under each table. Types:
 
 """ + "\n".join(f"- `{t}`: {text}" for t, text in TYPES.items())]
-    parts += [record_table(s) for s in SCHEMAS.values() if s.kind not in ("control", "gap")]
+    parts += [record_table(s) for s in DATA_KINDS]
     return "\n\n".join(parts) + "\n"
 
 

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from feedhandler._ext.decoder import parse_decimal
-from feedhandler.records.schema import Field, Schema
+from feedhandler.records.schema import Field, Schema, from_str
 
 CELL = 4
 
@@ -177,12 +176,9 @@ def encode_json(schema: Schema, records: np.ndarray, lead: bytes = b"") -> bytes
         blocks.append(np.broadcast_to(_cells(key), (n, len(_cells(key)))))
         blocks.append(_field(field, records[field.name]))
     blocks.append(np.broadcast_to(_cells(b"}\n"), (n, 1)))
-    text = np.hstack(blocks).view(np.uint8).reshape(-1)
-    return text[text != 0].tobytes()
-
-
-def _units(text: str, wide: bool = False) -> int:
-    return int(parse_decimal(text.encode(), wide))
+    text: np.ndarray = np.hstack(blocks).view(np.uint8).reshape(-1)
+    kept: np.ndarray = text[text != 0]
+    return kept.tobytes()
 
 
 def decode_json(schema: Schema, value: bytes) -> np.ndarray:
@@ -194,14 +190,14 @@ def decode_json(schema: Schema, value: bytes) -> np.ndarray:
         if field.type == "bytes":
             out[field.name] = [text.encode() for text in column]
         elif field.type == "int128":  # scalars, or lists of them (partial depth quantities)
-            units = np.array([[_units(t, wide=True) for t in item] if field.count > 1
-                              else _units(item, wide=True) for item in column], dtype=object)
+            units = np.array([[from_str(t) for t in item] if field.count > 1
+                              else from_str(item) for item in column], dtype=object)
             out[field.name]["lo"] = (units & 0xFFFF_FFFF_FFFF_FFFF).astype(np.uint64)
             out[field.name]["hi"] = (units >> 64).astype(np.int64)
         elif field.is_decimal and field.count > 1:
-            out[field.name] = [[_units(text) for text in item] for item in column]
+            out[field.name] = [[from_str(text) for text in item] for item in column]
         elif field.is_decimal:
-            out[field.name] = [_units(text) for text in column]
+            out[field.name] = [from_str(text) for text in column]
         else:
             out[field.name] = column
     return out

@@ -4,9 +4,12 @@ from feedhandler.records.schema import (
     SCALE,
     SCHEMAS,
     Schema,
+    from_str,
     schema_by_name,
     to_decimal,
+    to_str,
     wide_to_int,
 )
 
-__all__ = ["SCALE", "SCHEMAS", "Schema", "schema_by_name", "to_decimal", "wide_to_int"]
+__all__ = ["SCALE", "SCHEMAS", "Schema", "from_str", "schema_by_name", "to_decimal", "to_str",
+           "wide_to_int"]

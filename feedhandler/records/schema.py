@@ -109,5 +109,24 @@ def wide_to_int(value: np.void | np.ndarray) -> int:
 
 
 def to_decimal(units: int) -> Decimal:
-    """Exact Decimal of an integer count of 1e-8 units."""
+    """Exact Decimal of an integer count of 1e-8 units (prints as `0E-8` for 0: use to_str
+    for text)."""
     return Decimal(f"{units}E-8")  # from a string: exact at any precision, unlike arithmetic
+
+
+def to_str(units: int) -> str:
+    """Exact plain text of an integer count of 1e-8 units: 8 decimals, no exponent, e.g.
+    "-0.00010000", "0.00000000" (the form of decimals in the json encodings)."""
+    whole, fraction = divmod(abs(units), SCALE)
+    return f"{'-' if units < 0 else ''}{whole}.{fraction:08d}"
+
+
+def from_str(text: str) -> int:
+    """A decimal string (at most 8 decimals, no exponent) -> its exact count of 1e-8 units;
+    the inverse of to_str. ValueError for anything else."""
+    sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text)
+    whole, dot, fraction = digits.partition(".")
+    if not (whole.isdigit() and whole.isascii() and len(fraction) <= 8
+            and (not dot or (fraction.isdigit() and fraction.isascii()))):
+        raise ValueError(f"not an exact decimal of at most 8 places: {text!r}")
+    return sign * (int(whole) * SCALE + int(fraction.ljust(8, "0")))

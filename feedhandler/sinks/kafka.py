@@ -32,7 +32,13 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from feedhandler._ext.publish import group_rows, produce_messages, record_values
+from feedhandler._ext.publish import (
+    MessageBatch,
+    Outlet,
+    group_rows,
+    produce_messages,
+    record_values,
+)
 from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
@@ -137,8 +143,9 @@ class KafkaSink:
         ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
         self._producer = Producer(producer_config(config, instance), logger=log,
                                   stats_cb=self._on_statistics)
-        self._callbacks: dict[int, Callable[[KafkaError | None, Message], None]] = {}
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
+        self._outlet = Outlet(self._producer.produce, self._on_delivery, self._to_backlog,
+                              self._failed)
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -160,9 +167,13 @@ class KafkaSink:
             self._publish_frames(schema, records, epoch, frames)
             return
         order, bounds = group_rows(records["symbol"])
-        if self.config.encoding == "json":  # JSON is encoded per run: runs must be contiguous
+        if self.config.encoding in ("json", "jsonrecord"):  # encoded per run: runs contiguous
             records, order = (records if order is None else np.take(records, order)), None
-            starts, ends, values = self._json_values(schema, records, bounds)
+            if self.config.encoding == "json":
+                starts, ends, values = self._json_values(schema, records, bounds)
+            else:  # one record per message (JSON strings escape newlines)
+                starts = np.arange(len(records))
+                ends, values = starts + 1, encode_json(schema, records).split(b"\n")[:-1]
         else:  # the bytes of each message are gathered straight from the batch
             starts, ends = _split(bounds, max(1, self.config.max_message_bytes // schema.itemsize))
             values = record_values(records.view(np.uint8), schema.itemsize, starts, ends, order)
@@ -301,18 +312,14 @@ class KafkaSink:
         cache = self._topics.setdefault(schema.kind, {})
         topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
-        # Behind a backlog, new messages queue too: per-key order is kept.
-        totals = np.zeros(3, np.int64)
-        try:
-            produce_messages(self._producer.produce, self._on_delivery, self._callbacks,
-                             self._to_backlog, self._failed, topics, keys, values,
-                             ends - starts, firsts, lasts, fixed, b"%d" % epoch,
-                             bool(self._backlog), totals, extra_headers)
+        batch = MessageBatch(topics, keys, values, ends - starts, fixed, b"%d" % epoch, firsts,
+                             lasts, extra_headers)
+        try:  # behind a backlog, new messages queue too: per-key order is kept
+            produce_messages(self._outlet, batch, bool(self._backlog))
         finally:
-            messages, records, buffer_full = totals.tolist()
-            self.stats.produced += messages
-            self.stats.records_produced += records
-            self.stats.buffer_full += buffer_full
+            self.stats.produced += batch.produced
+            self.stats.records_produced += batch.records
+            self.stats.buffer_full += batch.buffer_full
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
@@ -328,8 +335,8 @@ class KafkaSink:
                      count: int) -> bool:
         """False when librdkafka's queue is full (the message is still ours to retry)."""
         try:
-            self._producer.produce(topic, value, key, headers=headers,
-                                   on_delivery=self._callback(count))
+            self._producer.produce(topic, value, key, headers=headers,  # type: ignore[arg-type]
+                                   on_delivery=self._callback(count))  # (an invariant list)
         except BufferError:
             self.stats.buffer_full += 1
             self._producer.poll(0)  # delivery reports free queue space
@@ -344,9 +351,9 @@ class KafkaSink:
     def _callback(self, count: int) -> Callable[[KafkaError | None, Message], None]:
         """The delivery callback of a message of `count` records, one per distinct count (as
         produce_messages keeps them)."""
-        callback = self._callbacks.get(count)
+        callback = self._outlet.callbacks.get(count)
         if callback is None:
-            callback = self._callbacks[count] = partial(self._on_delivery, count)
+            callback = self._outlet.callbacks[count] = partial(self._on_delivery, count)
         return callback
 
     def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
@@ -401,11 +408,13 @@ def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _within(counts: np.ndarray) -> np.ndarray:
     """0..counts[i]-1 for each i, concatenated."""
-    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    within: np.ndarray = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return within
 
 
 def _ranges(offsets: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """Indices offsets[p]..offsets[p + 1] for each p in picks, concatenated."""
     starts = offsets[picks]
     lengths = offsets[picks + 1] - starts
-    return np.repeat(starts, lengths) + _within(lengths)
+    indices: np.ndarray = np.repeat(starts, lengths) + _within(lengths)
+    return indices

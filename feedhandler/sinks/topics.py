@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from feedhandler.config import ConfigError, KafkaConfig
 
@@ -51,7 +51,7 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 3
     return created
 
 
-def _admin_settings(config: KafkaConfig) -> dict[str, object]:
+def _admin_settings(config: KafkaConfig) -> dict[str, str | int | float]:
     """The producer overrides that concern connecting (security, client id), for the admin."""
     prefixes = ("security.", "sasl.", "ssl.", "client.", "socket.")
     return {k: v for k, v in config.producer.items() if k.startswith(prefixes)}

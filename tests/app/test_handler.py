@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import numpy as np
+import uvloop
 
 from feedhandler.app.handler import Handler
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from tests.app.recording_sink import RecordingSink
+from tests.app.uvloop_run import sync
 
 
 def config(url: str, **overrides: Any) -> Any:
@@ -18,14 +20,6 @@ def config(url: str, **overrides: Any) -> Any:
                               "sink": "null", "connection.backoff_initial_s": 0.01,
                               "batch.linger_ms": 1.0, **overrides}, environ={})
 
-
-def sync(test: Any) -> Any:
-    """Run an async test on a fresh event loop (no plugin needed)."""
-    def wrapper() -> None:
-        asyncio.run(test())
-
-    wrapper.__name__ = test.__name__
-    return wrapper
 
 
 async def run_until(handler: Handler, predicate: Any, timeout: float = 10.0) -> None:
@@ -141,3 +135,8 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
         finally:
             handler.stop()
             await task
+
+
+@sync
+async def test_runs_on_uvloop_as_production_does() -> None:
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)

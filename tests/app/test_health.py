@@ -18,6 +18,7 @@ from feedhandler.simulator.server.faults import FaultSpec
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.null import NullSink
 from tests.app.prometheus_text import Key, parse_metrics, value
+from tests.app.uvloop_run import sync
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -37,14 +38,6 @@ def config(url: str, **overrides: Any) -> Any:
                               "connection.backoff_max_s": 0.05, "batch.linger_ms": 1.0,
                               **overrides}, environ={})
 
-
-def sync(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-    """Run an async test on a fresh event loop (no plugin needed)."""
-    def wrapper() -> None:
-        asyncio.run(test())
-
-    wrapper.__name__ = test.__name__
-    return wrapper
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from feedhandler.contract import (
 )
 from feedhandler.contract.json_lines import decode_json, encode_json
 from feedhandler.parsing import parse
-from feedhandler.records import SCHEMAS, Schema, wide_to_int
+from feedhandler.records import SCHEMAS, Schema, to_str, wide_to_int
 from feedhandler.simulator.market import Feed, Universe
 
 MARKET_KINDS = [k for k in SCHEMAS if k not in ("control", "gap")]
@@ -75,11 +75,6 @@ def test_topics_from_templates() -> None:
 
 # --- json ------------------------------------------------------------------------------------
 
-def _fixed(units: int) -> str:
-    sign = "-" if units < 0 else ""
-    return f"{sign}{abs(units) // 10**8}.{abs(units) % 10**8:08d}"
-
-
 def reference_json(schema: Schema, records: np.ndarray) -> bytes:
     """The documented JSON form, one record at a time in plain Python."""
     lines = []
@@ -90,13 +85,13 @@ def reference_json(schema: Schema, records: np.ndarray) -> bytes:
             if f.type == "bytes":
                 obj[f.name] = bytes(value).decode()
             elif f.type == "int128" and f.count > 1:
-                obj[f.name] = [_fixed(wide_to_int(v)) for v in value]
+                obj[f.name] = [to_str(wide_to_int(v)) for v in value]
             elif f.type == "int128":
-                obj[f.name] = _fixed(wide_to_int(value))
+                obj[f.name] = to_str(wide_to_int(value))
             elif f.count > 1:
-                obj[f.name] = [_fixed(int(v)) for v in value]
+                obj[f.name] = [to_str(int(v)) for v in value]
             elif f.is_decimal:
-                obj[f.name] = _fixed(int(value))
+                obj[f.name] = to_str(int(value))
             else:
                 obj[f.name] = int(value)
         lines.append(orjson.dumps(obj) + b"\n")
@@ -241,7 +236,7 @@ def test_readme_carries_the_generated_contract_section() -> None:
 
     from feedhandler.contract.docs import section
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     begin = readme.index("-->\n", readme.index("<!-- BEGIN generated")) + len("-->\n")
     end = readme.index("<!-- END generated -->")
     assert readme[begin:end].rstrip() == section().rstrip()

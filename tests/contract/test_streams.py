@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from feedhandler._ext.decoder import classify_stream
 
+from feedhandler._ext.decoder import classify_stream
 from feedhandler.contract.kinds import MAX_STREAMS_PER_CONNECTION
 from feedhandler.contract.streams import (
     GRAMMAR,

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from feedhandler._ext.decoder import Decoder
 from hypothesis import HealthCheck, settings
 
+from feedhandler._ext.decoder import Decoder
 from feedhandler.records import SCHEMAS
 from tests.parsing.reference import Reference, RefError, from_array, normalize, to_array
 

@@ -29,8 +29,8 @@ from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import numpy as np
-from feedhandler._ext.decoder import KIND_NAMES
 
+from feedhandler._ext.decoder import KIND_NAMES
 from feedhandler.records import SCHEMAS
 
 SCALE = 10**8

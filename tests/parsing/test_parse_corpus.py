@@ -10,9 +10,9 @@ import json
 
 import numpy as np
 import pytest
-from feedhandler._ext.decoder import KIND_NAMES, Decoder
 
 import feedhandler
+from feedhandler._ext.decoder import KIND_NAMES, Decoder
 from tests.parsing.helpers import (
     TS_RECV,
     all_spot_frames,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from feedhandler._ext.decoder import parse_decimal
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from feedhandler._ext.decoder import parse_decimal
 from tests.parsing.helpers import examples
 from tests.parsing.reference import INT64_MAX, INT64_MIN, INT128_MAX, INT128_MIN, RefError, fixed8
 from tests.parsing.strategies import decimal_strings, render

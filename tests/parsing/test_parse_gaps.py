@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from feedhandler._ext.decoder import KIND_NAMES, Decoder
 
+from feedhandler._ext.decoder import KIND_NAMES, Decoder
 from tests.parsing.helpers import assert_same, run_decoder, run_reference
 from tests.parsing.strategies import encode
 

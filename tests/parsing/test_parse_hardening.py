@@ -76,7 +76,8 @@ SAMPLES: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
          "v": "10000", "q": "18", "O": 0, "C": 86400000, "F": 0, "L": 18150, "n": 18151},
         "bnbbtc@ticker",
         {"E": "ts", "s": "sym", **dict.fromkeys("pPwxcQbaohl", "dec"), "B": "wide",
-         "A": "wide", "v": "wide", "q": "wide", "O": "ts", "C": "ts", "F": "int", "L": "int", "n": "int"},
+         "A": "wide", "v": "wide", "q": "wide", "O": "ts", "C": "ts", "F": "int", "L": "int",
+         "n": "int"},
     ),
     "windowTicker": (
         {"e": "1hTicker", "E": 1672515782136, "s": "BNBBTC", "p": "0.0015", "P": "250.00",

@@ -8,9 +8,9 @@ from decimal import Context, Decimal
 
 import numpy as np
 import pytest
-from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
 
 import feedhandler
+from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
 from feedhandler.records import SCALE, SCHEMAS, Schema, schema_by_name, to_decimal, wide_to_int
 from feedhandler.records.schema import HISTORY
 

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from feedhandler._ext.publish import group_rows, produce_messages, record_values
+from feedhandler._ext.publish import (
+    MessageBatch,
+    Outlet,
+    group_rows,
+    produce_messages,
+    record_values,
+)
 from feedhandler.contract import fixed_headers, header_dict
 from feedhandler.records import SCHEMAS
 
@@ -111,14 +117,13 @@ def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
     topics = [f"t{i}" for i in range(len(values))]
     keys = [b"K%d" % i for i in range(len(values))]
     reports: list[tuple[Any, ...]] = []
-    totals = np.zeros(3, np.int64)
-    produce_messages(producer.produce, lambda *r: reports.append(r), {},
-                              lambda *m: backlog.append(m),
-                              lambda *f: failed.append(f), topics, keys, values,
-                              np.array(counts, np.int64), firsts, lasts,
-                              fixed_headers("binance.spot.depth", 1, "records", "host-a"),
-                              b"7", full, totals, extra)
-    return tuple(totals.tolist()), backlog, failed
+    outlet = Outlet(producer.produce, lambda *r: reports.append(r), lambda *m: backlog.append(m),
+                    lambda *f: failed.append(f))
+    batch = MessageBatch(topics, keys, values, np.array(counts, np.int64),
+                         fixed_headers("binance.spot.depth", 1, "records", "host-a"), b"7",
+                         firsts, lasts, extra)
+    produce_messages(outlet, batch, full)
+    return (batch.produced, batch.records, batch.buffer_full), backlog, failed
 
 
 def test_headers_of_a_data_message() -> None:
@@ -135,11 +140,11 @@ def test_headers_of_a_data_message() -> None:
 
 def test_delivery_reports_know_the_record_count() -> None:
     reports: list[tuple[Any, ...]] = []
-    callbacks: dict[int, Any] = {}
     producer = FakeProducer()
-    produce_messages(producer.produce, lambda *r: reports.append(r), callbacks, None, None,
-                     ["t"] * 3, [b"k"] * 3, [b"a", b"b", b"c"], np.array([3, 1, 3]), None, None,
-                     (), b"1", False, np.zeros(3, np.int64))
+    outlet = Outlet(producer.produce, lambda *r: reports.append(r), print, print)
+    produce_messages(outlet, MessageBatch(["t"] * 3, [b"k"] * 3, [b"a", b"b", b"c"],
+                                          np.array([3, 1, 3]), (), b"1"), False)
+    callbacks = outlet.callbacks
     assert sorted(callbacks) == [1, 3]  # one callable per distinct count, reused
     assert producer.callbacks[0] is producer.callbacks[2] is callbacks[3]
     producer.callbacks[1]("err", "msg")
@@ -192,12 +197,22 @@ def test_record_values_slice_whole_records() -> None:
 
 def test_counts_hold_when_a_callback_raises() -> None:
     producer = FakeProducer(room=1)
-    totals = np.zeros(3, np.int64)
 
     def backlog(*message: Any) -> None:
         raise RuntimeError("backlog broke")
 
+    batch = MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], np.array([4, 5]), (), b"1")
     with pytest.raises(RuntimeError):
-        produce_messages(producer.produce, print, {}, backlog, None, ["t", "t"], [b"k", b"k"],
-                         [b"a", b"b"], np.array([4, 5]), None, None, (), b"1", False, totals)
-    assert totals.tolist() == [1, 4, 1]  # the first message is in librdkafka
+        produce_messages(Outlet(producer.produce, print, backlog, print), batch, False)
+    assert (batch.produced, batch.records, batch.buffer_full) == (1, 4, 1)  # 1st in librdkafka
+
+
+def test_a_batch_of_inconsistent_lengths_is_refused() -> None:
+    counts = np.array([1, 1])
+    with pytest.raises(ValueError, match="differ in length"):
+        MessageBatch(["t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1")
+    with pytest.raises(ValueError, match="both or neither"):
+        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1", firsts=counts)
+    with pytest.raises(ValueError, match="one list per message"):
+        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1",
+                     extra_headers=[[]])

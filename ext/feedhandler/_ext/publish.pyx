@@ -80,47 +80,87 @@ cdef inline bytes _decimal(int64_t value):
     return PyBytes_FromStringAndSize(text, snprintf(text, sizeof(text), "%lld", <long long>value))
 
 
-def produce_messages(produce, on_delivery, dict callbacks, backlog, failed, list topics,
-                     list keys, list values, const int64_t[::1] counts not None,
-                     const int64_t[::1] firsts, const int64_t[::1] lasts, tuple fixed_headers,
-                     bytes epoch, bint full, int64_t[::1] totals not None,
-                     list extra_headers=None):
-    """Produces message i: values[i] keyed keys[i] to topics[i], carrying counts[i] records
-    (sequence ids firsts[i]..lasts[i] when given). Headers: `fixed_headers`, count, epoch,
-    sequence range, then extra_headers[i] when given.
+cdef class Outlet:
+    """Where produce_messages sends messages, for the life of a producer.
 
-    Once `full` (behind a backlog, or librdkafka's queue is full) every message goes to
-    backlog(topic, key, value, headers, count) instead, so per-key order holds. A message
-    librdkafka refuses up front goes to failed(topic, key, count, KafkaError). Its delivery
-    report goes to on_delivery(count, err, msg): confluent_kafka reports neither headers nor an
-    opaque value, so the count is bound into a callback, one per distinct count, kept in
-    `callbacks` (a new callable per message would cost a Python object each).
-    totals[0..2] are incremented as it goes (so they hold even if a callback raises): messages
-    produced, their records, times the queue was found full."""
-    cdef Py_ssize_t i, n = len(values)
-    cdef bint sequenced = firsts is not None
+    produce: confluent_kafka's Producer.produce. A message's delivery report goes to
+    on_delivery(count, err, msg): confluent_kafka reports neither headers nor an opaque value,
+    so the record count is bound into a callback, one per distinct count, kept in `callbacks`
+    (a new callable per message would cost a Python object each). A message librdkafka refuses
+    up front goes to failed(topic, key, count, KafkaError); one that must wait (queue full, or
+    behind a backlog) to backlog(topic, key, value, headers, count)."""
+    cdef readonly object produce, on_delivery, backlog, failed
+    cdef readonly dict callbacks
+
+    def __init__(self, produce, on_delivery, backlog, failed):
+        self.produce, self.on_delivery = produce, on_delivery
+        self.backlog, self.failed = backlog, failed
+        self.callbacks = {}
+
+
+cdef class MessageBatch:
+    """The messages of one record batch, and what became of them.
+
+    Message i: values[i] keyed keys[i] to topics[i], carrying counts[i] records (sequence ids
+    firsts[i]..lasts[i] when given). Headers: `fixed_headers`, count, epoch, the sequence range,
+    then extra_headers[i] when given. produce_messages counts as it goes (so the counts hold even
+    if a callback raises): messages produced, their records, times the queue was found full."""
+    cdef list topics, keys, values, extra_headers
+    cdef const int64_t[::1] counts, firsts, lasts
+    cdef bint sequenced
+    cdef tuple fixed_headers
+    cdef bytes epoch
+    cdef readonly int64_t produced, records, buffer_full
+
+    def __init__(self, list topics not None, list keys not None, list values not None,
+                 const int64_t[::1] counts not None, tuple fixed_headers not None,
+                 bytes epoch not None, const int64_t[::1] firsts=None,
+                 const int64_t[::1] lasts=None, list extra_headers=None):
+        cdef Py_ssize_t n = len(values)
+        if not (len(topics) == len(keys) == counts.shape[0] == n):
+            raise ValueError("topics, keys, values and counts differ in length")
+        if (firsts is None) != (lasts is None) or (
+                firsts is not None and not firsts.shape[0] == lasts.shape[0] == n):
+            raise ValueError("firsts and lasts: both or neither, one per message")
+        if extra_headers is not None and len(extra_headers) != n:
+            raise ValueError("extra_headers: one list per message")
+        self.topics, self.keys, self.values, self.counts = topics, keys, values, counts
+        self.sequenced = firsts is not None
+        if self.sequenced:
+            self.firsts, self.lasts = firsts, lasts
+        self.fixed_headers, self.epoch, self.extra_headers = fixed_headers, epoch, extra_headers
+
+
+def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint full):
+    """Produces each message of `batch` through `outlet`; once `full` (behind a backlog, or
+    librdkafka's queue is full) every further message goes to outlet.backlog instead, so per-key
+    order holds."""
+    cdef Py_ssize_t i
+    cdef int64_t count
     cdef list headers
-    for i in range(n):
-        headers = [*fixed_headers, (H_COUNT, _decimal(counts[i])), (H_EPOCH, epoch)]
-        if sequenced:
-            headers.append((H_SEQ_FIRST, _decimal(firsts[i])))
-            headers.append((H_SEQ_LAST, _decimal(lasts[i])))
-        if extra_headers is not None:
-            headers += extra_headers[i]
+    for i in range(len(batch.values)):
+        count = batch.counts[i]
+        headers = [*batch.fixed_headers, (H_COUNT, _decimal(count)), (H_EPOCH, batch.epoch)]
+        if batch.sequenced:
+            headers.append((H_SEQ_FIRST, _decimal(batch.firsts[i])))
+            headers.append((H_SEQ_LAST, _decimal(batch.lasts[i])))
+        if batch.extra_headers is not None:
+            headers += batch.extra_headers[i]
         if not full:
-            callback = callbacks.get(counts[i])
+            callback = outlet.callbacks.get(count)
             if callback is None:
-                callback = callbacks[counts[i]] = partial(on_delivery, counts[i])
+                callback = outlet.callbacks[count] = partial(outlet.on_delivery, count)
             try:
-                produce(topics[i], values[i], keys[i], on_delivery=callback, headers=headers)
+                outlet.produce(batch.topics[i], batch.values[i], batch.keys[i],
+                               on_delivery=callback, headers=headers)
             except BufferError:
                 full = True
-                totals[2] += 1
+                batch.buffer_full += 1
             except KafkaException as exc:  # e.g. too large: retrying cannot help
-                failed(topics[i], keys[i], counts[i], exc.args[0])
+                outlet.failed(batch.topics[i], batch.keys[i], count, exc.args[0])
                 continue
             else:
-                totals[0] += 1
-                totals[1] += counts[i]
+                batch.produced += 1
+                batch.records += count
                 continue
-        backlog(topics[i], keys[i], values[i], headers, counts[i])
+        outlet.backlog(batch.topics[i], batch.keys[i], batch.values[i], headers, count)

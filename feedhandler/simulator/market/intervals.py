@@ -46,10 +46,10 @@ def bar_bounds(interval: str, t_us: int, utc8: bool = False) -> tuple[int, int]:
     if span == _MONTH:
         day = datetime.fromtimestamp(local // SECOND_US, UTC)
         year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-        start = datetime(day.year, day.month, 1, tzinfo=UTC)
+        first = datetime(day.year, day.month, 1, tzinfo=UTC)
         end = datetime(year, month, 1, tzinfo=UTC)
         return (
-            int(start.timestamp()) * SECOND_US - offset,
+            int(first.timestamp()) * SECOND_US - offset,
             int(end.timestamp()) * SECOND_US - offset,
         )
     anchor = _WEEK_ANCHOR_US if interval == "1w" else 0

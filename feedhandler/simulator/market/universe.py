@@ -104,7 +104,7 @@ _TYPICAL_ORDER_USD = 500.0
 
 def _pow10_units(exponent: int) -> int:
     """10**exponent in 1e-8 units, for exponent >= -8."""
-    return 10 ** (exponent + 8)
+    return int(10 ** (exponent + 8))
 
 
 def _round_to(value: int, size: int) -> int:

@@ -20,7 +20,7 @@ from picows import WSUpgradeResponseWithListener as Answer
 # picows' public ws_create_server() does not show the listener factory the client's address,
 # which the per-IP attempt limit must know before it answers the handshake; so we build the
 # protocol ourselves, exactly as ws_create_server does (picows 2.3.1, pinned).
-from picows.picows import WSProtocol
+from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from feedhandler.simulator.server import rest
 from feedhandler.simulator.server.config import SimulatorConfig

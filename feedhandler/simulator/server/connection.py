@@ -60,7 +60,7 @@ class Connection(WSListener):
         pacer: Pacer,
         config: SimulatorConfig,
         on_open: Callable[[Connection], None],
-        on_close: Callable[[Connection], None],
+        on_close: Callable[[Connection], object],
     ) -> None:
         super().__init__()
         self.id = cid

@@ -11,9 +11,9 @@ import pytest
 from feedhandler.simulator.market import Feed, Universe
 from feedhandler.simulator.market.fixedpoint import SCALE, to_units
 from feedhandler.simulator.market.intervals import KLINE_SPANS_US
+from tests.parsing.helpers import require_corpus
 from tests.simulator.market.marketcheck import check_payload
 
-CORPUS = "/work/shared/corpus/binance"  # real captured frames (see its SOURCES.md)
 UNIVERSE = Universe.generate(21, 300, utf8_symbols=True)
 BIDR = next(spec.symbol.lower() for spec in UNIVERSE if spec.price_decimals == 2)
 SYMBOLS = ["btcusdt", "shibusdt", "ethbtc", BIDR, "币安人生usdt"]
@@ -49,11 +49,12 @@ def test_fields_and_decimals(every_stream: list[tuple[str, Any]]) -> None:
 
 def test_corpus_shapes() -> None:
     """A frame of each kind has the same field order as a captured real Binance frame."""
+    corpus = require_corpus()  # ../shared beside the repository
     streams = [f"btcusdt@{s}" for s in ("kline_1m", "ticker", "miniTicker", *SUFFIXES[:6])]
     frames = dict(_frames("ms", 5000, streams))
     real = {}
     for name in ("trade", "aggTrade", "bookTicker", "depthUpdate", "depth_partial", "kline"):
-        with open(f"{CORPUS}/{name}.jsonl") as lines:
+        with open(corpus / f"{name}.jsonl") as lines:
             real[name] = json.loads(lines.readline())
     real["trade"] = {k: v for k, v in real["trade"].items() if k not in ("b", "a")}  # 2024-06
     assert list(frames["btcusdt@trade"]) == list(real["trade"])
@@ -62,7 +63,7 @@ def test_corpus_shapes() -> None:
     assert list(frames["btcusdt@depth@100ms"]) == list(real["depthUpdate"])
     assert list(frames["btcusdt@depth5"]) == list(real["depth_partial"])
     assert list(frames["btcusdt@kline_1m"]["k"]) == list(real["kline"]["k"])
-    with open(f"{CORPUS}/ticker.jsonl") as lines:
+    with open(corpus / "ticker.jsonl") as lines:
         assert list(frames["btcusdt@ticker"]) == list(json.loads(lines.readline()))
 
 
