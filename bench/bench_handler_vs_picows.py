@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
-import tempfile
 import platform
+import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import uvloop
+
 from feedhandler._ext.decoder import Decoder
 
 FRAME = b'{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.5","q":"2","T":1,"m":true}'

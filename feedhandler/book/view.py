@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Generator
-from typing import IO, cast
+from typing import IO
 
 import orjson
-from confluent_kafka import Message
 
 from feedhandler.book.builder import BookBuilder
 from feedhandler.consume.reader import read_messages
@@ -57,9 +55,8 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
     topic = topic_for("depth", symbol, args.topic_template, exchange=args.exchange,
                       market=args.market)
     builder = BookBuilder()
-    messages = cast(Generator[Message, None, None], read_messages(
-        args.kafka_bootstrap, [topic], from_beginning=True, follow=args.follow,
-        idle_timeout=args.idle_timeout))
+    messages = read_messages(args.kafka_bootstrap, [topic], from_beginning=True,
+                             follow=args.follow, idle_timeout=args.idle_timeout)
     fmt = "jsonl" if args.format == "jsonl" else "table"
     try:
         for message in messages:

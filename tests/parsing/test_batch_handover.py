@@ -7,8 +7,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from feedhandler._ext.decoder import Decoder
 
+from feedhandler._ext.decoder import Decoder
 from tests.parsing.test_parse_gaps import book, trade
 
 Batches = list[tuple[str, list[int]]]
