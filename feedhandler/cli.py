@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("feedhandler.app.run", "run the feed handler: exchange -> parser -> sink"),
     "simulate": ("feedhandler.simulator.cli", "run the Binance-compatible exchange simulator"),
     "consume": ("feedhandler.consume.cli", "read and decode records from Kafka"),
+    "record": ("feedhandler.recording.record", "run, and record every frame to rotating files"),
+    "replay": ("feedhandler.recording.replay", "replay recordings or captures into a sink"),
 }
 
 

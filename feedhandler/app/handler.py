@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
+from feedhandler.app.latency import LatencyHistograms
 from feedhandler.config import HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.records import SCHEMAS
@@ -63,16 +65,21 @@ def make_sink(config: HandlerConfig) -> Sink:
 
 
 class Handler:
-    def __init__(self, config: HandlerConfig, sink: Sink | None = None) -> None:
+    def __init__(self, config: HandlerConfig, sink: Sink | None = None,
+                 connect: Callable[..., ShardConnection] = ShardConnection) -> None:
+        """`connect(shard, config, decoder, publish_event, max_frames=, on_limit=)` makes each
+        shard's frame source: an exchange connection, or a recording's reader (replay)."""
         self.config = config
         self.sink = sink if sink is not None else make_sink(config)
         self.stats = HandlerStats()
+        self.latency = LatencyHistograms()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
+        self._connect = connect
         self.shards = [
             self._connection(shard)
             for shard in plan(config.url, config.streams,
@@ -88,9 +95,11 @@ class Handler:
             self.stats.records[kind] += len(records)
             if kind == "gap":
                 self._publish_gaps(records)
-            elif kind == "control":  # control frames are published by on_control
                 return
-            elif frames is None:
+            if kind == "control":  # control frames are published by on_control
+                return
+            self.latency.observe_batch(kind, records)  # vectorised, per batch (/metrics)
+            if frames is None:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
@@ -103,11 +112,12 @@ class Handler:
             max_frame=self.config.connection.max_frame_bytes,
             time_unit=self.config.connection.time_unit,
             # raw (archival) encoding: on_batch also gets the frames each batch came from
-            capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
+            capture_frames=(self.config.sink == "kafka" and self.config.kafka.encoding == "raw")
+            or getattr(self.sink, "captures_frames", False),  # e.g. the recorder's sink
         )
-        conn = ShardConnection(shard, self.config, decoder, self._publish_event,
-                               max_frames=self.config.max_messages,
-                               on_limit=self._maybe_done)
+        conn = self._connect(shard, self.config, decoder, self._publish_event,
+                             max_frames=self.config.max_messages,
+                             on_limit=self._maybe_done)
         holder.append(conn)
         return conn
 
