@@ -148,7 +148,7 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
     meta: dict[str, Any] = {}
     with FrameFile(paths[0]) as first:
         meta = first.meta
-    streams = args.streams or ",".join(sorted(set().union(*map(capture_streams, paths))))
+    streams = getattr(args, "streams", None) or ",".join(sorted(set().union(*map(capture_streams, paths))))
     return load(args, streams=streams or None, **{
         "connection.time_unit": meta.get("time_unit"),
         # one shard: it replays every file

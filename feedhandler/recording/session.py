@@ -13,19 +13,21 @@ import orjson
 import uvloop
 
 from feedhandler.app.handler import Handler
-from feedhandler.app.run import OVERRIDE_KEYS
 from feedhandler.config import ConfigError, HandlerConfig, load_config
 
 log = logging.getLogger(__name__)
 
 
 def load(args: argparse.Namespace, **overrides: Any) -> HandlerConfig:
-    """run's configuration (file < environment < flags); `overrides` fill flags not given."""
-    flags = {k: getattr(args, k) for k in OVERRIDE_KEYS}
+    """run's configuration (file < environment < flags); `overrides` fill flags not given.
+    run's flags store under their config key ("kafka.bootstrap"): those are the flags."""
+    defaults = HandlerConfig()
+    flags = {k: v for k, v in vars(args).items()
+             if v is not None and hasattr(defaults, k.split(".")[0])}
     for key, value in overrides.items():
         if flags.get(key) is None:
             flags[key] = value
-    return load_config(args.config, flags)
+    return load_config(getattr(args, "config", None), flags)
 
 
 def run_to_summary(command: str, args: argparse.Namespace,
