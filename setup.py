@@ -9,9 +9,12 @@ Build switches (environment):
                                     simdjson development checks
   FEEDHANDLER_SANITIZE=address,undefined   add sanitizers (use with debug; LD_PRELOAD libasan)
   FEEDHANDLER_ANNOTATE=1            write Cython HTML annotations next to the .pyx files
-  FEEDHANDLER_MARCH=native          target CPU. simdjson's On-Demand API picks its SIMD kernel
-                                    at compile time, so a baseline x86-64 build runs the scalar
-                                    fallback; images for mixed fleets use e.g. x86-64-v3
+  FEEDHANDLER_MARCH=native          target CPU (-march=...); default: the portable baseline
+                                    below. simdjson's On-Demand API fixes its SIMD kernel at
+                                    compile time, so a plain x86-64 build runs the scalar
+                                    fallback: x86-64-v2 plus PCLMUL (every x86-64 server CPU
+                                    since 2010) is the oldest target with a SIMD kernel
+                                    (westmere). native / x86-64-v3 / x86-64-v4 are opt-in
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ MODE = os.environ.get("FEEDHANDLER_BUILD", "release")
 if MODE not in ("release", "debug"):
     raise SystemExit(f"FEEDHANDLER_BUILD must be release or debug, not {MODE!r}")
 SANITIZE = os.environ.get("FEEDHANDLER_SANITIZE", "")
-MARCH = os.environ.get("FEEDHANDLER_MARCH", "native")
+MARCH = os.environ.get("FEEDHANDLER_MARCH", "")
+PORTABLE = ["-march=x86-64-v2", "-mpclmul"]
 
 SIMDJSON_DIR = Path(simdjson.__file__).parent
 PICOWS_DIR = Path(picows.__file__).parent
@@ -37,7 +41,7 @@ CPP_DIR = Path("ext/cpp")
 
 common_flags = [
     "-std=c++17",
-    f"-march={MARCH}",
+    *([f"-march={MARCH}"] if MARCH else PORTABLE),
     "-DSIMDJSON_EXCEPTIONS=0",
     "-Wall",
     "-Wextra",
