@@ -145,10 +145,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerConfig:
     """run's configuration, with the recordings' streams and time unit unless given."""
-    meta: dict[str, Any] = {}
     with FrameFile(paths[0]) as first:
         meta = first.meta
-    streams = getattr(args, "streams", None) or ",".join(sorted(set().union(*map(capture_streams, paths))))
+    streams = getattr(args, "streams", None) or \
+        ",".join(sorted(set().union(*map(capture_streams, paths))))
     return load(args, streams=streams or None, **{
         "connection.time_unit": meta.get("time_unit"),
         # one shard: it replays every file

@@ -78,9 +78,9 @@ def test_copies_take_existing_files_inside_the_build_context() -> None:
     # what `pip wheel .` reads: the build files, the C++/Cython sources and the package
     assert {"pyproject.toml", "setup.py", "README.md", "constraints.txt", "ext",
             "feedhandler"} <= set(copied)
-    for source in (ROOT / "ext").rglob("*"):
-        relative = source.relative_to(ROOT).as_posix()
-        if source.suffix in (".h", ".pyx", ".pxd") or relative.startswith("ext/cpp/"):
+    for path in (ROOT / "ext").rglob("*"):
+        relative = path.relative_to(ROOT).as_posix()
+        if path.suffix in (".h", ".pyx", ".pxd") or relative.startswith("ext/cpp/"):
             assert not ignored(relative), relative
     for local in (".venv/bin/python", ".kafka/lib", ".git/HEAD", "tests/conftest.py",
                   ".tools/kustomize", "ext/feedhandler/_ext/decoder.cpp",
