@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 KUSTOMIZE_VERSION := v5.8.1
 KUSTOMIZE := .tools/kustomize
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 .PHONY: setup build kafka test demo bench lint clean
 
@@ -19,7 +20,7 @@ setup: $(STAMP) kafka $(KUSTOMIZE)
 
 # kustomize for tests/k8s, from the Go module proxy (go caches the download)
 $(KUSTOMIZE):
-	GOBIN=$(CURDIR)/.tools GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	GOBIN=$(CURDIR)/.tools GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 # Rebuild the extensions after editing ext/ (FEEDHANDLER_BUILD=debug for checks)
 build: $(STAMP)

@@ -9,12 +9,13 @@ Build switches (environment):
                                     simdjson development checks
   FEEDHANDLER_SANITIZE=address,undefined   add sanitizers (use with debug; LD_PRELOAD libasan)
   FEEDHANDLER_ANNOTATE=1            write Cython HTML annotations next to the .pyx files
-  FEEDHANDLER_MARCH=native          target CPU (-march=...); default: the portable baseline
-                                    below. simdjson's On-Demand API fixes its SIMD kernel at
-                                    compile time, so a plain x86-64 build runs the scalar
-                                    fallback: x86-64-v2 plus PCLMUL (every x86-64 server CPU
-                                    since 2010) is the oldest target with a SIMD kernel
-                                    (westmere). native / x86-64-v3 / x86-64-v4 are opt-in
+  FEEDHANDLER_MARCH=native          target CPU (-march=...; x86-64-vN adds -mpclmul). Default:
+                                    x86-64-v2, the portable baseline. simdjson's On-Demand API
+                                    fixes its SIMD kernel at compile time, so a plain x86-64
+                                    build runs the scalar fallback: x86-64-v2 plus PCLMUL (every
+                                    x86-64 server CPU since 2010) is the oldest target with a
+                                    SIMD kernel (westmere). native / x86-64-v3 (haswell) /
+                                    x86-64-v4 are opt-in
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ MODE = os.environ.get("FEEDHANDLER_BUILD", "release")
 if MODE not in ("release", "debug"):
     raise SystemExit(f"FEEDHANDLER_BUILD must be release or debug, not {MODE!r}")
 SANITIZE = os.environ.get("FEEDHANDLER_SANITIZE", "")
-MARCH = os.environ.get("FEEDHANDLER_MARCH", "")
-PORTABLE = ["-march=x86-64-v2", "-mpclmul"]
+MARCH = os.environ.get("FEEDHANDLER_MARCH", "") or "x86-64-v2"
+# simdjson's westmere/haswell/icelake kernels need PCLMULQDQ, which no x86-64-vN level
+# includes (without it x86-64-v3 builds the scalar fallback); every CPU of those levels but the
+# first Nehalems has it
+PCLMUL = ["-mpclmul"] if MARCH.startswith("x86-64-v") else []
 
 SIMDJSON_DIR = Path(simdjson.__file__).parent
 PICOWS_DIR = Path(picows.__file__).parent
@@ -41,7 +45,8 @@ CPP_DIR = Path("ext/cpp")
 
 common_flags = [
     "-std=c++17",
-    *([f"-march={MARCH}"] if MARCH else PORTABLE),
+    f"-march={MARCH}",
+    *PCLMUL,
     "-DSIMDJSON_EXCEPTIONS=0",
     "-Wall",
     "-Wextra",
