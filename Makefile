@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+KUSTOMIZE_VERSION := v5.8.1
+KUSTOMIZE := .tools/kustomize
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 .PHONY: setup build kafka test demo bench lint clean
 
@@ -13,7 +16,11 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	touch $@
 
 # Python environment + compiled extensions (editable install builds ext/ in place)
-setup: $(STAMP) kafka
+setup: $(STAMP) kafka $(KUSTOMIZE)
+
+# kustomize for tests/k8s, from the Go module proxy (go caches the download)
+$(KUSTOMIZE):
+	GOBIN=$(CURDIR)/.tools GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 # Rebuild the extensions after editing ext/ (FEEDHANDLER_BUILD=debug for checks)
 build: $(STAMP)
@@ -44,4 +51,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf build $(VENV) .kafka feedhandler/_ext/*.so ext/feedhandler/_ext/*.cpp
+	rm -rf build $(VENV) .kafka .tools feedhandler/_ext/*.so ext/feedhandler/_ext/*.cpp

@@ -9,9 +9,13 @@ Build switches (environment):
                                     simdjson development checks
   FEEDHANDLER_SANITIZE=address,undefined   add sanitizers (use with debug; LD_PRELOAD libasan)
   FEEDHANDLER_ANNOTATE=1            write Cython HTML annotations next to the .pyx files
-  FEEDHANDLER_MARCH=native          target CPU. simdjson's On-Demand API picks its SIMD kernel
-                                    at compile time, so a baseline x86-64 build runs the scalar
-                                    fallback; images for mixed fleets use e.g. x86-64-v3
+  FEEDHANDLER_MARCH=native          target CPU (-march=...; x86-64-vN adds -mpclmul). Default:
+                                    x86-64-v2, the portable baseline. simdjson's On-Demand API
+                                    fixes its SIMD kernel at compile time, so a plain x86-64
+                                    build runs the scalar fallback: x86-64-v2 plus PCLMUL (every
+                                    x86-64 server CPU since 2010) is the oldest target with a
+                                    SIMD kernel (westmere). native / x86-64-v3 (haswell) /
+                                    x86-64-v4 are opt-in
   FEEDHANDLER_PURE=1                no extensions, no compiler: a pure-Python package whose
                                     feedhandler.decode (and the schemas) work with numpy and
                                     orjson alone, for consumers; the handler needs the build
@@ -37,7 +41,11 @@ def compiled() -> dict[str, Any]:
     if MODE not in ("release", "debug"):
         raise SystemExit(f"FEEDHANDLER_BUILD must be release or debug, not {MODE!r}")
     SANITIZE = os.environ.get("FEEDHANDLER_SANITIZE", "")
-    MARCH = os.environ.get("FEEDHANDLER_MARCH", "native")
+    MARCH = os.environ.get("FEEDHANDLER_MARCH", "") or "x86-64-v2"
+    # simdjson's westmere/haswell/icelake kernels need PCLMULQDQ, which no x86-64-vN level
+    # includes (without it x86-64-v3 builds the scalar fallback); every CPU of those levels but
+    # the first Nehalems has it
+    PCLMUL = ["-mpclmul"] if MARCH.startswith("x86-64-v") else []
 
     SIMDJSON_DIR = Path(simdjson.__file__).parent
     PICOWS_DIR = Path(picows.__file__).parent
@@ -46,6 +54,7 @@ def compiled() -> dict[str, Any]:
     common_flags = [
         "-std=c++17",
         f"-march={MARCH}",
+        *PCLMUL,
         "-DSIMDJSON_EXCEPTIONS=0",
         "-Wall",
         "-Wextra",

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consume": ("feedhandler.consume.cli", "read and decode records from Kafka"),
     "config": ("feedhandler.config_cli", "check, show or describe a handler configuration"),
     "bench": ("feedhandler.bench.cli", "measure latency: exchange -> handler -> Kafka consumer"),
+    "record": ("feedhandler.recording.record", "run, and record every frame to rotating files"),
+    "replay": ("feedhandler.recording.replay", "replay recordings or captures into a sink"),
 }
 
 EXAMPLES = """\

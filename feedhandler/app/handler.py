@@ -19,6 +19,7 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
+from feedhandler.app.latency import LatencyHistograms
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
@@ -30,7 +31,7 @@ from feedhandler.supervisor.backoff import Backoff
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
-from feedhandler.supervisor.tree import Supervisor
+from feedhandler.supervisor.tree import ChildFactory, Supervisor
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,14 @@ def make_sink(config: HandlerConfig) -> Sink:
 
 
 class Handler:
-    def __init__(self, config: HandlerConfig, sink: Sink | None = None) -> None:
+    def __init__(self, config: HandlerConfig, sink: Sink | None = None, *,
+                 make_child: ChildFactory | None = None) -> None:
+        """`make_child(feed)` makes each shard's frame source: by default an exchange
+        connection; a recording's reader for replay."""
         self.config = config
         self.sink = sink if sink is not None else make_sink(config)
         self.stats = HandlerStats()
+        self.latency = LatencyHistograms()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False
@@ -89,7 +94,7 @@ class Handler:
                               config.connection.streams_per_connection,
                               config.connection.time_unit, config.shard_index, config.shard_count)
         ]
-        self.supervisor = Supervisor(self.shards, config.connection)
+        self.supervisor = Supervisor(self.shards, config.connection, make_child=make_child)
         self.supervisor.on_start_refusal = self.stop
         if config.book.snapshots:
             self.wsapi, self.book_sync = self._book_sync()
@@ -128,9 +133,11 @@ class Handler:
                 self.book_sync.on_depth(records)  # before the sink owns the records
             if kind == "gap":
                 self._publish_gaps(records)
-            elif kind == "control":  # control frames are published by on_control
                 return
-            elif frames is None:
+            if kind == "control":  # control frames are published by on_control
+                return
+            self.latency.observe_batch(kind, records)  # vectorised, per batch (/metrics)
+            if frames is None:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
@@ -143,7 +150,8 @@ class Handler:
             max_frame=self.config.connection.max_frame_bytes,
             time_unit=self.config.connection.time_unit,
             # raw (archival) encoding: on_batch also gets the frames each batch came from
-            capture_frames=self.config.sink == "kafka" and self.config.kafka.encoding == "raw",
+            capture_frames=(self.config.sink == "kafka" and self.config.kafka.encoding == "raw")
+            or getattr(self.sink, "captures_frames", False),  # e.g. the recorder's sink
             burst=batch.burst,  # hand over once the loop has decoded the read burst
         )
         feed = ShardFeed(shard, decoder, self._publish_event,

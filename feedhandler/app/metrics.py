@@ -1,155 +1,279 @@
-"""Prometheus text exposition (format 0.0.4) of a running handler, read at scrape time from
-state the handler keeps anyway: nothing is counted per message for it."""
+"""Prometheus metrics of a running handler, through prometheus_client: a custom collector reads
+the state the handler keeps anyway (HandlerStats, the connections, the sink's summary, the
+per-batch latency histograms) when /metrics is scraped, so nothing is counted per message for
+it. Process metrics (`process_*`, `python_*`) come from prometheus_client's own collectors.
+
+`python -m feedhandler.app.metrics` prints the README's metric list (generated from METRICS
+and SINK_METRICS below; tests/app/test_metrics.py keeps them in sync).
+"""
 
 from __future__ import annotations
 
-import math
+import platform
 import re
+import sys
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from feedhandler import __version__
+from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES, SIMD_KERNEL
 
 if TYPE_CHECKING:
     from feedhandler.app.handler import Handler
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
 QUANTILES = {"p50": "0.5", "p99": "0.99"}  # librdkafka's percentile names
 
-Labels = dict[str, str]
-Samples = Iterable[tuple[Labels, float]]
 
-# sink.summary() key -> (metric name after feedhandler_sink_, type, help). Keys of KafkaSink and
-# NullSink; other numbers a sink reports are exported untyped under their own name.
-SINK_METRICS: dict[str, tuple[str, str, str]] = {
-    "produced": ("messages_produced_total", "counter", "Messages handed to librdkafka."),
+class Spec(NamedTuple):
+    type: str  # counter | gauge | histogram
+    labels: tuple[str, ...]
+    help: str
+
+
+# Every metric the handler exports besides the sink's: name -> spec. Counters end in _total.
+METRICS: dict[str, Spec] = {
+    "feedhandler_build_info": Spec("gauge", ("version", "simd_kernel", "python"),
+                                   "Always 1; the labels describe the build."),
+    "feedhandler_frames_total": Spec("counter", ("shard",),
+                                     "Data frames received, per connection."),
+    "feedhandler_records_total": Spec("counter", ("kind",),
+                                      "Records decoded and handed over in batches, by kind."),
+    "feedhandler_rejected_frames_total": Spec(
+        "counter", ("reason",), "Frames rejected by the decoders (dead-lettered), by reason."),
+    "feedhandler_gaps_total": Spec("counter", (),
+                                   "Sequence gaps detected (missing or backwards update ids)."),
+    "feedhandler_reconnects_total": Spec("counter", (), "Exchange connections lost."),
+    "feedhandler_connection_up": Spec("gauge", ("shard",),
+                                      "1 while the connection is open, per connection."),
+    "feedhandler_connection_epoch": Spec(
+        "gauge", ("shard",),
+        "Connection attempts so far (the epoch in Kafka headers), per connection."),
+    "feedhandler_last_frame_age_seconds": Spec(
+        "gauge", ("shard",),
+        "Seconds since the last data frame, per connection (absent before the first)."),
+    "feedhandler_connection_quarantined": Spec(
+        "gauge", ("shard",),
+        "1 once the exchange refused the connection for good (401/403/400)."),
+    "feedhandler_connection_replaced_total": Spec(
+        "counter", ("shard", "cause"),
+        "Stale connections replaced, by cause (ping_timeout, silent)."),
+    "feedhandler_protocol_violations_total": Spec(
+        "counter", ("shard",), "Connections closed with 1002 for a protocol violation."),
+    "feedhandler_connection_attempts_total": Spec(
+        "counter", (), "Connection attempts through the process-wide attempt limiter."),
+    "feedhandler_paused": Spec("gauge", (),
+                               "1 while exchange reads are paused by sink backpressure."),
+    "feedhandler_service_loop_age_seconds": Spec(
+        "gauge", (), "Seconds since the service loop last ran (it runs every 2 ms)."),
+    "feedhandler_sink_backlog_bytes": Spec(
+        "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka."),
+    "feedhandler_latency_seconds": Spec(
+        "histogram", ("stage", "kind"),
+        "Latency per record, by stage: event_to_receive (exchange event time to our receive "
+        "time), receive_to_produce (receive to the batch's hand-over to the sink)."),
+}
+
+# sink.summary() key -> metric (after feedhandler_sink_). Keys of KafkaSink and NullSink;
+# other numbers a sink reports are exported untyped under their own name.
+SINK_METRICS: dict[str, tuple[str, Spec]] = {
+    "produced": ("messages_produced_total",
+                 Spec("counter", (), "Messages handed to librdkafka.")),
     # produced - failed - in flight: not monotonic (a message refused up front is failed
     # without being produced), so a gauge
-    "delivered": ("messages_delivered", "gauge", "Messages acknowledged by the broker."),
-    "failed": ("messages_failed_total", "counter",
-               "Messages rejected for good, or purged unsent at shutdown."),
-    "in_flight": ("messages_in_flight", "gauge",
-                  "Messages librdkafka holds, not yet acknowledged."),
-    "undelivered": ("messages_undelivered", "gauge",
-                    "Messages not yet acknowledged: in librdkafka plus in the sink's backlog."),
-    "records_produced": ("records_produced_total", "counter", "Records handed to librdkafka."),
+    "delivered": ("messages_delivered", Spec("gauge", (), "Messages acknowledged by the broker.")),
+    "failed": ("messages_failed_total",
+               Spec("counter", (), "Messages rejected for good, or purged unsent at shutdown.")),
+    "in_flight": ("messages_in_flight",
+                  Spec("gauge", (), "Messages librdkafka holds, not yet acknowledged.")),
+    "undelivered": ("messages_undelivered", Spec(
+        "gauge", (), "Messages not yet acknowledged: in librdkafka plus in the sink's backlog.")),
+    "records_produced": ("records_produced_total",
+                         Spec("counter", (), "Records handed to librdkafka.")),
     # produced - failed: includes records in flight, and drops when a failure is reported
-    "records_delivered": ("records_delivered", "gauge",
-                          "Records produced and not failed (includes those in flight)."),
-    "records_failed": ("records_failed_total", "counter", "Records in failed messages."),
-    "records_unsent": ("records_unsent", "gauge", "Records waiting in the sink's backlog."),
-    "buffer_full": ("buffer_full_total", "counter",
-                    "Times librdkafka's queue was full (messages went to the backlog)."),
-    "backlog_peak_bytes": ("backlog_peak_bytes", "gauge", "Largest backlog so far, in bytes."),
-    "records": ("records_total", "counter", "Records accepted by the sink."),
-    "batches": ("batches_total", "counter", "Batches accepted by the sink."),
-    "dead_letters": ("dead_letters_total", "counter", "Rejected frames accepted by the sink."),
-    "control_events": ("control_events_total", "counter", "Control events accepted by the sink."),
+    "records_delivered": ("records_delivered", Spec(
+        "gauge", (), "Records produced and not failed (includes those in flight).")),
+    "records_failed": ("records_failed_total",
+                       Spec("counter", (), "Records in failed messages.")),
+    "records_unsent": ("records_unsent",
+                       Spec("gauge", (), "Records waiting in the sink's backlog.")),
+    "buffer_full": ("buffer_full_total", Spec(
+        "counter", (), "Times librdkafka's queue was full (messages went to the backlog).")),
+    "backlog_peak_bytes": ("backlog_peak_bytes",
+                           Spec("gauge", (), "Largest backlog so far, in bytes.")),
+    "records": ("records_total", Spec("counter", (), "Records accepted by the sink.")),
+    "batches": ("batches_total", Spec("counter", (), "Batches accepted by the sink.")),
+    "dead_letters": ("dead_letters_total",
+                     Spec("counter", (), "Rejected frames accepted by the sink.")),
+    "control_events": ("control_events_total",
+                       Spec("counter", (), "Control events accepted by the sink.")),
+    "errors": ("errors_total",
+               Spec("counter", ("error",), "Messages lost, by librdkafka error name.")),
+    "latency_us": ("latency_seconds", Spec(
+        "gauge", ("stage", "quantile"),
+        "librdkafka latency percentiles, worst broker, last statistics window: queue (in "
+        "librdkafka), send (socket buffer), ack (produce request round trip).")),
 }
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(value: str) -> str:
-    return _escape_help(value).replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(int(value))  # int(): bools as 0/1
-    number = float(value)  # numpy scalars too
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    return repr(number)
-
-
-def family(name: str, kind: str, help_text: str, samples: Samples) -> list[str]:
-    """One metric family: HELP, TYPE and its samples."""
-    lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
+def _family(name: str, samples: Iterable[tuple[tuple[str, ...], float]],
+            spec: Spec | None = None) -> Metric:
+    spec = spec or METRICS[name]
+    family: Metric
+    if spec.type == "counter":
+        family = CounterMetricFamily(name, spec.help, labels=spec.labels)
+    elif spec.type == "gauge":
+        family = GaugeMetricFamily(name, spec.help, labels=spec.labels)
+    else:
+        family = UnknownMetricFamily(name, spec.help, labels=spec.labels)
     for labels, value in samples:
-        pairs = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
-        lines.append(f"{name}{{{pairs}}} {_number(value)}" if pairs else
-                     f"{name} {_number(value)}")
-    return lines
+        family.add_metric(list(labels), float(value))
+    return family
+
+
+class HandlerCollector:
+    """Evaluated at every scrape (prometheus_client's custom collector protocol)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = weakref.ref(handler)
+
+    def collect(self) -> Iterator[Metric]:
+        handler = self._handler()
+        if handler is None:
+            return
+        stats, shards = handler.stats, handler.shards
+        now_ns = time.time_ns()  # frames are stamped with the wall clock
+        yield _family("feedhandler_build_info",
+                      [((__version__, SIMD_KERNEL, platform.python_version()), 1)])
+        yield _family("feedhandler_frames_total",
+                      (((str(c.shard.index),), c.frames) for c in shards))
+        # every known label value from the start, so that rate() sees the first increase
+        yield _family("feedhandler_records_total",
+                      (((k,), stats.records[k]) for k in dict.fromkeys([*KIND_NAMES,
+                                                                        *stats.records])))
+        yield _family("feedhandler_rejected_frames_total",
+                      (((r,), stats.errors[r]) for r in dict.fromkeys([*ERROR_NAMES,
+                                                                       *stats.errors])))
+        yield _family("feedhandler_gaps_total", [((), stats.gaps)])
+        yield _family("feedhandler_reconnects_total", [((), stats.reconnects)])
+        yield _family("feedhandler_connection_up",
+                      (((str(c.shard.index),), c.listener is not None) for c in shards))
+        yield _family("feedhandler_connection_epoch",
+                      (((str(c.shard.index),), c.epoch) for c in shards))
+        yield _family("feedhandler_last_frame_age_seconds",
+                      (((str(c.shard.index),), max(0, now_ns - c.last_frame_ns) / 1e9)
+                       for c in shards if c.last_frame_ns))
+        status = handler.status().supervisor
+        yield _family("feedhandler_connection_quarantined",
+                      (((str(c.shard),), c.state == "quarantined")
+                       for c in status.connections))
+        yield _family("feedhandler_connection_replaced_total",
+                      (((str(c.shard), cause), c.replaced.get(cause, 0))
+                       for c in status.connections for cause in ("ping_timeout", "silent")))
+        yield _family("feedhandler_protocol_violations_total",
+                      (((str(c.shard),), c.violations) for c in status.connections))
+        yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])
+        yield _family("feedhandler_paused", [((), handler.paused)])
+        yield _family("feedhandler_service_loop_age_seconds",
+                      [((), time.monotonic() - handler.heartbeat)])
+        yield _family("feedhandler_sink_backlog_bytes", [((), handler.sink.backlog_bytes())])
+        yield self._latency(handler)
+        yield from _sink_families(handler.sink.summary())
+
+    @staticmethod
+    def _latency(handler: Handler) -> Metric:
+        spec = METRICS["feedhandler_latency_seconds"]
+        family = HistogramMetricFamily("feedhandler_latency_seconds", spec.help,
+                                       labels=spec.labels)
+        for (stage, kind), histogram in sorted(handler.latency.histograms.items()):
+            family.add_metric([stage, kind], histogram.cumulative(), histogram.sum_ns / 1e9)
+        return family
+
+
+def _sink_families(summary: dict[str, Any]) -> Iterator[Metric]:
+    for key, value in summary.items():
+        if key in SINK_METRICS:
+            suffix, spec = SINK_METRICS[key]
+            name = f"feedhandler_sink_{suffix}"
+            if key == "errors":
+                yield _family(name, (((str(e),), n) for e, n in value.items()), spec)
+            elif key == "latency_us":
+                yield _family(name, (((stage, QUANTILES.get(q, q)), us / 1e6)
+                                     for stage, quantiles in value.items()
+                                     for q, us in quantiles.items()), spec)
+            else:
+                yield _family(name, [((), value)], spec)
+        elif isinstance(value, int | float):
+            name = "feedhandler_sink_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+            yield _family(name, [((), value)], Spec("untyped", (), f"sink.summary()[{key!r}]"))
+
+
+_registries: weakref.WeakKeyDictionary[Handler, CollectorRegistry] = weakref.WeakKeyDictionary()
+
+
+def registry(handler: Handler) -> CollectorRegistry:
+    """The handler's registry: its collector plus process, platform and GC metrics."""
+    found = _registries.get(handler)
+    if found is None:
+        found = _registries[handler] = CollectorRegistry()
+        found.register(HandlerCollector(handler))
+        ProcessCollector(registry=found)
+        PlatformCollector(registry=found)
+        GCCollector(registry=found)
+    return found
 
 
 def exposition(handler: Handler) -> str:
-    stats, shards = handler.stats, handler.shards
-    connections = handler.status().supervisor.connections
-    now_ns = time.time_ns()  # frames are stamped with the wall clock
-    lines = [
-        *family("feedhandler_frames_total", "counter", "Data frames received, per connection.",
-                (({"shard": str(c.shard.index)}, c.frames) for c in shards)),
-        # every known label value from the start, so that rate() sees the first increase
-        *family("feedhandler_records_total", "counter",
-                "Records decoded and handed over in batches, by kind.",
-                (({"kind": k}, stats.records[k]) for k in dict.fromkeys([*KIND_NAMES,
-                                                                         *stats.records]))),
-        *family("feedhandler_rejected_frames_total", "counter",
-                "Frames rejected by the decoders (dead-lettered), by reason.",
-                (({"reason": r}, stats.errors[r]) for r in dict.fromkeys([*ERROR_NAMES,
-                                                                          *stats.errors]))),
-        *family("feedhandler_gaps_total", "counter",
-                "Sequence gaps detected (missing or backwards update ids).", [({}, stats.gaps)]),
-        *family("feedhandler_reconnects_total", "counter", "Exchange connections lost.",
-                [({}, stats.reconnects)]),
-        *family("feedhandler_connection_up", "gauge",
-                "1 while the connection is open, per connection.",
-                (({"shard": str(c.shard.index)}, c.listener is not None) for c in shards)),
-        *family("feedhandler_connection_epoch", "gauge",
-                "Connection attempts so far (the epoch in Kafka headers), per connection.",
-                (({"shard": str(c.shard.index)}, c.epoch) for c in shards)),
-        # absent until a connection's first frame: there is no age to report yet
-        *family("feedhandler_last_frame_age_seconds", "gauge",
-                "Seconds since the last data frame, per connection.",
-                (({"shard": str(c.shard.index)}, max(0, now_ns - c.last_frame_ns) / 1e9)
-                 for c in shards if c.last_frame_ns)),
-        *family("feedhandler_connection_quarantined", "gauge",
-                "1 once the exchange refused the connection for good (401/403/400).",
-                (({"shard": str(c.shard)}, c.state == "quarantined") for c in connections)),
-        *family("feedhandler_connection_replaced_total", "counter",
-                "Stale connections replaced, by cause (ping_timeout, silent).",
-                (({"shard": str(c.shard), "cause": cause}, c.replaced.get(cause, 0))
-                 for c in connections for cause in ("ping_timeout", "silent"))),
-        *family("feedhandler_protocol_violations_total", "counter",
-                "Connections closed with 1002 for a protocol violation.",
-                (({"shard": str(c.shard)}, c.violations) for c in connections)),
-        *family("feedhandler_paused", "gauge",
-                "1 while exchange reads are paused by sink backpressure.", [({}, handler.paused)]),
-        *family("feedhandler_service_loop_age_seconds", "gauge",
-                "Seconds since the service loop last ran (it runs every 2 ms).",
-                [({}, time.monotonic() - handler.heartbeat)]),
-        *family("feedhandler_sink_backlog_bytes", "gauge",
-                "Bytes accepted by the sink and not yet handed to Kafka.",
-                [({}, handler.sink.backlog_bytes())]),
-        *_sink_families(handler.sink.summary()),
-    ]
-    return "\n".join(lines) + "\n"
+    """The Prometheus text format of everything above, evaluated now."""
+    return generate_latest(registry(handler)).decode()
 
 
-def _sink_families(summary: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for key, value in summary.items():
-        if key == "errors":
-            lines += family("feedhandler_sink_errors_total", "counter",
-                            "Messages lost, by librdkafka error name.",
-                            (({"error": str(name)}, n) for name, n in value.items()))
-        elif key == "latency_us":
-            lines += family("feedhandler_sink_latency_seconds", "gauge",
-                            "librdkafka latency percentiles, worst broker, last statistics "
-                            "window: queue (in librdkafka), send (socket buffer), ack (rtt).",
-                            (({"stage": stage, "quantile": QUANTILES.get(q, q)}, us / 1e6)
-                             for stage, quantiles in value.items()
-                             for q, us in quantiles.items()))
-        elif key in SINK_METRICS:
-            name, kind, help_text = SINK_METRICS[key]
-            lines += family(f"feedhandler_sink_{name}", kind, help_text, [({}, value)])
-        elif isinstance(value, int | float):
-            name = "feedhandler_sink_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
-            lines += family(name, "untyped", f"sink.summary()[{key!r}]", [({}, value)])
-    return lines
+# --- the README's metric list -------------------------------------------------------------
+def _names(name: str, spec: Spec) -> str:
+    labels = f"{{{','.join(spec.labels)}}}" if spec.labels else ""
+    if spec.type == "histogram":
+        return f"`{name}_bucket{labels[:-1] + ',le}' if labels else '{le}'}`, `_sum`, `_count`"
+    return f"`{name}{labels}`"
+
+
+def metric_list() -> str:
+    rows = [f"| {_names(name, spec)} | {spec.type} | {spec.help} |"
+            for name, spec in METRICS.items()]
+    rows += [f"| {_names('feedhandler_sink_' + suffix, spec)} | {spec.type} | {spec.help} |"
+             for suffix, spec in SINK_METRICS.values()]
+    return "\n".join(["| metric | type | meaning |", "|---|---|---|", *rows,
+                      "| `process_*`, `python_*` | | prometheus_client's process (CPU, memory, "
+                      "file descriptors, start time), platform and GC collectors |"]) + "\n"
+
+
+BEGIN = "<!-- BEGIN generated by `python -m feedhandler.app.metrics`: edit the code, not this -->"
+END = "<!-- END generated metric list -->"
+
+
+def readme_with_metric_list(readme: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise ValueError("the README has no generated metric list markers")
+    head, _, rest = readme.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{metric_list()}{END}{tail}"
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
+    path.write_text(readme_with_metric_list(path.read_text()))

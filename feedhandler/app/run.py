@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -98,21 +99,32 @@ def load_from_args(args: argparse.Namespace, **fill: Any) -> HandlerConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    def make_handler() -> Handler:
         config = load_from_args(args)
         from feedhandler._ext.decoder import SIMD_KERNEL
 
         log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
                  len(config.streams), config.sink)
-        handler = Handler(config)  # creates or checks the Kafka topics
+        return Handler(config)  # creates or checks the Kafka topics
+
+    return run_handler("run", args, make_handler)
+
+
+def run_handler(command: str, args: argparse.Namespace,
+                make_handler: Callable[[], Handler]) -> int:
+    """`run`, `record` and `replay`: build the handler (a configuration error: one line, exit
+    2), run it with the live table or stats lines, print the summary; exit 1 if a task
+    failed."""
+    try:
+        handler = make_handler()
     except (ConfigError, OSError) as exc:
-        print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
+        print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     live = args.live == "on" or (args.live == "auto" and sys.stderr.isatty())
     try:
         stats = uvloop.run(_run(handler, live, args.stats_interval))
     except ConfigError as exc:  # the health port is taken: raised before anything was read
-        print(f"feedhandler run: configuration error: {exc}", file=sys.stderr)
+        print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     summary = stats.summary()
     if args.summary_json:

@@ -83,11 +83,20 @@ class ShardFeed:
         if not self.listeners and not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
 
+    def fed(self, frames: int, last_frame_ns: int) -> None:
+        """Frames given to the decoder without a listener (replay)."""
+        self._frames_before += frames
+        self._last_frame_before_ns = last_frame_ns
+
     def _limit_reached(self, _listener: FeedListener) -> None:
         if self._on_limit is not None:
             self._on_limit()
 
     # --- sink backpressure ------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def pause_reading(self) -> None:
         """Stop reading from the exchange; holds across reconnects."""
         self._paused = True

@@ -9,31 +9,71 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
+from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
 from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.connection import Connection, Connector
+from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.limiter import AttemptLimiter
+from feedhandler.supervisor.staleness import Verdict
 from feedhandler.supervisor.status import ConnectionStatus, SupervisorStatus
 from feedhandler.supervisor.transport import open_link, tls_context
 
 log = logging.getLogger(__name__)
 
 
+class Child(Protocol):
+    """What the supervisor runs and reports of a shard's frame source: a Connection, or
+    (replay) a recording's reader."""
+
+    @property
+    def feed(self) -> ShardFeed: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def listener(self) -> FeedListener | None: ...
+    @property
+    def failed_attempts(self) -> int: ...
+    @property
+    def last_error(self) -> str: ...
+    @property
+    def start_refusal(self) -> Failure | None: ...
+    @property
+    def replaced(self) -> Counter[str]: ...
+    @property
+    def violations(self) -> int: ...
+    @property
+    def verdict(self) -> Verdict: ...
+    @property
+    def opened_at(self) -> float: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+ChildFactory = Callable[[ShardFeed], Child]
+
+
 class Supervisor:
     def __init__(self, feeds: Sequence[ShardFeed], config: ConnectionConfig, *,
                  limiter: AttemptLimiter | None = None, clock: Clock = SYSTEM_CLOCK,
-                 connect: Connector = open_link) -> None:
+                 connect: Connector = open_link, make_child: ChildFactory | None = None) -> None:
         self.config = config
         self.clock = clock
         self.limiter = limiter or AttemptLimiter(config.attempt_limit, config.attempt_window_s,
                                                  clock)
         context = tls_context(config.ca_file) \
             if any(f.shard.url.startswith("wss://") for f in feeds) else None
-        self.children = [Connection(feed, config, self.limiter, clock=clock, connect=connect,
-                                    ssl_context=context) for feed in feeds]
+        if make_child is None:
+            def make_child(feed: ShardFeed) -> Child:
+                return Connection(feed, config, self.limiter, clock=clock, connect=connect,
+                                  ssl_context=context)
+        self.children = [make_child(feed) for feed in feeds]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_start_refusal: Callable[[], None] | None = None
@@ -44,7 +84,7 @@ class Supervisor:
             task.add_done_callback(on_done)
             self._tasks.append(task)
 
-    async def _run_child(self, child: Connection) -> None:
+    async def _run_child(self, child: Child) -> None:
         try:
             await child.run(self._stop)
         except asyncio.CancelledError:

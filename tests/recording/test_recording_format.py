@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from feedhandler.recording.format import (
@@ -87,3 +89,34 @@ def test_rejects_bad_headers(tmp_path: Path, data: bytes, message: str) -> None:
     path.write_bytes(data)
     with pytest.raises(RecordingError, match=message):
         RecordingReader(path)
+
+
+def test_gzip_round_trip_and_many_records_at_once(tmp_path: Path) -> None:
+    frames = [b'{"a":1}', b"", "币安".encode(), b"x" * 70_000]
+    recv = np.array([5, 3, -1, 2**62], np.int64)
+    payload = np.frombuffer(b"".join(frames), np.uint8)
+    lengths = np.array([len(f) for f in frames])
+    starts = np.cumsum(lengths) - lengths
+    plain, packed = tmp_path / "plain.fhrec", tmp_path / "packed.fhrec.gz"
+    with RecordingWriter(plain, {"k": 1}) as writer:
+        for ns, frame in zip(recv, frames, strict=True):
+            writer.write(int(ns), "", frame)
+    with RecordingWriter(packed, {"k": 1}) as writer:
+        writer.write_frames(recv[:2], payload, starts[:2], lengths[:2])
+        writer.write_frames(recv[2:], payload, starts[2:], lengths[2:])
+        assert writer.size == plain.stat().st_size  # counted before compression
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()  # byte for byte
+    with RecordingReader(packed) as reader:
+        assert reader.meta == {"k": 1}
+        assert list(reader) == [Record(int(n), "", f) for n, f in zip(recv, frames, strict=True)]
+        assert reader.position() == packed.stat().st_size
+
+
+def test_gzip_recording_cut_short_by_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "cut.fhrec.gz"
+    _write(path)
+    path.write_bytes(path.read_bytes()[:-30])  # no gzip trailer, last record incomplete
+    with pytest.raises(TruncatedRecording):
+        list(RecordingReader(path))
+    assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:3]

@@ -1,0 +1,47 @@
+"""`feedhandler record`: run's connections and configuration, every frame written with its
+receive time to compressed rotating recording files (`feedhandler.recording.sink`); the
+records still go to the configured sink (`--sink null` to only record)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from feedhandler import __version__
+from feedhandler.app.handler import Handler, make_sink
+from feedhandler.app.run import add_arguments as add_run_arguments
+from feedhandler.app.run import load_from_args, run_handler
+from feedhandler.config import ConfigError
+from feedhandler.recording.sink import RecordingSink
+from feedhandler.records import SCHEMAS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("recordings"),
+                   help="directory for the recording files (default: ./recordings)")
+    p.add_argument("--rotate-s", type=float, default=3600.0,
+                   help="start a new file after this many seconds (default: 3600)")
+    p.add_argument("--rotate-mb", type=float, default=1024.0,
+                   help="start a new file after this many MiB before compression "
+                        "(default: 1024)")
+    p.add_argument("--prefix", default="feedhandler",
+                   help="file name prefix: PREFIX-<UTC time>.fhrec.gz (default: feedhandler)")
+    add_run_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    def make_handler() -> Handler:
+        if args.rotate_s <= 0 or args.rotate_mb <= 0:
+            raise ConfigError("--rotate-s and --rotate-mb must be positive")
+        config = load_from_args(args)
+        meta = {"url": config.url, "streams": sorted(set(config.streams)),
+                "time_unit": config.connection.time_unit,
+                "shard_index": config.shard_index, "shard_count": config.shard_count,
+                "recorder": f"feedhandler {__version__}"}
+        sink = RecordingSink(args.out, make_sink(config), meta,
+                             max_linger_ms=max(config.batch.linger_for(k) for k in SCHEMAS),
+                             rotate_s=args.rotate_s, rotate_mb=args.rotate_mb,
+                             prefix=args.prefix)
+        return Handler(config, sink)
+
+    return run_handler("record", args, make_handler)

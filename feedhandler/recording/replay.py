@@ -1,0 +1,202 @@
+"""`feedhandler replay FILE...`: recordings and public captures through the real decoder into
+any sink, at the recorded pace, N times faster, or as fast as possible.
+
+Frames are decoded with their recorded receive times, so the records equal those of the live
+run that recorded them. The process is `run`'s (Handler, sink, batches, control events,
+metrics, summary); only the frame source differs: `ReplayChild` stands in for the exchange
+connection. Reading a file costs one bytes object per frame (the file has to be read); decoding
+and everything after it is the hot path of `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from feedhandler._ext.listener import FeedListener
+from feedhandler.app.handler import Handler
+from feedhandler.app.run import add_arguments as add_run_arguments
+from feedhandler.app.run import load_from_args, run_handler
+from feedhandler.config import ConfigError, HandlerConfig
+from feedhandler.recording.captures import FrameFile, capture_streams
+from feedhandler.recording.format import RecordingError
+from feedhandler.sinks.base import Sink
+from feedhandler.supervisor.failures import Failure
+from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.staleness import Verdict
+
+YIELD_EVERY = 1024  # frames between event-loop turns: the service loop flushes and delivers
+PROGRESS_INTERVAL_S = 0.25
+
+
+class Progress:
+    """One self-overwriting status line on a terminal; nothing when not on one."""
+
+    def __init__(self, total_bytes: int, out: TextIO = sys.stderr) -> None:
+        self.total = max(total_bytes, 1)
+        self.out = out
+        self.enabled = out.isatty()
+        self._started = self._shown = time.monotonic()
+
+    def update(self, done_bytes: int, frames: int, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self._shown < PROGRESS_INTERVAL_S):
+            return
+        self._shown = now
+        share = min(1.0, done_bytes / self.total)
+        bar = "#" * int(share * 30)
+        rate = frames / max(now - self._started, 1e-9)
+        self.out.write(f"\rreplay [{bar:<30}] {share:4.0%}  {frames:,} frames  "
+                       f"{rate:,.0f}/s" + ("\n" if final else ""))
+        self.out.flush()
+
+
+class ReplayChild:
+    """A shard's frame source under the supervisor, in place of its exchange connection: feeds
+    recorded frames to the shard's decoder, paced; reports as an open connection."""
+
+    def __init__(self, feed: ShardFeed, paths: Sequence[Path], *, speed: float,
+                 max_frames: int = 0, on_limit: Callable[[], None] | None = None,
+                 on_end: Callable[[], None] | None = None) -> None:
+        self.feed = feed
+        self.paths = list(paths)
+        self.decoder = feed.decoder
+        self.speed = speed  # 0: as fast as possible
+        self.frames = 0
+        self.state = "idle"
+        self.listener: FeedListener | None = None
+        self.failed_attempts, self.last_error = 0, ""
+        self.start_refusal: Failure | None = None
+        self.replaced: Counter[str] = Counter()
+        self.violations = 0
+        self.verdict = Verdict("ok")
+        self.opened_at = 0.0
+        self.progress = Progress(sum(p.stat().st_size for p in self.paths))
+        self._max_frames = max_frames
+        self._on_limit = on_limit
+        self._on_end = on_end
+        self._done_bytes = 0
+        self._counted = 0  # frames already handed to the feed's count
+
+    @property
+    def index(self) -> int:
+        return self.feed.shard.index
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.feed.attempting()  # epoch 1, fresh sequence checks
+        self.state, self.opened_at = "open", time.monotonic()
+        try:
+            for path in self.paths:
+                with FrameFile(path) as frames:
+                    if not await self._replay(frames, stop):
+                        return
+                self._done_bytes += path.stat().st_size
+        finally:
+            self._count()
+            self.state = "stopped"
+            self.progress.update(self._done_bytes, self.frames, final=True)
+        if self._on_end is not None and self.paths:
+            self._on_end()
+
+    def _count(self) -> None:
+        self.feed.fed(self.frames - self._counted, time.time_ns())
+        self._counted = self.frames
+
+    async def _replay(self, frames: FrameFile, stop: asyncio.Event) -> bool:
+        """Decode one file's frames; False when told to stop (or the frame limit is reached)."""
+        loop = asyncio.get_running_loop()
+        decode, set_stream = self.decoder.decode, self.decoder.set_stream
+        stream = ""
+        start_s, first_ns = 0.0, 0
+        for recv_ns, label, payload in frames:
+            if label and label != stream:  # a raw payload recorded under its stream's name
+                stream = label
+                set_stream(label)
+            if self.speed and recv_ns is not None:
+                if not first_ns:
+                    start_s, first_ns = loop.time(), recv_ns
+                wait = start_s + (recv_ns - first_ns) / 1e9 / self.speed - loop.time()
+                if wait > 0.001:
+                    await asyncio.sleep(wait)
+            decode(payload, recv_ns)
+            self.frames += 1
+            if self._max_frames and self.frames >= self._max_frames:
+                if self._on_limit is not None:
+                    self._on_limit()
+                return False
+            if self.frames % YIELD_EVERY == 0:
+                self._count()
+                self.progress.update(self._done_bytes + frames.position(), self.frames)
+                await asyncio.sleep(0)
+                while self.feed.paused and not stop.is_set():  # sink backpressure
+                    await asyncio.sleep(0.01)
+                if stop.is_set():
+                    return False
+        return True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="recordings (feedhandler record) or captures: `<recv_ns> <frame>` per "
+                        "line, gzip or not")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0,
+                      help="replay at N times the recorded pace (default: 1, as recorded)")
+    pace.add_argument("--fast", action="store_true", help="as fast as possible")
+    add_run_arguments(p)
+
+
+def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerConfig:
+    """run's configuration, with the recordings' streams and time unit unless given."""
+    with FrameFile(paths[0]) as first:
+        meta = first.meta
+    streams = getattr(args, "streams", None) or \
+        ",".join(sorted(set().union(*map(capture_streams, paths))))
+    return load_from_args(args, streams=streams or None, **{
+        "connection.time_unit": meta.get("time_unit"),
+        # one shard: it replays every file
+        "connection.streams_per_connection": 1024,
+        "url": "ws://replay.invalid"})
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: list[Path] = args.files
+    speed = 0.0 if args.fast else args.speed
+    if speed < 0:
+        print("feedhandler replay: --speed must be positive", file=sys.stderr)
+        return 2
+    for path in paths:
+        if not os.access(path, os.R_OK):
+            print(f"feedhandler replay: cannot read {path}", file=sys.stderr)
+            return 2
+
+    def make_handler() -> Handler:
+        try:
+            config = replay_config(args, paths)
+        except RecordingError as exc:
+            raise ConfigError(str(exc)) from None
+        return replay_handler(config, paths, speed)
+
+    return run_handler("replay", args, make_handler)
+
+
+def replay_handler(config: HandlerConfig, paths: Sequence[Path], speed: float,
+                   sink: Sink | None = None) -> Handler:
+    """A Handler whose first shard replays `paths` (any other has nothing to replay) and that
+    stops at their end."""
+    pending = [list(paths)]
+
+    def make_child(feed: ShardFeed) -> ReplayChild:
+        return ReplayChild(feed, pending.pop() if pending else [], speed=speed,
+                           max_frames=config.max_messages, on_limit=handler.stop,
+                           on_end=handler.stop)
+
+    handler = Handler(config, sink, make_child=make_child)
+    return handler

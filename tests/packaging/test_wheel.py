@@ -1,0 +1,55 @@
+"""The wheel, built as the image builds it: compiled extensions, stubs and markers in; test
+helpers that need the repository out; runtime dependencies as compatible ranges."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "ext", "feedhandler")
+
+
+def clean_copy(dest: Path) -> None:
+    """The sources a fresh checkout has (no build outputs of this one)."""
+    for name in SOURCES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(
+                "*.so", "__pycache__", "decoder.cpp", "listener.cpp", "publish.cpp", "*.html"))
+        else:
+            shutil.copy(source, dest / name)
+
+
+@pytest.mark.slow
+def test_wheel_contents_and_metadata(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    clean_copy(src)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=900)
+    (wheel,) = (tmp_path / "dist").glob("feedhandler-*.whl")
+    assert re.search(r"-cp311-cp311-linux_x86_64\.whl$", wheel.name)
+    names = zipfile.ZipFile(wheel).namelist()
+    for module in ("decoder", "listener", "publish"):
+        assert any(re.fullmatch(rf"feedhandler/_ext/{module}\.cpython-311-.*\.so", n)
+                   for n in names), module
+        assert f"feedhandler/_ext/{module}.pyi" in names
+    assert "feedhandler/py.typed" in names
+    assert "feedhandler/simulator/testing.py" in names  # needs only the package itself
+    assert not [n for n in names if n.startswith(("feedhandler/testing/", "tests/", "bench/"))]
+    metadata = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line.split(": ", 1)[1] for line in metadata.splitlines()
+                if line.startswith("Requires-Dist: ") and "extra ==" not in line]
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert len(requires) == len(declared) >= 7
+    assert not [r for r in requires if "==" in r], "runtime dependencies are ranges, not pins"
+    assert all(re.search(r">=[\d.]+", r) for r in requires), requires

@@ -1,0 +1,146 @@
+"""`feedhandler replay`: public captures and recordings through the real decoder, pacing, the
+summary, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvloop
+
+from feedhandler.cli import main
+from feedhandler.config import load_config
+from feedhandler.contract import Frames
+from feedhandler.parsing import parse
+from feedhandler.recording.captures import FrameFile, capture_streams
+from feedhandler.recording.format import RecordingWriter
+from feedhandler.recording.replay import replay_handler
+from feedhandler.records import SCHEMAS
+from feedhandler.sinks.null import NullSink
+
+CORPUS = Path("../shared/corpus/binance")
+BASE_NS = 1_617_647_603_000_000_000
+
+
+class Collecting(NullSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.rejected: list[str] = []
+
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Frames | None = None) -> None:
+        super().publish_batch(kind, records, epoch, frames)
+        self.tables[kind].append(records.copy())
+
+    def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+        super().publish_dead_letter(reason, field, stream, frame)
+        self.rejected.append(reason)
+
+
+def joined(kind: str, parts: list[np.ndarray]) -> np.ndarray:
+    """The records back to back in the wire layout (np.concatenate and ndarray.copy() would
+    drop or leave undefined the padding bytes)."""
+    out = np.zeros(sum(map(len, parts)), SCHEMAS[kind].dtype)
+    out[...] = np.concatenate(parts)
+    return out
+
+
+def combined_frames() -> list[bytes]:
+    return [line.encode() for line in (CORPUS / "combined.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def write_capture(path: Path, frames: list[bytes]) -> list[int]:
+    """`<recv_ns> <frame>` per line, gzip; receive times 1 ms apart."""
+    stamps = [BASE_NS + i * 1_000_000 for i in range(len(frames))]
+    path.write_bytes(gzip.compress(b"".join(b"%d %s\n" % (ns, f)
+                                            for ns, f in zip(stamps, frames, strict=True))))
+    return stamps
+
+
+def replay(paths: list[Path], speed: float = 0.0, **overrides: Any) -> tuple[Collecting, Any]:
+    streams = sorted(set().union(*map(capture_streams, paths)))
+    config = load_config(None, {"url": "ws://replay.invalid", "sink": "null",
+                                "streams": streams, **overrides}, environ={})
+    sink = Collecting()
+    stats = uvloop.run(replay_handler(config, paths, speed, sink).run())
+    return sink, stats
+
+
+def test_public_capture_replays_to_the_records_of_the_same_frames(tmp_path: Path) -> None:
+    frames = combined_frames()
+    assert len(frames) > 50
+    stamps = write_capture(tmp_path / "capture.jsonl.gz", frames)
+    sink, stats = replay([tmp_path / "capture.jsonl.gz"])
+    expected = parse(frames, ts_recv=0)
+    assert stats.frames == len(frames)
+    assert stats.summary().keys() == {"frames", "records", "errors", "gaps", "reconnects",
+                                      "elapsed_s", "frames_per_s", "close_s", "sink"}
+    assert stats.gaps == len(expected["gap"]) > 0  # the corpus lines are not contiguous
+    for kind, table in expected.items():
+        if not len(table) or kind in ("gap", "control"):  # published as control events
+            continue
+        got = joined(kind, sink.tables[kind])
+        assert set(got["ts_recv"]) <= set(stamps), kind  # the recorded receive times
+        assert (np.diff(got["ts_recv"]) >= 0).all(), kind
+        got["ts_recv"] = 0
+        assert got.tobytes() == joined(kind, [table]).tobytes(), kind
+    assert sink.rejected == [d.reason for d in expected.dead_letters]
+
+
+def test_capture_line_forms(tmp_path: Path) -> None:
+    frame = b'{"stream":"btcusdt@trade","data":{}}'
+    path = tmp_path / "forms.jsonl"
+    path.write_bytes(b"1617647603484000123 %s\n1617647603.5: %s\n\n%s\nnot a frame\n"
+                     % (frame, frame, frame))
+    with FrameFile(path) as frames:
+        got = list(frames)
+    assert [(f.recv_ns, f.payload) for f in got] == [
+        (1617647603484000123, frame), (1617647603500000000, frame), (None, frame),
+        (None, b"not a frame")]  # judged (and dead-lettered) by the decoder, not fatal
+    assert capture_streams(path) == {"btcusdt@trade"}
+
+
+def test_recorded_pace_and_speed_up(tmp_path: Path) -> None:
+    frames = combined_frames()[:60]
+    path = tmp_path / "paced.fhrec"
+    with RecordingWriter(path, {"streams": sorted(capture_streams_of(frames))}) as writer:
+        for i, frame in enumerate(frames):  # 0.5 s of recording
+            writer.write(BASE_NS + i * 500_000_000 // len(frames), "", frame)
+    timings = {}
+    for speed in (1.0, 4.0, 0.0):
+        started = time.perf_counter()
+        _, stats = replay([path], speed)
+        timings[speed] = time.perf_counter() - started
+        assert stats.frames == len(frames)
+    # ratios within one run: recorded pace takes the recording's length, x4 a quarter
+    assert timings[1.0] > 0.45
+    assert timings[4.0] < timings[1.0] - 0.25
+    assert timings[0.0] < timings[1.0] - 0.3
+
+
+def capture_streams_of(frames: list[bytes]) -> set[str]:
+    return {json.loads(f)["stream"] for f in frames}
+
+
+def test_replay_command_summary_and_errors(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    frames = combined_frames()
+    write_capture(tmp_path / "a.jsonl.gz", frames[:50])
+    write_capture(tmp_path / "b.jsonl.gz", frames[50:])
+    code = main(["replay", str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.jsonl.gz"),
+                 "--fast", "--sink", "null", "--summary-json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["frames"] == len(frames)
+    data = {k: n for k, n in summary["records"].items() if k not in ("gap", "control")}
+    assert sum(data.values()) == summary["sink"]["records"] > 150
+    assert main(["replay", str(tmp_path / "missing.gz"), "--fast"]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""The recorder's sink: frames of interleaved per-kind batches written in receive order,
+rotation, dead letters, and everything passed on to the inner sink."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from feedhandler.contract import Frames
+from feedhandler.recording.format import Record, RecordingReader
+from feedhandler.recording.sink import RecordingSink
+from feedhandler.records import SCHEMAS
+from feedhandler.sinks.null import NullSink
+
+
+def batch(kind: str, stamps: list[int], frames: list[bytes]) -> tuple[np.ndarray, Frames]:
+    """One record per frame, except the first frame which made two (a depth event)."""
+    rows = [0, 2, *range(3, len(frames) + 2)]
+    records = np.zeros(rows[-1], SCHEMAS[kind].dtype)
+    records["ts_recv"] = np.repeat(stamps, np.diff(rows))
+    lengths = [len(f) for f in frames]
+    offsets = np.array([0, *np.cumsum(lengths)], np.int64)
+    return records, Frames(b"".join(frames), offsets, np.array(rows, np.int64))
+
+
+def test_frames_are_written_in_receive_order_and_passed_on(tmp_path: Path) -> None:
+    inner = NullSink()
+    sink = RecordingSink(tmp_path, inner, {"streams": ["a@trade"]}, max_linger_ms=5)
+    now = time.time_ns() + 10**12  # after the dead letter's stamp
+    trades = [b'{"t":1}', b'{"t":2}', b'{"t":3}']
+    books = [b'{"b":1}', b'{"b":22}']
+    records, frames = batch("trade", [now + 10, now + 30, now + 50], trades)
+    sink.publish_batch("trade", records, 1, frames)
+    records, frames = batch("bookTicker", [now + 20, now + 40], books)
+    sink.publish_batch("bookTicker", records, 1, frames)
+    sink.publish_dead_letter("malformed_json", "", "", b"{oops")
+    assert inner.batches == 2 and inner.records == 4 + 3 and inner.dead_letters == 1
+    sink._write(now + 35)  # the horizon: older frames are written, newer ones held
+    assert sink.frames == 4  # the dead letter and three frames
+    assert sink.close(1.0) == 0
+    (path,) = sink.files
+    assert path.name.startswith("feedhandler-") and path.name.endswith(".fhrec.gz")
+    with RecordingReader(path) as reader:
+        assert reader.meta == {"streams": ["a@trade"]}
+        got = list(reader)
+    assert got[0].payload == b"{oops" and got[0].recv_ns < now  # stamped when rejected
+    assert got[1:] == [Record(now + 10, "", b'{"t":1}'), Record(now + 20, "", b'{"b":1}'),
+                       Record(now + 30, "", b'{"t":2}'), Record(now + 40, "", b'{"b":22}'),
+                       Record(now + 50, "", b'{"t":3}')]
+    summary = sink.summary()
+    assert summary["records"] == 7 and summary["recording"]["frames"] == 6
+
+
+def test_rotation_by_size(tmp_path: Path) -> None:
+    sink = RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5, rotate_mb=1 / 1024)
+    frame = b"x" * 300
+    for i in range(10):  # 10 x 314 bytes; a new file past 1 KiB
+        records, frames = batch("trade", [i], [frame])
+        records["ts_recv"] = i
+        sink.publish_batch("trade", records[:1], 1, Frames(frames.payload, frames.offsets,
+                                                             np.array([0, 1], np.int64)))
+        sink._write(None)
+    sink.close(1.0)
+    assert len(sink.files) == 3
+    stamps = [r.recv_ns for path in sink.files for r in RecordingReader(path)]
+    assert stamps == list(range(10))
