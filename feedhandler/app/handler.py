@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,8 @@ class HandlerStats:
                 "connections": self.supervisor}
 
 
-def make_sink(config: HandlerConfig) -> Sink:
+def make_sink(config: HandlerConfig,
+              on_ack_latency: Callable[[str, float], None] | None = None) -> Sink:
     if config.sink == "null":
         return NullSink()
     from feedhandler.sinks.kafka import KafkaSink
@@ -68,7 +70,7 @@ def make_sink(config: HandlerConfig) -> Sink:
     kafka = config.kafka
     return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
                      data_topics(config.streams, kafka.topic_template, kafka.exchange,
-                                 kafka.market))
+                                 kafka.market), on_ack_latency)
 
 
 class Handler:
@@ -77,9 +79,9 @@ class Handler:
         """`make_child(feed)` makes each shard's frame source: by default an exchange
         connection; a recording's reader for replay."""
         self.config = config
-        self.sink = sink if sink is not None else make_sink(config)
-        self.stats = HandlerStats()
         self.latency = LatencyHistograms()
+        self.sink = sink if sink is not None else make_sink(config, self.latency.observe_ack)
+        self.stats = HandlerStats()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False

@@ -86,8 +86,10 @@ METRICS: dict[str, Spec] = {
         "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka."),
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
-        "Latency per record, by stage: event_to_receive (exchange event time to our receive "
-        "time), receive_to_produce (receive to the batch's hand-over to the sink)."),
+        "Latency by stage: event_to_receive (exchange event time to our receive time, per "
+        "record), receive_to_produce (receive to the batch's hand-over to the sink, per "
+        "record), produce_to_ack (produce() to the broker's acknowledgement, per Kafka "
+        "message)."),
 }
 
 # sink.summary() key -> metric (after feedhandler_sink_). Keys of KafkaSink and NullSink;
