@@ -196,6 +196,7 @@ class Connection:
         """Open a replacement while `old` serves, overlap them until the replacement is in
         step (or `rollover_overlap_s`), and return it; None if `old` ends first."""
         log.info("shard %d: rolling over (%s): opening the replacement", self.index, cause)
+        duplicates = self.feed.decoder.duplicates
         try:
             while not old.closed().done():
                 attempt = asyncio.ensure_future(self._attempt(stop, replacing=True))
@@ -211,20 +212,21 @@ class Connection:
                 new = attempt.result()
                 if self.state == "quarantined":
                     break
-                if new is not None and await self._overlap(old, new, cause, stop):
+                if new is not None and await self._overlap(old, new, cause, duplicates, stop):
                     return new
         finally:
+            self.feed.end_overlap()  # when no replacement joined
             self.feed.shutdown_notice.clear()  # announcements until now were the old one's
         log.warning("shard %d: no replacement (%s) before the connection ended", self.index,
                     cause)
         return None
 
-    async def _overlap(self, old: Link, new: Link, cause: str, stop: asyncio.Event) -> bool:
+    async def _overlap(self, old: Link, new: Link, cause: str, duplicates: int,
+                       stop: asyncio.Event) -> bool:
         """Both feed the decoder until `new` is in step; False (and `new` closed) if `new`
-        ended first."""
+        ended first. `duplicates`: the decoder's count before the rollover."""
         feed = self.feed
-        duplicates = feed.decoder.duplicates
-        feed.opened(new.listener)  # the second leg: the decoder drops what both deliver
+        feed.opened(new.listener)  # the second listener (the decoder's overlap is on already)
         started = self.clock.now()
         in_step: bool | None = None
         try:

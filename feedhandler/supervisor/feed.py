@@ -61,9 +61,12 @@ class ShardFeed:
     # --- a connection's life ----------------------------------------------------------------
     def attempting(self, replacing: bool = False) -> None:
         """A new connection attempt. A replacement continues the open connection's sequences
-        (one market behind both); after a loss they start over."""
+        (one market behind both), and the overlap starts now: it may deliver as soon as its
+        handshake ends, before `opened`. After a loss the sequences start over."""
         self.epoch += 1
-        if not replacing:
+        if replacing:
+            self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
+        else:
             self.decoder.reset_sequences()
 
     def new_listener(self) -> FeedListener:
@@ -77,8 +80,6 @@ class ShardFeed:
 
     def opened(self, listener: FeedListener) -> None:
         self.listeners.append(listener)
-        if len(self.listeners) == 2:
-            self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
         self._apply_pause(listener)  # a connection made while the sink is backed up waits too
         self.event("connected", url=self.shard.url, streams=len(self.shard.streams))
         if self._lost_at_ns:
@@ -90,12 +91,16 @@ class ShardFeed:
 
     def closed(self, listener: FeedListener) -> None:
         self.listeners.remove(listener)
-        if len(self.listeners) == 1:
-            self.decoder.set_overlap(None)
+        self.end_overlap()
         self._frames_before += listener.frames
         self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
         if not self.listeners and not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
+    def end_overlap(self) -> None:
+        """Back to one connection's checks, unless two still feed the decoder."""
+        if len(self.listeners) < 2:
+            self.decoder.set_overlap(None)
 
     def fed(self, frames: int, last_frame_ns: int) -> None:
         """Frames given to the decoder without a listener (replay)."""
