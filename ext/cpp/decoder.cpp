@@ -109,10 +109,10 @@ struct Ctx {
   std::unordered_map<std::string, int64_t>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
-  // Overlap of two connections (set_overlap): the leg this frame came from, and its verdict.
+  // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
+  // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
-  enum : uint8_t { KEEP, DUPLICATE, AHEAD } overlap = KEEP;
-  bool in_step = false;  // a sequenced record checked during an overlap
+  enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD } overlap = KEEP;
 };
 
 struct Decoder::Impl {
@@ -335,7 +335,7 @@ struct Decoder::Impl {
           c.overlap = Ctx::AHEAD;
           return true;
         }
-        c.in_step = true;
+        c.overlap = Ctx::IN_STEP;
       }
       uint8_t reason = 0;
       if (last <= prev) reason = GAP_BACKWARDS;
@@ -391,17 +391,18 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     if (c.full != KIND_NONE) return {STATUS_FULL, c.full, ERR_NONE, ""};
     return {STATUS_ERROR, KIND_NONE, c.error, c.where};
   }
-  if (c.overlap != Ctx::KEEP) {  // the other leg delivered (or owes) this record
-    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
-    if (c.overlap == Ctx::DUPLICATE) {
-      ++counts.duplicates;
-      ++counts.in_step[c.leg];
-    } else {
+  if (c.overlap != Ctx::KEEP) {  // one comparison on the single-connection path
+    if (c.overlap == Ctx::AHEAD) {
       ++counts.ahead[c.leg];
+    } else {
+      ++counts.in_step[c.leg];  // at or next to the last emitted id
     }
-    return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
+    if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
+      if (c.overlap == Ctx::DUPLICATE) ++counts.duplicates;
+      for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+      return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
+    }
   }
-  if (c.in_step) ++counts.in_step[c.leg];
   if (c.seq_slot) *c.seq_slot = c.seq_value;
   else if (c.seq_map) c.seq_map->emplace(c.seq_key, c.seq_value);
   Kind written = KIND_NONE;

@@ -223,7 +223,7 @@ cdef class Decoder:
         return self.buffers.pending_rows
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
-                  bint is_text, int leg=0) except -1:
+                  bint is_text, int leg) except -1:
         cdef core.DecodeResult r
         cdef string_view stream
         self.frames += 1
