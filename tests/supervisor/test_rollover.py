@@ -182,3 +182,18 @@ def test_a_gap_only_when_the_old_connection_ends_before_the_replacement_connects
         assert s.feed.epoch == 3 and s.sup.status().summary()["rollovers"] == 0
 
     asyncio.run(main())
+
+
+def test_a_stop_during_the_overlap_closes_both_connections() -> None:
+    async def main() -> None:
+        s = Setup()
+        s.sup.start(lambda task: None)
+        await s.until(lambda: len(s.exchange.links) == 1)
+        s.feed.shutdown_notice.set()
+        await s.until(lambda: len(s.feed.listeners) == 2)  # nothing in step: it overlaps
+        await s.stop()
+        assert [link.close_reason for link in s.exchange.links] == ["shutdown", "shutdown"]
+        assert s.feed.listeners == [] and s.sup.children[0].state == "stopped"
+        assert "rollover" not in s.types()
+
+    asyncio.run(main())
