@@ -19,7 +19,7 @@ from typing import ClassVar, TypeVar
 from feedhandler.contract.kinds import KIND_BY_NAME
 from feedhandler.simulator.market import render
 from feedhandler.simulator.market.engine import TOP, TRADED, OrderBookEngine
-from feedhandler.simulator.market.intervals import DAY_US, HOUR_US, MINUTE_US, bar_bounds
+from feedhandler.simulator.market.intervals import DAY_US, MINUTE_US, bar_bounds, span_us
 from feedhandler.simulator.market.render import SymbolFormat
 from feedhandler.simulator.market.stats import Agg, BarBuilder, RollingWindow
 from feedhandler.simulator.market.streams import StreamSpec
@@ -28,7 +28,6 @@ Frame = tuple[str, bytes]
 Emit = Callable[[Frame], None]
 Cadence = Callable[[StreamSpec], int]  # ms between pushes; 0 = as engine events happen
 
-WINDOW_SPANS_US = {"1h": HOUR_US, "4h": 4 * HOUR_US, "1d": DAY_US}
 _AVG_PRICE_SPAN_US = 5 * MINUTE_US
 
 
@@ -322,7 +321,7 @@ class TickerPublisher(SymbolPublisher):
         # "miniTicker", "ticker", "avgPrice" or a window: "1h", "4h", "1d"
         kind = self._kind = sub.spec.interval or sub.spec.kind
         span = {"miniTicker": DAY_US, "ticker": DAY_US, "avgPrice": _AVG_PRICE_SPAN_US}
-        self._window = sub.state.window(span.get(kind) or WINDOW_SPANS_US[kind])
+        self._window = sub.state.window(span.get(kind) or span_us(kind))
 
     def push(self, t_us: int) -> None:
         window = self._window.at(t_us)
@@ -413,7 +412,7 @@ class MarketArrayPublisher(Publisher):
         super().__init__(spec.name, self.CADENCE_MS * 1000, emit, tdiv)
         self._states = states
         kind = self._kind = spec.interval or spec.kind
-        self._span = DAY_US if kind == "miniTicker" else WINDOW_SPANS_US[kind]
+        self._span = DAY_US if kind == "miniTicker" else span_us(kind)
         self._seen = [state.engine.stats.last_id for state in states]
 
     def push(self, t_us: int) -> None:
