@@ -23,20 +23,17 @@ from feedhandler.simulator.market.engine import OrderBookEngine
 from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.market.intervals import DAY_US
 from feedhandler.simulator.market.publishers import (
-    BlockTradePublisher,
-    DepthDiffPublisher,
+    PUBLISHERS,
     Frame,
-    KlinePublisher,
     LivePublisher,
     MarketArrayPublisher,
-    PartialDepthPublisher,
-    ReferencePricePublisher,
+    Publisher,
+    Subscribed,
     SymbolState,
-    TickerPublisher,
-    TimedPublisher,
+    cadence_of,
 )
 from feedhandler.simulator.market.seeding import derive_int
-from feedhandler.simulator.market.streams import RANKS, Kind, StreamSpec, parse_stream
+from feedhandler.simulator.market.streams import RANKS, StreamSpec, parse_stream
 from feedhandler.simulator.market.universe import Universe
 
 _EPOCH_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z; the seed adds up to 30 days
@@ -51,11 +48,17 @@ _Entry = tuple[int, int, Callable[[int], int]]  # (due time µs, tie-break, acti
 class _Subscription:
     spec: StreamSpec
     state: SymbolState | None  # None for all-market streams
-    publisher: TimedPublisher | None  # None for real-time streams (pushed by LivePublisher)
+    publisher: Publisher
+
+
+def _served(name: str) -> StreamSpec | None:
+    """The stream, if its name is valid and the simulator has a publisher for its kind."""
+    spec = parse_stream(name)
+    return spec if spec is not None and cadence_of(spec) is not None else None
 
 
 def _valid_syntax(name: str) -> bool:
-    return parse_stream(name) is not None
+    return _served(name) is not None
 
 
 class _StreamCheck:
@@ -133,7 +136,7 @@ class Feed:
             if subscription is None:
                 continue
             gone.add(name)
-            if subscription.publisher is not None:
+            if subscription.publisher.cadence_us:
                 stopped.add(subscription.publisher.fire)
             if subscription.state is None:
                 self._market_streams -= 1
@@ -147,74 +150,38 @@ class Feed:
             self._frames[:] = [frame for frame in self._frames if frame[0] not in gone]
 
     def _is_listed_stream(self, name: str) -> bool:
-        spec = parse_stream(name)
+        spec = _served(name)
         return spec is not None and (
             spec.symbol is None or self._universe.by_stream_symbol(spec.symbol) is not None
         )
 
     def _parse(self, name: str) -> StreamSpec:
-        spec = parse_stream(name)
+        spec = _served(name)
         if spec is None:
             raise ValueError(f"invalid stream name: {name!r}")
         if spec.symbol is not None and self._universe.by_stream_symbol(spec.symbol) is None:
             raise ValueError(f"unknown symbol in stream name: {name!r}")
         return spec
 
-    def _subscribe_symbol(self, spec: StreamSpec, state: SymbolState) -> TimedPublisher | None:
+    def _subscribe_symbol(self, spec: StreamSpec, state: SymbolState) -> Publisher:
         live = self._activate(state)
         state.refs += 1
-        emit, tdiv, cadence_us = self._frames.append, self._tdiv, spec.cadence_ms * 1000
-        publisher: TimedPublisher
-        match spec.kind:
-            case Kind.TRADE:
-                live.trade = spec.name
-                return None
-            case Kind.AGG_TRADE:
-                live.agg_trade = spec.name
-                return None
-            case Kind.BOOK_TICKER:
-                live.book_ticker = spec.name
-                return None
-            case Kind.DEPTH:
-                publisher = DepthDiffPublisher(spec.name, cadence_us, emit, tdiv, state)
-                live.depth.append(publisher)
-            case Kind.PARTIAL_DEPTH:
-                publisher = PartialDepthPublisher(
-                    spec.name, cadence_us, emit, tdiv, state, spec.levels
-                )
-            case Kind.KLINE:
-                publisher = KlinePublisher(
-                    spec.name,
-                    cadence_us,
-                    emit,
-                    tdiv,
-                    state,
-                    spec.interval,
-                    spec.utc8,
-                    self._now_us,
-                )
-            case Kind.MINI_TICKER | Kind.TICKER | Kind.AVG_PRICE:
-                publisher = TickerPublisher(
-                    spec.name, cadence_us, emit, tdiv, state, spec.kind.value
-                )
-            case Kind.WINDOW_TICKER:
-                publisher = TickerPublisher(spec.name, cadence_us, emit, tdiv, state, spec.interval)
-            case Kind.BLOCK_TRADE:
-                publisher = BlockTradePublisher(spec.name, cadence_us, emit, tdiv, state)
-            case Kind.REFERENCE_PRICE:
-                publisher = ReferencePricePublisher(spec.name, cadence_us, emit, tdiv, state)
-        self._schedule_timer(publisher, state.phase_us, state.index * RANKS + spec.rank)
+        entry = PUBLISHERS[spec.kind]
+        cadence_us = entry.cadence_ms(spec) * 1000
+        emit, tdiv = self._frames.append, self._tdiv
+        publisher = entry.publisher(Subscribed(spec, cadence_us, emit, tdiv, state, self._now_us))
+        if publisher.follows_engine:
+            live.follow(publisher)
+        if publisher.cadence_us:
+            self._schedule_timer(publisher, state.phase_us, state.index * RANKS + spec.rank)
         return publisher
 
-    def _subscribe_market(self, spec: StreamSpec) -> TimedPublisher:
+    def _subscribe_market(self, spec: StreamSpec) -> Publisher:
         self._market_streams += 1
         states = [self._state(symbol.symbol) for symbol in self._universe]
         for state in states:
             self._activate(state)
-        kind = spec.interval or "miniTicker"
-        publisher = MarketArrayPublisher(
-            spec.name, spec.cadence_ms * 1000, self._frames.append, self._tdiv, states, kind
-        )
+        publisher = MarketArrayPublisher(spec, self._frames.append, self._tdiv, states)
         phase = derive_int(self._seed, "phase:!arr") % 1_000_000
         self._schedule_timer(publisher, phase, len(self._universe) * RANKS + spec.rank)
         return publisher
@@ -222,16 +189,7 @@ class Feed:
     def _unsubscribe_symbol(self, subscription: _Subscription) -> set[Callable[[int], int]]:
         state = subscription.state
         assert state is not None and state.live is not None  # subscribed: engine is running
-        live = state.live
-        match subscription.spec.kind:
-            case Kind.TRADE:
-                live.trade = None
-            case Kind.AGG_TRADE:
-                live.agg_trade = None
-            case Kind.BOOK_TICKER:
-                live.book_ticker = None
-            case Kind.DEPTH:
-                live.depth = [d for d in live.depth if d is not subscription.publisher]
+        state.live.unfollow(subscription.publisher)
         return self._release([state], 1)
 
     # -- symbol engines -----------------------------------------------------------------------
@@ -251,7 +209,7 @@ class Feed:
     def _activate(self, state: SymbolState) -> LivePublisher:
         """Schedule the symbol's engine events if they are not already."""
         if state.live is None:
-            state.live = LivePublisher(state, self._frames.append, self._tdiv)
+            state.live = LivePublisher(state)
             entry = (state.engine.next_us, state.index, state.live.fire)
             heapq.heappush(self._heap, entry)
         return state.live
@@ -267,7 +225,7 @@ class Feed:
                 state.live = None
         return stopped
 
-    def _schedule_timer(self, publisher: TimedPublisher, phase_us: int, rank: int) -> None:
+    def _schedule_timer(self, publisher: Publisher, phase_us: int, rank: int) -> None:
         """First push at the next instant ≡ phase (mod cadence) after now."""
         cadence = publisher.cadence_us
         now = self._now_us

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from feedhandler.contract.kinds import KLINE_INTERVALS
+
 SECOND_US = 1_000_000
 MINUTE_US = 60 * SECOND_US
 HOUR_US = 60 * MINUTE_US
@@ -17,24 +19,16 @@ DAY_US = 24 * HOUR_US
 UTC8_OFFSET_US = 8 * HOUR_US
 
 _MONTH = 0  # marker: calendar month, no fixed span
-KLINE_SPANS_US: dict[str, int] = {
-    "1s": SECOND_US,
-    "1m": MINUTE_US,
-    "3m": 3 * MINUTE_US,
-    "5m": 5 * MINUTE_US,
-    "15m": 15 * MINUTE_US,
-    "30m": 30 * MINUTE_US,
-    "1h": HOUR_US,
-    "2h": 2 * HOUR_US,
-    "4h": 4 * HOUR_US,
-    "6h": 6 * HOUR_US,
-    "8h": 8 * HOUR_US,
-    "12h": 12 * HOUR_US,
-    "1d": DAY_US,
-    "3d": 3 * DAY_US,
-    "1w": 7 * DAY_US,
-    "1M": _MONTH,
-}
+_UNIT_US = {"s": SECOND_US, "m": MINUTE_US, "h": HOUR_US, "d": DAY_US, "w": 7 * DAY_US}
+
+
+def span_us(interval: str) -> int:
+    """The span an interval's name says ("15m", "4h", "1w"); `_MONTH` for "1M"."""
+    return _MONTH if interval == "1M" else int(interval[:-1]) * _UNIT_US[interval[-1]]
+
+
+# the declared kline intervals (the shared stream grammar's), with their spans
+KLINE_SPANS_US: dict[str, int] = {interval: span_us(interval) for interval in KLINE_INTERVALS}
 _WEEK_ANCHOR_US = 4 * DAY_US  # 1970-01-01 was a Thursday; the first Monday is 4 days later
 
 

@@ -1,26 +1,33 @@
 """Stream publishers: turn engine events and simulated-time ticks into frames.
 
-Every publisher is driven by the feed's scheduler through `fire(t_us) -> next_t_us` and
-appends `(stream name, payload bytes)` to the feed's output list. `LivePublisher` executes
-its symbol's engine events and pushes the real-time streams (trade, aggTrade, bookTicker) as
-they happen; the others push on their stream's simulated-time cadence.
+One class per declared kind (or family of kinds), registered with
+`@publishes(kind, cadence_ms=…)`: the feed looks publishers up here, so a kind the simulator
+serves is added in this module (and its hand-written renderer in render.py) only. A publisher
+with a cadence is driven by the feed's scheduler through `fire(t_us) -> next_t_us`; one that
+`follows_engine` sees each of its symbol's engine events (`on_event`, from the symbol's
+`LivePublisher`): the real-time streams (cadence 0) only that, diff depth both. All append
+`(stream name, payload bytes)` to the feed's output list.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from bisect import insort
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
+from feedhandler.contract.kinds import KIND_BY_NAME
 from feedhandler.simulator.market import render
 from feedhandler.simulator.market.engine import TOP, TRADED, OrderBookEngine
-from feedhandler.simulator.market.intervals import DAY_US, HOUR_US, MINUTE_US, bar_bounds
+from feedhandler.simulator.market.intervals import DAY_US, MINUTE_US, bar_bounds, span_us
 from feedhandler.simulator.market.render import SymbolFormat
 from feedhandler.simulator.market.stats import Agg, BarBuilder, RollingWindow
+from feedhandler.simulator.market.streams import StreamSpec
 
 Frame = tuple[str, bytes]
 Emit = Callable[[Frame], None]
+Cadence = Callable[[StreamSpec], int]  # ms between pushes; 0 = as engine events happen
 
-WINDOW_SPANS_US = {"1h": HOUR_US, "4h": 4 * HOUR_US, "1d": DAY_US}
 _AVG_PRICE_SPAN_US = 5 * MINUTE_US
 
 
@@ -46,71 +53,11 @@ class SymbolState:
         return window
 
 
-class LivePublisher:
-    """Runs the symbol's engine one event per `fire` and pushes its real-time streams."""
+class Publisher:
+    """A subscribed stream: pushes every `cadence_us` of simulated time (`push`), or, with
+    `follows_engine`, sees each of its symbol's engine events (`on_event`); depth does both."""
 
-    __slots__ = (
-        "_book_ticker",
-        "_emit",
-        "_engine",
-        "_fmt",
-        "_tdiv",
-        "_tick_size",
-        "agg_trade",
-        "book_ticker",
-        "depth",
-        "trade",
-    )
-
-    def __init__(self, state: SymbolState, emit: Emit, tdiv: int) -> None:
-        self._engine = state.engine
-        self._tick_size = state.engine.spec.tick_size
-        self._fmt = state.fmt
-        self._book_ticker = render.BookTicker(state.fmt)
-        self._emit = emit
-        self._tdiv = tdiv
-        self.trade: str | None = None  # subscribed stream names, None = not subscribed
-        self.agg_trade: str | None = None
-        self.book_ticker: str | None = None
-        self.depth: list[DepthDiffPublisher] = []
-
-    def fire(self, t_us: int) -> int:
-        engine = self._engine
-        flags = engine.step()
-        if flags & TRADED and (self.trade is not None or self.agg_trade is not None):
-            self._push_trades()
-        if flags & TOP and self.book_ticker is not None:
-            levels, tick = engine.levels, self._tick_size
-            bid, ask = engine.bid_keys[0], engine.ask_keys[0]
-            payload = self._book_ticker.render(
-                engine.update_id, -bid * tick, levels[bid], ask * tick, levels[ask]
-            )
-            self._emit((self.book_ticker, payload.encode()))
-        for depth in self.depth:
-            depth.absorb(engine.changes)
-        return engine.next_us
-
-    def _push_trades(self) -> None:
-        engine, fmt, emit, tdiv = self._engine, self._fmt, self._emit, self._tdiv
-        t = engine.now_us // tdiv
-        e = (engine.now_us + engine.latency_us) // tdiv
-        maker_buy = not engine.buyer_taker
-        if self.trade is not None:
-            name = self.trade
-            for trade_id, price, qty in engine.fills:
-                payload = render.trade(fmt, e, trade_id, price, qty, t, maker_buy)
-                emit((name, payload.encode()))
-        if self.agg_trade is not None:
-            name = self.agg_trade
-            for agg_id, first_id, last_id, price, qty in engine.aggs:
-                payload = render.agg_trade(
-                    fmt, e, agg_id, price, qty, first_id, last_id, t, maker_buy
-                )
-                emit((name, payload.encode()))
-
-
-class TimedPublisher(ABC):
-    """A stream pushed every `cadence_us` of simulated time."""
+    follows_engine: ClassVar[bool] = False
 
     def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int) -> None:
         self.name = name
@@ -122,24 +69,182 @@ class TimedPublisher(ABC):
         self.push(t_us)
         return t_us + self.cadence_us
 
-    @abstractmethod
     def push(self, t_us: int) -> None:
         """Emit this stream's frame for the tick at `t_us`, if it has one."""
 
+    def on_event(self, flags: int) -> None:
+        """React to the engine event just executed (`flags`: TOP, TRADED)."""
 
-class DepthDiffPublisher(TimedPublisher):
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """What a per-symbol publisher is built from."""
+
+    spec: StreamSpec
+    cadence_us: int
+    emit: Emit
+    tdiv: int
+    state: SymbolState
+    now_us: int  # the feed's clock at subscription
+
+
+class SymbolPublisher(Publisher):
+    """A per-symbol stream; registered classes are built from a `Subscribed`."""
+
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub.spec.name, sub.cadence_us, sub.emit, sub.tdiv)
+        self.rank = sub.spec.rank
+        self._state = sub.state
+        self._engine = sub.state.engine
+        self._fmt = sub.state.fmt
+
+
+@dataclass(frozen=True, slots=True)
+class Publishes:
+    """A kind's publisher class and push cadence."""
+
+    publisher: type[SymbolPublisher]
+    cadence_ms: Cadence
+
+
+PUBLISHERS: dict[str, Publishes] = {}  # declared kind -> its per-symbol publisher
+_P = TypeVar("_P", bound=SymbolPublisher)
+
+
+def publishes(*kinds: str, cadence_ms: int | Cadence) -> Callable[[type[_P]], type[_P]]:
+    """Class decorator: the class publishes these declared kinds' per-symbol streams, every
+    `cadence_ms` of simulated time (0: as engine events happen), a number or a function of
+    the stream."""
+    cadence = _every(cadence_ms) if isinstance(cadence_ms, int) else cadence_ms
+
+    def register(cls: type[_P]) -> type[_P]:
+        for kind in kinds:
+            if kind not in KIND_BY_NAME or kind in PUBLISHERS:
+                raise ValueError(f"{cls.__name__}: {kind!r} is not declared or already published")
+            PUBLISHERS[kind] = Publishes(cls, cadence)
+        return cls
+
+    return register
+
+
+def _every(ms: int) -> Cadence:
+    return lambda _spec: ms
+
+
+def cadence_of(spec: StreamSpec) -> int | None:
+    """How often the simulator pushes the stream (0: as engine events happen); None if it does
+    not serve it."""
+    if spec.symbol is None:
+        return MarketArrayPublisher.CADENCE_MS if spec.kind in MarketArrayPublisher.KINDS else None
+    entry = PUBLISHERS.get(spec.kind)
+    return None if entry is None else entry.cadence_ms(spec)
+
+
+def _speed_ms(spec: StreamSpec) -> int:
+    """The update speed the depth stream's name asks for: `@100ms`, else 1000 ms."""
+    return 100 if spec.name.endswith("@100ms") else 1000
+
+
+class LivePublisher:
+    """Runs the symbol's engine one event per `fire`; the publishers that follow engine events
+    see each one in rank order, so one event's frames come out in a fixed order (trade,
+    aggTrade, bookTicker) whatever the subscription order."""
+
+    __slots__ = ("_engine", "_followers")
+
+    def __init__(self, state: SymbolState) -> None:
+        self._engine = state.engine
+        self._followers: list[SymbolPublisher] = []
+
+    def follow(self, publisher: SymbolPublisher) -> None:
+        insort(self._followers, publisher, key=_rank)
+
+    def unfollow(self, publisher: Publisher) -> None:
+        self._followers = [p for p in self._followers if p is not publisher]
+
+    def fire(self, t_us: int) -> int:
+        engine = self._engine
+        flags = engine.step()
+        for publisher in self._followers:
+            publisher.on_event(flags)
+        return engine.next_us
+
+
+def _rank(publisher: SymbolPublisher) -> int:
+    return publisher.rank
+
+
+@publishes("trade", cadence_ms=0)
+class TradePublisher(SymbolPublisher):
+    """`<symbol>@trade`: one event per fill, as it happens."""
+
+    follows_engine = True
+
+    def on_event(self, flags: int) -> None:
+        if not flags & TRADED:
+            return
+        engine, fmt, emit, tdiv, name = self._engine, self._fmt, self._emit, self._tdiv, self.name
+        t = engine.now_us // tdiv
+        e = (engine.now_us + engine.latency_us) // tdiv
+        maker_buy = not engine.buyer_taker
+        for trade_id, price, qty in engine.fills:
+            emit((name, render.trade(fmt, e, trade_id, price, qty, t, maker_buy).encode()))
+
+
+@publishes("aggTrade", cadence_ms=0)
+class AggTradePublisher(SymbolPublisher):
+    """`<symbol>@aggTrade`: one event per taker order's fills at one price, as it happens."""
+
+    follows_engine = True
+
+    def on_event(self, flags: int) -> None:
+        if not flags & TRADED:
+            return
+        engine, fmt, emit, tdiv, name = self._engine, self._fmt, self._emit, self._tdiv, self.name
+        t = engine.now_us // tdiv
+        e = (engine.now_us + engine.latency_us) // tdiv
+        maker_buy = not engine.buyer_taker
+        for agg_id, first_id, last_id, price, qty in engine.aggs:
+            payload = render.agg_trade(fmt, e, agg_id, price, qty, first_id, last_id, t, maker_buy)
+            emit((name, payload.encode()))
+
+
+@publishes("bookTicker", cadence_ms=0)
+class BookTickerPublisher(SymbolPublisher):
+    """`<symbol>@bookTicker`: the best bid and ask whenever either changes."""
+
+    follows_engine = True
+
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        self._tick_size = self._engine.spec.tick_size
+        self._book_ticker = render.BookTicker(self._fmt)
+
+    def on_event(self, flags: int) -> None:
+        if not flags & TOP:
+            return
+        engine, tick = self._engine, self._tick_size
+        levels, bid, ask = engine.levels, engine.bid_keys[0], engine.ask_keys[0]
+        payload = self._book_ticker.render(
+            engine.update_id, -bid * tick, levels[bid], ask * tick, levels[ask]
+        )
+        self._emit((self.name, payload.encode()))
+
+
+@publishes("depth", cadence_ms=_speed_ms)
+class DepthDiffPublisher(SymbolPublisher):
     """`<symbol>@depth[@100ms]`: absolute quantities of every level changed since the last
     push, covering update ids `U..u`; nothing is pushed when the book did not change."""
 
-    def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._engine = state.engine
-        self._fmt = state.fmt
-        self._changed: dict[int, int] = {}  # signed price key in ticks -> qty (see engine)
-        self._first_id = state.engine.update_id + 1
+    follows_engine = True
 
-    def absorb(self, changes: list[tuple[int, int]]) -> None:
-        self._changed.update(changes)
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        self._changed: dict[int, int] = {}  # signed price key in ticks -> qty (see engine)
+        self._first_id = self._engine.update_id + 1
+
+    def on_event(self, flags: int) -> None:
+        self._changed.update(self._engine.changes)
 
     def push(self, t_us: int) -> None:
         last_id = self._engine.update_id
@@ -157,44 +262,33 @@ class DepthDiffPublisher(TimedPublisher):
         self._first_id = last_id + 1
 
 
-class PartialDepthPublisher(TimedPublisher):
+@publishes("depthPartial", cadence_ms=_speed_ms)
+class PartialDepthPublisher(SymbolPublisher):
     """`<symbol>@depth<N>[@100ms]`: the top N levels, pushed every tick."""
 
-    def __init__(
-        self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState, levels: int
-    ):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._engine = state.engine
-        self._fmt = state.fmt
-        self._levels = levels
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        self._levels = sub.spec.levels
 
     def push(self, t_us: int) -> None:
         last_id, bids, asks = self._engine.book_snapshot(self._levels)
         self._emit((self.name, render.book_depth(self._fmt, last_id, bids, asks).encode()))
 
 
-class KlinePublisher(TimedPublisher):
+# Binance pushes kline updates every 2 s, 1 s bars every second
+@publishes("kline", cadence_ms=lambda spec: 1000 if spec.interval == "1s" else 2000)
+class KlinePublisher(SymbolPublisher):
     """`<symbol>@kline_<interval>[@+08:00]`: the open bar every tick (`x` false); the first
     tick after a bar ends pushes that bar once more, final (`x` true)."""
 
-    def __init__(
-        self,
-        name: str,
-        cadence_us: int,
-        emit: Emit,
-        tdiv: int,
-        state: SymbolState,
-        interval: str,
-        utc8: bool,
-        now_us: int,
-    ):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._stats = state.engine.stats
-        self._fmt = state.fmt
-        self._interval = interval
-        self._utc8 = utc8
-        self._bars = BarBuilder(state.engine.stats)
-        self._start, self._end = bar_bounds(interval, now_us, utc8)
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        spec = sub.spec
+        self._stats = self._engine.stats
+        self._interval = spec.interval
+        self._utc8 = spec.utc8
+        self._bars = BarBuilder(self._stats)
+        self._start, self._end = bar_bounds(spec.interval, sub.now_us, spec.utc8)
 
     def push(self, t_us: int) -> None:
         start, end = self._start, self._end
@@ -217,18 +311,17 @@ class KlinePublisher(TimedPublisher):
             self._start, self._end = bar_bounds(self._interval, t_us, self._utc8)
 
 
-class TickerPublisher(TimedPublisher):
+@publishes("miniTicker", "ticker", "windowTicker", "avgPrice", cadence_ms=1000)
+class TickerPublisher(SymbolPublisher):
     """Per-symbol rolling statistics: `miniTicker`, `ticker` (24 h), `ticker_<w>`, and
     `avgPrice` (5 min). Pushed every tick once the window has seen a trade."""
 
-    def __init__(
-        self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState, kind: str
-    ):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._state = state
-        self._kind = kind  # "miniTicker", "ticker", "avgPrice" or a window: "1h", "4h", "1d"
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        # "miniTicker", "ticker", "avgPrice" or a window: "1h", "4h", "1d"
+        kind = self._kind = sub.spec.interval or sub.spec.kind
         span = {"miniTicker": DAY_US, "ticker": DAY_US, "avgPrice": _AVG_PRICE_SPAN_US}
-        self._window = state.window(span.get(kind) or WINDOW_SPANS_US[kind])
+        self._window = sub.state.window(span.get(kind) or span_us(kind))
 
     def push(self, t_us: int) -> None:
         window = self._window.at(t_us)
@@ -269,14 +362,15 @@ def market_item(
     )
 
 
-class BlockTradePublisher(TimedPublisher):
+# real-time on Binance; simulated as at most one block per second
+@publishes("blockTrade", cadence_ms=1000)
+class BlockTradePublisher(SymbolPublisher):
     """`<symbol>@blockTrade`: once the symbol has traded, one block per tick at the last trade
     price, 50 typical orders in size, numbered by its own id sequence from 1."""
 
-    def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._state = state
-        spec = state.engine.spec
+    def __init__(self, sub: Subscribed) -> None:
+        super().__init__(sub)
+        spec = self._engine.spec
         self._qty = spec.step_size * max(1, 50 * spec.mean_qty // spec.step_size)
         self._next_id = 1
 
@@ -291,13 +385,10 @@ class BlockTradePublisher(TimedPublisher):
         self._emit((self.name, payload.encode()))
 
 
-class ReferencePricePublisher(TimedPublisher):
+@publishes("referencePrice", cadence_ms=1000)
+class ReferencePricePublisher(SymbolPublisher):
     """`<symbol>@referencePrice`: the last trade price every tick; `r` null before the first
     trade (no reference price yet)."""
-
-    def __init__(self, name: str, cadence_us: int, emit: Emit, tdiv: int, state: SymbolState):
-        super().__init__(name, cadence_us, emit, tdiv)
-        self._state = state
 
     def push(self, t_us: int) -> None:
         stats = self._state.engine.stats
@@ -306,23 +397,22 @@ class ReferencePricePublisher(TimedPublisher):
         self._emit((self.name, payload.encode()))
 
 
-class MarketArrayPublisher(TimedPublisher):
+class MarketArrayPublisher(Publisher):
     """`!miniTicker@arr` / `!ticker_<w>@arr`: one JSON array per tick holding the symbols
     that traded since the previous push, in universe order."""
 
+    # the declared kinds whose all-market arrays the simulator serves (not the retired
+    # `!ticker@arr` and `!bookTicker`)
+    KINDS: ClassVar[frozenset[str]] = frozenset({"miniTicker", "windowTicker"})
+    CADENCE_MS: ClassVar[int] = 1000
+
     def __init__(
-        self,
-        name: str,
-        cadence_us: int,
-        emit: Emit,
-        tdiv: int,
-        states: Sequence[SymbolState],
-        kind: str,
-    ):
-        super().__init__(name, cadence_us, emit, tdiv)
+        self, spec: StreamSpec, emit: Emit, tdiv: int, states: Sequence[SymbolState]
+    ) -> None:
+        super().__init__(spec.name, self.CADENCE_MS * 1000, emit, tdiv)
         self._states = states
-        self._kind = kind
-        self._span = DAY_US if kind == "miniTicker" else WINDOW_SPANS_US[kind]
+        kind = self._kind = spec.interval or spec.kind
+        self._span = DAY_US if kind == "miniTicker" else span_us(kind)
         self._seen = [state.engine.stats.last_id for state in states]
 
     def push(self, t_us: int) -> None:

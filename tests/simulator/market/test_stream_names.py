@@ -4,35 +4,45 @@ from __future__ import annotations
 
 import pytest
 
+from feedhandler.contract.kinds import KINDS, Role
 from feedhandler.simulator.market import Feed, Universe
-from feedhandler.simulator.market.streams import Kind, parse_stream
+from feedhandler.simulator.market.publishers import (
+    PUBLISHERS,
+    SymbolPublisher,
+    cadence_of,
+    publishes,
+)
+from feedhandler.simulator.market.streams import parse_stream
 
 
 @pytest.mark.parametrize(
     ("name", "kind", "cadence_ms", "detail"),
     [
-        ("btcusdt@trade", Kind.TRADE, 0, ""),
-        ("btcusdt@aggTrade", Kind.AGG_TRADE, 0, ""),
-        ("btcusdt@bookTicker", Kind.BOOK_TICKER, 0, ""),
-        ("btcusdt@depth", Kind.DEPTH, 1000, ""),
-        ("btcusdt@depth@100ms", Kind.DEPTH, 100, ""),
-        ("btcusdt@depth5", Kind.PARTIAL_DEPTH, 1000, "5"),
-        ("btcusdt@depth20@100ms", Kind.PARTIAL_DEPTH, 100, "20"),
-        ("btcusdt@kline_1s", Kind.KLINE, 1000, "1s"),
-        ("btcusdt@kline_1M", Kind.KLINE, 2000, "1M"),
-        ("btcusdt@kline_1h@+08:00", Kind.KLINE, 2000, "1h+8"),
-        ("btcusdt@miniTicker", Kind.MINI_TICKER, 1000, ""),
-        ("btcusdt@ticker", Kind.TICKER, 1000, ""),
-        ("btcusdt@ticker_4h", Kind.WINDOW_TICKER, 1000, "4h"),
-        ("btcusdt@avgPrice", Kind.AVG_PRICE, 1000, ""),
-        ("!miniTicker@arr", Kind.MINI_TICKER, 1000, ""),
-        ("!ticker_1d@arr", Kind.WINDOW_TICKER, 1000, "1d"),
+        ("btcusdt@trade", "trade", 0, ""),
+        ("btcusdt@aggTrade", "aggTrade", 0, ""),
+        ("btcusdt@bookTicker", "bookTicker", 0, ""),
+        ("btcusdt@depth", "depth", 1000, ""),
+        ("btcusdt@depth@100ms", "depth", 100, ""),
+        ("btcusdt@depth@1000ms", "depth", 1000, ""),
+        ("btcusdt@depth5", "depthPartial", 1000, "5"),
+        ("btcusdt@depth20@100ms", "depthPartial", 100, "20"),
+        ("btcusdt@kline_1s", "kline", 1000, "1s"),
+        ("btcusdt@kline_1M", "kline", 2000, "1M"),
+        ("btcusdt@kline_1h@+08:00", "kline", 2000, "1h+8"),
+        ("btcusdt@miniTicker", "miniTicker", 1000, ""),
+        ("btcusdt@ticker", "ticker", 1000, ""),
+        ("btcusdt@ticker_4h", "windowTicker", 1000, "4h"),
+        ("btcusdt@avgPrice", "avgPrice", 1000, ""),
+        ("btcusdt@blockTrade", "blockTrade", 1000, ""),
+        ("btcusdt@referencePrice", "referencePrice", 1000, ""),
+        ("!miniTicker@arr", "miniTicker", 1000, ""),
+        ("!ticker_1d@arr", "windowTicker", 1000, "1d"),
     ],
 )
-def test_valid_names(name: str, kind: Kind, cadence_ms: int, detail: str) -> None:
+def test_valid_names(name: str, kind: str, cadence_ms: int, detail: str) -> None:
     spec = parse_stream(name)
     assert spec is not None
-    assert (spec.name, spec.kind, spec.cadence_ms) == (name, kind, cadence_ms)
+    assert (spec.name, spec.kind, cadence_of(spec)) == (name, kind, cadence_ms)
     assert spec.symbol == (None if name.startswith("!") else "btcusdt")
     shown = str(spec.levels) if spec.levels else spec.interval + ("+8" if spec.utc8 else "")
     assert shown == detail
@@ -58,8 +68,26 @@ def test_valid_names(name: str, kind: Kind, cadence_ms: int, detail: str) -> Non
     ],
 )
 def test_invalid_names(name: str) -> None:
-    assert parse_stream(name) is None
     assert not Feed.is_valid_stream(name)
+
+
+def test_every_declared_per_symbol_kind_is_served() -> None:
+    """A kind declared with per-symbol streams needs a simulator publisher
+    (`@publishes` in feedhandler/simulator/market/publishers.py)."""
+    declared = [k for k in KINDS if k.role is Role.MARKET and any(not s.market for s in k.streams)]
+    unserved = [k.name for k in declared if k.name not in PUBLISHERS]
+    assert unserved == [], f"declared kinds without a simulator publisher: {unserved}"
+    for kind in declared:
+        for suffix in kind.streams:
+            if not suffix.market:
+                assert Feed.is_valid_stream(f"btcusdt@{suffix.text}"), suffix.text
+
+
+def test_publishers_name_declared_kinds_once() -> None:
+    with pytest.raises(ValueError, match="'noSuchKind' is not declared"):
+        publishes("noSuchKind", cadence_ms=1000)(SymbolPublisher)
+    with pytest.raises(ValueError, match="'trade' is not declared or already published"):
+        publishes("trade", cadence_ms=0)(SymbolPublisher)
 
 
 def test_ranks_are_unique_per_suffix() -> None:
