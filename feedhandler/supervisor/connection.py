@@ -9,6 +9,13 @@ Restart policy, by failure class (failures.py):
 - permanent (400/401/403): before the first successful connection, `start_refusal` is set and
   the child ends (the supervisor stops the handler: exit 2); later, the child is quarantined.
 
+Live subscriptions: each connection has a SubscriptionClient; `set_streams` applies a
+runtime change on the open link with SUBSCRIBE / UNSUBSCRIBE. The URL of every attempt
+carries the shard's streams as they are then; once a shard was changed at runtime, every
+(re)connect also reconciles them against LIST_SUBSCRIPTIONS (a change may have come while
+the attempt was under way). An unchanged shard has exactly its URL's streams: it sends
+nothing, and every frame it gets is data.
+
 Every attempt goes through the process's AttemptLimiter. `connect` and `clock` are injectable,
 so the state machine runs in tests without a network.
 """
@@ -24,6 +31,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+from picows import WSMsgType
+
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
 from feedhandler.supervisor.backoff import Backoff
@@ -31,7 +40,9 @@ from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.limiter import AttemptLimiter
+from feedhandler.supervisor.plan import Shard
 from feedhandler.supervisor.staleness import StalenessPolicy, Verdict, default_max_silence_s
+from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, SubscriptionClient
 from feedhandler.supervisor.transport import Link, LinkFailed, open_link
 
 log = logging.getLogger(__name__)
@@ -73,6 +84,14 @@ class Connection:
         self.policy = StalenessPolicy(
             config.stale_after_s, config.ping_timeout_s,
             config.max_silence_s or default_max_silence_s(feed.shard.streams))
+        self.subscriptions = SubscriptionClient(self, feed.report)
+        feed.subscriptions.append(self.subscriptions)
+        # A new shard's streams, subscribed through its URL: reported as `subscribed` once
+        # its first connection is up (no SUBSCRIBE reply does it).
+        self.announce: tuple[str, ...] = ()
+        self._subscribed: tuple[Link, set[str]] | None = None  # the exchange's, per link
+        self._changed_live = False
+        self._syncing = asyncio.Lock()
 
     @property
     def index(self) -> int:
@@ -156,10 +175,13 @@ class Connection:
         self.opened_at = self.clock.now()
         self.verdict = Verdict("ok")
         self.feed.opened(listener)
+        reconciling = asyncio.ensure_future(self._reconcile())
         replaced = ""
         try:
             replaced = await self._watch(link, stop)
         finally:
+            reconciling.cancel()
+            self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
                 await link.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "stale")
             self.feed.closed(listener)
@@ -171,6 +193,7 @@ class Connection:
         listener, policy, clock = link.listener, self.policy, self.clock
         last_data = last_pong = ping_sent = 0.0
         frames, pong_ns = 0, 0
+        replies = self.subscriptions.replies  # replies to our requests are not data
         warned = reset = False
         stopper = asyncio.ensure_future(stop.wait())
         try:
@@ -183,8 +206,9 @@ class Connection:
                 if link.closed().done() or stop.is_set():
                     return ""
                 now = clock.now()
-                if listener.frames != frames:  # sampled per tick: costs nothing per frame
-                    frames, last_data = listener.frames, now
+                delivered = listener.frames - (self.subscriptions.replies - replies)
+                if delivered != frames:  # sampled per tick: costs nothing per frame
+                    frames, last_data = delivered, now
                 if listener.last_pong_ns != pong_ns:
                     pong_ns, last_pong = listener.last_pong_ns, now
                 self.verdict = verdict = policy.check(now, self.opened_at, last_data,
@@ -198,6 +222,7 @@ class Connection:
                 if verdict.action == "ping":
                     ping_sent = now
                     link.transport.send_ping()
+                    self.subscriptions.budget.note()  # pings count against 5 messages/s
                 elif verdict.action == "replace":
                     cause = "ping_timeout" if verdict.reason.startswith("no pong") else "silent"
                     self.replaced[cause] += 1
@@ -235,6 +260,55 @@ class Connection:
         log.warning("shard %d: connection closed by %s (%s); reconnecting", self.index, who,
                     detail)
         self.feed.event("disconnected", close_code=code, reason=reason, by=who)
+
+    # --- live subscriptions -----------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        """One text frame on the open link: the subscription client's transport."""
+        if self.link is None:
+            raise ConnectionError(f"shard {self.index}: not connected")
+        self.link.transport.send(WSMsgType.TEXT, payload)
+
+    async def set_streams(self, shard: Shard) -> bool:
+        """Make `shard` (this index, new streams and URL) the connection's. True once the
+        exchange applied the change; False when not open: the next connect applies it."""
+        self.feed.shard = shard
+        self._changed_live = True
+        try:
+            return await self._sync()
+        except ConnectionError:
+            return False
+
+    async def _reconcile(self) -> None:
+        try:
+            await self._sync()
+        except ConnectionError:
+            return  # closed meanwhile: the next connect reconciles
+        except (ExchangeError, RequestTimeout) as exc:  # reported as events by the client
+            log.warning("shard %d: reconciling subscriptions failed: %s", self.index, exc)
+            return
+        if self.announce:
+            self.feed.event("subscribed", streams=list(self.announce), id=None)
+            self.announce = ()
+
+    async def _sync(self) -> bool:
+        """Subscribe and unsubscribe until the exchange has the shard's streams; False if
+        there is no link. The exchange's list is asked once per link (LIST_SUBSCRIPTIONS)."""
+        async with self._syncing:
+            link = self.link
+            if link is None:
+                return False
+            if self._subscribed is None or self._subscribed[0] is not link:
+                listed = await self.subscriptions.list_subscriptions() if self._changed_live \
+                    else self.feed.shard.streams
+                self._subscribed = link, set(listed)
+            have, want = self._subscribed[1], set(self.feed.shard.streams)
+            try:
+                await self.subscriptions.update(sorted(want - have), sorted(have - want))
+            except BaseException:
+                self._subscribed = None  # maybe partly applied: ask the exchange next time
+                raise
+            self._subscribed = link, want
+            return True
 
 
 async def _unless(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:

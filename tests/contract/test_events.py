@@ -10,8 +10,8 @@ from feedhandler.contract.docs import section
 from feedhandler.contract.events import EVENT_TYPES, EVENTS
 
 PACKAGE = Path(feedhandler.__file__).parent
-# `_event("connected", ...)` (connections) and `{"type": "paused", ...}` (handler, sink)
-EMITTED = re.compile(r'_event\(\s*"(\w+)"|\{\s*"type":\s*"(\w+)"')
+# `feed.event("connected", ...)` (connections) and `{"type": "paused", ...}` (handler, sink)
+EMITTED = re.compile(r'[._]event\(\s*"(\w+)"|\{\s*"type":\s*"(\w+)"')
 
 
 def emitted_types() -> set[str]:
