@@ -3,9 +3,10 @@
 A change is placed on the running connections by `subscriptions.place`: additions go to the
 connections with room (`connection.streams_per_connection`), the emptiest first, and existing
 streams never move. Only the connections a change concerns send requests (SUBSCRIBE /
-UNSUBSCRIBE, each published as `subscribed` / `unsubscribed`); no connection restarts. Additions
-no connection has room for open new connections, which report their streams as `subscribed`
-once up; a connection left without streams is closed. The data topics of added streams are
+UNSUBSCRIBE, each published as `subscribed` / `unsubscribed`); no connection restarts. A
+connection that is not open takes the change at its next connect. Additions no connection has
+room for open new connections, which report their streams as `subscribed` once up; a
+connection left without streams is closed. The data topics of added streams are
 created (or checked) first, as at start.
 """
 
@@ -123,10 +124,9 @@ class LiveStreams:
 
     def _retire(self, connection: Connection, result: ChangeResult) -> None:
         """No stream left: close the connection rather than keep an idle one open."""
-        feed = connection.feed
-        streams = list(feed.shard.streams)
         self.handler.supervisor.retire(connection)
-        feed.event("unsubscribed", streams=streams, id=None)
+        if connection.announced:
+            connection.feed.event("unsubscribed", streams=sorted(connection.announced), id=None)
         result.shards[connection.index]["state"] = "closed"
 
     def _open(self, streams: list[str], result: ChangeResult) -> None:
@@ -134,7 +134,7 @@ class LiveStreams:
         self._next_index += 1
         child = self.handler.supervisor.add(self.handler.add_feed(shard))
         assert isinstance(child, Connection)  # connections() checked the children's kind
-        child.announce = shard.streams
+        child.announced = set()  # its streams are reported once it is up
         result.shards[shard.index] = {"add": list(shard.streams), "remove": [],
                                       "state": "new connection"}
 

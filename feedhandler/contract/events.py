@@ -58,13 +58,14 @@ EVENTS: tuple[Event, ...] = (
           "the exchange broke the WebSocket protocol; we closed with 1002 and reconnect"),
     Event("subscribed", "connection",
           (("streams", "the stream names, a list"),
-           ("id", "the SUBSCRIBE request's id; null for a new connection's streams, "
-                  "subscribed by its URL")),
+           ("id", "the SUBSCRIBE request's id; null for streams the connection's URL "
+                  "subscribed (a new connection's, or a change made while it connected)")),
           "streams added at runtime (`POST /subscriptions`, SIGHUP) now flow on the shard"),
     Event("unsubscribed", "connection",
           (("streams", "the stream names, a list"),
-           ("id", "the UNSUBSCRIBE request's id; null when the connection, left without "
-                  "streams, was closed")),
+           ("id", "the UNSUBSCRIBE request's id; null when the connection's URL left them "
+                  "out (a change made while it connected) or it was closed, left without "
+                  "streams")),
           "streams removed at runtime no longer flow"),
     Event("subscription_error", "connection",
           (("code", "the exchange's error code"), ("msg", "its message"),

@@ -29,6 +29,7 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 from picows import WSMsgType
@@ -84,11 +85,11 @@ class Connection:
         self.policy = StalenessPolicy(
             config.stale_after_s, config.ping_timeout_s,
             config.max_silence_s or default_max_silence_s(feed.shard.streams))
-        self.subscriptions = SubscriptionClient(self, feed.report)
+        self.subscriptions = SubscriptionClient(self, self._subscription_event)
         feed.subscriptions.append(self.subscriptions)
-        # A new shard's streams, subscribed through its URL: reported as `subscribed` once
-        # its first connection is up (no SUBSCRIBE reply does it).
-        self.announce: tuple[str, ...] = ()
+        # The streams the control topic was told are on this connection: the plan's at
+        # start (a connection opened for a runtime change starts empty).
+        self.announced = set(feed.shard.streams)
         self._subscribed: tuple[Link, set[str]] | None = None  # the exchange's, per link
         self._changed_live = False
         self._syncing = asyncio.Lock()
@@ -190,7 +191,7 @@ class Connection:
 
     async def _watch(self, link: Link, stop: asyncio.Event) -> str:
         """Until the link closes or stop; returns why we replaced it ("" if we did not)."""
-        listener, policy, clock = link.listener, self.policy, self.clock
+        listener, clock = link.listener, self.clock
         last_data = last_pong = ping_sent = 0.0
         frames, pong_ns = 0, 0
         replies = self.subscriptions.replies  # replies to our requests are not data
@@ -198,6 +199,7 @@ class Connection:
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
+                policy = self.policy  # set_streams may change it
                 tick = asyncio.ensure_future(clock.sleep(policy.tick_s()))
                 waits: set[asyncio.Future[Any]] = {link.closed(), stopper, tick}
                 await asyncio.wait(waits,
@@ -268,11 +270,21 @@ class Connection:
             raise ConnectionError(f"shard {self.index}: not connected")
         self.link.transport.send(WSMsgType.TEXT, payload)
 
+    def _subscription_event(self, event: dict[str, Any]) -> None:
+        if event["type"] == "subscribed":
+            self.announced.update(event["streams"])
+        elif event["type"] == "unsubscribed":
+            self.announced.difference_update(event["streams"])
+        self.feed.report(event)
+
     async def set_streams(self, shard: Shard) -> bool:
         """Make `shard` (this index, new streams and URL) the connection's. True once the
         exchange applied the change; False when not open: the next connect applies it."""
         self.feed.shard = shard
         self._changed_live = True
+        if not self.config.max_silence_s:  # the default follows the streams
+            self.policy = replace(self.policy,
+                                  max_silence_s=default_max_silence_s(shard.streams))
         try:
             return await self._sync()
         except ConnectionError:
@@ -285,10 +297,6 @@ class Connection:
             return  # closed meanwhile: the next connect reconciles
         except (ExchangeError, RequestTimeout) as exc:  # reported as events by the client
             log.warning("shard %d: reconciling subscriptions failed: %s", self.index, exc)
-            return
-        if self.announce:
-            self.feed.event("subscribed", streams=list(self.announce), id=None)
-            self.announce = ()
 
     async def _sync(self) -> bool:
         """Subscribe and unsubscribe until the exchange has the shard's streams; False if
@@ -308,6 +316,14 @@ class Connection:
                 self._subscribed = None  # maybe partly applied: ask the exchange next time
                 raise
             self._subscribed = link, want
+            # What no reply reported: the URL's part (a new connection's streams, a change
+            # made while connecting).
+            added, removed = sorted(want - self.announced), sorted(self.announced - want)
+            if added:
+                self.feed.event("subscribed", streams=added, id=None)
+            if removed:
+                self.feed.event("unsubscribed", streams=removed, id=None)
+            self.announced = want
             return True
 
 

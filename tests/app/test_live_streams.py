@@ -109,8 +109,9 @@ async def test_post_adds_removes_and_opens_a_connection_without_touching_the_oth
                       "state": "new connection"}}
             await until(lambda: {"DOGEUSDT", "TRXUSDT", "LINKUSDT"}
                         <= symbols_since(sink, mark))
-            assert events(sink, "subscribed")[-1]["shard"] == 2
-            assert events(sink, "subscribed")[-1]["id"] is None
+            await until(lambda: 2 in streams_of(events(sink, "subscribed")))
+            (new,) = (e for e in events(sink, "subscribed") if e["shard"] == 2)
+            assert new["streams"] == ["linkusdt@trade", "trxusdt@trade"] and new["id"] is None
 
             # a connection left without streams is closed
             result = await change(handler,
