@@ -13,6 +13,7 @@ created (or checked) first, as at start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -113,11 +114,16 @@ class LiveStreams:
     async def _apply(self, connection: Connection, streams: Collection[str],
                      result: ChangeResult) -> None:
         outcome = result.shards[connection.index]
+        previous = connection.feed.shard
         try:
             applied = await connection.set_streams(self._shard(connection.index, streams))
         except (ExchangeError, RequestTimeout) as exc:  # also published as events
-            outcome["state"] = "failed"
+            # Back as it was: the next connect's URL must not carry a stream the exchange
+            # refused (the handshake would be refused too).
+            outcome["state"] = "reverted"
             result.errors.append(f"shard {connection.index}: {exc}")
+            with contextlib.suppress(ExchangeError, RequestTimeout):
+                await connection.set_streams(previous)
             return
         # not open: the next connection's URL and reconcile apply it
         outcome["state"] = "applied" if applied else "pending"
@@ -135,6 +141,7 @@ class LiveStreams:
         child = self.handler.supervisor.add(self.handler.add_feed(shard))
         assert isinstance(child, Connection)  # connections() checked the children's kind
         child.announced = set()  # its streams are reported once it is up
+        child.at_start = False  # a refused stream quarantines this connection only
         result.shards[shard.index] = {"add": list(shard.streams), "remove": [],
                                       "state": "new connection"}
 

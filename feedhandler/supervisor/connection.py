@@ -81,6 +81,9 @@ class Connection:
         self._connect = connect
         self._ssl_context = ssl_context
         self._connected_once = False
+        # A permanent refusal before any connection means a bad plan: exit 2. A connection
+        # opened for a runtime change is quarantined instead (the handler runs on).
+        self.at_start = True
         self._backoff = Backoff(config.backoff_initial_s, config.backoff_max_s, rng)
         self.policy = StalenessPolicy(
             config.stale_after_s, config.ping_timeout_s,
@@ -136,7 +139,7 @@ class Connection:
         self.last_error = failure.reason
         shard, url = self.index, self.feed.shard.url
         if failure.kind == "permanent":
-            if not self._connected_once:
+            if self.at_start and not self._connected_once:
                 self.start_refusal = failure
                 self.state = "stopped"
                 log.error("shard %d: %s refused the connection: %s", shard, url, failure.reason)

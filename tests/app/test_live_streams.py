@@ -218,3 +218,43 @@ def test_request_body_shapes() -> None:
     assert _stream_lists({"remove": ["a"]}) == ([], ["a"])
     with pytest.raises(ChangeRejected, match="'remove' must be a list of stream names"):
         _stream_lists({"remove": [1]})
+
+
+@sync
+async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url, streams="btcusdt@trade",
+                                 **{"connection.streams_per_connection": 2}), sink)
+        async with running(handler):
+            await until(lambda: len(open_shards(handler)) == 1)
+            # the simulator has no such market: the exchange answers SUBSCRIBE with an error
+            status, text = await post(handler, b'{"add": ["nosuchsymbol@trade"]}')
+            assert status == 502
+            result = orjson.loads(text)
+            assert result["shards"]["0"]["state"] == "reverted"
+            assert result["errors"] == ["shard 0: SUBSCRIBE failed: code 2: Invalid request: "
+                                        "invalid stream"]
+            (error,) = events(sink, "subscription_error")
+            assert (error["shard"], error["method"], error["code"]) == (0, "SUBSCRIBE", 2)
+            assert handler.live.streams() == {"btcusdt@trade"}
+            assert sim.connections[0].subscriptions() == ["btcusdt@trade"]
+
+            # an error reply no request of ours claims is reported all the same
+            sim.connections[0].send_raw(1, b'{"code":3,"msg":"Invalid JSON","id":null}')
+            await until(lambda: len(events(sink, "subscription_error")) == 2)
+            unclaimed = events(sink, "subscription_error")[1]
+            assert (unclaimed["shard"], unclaimed["method"], unclaimed["id"]) == (0, None, None)
+            assert not events(sink, "exchange_control")
+
+            # on a new connection it is the handshake that is refused: that connection is
+            # quarantined, the handler runs on; removing the stream closes it
+            status, text = await post(handler, b'{"add": ["ethusdt@trade", "nosuch@trade"]}')
+            assert status == 200, text
+            await until(lambda: bool(events(sink, "quarantined")))
+            assert events(sink, "quarantined")[0]["shard"] == 1
+            status, body = await get(handler, "/readyz")
+            assert status == 503 and body.startswith("shard 1: quarantined")
+            await change(handler, remove=["ethusdt@trade", "nosuch@trade"])
+            assert (await get(handler, "/readyz"))[0] == 200
+            assert open_shards(handler) == {0: 1}
