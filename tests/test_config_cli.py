@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from feedhandler.contract import ENCODINGS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 GOOD = "url: wss://stream.binance.com:9443\nstreams: [btcusdt@trade]\n"
@@ -166,6 +168,6 @@ def test_schema_is_json_schema_of_every_section() -> None:
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) >= {"url", "streams", "kafka", "batch", "connection"}
     kafka = schema["$defs"]["KafkaConfig"]["properties"]
-    assert kafka["encoding"]["enum"] == ["records", "json", "raw"]
+    assert kafka["encoding"]["enum"] == list(ENCODINGS)
     assert kafka["queue_mb"]["minimum"] == 1
     assert kafka["bootstrap"]["description"].startswith("bootstrap servers")

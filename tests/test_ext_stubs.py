@@ -54,13 +54,15 @@ def runtime_params(obj: Any) -> list[Param]:
 
 
 def constructor_params(module: str, cls: str) -> list[Param]:
-    """A Cython class's `__init__` parameters, read from its .pyx source (C types dropped).
+    """A Cython class's `__init__` (or `__cinit__`) parameters, read from its .pyx source (C
+    types dropped).
 
     The runtime hides them (a slot wrapper), and the signature `embedsignature` writes into the
     class docstring misplaces the `*` of keyword-only parameters (Cython 3.3)."""
     source = (PYX_DIR / f"{module}.pyx").read_text()
     body = source[source.index(f"cdef class {cls}"):]
-    match = re.search(r"def __init__\((.*?)\):", body, re.DOTALL)
+    match = re.search(r"def __init__\((.*?)\):", body, re.DOTALL) or \
+        re.search(r"def __cinit__\((.*?)\):", body, re.DOTALL)
     assert match, f"{cls}.__init__ not found"
     params, kind = [], "positional"
     for part in (" ".join(p.split()) for p in match[1].split(",")):

@@ -63,7 +63,8 @@ class HandlerStats:
                 "connections": self.supervisor}
 
 
-def make_sink(config: HandlerConfig) -> Sink:
+def make_sink(config: HandlerConfig,
+              on_ack_latency: Callable[[str, float], None] | None = None) -> Sink:
     if config.sink == "null":
         return NullSink()
     from feedhandler.sinks.kafka import KafkaSink
@@ -71,7 +72,7 @@ def make_sink(config: HandlerConfig) -> Sink:
     kafka = config.kafka
     return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
                      data_topics(config.streams, kafka.topic_template, kafka.exchange,
-                                 kafka.market))
+                                 kafka.market), on_ack_latency)
 
 
 class Handler:
@@ -82,9 +83,9 @@ class Handler:
         connection; a recording's reader for replay. `reload` reads the configuration again
         at SIGHUP (its streams apply live)."""
         self.config = config
-        self.sink = sink if sink is not None else make_sink(config)
-        self.stats = HandlerStats()
         self.latency = LatencyHistograms()
+        self.sink = sink if sink is not None else make_sink(config, self.latency.observe_ack)
+        self.stats = HandlerStats()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False

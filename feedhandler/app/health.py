@@ -82,7 +82,7 @@ class HealthServer:
         failures = self.readiness_failures()
         if failures:
             return 503, TEXT, "".join(f"{line}\n" for line in failures)
-        count = len(self.handler.supervisor.children)
+        count = len(self.handler.status().supervisor.connections)
         return 200, TEXT, f"ready: {count} connection{'s' * (count != 1)} open\n"
 
     def readiness_failures(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 - event -> receive: the exchange's event time (`E`) to our receive time, per record of the
   kinds that carry one (network + exchange-side delay; includes the two clocks' offset);
-- receive -> produce: our receive time to the batch's hand-over to the sink (decode + linger).
+- receive -> produce: our receive time to the batch's hand-over to the sink (decode + linger);
+- produce -> ack: per Kafka message, librdkafka's time from produce() to the broker's
+  acknowledgement (queue, send and the produce request's round trip), from delivery reports.
 
 Buckets are Prometheus `le` bounds in seconds; counts are kept per bucket (not cumulative) and
 summed at scrape time.
@@ -10,6 +12,7 @@ summed at scrape time.
 
 from __future__ import annotations
 
+import bisect
 import time
 
 import numpy as np
@@ -31,6 +34,10 @@ class Histogram:
         index = np.searchsorted(self._bounds_ns, values_ns, side="left")
         self.counts += np.bincount(index, minlength=len(self.counts))
         self.sum_ns += int(values_ns.sum())
+
+    def observe_one(self, value_s: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds_s, value_s)] += 1
+        self.sum_ns += round(value_s * 1e9)
 
     def cumulative(self) -> list[tuple[str, float]]:
         """(le, cumulative count) including +Inf, as a Prometheus histogram exposes them."""
@@ -60,3 +67,7 @@ class LatencyHistograms:
         self._get("receive_to_produce", kind).observe(now - received)
         if "ts_event" in (records.dtype.names or ()):
             self._get("event_to_receive", kind).observe(received - records["ts_event"])
+
+    def observe_ack(self, kind: str, latency_s: float) -> None:
+        """One Kafka message of `kind` acknowledged `latency_s` after its produce()."""
+        self._get("produce_to_ack", kind).observe_one(latency_s)

@@ -86,8 +86,10 @@ METRICS: dict[str, Spec] = {
         "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka."),
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
-        "Latency per record, by stage: event_to_receive (exchange event time to our receive "
-        "time), receive_to_produce (receive to the batch's hand-over to the sink)."),
+        "Latency by stage: event_to_receive (exchange event time to our receive time, per "
+        "record), receive_to_produce (receive to the batch's hand-over to the sink, per "
+        "record), produce_to_ack (produce() to the broker's acknowledgement, per Kafka "
+        "message)."),
 }
 
 # sink.summary() key -> metric (after feedhandler_sink_). Keys of KafkaSink and NullSink;
@@ -157,12 +159,13 @@ class HandlerCollector:
         handler = self._handler()
         if handler is None:
             return
-        stats, shards = handler.stats, handler.shards
+        stats, status = handler.stats, handler.status().supervisor
+        connections = status.connections  # the supervisor's snapshot, never the connections
         now_ns = time.time_ns()  # frames are stamped with the wall clock
         yield _family("feedhandler_build_info",
                       [((__version__, SIMD_KERNEL, platform.python_version()), 1)])
         yield _family("feedhandler_frames_total",
-                      (((str(c.shard.index),), c.frames) for c in shards))
+                      (((str(c.shard),), c.frames) for c in connections))
         # every known label value from the start, so that rate() sees the first increase
         yield _family("feedhandler_records_total",
                       (((k,), stats.records[k]) for k in dict.fromkeys([*KIND_NAMES,
@@ -173,21 +176,19 @@ class HandlerCollector:
         yield _family("feedhandler_gaps_total", [((), stats.gaps)])
         yield _family("feedhandler_reconnects_total", [((), stats.reconnects)])
         yield _family("feedhandler_connection_up",
-                      (((str(c.shard.index),), c.listener is not None) for c in shards))
+                      (((str(c.shard),), c.state == "open") for c in connections))
         yield _family("feedhandler_connection_epoch",
-                      (((str(c.shard.index),), c.epoch) for c in shards))
+                      (((str(c.shard),), c.epoch) for c in connections))
         yield _family("feedhandler_last_frame_age_seconds",
-                      (((str(c.shard.index),), max(0, now_ns - c.last_frame_ns) / 1e9)
-                       for c in shards if c.last_frame_ns))
-        status = handler.status().supervisor
+                      (((str(c.shard),), max(0, now_ns - c.last_frame_ns) / 1e9)
+                       for c in connections if c.last_frame_ns))
         yield _family("feedhandler_connection_quarantined",
-                      (((str(c.shard),), c.state == "quarantined")
-                       for c in status.connections))
+                      (((str(c.shard),), c.state == "quarantined") for c in connections))
         yield _family("feedhandler_connection_replaced_total",
                       (((str(c.shard), cause), c.replaced.get(cause, 0))
-                       for c in status.connections for cause in ("ping_timeout", "silent")))
+                       for c in connections for cause in ("ping_timeout", "silent")))
         yield _family("feedhandler_protocol_violations_total",
-                      (((str(c.shard),), c.violations) for c in status.connections))
+                      (((str(c.shard),), c.violations) for c in connections))
         yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])
         yield _family("feedhandler_paused", [((), handler.paused)])
         yield _family("feedhandler_service_loop_age_seconds",

@@ -1,7 +1,8 @@
 """The control topic's events: every `type`, who emits it and its fields.
 
 The README's control-event table is generated from this list, and a test checks it against the
-event types the code emits (feedhandler/app, feedhandler/supervisor, feedhandler/sinks).
+event types the code emits (feedhandler/app, supervisor, sinks, book, wsapi). Events of the
+WebSocket API client carry `"source": "wsapi"` (their types may repeat a connection's).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Event:
     type: str
-    source: str  # "connection": also carries CONNECTION_FIELDS; else "handler" or "sink"
+    source: str  # "connection": also carries CONNECTION_FIELDS; else who emits it
     fields: tuple[tuple[str, str], ...]  # (name, meaning), beyond `type` and `instance`
     meaning: str
 
@@ -35,47 +36,29 @@ EVENTS: tuple[Event, ...] = (
            ("streams", "number of streams subscribed on it (an integer, not their names)")),
           "a connection is up; its epoch starts"),
     Event("disconnected", "connection",
-          (("close_code", "the WebSocket close code, or null"),
-           ("reason", "the close reason, as text"), ("by", "`peer` or `us`")),
+          (("close_code", "the WebSocket close code, or null"), ("reason", "the close reason"),
+           ("by", "`peer` or `us` (we close a stale connection)")),
           "a connection dropped; it reconnects with backoff"),
     Event("connect_failed", "connection",
-          (("error", "why, as text"), ("status", "the HTTP status of the upgrade, or null"),
+          (("error", "why, as text"), ("status", "the HTTP status of a refused upgrade, or null"),
            ("retry_in_s", "seconds until the next attempt")),
           "an attempt to connect failed"),
     Event("refused", "connection",
-          (("status", "HTTP status (400, 401, 403)"), ("error", "the status and body")),
-          "the exchange refused the first connection for good: the handler exits 2"),
+          (("status", "HTTP status"), ("error", "why")),
+          "the exchange refused the first connection for good (400/401/403): the handler "
+          "exits 2"),
     Event("quarantined", "connection",
-          (("status", "HTTP status (400, 401, 403)"), ("error", "the status and body")),
-          "a connection that worked before is refused for good: it is not retried"),
-    Event("never_delivered", "connection",
-          (("after_s", "seconds since it opened"),),
-          "a connection has been open `stale_after_s` without delivering anything"),
+          (("status", "HTTP status"), ("error", "why")),
+          "the exchange refused a later connection for good: that connection stops"),
     Event("stale", "connection",
-          (("cause", "`ping_timeout` or `silent`"), ("error", "the staleness check, as text")),
-          "a connection was replaced: no pong to our ping, or pongs but no data"),
-    Event("protocol_violation", "connection", (("error", "what the exchange did"),),
-          "the exchange broke the WebSocket protocol; we closed with 1002 and reconnect"),
-    Event("subscribed", "connection",
-          (("streams", "the stream names, a list"),
-           ("id", "the SUBSCRIBE request's id; null for streams the connection's URL "
-                  "subscribed (a new connection's, or a change made while it connected)")),
-          "streams added at runtime (`POST /subscriptions`, SIGHUP) now flow on the shard"),
-    Event("unsubscribed", "connection",
-          (("streams", "the stream names, a list"),
-           ("id", "the UNSUBSCRIBE request's id; null when the connection's URL left them "
-                  "out (a change made while it connected) or it was closed, left without "
-                  "streams")),
-          "streams removed at runtime no longer flow"),
-    Event("subscription_error", "connection",
-          (("code", "the exchange's error code"), ("msg", "its message"),
-           ("id", "the request's id, or null"),
-           ("method", "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`; null if no request "
-                      "of ours claims the reply")),
-          "the exchange answered a subscription request with an error"),
-    Event("subscription_timeout", "connection",
-          (("method", "the request's method"), ("id", "its id")),
-          "no reply to a subscription request within 10 s"),
+          (("cause", "`ping_timeout` (no pong) or `silent` (pongs but no data)"),
+           ("error", "what was seen")),
+          "the connection is replaced"),
+    Event("never_delivered", "connection",
+          (("after_s", "seconds since the connection opened"),),
+          "a connection is open but has delivered no data frame yet"),
+    Event("protocol_violation", "connection", (("error", "what the peer did"),),
+          "we closed the connection with 1002"),
     Event("gap", "connection",
           (("reason", "`reconnect`"),
            ("from_ns", "when the previous connection was lost, ns since the Unix epoch"),
@@ -101,6 +84,64 @@ EVENTS: tuple[Event, ...] = (
           (("topic", "the message's topic"), ("key", "its key, as text"),
            ("records", "records it carried"), ("error", "librdkafka's error name")),
           "the broker rejected a message for good: its records are lost"),
+    Event("subscribed", "connection",
+          (("streams", "the stream names, a list"),
+           ("id", "the SUBSCRIBE request's id; null for streams the connection's URL "
+                  "subscribed (a new connection's, or a change made while it connected)")),
+          "streams added at runtime (`POST /subscriptions`, SIGHUP) now flow on the shard"),
+    Event("unsubscribed", "connection",
+          (("streams", "the stream names, a list"),
+           ("id", "the UNSUBSCRIBE request's id; null when the connection's URL left them "
+                  "out (a change made while it connected) or it was closed, left without "
+                  "streams")),
+          "streams removed at runtime no longer flow"),
+    Event("subscription_error", "connection",
+          (("code", "the exchange's error code"), ("msg", "its message"),
+           ("id", "the request's id, or null"),
+           ("method", "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`; null if no request "
+                      "of ours claims the reply")),
+          "the exchange answered a subscription request with an error"),
+    Event("subscription_timeout", "connection",
+          (("method", "the request's method"), ("id", "its id")),
+          "no reply to a subscription request within 10 s"),
+    Event("book_resync", "book",
+          (("symbol", "e.g. `BTCUSDT`"),
+           ("reason", "`start` (first diff seen) or `gap` (its `U` does not follow on)"),
+           ("expected", "the next update id the book owed"),
+           ("received", "the first update id that came instead"), ("ts_ns", "when")),
+          "that symbol's book is invalid until its next snapshot (it alone is resynced)"),
+    Event("book_snapshot", "book",
+          (("symbol", "e.g. `BTCUSDT`"),
+           ("last_update_id", "the snapshot's lastUpdateId (its rows' U = u)"),
+           ("levels", "price levels it carried"), ("ts_ns", "when")),
+          "a depth snapshot was published: the symbol's book is valid from here"),
+    Event("book_snapshot_failed", "book",
+          (("symbol", "e.g. `BTCUSDT`"), ("error", "why"), ("ts_ns", "when")),
+          "the exchange has no such symbol: no snapshot will come"),
+    Event("connected", "wsapi", (("url", "the WebSocket API URL"), ("ts_ns", "when")),
+          "the WebSocket API connection is up"),
+    Event("disconnected", "wsapi", (("ts_ns", "when"),),
+          "the WebSocket API connection dropped; requests in flight fail, it reconnects"),
+    Event("connect_failed", "wsapi",
+          (("error", "why"), ("retry_in_s", "seconds until the next attempt"),
+           ("ts_ns", "when")),
+          "an attempt to connect to the WebSocket API failed"),
+    Event("rate_limited", "wsapi",
+          (("status", "429 or 418"), ("code", "the exchange's error code"),
+           ("wait_s", "seconds no request is sent"), ("ts_ns", "when")),
+          "the exchange throttled us: every request waits"),
+    Event("exchange_error", "wsapi",
+          (("status", "HTTP-like status"), ("code", "error code"), ("msg", "message"),
+           ("ts_ns", "when")),
+          "the exchange sent an error no request asked for (e.g. a revoked session key)"),
+    Event("exchange_event", "wsapi", (("event", "its `e`, e.g. `serverShutdown`"),
+                                      ("ts_ns", "when")),
+          "the exchange sent an event on the WebSocket API connection"),
+    Event("logged_on", "wsapi", (("ts_ns", "when"),),
+          "the authenticated session was (re)established"),
+    Event("logon_failed", "wsapi",
+          (("code", "error code"), ("msg", "message"), ("ts_ns", "when")),
+          "session.logon (or the clock sync before it) failed"),
 )
 
 EVENT_TYPES = frozenset(e.type for e in EVENTS)

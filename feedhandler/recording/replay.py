@@ -194,9 +194,10 @@ def replay_handler(config: HandlerConfig, paths: Sequence[Path], speed: float,
     pending = [list(paths)]
 
     def make_child(feed: ShardFeed) -> ReplayChild:
+        # (called while the Handler is built: `handler` is bound by the time these run)
         return ReplayChild(feed, pending.pop() if pending else [], speed=speed,
-                           max_frames=config.max_messages, on_limit=handler.stop,
-                           on_end=handler.stop)
+                           max_frames=config.max_messages, on_limit=lambda: handler.stop(),
+                           on_end=lambda: handler.stop())
 
     handler = Handler(config, sink, make_child=make_child)
     return handler

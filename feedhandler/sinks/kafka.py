@@ -94,7 +94,9 @@ def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
         "acks": "all",
         "batch.size": config.batch_bytes,
         "message.max.bytes": config.max_message_bytes + (64 << 10),  # + key and headers
-        "delivery.report.only.error": True,
+        # successes too: each ack's latency feeds the produce -> ack histogram (a Python call
+        # per Kafka message, which carries a (kind, symbol)'s run of a batch, never per record)
+        "delivery.report.only.error": False,
         "statistics.interval.ms": STATISTICS_INTERVAL_MS,
         "queue.buffering.max.kbytes": config.queue_mb << 10,
         "queue.buffering.max.messages": 10_000_000,  # the byte bound is the one that matters
@@ -131,9 +133,11 @@ class DeliveryStats:
 
 class KafkaSink:
     def __init__(self, config: KafkaConfig, instance: str, time_unit: str = "ms",
-                 topics: Iterable[str] = ()) -> None:
+                 topics: Iterable[str] = (),
+                 on_ack_latency: Callable[[str, float], None] | None = None) -> None:
         """`topics`: the data topics to create or check on start (control and dead-letter
-        topics are added). `time_unit` is the connections' (raw messages carry it)."""
+        topics are added). `time_unit` is the connections' (raw messages carry it).
+        `on_ack_latency(kind, seconds)`: per acknowledged data message, produce -> ack."""
         self.config = config
         self.instance = instance
         self.time_unit = time_unit
@@ -149,10 +153,11 @@ class KafkaSink:
                               self._failed)
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
+        self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
+        self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
         self._closing = False
-        # Called per acknowledged message when kafka.producer sets delivery.report.only.error
-        # false (the latency benchmark stamps acks with it); never in normal operation.
+        # Called per acknowledged message (the latency benchmark stamps acks with it).
         self.on_acked: Callable[[Message], None] | None = None
 
     def add_streams(self, streams: Collection[str]) -> None:
@@ -248,6 +253,7 @@ class KafkaSink:
         topic = topic_for(kind, symbol.decode(), self.config.topic_template,
                           self.config.exchange, self.config.market)
         self._topics[kind][symbol] = topic
+        self._topic_kinds[topic] = kind
         return topic
 
     def _json_values(self, schema: Schema, rows: np.ndarray,
@@ -364,9 +370,15 @@ class KafkaSink:
         return callback
 
     def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:  # (successes are not reported: delivery.report.only.error)
+        if err is not None:
             self._failed(msg.topic() or "", msg.key() or b"", count, err)
-        elif self.on_acked is not None:
+            return
+        if self._on_ack_latency is not None:
+            kind = self._topic_kinds.get(msg.topic() or "")
+            latency = msg.latency()  # librdkafka's: produce() to the delivery report
+            if kind is not None and latency is not None:
+                self._on_ack_latency(kind, latency)
+        if self.on_acked is not None:
             self.on_acked(msg)
 
     def serve_deliveries(self, timeout: float) -> None:

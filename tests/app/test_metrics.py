@@ -83,6 +83,8 @@ def test_latency_histogram_buckets_are_vectorised_le_counts() -> None:
     books = np.zeros(2, SCHEMAS["bookTicker"].dtype)  # no event time: one stage only
     books["ts_recv"] = 10
     latency.observe_batch("bookTicker", books, now_ns=10 + 400_000)
+    latency.observe_ack("trade", 0.002)  # a Kafka message's produce -> ack
+    latency.observe_ack("trade", 0.001)  # (a bound is inclusive: le)
     handler = idle_handler()
     handler.latency = latency
     values, types = parse_metrics(exposition(handler))
@@ -102,7 +104,10 @@ def test_latency_histogram_buckets_are_vectorised_le_counts() -> None:
     assert bucket("receive_to_produce", "bookTicker", "0.0005") == 2
     assert (f"{name}_count", (("kind", "bookTicker"), ("stage", "event_to_receive"))) \
         not in values
-    assert len([k for k in values if k[0] == f"{name}_bucket"]) == 3 * (len(BUCKETS_S) + 1)
+    assert bucket("produce_to_ack", "trade", "0.001") == 1
+    assert bucket("produce_to_ack", "trade", "0.0025") == 2
+    assert value(values, f"{name}_sum", stage="produce_to_ack", kind="trade") == 0.003
+    assert len([k for k in values if k[0] == f"{name}_bucket"]) == 4 * (len(BUCKETS_S) + 1)
 
 
 @sync

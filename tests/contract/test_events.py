@@ -10,13 +10,13 @@ from feedhandler.contract.docs import section
 from feedhandler.contract.events import EVENT_TYPES, EVENTS
 
 PACKAGE = Path(feedhandler.__file__).parent
-# `feed.event("connected", ...)` (connections) and `{"type": "paused", ...}` (handler, sink)
-EMITTED = re.compile(r'[._]event\(\s*"(\w+)"|\{\s*"type":\s*"(\w+)"')
+# `feed.event("connected", ...)`, `_event("book_resync", ...)` and `{"type": "paused", ...}`
+EMITTED = re.compile(r'\b_?event\(\s*"(\w+)"|\{\s*"type":\s*"(\w+)"')
 
 
 def emitted_types() -> set[str]:
     found = set()
-    for folder in ("app", "supervisor", "sinks"):
+    for folder in ("app", "supervisor", "sinks", "book", "wsapi"):
         for path in (PACKAGE / folder).rglob("*.py"):
             found |= {a or b for a, b in EMITTED.findall(path.read_text())}
     return found

@@ -54,12 +54,13 @@ ids = st.one_of(st.integers(0, 10**12), st.integers(INT64_MIN, INT64_MAX))
 bools = st.booleans()
 ascii_symbols = st.from_regex(r"[A-Z][A-Z0-9]{1,15}", fullmatch=True)
 # UTF-8 symbols (Binance allows them since 2025-12) up to the 32-byte field width; quotes,
-# backslashes and "@" are left out so every one can also appear in a stream name.
+# backslashes and "@" are left out so every one can also appear in a stream name, and a
+# leading "!" (it marks the all-market streams, `!miniTicker@arr`).
 utf8_symbols = st.text(
     st.characters(exclude_categories=("Cs", "Cc"), exclude_characters='"\\@'),
     min_size=1,
     max_size=32,
-).filter(lambda s: len(s.encode()) <= 32)
+).filter(lambda s: len(s.encode()) <= 32 and not s.startswith("!"))
 symbols = st.one_of(ascii_symbols, ascii_symbols, utf8_symbols)
 # Unknown keys the decoder must skip, whatever their value.
 extras = st.dictionaries(

@@ -82,7 +82,8 @@ def test_public_capture_replays_to_the_records_of_the_same_frames(tmp_path: Path
     expected = parse(frames, ts_recv=0)
     assert stats.frames == len(frames)
     assert stats.summary().keys() == {"frames", "records", "errors", "gaps", "reconnects",
-                                      "elapsed_s", "frames_per_s", "close_s", "sink"}
+                                      "elapsed_s", "frames_per_s", "close_s", "sink",
+                                      "connections"}
     assert stats.gaps == len(expected["gap"]) > 0  # the corpus lines are not contiguous
     for kind, table in expected.items():
         if not len(table) or kind in ("gap", "control"):  # published as control events

@@ -354,6 +354,19 @@ def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
     drain(sink)
 
 
+def test_every_acknowledged_data_message_reports_its_produce_to_ack_latency(
+        kafka_bootstrap: str) -> None:
+    acks: list[tuple[str, float]] = []
+    config = kafka_config(kafka_bootstrap)
+    sink = new_sink(config, on_ack_latency=lambda kind, s: acks.append((kind, s)))
+    sink.publish_batch("trade", trades([b"BTCUSDT", b"ETHUSDT"]), 1)
+    sink.publish_control({"type": "paused", "backlog_bytes": 0})  # not a data message
+    drain(sink)
+    assert sink.summary()["delivered"] == 3
+    assert [kind for kind, _ in acks] == ["trade", "trade"]
+    assert all(0 < seconds < 30 for _, seconds in acks)
+
+
 def test_out_of_time_at_close_counts_every_record(kafka_bootstrap: str) -> None:
     config = kafka_config(kafka_bootstrap)
     sink = new_sink(config)

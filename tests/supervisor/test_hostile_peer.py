@@ -191,8 +191,8 @@ def test_a_permanent_refusal_later_quarantines_only_that_connection() -> None:
             status = snapshots[-1]
         metrics = exposition(handler)
         (quarantined,) = events(sink, "quarantined")
-        assert 'feedhandler_connection_quarantined{shard="1"} 1' in metrics
-        assert 'feedhandler_connection_quarantined{shard="0"} 0' in metrics
+        assert 'feedhandler_connection_quarantined{shard="1"} 1.0' in metrics
+        assert 'feedhandler_connection_quarantined{shard="0"} 0.0' in metrics
         assert quarantined["shard"] == 1 and quarantined["status"] == 403
         assert quarantined["error"] == "HTTP 403: banned!"
         assert status.quarantined == 1
@@ -267,7 +267,7 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
     assert closes[0][2:].decode() == violation
     assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
     assert handler.supervisor.status().connections[0].violations == 1
-    assert 'feedhandler_protocol_violations_total{shard="0"} 1' in exposition(handler)
+    assert 'feedhandler_protocol_violations_total{shard="0"} 1.0' in exposition(handler)
 
 
 @pytest.mark.parametrize(("close", "code", "reason"), [
@@ -318,7 +318,7 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
                                                 "connection.max_silence_s": 1.0})
     (stale,) = events(sink, "stale")
     assert stale["cause"] == cause
-    assert f'feedhandler_connection_replaced_total{{shard="0",cause="{cause}"}} 1' in \
+    assert f'feedhandler_connection_replaced_total{{cause="{cause}",shard="0"}} 1.0' in \
         exposition(handler)
     pings = [p for op, p in peer.sessions[0].received if op == OP_PING]
     # one ping per stale_after_s at most (Binance counts them): 1 s of silence, <= 5

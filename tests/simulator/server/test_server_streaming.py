@@ -100,10 +100,15 @@ async def test_a_slow_reader_pauses_the_sender(stub: StubFactory) -> None:
     async with SimulatorServer(source=stub, fast=True, batch=256, write_buffer=write_buffer) as sim:
         client = await RawClient.open("127.0.0.1", sim.port, "/ws/btcusdt@trade")
         (conn,) = await sim.wait_for_connections(1)
-        await asyncio.sleep(0.5)  # the client reads nothing: kernel buffers fill, then ours
-        stalled_at = conn.sent
-        await asyncio.sleep(0.2)
-        assert conn.sent == stalled_at > 0
+        # The client reads nothing: kernel buffers fill, then ours, and sending stops (how
+        # soon depends on the machine's load: wait for it, up to a deadline).
+        deadline = asyncio.get_running_loop().time() + 10
+        stalled_at = -1
+        while conn.sent != stalled_at:
+            assert asyncio.get_running_loop().time() < deadline, "the sender never paused"
+            stalled_at = conn.sent
+            await asyncio.sleep(0.3)
+        assert stalled_at > 0
         chunk = 256 * 60  # one batch of these events, generously
         assert conn.write_buffer_size <= write_buffer + chunk
         for _ in range(stalled_at):  # drain everything sent so far, in order
