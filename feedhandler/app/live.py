@@ -23,7 +23,7 @@ from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract.streams import normalize_streams
 from feedhandler.sinks.base import TopicSink
 from feedhandler.supervisor.connection import Connection
-from feedhandler.supervisor.plan import Shard, shard_url
+from feedhandler.supervisor.plan import Shard, make_shard
 from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, place
 
 if TYPE_CHECKING:
@@ -146,9 +146,9 @@ class LiveStreams:
                                       "state": "new connection"}
 
     def _shard(self, index: int, streams: Collection[str]) -> Shard:
-        ordered = tuple(sorted(streams))
         config = self.handler.config
-        return Shard(index, ordered, shard_url(config.url, ordered, config.connection.time_unit))
+        return make_shard(index, tuple(sorted(streams)), config.url,
+                          config.connection.time_unit)
 
     async def reload(self) -> None:
         """SIGHUP: read the configuration again; apply its `streams`, log what else changed

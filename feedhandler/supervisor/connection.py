@@ -11,10 +11,12 @@ Restart policy, by failure class (failures.py):
 
 Live subscriptions: each connection has a SubscriptionClient; `set_streams` applies a
 runtime change on the open link with SUBSCRIBE / UNSUBSCRIBE. The URL of every attempt
-carries the shard's streams as they are then; once a shard was changed at runtime, every
-(re)connect also reconciles them against LIST_SUBSCRIPTIONS (a change may have come while
-the attempt was under way). An unchanged shard has exactly its URL's streams: it sends
-nothing, and every frame it gets is data.
+carries the shard's streams as they are then (unless that URL would be too long: then they
+are subscribed once connected); once a shard was changed at runtime, every (re)connect also
+reconciles them against LIST_SUBSCRIPTIONS (a change may have come while the attempt was
+under way). An unchanged shard whose URL names its streams sends nothing, and every frame it
+gets is data. The control topic hears of each stream's arrival and departure once
+(`subscribed` / `unsubscribed`), not of a reconnect's re-subscriptions.
 
 Every attempt goes through the process's AttemptLimiter. `connect` and `clock` are injectable,
 so the state machine runs in tests without a network.
@@ -274,10 +276,17 @@ class Connection:
         self.link.transport.send(WSMsgType.TEXT, payload)
 
     def _subscription_event(self, event: dict[str, Any]) -> None:
-        if event["type"] == "subscribed":
-            self.announced.update(event["streams"])
-        elif event["type"] == "unsubscribed":
-            self.announced.difference_update(event["streams"])
+        kind = event["type"]
+        if kind in ("subscribed", "unsubscribed"):
+            # only news: a reconnect re-subscribing what was announced is not a change
+            news = [s for s in event["streams"] if (s in self.announced) == (kind != "subscribed")]
+            if not news:
+                return
+            if kind == "subscribed":
+                self.announced.update(news)
+            else:
+                self.announced.difference_update(news)
+            event = {**event, "streams": news}
         self.feed.report(event)
 
     async def set_streams(self, shard: Shard) -> bool:
@@ -309,8 +318,9 @@ class Connection:
             if link is None:
                 return False
             if self._subscribed is None or self._subscribed[0] is not link:
-                listed = await self.subscriptions.list_subscriptions() if self._changed_live \
-                    else self.feed.shard.streams
+                shard = self.feed.shard
+                listed = await self.subscriptions.list_subscriptions() \
+                    if self._changed_live or not shard.by_url else shard.streams
                 self._subscribed = link, set(listed)
             have, want = self._subscribed[1], set(self.feed.shard.streams)
             try:

@@ -272,16 +272,22 @@ async def test_3000_streams_then_500_more_and_200_fewer_through_the_handler() ->
     assert (len(initial), len(added), len(removed)) == (3000, 500, 200)
     async with SimulatorServer(seed=SEED, symbols=SYMBOLS, rate=3000.0) as sim:
         sink = RecordingSink()
-        handler = Handler(config(sim.url, streams=",".join(initial)), sink)  # 15 x 200
+        # 3 x 1,000: URLs too long, so the streams are subscribed once connected
+        handler = Handler(config(sim.url, streams=",".join(initial),
+                                 **{"connection.streams_per_connection": 1000}), sink)
         async with running(handler):
-            await until(lambda: len(open_shards(handler)) == 15, timeout=20)
+            await until(lambda: len(open_shards(handler)) == 3, timeout=20)
+            wanted = set(initial)
+            await until(lambda: set().union(*(c.subscriptions() for c in sim.connections))
+                        == wanted, timeout=20)
+            assert not events(sink, "subscribed")  # the plan's streams are no change
             epochs = open_shards(handler)
             result = await change(handler, add=added, remove=removed)
-            # the 200 removed make room for 200; the other 300 open two connections
-            assert result["errors"] == [] and len(result["shards"]) == 17
+            # the 200 removed make room for 200; the other 300 open a fourth connection
+            assert result["errors"] == [] and len(result["shards"]) == 4
             assert sum(len(s["add"]) for s in result["shards"].values()) == 500
-            wanted = set(initial) - set(removed) | set(added)
-            await until(lambda: len(open_shards(handler)) == 17, timeout=20)
+            wanted = wanted - set(removed) | set(added)
+            await until(lambda: len(open_shards(handler)) == 4, timeout=20)
             await until(lambda: sum(map(len, streams_of(events(sink, "subscribed"))
                                         .values())) == 500, timeout=20)
             assert set().union(*(c.subscriptions() for c in sim.connections)) == wanted
@@ -289,6 +295,6 @@ async def test_3000_streams_then_500_more_and_200_fewer_through_the_handler() ->
             unsubscribed = [s for e in events(sink, "unsubscribed") for s in e["streams"]]
             assert sorted(unsubscribed) == sorted(removed)
             # never closed for the 5 messages/s limit; the three first never reconnected
-            assert all(c.is_open for c in sim.connections) and len(sim.connections) == 17
-            assert {i: e for i, e in open_shards(handler).items() if i < 15} == epochs
+            assert all(c.is_open for c in sim.connections) and len(sim.connections) == 4
+            assert {i: e for i, e in open_shards(handler).items() if i < 3} == epochs
             assert not events(sink, "disconnected") and not events(sink, "gap")
