@@ -312,7 +312,8 @@ class Connection:
 
     async def _sync(self) -> bool:
         """Subscribe and unsubscribe until the exchange has the shard's streams; False if
-        there is no link. The exchange's list is asked once per link (LIST_SUBSCRIPTIONS)."""
+        there is no link. Once per link, the exchange is asked what it has
+        (LIST_SUBSCRIPTIONS), unless the link's URL named exactly these streams."""
         async with self._syncing:
             link = self.link
             if link is None:
