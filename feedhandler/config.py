@@ -209,12 +209,24 @@ class ConnectionConfig(Section):
     """connection attempts per attempt_window_s, for the whole process"""
     attempt_window_s: PositiveFloat = 300.0
     """(replicas behind one egress IP: split the 300 among them)"""
+    max_lifetime_s: PositiveFloat = 84600.0
+    """a connection is replaced make-before-break by this age (Binance closes at 24 h)..."""
+    rollover_lead_s: NonNegativeFloat = 60.0
+    """...its replacement opens this long before it"""
+    rollover_overlap_s: PositiveFloat = 10.0
+    """both run until the new one is in step, at most this long"""
 
     @model_validator(mode="after")
     def _backoff_range(self) -> ConnectionConfig:
         if self.backoff_max_s < self.backoff_initial_s:
             raise Invalid("backoff_max_s", f"must be >= backoff_initial_s "
                                            f"({self.backoff_initial_s})")
+        return self
+
+    @model_validator(mode="after")
+    def _rollover_lead(self) -> ConnectionConfig:
+        if self.rollover_lead_s >= self.max_lifetime_s:
+            raise Invalid("rollover_lead_s", f"must be < max_lifetime_s ({self.max_lifetime_s})")
         return self
 
 

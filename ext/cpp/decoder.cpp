@@ -109,6 +109,10 @@ struct Ctx {
   std::unordered_map<std::string, int64_t>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
+  // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
+  // on its sequenced record (KEEP: no overlap, or no sequenced record).
+  uint8_t leg = 0;
+  enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD } overlap = KEEP;
 };
 
 struct Decoder::Impl {
@@ -124,8 +128,11 @@ struct Decoder::Impl {
   // next frame), so no frame pays for a copy that only a rejected frame needs.
   std::string_view last_stream;
   std::unordered_map<std::string, int64_t> last_seq[KIND_COUNT];
+  int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
+  Decoder::OverlapCounts counts;
 
-  DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv);
+  DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
+                      uint8_t leg);
 
   // --- dispatch ---
   bool root(od::document& doc, Ctx& c);
@@ -319,6 +326,17 @@ struct Decoder::Impl {
       const int64_t prev = it->second;
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
+      if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
+        if (last <= prev) {
+          c.overlap = Ctx::DUPLICATE;
+          return true;
+        }
+        if (contiguous && first > prev && step > 1 && c.leg != overlap_primary) {
+          c.overlap = Ctx::AHEAD;
+          return true;
+        }
+        c.overlap = Ctx::IN_STEP;
+      }
       uint8_t reason = 0;
       if (last <= prev) reason = GAP_BACKWARDS;
       else if (contiguous && first > prev && step > 1) reason = GAP_MISSING;
@@ -343,11 +361,12 @@ struct Decoder::Impl {
 };
 
 DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readable_after,
-                                   int64_t ts_recv) {
+                                   int64_t ts_recv, uint8_t leg) {
   size_t saved[KIND_COUNT];
   for (int k = 0; k < KIND_COUNT; ++k) saved[k] = tables[k].size;
   Ctx c;
   c.ts_recv = ts_recv;
+  c.leg = leg & 1;
   c.stream = has_hint ? &hint : nullptr;
   last_stream = hint_name;
 
@@ -371,6 +390,18 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
     if (c.full != KIND_NONE) return {STATUS_FULL, c.full, ERR_NONE, ""};
     return {STATUS_ERROR, KIND_NONE, c.error, c.where};
+  }
+  if (c.overlap != Ctx::KEEP) {  // one comparison on the single-connection path
+    if (c.overlap == Ctx::AHEAD) {
+      ++counts.ahead[c.leg];
+    } else {
+      ++counts.in_step[c.leg];  // at or next to the last emitted id
+    }
+    if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
+      if (c.overlap == Ctx::DUPLICATE) ++counts.duplicates;
+      for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+      return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
+    }
   }
   if (c.seq_slot) *c.seq_slot = c.seq_value;
   else if (c.seq_map) c.seq_map->emplace(c.seq_key, c.seq_value);
@@ -876,13 +907,21 @@ void Decoder::reset_sequences() noexcept {
   for (auto& m : impl_->last_seq) m.clear();
 }
 
+void Decoder::set_overlap(int primary) noexcept {
+  impl_->overlap_primary = primary;
+  if (primary < 0) return;
+  for (int leg = 0; leg < 2; ++leg) impl_->counts.in_step[leg] = impl_->counts.ahead[leg] = 0;
+}
+
+const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
+
 DecodeResult Decoder::decode(const char* data, size_t size, size_t readable_after,
-                             int64_t ts_recv, bool is_text) noexcept {
+                             int64_t ts_recv, bool is_text, uint8_t leg) noexcept {
   if (!is_text) {
     impl_->last_stream = impl_->hint_name;
     return {STATUS_ERROR, KIND_NONE, ERR_BINARY_FRAME, ""};
   }
-  return impl_->decode(data, size, readable_after, ts_recv);
+  return impl_->decode(data, size, readable_after, ts_recv, leg);
 }
 
 std::string_view Decoder::last_stream() const noexcept { return impl_->last_stream; }

@@ -1,4 +1,5 @@
-// Binance Spot frame -> records. One Decoder per connection (it keeps per-symbol sequence state).
+// Binance Spot frame -> records. One Decoder per shard (it keeps per-symbol sequence state),
+// fed by one connection, or by two while one replaces the other (set_overlap).
 #pragma once
 
 #include <cstddef>
@@ -76,11 +77,24 @@ class Decoder {
   // Forget per-symbol sequence state (a new connection starts a new epoch).
   void reset_sequences() noexcept;
 
+  // Two connections ("legs" 0 and 1) feeding this decoder (make-before-break rollover): a
+  // record at or before the last one emitted for its (kind, symbol) is dropped and counted as
+  // a duplicate, not reported as a gap; a jump past it from the leg that is not `primary` is
+  // dropped too (the primary still owes those ids). `primary` < 0: one connection, records
+  // are checked as before. Turning the overlap on zeroes the per-leg counts.
+  void set_overlap(int primary) noexcept;
+  struct OverlapCounts {
+    uint64_t duplicates = 0;  // records dropped as already emitted, over the decoder's life
+    uint64_t in_step[2] = {};  // per leg, this overlap: records at or next to the last emitted
+    uint64_t ahead[2] = {};    // per leg, this overlap: records dropped as past a hole
+  };
+  const OverlapCounts& overlap_counts() const noexcept;
+
   // `readable_after`: bytes readable past data+size (picows tail_size); simdjson needs
   // SIMDJSON_PADDING of them, else the frame is copied to a padded scratch buffer.
   // All-or-nothing: a frame that fails or does not fit leaves every table as it was.
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
-                      bool is_text) noexcept;
+                      bool is_text, uint8_t leg = 0) noexcept;
 
   // The `stream` of the last decoded frame (combined wrapper or hint), for dead-letter headers;
   // valid until the next decode().

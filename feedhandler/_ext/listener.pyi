@@ -21,6 +21,7 @@ class FeedListener(WSListener):
     oversized: int
     max_frames: int
     max_message_bytes: int
+    leg: int  # 0 or 1: which of two overlapping connections of a shard (settable)
 
     def __init__(
         self,

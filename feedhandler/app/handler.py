@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
@@ -158,12 +159,9 @@ class Handler:
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
 
-        def on_control(frame: bytes) -> None:
-            self._on_control(holder[0], frame)
-
         batch = self.config.batch
         decoder = Decoder(
-            on_batch, self._on_error, on_control,
+            on_batch, self._on_error, lambda frame: self._on_control(holder[0], frame),
             batch_rows={kind: batch.rows_for(kind, s.itemsize) for kind, s in SCHEMAS.items()},
             linger_ms={kind: batch.linger_for(kind) for kind in SCHEMAS},
             max_frame=self.config.connection.max_frame_bytes,
@@ -195,6 +193,8 @@ class Handler:
             return
         message = frame.decode("utf-8", "replace")
         self._publish_event({"type": "exchange_control", "message": message})
+        if _is_server_shutdown(frame):
+            feed.shutdown_notice.set()  # its connection rolls over
 
     def _publish_gaps(self, rows: np.ndarray) -> None:
         reasons = {1: "missing", 2: "backwards"}
@@ -323,3 +323,14 @@ class Handler:
 
 
 SCHEMAS_BY_INDEX = list(SCHEMAS)
+
+
+def _is_server_shutdown(frame: bytes) -> bool:
+    """`serverShutdown`, raw or in the combined wrapper (control frames are rare: parsed)."""
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return False
+    if isinstance(message, dict) and isinstance(message.get("data"), dict):
+        message = message["data"]
+    return isinstance(message, dict) and message.get("e") == "serverShutdown"

@@ -33,6 +33,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from feedhandler import __version__
 from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES, SIMD_KERNEL
+from feedhandler.supervisor.connection import ROLLOVER_CAUSES
 
 if TYPE_CHECKING:
     from feedhandler.app.handler import Handler
@@ -74,6 +75,12 @@ METRICS: dict[str, Spec] = {
     "feedhandler_connection_replaced_total": Spec(
         "counter", ("shard", "cause"),
         "Stale connections replaced, by cause (ping_timeout, silent)."),
+    "feedhandler_rollovers_total": Spec(
+        "counter", ("shard", "cause"),
+        "Connections replaced make-before-break, by cause (lifetime, server_shutdown)."),
+    "feedhandler_duplicates_dropped_total": Spec(
+        "counter", ("shard",),
+        "Records both connections of a rollover delivered, published once."),
     "feedhandler_protocol_violations_total": Spec(
         "counter", ("shard",), "Connections closed with 1002 for a protocol violation."),
     "feedhandler_connection_attempts_total": Spec(
@@ -187,6 +194,11 @@ class HandlerCollector:
         yield _family("feedhandler_connection_replaced_total",
                       (((str(c.shard), cause), c.replaced.get(cause, 0))
                        for c in connections for cause in ("ping_timeout", "silent")))
+        yield _family("feedhandler_rollovers_total",
+                      (((str(c.shard), cause), c.rollovers.get(cause, 0))
+                       for c in connections for cause in ROLLOVER_CAUSES))
+        yield _family("feedhandler_duplicates_dropped_total",
+                      (((str(c.shard),), c.duplicates) for c in connections))
         yield _family("feedhandler_protocol_violations_total",
                       (((str(c.shard),), c.violations) for c in connections))
         yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])

@@ -126,6 +126,11 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   previous one: whatever the exchange sent between the two connections is lost, and a `gap`
   event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own
   checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
+- **Rollover.** A connection replaced make-before-break (its lifetime, or the exchange's
+  `serverShutdown`) also starts a new epoch, but without a loss: both connections run for a
+  moment, each id is published once (the one that arrived first), and the new epoch's first
+  message follows on from the previous epoch's last; a `rollover` event, not a `gap`, marks
+  it. Kinds without ids may repeat a record across the two epochs during that moment.
 - **Events and messages.** A frame's records never straddle two decoder batches. A diff-depth
   event (`depth`: one row per price level, `flags` 1 on its first row and 2 on its last) spans
   two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`:

@@ -64,6 +64,14 @@ EVENTS: tuple[Event, ...] = (
            ("from_ns", "when the previous connection was lost, ns since the Unix epoch"),
            ("to_ns", "when the new one was up, ns since the Unix epoch")),
           "data of every stream of the shard may be missing between from_ns and to_ns"),
+    Event("rollover", "connection",
+          (("cause", "`lifetime` (max_lifetime_s - rollover_lead_s) or `server_shutdown`"),
+           ("overlap_s", "how long both connections ran"),
+           ("in_step", "true: the replacement had caught up; false: rollover_overlap_s "
+                       "ran out or the old connection ended first"),
+           ("duplicates", "records both delivered, dropped once")),
+          "a connection was replaced make-before-break: no gap; the new epoch starts at the "
+          "replacement's `connected`"),
     Event("gap", "handler",
           (("reason", "`missing` (ids skipped) or `backwards` (old or repeated ids)"),
            ("kind", "the record kind, e.g. `trade`"), ("symbol", "e.g. `BTCUSDT`"),

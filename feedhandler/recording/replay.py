@@ -75,6 +75,7 @@ class ReplayChild:
         self.failed_attempts, self.last_error = 0, ""
         self.start_refusal: Failure | None = None
         self.replaced: Counter[str] = Counter()
+        self.rollovers: Counter[str] = Counter()
         self.violations = 0
         self.verdict = Verdict("ok")
         self.opened_at = 0.0

@@ -18,6 +18,13 @@ under way). An unchanged shard whose URL names its streams sends nothing, and ev
 gets is data. The control topic hears of each stream's arrival and departure once
 (`subscribed` / `unsubscribed`), not of a reconnect's re-subscriptions.
 
+Make-before-break rollover: at `max_lifetime_s - rollover_lead_s`, or when the exchange
+announces `serverShutdown`, a replacement opens on the same ShardFeed while the old connection
+still serves; the decoder drops what both deliver. Once the replacement is in step (its
+sequenced records meet the ones already emitted, with no hole in between), or after
+`rollover_overlap_s`, the old one is closed. Only if the old one dies before the replacement
+connects is there a reconnect (and a `gap`).
+
 Every attempt goes through the process's AttemptLimiter. `connect` and `clock` are injectable,
 so the state machine runs in tests without a network.
 """
@@ -55,6 +62,8 @@ State = Literal["idle", "connecting", "open", "quarantined", "stopped"]
 Connector = Callable[[str, Callable[[], FeedListener], ConnectionConfig,
                       ssl.SSLContext | None], Awaitable[Link]]
 CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
+OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is in step
+ROLLOVER_CAUSES = ("lifetime", "server_shutdown")
 
 
 class Stopped(Exception):
@@ -78,6 +87,7 @@ class Connection:
         self.quarantine: Failure | None = None
         self.replaced: Counter[str] = Counter()  # stale connections we replaced, by cause
         self.violations = 0  # connections we closed with 1002
+        self.rollovers: Counter[str] = Counter()  # make-before-break replacements, by cause
         self.verdict = Verdict("ok")  # the latest staleness check of the open connection
         self.opened_at = 0.0
         self._connect = connect
@@ -122,13 +132,15 @@ class Connection:
             if self.state != "quarantined":
                 self.state = "stopped"
 
-    async def _attempt(self, stop: asyncio.Event) -> Link | None:
-        self.state = "connecting"
+    async def _attempt(self, stop: asyncio.Event, replacing: bool = False) -> Link | None:
+        if not replacing:  # a rollover's connection stays open meanwhile
+            self.state = "connecting"
+            self.feed.shutdown_notice.clear()  # an announcement to the lost one is moot
         try:
             async with self.limiter.attempt():
                 if stop.is_set():
                     raise Stopped
-                self.feed.attempting()
+                self.feed.attempting(replacing)
                 return await _unless(stop, self._connect(self.feed.shard.url,
                                                          self.feed.new_listener, self.config,
                                                          self._ssl_context))
@@ -174,45 +186,136 @@ class Connection:
         await _unless(stop, self.clock.sleep(delay))
 
     async def _serve(self, link: Link, stop: asyncio.Event) -> None:
+        self.feed.opened(link.listener)
+        successor: Link | None = link
+        while successor is not None:
+            successor = await self._serve_one(successor, stop)
+
+    async def _serve_one(self, link: Link, stop: asyncio.Event) -> Link | None:
+        """Serve `link` (already feeding) until it ends; returns its rollover successor, open
+        and feeding, or None when the connection is lost, replaced as stale, or stopped."""
         listener = link.listener
         self.link, self.state = link, "open"
         self.failed_attempts, self.last_error = 0, ""
         self._connected_once = True
         self.opened_at = self.clock.now()
         self.verdict = Verdict("ok")
-        self.feed.opened(listener)
-        reconciling = asyncio.ensure_future(self._reconcile())
-        replaced = ""
+        reconciling = asyncio.ensure_future(self._reconcile())  # this link's streams
+        replaced, successor = "", None
         try:
             replaced = await self._watch(link, stop)
+            if replaced in ROLLOVER_CAUSES:
+                successor = await self._roll_over(link, replaced, stop)
         finally:
             reconciling.cancel()
             self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
-                await link.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "stale")
+                reason = "shutdown" if stop.is_set() else \
+                    "rollover" if successor is not None else "stale"
+                await link.close(CLOSE_TIMEOUT_S, 1000, reason)
             self.feed.closed(listener)
             self.link = None
-        self._report_close(link, replaced, stop.is_set())
+        if successor is None:
+            self._report_close(link, "" if replaced in ROLLOVER_CAUSES else replaced,
+                               stop.is_set())
+        return successor
+
+    async def _roll_over(self, old: Link, cause: str, stop: asyncio.Event) -> Link | None:
+        """Open a replacement while `old` serves, overlap them until the replacement is in
+        step (or `rollover_overlap_s`), and return it; None if `old` ends first."""
+        log.info("shard %d: rolling over (%s): opening the replacement", self.index, cause)
+        duplicates = self.feed.decoder.duplicates
+        try:
+            while not old.closed().done():
+                attempt = asyncio.ensure_future(self._attempt(stop, replacing=True))
+                racing: set[asyncio.Future[Any]] = {attempt, old.closed()}
+                await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                if not attempt.done():  # the old one ended first: a plain reconnect follows
+                    attempt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Stopped):
+                        late = await attempt
+                        if late is not None:  # connected just as it was cancelled
+                            late.abort()
+                    break
+                new = attempt.result()
+                if self.state == "quarantined":
+                    break
+                if new is not None and await self._overlap(old, new, cause, duplicates, stop):
+                    return new
+        finally:
+            self.feed.end_overlap()  # when no replacement joined
+            self.feed.shutdown_notice.clear()  # announcements until now were the old one's
+        log.warning("shard %d: no replacement (%s) before the connection ended", self.index,
+                    cause)
+        return None
+
+    async def _overlap(self, old: Link, new: Link, cause: str, duplicates: int,
+                       stop: asyncio.Event) -> bool:
+        """Both feed the decoder until `new` is in step; False (and `new` closed) if `new`
+        ended first. `duplicates`: the decoder's count before the rollover."""
+        feed = self.feed
+        feed.opened(new.listener)  # the second listener (the decoder's overlap is on already)
+        started = self.clock.now()
+        in_step: bool | None = None
+        try:
+            in_step = await self._until_in_step(old, new, started, stop)
+        finally:
+            if in_step is None:
+                await new.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "")
+                feed.closed(new.listener)
+        if in_step is None:
+            log.warning("shard %d: the replacement closed during the overlap", self.index)
+            return False
+        overlap_s = self.clock.now() - started
+        self.rollovers[cause] += 1
+        log.info("shard %d: rolled over (%s) after %.3f s of overlap", self.index, cause,
+                 overlap_s)
+        feed.event("rollover", cause=cause, overlap_s=round(overlap_s, 3), in_step=in_step,
+                   duplicates=feed.decoder.duplicates - duplicates)
+        return True
+
+    async def _until_in_step(self, old: Link, new: Link, started: float,
+                             stop: asyncio.Event) -> bool | None:
+        """True once `new` is in step: its sequenced records met the last emitted ones, and
+        none came past a hole since the previous look (the old one owes nothing more). False
+        when the old one ended or `rollover_overlap_s` passed first; None if `new` ended."""
+        leg, ahead = new.listener.leg, -1
+        while not new.closed().done():
+            in_step, now_ahead = self.feed.decoder.overlap_counts(leg)
+            if in_step and now_ahead == ahead:
+                return True
+            if old.closed().done() or \
+                    self.clock.now() - started >= self.config.rollover_overlap_s:
+                return False
+            ahead = now_ahead
+            await _unless(stop, self.clock.sleep(OVERLAP_POLL_S))
+        return None
 
     async def _watch(self, link: Link, stop: asyncio.Event) -> str:
-        """Until the link closes or stop; returns why we replaced it ("" if we did not)."""
+        """Until the link closes or stop; returns why we replaced it ("" if we did not):
+        a staleness cause, or a rollover cause (its lifetime, the exchange's shutdown)."""
         listener, clock = link.listener, self.clock
         last_data = last_pong = ping_sent = 0.0
         frames, pong_ns = 0, 0
         replies = self.subscriptions.replies  # replies to our requests are not data
         warned = reset = False
+        roll_at = self.opened_at + self.config.max_lifetime_s - self.config.rollover_lead_s
         stopper = asyncio.ensure_future(stop.wait())
+        shutdown = asyncio.ensure_future(self.feed.shutdown_notice.wait())
         try:
             while not stop.is_set():
                 policy = self.policy  # set_streams may change it
-                tick = asyncio.ensure_future(clock.sleep(policy.tick_s()))
-                waits: set[asyncio.Future[Any]] = {link.closed(), stopper, tick}
+                tick = asyncio.ensure_future(
+                    clock.sleep(min(policy.tick_s(), roll_at - clock.now())))
+                waits: set[asyncio.Future[Any]] = {link.closed(), stopper, shutdown, tick}
                 await asyncio.wait(waits,
                                    return_when=asyncio.FIRST_COMPLETED)
                 tick.cancel()
                 if link.closed().done() or stop.is_set():
                     return ""
                 now = clock.now()
+                if shutdown.done() or now >= roll_at:
+                    return "server_shutdown" if shutdown.done() else "lifetime"
                 delivered = listener.frames - (self.subscriptions.replies - replies)
                 if delivered != frames:  # sampled per tick: costs nothing per frame
                     frames, last_data = delivered, now
@@ -245,6 +348,7 @@ class Connection:
             return ""
         finally:
             stopper.cancel()
+            shutdown.cancel()
 
     def _report_close(self, link: Link, replaced: str, stopping: bool) -> None:
         code, reason, who = link.close_info()

@@ -1,12 +1,14 @@
 """One shard's data path as the supervisor sees it: its decoder, epochs and reconnect gaps.
 
-The connections of a shard feed it; today one at a time. Make-before-break rollover and A/B
-redundancy (issue 10) open a second listener on the same feed, which is why listeners are a
-list and the epoch and gap bookkeeping live here rather than in the connection.
+The connections of a shard feed it: one at a time, or two while a make-before-break rollover
+overlaps the old connection with its replacement. Each listener is one "leg" (0 or 1) of the
+decoder; while two are open the decoder drops what one leg already delivered (set_overlap),
+in C++, so the records stay exactly once with no Python per message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,8 @@ class ShardFeed:
         # The subscription clients of the connections feeding this shard: the decoder's
         # control replies are routed to them by request id (subscriptions.route_control).
         self.subscriptions: list[SubscriptionClient] = []
+        # Set when the exchange announces `serverShutdown`; the connection rolls over.
+        self.shutdown_notice = asyncio.Event()
 
     @property
     def frames(self) -> int:
@@ -69,15 +73,24 @@ class ShardFeed:
         self.event(fields.pop("type"), **fields)
 
     # --- a connection's life ----------------------------------------------------------------
-    def attempting(self) -> None:
+    def attempting(self, replacing: bool = False) -> None:
+        """A new connection attempt. A replacement continues the open connection's sequences
+        (one market behind both), and the overlap starts now: it may deliver as soon as its
+        handshake ends, before `opened`. After a loss the sequences start over."""
         self.epoch += 1
-        self.decoder.reset_sequences()
+        if replacing:
+            self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
+        else:
+            self.decoder.reset_sequences()
 
     def new_listener(self) -> FeedListener:
         # Frames still owed under --max-messages, across reconnects.
         remaining = self._max_frames - self.frames if self._max_frames else 0
-        return FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached,
-                            max_message_bytes=self._max_message_bytes)
+        listener = FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached,
+                                max_message_bytes=self._max_message_bytes)
+        if self.listeners:  # a replacement: the other leg of the decoder
+            listener.leg = 1 - self.listeners[0].leg
+        return listener
 
     def opened(self, listener: FeedListener) -> None:
         self.listeners.append(listener)
@@ -92,10 +105,16 @@ class ShardFeed:
 
     def closed(self, listener: FeedListener) -> None:
         self.listeners.remove(listener)
+        self.end_overlap()
         self._frames_before += listener.frames
         self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
         if not self.listeners and not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
+    def end_overlap(self) -> None:
+        """Back to one connection's checks, unless two still feed the decoder."""
+        if len(self.listeners) < 2:
+            self.decoder.set_overlap(None)
 
     def fed(self, frames: int, last_frame_ns: int) -> None:
         """Frames given to the decoder without a listener (replay)."""

@@ -26,6 +26,8 @@ class ConnectionStatus:
     replaced: dict[str, int]  # stale connections replaced, by cause (ping_timeout, silent)
     violations: int  # connections closed with 1002 for a protocol violation
     oversized: int  # fragmented messages over max_frame_bytes (open connection)
+    rollovers: dict[str, int]  # make-before-break replacements, by cause
+    duplicates: int  # records both connections of a rollover delivered, dropped once
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class SupervisorStatus:
         return {"attempts": self.attempts, "attempt_waits": self.attempt_waits,
                 "quarantined": self.quarantined,
                 "replaced": sum(sum(c.replaced.values()) for c in self.connections),
+                "rollovers": sum(sum(c.rollovers.values()) for c in self.connections),
+                "duplicates": sum(c.duplicates for c in self.connections),
                 "violations": sum(c.violations for c in self.connections)}
 
 

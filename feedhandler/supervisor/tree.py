@@ -51,6 +51,8 @@ class Child(Protocol):
     @property
     def violations(self) -> int: ...
     @property
+    def rollovers(self) -> Counter[str]: ...
+    @property
     def verdict(self) -> Verdict: ...
     @property
     def opened_at(self) -> float: ...
@@ -160,7 +162,8 @@ class Supervisor:
                 never_delivered=is_open and child.verdict.never_delivered,
                 suspect=is_open and child.verdict.suspect,
                 replaced=dict(child.replaced), violations=child.violations,
-                oversized=listener.oversized if listener is not None else 0))
+                oversized=listener.oversized if listener is not None else 0,
+                rollovers=dict(child.rollovers), duplicates=feed.decoder.duplicates))
         return SupervisorStatus(
             connections=tuple(connections), attempts=self.limiter.attempts,
             attempt_waits=self.limiter.waits, blocked_for_s=self.limiter.blocked_for,

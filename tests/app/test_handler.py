@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from feedhandler.app.handler import Handler
+from feedhandler.app.handler import Handler, _is_server_shutdown
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from tests.app.recording_sink import RecordingSink
@@ -140,3 +140,12 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
 @sync
 async def test_runs_on_uvloop_as_production_does() -> None:
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+def test_server_shutdown_is_recognised_raw_and_combined() -> None:
+    assert _is_server_shutdown(b'{"e":"serverShutdown","E":1770123456789}')
+    assert _is_server_shutdown(
+        b'{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}')
+    assert not _is_server_shutdown(b'{"result":["!serverShutdown"],"id":3}')
+    assert not _is_server_shutdown(b'{"code":2,"msg":"Invalid request"}')
+    assert not _is_server_shutdown(b'[1,2]') and not _is_server_shutdown(b'{"e":')

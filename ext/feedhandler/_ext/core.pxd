@@ -1,5 +1,5 @@
 # Declarations of the C++ core (ext/cpp). Extern only: cimporting this adds no runtime import.
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.string_view cimport string_view
 
@@ -72,6 +72,11 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         Error error
         const char* field
 
+    cppclass OverlapCounts "fh::Decoder::OverlapCounts":
+        uint64_t duplicates
+        uint64_t in_step[2]
+        uint64_t ahead[2]
+
     cppclass Decoder:
         Decoder() except +
         void attach(Kind kind, char* data, size_t capacity)
@@ -80,8 +85,10 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void set_time_unit_us(cbool microseconds)
         void set_max_frame(size_t size)
         void reset_sequences()
+        void set_overlap(int primary)
+        const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
-                            int64_t ts_recv, cbool is_text)
+                            int64_t ts_recv, cbool is_text, uint8_t leg)
         string_view last_stream()
 
     const char* simd_kernel()

@@ -22,5 +22,6 @@ cdef class Decoder:
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
+    # `leg`: which of two overlapping connections the frame came from (see set_overlap).
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
-                  bint is_text) except -1
+                  bint is_text, int leg) except -1

@@ -161,14 +161,33 @@ cdef class Decoder:
         """Forget per-symbol sequence state, e.g. when a new connection starts."""
         self._core.reset_sequences()
 
-    def decode(self, frame, ts_recv=None, bint is_text=True):
+    def set_overlap(self, primary):
+        """Two connections ("legs" 0 and 1) feed this decoder from now on (`primary`: the leg
+        being replaced), or one again (None). While they overlap, a record at or before the
+        last one emitted for its (kind, symbol) is dropped and counted in `duplicates`, not
+        reported as a gap; a jump past it from the other leg is dropped (counted as ahead),
+        since the primary still owes those ids."""
+        self._core.set_overlap(-1 if primary is None else primary & 1)
+
+    @property
+    def duplicates(self):
+        """Records dropped as already emitted by the other connection, over all overlaps."""
+        return self._core.overlap_counts().duplicates
+
+    def overlap_counts(self, int leg):
+        """(in_step, ahead) of `leg` in the current overlap: its sequenced records at or next to
+        the last emitted (delivered or duplicate), and those dropped past a hole."""
+        cdef const core.OverlapCounts* counts = &self._core.overlap_counts()
+        return counts.in_step[leg & 1], counts.ahead[leg & 1]
+
+    def decode(self, frame, ts_recv=None, bint is_text=True, int leg=0):
         """Decode one frame (any bytes-like). For offline use; the listener calls feed()."""
         cdef const unsigned char[::1] view = frame
         cdef int64_t ts = now_ns() if ts_recv is None else ts_recv
         cdef const char* ptr = <const char*>&view[0] if view.shape[0] else <const char*>""
-        self.feed(ptr, view.shape[0], 0, ts, is_text)
+        self.feed(ptr, view.shape[0], 0, ts, is_text, leg)
 
-    def decode_many(self, list frames, ts_recv=None, bint is_text=True):
+    def decode_many(self, list frames, ts_recv=None, bint is_text=True, int leg=0):
         """Decode a list of frames with one Python call: a C loop over feed(), as the listener
         runs it. `ts_recv` stamps every frame (default: the wall clock at each frame)."""
         cdef bint clock = ts_recv is None
@@ -177,9 +196,10 @@ cdef class Decoder:
             if clock:
                 ts = now_ns()
             if PyBytes_Check(frame):
-                self.feed(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts, is_text)
+                self.feed(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts, is_text,
+                          leg)
             else:
-                self.decode(frame, ts, is_text)
+                self.decode(frame, ts, is_text, leg)
 
     def flush(self):
         """Hand over every open batch."""
@@ -203,12 +223,12 @@ cdef class Decoder:
         return self.buffers.pending_rows
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
-                  bint is_text) except -1:
+                  bint is_text, int leg) except -1:
         cdef core.DecodeResult r
         cdef string_view stream
         self.frames += 1
         while True:
-            r = self._core.decode(data, size, readable_after, ts_recv, is_text)
+            r = self._core.decode(data, size, readable_after, ts_recv, is_text, leg)
             if r.status != core.STATUS_FULL:
                 break
             self.buffers.make_room(r.kind)

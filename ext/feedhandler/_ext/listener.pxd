@@ -18,6 +18,7 @@ cdef class FeedListener(WSListener):
     cdef readonly uint64_t oversized      # fragmented messages dropped past max_message_bytes
     cdef readonly uint64_t max_frames     # stop decoding after this many data frames (0 = no limit)
     cdef readonly uint64_t max_message_bytes  # bound of a reassembled (fragmented) message
+    cdef public int leg                   # 0 or 1: which of two overlapping connections
     cdef bytearray _fragments             # a fragmented message being reassembled
     cdef bint _fragments_text
     cdef bint _discarding                 # dropping the rest of an oversized message

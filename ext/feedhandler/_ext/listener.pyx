@@ -72,7 +72,7 @@ cdef class FeedListener(WSListener):
             self._fragments_text = frame.msg_type == WSMsgType.TEXT
             return self._append_fragment(frame)
         self.decoder.feed(frame.payload_ptr, frame.payload_size, frame.tail_size, ts,
-                          frame.msg_type == WSMsgType.TEXT)
+                          frame.msg_type == WSMsgType.TEXT, self.leg)
         if self.frames == self.max_frames and self._on_limit is not None:
             self._on_limit(self)
         return 0
@@ -90,7 +90,7 @@ cdef class FeedListener(WSListener):
         if frame.fin and self._fragments is not None:
             payload = bytes(self._fragments)
             self._fragments = None
-            self.decoder.decode(payload, now_ns(), self._fragments_text)
+            self.decoder.decode(payload, now_ns(), self._fragments_text, self.leg)
         return 0
 
     cdef int _append_fragment(self, WSFrame frame) except -1:
@@ -106,7 +106,7 @@ cdef class FeedListener(WSListener):
         self._fragments = None
         self._discarding = not frame.fin
         self.oversized += 1
-        self.decoder.decode(prefix, now_ns(), self._fragments_text)
+        self.decoder.decode(prefix, now_ns(), self._fragments_text, self.leg)
         return 0
 
     cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1:
