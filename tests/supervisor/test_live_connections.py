@@ -138,3 +138,37 @@ def test_children_are_added_and_retired_one_at_a_time() -> None:
             assert added.state == "stopped"
 
     asyncio.run(scenario())
+
+
+def test_a_rollover_keeps_the_streams_changed_live() -> None:
+    async def scenario() -> None:
+        async with SimulatorServer(rate=2000.0) as sim:
+            events: list[dict[str, Any]] = []
+            seen: set[str] = set()
+            (shard,) = plan(sim.url, ["btcusdt@trade", "ethusdt@trade"], 10)
+            config = ConnectionConfig(backoff_initial_s=0.01, backoff_max_s=0.05,
+                                      max_lifetime_s=1.5, rollover_lead_s=0.5,
+                                      rollover_overlap_s=1.0)
+            sup = Supervisor([feed_of(shard, events, seen)], config)
+            sup.start(lambda task: None)
+            (conn,) = sup.children
+            assert isinstance(conn, Connection)
+            try:
+                await until(lambda: conn.state == "open")
+                streams = ("btcusdt@trade", "solusdt@trade")
+                assert await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams, "ms")))
+                await until(lambda: any(e["type"] == "rollover" for e in events))
+                await until(lambda: len(sim.connections) == 1)  # the old one closed
+                await asyncio.sleep(0.2)  # the successor's reconcile
+                assert sorted(sim.connections[0].subscriptions()) == list(streams)
+                seen.clear()
+                await until(lambda: "SOLUSDT" in seen)
+                assert "ETHUSDT" not in seen
+                types = [e["type"] for e in events]
+                assert "gap" not in types and "disconnected" not in types
+                assert types.count("subscribed") == types.count("unsubscribed") == 1
+            finally:
+                sup.stop()
+                await sup.wait_stopped()
+
+    asyncio.run(scenario())
