@@ -22,6 +22,7 @@ import orjson
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
 from feedhandler.app.latency import LatencyHistograms
+from feedhandler.app.live import LiveStreams
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
@@ -33,6 +34,7 @@ from feedhandler.supervisor.backoff import Backoff
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
+from feedhandler.supervisor.subscriptions import route_control
 from feedhandler.supervisor.tree import ChildFactory, Supervisor
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
@@ -76,9 +78,11 @@ def make_sink(config: HandlerConfig,
 
 class Handler:
     def __init__(self, config: HandlerConfig, sink: Sink | None = None, *,
-                 make_child: ChildFactory | None = None) -> None:
+                 make_child: ChildFactory | None = None,
+                 reload: Callable[[], HandlerConfig] | None = None) -> None:
         """`make_child(feed)` makes each shard's frame source: by default an exchange
-        connection; a recording's reader for replay."""
+        connection; a recording's reader for replay. `reload` reads the configuration again
+        at SIGHUP (its streams apply live)."""
         self.config = config
         self.latency = LatencyHistograms()
         self.sink = sink if sink is not None else make_sink(config, self.latency.observe_ack)
@@ -99,6 +103,8 @@ class Handler:
         ]
         self.supervisor = Supervisor(self.shards, config.connection, make_child=make_child)
         self.supervisor.on_start_refusal = self.stop
+        self.live = LiveStreams(self, reload)  # runtime stream changes
+        self._reloads: set[asyncio.Task[None]] = set()
         if config.book.snapshots:
             self.wsapi, self.book_sync = self._book_sync()
 
@@ -125,6 +131,14 @@ class Handler:
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
                             on_event=self._publish_event)
         return client, sync
+
+    def add_feed(self, shard: Shard) -> ShardFeed:
+        """A shard added at runtime (a live subscription change needs a new connection)."""
+        feed = self._feed(shard)
+        self.shards.append(feed)
+        if self._paused:
+            feed.pause_reading()
+        return feed
 
     def _feed(self, shard: Shard) -> ShardFeed:
         holder: list[ShardFeed] = []
@@ -173,6 +187,10 @@ class Handler:
         self.sink.publish_dead_letter(reason, field, stream, frame)
 
     def _on_control(self, feed: ShardFeed, frame: bytes) -> None:
+        # Replies to our subscription requests go to the connection that asked (by id);
+        # error replies become `subscription_error` events there.
+        if route_control(frame, feed.subscriptions, feed.report):
+            return
         message = frame.decode("utf-8", "replace")
         self._publish_event({"type": "exchange_control", "message": message})
         if _is_server_shutdown(frame):
@@ -202,6 +220,11 @@ class Handler:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _reload(self) -> None:
+        task = asyncio.create_task(self.live.reload(), name="reload")
+        self._reloads.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._reloads.discard)
 
     def status(self) -> HandlerStatus:
         """The snapshot /readyz and /metrics read."""
@@ -253,6 +276,8 @@ class Handler:
             await self.health.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
+        if self.live.reload_config is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
         started = time.perf_counter()
         self.supervisor.start(self._task_done)
         service = asyncio.create_task(self._service(), name="service")
@@ -290,7 +315,7 @@ class Handler:
             self.stats.supervisor = self.supervisor.status().summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         if self.supervisor.start_refusal:
             raise ConfigError(self.supervisor.start_refusal)

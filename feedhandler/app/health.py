@@ -1,5 +1,6 @@
 """Operator endpoints over HTTP/1.1: `/livez`, `/readyz` and Prometheus `/metrics` (the
-exposition itself is feedhandler/app/metrics.py).
+exposition itself is feedhandler/app/metrics.py), and `/subscriptions`: GET lists each
+connection's streams, POST `{"add": [...], "remove": [...]}` changes them live (live.py).
 
 Every answer is computed at request time from the handler's status snapshot (supervisor and
 sink, `Handler.status()`), so nothing here costs anything per message. One
@@ -12,8 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from feedhandler.app.live import ChangeRejected
 from feedhandler.app.metrics import CONTENT_TYPE, exposition
 from feedhandler.config import ConfigError
 
@@ -25,10 +30,14 @@ log = logging.getLogger(__name__)
 LIVENESS_TIMEOUT_S = 5.0  # the service loop runs every 2 ms: seconds without it is a wedge
 REQUEST_TIMEOUT_S = 5.0  # a client this slow to send its request holds a connection for nothing
 MAX_REQUEST_BYTES = 8192
+MAX_BODY_BYTES = 1 << 20  # a POST /subscriptions of thousands of streams
 TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 500: "Internal Server Error", 503: "Service Unavailable"}
+           408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 MIB = 1 << 20
+Answer = tuple[int, str, str]
 
 
 class HealthServer:
@@ -38,7 +47,10 @@ class HealthServer:
         self.liveness_timeout_s = LIVENESS_TIMEOUT_S
         self.request_timeout_s = REQUEST_TIMEOUT_S
         self._server: asyncio.Server | None = None
-        self._routes = {"/livez": self.livez, "/readyz": self.readyz, "/metrics": self.metrics}
+        self._routes = {"/livez": self.livez, "/readyz": self.readyz, "/metrics": self.metrics,
+                        "/subscriptions": self.subscriptions}
+        self._posts: dict[str, Callable[[bytes], Awaitable[Answer]]] = {
+            "/subscriptions": self.change_subscriptions}
 
     async def start(self) -> None:
         try:
@@ -103,6 +115,28 @@ class HealthServer:
     def metrics(self) -> tuple[int, str, str]:
         return 200, CONTENT_TYPE, exposition(self.handler)
 
+    def subscriptions(self) -> Answer:
+        connections = {str(c.index): list(c.feed.shard.streams)
+                       for c in self.handler.supervisor.children}
+        return 200, JSON, orjson.dumps({"shards": connections}).decode() + "\n"
+
+    async def change_subscriptions(self, body: bytes) -> Answer:
+        """200 and the result; 400 and one line for bad input (nothing changed); 502 when
+        the exchange refused part of it or the broker has no topics for it."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return 400, TEXT, f"bad request: body is not JSON: {exc}\n"
+        try:
+            add, remove = _stream_lists(request)
+            result = await self.handler.live.change(add, remove)
+        except ChangeRejected as exc:
+            return 400, TEXT, f"bad request: {exc}\n"
+        except ConfigError as exc:  # the data topics of the new streams
+            return 502, TEXT, f"not changed: {exc}\n"
+        status = 502 if result.errors else 200
+        return status, JSON, orjson.dumps(result.json()).decode() + "\n"
+
     # --- HTTP -------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
@@ -137,9 +171,51 @@ class HealthServer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return 400, TEXT, "bad request\n", False
         method, target, _ = parts
-        route = self._routes.get(target.split("?", 1)[0])
+        path = target.split("?", 1)[0]
+        route = self._routes.get(path)
         if route is None:
-            return 404, TEXT, "not found: try /livez, /readyz or /metrics\n", False
+            return 404, TEXT, "not found: try /livez, /readyz, /metrics or /subscriptions\n", \
+                False
+        post = self._posts.get(path)
+        if method == "POST" and post is not None:
+            return (*await self._post(post, head, reader), False)
         if method not in ("GET", "HEAD"):
             return 405, TEXT, "method not allowed\n", False
         return (*route(), method == "HEAD")
+
+    async def _post(self, post: Callable[[bytes], Awaitable[Answer]], head: bytes,
+                    reader: asyncio.StreamReader) -> Answer:
+        lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")]
+        try:
+            length = int(lengths[0]) if len(lengths) == 1 else -1
+        except ValueError:
+            length = -1
+        if length < 0:
+            return 411, TEXT, "one Content-Length header required\n"
+        if length > MAX_BODY_BYTES:
+            return 413, TEXT, f"body over {MAX_BODY_BYTES} bytes\n"
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                body = await reader.readexactly(length)
+        except TimeoutError:
+            return 408, TEXT, "request timeout\n"
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return 400, TEXT, "bad request: body shorter than Content-Length\n"
+        return await post(body)
+
+
+def _stream_lists(request: Any) -> tuple[list[str], list[str]]:
+    """`{"add": [...], "remove": [...]}` (either may be left out) -> the two lists."""
+    if not isinstance(request, dict):
+        raise ChangeRejected('expected a JSON object {"add": [...], "remove": [...]}')
+    unknown = sorted(set(request) - {"add", "remove"})
+    if unknown:
+        raise ChangeRejected(f"unknown key {unknown[0]!r} (expected add, remove)")
+    lists = []
+    for key in ("add", "remove"):
+        names = request.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ChangeRejected(f"{key!r} must be a list of stream names")
+        lists.append(names)
+    return lists[0], lists[1]

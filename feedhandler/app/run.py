@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
         log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
                  len(config.streams), config.sink)
-        return Handler(config)  # creates or checks the Kafka topics
+        # creates or checks the Kafka topics; SIGHUP reads the flags' configuration again
+        return Handler(config, reload=lambda: load_from_args(args))
 
     return run_handler("run", args, make_handler)
 

@@ -92,14 +92,26 @@ EVENTS: tuple[Event, ...] = (
           (("topic", "the message's topic"), ("key", "its key, as text"),
            ("records", "records it carried"), ("error", "librdkafka's error name")),
           "the broker rejected a message for good: its records are lost"),
-    Event("subscription_error", "handler",
+    Event("subscribed", "connection",
+          (("streams", "the stream names, a list"),
+           ("id", "the SUBSCRIBE request's id; null for streams the connection's URL "
+                  "subscribed (a new connection's, or a change made while it connected)")),
+          "streams added at runtime (`POST /subscriptions`, SIGHUP) now flow on the shard"),
+    Event("unsubscribed", "connection",
+          (("streams", "the stream names, a list"),
+           ("id", "the UNSUBSCRIBE request's id; null when the connection's URL left them "
+                  "out (a change made while it connected) or it was closed, left without "
+                  "streams")),
+          "streams removed at runtime no longer flow"),
+    Event("subscription_error", "connection",
           (("code", "the exchange's error code"), ("msg", "its message"),
-           ("id", "the request id"), ("method", "`SUBSCRIBE`, `UNSUBSCRIBE` or "
-                                                 "`LIST_SUBSCRIPTIONS`")),
-          "the exchange refused a live subscription request"),
-    Event("subscription_timeout", "handler",
-          (("method", "the request's method"), ("id", "the request id")),
-          "no reply to a live subscription request in time"),
+           ("id", "the request's id, or null"),
+           ("method", "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`; null if no request "
+                      "of ours claims the reply")),
+          "the exchange answered a subscription request with an error"),
+    Event("subscription_timeout", "connection",
+          (("method", "the request's method"), ("id", "its id")),
+          "no reply to a subscription request within 10 s"),
     Event("book_resync", "book",
           (("symbol", "e.g. `BTCUSDT`"),
            ("reason", "`start` (first diff seen) or `gap` (its `U` does not follow on)"),

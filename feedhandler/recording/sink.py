@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 
 from feedhandler.contract import Frames
 from feedhandler.recording.format import RecordingWriter, gather
-from feedhandler.sinks.base import Sink
+from feedhandler.sinks.base import Sink, TopicSink
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,10 @@ class RecordingSink:
 
     def backlog_bytes(self) -> int:
         return self.inner.backlog_bytes()
+
+    def add_streams(self, streams: Collection[str]) -> None:
+        if isinstance(self.inner, TopicSink):  # streams added at runtime (live.py)
+            self.inner.add_streams(streams)
 
     def summary(self) -> dict[str, Any]:
         return {**self.inner.summary(),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Collection
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,3 +34,11 @@ class Sink(Protocol):
 
     def close(self, timeout: float) -> int:
         """Flush within `timeout` seconds; returns how many messages are still undelivered."""
+
+
+@runtime_checkable
+class TopicSink(Protocol):
+    """A sink whose topics must exist before data arrives (Kafka)."""
+
+    def add_streams(self, streams: Collection[str]) -> None:
+        """Create or check the data topics of streams subscribed at runtime; blocks."""

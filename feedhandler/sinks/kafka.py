@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
@@ -51,6 +51,7 @@ from feedhandler.contract import (
     H_STREAM,
     SEQUENCE_FIELDS,
     Frames,
+    data_topics,
     fixed_headers,
     raw_headers,
     topic_for,
@@ -158,6 +159,12 @@ class KafkaSink:
         self._closing = False
         # Called per acknowledged message (the latency benchmark stamps acks with it).
         self.on_acked: Callable[[Message], None] | None = None
+
+    def add_streams(self, streams: Collection[str]) -> None:
+        """The topics of streams added at runtime: created or checked as on start."""
+        config = self.config
+        ensure_topics(config, data_topics(streams, config.topic_template, config.exchange,
+                                          config.market))
 
     # --- Sink ------------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,

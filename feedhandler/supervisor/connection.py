@@ -9,6 +9,15 @@ Restart policy, by failure class (failures.py):
 - permanent (400/401/403): before the first successful connection, `start_refusal` is set and
   the child ends (the supervisor stops the handler: exit 2); later, the child is quarantined.
 
+Live subscriptions: each connection has a SubscriptionClient; `set_streams` applies a
+runtime change on the open link with SUBSCRIBE / UNSUBSCRIBE. The URL of every attempt
+carries the shard's streams as they are then (unless that URL would be too long: then they
+are subscribed once connected); once a shard was changed at runtime, every (re)connect also
+reconciles them against LIST_SUBSCRIPTIONS (a change may have come while the attempt was
+under way). An unchanged shard whose URL names its streams sends nothing, and every frame it
+gets is data. The control topic hears of each stream's arrival and departure once
+(`subscribed` / `unsubscribed`), not of a reconnect's re-subscriptions.
+
 Make-before-break rollover: at `max_lifetime_s - rollover_lead_s`, or when the exchange
 announces `serverShutdown`, a replacement opens on the same ShardFeed while the old connection
 still serves; the decoder drops what both deliver. Once the replacement is in step (its
@@ -29,7 +38,10 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
+
+from picows import WSMsgType
 
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
@@ -38,7 +50,9 @@ from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.limiter import AttemptLimiter
+from feedhandler.supervisor.plan import Shard
 from feedhandler.supervisor.staleness import StalenessPolicy, Verdict, default_max_silence_s
+from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, SubscriptionClient
 from feedhandler.supervisor.transport import Link, LinkFailed, open_link
 
 log = logging.getLogger(__name__)
@@ -79,10 +93,21 @@ class Connection:
         self._connect = connect
         self._ssl_context = ssl_context
         self._connected_once = False
+        # A permanent refusal before any connection means a bad plan: exit 2. A connection
+        # opened for a runtime change is quarantined instead (the handler runs on).
+        self.at_start = True
         self._backoff = Backoff(config.backoff_initial_s, config.backoff_max_s, rng)
         self.policy = StalenessPolicy(
             config.stale_after_s, config.ping_timeout_s,
             config.max_silence_s or default_max_silence_s(feed.shard.streams))
+        self.subscriptions = SubscriptionClient(self, self._subscription_event)
+        feed.subscriptions.append(self.subscriptions)
+        # The streams the control topic was told are on this connection: the plan's at
+        # start (a connection opened for a runtime change starts empty).
+        self.announced = set(feed.shard.streams)
+        self._subscribed: tuple[Link, set[str]] | None = None  # the exchange's, per link
+        self._changed_live = False
+        self._syncing = asyncio.Lock()
 
     @property
     def index(self) -> int:
@@ -128,7 +153,7 @@ class Connection:
         self.last_error = failure.reason
         shard, url = self.index, self.feed.shard.url
         if failure.kind == "permanent":
-            if not self._connected_once:
+            if self.at_start and not self._connected_once:
                 self.start_refusal = failure
                 self.state = "stopped"
                 log.error("shard %d: %s refused the connection: %s", shard, url, failure.reason)
@@ -175,12 +200,15 @@ class Connection:
         self._connected_once = True
         self.opened_at = self.clock.now()
         self.verdict = Verdict("ok")
+        reconciling = asyncio.ensure_future(self._reconcile())  # this link's streams
         replaced, successor = "", None
         try:
             replaced = await self._watch(link, stop)
             if replaced in ROLLOVER_CAUSES:
                 successor = await self._roll_over(link, replaced, stop)
         finally:
+            reconciling.cancel()
+            self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
                 reason = "shutdown" if stop.is_set() else \
                     "rollover" if successor is not None else "stale"
@@ -266,15 +294,17 @@ class Connection:
     async def _watch(self, link: Link, stop: asyncio.Event) -> str:
         """Until the link closes or stop; returns why we replaced it ("" if we did not):
         a staleness cause, or a rollover cause (its lifetime, the exchange's shutdown)."""
-        listener, policy, clock = link.listener, self.policy, self.clock
+        listener, clock = link.listener, self.clock
         last_data = last_pong = ping_sent = 0.0
         frames, pong_ns = 0, 0
+        replies = self.subscriptions.replies  # replies to our requests are not data
         warned = reset = False
         roll_at = self.opened_at + self.config.max_lifetime_s - self.config.rollover_lead_s
         stopper = asyncio.ensure_future(stop.wait())
         shutdown = asyncio.ensure_future(self.feed.shutdown_notice.wait())
         try:
             while not stop.is_set():
+                policy = self.policy  # set_streams may change it
                 tick = asyncio.ensure_future(
                     clock.sleep(min(policy.tick_s(), roll_at - clock.now())))
                 waits: set[asyncio.Future[Any]] = {link.closed(), stopper, shutdown, tick}
@@ -286,8 +316,9 @@ class Connection:
                 now = clock.now()
                 if shutdown.done() or now >= roll_at:
                     return "server_shutdown" if shutdown.done() else "lifetime"
-                if listener.frames != frames:  # sampled per tick: costs nothing per frame
-                    frames, last_data = listener.frames, now
+                delivered = listener.frames - (self.subscriptions.replies - replies)
+                if delivered != frames:  # sampled per tick: costs nothing per frame
+                    frames, last_data = delivered, now
                 if listener.last_pong_ns != pong_ns:
                     pong_ns, last_pong = listener.last_pong_ns, now
                 self.verdict = verdict = policy.check(now, self.opened_at, last_data,
@@ -301,6 +332,7 @@ class Connection:
                 if verdict.action == "ping":
                     ping_sent = now
                     link.transport.send_ping()
+                    self.subscriptions.budget.note()  # pings count against 5 messages/s
                 elif verdict.action == "replace":
                     cause = "ping_timeout" if verdict.reason.startswith("no pong") else "silent"
                     self.replaced[cause] += 1
@@ -339,6 +371,78 @@ class Connection:
         log.warning("shard %d: connection closed by %s (%s); reconnecting", self.index, who,
                     detail)
         self.feed.event("disconnected", close_code=code, reason=reason, by=who)
+
+    # --- live subscriptions -----------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        """One text frame on the open link: the subscription client's transport."""
+        if self.link is None:
+            raise ConnectionError(f"shard {self.index}: not connected")
+        self.link.transport.send(WSMsgType.TEXT, payload)
+
+    def _subscription_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind in ("subscribed", "unsubscribed"):
+            # only news: a reconnect re-subscribing what was announced is not a change
+            news = [s for s in event["streams"] if (s in self.announced) == (kind != "subscribed")]
+            if not news:
+                return
+            if kind == "subscribed":
+                self.announced.update(news)
+            else:
+                self.announced.difference_update(news)
+            event = {**event, "streams": news}
+        self.feed.report(event)
+
+    async def set_streams(self, shard: Shard) -> bool:
+        """Make `shard` (this index, new streams and URL) the connection's. True once the
+        exchange applied the change; False when not open: the next connect applies it."""
+        self.feed.shard = shard
+        self._changed_live = True
+        if not self.config.max_silence_s:  # the default follows the streams
+            self.policy = replace(self.policy,
+                                  max_silence_s=default_max_silence_s(shard.streams))
+        try:
+            return await self._sync()
+        except ConnectionError:
+            return False
+
+    async def _reconcile(self) -> None:
+        try:
+            await self._sync()
+        except ConnectionError:
+            return  # closed meanwhile: the next connect reconciles
+        except (ExchangeError, RequestTimeout) as exc:  # reported as events by the client
+            log.warning("shard %d: reconciling subscriptions failed: %s", self.index, exc)
+
+    async def _sync(self) -> bool:
+        """Subscribe and unsubscribe until the exchange has the shard's streams; False if
+        there is no link. Once per link, the exchange is asked what it has
+        (LIST_SUBSCRIPTIONS), unless the link's URL named exactly these streams."""
+        async with self._syncing:
+            link = self.link
+            if link is None:
+                return False
+            if self._subscribed is None or self._subscribed[0] is not link:
+                shard = self.feed.shard
+                listed = await self.subscriptions.list_subscriptions() \
+                    if self._changed_live or not shard.by_url else shard.streams
+                self._subscribed = link, set(listed)
+            have, want = self._subscribed[1], set(self.feed.shard.streams)
+            try:
+                await self.subscriptions.update(sorted(want - have), sorted(have - want))
+            except BaseException:
+                self._subscribed = None  # maybe partly applied: ask the exchange next time
+                raise
+            self._subscribed = link, want
+            # What no reply reported: the URL's part (a new connection's streams, a change
+            # made while connecting).
+            added, removed = sorted(want - self.announced), sorted(self.announced - want)
+            if added:
+                self.feed.event("subscribed", streams=added, id=None)
+            if removed:
+                self.feed.event("unsubscribed", streams=removed, id=None)
+            self.announced = want
+            return True
 
 
 async def _unless(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
 from feedhandler.supervisor.plan import Shard
+
+if TYPE_CHECKING:
+    from feedhandler.supervisor.subscriptions import SubscriptionClient
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -36,12 +39,18 @@ class ShardFeed:
         self._last_frame_before_ns = 0
         self._lost_at_ns = 0  # last frame (or open) of the lost connection, until the next opens
         self._paused = False
+        # The subscription clients of the connections feeding this shard: the decoder's
+        # control replies are routed to them by request id (subscriptions.route_control).
+        self.subscriptions: list[SubscriptionClient] = []
         # Set when the exchange announces `serverShutdown`; the connection rolls over.
         self.shutdown_notice = asyncio.Event()
 
     @property
     def frames(self) -> int:
-        return self._frames_before + sum(listener.frames for listener in self.listeners)
+        """Data frames: the connections' frames less the replies to our subscription
+        requests."""
+        return self._frames_before + sum(listener.frames for listener in self.listeners) - \
+            sum(client.replies for client in self.subscriptions)
 
     @property
     def listener(self) -> FeedListener | None:
@@ -57,6 +66,11 @@ class ShardFeed:
     def event(self, kind: str, **fields: Any) -> None:
         self._publish_event({"type": kind, "shard": self.shard.index, "epoch": self.epoch,
                              "ts_ns": time.time_ns(), **fields})
+
+    def report(self, event: dict[str, Any]) -> None:
+        """An event given as a dict (`type` and fields) as one of this shard's events."""
+        fields = dict(event)
+        self.event(fields.pop("type"), **fields)
 
     # --- a connection's life ----------------------------------------------------------------
     def attempting(self, replacing: bool = False) -> None:

@@ -5,23 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+# Servers refuse request lines past some length (the simulator past ~16 KB, common proxies
+# past 8 KB; Binance documents none): a longer plan connects bare and subscribes.
+MAX_URL_BYTES = 8192
+
 
 @dataclass(frozen=True)
 class Shard:
     index: int
     streams: tuple[str, ...]
     url: str
+    by_url: bool = True  # False: the URL names no stream, they are subscribed once connected
 
 
 def shard_url(base_url: str, streams: tuple[str, ...], time_unit: str) -> str:
-    """`/stream?streams=a/b` on the base URL; a URL that already has a path is used as is."""
+    """`/stream?streams=a/b` on the base URL (no streams: `/stream`); a URL that already
+    has a path is used as is."""
     parts = urlsplit(base_url)
     if parts.path not in ("", "/"):
         return base_url
-    query = "streams=" + "/".join(quote(s, safe="@!_") for s in streams)
+    query = ["streams=" + "/".join(quote(s, safe="@!_") for s in streams)] if streams else []
     if time_unit == "us":
-        query += "&timeUnit=MICROSECOND"
-    return f"{parts.scheme}://{parts.netloc}/stream?{query}"
+        query.append("timeUnit=MICROSECOND")
+    return f"{parts.scheme}://{parts.netloc}/stream" + ("?" + "&".join(query) if query else "")
+
+
+def make_shard(index: int, streams: tuple[str, ...], base_url: str, time_unit: str) -> Shard:
+    url = shard_url(base_url, streams, time_unit)
+    if len(url) <= MAX_URL_BYTES:
+        return Shard(index, streams, url)
+    return Shard(index, streams, shard_url(base_url, (), time_unit), by_url=False)
 
 
 def plan(base_url: str, streams: list[str], per_connection: int, time_unit: str = "ms",
@@ -34,4 +47,4 @@ def plan(base_url: str, streams: list[str], per_connection: int, time_unit: str 
     unique = sorted(set(streams))
     mine = [s for i, s in enumerate(unique) if i % shard_count == shard_index]
     groups = [tuple(mine[i : i + per_connection]) for i in range(0, len(mine), per_connection)]
-    return [Shard(i, g, shard_url(base_url, g, time_unit)) for i, g in enumerate(groups)]
+    return [make_shard(i, g, base_url, time_unit) for i, g in enumerate(groups)]

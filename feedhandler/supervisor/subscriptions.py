@@ -125,6 +125,7 @@ class SubscriptionClient:
         self._ids = ids
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self.requests = 0  # sent so far
+        self.replies = 0  # claimed so far: frames of the connection that are not data
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -199,6 +200,7 @@ class SubscriptionClient:
         if reply is None or pending is None:
             return False  # not a reply, someone else's, or one that timed out
         method, future = pending
+        self.replies += 1
         if "code" in reply:
             _report_error(reply, method, self._on_event)
             if not future.done():

@@ -1,8 +1,9 @@
 """The supervision tree: one child per exchange connection, one attempt limiter per process.
 
-The supervisor starts the children, stops them (connected ones close gracefully; pending
-connects and handshakes are cancelled), reports a permanent refusal at start, and exposes the
-status snapshot. It never touches a message.
+The supervisor starts the children, adds and retires them at runtime (a live subscription
+change that needs a new connection, or leaves one without streams), stops them (connected ones
+close gracefully; pending connects and handshakes are cancelled), reports a permanent refusal
+at start, and exposes the status snapshot. It never touches a message.
 """
 
 from __future__ import annotations
@@ -75,38 +76,68 @@ class Supervisor:
             def make_child(feed: ShardFeed) -> Child:
                 return Connection(feed, config, self.limiter, clock=clock, connect=connect,
                                   ssl_context=context)
+        self._make_child = make_child
         self.children = [make_child(feed) for feed in feeds]
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        # Per child (by shard index): retiring one child stops it alone.
+        self._stops: dict[int, asyncio.Event] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._on_done: Callable[[asyncio.Task[None]], None] | None = None
         self.on_start_refusal: Callable[[], None] | None = None
 
     def start(self, on_done: Callable[[asyncio.Task[None]], None]) -> None:
+        self._on_done = on_done
         for child in self.children:
-            task = asyncio.create_task(self._run_child(child), name=f"shard {child.index}")
-            task.add_done_callback(on_done)
-            self._tasks.append(task)
+            self._start(child)
 
-    async def _run_child(self, child: Child) -> None:
+    def _start(self, child: Child) -> None:
+        stop = self._stops[child.index] = asyncio.Event()
+        task = asyncio.create_task(self._run_child(child, stop), name=f"shard {child.index}")
+        assert self._on_done is not None
+        task.add_done_callback(self._on_done)
+        self._tasks[child.index] = task
+
+    async def _run_child(self, child: Child, stop: asyncio.Event) -> None:
         try:
-            await child.run(self._stop)
+            await child.run(stop)
         except asyncio.CancelledError:
-            if not self._stop.is_set():
+            if not stop.is_set():
                 raise
             return  # stop() cancelled a waiting child: that is how it stops
         if child.start_refusal is not None and self.on_start_refusal is not None:
             self.on_start_refusal()
 
+    def add(self, feed: ShardFeed) -> Child:
+        """A new child for `feed`, started at once if the supervisor runs."""
+        child = self._make_child(feed)
+        self.children.append(child)
+        if self._on_done is not None and not self._stopping:
+            self._start(child)
+        return child
+
+    def retire(self, child: Child) -> None:
+        """Stop one child (gracefully, as at stop) and drop it from the status."""
+        self.children.remove(child)
+        self._stop_child(child)
+
+    def _stop_child(self, child: Child) -> None:
+        stop, task = self._stops.get(child.index), self._tasks.get(child.index)
+        if stop is None or task is None:
+            return  # never started
+        stop.set()
+        if child.state != "open":
+            task.cancel()
+
     def stop(self) -> None:
         """Open connections close gracefully; a child waiting (in the limiter, a backoff, a
         connect or a handshake) is cancelled at once."""
-        self._stop.set()
-        for child, task in zip(self.children, self._tasks, strict=True):
-            if child.state != "open":
-                task.cancel()
+        self._stopping = True
+        for child in self.children:
+            self._stop_child(child)
 
     async def wait_stopped(self) -> None:
-        """After stop(): every child closed or cancelled."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """After stop(): every child closed or cancelled (retired ones too)."""
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     @property
     def start_refusal(self) -> str:

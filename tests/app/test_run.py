@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -58,3 +63,46 @@ def test_piped_run_logs_json_lines_with_periodic_stats(simulator: SimulatorProce
     summary = orjson.loads(result.stdout)
     assert summary["frames"] >= stats[-1]["frames"] > 0
     assert len(lines) < 20
+
+
+def test_sighup_rereads_the_config_file_of_run(simulator: SimulatorProcess,
+                                               tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def write(streams: str) -> None:
+        config.write_text(f"url: {simulator.url}\nstreams: {streams}\nsink: 'null'\n"
+                          f"health_port: {port}\nhealth_host: 127.0.0.1\n")
+
+    def subscriptions() -> dict[str, list[str]] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/subscriptions",
+                                        timeout=1) as answer:
+                shards: dict[str, list[str]] = orjson.loads(answer.read())["shards"]
+                return shards
+        except OSError:
+            return None
+
+    def wait_for(shards: dict[str, list[str]]) -> None:
+        deadline = time.monotonic() + 10
+        while subscriptions() != shards:
+            assert time.monotonic() < deadline, subscriptions()
+            time.sleep(0.05)
+
+    write("btcusdt@trade")
+    command = [sys.executable, "-m", "feedhandler", "run", "--config", str(config),
+               "--summary-json", "--log-format", "json"]
+    with subprocess.Popen(command, env=clean_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as handler:
+        try:
+            wait_for({"0": ["btcusdt@trade"]})
+            write("btcusdt@trade,ethusdt@trade")
+            handler.send_signal(signal.SIGHUP)
+            wait_for({"0": ["btcusdt@trade", "ethusdt@trade"]})
+        finally:
+            handler.send_signal(signal.SIGTERM)
+            out, err = handler.communicate(timeout=20)
+    assert handler.returncode == 0, err
+    assert orjson.loads(out)["connections"]["attempts"] == 1  # no reconnect for it

@@ -4,6 +4,7 @@ rotation, dead letters, and everything passed on to the inner sink."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from feedhandler.contract import Frames
 from feedhandler.recording.format import Record, RecordingReader
 from feedhandler.recording.sink import RecordingSink
 from feedhandler.records import SCHEMAS
+from feedhandler.sinks.base import TopicSink
 from feedhandler.sinks.null import NullSink
 
 
@@ -66,3 +68,23 @@ def test_rotation_by_size(tmp_path: Path) -> None:
     assert len(sink.files) == 3
     stamps = [r.recv_ns for path in sink.files for r in RecordingReader(path)]
     assert stamps == list(range(10))
+
+
+def test_topics_of_streams_added_at_runtime_are_the_inner_sinks_business(
+        tmp_path: Path) -> None:
+    class Topics(NullSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.added: list[str] = []
+
+        def add_streams(self, streams: Collection[str]) -> None:
+            self.added += streams
+
+    inner = Topics()
+    sink = RecordingSink(tmp_path, inner, {}, max_linger_ms=5)
+    assert isinstance(sink, TopicSink)
+    sink.add_streams(["solusdt@trade"])
+    plain = RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5)
+    plain.add_streams(["x@trade"])  # a sink without topics: nothing to do
+    assert inner.added == ["solusdt@trade"]
+    assert sink.close(1.0) == 0 and plain.close(1.0) == 0

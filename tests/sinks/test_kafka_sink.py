@@ -236,6 +236,20 @@ def test_check_mode_names_missing_topics(kafka_bootstrap: str) -> None:
     drain(sink)
 
 
+def test_streams_added_at_runtime_get_their_topics(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, topic_template="{exchange}.{market}.{kind}.{symbol}")
+    sink = KafkaSink(config, "inst")
+    sink.add_streams(["solusdt@trade", "solusdt@kline_1m"])
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10)
+    assert {f"binance.{config.market}.trade.solusdt",
+            f"binance.{config.market}.kline.solusdt"} <= set(metadata.topics)
+    checking = KafkaSink(config.model_copy(update={"create_topics": False}), "inst")
+    with pytest.raises(TopicError, match="missing topics"):  # as at start: checked only
+        checking.add_streams(["ethusdt@trade"])
+    for each in (sink, checking):
+        drain(each)
+
+
 def test_unreachable_broker_is_a_clear_error() -> None:
     config = KafkaConfig(bootstrap="127.0.0.1:9")
     with pytest.raises(TopicError, match=r"cannot list topics on 127\.0\.0\.1:9"):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from feedhandler.supervisor.plan import plan, shard_url
+from feedhandler.supervisor.plan import MAX_URL_BYTES, plan, shard_url
 
 
 def test_plan_is_sorted_deduplicated_and_bounded() -> None:
@@ -25,3 +25,12 @@ def test_shard_url_encodes_and_keeps_explicit_paths() -> None:
                    "&timeUnit=MICROSECOND")
     assert shard_url("ws://h/ws/btcusdt@trade", ("x",), "ms") == "ws://h/ws/btcusdt@trade"
 
+    assert shard_url("ws://h:1", (), "us") == "ws://h:1/stream?timeUnit=MICROSECOND"
+    assert shard_url("ws://h:1", (), "ms") == "ws://h:1/stream"
+
+
+def test_a_plan_too_long_for_a_url_connects_bare_and_subscribes() -> None:
+    streams = [f"s{i:04d}usdt@bookTicker" for i in range(1024)]
+    small, large = plan("ws://h:1", streams[:200], 200)[0], plan("ws://h:1", streams, 1024)[0]
+    assert small.by_url and len(small.url) <= MAX_URL_BYTES
+    assert not large.by_url and large.url == "ws://h:1/stream" and len(large.streams) == 1024

@@ -1,0 +1,186 @@
+"""Changing streams at runtime: `POST /subscriptions` (health.py) and SIGHUP (a config reload).
+
+A change is placed on the running connections by `subscriptions.place`: additions go to the
+connections with room (`connection.streams_per_connection`), the emptiest first, and existing
+streams never move. Only the connections a change concerns send requests (SUBSCRIBE /
+UNSUBSCRIBE, each published as `subscribed` / `unsubscribed`); no connection restarts. A
+connection that is not open takes the change at its next connect. Additions no connection has
+room for open new connections, which report their streams as `subscribed` once up; a
+connection left without streams is closed. The data topics of added streams are
+created (or checked) first, as at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from feedhandler.config import ConfigError, HandlerConfig
+from feedhandler.contract.streams import normalize_streams
+from feedhandler.sinks.base import TopicSink
+from feedhandler.supervisor.connection import Connection
+from feedhandler.supervisor.plan import Shard, make_shard
+from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, place
+
+if TYPE_CHECKING:
+    from feedhandler.app.handler import Handler
+
+log = logging.getLogger(__name__)
+
+
+class ChangeRejected(ValueError):
+    """A change that cannot be made as asked; nothing was changed."""
+
+
+@dataclass
+class ChangeResult:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # already there, or not there to remove
+    shards: dict[int, dict[str, Any]] = field(default_factory=dict)  # shard -> what it got
+    errors: list[str] = field(default_factory=list)  # exchange errors and timeouts
+
+    def json(self) -> dict[str, Any]:
+        return {"added": self.added, "removed": self.removed, "ignored": self.ignored,
+                "shards": {str(i): s for i, s in sorted(self.shards.items())},
+                "errors": self.errors}
+
+
+class LiveStreams:
+    def __init__(self, handler: Handler,
+                 reload: Callable[[], HandlerConfig] | None = None) -> None:
+        """`reload`: reads the configuration again (SIGHUP); None: SIGHUP is not handled."""
+        self.handler = handler
+        self.reload_config = reload
+        self._changing = asyncio.Lock()  # one change at a time: placement sees settled plans
+        self._next_index = max((f.shard.index for f in handler.shards), default=-1) + 1
+
+    def connections(self) -> list[Connection]:
+        children = self.handler.supervisor.children
+        connections = [c for c in children if isinstance(c, Connection)]
+        if len(connections) != len(children):
+            raise ChangeRejected("streams can change only on exchange connections (not replay)")
+        return connections
+
+    def streams(self) -> set[str]:
+        return {s for c in self.handler.supervisor.children for s in c.feed.shard.streams}
+
+    async def change(self, add: Iterable[str], remove: Iterable[str]) -> ChangeResult:
+        """Subscribe `add` and unsubscribe `remove` (stream names); ChangeRejected for bad
+        input, ConfigError if the data topics of new streams cannot be had."""
+        config = self.handler.config
+        try:
+            adding = normalize_streams(add, per_connection=None)
+            removing = normalize_streams(remove, per_connection=None)
+        except ValueError as exc:
+            raise ChangeRejected(str(exc)) from None
+        if config.shard_count > 1:  # replicas split the stream list by position
+            raise ChangeRejected("streams can change live only with shard_count 1; "
+                                 "restart with the new streams")
+        async with self._changing:
+            connections = self.connections()
+            try:
+                placement = place([c.feed.shard.streams for c in connections], adding, removing,
+                                  config.connection.streams_per_connection)
+            except ValueError as exc:
+                raise ChangeRejected(str(exc)) from None
+            current = self.streams()
+            result = ChangeResult(
+                added=sorted(set(adding) - current), removed=sorted(set(removing) & current),
+                ignored=sorted(set(adding) & current | set(removing) - current))
+            if result.added and isinstance(self.handler.sink, TopicSink):
+                await asyncio.to_thread(self.handler.sink.add_streams, result.added)
+            changes = []
+            for position in sorted(placement.add.keys() | placement.remove.keys()):
+                connection = connections[position]
+                add_here = placement.add.get(position, [])
+                remove_here = placement.remove.get(position, [])
+                result.shards[connection.index] = {"add": add_here, "remove": remove_here}
+                streams = set(connection.feed.shard.streams) - set(remove_here) | set(add_here)
+                if streams:
+                    changes.append(self._apply(connection, streams, result))
+                else:
+                    self._retire(connection, result)
+            for group in placement.overflow:
+                self._open(group, result)
+            await asyncio.gather(*changes)
+        log.info("streams changed: %s", result.json())
+        return result
+
+    async def _apply(self, connection: Connection, streams: Collection[str],
+                     result: ChangeResult) -> None:
+        outcome = result.shards[connection.index]
+        previous = connection.feed.shard
+        try:
+            applied = await connection.set_streams(self._shard(connection.index, streams))
+        except (ExchangeError, RequestTimeout) as exc:  # also published as events
+            # Back as it was: the next connect's URL must not carry a stream the exchange
+            # refused (the handshake would be refused too).
+            outcome["state"] = "reverted"
+            result.errors.append(f"shard {connection.index}: {exc}")
+            with contextlib.suppress(ExchangeError, RequestTimeout):
+                await connection.set_streams(previous)
+            return
+        # not open: the next connection's URL and reconcile apply it
+        outcome["state"] = "applied" if applied else "pending"
+
+    def _retire(self, connection: Connection, result: ChangeResult) -> None:
+        """No stream left: close the connection rather than keep an idle one open."""
+        self.handler.supervisor.retire(connection)
+        if connection.announced:
+            connection.feed.event("unsubscribed", streams=sorted(connection.announced), id=None)
+        result.shards[connection.index]["state"] = "closed"
+
+    def _open(self, streams: list[str], result: ChangeResult) -> None:
+        shard = self._shard(self._next_index, streams)
+        self._next_index += 1
+        child = self.handler.supervisor.add(self.handler.add_feed(shard))
+        assert isinstance(child, Connection)  # connections() checked the children's kind
+        child.announced = set()  # its streams are reported once it is up
+        child.at_start = False  # a refused stream quarantines this connection only
+        result.shards[shard.index] = {"add": list(shard.streams), "remove": [],
+                                      "state": "new connection"}
+
+    def _shard(self, index: int, streams: Collection[str]) -> Shard:
+        config = self.handler.config
+        return make_shard(index, tuple(sorted(streams)), config.url,
+                          config.connection.time_unit)
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration again; apply its `streams`, log what else changed
+        (that needs a restart). Errors are logged: the handler runs on as it was."""
+        assert self.reload_config is not None
+        try:
+            config = self.reload_config()
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not reloaded: %s", exc)
+            return
+        others = [key for key in changed_keys(self.handler.config.model_dump(),
+                                              config.model_dump()) if key != "streams"]
+        if others:
+            log.warning("SIGHUP: changed %s: applied at the next restart (only `streams` "
+                        "changes live)", ", ".join(others))
+        current, wanted = self.streams(), set(config.streams)
+        if current == wanted:
+            log.info("SIGHUP: streams unchanged")
+            return
+        try:
+            await self.change(sorted(wanted - current), sorted(current - wanted))
+        except (ChangeRejected, ConfigError) as exc:
+            log.error("SIGHUP: streams not changed: %s", exc)
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dumps."""
+    keys = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(prefix + key)
+    return keys
