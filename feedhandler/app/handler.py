@@ -90,6 +90,7 @@ class Handler:
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False
+        self._backlog_limit = config.kafka.backlog_limit_mb << 20
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
@@ -158,6 +159,9 @@ class Handler:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
+            if not self._paused and self.sink.backlog_bytes() > self._backlog_limit:
+                # at once, not at the next service tick: a loaded loop would read on meanwhile
+                self._pause_reads()
 
         batch = self.config.batch
         decoder = Decoder(
@@ -245,8 +249,15 @@ class Handler:
             self.stop()
 
     # --- main loop ------------------------------------------------------------------------
+    def _pause_reads(self) -> None:
+        backlog = self.sink.backlog_bytes()
+        self._paused = True
+        log.warning("sink backlog %d bytes over limit: pausing exchange reads", backlog)
+        self._publish_event({"type": "paused", "backlog_bytes": backlog})
+        for shard in self.shards:
+            shard.pause_reading()
+
     async def _service(self) -> None:
-        limit = self.config.kafka.backlog_limit_mb << 20
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
             for shard in self.shards:
@@ -254,13 +265,9 @@ class Handler:
             self.sink.service()
             self._maybe_done()
             backlog = self.sink.backlog_bytes()
-            if not self._paused and backlog > limit:
-                self._paused = True
-                log.warning("sink backlog %d bytes over limit: pausing exchange reads", backlog)
-                self._publish_event({"type": "paused", "backlog_bytes": backlog})
-                for shard in self.shards:
-                    shard.pause_reading()
-            elif self._paused and backlog < limit // 2:
+            if not self._paused and backlog > self._backlog_limit:
+                self._pause_reads()
+            elif self._paused and backlog < self._backlog_limit // 2:
                 self._paused = False
                 log.warning("sink backlog drained: resuming exchange reads")
                 self._publish_event({"type": "resumed", "backlog_bytes": backlog})
