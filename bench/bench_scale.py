@@ -1,0 +1,73 @@
+"""Memory and CPU against stream count: the handler (null sink) on N streams of the paced
+simulator, each run its own process; per run its peak RSS, CPU time, frames, errors and gaps.
+
+Streams are per-symbol book and trade kinds (depth@100ms, depth20@100ms, bookTicker, trade)
+over N / 4 symbols: also the scale check that no real-size value overflows (issue 8).
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_scale.py \
+        [--streams 1,1000,3000,5000] [--duration 20] [--rate 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from feedhandler.simulator.market import Universe
+from feedhandler.simulator.testing import SimulatorProcess
+
+KINDS = ("depth@100ms", "depth20@100ms", "bookTicker", "trade")
+SEED = 20261204
+
+
+def streams_for(count: int) -> tuple[int, list[str]]:
+    symbols = max(1, -(-count // len(KINDS)))
+    universe = Universe.generate(SEED, max(symbols, 2))
+    names = [f"{s.symbol.lower()}@{k}" for s in universe.symbols for k in KINDS]
+    return symbols, names[:count]
+
+
+def run(count: int, duration: float, rate: int) -> dict[str, object]:
+    symbols, streams = streams_for(count)
+    with SimulatorProcess(["--seed", str(SEED), "--symbols", str(max(symbols, 2)),
+                           "--rate", str(rate)]) as sim, tempfile.TemporaryFile() as out:
+        handler = subprocess.Popen(
+            [sys.executable, "-m", "feedhandler", "run", "--url", sim.url,
+             "--streams", ",".join(streams), "--sink", "null", "--duration", str(duration),
+             "--summary-json", "--live", "off", "--stats-interval", "0",
+             "--log-level", "WARNING"], stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(handler.pid, 0)  # this process's own rusage
+        handler.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        lines = out.read().decode().strip().splitlines()
+    if handler.returncode != 0 or not lines:
+        sys.exit(f"{count} streams: the handler exited {handler.returncode}")
+    summary = json.loads(lines[-1])
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return {"streams": len(streams), "symbols": symbols, "frames": summary["frames"],
+            "errors": sum(summary["errors"].values()), "gaps": summary["gaps"],
+            "reconnects": summary["reconnects"], "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(cpu_s, 2),
+            "cpu_us_per_frame": round(cpu_s / max(summary["frames"], 1) * 1e6, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--streams", default="1,1000,3000,5000")
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--rate", type=int, default=2000, help="simulator events/s, market-wide")
+    args = p.parse_args()
+    rows = [run(int(n), args.duration, args.rate) for n in args.streams.split(",")]
+    print("| streams | symbols | frames | errors | gaps | reconnects | peak RSS MiB | CPU s "
+          "| CPU µs/frame |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print("| " + " | ".join(str(v) for v in r.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
