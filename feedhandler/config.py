@@ -132,6 +132,9 @@ class KafkaConfig(Section):
     """librdkafka's own queue (queue.buffering.max.kbytes)..."""
     backlog_limit_mb: PositiveInt = 64
     """...then ours; beyond it, reading from the exchange pauses"""
+    ack_latency: bool = True
+    """report every delivery for the produce -> ack histogram (a Python call and a copy of
+    each Kafka message in confluent-kafka); false: only failures are reported"""
     producer: SecretEntries = Field(default_factory=dict)
     """librdkafka settings, winning over all (SASL/TLS); `<name>_file` reads a value from a
     file; secret values are redacted"""

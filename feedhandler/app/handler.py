@@ -159,7 +159,8 @@ class Handler:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
-            if not self._paused and self.sink.backlog_bytes() > self._backlog_limit:
+            if not self._paused and not self._stop.is_set() and \
+                    self.sink.backlog_bytes() > self._backlog_limit:
                 # at once, not at the next service tick: a loaded loop would read on meanwhile
                 self._pause_reads()
 

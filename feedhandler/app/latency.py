@@ -3,8 +3,9 @@
 - event -> receive: the exchange's event time (`E`) to our receive time, per record of the
   kinds that carry one (network + exchange-side delay; includes the two clocks' offset);
 - receive -> produce: our receive time to the batch's hand-over to the sink (decode + linger);
-- produce -> ack: per Kafka message, librdkafka's time from produce() to the broker's
-  acknowledgement (queue, send and the produce request's round trip), from delivery reports.
+- produce -> ack: per Kafka message, librdkafka's time from produce() until its delivery
+  report is served (queue, send, the produce request's round trip, and the wait for the
+  service loop's next poll, every 2 ms); `kafka.ack_latency`.
 
 Buckets are Prometheus `le` bounds in seconds; counts are kept per bucket (not cumulative) and
 summed at scrape time.

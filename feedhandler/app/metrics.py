@@ -95,8 +95,8 @@ METRICS: dict[str, Spec] = {
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
         "record), receive_to_produce (receive to the batch's hand-over to the sink, per "
-        "record), produce_to_ack (produce() to the broker's acknowledgement, per Kafka "
-        "message)."),
+        "record), produce_to_ack (produce() until the delivery report is served, per Kafka "
+        "message; kafka.ack_latency)."),
 }
 
 # sink.summary() key -> metric (after feedhandler_sink_). Keys of KafkaSink and NullSink;

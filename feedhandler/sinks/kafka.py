@@ -94,9 +94,9 @@ def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
         "acks": "all",
         "batch.size": config.batch_bytes,
         "message.max.bytes": config.max_message_bytes + (64 << 10),  # + key and headers
-        # successes too: each ack's latency feeds the produce -> ack histogram (a Python call
-        # per Kafka message, which carries a (kind, symbol)'s run of a batch, never per record)
-        "delivery.report.only.error": False,
+        # successes too (kafka.ack_latency): each ack feeds the produce -> ack histogram, a
+        # Python call per Kafka message (a (kind, symbol)'s run of a batch), never per record
+        "delivery.report.only.error": not config.ack_latency,
         "statistics.interval.ms": STATISTICS_INTERVAL_MS,
         "queue.buffering.max.kbytes": config.queue_mb << 10,
         "queue.buffering.max.messages": 10_000_000,  # the byte bound is the one that matters
@@ -253,7 +253,8 @@ class KafkaSink:
         topic = topic_for(kind, symbol.decode(), self.config.topic_template,
                           self.config.exchange, self.config.market)
         self._topics[kind][symbol] = topic
-        self._topic_kinds[topic] = kind
+        # a template without {kind} shares a topic among kinds: then no kind is named
+        self._topic_kinds[topic] = kind if self._topic_kinds.get(topic, kind) == kind else ""
         return topic
 
     def _json_values(self, schema: Schema, rows: np.ndarray,
@@ -375,8 +376,8 @@ class KafkaSink:
             return
         if self._on_ack_latency is not None:
             kind = self._topic_kinds.get(msg.topic() or "")
-            latency = msg.latency()  # librdkafka's: produce() to the delivery report
-            if kind is not None and latency is not None:
+            latency = msg.latency()  # librdkafka's: produce() until this report is served
+            if kind and latency is not None:
                 self._on_ack_latency(kind, latency)
         if self.on_acked is not None:
             self.on_acked(msg)

@@ -45,12 +45,14 @@ from picows import WSMsgType
 
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
+from feedhandler.contract import stream_kind
+from feedhandler.contract.kinds import KIND_BY_NAME
 from feedhandler.supervisor.backoff import Backoff
 from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.limiter import AttemptLimiter
-from feedhandler.supervisor.plan import Shard
+from feedhandler.supervisor.plan import MAX_URL_BYTES, Shard
 from feedhandler.supervisor.staleness import StalenessPolicy, Verdict, default_max_silence_s
 from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, SubscriptionClient
 from feedhandler.supervisor.transport import Link, LinkFailed, open_link
@@ -223,10 +225,19 @@ class Connection:
     async def _roll_over(self, old: Link, cause: str, stop: asyncio.Event) -> Link | None:
         """Open a replacement while `old` serves, overlap them until the replacement is in
         step (or `rollover_overlap_s`), and return it; None if `old` ends first."""
+        if not self.feed.shard.by_url:
+            # The replacement's URL would name no stream: it would deliver nothing until
+            # subscribed, which only the adopted link is. A plain reconnect (its gap reported)
+            # is honest; make-before-break needs the streams in the URL.
+            log.warning("shard %d: %s: no make-before-break for a shard subscribed after "
+                        "connecting (URL over %d bytes); reconnecting", self.index, cause,
+                        MAX_URL_BYTES)
+            return None
         log.info("shard %d: rolling over (%s): opening the replacement", self.index, cause)
         duplicates = self.feed.decoder.duplicates
         try:
             while not old.closed().done():
+                opened_for = self.feed.shard  # the streams the replacement's URL names
                 attempt = asyncio.ensure_future(self._attempt(stop, replacing=True))
                 racing: set[asyncio.Future[Any]] = {attempt, old.closed()}
                 await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
@@ -240,7 +251,9 @@ class Connection:
                 new = attempt.result()
                 if self.state == "quarantined":
                     break
-                if new is not None and await self._overlap(old, new, cause, duplicates, stop):
+                if new is None:
+                    continue
+                if await self._overlap(old, new, cause, duplicates, opened_for, stop):
                     return new
         finally:
             self.feed.end_overlap()  # when no replacement joined
@@ -250,21 +263,27 @@ class Connection:
         return None
 
     async def _overlap(self, old: Link, new: Link, cause: str, duplicates: int,
-                       stop: asyncio.Event) -> bool:
+                       opened_for: Shard, stop: asyncio.Event) -> bool:
         """Both feed the decoder until `new` is in step; False (and `new` closed) if `new`
-        ended first. `duplicates`: the decoder's count before the rollover."""
+        ended first, or the streams changed while it connected or overlapped (its URL names
+        the old ones; the old link got the change: a fresh replacement follows).
+        `duplicates`: the decoder's count before the rollover."""
         feed = self.feed
         feed.opened(new.listener)  # the second listener (the decoder's overlap is on already)
         started = self.clock.now()
         in_step: bool | None = None
         try:
             in_step = await self._until_in_step(old, new, started, stop)
+            if feed.shard is not opened_for:
+                in_step = None
         finally:
             if in_step is None:
                 await new.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "")
                 feed.closed(new.listener)
         if in_step is None:
-            log.warning("shard %d: the replacement closed during the overlap", self.index)
+            log.warning("shard %d: the replacement %s during the overlap", self.index,
+                        "is stale: the streams changed" if feed.shard is not opened_for
+                        else "closed")
             return False
         overlap_s = self.clock.now() - started
         self.rollovers[cause] += 1
@@ -280,10 +299,17 @@ class Connection:
         none came past a hole since the previous look (the old one owes nothing more). False
         when the old one ended or `rollover_overlap_s` passed first; None if `new` ended."""
         leg, ahead = new.listener.leg, -1
+        sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
+                        for s in self.feed.shard.streams)
+        opened_for = self.feed.shard
         while not new.closed().done():
+            if self.feed.shard is not opened_for:
+                return False  # (the caller starts over)
             in_step, now_ahead = self.feed.decoder.overlap_counts(leg)
             if in_step and now_ahead == ahead:
                 return True
+            if not sequenced and new.listener.frames:
+                return True  # nothing to line up: the first frame shows it delivers
             if old.closed().done() or \
                     self.clock.now() - started >= self.config.rollover_overlap_s:
                 return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,53 @@ def test_a_stop_during_the_overlap_closes_both_connections() -> None:
         await s.stop()
         assert [link.close_reason for link in s.exchange.links] == ["shutdown", "shutdown"]
         assert s.feed.listeners == [] and s.sup.children[0].state == "stopped"
+        assert "rollover" not in s.types()
+
+    asyncio.run(main())
+
+
+def test_streams_changed_during_the_overlap_open_a_fresh_replacement() -> None:
+    """The replacement's URL names the streams of its attempt: after a change (which the old
+    link, still serving, applied) it is dropped and a replacement with the new URL follows."""
+    async def main() -> None:
+        s = Setup()
+        s.sup.start(lambda task: None)
+        await s.until(lambda: len(s.exchange.links) == 1)
+        old = s.exchange.links[0]
+        s.exchange.send(old, range(1, 3), s.decoder)
+        await s.until(lambda: len(s.feed.listeners) == 2)
+        stale = s.exchange.links[1]
+        (changed,) = plan("ws://exchange.invalid:1", ["btcusdt@trade", "ethusdt@trade"], 200)
+        s.feed.shard = changed  # what Connection.set_streams does first
+        await s.until(lambda: stale.closed_at is not None)
+        await s.until(lambda: len(s.exchange.links) == 3 and len(s.feed.listeners) == 2)
+        assert old.closed_at is None  # still serving: no hole
+        fresh = s.exchange.links[2]
+        s.exchange.send(fresh, range(2, 5), s.decoder)
+        s.exchange.send(old, range(3, 4), s.decoder)
+        await s.until(lambda: old.closed_at is not None)
+        await s.stop()
+        assert s.trades == list(range(1, 5))
+        assert "gap" not in s.types()
+
+    asyncio.run(main())
+
+
+def test_a_shard_subscribed_after_connecting_reconnects_instead() -> None:
+    """Its replacement's URL would name no stream: no make-before-break, a plain reconnect
+    (whose gap a real listener's receive times bound)."""
+    async def main() -> None:
+        s = Setup()
+        (shard,) = plan("ws://exchange.invalid:1", ["btcusdt@trade"], 200)
+        s.feed.shard = replace(shard, by_url=False)
+        s.sup.start(lambda task: None)
+        await s.until(lambda: len(s.exchange.links) == 1)
+        old = s.exchange.links[0]
+        s.exchange.send(old, range(1, 3), s.decoder)
+        await s.until(lambda: old.closed_at is not None)
+        await s.until(lambda: len(s.exchange.links) == 2)
+        await s.stop()
+        assert old.close_reason == "stale" and s.exchange.links[1].opened_at >= old.closed_at
         assert "rollover" not in s.types()
 
     asyncio.run(main())
