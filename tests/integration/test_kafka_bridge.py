@@ -191,8 +191,10 @@ def test_broker_outage_is_backpressure_not_loss(own_broker: LocalKafka, tmp_path
     assert_all_delivered(summary)
     sink = summary["sink"]
     assert sink["buffer_full"] > 0, "the outage filled librdkafka's queue"
-    # Bounded: the backlog stops growing at its limit plus what was decoded meanwhile.
-    assert 2 << 20 < sink["backlog_peak_bytes"] < 4 << 20, sink
+    # Bounded: the backlog stops growing at its limit plus the rest of the read burst that
+    # crossed it (every kind's batch of that burst is handed over; on a loaded machine a
+    # burst holds more). 4 MiB was exceeded (5.2 MiB) only with a benchmark on the other core.
+    assert 2 << 20 < sink["backlog_peak_bytes"] < 8 << 20, sink
     assert_same(consumed(own_broker.bootstrap, handler.market, streams), expected)
     types = [e["type"] for e in control_events(own_broker.bootstrap, handler.market)]
     assert "paused" in types and "resumed" in types
