@@ -27,6 +27,7 @@ from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
+from feedhandler.contract.kinds import KINDS, Role
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
@@ -149,10 +150,11 @@ class Handler:
             self.stats.records[kind] += len(records)
             if kind == "depth" and self.book_sync is not None:
                 self.book_sync.on_depth(records)  # before the sink owns the records
-            if kind == "gap":
+            role = ROLES[kind]
+            if role is Role.GAP:
                 self._publish_gaps(records)
                 return
-            if kind == "control":  # control frames are published by on_control
+            if role is Role.CONTROL:  # control frames are published by on_control
                 return
             self.latency.observe_batch(kind, records)  # vectorised, per batch (/metrics)
             if frames is None:
@@ -331,6 +333,7 @@ class Handler:
 
 
 SCHEMAS_BY_INDEX = list(SCHEMAS)
+ROLES = {kind.name: kind.role for kind in KINDS}
 
 
 def _is_server_shutdown(frame: bytes) -> bool:

@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
-from feedhandler.contract.kinds import sequence_fields
+from feedhandler.contract.kinds import KIND_BY_NAME, Role, sequence_fields
 from feedhandler.contract.schemas import arrow_schema as arrow_schema
 from feedhandler.contract.schemas import arrow_table as arrow_table
 from feedhandler.contract.schemas import json_schema as json_schema
@@ -85,7 +85,7 @@ def stream_kind(stream: str) -> tuple[str, str]:
         kind = "depthPartial"
     else:
         kind = name
-    if kind not in SCHEMAS or kind in ("control", "gap"):
+    if kind not in KIND_BY_NAME or KIND_BY_NAME[kind].role is not Role.MARKET:
         raise ValueError(f"not a market data stream: {stream!r}")
     return kind, symbol
 
