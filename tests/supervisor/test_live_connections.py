@@ -5,7 +5,8 @@ against LIST_SUBSCRIPTIONS, and the supervisor adds and retires children one at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,16 @@ from feedhandler.supervisor.transport import Link, open_link
 from feedhandler.supervisor.tree import Supervisor
 
 CONFIG = ConnectionConfig(backoff_initial_s=0.01, backoff_max_s=0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(sup: Supervisor) -> AsyncIterator[Supervisor]:
+    sup.start(lambda task: None)
+    try:
+        yield sup
+    finally:
+        sup.stop()
+        await sup.wait_stopped()
 
 
 def feed_of(shard: Shard, events: list[dict[str, Any]], seen: set[str]) -> ShardFeed:
@@ -63,10 +74,9 @@ def test_a_reconnect_reconciles_the_streams_against_the_exchanges_list() -> None
                 return await open_link(shard.url, factory, config, context)
 
             sup = Supervisor([feed_of(shard, events, seen)], CONFIG, connect=stale_url)
-            sup.start(lambda task: None)
             (conn,) = sup.children
             assert isinstance(conn, Connection)
-            try:
+            async with running(sup):
                 await until(lambda: conn.state == "open")
                 streams = ("btcusdt@trade", "solusdt@trade")
                 assert await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams, "ms")))
@@ -83,9 +93,6 @@ def test_a_reconnect_reconciles_the_streams_against_the_exchanges_list() -> None
                 await until(lambda: "SOLUSDT" in seen)
                 await asyncio.sleep(0.3)
                 assert "ETHUSDT" not in seen
-            finally:
-                sup.stop()
-                await sup.wait_stopped()
 
     asyncio.run(scenario())
 
@@ -102,15 +109,11 @@ def test_a_change_before_the_connect_is_reported_once_the_connection_is_up() -> 
             # not connected: pending, the connect's URL carries it
             assert not await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams,
                                                                           "ms")))
-            sup.start(lambda task: None)
-            try:
+            async with running(sup):
                 await until(lambda: len(typed(events, "unsubscribed")) == 1)
                 assert sim.connections[-1].subscriptions() == ["ethusdt@trade"]
                 assert typed(events, "subscribed") == [(0, ["ethusdt@trade"], False)]
                 assert typed(events, "unsubscribed") == [(0, ["btcusdt@trade"], False)]
-            finally:
-                sup.stop()
-                await sup.wait_stopped()
 
     asyncio.run(scenario())
 
@@ -121,8 +124,7 @@ def test_children_are_added_and_retired_one_at_a_time() -> None:
             events: list[dict[str, Any]] = []
             first, second = plan(sim.url, ["btcusdt@trade", "ethusdt@trade"], 1)
             sup = Supervisor([feed_of(first, events, set())], CONFIG)
-            sup.start(lambda task: None)
-            try:
+            async with running(sup):
                 await until(lambda: sup.children[0].state == "open")
                 added = sup.add(feed_of(second, events, set()))
                 await until(lambda: added.state == "open")
@@ -132,9 +134,6 @@ def test_children_are_added_and_retired_one_at_a_time() -> None:
                 assert [c.shard for c in sup.status().connections] == [1]
                 assert added.state == "open" and added.feed.epoch == 1
                 assert [e["type"] for e in events].count("disconnected") == 0
-            finally:
-                sup.stop()
-                await sup.wait_stopped()
             assert added.state == "stopped"
 
     asyncio.run(scenario())
@@ -150,10 +149,9 @@ def test_a_rollover_keeps_the_streams_changed_live() -> None:
                                       max_lifetime_s=1.5, rollover_lead_s=0.5,
                                       rollover_overlap_s=1.0)
             sup = Supervisor([feed_of(shard, events, seen)], config)
-            sup.start(lambda task: None)
             (conn,) = sup.children
             assert isinstance(conn, Connection)
-            try:
+            async with running(sup):
                 await until(lambda: conn.state == "open")
                 streams = ("btcusdt@trade", "solusdt@trade")
                 assert await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams, "ms")))
@@ -167,8 +165,5 @@ def test_a_rollover_keeps_the_streams_changed_live() -> None:
                 types = [e["type"] for e in events]
                 assert "gap" not in types and "disconnected" not in types
                 assert types.count("subscribed") == types.count("unsubscribed") == 1
-            finally:
-                sup.stop()
-                await sup.wait_stopped()
 
     asyncio.run(scenario())

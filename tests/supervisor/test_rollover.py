@@ -101,6 +101,12 @@ class Setup:
             while not predicate():
                 await asyncio.sleep(0.001)
 
+    async def start(self) -> FakeLink:
+        """The supervisor started; its first connection, open."""
+        self.sup.start(lambda task: None)
+        await self.until(lambda: len(self.exchange.links) == 1)
+        return self.exchange.links[0]
+
     async def stop(self) -> None:
         self.sup.stop()
         await self.sup.wait_stopped()
@@ -109,9 +115,7 @@ class Setup:
 def test_lifetime_rollover_opens_the_replacement_before_closing_the_old_one() -> None:
     async def main() -> None:
         s = Setup()
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
-        old = s.exchange.links[0]
+        old = await s.start()
         s.exchange.send(old, range(1, 6), s.decoder)
         await s.until(lambda: len(s.feed.listeners) == 2)  # the replacement is feeding too
         new = s.exchange.links[1]
@@ -144,9 +148,7 @@ def test_lifetime_rollover_opens_the_replacement_before_closing_the_old_one() ->
 def test_server_shutdown_rolls_over_at_once_and_a_silent_replacement_is_bounded() -> None:
     async def main() -> None:
         s = Setup()
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
-        old = s.exchange.links[0]
+        old = await s.start()
         s.exchange.send(old, range(1, 3), s.decoder)
         s.feed.shutdown_notice.set()  # what the handler does on `serverShutdown`
         await s.until(lambda: old.closed_at is not None)
@@ -166,9 +168,7 @@ def test_server_shutdown_rolls_over_at_once_and_a_silent_replacement_is_bounded(
 def test_a_gap_only_when_the_old_connection_ends_before_the_replacement_connects() -> None:
     async def main() -> None:
         s = Setup()
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
-        old = s.exchange.links[0]
+        old = await s.start()
         s.exchange.hold = asyncio.Event()  # the replacement's handshake hangs
         s.feed.shutdown_notice.set()
         await asyncio.sleep(0.05)
@@ -188,8 +188,7 @@ def test_a_gap_only_when_the_old_connection_ends_before_the_replacement_connects
 def test_a_stop_during_the_overlap_closes_both_connections() -> None:
     async def main() -> None:
         s = Setup()
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
+        await s.start()
         s.feed.shutdown_notice.set()
         await s.until(lambda: len(s.feed.listeners) == 2)  # nothing in step: it overlaps
         await s.stop()
@@ -205,9 +204,7 @@ def test_streams_changed_during_the_overlap_open_a_fresh_replacement() -> None:
     link, still serving, applied) it is dropped and a replacement with the new URL follows."""
     async def main() -> None:
         s = Setup()
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
-        old = s.exchange.links[0]
+        old = await s.start()
         s.exchange.send(old, range(1, 3), s.decoder)
         await s.until(lambda: len(s.feed.listeners) == 2)
         stale = s.exchange.links[1]
@@ -234,9 +231,7 @@ def test_a_shard_subscribed_after_connecting_reconnects_instead() -> None:
         s = Setup()
         (shard,) = plan("ws://exchange.invalid:1", ["btcusdt@trade"], 200)
         s.feed.shard = replace(shard, by_url=False)
-        s.sup.start(lambda task: None)
-        await s.until(lambda: len(s.exchange.links) == 1)
-        old = s.exchange.links[0]
+        old = await s.start()
         s.exchange.send(old, range(1, 3), s.decoder)
         await s.until(lambda: old.closed_at is not None)
         await s.until(lambda: len(s.exchange.links) == 2)
