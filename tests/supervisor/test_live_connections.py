@@ -35,6 +35,17 @@ async def running(sup: Supervisor) -> AsyncIterator[Supervisor]:
         await sup.wait_stopped()
 
 
+def only_connection(sup: Supervisor) -> Connection:
+    (conn,) = sup.children
+    assert isinstance(conn, Connection)
+    return conn
+
+
+def shard_of(base_url: str, streams: tuple[str, ...]) -> Shard:
+    """Shard 0 with these streams, named in its URL (what a live change makes)."""
+    return Shard(0, streams, shard_url(base_url, streams, "ms"))
+
+
 def feed_of(shard: Shard, events: list[dict[str, Any]], seen: set[str]) -> ShardFeed:
     holder: list[ShardFeed] = []
 
@@ -74,12 +85,11 @@ def test_a_reconnect_reconciles_the_streams_against_the_exchanges_list() -> None
                 return await open_link(shard.url, factory, config, context)
 
             sup = Supervisor([feed_of(shard, events, seen)], CONFIG, connect=stale_url)
-            (conn,) = sup.children
-            assert isinstance(conn, Connection)
+            conn = only_connection(sup)
             async with running(sup):
                 await until(lambda: conn.state == "open")
                 streams = ("btcusdt@trade", "solusdt@trade")
-                assert await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams, "ms")))
+                assert await conn.set_streams(shard_of(sim.url, streams))
                 assert sim.connections[-1].subscriptions() == ["btcusdt@trade", "solusdt@trade"]
                 assert typed(events, "subscribed") == [(0, ["solusdt@trade"], True)]
                 assert typed(events, "unsubscribed") == [(0, ["ethusdt@trade"], True)]
@@ -103,12 +113,10 @@ def test_a_change_before_the_connect_is_reported_once_the_connection_is_up() -> 
             events: list[dict[str, Any]] = []
             (shard,) = plan(sim.url, ["btcusdt@trade"], 10)
             sup = Supervisor([feed_of(shard, events, set())], CONFIG)
-            (conn,) = sup.children
-            assert isinstance(conn, Connection)
+            conn = only_connection(sup)
             streams = ("ethusdt@trade",)
             # not connected: pending, the connect's URL carries it
-            assert not await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams,
-                                                                          "ms")))
+            assert not await conn.set_streams(shard_of(sim.url, streams))
             async with running(sup):
                 await until(lambda: len(typed(events, "unsubscribed")) == 1)
                 assert sim.connections[-1].subscriptions() == ["ethusdt@trade"]
@@ -149,12 +157,11 @@ def test_a_rollover_keeps_the_streams_changed_live() -> None:
                                       max_lifetime_s=1.5, rollover_lead_s=0.5,
                                       rollover_overlap_s=1.0)
             sup = Supervisor([feed_of(shard, events, seen)], config)
-            (conn,) = sup.children
-            assert isinstance(conn, Connection)
+            conn = only_connection(sup)
             async with running(sup):
                 await until(lambda: conn.state == "open")
                 streams = ("btcusdt@trade", "solusdt@trade")
-                assert await conn.set_streams(Shard(0, streams, shard_url(sim.url, streams, "ms")))
+                assert await conn.set_streams(shard_of(sim.url, streams))
                 await until(lambda: any(e["type"] == "rollover" for e in events))
                 await until(lambda: len(sim.connections) == 1)  # the old one closed
                 await asyncio.sleep(0.2)  # the successor's reconcile
