@@ -98,6 +98,12 @@ class SymbolPublisher(Publisher):
         self._engine = sub.state.engine
         self._fmt = sub.state.fmt
 
+    def _trade_stamps(self) -> tuple[int, int, bool]:
+        """(trade time, event time, buyer is maker) of the engine's current fills."""
+        engine, tdiv = self._engine, self._tdiv
+        return (engine.now_us // tdiv, (engine.now_us + engine.latency_us) // tdiv,
+                not engine.buyer_taker)
+
 
 @dataclass(frozen=True, slots=True)
 class Publishes:
@@ -183,11 +189,9 @@ class TradePublisher(SymbolPublisher):
     def on_event(self, flags: int) -> None:
         if not flags & TRADED:
             return
-        engine, fmt, emit, tdiv, name = self._engine, self._fmt, self._emit, self._tdiv, self.name
-        t = engine.now_us // tdiv
-        e = (engine.now_us + engine.latency_us) // tdiv
-        maker_buy = not engine.buyer_taker
-        for trade_id, price, qty in engine.fills:
+        fmt, emit, name = self._fmt, self._emit, self.name
+        t, e, maker_buy = self._trade_stamps()
+        for trade_id, price, qty in self._engine.fills:
             emit((name, render.trade(fmt, e, trade_id, price, qty, t, maker_buy).encode()))
 
 
@@ -200,11 +204,9 @@ class AggTradePublisher(SymbolPublisher):
     def on_event(self, flags: int) -> None:
         if not flags & TRADED:
             return
-        engine, fmt, emit, tdiv, name = self._engine, self._fmt, self._emit, self._tdiv, self.name
-        t = engine.now_us // tdiv
-        e = (engine.now_us + engine.latency_us) // tdiv
-        maker_buy = not engine.buyer_taker
-        for agg_id, first_id, last_id, price, qty in engine.aggs:
+        fmt, emit, name = self._fmt, self._emit, self.name
+        t, e, maker_buy = self._trade_stamps()
+        for agg_id, first_id, last_id, price, qty in self._engine.aggs:
             payload = render.agg_trade(fmt, e, agg_id, price, qty, first_id, last_id, t, maker_buy)
             emit((name, payload.encode()))
 
