@@ -18,6 +18,8 @@ from types import TracebackType
 
 import orjson
 
+from tests.simulator.server.simhelpers import read_frame
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -84,17 +86,9 @@ class Session:
         await self.send(b"".join(frame(OP_TEXT, trade_frame(i)) for i in ids))
 
     async def read_frame(self) -> tuple[int, bytes]:
-        first, second = await self.reader.readexactly(2)
-        size = second & 0x7F
-        if size == 126:
-            (size,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif size == 127:
-            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        mask = await self.reader.readexactly(4) if second & 0x80 else b"\0\0\0\0"
-        data = await self.reader.readexactly(size)
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.received.append((first & 0x0F, payload))
-        return first & 0x0F, payload
+        opcode, payload = await read_frame(self.reader)
+        self.received.append((opcode, payload))
+        return opcode, payload
 
     async def read_until_close(self) -> tuple[int, bytes] | None:
         """The client's frames until its close frame (returned), or None if it just left."""

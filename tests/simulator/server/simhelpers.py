@@ -120,6 +120,22 @@ async def request(ws: ClientConnection, message: dict[str, Any] | bytes | str) -
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One WebSocket frame off the wire: (opcode, payload), unmasked if the sender masked it
+    (a client does, a server does not)."""
+    first, second = await reader.readexactly(2)
+    size = second & 0x7F
+    if size == 126:
+        (size,) = struct.unpack("!H", await reader.readexactly(2))
+    elif size == 127:
+        (size,) = struct.unpack("!Q", await reader.readexactly(8))
+    mask = await reader.readexactly(4) if second & 0x80 else b""
+    data = await reader.readexactly(size)
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return first & 0x0F, data
+
+
 class RawClient:
     """Just enough WebSocket to control pings and pongs by hand."""
 
@@ -148,13 +164,7 @@ class RawClient:
 
     async def recv(self) -> tuple[int, bytes]:
         """Next frame (opcode, payload); raises IncompleteReadError when TCP closes."""
-        first, second = await self.reader.readexactly(2)
-        size = second & 0x7F
-        if size == 126:
-            (size,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif size == 127:
-            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return first & 0x0F, await self.reader.readexactly(size)
+        return await read_frame(self.reader)
 
     async def recv_until(self, opcode: int, timeout: float = 2.0) -> bytes:
         async with asyncio.timeout(timeout):
