@@ -156,11 +156,13 @@ class Handler:
                 return
             if role is Role.CONTROL:  # control frames are published by on_control
                 return
-            self.latency.observe_batch(kind, records)  # vectorised, per batch (/metrics)
             if frames is None:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
+            # after the hand-over, which receive -> produce measures and which need not wait
+            # for it (vectorised, per batch; sinks never change the time columns)
+            self.latency.observe_batch(kind, records)
             if not self._paused and not self._stop.is_set() and \
                     self.sink.backlog_bytes() > self._backlog_limit:
                 # at once, not at the next service tick: a loaded loop would read on meanwhile

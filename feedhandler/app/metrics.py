@@ -166,7 +166,8 @@ class HandlerCollector:
         handler = self._handler()
         if handler is None:
             return
-        stats, status = handler.stats, handler.status().supervisor
+        stats, snapshot = handler.stats, handler.status()  # one snapshot per scrape
+        status = snapshot.supervisor
         connections = status.connections  # the supervisor's snapshot, never the connections
         now_ns = time.time_ns()  # frames are stamped with the wall clock
         yield _family("feedhandler_build_info",
@@ -202,12 +203,12 @@ class HandlerCollector:
         yield _family("feedhandler_protocol_violations_total",
                       (((str(c.shard),), c.violations) for c in connections))
         yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])
-        yield _family("feedhandler_paused", [((), handler.paused)])
+        yield _family("feedhandler_paused", [((), snapshot.paused)])
         yield _family("feedhandler_service_loop_age_seconds",
                       [((), time.monotonic() - handler.heartbeat)])
-        yield _family("feedhandler_sink_backlog_bytes", [((), handler.sink.backlog_bytes())])
+        yield _family("feedhandler_sink_backlog_bytes", [((), snapshot.backlog_bytes)])
         yield self._latency(handler)
-        yield from _sink_families(handler.sink.summary())
+        yield from _sink_families(snapshot.sink)
 
     @staticmethod
     def _latency(handler: Handler) -> Metric:
