@@ -80,13 +80,17 @@ def make_sink(config: HandlerConfig,
 class Handler:
     def __init__(self, config: HandlerConfig, sink: Sink | None = None, *,
                  make_child: ChildFactory | None = None,
-                 reload: Callable[[], HandlerConfig] | None = None) -> None:
+                 reload: Callable[[], HandlerConfig] | None = None,
+                 wrap_sink: Callable[[Sink], Sink] | None = None) -> None:
         """`make_child(feed)` makes each shard's frame source: by default an exchange
         connection; a recording's reader for replay. `reload` reads the configuration again
-        at SIGHUP (its streams apply live)."""
+        at SIGHUP (its streams apply live). `wrap_sink(sink)` (the recorder) wraps the
+        configured sink, which still reports its acks to the latency histograms."""
         self.config = config
         self.latency = LatencyHistograms()
-        self.sink = sink if sink is not None else make_sink(config, self.latency.observe_ack)
+        if sink is None:
+            sink = make_sink(config, self.latency.observe_ack)
+        self.sink = wrap_sink(sink) if wrap_sink is not None else sink
         self.stats = HandlerStats()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()

@@ -8,12 +8,13 @@ import argparse
 from pathlib import Path
 
 from feedhandler import __version__
-from feedhandler.app.handler import Handler, make_sink
+from feedhandler.app.handler import Handler
 from feedhandler.app.run import add_arguments as add_run_arguments
 from feedhandler.app.run import load_from_args, run_handler
 from feedhandler.config import ConfigError
 from feedhandler.recording.sink import RecordingSink
 from feedhandler.records import SCHEMAS
+from feedhandler.sinks.base import Sink
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,10 +39,13 @@ def run(args: argparse.Namespace) -> int:
                 "time_unit": config.connection.time_unit,
                 "shard_index": config.shard_index, "shard_count": config.shard_count,
                 "recorder": f"feedhandler {__version__}"}
-        sink = RecordingSink(args.out, make_sink(config), meta,
-                             max_linger_ms=max(config.batch.linger_for(k) for k in SCHEMAS),
-                             rotate_s=args.rotate_s, rotate_mb=args.rotate_mb,
-                             prefix=args.prefix)
-        return Handler(config, sink)
+        linger_ms = max(config.batch.linger_for(k) for k in SCHEMAS)
+
+        def recorder(inner: Sink) -> Sink:
+            return RecordingSink(args.out, inner, meta, max_linger_ms=linger_ms,
+                                 rotate_s=args.rotate_s, rotate_mb=args.rotate_mb,
+                                 prefix=args.prefix)
+
+        return Handler(config, wrap_sink=recorder)
 
     return run_handler("record", args, make_handler)

@@ -6,11 +6,15 @@ import asyncio
 from typing import Any
 
 import numpy as np
+import pytest
 import uvloop
 
+from feedhandler.app import handler as handler_module
 from feedhandler.app.handler import Handler, _is_server_shutdown
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
+from feedhandler.sinks.base import Sink
+from feedhandler.sinks.null import NullSink
 from tests.app.recording_sink import RecordingSink
 from tests.app.uvloop_run import sync
 
@@ -149,3 +153,25 @@ def test_server_shutdown_is_recognised_raw_and_combined() -> None:
     assert not _is_server_shutdown(b'{"result":["!serverShutdown"],"id":3}')
     assert not _is_server_shutdown(b'{"code":2,"msg":"Invalid request"}')
     assert not _is_server_shutdown(b'[1,2]') and not _is_server_shutdown(b'{"e":')
+
+
+def test_a_wrapped_sink_still_reports_its_acks_to_the_latency_histograms(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made: dict[str, Any] = {}
+
+    def make_sink(config: Any, on_ack_latency: Any = None) -> NullSink:
+        made["on_ack_latency"] = on_ack_latency
+        made["inner"] = NullSink()
+        return made["inner"]
+
+    monkeypatch.setattr(handler_module, "make_sink", make_sink)
+    outer = NullSink()
+
+    def recorder(inner: Sink) -> Sink:
+        made["wrapped"] = inner
+        return outer
+
+    handler = Handler(config("ws://127.0.0.1:1"), wrap_sink=recorder)
+    # the recorder wraps the configured sink: that sink feeds produce -> ack
+    assert handler.sink is outer and made["wrapped"] is made["inner"]
+    assert made["on_ack_latency"] == handler.latency.observe_ack
