@@ -71,7 +71,7 @@ class Connection(WSListener):
         self._source = source
         self._pacer = pacer
         self._config = config
-        self._schedule = FaultSchedule(config.faults)
+        self._schedule = FaultSchedule(config.faults, cid)
         self._on_open = on_open
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()

@@ -19,7 +19,9 @@ Fault names and their parameters:
 `stream` defaults to every subscribed stream of the connection. A spec fires by count: for
 connection faults the count is the events sent on that connection, for `refuse` the handshake
 attempts seen by the server. `every=N` fires at N, 2N, ...; `after=N` fires once at N (`after=0`:
-as soon as the connection opens). Example: `malformed:every=1000`, `stall:after=5000,seconds=2`.
+as soon as the connection opens). `conn=K` limits a connection fault to the server's K-th
+connection (ids count from 1 in accept order). Example: `malformed:every=1000`,
+`stall:after=5000,seconds=2`, `shutdown:after=500,conn=3`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class FaultSpec:
     every: int | None = None
     after: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    conn: int | None = None  # only this connection id (connection faults)
 
     def __post_init__(self) -> None:
         if self.name not in _PARAMS:
@@ -77,6 +80,9 @@ class FaultSpec:
         too_small = self.every is not None and self.every < 1
         if too_small or (self.after is not None and self.after < 0):
             raise ValueError(f"fault {self.name!r}: every must be >= 1, after >= 0")
+        if self.conn is not None and (self.name == "refuse" or self.conn < 1):
+            raise ValueError(f"fault {self.name!r}: conn= picks a connection id (>= 1) of a "
+                             "connection fault")
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -88,12 +94,13 @@ class FaultSpec:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"fault {text!r}: expected key=value, got {item!r}")
-            kind = int if key in ("every", "after") else _PARAMS.get(name, {}).get(key, (str,))[0]
+            trigger = key in ("every", "after", "conn")
+            kind = int if trigger else _PARAMS.get(name, {}).get(key, (str,))[0]
             try:
                 converted = kind(value)
             except ValueError as exc:
                 raise ValueError(f"fault {text!r}: {key} must be {kind.__name__}") from exc
-            (triggers if key in ("every", "after") else params)[key] = converted
+            (triggers if trigger else params)[key] = converted
         return cls(name, params=params, **triggers)
 
     def param(self, key: str) -> Any:
@@ -159,8 +166,9 @@ def apply(spec: FaultSpec, target: Target) -> None:
 class FaultSchedule:
     """The scheduled connection faults, as seen by one connection's event counter."""
 
-    def __init__(self, specs: Sequence[FaultSpec]) -> None:
-        self._specs = [spec for spec in specs if spec.name != "refuse"]
+    def __init__(self, specs: Sequence[FaultSpec], conn: int) -> None:
+        self._specs = [spec for spec in specs
+                       if spec.name != "refuse" and spec.conn in (None, conn)]
 
     def until_next(self, sent: int) -> int | None:
         points = [p for p in (spec.next_after(sent) for spec in self._specs) if p is not None]

@@ -251,6 +251,7 @@ async def test_refuse_handshakes_on_demand(stub: StubFactory) -> None:
             FaultSpec("close", every=7, params={"code": 4000, "reason": "go"}),
         ),
         ("refuse:every=3,status=418", FaultSpec("refuse", every=3, params={"status": 418})),
+        ("shutdown:after=500,conn=3", FaultSpec("shutdown", after=500, conn=3)),
     ],
 )
 def test_fault_spec_parsing(text: str, spec: FaultSpec) -> None:
@@ -267,6 +268,8 @@ def test_fault_spec_parsing(text: str, spec: FaultSpec) -> None:
         ("stall:after=1,seconds=soon", "seconds must be float"),
         ("drop:after=1,n=2", "takes no n"),
         ("gap:every", "expected key=value"),
+        ("shutdown:after=1,conn=0", "conn= picks a connection id"),
+        ("refuse:every=1,conn=2", "conn= picks a connection id"),
     ],
 )
 def test_fault_spec_errors(text: str, error: str) -> None:
@@ -327,3 +330,18 @@ async def test_after_zero_fires_before_the_first_event(stub: StubFactory) -> Non
         kind, payload = await client.recv()
         assert (kind, int.from_bytes(payload[:2], "big")) == (OP_CLOSE, 4002)
         client.close()
+
+
+async def test_a_fault_with_conn_fires_on_that_connection_only(stub: StubFactory) -> None:
+    faults = (FaultSpec.parse("close:after=2,code=4003,conn=2"),)
+    async with SimulatorServer(source=stub, rate=200, faults=faults) as sim:
+        first = await RawClient.open("127.0.0.1", sim.port, "/ws/" + TRADE)
+        second = await RawClient.open("127.0.0.1", sim.port, "/ws/" + TRADE)
+        assert [(await second.recv())[0] for _ in range(2)] == [OP_TEXT, OP_TEXT]
+        kind, payload = await second.recv()  # after its own second event
+        assert (kind, int.from_bytes(payload[:2], "big")) == (OP_CLOSE, 4003)
+        # connection 1 sails past its second event: one market, ids shared
+        ids = [orjson.loads((await first.recv())[1])["t"] for _ in range(4)]
+        assert ids == list(range(ids[0], ids[0] + 4)) and ids[-1] >= 3
+        first.close()
+        second.close()
