@@ -20,7 +20,6 @@ from feedhandler.app.handler import Handler
 from feedhandler.app.health import _stream_lists
 from feedhandler.app.live import ChangeRejected, changed_keys
 from feedhandler.config import load_config
-from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorServer
 from tests.app.recording_sink import RecordingSink
 from tests.app.test_health import config, exchange, get, running, until
@@ -260,41 +259,3 @@ async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
             await change(handler, remove=["ethusdt@trade", "nosuch@trade"])
             assert (await get(handler, "/readyz"))[0] == 200
             assert open_shards(handler) == {0: 1}
-
-
-@sync
-async def test_3000_streams_then_500_more_and_200_fewer_through_the_handler() -> None:
-    symbols = [spec.symbol.lower() for spec in Universe.generate(SEED, SYMBOLS)]
-    kinds = ("trade", "aggTrade", "bookTicker")
-    initial = [f"{s}@{k}" for s in symbols[:1000] for k in kinds]
-    added = sorted(f"{s}@{k}" for s in symbols[1000:1170] for k in kinds)[:500]
-    removed = initial[::15]
-    assert (len(initial), len(added), len(removed)) == (3000, 500, 200)
-    async with SimulatorServer(seed=SEED, symbols=SYMBOLS, rate=3000.0) as sim:
-        sink = RecordingSink()
-        # 3 x 1,000: URLs too long, so the streams are subscribed once connected
-        handler = Handler(config(sim.url, streams=",".join(initial),
-                                 **{"connection.streams_per_connection": 1000}), sink)
-        async with running(handler):
-            await until(lambda: len(open_shards(handler)) == 3, timeout=20)
-            wanted = set(initial)
-            await until(lambda: set().union(*(c.subscriptions() for c in sim.connections))
-                        == wanted, timeout=20)
-            assert not events(sink, "subscribed")  # the plan's streams are no change
-            epochs = open_shards(handler)
-            result = await change(handler, add=added, remove=removed)
-            # the 200 removed make room for 200; the other 300 open a fourth connection
-            assert result["errors"] == [] and len(result["shards"]) == 4
-            assert sum(len(s["add"]) for s in result["shards"].values()) == 500
-            wanted = wanted - set(removed) | set(added)
-            await until(lambda: len(open_shards(handler)) == 4, timeout=20)
-            await until(lambda: sum(map(len, streams_of(events(sink, "subscribed"))
-                                        .values())) == 500, timeout=20)
-            assert set().union(*(c.subscriptions() for c in sim.connections)) == wanted
-            assert handler.live.streams() == wanted
-            unsubscribed = [s for e in events(sink, "unsubscribed") for s in e["streams"]]
-            assert sorted(unsubscribed) == sorted(removed)
-            # never closed for the 5 messages/s limit; the three first never reconnected
-            assert all(c.is_open for c in sim.connections) and len(sim.connections) == 4
-            assert {i: e for i, e in open_shards(handler).items() if i < 3} == epochs
-            assert not events(sink, "disconnected") and not events(sink, "gap")
