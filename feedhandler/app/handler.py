@@ -95,6 +95,7 @@ class Handler:
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
         self._paused = False
+        self._retired_frames = 0
         self._backlog_limit = config.kafka.backlog_limit_mb << 20
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
@@ -145,6 +146,18 @@ class Handler:
         if self._paused:
             feed.pause_reading()
         return feed
+
+    def remove_feed(self, feed: ShardFeed) -> None:
+        """A retired shard's connection has closed: publish what its decoder holds and let
+        it go (its frames stay counted)."""
+        feed.decoder.flush()
+        self._retired_frames += feed.frames
+        self.shards.remove(feed)
+
+    @property
+    def frames(self) -> int:
+        """Data frames decoded so far, by every shard (retired ones too)."""
+        return self._retired_frames + sum(s.frames for s in self.shards)
 
     def _feed(self, shard: Shard) -> ShardFeed:
         holder: list[ShardFeed] = []
@@ -228,7 +241,7 @@ class Handler:
 
     def _maybe_done(self) -> None:
         if self.config.max_messages and \
-                sum(s.frames for s in self.shards) >= self.config.max_messages:
+                self.frames >= self.config.max_messages:
             self._stop.set()
 
     def stop(self) -> None:
@@ -322,7 +335,7 @@ class Handler:
                 await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()
-            self.stats.frames = sum(s.frames for s in self.shards)
+            self.stats.frames = self.frames
             closing = time.perf_counter()
             budget = self.config.shutdown_timeout_s - (closing - stopping)
             undelivered = self.sink.close(max(0.5, budget))

@@ -130,7 +130,8 @@ class LiveStreams:
 
     def _retire(self, connection: Connection, result: ChangeResult) -> None:
         """No stream left: close the connection rather than keep an idle one open."""
-        self.handler.supervisor.retire(connection)
+        self.handler.supervisor.retire(
+            connection, lambda: self.handler.remove_feed(connection.feed))
         if connection.announced:
             connection.feed.event("unsubscribed", streams=sorted(connection.announced), id=None)
         result.shards[connection.index]["state"] = "closed"

@@ -115,10 +115,17 @@ class Supervisor:
             self._start(child)
         return child
 
-    def retire(self, child: Child) -> None:
-        """Stop one child (gracefully, as at stop) and drop it from the status."""
+    def retire(self, child: Child, on_stopped: Callable[[], None] | None = None) -> None:
+        """Stop one child (gracefully, as at stop) and drop it from the status;
+        `on_stopped()` once it has closed (its last frames decoded)."""
         self.children.remove(child)
         self._stop_child(child)
+        task = self._tasks.get(child.index)
+        if on_stopped is not None:
+            if task is None:
+                on_stopped()
+            else:
+                task.add_done_callback(lambda _: on_stopped())
 
     def _stop_child(self, child: Child) -> None:
         stop, task = self._stops.get(child.index), self._tasks.get(child.index)

@@ -118,7 +118,11 @@ async def test_post_adds_removes_and_opens_a_connection_without_touching_the_oth
             result = await change(handler,
                                   remove=["xrpusdt@trade", "adausdt@trade", "dogeusdt@trade"])
             assert result["shards"]["1"]["state"] == "closed"
+            frames = handler.frames
             await stops(sink, "XRPUSDT")
+            # once closed, its feed is let go; what it decoded stays counted
+            await until(lambda: [f.shard.index for f in handler.shards] == [0, 2])
+            assert handler.frames >= frames
             status, body = await get(handler, "/readyz")
             assert (status, body) == (200, "ready: 2 connections open\n")
             status, body = await get(handler, "/subscriptions")
