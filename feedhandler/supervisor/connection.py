@@ -477,16 +477,22 @@ async def _unless(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
+    except BaseException:  # cancelled: stop() cancels a child that is not serving yet
+        await _close_late_link(task)
         raise
     finally:
         stopper.cancel()
     if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            result = await task
-            if isinstance(result, Link):  # finished just as it was cancelled
-                result.abort()
+        await _close_late_link(task)
         raise Stopped
     return task.result()
+
+
+async def _close_late_link(task: asyncio.Future[Any]) -> None:
+    """Cancel `task`; a link it opened all the same (the connect finished first) is closed as
+    at shutdown, with a close frame, never left open or cut."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        result = await task
+        if isinstance(result, Link):
+            await result.close(CLOSE_TIMEOUT_S, 1000, "shutdown")

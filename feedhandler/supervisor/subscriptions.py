@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from feedhandler.supervisor.pending import PendingRequests
+
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 1024  # per connection (binance-protocol.md §2)
@@ -122,8 +124,7 @@ class SubscriptionClient:
         self.budget = budget or OutgoingBudget()
         self._timeout = timeout
         self._max_params = max_params
-        self._ids = ids
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending: PendingRequests[str] = PendingRequests(ids)  # tag: the method
         self.requests = 0  # sent so far
         self.replies = 0  # claimed so far: frames of the connection that are not data
 
@@ -172,22 +173,18 @@ class SubscriptionClient:
     async def _request(self, method: str, params: list[str] | None, id_out: bool = False) -> Any:
         """Send one request when the budget allows; its result (or its id, with `id_out`)."""
         await self.budget.acquire()
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (method, future)
+        request_id = self._pending.open(method)
         message: dict[str, Any] = {"method": method, "id": request_id}
         if params is not None:
             message["params"] = params
         self._transport.send(orjson.dumps(message))
         self.requests += 1
         try:
-            result = await asyncio.wait_for(future, self._timeout)
+            result = await self._pending.answer(request_id, self._timeout)
         except TimeoutError:
             self._on_event({"type": "subscription_timeout", "method": method, "id": request_id})
             text = f"{method} id {request_id}: no reply in {self._timeout} s"
             raise RequestTimeout(text) from None
-        finally:
-            self._pending.pop(request_id, None)
         return request_id if id_out else result
 
     # -- replies -------------------------------------------------------------------------------
@@ -196,26 +193,21 @@ class SubscriptionClient:
         """Take one control frame if it answers a request of this client."""
         reply = _reply(frame)
         request_id = reply.get("id") if reply is not None else None
-        pending = self._pending.get(request_id) if isinstance(request_id, int) else None
-        if reply is None or pending is None:
+        method = self._pending.tag(request_id)
+        if reply is None or method is None:
             return False  # not a reply, someone else's, or one that timed out
-        method, future = pending
         self.replies += 1
         if "code" in reply:
             _report_error(reply, method, self._on_event)
-            if not future.done():
-                future.set_exception(ExchangeError(int(reply["code"] or 0), reply["msg"], method))
-        elif not future.done():
-            future.set_result(reply["result"])
+            self._pending.settle(request_id, error=ExchangeError(int(reply["code"] or 0),
+                                                                 reply["msg"], method))
+        else:
+            self._pending.settle(request_id, reply["result"])
         return True
 
     def connection_lost(self) -> None:
         """Fail every request still waiting: its reply cannot come any more."""
-        for method, future in self._pending.values():
-            if not future.done():
-                future.set_exception(ConnectionError(f"{method}: connection lost"))
-        self._pending.clear()
-
+        self._pending.fail_all(lambda method: ConnectionError(f"{method}: connection lost"))
 
 def _reply(frame: bytes) -> dict[str, Any] | None:
     """A control reply (`result` or `code`, no event type), else None."""

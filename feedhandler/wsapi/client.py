@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from picows import (
 )
 
 from feedhandler.supervisor.backoff import Backoff
+from feedhandler.supervisor.pending import PendingRequests
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, URGENT, WeightBudget
 from feedhandler.wsapi.clock import ClockOffset
@@ -130,8 +130,7 @@ class WsApiClient:
         self._limiter = limiter
         self._on_event = on_event or (lambda event: None)
         self._max_frame_bytes = max_frame_bytes
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: PendingRequests[str] = PendingRequests()  # tag: the method
         self._transport: WSTransport | None = None
         self._ready = asyncio.Event()  # connected (and logged on again, if we were)
         self._session_wanted = False  # logon() succeeded: log on again after a reconnect
@@ -227,24 +226,19 @@ class WsApiClient:
             raise errors.ConnectionLost("not connected")
         if signed:
             params = self._signed(params or {})
-        request_id = next(self._ids)
+        request_id = self._pending.open(method)
         frame: dict[str, Any] = {"id": request_id, "method": method}
         if params:
             frame["params"] = params
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
         transport.send(WSMsgType.TEXT, orjson.dumps(frame))
         self.stats.requests += 1
         try:
-            async with asyncio.timeout(timeout or self.request_timeout_s):
-                return await future
+            return await self._pending.answer(request_id, timeout or self.request_timeout_s)
         except TimeoutError:
             self.stats.timeouts += 1
             raise errors.RequestTimeout(
                 f"{method}: no response within {timeout or self.request_timeout_s} s"
             ) from None
-        finally:
-            self._pending.pop(request_id, None)
 
     def _signed(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self._credentials is None:
@@ -337,15 +331,9 @@ class WsApiClient:
             if error is not None:
                 self._server_error(error)
             return
-        future = self._pending.get(request_id) if isinstance(request_id, int) else None
         self.stats.responses += 1
-        if future is None or future.done():
+        if self._pending.settle(request_id, message.get("result"), error) is None:
             self.stats.late += 1
-            return
-        if error is None:
-            future.set_result(message.get("result"))
-        else:
-            future.set_exception(error)
 
     def _track_limit(self, item: Any) -> None:
         try:
@@ -402,10 +390,7 @@ class WsApiClient:
         self._on_event({"type": kind, "source": "wsapi", "ts_ns": time.time_ns(), **fields})
 
     def _fail_pending(self, exc: errors.WsApiError) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(exc)
+        self._pending.fail_all(lambda _: exc)
 
     async def _connect(self) -> WSTransport:
         await self.budget.acquire(CONNECT_WEIGHT, URGENT)

@@ -130,6 +130,39 @@ def test_a_pending_connect_is_cancelled_at_stop() -> None:
     asyncio.run(main())
 
 
+class ClosingLink(Link):
+    """A connected link that records how it was ended."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, int]] = []
+
+    async def close(self, timeout_s: float, code: int = 1000, reason: str = "") -> None:
+        self.ended.append((reason, code))
+
+    def abort(self) -> None:
+        self.ended.append(("abort", 0))
+
+
+def test_a_connect_that_completes_as_the_stop_cancels_it_is_closed_with_a_close_frame() -> None:
+    link = ClosingLink()
+
+    async def main() -> None:
+        sup: Supervisor
+
+        async def connects(url: str, factory: Callable[[], FeedListener],
+                           config: ConnectionConfig, context: Any) -> Link:
+            sup.stop()  # the stop comes in as the handshake completes: still "connecting"
+            return link
+
+        sup = supervisor("ws://nowhere.invalid:1", FakeClock(), connect=connects)
+        sup.start(lambda task: None)
+        async with asyncio.timeout(1):
+            await sup.wait_stopped()
+
+    asyncio.run(main())
+    assert link.ended == [("shutdown", 1000)]
+
+
 def test_transient_failures_back_off_then_a_permanent_one_at_start_stops_the_child() -> None:
     failures = [Failure("transient", "ECONNREFUSED")] * 3 + [refused(401, b"bad key")]
 
