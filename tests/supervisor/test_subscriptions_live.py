@@ -84,9 +84,10 @@ async def scenario() -> None:
         assert set().union(*(live.streams for live in lives)) == wanted
 
         seen.clear()  # what the market sends from now on
-        await asyncio.sleep(2.0)
+        async with asyncio.timeout(30):  # (a loaded machine reads slower)
+            while len(seen & set(added)) < 50:
+                await asyncio.sleep(0.1)
         assert seen <= wanted and not seen & set(removed)
-        assert len(seen & set(added)) >= 50
         # never closed for the message limit, in spite of thousands of streams moved
         assert len(sim.connections) == 4 and all(c.is_open for c in sim.connections)
         assert all(live.listener.close_code is None for live in lives)
