@@ -14,7 +14,7 @@ from feedhandler.records import SCALE, SCHEMAS, wide_to_int
 def test_kinds_are_unique_and_well_formed() -> None:
     names = [k.name for k in KINDS]
     assert len(set(names)) == len(names)
-    assert [k.name for k in KINDS if k.role is not Role.MARKET] == ["control", "gap"]
+    assert [k.name for k in KINDS if k.role is not Role.MARKET] == ["control", "gap", "book"]
     streams = [s.text for k in KINDS for s in k.streams]
     assert len(set(streams)) == len(streams)
     events = [e for k in KINDS for e in k.events]
