@@ -15,24 +15,24 @@ std::string_view symbol_of(const char* symbol) {
 Top top_of(const Book& book, int64_t update_id) {
   Top t;
   t.update_id = update_id;
-  if (!book.side(SIDE_BID).empty()) {
-    t.bid_price = book.side(SIDE_BID)[0].price;
-    t.bid_qty = book.side(SIDE_BID)[0].qty;
+  if (book.depth(SIDE_BID)) {
+    t.bid_price = book.level(SIDE_BID, 0).price;
+    t.bid_qty = book.level(SIDE_BID, 0).qty;
   }
-  if (!book.side(SIDE_ASK).empty()) {
-    t.ask_price = book.side(SIDE_ASK)[0].price;
-    t.ask_qty = book.side(SIDE_ASK)[0].qty;
+  if (book.depth(SIDE_ASK)) {
+    t.ask_price = book.level(SIDE_ASK, 0).price;
+    t.ask_qty = book.level(SIDE_ASK, 0).qty;
   }
   return t;
 }
 
 // Copies the best `depth` levels of one side into a book record's columns.
-uint8_t copy_levels(const std::vector<Level>& levels, uint32_t depth, int64_t* prices,
+uint8_t copy_levels(const Book& book, uint8_t side, uint32_t depth, int64_t* prices,
                     Int128LE* qtys) {
-  const size_t n = std::min<size_t>({levels.size(), depth, kBookLevels});
+  const size_t n = std::min<size_t>({book.depth(side), depth, kBookLevels});
   for (size_t i = 0; i < n; i++) {
-    prices[i] = levels[i].price;
-    qtys[i] = levels[i].qty;
+    prices[i] = book.level(side, i).price;
+    qtys[i] = book.level(side, i).qty;
   }
   return static_cast<uint8_t>(n);
 }
@@ -41,12 +41,12 @@ uint8_t copy_levels(const std::vector<Level>& levels, uint32_t depth, int64_t* p
 void Book::set(uint8_t side, int64_t price, Int128LE qty) {
   if (side > SIDE_ASK) return;
   std::vector<Level>& levels = sides_[side];
-  // best first: bids by descending price, asks by ascending price
+  // worst first, best last: bids by ascending price, asks by descending price
   auto it = side == SIDE_BID
       ? std::lower_bound(levels.begin(), levels.end(), price,
-                         [](const Level& l, int64_t p) { return l.price > p; })
+                         [](const Level& l, int64_t p) { return l.price < p; })
       : std::lower_bound(levels.begin(), levels.end(), price,
-                         [](const Level& l, int64_t p) { return l.price < p; });
+                         [](const Level& l, int64_t p) { return l.price > p; });
   bool found = it != levels.end() && it->price == price;
   if (qty.lo == 0 && qty.hi == 0) {
     if (found) levels.erase(it);
@@ -56,9 +56,16 @@ void Book::set(uint8_t side, int64_t price, Int128LE qty) {
     it->qty = qty;
     return;
   }
-  if (max_levels_ && static_cast<size_t>(it - levels.begin()) >= max_levels_) return;
+  // the levels better than this one are those after `it`
+  if (max_levels_ && static_cast<size_t>(levels.end() - it) >= max_levels_) return;
   levels.insert(it, Level{price, qty});
-  if (max_levels_ && levels.size() > max_levels_) levels.pop_back();
+  if (max_levels_ && levels.size() > max_levels_) levels.erase(levels.begin());
+}
+
+size_t Book::copy_best(uint8_t side, size_t n, Level* out) const {
+  const size_t count = std::min(n, depth(side));
+  for (size_t i = 0; i < count; i++) out[i] = level(side, i);
+  return count;
 }
 
 SymbolBook& BookSet::book_for(const DepthRecord& r) {
@@ -89,8 +96,8 @@ void BookSet::applied(SymbolBook& b, const DepthRecord& r) {
   if (b.book.crossed()) {
     b.crossed++;
     b.crossed_update_id = b.update_id;
-    b.crossed_bid = b.book.side(SIDE_BID)[0].price;
-    b.crossed_ask = b.book.side(SIDE_ASK)[0].price;
+    b.crossed_bid = b.book.level(SIDE_BID, 0).price;
+    b.crossed_ask = b.book.level(SIDE_ASK, 0).price;
   }
   const size_t newest = (b.tops_count + kTopHistory - 1) % kTopHistory;
   if (b.tops_count && b.tops[newest].update_id == b.update_id) return;  // (snapshot replay)
@@ -163,8 +170,8 @@ size_t BookSet::take_tops(BookRecord* out, uint32_t depth, int64_t now_ns) {
     rec.ts_event = b.ts_event;
     rec.ts = now_ns;
     rec.update_id = b.update_id;
-    rec.bid_count = copy_levels(b.book.side(SIDE_BID), depth, rec.bid_price, rec.bid_qty);
-    rec.ask_count = copy_levels(b.book.side(SIDE_ASK), depth, rec.ask_price, rec.ask_qty);
+    rec.bid_count = copy_levels(b.book, SIDE_BID, depth, rec.bid_price, rec.bid_qty);
+    rec.ask_count = copy_levels(b.book, SIDE_ASK, depth, rec.ask_price, rec.ask_qty);
     std::memcpy(rec.symbol, symbol.data(), std::min(symbol.size(), kSymbolWidth));
     b.published = b.update_id;
   }

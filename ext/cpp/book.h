@@ -22,20 +22,27 @@ struct Level {
   Int128LE qty;
 };
 
-// Price levels of one symbol, best first on each side. max_levels > 0 keeps only the best
-// max_levels per side (levels pushed out are forgotten).
+// Price levels of one symbol. max_levels > 0 keeps only the best max_levels per side (levels
+// pushed out are forgotten).
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
   void clear() { sides_[0].clear(); sides_[1].clear(); }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
-  const std::vector<Level>& side(uint8_t side) const { return sides_[side]; }
+  size_t depth(uint8_t side) const { return sides_[side].size(); }
+  const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
+    return sides_[side][sides_[side].size() - 1 - i];
+  }
+  // The best min(n, depth) levels, best first, into `out`; returns how many.
+  size_t copy_best(uint8_t side, size_t n, Level* out) const;
   bool crossed() const {  // best bid at or above best ask: crossed or locked
-    return !sides_[0].empty() && !sides_[1].empty() && sides_[0][0].price >= sides_[1][0].price;
+    return depth(0) && depth(1) && level(0, 0).price >= level(1, 0).price;
   }
 
  private:
-  std::vector<Level> sides_[2];  // [SIDE_BID] descending prices, [SIDE_ASK] ascending
+  // Best LAST ([SIDE_BID] ascending prices, [SIDE_ASK] descending): most changes are near
+  // the top, so an insert or delete there moves few levels even in a 5000-level book.
+  std::vector<Level> sides_[2];
   uint32_t max_levels_;
 };
 

@@ -41,7 +41,8 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t mismatches
 
     cppclass Book:
-        const vector[Level]& side(uint8_t side)
+        size_t depth(uint8_t side)
+        size_t copy_best(uint8_t side, size_t n, Level* out)
 
     cppclass SymbolBook:
         Book book

@@ -1,8 +1,6 @@
 # Python face of the C++ books: records in by batch, levels out as numpy arrays; no Python
 # object per level or per record.
-from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
-from libcpp.vector cimport vector
 
 import numpy as np
 
@@ -121,10 +119,10 @@ cdef class Books:
         Python."""
         if side not in (0, 1):
             raise ValueError("side must be 0 (bids) or 1 (asks)")
-        cdef const vector[Level]* levels = &self._find(symbol).book.side(side)
-        cdef size_t n = levels.size() if depth == 0 else min(depth, levels.size())
+        cdef const Book* book = &self._find(symbol).book
+        cdef size_t n = book.depth(side) if depth == 0 else min(depth, book.depth(side))
         out = np.empty(n, LEVEL_DTYPE)
         cdef unsigned char[::1] raw = out.view(np.uint8)
         if n:
-            memcpy(&raw[0], levels.data(), n * sizeof(Level))
+            book.copy_best(side, n, <Level*>&raw[0])
         return out
