@@ -441,7 +441,8 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "book", Role.DERIVED,
-        (recv(), local("ts_event", "int64", "`E` of the last depth event applied, ns"),
+        (recv(), local("ts_event", "int64", "`E` of the last depth event applied, ns (0 when the "
+               "book's last change was a snapshot)"),
          local("ts", "int64", "when the handler took this top-N, ns since the Unix epoch"),
          local("update_id", "int64", "the book's update id: `u` of the last depth event "
                "applied (or the snapshot's `lastUpdateId`)"),
