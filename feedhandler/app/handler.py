@@ -27,7 +27,7 @@ from feedhandler.book.live import HandlerBooks
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
-from feedhandler.contract import Frames, data_topics, stream_kind, topic_for
+from feedhandler.contract import Frames, data_topics
 from feedhandler.contract.kinds import KINDS, Role
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
@@ -73,12 +73,10 @@ def make_sink(config: HandlerConfig,
     from feedhandler.sinks.kafka import KafkaSink
 
     kafka = config.kafka
-    topics = data_topics(config.streams, kafka.topic_template, kafka.exchange, kafka.market)
-    if config.book.publish:  # the `book` topics of the depth streams' symbols
-        topics |= {topic_for("book", symbol, kafka.topic_template, kafka.exchange, kafka.market)
-                   for kind, symbol in map(stream_kind, config.streams) if kind == "depth"}
+    derived = ("book",) if config.book.publish else ()
     return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
-                     topics, on_ack_latency)
+                     data_topics(config.streams, kafka.topic_template, kafka.exchange,
+                                 kafka.market, derived), on_ack_latency, derived)
 
 
 class Handler:

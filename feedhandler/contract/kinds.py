@@ -113,6 +113,7 @@ class Kind:
     hook: bool = False  # decoded by hand-written code (ext/cpp/decoder.cpp)
     notes: str = ""
     example: str = ""  # a payload as Binance sends it (protocol doc or captured corpus)
+    derived_from: str = ""  # Role.DERIVED: the kind whose streams' symbols it is made for
 
     @property
     def schema(self) -> str:
@@ -454,6 +455,7 @@ KINDS: tuple[Kind, ...] = (
          local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
          local("symbol", "bytes", "the book's symbol, e.g. BTCUSDT", SYMBOL_WIDTH)),
         sequence=Sequence("update_id", "update_id", Rule.INCREASING),
+        derived_from="depth",
         notes="Top-N of the handler's own book of a symbol (`book.publish`), every "
               "`book.interval_ms` when it changed, and only while it is valid (synced from a "
               "snapshot, no gap since): the state after update id `update_id`, as a "

@@ -34,6 +34,8 @@ def test_kinds_are_unique_and_well_formed() -> None:
         if kind.role is Role.MARKET:
             assert kind.streams and kind.example, kind.name
             assert kind.events or kind.first_keys, kind.name
+        if kind.role is Role.DERIVED:
+            assert not kind.streams and kind.derived_from in names, kind.name
 
 
 def test_sequence_fields_and_indices() -> None:
