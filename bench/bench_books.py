@@ -28,19 +28,24 @@ SEED, SYMBOLS, FRAMES = 7, 20, 20_000
 BATCH_FRAMES = 64  # frames per decoded batch (a read burst of a busy connection)
 
 
-def main() -> None:
+def market(kinds: tuple[str, ...]) -> tuple[list[np.ndarray], list[bytes]]:
+    """Snapshot rows of each symbol's book before the first frame (5000 levels a side), and
+    FRAMES frames of these streams of every symbol."""
     universe = Universe.generate(SEED, SYMBOLS)
     feed = Feed(SEED, universe)
-    feed.subscribe([f"{s.symbol.lower()}@depth@100ms" for s in universe])
-    start = feed.book_snapshot  # books before the first frame: the snapshots to start from
+    feed.subscribe([f"{s.symbol.lower()}@{kind}" for s in universe for kind in kinds])
     snapshots = []
     for spec in universe:
-        last, bids, asks = start(spec.symbol, 5000)
+        last, bids, asks = feed.book_snapshot(spec.symbol, 5000)
         text = {"lastUpdateId": last,
                 "bids": [[f"{p / 1e8:.8f}", f"{q / 1e8:.8f}"] for p, q in bids],
                 "asks": [[f"{p / 1e8:.8f}", f"{q / 1e8:.8f}"] for p, q in asks]}
         snapshots.append(snapshot_records(spec.symbol, text))
-    frames = [payload for _, payload in feed.next_frames(FRAMES)]
+    return snapshots, [payload for _, payload in feed.next_frames(FRAMES)]
+
+
+def main() -> None:
+    snapshots, frames = market(("depth@100ms",))
     records = parse(frames)["depth"]
     head = np.concatenate(snapshots)
     best = float("inf")
@@ -50,12 +55,13 @@ def main() -> None:
         builder.apply(head)
         builder.apply(records)
         best = min(best, time.perf_counter() - t0)
-    valid = sum(builder.valid(s.symbol) for s in universe)
+    valid = sum(builder.valid(s) for s in builder.symbols())
     rows = len(head) + len(records)
     print(f"books: {rows} depth records ({len(frames)} frames, {SYMBOLS} symbols) in "
           f"{best * 1e3:.1f} ms: {best / rows * 1e9:.0f} ns/record; {valid}/{SYMBOLS} valid")
 
     handler_books(snapshots, frames)
+    handler_books(*market(("depth@100ms", "bookTicker")))
 
     levels = [[f"{100 + i / 100:.8f}", "1.50000000"] for i in range(5000)]
     answer = {"lastUpdateId": 1, "bids": levels, "asks": levels}
@@ -71,8 +77,8 @@ def handler_books(snapshots: list[np.ndarray], frames: list[bytes]) -> None:
     """Per batch of BATCH_FRAMES depth frames: decoding it (a long-lived decoder, as in the
     handler) vs the in-handler books' update, and one publishing tick (top-20 records of the
     changed books)."""
-    handed: list[np.ndarray] = []
-    decoder = Decoder(lambda kind, records: handed.append(records), linger_ms=None)
+    handed: list[tuple[str, np.ndarray]] = []
+    decoder = Decoder(lambda kind, records: handed.append((kind, records)), linger_ms=None)
     books = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=20),
                          lambda records: None, lambda event: None)
     for rows_of_one in snapshots:
@@ -83,28 +89,34 @@ def handler_books(snapshots: list[np.ndarray], frames: list[bytes]) -> None:
         decoder.decode_many(frames[i:i + BATCH_FRAMES])
         decoder.flush()
         t1 = time.perf_counter_ns()
-        for records in handed:
-            books.on_depth(records)
+        for kind, records in handed:
+            if kind == "depth":
+                books.on_depth(records)
+            else:
+                books.on_book_ticker(records)
         t2 = time.perf_counter_ns()
         books.publish(t2)
         t3 = time.perf_counter_ns()
         parse_ns.append(t1 - t0)
         apply_ns.append(t2 - t1)
         tick_ns.append(t3 - t2)
-        rows.append(sum(len(r) for r in handed))
+        rows.append(sum(len(r) for _, r in handed))
         handed.clear()
 
     def pct(values: list[int], q: float) -> float:
         return float(np.percentile(values, q)) / 1e3
 
     ratio = np.array(apply_ns) / np.array(parse_ns)
+    summary = books.summary()
     print(f"handler books: {len(parse_ns)} batches of {BATCH_FRAMES} frames "
-          f"({np.mean(rows):.0f} depth rows each); per batch, microseconds p50/p99: "
+          f"({np.mean(rows):.0f} rows each: {summary['tickers_compared']} bookTickers compared, "
+          f"{summary['tickers_uncovered']} not); per batch, microseconds p50/p99: "
           f"decode {pct(parse_ns, 50):.0f}/{pct(parse_ns, 99):.0f}, books update "
           f"{pct(apply_ns, 50):.0f}/{pct(apply_ns, 99):.0f} (books/decode p50 "
           f"{np.median(ratio):.2f}, p99 {np.percentile(ratio, 99):.2f}); tick of {SYMBOLS} "
           f"top-20 records {pct(tick_ns, 50):.0f}/{pct(tick_ns, 99):.0f}; "
-          f"{books.records} records, {books.summary()['valid']}/{SYMBOLS} valid")
+          f"{books.records} records, {summary['valid']}/{SYMBOLS} valid, "
+          f"{summary['ticker_mismatches']} disagreements")
 
 if __name__ == "__main__":
     main()

@@ -68,6 +68,15 @@ size_t Book::copy_best(uint8_t side, size_t n, Level* out) const {
   return count;
 }
 
+SymbolBook* BookSet::lookup(const char* symbol) {
+  if (last_ != nullptr && std::memcmp(last_symbol_, symbol, kSymbolWidth) == 0) return last_;
+  auto it = books_.find(std::string(symbol_of(symbol)));
+  if (it == books_.end()) return nullptr;
+  last_ = &it->second;
+  std::memcpy(last_symbol_, symbol, kSymbolWidth);
+  return last_;
+}
+
 SymbolBook& BookSet::book_for(const DepthRecord& r) {
   if (last_ != nullptr && std::memcmp(last_symbol_, r.symbol, kSymbolWidth) == 0) return *last_;
   auto it = books_.try_emplace(std::string(symbol_of(r.symbol)), max_levels_).first;
@@ -135,9 +144,9 @@ void BookSet::compare(SymbolBook& b, const Top& ticker) {
 void BookSet::check_tickers(const BookTickerRecord* rows, size_t count) {
   for (size_t i = 0; i < count; i++) {
     const BookTickerRecord& r = rows[i];
-    auto it = books_.find(std::string(symbol_of(r.symbol)));
-    if (it == books_.end()) continue;  // no depth of this symbol: nothing to compare with
-    SymbolBook& b = it->second;
+    SymbolBook* found = lookup(r.symbol);
+    if (found == nullptr) continue;  // no depth of this symbol: nothing to compare with
+    SymbolBook& b = *found;
     if (b.state != BOOK_VALID) {
       b.tickers_uncovered++;
       continue;

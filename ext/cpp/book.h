@@ -120,6 +120,7 @@ class BookSet {
 
  private:
   SymbolBook& book_for(const DepthRecord& row);
+  SymbolBook* lookup(const char* symbol);  // nullptr: no book of it yet
   void row(SymbolBook& b, const DepthRecord& r);
   void begin_diff(SymbolBook& b, const DepthRecord& r);
   void end_snapshot(SymbolBook& b, const DepthRecord& r);
