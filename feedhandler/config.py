@@ -28,6 +28,7 @@ from feedhandler.config_layers import (
     Section,
     load,
 )
+from feedhandler.contract.kinds import BOOK_LEVELS
 from feedhandler.contract.streams import normalize_streams, url_streams
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
@@ -262,6 +263,25 @@ class BookConfig(Section):
     snapshot_source: Literal["wsapi", "rest"] = "wsapi"
     """rest: GET /api/v3/depth, a configured fallback"""
     rest_url: Annotated[str, AfterValidator(_http_url)] = "https://api.binance.com"
+    publish: bool = False
+    """keep a book per symbol in the handler; publish its top-N as `book` records"""
+    top_n: Annotated[int, Field(ge=1, le=BOOK_LEVELS)] = BOOK_LEVELS
+    """levels per side in a `book` record"""
+    interval_ms: PositiveInt = 100
+    """a `book` record of each changed valid book this often"""
+    max_levels: NonNegativeInt = 0
+    """levels per side the handler's books keep (0 = full depth)"""
+    alert_interval_s: PositiveFloat = 10.0
+    """book_crossed / book_ticker_mismatch: at most one per symbol this often"""
+
+    @model_validator(mode="after")
+    def _publish_needs_snapshots(self) -> BookConfig:
+        if self.publish and not self.snapshots:
+            raise Invalid("publish", "needs book.snapshots: true (a book is valid only from a "
+                                     "snapshot)")
+        if self.max_levels and self.max_levels < self.top_n:
+            raise Invalid("max_levels", f"must be 0 or >= top_n ({self.top_n})")
+        return self
 
 
 class HandlerConfig(Section):

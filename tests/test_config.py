@@ -77,6 +77,10 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
         ({"kafka.bootstrap": "a:1, ,b:2"}, "kafka.bootstrap: expected host:port[,host:port"),
         ({"batch.per_kind": {"trade": {"linger_ms": "x"}}},
          'batch.per_kind.trade.linger_ms: expected a number, got "x"'),
+        ({"book.publish": True}, "book.publish: needs book.snapshots: true"),
+        ({"book.snapshots": True, "book.publish": True, "book.max_levels": 5},
+         "book.max_levels: must be 0 or >= top_n (20), got 5"),
+        ({"book.top_n": 21}, "book.top_n: must be <= 20, got 21"),
     ],
 )
 def test_bad_values_name_key_value_and_source(overrides: dict[str, object], message: str) -> None:

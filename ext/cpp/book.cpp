@@ -8,20 +8,45 @@ namespace fh {
 namespace {
 enum Mode : uint8_t { MODE_SKIP = 0, MODE_APPLY, MODE_BUFFER, MODE_SNAPSHOT };
 
-std::string_view symbol_of(const DepthRecord& r) {
-  return std::string_view(r.symbol, strnlen(r.symbol, kSymbolWidth));
+std::string_view symbol_of(const char* symbol) {
+  return std::string_view(symbol, strnlen(symbol, kSymbolWidth));
+}
+
+Top top_of(const Book& book, int64_t update_id) {
+  Top t;
+  t.update_id = update_id;
+  if (book.depth(SIDE_BID)) {
+    t.bid_price = book.level(SIDE_BID, 0).price;
+    t.bid_qty = book.level(SIDE_BID, 0).qty;
+  }
+  if (book.depth(SIDE_ASK)) {
+    t.ask_price = book.level(SIDE_ASK, 0).price;
+    t.ask_qty = book.level(SIDE_ASK, 0).qty;
+  }
+  return t;
+}
+
+// Copies the best `depth` levels of one side into a book record's columns.
+uint8_t copy_levels(const Book& book, uint8_t side, uint32_t depth, int64_t* prices,
+                    Int128LE* qtys) {
+  const size_t n = std::min<size_t>({book.depth(side), depth, kBookLevels});
+  for (size_t i = 0; i < n; i++) {
+    prices[i] = book.level(side, i).price;
+    qtys[i] = book.level(side, i).qty;
+  }
+  return static_cast<uint8_t>(n);
 }
 }  // namespace
 
 void Book::set(uint8_t side, int64_t price, Int128LE qty) {
   if (side > SIDE_ASK) return;
   std::vector<Level>& levels = sides_[side];
-  // best first: bids by descending price, asks by ascending price
+  // worst first, best last: bids by ascending price, asks by descending price
   auto it = side == SIDE_BID
       ? std::lower_bound(levels.begin(), levels.end(), price,
-                         [](const Level& l, int64_t p) { return l.price > p; })
+                         [](const Level& l, int64_t p) { return l.price < p; })
       : std::lower_bound(levels.begin(), levels.end(), price,
-                         [](const Level& l, int64_t p) { return l.price < p; });
+                         [](const Level& l, int64_t p) { return l.price > p; });
   bool found = it != levels.end() && it->price == price;
   if (qty.lo == 0 && qty.hi == 0) {
     if (found) levels.erase(it);
@@ -31,14 +56,30 @@ void Book::set(uint8_t side, int64_t price, Int128LE qty) {
     it->qty = qty;
     return;
   }
-  if (max_levels_ && static_cast<size_t>(it - levels.begin()) >= max_levels_) return;
+  // the levels better than this one are those after `it`
+  if (max_levels_ && static_cast<size_t>(levels.end() - it) >= max_levels_) return;
   levels.insert(it, Level{price, qty});
-  if (max_levels_ && levels.size() > max_levels_) levels.pop_back();
+  if (max_levels_ && levels.size() > max_levels_) levels.erase(levels.begin());
+}
+
+size_t Book::copy_best(uint8_t side, size_t n, Level* out) const {
+  const size_t count = std::min(n, depth(side));
+  for (size_t i = 0; i < count; i++) out[i] = level(side, i);
+  return count;
+}
+
+SymbolBook* BookSet::lookup(const char* symbol) {
+  if (last_ != nullptr && std::memcmp(last_symbol_, symbol, kSymbolWidth) == 0) return last_;
+  auto it = books_.find(std::string(symbol_of(symbol)));
+  if (it == books_.end()) return nullptr;
+  last_ = &it->second;
+  std::memcpy(last_symbol_, symbol, kSymbolWidth);
+  return last_;
 }
 
 SymbolBook& BookSet::book_for(const DepthRecord& r) {
   if (last_ != nullptr && std::memcmp(last_symbol_, r.symbol, kSymbolWidth) == 0) return *last_;
-  auto it = books_.try_emplace(std::string(symbol_of(r)), max_levels_).first;
+  auto it = books_.try_emplace(std::string(symbol_of(r.symbol)), max_levels_).first;
   last_ = &it->second;  // unordered_map never moves its elements
   std::memcpy(last_symbol_, r.symbol, kSymbolWidth);
   return *last_;
@@ -53,6 +94,113 @@ void BookSet::invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int
   }
   b.state = state;
   b.book.clear();
+  b.tops_count = 0;  // tickers are compared with valid books only
+  b.tickers_uncovered += b.pending.size();
+  b.pending.clear();
+}
+
+void BookSet::applied(SymbolBook& b, const DepthRecord& r) {
+  b.ts_event = r.ts_event;
+  b.ts_recv = r.ts_recv;
+  if (b.book.crossed()) {
+    b.crossed++;
+    b.crossed_update_id = b.update_id;
+    b.crossed_bid = b.book.level(SIDE_BID, 0).price;
+    b.crossed_ask = b.book.level(SIDE_ASK, 0).price;
+  }
+  const size_t newest = (b.tops_count + kTopHistory - 1) % kTopHistory;
+  if (b.tops_count && b.tops[newest].update_id == b.update_id) return;  // (snapshot replay)
+  b.tops[b.tops_count % kTopHistory] = top_of(b.book, b.update_id);
+  b.tops_count++;
+  if (b.pending.empty()) return;
+  size_t kept = 0;
+  for (const Top& t : b.pending) {
+    if (t.update_id > b.update_id) {
+      b.pending[kept++] = t;
+    } else {
+      compare(b, t);
+    }
+  }
+  b.pending.resize(kept);
+}
+
+void BookSet::compare(SymbolBook& b, const Top& ticker) {
+  const size_t n = std::min(b.tops_count, kTopHistory);
+  for (size_t i = 0; i < n; i++) {
+    const Top& top = b.tops[(b.tops_count - 1 - i) % kTopHistory];
+    if (top.update_id < ticker.update_id) break;  // newest first: not at an event's end
+    if (top.update_id != ticker.update_id) continue;
+    b.tickers_checked++;
+    if (!(top == ticker)) {
+      b.ticker_mismatches++;
+      b.mismatch_ticker = ticker;
+      b.mismatch_book = top;
+    }
+    return;
+  }
+  b.tickers_uncovered++;
+}
+
+void BookSet::check_tickers(const BookTickerRecord* rows, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    const BookTickerRecord& r = rows[i];
+    SymbolBook* found = lookup(r.symbol);
+    if (found == nullptr) continue;  // no depth of this symbol: nothing to compare with
+    SymbolBook& b = *found;
+    if (b.state != BOOK_VALID) {
+      b.tickers_uncovered++;
+      continue;
+    }
+    Top t;
+    t.update_id = r.update_id;
+    t.bid_price = r.bid_price;
+    t.bid_qty = r.bid_qty;
+    t.ask_price = r.ask_price;
+    t.ask_qty = r.ask_qty;
+    if (t.update_id <= b.update_id) {
+      compare(b, t);
+    } else {
+      if (b.pending.size() >= kPendingTickers) {
+        b.pending.erase(b.pending.begin());
+        b.tickers_uncovered++;
+      }
+      b.pending.push_back(t);
+    }
+  }
+}
+
+size_t BookSet::take_tops(BookRecord* out, uint32_t depth, int64_t now_ns) {
+  size_t n = 0;
+  for (auto& [symbol, b] : books_) {
+    if (b.state != BOOK_VALID || b.published == b.update_id) continue;
+    BookRecord& rec = out[n++];
+    std::memset(&rec, 0, sizeof(rec));
+    rec.ts_recv = b.ts_recv;
+    rec.ts_event = b.ts_event;
+    rec.ts = now_ns;
+    rec.update_id = b.update_id;
+    rec.bid_count = copy_levels(b.book, SIDE_BID, depth, rec.bid_price, rec.bid_qty);
+    rec.ask_count = copy_levels(b.book, SIDE_ASK, depth, rec.ask_price, rec.ask_qty);
+    std::memcpy(rec.symbol, symbol.data(), std::min(symbol.size(), kSymbolWidth));
+    b.published = b.update_id;
+  }
+  return n;
+}
+
+std::vector<Alert> BookSet::take_alerts(int64_t now_ns, int64_t min_interval_ns) {
+  std::vector<Alert> out;
+  for (auto& [symbol, b] : books_) {
+    if (b.crossed == b.reported_crossed && b.ticker_mismatches == b.reported_mismatches) continue;
+    if (b.reported_ns && now_ns - b.reported_ns < min_interval_ns) continue;
+    out.push_back({symbol, b.crossed - b.reported_crossed,
+                   b.ticker_mismatches - b.reported_mismatches});
+    b.reported_crossed = b.crossed;
+    b.reported_mismatches = b.ticker_mismatches;
+    b.reported_ns = now_ns;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Alert& a, const Alert& b) { return a.symbol < b.symbol; });
+  return out;
 }
 
 void BookSet::begin_diff(SymbolBook& b, const DepthRecord& r) {
@@ -88,6 +236,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.update_id = last;
   b.state = BOOK_VALID;
   b.changed_ns = r.ts_recv;
+  applied(b, r);
   // replay the buffered diffs (§5 steps 5-7): drop u <= lastUpdateId, apply the rest in order
   for (const DepthRecord& d : buffered) {
     if (d.flags & DEPTH_FIRST) {
@@ -116,9 +265,11 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
       break;
   }
   if (r.flags & DEPTH_LAST) {
-    if (b.mode == MODE_APPLY) b.update_id = r.last_update_id;
+    if (b.mode == MODE_APPLY) {
+      b.update_id = r.last_update_id;
+      applied(b, r);
+    }
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
-    if (b.mode != MODE_SKIP && b.state == BOOK_VALID && b.book.crossed()) b.crossed++;
     b.mode = MODE_SKIP;
   }
 }

@@ -22,22 +22,47 @@ struct Level {
   Int128LE qty;
 };
 
-// Price levels of one symbol, best first on each side. max_levels > 0 keeps only the best
-// max_levels per side (levels pushed out are forgotten).
+// Price levels of one symbol. max_levels > 0 keeps only the best max_levels per side (levels
+// pushed out are forgotten).
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
   void clear() { sides_[0].clear(); sides_[1].clear(); }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
-  const std::vector<Level>& side(uint8_t side) const { return sides_[side]; }
+  size_t depth(uint8_t side) const { return sides_[side].size(); }
+  const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
+    return sides_[side][sides_[side].size() - 1 - i];
+  }
+  // The best min(n, depth) levels, best first, into `out`; returns how many.
+  size_t copy_best(uint8_t side, size_t n, Level* out) const;
   bool crossed() const {  // best bid at or above best ask: crossed or locked
-    return !sides_[0].empty() && !sides_[1].empty() && sides_[0][0].price >= sides_[1][0].price;
+    return depth(0) && depth(1) && level(0, 0).price >= level(1, 0).price;
   }
 
  private:
-  std::vector<Level> sides_[2];  // [SIDE_BID] descending prices, [SIDE_ASK] ascending
+  // Best LAST ([SIDE_BID] ascending prices, [SIDE_ASK] descending): most changes are near
+  // the top, so an insert or delete there moves few levels even in a 5000-level book.
+  std::vector<Level> sides_[2];
   uint32_t max_levels_;
 };
+
+// Best bid and ask at one update id, of the book or of a bookTicker (0 price: side empty).
+struct Top {
+  int64_t update_id = 0;
+  int64_t bid_price = 0, ask_price = 0;
+  Int128LE bid_qty = {0, 0}, ask_qty = {0, 0};
+  bool operator==(const Top& o) const {
+    return bid_price == o.bid_price && ask_price == o.ask_price && bid_qty.lo == o.bid_qty.lo &&
+           bid_qty.hi == o.bid_qty.hi && ask_qty.lo == o.ask_qty.lo && ask_qty.hi == o.ask_qty.hi;
+  }
+};
+
+// A bookTicker is compared with the book only at its own update id `u` (the two streams are
+// not synchronised): with the tops after the last kTopHistory applied events when it arrives
+// late, or, when early, once the book reaches `u` (up to kPendingTickers wait). A `u` inside
+// a depth event's [U; u) is an intermediate state the diffs never show: not compared.
+constexpr size_t kTopHistory = 64;
+constexpr size_t kPendingTickers = 64;
 
 enum BookState : uint8_t {
   BOOK_NO_SNAPSHOT = 0,  // no snapshot seen yet: buffering diffs
@@ -57,8 +82,25 @@ struct SymbolBook {
   uint64_t gaps = 0, snapshots = 0, events = 0;
   uint64_t crossed = 0;  // events after which the valid book was crossed or locked
   std::vector<DepthRecord> buffer;  // diff rows since the book became invalid (§5 step 2)
+  int64_t ts_event = 0, ts_recv = 0;  // of the depth row that last changed the book
+  int64_t published = -1;             // update_id of the last top taken (take_tops)
+  int64_t crossed_update_id = 0, crossed_bid = 0, crossed_ask = 0;  // the last crossing
+  // bookTicker checks
+  Top tops[kTopHistory];  // ring, newest at tops_count - 1 (mod kTopHistory)
+  size_t tops_count = 0;
+  std::vector<Top> pending;  // tickers ahead of the book
+  uint64_t tickers_checked = 0, ticker_mismatches = 0, tickers_uncovered = 0;
+  Top mismatch_ticker, mismatch_book;  // the last disagreement
+  uint64_t reported_crossed = 0, reported_mismatches = 0;  // as of the last alert
+  int64_t reported_ns = 0;
   // event in progress (its rows may span several apply() calls)
   uint8_t mode = 0;
+};
+
+// New crossings / ticker disagreements of one symbol since its last alert.
+struct Alert {
+  std::string symbol;
+  uint64_t crossed, mismatches;
 };
 
 class BookSet {
@@ -66,15 +108,25 @@ class BookSet {
   BookSet(uint32_t max_levels, size_t max_buffer)
       : max_levels_(max_levels), max_buffer_(max_buffer) {}
   void apply(const DepthRecord* rows, size_t count);
+  void check_tickers(const BookTickerRecord* rows, size_t count);
+  // A record of the best `depth` levels of every valid book changed since its last one;
+  // `out` holds size() records. Returns how many were written.
+  size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns);
+  // Symbols with new crossings or disagreements, each at most once per min_interval_ns.
+  std::vector<Alert> take_alerts(int64_t now_ns, int64_t min_interval_ns);
+  size_t size() const { return books_.size(); }
   const SymbolBook* find(std::string_view symbol) const;
   std::vector<std::string> symbols() const;
 
  private:
   SymbolBook& book_for(const DepthRecord& row);
+  SymbolBook* lookup(const char* symbol);  // nullptr: no book of it yet
   void row(SymbolBook& b, const DepthRecord& r);
   void begin_diff(SymbolBook& b, const DepthRecord& r);
   void end_snapshot(SymbolBook& b, const DepthRecord& r);
   void invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int64_t expected);
+  void applied(SymbolBook& b, const DepthRecord& r);
+  void compare(SymbolBook& b, const Top& ticker);
   std::unordered_map<std::string, SymbolBook> books_;
   uint32_t max_levels_;
   size_t max_buffer_;

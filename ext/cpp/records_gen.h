@@ -9,6 +9,7 @@ namespace fh {
 
 constexpr size_t kSymbolWidth = 32;  // UTF-8, NUL-padded; a longer symbol is rejected, never cut
 constexpr size_t kPartialDepthLevels = 20;
+constexpr size_t kBookLevels = 20;  // slots per side of a book record
 
 enum Kind : uint8_t {
   KIND_TRADE,
@@ -25,6 +26,7 @@ enum Kind : uint8_t {
   KIND_GAP,
   KIND_BLOCK_TRADE,
   KIND_REFERENCE_PRICE,
+  KIND_BOOK,
   KIND_COUNT,
   KIND_NONE = 0xff,
 };
@@ -371,6 +373,32 @@ static_assert(offsetof(ReferencePriceRecord, price_known) == 24);
 static_assert(offsetof(ReferencePriceRecord, symbol) == 25);
 static_assert(sizeof(ReferencePriceRecord) == 64);
 
+struct BookRecord {
+  int64_t ts_recv;
+  int64_t ts_event;
+  int64_t ts;
+  int64_t update_id;
+  int64_t bid_price[20];
+  Int128LE bid_qty[20];
+  int64_t ask_price[20];
+  Int128LE ask_qty[20];
+  uint8_t bid_count;
+  uint8_t ask_count;
+  char symbol[32];
+};
+static_assert(offsetof(BookRecord, ts_recv) == 0);
+static_assert(offsetof(BookRecord, ts_event) == 8);
+static_assert(offsetof(BookRecord, ts) == 16);
+static_assert(offsetof(BookRecord, update_id) == 24);
+static_assert(offsetof(BookRecord, bid_price) == 32);
+static_assert(offsetof(BookRecord, bid_qty) == 192);
+static_assert(offsetof(BookRecord, ask_price) == 512);
+static_assert(offsetof(BookRecord, ask_qty) == 672);
+static_assert(offsetof(BookRecord, bid_count) == 992);
+static_assert(offsetof(BookRecord, ask_count) == 993);
+static_assert(offsetof(BookRecord, symbol) == 994);
+static_assert(sizeof(BookRecord) == 1032);
+
 namespace gen {
 
 inline constexpr FieldDesc kTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_FIXED8, 1}, {"buyer_is_maker", 48, FT_U8, 1}, {"symbol", 49, FT_BYTES, 32}};
@@ -387,6 +415,7 @@ inline constexpr FieldDesc kControlRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, 
 inline constexpr FieldDesc kGapRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"expected", 8, FT_I64, 1}, {"received", 16, FT_I64, 1}, {"kind", 24, FT_U8, 1}, {"reason", 25, FT_U8, 1}, {"symbol", 26, FT_BYTES, 32}};
 inline constexpr FieldDesc kBlockTradeRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts_trade", 16, FT_I64, 1}, {"trade_id", 24, FT_I64, 1}, {"price", 32, FT_FIXED8, 1}, {"qty", 40, FT_I128, 1}, {"buyer_is_maker", 56, FT_U8, 1}, {"symbol", 57, FT_BYTES, 32}};
 inline constexpr FieldDesc kReferencePriceRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_engine", 8, FT_I64, 1}, {"price", 16, FT_FIXED8, 1}, {"price_known", 24, FT_U8, 1}, {"symbol", 25, FT_BYTES, 32}};
+inline constexpr FieldDesc kBookRecordFields[] = {{"ts_recv", 0, FT_I64, 1}, {"ts_event", 8, FT_I64, 1}, {"ts", 16, FT_I64, 1}, {"update_id", 24, FT_I64, 1}, {"bid_price", 32, FT_FIXED8, 20}, {"bid_qty", 192, FT_I128, 20}, {"ask_price", 512, FT_FIXED8, 20}, {"ask_qty", 672, FT_I128, 20}, {"bid_count", 992, FT_U8, 1}, {"ask_count", 993, FT_U8, 1}, {"symbol", 994, FT_BYTES, 32}};
 
 inline constexpr KindDesc kKinds[KIND_COUNT] = {
     {"trade", "binance.spot.trade", 1, sizeof(TradeRecord), kTradeRecordFields, std::size(kTradeRecordFields)},
@@ -403,6 +432,7 @@ inline constexpr KindDesc kKinds[KIND_COUNT] = {
     {"gap", "feedhandler.gap", 1, sizeof(GapRecord), kGapRecordFields, std::size(kGapRecordFields)},
     {"blockTrade", "binance.spot.blockTrade", 1, sizeof(BlockTradeRecord), kBlockTradeRecordFields, std::size(kBlockTradeRecordFields)},
     {"referencePrice", "binance.spot.referencePrice", 1, sizeof(ReferencePriceRecord), kReferencePriceRecordFields, std::size(kReferencePriceRecordFields)},
+    {"book", "binance.spot.book", 1, sizeof(BookRecord), kBookRecordFields, std::size(kBookRecordFields)},
 };
 
 }  // namespace gen

@@ -23,6 +23,7 @@ from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
 from feedhandler.app.latency import LatencyHistograms
 from feedhandler.app.live import LiveStreams
+from feedhandler.book.live import HandlerBooks
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
@@ -72,9 +73,10 @@ def make_sink(config: HandlerConfig,
     from feedhandler.sinks.kafka import KafkaSink
 
     kafka = config.kafka
+    derived = ("book",) if config.book.publish else ()
     return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
                      data_topics(config.streams, kafka.topic_template, kafka.exchange,
-                                 kafka.market), on_ack_latency)
+                                 kafka.market, derived), on_ack_latency, derived)
 
 
 class Handler:
@@ -102,6 +104,7 @@ class Handler:
         self.health: HealthServer | None = None
         self.wsapi: WsApiClient | None = None
         self.book_sync: SnapshotSync | None = None
+        self.books: HandlerBooks | None = None
         self.shards = [
             self._feed(shard)
             for shard in plan(config.url, config.streams,
@@ -114,6 +117,10 @@ class Handler:
         self._reloads: set[asyncio.Task[None]] = set()
         if config.book.snapshots:
             self.wsapi, self.book_sync = self._book_sync()
+        if config.book.publish:
+            self.books = HandlerBooks(config.book,
+                                      lambda rows: self.sink.publish_batch("book", rows, 0),
+                                      self._publish_event)
 
     def _book_sync(self) -> tuple[WsApiClient | None, SnapshotSync]:
         """Depth snapshots through the WS API (or REST, when configured), published as
@@ -134,10 +141,15 @@ class Handler:
                 backoff=Backoff(self.config.connection.backoff_initial_s,
                                 self.config.connection.backoff_max_s),
                 limiter=self.supervisor.limiter, on_event=self._publish_event)
-        sync = SnapshotSync(source, lambda rows: self.sink.publish_batch("depth", rows, 0),
+        sync = SnapshotSync(source, self._publish_snapshot,
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
                             on_event=self._publish_event)
         return client, sync
+
+    def _publish_snapshot(self, rows: np.ndarray) -> None:
+        if self.books is not None:
+            self.books.on_depth(rows)
+        self.sink.publish_batch("depth", rows, 0)
 
     def add_feed(self, shard: Shard) -> ShardFeed:
         """A shard added at runtime (a live subscription change needs a new connection)."""
@@ -167,6 +179,11 @@ class Handler:
             self.stats.records[kind] += len(records)
             if kind == "depth" and self.book_sync is not None:
                 self.book_sync.on_depth(records)  # before the sink owns the records
+            if self.books is not None:
+                if kind == "depth":
+                    self.books.on_depth(records)
+                elif kind == "bookTicker":
+                    self.books.on_book_ticker(records)
             role = ROLES[kind]
             if role is Role.GAP:
                 self._publish_gaps(records)
@@ -255,7 +272,8 @@ class Handler:
     def status(self) -> HandlerStatus:
         """The snapshot /readyz and /metrics read."""
         return HandlerStatus(self.supervisor.status(), self.sink.summary(),
-                             self.sink.backlog_bytes(), self._paused)
+                             self.sink.backlog_bytes(), self._paused,
+                             self.books.summary() if self.books is not None else {})
 
     @property
     def paused(self) -> bool:
@@ -284,6 +302,8 @@ class Handler:
             self.heartbeat = time.monotonic()
             for shard in self.shards:
                 shard.decoder.flush_expired()
+            if self.books is not None:
+                self.books.service()
             self.sink.service()
             self._maybe_done()
             backlog = self.sink.backlog_bytes()
@@ -335,6 +355,8 @@ class Handler:
                 await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()
+            if self.books is not None:
+                self.books.publish()  # the books as the last records left them
             self.stats.frames = self.frames
             closing = time.perf_counter()
             budget = self.config.shutdown_timeout_s - (closing - stopping)

@@ -97,6 +97,17 @@ METRICS: dict[str, Spec] = {
         "record), receive_to_produce (receive to the batch's hand-over to the sink, per "
         "record), produce_to_ack (produce() until the delivery report is served, per Kafka "
         "message; kafka.ack_latency)."),
+    # the handler's own books (book.publish; absent without it)
+    "feedhandler_books_valid": Spec("gauge", (), "Symbols whose in-handler book is valid."),
+    "feedhandler_book_records_total": Spec("counter", (), "`book` records published."),
+    "feedhandler_book_crossed_total": Spec(
+        "counter", (), "Depth events after which an in-handler book was crossed or locked."),
+    "feedhandler_book_tickers_total": Spec(
+        "counter", ("result",),
+        "bookTickers checked against the in-handler book at their update id: agreed, "
+        "mismatch, or uncovered (no book state at that id: not compared)."),
+    "feedhandler_book_apply_seconds_total": Spec(
+        "counter", (), "Time spent updating the in-handler books and checking bookTickers."),
 }
 
 # sink.summary() key -> metric (after feedhandler_sink_). Keys of KafkaSink and NullSink;
@@ -209,6 +220,7 @@ class HandlerCollector:
         yield _family("feedhandler_sink_backlog_bytes", [((), snapshot.backlog_bytes)])
         yield self._latency(handler)
         yield from _sink_families(snapshot.sink)
+        yield from _book_families(snapshot.books)
 
     @staticmethod
     def _latency(handler: Handler) -> Metric:
@@ -218,6 +230,19 @@ class HandlerCollector:
         for (stage, kind), histogram in sorted(handler.latency.histograms.items()):
             family.add_metric([stage, kind], histogram.cumulative(), histogram.sum_ns / 1e9)
         return family
+
+
+def _book_families(books: dict[str, int]) -> Iterator[Metric]:
+    if not books:
+        return
+    yield _family("feedhandler_books_valid", [((), books["valid"])])
+    yield _family("feedhandler_book_records_total", [((), books["records"])])
+    yield _family("feedhandler_book_crossed_total", [((), books["crossed"])])
+    mismatches = books["ticker_mismatches"]
+    yield _family("feedhandler_book_tickers_total", [
+        (("agreed",), books["tickers_compared"] - mismatches), (("mismatch",), mismatches),
+        (("uncovered",), books["tickers_uncovered"])])
+    yield _family("feedhandler_book_apply_seconds_total", [((), books["apply_ns"] / 1e9)])
 
 
 def _sink_families(summary: dict[str, Any]) -> Iterator[Metric]:

@@ -91,11 +91,16 @@ def stream_kind(stream: str) -> tuple[str, str]:
 
 
 def data_topics(streams: Iterable[str], template: str = DEFAULT_TOPIC_TEMPLATE,
-                exchange: str = "binance", market: str = "spot") -> set[str]:
-    """The data topics these streams publish to. With a `{symbol}` template, an all-market
-    stream's symbols are unknown up front; only its "all" topic (raw encoding) is listed."""
-    return {topic_for(*stream_kind(s), template=template, exchange=exchange, market=market)
-            for s in streams}
+                exchange: str = "binance", market: str = "spot",
+                derived: Iterable[str] = ()) -> set[str]:
+    """The data topics these streams publish to, and those of the `derived` kinds the handler
+    makes from them (e.g. `book` per depth stream's symbol). With a `{symbol}` template, an
+    all-market stream's symbols are unknown up front; only its "all" topic (raw encoding) is
+    listed."""
+    pairs = [stream_kind(s) for s in streams]
+    sources = {KIND_BY_NAME[d].derived_from: d for d in derived}
+    pairs += [(sources[kind], symbol) for kind, symbol in pairs if kind in sources]
+    return {topic_for(kind, symbol, template, exchange, market) for kind, symbol in pairs}
 
 
 # --- values ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from feedhandler.contract.kinds import (
+    BOOK_LEVELS,
     KINDS,
     PARTIAL_DEPTH_LEVELS,
     SYMBOL_WIDTH,
@@ -64,7 +65,8 @@ def records_header() -> str:
            "namespace fh {\n",
            f"constexpr size_t kSymbolWidth = {SYMBOL_WIDTH};  // UTF-8, NUL-padded; a longer "
            "symbol is rejected, never cut",
-           f"constexpr size_t kPartialDepthLevels = {PARTIAL_DEPTH_LEVELS};\n",
+           f"constexpr size_t kPartialDepthLevels = {PARTIAL_DEPTH_LEVELS};",
+           f"constexpr size_t kBookLevels = {BOOK_LEVELS};  // slots per side of a book record\n",
            "enum Kind : uint8_t {"]
     out += [f"  {enum_name(k)}," for k in KINDS]
     out += ["  KIND_COUNT,", "  KIND_NONE = 0xff,", "};\n"]

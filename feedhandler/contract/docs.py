@@ -14,7 +14,7 @@ import sys
 
 import feedhandler.contract as c
 from feedhandler.contract.events import COMMON_FIELDS, CONNECTION_FIELDS, EVENTS
-from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule
+from feedhandler.contract.kinds import DATA_ROLES, KIND_BY_NAME, Rule
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.records.schema import Field
 
@@ -30,7 +30,7 @@ TYPES = {
     "T[N]": "N consecutive values of type T",
 }
 
-DATA_KINDS = [s for s in SCHEMAS.values() if KIND_BY_NAME[s.kind].role is Role.MARKET]
+DATA_KINDS = [s for s in SCHEMAS.values() if KIND_BY_NAME[s.kind].role in DATA_ROLES]
 
 
 def type_token(f: Field) -> str:

@@ -126,6 +126,21 @@ EVENTS: tuple[Event, ...] = (
     Event("book_snapshot_failed", "book",
           (("symbol", "e.g. `BTCUSDT`"), ("error", "why"), ("ts_ns", "when")),
           "the exchange has no such symbol: no snapshot will come"),
+    Event("book_crossed", "book",
+          (("symbol", "e.g. `BTCUSDT`"), ("count", "crossed or locked events since the last "
+                                                   "book_crossed of this symbol"),
+           ("total", "since start"), ("update_id", "the book's update id at the last one"),
+           ("bid", "best bid then (decimal text)"), ("ask", "best ask then"), ("ts_ns", "when")),
+          "the handler's book had best bid >= best ask after a depth event (`book.publish`; "
+          "at most one per symbol per `book.alert_interval_s`)"),
+    Event("book_ticker_mismatch", "book",
+          (("symbol", "e.g. `BTCUSDT`"), ("count", "disagreements since the last event of "
+                                                   "this symbol"),
+           ("total", "since start"), ("update_id", "the bookTicker's `u` at the last one"),
+           ("ticker", "its [bid, bid qty, ask, ask qty] (decimal text)"),
+           ("book", "the book's at the same update id"), ("ts_ns", "when")),
+          "a bookTicker disagreed with the handler's book at its own update id (`book.publish`; "
+          "at most one per symbol per `book.alert_interval_s`)"),
     Event("connected", "wsapi", (("url", "the WebSocket API URL"), ("ts_ns", "when")),
           "the WebSocket API connection is up"),
     Event("disconnected", "wsapi", (("ts_ns", "when"),),

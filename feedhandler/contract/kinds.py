@@ -27,6 +27,10 @@ class Role(Enum):
     MARKET = "market"  # a Binance stream's payload
     CONTROL = "control"  # exchange control messages: responses, errors, serverShutdown
     GAP = "gap"  # sequence discontinuities the decoder found
+    DERIVED = "derived"  # computed by the handler from other kinds (no stream carries it)
+
+
+DATA_ROLES = (Role.MARKET, Role.DERIVED)  # published as records on data topics
 
 
 class Read(Enum):
@@ -109,6 +113,7 @@ class Kind:
     hook: bool = False  # decoded by hand-written code (ext/cpp/decoder.cpp)
     notes: str = ""
     example: str = ""  # a payload as Binance sends it (protocol doc or captured corpus)
+    derived_from: str = ""  # Role.DERIVED: the kind whose streams' symbols it is made for
 
     @property
     def schema(self) -> str:
@@ -135,6 +140,7 @@ DEPTH_SPEEDS = ("", "@100ms", "@1000ms")  # "" = the default 1000 ms cadence
 MAX_STREAMS_PER_CONNECTION = 1024
 SYMBOL_WIDTH = 32
 PARTIAL_DEPTH_LEVELS = 20
+BOOK_LEVELS = 20  # slots per side of a `book` record (book.top_n fills the best N)
 
 
 # --- field constructors ----------------------------------------------------------------------
@@ -433,6 +439,27 @@ KINDS: tuple[Kind, ...] = (
               "`ts_engine` is the only exchange time. `r` is null when the symbol has no "
               "reference price: the record is kept, with price 0 and price_known 0.",
         example='{"e":"referencePrice","s":"BAZUSD","r":"1.00","t":1770313263917}',
+    ),
+    Kind(
+        "book", Role.DERIVED,
+        (recv(), local("ts_event", "int64", "`E` of the last depth event applied, ns (0 when the "
+               "book's last change was a snapshot)"),
+         local("ts", "int64", "when the handler took this top-N, ns since the Unix epoch"),
+         local("update_id", "int64", "the book's update id: `u` of the last depth event "
+               "applied (or the snapshot's `lastUpdateId`)"),
+         local("bid_price", "fixed8", "bids, best first", BOOK_LEVELS),
+         local("bid_qty", "int128", "bids, best first", BOOK_LEVELS),
+         local("ask_price", "fixed8", "asks, best first", BOOK_LEVELS),
+         local("ask_qty", "int128", "asks, best first", BOOK_LEVELS),
+         local("bid_count", "uint8", "bid levels filled; unused slots hold 0"),
+         local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
+         local("symbol", "bytes", "the book's symbol, e.g. BTCUSDT", SYMBOL_WIDTH)),
+        sequence=Sequence("update_id", "update_id", Rule.INCREASING),
+        derived_from="depth",
+        notes="Top-N of the handler's own book of a symbol (`book.publish`), every "
+              "`book.interval_ms` when it changed, and only while it is valid (synced from a "
+              "snapshot, no gap since): the state after update id `update_id`, as a "
+              "`depthPartial` would show it. `ts_recv` is the receive time of that depth event.",
     ),
 )
 

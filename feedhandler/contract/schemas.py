@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from feedhandler.contract.kinds import KIND_BY_NAME, Role
+from feedhandler.contract.kinds import DATA_ROLES, KIND_BY_NAME
 from feedhandler.records.schema import SCHEMAS, Field
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ _ARROW_DECIMAL = {"fixed8": (19, 16), "int128": (39, 32)}  # precision, storage 
 
 
 def data_kinds() -> list[str]:
-    return [k for k in SCHEMAS if KIND_BY_NAME[k].role is Role.MARKET]
+    return [k for k in SCHEMAS if KIND_BY_NAME[k].role in DATA_ROLES]
 
 
 def _json_item(f: Field) -> dict[str, Any]:

@@ -134,13 +134,16 @@ class DeliveryStats:
 class KafkaSink:
     def __init__(self, config: KafkaConfig, instance: str, time_unit: str = "ms",
                  topics: Iterable[str] = (),
-                 on_ack_latency: Callable[[str, float], None] | None = None) -> None:
+                 on_ack_latency: Callable[[str, float], None] | None = None,
+                 derived: Collection[str] = ()) -> None:
         """`topics`: the data topics to create or check on start (control and dead-letter
-        topics are added). `time_unit` is the connections' (raw messages carry it).
+        topics are added); `derived`: the handler-made kinds whose topics streams added at
+        runtime need too. `time_unit` is the connections' (raw messages carry it).
         `on_ack_latency(kind, seconds)`: per acknowledged data message, produce -> ack."""
         self.config = config
         self.instance = instance
         self.time_unit = time_unit
+        self.derived = derived
         self.stats = DeliveryStats()
         names = {"exchange": config.exchange, "market": config.market}
         self.control_topic = config.control_topic.format(**names)
@@ -164,7 +167,7 @@ class KafkaSink:
         """The topics of streams added at runtime: created or checked as on start."""
         config = self.config
         ensure_topics(config, data_topics(streams, config.topic_template, config.exchange,
-                                          config.market))
+                                          config.market, self.derived))
 
     # --- Sink ------------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,

@@ -54,3 +54,4 @@ class HandlerStatus:
     sink: dict[str, Any] = field(default_factory=dict)  # sink.summary()
     backlog_bytes: int = 0
     paused: bool = False
+    books: dict[str, int] = field(default_factory=dict)  # HandlerBooks.summary() (book.publish)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from feedhandler import decode
+from feedhandler._ext.book import Books
+from feedhandler.book import snapshot_records
 from feedhandler.config import KafkaConfig
 from feedhandler.consume.reader import read_messages
 from feedhandler.contract import header_dict, wire_records
@@ -120,12 +122,19 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     kline["quote_volume"]["hi"][0] = 5
     kline["volume"]["hi"][0] = -1
 
+    # The handler's `book` kind: the top of a book whose best ask quantity is past int64.
+    books = Books()
+    books.apply(snapshot_records(universe.symbols[0].symbol, {
+        "lastUpdateId": 7, "bids": [["1.50000000", "2.00000000"], ["1.25000000", "1"]],
+        "asks": [["2.00000000", "200000000000.00000001"]]}))
+    derived = {"kline": kline, "book": books.take_tops(20, 1)}
+
     market = f"t{uuid.uuid4().hex[:10]}"
     kinds = [k for k in SCHEMAS if k not in ("control", "gap")]
     sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market), "docs",
                      topics=[f"binance.{market}.{kind}" for kind in kinds])
     for kind in kinds:
-        records = kline if kind == "kline" else parsed[kind]
+        records = derived.get(kind, parsed[kind])
         assert len(records), kind
         sink.publish_batch(kind, records, 1)
     assert sink.close(30) == 0
@@ -144,6 +153,11 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
             got = list(unpack(fmt, items, value))
             assert got == [as_python(expected, i) for i in range(len(expected))]
             unpacked.setdefault(kind, []).extend(got)
-    assert {k: len(v) for k, v in unpacked.items()} == {k: len(parsed[k]) for k in kinds}
+    assert {k: len(v) for k, v in unpacked.items()} == {
+        k: len(derived.get(k, parsed[k])) for k in kinds}
+    (book,) = unpacked["book"]
+    assert (book["update_id"], book["bid_count"], book["ask_count"]) == (7, 2, 1)
+    assert book["bid_price"][:3] == [150000000, 125000000, 0]
+    assert book["ask_qty"][0] == 20000000000000000001  # past int64: the high word carried
     assert [r for r in unpacked["kline"] if r["quote_volume"] >= 5 * 2**64 and r["volume"] < 0]
     assert {r["symbol"] for r in unpacked["trade"]} == {s.symbol for s in universe.symbols[:2]}

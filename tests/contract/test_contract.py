@@ -71,6 +71,9 @@ def test_topics_from_templates() -> None:
                                     "binance.spot.miniTicker"}
     assert data_topics(streams, "{market}.{kind}.{symbol}", market="m") == {
         "m.trade.btcusdt", "m.trade.ethusdt", "m.depth.btcusdt", "m.miniTicker.all"}
+    # the handler's `book` records: one topic per depth stream's symbol
+    assert data_topics(streams, "{market}.{kind}.{symbol}", market="m", derived=["book"]) - \
+        data_topics(streams, "{market}.{kind}.{symbol}", market="m") == {"m.book.btcusdt"}
 
 
 # --- json ------------------------------------------------------------------------------------

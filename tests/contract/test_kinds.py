@@ -14,7 +14,7 @@ from feedhandler.records import SCALE, SCHEMAS, wide_to_int
 def test_kinds_are_unique_and_well_formed() -> None:
     names = [k.name for k in KINDS]
     assert len(set(names)) == len(names)
-    assert [k.name for k in KINDS if k.role is not Role.MARKET] == ["control", "gap"]
+    assert [k.name for k in KINDS if k.role is not Role.MARKET] == ["control", "gap", "book"]
     streams = [s.text for k in KINDS for s in k.streams]
     assert len(set(streams)) == len(streams)
     events = [e for k in KINDS for e in k.events]
@@ -34,6 +34,8 @@ def test_kinds_are_unique_and_well_formed() -> None:
         if kind.role is Role.MARKET:
             assert kind.streams and kind.example, kind.name
             assert kind.events or kind.first_keys, kind.name
+        if kind.role is Role.DERIVED:
+            assert not kind.streams and kind.derived_from in names, kind.name
 
 
 def test_sequence_fields_and_indices() -> None:

@@ -19,7 +19,7 @@ from feedhandler.consume.reader import read_messages
 from feedhandler.contract import arrow_schema, arrow_table, header_dict, json_schema
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.contract.kinds import market_kinds
-from feedhandler.contract.schemas import main
+from feedhandler.contract.schemas import data_kinds, main
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS, to_decimal, wide_to_int
 from feedhandler.sinks.kafka import KafkaSink
@@ -133,7 +133,7 @@ def test_extremes_are_exact_in_arrow() -> None:
 def test_module_entry_dumps_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["json"]) == 0
     dumped = orjson.loads(capsys.readouterr().out)
-    assert dumped == {SCHEMAS[k].name: json_schema(k) for k in KINDS}
+    assert dumped == {SCHEMAS[k].name: json_schema(k) for k in data_kinds()}
     assert main(["arrow", "trade"]) == 0
     assert "price: decimal128(19, 8) not null" in capsys.readouterr().out
 

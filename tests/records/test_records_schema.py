@@ -31,6 +31,7 @@ PINNED = {
     "gap": (1, 64, "05ae791ad2790162"),
     "blockTrade": (1, 96, "27b9038a0636e382"),
     "referencePrice": (1, 64, "6d947dfd3d70be32"),
+    "book": (1, 1032, "5d22c7ce01abb23f"),
 }
 # v1 layouts (int64 quantities), still decoded: exactly what the v1 decoder wrote.
 PINNED_V1 = {

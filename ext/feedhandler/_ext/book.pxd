@@ -10,6 +10,12 @@ cdef extern from "records.h" namespace "fh" nogil:
     struct DepthRecord:
         pass
 
+    struct BookTickerRecord:
+        pass
+
+    struct BookRecord:
+        pass
+
 
 cdef extern from "book.h" namespace "fh" nogil:
     const uint8_t DEPTH_SNAPSHOT
@@ -22,8 +28,21 @@ cdef extern from "book.h" namespace "fh" nogil:
         int64_t price
         Int128LE qty
 
+    struct Top:
+        int64_t update_id
+        int64_t bid_price
+        int64_t ask_price
+        Int128LE bid_qty
+        Int128LE ask_qty
+
+    struct Alert:
+        string symbol
+        uint64_t crossed
+        uint64_t mismatches
+
     cppclass Book:
-        const vector[Level]& side(uint8_t side)
+        size_t depth(uint8_t side)
+        size_t copy_best(uint8_t side, size_t n, Level* out)
 
     cppclass SymbolBook:
         Book book
@@ -37,10 +56,24 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t events
         uint64_t crossed
         vector[DepthRecord] buffer
+        int64_t ts_event
+        int64_t crossed_update_id
+        int64_t crossed_bid
+        int64_t crossed_ask
+        vector[Top] pending
+        uint64_t tickers_checked
+        uint64_t ticker_mismatches
+        uint64_t tickers_uncovered
+        Top mismatch_ticker
+        Top mismatch_book
 
     cppclass BookSet:
         BookSet(uint32_t max_levels, size_t max_buffer)
         void apply(const DepthRecord* rows, size_t count)
+        void check_tickers(const BookTickerRecord* rows, size_t count)
+        size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns)
+        vector[Alert] take_alerts(int64_t now_ns, int64_t min_interval_ns)
+        size_t size()
         const SymbolBook* find(string_view symbol)
         vector[string] symbols()
 

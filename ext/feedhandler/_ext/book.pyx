@@ -1,16 +1,28 @@
 # Python face of the C++ books: records in by batch, levels out as numpy arrays; no Python
 # object per level or per record.
-from libc.string cimport memcpy
 from libcpp.string_view cimport string_view
-from libcpp.vector cimport vector
 
 import numpy as np
+
+from feedhandler.records import SCHEMAS
 
 STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow")
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
 DEPTH_RECORD_SIZE = sizeof(DepthRecord)
 LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", [("lo", "<u8"), ("hi", "<i8")])])
 assert LEVEL_DTYPE.itemsize == sizeof(Level)
+BOOK_DTYPE = SCHEMAS["book"].dtype
+assert BOOK_DTYPE.itemsize == sizeof(BookRecord)
+assert SCHEMAS["bookTicker"].dtype.itemsize == sizeof(BookTickerRecord)
+
+
+cdef object _wide(Int128LE v):
+    return (<object>v.hi << 64) | v.lo
+
+
+cdef dict _top(const Top& t):
+    return {"update_id": t.update_id, "bid_price": t.bid_price, "bid_qty": _wide(t.bid_qty),
+            "ask_price": t.ask_price, "ask_qty": _wide(t.ask_qty)}
 
 
 cdef class Books:
@@ -33,6 +45,36 @@ cdef class Books:
         with nogil:
             self._core.apply(<const DepthRecord*>&raw[0], <size_t>(raw.shape[0] // sizeof(DepthRecord)))
 
+    def check_tickers(self, records):
+        """Compare bookTicker records (the `bookTicker` kind's dtype) with the books, each at
+        its own update id `u` (see ext/cpp/book.h); counted in `status`."""
+        if records.dtype.itemsize != sizeof(BookTickerRecord):
+            raise ValueError(f"not bookTicker records: itemsize {records.dtype.itemsize}")
+        if len(records) == 0:
+            return
+        cdef const unsigned char[::1] raw = np.ascontiguousarray(records).view(np.uint8)
+        with nogil:
+            self._core.check_tickers(<const BookTickerRecord*>&raw[0],
+                                     <size_t>(raw.shape[0] // sizeof(BookTickerRecord)))
+
+    def take_tops(self, unsigned int depth, long long now_ns):
+        """`book` records (BOOK_DTYPE) of the best `depth` levels of every valid book that
+        changed since its last record; one C++ pass, no Python per book or level."""
+        out = np.zeros(self._core.size(), BOOK_DTYPE)
+        if len(out) == 0:
+            return out
+        cdef unsigned char[::1] raw = out.view(np.uint8)
+        cdef size_t n
+        with nogil:
+            n = self._core.take_tops(<BookRecord*>&raw[0], depth, now_ns)
+        return out[:n]
+
+    def take_alerts(self, long long now_ns, long long min_interval_ns):
+        """[(symbol, new crossings, new ticker disagreements)] of the symbols that have some
+        since their last alert, each symbol at most once per `min_interval_ns`."""
+        return [(a.symbol.decode(), a.crossed, a.mismatches)
+                for a in self._core.take_alerts(now_ns, min_interval_ns)]
+
     def symbols(self):
         return [s.decode() for s in self._core.symbols()]
 
@@ -45,8 +87,10 @@ cdef class Books:
 
     def status(self, str symbol):
         """{state, update_id, expected, received, changed_ns, gaps, snapshots, events,
-        crossed, buffered}: `expected`/`received` are the U ids of the last gap; `crossed`
-        counts events after which the valid book had best bid >= best ask."""
+        crossed, buffered, ts_event, crossed_at, tickers_checked, ticker_mismatches,
+        tickers_uncovered, tickers_pending, mismatch}: `expected`/`received` are the U ids of
+        the last gap; `crossed` counts events after which the valid book had best bid >= best
+        ask (`crossed_at`: the last one); `mismatch` is the last ticker disagreement."""
         cdef const SymbolBook* book = self._find(symbol)
         return {
             "state": STATES[<int>book.state],
@@ -59,6 +103,14 @@ cdef class Books:
             "events": book.events,
             "crossed": book.crossed,
             "buffered": book.buffer.size(),
+            "ts_event": book.ts_event,
+            "crossed_at": {"update_id": book.crossed_update_id, "bid_price": book.crossed_bid,
+                           "ask_price": book.crossed_ask},
+            "tickers_checked": book.tickers_checked,
+            "ticker_mismatches": book.ticker_mismatches,
+            "tickers_uncovered": book.tickers_uncovered,
+            "tickers_pending": book.pending.size(),
+            "mismatch": {"ticker": _top(book.mismatch_ticker), "book": _top(book.mismatch_book)},
         }
 
     def levels(self, str symbol, int side, size_t depth=0):
@@ -67,10 +119,10 @@ cdef class Books:
         Python."""
         if side not in (0, 1):
             raise ValueError("side must be 0 (bids) or 1 (asks)")
-        cdef const vector[Level]* levels = &self._find(symbol).book.side(side)
-        cdef size_t n = levels.size() if depth == 0 else min(depth, levels.size())
+        cdef const Book* book = &self._find(symbol).book
+        cdef size_t n = book.depth(side) if depth == 0 else min(depth, book.depth(side))
         out = np.empty(n, LEVEL_DTYPE)
         cdef unsigned char[::1] raw = out.view(np.uint8)
         if n:
-            memcpy(&raw[0], levels.data(), n * sizeof(Level))
+            book.copy_best(side, n, <Level*>&raw[0])
         return out

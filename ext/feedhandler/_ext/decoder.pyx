@@ -11,6 +11,8 @@ from libcpp.string_view cimport string_view
 
 import numpy as np
 
+from feedhandler.contract.kinds import KINDS, Role
+
 cimport feedhandler._ext.core as core
 
 KIND_COUNT = <int>core.KIND_COUNT
@@ -18,6 +20,7 @@ SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
 ERROR_NAMES = tuple(core.error_name(<core.Error>e).decode() for e in range(1, <int>core.ERR_COUNT))
 _KIND_INDEX = {name: k for k, name in enumerate(KIND_NAMES)}
+_DERIVED = tuple(_KIND_INDEX[k.name] for k in KINDS if k.role is Role.DERIVED)
 
 _FIELD_TYPES = {
     core.FT_I64: "<i8",
@@ -141,6 +144,8 @@ cdef class Decoder:
         if stream is not None:
             self.set_stream(stream)
         rows = _per_kind("batch_rows", batch_rows, 4096)
+        for k in _DERIVED:  # never decoded (the handler makes them): no table worth memory
+            rows[k] = 1
         linger = _per_kind("linger_ms", linger_ms, 5.0)
         # no cap: never (offline), or the burst end alone (burst mode, where 0 means no cap)
         linger_ns = [(0 if burst else INT64_MAX) if ms is None else <int64_t>(ms * 1e6)

@@ -1,0 +1,110 @@
+"""The handler's own books (`book.publish`): per symbol, in C++ (`feedhandler._ext.book`), from
+the depth records of each decoded batch and the snapshot rows `SnapshotSync` publishes.
+
+- Every `book.interval_ms`, each valid book that changed since its last record is published as
+  one `book` record (its best `book.top_n` levels a side); a book in a gap or waiting for a
+  snapshot is not (`book_resync` / `book_snapshot` mark those intervals).
+- A book left crossed or locked (best bid >= best ask) by a depth event is counted, and
+  evented as `book_crossed`.
+- Each bookTicker is compared with the book at its own update id `u` only: the bookTicker and
+  depth streams are separate and not synchronised, and a diff event [U; u] shows only the
+  state after `u`. So a ticker is compared when its `u` is the `u` of one of the book's last 64
+  depth events (or of a snapshot), whichever arrives first; a ticker whose `u` falls inside an
+  event, or that the book never reaches, is counted as uncovered, not compared. A comparison
+  that differs in any of bid, bid qty, ask, ask qty is a disagreement: counted, and evented as
+  `book_ticker_mismatch`.
+
+Both events: at most one per symbol per `book.alert_interval_s`, carrying the count since the
+last. Python runs per batch, per tick and per event; never per level, row or book.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from feedhandler._ext.book import Books
+from feedhandler.config import BookConfig
+from feedhandler.records import to_str
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class HandlerBooks:
+    def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
+                 on_event: EventSink) -> None:
+        self.books = Books(config.max_levels)
+        self.records = 0  # `book` records published
+        self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
+        self.batches = 0
+        self._top_n = config.top_n
+        self._interval_ns = config.interval_ms * 1_000_000
+        self._alert_interval_ns = int(config.alert_interval_s * 1e9)
+        self._publish = publish
+        self._on_event = on_event
+        self._next_ns = 0
+
+    def on_depth(self, records: np.ndarray) -> None:
+        """Depth diffs (a decoded batch) or snapshot rows, in the order they are published."""
+        started = time.perf_counter_ns()
+        self.books.apply(records)
+        self.apply_ns += time.perf_counter_ns() - started
+        self.batches += 1
+
+    def on_book_ticker(self, records: np.ndarray) -> None:
+        started = time.perf_counter_ns()
+        self.books.check_tickers(records)
+        self.apply_ns += time.perf_counter_ns() - started
+        self.batches += 1
+
+    def service(self) -> None:
+        """From the handler's service loop: publishes once `interval_ms` has passed."""
+        now = time.time_ns()
+        if now >= self._next_ns:
+            self._next_ns = now + self._interval_ns
+            self.publish(now)
+
+    def publish(self, now_ns: int | None = None) -> None:
+        """The changed valid books' tops, and the alerts due, now."""
+        now = time.time_ns() if now_ns is None else now_ns
+        rows = self.books.take_tops(self._top_n, now)
+        if len(rows):
+            self.records += len(rows)
+            self._publish(rows)
+        for symbol, crossed, mismatches in self.books.take_alerts(now, self._alert_interval_ns):
+            status = self.books.status(symbol)
+            if crossed:
+                at = status["crossed_at"]
+                self._on_event({"type": "book_crossed", "symbol": symbol, "count": crossed,
+                                "total": status["crossed"], "update_id": at["update_id"],
+                                "bid": to_str(at["bid_price"]), "ask": to_str(at["ask_price"]),
+                                "ts_ns": now})
+            if mismatches:
+                mismatch = status["mismatch"]
+                self._on_event({"type": "book_ticker_mismatch", "symbol": symbol,
+                                "count": mismatches, "total": status["ticker_mismatches"],
+                                "update_id": mismatch["ticker"]["update_id"],
+                                "ticker": _top_text(mismatch["ticker"]),
+                                "book": _top_text(mismatch["book"]), "ts_ns": now})
+
+    def summary(self) -> dict[str, int]:
+        """Totals over the symbols, for the status snapshot (one pass per scrape)."""
+        totals = {"symbols": 0, "valid": 0, "crossed": 0, "tickers_compared": 0,
+                  "ticker_mismatches": 0, "tickers_uncovered": 0}
+        for symbol in self.books.symbols():
+            status = self.books.status(symbol)
+            totals["symbols"] += 1
+            totals["valid"] += status["state"] == "valid"
+            totals["crossed"] += status["crossed"]
+            totals["tickers_compared"] += status["tickers_checked"]
+            totals["ticker_mismatches"] += status["ticker_mismatches"]
+            totals["tickers_uncovered"] += status["tickers_uncovered"]
+        return {**totals, "records": self.records, "batches": self.batches,
+                "apply_ns": self.apply_ns}
+
+
+def _top_text(top: dict[str, int]) -> list[str]:
+    return [to_str(top[k]) for k in ("bid_price", "bid_qty", "ask_price", "ask_qty")]

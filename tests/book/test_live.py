@@ -1,0 +1,169 @@
+"""The handler's books (`HandlerBooks`, C++ through `feedhandler._ext.book`): top-N records
+equal a reference book built in Python from the same records; crossed books and bookTickers
+that disagree with the book at their update id are counted and evented, rate-limited."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from feedhandler._ext.book import BOOK_DTYPE, Books
+from feedhandler.book.live import HandlerBooks
+from feedhandler.book.snapshot import decimal_units
+from feedhandler.config import BookConfig
+from feedhandler.records import SCHEMAS, wide_to_int
+from tests.book.test_builder import diff, snap
+
+SECOND = 1_000_000_000
+
+
+def ticker(symbol: str, u: int, bid: tuple[str, str], ask: tuple[str, str]) -> np.ndarray:
+    row = np.zeros(1, SCHEMAS["bookTicker"].dtype)
+    row["symbol"], row["update_id"] = symbol.encode(), u
+    for side, (price, qty) in (("bid", bid), ("ask", ask)):
+        row[f"{side}_price"] = decimal_units(price)
+        units = decimal_units(qty, wide=True)
+        row[f"{side}_qty"] = (units & (2**64 - 1), units >> 64)
+    return row
+
+
+def record_levels(row: np.void, side: str) -> list[tuple[int, int]]:
+    n = int(row[f"{side}_count"])
+    return [(int(row[f"{side}_price"][i]), wide_to_int(row[f"{side}_qty"][i])) for i in range(n)]
+
+
+class ReferenceBook:
+    """Snapshot, then diffs applied level by level: dicts of price -> qty (1e-8 units)."""
+
+    def __init__(self, bids: dict[int, int], asks: dict[int, int]) -> None:
+        self.sides = (dict(bids), dict(asks))
+
+    def apply(self, side: int, price: int, qty: int) -> None:
+        if qty:
+            self.sides[side][price] = qty
+        else:
+            self.sides[side].pop(price, None)
+
+    def top(self, side: int, n: int) -> list[tuple[int, int]]:
+        prices = sorted(self.sides[side], reverse=side == 0)[:n]
+        return [(p, self.sides[side][p]) for p in prices]
+
+
+@pytest.mark.parametrize("top_n", [1, 5, 20])
+def test_top_n_records_equal_a_reference_book_built_in_python(top_n: int) -> None:
+    rng = random.Random(top_n)
+    units = 10**8
+    bids = {(1000 - i) * units: rng.randint(1, 50) * units for i in range(40)}
+    asks = {(1001 + i) * units: rng.randint(1, 50) * units for i in range(40)}
+    books = Books()
+    books.apply(snap("X", 100, [(str(p // units), str(q // units)) for p, q in bids.items()],
+                     [(str(p // units), str(q // units)) for p, q in asks.items()]))
+    reference = ReferenceBook(bids, asks)
+    (first,) = books.take_tops(top_n, 7)
+    assert record_levels(first, "bid") == reference.top(0, top_n)
+    assert first["update_id"] == 100 and first["ts"] == 7
+    u = 100
+    for _ in range(300):
+        changes = [(rng.randint(0, 1), rng.randint(960, 1040), rng.choice([0, 0, 1, 7, 2**70]))
+                   for _ in range(rng.randint(1, 6))]
+        first_id, u = u + 1, u + rng.randint(1, 3)
+        b = [(str(p), f"{q}") for side, p, q in changes if side == 0]
+        a = [(str(p), f"{q}") for side, p, q in changes if side == 1]
+        batch = diff("X", first_id, u, bids=b, asks=a)
+        batch["ts_event"] = u * 10
+        books.apply(batch)
+        for side, p, q in changes:
+            reference.apply(side, p * units, q * units)
+        (row,) = books.take_tops(top_n, u)
+        assert (row["update_id"], row["ts_event"], bytes(row["symbol"])) == (u, u * 10, b"X")
+        assert record_levels(row, "bid") == reference.top(0, top_n)
+        assert record_levels(row, "ask") == reference.top(1, top_n)
+        # unused slots hold 0
+        assert not row["bid_price"][row["bid_count"]:].any()
+    assert len(books.take_tops(top_n, 0)) == 0  # nothing changed since the last record
+
+
+def test_only_valid_books_are_taken() -> None:
+    books = Books()
+    books.apply(diff("X", 5, 6, bids=[("1", "1")]))  # no snapshot yet
+    assert len(books.take_tops(5, 0)) == 0
+    books.apply(snap("X", 5, [("1", "2")], [("2", "1")]))
+    (row,) = books.take_tops(5, 0)
+    assert row["update_id"] == 6 and record_levels(row, "bid") == [(10**8, 10**8)]
+    books.apply(diff("X", 9, 9, bids=[("1", "3")]))  # gap: 7 and 8 missing
+    books.apply(diff("X", 10, 10, bids=[("1", "4")]))
+    assert books.status("X")["state"] == "gap" and len(books.take_tops(5, 0)) == 0
+    assert SCHEMAS["book"].dtype == BOOK_DTYPE
+
+
+def test_crossed_and_locked_books_are_counted_and_where() -> None:
+    books = Books()
+    books.apply(snap("X", 1, [("5", "1")], [("6", "1")]))
+    books.apply(diff("X", 2, 2, bids=[("6", "1")]))  # locked
+    books.apply(diff("X", 3, 3, bids=[("7", "1")]))  # crossed
+    books.apply(diff("X", 4, 4, bids=[("7", "0"), ("6", "0")]))  # fine again
+    status = books.status("X")
+    assert status["crossed"] == 2
+    assert status["crossed_at"] == {"update_id": 3, "bid_price": 7 * 10**8,
+                                    "ask_price": 6 * 10**8}
+
+
+def test_tickers_are_compared_at_their_own_update_id_only() -> None:
+    books = Books()
+    books.apply(snap("X", 10, [("5", "1")], [("6", "1")]))
+    books.apply(diff("X", 11, 13, bids=[("5", "2")]))
+    books.check_tickers(ticker("X", 13, ("5", "2"), ("6", "1")))  # at the event's u: agrees
+    books.check_tickers(ticker("X", 10, ("5", "1"), ("6", "1")))  # late, at the snapshot
+    books.check_tickers(ticker("X", 12, ("5", "9"), ("6", "1")))  # inside [11; 13]: unknown
+    books.check_tickers(ticker("Y", 1, ("1", "1"), ("2", "1")))  # no book of Y
+    status = books.status("X")
+    assert (status["tickers_checked"], status["ticker_mismatches"],
+            status["tickers_uncovered"]) == (2, 0, 1)
+    # early: waits for the book to reach its u, then disagrees on the ask quantity
+    books.check_tickers(ticker("X", 15, ("5", "2"), ("6", "3")))
+    assert books.status("X")["tickers_pending"] == 1
+    books.apply(diff("X", 14, 15, asks=[("6", "2")]))
+    status = books.status("X")
+    assert (status["tickers_checked"], status["ticker_mismatches"],
+            status["tickers_pending"]) == (3, 1, 0)
+    assert status["mismatch"]["ticker"]["ask_qty"] == 3 * 10**8
+    assert status["mismatch"]["book"] == {"update_id": 15, "bid_price": 5 * 10**8,
+                                          "bid_qty": 2 * 10**8, "ask_price": 6 * 10**8,
+                                          "ask_qty": 2 * 10**8}
+    # a ticker the book never reaches at an event's end is uncovered once the book passes it
+    books.check_tickers(ticker("X", 17, ("5", "2"), ("6", "2")))
+    books.apply(diff("X", 16, 18))
+    assert books.status("X")["tickers_uncovered"] == 2
+
+
+def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
+    published: list[np.ndarray] = []
+    events: list[dict[str, Any]] = []
+    config = BookConfig(snapshots=True, publish=True, top_n=2, alert_interval_s=10.0)
+    live = HandlerBooks(config, published.append, events.append)
+    live.on_depth(snap("X", 1, [("5", "1"), ("4", "1"), ("3", "1")], [("6", "1")]))
+    live.on_depth(diff("X", 2, 2, bids=[("6.5", "1")]))  # crossed
+    live.on_book_ticker(ticker("X", 2, ("6.5", "1"), ("6", "2")))  # ask qty differs
+    live.publish(1 * SECOND)
+    (rows,) = published
+    assert rows.dtype == SCHEMAS["book"].dtype and rows["bid_count"].tolist() == [2]
+    assert [e["type"] for e in events] == ["book_crossed", "book_ticker_mismatch"]
+    assert events[0] == {"type": "book_crossed", "symbol": "X", "count": 1, "total": 1,
+                         "update_id": 2, "bid": "6.50000000", "ask": "6.00000000",
+                         "ts_ns": SECOND}
+    assert events[1]["ticker"] == ["6.50000000", "1.00000000", "6.00000000", "2.00000000"]
+    assert events[1]["book"] == ["6.50000000", "1.00000000", "6.00000000", "1.00000000"]
+    live.on_depth(diff("X", 3, 3, bids=[("6.6", "1")]))  # crossed again, within 10 s
+    live.publish(2 * SECOND)
+    assert len(events) == 2 and len(published) == 2
+    live.publish(12 * SECOND)  # due now: the count since the last event
+    assert events[2]["type"] == "book_crossed" and events[2]["count"] == 1
+    assert events[2]["total"] == 2 and len(published) == 2  # the book did not change
+    summary = live.summary()
+    assert {k: summary[k] for k in ("symbols", "valid", "crossed", "tickers_compared",
+                                    "ticker_mismatches", "records")} == {
+        "symbols": 1, "valid": 1, "crossed": 2, "tickers_compared": 1,
+        "ticker_mismatches": 1, "records": 2}
