@@ -54,3 +54,6 @@ class HandlerStatus:
     sink: dict[str, Any] = field(default_factory=dict)  # sink.summary()
     backlog_bytes: int = 0
     paused: bool = False
+    precision: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, symbol) ->
+    # values off the symbol's tick/step grid (universe.check_precision)
+    universe_symbols: int | None = None  # symbols the universe follows; None: no universe
