@@ -133,3 +133,15 @@ def captured_frames() -> tuple[dict[str, SymbolInfo], list[tuple[str, np.ndarray
         parsed = parse([line.encode() for line in lines])
         tables += [(kind, parsed[kind]) for kind in parsed if kind in GRID_COLUMNS]
     return info, tables
+
+
+def test_a_one_row_batch_and_a_one_symbol_batch_take_the_scalar_path() -> None:
+    check, events, _ = checker()
+    check.check("aggTrade", rows("aggTrade", symbol=[b"BTCUSDT"], price=[1_500_000],
+                                 qty=[1_000]))
+    assert check.violations == {("aggTrade", "BTCUSDT"): 1}
+    assert (events[0]["field"], events[0]["value"]) == ("price", "0.01500000")
+    check.check("bookTicker", rows("bookTicker", symbol=[b"BTCUSDT"] * 3,
+                                   bid_price=[1_000_000] * 3, ask_price=[2_000_000] * 3,
+                                   bid_qty=[1_000, 1_500, 2_000], ask_qty=[1_000, 1, 1]))
+    assert check.violations[("bookTicker", "BTCUSDT")] == 3  # bid_qty of row 1, ask_qty of 1, 2
