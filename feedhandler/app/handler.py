@@ -271,7 +271,8 @@ class Handler:
         return HandlerStatus(self.supervisor.status(), self.sink.summary(),
                              self.sink.backlog_bytes(), self._paused,
                              dict(self.precision.violations) if self.precision else {},
-                             len(self.universe.symbols) if self.universe else None)
+                             len(self.universe.symbols)
+                             if self.universe and self.universe.refreshes else None)
 
     @property
     def paused(self) -> bool:

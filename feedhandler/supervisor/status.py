@@ -56,4 +56,5 @@ class HandlerStatus:
     paused: bool = False
     precision: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, symbol) ->
     # values off the symbol's tick/step grid (universe.check_precision)
-    universe_symbols: int | None = None  # symbols the universe follows; None: no universe
+    universe_symbols: int | None = None  # symbols the universe follows; None: no universe,
+    # or no exchangeInfo read yet

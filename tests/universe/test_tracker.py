@@ -139,3 +139,15 @@ async def test_a_failed_exchange_info_changes_nothing_and_is_retried() -> None:
     assert live.changes == [(["btcusdt@trade"], []), (["ethusdt@trade"], ["btcusdt@trade"])]
     assert [(e["listed"], e["delisted"]) for e in published] == [
         (["BTCUSDT"], []), (["ETHUSDT"], ["BTCUSDT"])]
+
+
+@sync
+async def test_not_ready_until_exchange_info_is_read() -> None:
+    config = universe_config("ws://127.0.0.1:9")  # nothing listens: no exchangeInfo comes
+    handler = Handler(config.model_copy(update={"wsapi": config.wsapi.model_copy(
+        update={"url": f"ws://127.0.0.1:{free_port()}/ws-api/v3"})}), RecordingSink())
+    async with running(handler):
+        status, body = await get(handler, "/readyz")
+        assert (status, body) == (503, "universe: no exchangeInfo yet (its streams are not "
+                                       "planned)\n")
+        assert handler.status().universe_symbols is None and not handler.shards
