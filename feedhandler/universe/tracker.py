@@ -5,7 +5,9 @@ subscription path (`app.live.LiveStreams.change`), which opens the connections a
 their streams as `subscribed`. Every `refresh_s` exchangeInfo is read again: symbols that are
 newly TRADING are subscribed, symbols that left TRADING (delisted, halted) or the exchange
 dropped are unsubscribed, each change as `subscribed` / `unsubscribed` events of the
-connections concerned plus one `universe` event naming the symbols. A failed read changes
+connections concerned plus one `universe` event naming the symbols. Streams added by
+`POST /subscriptions` are left alone; a universe stream removed that way comes back at the
+next refresh. A failed read changes
 nothing: it is logged and retried (every RETRY_S until the first one succeeds).
 """
 
@@ -46,6 +48,7 @@ class UniverseTracker:
         self._on_event = on_event
         self.precision = precision
         self.symbols: list[str] = []  # followed now
+        self._planned: set[str] = set()  # the streams it asked for (not those of POSTs)
         self.refreshes = 0  # successful exchangeInfo reads
         self.failures = 0
 
@@ -75,9 +78,10 @@ class UniverseTracker:
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         listed = sorted(set(chosen) - set(self.symbols))
         delisted = sorted(set(self.symbols) - set(chosen))
-        if wanted != current:
-            await self._live.change(sorted(wanted - current), sorted(current - wanted))
-        self.symbols = chosen
+        add, remove = wanted - current, (self._planned - wanted) & current
+        if add or remove:
+            await self._live.change(sorted(add), sorted(remove))
+        self.symbols, self._planned = chosen, wanted
         self.refreshes += 1
         if listed or delisted:
             log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,

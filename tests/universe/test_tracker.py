@@ -151,3 +151,25 @@ async def test_not_ready_until_exchange_info_is_read() -> None:
         assert (status, body) == (503, "universe: no exchangeInfo yet (its streams are not "
                                        "planned)\n")
         assert handler.status().universe_symbols is None and not handler.shards
+
+
+@sync
+async def test_streams_added_by_hand_are_left_alone() -> None:
+    answer = info(("BTCUSDT", "TRADING"))
+
+    async def fetch() -> dict[str, Any]:
+        return answer
+
+    live = FakeLive()
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=0, on_event=lambda event: None)
+    await tracker.refresh()
+    live.current |= {"!miniTicker@arr", "ethusdt@bookTicker"}  # POST /subscriptions
+    live.current.discard("btcusdt@trade")
+    answer = info(("BTCUSDT", "TRADING"), ("SOLUSDT", "TRADING"))
+    await tracker.refresh()
+    assert live.changes[-1] == (["btcusdt@trade", "solusdt@trade"], [])
+    answer = info(("SOLUSDT", "TRADING"))
+    await tracker.refresh()
+    assert live.changes[-1] == ([], ["btcusdt@trade"])
+    assert live.current == {"!miniTicker@arr", "ethusdt@bookTicker", "solusdt@trade"}
