@@ -29,10 +29,11 @@ from feedhandler.config_layers import (
     load,
 )
 from feedhandler.contract.kinds import BOOK_LEVELS
-from feedhandler.contract.streams import normalize_streams, url_streams
+from feedhandler.contract.streams import normalize_streams, parse_stream, url_streams
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
-           "HandlerConfig", "KafkaConfig", "WsApiConfig", "load_config", "load_config_with_origins"]
+           "HandlerConfig", "KafkaConfig", "UniverseConfig", "WsApiConfig", "load_config",
+           "load_config_with_origins"]
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -284,6 +285,50 @@ class BookConfig(Section):
         return self
 
 
+def _all_or_symbols(value: Any) -> Any:
+    """`all`, or symbols (a list, or comma-separated), upper-cased."""
+    if value == "all":
+        return value
+    value = _comma_list(value)
+    if isinstance(value, list):
+        for name in value:
+            if not isinstance(name, str) or not name.isalnum():
+                raise ValueError(f"expected `all` or symbols; {name!r} is not a symbol")
+        return [name.upper() for name in value]
+    return value
+
+
+def _stream_suffix(value: str) -> str:
+    stream = parse_stream(f"x@{value}")
+    if stream is None:
+        raise ValueError(f"not a per-symbol stream suffix: {value!r} (e.g. trade, bookTicker, "
+                         "depth@100ms, kline_1m)")
+    return value
+
+
+TextList = Annotated[list[Text], BeforeValidator(_comma_list)]
+
+
+class UniverseConfig(Section):
+    """Streams from exchangeInfo instead of `streams` (exclusive with it): every TRADING symbol
+    of `symbols` that passes the filters, times `kinds`; followed live every `refresh_s`."""
+
+    kinds: Annotated[list[Annotated[str, AfterValidator(_stream_suffix)]],
+                     BeforeValidator(_comma_list)] = Field(default_factory=list)
+    """stream suffixes per symbol, e.g. [trade, depth@100ms]; empty: no universe (`streams`)"""
+    symbols: Annotated[Literal["all"] | list[Text], BeforeValidator(_all_or_symbols)] = "all"
+    """`all`, or the symbols to follow while they are TRADING, e.g. [BTCUSDT, ETHUSDT]"""
+    quote_assets: TextList = Field(default_factory=list)
+    """only symbols quoted in one of these, e.g. [USDT, FDUSD] (empty: any)"""
+    permissions: TextList = Field(default_factory=list)
+    """only symbols with one of these permissions, e.g. [SPOT] (empty: any)"""
+    refresh_s: NonNegativeFloat = 60.0
+    """read exchangeInfo again this often: listings subscribed, delistings unsubscribed
+    (0 = at start only)"""
+    check_precision: bool = True
+    """count prices off the tick size and quantities off the step size, per kind and symbol"""
+
+
 class HandlerConfig(Section):
     url: str = "wss://stream.binance.com:9443"
     """exchange base URL; /stream?streams=... is built per connection (a URL with a path is
@@ -313,6 +358,7 @@ class HandlerConfig(Section):
     connection: ConnectionConfig = Field(default_factory=ConnectionConfig)
     wsapi: WsApiConfig = Field(default_factory=WsApiConfig)
     book: BookConfig = Field(default_factory=BookConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
 
     @field_validator("url")
     @classmethod
@@ -333,6 +379,20 @@ class HandlerConfig(Section):
     def _shard_in_range(self) -> HandlerConfig:
         if self.shard_index >= self.shard_count:
             raise Invalid("shard_index", f"must be below shard_count ({self.shard_count})")
+        return self
+
+    @model_validator(mode="after")
+    def _universe_alone(self) -> HandlerConfig:
+        if not self.universe.kinds:
+            return self
+        if "streams" in self.model_fields_set:
+            raise Invalid("streams", "not with universe.kinds: the universe makes the streams "
+                                     "(set one or the other)")
+        if url_streams(self.url) is not None:
+            raise Invalid("url", "names its streams: not with universe.kinds (give the base URL)")
+        if self.shard_count > 1:
+            raise Invalid("shard_count", "must be 1 with universe.kinds (the universe follows "
+                                         "listings live)")
         return self
 
 

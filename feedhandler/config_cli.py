@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"feedhandler config: {exc}", file=sys.stderr)
         return 2
     if args.action == "check":
-        print(f"{args.file}: OK ({len(config.streams)} streams, sink {config.sink})")
+        plan = (f"universe {','.join(config.universe.kinds)}" if config.universe.kinds
+                else f"{len(config.streams)} streams")
+        print(f"{args.file}: OK ({plan}, sink {config.sink})")
         return 0
     rows = describe(config, origins)
     if args.json:

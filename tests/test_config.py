@@ -119,3 +119,44 @@ def test_a_secret_written_in_the_file_is_warned_about(tmp_path: Path,
     assert caplog.messages == [
         f"kafka.producer.sasl.password is written in {path}:3: keep secrets out of config files "
         "(use sasl.password_file or FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD)"]
+
+
+def test_universe_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("universe:\n  kinds: [trade, depth@100ms]\n  symbols: all\n"
+                    "  permissions: [SPOT]\n")
+    config = load_config(path, environ={"FEEDHANDLER_UNIVERSE__QUOTE_ASSETS": "USDT,FDUSD",
+                                        "FEEDHANDLER_UNIVERSE__REFRESH_S": "30"})
+    universe = config.universe
+    assert (universe.kinds, universe.symbols, universe.quote_assets, universe.permissions,
+            universe.refresh_s, universe.check_precision) == \
+        (["trade", "depth@100ms"], "all", ["USDT", "FDUSD"], ["SPOT"], 30.0, True)
+    listed = load_config(path, {"universe.symbols": "btcusdt, ETHusdt"}, environ={})
+    assert listed.universe.symbols == ["BTCUSDT", "ETHUSDT"]
+    assert load_config(None, environ={}).universe.kinds == []  # off by default: `streams`
+
+
+@pytest.mark.parametrize(("overrides", "line"), [
+    ({"streams": "btcusdt@trade"},
+     "streams: not with universe.kinds: the universe makes the streams (set one or the other), "
+     'got "btcusdt@trade" (override streams)'),
+    ({"url": "ws://h:1/ws/btcusdt@trade"},
+     "url: names its streams: not with universe.kinds (give the base URL), got "
+     '"ws://h:1/ws/btcusdt@trade" (override url)'),
+    ({"shard_count": 2},
+     "shard_count: must be 1 with universe.kinds (the universe follows listings live), got 2 "
+     "(override shard_count)"),
+    ({"universe.kinds": "trade,!miniTicker@arr"},
+     "universe.kinds: not a per-symbol stream suffix: '!miniTicker@arr' (e.g. trade, "
+     'bookTicker, depth@100ms, kline_1m), got "trade,!miniTicker@arr" (override '
+     "universe.kinds)"),
+    ({"universe.symbols": "btc-usdt"},
+     "universe.symbols: expected `all` or symbols; 'btc-usdt' is not a symbol, got "
+     '"btc-usdt" (override universe.symbols)'),
+    ({"universe.refresh_s": -1},
+     "universe.refresh_s: must be >= 0.0, got -1 (override universe.refresh_s)"),
+])
+def test_a_bad_universe_fails_on_one_line(overrides: dict[str, object], line: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"universe.kinds": "trade", **overrides}, environ={})
+    assert str(caught.value) == line

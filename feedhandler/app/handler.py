@@ -38,6 +38,7 @@ from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
 from feedhandler.supervisor.subscriptions import route_control
 from feedhandler.supervisor.tree import ChildFactory, Supervisor
+from feedhandler.universe import PrecisionCheck, UniverseTracker
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,11 @@ class Handler:
         """`make_child(feed)` makes each shard's frame source: by default an exchange
         connection; a recording's reader for replay. `reload` reads the configuration again
         at SIGHUP (its streams apply live). `wrap_sink(sink)` (the recorder) wraps the
-        configured sink, which still reports its acks to the latency histograms."""
+        configured sink, which still reports its acks to the latency histograms. With
+        `universe.kinds` the plan starts empty and the universe tracker fills it from
+        exchangeInfo."""
+        if config.universe.kinds:
+            config = config.model_copy(update={"streams": []})
         self.config = config
         self.latency = LatencyHistograms()
         if sink is None:
@@ -105,6 +110,9 @@ class Handler:
         self.wsapi: WsApiClient | None = None
         self.book_sync: SnapshotSync | None = None
         self.books: HandlerBooks | None = None
+        self.universe: UniverseTracker | None = None
+        self.precision: PrecisionCheck | None = None
+        self._universe_task: asyncio.Task[None] | None = None
         self.shards = [
             self._feed(shard)
             for shard in plan(config.url, config.streams,
@@ -115,36 +123,58 @@ class Handler:
         self.supervisor.on_start_refusal = self.stop
         self.live = LiveStreams(self, reload)  # runtime stream changes
         self._reloads: set[asyncio.Task[None]] = set()
+        api = self.config.wsapi
+        self._budget = WeightBudget(api.weight_limit, api.weight_interval_s,
+                                    api.weight_margin_s)
+        if config.universe.kinds or (config.book.snapshots
+                                     and config.book.snapshot_source == "wsapi"):
+            self.wsapi = self._wsapi_client()
         if config.book.snapshots:
-            self.wsapi, self.book_sync = self._book_sync()
+            self.book_sync = self._book_sync()
         if config.book.publish:
             self.books = HandlerBooks(config.book,
                                       lambda rows: self.sink.publish_batch("book", rows, 0),
                                       self._publish_event)
+        if config.universe.kinds:
+            self.universe = self._universe()
 
-    def _book_sync(self) -> tuple[WsApiClient | None, SnapshotSync]:
+    def _wsapi_client(self) -> WsApiClient:
+        """One WebSocket API connection for snapshots and exchangeInfo."""
+        api = self.config.wsapi
+        credentials = Credentials.load(KeySources(
+            api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
+        return WsApiClient(
+            api.url, self._budget, credentials=credentials,
+            request_timeout_s=api.request_timeout_s, retries=api.retries,
+            recv_window_ms=api.recv_window_ms,
+            backoff=Backoff(self.config.connection.backoff_initial_s,
+                            self.config.connection.backoff_max_s),
+            limiter=self.supervisor.limiter, on_event=self._publish_event)
+
+    def _book_sync(self) -> SnapshotSync:
         """Depth snapshots through the WS API (or REST, when configured), published as
         snapshot rows (epoch 0: not from a stream connection)."""
-        api, book = self.config.wsapi, self.config.book
-        budget = WeightBudget(api.weight_limit, api.weight_interval_s, api.weight_margin_s)
-        client: WsApiClient | None = None
+        book = self.config.book
         source: DepthSource
-        if book.snapshot_source == "rest":
-            source = RestDepth(book.rest_url, budget, api.request_timeout_s)
+        if book.snapshot_source == "rest" or self.wsapi is None:
+            source = RestDepth(book.rest_url, self._budget, self.config.wsapi.request_timeout_s)
         else:
-            credentials = Credentials.load(KeySources(
-                api.api_key_file, api.private_key_file, api.private_key_passphrase_file))
-            source = client = WsApiClient(
-                api.url, budget, credentials=credentials,
-                request_timeout_s=api.request_timeout_s, retries=api.retries,
-                recv_window_ms=api.recv_window_ms,
-                backoff=Backoff(self.config.connection.backoff_initial_s,
-                                self.config.connection.backoff_max_s),
-                limiter=self.supervisor.limiter, on_event=self._publish_event)
-        sync = SnapshotSync(source, self._publish_snapshot,
+            source = self.wsapi
+        return SnapshotSync(source, self._publish_snapshot,
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
                             on_event=self._publish_event)
-        return client, sync
+
+    def _universe(self) -> UniverseTracker:
+        """The stream plan from exchangeInfo, with the tick/step check when configured."""
+        universe = self.config.universe
+        if universe.check_precision:
+            self.precision = PrecisionCheck(self._publish_event)
+        assert self.wsapi is not None
+        return UniverseTracker(
+            self.wsapi.exchange_info, self.live, symbols=universe.symbols,
+            kinds=universe.kinds, quote_assets=universe.quote_assets,
+            permissions=universe.permissions, refresh_s=universe.refresh_s,
+            on_event=self._publish_event, precision=self.precision)
 
     def _publish_snapshot(self, rows: np.ndarray) -> None:
         if self.books is not None:
@@ -190,6 +220,8 @@ class Handler:
                 return
             if role is Role.CONTROL:  # control frames are published by on_control
                 return
+            if self.precision is not None:  # counted, still published: exact exchange values
+                self.precision.check(kind, records)
             if frames is None:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
@@ -273,7 +305,10 @@ class Handler:
         """The snapshot /readyz and /metrics read."""
         return HandlerStatus(self.supervisor.status(), self.sink.summary(),
                              self.sink.backlog_bytes(), self._paused,
-                             self.books.summary() if self.books is not None else {})
+                             self.books.summary() if self.books is not None else {},
+                             dict(self.precision.violations) if self.precision else {},
+                             len(self.universe.symbols)
+                             if self.universe and self.universe.refreshes else None)
 
     @property
     def paused(self) -> bool:
@@ -333,6 +368,9 @@ class Handler:
         service.add_done_callback(self._task_done)
         if self.wsapi is not None:
             await self.wsapi.start()
+        if self.universe is not None:
+            self._universe_task = asyncio.create_task(self.universe.run(), name="universe")
+            self._universe_task.add_done_callback(self._task_done)
         if self.config.duration_s:
             loop.call_later(self.config.duration_s, self.stop)
         try:
@@ -343,6 +381,9 @@ class Handler:
                 # Probes stop at pod deletion; the flush below blocks the loop anyway.
                 self.health.close()
             self.stats.elapsed_s = stopping - started
+            if self._universe_task is not None:  # no plan change while connections close
+                self._universe_task.cancel()
+                await asyncio.gather(self._universe_task, return_exceptions=True)
             # Open connections close gracefully; pending connects and handshakes are
             # cancelled: both within a second, whatever the peer does.
             self.supervisor.stop()

@@ -106,6 +106,8 @@ class HealthServer:
             elif conn.never_delivered:
                 failures.append(f"shard {conn.shard}: open {conn.open_for_s:.0f} s, nothing "
                                 f"delivered yet")
+        if self.handler.universe is not None and status.universe_symbols is None:
+            failures.append("universe: no exchangeInfo yet (its streams are not planned)")
         if status.paused:
             limit = self.handler.config.kafka.backlog_limit_mb
             failures.append(f"sink: paused, backlog {status.backlog_bytes / MIB:.1f} MiB "

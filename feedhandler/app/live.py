@@ -165,6 +165,9 @@ class LiveStreams:
         if others:
             log.warning("SIGHUP: changed %s: applied at the next restart (only `streams` "
                         "changes live)", ", ".join(others))
+        if self.handler.universe is not None:  # exchangeInfo makes the streams, not `streams`
+            log.info("SIGHUP: streams follow the universe (exchangeInfo); not changed")
+            return
         current, wanted = self.streams(), set(config.streams)
         if current == wanted:
             log.info("SIGHUP: streams unchanged")

@@ -91,6 +91,12 @@ METRICS: dict[str, Spec] = {
         "gauge", (), "Seconds since the service loop last ran (it runs every 2 ms)."),
     "feedhandler_sink_backlog_bytes": Spec(
         "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka."),
+    "feedhandler_precision_violations_total": Spec(
+        "counter", ("kind", "symbol"),
+        "Prices off the symbol's tick size or quantities off its step size (exchangeInfo), "
+        "published as sent; only with a universe."),
+    "feedhandler_universe_symbols": Spec(
+        "gauge", (), "Symbols the universe follows (TRADING and selected); only with a universe."),
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
@@ -218,6 +224,11 @@ class HandlerCollector:
         yield _family("feedhandler_service_loop_age_seconds",
                       [((), time.monotonic() - handler.heartbeat)])
         yield _family("feedhandler_sink_backlog_bytes", [((), snapshot.backlog_bytes)])
+        yield _family("feedhandler_precision_violations_total",
+                      (((kind, symbol), n) for (kind, symbol), n in
+                       sorted(snapshot.precision.items())))
+        if snapshot.universe_symbols is not None:
+            yield _family("feedhandler_universe_symbols", [((), snapshot.universe_symbols)])
         yield self._latency(handler)
         yield from _sink_families(snapshot.sink)
         yield from _book_families(snapshot.books)

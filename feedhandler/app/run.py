@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         config = load_from_args(args)
         from feedhandler._ext.decoder import SIMD_KERNEL
 
-        log.info("decoder SIMD kernel: %s; %d streams; sink=%s", SIMD_KERNEL,
-                 len(config.streams), config.sink)
+        plan = (f"universe {config.universe.kinds} from exchangeInfo" if config.universe.kinds
+                else f"{len(config.streams)} streams")
+        log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL, plan, config.sink)
         # creates or checks the Kafka topics; SIGHUP reads the flags' configuration again
         return Handler(config, reload=lambda: load_from_args(args))
 

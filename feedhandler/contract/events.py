@@ -141,6 +141,21 @@ EVENTS: tuple[Event, ...] = (
            ("book", "the book's at the same update id"), ("ts_ns", "when")),
           "a bookTicker disagreed with the handler's book at its own update id (`book.publish`; "
           "at most one per symbol per `book.alert_interval_s`)"),
+    Event("universe", "universe",
+          (("symbols", "how many symbols it follows now"),
+           ("listed", "symbols newly followed (TRADING and selected), a list"),
+           ("delisted", "symbols no longer followed (left TRADING or exchangeInfo), a list"),
+           ("ts_ns", "when")),
+          "exchangeInfo changed the universe; the streams follow as `subscribed` / "
+          "`unsubscribed` events of the connections"),
+    Event("precision_violation", "universe",
+          (("kind", "the record kind"), ("symbol", "e.g. `BTCUSDT`"),
+           ("field", "the column, e.g. `price`"), ("value", "the first such value, as text"),
+           ("grid", "`tick` (PRICE_FILTER tickSize) or `step` (LOT_SIZE stepSize)"),
+           ("size", "the symbol's tick or step size, as text"),
+           ("count", "off-grid values of this kind and symbol since its previous event")),
+          "a value with more precision than its symbol allows; the records are published as "
+          "sent (at most one event per kind and symbol a minute)"),
     Event("connected", "wsapi", (("url", "the WebSocket API URL"), ("ts_ns", "when")),
           "the WebSocket API connection is up"),
     Event("disconnected", "wsapi", (("ts_ns", "when"),),

@@ -69,6 +69,9 @@ class Field:
     # Earlier layouts, still decoded: ((version, type), ...) = the field had `type` up to and
     # including `version` of its kind's schema.
     was: tuple[tuple[int, str], ...] = ()
+    # exchangeInfo's grid the value lies on: "tick" (PRICE_FILTER tickSize) or "step"
+    # (LOT_SIZE stepSize); None: not bound to one (volumes, averages, percentages)
+    grid: str | None = None
 
     def type_at(self, version: int) -> str:
         for until, type_ in sorted(self.was):
@@ -158,14 +161,15 @@ def i64(key: str, name: str, doc: str) -> Field:
     return Field(name, "int64", key, Read.INTEGER, doc=doc)
 
 
-def price(key: str, name: str, doc: str, null_flag: str | None = None) -> Field:
-    return Field(name, "fixed8", key, Read.DECIMAL, null_flag=null_flag, doc=doc)
+def price(key: str, name: str, doc: str, null_flag: str | None = None,
+          grid: str | None = "tick") -> Field:
+    return Field(name, "fixed8", key, Read.DECIMAL, null_flag=null_flag, doc=doc, grid=grid)
 
 
 def qty(key: str, name: str, doc: str) -> Field:
     """The quantity of one order or trade: int64 at 1e-8 holds it, since the engine refuses
     orders above LOT_SIZE maxQty (exchangeInfo's largest: 46 116 860 414 = int64 / 2 at 1e-8)."""
-    return Field(name, "fixed8", key, Read.DECIMAL, doc=doc)
+    return Field(name, "fixed8", key, Read.DECIMAL, doc=doc, grid="step")
 
 
 def level_qty(key: str, name: str, doc: str, was: tuple[tuple[int, str], ...] = V1_FIXED8
@@ -173,7 +177,7 @@ def level_qty(key: str, name: str, doc: str, was: tuple[tuple[int, str], ...] = 
     """A quantity summed over orders (a book level): 128-bit, since a cheap token's level
     (PEPE, SHIB: 1e9-1e11 units) exceeds int64 at 1e-8 (9.2e10). Prices stay int64:
     exchangeInfo's largest maxPrice (1e10) is well inside it."""
-    return Field(name, "int128", key, Read.DECIMAL, doc=doc, was=was)
+    return Field(name, "int128", key, Read.DECIMAL, doc=doc, was=was, grid="step")
 
 
 def wide(key: str, name: str, doc: str) -> Field:
@@ -197,9 +201,9 @@ def symbol(key: str | None = "s") -> Field:
 
 
 def local(name: str, type_: str, doc: str, count: int = 1,
-          was: tuple[tuple[int, str], ...] = ()) -> Field:
+          was: tuple[tuple[int, str], ...] = (), grid: str | None = None) -> Field:
     """A column the decoder or the kind's hook sets (no JSON key of its own)."""
-    return Field(name, type_, count=count, doc=doc, was=was)
+    return Field(name, type_, count=count, doc=doc, was=was, grid=grid)
 
 
 E = ts("E", "ts_event", "event time `E`, ns since the Unix epoch")
@@ -263,9 +267,9 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "depth", Role.MARKET,
         (recv(), E, i64("U", "first_update_id", "`U`"), i64("u", "last_update_id", "`u`"),
-         local("price", "fixed8", "level price (from `b`/`a`)"),
+         local("price", "fixed8", "level price (from `b`/`a`)", grid="tick"),
          local("qty", "int128", "level quantity, absolute; 0 removes the level",
-               was=V1_FIXED8),
+               was=V1_FIXED8, grid="step"),
          local("side", "uint8", "0 bid, 1 ask, 2 none (an event without levels)"),
          local("flags", "uint8",
                "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST)"),
@@ -283,10 +287,10 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "depthPartial", Role.MARKET,
         (recv(), i64("lastUpdateId", "last_update_id", "`lastUpdateId`"),
-         local("bid_price", "fixed8", "bids, best first", PARTIAL_DEPTH_LEVELS),
-         local("bid_qty", "int128", "bids, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8),
-         local("ask_price", "fixed8", "asks, best first", PARTIAL_DEPTH_LEVELS),
-         local("ask_qty", "int128", "asks, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8),
+         local("bid_price", "fixed8", "bids, best first", PARTIAL_DEPTH_LEVELS, grid="tick"),
+         local("bid_qty", "int128", "bids, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8, "step"),
+         local("ask_price", "fixed8", "asks, best first", PARTIAL_DEPTH_LEVELS, grid="tick"),
+         local("ask_qty", "int128", "asks, best first", PARTIAL_DEPTH_LEVELS, V1_FIXED8, "step"),
          local("levels", "uint8", "5, 10 or 20 from the stream name (0 if unknown)"),
          local("bid_count", "uint8", "bid levels filled; unused slots hold 0"),
          local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
@@ -345,8 +349,9 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "ticker", Role.MARKET,
-        (recv(), E, price("p", "price_change", "`p`"), price("P", "price_change_pct", _PCT),
-         price("w", "weighted_avg_price", "`w`"),
+        (recv(), E, price("p", "price_change", "`p`"),
+         price("P", "price_change_pct", _PCT, grid=None),
+         price("w", "weighted_avg_price", "`w`", grid=None),
          price("x", "prev_close", "`x`, last price before the window"),
          price("c", "last_price", "`c`"), qty("Q", "last_qty", "`Q`"),
          price("b", "bid_price", "`b`"), level_qty("B", "bid_qty", "`B`"),
@@ -365,9 +370,11 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind(
         "windowTicker", Role.MARKET,
-        (recv(), E, price("p", "price_change", "`p`"), price("P", "price_change_pct", _PCT),
+        (recv(), E, price("p", "price_change", "`p`"),
+         price("P", "price_change_pct", _PCT, grid=None),
          price("o", "open", "`o`"), price("h", "high", "`h`"), price("l", "low", "`l`"),
-         price("c", "last_price", "`c`"), price("w", "weighted_avg_price", "`w`"),
+         price("c", "last_price", "`c`"),
+         price("w", "weighted_avg_price", "`w`", grid=None),
          wide("v", "volume", "base volume `v`"), wide("q", "quote_volume", "quote volume `q`"),
          *_TICKER_STATS,
          local("window", "bytes", "1h, 4h or 1d, from `e` (\"1hTicker\")", 4),
@@ -385,7 +392,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "avgPrice", Role.MARKET,
         (recv(), E, ts("T", "ts_trade", "last trade time `T`, ns"),
-         price("w", "price", "average price `w`"),
+         price("w", "price", "average price `w`", grid=None),
          text("i", "interval", 8, "averaging interval `i`, e.g. 5m"), symbol()),
         streams=_per_symbol("avgPrice"), events=("avgPrice",),
         example='{"e":"avgPrice","E":1693907033000,"s":"BTCUSDT","i":"5m",'
@@ -430,7 +437,7 @@ KINDS: tuple[Kind, ...] = (
         "referencePrice", Role.MARKET,
         (recv(), ts("t", "ts_engine", "engine time `t` at which the reference price was valid, ns"),
          price("r", "price", "reference price `r`; 0 when `r` is null (see price_known)",
-               null_flag="price_known"),
+               null_flag="price_known", grid=None),  # a computed price: no grid documented
          local("price_known", "uint8", "1 if `r` was a price, 0 if it was null (no reference "
                "price at that time)"),
          symbol()),

@@ -55,3 +55,7 @@ class HandlerStatus:
     backlog_bytes: int = 0
     paused: bool = False
     books: dict[str, int] = field(default_factory=dict)  # HandlerBooks.summary() (book.publish)
+    precision: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, symbol) ->
+    # values off the symbol's tick/step grid (universe.check_precision)
+    universe_symbols: int | None = None  # symbols the universe follows; None: no universe,
+    # or no exchangeInfo read yet

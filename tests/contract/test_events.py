@@ -16,7 +16,7 @@ EMITTED = re.compile(r'\b_?event\(\s*"(\w+)"|\{\s*"type":\s*"(\w+)"')
 
 def emitted_types() -> set[str]:
     found = set()
-    for folder in ("app", "supervisor", "sinks", "book", "wsapi"):
+    for folder in ("app", "supervisor", "sinks", "book", "wsapi", "universe"):
         for path in (PACKAGE / folder).rglob("*.py"):
             found |= {a or b for a, b in EMITTED.findall(path.read_text())}
     return found

@@ -15,6 +15,9 @@ Assumptions where the docs are silent: malformed JSON or a request without a usa
 `method` is answered with `id: null`, status 400, code -1100 (-1102 for a missing parameter);
 an unknown method is 400/-1100; an unknown API key on logon is 401/-2015.
 
+Listings (`WsApiService.set_status`, for tests): a symbol's exchangeInfo status changes at
+runtime (`BREAK` -> `TRADING` lists it, `TRADING` -> `BREAK` delists it).
+
 Faults (`WsApiService.faults`, for tests): `slow_s` delays every response, `jitter_s` adds a
 random delay (responses come out of order), `drop` swallows the next N requests (no response),
 `limit` answers the next N with 429; `ApiConnection.drop()` cuts a connection.
@@ -164,10 +167,10 @@ class _Session:
         }
 
 
-def _symbol_info(spec: SymbolSpec) -> dict[str, Any]:
+def _symbol_info(spec: SymbolSpec, status: str) -> dict[str, Any]:
     return {
         "symbol": spec.symbol,
-        "status": "TRADING",
+        "status": status,
         "baseAsset": spec.base,
         "baseAssetPrecision": 8,
         "quoteAsset": spec.quote,
@@ -232,6 +235,15 @@ class WsApiService:
             self.add_key(api_key, pem)
         self.requests = 0  # requests received (counted or refused)
         self._formats: dict[str, SymbolFormat] = {}
+        self.statuses: dict[str, str] = {}  # symbol -> exchangeInfo status; absent: TRADING
+
+    def set_status(self, symbol: str, status: str) -> None:
+        """List or delist a symbol at runtime, as exchangeInfo shows it: `TRADING`, or `BREAK`
+        (a delisting, or a listing announced but not open yet), `HALT`, ... (its streams are
+        unchanged: what a handler follows is its business)."""
+        if self.market is None or symbol not in self.market.universe:
+            raise KeyError(f"no symbol {symbol!r} in the simulated universe")
+        self.statuses[symbol] = status
 
     def add_key(self, api_key: str, public_pem: bytes) -> None:
         key = load_pem_public_key(public_pem)
@@ -326,7 +338,8 @@ class WsApiService:
                  "limit": 300},
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(spec) for spec in specs],
+            "symbols": [_symbol_info(spec, self.statuses.get(spec.symbol, "TRADING"))
+                        for spec in specs],
         }
 
     def _depth(self, params: dict[str, Any], session: _Session, now: int) -> Any:

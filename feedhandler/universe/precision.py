@@ -1,0 +1,145 @@
+"""Decimals off their symbol's grid: a price that is no multiple of the symbol's tick size, a
+quantity no multiple of its step size (exchangeInfo PRICE_FILTER / LOT_SIZE).
+
+The decoder converts every decimal exactly, so such a value is what the exchange sent. The
+records are published unchanged (rounding would alter exchange data); each violation is
+counted per (kind, symbol) and reported by a rate-limited `precision_violation` event and log
+line naming the symbol, the field and the value.
+
+Checked per decoded batch with numpy, no Python per row: the rows are grouped by symbol in
+one C pass (`group_rows`, as the Kafka sink groups them), the tick and step sizes are looked
+up once per symbol and spread over the rows, then one remainder per column. Unknown symbols
+and disabled rules (size 0) get the divisor 1, which every value is a multiple of. Only
+batches with a violation go on to count per symbol. The columns come from the kind
+declarations (`Field.grid`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from feedhandler._ext.publish import group_rows
+from feedhandler.contract.kinds import KINDS
+from feedhandler.records import SCHEMAS, to_str, wide_to_int
+from feedhandler.universe.symbols import SymbolInfo
+
+log = logging.getLogger(__name__)
+
+EVENT_INTERVAL_S = 60.0  # at most one event (and log line) per (kind, symbol) this often
+GRIDS = {"tick": 0, "step": 1}  # position in the per-symbol divisors
+_ONE_ROW = np.array([0, 1], np.int64)  # group_rows' bounds of a one-row batch
+
+# kind -> ((column, "tick" | "step"), ...): the columns bound to a grid
+GRID_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    k.name: tuple((f.name, f.grid) for f in k.fields if f.grid is not None)
+    for k in KINDS if k.name in SCHEMAS and any(f.grid for f in k.fields)
+}
+
+
+class PrecisionCheck:
+    def __init__(self, on_event: Callable[[dict[str, Any]], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.violations: Counter[tuple[str, str]] = Counter()  # (kind, symbol) -> count
+        # symbol -> divisors (tick, step); 1 where the rule is off: every value is a multiple
+        self._divisors: dict[bytes, tuple[int, int]] = {}
+        self._on_event = on_event
+        self._clock = clock
+        self._reported: dict[tuple[str, str], tuple[float, int]] = {}  # -> (when, count then)
+
+    def update(self, symbols: Iterable[SymbolInfo]) -> None:
+        """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
+        for info in symbols:
+            self._divisors[info.symbol.encode()] = (info.tick or 1, info.step or 1)
+
+    def check(self, kind: str, records: np.ndarray) -> None:
+        """Count the batch's off-grid values; vectorised, per batch."""
+        columns = GRID_COLUMNS.get(kind)
+        if not columns or not self._divisors or not len(records):
+            return
+        symbols = records["symbol"]
+        # rows by symbol in one C pass (the Kafka sink's grouping); Python per symbol only
+        order, bounds = (None, _ONE_ROW) if len(records) == 1 else group_rows(symbols)
+        firsts = bounds[:-1] if order is None else order[bounds[:-1]]
+        grids = [self._divisors.get(name, (1, 1)) for name in symbols[firsts].tolist()]
+        # each row's group (symbol); one symbol: none needed, a scalar divisor does
+        group = None if order is None else _group_of_rows(order, bounds)
+        counts: Counter[int] = Counter()
+        first: dict[int, tuple[str, str, int, int]] = {}  # group -> its first off value
+        for column, grid in columns:
+            sizes = [g[GRIDS[grid]] for g in grids]
+            if max(sizes) == 1:
+                continue
+            divisor = sizes[0] if group is None else np.array(sizes, np.int64)[group]
+            rest = _remainders(records[column], divisor)
+            if not np.count_nonzero(rest):  # the common case ends here
+                continue
+            off = rest.reshape(len(rest), -1).any(axis=1).astype(bool)
+            if group is None:
+                group = np.zeros(len(off), np.int64)
+            groups, at, hits = np.unique(group[off], return_index=True, return_counts=True)
+            for g, row, hit in zip(groups.tolist(), np.flatnonzero(off)[at].tolist(),
+                                   hits.tolist(), strict=True):
+                counts[g] += hit
+                first.setdefault(g, (column, grid,
+                                     _first_off(records[column][row], sizes[g]), sizes[g]))
+        for g, found in sorted(first.items()):  # per symbol with violations
+            symbol = bytes(symbols[firsts[g]]).decode(errors="replace")
+            self._count(kind, symbol, counts[g], *found)
+
+    def _count(self, kind: str, symbol: str, count: int, column: str, grid: str, value: int,
+               size: int) -> None:
+        key = (kind, symbol)
+        self.violations[key] += count
+        now = self._clock()
+        when, then = self._reported.get(key, (-EVENT_INTERVAL_S, 0))
+        if now - when < EVENT_INTERVAL_S:
+            return
+        self._reported[key] = (now, self.violations[key])
+        event = {"type": "precision_violation", "kind": kind, "symbol": symbol,
+                 "field": column, "value": to_str(value), "grid": grid, "size": to_str(size),
+                 "count": self.violations[key] - then}
+        log.warning("%s %s: %s %s is not a multiple of the %s size %s (%d off-grid values "
+                    "since the last report; published as sent, counted)", kind, symbol,
+                    column, event["value"], grid, event["size"], event["count"])
+        self._on_event(event)
+
+
+def _group_of_rows(order: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """group_rows' (order, bounds) -> each row's group number, in row order."""
+    out = np.empty(len(order), np.int64)
+    out[order] = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    return out
+
+
+def _remainders(values: np.ndarray, divisor: int | np.ndarray) -> np.ndarray:
+    """Each value (each element of a sub-array) modulo its row's divisor (1 where nothing is
+    checked; a scalar: the same for every row): nonzero where off the grid."""
+    if isinstance(divisor, np.ndarray):  # a row's divisor for each of its elements
+        divisor = divisor.reshape(-1, *([1] * (values.ndim - 1)))
+    if not values.dtype.names:
+        return np.asarray(np.remainder(values, divisor))
+    # int128 as (lo uint64, hi int64): quantities, never negative
+    lo, hi = values["lo"], values["hi"]
+    rest = np.asarray(np.remainder(lo, np.asarray(divisor).astype(np.uint64)))
+    if np.count_nonzero(hi):  # beyond 2**64 units (1.8e11): rare, checked exactly in Python
+        rest = rest.astype(object)
+        sizes = np.broadcast_to(divisor, hi.shape)
+        for index in zip(*np.nonzero(hi), strict=True):
+            rest[index] = wide_to_int(values[index]) % int(sizes[index])
+    return rest
+
+
+def _first_off(value: Any, size: int) -> int:
+    """The first off-grid element of one row's value (a scalar or a sub-array), as an int."""
+    items = np.atleast_1d(value)
+    for item in items:
+        number = wide_to_int(item) if items.dtype.names else int(item)
+        if size and number % size:
+            return number
+    return 0

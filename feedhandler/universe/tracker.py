@@ -1,0 +1,90 @@
+"""The stream plan from exchangeInfo: `universe.symbols` x `universe.kinds`, followed live.
+
+At start the plan is empty; the first exchangeInfo (WebSocket API) fills it through the live
+subscription path (`app.live.LiveStreams.change`), which opens the connections and reports
+their streams as `subscribed`. Every `refresh_s` exchangeInfo is read again: symbols that are
+newly TRADING are subscribed, symbols that left TRADING (delisted, halted) or the exchange
+dropped are unsubscribed, each change as `subscribed` / `unsubscribed` events of the
+connections concerned plus one `universe` event naming the symbols. Streams added by
+`POST /subscriptions` are left alone; a universe stream removed that way comes back at the
+next refresh. A failed read changes
+nothing: it is logged and retried (every RETRY_S until the first one succeeds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from feedhandler.universe.precision import PrecisionCheck
+from feedhandler.universe.symbols import parse_exchange_info, select, streams_for
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 5.0
+
+
+class StreamChanger(Protocol):
+    """What the tracker needs of `LiveStreams`."""
+
+    def streams(self) -> set[str]: ...
+    async def change(self, add: list[str], remove: list[str]) -> Any: ...
+
+
+class UniverseTracker:
+    def __init__(self, fetch: Callable[[], Awaitable[dict[str, Any]]], live: StreamChanger, *,
+                 symbols: str | list[str], kinds: list[str], quote_assets: list[str],
+                 permissions: list[str], refresh_s: float,
+                 on_event: Callable[[dict[str, Any]], None],
+                 precision: PrecisionCheck | None = None) -> None:
+        self._fetch = fetch
+        self._live = live
+        self._wanted, self._kinds = symbols, kinds
+        self._quotes, self._permissions = quote_assets, permissions
+        self.refresh_s = refresh_s
+        self._on_event = on_event
+        self.precision = precision
+        self.symbols: list[str] = []  # followed now
+        self._planned: set[str] = set()  # the streams it asked for (not those of POSTs)
+        self.refreshes = 0  # successful exchangeInfo reads
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Refresh now, then every refresh_s (0: once); until cancelled."""
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the exchange's or ours: logged, retried
+                self.failures += 1
+                log.error("universe: exchangeInfo not applied (%s: %s); the plan stays as it "
+                          "is", type(exc).__name__, exc)
+                if not self.refreshes:
+                    await asyncio.sleep(min(RETRY_S, self.refresh_s or RETRY_S))
+                    continue
+            if not self.refresh_s:
+                return
+            await asyncio.sleep(self.refresh_s)
+
+    async def refresh(self) -> None:
+        info = parse_exchange_info(await self._fetch())
+        if self.precision is not None:
+            self.precision.update(info.values())
+        chosen = select(info, self._wanted, self._quotes, self._permissions)
+        wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
+        listed = sorted(set(chosen) - set(self.symbols))
+        delisted = sorted(set(self.symbols) - set(chosen))
+        add, remove = wanted - current, (self._planned - wanted) & current
+        if add or remove:
+            await self._live.change(sorted(add), sorted(remove))
+        self.symbols, self._planned = chosen, wanted
+        self.refreshes += 1
+        if listed or delisted:
+            log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,
+                     delisted)
+            self._on_event({"type": "universe", "symbols": len(chosen), "listed": listed,
+                            "delisted": delisted, "ts_ns": time.time_ns()})

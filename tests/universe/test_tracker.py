@@ -1,0 +1,175 @@
+"""`universe` against the in-process simulator: the handler starts from exchangeInfo (WS API),
+then follows a listing and a delisting made at runtime within its refresh interval, with
+`universe`, `subscribed` and `unsubscribed` events; off-grid values are counted, evented,
+exported and still published."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from feedhandler.app.handler import Handler
+from feedhandler.config import load_config
+from feedhandler.simulator.testing import SimulatorServer
+from feedhandler.universe import UniverseTracker
+from tests.app.recording_sink import RecordingSink
+from tests.app.test_health import free_port, get, running, until
+from tests.app.uvloop_run import sync
+
+REFRESH_S = 0.5
+LISTED, DELISTED = "LINKUSDT", "DOGEUSDT"
+
+
+def universe_config(url: str) -> Any:
+    return load_config(None, {
+        "url": url, "sink": "null", "health_port": free_port(), "health_host": "127.0.0.1",
+        "wsapi.url": url + "/ws-api/v3", "universe.kinds": "trade",
+        "universe.quote_assets": "USDT", "universe.refresh_s": REFRESH_S,
+        "connection.backoff_initial_s": 0.01, "connection.backoff_max_s": 0.05,
+        "batch.linger_ms": 1.0}, environ={})
+
+
+def events(sink: RecordingSink, kind: str) -> list[dict[str, Any]]:
+    return [e for e in sink.events if e["type"] == kind]
+
+
+def streams(sink: RecordingSink, kind: str) -> set[str]:
+    return {s for e in events(sink, kind) for s in e["streams"]}
+
+
+def traded(sink: RecordingSink, mark: int = 0) -> set[str]:
+    return {bytes(s).decode() for kind, rows, _ in sink.batches[mark:] if kind == "trade"
+            for s in rows["symbol"]}
+
+
+@sync
+async def test_listings_and_delistings_are_followed_live() -> None:
+    async with SimulatorServer(symbols=40, rate=2000.0) as sim:
+        assert sim.api is not None
+        usdt = sorted(s.symbol for s in sim.market.universe if s.quote == "USDT")
+        sim.api.set_status(LISTED, "BREAK")  # announced, not trading yet
+        sink = RecordingSink()
+        handler = Handler(universe_config(sim.url), sink)
+        async with running(handler):
+            start = sorted(set(usdt) - {LISTED})
+            wanted = {f"{s.lower()}@trade" for s in start}
+            await until(lambda: streams(sink, "subscribed") == wanted)
+            assert handler.universe is not None and handler.universe.symbols == start
+            (first,) = events(sink, "universe")
+            assert (first["listed"], first["delisted"]) == (start, [])
+            await until(lambda: {"BTCUSDT", "ETHUSDT", DELISTED} <= traded(sink))
+            assert {s for c in sim.connections for s in c.subscriptions()} == wanted
+
+            sim.api.set_status(LISTED, "TRADING")
+            sim.api.set_status(DELISTED, "BREAK")
+            changed, mark = time.monotonic(), len(sink.batches)
+            await until(lambda: len(events(sink, "universe")) == 2
+                        and f"{DELISTED.lower()}@trade" in streams(sink, "unsubscribed"))
+            assert time.monotonic() - changed < REFRESH_S + 1.0  # within the interval
+            update = events(sink, "universe")[1]
+            assert (update["listed"], update["delisted"], update["symbols"]) == \
+                ([LISTED], [DELISTED], len(start))
+            assert [e["streams"] for e in events(sink, "subscribed")][-1] == ["linkusdt@trade"]
+            assert [e["streams"] for e in events(sink, "unsubscribed")] == [["dogeusdt@trade"]]
+            await until(lambda: LISTED in traded(sink, mark))
+            assert {s for c in sim.connections for s in c.subscriptions()} == \
+                wanted - {"dogeusdt@trade"} | {"linkusdt@trade"}
+            assert handler.precision is not None and not handler.precision.violations
+
+            # an over-precise price and quantity, as the exchange would send them
+            feed = handler.shards[0]
+            feed.decoder.decode(b'{"stream":"btcusdt@bookTicker","data":{"u":7,"s":"BTCUSDT",'
+                                b'"b":"95000.005","B":"1.000001","a":"95000.01","A":"2"}}')
+            feed.decoder.flush()
+            assert handler.precision.violations == {("bookTicker", "BTCUSDT"): 2}
+            (violation,) = events(sink, "precision_violation")
+            assert violation == {"type": "precision_violation", "kind": "bookTicker",
+                                 "symbol": "BTCUSDT", "field": "bid_price",
+                                 "value": "95000.00500000", "grid": "tick",
+                                 "size": "0.01000000", "count": 2}
+            (published,) = [rows for kind, rows, _ in sink.batches if kind == "bookTicker"]
+            assert published["bid_price"][0] == 9_500_000_500_000  # as sent
+            status, metrics = await get(handler, "/metrics")
+            assert status == 200
+            assert 'feedhandler_precision_violations_total{kind="bookTicker",' \
+                   'symbol="BTCUSDT"} 2.0' in metrics
+            assert f"feedhandler_universe_symbols {float(len(start))}" in metrics
+
+
+class FakeLive:
+    def __init__(self) -> None:
+        self.current: set[str] = set()
+        self.changes: list[tuple[list[str], list[str]]] = []
+
+    def streams(self) -> set[str]:
+        return set(self.current)
+
+    async def change(self, add: list[str], remove: list[str]) -> None:
+        self.changes.append((add, remove))
+        self.current = self.current - set(remove) | set(add)
+
+
+def info(*symbols: tuple[str, str]) -> dict[str, Any]:
+    return {"symbols": [{"symbol": s, "status": status, "quoteAsset": "USDT", "filters": []}
+                        for s, status in symbols]}
+
+
+@sync
+async def test_a_failed_exchange_info_changes_nothing_and_is_retried() -> None:
+    answers: list[Any] = [ConnectionError("ws-api down"), info(("BTCUSDT", "TRADING")),
+                          TimeoutError("no answer"),
+                          info(("BTCUSDT", "BREAK"), ("ETHUSDT", "TRADING"))]
+
+    async def fetch() -> dict[str, Any]:
+        answer = answers.pop(0) if answers else info(("ETHUSDT", "TRADING"))
+        if isinstance(answer, Exception):
+            raise answer
+        result: dict[str, Any] = answer
+        return result
+
+    live, published = FakeLive(), []
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=0.01, on_event=published.append)
+    task = asyncio.create_task(tracker.run())
+    await until(lambda: tracker.refreshes >= 3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert tracker.failures == 2 and tracker.symbols == ["ETHUSDT"]
+    assert live.changes == [(["btcusdt@trade"], []), (["ethusdt@trade"], ["btcusdt@trade"])]
+    assert [(e["listed"], e["delisted"]) for e in published] == [
+        (["BTCUSDT"], []), (["ETHUSDT"], ["BTCUSDT"])]
+
+
+@sync
+async def test_not_ready_until_exchange_info_is_read() -> None:
+    config = universe_config("ws://127.0.0.1:9")  # nothing listens: no exchangeInfo comes
+    handler = Handler(config.model_copy(update={"wsapi": config.wsapi.model_copy(
+        update={"url": f"ws://127.0.0.1:{free_port()}/ws-api/v3"})}), RecordingSink())
+    async with running(handler):
+        status, body = await get(handler, "/readyz")
+        assert (status, body) == (503, "universe: no exchangeInfo yet (its streams are not "
+                                       "planned)\n")
+        assert handler.status().universe_symbols is None and not handler.shards
+
+
+@sync
+async def test_streams_added_by_hand_are_left_alone() -> None:
+    answer = info(("BTCUSDT", "TRADING"))
+
+    async def fetch() -> dict[str, Any]:
+        return answer
+
+    live = FakeLive()
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=0, on_event=lambda event: None)
+    await tracker.refresh()
+    live.current |= {"!miniTicker@arr", "ethusdt@bookTicker"}  # POST /subscriptions
+    live.current.discard("btcusdt@trade")
+    answer = info(("BTCUSDT", "TRADING"), ("SOLUSDT", "TRADING"))
+    await tracker.refresh()
+    assert live.changes[-1] == (["btcusdt@trade", "solusdt@trade"], [])
+    answer = info(("SOLUSDT", "TRADING"))
+    await tracker.refresh()
+    assert live.changes[-1] == ([], ["btcusdt@trade"])
+    assert live.current == {"!miniTicker@arr", "ethusdt@bookTicker", "solusdt@trade"}
