@@ -1,5 +1,6 @@
 #include "decoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <string>
@@ -94,6 +95,38 @@ Error from_decimal(DecimalStatus s) {
 
 }  // namespace
 
+// Per (kind, symbol): the last emitted sequence id, when it came and on which leg.
+struct SeqState {
+  int64_t last;
+  int64_t ts_recv;
+  uint8_t leg;
+};
+
+// Kinds without ids, while two legs overlap: the frames emitted lately, by a hash of their
+// rows less ts_recv (event time plus content), with when and on which leg they came. The
+// other leg's copy comes within milliseconds; the oldest are forgotten first.
+struct RecentFrames {
+  static constexpr size_t kCapacity = 1 << 15;
+  std::unordered_map<uint64_t, SeqState> seen;  // SeqState::last unused
+  std::vector<uint64_t> order;  // ring of the hashes in `seen`, oldest at `next` when full
+  size_t next = 0;
+
+  void clear() {
+    seen.clear();
+    order.clear();
+    next = 0;
+  }
+  void remember(uint64_t hash) {
+    if (order.size() < kCapacity) {
+      order.push_back(hash);
+      return;
+    }
+    seen.erase(order[next]);
+    order[next] = hash;
+    next = (next + 1) % kCapacity;
+  }
+};
+
 // Per-frame state: where rows go, and what went wrong.
 struct Ctx {
   int64_t ts_recv = 0;
@@ -105,14 +138,16 @@ struct Ctx {
   Kind full = KIND_NONE;
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
-  int64_t* seq_slot = nullptr;
-  std::unordered_map<std::string, int64_t>* seq_map = nullptr;
+  SeqState* seq_slot = nullptr;
+  std::unordered_map<std::string, SeqState>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
   enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD } overlap = KEEP;
+  int64_t lead_ns = -1;  // DUPLICATE of the last emitted id from the other leg: how late
+  uint8_t winner = 0;    // ... and the leg that delivered it first
 };
 
 struct Decoder::Impl {
@@ -127,12 +162,45 @@ struct Decoder::Impl {
   // Borrowed: hint_name, or the wrapper's name in the parser's string buffer (valid until the
   // next frame), so no frame pays for a copy that only a rejected frame needs.
   std::string_view last_stream;
-  std::unordered_map<std::string, int64_t> last_seq[KIND_COUNT];
+  std::unordered_map<std::string, SeqState> last_seq[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
   Decoder::OverlapCounts counts;
+  RecentFrames recent;
+
+  // FNV-1a over the rows this frame appended, less their ts_recv (the first column); 0 when
+  // it appended none (a control reply, a gap row alone).
+  uint64_t content_hash(const size_t* saved) const {
+    uint64_t h = 14695981039346656037ull;
+    bool any = false;
+    for (int k = 0; k < KIND_COUNT; ++k) {
+      if (k == KIND_GAP || k == KIND_CONTROL || tables[k].size == saved[k]) continue;
+      any = true;
+      const size_t itemsize = kind_desc(static_cast<Kind>(k)).itemsize;
+      for (size_t row = saved[k]; row < tables[k].size; ++row) {
+        const auto* p = reinterpret_cast<const unsigned char*>(tables[k].data + row * itemsize);
+        for (size_t i = sizeof(int64_t); i < itemsize; ++i) h = (h ^ p[i]) * 1099511628211ull;
+      }
+      h = (h ^ static_cast<uint64_t>(k)) * 1099511628211ull;
+    }
+    return any ? h : 0;
+  }
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       uint8_t leg);
+
+  void count_duplicate(const Ctx& c) {
+    ++counts.duplicates;
+    if (c.lead_ns < 0) {
+      ++counts.behind;
+      return;
+    }
+    const int w = c.winner;
+    int b = 0;
+    while (b < kLeadBuckets - 1 && c.lead_ns > kLeadBoundsNs[b]) ++b;
+    ++counts.lead_buckets[w][b];
+    ++counts.lead_count[w];
+    counts.lead_sum_ns[w] += c.lead_ns;
+  }
 
   // --- dispatch ---
   bool root(od::document& doc, Ctx& c);
@@ -323,15 +391,20 @@ struct Decoder::Impl {
     c.seq_key.assign(sym, strnlen(sym, kSymbolWidth));
     auto it = map.find(c.seq_key);
     if (it != map.end()) {
-      const int64_t prev = it->second;
+      const int64_t prev = it->second.last;
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
+          if (last == prev && it->second.leg != c.leg) {
+            c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
+            c.winner = it->second.leg;
+          }
           return true;
         }
-        if (contiguous && first > prev && step > 1 && c.leg != overlap_primary) {
+        if (contiguous && first > prev && step > 1 && c.leg != overlap_primary &&
+            overlap_primary != kBothLegs) {
           c.overlap = Ctx::AHEAD;
           return true;
         }
@@ -398,13 +471,33 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       ++counts.in_step[c.leg];  // at or next to the last emitted id
     }
     if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
-      if (c.overlap == Ctx::DUPLICATE) ++counts.duplicates;
+      if (c.overlap == Ctx::DUPLICATE) count_duplicate(c);
       for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
       return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
     }
   }
-  if (c.seq_slot) *c.seq_slot = c.seq_value;
-  else if (c.seq_map) c.seq_map->emplace(c.seq_key, c.seq_value);
+  if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
+    if (c.overlap == Ctx::KEEP && !c.seq_map) {  // no sequence id: its content decides
+      if (const uint64_t hash = content_hash(saved)) {
+        auto [it, fresh] = recent.seen.try_emplace(hash, SeqState{0, c.ts_recv, c.leg});
+        if (!fresh) {
+          if (it->second.leg != c.leg) {
+            c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
+            c.winner = it->second.leg;
+          }
+          count_duplicate(c);
+          for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+          return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
+        }
+        recent.remember(hash);
+        ++counts.won[c.leg];
+      }
+    } else {
+      ++counts.won[c.leg];
+    }
+  }
+  if (c.seq_slot) *c.seq_slot = {c.seq_value, c.ts_recv, c.leg};
+  else if (c.seq_map) c.seq_map->emplace(c.seq_key, SeqState{c.seq_value, c.ts_recv, c.leg});
   Kind written = KIND_NONE;
   for (int k = 0; k < KIND_COUNT; ++k) {
     if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
@@ -905,11 +998,15 @@ void Decoder::set_max_frame(size_t bytes) noexcept { impl_->max_frame = bytes; }
 
 void Decoder::reset_sequences() noexcept {
   for (auto& m : impl_->last_seq) m.clear();
+  impl_->recent.clear();
 }
 
 void Decoder::set_overlap(int primary) noexcept {
   impl_->overlap_primary = primary;
-  if (primary < 0) return;
+  if (primary < 0) {
+    impl_->recent.clear();
+    return;
+  }
   for (int leg = 0; leg < 2; ++leg) impl_->counts.in_step[leg] = impl_->counts.ahead[leg] = 0;
 }
 
