@@ -239,7 +239,7 @@ class Connection:
             self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
                 reason = "shutdown" if stop.is_set() else \
-                    "rollover" if successor is not None else "stale"
+                    "rollover" if successor is not None or self._reconnect_now else "stale"
                 await link.close(CLOSE_TIMEOUT_S, 1000, reason)
             self.feed.closed(listener)
             self.link = None
