@@ -298,3 +298,13 @@ async def test_3000_streams_then_500_more_and_200_fewer_through_the_handler() ->
             assert all(c.is_open for c in sim.connections) and len(sim.connections) == 4
             assert {i: e for i, e in open_shards(handler).items() if i < 3} == epochs
             assert not events(sink, "disconnected") and not events(sink, "gap")
+
+
+@sync
+async def test_with_two_legs_streams_change_only_by_a_restart() -> None:
+    async with SimulatorServer(rate=500.0) as sim:
+        handler = Handler(config(sim.url, **{"connection.redundancy": 2}), RecordingSink())
+        async with running(handler):
+            status, text = await post(handler, b'{"add": ["solusdt@trade"]}')
+    assert status == 400 and "connection.redundancy 1" in text, text
+    assert handler.live.streams() == {"btcusdt@trade", "ethusdt@bookTicker"}
