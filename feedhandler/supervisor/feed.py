@@ -91,8 +91,8 @@ class ShardFeed:
             return
         if not (self.redundant and self.listeners):
             self.decoder.reset_sequences()
-        if leg is not None:
-            self._trust({listener.leg for listener in self.listeners} or {leg})
+        if leg is not None:  # (a joining leg's in-step counts start from zero)
+            self._trust({listener.leg for listener in self.listeners} or {leg}, restart=True)
 
     def trust(self, leg: int) -> None:
         """A joining redundant leg is in step (or waited rollover_overlap_s): a peer now."""
@@ -109,10 +109,10 @@ class ShardFeed:
         self._trust({other})
         return True
 
-    def _trust(self, legs: set[int]) -> None:
+    def _trust(self, legs: set[int], restart: bool = False) -> None:
         self.trusted = legs
         overlap = BOTH_LEGS if len(legs) == 2 else min(legs)
-        if overlap != self._overlap:  # (set_overlap zeroes the joining leg's counts)
+        if overlap != self._overlap or restart:  # set_overlap zeroes the in-step counts
             self._overlap = overlap
             self.decoder.set_overlap(overlap)
 

@@ -11,6 +11,7 @@ from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.legs import LegPair
 from feedhandler.supervisor.plan import leg_url, plan
 from feedhandler.supervisor.tree import Supervisor
+from tests.parsing.test_parse_gaps import trade
 from tests.supervisor.test_rollover import CONFIG, FakeLink, Setup
 
 REDUNDANT = CONFIG.model_copy(update={"redundancy": 2, "url_b": "wss://b.invalid:9443"})
@@ -106,3 +107,16 @@ def test_lifetime_hands_over_one_leg_at_a_time() -> None:
         assert all(e["cause"] == "lifetime" and e["in_step"] for e in rollovers)
 
     asyncio.run(main())
+
+
+def test_a_rejoining_leg_is_judged_on_its_new_connection_only() -> None:
+    s = Legs()
+    s.feed.attempting(leg=0)
+    s.feed.opened(s.feed.new_listener(0))
+    s.decoder.decode_many([trade(1), trade(2)], leg=0)
+    s.feed.attempting(leg=1)  # B joins A
+    assert s.feed.trusted == {0}
+    s.decoder.decode_many([trade(2), trade(3)], leg=1)
+    assert s.decoder.overlap_counts(1) == (2, 0)
+    s.feed.attempting(leg=1)  # B's connection ended before it was in step: it tries again
+    assert s.decoder.overlap_counts(1) == (0, 0) and s.feed.trusted == {0}
