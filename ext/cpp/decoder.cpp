@@ -167,9 +167,11 @@ struct Decoder::Impl {
   Decoder::OverlapCounts counts;
   RecentFrames recent;
 
-  // FNV-1a over the rows this frame appended, less their ts_recv (the first column); 0 when
-  // it appended none (a control reply, a gap row alone).
+  // A hash of the rows this frame appended, less their ts_recv (the first column), 8 bytes
+  // a step (FNV-style multiply, then a final mix); 0 when it appended none (a control reply,
+  // a gap row alone).
   uint64_t content_hash(const size_t* saved) const {
+    constexpr uint64_t kPrime = 1099511628211ull;
     uint64_t h = 14695981039346656037ull;
     bool any = false;
     for (int k = 0; k < KIND_COUNT; ++k) {
@@ -177,12 +179,19 @@ struct Decoder::Impl {
       any = true;
       const size_t itemsize = kind_desc(static_cast<Kind>(k)).itemsize;
       for (size_t row = saved[k]; row < tables[k].size; ++row) {
-        const auto* p = reinterpret_cast<const unsigned char*>(tables[k].data + row * itemsize);
-        for (size_t i = sizeof(int64_t); i < itemsize; ++i) h = (h ^ p[i]) * 1099511628211ull;
+        const char* p = tables[k].data + row * itemsize;
+        size_t i = sizeof(int64_t);
+        for (; i + sizeof(uint64_t) <= itemsize; i += sizeof(uint64_t)) {
+          uint64_t word;
+          std::memcpy(&word, p + i, sizeof word);
+          h = (h ^ word) * kPrime;
+          h ^= h >> 29;
+        }
+        for (; i < itemsize; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * kPrime;
       }
-      h = (h ^ static_cast<uint64_t>(k)) * 1099511628211ull;
+      h = (h ^ static_cast<uint64_t>(k)) * kPrime;
     }
-    return any ? h : 0;
+    return any ? h | 1 : 0;
   }
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
