@@ -99,6 +99,7 @@ Error from_decimal(DecimalStatus s) {
 struct SeqState {
   int64_t last;
   int64_t ts_recv;
+  uint32_t met[2];  // per leg: its connection (leg_epoch) that met this stream's ids, if any
   uint8_t leg;
 };
 
@@ -139,6 +140,7 @@ struct Ctx {
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
+  SeqState* met_slot = nullptr;  // a DUPLICATE's stream: its leg is in step on it
   std::unordered_map<std::string, SeqState>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
@@ -164,6 +166,7 @@ struct Decoder::Impl {
   std::string_view last_stream;
   std::unordered_map<std::string, SeqState> last_seq[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
+  uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
   RecentFrames recent;
 
@@ -391,6 +394,16 @@ struct Decoder::Impl {
     return row;
   }
 
+  // A jump past the last emitted id from `leg`: does the other leg owe the ids before it?
+  // Rollover: unless `leg` is the primary. A/B: when the other leg's current connection has
+  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other): a
+  // hole on a leg that met them, or that neither met, is real.
+  bool owed_elsewhere(const SeqState& st, uint8_t leg) const {
+    if (overlap_primary != kBothLegs) return leg != overlap_primary;
+    const uint8_t other = leg ^ 1;
+    return st.met[leg] != leg_epoch[leg] && st.met[other] == leg_epoch[other];
+  }
+
   // Continuity per (kind, symbol): `first`..`last` is the id range this message covers.
   // `contiguous`: ids must follow on exactly (trade ids, agg ids, depth U/u); otherwise they
   // must only increase (bookTicker u).
@@ -406,14 +419,14 @@ struct Decoder::Impl {
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
+          c.met_slot = &it->second;
           if (last == prev && it->second.leg != c.leg) {
             c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
             c.winner = it->second.leg;
           }
           return true;
         }
-        if (contiguous && first > prev && step > 1 && c.leg != overlap_primary &&
-            overlap_primary != kBothLegs) {
+        if (contiguous && first > prev && step > 1 && owed_elsewhere(it->second, c.leg)) {
           c.overlap = Ctx::AHEAD;
           return true;
         }
@@ -480,7 +493,10 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       ++counts.in_step[c.leg];  // at or next to the last emitted id
     }
     if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
-      if (c.overlap == Ctx::DUPLICATE) count_duplicate(c);
+      if (c.overlap == Ctx::DUPLICATE) {
+        c.met_slot->met[c.leg] = leg_epoch[c.leg];
+        count_duplicate(c);
+      }
       for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
       return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
     }
@@ -488,7 +504,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
     if (c.overlap == Ctx::KEEP && !c.seq_map) {  // no sequence id: its content decides
       if (const uint64_t hash = content_hash(saved)) {
-        auto [it, fresh] = recent.seen.try_emplace(hash, SeqState{0, c.ts_recv, c.leg});
+        auto [it, fresh] = recent.seen.try_emplace(hash, SeqState{0, c.ts_recv, {}, c.leg});
         if (!fresh) {
           if (it->second.leg != c.leg) {
             c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
@@ -505,8 +521,16 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       ++counts.won[c.leg];
     }
   }
-  if (c.seq_slot) *c.seq_slot = {c.seq_value, c.ts_recv, c.leg};
-  else if (c.seq_map) c.seq_map->emplace(c.seq_key, SeqState{c.seq_value, c.ts_recv, c.leg});
+  if (c.seq_slot) {
+    c.seq_slot->last = c.seq_value;
+    c.seq_slot->ts_recv = c.ts_recv;
+    c.seq_slot->leg = c.leg;
+    c.seq_slot->met[c.leg] = leg_epoch[c.leg];
+  } else if (c.seq_map) {
+    SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
+    state.met[c.leg] = leg_epoch[c.leg];
+    c.seq_map->emplace(c.seq_key, state);
+  }
   Kind written = KIND_NONE;
   for (int k = 0; k < KIND_COUNT; ++k) {
     if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
@@ -1018,6 +1042,8 @@ void Decoder::set_overlap(int primary) noexcept {
   }
   for (int leg = 0; leg < 2; ++leg) impl_->counts.in_step[leg] = impl_->counts.ahead[leg] = 0;
 }
+
+void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

@@ -85,8 +85,12 @@ class Decoder {
   // ids). kBothLegs (A/B redundancy, both legs in step): the first arrival wins, from either
   // leg. `primary` < 0: one connection, records are checked as before. Turning the overlap on
   // zeroes the per-leg in_step/ahead counts.
+  // kBothLegs judges a jump per stream: it is dropped when the other leg's connection has met
+  // the stream's ids (it owes the ones before) and this leg's has not.
   static constexpr int kBothLegs = 2;
   void set_overlap(int primary) noexcept;
+  // A new connection of `leg`: it has met no stream's ids yet.
+  void leg_connected(int leg) noexcept;
   // Lead of the winning leg: receive-time difference between an emitted record and the other
   // leg's copy of the same last id, in buckets with these upper bounds (ns) plus one more.
   static constexpr int64_t kLeadBoundsNs[] = {50'000,     100'000,    250'000,    500'000,

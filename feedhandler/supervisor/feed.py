@@ -92,6 +92,7 @@ class ShardFeed:
         if not (self.redundant and self.listeners):
             self.decoder.reset_sequences()
         if leg is not None:  # (a joining leg's in-step counts start from zero)
+            self.decoder.leg_connected(leg)
             self._trust({listener.leg for listener in self.listeners} or {leg}, restart=True)
 
     def trust(self, leg: int) -> None:

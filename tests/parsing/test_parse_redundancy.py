@@ -3,6 +3,8 @@ wins, from either leg; each record is emitted once and only a hole both legs hav
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,8 @@ from tests.parsing.helpers import examples
 from tests.parsing.strategies import encode
 from tests.parsing.test_parse_gaps import depth, trade
 from tests.parsing.test_parse_overlap import Run
+
+T = TypeVar("T")
 
 
 def mini(event_ms: int, close: str = "1", s: str = "BTCUSDT") -> bytes:
@@ -28,7 +32,7 @@ class Legs(Run):
         self.decoder.decode_many([frame], ts_recv=ts, leg=leg)
 
 
-def _interleave(legs: list[list[bytes]], order: list[bool]) -> list[tuple[bytes, int]]:
+def _interleave(legs: list[list[T]], order: list[bool]) -> list[tuple[T, int]]:
     """The two legs' frames, each in its own order, merged as `order` picks (then the rest)."""
     merged, queues, picks = [], [list(legs[0]), list(legs[1])], iter(order)
     while queues[0] or queues[1]:
@@ -56,6 +60,49 @@ def test_any_interleaving_of_two_copies_is_the_sequence_once(n: int, cut: int, l
     assert run.column("depth", "last_update_id") == [2 * i for i in range(1, n + 1)]
     assert run.gaps() == []
     assert run.decoder.duplicates == min(cut, 2 * n)
+
+
+@examples(200)
+@given(n=st.integers(2, 50), k=st.integers(0, 50), start=st.integers(1, 50),
+       order=st.lists(st.booleans(), max_size=140))
+def test_a_leg_that_reconnects_anywhere_costs_nothing(n: int, k: int, start: int,
+                                                      order: list[bool]) -> None:
+    """Leg 0 carries trades 1..n (its first one comes first); leg 1 carries 1..k, then its
+    connection is replaced and the new one starts at `start`, behind or ahead of leg 0, in
+    any interleaving: each id comes out once, in order, and no gap is reported."""
+    run = Legs()
+    run.at(trade(1), 0)
+    leg1: list[bytes | None] = [trade(i) for i in range(1, min(k, n) + 1)]
+    leg1 += [None] + [trade(i) for i in range(min(start, n), n + 1)]  # None: reconnect
+    for frame, leg in _interleave([[trade(i) for i in range(2, n + 1)], leg1], order):
+        if frame is None:
+            run.decoder.leg_connected(1)
+        else:
+            run.at(frame, leg)
+    assert run.column("trade", "trade_id") == list(range(1, n + 1))
+    assert run.gaps() == []
+
+
+def test_a_leg_ahead_waits_per_stream_until_it_meets_the_ids() -> None:
+    run = Legs()
+    for symbol in ("AAA", "BBB"):
+        run.at(trade(1, symbol), 0)
+        run.at(trade(1, symbol), 1)
+    run.decoder.leg_connected(1)  # leg 1 reconnects
+    run.at(trade(4, "AAA"), 1)  # 2 and 3 are in flight on leg 0: dropped
+    run.at(trade(2, "BBB"), 1)  # in step on BBB: emitted
+    for t in (2, 3, 4):
+        run.at(trade(t, "AAA"), 0)
+    run.at(trade(5, "AAA"), 1)  # next to 4: leg 1 meets AAA
+    run.at(trade(7, "BBB"), 1)  # a hole on a leg in step on BBB: real
+    run.decoder.leg_connected(0)
+    run.decoder.leg_connected(1)  # both reconnect: neither has met a stream
+    run.at(trade(9, "AAA"), 0)  # 6..8 are gone on both: a gap
+    symbols = [bytes(s).decode() for b in run.batches["trade"] for s in b["symbol"]]
+    assert list(zip(symbols, run.column("trade", "trade_id"), strict=True)) == [
+        ("AAA", 1), ("BBB", 1), ("BBB", 2), ("AAA", 2), ("AAA", 3), ("AAA", 4), ("AAA", 5),
+        ("BBB", 7), ("AAA", 9)]
+    assert run.gaps() == [("trade", 3, 7, 1), ("trade", 6, 9, 1)]
 
 
 @examples(100)

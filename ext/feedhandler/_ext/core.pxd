@@ -95,6 +95,7 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void set_max_frame(size_t size)
         void reset_sequences()
         void set_overlap(int primary)
+        void leg_connected(int leg)
         const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
                             int64_t ts_recv, cbool is_text, uint8_t leg)

@@ -174,6 +174,12 @@ cdef class Decoder:
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
 
+    def leg_connected(self, int leg):
+        """A new connection of `leg` (A/B redundancy): under BOTH_LEGS its jumps past the last
+        emitted id of a stream are owed by the other leg until its records meet that stream's
+        ids (when the other leg's connection has met them)."""
+        self._core.leg_connected(leg)
+
     def leg_counts(self, int leg):
         """(won, lead_count, lead_sum_ns, lead_buckets, behind) of `leg` while two legs
         overlap, over the decoder's life: sequenced records it emitted first; for the other
