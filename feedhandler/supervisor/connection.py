@@ -292,10 +292,12 @@ class Connection:
         """A redundant leg: trusted once in step with the other (at once when alone)."""
         feed, leg = self.feed, link.listener.leg
         duplicates = feed.decoder.duplicates
-        in_step = True
+        in_step: bool | None = True
         if leg not in feed.trusted:
             in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
-                                                self._join_started, stop) is not False
+                                                self._join_started, stop)
+            if in_step is None:
+                return  # this connection ended first
             feed.trust(leg)
         if self._handed_over:
             cause, self._handed_over = self._handed_over, ""
