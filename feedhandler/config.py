@@ -68,6 +68,14 @@ def _websocket_url(value: str) -> str:
     return value
 
 
+def _websocket_host(value: str) -> str:
+    """"" or ws(s)://host[:port] with no path: a shard's path and query go after it."""
+    if value and (_websocket_url(value).split("://", 1)[1].rstrip("/").count("/") or
+                  "?" in value):
+        raise ValueError("expected ws(s)://host[:port] with no path")
+    return value
+
+
 def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")) or not value.split("://", 1)[1]:
         raise ValueError("expected an http:// or https:// URL")
@@ -220,12 +228,22 @@ class ConnectionConfig(Section):
     """...its replacement opens this long before it"""
     rollover_overlap_s: PositiveFloat = 10.0
     """both run until the new one is in step, at most this long"""
+    redundancy: Literal[1, 2] = 1
+    """2: every shard on two connections (legs A, B); each record's first arrival wins"""
+    url_b: Annotated[str, AfterValidator(_websocket_host)] = ""
+    """leg B's ws(s)://host:port (default: url's); the shard's path follows"""
 
     @model_validator(mode="after")
     def _backoff_range(self) -> ConnectionConfig:
         if self.backoff_max_s < self.backoff_initial_s:
             raise Invalid("backoff_max_s", f"must be >= backoff_initial_s "
                                            f"({self.backoff_initial_s})")
+        return self
+
+    @model_validator(mode="after")
+    def _second_leg(self) -> ConnectionConfig:
+        if self.url_b and self.redundancy != 2:
+            raise Invalid("url_b", "needs redundancy: 2")
         return self
 
     @model_validator(mode="after")

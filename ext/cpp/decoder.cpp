@@ -1,5 +1,6 @@
 #include "decoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <string>
@@ -94,6 +95,39 @@ Error from_decimal(DecimalStatus s) {
 
 }  // namespace
 
+// Per (kind, symbol): the last emitted sequence id, when it came and on which leg.
+struct SeqState {
+  int64_t last;
+  int64_t ts_recv;
+  uint32_t met[2];  // per leg: its connection (leg_epoch) that met this stream's ids, if any
+  uint8_t leg;
+};
+
+// Kinds without ids, while two legs overlap: the frames emitted lately, by a hash of their
+// rows less ts_recv (event time plus content), with when and on which leg they came. The
+// other leg's copy comes within milliseconds; the oldest are forgotten first.
+struct RecentFrames {
+  static constexpr size_t kCapacity = 1 << 15;
+  std::unordered_map<uint64_t, SeqState> seen;  // SeqState::last unused
+  std::vector<uint64_t> order;  // ring of the hashes in `seen`, oldest at `next` when full
+  size_t next = 0;
+
+  void clear() {
+    seen.clear();
+    order.clear();
+    next = 0;
+  }
+  void remember(uint64_t hash) {
+    if (order.size() < kCapacity) {
+      order.push_back(hash);
+      return;
+    }
+    seen.erase(order[next]);
+    order[next] = hash;
+    next = (next + 1) % kCapacity;
+  }
+};
+
 // Per-frame state: where rows go, and what went wrong.
 struct Ctx {
   int64_t ts_recv = 0;
@@ -105,14 +139,17 @@ struct Ctx {
   Kind full = KIND_NONE;
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
-  int64_t* seq_slot = nullptr;
-  std::unordered_map<std::string, int64_t>* seq_map = nullptr;
+  SeqState* seq_slot = nullptr;
+  SeqState* met_slot = nullptr;  // a DUPLICATE's stream: its leg is in step on it
+  std::unordered_map<std::string, SeqState>* seq_map = nullptr;
   std::string seq_key;
   int64_t seq_value = 0;
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
   enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD } overlap = KEEP;
+  int64_t lead_ns = -1;  // DUPLICATE of the last emitted id from the other leg: how late
+  uint8_t winner = 0;    // ... and the leg that delivered it first
 };
 
 struct Decoder::Impl {
@@ -127,12 +164,55 @@ struct Decoder::Impl {
   // Borrowed: hint_name, or the wrapper's name in the parser's string buffer (valid until the
   // next frame), so no frame pays for a copy that only a rejected frame needs.
   std::string_view last_stream;
-  std::unordered_map<std::string, int64_t> last_seq[KIND_COUNT];
+  std::unordered_map<std::string, SeqState> last_seq[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
+  uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
+  RecentFrames recent;
+
+  // A hash of the rows this frame appended, less their ts_recv (the first column), 8 bytes
+  // a step (FNV-style multiply, then a final mix); 0 when it appended none (a control reply,
+  // a gap row alone).
+  uint64_t content_hash(const size_t* saved) const {
+    constexpr uint64_t kPrime = 1099511628211ull;
+    uint64_t h = 14695981039346656037ull;
+    bool any = false;
+    for (int k = 0; k < KIND_COUNT; ++k) {
+      if (k == KIND_GAP || k == KIND_CONTROL || tables[k].size == saved[k]) continue;
+      any = true;
+      const size_t itemsize = kind_desc(static_cast<Kind>(k)).itemsize;
+      for (size_t row = saved[k]; row < tables[k].size; ++row) {
+        const char* p = tables[k].data + row * itemsize;
+        size_t i = sizeof(int64_t);
+        for (; i + sizeof(uint64_t) <= itemsize; i += sizeof(uint64_t)) {
+          uint64_t word;
+          std::memcpy(&word, p + i, sizeof word);
+          h = (h ^ word) * kPrime;
+          h ^= h >> 29;
+        }
+        for (; i < itemsize; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * kPrime;
+      }
+      h = (h ^ static_cast<uint64_t>(k)) * kPrime;
+    }
+    return any ? h | 1 : 0;
+  }
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       uint8_t leg);
+
+  void count_duplicate(const Ctx& c) {
+    ++counts.duplicates;
+    if (c.lead_ns < 0) {
+      ++counts.behind;
+      return;
+    }
+    const int w = c.winner;
+    int b = 0;
+    while (b < kLeadBuckets - 1 && c.lead_ns > kLeadBoundsNs[b]) ++b;
+    ++counts.lead_buckets[w][b];
+    ++counts.lead_count[w];
+    counts.lead_sum_ns[w] += c.lead_ns;
+  }
 
   // --- dispatch ---
   bool root(od::document& doc, Ctx& c);
@@ -314,6 +394,16 @@ struct Decoder::Impl {
     return row;
   }
 
+  // A jump past the last emitted id from `leg`: does the other leg owe the ids before it?
+  // Rollover: unless `leg` is the primary. A/B: when the other leg's current connection has
+  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other): a
+  // hole on a leg that met them, or that neither met, is real.
+  bool owed_elsewhere(const SeqState& st, uint8_t leg) const {
+    if (overlap_primary != kBothLegs) return leg != overlap_primary;
+    const uint8_t other = leg ^ 1;
+    return st.met[leg] != leg_epoch[leg] && st.met[other] == leg_epoch[other];
+  }
+
   // Continuity per (kind, symbol): `first`..`last` is the id range this message covers.
   // `contiguous`: ids must follow on exactly (trade ids, agg ids, depth U/u); otherwise they
   // must only increase (bookTicker u).
@@ -323,15 +413,20 @@ struct Decoder::Impl {
     c.seq_key.assign(sym, strnlen(sym, kSymbolWidth));
     auto it = map.find(c.seq_key);
     if (it != map.end()) {
-      const int64_t prev = it->second;
+      const int64_t prev = it->second.last;
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
+          c.met_slot = &it->second;
+          if (last == prev && it->second.leg != c.leg) {
+            c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
+            c.winner = it->second.leg;
+          }
           return true;
         }
-        if (contiguous && first > prev && step > 1 && c.leg != overlap_primary) {
+        if (contiguous && first > prev && step > 1 && owed_elsewhere(it->second, c.leg)) {
           c.overlap = Ctx::AHEAD;
           return true;
         }
@@ -398,13 +493,44 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       ++counts.in_step[c.leg];  // at or next to the last emitted id
     }
     if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
-      if (c.overlap == Ctx::DUPLICATE) ++counts.duplicates;
+      if (c.overlap == Ctx::DUPLICATE) {
+        c.met_slot->met[c.leg] = leg_epoch[c.leg];
+        count_duplicate(c);
+      }
       for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
       return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
     }
   }
-  if (c.seq_slot) *c.seq_slot = c.seq_value;
-  else if (c.seq_map) c.seq_map->emplace(c.seq_key, c.seq_value);
+  if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
+    if (c.overlap == Ctx::KEEP && !c.seq_map) {  // no sequence id: its content decides
+      if (const uint64_t hash = content_hash(saved)) {
+        auto [it, fresh] = recent.seen.try_emplace(hash, SeqState{0, c.ts_recv, {}, c.leg});
+        if (!fresh) {
+          if (it->second.leg != c.leg) {
+            c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
+            c.winner = it->second.leg;
+          }
+          count_duplicate(c);
+          for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+          return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
+        }
+        recent.remember(hash);
+        ++counts.won[c.leg];
+      }
+    } else {
+      ++counts.won[c.leg];
+    }
+  }
+  if (c.seq_slot) {
+    c.seq_slot->last = c.seq_value;
+    c.seq_slot->ts_recv = c.ts_recv;
+    c.seq_slot->leg = c.leg;
+    c.seq_slot->met[c.leg] = leg_epoch[c.leg];
+  } else if (c.seq_map) {
+    SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
+    state.met[c.leg] = leg_epoch[c.leg];
+    c.seq_map->emplace(c.seq_key, state);
+  }
   Kind written = KIND_NONE;
   for (int k = 0; k < KIND_COUNT; ++k) {
     if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
@@ -905,13 +1031,19 @@ void Decoder::set_max_frame(size_t bytes) noexcept { impl_->max_frame = bytes; }
 
 void Decoder::reset_sequences() noexcept {
   for (auto& m : impl_->last_seq) m.clear();
+  impl_->recent.clear();
 }
 
 void Decoder::set_overlap(int primary) noexcept {
   impl_->overlap_primary = primary;
-  if (primary < 0) return;
+  if (primary < 0) {
+    impl_->recent.clear();
+    return;
+  }
   for (int leg = 0; leg < 2; ++leg) impl_->counts.in_step[leg] = impl_->counts.ahead[leg] = 0;
 }
+
+void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string_view>
 
@@ -77,16 +78,37 @@ class Decoder {
   // Forget per-symbol sequence state (a new connection starts a new epoch).
   void reset_sequences() noexcept;
 
-  // Two connections ("legs" 0 and 1) feeding this decoder (make-before-break rollover): a
-  // record at or before the last one emitted for its (kind, symbol) is dropped and counted as
-  // a duplicate, not reported as a gap; a jump past it from the leg that is not `primary` is
-  // dropped too (the primary still owes those ids). `primary` < 0: one connection, records
-  // are checked as before. Turning the overlap on zeroes the per-leg counts.
+  // Two connections ("legs" 0 and 1) feeding this decoder: a record at or before the last one
+  // emitted for its (kind, symbol) is dropped and counted as a duplicate, not reported as a
+  // gap. `primary` 0 or 1 (make-before-break rollover, or a redundant leg joining): a jump
+  // past the last emitted from the other leg is dropped too (the primary still owes those
+  // ids). kBothLegs (A/B redundancy, both legs in step): the first arrival wins, from either
+  // leg. `primary` < 0: one connection, records are checked as before. Turning the overlap on
+  // zeroes the per-leg in_step/ahead counts.
+  // kBothLegs judges a jump per stream: it is dropped when the other leg's connection has met
+  // the stream's ids (it owes the ones before) and this leg's has not.
+  static constexpr int kBothLegs = 2;
   void set_overlap(int primary) noexcept;
+  // A new connection of `leg`: it has met no stream's ids yet.
+  void leg_connected(int leg) noexcept;
+  // Lead of the winning leg: receive-time difference between an emitted record and the other
+  // leg's copy of the same last id, in buckets with these upper bounds (ns) plus one more.
+  static constexpr int64_t kLeadBoundsNs[] = {50'000,     100'000,    250'000,    500'000,
+                                              1'000'000,  2'500'000,  5'000'000,  10'000'000,
+                                              25'000'000, 100'000'000, 1'000'000'000};
+  static constexpr int kLeadBuckets = std::size(kLeadBoundsNs) + 1;
   struct OverlapCounts {
     uint64_t duplicates = 0;  // records dropped as already emitted, over the decoder's life
     uint64_t in_step[2] = {};  // per leg, this overlap: records at or next to the last emitted
     uint64_t ahead[2] = {};    // per leg, this overlap: records dropped as past a hole
+    // Per winning leg, over the decoder's life, while two legs overlap: sequenced records it
+    // emitted, and the lead over the other leg's copy (a copy of an older id than the last
+    // emitted has no lead measured: it counts in `behind`).
+    uint64_t won[2] = {};
+    uint64_t lead_count[2] = {};
+    int64_t lead_sum_ns[2] = {};
+    uint64_t lead_buckets[2][kLeadBuckets] = {};
+    uint64_t behind = 0;
   };
   const OverlapCounts& overlap_counts() const noexcept;
 

@@ -11,6 +11,8 @@ KIND_COUNT: int
 KIND_NAMES: tuple[str, ...]
 ERROR_NAMES: tuple[str, ...]
 SIMD_KERNEL: str
+BOTH_LEGS: int  # set_overlap: A/B redundancy, first arrival wins
+LEAD_BOUNDS_NS: tuple[int, ...]  # leg_counts: upper bounds of the lead buckets
 DTYPES: tuple[np.dtype[Any], ...]
 
 # (kind, records) or, with capture_frames, (kind, records, (payload, offsets, rows))
@@ -46,6 +48,8 @@ class Decoder:
     @property
     def duplicates(self) -> int: ...
     def overlap_counts(self, leg: int) -> tuple[int, int]: ...
+    def leg_connected(self, leg: int) -> None: ...
+    def leg_counts(self, leg: int) -> tuple[int, int, int, tuple[int, ...], int]: ...
     def decode(self, frame: bytes | bytearray | memoryview, ts_recv: int | None = None,
                is_text: bool = True, leg: int = 0) -> None: ...
     def decode_many(self, frames: list[bytes], ts_recv: int | None = None,

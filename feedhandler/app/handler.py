@@ -248,7 +248,8 @@ class Handler:
         )
         feed = ShardFeed(shard, decoder, self._publish_event,
                          max_frames=self.config.max_messages, on_limit=self._maybe_done,
-                         max_message_bytes=self.config.connection.max_frame_bytes)
+                         max_message_bytes=self.config.connection.max_frame_bytes,
+                         redundant=self.config.connection.redundancy == 2)
         holder.append(feed)
         return feed
 

@@ -60,6 +60,9 @@ class LiveStreams:
         self._next_index = max((f.shard.index for f in handler.shards), default=-1) + 1
 
     def connections(self) -> list[Connection]:
+        if self.handler.config.connection.redundancy > 1:
+            raise ChangeRejected("streams can change live only with connection.redundancy 1; "
+                                 "restart with the new streams")
         children = self.handler.supervisor.children
         connections = [c for c in children if isinstance(c, Connection)]
         if len(connections) != len(children):

@@ -32,11 +32,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from feedhandler import __version__
-from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES, SIMD_KERNEL
+from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES, LEAD_BOUNDS_NS, SIMD_KERNEL
 from feedhandler.supervisor.connection import ROLLOVER_CAUSES
 
 if TYPE_CHECKING:
     from feedhandler.app.handler import Handler
+    from feedhandler.supervisor.status import LegStatus
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
 QUANTILES = {"p50": "0.5", "p99": "0.99"}  # librdkafka's percentile names
@@ -80,7 +81,17 @@ METRICS: dict[str, Spec] = {
         "Connections replaced make-before-break, by cause (lifetime, server_shutdown)."),
     "feedhandler_duplicates_dropped_total": Spec(
         "counter", ("shard",),
-        "Records both connections of a rollover delivered, published once."),
+        "Records both connections of a rollover (or both A/B legs) delivered, published once."),
+    "feedhandler_leg_up": Spec(
+        "gauge", ("shard", "leg"),
+        "A/B redundancy (connection.redundancy 2): 1 while the leg (0, 1) is connected."),
+    "feedhandler_leg_won_total": Spec(
+        "counter", ("shard", "leg"),
+        "A/B redundancy: records the leg delivered first (published from it)."),
+    "feedhandler_leg_lead_seconds": Spec(
+        "histogram", ("leg",),
+        "A/B redundancy: how much earlier the winning leg delivered a record than the other "
+        "leg its copy (the last emitted id, or the same content; all shards)."),
     "feedhandler_protocol_violations_total": Spec(
         "counter", ("shard",), "Connections closed with 1002 for a protocol violation."),
     "feedhandler_connection_attempts_total": Spec(
@@ -217,6 +228,12 @@ class HandlerCollector:
                        for c in connections for cause in ROLLOVER_CAUSES))
         yield _family("feedhandler_duplicates_dropped_total",
                       (((str(c.shard),), c.duplicates) for c in connections))
+        legs = [(c.shard, leg) for c in connections for leg in c.legs]
+        yield _family("feedhandler_leg_up", (((str(shard), str(leg.leg)), leg.state == "open")
+                                             for shard, leg in legs))
+        yield _family("feedhandler_leg_won_total", (((str(shard), str(leg.leg)), leg.won)
+                                                    for shard, leg in legs))
+        yield self._lead([leg for _, leg in legs])
         yield _family("feedhandler_protocol_violations_total",
                       (((str(c.shard),), c.violations) for c in connections))
         yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])
@@ -232,6 +249,23 @@ class HandlerCollector:
         yield self._latency(handler)
         yield from _sink_families(snapshot.sink)
         yield from _book_families(snapshot.books)
+
+    @staticmethod
+    def _lead(legs: list[LegStatus]) -> Metric:
+        spec = METRICS["feedhandler_leg_lead_seconds"]
+        family = HistogramMetricFamily("feedhandler_leg_lead_seconds", spec.help,
+                                       labels=spec.labels)
+        for index in (0, 1):
+            mine = [leg for leg in legs if leg.leg == index]
+            if not mine:
+                continue
+            counts = [sum(column) for column in zip(*(leg.lead_buckets for leg in mine),
+                                                     strict=True)]
+            bounds = [f"{bound / 1e9:g}" for bound in LEAD_BOUNDS_NS] + ["+Inf"]
+            cumulative = [sum(counts[: i + 1]) for i in range(len(counts))]
+            family.add_metric([str(index)], list(zip(bounds, cumulative, strict=True)),
+                              sum(leg.lead_sum_s for leg in mine))
+        return family
 
     @staticmethod
     def _latency(handler: Handler) -> Metric:

@@ -33,11 +33,13 @@ CONNECTION_FIELDS = (
 EVENTS: tuple[Event, ...] = (
     Event("connected", "connection",
           (("url", "the URL connected to, `/stream?streams=...` included"),
-           ("streams", "number of streams subscribed on it (an integer, not their names)")),
+           ("streams", "number of streams subscribed on it (an integer, not their names)"),
+           ("leg", "A/B redundancy only: which of the shard's two connections (0, 1)")),
           "a connection is up; its epoch starts"),
     Event("disconnected", "connection",
           (("close_code", "the WebSocket close code, or null"), ("reason", "the close reason"),
-           ("by", "`peer` or `us` (we close a stale connection)")),
+           ("by", "`peer` or `us` (we close a stale connection)"),
+           ("leg", "A/B redundancy only: which of the shard's two connections (0, 1)")),
           "a connection dropped; it reconnects with backoff"),
     Event("connect_failed", "connection",
           (("error", "why, as text"), ("status", "the HTTP status of a refused upgrade, or null"),
@@ -69,7 +71,9 @@ EVENTS: tuple[Event, ...] = (
            ("overlap_s", "how long both connections ran"),
            ("in_step", "true: the replacement had caught up; false: rollover_overlap_s "
                        "ran out or the old connection ended first"),
-           ("duplicates", "records both delivered, dropped once")),
+           ("duplicates", "records both delivered, dropped once"),
+           ("leg", "A/B redundancy only: the leg (0, 1) that closed and rejoined while the "
+                   "other served")),
           "a connection was replaced make-before-break: no gap; the new epoch starts at the "
           "replacement's `connected`"),
     Event("gap", "handler",

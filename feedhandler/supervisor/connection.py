@@ -25,6 +25,13 @@ sequenced records meet the ones already emitted, with no hole in between), or af
 `rollover_overlap_s`, the old one is closed. Only if the old one dies before the replacement
 connects is there a reconnect (and a `gap`).
 
+A/B redundancy (`leg` 0 or 1): two Connections serve one ShardFeed, each with its own
+backoff; leg 1 may use `url_b`'s host. A leg that (re)connects while the other serves joins
+it as a rollover's replacement does (trusted once in step, or after `rollover_overlap_s`).
+A leg's lifetime or `serverShutdown` is a hand-over, not make-before-break: once the other
+leg is open and in step, this one closes and reconnects at once (no backoff), one leg at a
+time; its `rollover` event follows when it is back in step.
+
 Every attempt goes through the process's AttemptLimiter. `connect` and `clock` are injectable,
 so the state machine runs in tests without a network.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import ssl
@@ -52,7 +60,7 @@ from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.limiter import AttemptLimiter
-from feedhandler.supervisor.plan import MAX_URL_BYTES, Shard
+from feedhandler.supervisor.plan import MAX_URL_BYTES, Shard, leg_url
 from feedhandler.supervisor.staleness import StalenessPolicy, Verdict, default_max_silence_s
 from feedhandler.supervisor.subscriptions import ExchangeError, RequestTimeout, SubscriptionClient
 from feedhandler.supervisor.transport import Link, LinkFailed, open_link
@@ -76,8 +84,9 @@ class Connection:
     def __init__(self, feed: ShardFeed, config: ConnectionConfig, limiter: AttemptLimiter, *,
                  clock: Clock = SYSTEM_CLOCK, connect: Connector = open_link,
                  ssl_context: ssl.SSLContext | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, leg: int | None = None) -> None:
         self.feed = feed
+        self.leg = leg  # A/B redundancy: 0 or 1; None: the shard's only connection
         self.config = config
         self.limiter = limiter
         self.clock = clock
@@ -110,6 +119,9 @@ class Connection:
         self._subscribed: tuple[Link, set[str]] | None = None  # the exchange's, per link
         self._changed_live = False
         self._syncing = asyncio.Lock()
+        self._handed_over = ""  # a redundant leg's rollover cause, until it is back in step
+        self._reconnect_now = False  # after a hand-over: no backoff
+        self._join_started = 0.0
 
     @property
     def index(self) -> int:
@@ -119,6 +131,11 @@ class Connection:
     def listener(self) -> FeedListener | None:
         return self.link.listener if self.link is not None else None
 
+    @property
+    def url(self) -> str:
+        url = self.feed.shard.url
+        return leg_url(url, self.config.url_b) if self.leg == 1 and self.config.url_b else url
+
     # --- the child's life -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -126,7 +143,8 @@ class Connection:
                 link = await self._attempt(stop)
                 if link is not None:
                     await self._serve(link, stop)
-                    if not stop.is_set():
+                    at_once, self._reconnect_now = self._reconnect_now, False
+                    if not stop.is_set() and not at_once:
                         await self._pause(stop, self._backoff.next_delay())
         except Stopped:
             pass
@@ -142,10 +160,11 @@ class Connection:
             async with self.limiter.attempt():
                 if stop.is_set():
                     raise Stopped
-                self.feed.attempting(replacing)
-                return await _unless(stop, self._connect(self.feed.shard.url,
-                                                         self.feed.new_listener, self.config,
-                                                         self._ssl_context))
+                self.feed.attempting(replacing, self.leg)
+                self._join_started = self.clock.now()
+                return await _unless(stop, self._connect(
+                    self.url, functools.partial(self.feed.new_listener, self.leg),
+                    self.config, self._ssl_context))
         except LinkFailed as exc:
             await self._failed(exc.failure, stop)
             return None
@@ -153,7 +172,7 @@ class Connection:
     async def _failed(self, failure: Failure, stop: asyncio.Event) -> None:
         self.failed_attempts += 1
         self.last_error = failure.reason
-        shard, url = self.index, self.feed.shard.url
+        shard, url = self.index, self.url
         if failure.kind == "permanent":
             if self.at_start and not self._connected_once:
                 self.start_refusal = failure
@@ -188,7 +207,7 @@ class Connection:
         await _unless(stop, self.clock.sleep(delay))
 
     async def _serve(self, link: Link, stop: asyncio.Event) -> None:
-        self.feed.opened(link.listener)
+        self.feed.opened(link.listener, self.url)
         successor: Link | None = link
         while successor is not None:
             successor = await self._serve_one(successor, stop)
@@ -203,17 +222,24 @@ class Connection:
         self.opened_at = self.clock.now()
         self.verdict = Verdict("ok")
         reconciling = asyncio.ensure_future(self._reconcile())  # this link's streams
+        joining = asyncio.ensure_future(self._join(link, stop)) if self.leg is not None \
+            else None
         replaced, successor = "", None
         try:
             replaced = await self._watch(link, stop)
             if replaced in ROLLOVER_CAUSES:
-                successor = await self._roll_over(link, replaced, stop)
+                if self.leg is None:
+                    successor = await self._roll_over(link, replaced, stop)
+                elif await self._hand_over(link, stop):
+                    self._handed_over, self._reconnect_now = replaced, True
         finally:
             reconciling.cancel()
+            if joining is not None:
+                joining.cancel()
             self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
                 reason = "shutdown" if stop.is_set() else \
-                    "rollover" if successor is not None else "stale"
+                    "rollover" if successor is not None or self._reconnect_now else "stale"
                 await link.close(CLOSE_TIMEOUT_S, 1000, reason)
             self.feed.closed(listener)
             self.link = None
@@ -262,6 +288,35 @@ class Connection:
                     cause)
         return None
 
+    async def _join(self, link: Link, stop: asyncio.Event) -> None:
+        """A redundant leg: trusted once in step with the other (at once when alone)."""
+        feed, leg = self.feed, link.listener.leg
+        duplicates = feed.decoder.duplicates
+        in_step: bool | None = True
+        if leg not in feed.trusted:
+            in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
+                                                self._join_started, stop)
+            if in_step is None:
+                return  # this connection ended first
+            feed.trust(leg)
+        if self._handed_over:
+            cause, self._handed_over = self._handed_over, ""
+            self.rollovers[cause] += 1
+            feed.event("rollover", cause=cause, leg=leg, in_step=in_step,
+                       overlap_s=round(self.clock.now() - self._join_started, 3),
+                       duplicates=feed.decoder.duplicates - duplicates)
+
+    async def _hand_over(self, link: Link, stop: asyncio.Event) -> bool:
+        """A redundant leg's rollover: True once the other leg took over (then this one
+        closes and reconnects at once); False if this link ended first."""
+        while not link.closed().done():
+            if self.feed.hand_over(link.listener.leg):
+                log.info("shard %d: leg %d rolls over; the other leg serves meanwhile",
+                         self.index, link.listener.leg)
+                return True
+            await _unless(stop, self.clock.sleep(OVERLAP_POLL_S))
+        return False
+
     async def _overlap(self, old: Link, new: Link, cause: str, duplicates: int,
                        opened_for: Shard, stop: asyncio.Event) -> bool:
         """Both feed the decoder until `new` is in step; False (and `new` closed) if `new`
@@ -273,7 +328,7 @@ class Connection:
         started = self.clock.now()
         in_step: bool | None = None
         try:
-            in_step = await self._until_in_step(old, new, started, stop)
+            in_step = await self._until_in_step(old.closed().done, new, started, stop)
             if feed.shard is not opened_for:
                 in_step = None
         finally:
@@ -293,11 +348,12 @@ class Connection:
                    duplicates=feed.decoder.duplicates - duplicates)
         return True
 
-    async def _until_in_step(self, old: Link, new: Link, started: float,
+    async def _until_in_step(self, old_done: Callable[[], bool], new: Link, started: float,
                              stop: asyncio.Event) -> bool | None:
         """True once `new` is in step: its sequenced records met the last emitted ones, and
         none came past a hole since the previous look (the old one owes nothing more). False
-        when the old one ended or `rollover_overlap_s` passed first; None if `new` ended."""
+        when the old one ended (`old_done`) or `rollover_overlap_s` passed first; None if
+        `new` ended."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)
@@ -310,8 +366,7 @@ class Connection:
                 return True
             if not sequenced and new.listener.frames:
                 return True  # nothing to line up: the first frame shows it delivers
-            if old.closed().done() or \
-                    self.clock.now() - started >= self.config.rollover_overlap_s:
+            if old_done() or self.clock.now() - started >= self.config.rollover_overlap_s:
                 return False
             ahead = now_ahead
             await _unless(stop, self.clock.sleep(OVERLAP_POLL_S))
@@ -396,7 +451,8 @@ class Connection:
             self.last_error = f"closed by {who}: {detail}"
         log.warning("shard %d: connection closed by %s (%s); reconnecting", self.index, who,
                     detail)
-        self.feed.event("disconnected", close_code=code, reason=reason, by=who)
+        self.feed.event("disconnected", close_code=code, reason=reason, by=who,
+                        **self.feed.leg_field(listener))
 
     # --- live subscriptions -----------------------------------------------------------------
     def send(self, payload: bytes) -> None:

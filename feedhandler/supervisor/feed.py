@@ -4,6 +4,10 @@ The connections of a shard feed it: one at a time, or two while a make-before-br
 overlaps the old connection with its replacement. Each listener is one "leg" (0 or 1) of the
 decoder; while two are open the decoder drops what one leg already delivered (set_overlap),
 in C++, so the records stay exactly once with no Python per message.
+
+A/B redundancy (`redundant`): two Connections feed the shard all the time, one per leg.
+`trusted` are the legs whose jumps past a hole the decoder takes (both: the first arrival
+wins; one: the other leg is joining, its ids past a hole are owed by the trusted one).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from feedhandler._ext.decoder import Decoder
+from feedhandler._ext.decoder import BOTH_LEGS, Decoder
 from feedhandler._ext.listener import FeedListener
 from feedhandler.supervisor.plan import Shard
 
@@ -26,7 +30,7 @@ EventSink = Callable[[dict[str, Any]], None]
 class ShardFeed:
     def __init__(self, shard: Shard, decoder: Decoder, publish_event: EventSink, *,
                  max_frames: int = 0, on_limit: Callable[[], None] | None = None,
-                 max_message_bytes: int = 1 << 20) -> None:
+                 max_message_bytes: int = 1 << 20, redundant: bool = False) -> None:
         self.shard = shard
         self.decoder = decoder
         self.epoch = 0  # connection attempts so far; records carry it (Kafka header)
@@ -44,6 +48,9 @@ class ShardFeed:
         self.subscriptions: list[SubscriptionClient] = []
         # Set when the exchange announces `serverShutdown`; the connection rolls over.
         self.shutdown_notice = asyncio.Event()
+        self.redundant = redundant
+        self.trusted: set[int] = set()
+        self._overlap: int | None = None  # the decoder's set_overlap, while redundant
 
     @property
     def frames(self) -> int:
@@ -73,29 +80,60 @@ class ShardFeed:
         self.event(fields.pop("type"), **fields)
 
     # --- a connection's life ----------------------------------------------------------------
-    def attempting(self, replacing: bool = False) -> None:
+    def attempting(self, replacing: bool = False, leg: int | None = None) -> None:
         """A new connection attempt. A replacement continues the open connection's sequences
         (one market behind both), and the overlap starts now: it may deliver as soon as its
-        handshake ends, before `opened`. After a loss the sequences start over."""
+        handshake ends, before `opened`. So does a redundant `leg` while the other leg is
+        open: it joins, untrusted. After a loss the sequences start over."""
         self.epoch += 1
         if replacing:
             self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
-        else:
+            return
+        if not (self.redundant and self.listeners):
             self.decoder.reset_sequences()
+        if leg is not None:  # (a joining leg's in-step counts start from zero)
+            self.decoder.leg_connected(leg)
+            self._trust({listener.leg for listener in self.listeners} or {leg}, restart=True)
 
-    def new_listener(self) -> FeedListener:
+    def trust(self, leg: int) -> None:
+        """A joining redundant leg is in step (or waited rollover_overlap_s): a peer now."""
+        if any(listener.leg == leg for listener in self.listeners):
+            self._trust(self.trusted | {leg})
+
+    def hand_over(self, leg: int) -> bool:
+        """True, and `leg` no longer trusted, when the other leg is open and trusted: `leg`
+        may close (a rollover) with no gap. One leg at a time: the other now waits for
+        this one to be back in step."""
+        other = 1 - leg
+        if other not in self.trusted or all(x.leg != other for x in self.listeners):
+            return False
+        self._trust({other})
+        return True
+
+    def _trust(self, legs: set[int], restart: bool = False) -> None:
+        self.trusted = legs
+        overlap = BOTH_LEGS if len(legs) == 2 else min(legs)
+        if overlap != self._overlap or restart:  # set_overlap zeroes the in-step counts
+            self._overlap = overlap
+            self.decoder.set_overlap(overlap)
+
+    def new_listener(self, leg: int | None = None) -> FeedListener:
         # Frames still owed under --max-messages, across reconnects.
         remaining = self._max_frames - self.frames if self._max_frames else 0
         listener = FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached,
                                 max_message_bytes=self._max_message_bytes)
-        if self.listeners:  # a replacement: the other leg of the decoder
+        if leg is not None:  # a redundant leg
+            listener.leg = leg
+        elif self.listeners:  # a replacement: the other leg of the decoder
             listener.leg = 1 - self.listeners[0].leg
         return listener
 
-    def opened(self, listener: FeedListener) -> None:
+    def opened(self, listener: FeedListener, url: str = "") -> None:
+        """`url`: a redundant leg's (default: the shard's)."""
         self.listeners.append(listener)
         self._apply_pause(listener)  # a connection made while the sink is backed up waits too
-        self.event("connected", url=self.shard.url, streams=len(self.shard.streams))
+        self.event("connected", url=url or self.shard.url, streams=len(self.shard.streams),
+                   **self.leg_field(listener))
         if self._lost_at_ns:
             # Whatever the exchange sent after the last frame we had and before this
             # connection opened is gone: exactly that range, in ts_recv terms.
@@ -103,9 +141,17 @@ class ShardFeed:
                        to_ns=listener.connected_ns)
             self._lost_at_ns = 0
 
+    def leg_field(self, listener: FeedListener) -> dict[str, int]:
+        """The `leg` of a redundant shard's connection events."""
+        return {"leg": listener.leg} if self.redundant else {}
+
     def closed(self, listener: FeedListener) -> None:
         self.listeners.remove(listener)
-        self.end_overlap()
+        if self.redundant:  # the open legs carry on (the decoder stays in overlap)
+            open_legs = {other.leg for other in self.listeners}
+            self._trust(self.trusted & open_legs or open_legs or {1 - listener.leg})
+        else:
+            self.end_overlap()
         self._frames_before += listener.frames
         self._last_frame_before_ns = listener.last_frame_ns or self._last_frame_before_ns
         if not self.listeners and not self._lost_at_ns:

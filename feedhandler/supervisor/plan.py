@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 # Servers refuse request lines past some length (the simulator past ~16 KB, common proxies
 # past 8 KB; Binance documents none): a longer plan connects bare and subscribes.
@@ -28,6 +28,12 @@ def shard_url(base_url: str, streams: tuple[str, ...], time_unit: str) -> str:
     if time_unit == "us":
         query.append("timeUnit=MICROSECOND")
     return f"{parts.scheme}://{parts.netloc}/stream" + ("?" + "&".join(query) if query else "")
+
+
+def leg_url(shard_url: str, host_url: str) -> str:
+    """`shard_url` on another host (`host_url`: ws(s)://host[:port]): a redundant leg's."""
+    host = urlsplit(host_url)
+    return urlunsplit(urlsplit(shard_url)._replace(scheme=host.scheme, netloc=host.netloc))
 
 
 def make_shard(index: int, streams: tuple[str, ...], base_url: str, time_unit: str) -> Shard:

@@ -10,6 +10,23 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class LegStatus:
+    """One leg of a redundant shard (connection.redundancy 2)."""
+
+    leg: int  # 0 or 1
+    url: str
+    state: str  # as ConnectionStatus.state
+    trusted: bool  # in step: its first arrivals win (False while it joins)
+    failed_attempts: int
+    last_error: str
+    open_for_s: float
+    won: int  # records it delivered first (emitted from this leg)
+    lead_count: int  # the other leg's copies of those, with their lead measured...
+    lead_sum_s: float  # ...summed...
+    lead_buckets: tuple[int, ...]  # ...and by decoder.LEAD_BOUNDS_NS (not cumulative)
+
+
+@dataclass(frozen=True)
 class ConnectionStatus:
     shard: int
     url: str
@@ -27,7 +44,8 @@ class ConnectionStatus:
     violations: int  # connections closed with 1002 for a protocol violation
     oversized: int  # fragmented messages over max_frame_bytes (open connection)
     rollovers: dict[str, int]  # make-before-break replacements, by cause
-    duplicates: int  # records both connections of a rollover delivered, dropped once
+    duplicates: int  # records both connections (rollover, legs) delivered, dropped once
+    legs: tuple[LegStatus, ...] = ()  # A/B redundancy: both legs
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from feedhandler.supervisor.clock import SYSTEM_CLOCK, Clock
 from feedhandler.supervisor.connection import Connection, Connector
 from feedhandler.supervisor.failures import Failure
 from feedhandler.supervisor.feed import ShardFeed
+from feedhandler.supervisor.legs import LegPair
 from feedhandler.supervisor.limiter import AttemptLimiter
 from feedhandler.supervisor.staleness import Verdict
-from feedhandler.supervisor.status import ConnectionStatus, SupervisorStatus
+from feedhandler.supervisor.status import ConnectionStatus, LegStatus, SupervisorStatus
 from feedhandler.supervisor.transport import open_link, tls_context
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,15 @@ class Supervisor:
         self.limiter = limiter or AttemptLimiter(config.attempt_limit, config.attempt_window_s,
                                                  clock)
         context = tls_context(config.ca_file) \
-            if any(f.shard.url.startswith("wss://") for f in feeds) else None
+            if any(f.shard.url.startswith("wss://") for f in feeds) or \
+            config.url_b.startswith("wss://") else None
         if make_child is None:
             def make_child(feed: ShardFeed) -> Child:
-                return Connection(feed, config, self.limiter, clock=clock, connect=connect,
-                                  ssl_context=context)
+                def make_leg(leg: int | None) -> Connection:
+                    return Connection(feed, config, self.limiter, clock=clock,
+                                      connect=connect, ssl_context=context, leg=leg)
+
+                return LegPair(feed, make_leg) if config.redundancy == 2 else make_leg(None)
         self._make_child = make_child
         self.children = [make_child(feed) for feed in feeds]
         self._stopping = False
@@ -170,9 +175,21 @@ class Supervisor:
                 suspect=is_open and child.verdict.suspect,
                 replaced=dict(child.replaced), violations=child.violations,
                 oversized=listener.oversized if listener is not None else 0,
-                rollovers=dict(child.rollovers), duplicates=feed.decoder.duplicates))
+                rollovers=dict(child.rollovers), duplicates=feed.decoder.duplicates,
+                legs=tuple(_leg_status(leg, now) for leg in getattr(child, "legs", ()))))
         return SupervisorStatus(
             connections=tuple(connections), attempts=self.limiter.attempts,
             attempt_waits=self.limiter.waits, blocked_for_s=self.limiter.blocked_for,
             quarantined=sum(c.state == "quarantined" for c in self.children),
             start_refusal=self.start_refusal)
+
+
+def _leg_status(leg: Connection, now: float) -> LegStatus:
+    assert leg.leg is not None
+    won, lead_count, lead_sum_ns, lead_buckets, _ = leg.feed.decoder.leg_counts(leg.leg)
+    return LegStatus(leg=leg.leg, url=leg.url, state=leg.state,
+                     trusted=leg.leg in leg.feed.trusted,
+                     failed_attempts=leg.failed_attempts, last_error=leg.last_error,
+                     open_for_s=now - leg.opened_at if leg.state == "open" else 0.0,
+                     won=won, lead_count=lead_count, lead_sum_s=lead_sum_ns / 1e9,
+                     lead_buckets=lead_buckets)

@@ -263,3 +263,13 @@ async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
             await change(handler, remove=["ethusdt@trade", "nosuch@trade"])
             assert (await get(handler, "/readyz"))[0] == 200
             assert open_shards(handler) == {0: 1}
+
+
+@sync
+async def test_with_two_legs_streams_change_only_by_a_restart() -> None:
+    async with SimulatorServer(rate=500.0) as sim:
+        handler = Handler(config(sim.url, **{"connection.redundancy": 2}), RecordingSink())
+        async with running(handler):
+            status, text = await post(handler, b'{"add": ["solusdt@trade"]}')
+    assert status == 400 and "connection.redundancy 1" in text, text
+    assert handler.live.streams() == {"btcusdt@trade", "ethusdt@bookTicker"}

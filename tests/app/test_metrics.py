@@ -19,6 +19,7 @@ from feedhandler.records import SCHEMAS
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.null import NullSink
 from tests.app.prometheus_text import parse_metrics, value
+from tests.app.recording_sink import RecordingSink
 from tests.app.test_health import config, running, scrape, sync, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,3 +142,29 @@ def test_readme_metric_list_is_generated_from_the_code() -> None:
         assert f"`{name}" in readme
     for suffix, _ in SINK_METRICS.values():
         assert f"`feedhandler_sink_{suffix}" in readme
+
+
+@sync
+async def test_a_redundant_shard_shows_both_legs_who_won_and_by_how_much() -> None:
+    async with SimulatorServer(rate=5000.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url, **{"connection.redundancy": 2}), sink)
+        async with running(handler):
+            feed = handler.shards[0]
+            await until(lambda: feed.trusted == {0, 1} and feed.decoder.duplicates >= 1000)
+            metrics = await scrape(handler)
+            (shard,) = handler.status().supervisor.connections
+    assert [(leg.leg, leg.state, leg.trusted) for leg in shard.legs] == \
+        [(0, "open", True), (1, "open", True)]
+    for leg in shard.legs:
+        assert value(metrics, "feedhandler_leg_up", shard="0", leg=str(leg.leg)) == 1
+    won = [value(metrics, "feedhandler_leg_won_total", shard="0", leg=leg) for leg in "01"]
+    leads = [value(metrics, "feedhandler_leg_lead_seconds_count", leg=leg) for leg in "01"]
+    assert sum(won) > 0 and sum(leads) > 0
+    for leg in "01":  # the +Inf bucket is the count
+        assert value(metrics, "feedhandler_leg_lead_seconds_bucket", leg=leg, le="+Inf") == \
+            value(metrics, "feedhandler_leg_lead_seconds_count", leg=leg)
+    trades = np.concatenate([rows["trade_id"] for kind, rows, _ in sink.batches
+                             if kind == "trade"])
+    assert (np.diff(trades) == 1).all()  # both legs' trades, each id once, in order
+    assert "gap" not in [e["type"] for e in sink.events]

@@ -72,10 +72,19 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         Error error
         const char* field
 
+    const int BOTH_LEGS "fh::Decoder::kBothLegs"
+    const int LEAD_BUCKETS "fh::Decoder::kLeadBuckets"
+    const int64_t* LEAD_BOUNDS_NS "fh::Decoder::kLeadBoundsNs"
+
     cppclass OverlapCounts "fh::Decoder::OverlapCounts":
         uint64_t duplicates
         uint64_t in_step[2]
         uint64_t ahead[2]
+        uint64_t won[2]
+        uint64_t lead_count[2]
+        int64_t lead_sum_ns[2]
+        uint64_t lead_buckets[2][12]  # kLeadBuckets (asserted in decoder.pyx)
+        uint64_t behind
 
     cppclass Decoder:
         Decoder() except +
@@ -86,6 +95,7 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void set_max_frame(size_t size)
         void reset_sequences()
         void set_overlap(int primary)
+        void leg_connected(int leg)
         const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
                             int64_t ts_recv, cbool is_text, uint8_t leg)

@@ -18,6 +18,9 @@ cimport feedhandler._ext.core as core
 KIND_COUNT = <int>core.KIND_COUNT
 SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
+BOTH_LEGS = <int>core.BOTH_LEGS
+assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
+LEAD_BOUNDS_NS = tuple(core.LEAD_BOUNDS_NS[i] for i in range(core.LEAD_BUCKETS - 1))
 ERROR_NAMES = tuple(core.error_name(<core.Error>e).decode() for e in range(1, <int>core.ERR_COUNT))
 _KIND_INDEX = {name: k for k, name in enumerate(KIND_NAMES)}
 _DERIVED = tuple(_KIND_INDEX[k.name] for k in KINDS if k.role is Role.DERIVED)
@@ -167,12 +170,31 @@ cdef class Decoder:
         self._core.reset_sequences()
 
     def set_overlap(self, primary):
-        """Two connections ("legs" 0 and 1) feed this decoder from now on (`primary`: the leg
-        being replaced), or one again (None). While they overlap, a record at or before the
-        last one emitted for its (kind, symbol) is dropped and counted in `duplicates`, not
-        reported as a gap; a jump past it from the other leg is dropped (counted as ahead),
-        since the primary still owes those ids."""
-        self._core.set_overlap(-1 if primary is None else primary & 1)
+        """Two connections ("legs" 0 and 1) feed this decoder from now on, or one again (None).
+        While they overlap, a record at or before the last one emitted for its (kind, symbol)
+        is dropped and counted in `duplicates`, not reported as a gap. `primary` 0 or 1 (the
+        leg being replaced, or the one a redundant leg joins): a jump past the last emitted
+        from the other leg is dropped (counted as ahead), since the primary still owes those
+        ids. BOTH_LEGS (A/B redundancy): the first arrival wins, from either leg."""
+        self._core.set_overlap(-1 if primary is None else
+                               core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
+
+    def leg_connected(self, int leg):
+        """A new connection of `leg` (A/B redundancy): under BOTH_LEGS its jumps past the last
+        emitted id of a stream are owed by the other leg until its records meet that stream's
+        ids (when the other leg's connection has met them)."""
+        self._core.leg_connected(leg)
+
+    def leg_counts(self, int leg):
+        """(won, lead_count, lead_sum_ns, lead_buckets, behind) of `leg` while two legs
+        overlap, over the decoder's life: sequenced records it emitted first; for the other
+        leg's copies of them, the lead in buckets by LEAD_BOUNDS_NS (plus one over the last
+        bound, not cumulative); `behind`: copies older than the last emitted (both legs)."""
+        cdef const core.OverlapCounts* counts = &self._core.overlap_counts()
+        leg &= 1
+        return (counts.won[leg], counts.lead_count[leg], counts.lead_sum_ns[leg],
+                tuple(counts.lead_buckets[leg][b] for b in range(core.LEAD_BUCKETS)),
+                counts.behind)
 
     @property
     def duplicates(self):

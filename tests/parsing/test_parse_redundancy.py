@@ -1,0 +1,179 @@
+"""A/B redundancy on one decoder (set_overlap(BOTH_LEGS)): the first arrival of each record
+wins, from either leg; each record is emitted once and only a hole both legs have is a gap."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feedhandler._ext.decoder import BOTH_LEGS, LEAD_BOUNDS_NS
+from tests.parsing.helpers import examples
+from tests.parsing.strategies import encode
+from tests.parsing.test_parse_gaps import depth, trade
+from tests.parsing.test_parse_overlap import Run
+
+T = TypeVar("T")
+
+
+def mini(event_ms: int, close: str = "1", s: str = "BTCUSDT") -> bytes:
+    return encode({"e": "24hrMiniTicker", "E": event_ms, "s": s, "c": close, "o": "1",
+                   "h": "2", "l": "1", "v": "10", "q": "10"})
+
+
+class Legs(Run):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoder.set_overlap(BOTH_LEGS)
+
+    def at(self, frame: bytes, leg: int, ts: int = 1) -> None:
+        self.decoder.decode_many([frame], ts_recv=ts, leg=leg)
+
+
+def _interleave(legs: list[list[T]], order: list[bool]) -> list[tuple[T, int]]:
+    """The two legs' frames, each in its own order, merged as `order` picks (then the rest)."""
+    merged, queues, picks = [], [list(legs[0]), list(legs[1])], iter(order)
+    while queues[0] or queues[1]:
+        leg = (1 if next(picks, False) else 0) if queues[0] and queues[1] else \
+            (0 if queues[0] else 1)
+        merged.append((queues[leg].pop(0), leg))
+    return merged
+
+
+@examples(200)
+@given(n=st.integers(1, 60), cut=st.integers(0, 60), lost=st.integers(0, 1),
+       order=st.lists(st.booleans(), max_size=140))
+def test_any_interleaving_of_two_copies_is_the_sequence_once(n: int, cut: int, lost: int,
+                                                             order: list[bool]) -> None:
+    """Both legs carry trades 1..n and depth events; one of them may be lost after `cut`
+    records (it died): whatever the arrival order, each record comes out once, in order, and
+    no gap is reported."""
+    frames = [f for i in range(1, n + 1) for f in (trade(i), depth(2 * i - 1, 2 * i))]
+    legs = [frames, frames]
+    legs[lost] = frames[:cut]
+    run = Legs()
+    for frame, leg in _interleave(legs, order):
+        run.at(frame, leg)
+    assert run.column("trade", "trade_id") == list(range(1, n + 1))
+    assert run.column("depth", "last_update_id") == [2 * i for i in range(1, n + 1)]
+    assert run.gaps() == []
+    assert run.decoder.duplicates == min(cut, 2 * n)
+
+
+@examples(200)
+@given(n=st.integers(2, 50), k=st.integers(0, 50), start=st.integers(1, 50),
+       order=st.lists(st.booleans(), max_size=140))
+def test_a_leg_that_reconnects_anywhere_costs_nothing(n: int, k: int, start: int,
+                                                      order: list[bool]) -> None:
+    """Leg 0 carries trades 1..n (its first one comes first); leg 1 carries 1..k, then its
+    connection is replaced and the new one starts at `start`, behind or ahead of leg 0, in
+    any interleaving: each id comes out once, in order, and no gap is reported."""
+    run = Legs()
+    run.at(trade(1), 0)
+    leg1: list[bytes | None] = [trade(i) for i in range(1, min(k, n) + 1)]
+    leg1 += [None] + [trade(i) for i in range(min(start, n), n + 1)]  # None: reconnect
+    for frame, leg in _interleave([[trade(i) for i in range(2, n + 1)], leg1], order):
+        if frame is None:
+            run.decoder.leg_connected(1)
+        else:
+            run.at(frame, leg)
+    assert run.column("trade", "trade_id") == list(range(1, n + 1))
+    assert run.gaps() == []
+
+
+def test_a_leg_ahead_waits_per_stream_until_it_meets_the_ids() -> None:
+    run = Legs()
+    for symbol in ("AAA", "BBB"):
+        run.at(trade(1, symbol), 0)
+        run.at(trade(1, symbol), 1)
+    run.decoder.leg_connected(1)  # leg 1 reconnects
+    run.at(trade(4, "AAA"), 1)  # 2 and 3 are in flight on leg 0: dropped
+    run.at(trade(2, "BBB"), 1)  # in step on BBB: emitted
+    for t in (2, 3, 4):
+        run.at(trade(t, "AAA"), 0)
+    run.at(trade(5, "AAA"), 1)  # next to 4: leg 1 meets AAA
+    run.at(trade(7, "BBB"), 1)  # a hole on a leg in step on BBB: real
+    run.decoder.leg_connected(0)
+    run.decoder.leg_connected(1)  # both reconnect: neither has met a stream
+    run.at(trade(9, "AAA"), 0)  # 6..8 are gone on both: a gap
+    symbols = [bytes(s).decode() for b in run.batches["trade"] for s in b["symbol"]]
+    assert list(zip(symbols, run.column("trade", "trade_id"), strict=True)) == [
+        ("AAA", 1), ("BBB", 1), ("BBB", 2), ("AAA", 2), ("AAA", 3), ("AAA", 4), ("AAA", 5),
+        ("BBB", 7), ("AAA", 9)]
+    assert run.gaps() == [("trade", 3, 7, 1), ("trade", 6, 9, 1)]
+
+
+@examples(100)
+@given(n=st.integers(1, 40), order=st.lists(st.booleans(), max_size=100))
+def test_records_without_ids_are_told_apart_by_event_time_and_content(
+        n: int, order: list[bool]) -> None:
+    """miniTicker has no id: the same event time and content from the other leg is a copy;
+    a changed value with the same event time is a record of its own."""
+    frames = [mini(i // 2, close=str(1 + i % 2)) for i in range(n)]
+    run = Legs()
+    for frame, leg in _interleave([frames, frames], order):
+        run.at(frame, leg)
+    got = [(int(e), int(c)) for b in run.batches["miniTicker"]
+           for e, c in zip(b["ts_event"], b["close"], strict=True)]
+    assert got == [(i // 2 * 1_000_000, (1 + i % 2) * 10**8) for i in range(n)]
+    assert run.decoder.duplicates == n
+
+
+def test_a_hole_on_both_legs_is_one_gap() -> None:
+    run = Legs()
+    run.at(trade(1), 0)
+    run.at(trade(1), 1)
+    run.at(trade(3), 1)  # 2 never came on either leg
+    run.at(trade(3), 0)
+    assert run.column("trade", "trade_id") == [1, 3]
+    assert run.gaps() == [("trade", 2, 3, 1)]
+
+
+def test_a_joining_leg_waits_for_the_primary_then_both_win() -> None:
+    """A leg (re)connects while the other serves: under the other as primary its ids past a
+    hole are dropped; once in step, both are peers; then the old one dies."""
+    run = Run()
+    run.feed([trade(t) for t in range(1, 5)], leg=0)
+    run.decoder.set_overlap(0)  # leg 1 joins
+    run.feed([trade(7), trade(8)], leg=1)  # 5, 6 are still in flight on leg 0: ahead
+    run.feed([trade(5), trade(6), trade(7)], leg=0)
+    run.feed([trade(8)], leg=1)
+    assert run.decoder.overlap_counts(1) == (1, 2)
+    run.decoder.set_overlap(BOTH_LEGS)  # in step: peers
+    run.feed([trade(9), trade(10), trade(11)], leg=1)
+    run.feed([trade(8), trade(9), trade(10)], leg=0)  # then leg 0 is lost
+    run.feed([trade(12)], leg=1)
+    assert run.column("trade", "trade_id") == list(range(1, 13))
+    assert run.gaps() == []
+
+
+def test_the_winning_leg_and_its_lead_are_counted() -> None:
+    run = Legs()
+    run.at(trade(1), 0, ts=1_000)
+    run.at(trade(1), 1, ts=1_000 + 300_000)  # leg 0 won by 300 us
+    run.at(trade(2), 1, ts=2_000)
+    run.at(trade(3), 1, ts=3_000)
+    run.at(trade(2), 0, ts=4_000)  # older than the last emitted: no lead measured
+    run.at(trade(3), 0, ts=3_000 + 2_000_000_000)  # leg 1 won by 2 s: the overflow bucket
+    run.at(mini(5), 0, ts=10)
+    run.at(mini(5), 1, ts=10 + 40_000)  # leg 0 won by 40 us
+    won0, count0, sum0, buckets0, behind = run.decoder.leg_counts(0)
+    won1, count1, sum1, buckets1, _ = run.decoder.leg_counts(1)
+    assert (won0, won1) == (2, 2)
+    assert (count0, sum0, count1, sum1) == (2, 340_000, 1, 2_000_000_000)
+    assert behind == 1
+    expected0 = np.zeros(len(LEAD_BOUNDS_NS) + 1, dtype=int)
+    expected0[0] += 1  # 40 us <= 50 us
+    expected0[LEAD_BOUNDS_NS.index(500_000)] += 1  # 300 us <= 500 us
+    assert list(buckets0) == list(expected0)
+    assert list(buckets1) == [0] * len(LEAD_BOUNDS_NS) + [1]
+
+
+def test_one_connection_counts_no_leg() -> None:
+    run = Run()
+    run.feed([trade(1), trade(2), mini(1), mini(1)], leg=0)
+    assert run.decoder.leg_counts(0)[:3] == (0, 0, 0)
+    assert len(run.batches["miniTicker"]) == 2  # no de-duplication without an overlap
+
