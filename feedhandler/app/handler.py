@@ -66,7 +66,7 @@ class HandlerStats:
 
 
 def make_sink(config: HandlerConfig,
-              on_ack_latency: Callable[[str, float], None] | None = None) -> Sink:
+              on_ack_latency: Callable[[str, np.ndarray], None] | None = None) -> Sink:
     if config.sink == "null":
         return NullSink()
     from feedhandler.sinks.kafka import KafkaSink
@@ -86,7 +86,7 @@ class Handler:
         at SIGHUP (its streams apply live)."""
         self.config = config
         self.latency = LatencyHistograms()
-        self.sink = sink if sink is not None else make_sink(config, self.latency.observe_ack)
+        self.sink = sink if sink is not None else make_sink(config, self.latency.observe_acks)
         self.stats = HandlerStats()
         self._stop = asyncio.Event()
         self._logged_reasons: set[str] = set()
