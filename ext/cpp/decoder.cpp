@@ -724,6 +724,7 @@ bool Decoder::Impl::depth_levels(std::string_view text, const DepthRecord& tmpl,
   const char* p = text.data();
   const char* const end = p + text.size();
   auto space = [end](const char*& q) {
+    if (static_cast<unsigned char>(*q) > ' ') return;  // no whitespace: the usual case
     while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
   };
   auto other = [&c] {
