@@ -11,12 +11,14 @@ Headers = list[tuple[str, bytes]]
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
 def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray, ends: np.ndarray,
                   order: np.ndarray | None = None) -> list[bytes]: ...
+# A Delivery is called as a DeliveryCallback (its __call__ has no signature to check here)
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
 class Delivery:
     # read-only
     count: int
 
     def __init__(self, outlet: Outlet, count: int) -> None: ...
-    def __call__(self, err: KafkaError | None, msg: Message) -> None: ...
 
 class Outlet:
     # read-only
@@ -24,7 +26,7 @@ class Outlet:
     on_delivery: Callable[[int, KafkaError, Message], None]
     backlog: Callable[[str, bytes, bytes, Headers, int], Any]
     failed: Callable[[str, bytes, int, KafkaError], Any]
-    callbacks: dict[int, Delivery]
+    callbacks: dict[int, DeliveryCallback]
     # (topic, produce -> ack seconds) per acknowledged message; None: not kept
     acks: list[tuple[str, float | None]] | None
     on_acked: Callable[[Message], None] | None
@@ -36,7 +38,7 @@ class Outlet:
         backlog: Callable[[str, bytes, bytes, Headers, int], Any],
         failed: Callable[[str, bytes, int, KafkaError], Any],
     ) -> None: ...
-    def callback(self, count: int) -> Delivery: ...
+    def callback(self, count: int) -> DeliveryCallback: ...
 
 class MessageBatch:
     # read-only: what produce_messages did with the batch
