@@ -137,6 +137,9 @@ struct Ctx {
   Error error = ERR_NONE;
   const char* where = "";
   Kind full = KIND_NONE;
+  // Depth levels not in the form the fast reader takes (Impl::depth_levels): decode the frame
+  // again through simdjson value by value, which finds and names whatever is wrong.
+  bool retry_generic = false;
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
@@ -196,9 +199,11 @@ struct Decoder::Impl {
     }
     return any ? h | 1 : 0;
   }
+  bool generic_levels = false;  // set while a frame is decoded again (Ctx::retry_generic)
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       uint8_t leg);
+  bool parse_frame(const char* data, size_t size, size_t readable_after, Ctx& c);
 
   void count_duplicate(const Ctx& c) {
     ++counts.duplicates;
@@ -229,6 +234,7 @@ struct Decoder::Impl {
 
   // --- hooks: kinds that need real code ---
   bool depth(od::object& obj, Ctx& c);
+  bool depth_levels(std::string_view text, const DepthRecord& tmpl, Ctx& c);
   bool depth_partial(od::object& obj, Ctx& c);
   bool kline(od::object& obj, Ctx& c);
   bool window_ticker(od::object& obj, Ctx& c);
@@ -459,26 +465,22 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
                                    int64_t ts_recv, uint8_t leg) {
   size_t saved[KIND_COUNT];
   for (int k = 0; k < KIND_COUNT; ++k) saved[k] = tables[k].size;
+  auto start = [&](Ctx& c) {
+    c.ts_recv = ts_recv;
+    c.leg = leg & 1;
+    c.stream = has_hint ? &hint : nullptr;
+    last_stream = hint_name;
+  };
   Ctx c;
-  c.ts_recv = ts_recv;
-  c.leg = leg & 1;
-  c.stream = has_hint ? &hint : nullptr;
-  last_stream = hint_name;
-
-  bool ok;
-  if (size > max_frame) {
-    ok = fail(c, ERR_OVERSIZED, "");
-  } else {
-    const char* buf = data;
-    if (readable_after < kPadding) {
-      if (scratch.size() < size + kPadding) scratch.resize(size + kPadding);
-      std::memcpy(scratch.data(), data, size);
-      buf = scratch.data();
-    }
-    od::document doc;
-    auto err = parser.iterate(simdjson::padded_string_view(buf, size, size + kPadding)).get(doc);
-    ok = err ? json_fail(c, err, "") : root(doc, c);
-    if (ok && !doc.at_end()) ok = fail(c, ERR_MALFORMED_JSON, "");
+  start(c);
+  bool ok = parse_frame(data, size, readable_after, c);
+  if (!ok && c.retry_generic) {  // rare: nothing of the first pass is kept
+    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    c = Ctx{};
+    start(c);
+    generic_levels = true;
+    ok = parse_frame(data, size, readable_after, c);
+    generic_levels = false;
   }
 
   if (!ok) {
@@ -536,6 +538,22 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     if (tables[k].size != saved[k] && k != KIND_GAP) written = static_cast<Kind>(k);
   }
   return {STATUS_OK, written, ERR_NONE, ""};
+}
+
+bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_after,
+                                 Ctx& c) {
+  if (size > max_frame) return fail(c, ERR_OVERSIZED, "");
+  const char* buf = data;
+  if (readable_after < kPadding) {
+    if (scratch.size() < size + kPadding) scratch.resize(size + kPadding);
+    std::memcpy(scratch.data(), data, size);
+    buf = scratch.data();
+  }
+  od::document doc;
+  auto err = parser.iterate(simdjson::padded_string_view(buf, size, size + kPadding)).get(doc);
+  if (err) return json_fail(c, err, "");
+  if (!root(doc, c)) return false;
+  return doc.at_end() || fail(c, ERR_MALFORMED_JSON, "");
 }
 
 bool Decoder::Impl::root(od::document& doc, Ctx& c) {
@@ -745,13 +763,32 @@ bool Decoder::Impl::read(od::value& v, const KeyField& f, char* row, Ctx& c) {
 
 bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
   static const char* const kNames[] = {"E", "s", "U", "u", "b", "a"};
-  DepthRecord head{};
+  DepthRecord head;
+  std::memset(&head, 0, sizeof head);  // padding and symbol tails are part of the wire bytes
+  head.ts_recv = c.ts_recv;
   Table& t = tables[KIND_DEPTH];
   const size_t first_row = t.size;
   uint32_t seen = 0;
+  // Rows are written whole from `head` as the levels come; they are rewritten at the end only
+  // when a header field came after them (Binance sends E, s, U, u first).
+  bool rows_stale = generic_levels;
+  auto header = [&](bool ok) {
+    rows_stale |= t.size != first_row;
+    return ok;
+  };
   auto levels = [&](od::value& v, uint8_t side, const char* name) {
     od::array arr;
     if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
+    if (!generic_levels) {
+      std::string_view text;
+      if (arr.raw_json().get(text)) {
+        c.retry_generic = true;
+        return fail(c, ERR_MALFORMED_JSON, name);
+      }
+      head.side = side;
+      rows_stale |= (seen & 0xf) != 0xf;
+      return depth_levels(text, head, c);
+    }
     for (auto level_result : arr) {
       od::array pair;
       if (auto err = level_result.get_array().get(pair)) return json_fail(c, err, name);
@@ -772,10 +809,10 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
   };
   FH_FIELDS(obj, c, KIND_DEPTH, ([&] {
     switch (key) {
-      case key_code("E"): return FH_READ(0, timestamp(v, head.ts_event, c, "E"));
-      case key_code("s"): return FH_READ(1, symbol(v, head.symbol, c));
-      case key_code("U"): return FH_READ(2, integer(v, head.first_update_id, c, "U"));
-      case key_code("u"): return FH_READ(3, integer(v, head.last_update_id, c, "u"));
+      case key_code("E"): return FH_READ(0, header(timestamp(v, head.ts_event, c, "E")));
+      case key_code("s"): return FH_READ(1, header(symbol(v, head.symbol, c)));
+      case key_code("U"): return FH_READ(2, header(integer(v, head.first_update_id, c, "U")));
+      case key_code("u"): return FH_READ(3, header(integer(v, head.last_update_id, c, "u")));
       case key_code("b"): return FH_READ(4, levels(v, SIDE_BID, "b"));
       case key_code("a"): return FH_READ(5, levels(v, SIDE_ASK, "a"));
       default: return skip_field(field, c);
@@ -786,19 +823,83 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
     auto* r = append<DepthRecord>(KIND_DEPTH, c);
     if (!r) return false;
     r->side = SIDE_NONE;
+    rows_stale = true;
   }
   auto* rows = reinterpret_cast<DepthRecord*>(t.data);
-  for (size_t i = first_row; i < t.size; ++i) {
-    DepthRecord& r = rows[i];
-    r.ts_recv = c.ts_recv;
-    r.ts_event = head.ts_event;
-    r.first_update_id = head.first_update_id;
-    r.last_update_id = head.last_update_id;
-    std::memcpy(r.symbol, head.symbol, kSymbolWidth);
+  if (rows_stale) {
+    for (size_t i = first_row; i < t.size; ++i) {
+      DepthRecord& r = rows[i];
+      r.ts_recv = c.ts_recv;
+      r.ts_event = head.ts_event;
+      r.first_update_id = head.first_update_id;
+      r.last_update_id = head.last_update_id;
+      std::memcpy(r.symbol, head.symbol, kSymbolWidth);
+    }
   }
   rows[first_row].flags |= DEPTH_FIRST;
   rows[t.size - 1].flags |= DEPTH_LAST;
   return sequence(KIND_DEPTH, head.symbol, head.first_update_id, head.last_update_id, true, c);
+}
+
+// The levels of one side, `text` being their array's raw JSON as simdjson delimited it (up to
+// the next token): `[["price","qty"],…]`, whitespace allowed, read here byte by byte with no
+// simdjson call per level. Each row is `tmpl` with the level's price and quantity. Anything
+// else, a bad decimal included, asks for the generic pass (c.retry_generic), which tells
+// exactly what is wrong; stage 1 has validated UTF-8 and found where every string ends.
+bool Decoder::Impl::depth_levels(std::string_view text, const DepthRecord& tmpl, Ctx& c) {
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  auto space = [end](const char*& q) {
+    if (static_cast<unsigned char>(*q) > ' ') return;  // no whitespace: the usual case
+    while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+  };
+  auto other = [&c] {
+    c.retry_generic = true;
+    return fail(c, ERR_MALFORMED_JSON, "");
+  };
+  Table& t = tables[KIND_DEPTH];
+  auto* rows = reinterpret_cast<DepthRecord*>(t.data);
+  ++p;  // the array's '['
+  space(p);
+  if (p < end && *p == ']') return true;
+  while (true) {
+    if (p >= end || *p != '[') return other();
+    ++p;
+    space(p);
+    if (*p != '"') return other();
+    if (t.size == t.capacity) {
+      c.full = KIND_DEPTH;
+      return false;
+    }
+    DepthRecord* r = rows + t.size;
+    std::memcpy(r, &tmpl, sizeof tmpl);
+    int128 qty;
+    if (parse_fixed8_quoted(p + 1, r->price, &p) != DecimalStatus::ok) return other();
+    ++p;  // the closing quote
+    space(p);
+    if (*p != ',') return other();
+    ++p;
+    space(p);
+    if (*p != '"' || parse_fixed8_quoted(p + 1, qty, &p) != DecimalStatus::ok) return other();
+    r->qty.lo = static_cast<uint64_t>(qty);
+    r->qty.hi = static_cast<int64_t>(qty >> 64);
+    ++p;
+    space(p);
+    if (*p != ']') return other();
+    ++p;
+    space(p);
+    if (p >= end) return other();
+    ++t.size;
+    if (*p == ',') {
+      ++p;
+      space(p);
+      continue;
+    }
+    if (*p != ']') return other();
+    ++p;
+    space(p);
+    return p == end || other();
+  }
 }
 
 bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {

@@ -7,26 +7,38 @@ import numpy as np
 from confluent_kafka import KafkaError, Message
 
 Headers = list[tuple[str, bytes]]
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
 def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray, ends: np.ndarray,
                   order: np.ndarray | None = None) -> list[bytes]: ...
+# A Delivery is called as a DeliveryCallback (its __call__ has no signature to check here)
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+class Delivery:
+    # read-only
+    count: int
+
+    def __init__(self, outlet: Outlet, count: int) -> None: ...
+
 class Outlet:
     # read-only
     produce: Callable[..., None]
-    on_delivery: Callable[[int, KafkaError | None, Message], None]
+    on_delivery: Callable[[int, KafkaError, Message], None]
     backlog: Callable[[str, bytes, bytes, Headers, int], Any]
     failed: Callable[[str, bytes, int, KafkaError], Any]
     callbacks: dict[int, DeliveryCallback]
+    # (topic, produce -> ack seconds) per acknowledged message; None: not kept
+    acks: list[tuple[str, float | None]] | None
+    on_acked: Callable[[Message], None] | None
 
     def __init__(
         self,
         produce: Callable[..., None],
-        on_delivery: Callable[[int, KafkaError | None, Message], None],
+        on_delivery: Callable[[int, KafkaError, Message], None],
         backlog: Callable[[str, bytes, bytes, Headers, int], Any],
         failed: Callable[[str, bytes, int, KafkaError], Any],
     ) -> None: ...
+    def callback(self, count: int) -> DeliveryCallback: ...
 
 class MessageBatch:
     # read-only: what produce_messages did with the batch

@@ -68,7 +68,7 @@ class HandlerStats:
 
 
 def make_sink(config: HandlerConfig,
-              on_ack_latency: Callable[[str, float], None] | None = None) -> Sink:
+              on_ack_latency: Callable[[str, np.ndarray], None] | None = None) -> Sink:
     if config.sink == "null":
         return NullSink()
     from feedhandler.sinks.kafka import KafkaSink
@@ -96,7 +96,7 @@ class Handler:
         self.config = config
         self.latency = LatencyHistograms()
         if sink is None:
-            sink = make_sink(config, self.latency.observe_ack)
+            sink = make_sink(config, self.latency.observe_acks)
         self.sink = wrap_sink(sink) if wrap_sink is not None else sink
         self.stats = HandlerStats()
         self._stop = asyncio.Event()

@@ -13,7 +13,6 @@ summed at scrape time.
 
 from __future__ import annotations
 
-import bisect
 import time
 
 import numpy as np
@@ -35,10 +34,6 @@ class Histogram:
         index = np.searchsorted(self._bounds_ns, values_ns, side="left")
         self.counts += np.bincount(index, minlength=len(self.counts))
         self.sum_ns += int(values_ns.sum())
-
-    def observe_one(self, value_s: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds_s, value_s)] += 1
-        self.sum_ns += round(value_s * 1e9)
 
     def cumulative(self) -> list[tuple[str, float]]:
         """(le, cumulative count) including +Inf, as a Prometheus histogram exposes them."""
@@ -69,6 +64,6 @@ class LatencyHistograms:
         if "ts_event" in (records.dtype.names or ()):
             self._get("event_to_receive", kind).observe(received - records["ts_event"])
 
-    def observe_ack(self, kind: str, latency_s: float) -> None:
-        """One Kafka message of `kind` acknowledged `latency_s` after its produce()."""
-        self._get("produce_to_ack", kind).observe_one(latency_s)
+    def observe_acks(self, kind: str, latencies_s: np.ndarray) -> None:
+        """Kafka messages of `kind` acknowledged `latencies_s` after their produce()."""
+        self._get("produce_to_ack", kind).observe(np.rint(latencies_s * 1e9).astype(np.int64))

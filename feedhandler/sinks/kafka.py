@@ -11,9 +11,11 @@ librdkafka's queue absorbs bursts and broker outages (messages never time out); 
 Nothing here blocks the event loop. A message the broker rejects for good is counted, logged
 and reported on the control topic with its record count.
 
-Delivery reports come for failures only: a Python call per acknowledged message would cost
-about as much as producing it. Acknowledged = produced - failed - still in librdkafka, exact
-once the producer is flushed; latency comes from librdkafka's statistics instead.
+Delivery reports: a failure calls back into Python (counted, logged, reported). An
+acknowledgement (reported only with kafka.ack_latency) is handled in C, publish.pyx's Delivery:
+its produce -> ack latency is kept and handed over per kind once per poll, since a Python call
+per acknowledged message would cost about as much as producing it. Acknowledged = produced -
+failed - still in librdkafka, exact once the producer is flushed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -134,12 +135,13 @@ class DeliveryStats:
 class KafkaSink:
     def __init__(self, config: KafkaConfig, instance: str, time_unit: str = "ms",
                  topics: Iterable[str] = (),
-                 on_ack_latency: Callable[[str, float], None] | None = None,
+                 on_ack_latency: Callable[[str, np.ndarray], None] | None = None,
                  derived: Collection[str] = ()) -> None:
         """`topics`: the data topics to create or check on start (control and dead-letter
         topics are added); `derived`: the handler-made kinds whose topics streams added at
         runtime need too. `time_unit` is the connections' (raw messages carry it).
-        `on_ack_latency(kind, seconds)`: per acknowledged data message, produce -> ack."""
+        `on_ack_latency(kind, seconds)`: produce -> ack of each acknowledged data message, per
+        kind as an array, after each poll that served delivery reports."""
         self.config = config
         self.instance = instance
         self.time_unit = time_unit
@@ -152,16 +154,25 @@ class KafkaSink:
         self._producer = Producer(producer_config(config, instance), logger=log,
                                   stats_cb=self._on_statistics)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
-        self._outlet = Outlet(self._producer.produce, self._on_delivery, self._to_backlog,
+        self._outlet = Outlet(self._producer.produce, self._on_failure, self._to_backlog,
                               self._failed)
+        self._outlet.acks = [] if on_ack_latency is not None else None
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
         self._closing = False
-        # Called per acknowledged message (the latency benchmark stamps acks with it).
-        self.on_acked: Callable[[Message], None] | None = None
+
+    @property
+    def on_acked(self) -> Callable[[Message], None] | None:
+        """Called per acknowledged message (the latency benchmark stamps acks with it)."""
+        on_acked: Callable[[Message], None] | None = self._outlet.on_acked
+        return on_acked
+
+    @on_acked.setter
+    def on_acked(self, callback: Callable[[Message], None] | None) -> None:
+        self._outlet.on_acked = callback
 
     def add_streams(self, streams: Collection[str]) -> None:
         """The topics of streams added at runtime: created or checked as on start."""
@@ -216,6 +227,7 @@ class KafkaSink:
 
     def service(self) -> None:
         self._producer.poll(0)
+        self._report_acks()
         while self._backlog:
             topic, key, value, headers, count = self._backlog[0]
             if not self._try_produce(topic, key, value, headers, count):
@@ -245,6 +257,7 @@ class KafkaSink:
             # (messages in flight may yet have been written; consumers can tell by sequence id).
             self._producer.purge()
             self._producer.flush(1.0)
+        self._report_acks()
         remaining = self.queued() + self.stats.errors["_PURGE_QUEUE"] + \
             self.stats.errors["_PURGE_INFLIGHT"]
         if remaining:
@@ -366,29 +379,32 @@ class KafkaSink:
         return True
 
     def _callback(self, count: int) -> Callable[[KafkaError | None, Message], None]:
-        """The delivery callback of a message of `count` records, one per distinct count (as
-        produce_messages keeps them)."""
-        callback = self._outlet.callbacks.get(count)
-        if callback is None:
-            callback = self._outlet.callbacks[count] = partial(self._on_delivery, count)
+        """The delivery callback of a message of `count` records (see Outlet)."""
+        callback: Callable[[KafkaError | None, Message], None] = self._outlet.callback(count)
         return callback
 
-    def _on_delivery(self, count: int, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failed(msg.topic() or "", msg.key() or b"", count, err)
+    def _on_failure(self, count: int, err: KafkaError, msg: Message) -> None:
+        self._failed(msg.topic() or "", msg.key() or b"", count, err)
+
+    def _report_acks(self) -> None:
+        """The produce -> ack latencies the last poll served, per kind in one call."""
+        acks = self._outlet.acks
+        if not acks or self._on_ack_latency is None:
             return
-        if self._on_ack_latency is not None:
-            kind = self._topic_kinds.get(msg.topic() or "")
-            latency = msg.latency()  # librdkafka's: produce() until this report is served
-            if kind and latency is not None:
-                self._on_ack_latency(kind, latency)
-        if self.on_acked is not None:
-            self.on_acked(msg)
+        self._outlet.acks = []
+        by_kind: dict[str, list[float]] = {}
+        for topic, latency in acks:
+            kind = self._topic_kinds.get(topic)
+            if kind and latency is not None:  # (data topics only)
+                by_kind.setdefault(kind, []).append(latency)
+        for kind, latencies in by_kind.items():
+            self._on_ack_latency(kind, np.array(latencies))
 
     def serve_deliveries(self, timeout: float) -> None:
         """Wait up to `timeout` s for delivery reports and serve them: librdkafka allows this
         from another thread, which the latency benchmark uses to stamp acks as they come."""
         self._producer.poll(timeout)
+        self._report_acks()
 
     def _on_statistics(self, text: str) -> None:
         brokers = [b for b in orjson.loads(text).get("brokers", {}).values() if b["nodeid"] >= 0]

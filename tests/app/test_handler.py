@@ -174,4 +174,4 @@ def test_a_wrapped_sink_still_reports_its_acks_to_the_latency_histograms(
     handler = Handler(config("ws://127.0.0.1:1"), wrap_sink=recorder)
     # the recorder wraps the configured sink: that sink feeds produce -> ack
     assert handler.sink is outer and made["wrapped"] is made["inner"]
-    assert made["on_ack_latency"] == handler.latency.observe_ack
+    assert made["on_ack_latency"] == handler.latency.observe_acks

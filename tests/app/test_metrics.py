@@ -84,8 +84,8 @@ def test_latency_histogram_buckets_are_vectorised_le_counts() -> None:
     books = np.zeros(2, SCHEMAS["bookTicker"].dtype)  # no event time: one stage only
     books["ts_recv"] = 10
     latency.observe_batch("bookTicker", books, now_ns=10 + 400_000)
-    latency.observe_ack("trade", 0.002)  # a Kafka message's produce -> ack
-    latency.observe_ack("trade", 0.001)  # (a bound is inclusive: le)
+    latency.observe_acks("trade", np.array([0.002, 0.001]))  # Kafka messages' produce -> ack
+    # (a bound is inclusive: le)
     handler = idle_handler()
     handler.latency = latency
     values, types = parse_metrics(exposition(handler))

@@ -358,7 +358,7 @@ def test_every_acknowledged_data_message_reports_its_produce_to_ack_latency(
         kafka_bootstrap: str) -> None:
     acks: list[tuple[str, float]] = []
     config = kafka_config(kafka_bootstrap)
-    sink = new_sink(config, on_ack_latency=lambda kind, s: acks.append((kind, s)))
+    sink = new_sink(config, on_ack_latency=lambda kind, s: acks.extend((kind, x) for x in s))
     sink.publish_batch("trade", trades([b"BTCUSDT", b"ETHUSDT"]), 1)
     sink.publish_control({"type": "paused", "backlog_bytes": 0})  # not a data message
     drain(sink)

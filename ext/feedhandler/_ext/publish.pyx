@@ -6,8 +6,6 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
-from functools import partial
-
 import numpy as np
 from confluent_kafka import KafkaException
 
@@ -80,22 +78,61 @@ cdef inline bytes _decimal(int64_t value):
     return PyBytes_FromStringAndSize(text, snprintf(text, sizeof(text), "%lld", <long long>value))
 
 
+cdef class Delivery:
+    """The delivery callback of the messages of `count` records, one per distinct count (a new
+    callable per message would cost a Python object each; confluent_kafka reports neither
+    headers nor an opaque value). A failure goes to outlet.on_delivery(count, err, msg); an
+    acknowledgement is handled here, with no Python frame: its (topic, produce -> ack seconds)
+    appended to outlet.acks when that is a list, and the message to outlet.on_acked if set."""
+    cdef readonly int64_t count
+    cdef Outlet outlet
+
+    def __init__(self, Outlet outlet not None, int64_t count):
+        self.outlet, self.count = outlet, count
+
+    def __call__(self, err, msg):
+        cdef Outlet outlet = self.outlet
+        if err is not None:
+            outlet.on_delivery(self.count, err, msg)
+            return
+        if outlet.acks is not None:
+            outlet.acks.append((msg.topic(), msg.latency()))
+        if outlet.on_acked is not None:
+            outlet.on_acked(msg)
+
+
 cdef class Outlet:
     """Where produce_messages sends messages, for the life of a producer.
 
-    produce: confluent_kafka's Producer.produce. A message's delivery report goes to
-    on_delivery(count, err, msg): confluent_kafka reports neither headers nor an opaque value,
-    so the record count is bound into a callback, one per distinct count, kept in `callbacks`
-    (a new callable per message would cost a Python object each). A message librdkafka refuses
-    up front goes to failed(topic, key, count, KafkaError); one that must wait (queue full, or
-    behind a backlog) to backlog(topic, key, value, headers, count)."""
+    produce: confluent_kafka's Producer.produce. Delivery reports come to a Delivery per record
+    count, kept in `callbacks`: failures to on_delivery(count, err, msg), acknowledgements
+    to `acks` (a list, or None: not kept) and `on_acked`. A message librdkafka refuses up front
+    goes to failed(topic, key, count, KafkaError); one that must wait (queue full, or behind a
+    backlog) to backlog(topic, key, value, headers, count)."""
     cdef readonly object produce, on_delivery, backlog, failed
     cdef readonly dict callbacks
+    cdef dict count_headers  # count -> its (H_COUNT, b"<count>") header
+    cdef public list acks
+    cdef public object on_acked
 
     def __init__(self, produce, on_delivery, backlog, failed):
         self.produce, self.on_delivery = produce, on_delivery
         self.backlog, self.failed = backlog, failed
-        self.callbacks = {}
+        self.callbacks, self.count_headers = {}, {}
+        self.acks, self.on_acked = None, None
+
+    cpdef object callback(self, int64_t count):
+        """The Delivery of messages of `count` records."""
+        callback = self.callbacks.get(count)
+        if callback is None:
+            callback = self.callbacks[count] = Delivery(self, count)
+        return callback
+
+    cdef tuple count_header(self, int64_t count):
+        header = self.count_headers.get(count)
+        if header is None:
+            header = self.count_headers[count] = (H_COUNT, _decimal(count))
+        return header
 
 
 cdef class MessageBatch:
@@ -138,21 +175,20 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
     cdef Py_ssize_t i
     cdef int64_t count
     cdef list headers
+    cdef tuple epoch = (H_EPOCH, batch.epoch)
+    produce = outlet.produce
     for i in range(len(batch.values)):
         count = batch.counts[i]
-        headers = [*batch.fixed_headers, (H_COUNT, _decimal(count)), (H_EPOCH, batch.epoch)]
+        headers = [*batch.fixed_headers, outlet.count_header(count), epoch]
         if batch.sequenced:
             headers.append((H_SEQ_FIRST, _decimal(batch.firsts[i])))
             headers.append((H_SEQ_LAST, _decimal(batch.lasts[i])))
         if batch.extra_headers is not None:
             headers += batch.extra_headers[i]
         if not full:
-            callback = outlet.callbacks.get(count)
-            if callback is None:
-                callback = outlet.callbacks[count] = partial(outlet.on_delivery, count)
             try:
-                outlet.produce(batch.topics[i], batch.values[i], batch.keys[i],
-                               on_delivery=callback, headers=headers)
+                produce(batch.topics[i], batch.values[i], batch.keys[i],
+                        on_delivery=outlet.callback(count), headers=headers)
             except BufferError:
                 full = True
                 batch.buffer_full += 1

@@ -1,0 +1,77 @@
+"""Diff-depth levels: the decoder reads `[["price","qty"],…]` straight from the array's text and
+hands anything else back to the value-by-value pass. Both must give the same rows and errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.parsing.helpers import run_decoder
+
+LEVELS = [[f"{20000 + i}.{i:08d}", f"{i}.{(7 * i) % 10**8:08d}"] for i in range(300)]
+EVENT: dict[str, Any] = {"e": "depthUpdate", "E": 1672515782136, "s": "BTCUSDT", "U": 100,
+                         "u": 109, "b": LEVELS, "a": LEVELS[::-1]}  # fmt: skip
+
+
+def compact(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def test_heavy_event_rows() -> None:
+    rows = run_decoder([compact(EVENT)]).array("depth")
+    assert len(rows) == 600
+    assert rows["price"][0] == 20000 * 10**8 and rows["price"][299] == 20299 * 10**8 + 299
+    assert rows["qty"]["lo"][299] == 299 * 10**8 + 2093 and rows["qty"]["hi"][299] == 0
+    assert rows["side"].tolist() == [0] * 300 + [1] * 300
+    assert rows["flags"].tolist() == [1] + [0] * 598 + [2]
+    assert set(rows["last_update_id"].tolist()) == {109}
+    assert set(rows["symbol"].tolist()) == {b"BTCUSDT"}
+
+
+@pytest.mark.parametrize("indent", [0, 1, "\t", "\r\n  "])
+def test_whitespace_anywhere_gives_the_same_rows(indent: int | str) -> None:
+    expected = run_decoder([compact(EVENT)]).raw("depth")
+    spaced = json.dumps(EVENT, indent=indent, separators=(" , ", " : ")).encode()
+    assert run_decoder([spaced]).raw("depth") == expected
+
+
+def test_header_after_the_levels_and_repeated() -> None:
+    expected = run_decoder([compact(EVENT)]).raw("depth")
+    late = {"e": "depthUpdate", "b": LEVELS, "a": LEVELS[::-1], "E": 1, "s": "XRPUSDT",
+            "U": 100, "u": 109}  # fmt: skip
+    rows = run_decoder([compact(late)]).array("depth")
+    assert set(rows["symbol"].tolist()) == {b"XRPUSDT"} and set(rows["ts_event"]) == {10**6}
+    again = compact(late)[:-1] + b',"E":1672515782136,"s":"BTCUSDT"}'  # the last one counts
+    assert run_decoder([again]).raw("depth") == expected
+
+
+def test_an_event_across_a_full_batch_is_decoded_whole() -> None:
+    expected = run_decoder([compact(EVENT)] * 3).raw("depth")
+    decoded = run_decoder([compact(EVENT)] * 3, batch_rows=1000)
+    assert [len(b) for b in decoded.batches["depth"]] == [600, 600, 600]
+    assert decoded.raw("depth") == expected and not decoded.errors
+
+
+@pytest.mark.parametrize(
+    ("level", "reason"),
+    [
+        ('["1.5",2]', "wrong_type"),  # a number, not a decimal string
+        ('["1.5","2","3"]', "wrong_type"),
+        ('["1.5"]', "wrong_type"),
+        ('"1.5"', "wrong_type"),
+        ('["1\\u002e5","2"]', "bad_decimal"),  # an escape: not a plain decimal
+        ('["1.5","2.123456789"]', "too_many_decimals"),
+        # one past the 128-bit range: rejected, never rounded
+        ('["1.5","1701411834604692317316873037158.84105728"]', "overflow"),
+        ('["99999999999.5","1"]', "overflow"),  # price past 64 bits
+        ('["1.5" "2"]', "malformed_json"),
+    ],
+)
+def test_a_bad_level_after_many_good_ones(level: str, reason: str) -> None:
+    frame = compact(EVENT).replace(b'"a":[', b'"a":[' + level.encode() + b",", 1)
+    frame = frame.replace(b"]]}", b"]," + level.encode() + b"]}")
+    decoded = run_decoder([frame, compact({**EVENT, "U": 110, "u": 119})])
+    assert [(e[0], e[1]) for e in decoded.errors] == [(reason, "a")]
+    assert len(decoded.array("depth")) == 600  # the next event, whole; nothing of the bad one
