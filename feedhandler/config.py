@@ -411,6 +411,9 @@ class HandlerConfig(Section):
         if self.shard_count > 1:
             raise Invalid("shard_count", "must be 1 with universe.kinds (the universe follows "
                                          "listings live)")
+        if self.connection.redundancy != 1:
+            raise Invalid("connection.redundancy", "must be 1 with universe.kinds (listings "
+                                                   "follow by live subscriptions, one leg each)")
         return self
 
 

@@ -36,7 +36,8 @@ class ConfigError(ValueError):
 
 
 class Invalid(ValueError):
-    """Raised by a section's validator about one of its keys (`key`, relative to the section)."""
+    """Raised by a section's validator about one of its keys (`key`, relative to the section;
+    dotted for a key of a nested section)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
@@ -398,7 +399,7 @@ def explain(model: type[BaseModel], exc: ValidationError, data: dict[str, Any],
         loc = tuple(str(x) for x in err["loc"])
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, Invalid):
-            loc = (*loc, error.key)
+            loc = (*loc, *error.key.split("."))  # a dotted key names a nested one
         if err["type"] != "extra_forbidden":  # union members and `[key]` are not keys
             while loc and _get(data, loc) is None and _lookup(model, loc) is None:
                 loc = loc[:-1]

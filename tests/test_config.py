@@ -150,6 +150,9 @@ def test_universe_from_a_file_and_the_environment(tmp_path: Path) -> None:
     ({"shard_count": 2},
      "shard_count: must be 1 with universe.kinds (the universe follows listings live), got 2 "
      "(override shard_count)"),
+    ({"connection.redundancy": 2},
+     "connection.redundancy: must be 1 with universe.kinds (listings follow by live "
+     "subscriptions, one leg each), got 2 (override connection.redundancy)"),
     ({"universe.kinds": "trade,!miniTicker@arr"},
      "universe.kinds: not a per-symbol stream suffix: '!miniTicker@arr' (e.g. trade, "
      'bookTicker, depth@100ms, kline_1m), got "trade,!miniTicker@arr" (override '
