@@ -17,7 +17,12 @@ import pytest
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 from tests.integration.test_kafka_bridge import SEED, HandlerProcess, control_events
-from tests.integration.test_rollover_kafka import ID_COLUMN, ids_on_kafka
+from tests.integration.test_rollover_kafka import (
+    ID_COLUMN,
+    STREAMS,
+    assert_continuous,
+    events_on_kafka,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +87,7 @@ class Relay:
 def test_losing_either_leg_loses_and_repeats_nothing(kafka_bootstrap: str,
                                                      tmp_path: Path) -> None:
     symbols = [s.symbol.lower() for s in Universe.generate(SEED).symbols[:10]]
-    streams = [f"{s}@{kind}" for s in symbols for kind in ID_COLUMN]
+    streams = [f"{s}@{stream}" for s in symbols for stream in STREAMS.values()]
     with SimulatorProcess(["--seed", str(SEED), "--rate", "2000"]) as sim:
         port = urlsplit(sim.url).port
         assert port is not None
@@ -118,7 +123,7 @@ def test_losing_either_leg_loses_and_repeats_nothing(kafka_bootstrap: str,
     urls = {(e["leg"], urlsplit(e["url"]).port) for e in events if e["type"] == "connected"}
     assert urls == {(0, relays[0].port), (1, relays[1].port)}
 
-    assert_continuous(kafka_bootstrap, handler.market, len(symbols))
+    all_continuous(kafka_bootstrap, handler.market, len(symbols))
 
 
 @pytest.mark.slow
@@ -126,7 +131,7 @@ def test_legs_roll_over_in_turn(kafka_bootstrap: str, tmp_path: Path) -> None:
     """Both legs reach their lifetime together: one closes and rejoins while the other
     serves, then the other; no gap, no repeat."""
     symbols = [s.symbol.lower() for s in Universe.generate(SEED).symbols[:10]]
-    streams = [f"{s}@{kind}" for s in symbols for kind in ID_COLUMN]
+    streams = [f"{s}@{stream}" for s in symbols for stream in STREAMS.values()]
     env = {"FEEDHANDLER_CONNECTION__REDUNDANCY": "2",
            "FEEDHANDLER_CONNECTION__MAX_LIFETIME_S": "3",
            "FEEDHANDLER_CONNECTION__ROLLOVER_LEAD_S": "1.5"}
@@ -142,13 +147,12 @@ def test_legs_roll_over_in_turn(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert {e["leg"] for e in rollovers} == {0, 1}
     assert {e["cause"] for e in rollovers} == {"lifetime"}
     assert summary["connections"]["rollovers"] == len(rollovers)
-    assert_continuous(kafka_bootstrap, handler.market, len(symbols))
+    all_continuous(kafka_bootstrap, handler.market, len(symbols))
 
 
-def assert_continuous(bootstrap: str, market: str, symbols: int) -> None:
+def all_continuous(bootstrap: str, market: str, symbols: int) -> None:
     for kind in ID_COLUMN:
-        per_symbol = ids_on_kafka(bootstrap, market, kind)
-        assert len(per_symbol) == symbols
-        for symbol, ids in per_symbol.items():
-            # every id once, in order, none missing between the first and the last
-            assert ids == list(range(ids[0], ids[0] + len(ids))), (kind, symbol)
+        per_symbol = events_on_kafka(bootstrap, market, kind)
+        assert len(per_symbol) == symbols, kind
+        for symbol, records in per_symbol.items():
+            assert_continuous(kind, symbol, records)
