@@ -25,6 +25,13 @@ cdef dict _top(const Top& t):
             "ask_price": t.ask_price, "ask_qty": _wide(t.ask_qty)}
 
 
+cdef const unsigned char[::1] _rows(records, size_t itemsize, str kind):
+    """The bytes of `kind` records (C-contiguous), after checking their size."""
+    if records.dtype.itemsize != itemsize:
+        raise ValueError(f"not {kind} records: itemsize {records.dtype.itemsize}")
+    return np.ascontiguousarray(records).view(np.uint8)
+
+
 cdef class Books:
     """Books of every symbol seen in depth records (diffs and snapshot rows)."""
 
@@ -37,22 +44,18 @@ cdef class Books:
 
     def apply(self, records):
         """Apply depth records (the `depth` kind's dtype), in exchange order per symbol."""
-        if records.dtype.itemsize != sizeof(DepthRecord):
-            raise ValueError(f"not depth records: itemsize {records.dtype.itemsize}")
-        if len(records) == 0:
+        cdef const unsigned char[::1] raw = _rows(records, sizeof(DepthRecord), "depth")
+        if raw.shape[0] == 0:
             return
-        cdef const unsigned char[::1] raw = np.ascontiguousarray(records).view(np.uint8)
         with nogil:
             self._core.apply(<const DepthRecord*>&raw[0], <size_t>(raw.shape[0] // sizeof(DepthRecord)))
 
     def check_tickers(self, records):
         """Compare bookTicker records (the `bookTicker` kind's dtype) with the books, each at
         its own update id `u` (see ext/cpp/book.h); counted in `status`."""
-        if records.dtype.itemsize != sizeof(BookTickerRecord):
-            raise ValueError(f"not bookTicker records: itemsize {records.dtype.itemsize}")
-        if len(records) == 0:
+        cdef const unsigned char[::1] raw = _rows(records, sizeof(BookTickerRecord), "bookTicker")
+        if raw.shape[0] == 0:
             return
-        cdef const unsigned char[::1] raw = np.ascontiguousarray(records).view(np.uint8)
         with nogil:
             self._core.check_tickers(<const BookTickerRecord*>&raw[0],
                                      <size_t>(raw.shape[0] // sizeof(BookTickerRecord)))
