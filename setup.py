@@ -99,7 +99,7 @@ def compiled() -> dict[str, Any]:
     return dict(
         libraries=[core_library],
         ext_modules=cythonize(
-            [extension(name) for name in ("buffers", "decoder", "listener", "publish", "book")],
+            [extension(p.stem) for p in sorted(Path("ext/feedhandler/_ext").glob("*.pyx"))],
             include_path=["ext", str(PICOWS_DIR.parent)],
             annotate=os.environ.get("FEEDHANDLER_ANNOTATE") == "1",
             compiler_directives={

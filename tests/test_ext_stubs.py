@@ -17,7 +17,7 @@ import feedhandler._ext
 
 STUB_DIR = Path(feedhandler._ext.__file__).parent
 PYX_DIR = Path(__file__).parents[1] / "ext" / "feedhandler" / "_ext"
-MODULES = ["buffers", "decoder", "listener", "publish", "book"]
+MODULES = sorted(p.stem for p in PYX_DIR.glob("*.pyx"))
 # (name, "positional" | "keyword", default or NO_DEFAULT); a stub's `...` default matches any
 Param = tuple[str, str, Any]
 NO_DEFAULT = inspect.Parameter.empty

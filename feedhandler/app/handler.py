@@ -103,6 +103,7 @@ class Handler:
         self._logged_reasons: set[str] = set()
         self._paused = False
         self._retired_frames = 0
+        self._handed: list[tuple[str, np.ndarray, int]] = []  # (kind, batch, hand-over ns)
         self._backlog_limit = config.kafka.backlog_limit_mb << 20
         self.error: BaseException | None = None  # what stopped the handler, if not a request
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
@@ -193,6 +194,7 @@ class Handler:
         """A retired shard's connection has closed: publish what its decoder holds and let
         it go (its frames stay counted)."""
         feed.decoder.flush()
+        self._observe_handed()
         self._retired_frames += feed.frames
         self.shards.remove(feed)
 
@@ -227,8 +229,12 @@ class Handler:
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
             # after the hand-over, which receive -> produce measures and which need not wait
-            # for it (vectorised, per batch; sinks never change the time columns)
-            self.latency.observe_batch(kind, records)
+            # for it (per batch; sinks never change the time columns); in burst mode after
+            # the burst's last hand-over, so that no kind's batch waits for another's
+            if batch.burst:
+                self._handed.append((kind, records, time.time_ns()))
+            else:
+                self.latency.observe_batch(kind, records)
             if not self._paused and not self._stop.is_set() and \
                     self.sink.backlog_bytes() > self._backlog_limit:
                 # at once, not at the next service tick: a loaded loop would read on meanwhile
@@ -245,6 +251,7 @@ class Handler:
             capture_frames=(self.config.sink == "kafka" and self.config.kafka.encoding == "raw")
             or getattr(self.sink, "captures_frames", False),  # e.g. the recorder's sink
             burst=batch.burst,  # hand over once the loop has decoded the read burst
+            after_burst=self._observe_handed,
         )
         feed = ShardFeed(shard, decoder, self._publish_event,
                          max_frames=self.config.max_messages, on_limit=self._maybe_done,
@@ -254,6 +261,12 @@ class Handler:
         return feed
 
     # --- callbacks from the decoders ------------------------------------------------------
+    def _observe_handed(self) -> None:
+        """Latencies of the batches handed over since the last call."""
+        for kind, records, handed_ns in self._handed:
+            self.latency.observe_batch(kind, records, handed_ns)
+        self._handed.clear()
+
     def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.stats.errors[reason] += 1
         if reason not in self._logged_reasons:  # once per reason, with a sample
@@ -397,6 +410,7 @@ class Handler:
                 await self.wsapi.close()
             for shard in self.shards:
                 shard.decoder.flush()
+            self._observe_handed()
             if self.books is not None:
                 self.books.publish()  # the books as the last records left them
             self.stats.frames = self.frames

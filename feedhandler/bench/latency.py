@@ -83,13 +83,15 @@ class TimedSink:
 
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
-        self.batches: list[tuple[str, np.ndarray, int]] = []  # (kind, frames' ts_recv, ns)
+        self.batches: list[tuple[str, np.ndarray, int]] = []  # (kind, records' ts_recv, ns)
 
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
                       frames: Frames | None = None) -> None:
         self.inner.publish_batch(kind, records, epoch, frames)
         now = time.time_ns()
-        self.batches.append((kind, np.unique(records["ts_recv"]), now))
+        # (a copy, not the batch: its array is reused; one stamp per frame comes later, since
+        # the next kind of the burst is handed over after this returns)
+        self.batches.append((kind, records["ts_recv"].copy(), now))
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.inner.publish_dead_letter(reason, field, stream, frame)
@@ -238,7 +240,7 @@ class Bench:
         first = min(b[1][0] for b in sink.batches)
         # (saturation runs are over in about a second: all of them counts)
         settled = first + int(self.options.settle_s * 1e9) if stamped else first
-        handed = [(ts, now) for _, ts, now in sink.batches]
+        handed = [(np.unique(ts), now) for _, ts, now in sink.batches]  # (per frame)
         recv = np.concatenate([ts for ts, _ in handed])
         produce = np.concatenate([np.full(len(ts), now) for ts, now in handed])
         samples: dict[str, np.ndarray] = {

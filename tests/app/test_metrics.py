@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedhandler import __version__
 from feedhandler._ext.decoder import SIMD_KERNEL
@@ -70,7 +72,20 @@ def test_build_info_and_process_metrics() -> None:
     assert counters and all(name.endswith("_total") for name in counters)
 
 
-def test_latency_histogram_buckets_are_vectorised_le_counts() -> None:
+@given(st.lists(st.integers(-(1 << 40), 1 << 40), max_size=50), st.integers(-(1 << 40), 1 << 40))
+def test_latency_histogram_counts_as_searchsorted_would(values: list[int], now: int) -> None:
+    for since in (None, now):
+        histogram = Histogram()
+        array = np.array(values, np.int64)
+        histogram.observe(array, since)
+        expected = array if since is None else since - array
+        bounds = np.array([round(b * 1e9) for b in BUCKETS_S], np.int64)
+        index = np.searchsorted(bounds, expected, side="left")  # Prometheus le
+        assert histogram.counts.tolist() == np.bincount(index, minlength=len(bounds) + 1).tolist()
+        assert histogram.sum_ns == int(expected.sum())
+
+
+def test_latency_histogram_buckets_are_le_counts() -> None:
     histogram = Histogram((0.001, 0.01))
     histogram.observe(np.array([-5, 1_000_000, 1_000_001, 10_000_000, 50_000_000]))
     assert histogram.cumulative() == [("0.001", 2.0), ("0.01", 4.0), ("+Inf", 5.0)]

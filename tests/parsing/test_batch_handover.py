@@ -102,3 +102,36 @@ def test_the_pending_burst_end_keeps_the_decoder_alive() -> None:
         return batches
 
     assert asyncio.run(scenario()) == [("trade", [1])]
+
+
+def test_after_burst_runs_once_every_kind_of_the_burst_is_handed_over() -> None:
+    async def scenario() -> list[object]:
+        events: list[object] = []
+        decoder = Decoder(lambda kind, records: events.append(kind), burst=True,
+                          after_burst=lambda: events.append("after"))
+        decoder.decode_many([trade(1), book(7), trade(2)])
+        await one_loop_turn()
+        await one_loop_turn()  # an idle turn: nothing handed over, nothing after
+        decoder.decode(trade(3))
+        await one_loop_turn()
+        return events
+
+    assert asyncio.run(scenario()) == ["trade", "bookTicker", "after", "trade", "after"]
+
+
+def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:
+    kept: list[tuple[int, np.ndarray]] = []
+    addresses: list[int] = []
+
+    def on_batch(kind: str, records: np.ndarray) -> None:
+        addresses.append(records.__array_interface__["data"][0])
+        if records["trade_id"][0] % 3 == 0:  # every third batch is kept, as a sink may
+            kept.append((int(records["trade_id"][0]), records))
+
+    decoder = Decoder(on_batch, linger_ms=0.0)  # a batch per frame
+    for t in range(1, 301):
+        decoder.decode(trade(t))
+    assert [int(records["trade_id"][0]) for _, records in kept] == [t for t, _ in kept]
+    assert all(records["trade_id"].tolist() == [t] for t, records in kept)
+    # batches let go share two arrays; each kept one holds its own
+    assert len(set(addresses)) <= len(kept) + 3

@@ -14,6 +14,7 @@ cdef class RecordBuffers:
     cdef tuple _dtypes
     cdef tuple _names
     cdef list _arrays                 # numpy array each table writes into, per kind
+    cdef list _spares                 # the array of each kind's last batch, reused once released
     cdef object _on_batch             # (kind: str, records: ndarray[, frames]) -> None
     cdef size_t _batch_rows[<int>core.KIND_COUNT]
     cdef int64_t _batch_started[<int>core.KIND_COUNT]  # ts_recv of a batch's first row, 0 = empty
@@ -22,6 +23,7 @@ cdef class RecordBuffers:
     cdef bint _burst                  # hand over at the end of the loop's read burst
     cdef bint _armed                  # a burst-end callback is scheduled
     cdef object _burst_end            # bound method, made once
+    cdef object _after_burst          # () -> None once a burst end's batches are all handed over
     cdef readonly uint64_t bursts     # burst-end hand-overs that found rows
     # capture_frames: each open batch's source frames, concatenated, with per-frame byte and
     # first-row offsets (both start at 0), for the raw (archival) encoding
@@ -38,3 +40,4 @@ cdef class RecordBuffers:
     cdef int flush_kind(self, int kind) except -1
     cdef int capture_frame(self, int kind, const char* data, size_t size) except -1
     cdef int _attach(self, int kind, size_t capacity) except -1
+    cdef size_t _pending(self) noexcept

@@ -1,5 +1,6 @@
 # Record tables and batch hand-over (smart batching). The C++ core appends rows into numpy
 # memory attached here; Python runs once per handed-over batch, never per row.
+from cpython.ref cimport Py_REFCNT
 from libc.stdint cimport int64_t
 
 from asyncio import get_running_loop
@@ -7,6 +8,9 @@ from asyncio import get_running_loop
 import numpy as np
 
 cimport feedhandler._ext.core as core
+cimport numpy as cnp
+
+cnp.import_array()
 
 
 cdef class RecordBuffers:
@@ -18,16 +22,24 @@ cdef class RecordBuffers:
     each frame leaves at once); or when a frame finds its first row linger_ns old. Burst mode:
     linger is only a cap on a batch's age within a long burst, 0 = no cap. Without burst mode
     (offline): linger 0 hands each frame over at once, INT64_MAX never.
+
+    A batch is a view of its kind's array; the next batch but one writes into that array again
+    once nothing references it any more (the sink has published it and let go), so the tables
+    stay in cache and no batch pays for a fresh allocation. An array still referenced is left
+    to its holders. `after_burst()` runs once a burst end has handed over every kind's batch:
+    per-batch bookkeeping that would otherwise delay the next kind's hand-over goes there.
     """
 
     def __init__(self, tuple dtypes, tuple names, on_batch, list batch_rows, list linger_ns,
-                 *, bint burst=False, bint capture_frames=False):
+                 *, bint burst=False, bint capture_frames=False, after_burst=None):
         self._dtypes = dtypes
         self._names = names
         self._on_batch = on_batch
         self._arrays = [None] * len(names)
+        self._spares = [None] * len(names)
         self._burst = burst
         self._burst_end = self.flush_burst
+        self._after_burst = after_burst
         self._capture = capture_frames
         self._captured.resize(<int>core.KIND_COUNT)
         self._frame_offsets.resize(<int>core.KIND_COUNT)
@@ -53,9 +65,11 @@ cdef class RecordBuffers:
     def flush_burst(self):
         """The burst-end callback: the loop has run every read callback since it was armed."""
         self._armed = False
-        if self._core != NULL and self.pending_rows:
+        if self._core != NULL and self._pending():
             self.bursts += 1
             self.flush()
+            if self._after_burst is not None:
+                self._after_burst()
 
     def flush_expired(self, int64_t now):
         """Hand over batches whose first row is at least linger old at `now`."""
@@ -70,12 +84,22 @@ cdef class RecordBuffers:
 
     @property
     def pending_rows(self):
-        return sum(self._core.table(<core.Kind>k).size for k in range(<int>core.KIND_COUNT))
+        return self._pending()
+
+    cdef size_t _pending(self) noexcept:
+        cdef size_t rows = 0
+        for k in range(<int>core.KIND_COUNT):
+            rows += self._core.table(<core.Kind>k).size
+        return rows
 
     cdef int _attach(self, int kind, size_t capacity) except -1:
-        array = np.empty(capacity, dtype=self._dtypes[kind])
+        array = self._spares[kind]
+        # Only the spares list and this name hold it: no batch of it is alive any more.
+        if array is None or Py_REFCNT(array) != 2 or len(array) < capacity:
+            array = np.empty(capacity, dtype=self._dtypes[kind])
+        self._spares[kind] = self._arrays[kind]
         self._arrays[kind] = array
-        self._core.attach(<core.Kind>kind, <char*>(<size_t>array.ctypes.data), capacity)
+        self._core.attach(<core.Kind>kind, <char*>cnp.PyArray_DATA(<cnp.ndarray>array), capacity)
         return 0
 
     cdef int make_room(self, int kind) except -1:

@@ -112,7 +112,8 @@ def parse_decimal(bytes text, bint wide=False):
 cdef class Decoder:
     """Decodes Binance Spot frames into per-kind record batches.
 
-    on_batch(kind, records) receives each finished batch; the array is the caller's to keep.
+    on_batch(kind, records) receives each finished batch; the array is the caller's to keep
+    (its memory is written again only once nothing references it).
     on_error(reason, field, stream, frame) receives every rejected frame (a copy).
     on_control(frame) receives exchange control messages (subscribe replies, errors,
     serverShutdown), which are also recorded in the "control" table.
@@ -122,7 +123,8 @@ cdef class Decoder:
     loop has decoded the current socket read burst (linger_ms then only caps a batch's age
     within a long burst; 0 or None: no cap); without it (offline use) when a frame, or
     flush_expired, finds its first row linger_ms old (0: each frame at once; None: never).
-    See RecordBuffers (feedhandler._ext.buffers).
+    after_burst() runs once a burst end has handed over every kind's batch. See RecordBuffers
+    (feedhandler._ext.buffers).
 
     capture_frames=True keeps the frames each batch was decoded from (for archival): on_batch
     then gets a third argument (payload: bytes, offsets, rows), int64 arrays of F+1 entries:
@@ -137,7 +139,7 @@ cdef class Decoder:
 
     def __init__(self, on_batch, on_error=None, on_control=None, *, batch_rows=4096,
                  linger_ms=5.0, max_frame=1 << 20, stream=None, time_unit="ms",
-                 capture_frames=False, burst=False):
+                 capture_frames=False, burst=False, after_burst=None):
         self._on_error = on_error
         self._on_control = on_control
         self._core.set_max_frame(max_frame)
@@ -154,7 +156,8 @@ cdef class Decoder:
         linger_ns = [(0 if burst else INT64_MAX) if ms is None else <int64_t>(ms * 1e6)
                      for ms in linger]
         self.buffers = RecordBuffers(DTYPES, KIND_NAMES, on_batch, rows, linger_ns,
-                                     burst=burst, capture_frames=capture_frames)
+                                     burst=burst, capture_frames=capture_frames,
+                                     after_burst=after_burst)
         self.buffers.bind(self._core, self)
         for e in range(<int>core.ERR_COUNT):
             self._error_counts[e] = 0
