@@ -9,8 +9,6 @@ from confluent_kafka import KafkaError, Message
 Headers = list[tuple[str, bytes]]
 
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
-def record_values(data: np.ndarray, itemsize: int, starts: np.ndarray, ends: np.ndarray,
-                  order: np.ndarray | None = None) -> list[bytes]: ...
 # A Delivery is called as a DeliveryCallback (its __call__ has no signature to check here)
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
@@ -40,12 +38,13 @@ class Outlet:
     ) -> None: ...
     def callback(self, count: int) -> DeliveryCallback: ...
 
-class MessageBatch:
-    # read-only: what produce_messages did with the batch
+class Counts:
+    # read-only: what produce_messages or produce_records did
     produced: int
     records: int
     buffer_full: int
 
+class MessageBatch(Counts):
     def __init__(
         self,
         topics: list[str],
@@ -60,3 +59,26 @@ class MessageBatch:
     ) -> None: ...
 
 def produce_messages(outlet: Outlet, batch: MessageBatch, full: bool) -> None: ...
+
+class RecordLayout:
+    # read-only: byte offsets in a record (-1: the kind has no sequence range)
+    itemsize: int
+    symbol_offset: int
+    symbol_width: int
+    first_offset: int
+    last_offset: int
+
+    def __init__(self, dtype: np.dtype[Any], sequence: tuple[str, str] | None = None) -> None: ...
+
+def produce_records(
+    outlet: Outlet,
+    layout: RecordLayout,
+    records: np.ndarray,
+    most: int,
+    topics: dict[bytes, str],
+    new_topic: Callable[[bytes], str],
+    fixed_headers: tuple[tuple[str, bytes], ...],
+    epoch: bytes,
+    full: bool,
+    counts: Counts,
+) -> None: ...

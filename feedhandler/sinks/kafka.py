@@ -26,6 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -34,11 +35,13 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from feedhandler._ext.publish import (
+    Counts,
     MessageBatch,
     Outlet,
+    RecordLayout,
     group_rows,
     produce_messages,
-    record_values,
+    produce_records,
 )
 from feedhandler.config import KafkaConfig
 from feedhandler.contract import (
@@ -65,6 +68,9 @@ from feedhandler.sinks.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+# (layout, symbol -> topic, new_topic(symbol), fixed headers, most records per message)
+BinaryPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
+                   tuple[tuple[str, bytes], ...], int]
 STATISTICS_INTERVAL_MS = 5_000
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
 LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
@@ -159,6 +165,7 @@ class KafkaSink:
         self._outlet.acks = [] if on_ack_latency is not None else None
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
+        self._binary: dict[str, BinaryPlan] = {}  # kind -> its produce_records arguments
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -192,22 +199,28 @@ class KafkaSink:
         if frames is not None and self.config.encoding == "raw":
             self._publish_frames(schema, records, epoch, frames)
             return
+        if self.config.encoding == "records":  # grouped, cut, gathered and produced in C
+            plan = self._binary.get(kind) or self._binary_for(schema)
+            layout, topics, new_topic, fixed, most = plan
+            counts = Counts()
+            try:  # behind a backlog, new messages queue too: per-key order is kept
+                produce_records(self._outlet, layout, records, most, topics, new_topic, fixed,
+                                b"%d" % epoch, bool(self._backlog), counts)
+            finally:
+                self._count(counts)
+            return
         order, bounds = group_rows(records["symbol"])
-        if self.config.encoding in ("json", "jsonrecord"):  # encoded per run: runs contiguous
-            records, order = (records if order is None else np.take(records, order)), None
-            if self.config.encoding == "json":
-                starts, ends, values = self._json_values(schema, records, bounds)
-            else:  # one record per message (JSON strings escape newlines)
-                starts = np.arange(len(records))
-                ends, values = starts + 1, encode_json(schema, records).split(b"\n")[:-1]
-        else:  # the bytes of each message are gathered straight from the batch
-            starts, ends = _split(bounds, max(1, self.config.max_message_bytes // schema.itemsize))
-            values = record_values(records.view(np.uint8), schema.itemsize, starts, ends, order)
-        symbols = records["symbol"][_rows(order, bounds[:-1])].tolist()
+        records = records if order is None else np.take(records, order)  # runs contiguous
+        if self.config.encoding == "json":
+            starts, ends, values = self._json_values(schema, records, bounds)
+        else:  # jsonrecord: one record per message (JSON strings escape newlines)
+            starts = np.arange(len(records))
+            ends, values = starts + 1, encode_json(schema, records).split(b"\n")[:-1]
+        symbols = records["symbol"][bounds[:-1]].tolist()
         # the run (hence symbol) of each message
         runs = np.searchsorted(bounds, starts, side="right") - 1
         keys = [symbols[i] for i in runs.tolist()]
-        self._produce_all(schema, records, order, epoch, keys, starts, ends, values)
+        self._produce_all(schema, records, None, epoch, keys, starts, ends, values)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         headers = [(H_REASON, reason.encode()), (H_FIELD, field.encode()),
@@ -347,9 +360,22 @@ class KafkaSink:
         try:  # behind a backlog, new messages queue too: per-key order is kept
             produce_messages(self._outlet, batch, bool(self._backlog))
         finally:
-            self.stats.produced += batch.produced
-            self.stats.records_produced += batch.records
-            self.stats.buffer_full += batch.buffer_full
+            self._count(batch)
+
+    def _count(self, counts: Counts) -> None:
+        self.stats.produced += counts.produced
+        self.stats.records_produced += counts.records
+        self.stats.buffer_full += counts.buffer_full
+
+    def _binary_for(self, schema: Schema) -> BinaryPlan:
+        """What produce_records needs for `schema`'s kind, made once."""
+        kind = schema.kind
+        plan = (RecordLayout(schema.dtype, SEQUENCE_FIELDS.get(kind)),
+                self._topics.setdefault(kind, {}), partial(self._new_topic, kind),
+                fixed_headers(schema.name, schema.version, self.config.encoding, self.instance),
+                max(1, self.config.max_message_bytes // schema.itemsize))
+        self._binary[kind] = plan
+        return plan
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
         if self._backlog or not self._try_produce(topic, key, value, headers, count):
@@ -431,18 +457,6 @@ class KafkaSink:
 def _rows(order: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
     """The rows at `positions` of a batch taken in `order` (None: as it is)."""
     return positions if order is None else order[positions]
-
-
-def _split(bounds: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs bounds[i]:bounds[i + 1] cut into pieces of at most `most` rows: (starts, ends)."""
-    if bounds[-1] - bounds[0] <= most:  # no run can be too long: skip np.diff (small batches)
-        return bounds[:-1], bounds[1:]
-    sizes = np.diff(bounds)
-    if not len(sizes) or sizes.max() <= most:
-        return bounds[:-1], bounds[1:]
-    pieces = -(-sizes // most)
-    starts = np.repeat(bounds[:-1], pieces) + most * _within(pieces)
-    return starts, np.minimum(starts + most, np.repeat(bounds[1:], pieces))
 
 
 def _within(counts: np.ndarray) -> np.ndarray:

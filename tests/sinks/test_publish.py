@@ -1,4 +1,4 @@
-"""The sink's C loop: grouping rows by symbol, slicing records, headers, produce()."""
+"""The sink's C loops: grouping rows by symbol, slicing records, headers, produce()."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from feedhandler._ext.publish import (
+    Counts,
     MessageBatch,
     Outlet,
+    RecordLayout,
     group_rows,
     produce_messages,
-    record_values,
+    produce_records,
 )
-from feedhandler.contract import fixed_headers, header_dict
+from feedhandler.contract import SEQUENCE_FIELDS, fixed_headers, header_dict
 from feedhandler.records import SCHEMAS
 
 
@@ -179,20 +181,73 @@ def test_a_refused_message_is_reported_and_the_rest_go_on() -> None:
     assert error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
-def test_record_values_slice_whole_records() -> None:
-    records = np.zeros(5, SCHEMAS["trade"].dtype)
-    records["trade_id"] = np.arange(5)
-    data = records.view(np.uint8)
-    values = record_values(data, records.itemsize, np.array([0, 2]), np.array([2, 5]))
-    assert values == [records[:2].tobytes(), records[2:].tobytes()]
-    for starts, ends in (([0], [6]), ([3], [2]), ([-1], [1])):  # never read outside
-        with pytest.raises(ValueError, match="outside 0:5"):
-            record_values(data, records.itemsize, np.array(starts), np.array(ends))
-    order = np.array([4, 1, 3, 0, 2])  # gathered in this order, one copy
-    values = record_values(data, records.itemsize, np.array([0, 3]), np.array([3, 5]), order)
-    assert values == [np.take(records, order[:3]).tobytes(), np.take(records, order[3:]).tobytes()]
-    with pytest.raises(ValueError, match="row 5 outside 0:5"):
-        record_values(data, records.itemsize, np.array([0]), np.array([1]), np.array([5]))
+def trades(symbols: list[bytes]) -> np.ndarray:
+    records = np.zeros(len(symbols), SCHEMAS["trade"].dtype)
+    records["symbol"] = symbols
+    records["trade_id"] = np.arange(100, 100 + len(symbols))
+    return records
+
+
+def produce_batch(producer: FakeProducer, records: np.ndarray, most: int = 1000,
+                  full: bool = False) -> tuple[Counts, list[tuple[Any, ...]], dict[bytes, str]]:
+    backlog: list[tuple[Any, ...]] = []
+    topics = {b"ETHUSDT": "known.eth"}
+
+    def new_topic(symbol: bytes) -> str:
+        topics[symbol] = f"new.{symbol.decode()}"
+        return topics[symbol]
+
+    outlet = Outlet(producer.produce, print, lambda *m: backlog.append(m), print)
+    counts = Counts()
+    produce_records(outlet, RecordLayout(SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"]), records,
+                    most, topics, new_topic, fixed_headers("binance.spot.trade", 2, "records",
+                                                           "host-a"), b"7", full, counts)
+    return counts, backlog, topics
+
+
+def test_a_batch_becomes_one_message_per_symbol_run_of_whole_records() -> None:
+    records = trades([b"BTCUSDT", b"ETHUSDT", b"BTCUSDT", b"BTCUSDT", b"ETHUSDT"])
+    producer = FakeProducer()
+    counts, backlog, topics = produce_batch(producer, records)
+    assert (counts.produced, counts.records, counts.buffer_full) == (2, 5, 0) and not backlog
+    (btc_topic, btc_key, btc_value, btc), (eth_topic, eth_key, eth_value, eth) = producer.produced
+    assert (btc_topic, btc_key, eth_topic, eth_key) == ("new.BTCUSDT", b"BTCUSDT", "known.eth",
+                                                        b"ETHUSDT")
+    assert btc_value == np.take(records, [0, 2, 3]).tobytes()  # gathered, in row order
+    assert eth_value == np.take(records, [1, 4]).tobytes()
+    assert (btc["fh.count"], btc["fh.seq.first"], btc["fh.seq.last"]) == ("3", "100", "103")
+    assert (eth["fh.count"], eth["fh.seq.first"], eth["fh.seq.last"]) == ("2", "101", "104")
+    assert btc["fh.epoch"] == "7" and btc["fh.schema"] == "binance.spot.trade"
+    assert topics[b"BTCUSDT"] == "new.BTCUSDT"  # made once, then known
+
+
+def test_a_long_run_is_cut_into_messages_of_at_most_most_records() -> None:
+    records = trades([b"BTCUSDT"] * 7)
+    producer = FakeProducer()
+    counts, _, _ = produce_batch(producer, records, most=3)
+    assert counts.produced == 3
+    assert [m[2] for m in producer.produced] == [records[0:3].tobytes(), records[3:6].tobytes(),
+                                                 records[6:].tobytes()]
+    assert [m[3]["fh.seq.first"] for m in producer.produced] == ["100", "103", "106"]
+
+
+def test_records_behind_a_full_queue_go_to_the_backlog_in_order() -> None:
+    records = trades([b"BTCUSDT", b"ETHUSDT", b"XRPUSDT"])
+    producer = FakeProducer(room=1)
+    counts, backlog, _ = produce_batch(producer, records)
+    assert (counts.produced, counts.records, counts.buffer_full) == (1, 1, 1)
+    assert [(m[1], m[4]) for m in backlog] == [(b"ETHUSDT", 1), (b"XRPUSDT", 1)]
+    counts, backlog, _ = produce_batch(FakeProducer(), records, full=True)
+    assert counts.produced == 0 and len(backlog) == 3
+
+
+def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> None:
+    records = trades([b"BTCUSDT"] * 4)
+    for bad, most in ((records[::2], 10), (records.view(np.uint8), 10), (records, 0)):
+        with pytest.raises(ValueError):
+            produce_batch(FakeProducer(), bad, most)
+    counts, _, _ = produce_batch(FakeProducer(), records[:0])
+    assert counts.produced == 0
 
 
 def test_counts_hold_when_a_callback_raises() -> None:

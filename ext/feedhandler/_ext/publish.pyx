@@ -5,11 +5,19 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
+from libcpp.vector cimport vector
 
 import numpy as np
 from confluent_kafka import KafkaException
 
 cimport feedhandler._ext.core as core
+cimport numpy as cnp
+
+
+cdef extern from "<string.h>" nogil:
+    size_t strnlen(const char* s, size_t maxlen)
+
+cnp.import_array()
 from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
 
 
@@ -36,41 +44,6 @@ def group_rows(keys not None):
     with nogil:
         groups = core.group_rows(data, n, stride, width, &order_view[0], &bounds_view[0])
     return (None if groups == 1 else order), bounds[:groups + 1]
-
-
-def record_values(const uint8_t[::1] data not None, Py_ssize_t itemsize,
-                  const int64_t[::1] starts not None, const int64_t[::1] ends not None,
-                  const int64_t[::1] order=None):
-    """The records in `data` (their bytes) -> one bytes per message i: rows starts[i]:ends[i],
-    or with `order` rows order[starts[i]:ends[i]], gathered straight into the bytes (one copy,
-    where taking the rows first would be two)."""
-    cdef Py_ssize_t i, j, rows = data.shape[0] // itemsize if itemsize > 0 else 0
-    cdef Py_ssize_t positions = rows if order is None else order.shape[0]
-    if starts.shape[0] != ends.shape[0]:
-        raise ValueError("starts and ends differ in length")
-    # (release builds do not bounds-check the copies below)
-    for i in range(starts.shape[0]):
-        if not 0 <= starts[i] <= ends[i] <= positions:
-            raise ValueError(f"rows {starts[i]}:{ends[i]} outside 0:{positions}")
-    if order is not None:
-        for j in range(positions):
-            if not 0 <= order[j] < rows:
-                raise ValueError(f"row {order[j]} outside 0:{rows}")
-    cdef list values = []
-    cdef bytes value
-    cdef char* out
-    for i in range(starts.shape[0]):
-        if order is None:
-            values.append(PyBytes_FromStringAndSize(<const char*>&data[0] + starts[i] * itemsize,
-                                                    (ends[i] - starts[i]) * itemsize))
-            continue
-        value = PyBytes_FromStringAndSize(NULL, (ends[i] - starts[i]) * itemsize)
-        out = PyBytes_AS_STRING(value)
-        for j in range(starts[i], ends[i]):
-            memcpy(out, &data[0] + order[j] * itemsize, itemsize)
-            out += itemsize
-        values.append(value)
-    return values
 
 
 cdef inline bytes _decimal(int64_t value):
@@ -135,19 +108,24 @@ cdef class Outlet:
         return header
 
 
-cdef class MessageBatch:
-    """The messages of one record batch, and what became of them.
+cdef class Counts:
+    """What produce_messages or produce_records did, counted as they go (so the counts hold
+    even if a callback raises): messages produced, their records, times the queue was found
+    full."""
+    cdef readonly int64_t produced, records, buffer_full
+
+
+cdef class MessageBatch(Counts):
+    """The messages of one record batch, and what became of them (its Counts).
 
     Message i: values[i] keyed keys[i] to topics[i], carrying counts[i] records (sequence ids
     firsts[i]..lasts[i] when given). Headers: `fixed_headers`, count, epoch, the sequence range,
-    then extra_headers[i] when given. produce_messages counts as it goes (so the counts hold even
-    if a callback raises): messages produced, their records, times the queue was found full."""
+    then extra_headers[i] when given."""
     cdef list topics, keys, values, extra_headers
     cdef const int64_t[::1] counts, firsts, lasts
     cdef bint sequenced
     cdef tuple fixed_headers
     cdef bytes epoch
-    cdef readonly int64_t produced, records, buffer_full
 
     def __init__(self, list topics not None, list keys not None, list values not None,
                  const int64_t[::1] counts not None, tuple fixed_headers not None,
@@ -173,30 +151,117 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
     librdkafka's queue is full) every further message goes to outlet.backlog instead, so per-key
     order holds."""
     cdef Py_ssize_t i
-    cdef int64_t count
     cdef list headers
     cdef tuple epoch = (H_EPOCH, batch.epoch)
-    produce = outlet.produce
     for i in range(len(batch.values)):
-        count = batch.counts[i]
-        headers = [*batch.fixed_headers, outlet.count_header(count), epoch]
-        if batch.sequenced:
-            headers.append((H_SEQ_FIRST, _decimal(batch.firsts[i])))
-            headers.append((H_SEQ_LAST, _decimal(batch.lasts[i])))
+        headers = _headers(outlet, batch.fixed_headers, batch.counts[i], epoch, batch.sequenced,
+                           batch.firsts[i] if batch.sequenced else 0,
+                           batch.lasts[i] if batch.sequenced else 0)
         if batch.extra_headers is not None:
             headers += batch.extra_headers[i]
-        if not full:
-            try:
-                produce(batch.topics[i], batch.values[i], batch.keys[i],
-                        on_delivery=outlet.callback(count), headers=headers)
-            except BufferError:
-                full = True
-                batch.buffer_full += 1
-            except KafkaException as exc:  # e.g. too large: retrying cannot help
-                outlet.failed(batch.topics[i], batch.keys[i], count, exc.args[0])
-                continue
+        full = _send(outlet, batch, batch.topics[i], batch.keys[i], batch.values[i],
+                     batch.counts[i], headers, full)
+
+
+cdef class RecordLayout:
+    """Where produce_records finds a kind's symbol and sequence range in its records (the
+    schema's layout, read once per kind)."""
+    cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
+
+    def __init__(self, dtype not None, tuple sequence=None):
+        symbol, offset = dtype.fields["symbol"][:2]
+        self.itemsize, self.symbol_offset = dtype.itemsize, offset
+        self.symbol_width = symbol.itemsize
+        self.first_offset = self.last_offset = -1
+        if sequence is not None:
+            self.first_offset = dtype.fields[sequence[0]][1]
+            self.last_offset = dtype.fields[sequence[1]][1]
+
+
+def produce_records(Outlet outlet not None, RecordLayout layout not None,
+                    cnp.ndarray records not None, Py_ssize_t most, dict topics not None,
+                    new_topic not None, tuple fixed_headers not None, bytes epoch not None,
+                    bint full, Counts counts not None):
+    """One record batch in the binary encoding, in one call: rows grouped by symbol (groups in
+    order of first appearance, rows in order within each), each group cut into messages of at
+    most `most` records whose bytes are gathered straight into the value, keyed by the symbol,
+    to topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and
+    backlog rule, counted in `counts`. `records`: C-contiguous rows of layout.itemsize bytes."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(records, 0) if cnp.PyArray_NDIM(records) == 1 else -1
+    if n < 0 or cnp.PyArray_ITEMSIZE(records) != layout.itemsize \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(records):
+        raise ValueError("records: a C-contiguous 1-D array of the layout's rows")
+    if most < 1:
+        raise ValueError("most: at least one record per message")
+    if n == 0:
+        return
+    cdef const char* data = <const char*>cnp.PyArray_DATA(records)
+    cdef size_t width = layout.itemsize
+    cdef vector[int64_t] order = vector[int64_t](n)
+    cdef vector[int64_t] bounds = vector[int64_t](n + 1)
+    cdef size_t groups = core.group_rows(data + layout.symbol_offset, n, width,
+                                         layout.symbol_width, order.data(), bounds.data())
+    cdef tuple epoch_header = (H_EPOCH, epoch)
+    cdef bint sequenced = layout.first_offset >= 0
+    cdef Py_ssize_t g, start, stop, j
+    cdef int64_t count
+    cdef const char* row
+    cdef char* out
+    cdef bytes key, value
+    for g in range(<Py_ssize_t>groups):
+        row = data + order[bounds[g]] * width + layout.symbol_offset
+        key = PyBytes_FromStringAndSize(row, strnlen(row, layout.symbol_width))
+        topic = topics.get(key)
+        if topic is None:
+            topic = new_topic(key)
+        start = bounds[g]
+        while start < bounds[g + 1]:
+            stop = min(start + most, bounds[g + 1])
+            count = stop - start
+            if groups == 1:  # rows in place: one copy
+                value = PyBytes_FromStringAndSize(data + start * width, count * width)
             else:
-                batch.produced += 1
-                batch.records += count
-                continue
-        outlet.backlog(batch.topics[i], batch.keys[i], batch.values[i], headers, count)
+                value = PyBytes_FromStringAndSize(NULL, count * width)
+                out = PyBytes_AS_STRING(value)
+                for j in range(start, stop):
+                    memcpy(out, data + order[j] * width, width)
+                    out += width
+            headers = _headers(
+                outlet, fixed_headers, count, epoch_header, sequenced,
+                (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
+                if sequenced else 0,
+                (<const int64_t*>(data + order[stop - 1] * width + layout.last_offset))[0]
+                if sequenced else 0)
+            full = _send(outlet, counts, topic, key, value, count, headers, full)
+            start = stop
+
+
+cdef list _headers(Outlet outlet, tuple fixed_headers, int64_t count, tuple epoch,
+                   bint sequenced, int64_t first, int64_t last):
+    """A data message's headers: the fixed ones, count, epoch, then the sequence range."""
+    cdef list headers = [*fixed_headers, outlet.count_header(count), epoch]
+    if sequenced:
+        headers.append((H_SEQ_FIRST, _decimal(first)))
+        headers.append((H_SEQ_LAST, _decimal(last)))
+    return headers
+
+
+cdef int _send(Outlet outlet, Counts batch, topic, key, value, int64_t count,
+               list headers, bint full) except -1:
+    """One message through `outlet`, or to its backlog once `full`; returns `full` after it."""
+    if not full:
+        try:
+            outlet.produce(topic, value, key, on_delivery=outlet.callback(count),
+                           headers=headers)
+        except BufferError:
+            full = True
+            batch.buffer_full += 1
+        except KafkaException as exc:  # e.g. too large: retrying cannot help
+            outlet.failed(topic, key, count, exc.args[0])
+            return full
+        else:
+            batch.produced += 1
+            batch.records += count
+            return full
+    outlet.backlog(topic, key, value, headers, count)
+    return full
