@@ -26,6 +26,17 @@ def _rates(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"rates: numbers or 'max', not {text!r}") from None
 
 
+def _counts(text: str) -> list[int]:
+    """"1,4" -> [1, 4]."""
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"counts of 1 or more, not {text!r}")
+    return counts
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="bench", required=True)
     lat = sub.add_parser("latency", help="stage latencies exchange -> Kafka consumer",
@@ -43,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="seconds of unrecorded run first (a fresh broker JIT-compiles)")
     lat.add_argument("--no-null", action="store_true", help="skip the null-sink runs")
     lat.add_argument("--no-floor", action="store_true", help="skip the bare-producer floor")
+    lat.add_argument("--floor-topics", type=_counts, default=[1],
+                     help="a floor run per N given, its events round-robin over N topics (the "
+                     "handler uses one per kind), e.g. 1,4 (default: 1)")
     lat.add_argument("--url", help="a running simulator (two hosts): ws://HOST:PORT")
     lat.add_argument("--bootstrap", help="a running broker instead of a local one")
     lat.add_argument("--clock-offset-us", type=float, default=0.0,
@@ -75,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         rates=args.rates, profiles=profiles, duration_s=args.duration, symbols=args.symbols,
         kinds=[k for k in args.kinds.split(",") if k],
         saturation_frames=args.saturation_frames, warmup_s=args.warmup,
-        null=not args.no_null, floor=not args.no_floor, url=args.url, bootstrap=args.bootstrap,
+        null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
+        url=args.url, bootstrap=args.bootstrap,
         clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
     )
     result = run_bench(options)

@@ -3,7 +3,10 @@
 What any Kafka pipeline costs on this broker and host: idempotent, acks=all, linger 0, each
 event produced alone the moment it is due, its value stamped with the send time (ns, first 8
 bytes; padded to a trade record's size). The probe's receive time minus that stamp is the
-floor's end to end; its delivery reports give produce -> ack.
+floor's end to end; its delivery reports give produce -> ack. With several topics the events
+go round-robin over them, as a mix goes over one topic per kind: librdkafka sends one
+partition per produce request and the idempotent producer keeps at most 5 in flight, so the
+same rate over more partitions waits longer.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ PAD = bytes(SCHEMAS["trade"].itemsize - 8)
 
 
 class Floor:
-    def __init__(self, bootstrap: str, topic: str, keys: list[bytes]) -> None:
-        self.topic = topic
+    def __init__(self, bootstrap: str, topics: list[str], keys: list[bytes]) -> None:
+        self.topics = topics
         self.keys = keys
         self.producer = Producer({
             "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
@@ -54,7 +57,8 @@ class Floor:
             while (elapsed := time.perf_counter() - start) < duration_s:
                 for _ in range(int(elapsed * rate) - sent):
                     value = time.time_ns().to_bytes(8, "little") + PAD
-                    self.producer.produce(self.topic, value, self.keys[sent % len(self.keys)],
+                    self.producer.produce(self.topics[sent % len(self.topics)], value,
+                                          self.keys[sent % len(self.keys)],
                                           on_delivery=self._on_delivery)
                     sent += 1
                 time.sleep(TICK_S)

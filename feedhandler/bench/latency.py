@@ -71,6 +71,8 @@ class Options:
     warmup_s: float = 15.0  # an unrecorded run first: a fresh broker compiles under load
     null: bool = True
     floor: bool = True
+    # a floor run per entry, its events round-robin over that many topics
+    floor_topics: list[int] = field(default_factory=lambda: [1])
     url: str | None = None  # a simulator already running (e.g. on another host)
     bootstrap: str | None = None  # a broker already running
     clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
@@ -280,13 +282,15 @@ class Bench:
             samples["end_to_end"] = (consumed - ts_event - offset)[timed]
 
     # --- the floor -------------------------------------------------------------------------
-    def floor_run(self, rate: int, bootstrap: str, broker_pid: int | None) -> dict[str, Any]:
-        topic = f"lat{uuid.uuid4().hex[:8]}.floor"
+    def floor_run(self, rate: int, bootstrap: str, broker_pid: int | None,
+                  topic_count: int = 1) -> dict[str, Any]:
+        name = f"lat{uuid.uuid4().hex[:8]}.floor"
+        topics = [name] if topic_count == 1 else [f"{name}{i}" for i in range(topic_count)]
         ensure_topics(load_config(None, {"kafka.bootstrap": bootstrap}, environ={}).kafka,
-                      [topic])
-        floor = Floor(bootstrap, topic, self.keys)
+                      topics)
+        floor = Floor(bootstrap, topics, self.keys)
         cpu, broker = time.process_time(), process_cpu(broker_pid)
-        with probe(bootstrap, [topic], self.workdir, stamped=True) as tables:
+        with probe(bootstrap, topics, self.workdir, stamped=True) as tables:
             sent = floor.run(rate, self.options.duration_s)
         used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
         events, messages = tables["events"], tables["messages"]
@@ -298,6 +302,7 @@ class Bench:
             if len(acks) else acks
         return {
             "sink": "floor", "profile": None, "offered": rate, "frames": sent,
+            "topics": len(topics),
             "received": len(events), "failed": floor.failed,
             "cpu_us_per_frame": {"producer": round(used / max(sent, 1) * 1e6, 3),
                                  "broker": round(broker / max(sent, 1) * 1e6, 3)},
@@ -335,8 +340,8 @@ class Bench:
                         runs.append(self.handler_run(url, sink, profile, rate, bootstrap, pids,
                                                      opts.duration_s))
                         log(describe(runs[-1]))
-                if opts.floor and rate:
-                    runs.append(self.floor_run(rate, bootstrap, broker_pid))
+                for topics in opts.floor_topics if opts.floor and rate else []:
+                    runs.append(self.floor_run(rate, bootstrap, broker_pid, topics))
                     log(describe(runs[-1]))
         return {"meta": self.meta(), "runs": runs}
 
@@ -373,10 +378,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def run_name(run: dict[str, Any]) -> str:
+    """"null", "kafka latency", "floor", "floor (4 topics)": a run in tables and plots."""
+    if run["profile"] is not None:
+        return f"kafka {run['profile']}"
+    topics = run.get("topics", 1)
+    return run["sink"] if topics == 1 else f"{run['sink']} ({topics} topics)"
+
+
 def describe(run: dict[str, Any]) -> str:
     """One line per run for the console."""
-    name = run["sink"] if run["profile"] is None else f"kafka/{run['profile']}"
-    parts = [f"{name:>16} @ {run['offered']!s:>10}: {run['frames']:>8,} frames"]
+    parts = [f"{run_name(run):>18} @ {run['offered']!s:>10}: {run['frames']:>8,} frames"]
     if run.get("throughput_fps"):
         parts.append(f"{run['throughput_fps']:>10,.0f} frames/s")
     for stage, s in run["stages"].items():

@@ -12,13 +12,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from feedhandler.bench.latency import STAGES
+from feedhandler.bench.latency import STAGES, run_name
 
 NINES = (0.0, 90.0, 99.0, 99.9, 99.99)
-
-
-def _label(run: dict[str, Any]) -> str:
-    return run["sink"] if run["profile"] is None else f"kafka {run['profile']}"
 
 
 def _nines(percentiles: np.ndarray) -> np.ndarray:
@@ -33,7 +29,7 @@ def cdf_plot(result: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4.2), squeeze=False)
     for ax, rate in zip(axes[0], rates, strict=True):
         for run in (r for r in result["runs"] if r["offered"] == rate):
-            label = _label(run)
+            label = run_name(run)
             if run["sink"] == "null" or (run["sink"] == "kafka" and run["profile"] != "latency"):
                 stages = {"receive_to_produce"} if run["sink"] == "null" else {"end_to_end"}
             else:
@@ -67,8 +63,8 @@ def rate_plot(result: dict[str, Any], path: Path) -> None:
     order = [*rates, "saturation"]
     xs = {rate: i for i, rate in enumerate(order)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label in dict.fromkeys(_label(r) for r in runs):
-        mine = [r for r in runs if _label(r) == label and r["offered"] in xs]
+    for label in dict.fromkeys(run_name(r) for r in runs):
+        mine = [r for r in runs if run_name(r) == label and r["offered"] in xs]
         through = [(xs[r["offered"]], r["throughput_fps"]) for r in mine
                    if r.get("throughput_fps")]
         if through:

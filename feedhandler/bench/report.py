@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedhandler.bench.latency import STAGES
+from feedhandler.bench.latency import STAGES, run_name
 
 SHORT = {"exchange_to_receive": "send→recv", "receive_to_produce": "recv→produce",
          "produce_to_ack": "produce→ack", "ack_to_consumer": "ack→consumer",
          "end_to_end": "end to end"}
-
-
-def _name(run: dict[str, Any]) -> str:
-    return run["sink"] if run["profile"] is None else f"kafka {run['profile']}"
 
 
 def _offered(run: dict[str, Any]) -> str:
@@ -37,12 +33,12 @@ def markdown(result: dict[str, Any]) -> str:
             cells.append(f"{s['p50_us']:,.0f} / {s['p99_us']:,.0f} / {s['p99_9_us']:,.0f}"
                          if s.get("count") else "-")
         handled = f"{run['throughput_fps']:,.0f}" if run.get("throughput_fps") else "-"
-        lines.append(f"| {_name(run)} | {_offered(run)} | {handled} | " + " | ".join(cells)
+        lines.append(f"| {run_name(run)} | {_offered(run)} | {handled} | " + " | ".join(cells)
                      + " |")
     lines += ["", "CPU µs per frame (handler process incl. librdkafka threads; broker JVM; "
               "floor: the producer process):", "", "| run | offered/s | CPU µs per frame |",
               "|---|---:|---|"]
     for run in result["runs"]:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_us_per_frame"].items())
-        lines.append(f"| {_name(run)} | {_offered(run)} | {cpu} |")
+        lines.append(f"| {run_name(run)} | {_offered(run)} | {cpu} |")
     return "\n".join(lines) + "\n"

@@ -15,15 +15,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
 
-def test_a_short_run_reports_every_stage_and_the_floor(kafka_bootstrap: str,
+def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
                                                        tmp_path: Path) -> None:
     assert main(["bench", "latency", "--rates", "1000", "--duration", "3", "--warmup", "0",
                  "--profiles", "latency", "--symbols", "2", "--bootstrap", kafka_bootstrap,
-                 "--out", str(tmp_path)]) == 0
+                 "--floor-topics", "1,2", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "results.json").read_text())
     assert {(r["sink"], r["profile"], r["offered"]) for r in result["runs"]} == {
         ("null", None, 1000), ("kafka", "latency", 1000), ("floor", None, 1000)}
-    runs = {r["sink"]: r for r in result["runs"]}
+    runs = {r["sink"]: r for r in result["runs"]}  # (the floor: the last, over 2 topics)
+    assert [r.get("topics") for r in result["runs"] if r["sink"] == "floor"] == [1, 2]
     assert set(runs["kafka"]["stages"]) == set(STAGES)
     assert set(runs["null"]["stages"]) == {"receive_to_produce"}
     assert set(runs["floor"]["stages"]) == {"produce_to_ack", "end_to_end"}
@@ -43,5 +44,6 @@ def test_a_short_run_reports_every_stage_and_the_floor(kafka_bootstrap: str,
     assert result["meta"]["clock"].startswith("one host")
     table = (tmp_path / "results.md").read_text()
     assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
+    assert "| floor (2 topics) | 1,000 |" in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
     assert (tmp_path / "latency_rates.png").stat().st_size > 10_000
