@@ -49,8 +49,14 @@ def test_header_after_the_levels_and_repeated() -> None:
 
 def test_an_event_across_a_full_batch_is_decoded_whole() -> None:
     expected = run_decoder([compact(EVENT)] * 3).raw("depth")
-    decoded = run_decoder([compact(EVENT)] * 3, batch_rows=1000)
+    # 800 rows a batch: a table has room for 1,000, so the second 600-row event does not fit
+    # and is decoded again into the next batch
+    decoded = run_decoder([compact(EVENT)] * 3, batch_rows=800)
     assert [len(b) for b in decoded.batches["depth"]] == [600, 600, 600]
+    assert decoded.raw("depth") == expected and not decoded.errors
+    # 1,000 rows: room for 1,250, so the event that reaches 1,000 completes its batch
+    decoded = run_decoder([compact(EVENT)] * 3, batch_rows=1000)
+    assert [len(b) for b in decoded.batches["depth"]] == [1200, 600]
     assert decoded.raw("depth") == expected and not decoded.errors
 
 

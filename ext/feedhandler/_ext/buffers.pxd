@@ -41,3 +41,4 @@ cdef class RecordBuffers:
     cdef int capture_frame(self, int kind, const char* data, size_t size) except -1
     cdef int _attach(self, int kind, size_t capacity) except -1
     cdef size_t _pending(self) noexcept
+    cdef size_t _capacity(self, int kind) noexcept

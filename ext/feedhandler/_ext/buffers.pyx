@@ -16,7 +16,9 @@ cnp.import_array()
 cdef class RecordBuffers:
     """One preallocated numpy table per kind, handed over as batches.
 
-    A batch leaves (on_batch(kind, records[, frames])) when it holds batch_rows rows; in burst
+    A batch leaves (on_batch(kind, records[, frames])) once it holds batch_rows rows (the frame
+    that reaches them is in it: tables have a quarter more room, so an event of many rows, a
+    deep book update, rarely finds the table full and has to be decoded again); in burst
     mode as soon as the running event loop has decoded the current read burst (a call_soon
     armed by the first row of an empty batch: under load bursts make big batches, when idle
     each frame leaves at once); or when a frame finds its first row linger_ns old. Burst mode:
@@ -54,7 +56,7 @@ cdef class RecordBuffers:
         self._core = decoder
         self._owner = owner
         for k in range(<int>core.KIND_COUNT):
-            self._attach(k, self._batch_rows[k])
+            self._attach(k, self._capacity(k))
         return 0
 
     def flush(self):
@@ -102,6 +104,9 @@ cdef class RecordBuffers:
         self._core.attach(<core.Kind>kind, <char*>cnp.PyArray_DATA(<cnp.ndarray>array), capacity)
         return 0
 
+    cdef size_t _capacity(self, int kind) noexcept:
+        return self._batch_rows[kind] + self._batch_rows[kind] // 4
+
     cdef int make_room(self, int kind) except -1:
         cdef const core.Table* table = &self._core.table(<core.Kind>kind)
         if table.size:
@@ -116,7 +121,7 @@ cdef class RecordBuffers:
         records = self._arrays[kind][:size]
         self._rows[kind] += size
         self._batch_started[kind] = 0
-        self._attach(kind, self._batch_rows[kind])
+        self._attach(kind, self._capacity(kind))
         if not self._capture or self._frame_offsets[kind].empty():
             self._on_batch(self._names[kind], records)
             return 0
