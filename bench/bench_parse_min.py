@@ -1,9 +1,12 @@
 """ns per message of the C++ decoder (bench_parse.py's frames and `cpp` runner), as the minimum
 over many short rounds: robust to a loaded machine, for comparing two builds run alternately.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_parse_min.py
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_parse_min.py [--decode-only]
     (cd /tmp/main-copy && OPENBLAS_NUM_THREADS=1 PYTHONPATH=. /work/wt-x/.venv/bin/python \\
         bench/bench_parse_min.py)      # the other build, same frames
+
+--decode-only: ns per row (a depth level is a row) of what the listener runs: one long-lived
+decoder, Decoder.decode_many + flush(), batches dropped (no np.concatenate, no fresh arrays).
 """
 
 from __future__ import annotations
@@ -14,19 +17,39 @@ import sys
 import time
 
 sys.path.insert(0, os.getcwd())
-from bench.bench_parse import CASES, run_cpp
+from bench.bench_parse import CASES, TS_RECV, run_cpp
+from feedhandler._ext.decoder import Decoder
 
 ROUNDS = 25
 
 
 def main() -> None:
+    decode_only = "--decode-only" in sys.argv[1:]
     result = {}
     for kind, (make, n, table, _, _) in CASES.items():
         frames = make(n, random.Random(1))
+        if decode_only:
+            result[kind] = round(_per_row(frames * 10), 1)
+            continue
         run_cpp(frames, table)  # warm-up
         best = min(_timed(frames, table) for _ in range(ROUNDS))
         result[kind] = round(best / len(frames))
     print(result)
+
+
+def _per_row(frames: list[bytes]) -> float:
+    rows = [0]
+    decoder = Decoder(lambda kind, records: rows.__setitem__(0, rows[0] + len(records)),
+                      linger_ms=None)
+    best = None
+    for _ in range(ROUNDS + 1):  # (the first round warms up, and counts the rows)
+        rows[0] = 0
+        start = time.perf_counter_ns()
+        decoder.decode_many(frames, TS_RECV)
+        decoder.flush()
+        elapsed = time.perf_counter_ns() - start
+        best = elapsed if best is None else min(best, elapsed)
+    return best / max(rows[0], 1)
 
 
 def _timed(frames: list[bytes], table: str) -> int:

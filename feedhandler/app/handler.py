@@ -263,9 +263,9 @@ class Handler:
     # --- callbacks from the decoders ------------------------------------------------------
     def _observe_handed(self) -> None:
         """Latencies of the batches handed over since the last call."""
-        for kind, records, handed_ns in self._handed:
+        handed, self._handed = self._handed, []
+        for kind, records, handed_ns in handed:
             self.latency.observe_batch(kind, records, handed_ns)
-        self._handed.clear()
 
     def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.stats.errors[reason] += 1
@@ -351,6 +351,7 @@ class Handler:
             self.heartbeat = time.monotonic()
             for shard in self.shards:
                 shard.decoder.flush_expired()
+            self._observe_handed()  # (batches that left at their linger cap)
             if self.books is not None:
                 self.books.service()
             self.sink.service()

@@ -115,7 +115,7 @@ class TimedSink:
 
     def handovers(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(first ts_recv, hand-over ns) of `kind`'s batches, in order."""
-        mine = [(b[1][0], b[2]) for b in self.batches if b[0] == kind]
+        mine = [(b[1].min(), b[2]) for b in self.batches if b[0] == kind]
         pairs = np.array(mine, np.int64).reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
 
@@ -239,7 +239,7 @@ class Bench:
         receive to the last hand-over, or with Kafka to the last ack)."""
         if not sink.batches:
             return {}, 0.0
-        first = min(b[1][0] for b in sink.batches)
+        first = min(b[1].min() for b in sink.batches)
         # (saturation runs are over in about a second: all of them counts)
         settled = first + int(self.options.settle_s * 1e9) if stamped else first
         handed = [(np.unique(ts), now) for _, ts, now in sink.batches]  # (per frame)

@@ -119,6 +119,18 @@ def test_after_burst_runs_once_every_kind_of_the_burst_is_handed_over() -> None:
     assert asyncio.run(scenario()) == ["trade", "bookTicker", "after", "trade", "after"]
 
 
+def test_after_burst_runs_after_a_burst_whose_batches_all_left_full() -> None:
+    async def scenario() -> list[object]:
+        events: list[object] = []
+        decoder = Decoder(lambda kind, records: events.append(len(records)), burst=True,
+                          batch_rows=2, after_burst=lambda: events.append("after"))
+        decoder.decode_many([trade(1), trade(2)])  # full at once: nothing left for the end
+        await one_loop_turn()
+        return events
+
+    assert asyncio.run(scenario()) == [2, "after"]
+
+
 def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:
     kept: list[tuple[int, np.ndarray]] = []
     addresses: list[int] = []

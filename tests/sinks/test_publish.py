@@ -248,6 +248,9 @@ def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> Non
             produce_batch(FakeProducer(), bad, most)
     counts, _, _ = produce_batch(FakeProducer(), records[:0])
     assert counts.produced == 0
+    narrow = np.dtype([("trade_id", np.int32), ("symbol", "S8")])  # reads must stay in a row
+    with pytest.raises(ValueError, match="int64"):
+        RecordLayout(narrow, ("trade_id", "trade_id"))
 
 
 def test_counts_hold_when_a_callback_raises() -> None:

@@ -70,8 +70,8 @@ cdef class RecordBuffers:
         if self._core != NULL and self._pending():
             self.bursts += 1
             self.flush()
-            if self._after_burst is not None:
-                self._after_burst()
+        if self._after_burst is not None:  # (also after a burst whose batches all left full)
+            self._after_burst()
 
     def flush_expired(self, int64_t now):
         """Hand over batches whose first row is at least linger old at `now`."""

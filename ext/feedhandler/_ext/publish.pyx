@@ -170,12 +170,16 @@ cdef class RecordLayout:
 
     def __init__(self, dtype not None, tuple sequence=None):
         symbol, offset = dtype.fields["symbol"][:2]
+        if symbol.kind != "S":
+            raise ValueError("the symbol field must be fixed-width bytes")
         self.itemsize, self.symbol_offset = dtype.itemsize, offset
         self.symbol_width = symbol.itemsize
         self.first_offset = self.last_offset = -1
         if sequence is not None:
-            self.first_offset = dtype.fields[sequence[0]][1]
-            self.last_offset = dtype.fields[sequence[1]][1]
+            first, last = dtype.fields[sequence[0]], dtype.fields[sequence[1]]
+            if first[0] != np.int64 or last[0] != np.int64:
+                raise ValueError("sequence fields must be int64")
+            self.first_offset, self.last_offset = first[1], last[1]
 
 
 def produce_records(Outlet outlet not None, RecordLayout layout not None,
@@ -216,7 +220,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             topic = new_topic(key)
         start = bounds[g]
         while start < bounds[g + 1]:
-            stop = min(start + most, bounds[g + 1])
+            stop = start + min(most, bounds[g + 1] - start)
             count = stop - start
             if groups == 1:  # rows in place: one copy
                 value = PyBytes_FromStringAndSize(data + start * width, count * width)
