@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 # (layout, symbol -> topic, new_topic(symbol), fixed headers, most records per message)
-BinaryPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
+RecordsPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
                    tuple[tuple[str, bytes], ...], int]
 STATISTICS_INTERVAL_MS = 5_000
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
@@ -165,7 +165,7 @@ class KafkaSink:
         self._outlet.acks = [] if on_ack_latency is not None else None
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
-        self._binary: dict[str, BinaryPlan] = {}  # kind -> its produce_records arguments
+        self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -200,7 +200,7 @@ class KafkaSink:
             self._publish_frames(schema, records, epoch, frames)
             return
         if self.config.encoding == "records":  # grouped, cut, gathered and produced in C
-            plan = self._binary.get(kind) or self._binary_for(schema)
+            plan = self._plans.get(kind) or self._records_plan(schema)
             layout, topics, new_topic, fixed, most = plan
             counts = Counts()
             try:  # behind a backlog, new messages queue too: per-key order is kept
@@ -367,14 +367,14 @@ class KafkaSink:
         self.stats.records_produced += counts.records
         self.stats.buffer_full += counts.buffer_full
 
-    def _binary_for(self, schema: Schema) -> BinaryPlan:
+    def _records_plan(self, schema: Schema) -> RecordsPlan:
         """What produce_records needs for `schema`'s kind, made once."""
         kind = schema.kind
         plan = (RecordLayout(schema.dtype, SEQUENCE_FIELDS.get(kind)),
                 self._topics.setdefault(kind, {}), partial(self._new_topic, kind),
                 fixed_headers(schema.name, schema.version, self.config.encoding, self.instance),
                 max(1, self.config.max_message_bytes // schema.itemsize))
-        self._binary[kind] = plan
+        self._plans[kind] = plan
         return plan
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
