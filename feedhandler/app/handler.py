@@ -228,13 +228,10 @@ class Handler:
                 self.sink.publish_batch(kind, records, holder[0].epoch)
             else:
                 self.sink.publish_batch(kind, records, holder[0].epoch, Frames(*frames))
-            # after the hand-over, which receive -> produce measures and which need not wait
-            # for it (per batch; sinks never change the time columns); in burst mode after
-            # the burst's last hand-over, so that no kind's batch waits for another's
-            if batch.burst:
-                self._handed.append((kind, records, time.time_ns()))
-            else:
-                self.latency.observe_batch(kind, records)
+            # stamped at the hand-over, which receive -> produce measures, and observed after
+            # the burst's last one (or at the next service tick), so that no kind's batch
+            # waits for another's bookkeeping (sinks never change the time columns)
+            self._handed.append((kind, records, time.time_ns()))
             if not self._paused and not self._stop.is_set() and \
                     self.sink.backlog_bytes() > self._backlog_limit:
                 # at once, not at the next service tick: a loaded loop would read on meanwhile
@@ -351,7 +348,8 @@ class Handler:
             self.heartbeat = time.monotonic()
             for shard in self.shards:
                 shard.decoder.flush_expired()
-            self._observe_handed()  # (batches that left at their linger cap)
+            # batches that left full, at their linger cap, or without burst mode
+            self._observe_handed()
             if self.books is not None:
                 self.books.service()
             self.sink.service()
