@@ -157,9 +157,10 @@ class Handler:
         snapshot rows (epoch 0: not from a stream connection)."""
         book = self.config.book
         source: DepthSource
-        if book.snapshot_source == "rest" or self.wsapi is None:
+        if book.snapshot_source == "rest":
             source = RestDepth(book.rest_url, self._budget, self.config.wsapi.request_timeout_s)
         else:
+            assert self.wsapi is not None  # (made for wsapi snapshots)
             source = self.wsapi
         return SnapshotSync(source, self._publish_snapshot,
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
