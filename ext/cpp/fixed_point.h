@@ -176,6 +176,18 @@ inline DecimalStatus parse_fixed8_quoted_swar(const char* p, T& out, const char*
 
 }  // namespace detail
 
+// Binance's usual form alone, unsigned "<1-6 digits>.<8 digits>" and its closing quote at once
+// (`stop`), as value*1e8; false for anything else, which parse_fixed8_quoted then reads. Needs
+// 16 readable bytes at `p`.
+[[gnu::always_inline]] inline bool fixed8_usual(const char* p, uint64_t& units,
+                                                const char*& stop) noexcept {
+#ifdef __SSE4_1__
+  return detail::fixed8_sse(p, units, stop);
+#else
+  return false;
+#endif
+}
+
 // The decoder's hot path: a decimal string token whose text starts at `p` and ends at the next
 // '"'. Requires 24 readable bytes past `p` (simdjson's padding after the frame guarantees it).
 // Binance's usual "<1-6>.<8>" digits go 16 bytes at once where SSE4.1 is there (x86-64-v2), the

@@ -81,3 +81,59 @@ def test_a_bad_level_after_many_good_ones(level: str, reason: str) -> None:
     decoded = run_decoder([frame, compact({**EVENT, "U": 110, "u": 119})])
     assert [(e[0], e[1]) for e in decoded.errors] == [(reason, "a")]
     assert len(decoded.array("depth")) == 600  # the next event, whole; nothing of the bad one
+
+
+def wrapped(data: bytes, stream: bytes = b"btcusdt@depth@100ms") -> bytes:
+    return b'{"stream":"' + stream + b'","data":' + data + b"}"
+
+
+def reordered(**fields: Any) -> bytes:
+    return compact({"e": "depthUpdate", **fields})
+
+
+HEADER = {k: EVENT[k] for k in ("E", "s", "U", "u")}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Binance's shape: the levels, to the frame's end, read by hand
+        pytest.param(wrapped(compact(EVENT)), id="wrapped"),
+        pytest.param(compact(EVENT) + b" \r\n", id="trailing-space"),
+        pytest.param(wrapped(compact(EVENT)) + b"\n", id="wrapped-space"),
+        # other shapes: field by field
+        pytest.param(wrapped(compact(EVENT))[:-1] + b',"extra":[1,{"b":[]}]}', id="wrapper-more"),
+        pytest.param(reordered(**HEADER, b=LEVELS, a=LEVELS[::-1], x=[["1", "2"]]), id="more"),
+        pytest.param(reordered(b=LEVELS, **HEADER, a=LEVELS[::-1]), id="header-between"),
+        pytest.param(compact(EVENT).replace(b'"a":', b'"\\u0061":[],"a":', 1), id="escaped-key"),
+    ],
+)
+def test_any_order_around_the_levels_gives_the_same_rows(frame: bytes) -> None:
+    decoded = run_decoder([frame])
+    assert not decoded.errors
+    assert decoded.raw("depth") == run_decoder([compact(EVENT)]).raw("depth")
+
+
+def test_asks_first_are_rows_first() -> None:
+    rows = run_decoder([reordered(**HEADER, a=LEVELS[::-1], b=LEVELS)]).array("depth")
+    expected = run_decoder([compact(EVENT)]).array("depth")
+    assert rows["side"].tolist() == [1] * 300 + [0] * 300
+    prices = expected["price"].tolist()
+    assert rows["price"].tolist() == prices[300:] + prices[:300]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param(compact(EVENT) + b"x", id="garbage"),
+        pytest.param(compact(EVENT) + b"}", id="brace-too-many"),
+        pytest.param(wrapped(compact(EVENT)) + b"}", id="wrapped-brace-too-many"),
+        pytest.param(wrapped(compact(EVENT))[:-1], id="wrapper-unclosed"),
+        pytest.param(compact(EVENT)[:-1] + b"]", id="bracket-for-brace"),
+        pytest.param(compact(EVENT).replace(b'"a":', b'"a" ', 1), id="no-colon"),
+    ],
+)
+def test_a_broken_frame_end_is_an_error_with_no_rows(frame: bytes) -> None:
+    decoded = run_decoder([frame, compact({**EVENT, "U": 110, "u": 119})])
+    assert len(decoded.errors) == 1 and decoded.errors[0][3] == frame
+    assert len(decoded.array("depth")) == 600  # the next event only
