@@ -41,12 +41,14 @@ _ALL_LEVELS = 1 << 30
 Level = tuple[int, int]  # (price, quantity) in 1e-8 units
 BookSnapshot = tuple[int, list[Level], list[Level]]  # (last update id, bids, asks), best first
 
-_MICROS = re.compile(rb"(?<=[:,\[])(\d{13})\d{3}(?=[,}\]])")
+# The last 3 digits of a 16-digit integer: deleted by a literal (empty) replacement, which re
+# does in C; a group reference (\1) would call back into Python for every match.
+_MICRO_DIGITS = re.compile(rb"(?<=[:,\[]\d{13})\d{3}(?=[,}\]])")
 
 
 def to_millis(payload: bytes) -> bytes:
     """A µs-stamped payload in ms (every 16-digit integer truncated to 13 digits)."""
-    return _MICROS.sub(rb"\1", payload)
+    return _MICRO_DIGITS.sub(b"", payload)
 
 
 class Reader(Protocol):
