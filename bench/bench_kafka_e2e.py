@@ -1,8 +1,8 @@
 """Handler throughput into Kafka (every record acknowledged) against the null sink, same load.
 
     .venv/bin/python bench/bench_kafka_e2e.py [--frames N] [--symbols K] [--rounds R]
-                                              [--set KEY=VALUE ...] [--compare KEY=VALUE ...]
-                                              [--bootstrap HOST:PORT]
+        [--set KEY=VALUE ...] [--compare KEY=VALUE[,KEY=VALUE] ...] [--bootstrap HOST:PORT]
+        [--pin]
 
 One simulator process (`--fast --pregenerate N`: each connection's N events are encoded before
 the first is sent, so the simulator is not the bottleneck; `--live`: generated while sending,
@@ -15,7 +15,8 @@ included), of the broker and of the simulator: the three share two cores. Withou
 a local broker is started in a temporary directory. Unrecorded warm-up runs come first: a fresh
 broker spends its first tens of seconds under load JIT-compiling. Sinks alternate across
 rounds; medians are reported, and the median of each round's Kafka / null ratio (the two runs
-of a round are adjacent in time, which cancels much of a shared machine's drift).
+of a round are adjacent in time, which cancels much of a shared machine's drift). `--pin`: the
+handler (librdkafka's threads included) on CPU 0, the broker and the simulator on CPU 1.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import datetime as dt
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -103,10 +105,13 @@ def main() -> int:
                         help="config override for both sinks, e.g. kafka.encoding=json")
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
     parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
-                        help="also run both sinks with this setting in every round, e.g. "
-                        "batch.burst=false (before smart batching) or kafka.profile=latency")
+                        help="also run both sinks with these settings (comma-separated) in every "
+                        "round, e.g. batch.burst=false (before smart batching) or "
+                        "kafka.profile=latency")
     parser.add_argument("--live", action="store_true",
                         help="the simulator generates while it sends (its own rate limits)")
+    parser.add_argument("--pin", action="store_true",
+                        help="handler on CPU 0; broker and simulator on CPU 1")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     universe = Universe.generate(1)
@@ -118,16 +123,23 @@ def main() -> int:
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"# {len(streams)} streams on one connection, {args.frames:,} frames per run, "
           f"settings {settings or 'default'}, simulator {'live' if args.live else 'pre-generated'};"
-          " simulator, handler and broker on this host")
+          " simulator, handler and broker on this host"
+          + (": handler on CPU 0, broker and simulator on CPU 1" if args.pin else ""))
     sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
                 "--pregenerate", "0" if args.live else str(args.frames)]
     # variant label -> settings; each runs with both sinks in every round
-    variants = {"default": settings, **{c: {**settings, **dict([c.split("=", 1)])}
-                                        for c in args.compare}}
+    variants = {"default": settings,
+                **{c: {**settings, **dict(kv.split("=", 1) for kv in c.split(","))}
+                   for c in args.compare}}
     runs = [(sink, label) for label in variants for sink in ("null", "kafka")]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
     with broker(args.bootstrap) as (bootstrap, broker_pid), \
             SimulatorProcess(sim_args, timeout=120) as sim:
+        if args.pin:  # every thread, those started later too (they inherit the mask)
+            os.sched_setaffinity(0, {0})
+            for pid in filter(None, (broker_pid, sim.pid)):
+                subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], check=True,
+                               stdout=subprocess.DEVNULL)
         for sink in ("null", *["kafka"] * args.warmup):
             run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid, sim.pid,
                      settings)
@@ -153,6 +165,10 @@ def main() -> int:
         paired = statistics.median(k["frames_per_s"] / n["frames_per_s"]
                                    for k, n in zip(kafka, null, strict=True))
         print(f"kafka / null, {label}: {ratio:.0%} (medians); {paired:.0%} (median of the "
+              "rounds' ratios)")
+        cpu = statistics.median(k["handler_cpu"] / n["handler_cpu"]
+                                for k, n in zip(kafka, null, strict=True))
+        print(f"handler CPU per frame, kafka / null, {label}: {cpu:.2f}x (median of the "
               "rounds' ratios)")
     return 0
 

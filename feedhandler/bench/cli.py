@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="no per-message delivery reports: no produce->ack / ack->consumer, "
                      "and no thread taking the GIL from the handler")
     lat.add_argument("--no-plots", action="store_true")
+    lat.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a handler setting for every handler run (e.g. batch.linger_ms=0.05); "
+                     "it wins over the benchmark's own")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         print("feedhandler bench: with --url give the simulator's rate: --rates R",
               file=sys.stderr)
         return 2
+    if bad := [item for item in args.set if "=" not in item]:
+        print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
+        return 2
     note = args.clock_note or (SAME_CLOCK if not args.url else
                                "two hosts: stages from E include the clock offset given by "
                                "--clock-offset-us (state how it was measured)")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
         url=args.url, bootstrap=args.bootstrap,
         clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
+        settings=dict(item.split("=", 1) for item in args.set),
     )
     result = run_bench(options)
     args.out.mkdir(parents=True, exist_ok=True)

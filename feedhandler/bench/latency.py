@@ -78,6 +78,7 @@ class Options:
     clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
     clock_note: str = SAME_CLOCK
     ack_stamps: bool = True  # delivery reports served by a thread (costs the handler the GIL)
+    settings: dict[str, str] = field(default_factory=dict)  # config overrides, e.g. batch.*
 
 
 class TimedSink:
@@ -190,6 +191,7 @@ class Bench:
             # saturation: a fixed number of pre-generated frames, as fast as they are read
             "duration_s": duration_s if rate else 0.0,
             "max_messages": 0 if rate else self.options.saturation_frames,
+            **self.options.settings,
         }, environ={})
 
     def handler_run(self, url: str, sink_kind: str, profile: str | None, rate: int,
