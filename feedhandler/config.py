@@ -129,8 +129,7 @@ class KafkaConfig(Section):
     topic_config: dict[str, Scalar] = Field(default_factory=dict)
     """for created topics, e.g. retention.ms"""
     profile: Literal["latency", "throughput"] = "throughput"
-    """librdkafka defaults (sinks/kafka.py); the keys below win over it. latency also caps a
-    batch's age at 0.05 ms within a read burst unless batch.linger_ms is set"""
+    """librdkafka defaults (sinks/kafka.py); the keys below win over it"""
     compression: Literal["", "none", "gzip", "snappy", "lz4", "zstd"] = ""
     """"": the profile's"""
     linger_ms: Annotated[float, AfterValidator(_minus_one_or_more)] = -1.0
@@ -152,7 +151,6 @@ class KafkaConfig(Section):
 
 
 BATCH_KEYS = ("rows", "bytes", "linger_ms")
-LATENCY_LINGER_MS = 0.05  # batch.linger_ms under kafka.profile latency, unless set
 
 
 class KindBatch(TypedDict, total=False):
@@ -394,15 +392,6 @@ class HandlerConfig(Section):
     def _known_streams(cls, value: list[str]) -> list[str]:
         # split into connections later: no per-connection count here
         return normalize_streams(value, per_connection=None)
-
-    @model_validator(mode="after")
-    def _latency_caps_batch_age(self) -> HandlerConfig:
-        # Under load one socket read can hold ~1,000 frames (~0.5 ms of decoding); the latency
-        # profile hands a batch over once its first record is LATENCY_LINGER_MS old, even
-        # mid-burst, unless batch.linger_ms is set: more, smaller batches for a lower tail.
-        if self.kafka.profile == "latency" and "linger_ms" not in self.batch.model_fields_set:
-            self.batch.linger_ms = LATENCY_LINGER_MS
-        return self
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> HandlerConfig:

@@ -192,10 +192,8 @@ Batches (smart batching): the decoder hands over a kind's records as soon as the
 has decoded the current socket read burst, so under load bursts make big batches and when
 idle each frame leaves at once; earlier when a batch reaches `batch.rows` records or
 `batch.bytes` bytes (rows = bytes // record size); `batch.linger_ms` only caps a batch's age
-within one long burst (0: no cap; 5 ms by default, 0.05 ms under `kafka.profile: latency`
-unless set, so a 1,000-frame read does not hold its first frame for the whole decode). Per
-kind in `batch.per_kind.<kind>.{rows,bytes,linger_ms}`; `batch.burst: false` restores
-full-or-linger only. The sink splits each batch by symbol,
+within one long burst (0: no cap). Per kind in `batch.per_kind.<kind>.{rows,bytes,linger_ms}`;
+`batch.burst: false` restores full-or-linger only. The sink splits each batch by symbol,
 keeping exchange order, into one message per symbol (several past `kafka.max_message_bytes`)."""
 
 READING = """### Reading it back

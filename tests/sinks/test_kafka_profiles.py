@@ -34,12 +34,3 @@ def test_individual_keys_win_over_the_profile() -> None:
 def test_an_unknown_profile_fails_at_load() -> None:
     with pytest.raises(ConfigError, match=r"kafka\.profile: expected 'latency' or 'throughput'"):
         settings(profile="fast")
-
-
-def test_the_latency_profile_caps_a_batch_age_unless_linger_is_set() -> None:
-    assert load_config(None, {"kafka.profile": "latency"}, environ={}).batch.linger_ms == 0.05
-    assert load_config(None, {}, environ={}).batch.linger_ms == 5.0
-    chosen = {"kafka.profile": "latency", "batch.linger_ms": 5.0}
-    assert load_config(None, chosen, environ={}).batch.linger_ms == 5.0
-    env = {"FEEDHANDLER_KAFKA__PROFILE": "latency", "FEEDHANDLER_BATCH__LINGER_MS": "0"}
-    assert load_config(None, {}, environ=env).batch.linger_ms == 0.0
