@@ -33,6 +33,7 @@ class Floor:
         })
         self.acks: list[tuple[int, int]] = []  # (send ns, ack ns)
         self.failed = 0
+        self.queue_full = 0  # produce() calls refused for a full queue, then retried
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -57,9 +58,15 @@ class Floor:
             while (elapsed := time.perf_counter() - start) < duration_s:
                 for _ in range(int(elapsed * rate) - sent):
                     value = time.time_ns().to_bytes(8, "little") + PAD
-                    self.producer.produce(self.topics[sent % len(self.topics)], value,
-                                          self.keys[sent % len(self.keys)],
-                                          on_delivery=self._on_delivery)
+                    while True:  # librdkafka's queue full (the broker lags): wait, as a
+                        try:     # producer must; the event keeps its send time
+                            self.producer.produce(self.topics[sent % len(self.topics)], value,
+                                                  self.keys[sent % len(self.keys)],
+                                                  on_delivery=self._on_delivery)
+                            break
+                        except BufferError:
+                            self.queue_full += 1
+                            time.sleep(TICK_S)
                     sent += 1
                 time.sleep(TICK_S)
             self.producer.flush(30)

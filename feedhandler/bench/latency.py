@@ -305,7 +305,7 @@ class Bench:
         return {
             "sink": "floor", "profile": None, "offered": rate, "frames": sent,
             "topics": len(topics),
-            "received": len(events), "failed": floor.failed,
+            "received": len(events), "failed": floor.failed, "queue_full": floor.queue_full,
             "cpu_us_per_frame": {"producer": round(used / max(sent, 1) * 1e6, 3),
                                  "broker": round(broker / max(sent, 1) * 1e6, 3)},
             "stages": {"produce_to_ack": summarize(acks[:, 1] - acks[:, 0]),
