@@ -938,7 +938,9 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       if (p >= end || *p != '[') return other();
       ++p;
       skip_space(p, end);
-      if (*p != '"' || parse_fixed8_quoted(p + 1, r->price, &p) != DecimalStatus::ok) {
+      // p < end: a string is never read past the frame (the padding may hold anything)
+      if (p >= end || *p != '"' ||
+          parse_fixed8_quoted(p + 1, r->price, &p) != DecimalStatus::ok) {
         return other();
       }
       ++p;  // the closing quote
@@ -947,7 +949,9 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       ++p;
       skip_space(p, end);
       int128 wide;
-      if (*p != '"' || parse_fixed8_quoted(p + 1, wide, &p) != DecimalStatus::ok) return other();
+      if (p >= end || *p != '"' || parse_fixed8_quoted(p + 1, wide, &p) != DecimalStatus::ok) {
+        return other();
+      }
       r->qty.lo = static_cast<uint64_t>(wide);
       r->qty.hi = static_cast<int64_t>(wide >> 64);
       ++p;

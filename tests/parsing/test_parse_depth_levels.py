@@ -137,3 +137,13 @@ def test_a_broken_frame_end_is_an_error_with_no_rows(frame: bytes) -> None:
     decoded = run_decoder([frame, compact({**EVENT, "U": 110, "u": 119})])
     assert len(decoded.errors) == 1 and decoded.errors[0][3] == frame
     assert len(decoded.array("depth")) == 600  # the next event only
+
+
+
+@pytest.mark.parametrize("levels", [b"[[}}", b'[["1.00000000",]}', b"[[]]}", b"[[]}}"])
+def test_levels_closed_by_the_wrong_brackets_are_an_error_with_no_rows(levels: bytes) -> None:
+    # (stage 1 rejects unbalanced brackets; these balance, so the hand reader meets them)
+    frame = reordered(**HEADER, b=[], a=[]).split(b'"b":')[0] + b'"b":' + levels
+    decoded = run_decoder([frame, compact(EVENT)])
+    assert [(e[0], e[1], e[3]) for e in decoded.errors] == [("wrong_type", "b", frame)]
+    assert len(decoded.array("depth")) == 600
