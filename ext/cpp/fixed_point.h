@@ -197,16 +197,14 @@ inline DecimalStatus parse_fixed8_quoted_swar(const char* p, T& out, const char*
 template <typename T>
 [[gnu::always_inline]] inline DecimalStatus parse_fixed8_quoted(
     const char* p, T& out, const char** stop = nullptr) noexcept {
-#ifdef __SSE4_1__
   const bool negative = *p == '-';
   uint64_t units;  // < 1e14: in range of every T, either sign
   const char* q;
-  if (detail::fixed8_sse(p + negative, units, q)) {
+  if (fixed8_usual(p + negative, units, q)) {
     if (stop) *stop = q;
     out = negative ? static_cast<T>(-static_cast<int64_t>(units)) : static_cast<T>(units);
     return DecimalStatus::ok;
   }
-#endif
   return detail::parse_fixed8_quoted_swar(p, out, stop);
 }
 

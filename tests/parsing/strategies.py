@@ -127,25 +127,25 @@ usual = st.integers(0, 10**14 - 1).map(render)
 usual_levels = st.lists(st.tuples(usual | prices, usual | volumes).map(list), max_size=40)
 
 
+def _depth_fields(draw: st.DrawFn, sides: st.SearchStrategy[list[list[str]]]
+                  ) -> tuple[str, dict[str, Any]]:
+    """(symbol, a diff-depth event in Binance's field order, "a" last)."""
+    sym = draw(symbols)
+    return sym, {"e": "depthUpdate", "E": draw(ms), "s": sym, "U": draw(ids), "u": draw(ids),
+                 "b": draw(sides), "a": draw(sides)}
+
+
 @st.composite
 def depth(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    sym = draw(symbols)
-    fields = {
-        "e": "depthUpdate", "E": draw(ms), "s": sym, "U": draw(ids), "u": draw(ids),
-        "b": draw(levels(25)), "a": draw(levels(25)),
-    }  # fmt: skip
+    sym, fields = _depth_fields(draw, levels(25))
     cadence = draw(st.sampled_from(["", "@100ms", "@1000ms"]))
     return f"{stream_symbol(sym)}@depth{cadence}", draw(_shuffled(fields, "e"))
 
 
 @st.composite
 def depth_in_order(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    """Diff depth in Binance's field order, "a" last: read to the frame's end by hand."""
-    sym = draw(symbols)
-    fields = {
-        "e": "depthUpdate", "E": draw(ms), "s": sym, "U": draw(ids), "u": draw(ids),
-        "b": draw(usual_levels), "a": draw(usual_levels),
-    }  # fmt: skip
+    """Diff depth in Binance's field order: read to the frame's end by hand."""
+    sym, fields = _depth_fields(draw, usual_levels)
     return f"{stream_symbol(sym)}@depth@100ms", fields
 
 
