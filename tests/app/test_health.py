@@ -157,6 +157,8 @@ async def test_metrics_parse_and_equal_the_handler_counters() -> None:
         handler = Handler(config(sim.url, **{"connection.streams_per_connection": 1}), sink)
         async with running(handler):
             await sim.wait_for_connections(2)
+            # A gap is only visible after an id: dropping a connection's first trades is not one.
+            await until(lambda: handler.stats.records["trade"] > 0)
             sim.faults.malformed()  # one per connection
             sim.faults.gap("btcusdt@trade", n=3)
             await until(lambda: handler.stats.errors["malformed_json"] == 2
