@@ -1,6 +1,6 @@
 """Record batches -> Kafka messages, one per (kind, symbol) run (Cython + ext/cpp/grouping)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,8 @@ class RecordLayout:
     first_offset: int
     last_offset: int
 
-    def __init__(self, dtype: np.dtype[Any], sequence: tuple[str, str] | None = None) -> None: ...
+    def __init__(self, dtype: np.dtype[Any], sequence: tuple[str, str] | None = None,
+                 padding: Iterable[tuple[int, int]] = ()) -> None: ...
 
 def produce_records(
     outlet: Outlet,

@@ -18,7 +18,7 @@ from feedhandler._ext.publish import (
     produce_messages,
     produce_records,
 )
-from feedhandler.contract import SEQUENCE_FIELDS, fixed_headers, header_dict
+from feedhandler.contract import SEQUENCE_FIELDS, fixed_headers, header_dict, padding, wire_records
 from feedhandler.records import SCHEMAS
 
 
@@ -199,9 +199,11 @@ def produce_batch(producer: FakeProducer, records: np.ndarray, most: int = 1000,
 
     outlet = Outlet(producer.produce, print, lambda *m: backlog.append(m), print)
     counts = Counts()
-    produce_records(outlet, RecordLayout(SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"]), records,
-                    most, topics, new_topic, fixed_headers("binance.spot.trade", 2, "records",
-                                                           "host-a"), b"7", full, counts)
+    layout = RecordLayout(SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"],
+                          padding(SCHEMAS["trade"]))
+    produce_records(outlet, layout, records, most, topics, new_topic,
+                    fixed_headers("binance.spot.trade", 2, "records", "host-a"), b"7", full,
+                    counts)
     return counts, backlog, topics
 
 
@@ -241,6 +243,24 @@ def test_records_behind_a_full_queue_go_to_the_backlog_in_order() -> None:
     assert counts.produced == 0 and len(backlog) == 3
 
 
+@pytest.mark.parametrize("symbols", [[b"BTCUSDT"] * 3, [b"BTCUSDT", b"ETHUSDT", b"BTCUSDT"]])
+def test_messages_carry_zero_padding_whatever_the_rows_hold(symbols: list[bytes]) -> None:
+    records = trades(symbols)
+    (start, end), = padding(SCHEMAS["trade"])
+    raw = records.view(np.uint8).reshape(len(records), -1)
+    raw[:, start:end] = 0xAB  # e.g. left uninitialised by a numpy copy
+    before = records.tobytes()
+    producer = FakeProducer()
+    produce_batch(producer, records)
+    for _, _, value, _ in producer.produced:
+        rows = np.frombuffer(value, np.uint8).reshape(-1, records.itemsize)
+        assert not rows[:, start:end].any() and rows[:, :start].any()
+    assert b"".join(m[2] for m in producer.produced) == wire_records(
+        SCHEMAS["trade"], np.concatenate([records[records["symbol"] == s] for s in
+                                          dict.fromkeys(symbols)])).tobytes()
+    assert records.tobytes() == before, "the caller's rows are left as they were"
+
+
 def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> None:
     records = trades([b"BTCUSDT"] * 4)
     for bad, most in ((records[::2], 10), (records.view(np.uint8), 10), (records, 0)):
@@ -251,6 +271,8 @@ def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> Non
     narrow = np.dtype([("trade_id", np.int32), ("symbol", "S8")])  # reads must stay in a row
     with pytest.raises(ValueError, match="int64"):
         RecordLayout(narrow, ("trade_id", "trade_id"))
+    with pytest.raises(ValueError, match="outside"):
+        RecordLayout(narrow, None, [(10, 13)])
 
 
 def test_counts_hold_when_a_callback_raises() -> None:

@@ -4,7 +4,7 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdio cimport snprintf
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 
 import numpy as np
@@ -164,15 +164,21 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
 
 
 cdef class RecordLayout:
-    """Where produce_records finds a kind's symbol and sequence range in its records (the
-    schema's layout, read once per kind)."""
+    """Where produce_records finds a kind's symbol and sequence range in its records, and
+    which byte ranges no field covers (the schema's layout, read once per kind)."""
     cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
+    cdef vector[Py_ssize_t] _padding  # start, end, start, end, ...
 
-    def __init__(self, dtype not None, tuple sequence=None):
+    def __init__(self, dtype not None, tuple sequence=None, padding=()):
         symbol, offset = dtype.fields["symbol"][:2]
         if symbol.kind != "S":
             raise ValueError("the symbol field must be fixed-width bytes")
         self.itemsize, self.symbol_offset = dtype.itemsize, offset
+        for start, end in padding:
+            if not 0 <= start < end <= self.itemsize:
+                raise ValueError(f"padding ({start}, {end}) outside a {self.itemsize}-byte row")
+            self._padding.push_back(start)
+            self._padding.push_back(end)
         self.symbol_width = symbol.itemsize
         self.first_offset = self.last_offset = -1
         if sequence is not None:
@@ -190,7 +196,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     order of first appearance, rows in order within each), each group cut into messages of at
     most `most` records whose bytes are gathered straight into the value, keyed by the symbol,
     to topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and
-    backlog rule, counted in `counts`. `records`: C-contiguous rows of layout.itemsize bytes."""
+    backlog rule, counted in `counts`. `records`: C-contiguous rows of layout.itemsize bytes;
+    the layout's padding is zero in the messages, whatever it holds in `records`."""
     cdef Py_ssize_t n = cnp.PyArray_DIM(records, 0) if cnp.PyArray_NDIM(records) == 1 else -1
     if n < 0 or cnp.PyArray_ITEMSIZE(records) != layout.itemsize \
             or not cnp.PyArray_IS_C_CONTIGUOUS(records):
@@ -230,6 +237,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 for j in range(start, stop):
                     memcpy(out, data + order[j] * width, width)
                     out += width
+            _zero_padding(layout, PyBytes_AS_STRING(value), count)
             headers = _headers(
                 outlet, fixed_headers, count, epoch_header, sequenced,
                 (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
@@ -238,6 +246,16 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 if sequenced else 0)
             full = _send(outlet, counts, topic, key, value, count, headers, full)
             start = stop
+
+
+cdef inline void _zero_padding(RecordLayout layout, char* rows, Py_ssize_t count) noexcept:
+    """Padding is not data: zeroed in the message (the wire layout), not in the caller's rows."""
+    cdef size_t p, ranges = layout._padding.size()
+    cdef Py_ssize_t r
+    for r in range(count):
+        for p in range(0, ranges, 2):
+            memset(rows + layout._padding[p], 0, layout._padding[p + 1] - layout._padding[p])
+        rows += layout.itemsize
 
 
 cdef list _headers(Outlet outlet, tuple fixed_headers, int64_t count, tuple epoch,
