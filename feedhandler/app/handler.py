@@ -209,7 +209,7 @@ class Handler:
 
         def on_batch(kind: str, records: np.ndarray,
                      frames: tuple[bytes, np.ndarray, np.ndarray] | None = None) -> None:
-            self.stats.records[kind] += len(records)
+            # (as little as possible before the hand-over: receive -> produce runs until it)
             if kind == "depth" and self.book_sync is not None:
                 self.book_sync.on_depth(records)  # before the sink owns the records
             if self.books is not None:
@@ -217,12 +217,11 @@ class Handler:
                     self.books.on_depth(records)
                 elif kind == "bookTicker":
                     self.books.on_book_ticker(records)
-            role = ROLES[kind]
-            if role is Role.GAP:
-                self._publish_gaps(records)
-                return
-            if role is Role.CONTROL:  # control frames are published by on_control
-                return
+            if kind in UNPUBLISHED_KINDS:
+                self.stats.records[kind] += len(records)
+                if kind in GAP_KINDS:
+                    self._publish_gaps(records)
+                return  # (control frames are published by on_control)
             if self.precision is not None:  # counted, still published: exact exchange values
                 self.precision.check(kind, records)
             if frames is None:
@@ -233,6 +232,7 @@ class Handler:
             # the burst's last one (or at the next service tick), so that no kind's batch
             # waits for another's bookkeeping (sinks never change the time columns)
             self._handed.append((kind, records, time.time_ns()))
+            self.stats.records[kind] += len(records)
             if not self._paused and not self._stop.is_set() and \
                     self.sink.backlog_bytes() > self._backlog_limit:
                 # at once, not at the next service tick: a loaded loop would read on meanwhile
@@ -430,7 +430,9 @@ class Handler:
 
 
 SCHEMAS_BY_INDEX = list(SCHEMAS)
-ROLES = {kind.name: kind.role for kind in KINDS}
+# Kinds whose rows are not records on a data topic (sets: an enum member is a slow lookup)
+GAP_KINDS = frozenset(kind.name for kind in KINDS if kind.role is Role.GAP)
+UNPUBLISHED_KINDS = GAP_KINDS | {kind.name for kind in KINDS if kind.role is Role.CONTROL}
 
 
 def _is_server_shutdown(frame: bytes) -> bool:

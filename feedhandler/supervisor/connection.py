@@ -163,7 +163,7 @@ class Connection:
                 self.feed.attempting(replacing, self.leg)
                 self._join_started = self.clock.now()
                 return await _unless(stop, self._connect(
-                    self.url, functools.partial(self.feed.new_listener, self.leg),
+                    self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
                     self.config, self._ssl_context))
         except LinkFailed as exc:
             await self._failed(exc.failure, stop)
@@ -207,7 +207,7 @@ class Connection:
         await _unless(stop, self.clock.sleep(delay))
 
     async def _serve(self, link: Link, stop: asyncio.Event) -> None:
-        self.feed.opened(link.listener, self.url)
+        self.feed.opened(link.listener)
         successor: Link | None = link
         while successor is not None:
             successor = await self._serve_one(successor, stop)

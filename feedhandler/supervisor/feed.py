@@ -117,10 +117,12 @@ class ShardFeed:
             self._overlap = overlap
             self.decoder.set_overlap(overlap)
 
-    def new_listener(self, leg: int | None = None) -> FeedListener:
+    def new_listener(self, leg: int | None = None, url: str = "") -> FeedListener:
+        """`url`: where it connects (a redundant leg's; default: the shard's)."""
         # Frames still owed under --max-messages, across reconnects.
         remaining = self._max_frames - self.frames if self._max_frames else 0
-        listener = FeedListener(self.decoder, max_frames=remaining, on_limit=self._limit_reached,
+        listener = FeedListener(self.decoder, lambda opened: self._connected(opened, url),
+                                max_frames=remaining, on_limit=self._limit_reached,
                                 max_message_bytes=self._max_message_bytes)
         if leg is not None:  # a redundant leg
             listener.leg = leg
@@ -128,10 +130,15 @@ class ShardFeed:
             listener.leg = 1 - self.listeners[0].leg
         return listener
 
-    def opened(self, listener: FeedListener, url: str = "") -> None:
-        """`url`: a redundant leg's (default: the shard's)."""
+    def opened(self, listener: FeedListener) -> None:
+        """The supervisor serves this connection (its events went out at the handshake)."""
         self.listeners.append(listener)
         self._apply_pause(listener)  # a connection made while the sink is backed up waits too
+
+    def _connected(self, listener: FeedListener, url: str) -> None:
+        """The handshake is done and none of the connection's frames is decoded yet (picows
+        calls this before the rest of its read, whose batches may be handed over before
+        `opened`): its events are published before any of its records."""
         self.event("connected", url=url or self.shard.url, streams=len(self.shard.streams),
                    **self.leg_field(listener))
         if self._lost_at_ns:

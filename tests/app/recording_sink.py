@@ -14,17 +14,20 @@ class RecordingSink:
         self.batches: list[tuple[str, np.ndarray, int]] = []
         self.dead: list[tuple[str, str, str, bytes]] = []
         self.events: list[dict[str, Any]] = []
+        self.sequence: list[str] = []  # "batch:<epoch>" and "event:<type>", in publication order
         self.closed = False
 
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
                       frames: Frames | None = None) -> None:
         self.batches.append((kind, records, epoch))
+        self.sequence.append(f"batch:{epoch}")
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.dead.append((reason, field, stream, frame))
 
     def publish_control(self, event: dict[str, Any]) -> None:
         self.events.append(event)
+        self.sequence.append(f"event:{event['type']}")
 
     def service(self) -> None:
         pass

@@ -58,6 +58,8 @@ async def test_reconnect_publishes_disconnect_and_gap_then_resumes() -> None:
     gap = next(e for e in sink.events if e["type"] == "gap")
     assert gap["reason"] == "reconnect" and gap["to_ns"] > gap["from_ns"] > 0
     assert gap["epoch"] == 2
+    # published before any record of the new connection (which may come before `opened`)
+    assert sink.sequence.index("event:gap") < sink.sequence.index("batch:2")
     assert {b[2] for b in sink.batches} >= {1, 2}  # records carry the epoch they came in on
     assert handler.stats.reconnects >= 1 and sink.closed
 

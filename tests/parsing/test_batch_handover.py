@@ -7,8 +7,11 @@ import asyncio
 
 import numpy as np
 import pytest
+from picows import WSMsgType
+from picows.picows import _make_test_ws_frame
 
 from feedhandler._ext.decoder import Decoder
+from feedhandler._ext.listener import FeedListener
 from tests.parsing.test_parse_gaps import book, trade
 
 Batches = list[tuple[str, list[int]]]
@@ -129,6 +132,24 @@ def test_after_burst_runs_after_a_burst_whose_batches_all_left_full() -> None:
         return events
 
     assert asyncio.run(scenario()) == [2, "after"]
+
+
+def test_the_last_frame_of_a_socket_read_hands_the_burst_over_at_once() -> None:
+    async def scenario() -> list[object]:
+        events: list[object] = []
+        decoder = Decoder(lambda kind, records: events.append((kind, len(records))), burst=True,
+                          after_burst=lambda: events.append("after"))
+        listener = FeedListener(decoder)
+        decoder.decode(trade(1))  # an earlier frame of the read
+        last = _make_test_ws_frame(WSMsgType.TEXT, trade(2), True, False)
+        assert last.last_in_buffer
+        listener.on_ws_frame(None, last)
+        handed = list(events)  # before the loop's next turn
+        await one_loop_turn()  # the burst-end callback was cancelled: nothing more
+        assert events == handed and decoder.buffers.bursts == 1
+        return handed
+
+    assert asyncio.run(scenario()) == [("trade", 2), "after"]
 
 
 def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:

@@ -68,7 +68,9 @@ class Exchange:
                       config: ConnectionConfig, context: Any) -> Link:
         if self.hold is not None:
             await self.hold.wait()
-        link = FakeLink(factory(), self.clock)
+        listener = factory()
+        listener.on_ws_connected(None)  # the handshake's end, as picows reports it
+        link = FakeLink(listener, self.clock)
         self.links.append(link)
         return link
 

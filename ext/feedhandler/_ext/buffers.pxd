@@ -23,6 +23,7 @@ cdef class RecordBuffers:
     cdef bint _burst                  # hand over at the end of the loop's read burst
     cdef bint _armed                  # a burst-end callback is scheduled
     cdef object _burst_end            # bound method, made once
+    cdef object _burst_handle         # its scheduled call, cancelled when a read's end comes first
     cdef object _after_burst          # () -> None once a burst end's batches are all handed over
     cdef readonly uint64_t bursts     # burst-end hand-overs that found rows
     # capture_frames: each open batch's source frames, concatenated, with per-frame byte and
@@ -38,6 +39,8 @@ cdef class RecordBuffers:
     # The core found `kind`'s table full: hand the batch over, or grow an empty table.
     cdef int make_room(self, int kind) except -1
     cdef int flush_kind(self, int kind) except -1
+    # picows has decoded the last whole frame of a socket read: the burst is over.
+    cdef int end_of_read(self) except -1
     cdef int capture_frame(self, int kind, const char* data, size_t size) except -1
     cdef int _attach(self, int kind, size_t capacity) except -1
     cdef size_t _pending(self) noexcept

@@ -19,9 +19,12 @@ cdef class RecordBuffers:
     A batch leaves (on_batch(kind, records[, frames])) once it holds batch_rows rows (the frame
     that reaches them is in it: tables have a quarter more room, so an event of many rows, a
     deep book update, rarely finds the table full and has to be decoded again); in burst
-    mode as soon as the running event loop has decoded the current read burst (a call_soon
-    armed by the first row of an empty batch: under load bursts make big batches, when idle
-    each frame leaves at once); or when a frame finds its first row linger_ns old. Burst mode:
+    mode as soon as the current read burst is decoded (under load bursts make big batches,
+    when idle each frame leaves at once): at the end of the socket read (`end_of_read`, from
+    the listener, at picows's last whole frame of a read), or else by a call_soon armed by the
+    first row of an empty batch (frames decoded outside a read, a read whose last frame was a
+    ping that picows answered itself); or when a frame finds its first row linger_ns old.
+    Burst mode:
     linger is only a cap on a batch's age within a long burst, 0 = no cap. Without burst mode
     (offline): linger 0 hands each frame over at once, INT64_MAX never.
 
@@ -67,6 +70,7 @@ cdef class RecordBuffers:
     def flush_burst(self):
         """The burst-end callback: the loop has run every read callback since it was armed."""
         self._armed = False
+        self._burst_handle = None
         if self._core != NULL and self._pending():
             self.bursts += 1
             self.flush()
@@ -134,6 +138,14 @@ cdef class RecordBuffers:
         self._on_batch(self._names[kind], records, frames)
         return 0
 
+    cdef int end_of_read(self) except -1:
+        # Now, not at the loop's next turn: that comes after every other ready socket's read
+        # (other shards) and any due timer.
+        if self._armed:
+            self._burst_handle.cancel()
+            self.flush_burst()
+        return 0
+
     cdef int capture_frame(self, int kind, const char* data, size_t size) except -1:
         if not self._capture:
             return 0
@@ -151,7 +163,7 @@ cdef class RecordBuffers:
             self._batch_started[kind] = ts_recv
             if self._burst and not self._armed:
                 self._armed = True
-                get_running_loop().call_soon(self._burst_end)
+                self._burst_handle = get_running_loop().call_soon(self._burst_end)
         if self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]:
             return self.flush_kind(kind)
         if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides

@@ -53,6 +53,8 @@ cdef class FeedListener(WSListener):
             self.last_pong_ns = now_ns()
         elif msg_type == WSMsgType.CLOSE:
             self._on_close_frame(transport, frame)
+        if frame.last_in_buffer:  # the read's burst is decoded: its batches leave now
+            self.decoder.buffers.end_of_read()
 
     cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1:
         cdef int64_t ts
