@@ -132,6 +132,7 @@ class ShardFeed:
 
     def opened(self, listener: FeedListener) -> None:
         """The supervisor serves this connection (its events went out at the handshake)."""
+        self._lost_at_ns = 0  # (kept until now: a connection dropped before this repeats it)
         self.listeners.append(listener)
         self._apply_pause(listener)  # a connection made while the sink is backed up waits too
 
@@ -146,7 +147,6 @@ class ShardFeed:
             # connection opened is gone: exactly that range, in ts_recv terms.
             self.event("gap", reason="reconnect", from_ns=self._lost_at_ns,
                        to_ns=listener.connected_ns)
-            self._lost_at_ns = 0
 
     def leg_field(self, listener: FeedListener) -> dict[str, int]:
         """The `leg` of a redundant shard's connection events."""

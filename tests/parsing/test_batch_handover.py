@@ -152,6 +152,30 @@ def test_the_last_frame_of_a_socket_read_hands_the_burst_over_at_once() -> None:
     assert asyncio.run(scenario()) == [("trade", 2), "after"]
 
 
+def test_rows_a_raising_sink_left_behind_leave_at_the_next_read_end() -> None:
+    async def scenario() -> list[object]:
+        handed: list[object] = []
+
+        def on_batch(kind: str, records: np.ndarray) -> None:
+            if not handed:
+                handed.append("raised")
+                raise RuntimeError("sink bug")
+            handed.append(kind)
+
+        decoder = Decoder(on_batch, burst=True)
+        listener = FeedListener(decoder)
+        decoder.decode_many([trade(1), book(7)])
+        with pytest.raises(RuntimeError, match="sink bug"):  # (picows logs it, and drops)
+            listener.on_ws_frame(None, _make_test_ws_frame(WSMsgType.TEXT, trade(2), True, False))
+        assert decoder.buffers.pending_rows  # the second kind, no burst end armed any more
+        listener.on_ws_frame(None, _make_test_ws_frame(WSMsgType.PONG, b"", True, False))
+        assert not decoder.buffers.pending_rows
+        return handed
+
+    handed = asyncio.run(scenario())
+    assert handed[0] == "raised" and len(handed) == 2
+
+
 def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:
     kept: list[tuple[int, np.ndarray]] = []
     addresses: list[int] = []

@@ -242,3 +242,24 @@ def test_a_shard_subscribed_after_connecting_reconnects_instead() -> None:
         assert "rollover" not in s.types()
 
     asyncio.run(main())
+
+
+def test_a_loss_is_published_again_by_the_next_connection_when_one_is_dropped_unserved() -> None:
+    async def main() -> None:
+        s = Setup()
+        old = s.feed.new_listener()
+        old.on_ws_connected(None)
+        s.feed.opened(old)
+        s.feed.closed(old)  # lost: the next connection owes a gap from here
+        unserved = s.feed.new_listener()
+        unserved.on_ws_connected(None)  # handshake done, then cancelled before `opened`
+        served = s.feed.new_listener()
+        served.on_ws_connected(None)
+        s.feed.opened(served)
+        again = s.feed.new_listener()
+        again.on_ws_connected(None)  # a make-before-break replacement: nothing lost
+        gaps = [e for e in s.events if e["type"] == "gap"]
+        assert [(g["from_ns"], g["to_ns"]) for g in gaps] == [
+            (old.connected_ns, unserved.connected_ns), (old.connected_ns, served.connected_ns)]
+
+    asyncio.run(main())

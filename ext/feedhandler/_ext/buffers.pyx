@@ -140,9 +140,14 @@ cdef class RecordBuffers:
 
     cdef int end_of_read(self) except -1:
         # Now, not at the loop's next turn: that comes after every other ready socket's read
-        # (other shards) and any due timer.
+        # (other shards) and any due timer. Rows left unarmed (a sink that raised halfway
+        # through a burst's hand-overs) leave too.
+        if not self._burst:
+            return 0
         if self._armed:
             self._burst_handle.cancel()
+            self.flush_burst()
+        elif self._pending():
             self.flush_burst()
         return 0
 
@@ -162,8 +167,8 @@ cdef class RecordBuffers:
         if self._batch_started[kind] == 0:
             self._batch_started[kind] = ts_recv
             if self._burst and not self._armed:
-                self._armed = True
                 self._burst_handle = get_running_loop().call_soon(self._burst_end)
+                self._armed = True
         if self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]:
             return self.flush_kind(kind)
         if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides
