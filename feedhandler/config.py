@@ -170,8 +170,8 @@ class BatchConfig(Section):
     linger_ms: NonNegativeFloat = 5.0
     """...or when its first record is this old (a cap; see burst)..."""
     burst: bool = True
-    """...and as soon as the event loop has decoded the current socket read burst (smart
-    batching: big batches under load, each frame at once when idle); false: full or linger"""
+    """...and as soon as the current socket read is decoded (smart batching: big batches
+    under load, each frame at once when idle); false: full or linger"""
     per_kind: dict[str, KindBatch] = Field(default_factory=dict)
     """kind -> {rows, bytes, linger_ms} for that kind"""
 

@@ -188,13 +188,14 @@ kind. If the exchange drops the connection meanwhile, the reconnect `gap` event 
 SIGTERM/SIGINT the handler stops reading, flushes its open batches and the producer within
 `shutdown_timeout_s`, and exits 0; the summary's `sink.undelivered` is what did not make it.
 
-Batches (smart batching): the decoder hands over a kind's records as soon as the event loop
-has decoded the current socket read burst, so under load bursts make big batches and when
-idle each frame leaves at once; earlier when a batch reaches `batch.rows` records or
-`batch.bytes` bytes (rows = bytes // record size); `batch.linger_ms` only caps a batch's age
-within one long burst (0: no cap). Per kind in `batch.per_kind.<kind>.{rows,bytes,linger_ms}`;
-`batch.burst: false` restores full-or-linger only. The sink splits each batch by symbol,
-keeping exchange order, into one message per symbol (several past `kafka.max_message_bytes`)."""
+Batches (smart batching): the decoder hands over a kind's records as soon as it has decoded
+the current socket read (picows's last whole frame of the read), so under load bursts make
+big batches and when idle each frame leaves at once; earlier when a batch reaches
+`batch.rows` records or `batch.bytes` bytes (rows = bytes // record size); `batch.linger_ms`
+only caps a batch's age within one long burst (0: no cap). Per kind in
+`batch.per_kind.<kind>.{rows,bytes,linger_ms}`; `batch.burst: false` restores full-or-linger
+only. The sink splits each batch by symbol, keeping exchange order, into one message per
+symbol (several past `kafka.max_message_bytes`)."""
 
 READING = """### Reading it back
 
