@@ -28,7 +28,7 @@ from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
-from feedhandler.contract.kinds import KINDS, Role
+from feedhandler.contract.kinds import DATA_ROLES, KINDS, Role
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
@@ -431,8 +431,8 @@ class Handler:
 
 SCHEMAS_BY_INDEX = list(SCHEMAS)
 # Kinds whose rows are not records on a data topic (sets: an enum member is a slow lookup)
+UNPUBLISHED_KINDS = frozenset(kind.name for kind in KINDS if kind.role not in DATA_ROLES)
 GAP_KINDS = frozenset(kind.name for kind in KINDS if kind.role is Role.GAP)
-UNPUBLISHED_KINDS = GAP_KINDS | {kind.name for kind in KINDS if kind.role is Role.CONTROL}
 
 
 def _is_server_shutdown(frame: bytes) -> bool:

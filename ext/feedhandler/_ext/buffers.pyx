@@ -146,8 +146,7 @@ cdef class RecordBuffers:
             return 0
         if self._armed:
             self._burst_handle.cancel()
-            self.flush_burst()
-        elif self._pending():
+        if self._armed or self._pending():
             self.flush_burst()
         return 0
 
