@@ -167,7 +167,6 @@ class KafkaSink:
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
-        self._wire_dtypes: dict[str, np.dtype[Any]] = {}  # kind -> a dtype equal to its schema's
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -198,10 +197,10 @@ class KafkaSink:
             return
         schema = SCHEMAS[kind]
         if self.config.encoding == "records":  # grouped, cut, gathered and produced in C
-            # (which zeroes the padding in the messages): the decoder's batches go as they are
-            if records.dtype is not self._wire_dtypes.get(kind) or \
-                    not records.flags.c_contiguous:
-                records = self._wire(schema, records)
+            # (which zeroes the padding in the messages): the decoder's batches, which carry
+            # the schema's own dtype object, go as they are
+            if records.dtype is not schema.dtype or not records.flags.c_contiguous:
+                records = wire_records(schema, records)
             plan = self._plans.get(kind) or self._records_plan(schema)
             layout, topics, new_topic, fixed, most = plan
             counts = Counts()
@@ -367,15 +366,6 @@ class KafkaSink:
             produce_messages(self._outlet, batch, bool(self._backlog))
         finally:
             self._count(batch)
-
-    def _wire(self, schema: Schema, records: np.ndarray) -> np.ndarray:
-        """Rows produce_records can take as they are, or a wire copy. A dtype object found
-        equal to the schema's is remembered: comparing structured dtypes costs microseconds,
-        and the decoder's batches always come with the same one."""
-        if records.dtype == schema.dtype and records.flags.c_contiguous:
-            self._wire_dtypes[schema.kind] = records.dtype
-            return records
-        return wire_records(schema, records)
 
     def _count(self, counts: Counts) -> None:
         self.stats.produced += counts.produced

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from feedhandler.contract.kinds import KINDS, Role
+from feedhandler.records import SCHEMAS
 from tests.parsing.helpers import TS_RECV, assert_same, run_decoder, run_reference
 
 MARKET = [k for k in KINDS if k.role is Role.MARKET]
@@ -25,6 +26,8 @@ def test_example_decodes_like_the_reference(kind) -> None:  # type: ignore[no-un
     assert_same(decoded, run_reference(frames[:1], **hint), f"{kind.name} raw")
     combined = run_decoder(frames[1:])
     assert not combined.errors and kind.name in combined.kinds()
+    # the schema's own dtype object: the Kafka sink takes a batch as it is by identity
+    assert all(b.dtype is SCHEMAS[kind.name].dtype for b in combined.batches[kind.name])
     assert_same(combined, run_reference(frames[1:]), f"{kind.name} combined")
 
 
