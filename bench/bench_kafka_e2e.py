@@ -16,7 +16,8 @@ a local broker is started in a temporary directory. Unrecorded warm-up runs come
 broker spends its first tens of seconds under load JIT-compiling. Sinks alternate across
 rounds; medians are reported, and the median of each round's Kafka / null ratio (the two runs
 of a round are adjacent in time, which cancels much of a shared machine's drift). `--pin`: the
-handler (librdkafka's threads included) on CPU 0, the broker and the simulator on CPU 1.
+handler (librdkafka's threads included) on the first CPU, the broker and the simulator on the
+others.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import datetime as dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -37,6 +37,7 @@ import uvloop
 
 from feedhandler.app.handler import Handler
 from feedhandler.bench.latency import broker, cpu_model, process_cpu
+from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.config import load_config
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
@@ -111,7 +112,7 @@ def main() -> int:
     parser.add_argument("--live", action="store_true",
                         help="the simulator generates while it sends (its own rate limits)")
     parser.add_argument("--pin", action="store_true",
-                        help="handler on CPU 0; broker and simulator on CPU 1")
+                        help="handler on the first CPU; broker and simulator on the others")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     universe = Universe.generate(1)
@@ -124,7 +125,7 @@ def main() -> int:
     print(f"# {len(streams)} streams on one connection, {args.frames:,} frames per run, "
           f"settings {settings or 'default'}, simulator {'live' if args.live else 'pre-generated'};"
           " simulator, handler and broker on this host"
-          + (": handler on CPU 0, broker and simulator on CPU 1" if args.pin else ""))
+          + (": handler on its own CPU, broker and simulator on the others" if args.pin else ""))
     sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
                 "--pregenerate", "0" if args.live else str(args.frames)]
     # variant label -> settings; each runs with both sinks in every round
@@ -135,11 +136,11 @@ def main() -> int:
     results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
     with broker(args.bootstrap) as (bootstrap, broker_pid), \
             SimulatorProcess(sim_args, timeout=120) as sim:
-        if args.pin:  # every thread, those started later too (they inherit the mask)
-            os.sched_setaffinity(0, {0})
+        if args.pin:
+            handler_cpu, others = split_cpus()
+            pin_self(handler_cpu)
             for pid in filter(None, (broker_pid, sim.pid)):
-                subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], check=True,
-                               stdout=subprocess.DEVNULL)
+                pin_process(pid, others)
         for sink in ("null", *["kafka"] * args.warmup):
             run_once(sim.url, streams, sink, args.frames, bootstrap, broker_pid, sim.pid,
                      settings)

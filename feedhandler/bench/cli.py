@@ -9,6 +9,7 @@ this with --url ws://THAT_HOST:PORT --rates R (and --clock-offset-us, see bench/
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--no-ack-stamps", action="store_true",
                      help="no per-message delivery reports: no produce->ack / ack->consumer, "
                      "and no thread taking the GIL from the handler")
+    lat.add_argument("--pin", action="store_true",
+                     help="the handler (and the floor's producer) on a CPU of its own; broker, "
+                     "simulator and consumer on the others, as a colocated host isolates them")
     lat.add_argument("--no-plots", action="store_true")
     lat.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="a handler setting for every handler run (e.g. batch.linger_ms=0.05); "
@@ -88,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if bad := [item for item in args.set if "=" not in item]:
         print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        print("feedhandler bench: --pin needs two CPUs", file=sys.stderr)
+        return 2
     note = args.clock_note or (SAME_CLOCK if not args.url else
                                "two hosts: stages from E include the clock offset given by "
                                "--clock-offset-us (state how it was measured)")
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
         url=args.url, bootstrap=args.bootstrap,
         clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
+        pin=args.pin,
         settings=dict(item.split("=", 1) for item in args.set),
     )
     result = run_bench(options)

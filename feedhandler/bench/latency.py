@@ -41,6 +41,7 @@ import uvloop
 
 from feedhandler.app.handler import Handler, make_sink
 from feedhandler.bench.floor import Floor
+from feedhandler.bench.pinning import pin_process, pin_self, restored_affinity, split_cpus
 from feedhandler.bench.stats import summarize
 from feedhandler.config import HandlerConfig, load_config
 from feedhandler.contract import Frames, data_topics
@@ -78,6 +79,9 @@ class Options:
     clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
     clock_note: str = SAME_CLOCK
     ack_stamps: bool = True  # delivery reports served by a thread (costs the handler the GIL)
+    # the handler (and the floor's producer) on a CPU of its own; broker, simulator and
+    # consumer on the others
+    pin: bool = False
     settings: dict[str, str] = field(default_factory=dict)  # config overrides, e.g. batch.*
 
 
@@ -130,10 +134,10 @@ def process_cpu(pid: int | None) -> float:
 
 
 @contextmanager
-def probe(bootstrap: str, topics: list[str], workdir: Path,
-          stamped: bool = False) -> Iterator[dict[str, np.ndarray]]:
-    """A consumer process reading `topics`; the dict is filled with its tables when the block
-    ends (after a grace for the last messages)."""
+def probe(bootstrap: str, topics: list[str], workdir: Path, stamped: bool = False,
+          cpus: str | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """A consumer process reading `topics` (on `cpus` if given); the dict is filled with its
+    tables when the block ends (after a grace for the last messages)."""
     out = workdir / f"probe-{uuid.uuid4().hex[:8]}.npz"
     command = [sys.executable, "-m", "feedhandler.bench.probe", "--bootstrap", bootstrap,
                "--topics", ",".join(topics), "--out", str(out)] + (["--stamped"] * stamped)
@@ -143,6 +147,8 @@ def probe(bootstrap: str, topics: list[str], workdir: Path,
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the benchmark's consumer did not start")
+        if cpus is not None:
+            pin_process(proc.pid, cpus)
         yield tables
         time.sleep(1.0)  # the last acknowledged messages reach the consumer
     finally:
@@ -179,6 +185,8 @@ class Bench:
         symbols = Universe.generate(SEED).symbols[: options.symbols]
         self.streams = [f"{s.symbol.lower()}@{kind}" for s in symbols for kind in options.kinds]
         self.keys = [s.symbol.encode() for s in symbols]
+        self.others: str | None = None  # with pin: the CPUs of every process but this one
+        self.pinned: str | None = None  # with pin: where each process ran
 
     # --- one handler run -------------------------------------------------------------------
     def config(self, url: str, sink: str, profile: str | None, rate: int, bootstrap: str,
@@ -211,7 +219,7 @@ class Bench:
                 (m.topic() or "", m.partition() or 0, m.offset() or 0, time.time_ns()))
             topics = sorted(data_topics(self.streams, config.kafka.topic_template,
                                         config.kafka.exchange, config.kafka.market))
-            with probe(bootstrap, topics, self.workdir) as tables:
+            with probe(bootstrap, topics, self.workdir, cpus=self.others) as tables:
                 if self.options.ack_stamps:
                     with delivery_server(inner):
                         uvloop.run(handler.run())
@@ -292,7 +300,8 @@ class Bench:
                       topics)
         floor = Floor(bootstrap, topics, self.keys)
         cpu, broker = time.process_time(), process_cpu(broker_pid)
-        with probe(bootstrap, topics, self.workdir, stamped=True) as tables:
+        with probe(bootstrap, topics, self.workdir, stamped=True,
+                   cpus=self.others) as tables:
             sent = floor.run(rate, self.options.duration_s)
         used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
         events, messages = tables["events"], tables["messages"]
@@ -324,12 +333,22 @@ class Bench:
                 "--max-messages", str(self.options.saturation_frames)]
         with SimulatorProcess(["--seed", str(SEED), *(paced if rate else fast)],
                               timeout=120) as sim:
+            if self.others is not None:
+                pin_process(sim.pid, self.others)
             yield sim.url, sim.pid
 
     def run(self, log: Any = print) -> dict[str, Any]:
         opts = self.options
         runs: list[dict[str, Any]] = []
-        with broker(opts.bootstrap) as (bootstrap, broker_pid):
+        mask = os.sched_getaffinity(0)
+        with broker(opts.bootstrap) as (bootstrap, broker_pid), restored_affinity(mask):
+            if opts.pin:
+                cpu, self.others = split_cpus()
+                pin_self(cpu)
+                if broker_pid is not None:
+                    pin_process(broker_pid, self.others)
+                self.pinned = (f"handler and floor producer on CPU {cpu}; broker, simulator and "
+                               f"consumer on CPUs {self.others}")
             if opts.warmup_s and opts.profiles:
                 with self.simulator(opts.rates[0] or 10_000) as (url, _):
                     self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,
@@ -358,6 +377,7 @@ class Bench:
             "settle_s": self.options.settle_s, "clock": self.options.clock_note,
             "clock_offset_us": self.options.clock_offset_us,
             "simulator": self.options.url or "local", "broker": self.options.bootstrap or "local",
+            "pinned": self.pinned,
         }
 
 

@@ -22,7 +22,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"{meta['machine']}", f"- Mix: {meta['symbols']} symbols x "
              f"{', '.join(meta['kinds'])} ({meta['streams']} streams, one connection); "
              f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
-             "counted", f"- Clock: {meta['clock']}", "",
+             "counted", f"- Clock: {meta['clock']}",
+             *([f"- Pinned: {meta['pinned']}"] if meta.get("pinned") else []), "",
              "Latency percentiles in µs, p50 / p99 / p99.9 (`-`: not measured in that run):", "",
              "| run | offered/s | handled/s | " + " | ".join(SHORT[s] for s in STAGES) + " |",
              "|---|---:|---:|" + "---:|" * len(STAGES)]

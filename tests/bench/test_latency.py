@@ -4,6 +4,7 @@ consumer; the JSON has every stage with ordered percentiles (never an absolute l
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,12 @@ ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
 def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
                                                        tmp_path: Path) -> None:
+    mask = os.sched_getaffinity(0)
+    pin = ["--pin"] if len(mask) >= 2 else []  # simulator and consumer off the handler's CPU
     assert main(["bench", "latency", "--rates", "1000", "--duration", "3", "--warmup", "0",
                  "--profiles", "latency", "--symbols", "2", "--bootstrap", kafka_bootstrap,
-                 "--floor-topics", "1,2", "--out", str(tmp_path)]) == 0
+                 "--floor-topics", "1,2", "--out", str(tmp_path), *pin]) == 0
+    assert os.sched_getaffinity(0) == mask  # the session's CPUs back after the run
     result = json.loads((tmp_path / "results.json").read_text())
     assert {(r["sink"], r["profile"], r["offered"]) for r in result["runs"]} == {
         ("null", None, 1000), ("kafka", "latency", 1000), ("floor", None, 1000)}
@@ -43,6 +47,10 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     assert runs["kafka"]["kafka"]["failed"] == 0
     assert result["meta"]["clock"].startswith("one host")
     table = (tmp_path / "results.md").read_text()
+    if pin:
+        pinned = f"handler and floor producer on CPU {min(mask)};"
+        assert result["meta"]["pinned"].startswith(pinned)
+        assert f"- Pinned: {pinned}" in table
     assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
     assert "| floor (2 topics) | 1,000 |" in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
