@@ -11,7 +11,9 @@ simulator that pre-encodes N bookTicker frames per connection and writes them in
 are messages/s between the first and the last frame; ratios are (b)/(a) and (c)/(a) per round.
 
 --workload realistic: instead of bookTicker, frames shaped like real captures, replayed at full
-speed from a recording built from ../shared/corpus (beside the repo): per symbol, bookTicker,
+speed from a recording built from ../shared/corpus (beside the repo), pre-encoded and written in
+bulk like the synthetic frames (a replay that writes frame by frame is slower than both clients
+and would only measure itself): per symbol, bookTicker,
 trade and aggTrade events from the captures and diff-depth events whose levels are real REST
 snapshot levels, most with 10-20 levels a side, some 20-70, and 1 in 20 with 100-325 (as real
 busy books send); sequence ids made continuous, so no gap rows.
@@ -138,7 +140,8 @@ async def main(n: int, rounds: int, workload: str) -> None:
         if workload == "realistic":
             recording = Path(scratch) / "realistic.fhrec"
             streams = "/".join(realistic_recording(recording, n))
-            args = ["--replay", str(recording), "--replay-speed", "0", "--max-messages", str(n)]
+            args = ["--replay", str(recording), "--replay-speed", "0", "--max-messages", str(n),
+                    "--fast", "--pregenerate", str(n)]
             what = "realistic frames (bookTicker, trade, aggTrade, depth 10-325 levels a side)"
         else:
             streams = "/".join(f"{s.symbol.lower()}@bookTicker"
