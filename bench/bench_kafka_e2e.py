@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("--live", action="store_true",
                         help="the simulator generates while it sends (its own rate limits)")
     parser.add_argument("--pin", action="store_true",
-                        help="handler on the first CPU; broker and simulator on the others")
+                        help="handler on the first CPU; simulator and a local broker on the others")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     universe = Universe.generate(1)
@@ -125,7 +125,8 @@ def main() -> int:
     print(f"# {len(streams)} streams on one connection, {args.frames:,} frames per run, "
           f"settings {settings or 'default'}, simulator {'live' if args.live else 'pre-generated'};"
           " simulator, handler and broker on this host"
-          + (": handler on its own CPU, broker and simulator on the others" if args.pin else ""))
+          + (": handler on its own CPU, simulator and a local broker on the others"
+             if args.pin else ""))
     sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
                 "--pregenerate", "0" if args.live else str(args.frames)]
     # variant label -> settings; each runs with both sinks in every round

@@ -69,8 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="no per-message delivery reports: no produce->ack / ack->consumer, "
                      "and no thread taking the GIL from the handler")
     lat.add_argument("--pin", action="store_true",
-                     help="the handler (and the floor's producer) on a CPU of its own; broker, "
-                     "simulator and consumer on the others, as a colocated host isolates them")
+                     help="the handler (and the floor's producer) on a CPU of its own; the local "
+                     "broker and simulator and the consumer on the others, as a colocated host "
+                     "isolates them")
     lat.add_argument("--no-plots", action="store_true")
     lat.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="a handler setting for every handler run (e.g. batch.linger_ms=0.05); "

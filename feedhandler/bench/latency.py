@@ -41,7 +41,13 @@ import uvloop
 
 from feedhandler.app.handler import Handler, make_sink
 from feedhandler.bench.floor import Floor
-from feedhandler.bench.pinning import pin_process, pin_self, restored_affinity, split_cpus
+from feedhandler.bench.pinning import (
+    cpu_list,
+    pin_process,
+    pin_self,
+    restored_affinity,
+    split_cpus,
+)
 from feedhandler.bench.stats import summarize
 from feedhandler.config import HandlerConfig, load_config
 from feedhandler.contract import Frames, data_topics
@@ -135,7 +141,7 @@ def process_cpu(pid: int | None) -> float:
 
 @contextmanager
 def probe(bootstrap: str, topics: list[str], workdir: Path, stamped: bool = False,
-          cpus: str | None = None) -> Iterator[dict[str, np.ndarray]]:
+          cpus: set[int] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """A consumer process reading `topics` (on `cpus` if given); the dict is filled with its
     tables when the block ends (after a grace for the last messages)."""
     out = workdir / f"probe-{uuid.uuid4().hex[:8]}.npz"
@@ -185,7 +191,7 @@ class Bench:
         symbols = Universe.generate(SEED).symbols[: options.symbols]
         self.streams = [f"{s.symbol.lower()}@{kind}" for s in symbols for kind in options.kinds]
         self.keys = [s.symbol.encode() for s in symbols]
-        self.others: str | None = None  # with pin: the CPUs of every process but this one
+        self.others: set[int] | None = None  # with pin: the CPUs of every process but ours
         self.pinned: str | None = None  # with pin: where each process ran
 
     # --- one handler run -------------------------------------------------------------------
@@ -347,8 +353,10 @@ class Bench:
                 pin_self(cpu)
                 if broker_pid is not None:
                     pin_process(broker_pid, self.others)
-                self.pinned = (f"handler and floor producer on CPU {cpu}; broker, simulator and "
-                               f"consumer on CPUs {self.others}")
+                moved = ["broker"] * (broker_pid is not None) + \
+                    ["simulator"] * (opts.url is None) + ["consumer"]
+                self.pinned = (f"handler and floor producer on CPU {cpu}; "
+                               f"{', '.join(moved)} on CPUs {cpu_list(self.others)}")
             if opts.warmup_s and opts.profiles:
                 with self.simulator(opts.rates[0] or 10_000) as (url, _):
                     self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,

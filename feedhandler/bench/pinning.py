@@ -1,23 +1,25 @@
 """CPU pinning for benchmarks on one host: the measured process on a core of its own, the
 rest (broker, simulator, consumer) on the others, as a colocated deployment isolates its
-handler's core. Threads inherit the mask, so pin a process before it starts its threads, or
-pin every thread it has (`taskset -a`)."""
+handler's core. A thread inherits its creator's mask, so pin a process's every thread
+(`pin_process`), and pin this one (`pin_self`) before it starts the threads to measure."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
-def split_cpus() -> tuple[int, str]:
-    """(the measured process's CPU, the others as a taskset list); ValueError with fewer
-    than two CPUs."""
+def split_cpus() -> tuple[int, set[int]]:
+    """(the measured process's CPU, the others); ValueError with fewer than two CPUs."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise ValueError(f"pinning needs two CPUs; this process may use {len(cpus)}")
-    return cpus[0], ",".join(map(str, cpus[1:]))
+    return cpus[0], set(cpus[1:])
+
+
+def cpu_list(cpus: set[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))
 
 
 def pin_self(cpu: int) -> None:
@@ -25,16 +27,17 @@ def pin_self(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
 
-def pin_process(pid: int, cpus: str) -> None:
-    """Every thread of process `pid` on `cpus` (a taskset list such as "1" or "1-3")."""
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True,
-                   stdout=subprocess.DEVNULL)
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` on `cpus`."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
 
 
 @contextmanager
 def restored_affinity(mask: set[int]) -> Iterator[None]:
     """This thread back on `mask` when the block ends (a benchmark run inside a longer-lived
-    process, such as a test session)."""
+    process, such as a test session). Threads started meanwhile keep the mask they got."""
     try:
         yield
     finally:

@@ -18,7 +18,7 @@ needs_two = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs")
 
 @needs_two
 def test_the_first_cpu_is_the_measured_ones_and_the_rest_are_the_others() -> None:
-    assert split_cpus() == (CPUS[0], ",".join(map(str, CPUS[1:])))
+    assert split_cpus() == (CPUS[0], set(CPUS[1:]))
 
 
 def test_one_cpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +35,7 @@ def test_every_thread_of_another_process_is_moved() -> None:
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        pin_process(child.pid, str(CPUS[1]))
+        pin_process(child.pid, {CPUS[1]})
         threads = os.listdir(f"/proc/{child.pid}/task")
         assert len(threads) == 2
         assert all(os.sched_getaffinity(int(tid)) == {CPUS[1]} for tid in threads)
