@@ -20,6 +20,10 @@ namespace od = simdjson::ondemand;
 namespace {
 
 constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
+// Where a diff-depth event's bids start is looked for (a combined wrapper and a futures header
+// included), and the smallest frame for which indexing only the text before them pays.
+constexpr size_t kHeadScan = 320;
+constexpr size_t kHeadOnlyMin = 256;
 
 // How a keyed JSON value becomes its column (tables in decoder_gen.h).
 enum Reader : uint8_t {
@@ -146,6 +150,11 @@ struct Ctx {
   uint8_t closers = 0;
   const char* frame_end = nullptr;
   bool rest_read = false;
+  // Stage 1 indexed only the event's header (Impl::parse_frame), and `bids` is where the bids'
+  // '[' is in the frame: the frame decodes in this pass only if depth_rest reads it from there
+  // to its end; otherwise it is indexed whole.
+  bool head_only = false;
+  const char* bids = nullptr;
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
@@ -164,6 +173,7 @@ struct Ctx {
 struct Decoder::Impl {
   od::parser parser;
   std::vector<char> scratch;
+  std::vector<char> head_doc;  // a depth event's header, its bids emptied (parse_frame)
   Table tables[KIND_COUNT];
   size_t max_frame = 1 << 20;
   int64_t time_scale = 1000000;  // exchange ms -> ns
@@ -209,7 +219,7 @@ struct Decoder::Impl {
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       uint8_t leg);
-  bool parse_frame(const char* data, size_t size, size_t readable_after, Ctx& c);
+  bool parse_frame(const char* data, size_t size, size_t readable_after, bool whole, Ctx& c);
 
   void count_duplicate(const Ctx& c) {
     ++counts.duplicates;
@@ -485,15 +495,17 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   };
   Ctx c;
   start(c);
-  bool ok = parse_frame(data, size, readable_after, c);
-  if (!ok && c.retry_generic) {  // rare: nothing of the first pass is kept
+  bool ok = parse_frame(data, size, readable_after, false, c);
+  // Rare, and nothing of a failed pass is kept: a frame that is not a depth event in Binance's
+  // shape is indexed whole, and levels the fast reader does not take are read value by value.
+  while (!ok && c.full == KIND_NONE && (c.head_only || c.retry_generic) && !generic_levels) {
     for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    generic_levels = c.retry_generic;
     c = Ctx{};
     start(c);
-    generic_levels = true;
-    ok = parse_frame(data, size, readable_after, c);
-    generic_levels = false;
+    ok = parse_frame(data, size, readable_after, true, c);
   }
+  generic_levels = false;
 
   if (!ok) {
     for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
@@ -553,7 +565,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
 }
 
 bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_after,
-                                 Ctx& c) {
+                                 bool whole, Ctx& c) {
   if (size > max_frame) return fail(c, ERR_OVERSIZED, "");
   const char* buf = data;
   if (readable_after < kPadding) {
@@ -561,12 +573,38 @@ bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_a
     std::memcpy(scratch.data(), data, size);
     buf = scratch.data();
   }
+  // A diff-depth event in Binance's shape needs simdjson for its header only: depth_rest reads
+  // the levels and the closing braces by hand, accepting ASCII alone (so UTF-8 holds there).
+  // Stage 1 then indexes a copy of the header whose bids are `[]`, closed by the frame's own
+  // closing braces, instead of every level. The first '[' of such a frame opens the bids.
+  simdjson::padded_string_view text(buf, size, size + kPadding);
+  if (!whole && size >= kHeadOnlyMin) {
+    const auto* open = static_cast<const char*>(std::memchr(buf, '[', std::min(size, kHeadScan)));
+    const char* tail = buf + size;  // the closing braces of the event (and of its wrapper)
+    if (open && open - buf >= 4 && std::memcmp(open - 4, "\"b\":", 4) == 0) {
+      auto closing_byte = [](char b) { return b == '}' || static_cast<unsigned char>(b) <= ' '; };
+      while (tail > open + 1 && closing_byte(*(tail - 1))) --tail;
+    }
+    if (tail < buf + size && *(tail - 1) == ']') {
+      const size_t head = static_cast<size_t>(open - buf) + 1;
+      const size_t closing = static_cast<size_t>(buf + size - tail);
+      if (head_doc.size() < head + 1 + closing + kPadding) {
+        head_doc.resize(head + 1 + closing + kPadding);
+      }
+      std::memcpy(head_doc.data(), buf, head);
+      head_doc[head] = ']';
+      std::memcpy(head_doc.data() + head + 1, tail, closing);
+      text = simdjson::padded_string_view(head_doc.data(), head + 1 + closing, head_doc.size());
+      c.head_only = true;
+      c.bids = open;
+    }
+  }
   od::document doc;
-  auto err = parser.iterate(simdjson::padded_string_view(buf, size, size + kPadding)).get(doc);
+  auto err = parser.iterate(text).get(doc);
   if (err) return json_fail(c, err, "");
   c.frame_end = buf + size;
   if (!root(doc, c)) return false;
-  return c.rest_read || doc.at_end() || fail(c, ERR_MALFORMED_JSON, "");
+  return c.rest_read || (!c.head_only && doc.at_end()) || fail(c, ERR_MALFORMED_JSON, "");
 }
 
 bool Decoder::Impl::root(od::document& doc, Ctx& c) {
@@ -800,7 +838,7 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
       head.side = side;
       rows_stale |= (seen & 0xf) != 0xf;
       if (side == SIDE_BID && c.closers) {
-        if (depth_rest(v.raw_json_token().data(), head, c)) {
+        if (depth_rest(c.head_only ? c.bids : v.raw_json_token().data(), head, c)) {
           seen |= 1u << 5;  // "a" too
           return true;
         }

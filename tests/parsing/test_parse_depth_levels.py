@@ -147,3 +147,48 @@ def test_levels_closed_by_the_wrong_brackets_are_an_error_with_no_rows(levels: b
     decoded = run_decoder([frame, compact(EVENT)])
     assert [(e[0], e[1], e[3]) for e in decoded.errors] == [("wrong_type", "b", frame)]
     assert len(decoded.array("depth")) == 600
+
+
+def indexed_whole(frame: bytes) -> bytes:
+    """`frame` with a space before the bids' '[': simdjson's stage 1 then indexes all of it."""
+    return frame.replace(b'"b":[', b'"b": [', 1)
+
+
+NEXT = compact({**EVENT, "U": 110, "u": 119})
+
+
+@pytest.mark.parametrize("frame", [
+    pytest.param(compact(EVENT), id="event"),
+    pytest.param(wrapped(compact(EVENT)), id="wrapped"),
+    pytest.param(compact({**EVENT, "b": LEVELS[:4], "a": LEVELS[:4]}), id="small"),
+    pytest.param(compact({**EVENT, "b": [], "a": LEVELS[:9]}), id="no-bids"),
+    pytest.param(compact(EVENT) + b" \r\n", id="trailing-space"),
+])  # fmt: skip
+def test_a_header_only_index_gives_the_rows_of_a_whole_one(frame: bytes) -> None:
+    decoded = run_decoder([frame])
+    assert not decoded.errors and len(decoded.array("depth"))
+    assert decoded.raw("depth") == run_decoder([indexed_whole(frame)]).raw("depth")
+
+
+@pytest.mark.parametrize("old, new", [
+    pytest.param(b'"20007.', b'"2\xff007.', id="invalid-utf8-in-a-price"),
+    pytest.param(b'"20007.', b'"2\xc3\xa9007.', id="non-ascii-in-a-price"),
+    pytest.param(b'"20007.', b'"2\x01007.', id="control-byte-in-a-price"),
+    pytest.param(b'],["20007.', b']],["20007.', id="unbalanced-in-the-bids"),
+    pytest.param(b'],"a":', b'],"a":[]]],"a":', id="unbalanced-between-the-sides"),
+    pytest.param(b'"a":[[', b'"a":[[[', id="unbalanced-in-the-asks"),
+    pytest.param(b']]}', b']]\x01}', id="control-byte-before-the-end"),
+    pytest.param(b']]}', b']]\xff}', id="invalid-utf8-before-the-end"),
+    pytest.param(b']]}', b']]}\xff', id="invalid-utf8-after-the-end"),
+])  # fmt: skip
+def test_what_a_whole_index_rejects_a_header_only_one_rejects_alike(old: bytes,
+                                                                     new: bytes) -> None:
+    """Stage 1 indexes a Binance-shaped event's header only; the hand reader then meets every
+    level byte, and must reject what stage 1 would have, with the same error."""
+    frame = compact(EVENT).replace(old, new, 1)
+    assert frame != compact(EVENT)
+    decoded = run_decoder([frame, NEXT])
+    expected = run_decoder([indexed_whole(frame), NEXT])
+    assert [e[:2] for e in decoded.errors] == [e[:2] for e in expected.errors]
+    assert len(decoded.errors) == 1 and decoded.errors[0][3] == frame
+    assert decoded.raw("depth") == expected.raw("depth") and len(decoded.array("depth")) == 600
