@@ -155,6 +155,7 @@ struct Ctx {
   // to its end; otherwise it is indexed whole.
   bool head_only = false;
   const char* bids = nullptr;
+  const char* bids_token = nullptr;  // ... and where its copy is in the indexed header
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
@@ -597,6 +598,7 @@ bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_a
       text = simdjson::padded_string_view(head_doc.data(), head + 1 + closing, head_doc.size());
       c.head_only = true;
       c.bids = open;
+      c.bids_token = head_doc.data() + head - 1;
     }
   }
   od::document doc;
@@ -838,7 +840,12 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
       head.side = side;
       rows_stale |= (seen & 0xf) != 0xf;
       if (side == SIDE_BID && c.closers) {
-        if (depth_rest(c.head_only ? c.bids : v.raw_json_token().data(), head, c)) {
+        const char* at = v.raw_json_token().data();
+        if (c.head_only) {  // the '[' taken for the bids must be this field's: else index whole
+          if (at != c.bids_token) return fail(c, ERR_MALFORMED_JSON, name);
+          at = c.bids;
+        }
+        if (depth_rest(at, head, c)) {
           seen |= 1u << 5;  // "a" too
           return true;
         }
@@ -917,6 +924,13 @@ inline void skip_space(const char*& p, const char* end) {
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
 }
 
+// A string opens at `p` and closes before `end`. parse_fixed8_quoted reads to the closing quote,
+// which stage 1 guarantees for the text it indexed; the levels of a header-only index
+// (Impl::parse_frame) are not, and the padding after the frame may hold anything.
+inline bool closed_string(const char* p, const char* end) {
+  return p < end && *p == '"' && std::memchr(p + 1, '"', static_cast<size_t>(end - p - 1));
+}
+
 // Past whitespace, `token` and whitespace, if `token` is what comes next.
 inline bool skip_token(const char*& p, const char* end, std::string_view token) {
   skip_space(p, end);
@@ -976,9 +990,7 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       if (p >= end || *p != '[') return other();
       ++p;
       skip_space(p, end);
-      // p < end: a string is never read past the frame (the padding may hold anything)
-      if (p >= end || *p != '"' ||
-          parse_fixed8_quoted(p + 1, r->price, &p) != DecimalStatus::ok) {
+      if (!closed_string(p, end) || parse_fixed8_quoted(p + 1, r->price, &p) != DecimalStatus::ok) {
         return other();
       }
       ++p;  // the closing quote
@@ -987,7 +999,7 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       ++p;
       skip_space(p, end);
       int128 wide;
-      if (p >= end || *p != '"' || parse_fixed8_quoted(p + 1, wide, &p) != DecimalStatus::ok) {
+      if (!closed_string(p, end) || parse_fixed8_quoted(p + 1, wide, &p) != DecimalStatus::ok) {
         return other();
       }
       r->qty.lo = static_cast<uint64_t>(wide);

@@ -180,6 +180,12 @@ def test_a_header_only_index_gives_the_rows_of_a_whole_one(frame: bytes) -> None
     pytest.param(b']]}', b']]\x01}', id="control-byte-before-the-end"),
     pytest.param(b']]}', b']]\xff}', id="invalid-utf8-before-the-end"),
     pytest.param(b']]}', b']]}\xff', id="invalid-utf8-after-the-end"),
+    # the first '[' after "b": is not this event's bids
+    pytest.param(b'"b":[', b'"b":"x","b":[', id="bids-after-another-b"),
+    pytest.param(b'"b":[', b'"b":0,"z":{"b":[', id="nested-b-first"),
+    # a string that never closes: the hand reader must not look for its quote past the frame
+    pytest.param(b'"0.00000000"]]}', b'"0.0]]}', id="unclosed-last-string"),
+    pytest.param(b'"0.00000000"]]}', b'"0.0', id="unclosed-at-the-end"),
 ])  # fmt: skip
 def test_what_a_whole_index_rejects_a_header_only_one_rejects_alike(old: bytes,
                                                                      new: bytes) -> None:
