@@ -174,7 +174,6 @@ struct Ctx {
 struct Decoder::Impl {
   od::parser parser;
   std::vector<char> scratch;
-  std::vector<char> head_doc;  // a depth event's header, its bids emptied (parse_frame)
   Table tables[KIND_COUNT];
   size_t max_frame = 1 << 20;
   int64_t time_scale = 1000000;  // exchange ms -> ns
@@ -217,10 +216,13 @@ struct Decoder::Impl {
     return any ? h | 1 : 0;
   }
   bool generic_levels = false;  // set while a frame is decoded again (Ctx::retry_generic)
+  std::vector<char> head_doc;  // a depth event's header, its bids emptied (index_header_only)
 
   DecodeResult decode(const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                       uint8_t leg);
   bool parse_frame(const char* data, size_t size, size_t readable_after, bool whole, Ctx& c);
+  void index_header_only(const char* buf, size_t size, simdjson::padded_string_view& text,
+                         Ctx& c);
 
   void count_duplicate(const Ctx& c) {
     ++counts.duplicates;
@@ -565,6 +567,33 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   return {STATUS_OK, written, ERR_NONE, ""};
 }
 
+// A diff-depth event in Binance's shape needs simdjson for its header only: depth_rest reads the
+// levels and the closing braces by hand, accepting ASCII alone (so UTF-8 holds there). `text`
+// becomes a copy of the header whose bids are `[]`, closed by the frame's own closing braces,
+// for stage 1 to index instead of every level. The first '[' of such a frame opens the bids.
+// Out of line: the other frames' path stays as short as it was.
+[[gnu::noinline]] void Decoder::Impl::index_header_only(const char* buf, size_t size,
+                                                         simdjson::padded_string_view& text,
+                                                         Ctx& c) {
+  const auto* open = static_cast<const char*>(std::memchr(buf, '[', std::min(size, kHeadScan)));
+  if (!open || open - buf < 4 || std::memcmp(open - 4, "\"b\":", 4) != 0) return;
+  const char* tail = buf + size;  // the closing braces of the event (and of its wrapper)
+  auto closing_byte = [](char b) { return b == '}' || static_cast<unsigned char>(b) <= ' '; };
+  while (tail > open + 1 && closing_byte(*(tail - 1))) --tail;
+  if (tail == buf + size || *(tail - 1) != ']') return;
+  const size_t head = static_cast<size_t>(open - buf) + 1;
+  const size_t closing = static_cast<size_t>(buf + size - tail);
+  const size_t length = head + 1 + closing;
+  if (head_doc.size() < length + kPadding) head_doc.resize(length + kPadding);
+  std::memcpy(head_doc.data(), buf, head);
+  head_doc[head] = ']';
+  std::memcpy(head_doc.data() + head + 1, tail, closing);
+  text = simdjson::padded_string_view(head_doc.data(), length, head_doc.size());
+  c.head_only = true;
+  c.bids = open;
+  c.bids_token = head_doc.data() + head - 1;
+}
+
 bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_after,
                                  bool whole, Ctx& c) {
   if (size > max_frame) return fail(c, ERR_OVERSIZED, "");
@@ -574,33 +603,8 @@ bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_a
     std::memcpy(scratch.data(), data, size);
     buf = scratch.data();
   }
-  // A diff-depth event in Binance's shape needs simdjson for its header only: depth_rest reads
-  // the levels and the closing braces by hand, accepting ASCII alone (so UTF-8 holds there).
-  // Stage 1 then indexes a copy of the header whose bids are `[]`, closed by the frame's own
-  // closing braces, instead of every level. The first '[' of such a frame opens the bids.
   simdjson::padded_string_view text(buf, size, size + kPadding);
-  if (!whole && size >= kHeadOnlyMin) {
-    const auto* open = static_cast<const char*>(std::memchr(buf, '[', std::min(size, kHeadScan)));
-    const char* tail = buf + size;  // the closing braces of the event (and of its wrapper)
-    if (open && open - buf >= 4 && std::memcmp(open - 4, "\"b\":", 4) == 0) {
-      auto closing_byte = [](char b) { return b == '}' || static_cast<unsigned char>(b) <= ' '; };
-      while (tail > open + 1 && closing_byte(*(tail - 1))) --tail;
-    }
-    if (tail < buf + size && *(tail - 1) == ']') {
-      const size_t head = static_cast<size_t>(open - buf) + 1;
-      const size_t closing = static_cast<size_t>(buf + size - tail);
-      if (head_doc.size() < head + 1 + closing + kPadding) {
-        head_doc.resize(head + 1 + closing + kPadding);
-      }
-      std::memcpy(head_doc.data(), buf, head);
-      head_doc[head] = ']';
-      std::memcpy(head_doc.data() + head + 1, tail, closing);
-      text = simdjson::padded_string_view(head_doc.data(), head + 1 + closing, head_doc.size());
-      c.head_only = true;
-      c.bids = open;
-      c.bids_token = head_doc.data() + head - 1;
-    }
-  }
+  if (!whole && size >= kHeadOnlyMin) index_header_only(buf, size, text, c);
   od::document doc;
   auto err = parser.iterate(text).get(doc);
   if (err) return json_fail(c, err, "");
