@@ -949,8 +949,9 @@ inline bool skip_token(const char*& p, const char* end, std::string_view token) 
 }  // namespace
 
 // The levels of one side, `[["price","qty"],…]` from its '[' at `p`, whitespace allowed, read
-// here byte by byte with no simdjson call per level (stage 1 has validated UTF-8 and found where
-// every string ends; the buffer's padding covers the reads past `end`). Each row is `tmpl` with
+// here byte by byte with no simdjson call per level. Stage 1 may not have seen this text (a
+// header-only index): only ASCII is accepted and a string's closing quote is looked for within
+// the frame; the buffer's padding covers the fixed-width reads past `end`. Each row is `tmpl` with
 // the level's price and quantity. Returns where the array ends, past its ']' and whitespace;
 // nullptr when the table is full (c.full), or on anything else, a bad decimal included, after
 // asking for the generic pass (c.retry_generic).
