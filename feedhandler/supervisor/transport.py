@@ -4,7 +4,9 @@ picows's ws_connect returns a listener of None when the peer closes during the u
 raises anything from OSError to WSHandshakeError otherwise; `open_link` makes both a
 `LinkFailed` carrying the classified failure. TLS is verified always, against
 `connection.ca_file` or the system store; the whole attempt (TCP, TLS, upgrade) is bounded
-by `connection.handshake_timeout_s`.
+by `connection.handshake_timeout_s`. An attempt given up (that bound, or a stop) leaves no
+connection behind: picows keeps the socket of a cancelled ws_connect, and makes the listener
+only when the upgrade completes, which can be later still (see `_Attempt`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from picows import ws_connect
+from picows import WSListener, WSTransport, ws_connect
 
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
@@ -80,6 +82,38 @@ class Link:
             self.transport.disconnect(False)
 
 
+class _Attempt:
+    """The listener of one connection attempt. picows calls `listener` when the upgrade
+    completes, and a cancelled ws_connect leaves its socket open, so an upgrade can complete
+    after the attempt was given up: that connection is closed at once by a listener that feeds
+    nothing. One given up between its upgrade and ws_connect's return (its `connected` event
+    already out, maybe the records of its first read) is closed too, so it feeds no further;
+    the next connection reports the gap again, as for any connection that was never served."""
+
+    def __init__(self, factory: Callable[[], FeedListener]) -> None:
+        self._factory = factory
+        self._made: FeedListener | None = None
+        self._given_up = False
+
+    def listener(self) -> WSListener:
+        if self._given_up:
+            return _Closing()
+        self._made = self._factory()
+        return self._made
+
+    def give_up(self) -> None:
+        self._given_up = True
+        if self._made is not None and self._made.transport is not None:
+            self._made.transport.disconnect(False)
+
+
+class _Closing(WSListener):
+    """An upgrade that completed after its attempt was given up."""
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        transport.disconnect(False)
+
+
 def _consume(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
@@ -95,10 +129,11 @@ async def open_link(url: str, factory: Callable[[], FeedListener],
     extra: dict[str, Any] = {}
     if url.startswith("wss://"):
         extra = {"ssl_context": ssl_context, "ssl_handshake_timeout": timeout}
+    attempt = _Attempt(factory)
     try:
         async with asyncio.timeout(timeout):
             transport, listener = await ws_connect(
-                factory, url,
+                attempt.listener, url,
                 websocket_handshake_timeout=timeout,
                 enable_auto_ping=False,  # staleness is ours: see staleness.py
                 # single frames past max_frame_bytes are dead-lettered by the decoder as
@@ -107,8 +142,11 @@ async def open_link(url: str, factory: Callable[[], FeedListener],
                 max_redirects=0,
                 **extra,
             )
-    except Exception as exc:  # any shape of failed upgrade is a failed attempt
-        raise LinkFailed(classify(exc)) from exc
+    except BaseException as exc:
+        attempt.give_up()
+        if isinstance(exc, Exception):  # any shape of failed upgrade is a failed attempt
+            raise LinkFailed(classify(exc)) from exc
+        raise  # cancelled (a stop)
     if listener is None:  # the peer closed before the upgrade completed
         transport.disconnect(False)
         raise LinkFailed(CLOSED_DURING_UPGRADE)
