@@ -21,9 +21,9 @@ cdef class RecordBuffers:
     cdef int64_t _linger_ns[<int>core.KIND_COUNT]
     cdef uint64_t _rows[<int>core.KIND_COUNT]
     cdef bint _burst                  # hand over at the end of the loop's read burst
-    cdef bint _armed                  # a burst-end callback is scheduled
     cdef object _burst_end            # bound method, made once
-    cdef object _burst_handle         # its scheduled call, cancelled when a read's end comes first
+    cdef object _burst_handle         # its scheduled call (None: not armed), cancelled when a
+                                      # read's end comes first
     cdef object _after_burst          # () -> None once a burst end's batches are all handed over
     cdef readonly uint64_t bursts     # burst-end hand-overs that found rows
     # capture_frames: each open batch's source frames, concatenated, with per-frame byte and

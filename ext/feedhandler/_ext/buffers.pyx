@@ -69,7 +69,6 @@ cdef class RecordBuffers:
 
     def flush_burst(self):
         """The burst-end callback: the loop has run every read callback since it was armed."""
-        self._armed = False
         self._burst_handle = None
         if self._core != NULL and self._pending():
             self.bursts += 1
@@ -144,9 +143,10 @@ cdef class RecordBuffers:
         # through a burst's hand-overs) leave too.
         if not self._burst:
             return 0
-        if self._armed:
+        cdef bint armed = self._burst_handle is not None
+        if armed:
             self._burst_handle.cancel()
-        if self._armed or self._pending():
+        if armed or self._pending():
             self.flush_burst()
         return 0
 
@@ -165,9 +165,8 @@ cdef class RecordBuffers:
         cdef int64_t linger = self._linger_ns[kind]
         if self._batch_started[kind] == 0:
             self._batch_started[kind] = ts_recv
-            if self._burst and not self._armed:
+            if self._burst and self._burst_handle is None:
                 self._burst_handle = get_running_loop().call_soon(self._burst_end)
-                self._armed = True
         if self._core.table(<core.Kind>kind).size >= self._batch_rows[kind]:
             return self.flush_kind(kind)
         if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides
