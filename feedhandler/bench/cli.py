@@ -9,13 +9,13 @@ this with --url ws://THAT_HOST:PORT --rates R (and --clock-offset-us, see bench/
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import orjson
 
 from feedhandler.bench.latency import SAME_CLOCK, Options
+from feedhandler.bench.pinning import split_cpus
 
 
 def _rates(text: str) -> list[int]:
@@ -93,9 +93,12 @@ def run(args: argparse.Namespace) -> int:
     if bad := [item for item in args.set if "=" not in item]:
         print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2
-    if args.pin and len(os.sched_getaffinity(0)) < 2:
-        print("feedhandler bench: --pin needs two CPUs", file=sys.stderr)
-        return 2
+    if args.pin:
+        try:
+            split_cpus()
+        except ValueError as exc:
+            print(f"feedhandler bench: --pin: {exc}", file=sys.stderr)
+            return 2
     note = args.clock_note or (SAME_CLOCK if not args.url else
                                "two hosts: stages from E include the clock offset given by "
                                "--clock-offset-us (state how it was measured)")

@@ -346,8 +346,7 @@ class Bench:
     def run(self, log: Any = print) -> dict[str, Any]:
         opts = self.options
         runs: list[dict[str, Any]] = []
-        mask = os.sched_getaffinity(0)
-        with broker(opts.bootstrap) as (bootstrap, broker_pid), restored_affinity(mask):
+        with broker(opts.bootstrap) as (bootstrap, broker_pid), restored_affinity():
             if opts.pin:
                 cpu, self.others = split_cpus()
                 pin_self(cpu)

@@ -35,9 +35,10 @@ def pin_process(pid: int, cpus: set[int]) -> None:
 
 
 @contextmanager
-def restored_affinity(mask: set[int]) -> Iterator[None]:
-    """This thread back on `mask` when the block ends (a benchmark run inside a longer-lived
-    process, such as a test session). Threads started meanwhile keep the mask they got."""
+def restored_affinity() -> Iterator[None]:
+    """This thread back on its CPUs of now when the block ends (a benchmark run inside a
+    longer-lived process, such as a test session). Threads started meanwhile keep theirs."""
+    mask = os.sched_getaffinity(0)
     try:
         yield
     finally:

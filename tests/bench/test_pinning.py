@@ -49,7 +49,7 @@ def test_a_pinned_thread_gets_its_mask_back() -> None:
     seen: list[set[int]] = []
 
     def run() -> None:  # a thread of its own: the test session's stays as it is
-        with restored_affinity(os.sched_getaffinity(0)):
+        with restored_affinity():
             pin_self(CPUS[0])
             seen.append(os.sched_getaffinity(0))
         seen.append(os.sched_getaffinity(0))
