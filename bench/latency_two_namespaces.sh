@@ -60,6 +60,7 @@ for _ in $(seq 600); do [[ -f "$WORK/ready.json" ]] && break; sleep 0.1; done
 [[ -f "$WORK/ready.json" ]] || { cat "$WORK/simulator.log" >&2; exit 1; }
 
 NOTE="two network namespaces joined by a veth pair on one kernel (netem delay: ${DELAY:-none}):"
-NOTE+=" one CLOCK_REALTIME, so stages from E are exact"
+NOTE+=" one CLOCK_REALTIME, so stages from E are exact (the clock round trip, measured as"
+NOTE+=" across hosts, checks the method: its offset should be 0 within its error)"
 ip netns exec "$HD" "$PY" -m feedhandler bench latency --url "ws://$EX_IP:$PORT" \
-    --rates "$RATE" --clock-note "$NOTE" "$@"
+    --rates "$RATE" --clock-offset-us 0 --clock-note "$NOTE" "$@"

@@ -3,7 +3,8 @@
 One host (default): starts a broker, a simulator per offered rate and a consumer, and writes
 results.json and two PNG plots into --out. Two hosts: start
 `feedhandler simulate --host 0.0.0.0 --rate R --wall-clock` on the exchange host, then run
-this with --url ws://THAT_HOST:PORT --rates R (and --clock-offset-us, see bench/BENCHMARKS.md).
+this with --url ws://THAT_HOST:PORT --rates R: the clock offset is measured by round trips to
+that simulator's WS API, or given with --clock-offset-us (PTP, chrony; see bench/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from feedhandler.bench.latency import SAME_CLOCK, Options
+from feedhandler.bench.latency import Options
 from feedhandler.bench.pinning import split_cpus
 
 
@@ -60,8 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "handler uses one per kind), e.g. 1,4 (default: 1)")
     lat.add_argument("--url", help="a running simulator (two hosts): ws://HOST:PORT")
     lat.add_argument("--bootstrap", help="a running broker instead of a local one")
-    lat.add_argument("--clock-offset-us", type=float, default=0.0,
-                     help="the simulator host's clock minus this host's (two hosts)")
+    lat.add_argument("--clock-offset-us", type=float, default=None,
+                     help="the simulator host's clock minus this host's (two hosts), e.g. from "
+                     "PTP or chrony; default with --url: measured by round trips to the "
+                     "simulator's WS API (the result says how, and its error)")
     lat.add_argument("--clock-note", default=None, help="how the clocks were aligned")
     lat.add_argument("--out", type=Path, default=Path("bench/results/latency"),
                      help="directory for results.json and the plots (default: %(default)s)")
@@ -99,16 +102,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"feedhandler bench: --pin: {exc}", file=sys.stderr)
             return 2
-    note = args.clock_note or (SAME_CLOCK if not args.url else
-                               "two hosts: stages from E include the clock offset given by "
-                               "--clock-offset-us (state how it was measured)")
     options = Options(
         rates=args.rates, profiles=profiles, duration_s=args.duration, symbols=args.symbols,
         kinds=[k for k in args.kinds.split(",") if k],
         saturation_frames=args.saturation_frames, warmup_s=args.warmup,
         null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
         url=args.url, bootstrap=args.bootstrap,
-        clock_offset_us=args.clock_offset_us, clock_note=note, ack_stamps=not args.no_ack_stamps,
+        clock_offset_us=args.clock_offset_us, clock_note=args.clock_note,
+        ack_stamps=not args.no_ack_stamps,
         pin=args.pin,
         settings=dict(item.split("=", 1) for item in args.set),
     )

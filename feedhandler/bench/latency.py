@@ -40,6 +40,7 @@ import numpy as np
 import uvloop
 
 from feedhandler.app.handler import Handler, make_sink
+from feedhandler.bench.clock import RoundTripClock, round_trip_offset
 from feedhandler.bench.floor import Floor
 from feedhandler.bench.pinning import (
     cpu_list,
@@ -63,6 +64,8 @@ STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to
           "end_to_end")
 SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
               "same CLOCK_REALTIME, so each stage is exact to the clock's resolution")
+GIVEN_OFFSET = ("two hosts: stages from E include the clock offset given by --clock-offset-us "
+                "(state how it was measured)")
 
 
 @dataclass
@@ -82,8 +85,10 @@ class Options:
     floor_topics: list[int] = field(default_factory=lambda: [1])
     url: str | None = None  # a simulator already running (e.g. on another host)
     bootstrap: str | None = None  # a broker already running
-    clock_offset_us: float = 0.0  # the simulator host's clock minus ours (two hosts)
-    clock_note: str = SAME_CLOCK
+    # the simulator host's clock minus ours, e.g. from PTP or chrony; None: 0 on one host,
+    # measured by round trips to the simulator's WS API with `url` (bench.clock)
+    clock_offset_us: float | None = None
+    clock_note: str | None = None  # how the clocks were aligned; None: said for you
     ack_stamps: bool = True  # delivery reports served by a thread (costs the handler the GIL)
     # the handler (and the floor's producer) on a CPU of its own; broker, simulator and
     # consumer on the others
@@ -193,6 +198,25 @@ class Bench:
         self.keys = [s.symbol.encode() for s in symbols]
         self.others: set[int] | None = None  # with pin: the CPUs of every process but ours
         self.pinned: str | None = None  # with pin: where each process ran
+        self.round_trip: RoundTripClock | None = None  # with url: measured before the runs
+        self.clock_offset_us = options.clock_offset_us or 0.0  # applied to stages from E
+        self.clock_note: str | None = None  # set by align_clocks
+
+    def align_clocks(self) -> str:
+        """Measure a remote simulator's clock offset by round trips and use it unless one was
+        given; the clock note, which says which."""
+        opts = self.options
+        if opts.url:
+            self.round_trip = uvloop.run(round_trip_offset(opts.url))
+        if opts.clock_offset_us is not None:
+            note = GIVEN_OFFSET
+        elif self.round_trip is not None:
+            self.clock_offset_us = self.round_trip.offset_us
+            note = self.round_trip.note()
+        else:
+            note = SAME_CLOCK
+        self.clock_note = opts.clock_note or note
+        return self.clock_note
 
     # --- one handler run -------------------------------------------------------------------
     def config(self, url: str, sink: str, profile: str | None, rate: int, bootstrap: str,
@@ -292,7 +316,7 @@ class Bench:
             samples["produce_to_ack"] = (ack - produce)[keep & (ack >= 0)]
             samples["ack_to_consumer"] = (consumed - ack)[keep & (ack >= 0)]
         if stamped:  # E is the send time only in the wall-clock paced mode
-            offset = int(self.options.clock_offset_us * 1000)
+            offset = round(self.clock_offset_us * 1000)
             timed = keep & (ts_event >= 0)
             samples["exchange_to_receive"] = (ts_recv - ts_event - offset)[timed]
             samples["end_to_end"] = (consumed - ts_event - offset)[timed]
@@ -346,6 +370,7 @@ class Bench:
     def run(self, log: Any = print) -> dict[str, Any]:
         opts = self.options
         runs: list[dict[str, Any]] = []
+        self.align_clocks()
         with broker(opts.bootstrap) as (bootstrap, broker_pid), restored_affinity():
             if opts.pin:
                 cpu, self.others = split_cpus()
@@ -381,8 +406,12 @@ class Bench:
                        f"{platform.release()}, Python {platform.python_version()}",
             "streams": len(self.streams), "kinds": self.options.kinds,
             "symbols": self.options.symbols, "duration_s": self.options.duration_s,
-            "settle_s": self.options.settle_s, "clock": self.options.clock_note,
-            "clock_offset_us": self.options.clock_offset_us,
+            "settle_s": self.options.settle_s, "clock": self.clock_note,
+            "clock_offset_us": self.clock_offset_us,
+            "clock_round_trip": None if self.round_trip is None else {
+                "offset_us": round(self.round_trip.offset_us, 1),
+                "error_us": round(self.round_trip.error_us, 1),
+                "samples": self.round_trip.samples},
             "simulator": self.options.url or "local", "broker": self.options.bootstrap or "local",
             "pinned": self.pinned,
         }

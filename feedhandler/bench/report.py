@@ -23,6 +23,9 @@ def markdown(result: dict[str, Any]) -> str:
              f"{', '.join(meta['kinds'])} ({meta['streams']} streams, one connection); "
              f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
              "counted", f"- Clock: {meta['clock']}",
+             *([f"- Clock round trip: {rt['offset_us']:+,.0f} µs ± {rt['error_us']:,.0f} µs "
+                f"(the simulator host's clock minus ours, shortest of {rt['samples']})"]
+               if (rt := meta.get("clock_round_trip")) else []),
              *([f"- Pinned: {meta['pinned']}"] if meta.get("pinned") else []), "",
              "Latency percentiles in µs, p50 / p99 / p99.9 (`-`: not measured in that run):", "",
              "| run | offered/s | handled/s | " + " | ".join(SHORT[s] for s in STAGES) + " |",

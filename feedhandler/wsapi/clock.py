@@ -22,8 +22,9 @@ class ClockOffset:
     def __init__(self, keep: int = 8) -> None:
         self._samples: deque[ClockSample] = deque(maxlen=keep)
 
-    def add(self, sent_ns: int, received_ns: int, server_ms: int) -> ClockSample:
-        """Record one `time` round trip (local wall-clock ns, server epoch ms)."""
+    def add(self, sent_ns: int, received_ns: int, server_ms: float) -> ClockSample:
+        """Record one `time` round trip (local wall-clock ns, server epoch ms; a fraction
+        when the server answered in µs)."""
         midpoint_ms = (sent_ns + received_ns) / 2e6
         sample = ClockSample(server_ms - midpoint_ms, (received_ns - sent_ns) / 1e6)
         self._samples.append(sample)

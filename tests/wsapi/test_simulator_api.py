@@ -1,11 +1,14 @@
 """The simulator's /ws-api/v3 seen by an independent client (`websockets`): exchangeInfo
-filters, depth from the shared market, weights, 429 -> 418, malformed requests."""
+filters, depth from the shared market, weights, 429 -> 418, malformed requests, and the
+connection's time unit."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
+import pytest
 import websockets
 
 from feedhandler.simulator.market.fixedpoint import fmt_fixed
@@ -58,3 +61,37 @@ async def test_malformed_requests_and_the_ban_after_repeated_429s() -> None:
         assert banned["status"] == 418 and banned["error"]["code"] == -1003
         assert banned["error"]["data"]["retryAfter"] > banned["error"]["data"]["serverTime"]
         assert sim.api is not None and sim.api.limiter.refused == 2
+
+
+async def test_time_unit_microsecond_gives_every_epoch_time_in_microseconds() -> None:
+    async with SimulatorServer(api_weight_limit=5, api_ban_after=0) as sim:
+        async with websockets.connect(sim.url + "/ws-api/v3?timeUnit=MICROSECOND",
+                                      ping_interval=None) as ws:
+            before = time.time_ns() // 1_000
+            server = (await ask(ws, {"id": 1, "method": "time"}))["result"]["serverTime"]
+            after = time.time_ns() // 1_000
+            assert before <= server <= after  # the µs clock itself, not ms scaled
+            status = (await ask(ws, {"id": 2, "method": "session.status"}))["result"]
+            assert before - 1_000_000 < status["connectedSince"] <= status["serverTime"] <= \
+                time.time_ns() // 1_000
+            refused = (await ask(ws, {"id": 3, "method": "time"}))["error"]["data"]
+            assert refused["retryAfter"] % 60_000_000 == 0 and refused["serverTime"] > before
+        async with websockets.connect(sim.url + "/ws-api/v3?timeUnit=millisecond",
+                                      ping_interval=None) as ws:
+            refused = (await ask(ws, {"id": 1, "method": "time"}))["error"]["data"]
+            assert refused["retryAfter"] % 60_000 == 0 and refused["retryAfter"] < 10**13
+
+
+async def test_time_without_a_unit_is_milliseconds_and_a_bad_unit_is_refused() -> None:
+    async with SimulatorServer(api_clock_offset_ms=5_000) as sim:
+        async with websockets.connect(sim.url + "/ws-api/v3", ping_interval=None) as ws:
+            before = time.time_ns() // 1_000_000 + 5_000
+            server = (await ask(ws, {"id": 1, "method": "time"}))["result"]["serverTime"]
+            assert before <= server <= time.time_ns() // 1_000_000 + 5_000
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(sim.url + "/ws-api/v3?timeUnit=NANOSECOND"):
+                pass
+        response = refused.value.response
+        assert response.status_code == 400
+        assert orjson.loads(response.body) == {
+            "code": 2, "msg": "Invalid request: invalid timeUnit 'NANOSECOND'"}

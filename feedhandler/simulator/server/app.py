@@ -33,7 +33,7 @@ from feedhandler.simulator.server.replay import ReplayFactory, ReplaySource
 from feedhandler.simulator.server.source import FrameSource, MarketSource, SourceFactory
 from feedhandler.simulator.server.subscriptions import SubscriptionError, Subscriptions
 from feedhandler.simulator.server.tls import server_context
-from feedhandler.simulator.server.urls import UrlError, parse_target
+from feedhandler.simulator.server.urls import UrlError, api_time_unit, parse_target
 from feedhandler.simulator.server.wsapi import API_PATH, ApiConnection, WsApiService
 
 _LOG = logging.getLogger(__name__)
@@ -198,7 +198,11 @@ class Simulator:
             _LOG.info("refused %s with HTTP %d", peer, refusal.status)
             return _refused(refusal)
         if request.path.partition(b"?")[0] == API_PATH and self.api is not None:
-            api = self.api.connection(peer)
+            try:
+                unit = api_time_unit(request.path)
+            except UrlError as exc:
+                return _error(exc.status, 2, f"Invalid request: {exc}")
+            api = self.api.connection(peer, unit)
             self._api_connections.add(api)
             api.closed.add_done_callback(lambda _: self._api_connections.discard(api))
             return api

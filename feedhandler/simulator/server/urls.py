@@ -3,7 +3,7 @@
     /ws                      raw, no streams yet (SUBSCRIBE later)
     /ws/<s1>[/<s2>...]       raw streams
     /stream?streams=a/b/c    combined streams
-    ...&timeUnit=MICROSECOND on either path
+    ...&timeUnit=MICROSECOND on either path, and on the WS API's /ws-api/v3
 
 Percent-encoding is decoded *after* splitting the query on `&`/`=` and *before* splitting the
 stream list on `/`, because encoders commonly turn `/` into `%2F` inside a query value. `+` is
@@ -53,8 +53,8 @@ def _split_streams(text: str) -> tuple[str, ...]:
     return tuple(name for name in _decode(text).split("/") if name)
 
 
-def parse_target(target: bytes) -> StreamRequest:
-    """Parse an HTTP request target such as `b"/stream?streams=btcusdt%40trade"`."""
+def _split_target(target: bytes) -> tuple[str, dict[str, str], TimeUnit]:
+    """(path, raw query values by decoded name, time unit) of an HTTP request target."""
     try:
         text = target.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -68,8 +68,17 @@ def parse_target(target: bytes) -> StreamRequest:
     unit_text = _decode(params.get("timeUnit", "MILLISECOND"))
     if unit_text not in _TIME_UNITS:
         raise UrlError(400, f"invalid timeUnit {unit_text!r}")
-    unit = _TIME_UNITS[unit_text]
+    return path, params, _TIME_UNITS[unit_text]
 
+
+def api_time_unit(target: bytes) -> TimeUnit:
+    """The time unit a WS API connection asked for (`/ws-api/v3?timeUnit=MICROSECOND`)."""
+    return _split_target(target)[2]
+
+
+def parse_target(target: bytes) -> StreamRequest:
+    """Parse an HTTP request target such as `b"/stream?streams=btcusdt%40trade"`."""
+    path, params, unit = _split_target(target)
     if path in ("/ws", "/ws/"):
         return StreamRequest((), False, unit)
     if path.startswith("/ws/"):

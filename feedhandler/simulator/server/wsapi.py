@@ -11,6 +11,11 @@ A request over the limit is refused, uncharged, with 429 and `retryAfter` = the 
 (epoch ms); `api_ban_after` refusals in one window ban the IP for `ban_duration` (418,
 `retryAfter` = the ban's end). Every response carries `rateLimits` with the current count.
 
+Time unit: epoch times in responses (`serverTime`, `connectedSince`, `authorizedSince`,
+`retryAfter`, a `serverShutdown`'s `E`) are ms, or µs on a connection opened with
+`?timeUnit=MICROSECOND` (read from the µs clock, not ms scaled: a client can measure its
+clock offset from `time` to the microsecond). Request `timestamp`s stay ms.
+
 Assumptions where the docs are silent: malformed JSON or a request without a usable `id` or
 `method` is answered with `id: null`, status 400, code -1100 (-1102 for a missing parameter);
 an unknown method is 400/-1100; an unknown API key on logon is 401/-2015.
@@ -44,6 +49,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport
 from feedhandler.simulator.market.fixedpoint import fmt_fixed
 from feedhandler.simulator.market.render import SymbolFormat
 from feedhandler.simulator.market.universe import SymbolSpec, Universe
+from feedhandler.simulator.server.urls import TimeUnit
 from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, request_weight
 from feedhandler.wsapi.signing import signature_payload
 
@@ -152,17 +158,23 @@ def _banned(until_ms: int, now_ms: int) -> ApiError:
 
 @dataclass(slots=True)
 class _Session:
-    connected_since: int
+    connected_since_us: int
+    micros: bool = False  # the connection's timeUnit: epoch times in responses are µs
     api_key: str | None = None
-    authorized_since: int | None = None
+    authorized_since_us: int | None = None
 
-    def result(self, server_time: int) -> dict[str, Any]:
+    def stamp(self, epoch_us: int) -> int:
+        """An epoch time in this connection's unit."""
+        return epoch_us if self.micros else epoch_us // 1_000
+
+    def result(self, now_us: int) -> dict[str, Any]:
+        since = self.authorized_since_us
         return {
             "apiKey": self.api_key,
-            "authorizedSince": self.authorized_since,
-            "connectedSince": self.connected_since,
+            "authorizedSince": None if since is None else self.stamp(since),
+            "connectedSince": self.stamp(self.connected_since_us),
             "returnRateLimits": True,
-            "serverTime": server_time,
+            "serverTime": self.stamp(now_us),
             "userDataStream": None,
         }
 
@@ -251,14 +263,17 @@ class WsApiService:
             raise ValueError("simulator API keys must be Ed25519 public keys")
         self._keys[api_key] = key
 
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.clock_offset_ms
+    def now_us(self) -> int:
+        return time.time_ns() // 1_000 + self.clock_offset_ms * 1_000
 
-    def connection(self, peer: str) -> ApiConnection:
+    def now_ms(self) -> int:
+        return self.now_us() // 1_000
+
+    def connection(self, peer: str, time_unit: TimeUnit = "ms") -> ApiConnection:
         # connecting costs weight; over the limit it is the handshake limiter's to refuse
         with contextlib.suppress(ApiError):
             self.limiter.charge(peer, CONNECT_WEIGHT, self.now_ms())
-        return ApiConnection(self, peer)
+        return ApiConnection(self, peer, time_unit)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -266,7 +281,8 @@ class WsApiService:
         """Answer one request frame."""
         self.requests += 1
         request_id: Any = None
-        now = self.now_ms()
+        now_us = self.now_us()
+        now = now_us // 1_000
         try:
             try:
                 request = orjson.loads(payload)
@@ -280,27 +296,29 @@ class WsApiService:
             force_refusal = self.faults.limit > 0
             self.faults.limit = max(0, self.faults.limit - 1)
             self.limiter.charge(peer, request_weight(method, params), now, force_refusal)
-            result = self._apply(method, params, session, now)
+            result = self._apply(method, params, session, now_us)
             response: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except ApiError as exc:
             error: dict[str, Any] = {"code": exc.code, "msg": exc.msg}
-            if exc.data is not None:
-                error["data"] = exc.data
+            if exc.data is not None:  # the limiter's epoch ms: retryAfter, serverTime (now)
+                error["data"] = {name: session.stamp(now_us if name == "serverTime" else
+                                                     value * 1_000)
+                                 for name, value in exc.data.items()}
             response = {"id": request_id, "status": exc.status, "error": error}
         response["rateLimits"] = self.limiter.rate_limits(peer, now)
         return orjson.dumps(response)
 
-    def _apply(self, method: str, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _apply(self, method: str, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         handler = self._METHODS.get(method)
         if handler is None:
             raise ApiError(400, -1100, f"Unknown method '{method}'.")
-        return handler(self, params, session, now)
+        return handler(self, params, session, now_us)
 
-    def _ping(self, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _ping(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         return {}
 
-    def _time(self, params: dict[str, Any], session: _Session, now: int) -> Any:
-        return {"serverTime": now}
+    def _time(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
+        return {"serverTime": session.stamp(now_us)}
 
     def _universe(self) -> Universe:
         if self.market is None:
@@ -320,7 +338,7 @@ class WsApiService:
             fmt = self._formats[spec.symbol] = SymbolFormat(spec)
         return fmt
 
-    def _exchange_info(self, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _exchange_info(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         universe = self._universe() if self.market is not None else Universe([])
         if "symbol" in params:
             specs = [self._spec(params)]
@@ -331,9 +349,9 @@ class WsApiService:
         limiter = self.limiter
         return {
             "timezone": "UTC",
-            "serverTime": now,
+            "serverTime": session.stamp(now_us),
             "rateLimits": [
-                {**limiter.rate_limits("", now)[0], "count": 0},
+                {**limiter.rate_limits("", now_us // 1_000)[0], "count": 0},
                 {"rateLimitType": "CONNECTIONS", "interval": "MINUTE", "intervalNum": 5,
                  "limit": 300},
             ],
@@ -342,7 +360,7 @@ class WsApiService:
                         for spec in specs],
         }
 
-    def _depth(self, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _depth(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         spec = self._spec(params)
         limit = params.get("limit", 100)
         if not isinstance(limit, int) or limit < 1:
@@ -356,7 +374,7 @@ class WsApiService:
             "asks": [[fmt.price(p), fmt.qty(q)] for p, q in asks],
         }
 
-    def _ticker_book(self, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _ticker_book(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         def one(spec: SymbolSpec) -> dict[str, str]:
             assert self.market is not None
             _, bids, asks = self.market.snapshot(spec.symbol, 1)
@@ -369,13 +387,14 @@ class WsApiService:
             return one(self._spec(params))
         return [one(spec) for spec in self._universe()]
 
-    def _logon(self, params: dict[str, Any], session: _Session, now: int) -> Any:
+    def _logon(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         api_key = _required(params, "apiKey")
         timestamp = _required(params, "timestamp")
         signature = _required(params, "signature")
         recv_window = params.get("recvWindow", 5000)
         if not isinstance(timestamp, int) or not isinstance(recv_window, int | float):
             raise ApiError(400, -1100, "Illegal characters found in parameter 'timestamp'.")
+        now = now_us // 1_000  # (the request's timestamp is ms)
         if not (timestamp < now + 1000 and now - timestamp <= recv_window):
             raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
         public = self._keys.get(api_key) if isinstance(api_key, str) else None
@@ -386,15 +405,15 @@ class WsApiService:
             public.verify(raw, signature_payload(params).encode())
         except (InvalidSignature, binascii.Error, ValueError):
             raise ApiError(400, -1022, "Signature for this request is not valid.") from None
-        session.api_key, session.authorized_since = api_key, now
-        return session.result(now)
+        session.api_key, session.authorized_since_us = api_key, now_us
+        return session.result(now_us)
 
-    def _status(self, params: dict[str, Any], session: _Session, now: int) -> Any:
-        return session.result(now)
+    def _status(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
+        return session.result(now_us)
 
-    def _logout(self, params: dict[str, Any], session: _Session, now: int) -> Any:
-        session.api_key = session.authorized_since = None
-        return session.result(now)
+    def _logout(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
+        session.api_key = session.authorized_since_us = None
+        return session.result(now_us)
 
     _METHODS: ClassVar[dict[str, Callable[[WsApiService, dict[str, Any], _Session, int], Any]]] = {
         "ping": _ping,
@@ -411,11 +430,11 @@ class WsApiService:
 class ApiConnection(WSListener):
     """One WS API client connection."""
 
-    def __init__(self, service: WsApiService, peer: str) -> None:
+    def __init__(self, service: WsApiService, peer: str, time_unit: TimeUnit = "ms") -> None:
         super().__init__()
         self._service = service
         self.peer = peer
-        self._session = _Session(service.now_ms())
+        self._session = _Session(service.now_us(), micros=time_unit == "us")
         self._transport: WSTransport | None = None
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
@@ -450,7 +469,8 @@ class ApiConnection(WSListener):
             self.closed.set_result(None)
 
     def send_server_shutdown(self) -> None:
-        self._send(orjson.dumps({"event": {"e": "serverShutdown", "E": self._service.now_ms()}}))
+        now = self._session.stamp(self._service.now_us())
+        self._send(orjson.dumps({"event": {"e": "serverShutdown", "E": now}}))
 
     def drop(self) -> None:
         """Drop TCP without a close frame."""

@@ -1,0 +1,52 @@
+"""The simulator host's clock against ours, by round trips: two hosts without PTP.
+
+NTP's midpoint rule over the simulator's WS API `time`, asked in µs
+(`/ws-api/v3?timeUnit=MICROSECOND`): the server read its clock somewhere inside the round trip,
+so `serverTime - midpoint` is the offset, wrong by at most half the round trip. Of many round
+trips the shortest wins (`wsapi.clock.ClockOffset`, the handler's own estimator).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from feedhandler.wsapi.budget import WeightBudget
+from feedhandler.wsapi.client import WsApiClient
+from feedhandler.wsapi.clock import ClockOffset
+
+SAMPLES = 64  # `time` weighs 1 of the 6,000 a minute
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTripClock:
+    offset_us: float  # the simulator host's clock minus ours
+    error_us: float  # at most: half the shortest round trip
+    samples: int
+
+    def note(self) -> str:
+        return (f"two hosts: the simulator host's clock minus ours is {self.offset_us:+,.0f} µs "
+                f"± {self.error_us:,.0f} µs (round trips to its WS API `time` in µs, the "
+                f"shortest of {self.samples}, midpoint rule); send → recv and end to end are "
+                "corrected by it and are exact only to that ±")
+
+
+def api_url(stream_url: str) -> str:
+    """The WS API endpoint, in µs, of the simulator serving `stream_url` (ws://HOST:PORT...)."""
+    parts = urlsplit(stream_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/ws-api/v3", "timeUnit=MICROSECOND", ""))
+
+
+async def round_trip_offset(stream_url: str, samples: int = SAMPLES) -> RoundTripClock:
+    """Measure the clock offset of the simulator behind `stream_url` by `samples` round trips."""
+    clock = ClockOffset(keep=samples)
+    async with WsApiClient(api_url(stream_url), WeightBudget(6000, 60.0)) as api:
+        await api.wait_ready(10)
+        for _ in range(samples):
+            sent = time.time_ns()
+            result = await api.request("time")
+            clock.add(sent, time.time_ns(), int(result["serverTime"]) / 1_000)
+    best = clock.best
+    assert best is not None  # (samples >= 1 round trips made)
+    return RoundTripClock(best.offset_ms * 1_000, best.rtt_ms * 500, samples)

@@ -1,0 +1,57 @@
+"""The round-trip clock offset `feedhandler bench latency --url` measures against a simulator
+on another host: here the simulator runs in this process (or a child), on our clock or ahead of
+it; and which offset and note the benchmark then applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from feedhandler.bench.clock import RoundTripClock, api_url, round_trip_offset
+from feedhandler.bench.latency import GIVEN_OFFSET, SAME_CLOCK, Bench, Options
+from feedhandler.simulator.testing import SimulatorProcess, SimulatorServer
+
+
+def measure(clock_offset_ms: int) -> RoundTripClock:
+    async def run() -> RoundTripClock:
+        async with SimulatorServer(api_clock_offset_ms=clock_offset_ms) as sim:
+            return await round_trip_offset(sim.url, samples=16)
+
+    return uvloop.run(run())
+
+
+@pytest.mark.parametrize("clock_offset_ms", [0, 5_000, -250])
+def test_the_offset_is_found_within_its_stated_error(clock_offset_ms: int) -> None:
+    clock = measure(clock_offset_ms)
+    assert clock.samples == 16
+    assert 0 < clock.error_us < 5_000  # half the shortest round trip, in this process
+    assert abs(clock.offset_us - clock_offset_ms * 1_000) <= clock.error_us
+    note = clock.note()
+    assert f"{clock.offset_us:+,.0f} µs ± {clock.error_us:,.0f} µs" in note
+    assert "shortest of 16" in note
+
+
+@pytest.mark.parametrize("url", ["ws://10.0.0.1:9443", "ws://10.0.0.1:9443/",
+                                 "ws://10.0.0.1:9443/stream?streams=btcusdt@trade"])
+def test_the_ws_api_url_of_a_stream_url_asks_for_microseconds(url: str) -> None:
+    assert api_url(url) == "ws://10.0.0.1:9443/ws-api/v3?timeUnit=MICROSECOND"
+
+
+def test_the_bench_applies_a_measured_offset_unless_one_is_given(tmp_path: Path) -> None:
+    def bench(**options: object) -> Bench:
+        return Bench(Options(rates=[1000], profiles=["latency"], **options),  # type: ignore[arg-type]
+                     tmp_path)
+
+    local = bench()
+    assert (local.align_clocks(), local.clock_offset_us, local.round_trip) == (SAME_CLOCK, 0, None)
+    with SimulatorProcess(["--api-clock-offset-ms", "3000"]) as sim:
+        measured = bench(url=sim.url)
+        note = measured.align_clocks()
+        assert measured.round_trip is not None and note == measured.round_trip.note()
+        assert abs(measured.clock_offset_us - 3_000_000) <= measured.round_trip.error_us
+        assert measured.meta()["clock_round_trip"]["samples"] == 64
+        given = bench(url=sim.url, clock_offset_us=2_999_990.0)
+        assert given.align_clocks() == GIVEN_OFFSET and given.clock_offset_us == 2_999_990.0
+        assert given.round_trip is not None  # measured anyway: the output shows both
