@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
                      help="stream kinds per symbol: the mix (default: %(default)s)")
     lat.add_argument("--saturation-frames", type=int, default=300_000)
+    lat.add_argument("--tick-us", type=int, default=None,
+                     help="the paced simulator sends the events due every US µs; 1000: its "
+                     "loop's timers, bursts of a millisecond (default: ~2.5 events a tick, "
+                     "100-1000 µs)")
     lat.add_argument("--warmup", type=float, default=15.0,
                      help="seconds of unrecorded run first (a fresh broker JIT-compiles)")
     lat.add_argument("--no-null", action="store_true", help="skip the null-sink runs")
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(
         rates=args.rates, profiles=profiles, duration_s=args.duration, symbols=args.symbols,
         kinds=[k for k in args.kinds.split(",") if k],
-        saturation_frames=args.saturation_frames, warmup_s=args.warmup,
+        saturation_frames=args.saturation_frames, tick_us=args.tick_us, warmup_s=args.warmup,
         null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
         url=args.url, bootstrap=args.bootstrap,
         clock_offset_us=args.clock_offset_us, clock_note=args.clock_note,

@@ -1,9 +1,11 @@
 """`feedhandler bench latency`: where the time goes, from the exchange's send to a consumer.
 
 Each run: the simulator in its wall-clock paced mode (`--rate R --wall-clock`, `E` = the
-send time in µs) or, at saturation, pre-generated and as fast as the handler reads; the
-handler in this process with the real broker; a consumer in its own process stamping receive
-times (`feedhandler.bench.probe`). Per event (frame) of the run:
+send time in µs; its events generated before the runs and released every `tick_for(R)` µs,
+so that neither the market model's CPU nor millisecond bursts are measured as the handler's)
+or, at saturation, pre-generated and as fast as the handler reads; the handler in this
+process with the real broker; a consumer in its own process stamping receive times
+(`feedhandler.bench.probe`). Per event (frame) of the run:
 
 - exchange -> receive: ts_recv - E (wire, socket buffers, the loop reaching the read);
 - receive -> produce: the batch's hand-over to the sink returned - ts_recv (parse, batching,
@@ -21,6 +23,7 @@ The first `settle_s` of each paced run (connecting, topic metadata) is not count
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import platform
@@ -38,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import uvloop
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from feedhandler.app.handler import Handler, make_sink
 from feedhandler.bench.clock import RoundTripClock, round_trip_offset
@@ -57,9 +61,11 @@ from feedhandler.simulator.testing import SimulatorProcess
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import ensure_topics
+from feedhandler.supervisor.plan import shard_url
 from feedhandler.testing.kafka import LocalKafka
 
 SEED = 1
+TICK_EVENTS = 2.5  # events per tick of the paced simulator (see tick_for)
 STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to_consumer",
           "end_to_end")
 SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
@@ -77,6 +83,10 @@ class Options:
     kinds: list[str] = field(default_factory=lambda: ["trade", "aggTrade", "bookTicker",
                                                       "depth@100ms"])
     saturation_frames: int = 300_000
+    # the paced simulator's tick: it sends the events due every tick_us (1000: its loop's
+    # timers; finer, smaller bursts: a frame waits for fewer others of its read); None:
+    # tick_for(rate)
+    tick_us: int | None = None
     settle_s: float = 1.0
     warmup_s: float = 15.0  # an unrecorded run first: a fresh broker compiles under load
     null: bool = True
@@ -351,20 +361,31 @@ class Bench:
                        "end_to_end": summarize((consumed - sent_ns)[settled])},
         }
 
+    def tick(self, rate: int) -> int:
+        return self.options.tick_us or tick_for(rate)
+
     # --- everything ------------------------------------------------------------------------
     @contextmanager
-    def simulator(self, rate: int) -> Iterator[tuple[str, int | None]]:
-        """(url, pid) of a simulator offering `rate` events/s (0: pre-generated, fast)."""
+    def simulator(self, rate: int, seconds: float) -> Iterator[tuple[str, int | None]]:
+        """(url, pid) of a simulator offering `rate` events/s (0: pre-generated, fast). Paced,
+        it has generated `seconds` of events before this returns, so that the market model
+        (several µs of CPU an event) does not compete with the handler during the runs."""
         if self.options.url:
             yield self.options.url, None
             return
-        paced = ["--rate", str(rate), "--wall-clock"]
-        fast = ["--fast", "--pregenerate", str(self.options.saturation_frames),
-                "--max-messages", str(self.options.saturation_frames)]
-        with SimulatorProcess(["--seed", str(SEED), *(paced if rate else fast)],
-                              timeout=120) as sim:
+        events = int(rate * seconds * 1.1) + 1_000  # (+ what the primer's connection takes)
+        if rate:
+            args = ["--rate", str(rate), "--wall-clock", "--tick-us", str(self.tick(rate)),
+                    "--pregenerate", str(events)]
+        else:
+            frames = str(self.options.saturation_frames)
+            args = ["--fast", "--pregenerate", frames, "--max-messages", frames]
+        with SimulatorProcess(["--seed", str(SEED), *args], timeout=120) as sim:
             if self.others is not None:
                 pin_process(sim.pid, self.others)
+            if rate:  # the shared market generates at its first subscription: make it now
+                uvloop.run(first_event(shard_url(sim.url, tuple(self.streams), "us"),
+                                       timeout=60 + events / 20_000))
             yield sim.url, sim.pid
 
     def run(self, log: Any = print) -> dict[str, Any]:
@@ -382,13 +403,13 @@ class Bench:
                 self.pinned = (f"handler and floor producer on CPU {cpu}; "
                                f"{', '.join(moved)} on CPUs {cpu_list(self.others)}")
             if opts.warmup_s and opts.profiles:
-                with self.simulator(opts.rates[0] or 10_000) as (url, _):
+                with self.simulator(opts.rates[0] or 10_000, opts.warmup_s) as (url, _):
                     self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,
                                      bootstrap, {}, opts.warmup_s)
             for rate in opts.rates:
-                with self.simulator(rate) as (url, sim_pid):
+                plan = [("null", None)] * opts.null + [("kafka", p) for p in opts.profiles]
+                with self.simulator(rate, opts.duration_s * len(plan)) as (url, sim_pid):
                     pids = {"simulator": sim_pid, "broker": broker_pid}
-                    plan = [("null", None)] * opts.null + [("kafka", p) for p in opts.profiles]
                     for sink, profile in plan:
                         runs.append(self.handler_run(url, sink, profile, rate, bootstrap, pids,
                                                      opts.duration_s))
@@ -413,8 +434,36 @@ class Bench:
                 "error_us": round(self.round_trip.error_us, 1),
                 "samples": self.round_trip.samples},
             "simulator": self.options.url or "local", "broker": self.options.bootstrap or "local",
+            "simulator_tick_us": None if self.options.url else {
+                str(rate): self.tick(rate) for rate in self.options.rates if rate},
             "pinned": self.pinned,
         }
+
+
+def tick_for(rate: float) -> int:
+    """The paced simulator's tick (µs) at `rate` events/s: ~2.5 events a tick, 100 µs to 1 ms
+    (a 1 ms tick is the loop's own timers; finer ones cost the simulator CPU every tick)."""
+    return max(100, min(1_000, round(TICK_EVENTS * 1e6 / rate)))
+
+
+class _FirstEvent(WSListener):
+    def __init__(self, arrived: asyncio.Future[None]) -> None:
+        super().__init__()
+        self.arrived = arrived
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT and not self.arrived.done():
+            self.arrived.set_result(None)
+
+
+async def first_event(url: str, timeout: float) -> None:
+    """Connect to `url`, wait for its first event, disconnect."""
+    arrived = asyncio.get_running_loop().create_future()
+    transport, _ = await ws_connect(lambda: _FirstEvent(arrived), url)
+    try:
+        await asyncio.wait_for(arrived, timeout)
+    finally:
+        transport.disconnect()
 
 
 @contextmanager

@@ -22,7 +22,10 @@ def markdown(result: dict[str, Any]) -> str:
              f"{meta['machine']}", f"- Mix: {meta['symbols']} symbols x "
              f"{', '.join(meta['kinds'])} ({meta['streams']} streams, one connection); "
              f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
-             "counted", f"- Clock: {meta['clock']}",
+             "counted" + ("; the paced simulator sends the events due every " + ", ".join(
+                 f"{t} µs at {int(r):,}/s" for r, t in ticks.items())
+                 if (ticks := meta.get("simulator_tick_us")) else ""),
+             f"- Clock: {meta['clock']}",
              *([f"- Clock round trip: {rt['offset_us']:+,.0f} µs ± {rt['error_us']:,.0f} µs "
                 f"(the simulator host's clock minus ours, shortest of {rt['samples']})"]
                if (rt := meta.get("clock_round_trip")) else []),

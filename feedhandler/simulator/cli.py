@@ -34,6 +34,8 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
         ("seed", int, "N", "market seed: same seed, same events"),
         ("symbols", int, "N", "symbols in the simulated universe (default: the market's)"),
         ("rate", float, "N", "paced mode: events/s per connection, spread evenly"),
+        ("tick_us", int, "US", "paced mode: release the events due every US µs (below 1000: "
+         "a timerfd, finer than the loop's timers; smaller bursts, more CPU)"),
         ("batch", int, "N", "events encoded into one write"),
         (
             "pregenerate",

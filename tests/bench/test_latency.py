@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from feedhandler.bench.latency import STAGES
+from feedhandler.bench.latency import STAGES, tick_for
 from feedhandler.cli import main
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
 
+@pytest.mark.parametrize(("rate", "tick_us"), [(1000, 1000), (4000, 625), (10_000, 250),
+                                               (100_000, 100), (1_000_000, 100)])
+def test_the_paced_simulator_ticks_about_two_and_a_half_events(rate: int, tick_us: int) -> None:
+    assert tick_for(rate) == tick_us
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
                                                        tmp_path: Path) -> None:
     mask = os.sched_getaffinity(0)
@@ -46,11 +53,13 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
         assert kafka["end_to_end"][key] >= kafka["exchange_to_receive"][key]
     assert runs["kafka"]["kafka"]["failed"] == 0
     assert result["meta"]["clock"].startswith("one host")
+    assert result["meta"]["simulator_tick_us"] == {"1000": 1000}  # (JSON keys)
     table = (tmp_path / "results.md").read_text()
     if pin:
         pinned = f"handler and floor producer on CPU {min(mask)};"
         assert result["meta"]["pinned"].startswith(pinned)
         assert f"- Pinned: {pinned}" in table
+    assert "the paced simulator sends the events due every 1000 µs at 1,000/s" in table
     assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
     assert "| floor (2 topics) | 1,000 |" in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000

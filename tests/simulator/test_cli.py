@@ -133,6 +133,7 @@ def test_sigterm_sends_server_shutdown_then_closes() -> None:
         (["--fault", "malformed"], "exactly one of every=N or after=N"),
         (["--tls"], "--tls needs --cert and --key"),
         (["--rate", "0"], "rate must be > 0"),
+        (["--tick-us", "1500"], "tick_us must be 1..1000, got 1500"),
         (["--fast", "--wall-clock"], "does not combine with fast"),
         (["--ping-interval", "-1"], "ping_interval must be > 0"),
     ],

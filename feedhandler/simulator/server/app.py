@@ -111,7 +111,8 @@ class Simulator:
             )
         shared = self._source.open("us")  # the market renders µs; views convert to ms
         if not isinstance(shared, ReplaySource):  # a recording replays per connection
-            self._market = SharedMarket(shared, config.rate, config.batch, config.pregenerate)
+            self._market = SharedMarket(shared, config.rate, config.batch, config.pregenerate,
+                                        config.tick_us)
         self.api = WsApiService(
             self._market,
             weight_limit=config.api_weight_limit,

@@ -26,6 +26,7 @@ class SimulatorConfig:
 
     # sending (per connection)
     rate: float = 100.0  # events/s in paced mode
+    tick_us: int = 1000  # paced mode: events due are released every tick (< 1000: a timerfd)
     wall_clock: bool = False  # paced mode: each event's E is its send time (see stamping.py)
     fast: bool = False  # as fast as the client reads (pre-encoded bulk writes)
     batch: int = 1024  # events encoded and written per write
@@ -83,6 +84,8 @@ class SimulatorConfig:
             raise ValueError(f"max_messages must be >= 0, got {self.max_messages}")
         if self.symbols is not None and self.symbols <= 0:
             raise ValueError(f"symbols must be > 0, got {self.symbols}")
+        if not 0 < self.tick_us <= 1000:  # the loop's own timers tick every millisecond
+            raise ValueError(f"tick_us must be 1..1000, got {self.tick_us}")
         if self.wall_clock and self.fast:
             raise ValueError("wall_clock stamps paced events; it does not combine with fast")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -2,9 +2,11 @@
 
 `SharedMarket` owns one event source (the synthetic market, rendered in µs) subscribed to the
 union of its connections' streams, and releases its events at `rate` events/s on the wall
-clock. Each event goes to every connection subscribed to its stream, so two connections with
-the same stream get the same ids and event times; a connection that joins later joins the
-sequence where it is (as a 24 h rollover does on Binance), it does not restart it.
+clock, every millisecond on the loop's timers or every `tick_us` on a `Ticker` (finer ticks,
+smaller bursts). Each event goes to every connection subscribed to its stream, so two
+connections with the same stream get the same ids and event times; a connection that joins
+later joins the sequence where it is (as a 24 h rollover does on Binance), it does not
+restart it.
 
 Each connection reads through its own `ConnectionView` (its `FrameSource`): a queue of the events
 of its streams, its own sequence faults (a gap on one connection is not a gap on the others),
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -33,6 +36,7 @@ from feedhandler.simulator.market import Feed, Universe
 from feedhandler.simulator.market.faults import FaultInjector
 from feedhandler.simulator.server.pacing import RatePacer
 from feedhandler.simulator.server.source import Event, FrameSource
+from feedhandler.simulator.server.ticker import Ticker
 from feedhandler.simulator.server.urls import TimeUnit
 
 MAX_BACKLOG = 1_000_000  # events queued for one connection that cannot write
@@ -118,12 +122,16 @@ class ConnectionView:
 class SharedMarket:
     """The process's market for paced connections; see the module docs."""
 
-    def __init__(self, source: FrameSource, rate: float, batch: int, pregenerate: int = 0) -> None:
+    def __init__(self, source: FrameSource, rate: float, batch: int, pregenerate: int = 0,
+                 tick_us: int = 1_000) -> None:
         self._source = source  # opened in µs
         self._loop = asyncio.get_running_loop()
-        self._pacer = RatePacer(rate, batch, self._loop.time())
+        # below 1 ms the loop's timers and clock (ms in uvloop) are too coarse
+        self._ticker = Ticker(self._loop, tick_us, self._tick) if tick_us < 1_000 else None
+        self._clock = self._loop.time if self._ticker is None else time.monotonic
+        self._pacer = RatePacer(rate, batch, self._clock())
         self._viewers: dict[str, list[ConnectionView]] = {}  # stream -> subscribed views
-        self._handle: asyncio.Handle | None = None
+        self._handle: asyncio.Handle | None = None  # the next tick (loop timers)
         self._pregenerate = pregenerate
         self._ready: deque[Event] = deque()  # pre-generated, not yet released
         self._deferred: list[Callable[[], None]] | None = None  # source ops while generating
@@ -171,6 +179,8 @@ class SharedMarket:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._ticker is not None:
+            self._ticker.close()
 
     # -- the true market ---------------------------------------------------------------------
 
@@ -252,28 +262,42 @@ class SharedMarket:
     # -- pacing ------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._handle is None and self._viewers and self._deferred is None and not self._stopped:
-            self._pacer.restart(self._loop.time())
+        ticking = self._handle is not None or (self._ticker is not None and self._ticker.started)
+        if ticking or not self._viewers or self._deferred is not None or self._stopped:
+            return
+        self._pacer.restart(self._clock())
+        if self._ticker is not None:
+            self._ticker.start()
+        else:
             self._handle = self._loop.call_soon(self._tick)
 
     def _tick(self) -> None:
         self._handle = None
+        now = self._release()
+        if now is None:  # idle until a connection comes or subscribes (_start)
+            if self._ticker is not None:
+                self._ticker.stop()
+        elif self._ticker is None:
+            wakeup = self._pacer.next_wakeup(now)
+            assert wakeup is not None  # a rate pacer always has a next tick
+            self._handle = self._loop.call_at(wakeup, self._tick)
+
+    def _release(self) -> float | None:
+        """Hand the events due to their connections; the time, or None when idle."""
         if not any(view.wants for viewers in self._viewers.values() for view in viewers):
-            return  # every connection has its --max-messages: idle until a new one comes
-        now = self._loop.time()
+            return None  # every connection has its --max-messages
+        now = self._clock()
         allowed = self._pacer.allowance(now)
         if allowed > 0:
             events = self._take(allowed)
             if not events:
-                return  # nothing subscribed any more
+                return None  # nothing subscribed any more
             self._pacer.consumed(len(events))
             self.events += len(events)
             for record in self._records:
                 record += events
             self._dispatch(events)
-        wakeup = self._pacer.next_wakeup(now)
-        assert wakeup is not None  # a rate pacer always has a next tick
-        self._handle = self._loop.call_at(wakeup, self._tick)
+        return now
 
     def _take(self, count: int) -> list[Event]:
         ready = self._ready

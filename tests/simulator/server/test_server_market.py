@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import statistics
 import urllib.error
 import urllib.request
 from typing import Any
@@ -200,6 +201,33 @@ async def test_pregenerated_market_is_paced_and_continues_live() -> None:
     assert len(by_symbol) == 4
     for ids in by_symbol.values():  # pre-generated, then live: one continuous sequence
         assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def test_a_finer_tick_releases_the_same_pace_in_smaller_bursts(
+    stub: StubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dispatch = market.SharedMarket._dispatch
+    bursts: dict[int, list[int]] = {}
+    for tick_us in (1000, 100):
+        sizes = bursts[tick_us] = []
+
+        def counted(self: market.SharedMarket, events: list[Any], sizes: list[int] = sizes) -> None:
+            sizes.append(len(events))
+            dispatch(self, events)
+
+        monkeypatch.setattr(market.SharedMarket, "_dispatch", counted)
+        async with (
+            SimulatorServer(source=stub, rate=20_000, tick_us=tick_us) as sim,
+            connect(sim.url + "/ws/btcusdt@trade") as ws,
+        ):
+            started = asyncio.get_running_loop().time()
+            for _ in range(3000):
+                await recv_json(ws)
+            span = asyncio.get_running_loop().time() - started
+        assert span > 0.1, span  # paced at 20k/s either way (0.15 s), not as fast as read
+    # loop timers: a millisecond's events at once (~20); a 100 µs timerfd tick: ~2
+    assert statistics.median(bursts[1000]) >= 10, bursts[1000][:50]
+    assert statistics.median(bursts[100]) <= statistics.median(bursts[1000]) / 3, bursts[100][:50]
 
 
 async def test_a_connection_that_cannot_write_is_closed_past_its_backlog(
