@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--saturation-frames", type=int, default=300_000)
     lat.add_argument("--tick-us", type=int, default=None,
                      help="the paced simulator sends the events due every US µs; 1000: its "
-                     "loop's timers, bursts of a millisecond (default: ~2.5 events a tick, "
+                     "loop's timers, bursts of a millisecond (default: ~10 events a tick, "
                      "100-1000 µs)")
     lat.add_argument("--warmup", type=float, default=15.0,
                      help="seconds of unrecorded run first (a fresh broker JIT-compiles)")

@@ -42,9 +42,11 @@ class Floor:
         self.acks.append((int.from_bytes((msg.value() or b"")[:8], "little", signed=True),
                           time.time_ns()))
 
-    def run(self, rate: float, duration_s: float) -> int:
-        """Produce `rate` events/s for `duration_s`, then flush; returns the events sent.
-        Delivery reports are served by a thread as they come, so acks are stamped on time."""
+    def run(self, rate: float, duration_s: float, tick_s: float = TICK_S) -> int:
+        """Produce `rate` events/s for `duration_s`, the events due every `tick_s` (the paced
+        simulator's tick, so that both send bursts of the same size), then flush; returns the
+        events sent. Delivery reports are served by a thread as they come, so acks are stamped
+        on time."""
         done = threading.Event()
 
         def serve() -> None:
@@ -68,7 +70,7 @@ class Floor:
                             self.queue_full += 1
                             time.sleep(TICK_S)
                     sent += 1
-                time.sleep(TICK_S)
+                time.sleep(tick_s)
             self.producer.flush(30)
         finally:
             done.set()

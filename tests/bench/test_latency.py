@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from feedhandler.bench import latency
 from feedhandler.bench.latency import STAGES, tick_for
 from feedhandler.cli import main
 
 ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
 
-@pytest.mark.parametrize(("rate", "tick_us"), [(1000, 1000), (4000, 625), (10_000, 250),
+@pytest.mark.parametrize(("rate", "tick_us"), [(1000, 1000), (10_000, 1000), (16_000, 625),
                                                (100_000, 100), (1_000_000, 100)])
-def test_the_paced_simulator_ticks_about_two_and_a_half_events(rate: int, tick_us: int) -> None:
+def test_the_paced_simulator_ticks_about_ten_events(rate: int, tick_us: int) -> None:
     assert tick_for(rate) == tick_us
 
 
@@ -64,3 +65,17 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     assert "| floor (2 topics) | 1,000 |" in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
     assert (tmp_path / "latency_rates.png").stat().st_size > 10_000
+
+
+@pytest.mark.integration
+def test_null_runs_alone_start_no_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_broker(bootstrap: str | None) -> None:
+        raise AssertionError("a null-sink run started a broker")
+
+    monkeypatch.setattr(latency, "broker", no_broker)
+    assert main(["bench", "latency", "--rates", "1000", "--duration", "2", "--profiles", "",
+                 "--no-floor", "--no-plots", "--symbols", "1", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    [run] = result["runs"]
+    assert run["sink"] == "null" and run["stages"]["receive_to_produce"]["count"] > 500
+    assert result["meta"]["simulator_tick_us"] == {"1000": 1000}
