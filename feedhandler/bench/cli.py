@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         print("feedhandler bench: with --url give the simulator's rate: --rates R",
               file=sys.stderr)
         return 2
+    if args.tick_us is not None and not 0 < args.tick_us <= 1000:
+        print(f"feedhandler bench: --tick-us must be 1..1000, got {args.tick_us}",
+              file=sys.stderr)
+        return 2
     if bad := [item for item in args.set if "=" not in item]:
         print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2

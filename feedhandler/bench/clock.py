@@ -8,6 +8,7 @@ trips the shortest wins (`wsapi.clock.ClockOffset`, the handler's own estimator)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +18,7 @@ from feedhandler.wsapi.client import WsApiClient
 from feedhandler.wsapi.clock import ClockOffset
 
 SAMPLES = 64  # `time` weighs 1 of the 6,000 a minute
+TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +40,14 @@ def api_url(stream_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/ws-api/v3", "timeUnit=MICROSECOND", ""))
 
 
-async def round_trip_offset(stream_url: str, samples: int = SAMPLES) -> RoundTripClock:
-    """Measure the clock offset of the simulator behind `stream_url` by `samples` round trips."""
+async def round_trip_offset(stream_url: str, samples: int = SAMPLES,
+                            timeout_s: float = TIMEOUT_S) -> RoundTripClock:
+    """Measure the clock offset of the simulator behind `stream_url` by `samples` round trips
+    (TimeoutError past `timeout_s`). A simulator started with `--api-clock-offset-ms` adds that
+    lead to its API's clock, not to its streams' `E`: leave it at 0 for latency runs."""
     clock = ClockOffset(keep=samples)
-    async with WsApiClient(api_url(stream_url), WeightBudget(6000, 60.0)) as api:
-        await api.wait_ready(10)
+    async with asyncio.timeout(timeout_s), \
+            WsApiClient(api_url(stream_url), WeightBudget(6000, 60.0)) as api:
         for _ in range(samples):
             sent = time.time_ns()
             result = await api.request("time")

@@ -1,12 +1,12 @@
 """The floor: a bare confluent-kafka producer, one message per event, at the offered rate.
 
 What any Kafka pipeline costs on this broker and host: idempotent, acks=all, linger 0, each
-event produced alone the moment it is due, its value stamped with the send time (ns, first 8
-bytes; padded to a trade record's size). The probe's receive time minus that stamp is the
-floor's end to end; its delivery reports give produce -> ack. With several topics the events
-go round-robin over them, as a mix goes over one topic per kind: librdkafka sends one
-partition per produce request and the idempotent producer keeps at most 5 in flight, so the
-same rate over more partitions waits longer.
+event produced alone (one message) at the tick it falls due, the paced simulator's tick, its
+value stamped with the send time (ns, first 8 bytes; padded to a trade record's size). The
+probe's receive time minus that stamp is the floor's end to end; its delivery reports give
+produce -> ack. With several topics the events go round-robin over them, as a mix goes over
+one topic per kind: librdkafka sends one partition per produce request and the idempotent
+producer keeps at most 5 in flight, so the same rate over more partitions waits longer.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import platform
 import subprocess
@@ -57,20 +58,24 @@ from feedhandler.bench.stats import summarize
 from feedhandler.config import HandlerConfig, load_config
 from feedhandler.contract import Frames, data_topics
 from feedhandler.simulator.market import Universe
+from feedhandler.simulator.server.config import SimulatorConfig
 from feedhandler.simulator.testing import SimulatorProcess
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import ensure_topics
 from feedhandler.supervisor.plan import shard_url
 from feedhandler.testing.kafka import LocalKafka
+from feedhandler.wsapi.errors import WsApiError
 
+log = logging.getLogger(__name__)
 SEED = 1
 TICK_EVENTS = 10  # events per tick of the paced simulator (see tick_for)
+DEFAULT_TICK_US = SimulatorConfig().tick_us  # a simulator started without --tick-us
 STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to_consumer",
           "end_to_end")
 SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
               "same CLOCK_REALTIME, so each stage is exact to the clock's resolution")
-GIVEN_OFFSET = ("two hosts: stages from E include the clock offset given by --clock-offset-us "
+GIVEN_OFFSET = ("stages from E are corrected by the clock offset given by --clock-offset-us "
                 "(state how it was measured)")
 
 
@@ -217,7 +222,14 @@ class Bench:
         given; the clock note, which says which."""
         opts = self.options
         if opts.url:
-            self.round_trip = uvloop.run(round_trip_offset(opts.url))
+            try:
+                self.round_trip = uvloop.run(round_trip_offset(opts.url))
+            except (OSError, TimeoutError, WsApiError) as exc:
+                if opts.clock_offset_us is None:  # (nothing else to correct the stages by)
+                    raise RuntimeError(f"the clock offset of {opts.url} could not be measured "
+                                       f"({exc!r}): give --clock-offset-us") from exc
+                log.warning("clock round trip to %s failed (%r); using --clock-offset-us",
+                            opts.url, exc)
         if opts.clock_offset_us is not None:
             note = GIVEN_OFFSET
         elif self.round_trip is not None:
@@ -363,7 +375,10 @@ class Bench:
         }
 
     def tick(self, rate: int) -> int:
-        return self.options.tick_us or tick_for(rate)
+        """The paced simulator's tick (µs): given, or ours, or a remote one's default."""
+        if self.options.tick_us is not None:
+            return self.options.tick_us
+        return DEFAULT_TICK_US if self.options.url else tick_for(rate)
 
     # --- everything ------------------------------------------------------------------------
     @contextmanager
@@ -438,7 +453,7 @@ class Bench:
                 "error_us": round(self.round_trip.error_us, 1),
                 "samples": self.round_trip.samples},
             "simulator": self.options.url or "local", "broker": self.options.bootstrap or "local",
-            "simulator_tick_us": None if self.options.url else {
+            "simulator_tick_us": {
                 str(rate): self.tick(rate) for rate in self.options.rates if rate},
             "pinned": self.pinned,
         }
@@ -470,6 +485,7 @@ async def first_event(url: str, timeout: float) -> None:
         await asyncio.wait_for(arrived, timeout)
     finally:
         transport.disconnect()
+        await transport.wait_disconnected()
 
 
 @contextmanager

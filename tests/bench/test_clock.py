@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
+from feedhandler.bench import latency
 from feedhandler.bench.clock import RoundTripClock, api_url, round_trip_offset
 from feedhandler.bench.latency import GIVEN_OFFSET, SAME_CLOCK, Bench, Options
 from feedhandler.simulator.testing import SimulatorProcess, SimulatorServer
@@ -39,19 +40,46 @@ def test_the_ws_api_url_of_a_stream_url_asks_for_microseconds(url: str) -> None:
     assert api_url(url) == "ws://10.0.0.1:9443/ws-api/v3?timeUnit=MICROSECOND"
 
 
-def test_the_bench_applies_a_measured_offset_unless_one_is_given(tmp_path: Path) -> None:
-    def bench(**options: object) -> Bench:
-        return Bench(Options(rates=[1000], profiles=["latency"], **options),  # type: ignore[arg-type]
-                     tmp_path)
+def bench(tmp_path: Path, **options: object) -> Bench:
+    return Bench(Options(rates=[1000], profiles=["latency"], **options),  # type: ignore[arg-type]
+                 tmp_path)
 
-    local = bench()
+
+def test_the_bench_applies_a_measured_offset_unless_one_is_given(tmp_path: Path) -> None:
+
+    local = bench(tmp_path)
     assert (local.align_clocks(), local.clock_offset_us, local.round_trip) == (SAME_CLOCK, 0, None)
     with SimulatorProcess(["--api-clock-offset-ms", "3000"]) as sim:
-        measured = bench(url=sim.url)
+        measured = bench(tmp_path, url=sim.url)
         note = measured.align_clocks()
         assert measured.round_trip is not None and note == measured.round_trip.note()
         assert abs(measured.clock_offset_us - 3_000_000) <= measured.round_trip.error_us
         assert measured.meta()["clock_round_trip"]["samples"] == 64
-        given = bench(url=sim.url, clock_offset_us=2_999_990.0)
+        given = bench(tmp_path, url=sim.url, clock_offset_us=2_999_990.0)
         assert given.align_clocks() == GIVEN_OFFSET and given.clock_offset_us == 2_999_990.0
         assert given.round_trip is not None  # measured anyway: the output shows both
+
+        assert given.tick(1000) == given.tick(100_000) == 1000  # its default: the floor's too
+
+
+def test_a_failed_round_trip_stops_the_bench_unless_an_offset_was_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(url: str) -> RoundTripClock:
+        raise ConnectionRefusedError(111, "refused")
+
+    monkeypatch.setattr(latency, "round_trip_offset", refused)
+    with pytest.raises(RuntimeError, match=r"could not be measured.*give --clock-offset-us"):
+        bench(tmp_path, url="ws://127.0.0.1:9").align_clocks()
+    given = bench(tmp_path, url="ws://127.0.0.1:9", clock_offset_us=12.0)
+    assert given.align_clocks() == GIVEN_OFFSET
+    assert (given.clock_offset_us, given.round_trip) == (12.0, None)
+
+
+def test_the_round_trip_gives_up_after_its_timeout() -> None:
+    async def run() -> None:
+        async with SimulatorServer() as sim:
+            sim.api.faults.drop = 1_000  # type: ignore[union-attr]  # (no answer at all)
+            await round_trip_offset(sim.url, timeout_s=0.3)
+
+    with pytest.raises(TimeoutError):
+        uvloop.run(run())

@@ -79,3 +79,10 @@ def test_null_runs_alone_start_no_broker(tmp_path: Path, monkeypatch: pytest.Mon
     [run] = result["runs"]
     assert run["sink"] == "null" and run["stages"]["receive_to_produce"]["count"] > 500
     assert result["meta"]["simulator_tick_us"] == {"1000": 1000}
+
+
+@pytest.mark.parametrize("tick", ["0", "1001"])
+def test_a_tick_outside_a_millisecond_is_refused(tick: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "latency", "--tick-us", tick, "--out", str(tmp_path)]) == 2
+    assert f"--tick-us must be 1..1000, got {tick}" in capsys.readouterr().err

@@ -24,6 +24,7 @@ Fast mode and replay keep a source per connection (see `Simulator._accept`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections import deque
@@ -39,6 +40,7 @@ from feedhandler.simulator.server.source import Event, FrameSource
 from feedhandler.simulator.server.ticker import Ticker
 from feedhandler.simulator.server.urls import TimeUnit
 
+_LOG = logging.getLogger(__name__)
 MAX_BACKLOG = 1_000_000  # events queued for one connection that cannot write
 _ALL_LEVELS = 1 << 30
 
@@ -303,7 +305,10 @@ class SharedMarket:
         ready = self._ready
         if not ready:
             return self._source.next_frames(count)
-        return [ready.popleft() for _ in range(min(count, len(ready)))]
+        events = [ready.popleft() for _ in range(min(count, len(ready)))]
+        if not ready:  # (a latency run that outlasts them measures the live model's CPU too)
+            _LOG.info("pre-generated events used up after %d; continuing live", self.events)
+        return events
 
     def _dispatch(self, events: list[Event]) -> None:
         out: dict[ConnectionView, list[Event]] = {}

@@ -48,11 +48,14 @@ class Ticker:
         self._loop = loop
         self._period = _Timespec(0, interval_us * 1_000)
         self._callback = callback
-        self._fd = _check(_libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC))
+        self._fd = -1  # made by the first start, so that a ticker never started holds none
         self.started = False
 
     def start(self) -> None:
         if not self.started:
+            if self._fd < 0:
+                self._fd = _check(_libc.timerfd_create(_CLOCK_MONOTONIC,
+                                                       _TFD_NONBLOCK | _TFD_CLOEXEC))
             self._arm(self._period)
             self._loop.add_reader(self._fd, self._on_expired)
             self.started = True
@@ -65,7 +68,9 @@ class Ticker:
 
     def close(self) -> None:
         self.stop()
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def _arm(self, period: _Timespec) -> None:
         spec = _Itimerspec(period, period)  # (a zero value disarms)
