@@ -67,7 +67,7 @@ from feedhandler.supervisor.plan import shard_url
 from feedhandler.testing.kafka import LocalKafka
 from feedhandler.wsapi.errors import WsApiError
 
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 SEED = 1
 TICK_EVENTS = 10  # events per tick of the paced simulator (see tick_for)
 DEFAULT_TICK_US = SimulatorConfig().tick_us  # a simulator started without --tick-us
@@ -228,7 +228,7 @@ class Bench:
                 if opts.clock_offset_us is None:  # (nothing else to correct the stages by)
                     raise RuntimeError(f"the clock offset of {opts.url} could not be measured "
                                        f"({exc!r}): give --clock-offset-us") from exc
-                log.warning("clock round trip to %s failed (%r); using --clock-offset-us",
+                _LOG.warning("clock round trip to %s failed (%r); using --clock-offset-us",
                             opts.url, exc)
         if opts.clock_offset_us is not None:
             note = GIVEN_OFFSET

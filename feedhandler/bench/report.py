@@ -18,18 +18,20 @@ def _offered(run: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
-    lines = [f"- Command: `{meta['command']}`", f"- Date: {meta['date']}; machine: "
-             f"{meta['machine']}", f"- Mix: {meta['symbols']} symbols x "
-             f"{', '.join(meta['kinds'])} ({meta['streams']} streams, one connection); "
-             f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
-             "counted" + ("; the paced simulator sends the events due every " + ", ".join(
-                 f"{t} µs at {int(r):,}/s" for r, t in ticks.items())
-                 if (ticks := meta.get("simulator_tick_us")) else ""),
-             f"- Clock: {meta['clock']}",
-             *([f"- Clock round trip: {rt['offset_us']:+,.0f} µs ± {rt['error_us']:,.0f} µs "
-                f"(the simulator host's clock minus ours, shortest of {rt['samples']})"]
-               if (rt := meta.get("clock_round_trip")) else []),
-             *([f"- Pinned: {meta['pinned']}"] if meta.get("pinned") else []), "",
+    mix = (f"- Mix: {meta['symbols']} symbols x {', '.join(meta['kinds'])} ({meta['streams']} "
+           f"streams, one connection); {meta['duration_s']:g} s per paced run, the first "
+           f"{meta['settle_s']:g} s not counted")
+    if ticks := meta.get("simulator_tick_us"):
+        mix += "; the paced simulator sends the events due every " + ", ".join(
+            f"{tick} µs at {int(rate):,}/s" for rate, tick in ticks.items())
+    notes = [f"- Clock: {meta['clock']}"]
+    if rt := meta.get("clock_round_trip"):
+        notes.append(f"- Clock round trip: {rt['offset_us']:+,.0f} µs ± {rt['error_us']:,.0f} "
+                     f"µs (the simulator host's clock minus ours, shortest of {rt['samples']})")
+    if meta.get("pinned"):
+        notes.append(f"- Pinned: {meta['pinned']}")
+    lines = [f"- Command: `{meta['command']}`",
+             f"- Date: {meta['date']}; machine: {meta['machine']}", mix, *notes, "",
              "Latency percentiles in µs, p50 / p99 / p99.9 (`-`: not measured in that run):", "",
              "| run | offered/s | handled/s | " + " | ".join(SHORT[s] for s in STAGES) + " |",
              "|---|---:|---:|" + "---:|" * len(STAGES)]
