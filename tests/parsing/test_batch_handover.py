@@ -7,12 +7,13 @@ import asyncio
 
 import numpy as np
 import pytest
-from picows import WSMsgType
+from picows import WSMsgType, ws_connect
 from picows.picows import _make_test_ws_frame
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
 from tests.parsing.test_parse_gaps import book, trade
+from tests.supervisor.hostile import HostilePeer, Session
 
 Batches = list[tuple[str, list[int]]]
 
@@ -192,3 +193,35 @@ def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:
     assert all(records["trade_id"].tolist() == [t] for t, records in kept)
     # batches let go share two arrays; each kept one holds its own
     assert len(set(addresses)) <= len(kept) + 3
+
+
+def test_the_frames_of_one_socket_read_share_its_receive_time() -> None:
+    """ts_recv is read once per socket read: 50 frames written at once (one read on loopback)
+    carry at most two stamps (a read the kernel split), where a clock read per frame gives
+    ~50; a later read gets a later stamp."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 51))
+        await asyncio.sleep(0.05)
+        await session.trades(range(51, 101))
+        await session.read_until_close()
+
+    async def scenario() -> np.ndarray:
+        batches: list[np.ndarray] = []
+        decoder = Decoder(lambda kind, records: batches.append(records.copy()), burst=True)
+        done = asyncio.Event()
+        async with HostilePeer(script) as peer:
+            transport, _ = await ws_connect(
+                lambda: FeedListener(decoder, max_frames=100, on_limit=lambda _: done.set()),
+                peer.url)
+            await asyncio.wait_for(done.wait(), 10)
+            decoder.flush()
+            transport.disconnect()
+        return np.concatenate(batches)
+
+    rows = asyncio.run(scenario())
+    assert rows["trade_id"].tolist() == list(range(1, 101))
+    first, second = rows["ts_recv"][:50], rows["ts_recv"][50:]
+    assert len(set(first.tolist())) <= 2 and len(set(second.tolist())) <= 2
+    assert second.min() - first.max() >= 40_000_000  # the 50 ms between the writes
+    assert (np.diff(rows["ts_recv"]) >= 0).all()
