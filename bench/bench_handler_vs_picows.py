@@ -128,7 +128,7 @@ async def handler_hot_path(url: str, n: int, burst: bool) -> float:
         done.set_result(None)
 
     transport, _ = await ws_connect(lambda: FeedListener(decoder, max_frames=n, on_limit=on_limit),
-                                    url)
+                                    url, enable_auto_pong=False)
     await done
     transport.disconnect()
     assert decoder.frames == n and not decoder.error_counts, decoder.error_counts

@@ -136,6 +136,7 @@ async def open_link(url: str, factory: Callable[[], FeedListener],
                 attempt.listener, url,
                 websocket_handshake_timeout=timeout,
                 enable_auto_ping=False,  # staleness is ours: see staleness.py
+                enable_auto_pong=False,  # FeedListener answers: it must see every frame
                 # single frames past max_frame_bytes are dead-lettered by the decoder as
                 # oversized; only absurd ones end the connection (1009)
                 max_frame_size=max(config.max_frame_bytes * 4, 16 << 20),

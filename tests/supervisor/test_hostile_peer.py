@@ -326,6 +326,24 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
     assert events(sink, "gap")[0]["reason"] == "reconnect"
 
 
+def test_the_exchange_s_pings_are_answered_with_their_payload() -> None:
+    """Binance pings every 20 s and drops a connection whose pong does not come: the listener
+    answers (picows's auto-pong is off, so that it sees every frame, a read's last one too)."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.send(b"".join(frame(OP_TEXT, trade_frame(i)) for i in range(1, 4)) +
+                           frame(OP_PING, b"1700000000000"))
+        while (await session.read_frame())[0] != OP_PONG:
+            pass
+        await session.trades(range(4, 7))
+        await session.read_until_close()
+
+    sink, _, peer = against(script, 6)
+    assert (OP_PONG, b"1700000000000") in peer.sessions[0].received
+    stamps = np.concatenate([r for k, r, _ in sink.batches if k == "trade"])["ts_recv"]
+    assert stamps[3:].min() > stamps[:3].max()  # the ping ended its read here too
+
+
 # --- our own limits -------------------------------------------------------------------------
 def test_a_frame_beyond_picows_limit_is_closed_with_1009_by_us(no_stray_tracebacks: Any) -> None:
     async def script(session: Session) -> None:

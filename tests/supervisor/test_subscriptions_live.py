@@ -33,7 +33,8 @@ class Live:
         self.streams: set[str] = set()  # what we asked for
 
     async def open(self, url: str) -> Live:
-        await ws_connect(lambda: self.listener, url + "/stream", enable_auto_ping=False)
+        await ws_connect(lambda: self.listener, url + "/stream", enable_auto_ping=False,
+                         enable_auto_pong=False)
         return self
 
     def send(self, payload: bytes) -> None:

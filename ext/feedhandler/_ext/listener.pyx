@@ -16,7 +16,11 @@ cdef class FeedListener(WSListener):
     reassembled up to `max_message_bytes` (then its prefix goes to the decoder, which rejects
     it as `oversized`, and the rest is dropped as it arrives); RSV bits (we negotiate no
     extension), orphan and interleaved continuations close the connection with 1002 and are
-    kept in `violation`; a close frame is answered in kind.
+    kept in `violation`; a close frame is answered in kind, and a ping with a pong.
+
+    Connect with picows's `enable_auto_pong=False`: picows answers a ping itself without
+    passing it on, and a read that ends with one would never show its end here (the receive
+    time is one per read, and the read's batches leave at its end).
     """
 
     def __init__(self, Decoder decoder, on_connected=None, on_disconnected=None, *,
@@ -54,6 +58,9 @@ cdef class FeedListener(WSListener):
             self._on_data(transport, frame, ts)
         elif msg_type == WSMsgType.CONTINUATION:
             self._on_continuation(transport, frame, ts)
+        elif msg_type == WSMsgType.PING:
+            if not self._closing:
+                transport.send_pong(frame.get_payload_as_bytes())
         elif msg_type == WSMsgType.PONG:
             self.last_pong_ns = ts
         elif msg_type == WSMsgType.CLOSE:
