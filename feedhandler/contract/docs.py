@@ -146,13 +146,12 @@ TIMES = """### Times
 Every time in a record is an int64 count of nanoseconds since the Unix epoch (1970-01-01
 00:00 UTC), whatever the connection's `timeUnit`: the exchange's milliseconds (or, with
 `connection.time_unit: us`, microseconds) are multiplied exactly, so they keep that
-precision. `ts_recv` is the handler's receive time (CLOCK_REALTIME, read once per socket read:
-the records of every frame that came in one read share it, so a frame's stamp never includes
-the decoding of the frames before it); every other time is the exchange's. A kline's
-`ts_close` is inclusive: the bar's last millisecond, `ts_open` + span - 1 ms (a 1m bar opened
-at 12:00:00 closes at 12:00:59.999). The Kafka timestamp of a message is its produce time
-(librdkafka's CreateTime when the handler hands the message over; or the broker's append time
-on a topic with `message.timestamp.type=LogAppendTime`), never an exchange time."""
+precision. `ts_recv` is the handler's receive time (CLOCK_REALTIME, read once per frame: all
+records of a frame share it); every other time is the exchange's. A kline's `ts_close` is
+inclusive: the bar's last millisecond, `ts_open` + span - 1 ms (a 1m bar opened at 12:00:00
+closes at 12:00:59.999). The Kafka timestamp of a message is its produce time (librdkafka's
+CreateTime when the handler hands the message over; or the broker's append time on a topic
+with `message.timestamp.type=LogAppendTime`), never an exchange time."""
 
 
 def events_section() -> str:

@@ -150,8 +150,7 @@ BOOK_LEVELS = 20  # slots per side of a `book` record (book.top_n fills the best
 V1_FIXED8 = ((1, "fixed8"),)  # int64 at 1e-8 in schema v1; int128 since v2
 def recv() -> Field:
     return Field("ts_recv", "int64",
-                 doc="local receive time, ns since the Unix epoch (CLOCK_REALTIME, one per socket "
-                     "read)")
+                 doc="local receive time, ns since the Unix epoch (CLOCK_REALTIME, one per frame)")
 
 
 def ts(key: str, name: str, doc: str) -> Field:

@@ -7,21 +7,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from picows import WSMsgType, ws_connect
+from picows import WSMsgType
 from picows.picows import _make_test_ws_frame
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
 from tests.parsing.test_parse_gaps import book, trade
-from tests.supervisor.hostile import (
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    HostilePeer,
-    Session,
-    frame,
-    trade_frame,
-)
 
 Batches = list[tuple[str, list[int]]]
 
@@ -201,50 +192,3 @@ def test_a_batch_kept_is_never_written_again_and_one_let_go_is_reused() -> None:
     assert all(records["trade_id"].tolist() == [t] for t, records in kept)
     # batches let go share two arrays; each kept one holds its own
     assert len(set(addresses)) <= len(kept) + 3
-
-
-def test_the_frames_of_one_socket_read_share_its_receive_time() -> None:
-    """ts_recv is read once per socket read: 50 frames written at once (one read on loopback)
-    carry at most two stamps (a read the kernel split), where a clock read per frame gives
-    ~50; a later read gets a later stamp."""
-    rows, _ = stamped_reads(b"")
-    assert rows["trade_id"].tolist() == list(range(1, 101))
-    first, second = rows["ts_recv"][:50], rows["ts_recv"][50:]
-    assert len(set(first.tolist())) <= 2 and len(set(second.tolist())) <= 2
-    assert second.min() - first.max() >= 40_000_000  # the 50 ms between the writes
-    assert (np.diff(rows["ts_recv"]) >= 0).all()
-
-
-def test_a_ping_that_ends_a_read_is_answered_and_still_ends_it() -> None:
-    """The listener answers pings itself (picows's auto-pong would swallow the ping, and with
-    it the end of the read: the next read's frames would keep this one's receive time)."""
-    rows, received = stamped_reads(frame(OP_PING, b"are you there"))
-    assert (OP_PONG, b"are you there") in received
-    assert rows["ts_recv"][50:].min() - rows["ts_recv"][:50].max() >= 40_000_000
-
-
-def stamped_reads(last: bytes) -> tuple[np.ndarray, list[tuple[int, bytes]]]:
-    """Trades 1-50 written at once (then `last`, in the same write), 50 ms later 51-100: the
-    rows a FeedListener decoded, and the frames the peer received meanwhile."""
-    async def script(session: Session) -> None:
-        await session.accept()
-        await session.send(b"".join(frame(OP_TEXT, trade_frame(i)) for i in range(1, 51)) + last)
-        await asyncio.sleep(0.05)
-        await session.trades(range(51, 101))
-        await session.read_until_close()
-
-    async def scenario() -> tuple[np.ndarray, list[tuple[int, bytes]]]:
-        batches: list[np.ndarray] = []
-        decoder = Decoder(lambda kind, records: batches.append(records.copy()), burst=True)
-        done = asyncio.Event()
-        async with HostilePeer(script) as peer:
-            transport, _ = await ws_connect(
-                lambda: FeedListener(decoder, max_frames=100, on_limit=lambda _: done.set()),
-                peer.url, enable_auto_pong=False)
-            await asyncio.wait_for(done.wait(), 10)
-            decoder.flush()
-            transport.disconnect()
-            await asyncio.sleep(0.05)  # the peer reads until our close
-            return np.concatenate(batches), peer.sessions[0].received
-
-    return asyncio.run(scenario())

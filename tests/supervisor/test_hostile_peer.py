@@ -338,10 +338,8 @@ def test_the_exchange_s_pings_are_answered_with_their_payload() -> None:
         await session.trades(range(4, 7))
         await session.read_until_close()
 
-    sink, _, peer = against(script, 6)
+    _, _, peer = against(script, 6)
     assert (OP_PONG, b"1700000000000") in peer.sessions[0].received
-    stamps = np.concatenate([r for k, r, _ in sink.batches if k == "trade"])["ts_recv"]
-    assert stamps[3:].min() > stamps[:3].max()  # the ping ended its read here too
 
 
 # --- our own limits -------------------------------------------------------------------------

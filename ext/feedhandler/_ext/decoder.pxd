@@ -5,7 +5,7 @@ cimport feedhandler._ext.core as core
 from feedhandler._ext.buffers cimport RecordBuffers
 
 
-# Receive timestamps: CLOCK_REALTIME in ns, read once per socket read (FeedListener).
+# Receive timestamps: CLOCK_REALTIME in ns, read once per frame.
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)

@@ -23,14 +23,13 @@ cdef class FeedListener(WSListener):
     cdef bint _fragments_text
     cdef bint _discarding                 # dropping the rest of an oversized message
     cdef bint _closing                    # a close frame was sent or received: ignore data
-    cdef int64_t _read_ns                 # receive time of the socket read being dispatched
     cdef object _on_connected
     cdef object _on_disconnected
     cdef object _on_limit
 
-    cdef int _on_data(self, WSTransport transport, WSFrame frame, int64_t ts) except -1
-    cdef int _on_continuation(self, WSTransport transport, WSFrame frame, int64_t ts) except -1
-    cdef int _append_fragment(self, WSFrame frame, int64_t ts) except -1
+    cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1
+    cdef int _on_continuation(self, WSTransport transport, WSFrame frame) except -1
+    cdef int _append_fragment(self, WSFrame frame) except -1
     cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1
     cdef int _violate(self, WSTransport transport, str reason) except -1
 

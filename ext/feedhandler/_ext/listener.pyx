@@ -19,8 +19,8 @@ cdef class FeedListener(WSListener):
     kept in `violation`; a close frame is answered in kind, and a ping with a pong.
 
     Connect with picows's `enable_auto_pong=False`: picows answers a ping itself without
-    passing it on, and a read that ends with one would never show its end here (the receive
-    time is one per read, and the read's batches leave at its end).
+    passing it on, and a read that ended with one would not show its end here (its batches
+    would wait for the loop's next turn).
     """
 
     def __init__(self, Decoder decoder, on_connected=None, on_disconnected=None, *,
@@ -47,34 +47,31 @@ cdef class FeedListener(WSListener):
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType msg_type = frame.msg_type
-        # One receive time per socket read, taken at its first frame: its frames came in
-        # together, and a later one's stamp must not include the decoding of those before it
-        # (nor pay for a clock read of its own). Set before anything here can raise.
-        cdef int64_t ts = self._read_ns if self._read_ns else now_ns()
-        self._read_ns = 0 if frame.last_in_buffer else ts
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._violate(transport, "RSV bit set, no extension negotiated")
         elif msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
-            self._on_data(transport, frame, ts)
+            self._on_data(transport, frame)
         elif msg_type == WSMsgType.CONTINUATION:
-            self._on_continuation(transport, frame, ts)
+            self._on_continuation(transport, frame)
         elif msg_type == WSMsgType.PING:
             if not self._closing:
                 transport.send_pong(frame.get_payload_as_bytes())
         elif msg_type == WSMsgType.PONG:
-            self.last_pong_ns = ts
+            self.last_pong_ns = now_ns()
         elif msg_type == WSMsgType.CLOSE:
             self._on_close_frame(transport, frame)
         if frame.last_in_buffer:  # the read's burst is decoded: its batches leave now
             self.decoder.buffers.end_of_read()
 
-    cdef int _on_data(self, WSTransport transport, WSFrame frame, int64_t ts) except -1:
+    cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1:
+        cdef int64_t ts
         if self._closing:
             return 0
         if self._fragments is not None or self._discarding:
             return self._violate(transport, "new message inside a fragmented one")
         if self.max_frames and self.frames >= self.max_frames:
             return 0
+        ts = now_ns()
         self.frames += 1
         self.bytes_received += frame.payload_size
         self.last_frame_ns = ts
@@ -82,14 +79,14 @@ cdef class FeedListener(WSListener):
             # Binance does not fragment; reassemble anyway (copying) rather than misparse.
             self._fragments = bytearray()
             self._fragments_text = frame.msg_type == WSMsgType.TEXT
-            return self._append_fragment(frame, ts)
+            return self._append_fragment(frame)
         self.decoder.feed(frame.payload_ptr, frame.payload_size, frame.tail_size, ts,
                           frame.msg_type == WSMsgType.TEXT, self.leg)
         if self.frames == self.max_frames and self._on_limit is not None:
             self._on_limit(self)
         return 0
 
-    cdef int _on_continuation(self, WSTransport transport, WSFrame frame, int64_t ts) except -1:
+    cdef int _on_continuation(self, WSTransport transport, WSFrame frame) except -1:
         if self._closing:
             return 0
         if self._fragments is None and not self._discarding:
@@ -98,14 +95,14 @@ cdef class FeedListener(WSListener):
         if self._discarding:
             self._discarding = not frame.fin
             return 0
-        self._append_fragment(frame, ts)
+        self._append_fragment(frame)
         if frame.fin and self._fragments is not None:
             payload = bytes(self._fragments)
             self._fragments = None
-            self.decoder.decode(payload, ts, self._fragments_text, self.leg)
+            self.decoder.decode(payload, now_ns(), self._fragments_text, self.leg)
         return 0
 
-    cdef int _append_fragment(self, WSFrame frame, int64_t ts) except -1:
+    cdef int _append_fragment(self, WSFrame frame) except -1:
         # Never hold more than one byte past the bound: that prefix is what the decoder
         # rejects (and dead-letters) as oversized.
         cdef Py_ssize_t room = self.max_message_bytes + 1 - len(self._fragments)
@@ -118,7 +115,7 @@ cdef class FeedListener(WSListener):
         self._fragments = None
         self._discarding = not frame.fin
         self.oversized += 1
-        self.decoder.decode(prefix, ts, self._fragments_text, self.leg)
+        self.decoder.decode(prefix, now_ns(), self._fragments_text, self.leg)
         return 0
 
     cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1:
