@@ -140,6 +140,14 @@ def test_headers_of_a_data_message() -> None:
     assert producer.produced[1][3]["fh.seq.last"] == str(2**62)
 
 
+@pytest.mark.parametrize("value", [0, 7, 10, 99, 1_000_000, 2**63 - 1, -1, -10, -(2**63)])
+def test_sequence_headers_are_the_ids_in_decimal(value: int) -> None:
+    producer = FakeProducer()
+    produce(producer, [b"v"], [1], seq=([value], [value]))
+    headers = producer.produced[0][3]
+    assert headers["fh.seq.first"] == headers["fh.seq.last"] == str(value)
+
+
 def test_delivery_reports_know_the_record_count() -> None:
     reports: list[tuple[Any, ...]] = []
     producer = FakeProducer()

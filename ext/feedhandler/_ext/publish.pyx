@@ -1,9 +1,9 @@
 # Record batches -> Kafka messages, one per (kind, symbol) run, with no Python step per record
 # or per message: grouping in C++, and the per-message slicing, headers and produce() calls in
 # one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes where.
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint8_t
-from libc.stdio cimport snprintf
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 
@@ -46,9 +46,23 @@ def group_rows(keys not None):
     return (None if groups == 1 else order), bounds[:groups + 1]
 
 
+@cython.cdivision(True)
 cdef inline bytes _decimal(int64_t value):
-    cdef char text[24]
-    return PyBytes_FromStringAndSize(text, snprintf(text, sizeof(text), "%lld", <long long>value))
+    """`value` in decimal, written backwards by hand: snprintf's format parsing cost about a
+    microsecond a call on a cold cache, two calls a message (the sequence range)."""
+    cdef char text[20]  # 19 digits and a sign: -9223372036854775808
+    cdef Py_ssize_t at = 20
+    cdef uint64_t rest = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
+    while True:
+        at -= 1
+        text[at] = <char>(48 + rest % 10)  # '0' + the last digit
+        rest //= 10
+        if rest == 0:
+            break
+    if value < 0:
+        at -= 1
+        text[at] = 45  # '-'
+    return PyBytes_FromStringAndSize(text + at, 20 - at)
 
 
 cdef class Delivery:
