@@ -152,6 +152,18 @@ def test_the_last_frame_of_a_socket_read_hands_the_burst_over_at_once() -> None:
     assert asyncio.run(scenario()) == [("trade", 2), "after"]
 
 
+def test_a_ping_that_ends_a_read_hands_the_burst_over_at_once() -> None:
+    async def scenario() -> list[object]:
+        events: list[object] = []
+        decoder = Decoder(lambda kind, records: events.append((kind, len(records))), burst=True)
+        listener = FeedListener(decoder)
+        decoder.decode(trade(1))
+        listener.on_ws_frame(None, _make_test_ws_frame(WSMsgType.PING, b"x", True, False))
+        return list(events)  # before the loop's next turn
+
+    assert asyncio.run(scenario()) == [("trade", 1)]
+
+
 def test_rows_a_raising_sink_left_behind_leave_at_the_next_read_end() -> None:
     async def scenario() -> list[object]:
         handed: list[object] = []

@@ -83,3 +83,19 @@ def test_a_connection_upgraded_as_its_attempt_is_given_up_is_closed(
     with pytest.raises(LinkFailed if how == "timeout" else asyncio.CancelledError):
         asyncio.run(attempt())
     assert len(made) == 1 and made[0].transport.disconnects == [False]  # type: ignore[attr-defined]
+
+
+def test_the_listener_answers_pings_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """picows's auto-pong would answer a ping without passing it on: a read that ends with
+    one would not show the listener its end (the end-of-read hand-over)."""
+    options: dict[str, Any] = {}
+
+    async def ws_connect(factory: Any, url: str, **kwargs: Any) -> Any:
+        options.update(kwargs)
+        raise OSError("refused")
+
+    monkeypatch.setattr(transport, "ws_connect", ws_connect)
+    with pytest.raises(LinkFailed):
+        asyncio.run(open_link(URL, lambda: FeedListener(Decoder(lambda *batch: None)), CONFIG,
+                              None))
+    assert options["enable_auto_pong"] is False and options["enable_auto_ping"] is False

@@ -54,7 +54,7 @@ cdef class FeedListener(WSListener):
         elif msg_type == WSMsgType.CONTINUATION:
             self._on_continuation(transport, frame)
         elif msg_type == WSMsgType.PING:
-            if not self._closing:
+            if not self._closing and transport is not None:  # (None: a test's bare frame)
                 transport.send_pong(frame.get_payload_as_bytes())
         elif msg_type == WSMsgType.PONG:
             self.last_pong_ns = now_ns()
