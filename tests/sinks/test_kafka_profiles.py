@@ -34,3 +34,9 @@ def test_individual_keys_win_over_the_profile() -> None:
 def test_an_unknown_profile_fails_at_load() -> None:
     with pytest.raises(ConfigError, match=r"kafka\.profile: expected 'latency' or 'throughput'"):
         settings(profile="fast")
+
+
+@pytest.mark.parametrize("nice", [-2, 20])
+def test_thread_nice_is_minus_one_or_a_nice_value(nice: int) -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.thread_nice"):
+        settings(thread_nice=nice)

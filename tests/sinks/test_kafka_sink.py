@@ -3,9 +3,12 @@ backpressure and failures."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -383,3 +386,29 @@ def test_out_of_time_at_close_counts_every_record(kafka_bootstrap: str) -> None:
     # than what was produced
     assert summary["records_delivered"] <= written <= 30 * len(batch)
     assert not read(config, "control")  # no delivery_failed events once closing
+
+
+def librdkafka_nice() -> dict[int, int]:
+    """Thread id -> nice of this process's librdkafka threads."""
+    threads = {}
+    for tid in map(int, os.listdir("/proc/self/task")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/self/task/{tid}/comm").read_text().startswith("rdk:"):
+                threads[tid] = os.getpriority(os.PRIO_PROCESS, tid)
+    return threads
+
+
+@pytest.mark.parametrize(("profile", "thread_nice", "expected"),
+                         [("latency", -1, 10), ("throughput", -1, 0), ("throughput", 5, 5)])
+def test_librdkafka_threads_yield_the_core_in_the_latency_profile(
+        kafka_bootstrap: str, profile: str, thread_nice: int, expected: int) -> None:
+    before = set(librdkafka_nice())  # (other tests' producers may still be closing)
+    sink = new_sink(kafka_config(kafka_bootstrap, profile=profile, thread_nice=thread_nice))
+    try:
+        sink.publish_batch("trade", trades([b"BTCUSDT"]), 1)
+        drain(sink)  # the broker's own thread, started once metadata named it, too
+        ours = {tid: nice for tid, nice in librdkafka_nice().items() if tid not in before}
+        assert len(ours) >= 3 and set(ours.values()) == {expected}
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the decoding thread keeps its own
+    finally:
+        sink.close(10)
