@@ -96,7 +96,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 # produce() into an empty queue wakes librdkafka's broker thread, which would preempt the
 # decoding thread on its core message by message (one request each, and the rest of the read
 # waiting); at a lower priority it sends when the read's hand-over is done. Measured at 10k/s:
-# receive -> produce p99 1.7 ms -> 0.15 ms (bench/BENCHMARKS.md).
+# receive -> produce p99 1.7-1.9 ms -> 0.17-0.20 ms (bench/BENCHMARKS.md). With a linger it
+# would only be late to its timer (behind a busy decoding thread): throughput keeps 0.
 THREAD_NICE = {"latency": 10, "throughput": 0}
 
 
