@@ -143,9 +143,10 @@ class KafkaConfig(Section):
     backlog_limit_mb: PositiveInt = 64
     """...then ours; beyond it, reading from the exchange pauses"""
     thread_nice: Annotated[int, Field(ge=-1, le=19)] = -1
-    """nice of librdkafka's threads (0-19; never below the process's): above 0 they yield the
-    core to the decoding thread, so a read's messages are all produced before librdkafka's
-    broker thread sends them; -1: the profile's (latency 10, throughput 0)"""
+    """nice of librdkafka's threads (0-19; never below the process's): above 0 they are less
+    likely to preempt the decoding thread on a shared core, so a read's messages tend to go
+    in one request; on a busy core they get a small share. -1: the profile's (latency 10,
+    throughput 0)"""
     ack_latency: bool = True
     """report every delivery for the produce -> ack histogram (a Python call and a copy of
     each Kafka message in confluent-kafka); false: only failures are reported"""

@@ -93,11 +93,12 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 
 # nice of librdkafka's threads per profile (kafka.thread_nice wins). In the latency profile a
-# produce() into an empty queue wakes librdkafka's broker thread, which would preempt the
-# decoding thread on its core message by message (one request each, and the rest of the read
-# waiting); at a lower priority it sends when the read's hand-over is done. Measured at 10k/s:
-# receive -> produce p99 1.7-1.9 ms -> 0.17-0.20 ms (bench/BENCHMARKS.md). With a linger it
-# would only be late to its timer (behind a busy decoding thread): throughput keeps 0.
+# produce() into an empty queue wakes librdkafka's broker thread, which on the decoding
+# thread's core tends to preempt it message by message (a request each, the rest of the read
+# waiting); at a lower weight it mostly runs once the read's hand-over is done (a weight, not
+# an order; on an idle core it runs at once). Measured on 2 vCPUs at 10k/s: receive -> produce
+# p99 1.7-1.9 ms -> 0.17-0.20 ms (bench/BENCHMARKS.md). The cost: on a busy core librdkafka
+# gets a small share; with a linger it is then late to its timer, so throughput keeps 0.
 THREAD_NICE = {"latency": 10, "throughput": 0}
 
 
@@ -135,11 +136,17 @@ def _threads() -> set[int]:
 
 def _lower_priority(threads: set[int], nice: int) -> None:
     """Each of `threads` at `nice` at least (raising a nice value needs no privilege)."""
+    at = 0
     for tid in threads:
-        with suppress(OSError):  # (a thread that ended meanwhile)
+        with suppress(OSError):  # a thread that ended meanwhile; a sandbox that forbids it
             if os.getpriority(os.PRIO_PROCESS, tid) < nice:
                 os.setpriority(os.PRIO_PROCESS, tid, nice)
-    log.info("kafka: librdkafka's %d threads at nice %d", len(threads), nice)
+            at += os.getpriority(os.PRIO_PROCESS, tid) >= nice
+    if at:
+        log.info("kafka: librdkafka's %d threads at nice %d or above", at, nice)
+    else:
+        log.warning("kafka: librdkafka's threads could not be set to nice %d (kafka.thread_nice)",
+                    nice)
 
 
 @dataclass
@@ -189,8 +196,8 @@ class KafkaSink:
         before = _threads()
         self._producer = Producer(producer_config(config, instance), logger=log,
                                   stats_cb=self._on_statistics)
-        # librdkafka's threads are the ones that came with the producer; those they start later
-        # inherit their priority
+        # librdkafka's threads are the ones that came with the producer (sinks are made before
+        # the handler starts threads of its own); those they start later inherit the priority
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice
         if nice:
             _lower_priority(_threads() - before, nice)

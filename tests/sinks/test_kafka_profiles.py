@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedhandler.config import ConfigError, load_config
-from feedhandler.sinks.kafka import producer_config
+from feedhandler.sinks.kafka import _lower_priority, producer_config
 
 
 def settings(**overrides: object) -> dict[str, object]:
@@ -40,3 +40,9 @@ def test_an_unknown_profile_fails_at_load() -> None:
 def test_thread_nice_is_minus_one_or_a_nice_value(nice: int) -> None:
     with pytest.raises(ConfigError, match=r"kafka\.thread_nice"):
         settings(thread_nice=nice)
+
+
+def test_threads_that_cannot_be_reniced_are_a_warning_not_a_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    _lower_priority({2**22 + 12345}, 10)  # (beyond pid_max: no such thread)
+    assert "could not be set to nice 10" in caplog.text
