@@ -173,9 +173,17 @@ DELIVERY = """### Delivery
 
 One idempotent producer per worker (`enable.idempotence`, `acks=all`). `kafka.profile`
 chooses librdkafka's defaults: `throughput` (default: `linger.ms` 5, lz4) or `latency`
-(`linger.ms` 0, no compression, Nagle off); `kafka.compression`, `kafka.linger_ms` and
+(`linger.ms` 0, no compression, Nagle off, and librdkafka's threads at nice 10,
+`kafka.thread_nice`); `kafka.compression`, `kafka.linger_ms`, `kafka.thread_nice` and
 `kafka.batch_bytes` win over the profile, and extra librdkafka settings in `kafka.producer`
-win over all. Failed deliveries are reported one by one (counted with their record counts,
+win over all. With linger 0 a `produce()` into an empty queue wakes librdkafka's broker
+thread, which at the same priority tends to preempt the decoding thread on a shared core
+message by message; at nice 10 it mostly runs once the read's hand-over is done and sends its
+messages together (a weight, not an order: on an idle core it runs at once). On the 2-vCPU
+benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
+0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
+with a linger it is then late to its timer, so the throughput profile leaves it at 0.
+Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
 ack latency percentiles come from librdkafka's statistics (the run summary's `sink` object and
