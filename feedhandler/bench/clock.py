@@ -3,19 +3,18 @@
 NTP's midpoint rule over the simulator's WS API `time`, asked in µs
 (`/ws-api/v3?timeUnit=MICROSECOND`): the server read its clock somewhere inside the round trip,
 so `serverTime - midpoint` is the offset, wrong by at most half the round trip. Of many round
-trips the shortest wins (`wsapi.clock.ClockOffset`, the handler's own estimator).
+trips the shortest wins (`WsApiClient.time`, the handler's own estimator).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from feedhandler.simulator.server.wsapi import API_PATH
 from feedhandler.wsapi.budget import WeightBudget
 from feedhandler.wsapi.client import WsApiClient
-from feedhandler.wsapi.clock import ClockOffset
 
 SAMPLES = 64  # `time` weighs 1 of the 6,000 a minute
 TIMEOUT_S = 30.0
@@ -37,7 +36,8 @@ class RoundTripClock:
 def api_url(stream_url: str) -> str:
     """The WS API endpoint, in µs, of the simulator serving `stream_url` (ws://HOST:PORT...)."""
     parts = urlsplit(stream_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/ws-api/v3", "timeUnit=MICROSECOND", ""))
+    return urlunsplit((parts.scheme, parts.netloc, API_PATH.decode(), "timeUnit=MICROSECOND",
+                       ""))
 
 
 async def round_trip_offset(stream_url: str, samples: int = SAMPLES,
@@ -45,13 +45,10 @@ async def round_trip_offset(stream_url: str, samples: int = SAMPLES,
     """Measure the clock offset of the simulator behind `stream_url` by `samples` round trips
     (TimeoutError past `timeout_s`). A simulator started with `--api-clock-offset-ms` adds that
     lead to its API's clock, not to its streams' `E`: leave it at 0 for latency runs."""
-    clock = ClockOffset(keep=samples)
-    async with asyncio.timeout(timeout_s), \
-            WsApiClient(api_url(stream_url), WeightBudget(6000, 60.0)) as api:
+    async with asyncio.timeout(timeout_s), WsApiClient(
+            api_url(stream_url), WeightBudget(6000, 60.0), clock_samples=samples) as api:
         for _ in range(samples):
-            sent = time.time_ns()
-            result = await api.request("time")
-            clock.add(sent, time.time_ns(), int(result["serverTime"]) / 1_000)
-    best = clock.best
+            await api.time()
+    best = api.clock.best
     assert best is not None  # (samples >= 1 round trips made)
     return RoundTripClock(best.offset_ms * 1_000, best.rtt_ms * 500, samples)

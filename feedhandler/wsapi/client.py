@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from picows import (
@@ -116,10 +117,14 @@ class WsApiClient:
         limiter: AttemptLimiter | None = None,
         on_event: EventSink | None = None,
         max_frame_bytes: int = 64 << 20,  # a 5000-level depth is ~250 kB; exchangeInfo more
+        clock_samples: int = 8,  # `time` round trips the clock offset is the best of
     ) -> None:
         self.url = url
         self.budget = budget
-        self.clock = ClockOffset()
+        self.clock = ClockOffset(keep=clock_samples)
+        # `?timeUnit=MICROSECOND`: the server's epoch times are µs (a finer clock offset)
+        query = parse_qs(urlsplit(url).query)
+        self._units_per_ms = 1_000 if query.get("timeUnit") == ["MICROSECOND"] else 1
         self.rate_limits: dict[tuple[str, int], RateLimit] = {}
         self.stats = ClientStats()
         self.request_timeout_s = request_timeout_s
@@ -256,9 +261,12 @@ class WsApiClient:
     async def time(self) -> int:
         """Exchange time (epoch ms); also refines the clock offset estimate."""
         sent = time.time_ns()
-        result = await self.request("time", priority=URGENT)
-        server_ms = int(result["serverTime"])
-        self.clock.add(sent, time.time_ns(), server_ms)
+        return int(self._clock_sample(sent, await self.request("time", priority=URGENT)))
+
+    def _clock_sample(self, sent_ns: int, result: dict[str, Any]) -> float:
+        """A `time` answer's round trip into the clock offset; the server's time in ms."""
+        server_ms = int(result["serverTime"]) / self._units_per_ms
+        self.clock.add(sent_ns, time.time_ns(), server_ms)
         return server_ms
 
     async def exchange_info(self, **params: Any) -> dict[str, Any]:
@@ -444,8 +452,7 @@ class WsApiClient:
         """Clock offset and, if a session was logged on, the logon: before anything queued."""
         try:
             sent = time.time_ns()
-            result = await self._send("time", None, URGENT, None, signed=False)
-            self.clock.add(sent, time.time_ns(), int(result["serverTime"]))
+            self._clock_sample(sent, await self._send("time", None, URGENT, None, signed=False))
             if self._session_wanted:
                 await self._logon()
                 self._event("logged_on")

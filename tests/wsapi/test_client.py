@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,16 @@ async def test_clock_offset_from_the_time_midpoint_makes_logon_work(tmp_path: Pa
         await api.time()
         assert api.clock.best is not None and api.clock.best.rtt_ms < 1000
         assert (await api.logon())["apiKey"] == API_KEY
+
+
+async def test_a_microsecond_connection_measures_the_clock_in_microseconds() -> None:
+    sim = SimulatorServer(api_clock_offset_ms=30_000)
+    budget = WeightBudget(sim.config.api_weight_limit, sim.config.api_weight_interval)
+    async with sim, WsApiClient(sim.url + "/ws-api/v3?timeUnit=MICROSECOND", budget) as api:
+        await api.wait_ready(5)
+        server_ms = await api.time()
+        assert abs(server_ms - (time.time_ns() // 1_000_000 + 30_000)) < 1_000  # ms, not µs
+        assert abs(api.clock.offset_ms - 30_000) < 50
 
 
 async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
