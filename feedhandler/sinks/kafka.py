@@ -193,12 +193,12 @@ class KafkaSink:
         self.control_topic = config.control_topic.format(**names)
         self.deadletter_topic = config.deadletter_topic.format(**names)
         ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
-        before = _threads()
-        self._producer = Producer(producer_config(config, instance), logger=log,
-                                  stats_cb=self._on_statistics)
         # librdkafka's threads are the ones that came with the producer (sinks are made before
         # the handler starts threads of its own); those they start later inherit the priority
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice
+        before = _threads() if nice else set()
+        self._producer = Producer(producer_config(config, instance), logger=log,
+                                  stats_cb=self._on_statistics)
         if nice:
             _lower_priority(_threads() - before, nice)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
