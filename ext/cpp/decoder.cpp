@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fixed_point.h"
+#include "key_map.h"
 #include "key_code.h"
 #include "simdjson.h"
 
@@ -160,8 +161,8 @@ struct Ctx {
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
   SeqState* met_slot = nullptr;  // a DUPLICATE's stream: its leg is in step on it
-  std::unordered_map<std::string, SeqState>* seq_map = nullptr;
-  std::string seq_key;
+  KeyMap<kSymbolWidth, SeqState>* seq_map = nullptr;
+  char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
@@ -183,7 +184,7 @@ struct Decoder::Impl {
   // Borrowed: hint_name, or the wrapper's name in the parser's string buffer (valid until the
   // next frame), so no frame pays for a copy that only a rejected frame needs.
   std::string_view last_stream;
-  std::unordered_map<std::string, SeqState> last_seq[KIND_COUNT];
+  KeyMap<kSymbolWidth, SeqState> last_seq[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
   uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
@@ -441,23 +442,21 @@ struct Decoder::Impl {
   bool sequence(Kind kind, const char* sym, int64_t first, int64_t last, bool contiguous,
                 Ctx& c) {
     auto& map = last_seq[kind];
-    c.seq_key.assign(sym, strnlen(sym, kSymbolWidth));
-    auto it = map.find(c.seq_key);
-    if (it != map.end()) {
-      const int64_t prev = it->second.last;
+    if (SeqState* st = map.find(sym)) {
+      const int64_t prev = st->last;
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
-          c.met_slot = &it->second;
-          if (last == prev && it->second.leg != c.leg) {
-            c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
-            c.winner = it->second.leg;
+          c.met_slot = st;
+          if (last == prev && st->leg != c.leg) {
+            c.lead_ns = std::max<int64_t>(0, c.ts_recv - st->ts_recv);
+            c.winner = st->leg;
           }
           return true;
         }
-        if (contiguous && first > prev && step > 1 && owed_elsewhere(it->second, c.leg)) {
+        if (contiguous && first > prev && step > 1 && owed_elsewhere(*st, c.leg)) {
           c.overlap = Ctx::AHEAD;
           return true;
         }
@@ -477,9 +476,10 @@ struct Decoder::Impl {
         std::memcpy(gap->symbol, sym, kSymbolWidth);
       }
       if (last <= prev) return true;  // keep the high-water mark
-      c.seq_slot = &it->second;
+      c.seq_slot = st;
     } else {
       c.seq_map = &map;
+      std::memcpy(c.seq_key, sym, kSymbolWidth);
     }
     c.seq_value = last;
     return true;
@@ -558,7 +558,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   } else if (c.seq_map) {
     SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];
-    c.seq_map->emplace(c.seq_key, state);
+    c.seq_map->insert(c.seq_key, state);
   }
   Kind written = KIND_NONE;
   for (int k = 0; k < KIND_COUNT; ++k) {

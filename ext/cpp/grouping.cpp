@@ -3,33 +3,9 @@
 #include <cstring>
 #include <vector>
 
+#include "key_map.h"
+
 namespace fh {
-
-namespace {
-
-uint64_t hash_key(const char* key, size_t width) {
-  uint64_t h = 0x9E3779B97F4A7C15ull;
-  size_t j = 0;
-  for (; j + 8 <= width; j += 8) {  // (a fixed-size memcpy compiles to one load)
-    uint64_t word;
-    std::memcpy(&word, key + j, 8);
-    h = (h ^ word) * 0xC2B2AE3D27D4EB4Full;
-  }
-  if (j < width) {
-    uint64_t word = 0;
-    std::memcpy(&word, key + j, width - j);
-    h = (h ^ word) * 0xC2B2AE3D27D4EB4Full;
-  }
-  // The table masks the low bits, which a product only fills from the factors' low bits:
-  // finish by folding the high bits down (MurmurHash3's fmix64).
-  h ^= h >> 33;
-  h *= 0xFF51AFD7ED558CCDull;
-  h ^= h >> 33;
-  h *= 0xC4CEB9FE1A85EC53ull;
-  return h ^ (h >> 33);
-}
-
-}  // namespace
 
 size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                   int64_t* bounds) {

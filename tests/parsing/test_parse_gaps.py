@@ -84,6 +84,17 @@ def test_sequences_are_per_symbol_and_per_kind() -> None:
     assert gaps(frames) == [("trade", 102, 103, "missing", b"ETHUSDT")]
 
 
+def test_each_of_many_symbols_keeps_its_own_sequence() -> None:
+    # 600 symbols outgrow the state table several times over; the last two are 32 bytes long
+    # and differ only in the last.
+    symbols = [f"S{i:04d}USDT" for i in range(598)] + ["L" * 31 + "A", "L" * 31 + "B"]
+    frames = [trade(i * 10 + step, s) for step in (0, 1) for i, s in enumerate(symbols)]
+    frames += [trade(597 * 10 + 3, symbols[597]), trade(599 * 10 + 5, symbols[599]),
+               trade(598 * 10 + 2, symbols[598])]  # fmt: skip
+    assert gaps(frames) == [("trade", 5972, 5973, "missing", symbols[597].encode()),
+                            ("trade", 5992, 5995, "missing", symbols[599].encode())]
+
+
 def test_gap_rows_are_batched_with_ts_recv_and_their_own_linger() -> None:
     batches: list[tuple[str, np.ndarray]] = []
     decoder = Decoder(lambda k, r: batches.append((k, r)), linger_ms={"gap": 0.0, "trade": None})
