@@ -100,9 +100,11 @@ class FakeProducer:
         self.produced: list[tuple[str, bytes, bytes, dict[str, str]]] = []
         self.callbacks: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any = None,
-                headers: Any = None) -> None:
-        self.callbacks.append(on_delivery)
+    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                partition: int = -1, callback: Any = None, on_delivery: Any = None,
+                timestamp: int = 0, headers: Any = None) -> None:
+        assert partition == -1 and timestamp == 0  # the partitioner's choice; produce time
+        self.callbacks.append(callback or on_delivery)
         if value == b"too large":
             raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         if len(self.produced) == self.room:
