@@ -17,7 +17,9 @@ process with the real broker; a consumer in its own process stamping receive tim
 - end to end: the consumer's receive time - E.
 
 The null sink runs measure receive -> produce without a broker; the floor (a bare producer,
-`feedhandler.bench.floor`) is what Kafka alone costs on the same broker at the same rate.
+`feedhandler.bench.floor`) is what Kafka alone costs on the same broker at the same rate, run
+in two halves, before and after the handler's runs at that rate (a broker's tail drifts for
+minutes after it starts: whichever ran first would look worse).
 The first `settle_s` of each paced run (connecting, topic metadata) is not counted.
 """
 
@@ -71,6 +73,11 @@ _LOG = logging.getLogger(__name__)
 SEED = 1
 TICK_EVENTS = 10  # events per tick of the paced simulator (see tick_for)
 DEFAULT_TICK_US = SimulatorConfig().tick_us  # a simulator started without --tick-us
+# The unrecorded warm-up run's rate: a fresh broker JIT-compiles its request path over tens of
+# thousands of requests, and its tail shrinks for minutes (the handler at 1k/s after 3 s of
+# warm-up at 1k/s: produce -> ack p99 4.4-4.7 ms; on a broker that first took 40 s of
+# saturation, 0.9-2.6 ms).
+WARMUP_RATE = 20_000
 STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to_consumer",
           "end_to_end")
 SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
@@ -93,7 +100,7 @@ class Options:
     # tick_for(rate)
     tick_us: int | None = None
     settle_s: float = 1.0
-    warmup_s: float = 15.0  # an unrecorded run first: a fresh broker compiles under load
+    warmup_s: float = 15.0  # an unrecorded run at WARMUP_RATE first: the broker compiles
     null: bool = True
     floor: bool = True
     # a floor run per entry, its events round-robin over that many topics
@@ -345,8 +352,12 @@ class Bench:
             samples["end_to_end"] = (consumed - ts_event - offset)[timed]
 
     # --- the floor -------------------------------------------------------------------------
-    def floor_run(self, rate: int, bootstrap: str, broker_pid: int | None,
-                  topic_count: int = 1) -> dict[str, Any]:
+    def floor_half(self, rate: int, bootstrap: str, broker_pid: int | None,
+                   topic_count: int) -> dict[str, Any]:
+        """Half of a floor run, its samples raw (floor_run pools two): half the counted time
+        of a run, after its own settling time (a fresh topic per half, for the consumer reads
+        each from its beginning)."""
+        opts = self.options
         name = f"lat{uuid.uuid4().hex[:8]}.floor"
         topics = [name] if topic_count == 1 else [f"{name}{i}" for i in range(topic_count)]
         ensure_topics(load_config(None, {"kafka.bootstrap": bootstrap}, environ={}).kafka,
@@ -355,23 +366,43 @@ class Bench:
         cpu, broker = time.process_time(), process_cpu(broker_pid)
         with probe(bootstrap, topics, self.workdir, stamped=True,
                    cpus=self.others) as tables:
-            sent = floor.run(rate, self.options.duration_s, self.tick(rate) / 1e6)
+            seconds = opts.settle_s + max(0.0, opts.duration_s - opts.settle_s) / 2
+            sent = floor.run(rate, seconds, self.tick(rate) / 1e6)
         used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
         events, messages = tables["events"], tables["messages"]
         sent_ns, consumed = events[:, 1], messages[events[:, 0], 3]
-        settled = sent_ns >= sent_ns.min() + int(self.options.settle_s * 1e9) if len(events) \
+        settled = sent_ns >= sent_ns.min() + int(opts.settle_s * 1e9) if len(events) \
             else np.zeros(0, bool)
         acks = np.array(floor.acks, np.int64).reshape(-1, 2)
-        acks = acks[acks[:, 0] >= acks[:, 0].min() + int(self.options.settle_s * 1e9)] \
+        acks = acks[acks[:, 0] >= acks[:, 0].min() + int(opts.settle_s * 1e9)] \
             if len(acks) else acks
+        return {"sent": sent, "received": len(events), "failed": floor.failed,
+                "queue_full": floor.queue_full, "producer_s": used, "broker_s": broker,
+                "produce_to_ack": acks[:, 1] - acks[:, 0],
+                "end_to_end": (consumed - sent_ns)[settled]}
+
+    def floor_run(self, rate: int, topic_count: int,
+                  halves: list[dict[str, Any]]) -> dict[str, Any]:
+        """The floor at `rate` from its halves, run before and after the handler's runs at that
+        rate: a broker still warming up (or cooling) weighs on both sides alike, not on
+        whichever side comes first."""
+        def total(key: str) -> Any:
+            return sum(half[key] for half in halves)
+
+        def pooled(key: str) -> np.ndarray:
+            return np.concatenate([half[key] for half in halves])
+
+        sent = total("sent")
         return {
             "sink": "floor", "profile": None, "offered": rate, "frames": sent,
-            "topics": len(topics),
-            "received": len(events), "failed": floor.failed, "queue_full": floor.queue_full,
-            "cpu_us_per_frame": {"producer": round(used / max(sent, 1) * 1e6, 3),
-                                 "broker": round(broker / max(sent, 1) * 1e6, 3)},
-            "stages": {"produce_to_ack": summarize(acks[:, 1] - acks[:, 0]),
-                       "end_to_end": summarize((consumed - sent_ns)[settled])},
+            "topics": topic_count, "received": total("received"), "failed": total("failed"),
+            "queue_full": total("queue_full"),
+            "cpu_us_per_frame": {"producer": round(total("producer_s") / max(sent, 1) * 1e6, 3),
+                                 "broker": round(total("broker_s") / max(sent, 1) * 1e6, 3)},
+            "stages": {"produce_to_ack": summarize(pooled("produce_to_ack")),
+                       "end_to_end": summarize(pooled("end_to_end"))},
+            # each half's end to end alone: how far the broker drifted meanwhile
+            "halves": [summarize(half["end_to_end"], cdf=False) for half in halves],
         }
 
     def tick(self, rate: int) -> int:
@@ -422,10 +453,12 @@ class Bench:
                 self.pinned = (f"handler and floor producer on CPU {cpu}; "
                                f"{', '.join(moved)} on CPUs {cpu_list(self.others)}")
             if opts.warmup_s and opts.profiles:
-                with self.simulator(opts.rates[0] or 10_000, opts.warmup_s) as (url, _):
-                    self.handler_run(url, "kafka", opts.profiles[0], opts.rates[0] or 10_000,
-                                     bootstrap, {}, opts.warmup_s)
+                with self.simulator(WARMUP_RATE, opts.warmup_s) as (url, _):
+                    self.handler_run(url, "kafka", opts.profiles[0], WARMUP_RATE, bootstrap,
+                                     {}, opts.warmup_s)
             for rate in opts.rates:
+                floors = opts.floor_topics if opts.floor and rate else []
+                before = [self.floor_half(rate, bootstrap, broker_pid, n) for n in floors]
                 plan = [("null", None)] * opts.null + [("kafka", p) for p in opts.profiles]
                 with self.simulator(rate, opts.duration_s * len(plan)) as (url, sim_pid):
                     pids = {"simulator": sim_pid, "broker": broker_pid}
@@ -433,8 +466,9 @@ class Bench:
                         runs.append(self.handler_run(url, sink, profile, rate, bootstrap, pids,
                                                      opts.duration_s))
                         log(describe(runs[-1]))
-                for topics in opts.floor_topics if opts.floor and rate else []:
-                    runs.append(self.floor_run(rate, bootstrap, broker_pid, topics))
+                for n, half in zip(floors, before, strict=True):
+                    after = self.floor_half(rate, bootstrap, broker_pid, n)
+                    runs.append(self.floor_run(rate, n, [half, after]))
                     log(describe(runs[-1]))
         return {"meta": self.meta(), "runs": runs}
 

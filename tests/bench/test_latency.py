@@ -40,6 +40,10 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     assert set(runs["kafka"]["stages"]) == set(STAGES)
     assert set(runs["null"]["stages"]) == {"receive_to_produce"}
     assert set(runs["floor"]["stages"]) == {"produce_to_ack", "end_to_end"}
+    # The floor in two halves around the handler's runs, pooled
+    halves = runs["floor"]["halves"]
+    assert len(halves) == 2 and all(half["count"] > 250 for half in halves)
+    assert sum(half["count"] for half in halves) == runs["floor"]["stages"]["end_to_end"]["count"]
     for run in result["runs"]:
         assert run["frames"] > 1000  # 3 s at 1k/s, the first second not counted below
         for stage in run["stages"].values():
