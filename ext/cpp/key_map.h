@@ -1,6 +1,7 @@
 // Fixed-width keys (a record's symbol field, NUL-padded) hashed in place: the decoder looks up
-// a symbol's sequence state for every sequenced frame, and the Kafka sink groups every row by
-// symbol, so neither copies a key into a string nor walks a node list.
+// a symbol's sequence state for every sequenced frame with no string copy or node walk.
+// hash_key also serves the Kafka sink's grouping (grouping.cpp), whose key width is a
+// run-time value.
 #pragma once
 
 #include <cstddef>

@@ -76,7 +76,7 @@ DEFAULT_TICK_US = SimulatorConfig().tick_us  # a simulator started without --tic
 # The unrecorded warm-up run's rate: a fresh broker JIT-compiles its request path over tens of
 # thousands of requests, and its tail shrinks for minutes (the handler at 1k/s after 3 s of
 # warm-up at 1k/s: produce -> ack p99 4.4-4.7 ms; on a broker that first took 40 s of
-# saturation, 0.9-2.6 ms).
+# saturation, 0.9-2.6 ms). With --url the remote simulator's own rate applies instead.
 WARMUP_RATE = 20_000
 STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to_consumer",
           "end_to_end")
@@ -352,6 +352,11 @@ class Bench:
             samples["end_to_end"] = (consumed - ts_event - offset)[timed]
 
     # --- the floor -------------------------------------------------------------------------
+    def floor(self, bootstrap: str, topics: list[str]) -> Floor:
+        ensure_topics(load_config(None, {"kafka.bootstrap": bootstrap}, environ={}).kafka,
+                      topics)
+        return Floor(bootstrap, topics, self.keys)
+
     def floor_half(self, rate: int, bootstrap: str, broker_pid: int | None,
                    topic_count: int) -> dict[str, Any]:
         """Half of a floor run, its samples raw (floor_run pools two): half the counted time
@@ -360,15 +365,14 @@ class Bench:
         opts = self.options
         name = f"lat{uuid.uuid4().hex[:8]}.floor"
         topics = [name] if topic_count == 1 else [f"{name}{i}" for i in range(topic_count)]
-        ensure_topics(load_config(None, {"kafka.bootstrap": bootstrap}, environ={}).kafka,
-                      topics)
-        floor = Floor(bootstrap, topics, self.keys)
-        cpu, broker = time.process_time(), process_cpu(broker_pid)
+        floor = self.floor(bootstrap, topics)
         with probe(bootstrap, topics, self.workdir, stamped=True,
                    cpus=self.others) as tables:
+            # (CPU while producing and flushing: not the consumer's grace after each half)
+            cpu, broker = time.process_time(), process_cpu(broker_pid)
             seconds = opts.settle_s + max(0.0, opts.duration_s - opts.settle_s) / 2
             sent = floor.run(rate, seconds, self.tick(rate) / 1e6)
-        used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
+            used, broker = time.process_time() - cpu, process_cpu(broker_pid) - broker
         events, messages = tables["events"], tables["messages"]
         sent_ns, consumed = events[:, 1], messages[events[:, 0], 3]
         settled = sent_ns >= sent_ns.min() + int(opts.settle_s * 1e9) if len(events) \
@@ -456,6 +460,9 @@ class Bench:
                 with self.simulator(WARMUP_RATE, opts.warmup_s) as (url, _):
                     self.handler_run(url, "kafka", opts.profiles[0], WARMUP_RATE, bootstrap,
                                      {}, opts.warmup_s)
+            elif opts.warmup_s and needs_broker:  # the floor alone
+                self.floor(bootstrap, [f"lat{uuid.uuid4().hex[:8]}.warmup"]).run(
+                    WARMUP_RATE, opts.warmup_s)
             for rate in opts.rates:
                 floors = opts.floor_topics if opts.floor and rate else []
                 before = [self.floor_half(rate, bootstrap, broker_pid, n) for n in floors]
@@ -466,9 +473,10 @@ class Bench:
                         runs.append(self.handler_run(url, sink, profile, rate, bootstrap, pids,
                                                      opts.duration_s))
                         log(describe(runs[-1]))
-                for n, half in zip(floors, before, strict=True):
-                    after = self.floor_half(rate, bootstrap, broker_pid, n)
-                    runs.append(self.floor_run(rate, n, [half, after]))
+                # mirrored (1, 4 | handler | 4, 1): each floor's halves centre on the handler
+                after = [self.floor_half(rate, bootstrap, broker_pid, n) for n in floors[::-1]]
+                for n, first, second in zip(floors, before, after[::-1], strict=True):
+                    runs.append(self.floor_run(rate, n, [first, second]))
                     log(describe(runs[-1]))
         return {"meta": self.meta(), "runs": runs}
 

@@ -44,6 +44,13 @@ def markdown(result: dict[str, Any]) -> str:
         handled = f"{run['throughput_fps']:,.0f}" if run.get("throughput_fps") else "-"
         lines.append(f"| {run_name(run)} | {_offered(run)} | {handled} | " + " | ".join(cells)
                      + " |")
+    halves = [f"{run_name(run)} at {_offered(run)}/s: " + " then ".join(
+        f"{h['p50_us']:,.0f} / {h['p99_us']:,.0f}" if h.get("count") else "-"
+        for h in run["halves"]) for run in result["runs"] if run.get("halves")]
+    if halves:
+        lines += ["", "The floor ran in two halves, before and after the handler's runs at its "
+                  "rate, pooled above; end to end p50 / p99 in µs of each half (the broker's "
+                  "drift meanwhile): " + "; ".join(halves) + "."]
     lines += ["", "CPU µs per frame (handler process incl. librdkafka threads; broker JVM; "
               "floor: the producer process):", "", "| run | offered/s | CPU µs per frame |",
               "|---|---:|---|"]

@@ -67,6 +67,7 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     assert "the paced simulator sends the events due every 1000 µs at 1,000/s" in table
     assert "| kafka latency | 1,000 |" in table and "| floor | 1,000 |" in table
     assert "| floor (2 topics) | 1,000 |" in table
+    assert "The floor ran in two halves" in table and "floor (2 topics) at 1,000/s: " in table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
     assert (tmp_path / "latency_rates.png").stat().st_size > 10_000
 

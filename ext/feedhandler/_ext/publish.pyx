@@ -287,8 +287,9 @@ cdef int _send(Outlet outlet, Counts batch, topic, key, value, int64_t count,
     """One message through `outlet`, or to its backlog once `full`; returns `full` after it."""
     if not full:
         try:
-            # Positional (partition -1: the partitioner's; timestamp 0: now): keywords would
-            # cost a dict per message
+            # Positional, keywords would cost a dict per message: topic, value, key, partition
+            # (-1: the partitioner's), callback, on_delivery (its alias: unset), timestamp (0:
+            # now), headers
             outlet.produce(topic, value, key, -1, outlet.callback(count), None, 0, headers)
         except BufferError:
             full = True
