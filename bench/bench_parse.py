@@ -68,6 +68,19 @@ def frames_trade(n: int, rng: random.Random) -> list[bytes]:
     ]  # fmt: skip
 
 
+def frames_trade_symbols(n: int, rng: random.Random) -> list[bytes]:
+    """frames_trade's over 400 symbols in random order, ids continuous per symbol: a busy
+    connection's lookups of per-symbol sequence state."""
+    last = [3000000000] * 400
+    frames = []
+    for i, frame in enumerate(frames_trade(n, rng)):
+        k = rng.randrange(400)
+        last[k] += 1
+        frames.append(frame.replace(b'"s":"BTCUSDT","t":%d' % (3000000000 + i),
+                                    b'"s":"S%03dUSDT","t":%d' % (k, last[k])))
+    return frames
+
+
 def frames_agg_trade(n: int, rng: random.Random) -> list[bytes]:
     return [
         b'{"e":"aggTrade","E":%d,"s":"BTCUSDT","a":%d,"p":"%s","q":"%s","f":%d,"l":%d,'
@@ -279,6 +292,7 @@ def build_mini_arr(m: Any, t: Table) -> None:
 CASES: dict[str, tuple[Callable[..., list[bytes]], int, str, int, Callable[[Any, Table], None]]] = {
     "bookTicker": (frames_book_ticker, 5000, "bookTicker", 1, build_book_ticker),
     "trade": (frames_trade, 5000, "trade", 1, build_trade),
+    "trade (400 symbols)": (frames_trade_symbols, 5000, "trade", 1, build_trade),
     "aggTrade": (frames_agg_trade, 5000, "aggTrade", 1, build_agg_trade),
     "depth (20 levels)": (frames_depth, 1000, "depth", 20, build_depth),
     "depth (2 x 100 real levels)": (frames_depth_real(100), 200, "depth", 200, build_depth),
