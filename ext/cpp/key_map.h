@@ -34,8 +34,8 @@ inline uint64_t hash_key(const char* key, size_t width) noexcept {
   return h ^ (h >> 33);
 }
 
-// V per key of Width bytes, by open addressing at most half full. A pointer from find() or
-// insert() holds until the next insert() or clear().
+// V per key of Width bytes, by open addressing at most half full. A pointer from find() holds
+// until the next insert() or clear().
 template <size_t Width, typename V>
 class KeyMap {
  public:
@@ -48,7 +48,7 @@ class KeyMap {
   }
 
   // `key` must not be in the map.
-  V* insert(const char* key, const V& value) {
+  void insert(const char* key, const V& value) {
     if (2 * (size_ + 1) > slots_.size()) {
       std::vector<Slot> old(2 * slots_.size());
       old.swap(slots_);
@@ -59,15 +59,13 @@ class KeyMap {
     Slot slot{{}, value, true};
     std::memcpy(slot.key, key, Width);
     ++size_;
-    return place(slot);
+    place(slot);
   }
 
   void clear() {
     slots_.assign(kInitialSlots, Slot{});
     size_ = 0;
   }
-
-  size_t size() const noexcept { return size_; }
 
  private:
   static constexpr size_t kInitialSlots = 16;
@@ -80,11 +78,10 @@ class KeyMap {
   size_t home(const char* key) const noexcept {
     return hash_key(key, Width) & (slots_.size() - 1);
   }
-  V* place(const Slot& slot) {
+  void place(const Slot& slot) {
     size_t s = home(slot.key);
     while (slots_[s].used) s = (s + 1) & (slots_.size() - 1);
     slots_[s] = slot;
-    return &slots_[s].value;
   }
 
   std::vector<Slot> slots_ = std::vector<Slot>(kInitialSlots);

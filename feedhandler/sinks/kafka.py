@@ -92,13 +92,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-# nice of librdkafka's threads per profile (kafka.thread_nice wins). In the latency profile a
-# produce() into an empty queue wakes librdkafka's broker thread, which on the decoding
-# thread's core tends to preempt it message by message (a request each, the rest of the read
-# waiting); at a lower weight it mostly runs once the read's hand-over is done (a weight, not
-# an order; on an idle core it runs at once). Measured on 2 vCPUs at 10k/s: receive -> produce
-# p99 1.7-1.9 ms -> 0.17-0.20 ms (bench/BENCHMARKS.md). The cost: on a busy core librdkafka
-# gets a small share; with a linger it is then late to its timer, so throughput keeps 0.
+# nice of librdkafka's threads per profile (kafka.thread_nice wins); why, and what it costs:
+# the contract's Delivery section (feedhandler/contract/docs.py, README "Delivery").
 THREAD_NICE = {"latency": 10, "throughput": 0}
 
 
