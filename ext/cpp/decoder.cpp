@@ -946,13 +946,53 @@ inline bool skip_token(const char*& p, const char* end, std::string_view token) 
   return true;
 }
 
+#ifdef __SSE4_1__
+// The quotes of a text in order, found 64 bytes at a time: where a level ends is then known
+// without waiting on the parse of its decimals, which the next level's reads would otherwise
+// queue behind. Quotes at or past `end` are not reported; up to 63 bytes past it are read.
+class QuoteScan {
+ public:
+  QuoteScan(const char* from, const char* end) : block_(from), end_(end), bits_(mask(from)) {}
+
+  // The next quote, or nullptr when there is none before `end`.
+  const char* next() {
+    while (bits_ == 0) {
+      block_ += 64;
+      if (block_ >= end_) return nullptr;
+      bits_ = mask(block_);
+    }
+    const char* q = block_ + __builtin_ctzll(bits_);
+    bits_ &= bits_ - 1;
+    return q;
+  }
+
+ private:
+  uint64_t mask(const char* b) const {
+    const __m128i quote = _mm_set1_epi8('"');
+    uint64_t m = 0;
+    for (int i = 0; i < 4; ++i) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * i));
+      m |= static_cast<uint64_t>(static_cast<uint16_t>(
+               _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote))))
+           << (16 * i);
+    }
+    const size_t left = static_cast<size_t>(end_ - b);
+    return left < 64 ? m & ((uint64_t{1} << left) - 1) : m;
+  }
+
+  const char* block_;
+  const char* const end_;
+  uint64_t bits_;
+};
+#endif
+
 }  // namespace
 
 // The levels of one side, `[["price","qty"],…]` from its '[' at `p`, whitespace allowed, read
-// here byte by byte with no simdjson call per level. Stage 1 may not have seen this text (a
-// header-only index): only ASCII is accepted and a string's closing quote is looked for within
-// the frame; the buffer's padding covers the fixed-width reads past `end`. Each row is `tmpl` with
-// the level's price and quantity. Returns where the array ends, past its ']' and whitespace;
+// here with no simdjson call per level: Binance's form by its quotes, any other byte by byte.
+// Stage 1 may not have seen this text (a header-only index): only ASCII is accepted and a
+// string's closing quote is looked for within the frame; the buffer's padding covers the
+// fixed-width reads past `end`. Each row is `tmpl` with the level's price and quantity. Returns where the array ends, past its ']' and whitespace;
 // nullptr when the table is full (c.full), or on anything else, a bad decimal included, after
 // asking for the generic pass (c.retry_generic).
 const char* Decoder::Impl::depth_levels(const char* p, const char* end, const DepthRecord& tmpl,
@@ -974,6 +1014,12 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
     skip_space(p, end);
     return p;
   }
+#ifdef __SSE4_1__
+  // Binance's form, `["<usual>","<usual>"]` with no whitespace, by its four quotes; the first
+  // level in another form reads the side's remaining levels byte by byte.
+  QuoteScan quotes(p, end);
+  bool scan = true;
+#endif
   while (true) {
     if (size == capacity) {
       t.size = size;
@@ -982,16 +1028,24 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
     }
     DepthRecord* r = rows + size;
     std::memcpy(r, &tmpl, sizeof tmpl);
-    uint64_t price, qty;
-    const char* q;
-    // Binance's form, `["<usual>","<usual>"]` with no whitespace, at once; else byte by byte.
-    if (p[0] == '[' && p[1] == '"' && fixed8_usual(p + 2, price, q) && q[1] == ',' &&
-        q[2] == '"' && fixed8_usual(q + 3, qty, q) && q[1] == ']') {
-      r->price = static_cast<int64_t>(price);
-      r->qty.lo = qty;
+#ifdef __SSE4_1__
+    const char* q0 = scan ? quotes.next() : nullptr;
+    const char* q1 = q0 ? quotes.next() : nullptr;
+    const char* q2 = q1 ? quotes.next() : nullptr;
+    const char* q3 = q2 ? quotes.next() : nullptr;
+    __m128i values;  // price, then the quantity's low 64 bits: adjacent in the row
+    static_assert(offsetof(DepthRecord, qty) == offsetof(DepthRecord, price) + 8);
+    scan = q3 && p[0] == '[' && q0 == p + 1 && q1[1] == ',' && q2 == q1 + 2 && q3[1] == ']' &&
+           fixed8_usual_pair(q0 + 1, static_cast<size_t>(q1 - q0 - 1), q2 + 1,
+                             static_cast<size_t>(q3 - q2 - 1), values);
+    if (scan) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r->price), values);
       r->qty.hi = 0;
-      p = q + 2;
+      p = q3 + 2;
     } else {
+#else
+    {
+#endif
       if (p >= end || *p != '[') return other();
       ++p;
       skip_space(p, end);

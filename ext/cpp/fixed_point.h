@@ -98,19 +98,15 @@ constexpr uint64_t kPow10[9] = {1,      10,      100,      1000,     10000,
                                 100000, 1000000, 10000000, 100000000};
 
 #ifdef __SSE4_1__
-// Binance's own format, "<1-6 digits>.<8 digits>" and its closing quote, within the 16 bytes at
-// `q`: the value in 1e-8 units as the 16-digit number int||frac, converted 16 digits at once.
-[[gnu::always_inline]] inline bool fixed8_sse(const char* q, uint64_t& units, const char*& stop) noexcept {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-  const unsigned digits = static_cast<unsigned>(
+// Which of the 16 bytes of `d` (text less '0') are digits.
+[[gnu::always_inline]] inline unsigned digit_mask(__m128i d) noexcept {
+  return static_cast<unsigned>(
       _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)));
-  const unsigned dots = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))));
-  const unsigned quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
-  const int n1 = __builtin_ctz(dots | 0x10000);
-  if (n1 == 0 || n1 > 6) return false;
-  const unsigned token = (1u << (n1 + 9)) - 1;  // the bytes before the closing quote
-  if ((digits & token) != (token & ~(1u << n1)) || !(quotes >> (n1 + 9) & 1)) return false;
+}
+
+// "<n1 digits>.<8 digits>" (1 <= n1 <= 6) whose bytes less '0' are `d`, as its 16 digits
+// int||frac, right-aligned, in four-digit groups: eight 32-bit lanes of values below 10^4.
+[[gnu::always_inline]] inline __m128i fixed8_quads(__m128i d, unsigned n1) noexcept {
   // Per n1: the digits right-aligned in 16 bytes, 8 - n1 leading zeros (index 0x80 -> 0).
   alignas(16) static constexpr int8_t kShuffle[7][16] = {
       {},
@@ -125,13 +121,47 @@ constexpr uint64_t kPow10[9] = {1,      10,      100,      1000,     10000,
       _mm_shuffle_epi8(d, _mm_load_si128(reinterpret_cast<const __m128i*>(kShuffle[n1])));
   const __m128i pairs = _mm_maddubs_epi16(t, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1,
                                                             10, 1, 10, 1, 10, 1));
-  const __m128i quads = _mm_madd_epi16(pairs, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
-  const __m128i eights = _mm_madd_epi16(_mm_packus_epi32(quads, quads),
+  return _mm_madd_epi16(pairs, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+}
+
+// Two numbers' quads (fixed8_quads) -> their values in 1e-8 units, the first in the low 64 bits.
+[[gnu::always_inline]] inline __m128i fixed8_values(__m128i quads1, __m128i quads2) noexcept {
+  // 32-bit lanes: the first's 8 high digits, its 8 low ones, then the second's
+  const __m128i eights = _mm_madd_epi16(_mm_packus_epi32(quads1, quads2),
                                         _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1));
-  units = static_cast<uint64_t>(_mm_cvtsi128_si32(eights)) * kPow10[8] +
-          static_cast<uint32_t>(_mm_extract_epi32(eights, 1));
+  return _mm_add_epi64(_mm_mul_epu32(eights, _mm_set1_epi64x(static_cast<int64_t>(kPow10[8]))),
+                       _mm_srli_epi64(eights, 32));
+}
+
+// Binance's own format, "<1-6 digits>.<8 digits>" and its closing quote, within the 16 bytes at
+// `q`; `stop` receives the quote's position.
+[[gnu::always_inline]] inline bool fixed8_sse(const char* q, uint64_t& units, const char*& stop) noexcept {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+  const unsigned digits = digit_mask(d);
+  const unsigned dots = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))));
+  const unsigned quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+  const unsigned n1 = static_cast<unsigned>(__builtin_ctz(dots | 0x10000));
+  if (n1 == 0 || n1 > 6) return false;
+  const unsigned token = (1u << (n1 + 9)) - 1;  // the bytes before the closing quote
+  if ((digits & token) != (token & ~(1u << n1)) || !(quotes >> (n1 + 9) & 1)) return false;
+  const __m128i quads = fixed8_quads(d, n1);
+  units = static_cast<uint64_t>(_mm_cvtsi128_si64(fixed8_values(quads, quads)));
   stop = q + n1 + 9;
   return true;
+}
+
+// The digits of the same form filling exactly the `size` bytes at `q` (a caller that found the
+// closing quote already: nothing here that the next token's position waits on), less '0', and
+// the count of integer digits; false for anything else.
+[[gnu::always_inline]] inline bool fixed8_sse_sized(const char* q, size_t size, __m128i& d,
+                                                    unsigned& n1) noexcept {
+  const size_t ints = size - 9;
+  if (ints - 1 > 5) return false;  // 1..6 integer digits (size_t: a size below 10 wraps high)
+  d = _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_set1_epi8('0'));
+  const unsigned token = (1u << size) - 1;
+  n1 = static_cast<unsigned>(ints);
+  return (digit_mask(d) & token) == (token & ~(1u << n1)) && q[n1] == '.';
 }
 #endif
 
@@ -187,6 +217,22 @@ inline DecimalStatus parse_fixed8_quoted_swar(const char* p, T& out, const char*
   return false;
 #endif
 }
+
+#ifdef __SSE4_1__
+// Two numbers in Binance's usual form, each filling exactly its `size` bytes (their closing
+// quotes found by the caller), converted together: the values in 1e-8 units, the first in the
+// low 64 bits of `values`. Needs 16 readable bytes at each.
+[[gnu::always_inline]] inline bool fixed8_usual_pair(const char* p1, size_t size1, const char* p2,
+                                                     size_t size2, __m128i& values) noexcept {
+  __m128i d1, d2;
+  unsigned n1, n2;
+  if (!detail::fixed8_sse_sized(p1, size1, d1, n1) || !detail::fixed8_sse_sized(p2, size2, d2, n2)) {
+    return false;
+  }
+  values = detail::fixed8_values(detail::fixed8_quads(d1, n1), detail::fixed8_quads(d2, n2));
+  return true;
+}
+#endif
 
 // The decoder's hot path: a decimal string token whose text starts at `p` and ends at the next
 // '"'. Requires 24 readable bytes past `p` (simdjson's padding after the frame guarantees it).

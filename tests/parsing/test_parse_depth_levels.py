@@ -198,3 +198,13 @@ def test_what_a_whole_index_rejects_a_header_only_one_rejects_alike(old: bytes,
     assert [e[:2] for e in decoded.errors] == [e[:2] for e in expected.errors]
     assert len(decoded.errors) == 1 and decoded.errors[0][3] == frame
     assert decoded.raw("depth") == expected.raw("depth") and len(decoded.array("depth")) == 600
+
+
+@pytest.mark.parametrize("cut", [5, 16, 40, 100])
+def test_a_cut_frame_is_not_completed_by_the_bytes_of_a_longer_one_before_it(cut: int) -> None:
+    """The reader finds a level's quotes 64 bytes at a time, past the frame's end too; there the
+    copy of a frame read before still holds the rest of the same event, quotes included."""
+    frame = compact(EVENT)[:-cut]
+    decoded = run_decoder([compact(EVENT), frame])
+    assert len(decoded.errors) == 1 and decoded.errors[0][3] == frame
+    assert len(decoded.array("depth")) == 600  # the first event only
