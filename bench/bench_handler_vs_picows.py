@@ -1,7 +1,7 @@
 """Handler throughput vs a bare picows client, side by side against the same simulator load.
 
   .venv/bin/python bench/bench_handler_vs_picows.py [--messages N] [--rounds R]
-                                                     [--workload synthetic|realistic]
+                                                     [--workload synthetic|realistic] [--pin]
 
 Each round connects (a) a bare picows client whose Python `on_ws_frame` only counts frames and
 our handler's hot path (FeedListener -> C++ decoder -> numpy batches -> null sink), (b) with
@@ -9,6 +9,11 @@ smart batching (a batch leaves when the loop has decoded the read burst, as the 
 it) and (c) with batches that leave only when full or 5 ms old (before smart batching), to a
 simulator that pre-encodes N bookTicker frames per connection and writes them in bulk. Rates
 are messages/s between the first and the last frame; ratios are (b)/(a) and (c)/(a) per round.
+Each client's CPU time per frame (this process's, connection included) is reported too, and
+its ratio bare / handler: what the rates would be if neither ever waited on the simulator.
+--pin: the clients on the first CPU and the simulator on the others, so that the two never
+share a core (unpinned, on two vCPUs, a round's rate moves 2x with where the scheduler put
+them).
 
 --workload realistic: instead of bookTicker, frames shaped like real captures, replayed at full
 speed from a recording built from ../shared/corpus (beside the repo), pre-encoded and written in
@@ -29,6 +34,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
 from feedhandler._ext.listener import FeedListener
+from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.recording.format import RecordingWriter
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
@@ -102,6 +109,15 @@ class CountingListener(WSListener):
             self.done.set_result((self.first_ns, time.time_ns()))
 
 
+Run = tuple[float, float]  # (messages/s, CPU seconds per message of this process)
+
+
+async def cpu_timed(client: Awaitable[float], n: int) -> Run:
+    start = time.process_time()
+    rate = await client
+    return rate, (time.process_time() - start) / n
+
+
 async def bare_picows(url: str, n: int) -> float:
     done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
     transport, _ = await ws_connect(lambda: CountingListener(n, done), url)
@@ -135,7 +151,7 @@ async def handler_hot_path(url: str, n: int, burst: bool) -> float:
     return n / ((span[1] - span[0]) / 1e9)
 
 
-async def main(n: int, rounds: int, workload: str) -> None:
+async def main(n: int, rounds: int, workload: str, pin: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-realistic-") as scratch:
         if workload == "realistic":
             recording = Path(scratch) / "realistic.fhrec"
@@ -149,27 +165,40 @@ async def main(n: int, rounds: int, workload: str) -> None:
             args = ["--seed", str(SEED), "--symbols", "50", "--fast", "--pregenerate", str(n),
                     "--max-messages", str(n)]
             what = "bookTicker frames, 20 symbols"
-        await compare(f"{n} {what} x {rounds} rounds", args, streams, n, rounds)
+        await compare(f"{n} {what} x {rounds} rounds", args, streams, n, rounds, pin)
 
 
-async def compare(title: str, args: list[str], streams: str, n: int, rounds: int) -> None:
-    bare: list[float] = []
-    ours: dict[str, list[float]] = {"burst": [], "linger": []}
+async def compare(title: str, args: list[str], streams: str, n: int, rounds: int,
+                  pin: bool) -> None:
+    bare: list[Run] = []
+    ours: dict[str, list[Run]] = {"burst": [], "linger": []}
     with SimulatorProcess(args, timeout=60) as sim:
+        if pin:
+            clients_cpu, others = split_cpus()
+            pin_self(clients_cpu)
+            pin_process(sim.pid, others)
         url = f"{sim.url}/stream?streams={streams}"
         for i in range(rounds):
-            bare.append(await bare_picows(url, n))
+            bare.append(await cpu_timed(bare_picows(url, n), n))
             for variant in ("burst", "linger") if i % 2 == 0 else ("linger", "burst"):
-                ours[variant].append(await handler_hot_path(url, n, variant == "burst"))
-    print(f"machine: {platform.processor() or platform.machine()}, simdjson kernel {SIMD_KERNEL}")
+                ours[variant].append(
+                    await cpu_timed(handler_hot_path(url, n, variant == "burst"), n))
+    print(f"machine: {platform.processor() or platform.machine()}, simdjson kernel {SIMD_KERNEL}"
+          + (f"; clients on CPU {clients_cpu}, simulator on the others" if pin else ""))
     print(title)
-    print(f"bare picows (Python counter): median {statistics.median(bare):,.0f} msg/s  {bare}")
+    print(f"bare picows (Python counter): median {statistics.median(r for r, _ in bare):,.0f} "
+          f"msg/s, {statistics.median(c for _, c in bare) * 1e9:,.0f} ns CPU a frame  "
+          f"{[round(r) for r, _ in bare]}")
     for variant, label in (("burst", "smart batching"), ("linger", "full or 5 ms only")):
-        rates = ours[variant]
-        ratios = [o / b for o, b in zip(rates, bare, strict=True)]
-        print(f"feedhandler null sink, {label}: median {statistics.median(rates):,.0f} msg/s; "
+        runs = ours[variant]
+        ratios = [o / b for (o, _), (b, _) in zip(runs, bare, strict=True)]
+        cpu_ratios = [b / o for (_, o), (_, b) in zip(runs, bare, strict=True)]
+        print(f"feedhandler null sink, {label}: median {statistics.median(r for r, _ in runs):,.0f}"
+              f" msg/s, {statistics.median(c for _, c in runs) * 1e9:,.0f} ns CPU a frame; "
               f"ratio to bare: median {statistics.median(ratios):.2f}  per round "
-              f"{[round(r, 2) for r in ratios]}")
+              f"{[round(r, 2) for r in ratios]}; CPU bare / handler: median "
+              f"{statistics.median(cpu_ratios):.2f}  per round "
+              f"{[round(r, 2) for r in cpu_ratios]}")
 
 
 if __name__ == "__main__":
@@ -177,5 +206,7 @@ if __name__ == "__main__":
     p.add_argument("--messages", type=int, default=300_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workload", choices=["synthetic", "realistic"], default="synthetic")
+    p.add_argument("--pin", action="store_true",
+                   help="the clients on the first CPU, the simulator on the others")
     a = p.parse_args()
-    uvloop.run(main(a.messages, a.rounds, a.workload))
+    uvloop.run(main(a.messages, a.rounds, a.workload, a.pin))
