@@ -1019,6 +1019,12 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
   // level in another form reads the side's remaining levels byte by byte.
   QuoteScan quotes(p, end);
   bool scan = true;
+  // `tmpl` in registers, its quantity's high half zero: a row is then six stores
+  static_assert(sizeof(DepthRecord) == 96 && offsetof(DepthRecord, price) == 32 &&
+                offsetof(DepthRecord, qty) == 40);
+  __m128i row[6];
+  std::memcpy(row, &tmpl, sizeof row);
+  row[3] = _mm_insert_epi64(row[3], 0, 0);
 #endif
   while (true) {
     if (size == capacity) {
@@ -1027,25 +1033,24 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       return nullptr;
     }
     DepthRecord* r = rows + size;
-    std::memcpy(r, &tmpl, sizeof tmpl);
 #ifdef __SSE4_1__
     const char* q0 = scan ? quotes.next() : nullptr;
     const char* q1 = q0 ? quotes.next() : nullptr;
     const char* q2 = q1 ? quotes.next() : nullptr;
     const char* q3 = q2 ? quotes.next() : nullptr;
-    __m128i values;  // price, then the quantity's low 64 bits: adjacent in the row
-    static_assert(offsetof(DepthRecord, qty) == offsetof(DepthRecord, price) + 8);
+    __m128i values;  // price, then the quantity's low 64 bits: bytes 32-47 of the row
     scan = q3 && p[0] == '[' && q0 == p + 1 && q1[1] == ',' && q2 == q1 + 2 && q3[1] == ']' &&
            fixed8_usual_pair(q0 + 1, static_cast<size_t>(q1 - q0 - 1), q2 + 1,
                              static_cast<size_t>(q3 - q2 - 1), values);
     if (scan) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r->price), values);
-      r->qty.hi = 0;
+      auto* out = reinterpret_cast<__m128i*>(r);
+      for (int i = 0; i < 6; ++i) _mm_storeu_si128(out + i, i == 2 ? values : row[i]);
       p = q3 + 2;
     } else {
 #else
     {
 #endif
+      std::memcpy(r, &tmpl, sizeof tmpl);
       if (p >= end || *p != '[') return other();
       ++p;
       skip_space(p, end);
