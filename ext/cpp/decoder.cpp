@@ -949,7 +949,7 @@ inline bool skip_token(const char*& p, const char* end, std::string_view token) 
 #ifdef __SSE4_1__
 // The quotes of a text in order, found 64 bytes at a time: where a level ends is then known
 // without waiting on the parse of its decimals, which the next level's reads would otherwise
-// queue behind. Quotes at or past `end` are not reported; up to 63 bytes past it are read.
+// queue behind. Quotes at or past `end` are not reported; bytes up to end + 63 are read.
 class QuoteScan {
  public:
   QuoteScan(const char* from, const char* end) : block_(from), end_(end), bits_(mask(from)) {}
@@ -992,9 +992,10 @@ class QuoteScan {
 // here with no simdjson call per level: Binance's form by its quotes, any other byte by byte.
 // Stage 1 may not have seen this text (a header-only index): only ASCII is accepted and a
 // string's closing quote is looked for within the frame; the buffer's padding covers the
-// fixed-width reads past `end`. Each row is `tmpl` with the level's price and quantity. Returns where the array ends, past its ']' and whitespace;
-// nullptr when the table is full (c.full), or on anything else, a bad decimal included, after
-// asking for the generic pass (c.retry_generic).
+// fixed-width reads past `end`. Each row is `tmpl` with the level's price and quantity.
+// Returns where the array ends, past its ']' and whitespace; nullptr when the table is full
+// (c.full), or on anything else, a bad decimal included, after asking for the generic pass
+// (c.retry_generic).
 const char* Decoder::Impl::depth_levels(const char* p, const char* end, const DepthRecord& tmpl,
                                         Ctx& c) {
   Table& t = tables[KIND_DEPTH];

@@ -226,7 +226,8 @@ inline DecimalStatus parse_fixed8_quoted_swar(const char* p, T& out, const char*
                                                      size_t size2, __m128i& values) noexcept {
   __m128i d1, d2;
   unsigned n1, n2;
-  if (!detail::fixed8_sse_sized(p1, size1, d1, n1) || !detail::fixed8_sse_sized(p2, size2, d2, n2)) {
+  if (!detail::fixed8_sse_sized(p1, size1, d1, n1) ||
+      !detail::fixed8_sse_sized(p2, size2, d2, n2)) {
     return false;
   }
   values = detail::fixed8_values(detail::fixed8_quads(d1, n1), detail::fixed8_quads(d2, n2));
