@@ -58,4 +58,22 @@ size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64
   return groups;
 }
 
+void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
+                 const uint8_t* keep, char* out) {
+  const size_t words = width / 8;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t index = order ? static_cast<size_t>(order[i]) : i;
+    const char* row = rows + index * width;
+    for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
+      uint64_t value, mask;
+      std::memcpy(&value, row + 8 * w, 8);
+      std::memcpy(&mask, keep + 8 * w, 8);
+      value &= mask;
+      std::memcpy(out + 8 * w, &value, 8);
+    }
+    for (size_t b = 8 * words; b < width; ++b) out[b] = static_cast<char>(row[b] & keep[b]);
+    out += width;
+  }
+}
+
 }  // namespace fh

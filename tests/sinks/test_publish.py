@@ -271,6 +271,26 @@ def test_messages_carry_zero_padding_whatever_the_rows_hold(symbols: list[bytes]
     assert records.tobytes() == before, "the caller's rows are left as they were"
 
 
+
+@pytest.mark.parametrize("symbols", [[b"A"] * 3, [b"A", b"B", b"A"]])
+def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[bytes]) -> None:
+    # rows are gathered 8 bytes at a time: the 13th byte is a tail, and bytes 8-11 padding
+    dtype = np.dtype({"names": ["symbol", "flag"], "formats": ["S8", "u1"], "offsets": [0, 12],
+                      "itemsize": 13})
+    raw = np.full((len(symbols), 13), 0xAB, np.uint8)
+    records = raw.view(dtype).reshape(-1)
+    records["symbol"], records["flag"] = symbols, np.arange(1, len(symbols) + 1)
+    producer = FakeProducer()
+    outlet = Outlet(producer.produce, print, print, print)
+    produce_records(outlet, RecordLayout(dtype, None, [(8, 12)]), records, 1000, {},
+                    lambda symbol: symbol.decode(), (), b"1", False, Counts())
+    rows = {key: np.frombuffer(value, np.uint8).reshape(-1, 13)
+            for _, key, value, _ in producer.produced}
+    for key, got in rows.items():
+        mine = raw[[s == key for s in symbols]]
+        assert (got[:, :8] == mine[:, :8]).all() and (got[:, 12] == mine[:, 12]).all()
+        assert not got[:, 8:12].any()
+
 def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> None:
     records = trades([b"BTCUSDT"] * 4)
     for bad, most in ((records[::2], 10), (records.view(np.uint8), 10), (records, 0)):

@@ -108,3 +108,5 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 cdef extern from "grouping.h" namespace "fh" nogil:
     size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                       int64_t* bounds) except +  # (std::bad_alloc -> MemoryError)
+    void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
+                     const uint8_t* keep, char* out)

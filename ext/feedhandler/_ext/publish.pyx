@@ -4,7 +4,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from libcpp.vector cimport vector
 
 import numpy as np
@@ -181,18 +181,18 @@ cdef class RecordLayout:
     """Where produce_records finds a kind's symbol and sequence range in its records, and
     which byte ranges no field covers (the schema's layout, read once per kind)."""
     cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
-    cdef vector[Py_ssize_t] _padding  # start, end, start, end, ...
+    cdef vector[uint8_t] _keep  # per byte of a row: 0xff, or 0 where padding is
 
     def __init__(self, dtype not None, tuple sequence=None, padding=()):
         symbol, offset = dtype.fields["symbol"][:2]
         if symbol.kind != "S":
             raise ValueError("the symbol field must be fixed-width bytes")
         self.itemsize, self.symbol_offset = dtype.itemsize, offset
+        self._keep.assign(self.itemsize, 0xff)
         for start, end in padding:
             if not 0 <= start < end <= self.itemsize:
                 raise ValueError(f"padding ({start}, {end}) outside a {self.itemsize}-byte row")
-            self._padding.push_back(start)
-            self._padding.push_back(end)
+            memset(&self._keep[start], 0, end - start)
         self.symbol_width = symbol.itemsize
         self.first_offset = self.last_offset = -1
         if sequence is not None:
@@ -228,10 +228,9 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                                          layout.symbol_width, order.data(), bounds.data())
     cdef tuple epoch_header = (H_EPOCH, epoch)
     cdef bint sequenced = layout.first_offset >= 0
-    cdef Py_ssize_t g, start, stop, j
+    cdef Py_ssize_t g, start, stop
     cdef int64_t count
     cdef const char* row
-    cdef char* out
     cdef bytes key, value
     for g in range(<Py_ssize_t>groups):
         row = data + order[bounds[g]] * width + layout.symbol_offset
@@ -243,15 +242,10 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
         while start < bounds[g + 1]:
             stop = start + min(most, bounds[g + 1] - start)
             count = stop - start
-            if groups == 1:  # rows in place: one copy
-                value = PyBytes_FromStringAndSize(data + start * width, count * width)
-            else:
-                value = PyBytes_FromStringAndSize(NULL, count * width)
-                out = PyBytes_AS_STRING(value)
-                for j in range(start, stop):
-                    memcpy(out, data + order[j] * width, width)
-                    out += width
-            _zero_padding(layout, PyBytes_AS_STRING(value), count)
+            value = PyBytes_FromStringAndSize(NULL, count * width)
+            core.gather_rows(data + start * width if groups == 1 else data, width,
+                             <const int64_t*>NULL if groups == 1 else &order[start], count,
+                             layout._keep.data(), PyBytes_AS_STRING(value))
             headers = _headers(
                 outlet, fixed_headers, count, epoch_header, sequenced,
                 (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
@@ -260,16 +254,6 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 if sequenced else 0)
             full = _send(outlet, counts, topic, key, value, count, headers, full)
             start = stop
-
-
-cdef inline void _zero_padding(RecordLayout layout, char* rows, Py_ssize_t count) noexcept:
-    """Padding is not data: zeroed in the message (the wire layout), not in the caller's rows."""
-    cdef size_t p, ranges = layout._padding.size()
-    cdef Py_ssize_t r
-    for r in range(count):
-        for p in range(0, ranges, 2):
-            memset(rows + layout._padding[p], 0, layout._padding[p + 1] - layout._padding[p])
-        rows += layout.itemsize
 
 
 cdef list _headers(Outlet outlet, tuple fixed_headers, int64_t count, tuple epoch,
