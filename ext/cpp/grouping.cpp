@@ -62,8 +62,7 @@ void gather_rows(const char* rows, size_t width, const int64_t* order, size_t co
                  const uint8_t* keep, char* out) {
   const size_t words = width / 8;
   for (size_t i = 0; i < count; ++i) {
-    const size_t index = order ? static_cast<size_t>(order[i]) : i;
-    const char* row = rows + index * width;
+    const char* row = rows + static_cast<size_t>(order[i]) * width;
     for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
       uint64_t value, mask;
       std::memcpy(&value, row + 8 * w, 8);

@@ -14,9 +14,9 @@ namespace fh {
 size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                   int64_t* bounds);
 
-// Rows order[0..count) of `width` bytes each (rows 0..count when `order` is null) from `rows`
-// to `out`, back to back, each byte ANDed with keep[its offset in the row]: 0 over padding,
-// which a message carries as zeros whatever the rows hold. One pass, no call per row.
+// Rows order[0..count) of `width` bytes each from `rows` to `out`, back to back, each byte
+// ANDed with keep[its offset in the row]: 0 over padding, which a message carries as zeros
+// whatever the rows hold. One pass, no call per row.
 void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
                  const uint8_t* keep, char* out);
 

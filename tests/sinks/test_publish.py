@@ -271,7 +271,6 @@ def test_messages_carry_zero_padding_whatever_the_rows_hold(symbols: list[bytes]
     assert records.tobytes() == before, "the caller's rows are left as they were"
 
 
-
 @pytest.mark.parametrize("symbols", [[b"A"] * 3, [b"A", b"B", b"A"]])
 def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[bytes]) -> None:
     # rows are gathered 8 bytes at a time: the 13th byte is a tail, and bytes 8-11 padding

@@ -243,9 +243,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             stop = start + min(most, bounds[g + 1] - start)
             count = stop - start
             value = PyBytes_FromStringAndSize(NULL, count * width)
-            core.gather_rows(data + start * width if groups == 1 else data, width,
-                             <const int64_t*>NULL if groups == 1 else &order[start], count,
-                             layout._keep.data(), PyBytes_AS_STRING(value))
+            core.gather_rows(data, width, &order[start], count, layout._keep.data(),
+                             PyBytes_AS_STRING(value))
             headers = _headers(
                 outlet, fixed_headers, count, epoch_header, sequenced,
                 (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
