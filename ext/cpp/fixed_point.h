@@ -133,27 +133,10 @@ constexpr uint64_t kPow10[9] = {1,      10,      100,      1000,     10000,
                        _mm_srli_epi64(eights, 32));
 }
 
-// Binance's own format, "<1-6 digits>.<8 digits>" and its closing quote, within the 16 bytes at
-// `q`; `stop` receives the quote's position.
-[[gnu::always_inline]] inline bool fixed8_sse(const char* q, uint64_t& units, const char*& stop) noexcept {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-  const unsigned digits = digit_mask(d);
-  const unsigned dots = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))));
-  const unsigned quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
-  const unsigned n1 = static_cast<unsigned>(__builtin_ctz(dots | 0x10000));
-  if (n1 == 0 || n1 > 6) return false;
-  const unsigned token = (1u << (n1 + 9)) - 1;  // the bytes before the closing quote
-  if ((digits & token) != (token & ~(1u << n1)) || !(quotes >> (n1 + 9) & 1)) return false;
-  const __m128i quads = fixed8_quads(d, n1);
-  units = static_cast<uint64_t>(_mm_cvtsi128_si64(fixed8_values(quads, quads)));
-  stop = q + n1 + 9;
-  return true;
-}
-
-// The digits of the same form filling exactly the `size` bytes at `q` (a caller that found the
-// closing quote already: nothing here that the next token's position waits on), less '0', and
-// the count of integer digits; false for anything else.
+// The digits of Binance's own format, "<1-6 digits>.<8 digits>", filling exactly the `size`
+// bytes at `q` (a caller that found the closing quote already: nothing here that the next
+// token's position waits on), less '0', and the count of integer digits; false for anything
+// else.
 [[gnu::always_inline]] inline bool fixed8_sse_sized(const char* q, size_t size, __m128i& d,
                                                     unsigned& n1) noexcept {
   const size_t ints = size - 9;
@@ -162,6 +145,21 @@ constexpr uint64_t kPow10[9] = {1,      10,      100,      1000,     10000,
   const unsigned token = (1u << size) - 1;
   n1 = static_cast<unsigned>(ints);
   return (digit_mask(d) & token) == (token & ~(1u << n1)) && q[n1] == '.';
+}
+
+// The same form and its closing quote within the 16 bytes at `q`, its length found from the
+// dot; `stop` receives the quote's position.
+[[gnu::always_inline]] inline bool fixed8_sse(const char* q, uint64_t& units, const char*& stop) noexcept {
+  const unsigned dots = static_cast<unsigned>(_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_set1_epi8('.'))));
+  const unsigned size = static_cast<unsigned>(__builtin_ctz(dots | 0x10000)) + 9;
+  __m128i d;
+  unsigned n1;
+  if (size > 15 || q[size] != '"' || !fixed8_sse_sized(q, size, d, n1)) return false;
+  const __m128i quads = fixed8_quads(d, n1);
+  units = static_cast<uint64_t>(_mm_cvtsi128_si64(fixed8_values(quads, quads)));
+  stop = q + size;
+  return true;
 }
 #endif
 
