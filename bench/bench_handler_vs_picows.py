@@ -34,7 +34,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from feedhandler.simulator.testing import SimulatorProcess
 SEED = 7
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "binance"
 SYMBOLS = ("ZILUSDT", "BTCUSDT", "ETHUSDT", "WAVESUSDT")
+KINDS = ("bookTicker", "trade", "aggTrade", "depth")
 
 
 def _corpus(name: str) -> list[dict[str, Any]]:
@@ -59,37 +60,41 @@ def _corpus(name: str) -> list[dict[str, Any]]:
 
 def realistic_recording(path: Path, n: int) -> list[str]:
     """Write n realistic frames (see the module docstring) to `path`; returns their streams."""
+    with RecordingWriter(path, {"workload": "realistic"}) as out:
+        for i, (stream, payload) in enumerate(realistic_events(n)):
+            out.write(i, stream, payload)
+    return [f"{s.lower()}@{k}" for s in SYMBOLS for k in KINDS]
+
+
+def realistic_events(n: int) -> Iterator[tuple[str, bytes]]:
+    """n realistic events (see the module docstring): (stream, compact JSON payload)."""
     rng = random.Random(SEED)
     book, trade, agg = (_corpus(f"{k}.jsonl")[0] for k in ("bookTicker", "trade", "aggTrade"))
     depth = _corpus("depthUpdate.jsonl")[0]
     bids = [level for snap in _corpus("rest_depth.jsonl") for level in snap["bids"]]
     asks = [level for snap in _corpus("rest_depth.jsonl") for level in snap["asks"]]
     last: dict[tuple[str, str], int] = {}  # (kind, symbol) -> its last sequence id
-    streams = [f"{s.lower()}@{k}" for s in SYMBOLS
-               for k in ("bookTicker", "trade", "aggTrade", "depth")]
-    with RecordingWriter(path, {"workload": "realistic"}) as out:
-        for i in range(n):
-            symbol, kind = SYMBOLS[i % len(SYMBOLS)], rng.choice(
-                ("bookTicker", "bookTicker", "trade", "aggTrade", "depth"))
-            seq = last.get((kind, symbol), 1_000_000) + 1
-            if kind == "bookTicker":
-                event = {**book, "s": symbol, "u": seq}
-            elif kind == "trade":
-                event = {**trade, "s": symbol, "t": seq}
-            elif kind == "aggTrade":
-                event = {**agg, "s": symbol, "a": seq}
-            else:
-                roll = rng.random()
-                levels = (rng.randint(100, 325) if roll < 0.05 else
-                          rng.randint(20, 70) if roll < 0.30 else rng.randint(10, 20))
-                start = rng.randrange(0, min(len(bids), len(asks)) - levels)
-                event = {**depth, "s": symbol, "U": seq, "u": seq + levels - 1,
-                         "b": bids[start:start + levels], "a": asks[start:start + levels]}
-                seq += levels - 1
-            last[kind, symbol] = seq
-            out.write(i, f"{symbol.lower()}@{kind}",
-                      json.dumps(event, separators=(",", ":")).encode())
-    return streams
+    for i in range(n):
+        symbol, kind = SYMBOLS[i % len(SYMBOLS)], rng.choice(
+            ("bookTicker", "bookTicker", "trade", "aggTrade", "depth"))
+        seq = last.get((kind, symbol), 1_000_000) + 1
+        if kind == "bookTicker":
+            event = {**book, "s": symbol, "u": seq}
+        elif kind == "trade":
+            event = {**trade, "s": symbol, "t": seq}
+        elif kind == "aggTrade":
+            event = {**agg, "s": symbol, "a": seq}
+        else:
+            roll = rng.random()
+            levels = (rng.randint(100, 325) if roll < 0.05 else
+                      rng.randint(20, 70) if roll < 0.30 else rng.randint(10, 20))
+            start = rng.randrange(0, min(len(bids), len(asks)) - levels)
+            event = {**depth, "s": symbol, "U": seq, "u": seq + levels - 1,
+                     "b": bids[start:start + levels], "a": asks[start:start + levels]}
+            seq += levels - 1
+        last[kind, symbol] = seq
+        yield (f"{symbol.lower()}@{kind}",
+               json.dumps(event, separators=(",", ":")).encode())
 
 
 class CountingListener(WSListener):

@@ -7,6 +7,8 @@ over many short rounds: robust to a loaded machine, for comparing two builds run
 
 --decode-only: ns per row (a depth level is a row) of what the listener runs: one long-lived
 decoder, Decoder.decode_many + flush(), batches dropped (no np.concatenate, no fresh arrays).
+--realistic: the same, ns per frame, over bench_handler_vs_picows.py's realistic frames as its
+simulator sends them (combined-stream wrappers; 100,000 frames, ../shared/corpus beside the repo).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ ROUNDS = 25
 
 
 def main() -> None:
+    if "--realistic" in sys.argv[1:]:
+        from bench.bench_handler_vs_picows import realistic_events
+
+        frames = [b'{"stream":"%s","data":%s}' % (stream.encode(), payload)
+                  for stream, payload in realistic_events(100_000)]
+        print({"realistic (ns a frame)": round(_best(frames)[0] / len(frames), 1)})
+        return
     decode_only = "--decode-only" in sys.argv[1:]
     result = {}
     for kind, (make, n, table, _, _) in CASES.items():
@@ -38,6 +47,12 @@ def main() -> None:
 
 
 def _per_row(frames: list[bytes]) -> float:
+    best, rows = _best(frames)
+    return best / max(rows, 1)
+
+
+def _best(frames: list[bytes]) -> tuple[int, int]:
+    """(the fastest round's ns, rows) of one long-lived decoder over `frames`."""
     rows = [0]
     decoder = Decoder(lambda kind, records: rows.__setitem__(0, rows[0] + len(records)),
                       linger_ms=None)
@@ -49,7 +64,8 @@ def _per_row(frames: list[bytes]) -> float:
         decoder.flush()
         elapsed = time.perf_counter_ns() - start
         best = elapsed if best is None else min(best, elapsed)
-    return best / max(rows[0], 1)
+    assert not decoder.error_counts, decoder.error_counts
+    return best, rows[0]
 
 
 def _timed(frames: list[bytes], table: str) -> int:

@@ -25,6 +25,8 @@ constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
 // included), and the smallest frame for which indexing only the text before them pays.
 constexpr size_t kHeadScan = 320;
 constexpr size_t kHeadOnlyMin = 256;
+// Impl::flat_frame: not a frame it reads, for the generic path.
+constexpr int kFlatDeclined = -1;
 
 // How a keyed JSON value becomes its column (tables in decoder_gen.h).
 enum Reader : uint8_t {
@@ -67,7 +69,15 @@ struct Plain;
 namespace fh {
 namespace {
 
-
+// The fields a plain kind must have: one bit each, in its table's order.
+template <Kind K>
+constexpr uint32_t required_fields() {
+  uint32_t mask = 0;
+  for (size_t i = 0; i < std::size(Plain<K>::fields); ++i) {
+    mask |= uint32_t(Plain<K>::fields[i].required) << i;
+  }
+  return mask;
+}
 
 Error from_simdjson(error_code err) {
   switch (err) {
@@ -249,8 +259,17 @@ struct Decoder::Impl {
   // --- plain kinds: from their tables (decoder_gen.h) ---
   template <Kind K>
   bool plain(od::object& obj, Ctx& c);
+  template <Kind K>
+  bool plain_sequence(const typename Plain<K>::Record* r, Ctx& c);
   template <Reader R>
   bool read(od::value& v, const KeyField& f, char* row, Ctx& c);
+  // ... and straight from the text, when it is in Binance's compact form (flat_frame)
+  int flat_frame(const char* p, size_t size, Ctx& c);
+  template <Kind K>
+  int flat_event(const char* p, const char* end, bool wrapped, Ctx& c);
+  int flat_depth(const char* p, const char* end, bool wrapped, Ctx& c);
+  template <Reader R>
+  bool read_text(const char*& p, const char* end, const KeyField& f, char* row) const;
 
   // --- hooks: kinds that need real code ---
   bool depth(od::object& obj, Ctx& c);
@@ -603,6 +622,10 @@ bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_a
     std::memcpy(scratch.data(), data, size);
     buf = scratch.data();
   }
+  if (!whole) {
+    const int flat = flat_frame(buf, size, c);
+    if (flat != kFlatDeclined) return flat;
+  }
   simdjson::padded_string_view text(buf, size, size + kPadding);
   if (!whole && size >= kHeadOnlyMin) index_header_only(buf, size, text, c);
   od::document doc;
@@ -768,11 +791,7 @@ template <Kind K>
 bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
   using P = Plain<K>;
   using R = typename P::Record;
-  constexpr uint32_t kRequired = [] {
-    uint32_t mask = 0;
-    for (size_t i = 0; i < std::size(P::fields); ++i) mask |= uint32_t(P::fields[i].required) << i;
-    return mask;
-  }();
+  constexpr uint32_t kRequired = required_fields<K>();
   auto* r = append<R>(K, c);
   if (!r) return false;
   r->ts_recv = c.ts_recv;
@@ -789,7 +808,15 @@ bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
   }))
   const uint32_t missing = kRequired & ~seen;
   if (missing) return fail(c, ERR_MISSING_FIELD, P::fields[__builtin_ctz(missing)].key);
+  return plain_sequence<K>(r, c);
+}
+
+// A plain kind's row, complete: its continuity, when the kind has sequence ids.
+template <Kind K>
+bool Decoder::Impl::plain_sequence(const typename Plain<K>::Record* r, Ctx& c) {
+  using P = Plain<K>;
   if constexpr (P::sequence.checked) {
+    const char* row = reinterpret_cast<const char*>(r);
     int64_t first, last;
     std::memcpy(&first, row + P::sequence.first, sizeof first);
     std::memcpy(&last, row + P::sequence.last, sizeof last);
@@ -944,6 +971,71 @@ inline bool skip_token(const char*& p, const char* end, std::string_view token) 
   p += token.size();
   skip_space(p, end);
   return true;
+}
+
+// Readers of Binance's compact form for Impl::flat_frame: each takes only the common forms and
+// returns false on anything else, which the generic path then reads (and judges). Numbers may
+// read digits past `end` (the padding covers the loads); the caller's check that a ',' or '}'
+// comes next, before `end`, rejects them.
+
+// A string of printable ASCII with no escape, from its opening quote at `p`: its text, and `p`
+// past its closing quote.
+inline bool plain_string(const char*& p, const char* end, std::string_view& out) {
+  if (p >= end || *p != '"') return false;
+  const char* const begin = ++p;
+  while (p < end && static_cast<unsigned char>(*p - 0x20) < 0x5f && *p != '"' && *p != '\\') ++p;
+  if (p >= end || *p != '"') return false;
+  out = std::string_view(begin, static_cast<size_t>(p - begin));
+  ++p;
+  return true;
+}
+
+// A JSON integer of 1-18 digits, not negative (ids and times): `p` past its digits.
+inline bool plain_integer(const char*& p, int64_t& out) {
+  const bool leading_zero = *p == '0';
+  uint64_t value = 0;
+  int digits = 0;
+  for (int chunk = 0; chunk < 3; ++chunk) {
+    const uint64_t w = detail::load8(p);
+    const int n = detail::leading_digits(w);
+    if (n == 0) break;
+    value = value * detail::kPow10[n] + detail::digits_value(w, n);
+    digits += n;
+    p += n;
+    if (n < 8) break;
+  }
+  if (digits == 0 || digits > 18 || (leading_zero && digits > 1)) return false;
+  out = static_cast<int64_t>(value);
+  return true;
+}
+
+inline bool literal(const char*& p, const char* end, std::string_view word) {
+  if (end - p < static_cast<ptrdiff_t>(word.size()) || std::memcmp(p, word.data(), word.size())) {
+    return false;
+  }
+  p += word.size();
+  return true;
+}
+
+// The closing quote of the string opening at `p`, if it is before `end`.
+inline const char* closing_quote(const char* p, const char* end) {
+  if (p >= end || *p != '"') return nullptr;
+  const void* q = std::memchr(p + 1, '"', static_cast<size_t>(end - p - 1));
+  return static_cast<const char*>(q);
+}
+
+// The value of a key the kind does not read, when it is a literal, an integer or a plain string.
+inline bool skip_scalar(const char*& p, const char* end) {
+  if (p >= end) return false;
+  std::string_view text;
+  int64_t number;
+  switch (*p) {
+    case '"': return plain_string(p, end, text);
+    case 't': return literal(p, end, "true");
+    case 'f': return literal(p, end, "false");
+    case 'n': return literal(p, end, "null");
+    default: return plain_integer(p, number);
+  }
 }
 
 #ifdef __SSE4_1__
@@ -1111,6 +1203,190 @@ bool Decoder::Impl::depth_rest(const char* p, const DepthRecord& bid, Ctx& c) {
   }
   t.size = first_row;
   return false;
+}
+
+// A frame of a plain kind or a diff-depth event in Binance's compact form,
+// `{"stream":"…","data":{…}}` or the bare event, is read here from its text; indexing and
+// walking it with simdjson cost about twice as much. Every byte is checked as it is read: no
+// whitespace, only printable ASCII in strings, each known key at most once, and values of
+// unknown keys only literals, integers and plain strings. Anything else, a value the readers
+// above do not take included, declines (kFlatDeclined) with nothing changed, and the generic
+// path reads the frame and names whatever is wrong. Otherwise true (decoded) or false (the
+// table is full: c.full).
+int Decoder::Impl::flat_frame(const char* p, size_t size, Ctx& c) {
+  constexpr std::string_view kWrapper = "{\"stream\":", kData = ",\"data\":{";
+  const char* const end = p + size;
+  std::string_view name;
+  StreamInfo info;
+  Kind kind;
+  int result;
+  const bool wrapped = literal(p, end, kWrapper);
+  if (wrapped) {
+    if (!plain_string(p, end, name) || !literal(p, end, kData) || !classify_stream(name, info) ||
+        info.is_array) {
+      return kFlatDeclined;
+    }
+    --p;  // the payload's '{'
+    kind = info.kind;
+  } else {  // a bare event: its first key names the kind, as Impl::root reads it
+    const char* q = p + 1;
+    std::string_view key, type;
+    if (*p != '{' || !plain_string(q, end, key) || !literal(q, end, ":")) return kFlatDeclined;
+    if (key != "e") {
+      kind = first_key_kind(key);
+    } else if (plain_string(q, end, type)) {
+      kind = event_kind(type);
+    } else {
+      return kFlatDeclined;
+    }
+  }
+  switch (kind) {
+#define FH_FLAT_CASE(K) \
+  case K: result = flat_event<K>(p, end, wrapped, c); break;
+    FH_PLAIN_KINDS(FH_FLAT_CASE)
+#undef FH_FLAT_CASE
+    case KIND_DEPTH: result = flat_depth(p, end, wrapped, c); break;
+    default:
+      return kFlatDeclined;
+  }
+  if (wrapped && result != kFlatDeclined) last_stream = name;
+  return result;
+}
+
+// The event object from its '{' at `p`, then the wrapper's '}' if `wrapped`, then the frame's end.
+template <Kind K>
+int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx& c) {
+  using P = Plain<K>;
+  using R = typename P::Record;
+  Table& t = tables[K];
+  auto* r = append<R>(K, c);
+  if (!r) return false;
+  r->ts_recv = c.ts_recv;
+  char* row = reinterpret_cast<char*>(r);
+  uint32_t seen = 0;
+  auto decline = [&t] {
+    --t.size;
+    return kFlatDeclined;
+  };
+  ++p;
+  while (true) {
+    std::string_view key;
+    if (!plain_string(p, end, key) || !literal(p, end, ":")) return decline();
+    bool ok;
+    if (key == "e") {
+      std::string_view type;
+      ok = plain_string(p, end, type) && event_kind(type) == K;
+    } else {
+      ok = P::on_key(key_code(key), [&](auto slot) {
+        constexpr int i = decltype(slot)::value;
+        if constexpr (i < 0) {
+          return skip_scalar(p, end);
+        } else {
+          if (seen & (1u << i)) return false;
+          seen |= 1u << i;
+          return read_text<P::fields[i].reader>(p, end, P::fields[i], row);
+        }
+      });
+    }
+    if (!ok || p >= end) return decline();
+    if (*p++ == '}') break;
+    if (p[-1] != ',') return decline();
+  }
+  if ((required_fields<K>() & ~seen) || (wrapped && !literal(p, end, "}")) || p != end) {
+    return decline();
+  }
+  return plain_sequence<K>(r, c);
+}
+
+// A diff-depth event in Binance's order, `{"e":"depthUpdate","E":…,"s":"…","U":…,"u":…,"b":[…],
+// "a":[…]}` from its '{' at `p`: the header read here, the levels and the frame's end by
+// depth_rest, and the rows as Impl::depth makes them. Simdjson then never sees the frame.
+int Decoder::Impl::flat_depth(const char* p, const char* end, bool wrapped, Ctx& c) {
+  DepthRecord head;
+  std::memset(&head, 0, sizeof head);  // padding and symbol tails are part of the wire bytes
+  head.ts_recv = c.ts_recv;
+  head.side = SIDE_BID;
+  std::string_view symbol;
+  if (!literal(p, end, "{\"e\":\"depthUpdate\",\"E\":") || !plain_integer(p, head.ts_event) ||
+      __builtin_mul_overflow(head.ts_event, time_scale, &head.ts_event) ||
+      !literal(p, end, ",\"s\":") || !plain_string(p, end, symbol) ||
+      symbol.size() > kSymbolWidth || !literal(p, end, ",\"U\":") ||
+      !plain_integer(p, head.first_update_id) || !literal(p, end, ",\"u\":") ||
+      !plain_integer(p, head.last_update_id) || !literal(p, end, ",\"b\":")) {
+    return kFlatDeclined;
+  }
+  std::memcpy(head.symbol, symbol.data(), symbol.size());
+  Table& t = tables[KIND_DEPTH];
+  const size_t first_row = t.size;
+  const Ctx before = c;
+  c.closers = wrapped ? 2 : 1;
+  c.frame_end = end;
+  if (!depth_rest(p, head, c)) {
+    if (c.full != KIND_NONE) return false;
+    t.size = first_row;  // levels in another form, or more fields: the generic path's
+    c = before;
+    return kFlatDeclined;
+  }
+  if (t.size == first_row) {  // no level on either side: one row says so
+    auto* r = append<DepthRecord>(KIND_DEPTH, c);
+    if (!r) return false;
+    *r = head;
+    r->side = SIDE_NONE;
+  }
+  auto* rows = reinterpret_cast<DepthRecord*>(t.data);
+  rows[first_row].flags |= DEPTH_FIRST;
+  rows[t.size - 1].flags |= DEPTH_LAST;
+  return sequence(KIND_DEPTH, head.symbol, head.first_update_id, head.last_update_id, true, c);
+}
+
+// One value into its column, as read<R> would store it, if the readers above take its form.
+template <Reader R>
+bool Decoder::Impl::read_text(const char*& p, const char* end, const KeyField& f,
+                              char* row) const {
+  char* out = row + f.offset;
+  if (f.null_flag >= 0) {
+    if (literal(p, end, "null")) return true;  // the column keeps 0, and its flag too
+    row[f.null_flag] = 1;
+  }
+  if constexpr (R == R_INTEGER || R == R_TIMESTAMP) {
+    int64_t value;
+    if (!plain_integer(p, value)) return false;
+    if constexpr (R == R_TIMESTAMP) {
+      if (__builtin_mul_overflow(value, time_scale, &value)) return false;
+    }
+    *reinterpret_cast<int64_t*>(out) = value;
+    return true;
+  }
+  if constexpr (R == R_FIXED8 || R == R_FIXED128) {
+    const char* const close = closing_quote(p, end);
+    const char* stop;
+    if (!close) return false;
+    if constexpr (R == R_FIXED8) {
+      if (parse_fixed8_quoted(p + 1, *reinterpret_cast<int64_t*>(out), &stop) !=
+          DecimalStatus::ok) {
+        return false;
+      }
+    } else {
+      int128 wide;
+      if (parse_fixed8_quoted(p + 1, wide, &stop) != DecimalStatus::ok) return false;
+      auto& cell = *reinterpret_cast<Int128LE*>(out);
+      cell.lo = static_cast<uint64_t>(wide);
+      cell.hi = static_cast<int64_t>(wide >> 64);
+    }
+    p = close + 1;
+    return stop == close;
+  }
+  if constexpr (R == R_BOOL) {
+    const bool value = *p == 't';
+    *reinterpret_cast<uint8_t*>(out) = value;
+    return literal(p, end, value ? "true" : "false");
+  }
+  if constexpr (R == R_TEXT || R == R_SYMBOL) {
+    std::string_view text;
+    if (!plain_string(p, end, text) || text.size() > f.width) return false;
+    std::memcpy(out, text.data(), text.size());  // the rest is zero: a fresh row, one value
+    return true;
+  }
 }
 
 bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {

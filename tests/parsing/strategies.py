@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.parsing.helpers import corpus_lines, require_corpus, spot_files
 from tests.parsing.reference import INT64_MAX, INT64_MIN, INT128_MAX, INT128_MIN, KLINE_INTERVALS
 
 
@@ -281,3 +282,33 @@ def frames_of(draw: st.DrawFn, event: Any) -> bytes:
     if combined:
         return encode({"stream": stream, "data": payload})
     return encode(payload)
+
+
+# Fuzz: real corpus frames with bytes flipped, inserted, deleted or cut, between two anchors.
+# Bytes that make mutations meaningful to a JSON parser more often than random ones.
+STRUCTURAL = b'{}[]",:.-+eE019 \\\t\nntf\x00\xff\xc3'
+FRAMES = [f for name in spot_files() for f in corpus_lines(name)]  # [] without the corpus
+ANCHOR_BEFORE = b'{"u":1,"s":"FUZZ","b":"1","B":"1","a":"2","A":"1"}'
+ANCHOR_AFTER = b'{"u":2,"s":"FUZZ","b":"1","B":"1","a":"2","A":"1"}'
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    require_corpus()
+    frame = bytearray(draw(st.sampled_from(FRAMES)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(frame)))
+        byte = draw(st.one_of(st.sampled_from(list(STRUCTURAL)), st.integers(0, 255)))
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "duplicate"]))
+        if op == "flip" and at < len(frame):
+            frame[at] = byte
+        elif op == "insert":
+            frame[at:at] = bytes([byte])
+        elif op == "delete" and at < len(frame):
+            del frame[at]
+        elif op == "truncate":
+            del frame[at:]
+        elif op == "duplicate":
+            end = draw(st.integers(at, min(len(frame), at + 40)))
+            frame[at:at] = frame[at:end]
+    return bytes(frame)

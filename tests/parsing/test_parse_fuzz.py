@@ -11,46 +11,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.parsing.helpers import (
-    assert_same,
-    corpus_lines,
-    examples,
-    require_corpus,
-    run_decoder,
-    run_reference,
-    spot_files,
-)
+from tests.parsing.helpers import assert_same, examples, run_decoder, run_reference
 from tests.parsing.reference import decides
-
-# Bytes that make mutations meaningful to a JSON parser more often than random ones.
-STRUCTURAL = b'{}[]",:.-+eE019 \\\t\nntf\x00\xff\xc3'
-
-
-FRAMES = [f for name in spot_files() for f in corpus_lines(name)]  # [] without the corpus
-ANCHOR_BEFORE = b'{"u":1,"s":"FUZZ","b":"1","B":"1","a":"2","A":"1"}'
-ANCHOR_AFTER = b'{"u":2,"s":"FUZZ","b":"1","B":"1","a":"2","A":"1"}'
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    require_corpus()
-    frame = bytearray(draw(st.sampled_from(FRAMES)))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(frame)))
-        byte = draw(st.one_of(st.sampled_from(list(STRUCTURAL)), st.integers(0, 255)))
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "duplicate"]))
-        if op == "flip" and at < len(frame):
-            frame[at] = byte
-        elif op == "insert":
-            frame[at:at] = bytes([byte])
-        elif op == "delete" and at < len(frame):
-            del frame[at]
-        elif op == "truncate":
-            del frame[at:]
-        elif op == "duplicate":
-            end = draw(st.integers(at, min(len(frame), at + 40)))
-            frame[at:at] = frame[at:end]
-    return bytes(frame)
+from tests.parsing.strategies import ANCHOR_AFTER, ANCHOR_BEFORE, mutated
 
 
 @given(mutated())
