@@ -1272,12 +1272,15 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
   while (true) {
     std::string_view key;
     if (!plain_string(p, end, key) || !literal(p, end, ":")) return decline();
+    // Keys by their code, as FH_FIELDS matches them: a key that shares the code of "e" is
+    // taken for it there too.
+    const uint32_t code = key_code(key);
     bool ok;
-    if (key == "e") {
+    if (code == key_code("e")) {
       std::string_view type;
       ok = plain_string(p, end, type) && event_kind(type) == K;
     } else {
-      ok = P::on_key(key_code(key), [&](auto slot) {
+      ok = P::on_key(code, [&](auto slot) {
         constexpr int i = decltype(slot)::value;
         if constexpr (i < 0) {
           return skip_scalar(p, end);
