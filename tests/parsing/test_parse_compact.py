@@ -1,7 +1,7 @@
-"""Frames of the plain kinds in Binance's compact form are read straight from their text
-(Decoder::Impl::flat_frame), anything else through simdjson. Whitespace after the first '{'
-means nothing to JSON and sends a frame the generic way: every frame, good or bad, must decode
-exactly as its spaced copy does, rows, errors and sequence state alike."""
+"""Frames of the plain kinds and diff depth in Binance's compact form are read straight from
+their text (Decoder::Impl::flat_frame), anything else through simdjson. Whitespace after the
+first '{' means nothing to JSON and sends a frame the generic way: every frame, good or bad,
+must decode exactly as its spaced copy does, rows, errors and sequence state alike."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.parsing.helpers import (
 )
 from tests.parsing.strategies import ANCHOR_AFTER, ANCHOR_BEFORE, mutated
 
-# One event per plain kind that Binance sends, with the stream it comes on.
+# One event of each kind the text readers take, with the stream it comes on.
 EVENTS = {
     "trade": ("btcusdt@trade", {"e": "trade", "E": 1672515782136, "s": "BTCUSDT",
                                 "t": 3000000000, "p": "16500.12000000", "q": "0.00100000",
