@@ -275,6 +275,7 @@ struct Decoder::Impl {
   bool depth(od::object& obj, Ctx& c);
   const char* depth_levels(const char* p, const char* end, const DepthRecord& tmpl, Ctx& c);
   bool depth_rest(const char* p, const DepthRecord& bid, Ctx& c);
+  bool depth_finish(const DepthRecord& head, size_t first_row, bool rows_stale, Ctx& c);
   bool depth_partial(od::object& obj, Ctx& c);
   bool kline(od::object& obj, Ctx& c);
   bool window_ticker(od::object& obj, Ctx& c);
@@ -925,6 +926,15 @@ bool Decoder::Impl::depth(od::object& obj, Ctx& c) {
     }
   }()))
   if (!required(seen, 0x3f, kNames, c)) return false;
+  return depth_finish(head, first_row, rows_stale, c);
+}
+
+// A diff-depth event's levels are rows first_row.. of the table: one row of no side when there
+// are none, `head`'s fields into rows written before it was complete (`rows_stale`), the first
+// and last marked; then its continuity.
+bool Decoder::Impl::depth_finish(const DepthRecord& head, size_t first_row, bool rows_stale,
+                                 Ctx& c) {
+  Table& t = tables[KIND_DEPTH];
   if (t.size == first_row) {
     auto* r = append<DepthRecord>(KIND_DEPTH, c);
     if (!r) return false;
@@ -1303,7 +1313,7 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
 
 // A diff-depth event in Binance's order, `{"e":"depthUpdate","E":…,"s":"…","U":…,"u":…,"b":[…],
 // "a":[…]}` from its '{' at `p`: the header read here, the levels and the frame's end by
-// depth_rest, and the rows as Impl::depth makes them. Simdjson then never sees the frame.
+// depth_rest, finished as Impl::depth finishes them. Simdjson then never sees the frame.
 int Decoder::Impl::flat_depth(const char* p, const char* end, bool wrapped, Ctx& c) {
   DepthRecord head;
   std::memset(&head, 0, sizeof head);  // padding and symbol tails are part of the wire bytes
@@ -1330,16 +1340,7 @@ int Decoder::Impl::flat_depth(const char* p, const char* end, bool wrapped, Ctx&
     c = before;
     return kFlatDeclined;
   }
-  if (t.size == first_row) {  // no level on either side: one row says so
-    auto* r = append<DepthRecord>(KIND_DEPTH, c);
-    if (!r) return false;
-    *r = head;
-    r->side = SIDE_NONE;
-  }
-  auto* rows = reinterpret_cast<DepthRecord*>(t.data);
-  rows[first_row].flags |= DEPTH_FIRST;
-  rows[t.size - 1].flags |= DEPTH_LAST;
-  return sequence(KIND_DEPTH, head.symbol, head.first_update_id, head.last_update_id, true, c);
+  return depth_finish(head, first_row, false, c);
 }
 
 // One value into its column, as read<R> would store it, if the readers above take its form.
