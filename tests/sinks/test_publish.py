@@ -290,6 +290,7 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
         assert (got[:, :8] == mine[:, :8]).all() and (got[:, 12] == mine[:, 12]).all()
         assert not got[:, 8:12].any()
 
+
 def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> None:
     records = trades([b"BTCUSDT"] * 4)
     for bad, most in ((records[::2], 10), (records.view(np.uint8), 10), (records, 0)):
