@@ -517,18 +517,31 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     last_stream = hint_name;
   };
   Ctx c;
-  start(c);
-  bool ok = parse_frame(data, size, readable_after, false, c);
-  // Rare, and nothing of a failed pass is kept: a frame that is not a depth event in Binance's
-  // shape is indexed whole, and levels the fast reader does not take are read value by value.
-  while (!ok && c.full == KIND_NONE && (c.head_only || c.retry_generic) && !generic_levels) {
-    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
-    generic_levels = c.retry_generic;
-    c = Ctx{};
+  auto parse = [&](size_t readable) {
     start(c);
-    ok = parse_frame(data, size, readable_after, true, c);
+    bool ok = parse_frame(data, size, readable, false, c);
+    // Rare, and nothing of a failed pass is kept: a frame that is not a depth event in
+    // Binance's shape is indexed whole, and levels the fast reader does not take are read value
+    // by value.
+    while (!ok && c.full == KIND_NONE && (c.head_only || c.retry_generic) && !generic_levels) {
+      for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+      generic_levels = c.retry_generic;
+      c = Ctx{};
+      start(c);
+      ok = parse_frame(data, size, readable, true, c);
+    }
+    generic_levels = false;
+    return ok;
+  };
+  bool ok = parse(readable_after);
+  // simdjson may look past an unbalanced frame's end, where picows's buffer holds the next
+  // frame: a rejected frame is judged again from a copy with zeros there, so that its error
+  // and field are its own. Only bad frames pay for it.
+  if (!ok && c.full == KIND_NONE && readable_after >= kPadding) {
+    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    c = Ctx{};
+    ok = parse(0);
   }
-  generic_levels = false;
 
   if (!ok) {
     for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
@@ -608,6 +621,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   std::memcpy(head_doc.data(), buf, head);
   head_doc[head] = ']';
   std::memcpy(head_doc.data() + head + 1, tail, closing);
+  std::memset(head_doc.data() + length, 0, kPadding);
   text = simdjson::padded_string_view(head_doc.data(), length, head_doc.size());
   c.head_only = true;
   c.bids = open;
@@ -621,6 +635,7 @@ bool Decoder::Impl::parse_frame(const char* data, size_t size, size_t readable_a
   if (readable_after < kPadding) {
     if (scratch.size() < size + kPadding) scratch.resize(size + kPadding);
     std::memcpy(scratch.data(), data, size);
+    std::memset(scratch.data() + size, 0, kPadding);  // not an earlier, longer frame's bytes
     buf = scratch.data();
   }
   if (!whole) {

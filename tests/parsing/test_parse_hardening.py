@@ -446,3 +446,25 @@ def test_a_repeated_event_key_is_read_through_too(kind: str) -> None:
         decoded = run_decoder([twice])
         # A raw frame's kind is fixed by its first "e"; in a wrapper every "e" must match.
         assert decoded.kinds() == (set() if combined else {kind}), twice
+
+
+@pytest.mark.parametrize("kind", SAMPLES)
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+def test_a_rejected_frame_is_judged_on_its_own_bytes(kind: str, spaced: bool) -> None:
+    """simdjson may look past an unbalanced frame's end. There a copied frame's buffer holds a
+    longer frame decoded before it: a closing brace there once turned `"a":[["1","2"]}}`'s
+    error at `a` into one with no field and no stream. Every frame missing one closing bracket
+    or cut short must get the same error (reason, field, stream) whatever came before it."""
+    payload, stream, _ = SAMPLES[kind]
+    frame = encode({"stream": stream, "data": payload})
+    if spaced:  # simdjson's path from the first byte, not the compact reader's
+        frame = frame.replace(b",", b", ")
+    closers = [i for i, byte in enumerate(frame) if byte in b"]}"]
+    bad = [frame[:i] + frame[i + 1:] for i in closers] + [frame[:end] for end in closers]
+    fillers = [b"}" * 300, b"]" * 300, b'"' * 300, b"[" * 300, frame + b" " * 200]
+    for case in bad:
+        alone = run_decoder([case]).errors
+        assert len(alone) == 1, case
+        for filler in fillers:
+            after = run_decoder([filler, case]).errors
+            assert after[-1] == alone[0], (case, filler[:8])
