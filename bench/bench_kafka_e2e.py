@@ -6,18 +6,17 @@
 
 One simulator process (`--fast --pregenerate N`: each connection's N events are encoded before
 the first is sent, so the simulator is not the bottleneck; `--live`: generated while sending,
-at the market model's pace) serves every run; each run is a fresh
-in-process `Handler` on uvloop over one connection of K symbols x (bookTicker, trade, aggTrade,
-depth@100ms). The clock runs from the first frame to the end of `Handler.run()`, which for
-Kafka includes flushing the producer: the rate counts acknowledged (acks=all) records only.
-Also reports CPU seconds per million frames of the handler process (librdkafka's threads
-included), of the broker and of the simulator: the three share two cores. Without --bootstrap
-a local broker is started in a temporary directory. Unrecorded warm-up runs come first: a fresh
-broker spends its first tens of seconds under load JIT-compiling. Sinks alternate across
-rounds; medians are reported, and the median of each round's Kafka / null ratio (the two runs
-of a round are adjacent in time, which cancels much of a shared machine's drift). `--pin`: the
-handler (librdkafka's threads included) on the first CPU, the broker and the simulator on the
-others.
+at the market model's pace) serves every run; each run is a fresh in-process `Handler` on
+uvloop over one connection of K symbols x (bookTicker, trade, aggTrade, depth@100ms). The clock
+runs from the first frame to the end of `Handler.run()`, which for Kafka includes flushing the
+producer: the rate counts acknowledged (acks=all) records only. Also reports CPU seconds per
+million frames of the handler process (librdkafka's threads included, and shown apart), of the
+broker and of the simulator: the three share two cores. Without --bootstrap a local broker is
+started in a temporary directory. Unrecorded warm-up runs come first: a fresh broker spends its
+first tens of seconds under load JIT-compiling. Sinks alternate across rounds; medians are
+reported, and the median of each round's Kafka / null ratio (the two runs of a round are
+adjacent in time, which cancels much of a shared machine's drift). `--pin`: the handler
+(librdkafka's threads included) on the first CPU, the broker and the simulator on the others.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -45,11 +45,27 @@ from feedhandler.simulator.testing import SimulatorProcess
 KINDS = ("bookTicker", "trade", "aggTrade", "depth@100ms")
 
 
+def _librdkafka_threads() -> dict[int, float]:
+    """CPU seconds so far of each of this process's librdkafka threads (named rdk:...), by
+    thread id: schedstat's nanoseconds, as /proc/PID/stat's ticks are too coarse for a run."""
+    used = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if Path(f"/proc/self/task/{tid}/comm").read_text().startswith("rdk:"):
+                used[int(tid)] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text()
+                                     .split()[0]) / 1e9
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return used
+
+
 async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, dict[str, float]]:
     """(seconds from the first frame to the end, CPU seconds meanwhile: ours ("handler",
-    librdkafka's threads included) and that of each process in `pids`)."""
+    librdkafka's threads included; "librdkafka", theirs alone) and that of each process in
+    `pids`)."""
     first = 0.0
     start: dict[str, float] = {}
+    threads: dict[int, float] = {}
 
     def cpu() -> dict[str, float]:
         return {"handler": time.process_time(),
@@ -60,12 +76,16 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
         while not any(shard.frames for shard in handler.shards):
             await asyncio.sleep(0.002)  # (uvloop timers tick in ms: less would spin)
         first, start = time.perf_counter(), cpu()
+        threads.update(_librdkafka_threads())
 
     watcher = asyncio.create_task(watch())
     await handler.run()
-    end, used = time.perf_counter(), cpu()
+    end, used, after = time.perf_counter(), cpu(), _librdkafka_threads()
     watcher.cancel()
-    return end - first, {name: used[name] - start[name] for name in used}
+    # a thread's share since the start (from 0 if it started later; one that ended is lost)
+    librdkafka = sum(seconds - threads.get(tid, 0.0) for tid, seconds in after.items())
+    return end - first, {**{name: used[name] - start[name] for name in used},
+                         "librdkafka": librdkafka}
 
 
 def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
@@ -93,7 +113,9 @@ def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: st
 def _cpu_text(result: dict[str, Any], sink: str) -> str:
     names = ("handler", "broker", "simulator") if sink == "kafka" else ("handler", "simulator")
     return "CPU s per million frames: " + ", ".join(
-        f"{name} {result[f'{name}_cpu']:.2f}" for name in names)
+        f"{name} {result[f'{name}_cpu']:.2f}" for name in names) + (
+        f" (librdkafka's threads {result['librdkafka_cpu']:.2f} of the handler's)"
+        if sink == "kafka" else "")
 
 
 def main() -> int:
@@ -172,6 +194,14 @@ def main() -> int:
                                 for k, n in zip(kafka, null, strict=True))
         print(f"handler CPU per frame, kafka / null, {label}: {cpu:.2f}x (median of the "
               "rounds' ratios)")
+        # What the handler's own threads spend, librdkafka's left out: the sink's path and
+        # confluent_kafka's produce() and poll(), which run on them
+        theirs = statistics.median(k["librdkafka_cpu"] / n["handler_cpu"]
+                                   for k, n in zip(kafka, null, strict=True))
+        own = statistics.median((k["handler_cpu"] - k["librdkafka_cpu"]) / n["handler_cpu"]
+                                for k, n in zip(kafka, null, strict=True))
+        print(f"  librdkafka's threads: {theirs:.2f}x the null handler's CPU; the rest "
+              f"{own:.2f}x (medians of the rounds' ratios)")
     return 0
 
 
