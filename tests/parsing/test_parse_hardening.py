@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from feedhandler._ext.decoder import Decoder
 from tests.parsing.helpers import assert_same, run_decoder, run_reference
 from tests.parsing.reference import INT64_MAX, INT64_MIN, INT128_MAX, Reference, RefError
 from tests.parsing.strategies import encode, render
@@ -448,13 +449,25 @@ def test_a_repeated_event_key_is_read_through_too(kind: str) -> None:
         assert decoded.kinds() == (set() if combined else {kind}), twice
 
 
+def _in_place_errors(frame: bytes, after: bytes) -> list[tuple[str, str, str, bytes]]:
+    """The errors of `frame` read in place, with `after` behind it in the buffer."""
+    errors = []
+
+    def on_error(reason: str, field: str, stream: str, frame: bytes) -> None:
+        errors.append((reason, field, stream, frame))
+
+    Decoder(lambda kind, records: None, on_error).decode(frame, followed_by=after)
+    return errors
+
+
 @pytest.mark.parametrize("kind", SAMPLES)
 @pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
 def test_a_rejected_frame_is_judged_on_its_own_bytes(kind: str, spaced: bool) -> None:
-    """simdjson may look past an unbalanced frame's end. There a copied frame's buffer holds a
-    longer frame decoded before it: a closing brace there once turned `"a":[["1","2"]}}`'s
-    error at `a` into one with no field and no stream. Every frame missing one closing bracket
-    or cut short must get the same error (reason, field, stream) whatever came before it."""
+    """simdjson may look past an unbalanced frame's end. There the copy of a frame held a longer
+    frame decoded before it, and picows's buffer holds the next frames: a closing brace there
+    once turned `"a":[["1","2"]}}`'s error at `a` into one with no field and no stream. Every
+    frame missing one closing bracket or cut short must get the same error (reason, field,
+    stream) whatever comes before it, or after it in the buffer (read in place)."""
     payload, stream, _ = SAMPLES[kind]
     frame = encode({"stream": stream, "data": payload})
     if spaced:  # simdjson's path from the first byte, not the compact reader's
@@ -468,3 +481,4 @@ def test_a_rejected_frame_is_judged_on_its_own_bytes(kind: str, spaced: bool) ->
         for filler in fillers:
             after = run_decoder([filler, case]).errors
             assert after[-1] == alone[0], (case, filler[:8])
+            assert _in_place_errors(case, filler) == alone, (case, filler[:8])

@@ -222,12 +222,19 @@ cdef class Decoder:
         cdef const core.OverlapCounts* counts = &self._core.overlap_counts()
         return counts.in_step[leg & 1], counts.ahead[leg & 1]
 
-    def decode(self, frame, ts_recv=None, bint is_text=True, int leg=0):
-        """Decode one frame (any bytes-like). For offline use; the listener calls feed()."""
+    def decode(self, frame, ts_recv=None, bint is_text=True, int leg=0, bytes followed_by=b""):
+        """Decode one frame (any bytes-like). For offline use; the listener calls feed().
+        `followed_by`: bytes after the frame in the same buffer, as picows's next frames are (with
+        64 or more the frame is read in place, as the listener reads it; otherwise a copy)."""
         cdef const unsigned char[::1] view = frame
         cdef int64_t ts = now_ns() if ts_recv is None else ts_recv
-        cdef const char* ptr = <const char*>&view[0] if view.shape[0] else <const char*>""
-        self.feed(ptr, view.shape[0], 0, ts, is_text, leg)
+        cdef Py_ssize_t size = view.shape[0]
+        if followed_by:
+            joined = bytes(view) + followed_by
+            self.feed(PyBytes_AS_STRING(joined), size, len(followed_by), ts, is_text, leg)
+            return
+        cdef const char* ptr = <const char*>&view[0] if size else <const char*>""
+        self.feed(ptr, size, 0, ts, is_text, leg)
 
     def decode_many(self, list frames, ts_recv=None, bint is_text=True, int leg=0):
         """Decode a list of frames with one Python call: a C loop over feed(), as the listener
