@@ -183,6 +183,13 @@ messages together (a weight, not an order: on an idle core it runs at once). On 
 benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
 0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
 with a linger it is then late to its timer, so the throughput profile leaves it at 0.
+librdkafka's idempotent producer keeps one produce request in flight per partition, and
+while a due batch waits for that request's acknowledgement its broker thread polls without
+sleeping. So if acknowledgements take longer than `linger.ms` (a busy or distant broker),
+that thread burns CPU at high rates (on the benchmark VM up to 0.37 s per million frames
+instead of 0.07-0.12): compare the ack latency (the summary's `sink.latency_us.ack`,
+`/metrics`) with `kafka.linger_ms`. A linger above it lets the thread sleep, at that much
+more latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
