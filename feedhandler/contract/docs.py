@@ -188,8 +188,8 @@ while a due batch waits for that request's acknowledgement its broker thread pol
 sleeping. So if acknowledgements take longer than `linger.ms` (a busy or distant broker),
 that thread burns CPU at high rates (on the benchmark VM up to 0.37 s per million frames
 instead of 0.07-0.12): compare the ack latency (the summary's `sink.latency_us.ack`,
-`/metrics`) with `kafka.linger_ms`. A linger above it lets the thread sleep, at that much
-more latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
+`/metrics`) with `kafka.linger_ms`: by librdkafka's source, a linger above it lets the thread
+sleep, at that much more latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
