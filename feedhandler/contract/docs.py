@@ -186,10 +186,11 @@ with a linger it is then late to its timer, so the throughput profile leaves it 
 librdkafka's idempotent producer keeps one produce request in flight per partition, and
 while a due batch waits for that request's acknowledgement its broker thread polls without
 sleeping. So if acknowledgements take longer than `linger.ms` (a busy or distant broker),
-that thread burns CPU at high rates (on the benchmark VM up to 0.37 s per million frames
-instead of 0.07-0.12): compare the ack latency (the summary's `sink.latency_us.ack`,
-`/metrics`) with `kafka.linger_ms`: by librdkafka's source, a linger above it lets the thread
-sleep, at that much more latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
+that thread burns CPU at high rates (`top -H` shows it as `rdk:broker…`; on the benchmark VM
+up to 0.37 s per million frames instead of 0.07-0.12): compare the ack latency (the
+summary's `sink.latency_us.ack`, `/metrics`) with `kafka.linger_ms`. By librdkafka's source,
+a linger above it lets the thread sleep, at that much more latency when rates are low
+(`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /
