@@ -28,9 +28,9 @@ ROUNDS = 25
 def main() -> None:
     if "--realistic" in sys.argv[1:]:
         from bench.bench_handler_vs_picows import realistic_events
+        from feedhandler.simulator.server.frames import wrap_combined
 
-        frames = [b'{"stream":"%s","data":%s}' % (stream.encode(), payload)
-                  for stream, payload in realistic_events(100_000)]
+        frames = [wrap_combined(stream, payload) for stream, payload in realistic_events(100_000)]
         print({"realistic (ns a frame)": round(_best(frames)[0] / len(frames), 1)})
         return
     decode_only = "--decode-only" in sys.argv[1:]

@@ -79,6 +79,11 @@ constexpr uint32_t required_fields() {
   return mask;
 }
 
+// A 128-bit value as its little-endian column.
+inline Int128LE split(int128 v) {
+  return {static_cast<uint64_t>(v), static_cast<int64_t>(v >> 64)};
+}
+
 Error from_simdjson(error_code err) {
   switch (err) {
     case simdjson::INCORRECT_TYPE:
@@ -335,8 +340,7 @@ struct Decoder::Impl {
     if (!decimal_token(v, b, c, name)) return false;
     const Error err = from_decimal(parse_fixed8_quoted(b, wide));
     if (err != ERR_NONE) return fail(c, err, name);
-    out.lo = static_cast<uint64_t>(wide);
-    out.hi = static_cast<int64_t>(wide >> 64);
+    out = split(wide);
     return true;
   }
   static bool boolean(od::value& v, uint8_t& out, Ctx& c, const char* name) {
@@ -510,6 +514,9 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
                                    int64_t ts_recv, uint8_t leg) {
   size_t saved[KIND_COUNT];
   for (int k = 0; k < KIND_COUNT; ++k) saved[k] = tables[k].size;
+  auto restore = [&] {  // the tables as they were: nothing of this frame is kept
+    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+  };
   auto start = [&](Ctx& c) {
     c.ts_recv = ts_recv;
     c.leg = leg & 1;
@@ -524,7 +531,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     // Binance's shape is indexed whole, and levels the fast reader does not take are read value
     // by value.
     while (!ok && c.full == KIND_NONE && (c.head_only || c.retry_generic) && !generic_levels) {
-      for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+      restore();
       generic_levels = c.retry_generic;
       c = Ctx{};
       start(c);
@@ -538,13 +545,13 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   // frame: a rejected frame is judged again from a copy with zeros there, so that its error
   // and field are its own. Only bad frames pay for it.
   if (!ok && c.full == KIND_NONE && readable_after >= kPadding) {
-    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    restore();
     c = Ctx{};
     ok = parse(0);
   }
 
   if (!ok) {
-    for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+    restore();
     if (c.full != KIND_NONE) return {STATUS_FULL, c.full, ERR_NONE, ""};
     return {STATUS_ERROR, KIND_NONE, c.error, c.where};
   }
@@ -559,7 +566,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
         c.met_slot->met[c.leg] = leg_epoch[c.leg];
         count_duplicate(c);
       }
-      for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+      restore();
       return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
     }
   }
@@ -573,7 +580,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
             c.winner = it->second.leg;
           }
           count_duplicate(c);
-          for (int k = 0; k < KIND_COUNT; ++k) tables[k].size = saved[k];
+          restore();
           return {STATUS_OK, KIND_NONE, ERR_NONE, ""};
         }
         recent.remember(hash);
@@ -987,13 +994,19 @@ inline bool closed_string(const char* p, const char* end) {
   return p < end && *p == '"' && std::memchr(p + 1, '"', static_cast<size_t>(end - p - 1));
 }
 
+// Past `word`, if it is what comes next.
+inline bool literal(const char*& p, const char* end, std::string_view word) {
+  if (end - p < static_cast<ptrdiff_t>(word.size()) || std::memcmp(p, word.data(), word.size())) {
+    return false;
+  }
+  p += word.size();
+  return true;
+}
+
 // Past whitespace, `token` and whitespace, if `token` is what comes next.
 inline bool skip_token(const char*& p, const char* end, std::string_view token) {
   skip_space(p, end);
-  if (static_cast<size_t>(end - p) < token.size() || std::memcmp(p, token.data(), token.size())) {
-    return false;
-  }
-  p += token.size();
+  if (!literal(p, end, token)) return false;
   skip_space(p, end);
   return true;
 }
@@ -1031,14 +1044,6 @@ inline bool plain_integer(const char*& p, int64_t& out) {
   }
   if (digits == 0 || digits > 18 || (leading_zero && digits > 1)) return false;
   out = static_cast<int64_t>(value);
-  return true;
-}
-
-inline bool literal(const char*& p, const char* end, std::string_view word) {
-  if (end - p < static_cast<ptrdiff_t>(word.size()) || std::memcmp(p, word.data(), word.size())) {
-    return false;
-  }
-  p += word.size();
   return true;
 }
 
@@ -1184,8 +1189,7 @@ const char* Decoder::Impl::depth_levels(const char* p, const char* end, const De
       if (!closed_string(p, end) || parse_fixed8_quoted(p + 1, wide, &p) != DecimalStatus::ok) {
         return other();
       }
-      r->qty.lo = static_cast<uint64_t>(wide);
-      r->qty.hi = static_cast<int64_t>(wide >> 64);
+      r->qty = split(wide);
       ++p;
       skip_space(p, end);
       if (*p != ']') return other();
@@ -1388,9 +1392,7 @@ bool Decoder::Impl::read_text(const char*& p, const char* end, const KeyField& f
     } else {
       int128 wide;
       if (parse_fixed8_quoted(p + 1, wide, &stop) != DecimalStatus::ok) return false;
-      auto& cell = *reinterpret_cast<Int128LE*>(out);
-      cell.lo = static_cast<uint64_t>(wide);
-      cell.hi = static_cast<int64_t>(wide >> 64);
+      *reinterpret_cast<Int128LE*>(out) = split(wide);
     }
     p = close + 1;
     return stop == close;

@@ -70,6 +70,12 @@ class Decoded:
         return {k for k, parts in self.batches.items() if any(len(p) for p in parts)}
 
 
+def spaced(frame: bytes) -> bytes:
+    """The same JSON with a space after its first '{': never the compact path (the decoder's
+    text readers), always simdjson's."""
+    return frame[:1] + b" " + frame[1:] if frame.startswith(b"{") else frame
+
+
 def run_decoder(
     frames: Iterable[bytes],
     *,

@@ -17,6 +17,7 @@ from tests.parsing.helpers import (
     corpus_lines,
     examples,
     run_decoder,
+    spaced,
 )
 from tests.parsing.strategies import ANCHOR_AFTER, ANCHOR_BEFORE, mutated
 
@@ -54,11 +55,6 @@ TRICKY = [
     '"' + "S" * 32 + '"', '"' + "S" * 33 + '"', '"\t"',
     "true", "false", "null", "tru", "nul", "[]", "{}", '{"a":1}', "[1,2]",
 ]
-
-
-def spaced(frame: bytes) -> bytes:
-    """The same JSON with a space after its first '{': never the compact path."""
-    return frame[:1] + b" " + frame[1:] if frame.startswith(b"{") else frame
 
 
 def assert_same_decoding(frames: list[bytes]) -> None:
