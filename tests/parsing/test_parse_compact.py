@@ -6,13 +6,13 @@ must decode exactly as its spaced copy does, rows, errors and sequence state ali
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.parsing.helpers import (
     CORPUS,
-    Decoded,
     all_spot_frames,
     corpus_lines,
     examples,
@@ -57,18 +57,14 @@ TRICKY = [
 ]
 
 
-def assert_same_decoding(frames: list[bytes]) -> None:
-    compact = run_decoder(frames)
-    generic = run_decoder([spaced(f) for f in frames])
-    assert_equal(compact, generic, frames)
-
-
-def assert_equal(compact: Decoded, generic: Decoded, context: object) -> None:
-    assert compact.kinds() == generic.kinds(), context
+def assert_same_decoding(frames: list[bytes], **options: Any) -> None:
+    compact = run_decoder(frames, **options)
+    generic = run_decoder([spaced(f) for f in frames], **options)
+    assert compact.kinds() == generic.kinds(), frames
     for kind in compact.kinds():
-        assert compact.raw(kind) == generic.raw(kind), (context, kind)
-    assert [e[:3] for e in compact.errors] == [e[:3] for e in generic.errors], context
-    assert compact.error_counts == generic.error_counts, context
+        assert compact.raw(kind) == generic.raw(kind), (frames, kind)
+    assert [e[:3] for e in compact.errors] == [e[:3] for e in generic.errors], frames
+    assert compact.error_counts == generic.error_counts, frames
 
 
 def wrapped(stream: str, fields: list[tuple[str, str]]) -> bytes:
@@ -138,9 +134,7 @@ def test_generated_events_decode_as_their_spaced_copies(frames: list[bytes]) -> 
 @examples(100)
 def test_microsecond_events_decode_as_their_spaced_copies(frames: list[bytes]) -> None:
     frames = [f.replace(b"1672515782", b"1672515782000") for f in frames]
-    compact = run_decoder(frames, time_unit="us")
-    generic = run_decoder([spaced(f) for f in frames], time_unit="us")
-    assert_equal(compact, generic, frames)
+    assert_same_decoding(frames, time_unit="us")
 
 
 @given(mutated())
