@@ -82,6 +82,27 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _readable_file(value: str) -> str:
+    """A key file is read when the WS API connects: unreadable, it fails here instead."""
+    if value:
+        try:
+            with open(value, "rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+    return value
+
+
+KeyFile = Annotated[str, AfterValidator(_readable_file)]
+
+
+def _sink_name(value: object) -> object:
+    if value is None:  # YAML's `sink: null` is no value at all
+        raise ValueError("expected 'kafka' or 'null' (in YAML write the null sink as "
+                         "sink: \"null\")")
+    return value
+
+
 def _partitions(value: int) -> int:
     if value == 0 or value < -1:
         raise ValueError("must be -1 (broker default) or >= 1")
@@ -260,11 +281,11 @@ class ConnectionConfig(Section):
 
 class WsApiConfig(Section):
     url: Annotated[str, AfterValidator(_websocket_url)] = "wss://ws-api.binance.com:443/ws-api/v3"
-    api_key_file: str = ""
+    api_key_file: KeyFile = ""
     """Ed25519 session keys: files (Kubernetes Secret volumes) or the..."""
-    private_key_file: str = ""
+    private_key_file: KeyFile = ""
     """...BINANCE_{API_KEY,PRIVATE_KEY,PRIVATE_KEY_PASSPHRASE} environment variables..."""
-    private_key_passphrase_file: str = ""
+    private_key_passphrase_file: KeyFile = ""
     """...never in the config itself"""
     request_timeout_s: PositiveFloat = 10.0
     retries: NonNegativeInt = 2
@@ -359,7 +380,7 @@ class HandlerConfig(Section):
     streams: Annotated[list[Text], Field(min_length=1), BeforeValidator(_comma_list)] = \
         Field(default_factory=lambda: ["btcusdt@bookTicker"])
     """Binance stream names (a list, or comma-separated)"""
-    sink: Literal["kafka", "null"] = "kafka"
+    sink: Annotated[Literal["kafka", "null"], BeforeValidator(_sink_name)] = "kafka"
     instance: str = ""
     """name in headers and events (empty: the host name)"""
     shard_index: NonNegativeInt = 0
@@ -402,6 +423,14 @@ class HandlerConfig(Section):
     def _shard_in_range(self) -> HandlerConfig:
         if self.shard_index >= self.shard_count:
             raise Invalid("shard_index", f"must be below shard_count ({self.shard_count})")
+        return self
+
+    @model_validator(mode="after")
+    def _snapshots_have_records(self) -> HandlerConfig:
+        if self.kafka.encoding == "raw" and self.book.snapshots:
+            raise Invalid("book.snapshots", "not with kafka.encoding: raw (a message of that "
+                                            "encoding carries exchange frames; snapshots and "
+                                            "books are records)")
         return self
 
     @model_validator(mode="after")

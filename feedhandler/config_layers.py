@@ -58,7 +58,8 @@ Secret = Annotated[str, SECRET]  # also `<key>_file`; redacted everywhere
 Scalar = str | int | float | bool
 # librdkafka-style settings; entries whose name looks secret are redacted, `<name>_file` reads one
 SecretEntries = Annotated[dict[str, Scalar], SECRET_ENTRIES]
-_SECRET_NAME = re.compile(r"password|secret|key\.pem|oauthbearer\.config|jaas", re.I)
+_SECRET_NAME = re.compile(r"password|passphrase|secret|key\.pem|oauthbearer\.config|jaas",
+                          re.I)
 # Kubernetes service links: <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8080_TCP_ADDR, ...
 _SERVICE_LINK_NAME = re.compile(
     r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$")
@@ -79,11 +80,16 @@ class Section(BaseModel):
             yield name, value if field is None else _redact(field, value)
 
 
+def secret_entry(name: str) -> bool:
+    """Whether a librdkafka-style entry (`kafka.producer`) holds a secret."""
+    return bool(_SECRET_NAME.search(name)) and not name.endswith("_file")
+
+
 def _redact(field: FieldInfo, value: Any) -> Any:
     if SECRET in field.metadata:
         return REDACTED if value else value
     if SECRET_ENTRIES in field.metadata:
-        return {k: REDACTED if _SECRET_NAME.search(k) else v for k, v in value.items()}
+        return {k: REDACTED if secret_entry(k) else v for k, v in value.items()}
     return value
 
 
@@ -209,8 +215,7 @@ def is_secret(model: type[BaseModel], path: KeyPath) -> bool:
         return False
     entry, parent = found
     return SECRET in _metadata(entry) or (
-        parent is not None and SECRET_ENTRIES in _metadata(parent)
-        and bool(_SECRET_NAME.search(path[-1])) and not path[-1].endswith("_file"))
+        parent is not None and SECRET_ENTRIES in _metadata(parent) and secret_entry(path[-1]))
 
 
 def _typed(model: type[BaseModel], path: KeyPath, raw: str) -> Any:
@@ -413,7 +418,7 @@ def explain(model: type[BaseModel], exc: ValidationError, data: dict[str, Any],
         hint = f"; did you mean {'.'.join((*loc[:-1], close[0]))}?" if close else ""
         line = f"unknown key {key} ({where}){hint}"
     else:
-        value = REDACTED if is_secret(model, loc) else _get(data, loc)
+        value = _redacted(model, loc, _get(data, loc))
         if value is None and loc and loc[-1] not in (_get(data, loc[:-1]) or {}):
             shown = "the default" if where == "default" else "nothing"
         else:
@@ -433,6 +438,18 @@ def _reason(errs: list[ErrorDetails]) -> str:
         text = template.format(**(err.get("ctx") or {})) if template else err["msg"]
         reasons.append(text if text.startswith("must ") else f"expected {text}")
     return " or ".join(dict.fromkeys(reasons)).replace(" or expected ", " or ")
+
+
+def _redacted(model: type[BaseModel], path: KeyPath, value: Any) -> Any:
+    """`value` at `path` as an error may show it: secrets redacted, also those nested in a
+    mapping given where a scalar belongs (`producer: {sasl: {password: ...}}`)."""
+    if is_secret(model, path) or (path and secret_entry(path[-1])):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _redacted(model, (*path, str(k)), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(model, path, v) for v in value]
+    return value
 
 
 def _show(value: Any) -> str:

@@ -60,3 +60,14 @@ def test_run_help_shows_the_config_defaults(capsys: pytest.CaptureFixture[str]) 
     assert "--batch-rows N records per batch before it is handed over [batch.rows; default: " \
         "4096]" in text
     assert "FEEDHANDLER_KAFKA__BOOTSTRAP" in text  # the epilog
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_a_stats_interval_is_seconds_0_or_more(value: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser("run").parse_args(["run", "--stats-interval", value])
+    assert stopped.value.code == 2
+    assert f"--stats-interval: expected seconds, 0 or more, not '{value}'" in \
+        capsys.readouterr().err
+    assert build_parser("run").parse_args(["run", "--stats-interval", "0"]).stats_interval == 0

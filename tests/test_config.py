@@ -110,6 +110,21 @@ def test_secret_entries_come_from_files_and_are_redacted(tmp_path: Path) -> None
         assert "'sasl.username': 'fh'" in text
 
 
+def test_a_secret_nested_where_a_value_belongs_is_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka:\n  producer:\n    sasl: {username: fh, password: hunter2}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert "hunter2" not in str(caught.value)
+    assert '{"username": "fh", "password": "***"}' in str(caught.value)
+
+
+def test_every_librdkafka_secret_name_is_redacted() -> None:
+    name = "sasl.oauthbearer.assertion.private.key.passphrase"
+    config = load_config(None, {"kafka.producer": {name: "hunter2"}}, environ={})
+    assert "hunter2" not in repr(config) and f"'{name}': '***'" in repr(config)
+
+
 def test_model_defaults_are_valid_and_constructors_keep_working() -> None:
     assert HandlerConfig().kafka.bootstrap == "127.0.0.1:9092"
     assert HandlerConfig.model_validate({}) == load_config(None, environ={})

@@ -59,6 +59,14 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {compression: brotli}\n", {},
      "kafka.compression: expected '', 'none', 'gzip', 'snappy', 'lz4' or 'zstd', got \"brotli\""),
     ("sink: file\n", {}, "sink: expected 'kafka' or 'null', got \"file\" (c.yaml:1)"),
+    ("sink: null\n", {}, 'sink: expected \'kafka\' or \'null\' (in YAML write the null sink as '
+     'sink: "null"), got null (c.yaml:1)'),
+    ("kafka: {encoding: raw}\nbook: {snapshots: true}\n", {},
+     "book.snapshots: not with kafka.encoding: raw (a message of that encoding carries "
+     "exchange frames; snapshots and books are records), got true (c.yaml:2)"),
+    (GOOD, {"FEEDHANDLER_WSAPI__API_KEY_FILE": "/nonexistent/key"},
+     "wsapi.api_key_file: cannot read /nonexistent/key: No such file or directory, got "
+     '"/nonexistent/key" (env FEEDHANDLER_WSAPI__API_KEY_FILE)'),
     ("url: http://example.com\n", {}, 'url: expected a ws:// or wss:// URL, got "http://'),
     ("health_port: 70000\n", {}, "health_port: must be <= 65535, got 70000"),
     ("connection: {backoff_initial_s: 5, backoff_max_s: 1}\n", {},
@@ -119,6 +127,13 @@ def test_run_reports_bad_flags_and_environment_the_same_way(tmp_path: Path) -> N
     result = feedhandler("run", "--config", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "missing.yaml: cannot read" in result.stderr
+    # a name librdkafka does not know: refused when the Kafka sink makes its first client
+    result = feedhandler("run", "--kafka-bootstrap", "127.0.0.1:1", env={
+        "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASWORD": "hunter2"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (  # after the start's info line
+        'feedhandler run: configuration error: kafka.producer: No such configuration property: '
+        '"sasl.pasword"')
 
 
 SERVICE_LINKS = {  # what Kubernetes injects for Services named feedhandler, feedhandler-health...

@@ -66,7 +66,7 @@ from feedhandler.contract import (
 )
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema
-from feedhandler.sinks.topics import ensure_topics
+from feedhandler.sinks.topics import ensure_topics, kafka_client
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,8 @@ class KafkaSink:
         # the handler starts threads of its own); those they start later inherit the priority
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice
         before = _threads() if nice else set()
-        self._producer = Producer(producer_config(config, instance), logger=log,
-                                  stats_cb=self._on_statistics)
+        self._producer = kafka_client(Producer, producer_config(config, instance), logger=log,
+                                      stats_cb=self._on_statistics)
         if nice:
             _lower_priority(_threads() - before, nice)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()

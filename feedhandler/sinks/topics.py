@@ -1,16 +1,39 @@
-"""Topics on start: created with the configured partitions/replication, or checked to exist."""
+"""Kafka on start: clients made from the configuration (a setting librdkafka refuses is a
+configuration error), and topics created with the configured partitions/replication, or
+checked to exist."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from feedhandler.config import ConfigError, KafkaConfig
+from feedhandler.config_layers import REDACTED, secret_entry
 
 log = logging.getLogger(__name__)
+
+
+Client = TypeVar("Client")
+
+
+def kafka_client(make: Callable[..., Client], settings: dict[str, Any], **options: Any) -> Client:
+    """make(settings, **options); a setting librdkafka refuses (an unknown name, a bad value)
+    raises ConfigError with its words, secret values kept out."""
+    try:
+        return make(settings, **options)
+    except KafkaException as exc:
+        error = exc.args[0]
+        if error.code() != KafkaError._INVALID_ARG:
+            raise
+        text = error.str()
+        for name, value in settings.items():
+            if secret_entry(name) and str(value):
+                text = text.replace(str(value), REDACTED)
+        raise ConfigError(f"kafka.producer: {text}") from None
 
 
 class TopicError(ConfigError):
@@ -20,8 +43,9 @@ class TopicError(ConfigError):
 def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
     """Create the missing `topics` (kafka.create_topics: true) or fail naming them; returns
     the topics created. Blocks: call it before the event loop starts reading."""
-    admin = AdminClient({"bootstrap.servers": config.bootstrap, **_admin_settings(config)},
-                        logger=log)
+    admin = kafka_client(AdminClient,
+                         {"bootstrap.servers": config.bootstrap, **_admin_settings(config)},
+                         logger=log)
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import Producer
 
 from feedhandler.config import ConfigError, load_config
 from feedhandler.sinks.kafka import _lower_priority, producer_config
+from feedhandler.sinks.topics import kafka_client
 
 
 def settings(**overrides: object) -> dict[str, object]:
@@ -46,3 +48,11 @@ def test_threads_that_cannot_be_reniced_are_a_warning_not_a_failure(
         caplog: pytest.LogCaptureFixture) -> None:
     _lower_priority({2**22 + 12345}, 10)  # (beyond pid_max: no such thread)
     assert "could not be set to nice 10" in caplog.text
+
+
+def test_a_setting_librdkafka_refuses_is_a_configuration_error_that_shows_no_secret() -> None:
+    with pytest.raises(ConfigError) as caught:  # the password happens to be the bad value
+        kafka_client(Producer, {"bootstrap.servers": "127.0.0.1:1", "sasl.password": "bogus",
+                                "security.protocol": "bogus"})
+    assert str(caught.value) == ('kafka.producer: Invalid value "***" for configuration '
+                                 'property "security.protocol"')
