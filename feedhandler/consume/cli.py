@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -19,13 +19,17 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaException, Message
 
+from feedhandler._ext.book import SNAPSHOT_FLAG
 from feedhandler.consume.decode import decode
 from feedhandler.consume.reader import ReadError, read_messages
 from feedhandler.contract import (
     ALL_SYMBOLS,
+    CONTIGUOUS_KINDS,
     DEFAULT_TOPIC_TEMPLATE,
+    H_EPOCH,
     H_EVENT,
     H_FIELD,
+    H_INSTANCE,
     H_REASON,
     H_SCHEMA,
     H_STREAM,
@@ -37,9 +41,6 @@ from feedhandler.contract import (
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 
-# Kinds whose ids leave no hole between consecutive events (bookTicker and partial depth ids
-# only increase).
-CONTIGUOUS = frozenset({"trade", "aggTrade", "depth"})
 DEPTH_FIRST = 1  # depth `flags`: the first row of an event
 
 
@@ -143,7 +144,8 @@ def _topics(args: argparse.Namespace) -> tuple[list[str], str]:
 
 @dataclass
 class StreamSummary:
-    """One (schema, symbol) stream as read: counts and sequence continuity."""
+    """One (schema, symbol) stream as read: counts, and sequence continuity within each
+    (instance, epoch) its messages came from, as the contract says to check it."""
 
     messages: int = 0
     records: int = 0
@@ -151,11 +153,15 @@ class StreamSummary:
     last_seq: int | None = None
     gaps: int = 0  # holes between consecutive events (contiguous kinds)
     repeats: int = 0  # events whose id does not move forward: duplicates or reordering
+    last_by_origin: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def add(self, kind: str, records: np.ndarray) -> None:
+    def add(self, kind: str, records: np.ndarray, origin: tuple[str, str] = ("", "")) -> None:
+        """`origin`: the message's (fh.instance, fh.epoch)."""
         self.messages += 1
         self.records += len(records)
         seq = SEQUENCE_FIELDS.get(kind)
+        if kind == "depth":  # a snapshot restates the book: its ids are not on the diffs' sequence
+            records = records[(records["flags"] & SNAPSHOT_FLAG) == 0]
         if seq is None or not len(records):
             return
         first, last = records[seq[0]].astype(np.int64), records[seq[1]].astype(np.int64)
@@ -163,16 +169,18 @@ class StreamSummary:
         starts = (np.flatnonzero(records["flags"] & DEPTH_FIRST) if kind == "depth"
                   else np.arange(len(records)))
         ids = first[starts]
-        # The last id before each event: of the row before it, or of the previous message.
-        before = np.concatenate(([self.last_seq or 0], last))[starts]
-        if self.last_seq is None and len(starts) and starts[0] == 0:
-            ids, before = ids[1:], before[1:]  # the very first event has nothing before it
+        # The last id before each event: of the row before it, or of the previous message of
+        # the same origin.
+        previous = self.last_by_origin.get(origin)
+        before = np.concatenate(([previous or 0], last))[starts]
+        if previous is None and len(starts) and starts[0] == 0:
+            ids, before = ids[1:], before[1:]  # an origin's first event has nothing before it
         self.repeats += int((ids <= before).sum())
-        if kind in CONTIGUOUS:
+        if kind in CONTIGUOUS_KINDS:
             self.gaps += int((ids > before + 1).sum())
         if self.first_seq is None:
             self.first_seq = int(first[0])
-        self.last_seq = int(last[-1])
+        self.last_seq = self.last_by_origin[origin] = int(last[-1])
 
 
 class Output:
@@ -184,12 +192,14 @@ class Output:
         self._widths: dict[str, list[int]] = {}
         self._last_schema = ""
 
-    def data(self, schema: Schema, records: np.ndarray, position: bytes = b"") -> None:
-        """`position`: `"topic":..,"partition":..,"offset":..,` of the message (jsonl)."""
+    def data(self, schema: Schema, records: np.ndarray, position: bytes = b"",
+             origin: tuple[str, str] = ("", "")) -> None:
+        """`position`: `"topic":..,"partition":..,"offset":..,` of the message (jsonl);
+        `origin`: its (fh.instance, fh.epoch)."""
         for symbol in np.unique(records["symbol"]):
             rows = records[records["symbol"] == symbol]
             key = (schema.name, bytes(symbol).decode())
-            self.streams.setdefault(key, StreamSummary()).add(schema.kind, rows)
+            self.streams.setdefault(key, StreamSummary()).add(schema.kind, rows, origin)
         if self.fmt == "jsonl":
             lead = position + b'"schema":' + orjson.dumps(schema.name) + b","
             self.out.write(encode_json(schema, records, lead))
@@ -251,6 +261,13 @@ def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def schema_of(headers: dict[str, str], records: np.ndarray) -> Schema:
+    """The schema of a data message's decoded records: the one its headers name, or today's
+    version of it for `raw` frames, which decode again into the current layout."""
+    schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
+    return schema if records.dtype == schema.dtype else SCHEMAS[schema.kind]
+
+
 def _selected(messages: Iterator[Message], symbols: set[bytes]) -> Iterator[Message]:
     """Skip data messages of other symbols by key, before decoding anything."""
     for msg in messages:
@@ -287,11 +304,11 @@ def run(args: argparse.Namespace) -> int:
                 output.event(msg.topic() or "", headers, msg.value() or b"", position)
                 continue
             records = decode(msg)
-            schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
+            schema = schema_of(headers, records)
             if symbols:  # raw messages of all-market streams mix symbols
                 records = records[np.isin(records["symbol"], list(symbols))]
             output.data(schema, records, orjson.dumps({"topic": msg.topic(), **position})[1:-1]
-                        + b",")
+                        + b",", (headers.get(H_INSTANCE, ""), headers.get(H_EPOCH, "")))
             total += len(records)
             if args.max_records and total >= args.max_records:
                 break

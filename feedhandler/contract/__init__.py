@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
-from feedhandler.contract.kinds import KIND_BY_NAME, Role, sequence_fields
+from feedhandler.contract.kinds import KIND_BY_NAME, Role, contiguous_kinds, sequence_fields
 from feedhandler.contract.schemas import arrow_schema as arrow_schema
 from feedhandler.contract.schemas import arrow_table as arrow_table
 from feedhandler.contract.schemas import json_schema as json_schema
@@ -58,6 +58,8 @@ ALL_SYMBOLS: Final = ""
 
 # The id each kind is sequenced by: (column giving the first id, column giving the last id).
 SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = sequence_fields()
+# Kinds whose ids leave no hole between consecutive events (the others' ids only increase).
+CONTIGUOUS_KINDS: Final[frozenset[str]] = contiguous_kinds()
 
 
 def topic_for(kind: str, symbol: str = ALL_SYMBOLS, template: str = DEFAULT_TOPIC_TEMPLATE,

@@ -72,7 +72,8 @@ HEADERS = [
      "absent on kinds without ids"),
     (c.H_SEQ_LAST, "data, kinds with ids", "last sequence id covered"),
     (c.H_INSTANCE, "all", "handler instance (host name unless configured)"),
-    (c.H_EPOCH, "data", "epoch of the connection the records came on; +1 on every reconnect"),
+    (c.H_EPOCH, "data", "epoch of the connection the records came on; +1 on every reconnect; "
+                        "0: not from a stream (depth snapshots, `book` records)"),
     (c.H_FRAMES, "raw", "exchange frames in the message"),
     (c.H_RECV_NS, "raw", "receive time of each frame, ns, comma-separated"),
     (c.H_TIME_UNIT, "raw", "`ms` or `us`: the connection's `timeUnit`"),
@@ -126,6 +127,9 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   previous one: whatever the exchange sent between the two connections is lost, and a `gap`
   event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own
   checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
+  Epoch 0 marks records that came from no stream connection: depth snapshots on the depth
+  topic (`book.snapshots`, rows flagged 4) and `book` records; they are not on the diffs'
+  sequence.
 - **Rollover.** A connection replaced make-before-break (its lifetime, or the exchange's
   `serverShutdown`) also starts a new epoch, but without a loss: both connections run for a
   moment, each id is published once (the one that arrived first), and the new epoch's first

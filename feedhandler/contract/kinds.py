@@ -272,7 +272,8 @@ KINDS: tuple[Kind, ...] = (
                was=V1_FIXED8, grid="step"),
          local("side", "uint8", "0 bid, 1 ask, 2 none (an event without levels)"),
          local("flags", "uint8",
-               "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST)"),
+               "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST), "
+               "4 = a row of a depth snapshot (`book.snapshots`)"),
          symbol()),
         version=2,  # level quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{speed}") for speed in DEPTH_SPEEDS),
@@ -485,3 +486,8 @@ def market_kinds() -> tuple[Kind, ...]:
 def sequence_fields() -> dict[str, tuple[str, str]]:
     """kind -> (column of the first id, column of the last id), for kinds that have ids."""
     return {k.name: (k.sequence.first, k.sequence.last) for k in KINDS if k.sequence}
+
+
+def contiguous_kinds() -> frozenset[str]:
+    """Kinds whose ids leave no hole between consecutive events."""
+    return frozenset(k.name for k in KINDS if k.sequence and k.sequence.rule is Rule.CONTIGUOUS)
