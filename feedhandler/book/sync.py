@@ -53,6 +53,7 @@ class SymbolSync:
     last_update_id: int = 0  # u of the newest diff seen
     snapshot_id: int = 0  # lastUpdateId of the last published snapshot (0: none yet)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    priority: int = 0  # the budget priority of `task`'s request
     resyncs: int = 0
     stale: int = 0  # snapshots fetched again because they were older than the diffs
 
@@ -100,11 +101,13 @@ class SnapshotSync:
         # u of the newest event before each one (duplicates and stale events do not lower it)
         before = np.maximum.accumulate(np.concatenate(([state.last_update_id], lasts)))[:-1]
         breaks = np.flatnonzero(firsts > before + 1)
-        if state.last_update_id == 0:
-            self._resync(symbol, state, "start", 0, int(firsts[0]))
-        elif len(breaks):
+        # the snapshot must cover the last break: a symbol's first diff, or a gap after it
+        # (even in the batch that brought the first diff)
+        if len(breaks) and (breaks[-1] > 0 or state.last_update_id):
             at = int(breaks[-1])
             self._resync(symbol, state, "gap", int(before[at]) + 1, int(firsts[at]))
+        elif state.last_update_id == 0:
+            self._resync(symbol, state, "start", 0, int(firsts[0]))
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
@@ -117,7 +120,11 @@ class SnapshotSync:
 
     def _schedule(self, symbol: str, state: SymbolSync, priority: int) -> None:
         loop = asyncio.get_running_loop()
+        if state.task is not None and priority < state.priority:
+            state.task.cancel()  # a refresh in the queue: the resync goes ahead of it instead
+            state.task = None
         if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
+            state.priority = priority
             state.task = loop.create_task(
                 self._fetch(symbol, state, priority), name=f"snapshot {symbol}"
             )
@@ -141,13 +148,14 @@ class SnapshotSync:
                         state.stale += 1
                         continue
                     rows = snapshot_records(symbol, result)
-                except (errors.WsApiError, SnapshotError, KeyError, TypeError) as exc:
+                except Exception as exc:  # whatever the source or the reply: retried, counted
                     if isinstance(exc, errors.BadSymbol):
                         self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
                         return
                     self.failures += 1
+                    expected = (errors.WsApiError, SnapshotError, KeyError, TypeError, ValueError)
                     log.warning("snapshot of %s failed (%s); again in %.1f s", symbol, exc,
-                                self._retry_delay_s)
+                                self._retry_delay_s, exc_info=not isinstance(exc, expected))
                     await asyncio.sleep(self._retry_delay_s)
                     continue
                 self._publish(rows)
@@ -157,7 +165,8 @@ class SnapshotSync:
                             levels=len(result["bids"]) + len(result["asks"]))
                 return
         finally:
-            state.task = None
+            if state.task is asyncio.current_task():  # (not when a resync replaced it)
+                state.task = None
 
     async def close(self) -> None:
         tasks = [s.task for s in self.symbols.values() if s.task is not None]

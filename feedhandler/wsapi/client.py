@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 _GUARD_S = 0.05
+_LONGEST_BAN_S = 3 * 86_400.0  # bans scale from 2 minutes to 3 days
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 
@@ -124,7 +125,8 @@ class WsApiClient:
         self.clock = ClockOffset(keep=clock_samples)
         # `?timeUnit=MICROSECOND`: the server's epoch times are µs (a finer clock offset)
         query = parse_qs(urlsplit(url).query)
-        self._units_per_ms = 1_000 if query.get("timeUnit") == ["MICROSECOND"] else 1
+        unit = (query.get("timeUnit") or [""])[-1].upper()  # either case, as the exchange
+        self._units_per_ms = 1_000 if unit == "MICROSECOND" else 1
         self.rate_limits: dict[tuple[str, int], RateLimit] = {}
         self.stats = ClientStats()
         self.request_timeout_s = request_timeout_s
@@ -360,8 +362,11 @@ class WsApiClient:
         self.stats.rate_limited += 1
         loop = asyncio.get_running_loop()
         if error.retry_after_ms is not None:
-            # past the date by more than our clock offset's error (half the best round trip)
-            wait_s = max(0.0, (error.retry_after_ms - self.clock.now_ms()) / 1000) + _GUARD_S
+            # past the date (in the connection's time unit) by more than our clock offset's
+            # error (half the best round trip); never longer than the exchange's longest ban
+            until_ms = error.retry_after_ms / self._units_per_ms
+            wait_s = min(max(0.0, (until_ms - self.clock.now_ms()) / 1000) + _GUARD_S,
+                         _LONGEST_BAN_S)
         else:
             wait_s = self.budget.interval_s  # no date given: sit out one window
         self.budget.block_until(loop.time() + wait_s)

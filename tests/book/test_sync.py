@@ -5,6 +5,8 @@ equal to the simulator's true books."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 from typing import Any, cast
 
 import numpy as np
@@ -12,12 +14,13 @@ import pytest
 
 from feedhandler.app.handler import Handler
 from feedhandler.book import BookBuilder
-from feedhandler.book.rest import RestDepth
+from feedhandler.book.rest import RestDepth, _seconds
 from feedhandler.book.sync import SnapshotSync
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
 from feedhandler.wsapi import WeightBudget, WsApiClient, errors
+from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 from tests.app.recording_sink import RecordingSink
 from tests.book.test_builder import diff, pairs
 
@@ -59,6 +62,68 @@ async def test_only_the_symbol_with_a_gap_is_resynced_and_stale_snapshots_are_re
     assert gap == [{**gap[0], "symbol": "AAA", "expected": 15, "received": 16}]
     assert [int(p["last_update_id"][0]) for p in published] == [11, 21, 30]
     assert all(p["symbol"][0] == p["symbol"][-1] for p in published)
+    await sync.close()
+
+
+async def test_a_gap_in_the_batch_that_brings_the_first_diff_is_covered() -> None:
+    source = FakeDepth({"AAA": [107, 112]})  # 107 falls in the gap: too old, fetched again
+    published: list[np.ndarray] = []
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, published.append, on_event=events.append)
+    sync.on_depth(batch(diff("AAA", 100, 105), diff("AAA", 110, 115)))
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["gap"]
+    assert sync.symbols["AAA"].stale == 1
+    assert [int(p["last_update_id"][0]) for p in published] == [112]
+    await sync.close()
+
+
+class FlakyDepth(FakeDepth):
+    """Its first answer is not JSON, as a proxy's error page served with status 200 would be."""
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+        if not self.calls:
+            self.calls.append((symbol, limit, priority))
+            raise ValueError("unexpected character: line 1 column 1 (char 0)")
+        return await super().depth(symbol, limit, priority=priority)
+
+
+async def test_a_failed_snapshot_of_any_kind_is_counted_and_fetched_again() -> None:
+    source = FlakyDepth({"AAA": [10]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append, retry_delay_s=0.01)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while sync.pending():
+            await asyncio.sleep(0.001)
+    assert sync.failures == 1 and len(source.calls) == 2
+    assert [int(p["last_update_id"][0]) for p in published] == [10]
+
+
+class QueuedRefresh(FakeDepth):
+    """A refresh waits in the budget's queue for good; others answer at once."""
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+        if priority == REFRESH:
+            self.calls.append((symbol, limit, priority))
+            await asyncio.Event().wait()
+        return await super().depth(symbol, limit, priority=priority)
+
+
+async def test_a_gap_goes_ahead_of_a_refresh_already_queued() -> None:
+    source = QueuedRefresh({"AAA": [10, 20, 30]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append, refresh_s=0.01)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while not any(c[2] == REFRESH for c in source.calls):
+            await asyncio.sleep(0.001)
+        sync.on_depth(diff("AAA", 15, 15))  # 11..14 missed
+        while len(published) < 2:
+            await asyncio.sleep(0.001)
+    assert [c[2] for c in source.calls[:3]] == [SNAPSHOT, REFRESH, RESYNC]
+    assert [int(p["last_update_id"][0]) for p in published[:2]] == [10, 20]
     await sync.close()
 
 
@@ -147,3 +212,9 @@ async def test_rest_depth_errors_map_to_their_class() -> None:
             await rest.depth("NOSUCHPAIR", 5)
         assert len((await rest.depth("ETHUSDT", 7))["bids"]) == 7
         assert rest.budget.used() == 10
+
+
+def test_a_retry_after_is_seconds_or_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert [_seconds(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]
+    assert 28 <= _seconds(later, 60.0) <= 30

@@ -182,14 +182,22 @@ async def test_clock_offset_from_the_time_midpoint_makes_logon_work(tmp_path: Pa
         assert (await api.logon())["apiKey"] == API_KEY
 
 
-async def test_a_microsecond_connection_measures_the_clock_in_microseconds() -> None:
-    sim = SimulatorServer(api_clock_offset_ms=30_000)
+@pytest.mark.parametrize("unit", ["MICROSECOND", "microsecond"])
+async def test_a_microsecond_connection_reads_its_times_in_microseconds(unit: str) -> None:
+    sim = SimulatorServer(api_clock_offset_ms=30_000, api_weight_interval=1)
     budget = WeightBudget(sim.config.api_weight_limit, sim.config.api_weight_interval)
-    async with sim, WsApiClient(sim.url + "/ws-api/v3?timeUnit=MICROSECOND", budget) as api:
+    async with sim, WsApiClient(sim.url + f"/ws-api/v3?timeUnit={unit}", budget) as api:
+        assert sim.api is not None
         await api.wait_ready(5)
         server_ms = await api.time()
         assert abs(server_ms - (time.time_ns() // 1_000_000 + 30_000)) < 1_000  # ms, not µs
         assert abs(api.clock.offset_ms - 30_000) < 50
+        # a 429's retryAfter (µs too) stops the budget until the window's end, not for ages
+        sim.api.faults.limit = 1
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert (await api.depth("BTCUSDT", 5))["lastUpdateId"] > 0
+        assert api.stats.rate_limited == 1 and loop.time() - start < 3
 
 
 async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
