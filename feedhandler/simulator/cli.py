@@ -33,7 +33,8 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
     "events": [
         ("seed", int, "N", "market seed: same seed, same events"),
         ("symbols", int, "N", "symbols in the simulated universe (default: the market's)"),
-        ("rate", float, "N", "paced mode: events/s per connection, spread evenly"),
+        ("rate", float, "N", "paced mode: the market's events/s, spread evenly (shared by "
+         "every connection: each gets the events of the streams it subscribed)"),
         ("tick_us", int, "US", "paced mode: release the events due every US µs (below 1000: "
          "a timerfd, finer than the loop's timers; smaller bursts, more CPU)"),
         ("batch", int, "N", "events encoded into one write"),
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="feedhandler-sim-") as scratch:
         try:
             config = _config(args, Path(scratch))
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:  # a bad value, or --cert/--key not writable
             print(f"feedhandler simulate: {exc}", file=sys.stderr)
             return 2
         try:

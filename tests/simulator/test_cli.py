@@ -136,6 +136,10 @@ def test_sigterm_sends_server_shutdown_then_closes() -> None:
         (["--tick-us", "1500"], "tick_us must be 1..1000, got 1500"),
         (["--fast", "--wall-clock"], "does not combine with fast"),
         (["--ping-interval", "-1"], "ping_interval must be > 0"),
+        (["--ping-interval", "nan"], "ping_interval must be > 0, got nan"),
+        (["--rate", "inf"], "rate must be > 0, got inf"),
+        (["--port", "70000"], "port must be 0..65535, got 70000"),
+        (["--tls-self-signed", "--cert", "/nonexistent/d/c.pem"], "No such file or directory"),
     ],
 )
 def test_bad_arguments_exit_with_2(args: list[str], message: str) -> None:

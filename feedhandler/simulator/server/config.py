@@ -6,6 +6,7 @@ field as a flag of the same name (`ping_interval` -> `--ping-interval`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +73,16 @@ class SimulatorConfig:
             "api_weight_limit", "api_weight_interval",
         )  # fmt: skip
         for name in positive:
-            if getattr(self, name) <= 0:
+            if not 0 < getattr(self, name) < math.inf:  # (NaN fails too)
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         non_negative = (
             "pregenerate", "ban_after", "shutdown_grace", "replay_speed", "port", "api_ban_after",
         )  # fmt: skip
         for name in non_negative:
-            if getattr(self, name) < 0:
+            if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.port > 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.max_messages is not None and self.max_messages < 0:
             raise ValueError(f"max_messages must be >= 0, got {self.max_messages}")
         if self.symbols is not None and self.symbols <= 0:

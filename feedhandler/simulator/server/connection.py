@@ -41,7 +41,9 @@ _LOG = logging.getLogger(__name__)
 _COUNTED = frozenset(
     (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.PING, WSMsgType.PONG)
 )
+_PROTOCOL_ERROR = 1002
 _POLICY_VIOLATION = 1008
+_MESSAGE_TOO_BIG = 1009
 
 SourceOp = Callable[[FrameSource], None]
 
@@ -99,7 +101,8 @@ class Connection(WSListener):
         self.sent = 0  # market events
         self.bytes_sent = 0  # their wire bytes
         self.injected = 0  # fault frames (malformed, oversized, ...)
-        self.received = 0  # client frames, close frames excluded
+        self.received = 0  # client messages, close frames excluded
+        self._fragments: bytearray | None = None  # a fragmented client message so far
 
     # --- read-only views -------------------------------------------------------------------
     def subscriptions(self) -> list[str]:
@@ -152,7 +155,12 @@ class Connection(WSListener):
             return
         if self._closing or kind not in _COUNTED:
             return
-        self.received += 1
+        request = None
+        if kind in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+            request = self._reassembled(kind, frame)
+            if request is None:  # a fragment of a message still coming, or a protocol error
+                return
+        self.received += 1  # a message once whole: a fragmented one counts once
         if not self._incoming.hit(self._loop.time()):
             self.close(_POLICY_VIOLATION, "Too many requests")
         elif kind == WSMsgType.PING:
@@ -160,8 +168,30 @@ class Connection(WSListener):
                 transport.send_pong(frame.get_payload_as_bytes())
         elif kind == WSMsgType.PONG:
             self._heartbeat.on_pong(frame.get_payload_as_bytes())
-        elif kind in (WSMsgType.TEXT, WSMsgType.BINARY):
-            transport.send(WSMsgType.TEXT, control.handle(frame.get_payload_as_bytes(), self))
+        elif request is not None:
+            transport.send(WSMsgType.TEXT, control.handle(request, self))
+
+    def _reassembled(self, kind: WSMsgType, frame: WSFrame) -> bytes | None:
+        """A data frame's whole message (RFC 6455 §5.4: a client may fragment it), or None
+        while more fragments are due or after closing for a fragment out of place or a
+        message past max_frame_size."""
+        payload = frame.get_payload_as_bytes()
+        if (kind == WSMsgType.CONTINUATION) == (self._fragments is None):
+            self.close(_PROTOCOL_ERROR, "Unexpected continuation" if self._fragments is None
+                       else "Expected a continuation")
+            return None
+        if self._fragments is None:
+            if frame.fin:
+                return payload
+            self._fragments = bytearray()
+        self._fragments += payload
+        if len(self._fragments) > self._config.max_frame_size:
+            self.close(_MESSAGE_TOO_BIG, "Message too big")
+            return None
+        if not frame.fin:
+            return None
+        message, self._fragments = bytes(self._fragments), None
+        return message
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._closing = True

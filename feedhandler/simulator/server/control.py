@@ -4,7 +4,8 @@
 `{"result":<value>,"id":<id>}` on success, `{"code":<n>,"msg":<text>,"id":<id>}` on error.
 
 Assumptions (the docs leave them open):
-- `id` is echoed on every error reply, `null` when the request had no usable id.
+- `id` is echoed on every error reply, `null` when the request had no usable id or failed
+  before it was read (a bad `method`: the exchange's parse of the whole request fails there).
 - Checks run in this order: JSON syntax (3), object shape and `method` (2), `id` (2), then the
   method's params (0/1/2). Texts follow the documented ones; serde's "at line/column" suffix is
   kept only for syntax errors, where orjson reports the position.

@@ -64,7 +64,8 @@ class RatePacer:
         self._next += count / self._rate
 
     def next_wakeup(self, now: float) -> float | None:
-        return max(self._next, now + TICK)
+        # still behind after a full batch: the rest goes on the next loop turn, not a tick later
+        return now if self._next <= now else max(self._next, now + TICK)
 
     def restart(self, now: float) -> None:
         self._next = max(self._next, now)

@@ -231,3 +231,13 @@ async def test_live_subscribe_and_unsubscribe_change_the_events(stub: StubFactor
             "msg": "Invalid JSON: expected value at line 1 column 1",
             "id": None,
         }
+
+
+async def test_a_fragmented_request_is_answered_once_whole(stub: StubFactory) -> None:
+    sim = SimulatorServer(source=stub, rate=10, max_incoming=50)
+    async with sim, connect(sim.url + "/ws/btcusdt@trade") as ws:
+        await ws.send(['{"method":"LIST_', 'SUBSCRIPTIONS",', '"id":4}'])  # 3 frames
+        reply = await recv_json(ws)
+        while "id" not in reply:  # market events meanwhile
+            reply = await recv_json(ws)
+        assert reply == {"result": ["btcusdt@trade"], "id": 4}
