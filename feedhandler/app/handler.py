@@ -164,7 +164,7 @@ class Handler:
             source = self.wsapi
         return SnapshotSync(source, self._publish_snapshot,
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
-                            on_event=self._publish_event)
+                            on_event=self._publish_event, paused=lambda: self._paused)
 
     def _universe(self) -> UniverseTracker:
         """The stream plan from exchangeInfo, with the tick/step check when configured."""

@@ -13,7 +13,8 @@ where `BookBuilder` starts a valid book from it.
 
 With `refresh_s` > 0 every synced symbol gets a fresh snapshot that often (lowest priority),
 so a consumer that starts reading mid-topic, or after retention dropped the first snapshot,
-finds a starting point within `refresh_s`.
+finds a starting point within `refresh_s`; none while `paused()` (the sink is backed up and
+the handler has stopped reading: refreshes would only grow its backlog).
 
 Control events: `book_resync` (symbol, reason `start` or `gap`, expected / received U) when
 a symbol's book stops being rebuildable, `book_snapshot` (symbol, last_update_id, levels)
@@ -68,6 +69,7 @@ class SnapshotSync:
         on_event: EventSink | None = None,
         retry_delay_s: float = 1.0,
         refresh_s: float = 0.0,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.source = source
         self.limit = limit
@@ -78,6 +80,7 @@ class SnapshotSync:
         self._on_event = on_event or (lambda event: None)
         self._retry_delay_s = retry_delay_s
         self._refresh_s = refresh_s
+        self._paused = paused  # the sink is backed up: no refresh adds to it
         self._refresher: asyncio.Task[None] | None = None
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -134,6 +137,8 @@ class SnapshotSync:
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_s)
+            if self._paused():
+                continue
             for symbol, state in self.symbols.items():
                 if state.snapshot_id:
                     self._schedule(symbol, state, REFRESH)

@@ -146,7 +146,7 @@ def _lower_priority(threads: set[int], nice: int) -> None:
 
 @dataclass
 class DeliveryStats:
-    produced: int = 0  # messages handed to librdkafka
+    produced: int = 0  # messages handed to librdkafka (those it refused at once too)
     failed: int = 0  # rejected for good, or purged unsent at shutdown
     records_produced: int = 0
     records_failed: int = 0
@@ -192,13 +192,14 @@ class KafkaSink:
         # the handler starts threads of its own); those they start later inherit the priority
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice
         before = _threads() if nice else set()
+        self._fatal: KafkaError | None = None
         self._producer = kafka_client(Producer, producer_config(config, instance), logger=log,
-                                      stats_cb=self._on_statistics)
+                                      stats_cb=self._on_statistics, error_cb=self._on_error)
         if nice:
             _lower_priority(_threads() - before, nice)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
         self._outlet = Outlet(self._producer.produce, self._on_failure, self._to_backlog,
-                              self._failed)
+                              self._refused)
         self._outlet.acks = [] if on_ack_latency is not None else None
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
@@ -281,6 +282,8 @@ class KafkaSink:
 
     def service(self) -> None:
         self._producer.poll(0)
+        if self._fatal is not None and not self._closing:  # the handler stops, exit 1
+            raise KafkaException(self._fatal)
         self._report_acks()
         while self._backlog:
             topic, key, value, headers, count = self._backlog[0]
@@ -297,6 +300,9 @@ class KafkaSink:
         return len(self._producer) + len(self._backlog)
 
     def summary(self) -> dict[str, Any]:
+        # librdkafka's queue length counts its events waiting for a poll too (errors, logs,
+        # statistics): served first, it counts messages
+        self._producer.poll(0)
         return {**self.stats.summary(len(self._producer)), "undelivered": self.queued(),
                 "records_unsent": sum(item[4] for item in self._backlog)}
 
@@ -439,7 +445,7 @@ class KafkaSink:
             self._producer.poll(0)  # delivery reports free queue space
             return False
         except KafkaException as exc:  # refused up front, e.g. too large: retrying cannot help
-            self._failed(topic, key, count, exc.args[0])
+            self._refused(topic, key, count, exc.args[0])
             return True
         self.stats.produced += 1
         self.stats.records_produced += count
@@ -473,12 +479,31 @@ class KafkaSink:
         self._producer.poll(timeout)
         self._report_acks()
 
+    def _on_error(self, err: KafkaError) -> None:
+        """librdkafka's error events. A fatal one (the idempotent producer cannot go on, e.g.
+        its sequence broke) refuses every later message: service() then stops the handler so
+        that its orchestrator restarts it with a new producer. The others are retried by
+        librdkafka (a broker away, a timeout)."""
+        if err.fatal():
+            if self._fatal is None:
+                self._fatal = err
+                log.error("kafka: fatal producer error %s: %s; stopping", err.name(), err.str())
+        else:
+            log.warning("kafka: %s", err.str())
+
     def _on_statistics(self, text: str) -> None:
         brokers = [b for b in orjson.loads(text).get("brokers", {}).values() if b["nodeid"] >= 0]
         self.stats.latency_us = {
             name: {p: max(int(b[window][p]) for b in brokers) for p in ("p50", "p99")}
             for name, window in LATENCIES.items()
         } if brokers else {}
+
+    def _refused(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
+        """produce() refused the message: produced and failed at once, so that delivered
+        (produced - failed - in flight) stays right."""
+        self.stats.produced += 1
+        self.stats.records_produced += count
+        self._failed(topic, key, count, err)
 
     def _failed(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
         self.stats.failed += 1

@@ -140,6 +140,24 @@ async def test_synced_symbols_get_a_fresh_snapshot_every_refresh_interval() -> N
     assert source.calls[1][2] > source.calls[0][2]  # refreshes queue behind everything else
 
 
+async def test_no_refresh_while_the_sink_is_backed_up() -> None:
+    source = FakeDepth({"AAA": [10, 20]})
+    published: list[np.ndarray] = []
+    paused = [False]
+    sync = SnapshotSync(source, published.append, refresh_s=0.01, paused=lambda: paused[0])
+    sync.on_depth(diff("AAA", 10, 10))
+    while not published:
+        await asyncio.sleep(0.001)
+    paused[0] = True
+    await asyncio.sleep(0.1)  # ten refresh intervals
+    assert len(source.calls) == 1
+    paused[0] = False
+    async with asyncio.timeout(5):
+        while len(published) < 2:
+            await asyncio.sleep(0.001)
+    await sync.close()
+
+
 async def test_a_thousand_symbols_resynced_at_once_stay_within_the_weight_limit() -> None:
     async with SimulatorServer(api_weight_limit=1200, api_weight_interval=1) as sim:
         assert sim.api is not None and sim.api.market is not None

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 
 from feedhandler import decode
@@ -417,3 +417,22 @@ def test_librdkafka_threads_yield_the_core_in_the_latency_profile(
         assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the decoding thread keeps its own
     finally:
         sink.close(10)
+
+
+def test_a_message_refused_at_produce_is_produced_and_failed(kafka_bootstrap: str) -> None:
+    sink = new_sink(kafka_config(kafka_bootstrap, max_message_bytes=1024))
+    sink.publish_control({"type": "note", "text": "x" * 200_000})  # past message.max.bytes
+    sink.publish_batch("trade", trades([b"BTCUSDT"])[:5], epoch=1)
+    assert sink.close(30) == 0
+    summary = sink.summary()
+    assert (summary["produced"], summary["failed"], summary["delivered"]) == (2, 1, 1)
+    assert summary["errors"] == {"MSG_SIZE_TOO_LARGE": 1} and summary["records_delivered"] == 5
+
+
+def test_a_fatal_producer_error_stops_the_handler_and_close_still_counts(
+        kafka_bootstrap: str) -> None:
+    sink = new_sink(kafka_config(kafka_bootstrap))
+    sink._on_error(KafkaError(KafkaError._FATAL, "sequence broke", fatal=True))
+    with pytest.raises(KafkaException):
+        sink.service()  # (raised in the handler's service task: it stops, exit 1)
+    assert sink.close(5) == 0
