@@ -62,12 +62,36 @@ def test_run_help_shows_the_config_defaults(capsys: pytest.CaptureFixture[str]) 
     assert "FEEDHANDLER_KAFKA__BOOTSTRAP" in text  # the epilog
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
-def test_a_stats_interval_is_seconds_0_or_more(value: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("command", "flag", "value", "wanted"), [
+    ("run", "--stats-interval", "-1", "of 0 or more"),
+    ("run", "--stats-interval", "nan", "of 0 or more"),
+    ("replay", "--speed", "0", "above 0"),
+    ("replay", "--speed", "nan", "above 0"),
+    ("record", "--rotate-s", "inf", "above 0"),
+    ("record", "--rotate-mb", "soon", "above 0"),
+    ("bench", "--duration", "-1", "above 0"),
+    ("bench", "--symbols", "0", "above 0"),
+])
+def test_a_number_out_of_range_is_a_usage_error(command: str, flag: str, value: str, wanted: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    words = {"bench": ["bench", "latency"], "replay": ["replay", "x.fhrec"]}.get(command, [command])
     with pytest.raises(SystemExit) as stopped:
-        build_parser("run").parse_args(["run", "--stats-interval", value])
+        build_parser(command).parse_args([*words, flag, value])
     assert stopped.value.code == 2
-    assert f"--stats-interval: expected seconds, 0 or more, not '{value}'" in \
-        capsys.readouterr().err
+    assert f"{flag}: expected a number {wanted}, not '{value}'" in capsys.readouterr().err
     assert build_parser("run").parse_args(["run", "--stats-interval", "0"]).stats_interval == 0
+
+
+@pytest.mark.parametrize("rates", ["-1000", ",", "0.5", "fast"])
+def test_bench_rates_are_events_per_second_or_max(rates: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser("bench").parse_args(["bench", "latency", "--rates", rates])
+    assert "events/s of 1 or more, or 'max'" in capsys.readouterr().err
+    assert build_parser("bench").parse_args(
+        ["bench", "latency", "--rates", "1000,max"]).rates == [1000, 0]
+
+
+def test_bench_kinds_are_stream_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "latency", "--kinds", "trade,foo", "--no-plots"]) == 2
+    assert "--kinds: unknown stream 'btcusdt@foo'" in capsys.readouterr().err

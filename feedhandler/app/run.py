@@ -14,6 +14,7 @@ import uvloop
 
 from feedhandler.app.handler import Handler, HandlerStats
 from feedhandler.app.status_view import StatusView, report
+from feedhandler.argtypes import number
 from feedhandler.config import ConfigError, HandlerConfig, load_config
 from feedhandler.contract import ENCODINGS
 
@@ -61,16 +62,6 @@ def _default(key: str) -> str:
     return ",".join(value) if isinstance(value, list) else str(value)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds, 0 or more, not {text!r}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="YAML config file (see examples/); environment and flags override it")
@@ -84,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="print the final counters as one JSON line on stdout")
     p.add_argument("--live", choices=["auto", "on", "off"], default="auto",
                    help="live status table on stderr; auto: when stderr is a terminal")
-    p.add_argument("--stats-interval", type=_seconds, default=10.0, metavar="S",
+    p.add_argument("--stats-interval", type=number(float, zero=True), default=10.0, metavar="S",
                    help="without the live table: log a stats line every S seconds (0: never)")
 
 

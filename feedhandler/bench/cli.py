@@ -10,22 +10,33 @@ that simulator's WS API, or given with --clock-offset-us (PTP, chrony; see bench
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import orjson
 
+from feedhandler.argtypes import number
 from feedhandler.bench.latency import Options
 from feedhandler.bench.pinning import split_cpus
+from feedhandler.contract.streams import normalize_streams
 
 
 def _rates(text: str) -> list[int]:
     """"1000,10000,max" -> [1000, 10000, 0] (0: saturation)."""
-    try:
-        return [0 if r.strip() in ("max", "saturation") else int(float(r))
-                for r in text.split(",") if r.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"rates: numbers or 'max', not {text!r}") from None
+    rates = []
+    for item in filter(None, (r.strip() for r in text.split(","))):
+        try:
+            rate = math.inf if item in ("max", "saturation") else float(item)
+        except ValueError:
+            rate = 0.0
+        if not rate >= 1:
+            raise argparse.ArgumentTypeError(
+                f"rates: events/s of 1 or more, or 'max', not {text!r}")
+        rates.append(0 if rate == math.inf else int(rate))
+    if not rates:
+        raise argparse.ArgumentTypeError(f"rates: events/s of 1 or more, or 'max', not {text!r}")
+    return rates
 
 
 def _counts(text: str) -> list[int]:
@@ -47,16 +58,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="offered events/s, 'max' = saturation (default: %(default)s)")
     lat.add_argument("--profiles", default="latency,throughput",
                      help="kafka.profile values to run (default: %(default)s)")
-    lat.add_argument("--duration", type=float, default=5.0, help="seconds per paced run")
-    lat.add_argument("--symbols", type=int, default=8)
+    lat.add_argument("--duration", type=number(float), default=5.0,
+                     help="seconds per paced run")
+    lat.add_argument("--symbols", type=number(int), default=8)
     lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
                      help="stream kinds per symbol: the mix (default: %(default)s)")
-    lat.add_argument("--saturation-frames", type=int, default=300_000)
+    lat.add_argument("--saturation-frames", type=number(int), default=300_000)
     lat.add_argument("--tick-us", type=int, default=None,
                      help="the paced simulator sends the events due every US µs; 1000: its "
                      "loop's timers, bursts of a millisecond (default: ~10 events a tick, "
                      "100-1000 µs)")
-    lat.add_argument("--warmup", type=float, default=15.0,
+    lat.add_argument("--warmup", type=number(float, zero=True), default=15.0,
                      help="seconds of unrecorded run at 20k/s first (a fresh broker "
                      "JIT-compiles; with --url: at that simulator's rate)")
     lat.add_argument("--no-null", action="store_true", help="skip the null-sink runs")
@@ -102,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"feedhandler bench: --tick-us must be 1..1000, got {args.tick_us}",
               file=sys.stderr)
         return 2
+    kinds = [k for k in args.kinds.split(",") if k]
+    try:
+        normalize_streams([f"btcusdt@{kind}" for kind in kinds] or ["--kinds"])
+    except ValueError as exc:
+        print(f"feedhandler bench: --kinds: {exc}", file=sys.stderr)
+        return 2
     if bad := [item for item in args.set if "=" not in item]:
         print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2
@@ -113,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     options = Options(
         rates=args.rates, profiles=profiles, duration_s=args.duration, symbols=args.symbols,
-        kinds=[k for k in args.kinds.split(",") if k],
+        kinds=kinds,
         saturation_frames=args.saturation_frames, tick_us=args.tick_us, warmup_s=args.warmup,
         null=not args.no_null, floor=not args.no_floor, floor_topics=args.floor_topics,
         url=args.url, bootstrap=args.bootstrap,

@@ -348,8 +348,9 @@ class Bench:
         if stamped:  # E is the send time only in the wall-clock paced mode
             offset = round(self.clock_offset_us * 1000)
             timed = keep & (ts_event >= 0)
-            samples["exchange_to_receive"] = (ts_recv - ts_event - offset)[timed]
-            samples["end_to_end"] = (consumed - ts_event - offset)[timed]
+            # E on the simulator host's clock, minus the offset (its clock minus ours): ours
+            samples["exchange_to_receive"] = (ts_recv - ts_event + offset)[timed]
+            samples["end_to_end"] = (consumed - ts_event + offset)[timed]
 
     # --- the floor -------------------------------------------------------------------------
     def floor(self, bootstrap: str, topics: list[str]) -> Floor:

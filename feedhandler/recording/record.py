@@ -11,7 +11,7 @@ from feedhandler import __version__
 from feedhandler.app.handler import Handler
 from feedhandler.app.run import add_arguments as add_run_arguments
 from feedhandler.app.run import load_from_args, run_handler
-from feedhandler.config import ConfigError
+from feedhandler.argtypes import number
 from feedhandler.recording.sink import RecordingSink
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import Sink
@@ -20,9 +20,9 @@ from feedhandler.sinks.base import Sink
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("recordings"),
                    help="directory for the recording files (default: ./recordings)")
-    p.add_argument("--rotate-s", type=float, default=3600.0,
+    p.add_argument("--rotate-s", type=number(float), default=3600.0,
                    help="start a new file after this many seconds (default: 3600)")
-    p.add_argument("--rotate-mb", type=float, default=1024.0,
+    p.add_argument("--rotate-mb", type=number(float), default=1024.0,
                    help="start a new file after this many MiB before compression "
                         "(default: 1024)")
     p.add_argument("--prefix", default="feedhandler",
@@ -32,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def make_handler() -> Handler:
-        if args.rotate_s <= 0 or args.rotate_mb <= 0:
-            raise ConfigError("--rotate-s and --rotate-mb must be positive")
         config = load_from_args(args)
         meta = {"url": config.url, "streams": sorted(set(config.streams)),
                 "time_unit": config.connection.time_unit,

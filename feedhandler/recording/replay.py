@@ -24,6 +24,7 @@ from feedhandler._ext.listener import FeedListener
 from feedhandler.app.handler import Handler
 from feedhandler.app.run import add_arguments as add_run_arguments
 from feedhandler.app.run import load_from_args, run_handler
+from feedhandler.argtypes import number
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.recording.captures import FrameFile, capture_streams
 from feedhandler.recording.format import RecordingError
@@ -148,7 +149,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recordings (feedhandler record) or captures: `<recv_ns> <frame>` per "
                         "line, gzip or not")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, default=1.0,
+    pace.add_argument("--speed", type=number(float), default=1.0,
                       help="replay at N times the recorded pace (default: 1, as recorded)")
     pace.add_argument("--fast", action="store_true", help="as fast as possible")
     add_run_arguments(p)
@@ -170,9 +171,6 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
 def run(args: argparse.Namespace) -> int:
     paths: list[Path] = args.files
     speed = 0.0 if args.fast else args.speed
-    if speed < 0:
-        print("feedhandler replay: --speed must be positive", file=sys.stderr)
-        return 2
     for path in paths:
         if not os.access(path, os.R_OK):
             print(f"feedhandler replay: cannot read {path}", file=sys.stderr)

@@ -73,4 +73,22 @@ class LegPair:
         return self._serving.opened_at
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(leg.run(stop) for leg in self.legs))
+        """Both legs until `stop`; or until one is refused at start (a wrong url_b, a key the
+        exchange refuses): both end then, so that the supervisor stops the handler as for
+        any refusal at start, instead of running on without redundancy."""
+        ours = asyncio.Event()  # `stop`, or a leg refused at start
+
+        async def relay() -> None:
+            await stop.wait()
+            ours.set()
+
+        async def run_leg(leg: Connection) -> None:
+            await leg.run(ours)
+            if leg.start_refusal is not None:
+                ours.set()
+
+        relaying = asyncio.ensure_future(relay())
+        try:
+            await asyncio.gather(*(run_leg(leg) for leg in self.legs))
+        finally:
+            relaying.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvloop
 
@@ -13,6 +14,7 @@ from feedhandler.bench import latency
 from feedhandler.bench.clock import RoundTripClock, api_url, round_trip_offset
 from feedhandler.bench.latency import GIVEN_OFFSET, SAME_CLOCK, Bench, Options
 from feedhandler.simulator.testing import SimulatorProcess, SimulatorServer
+from feedhandler.sinks.null import NullSink
 
 
 def measure(clock_offset_ms: int) -> RoundTripClock:
@@ -83,3 +85,18 @@ def test_the_round_trip_gives_up_after_its_timeout() -> None:
 
     with pytest.raises(TimeoutError):
         uvloop.run(run())
+
+
+def test_stages_from_e_are_corrected_into_our_clock(tmp_path: Path) -> None:
+    # the simulator host runs 1 ms ahead: an event sent at our 0 ns says E = 1,000,000 ns;
+    # received at 100 µs, produced at 150, acknowledged at 300, consumed at 400 (ours)
+    ahead = bench(tmp_path, clock_offset_us=1000.0)
+    sink = latency.TimedSink(NullSink())
+    sink.batches = [("trade", np.array([100_000]), 150_000)]
+    tables = {"topics": np.array(["x.trade"]), "messages": np.array([[0, 0, 0, 400_000]]),
+              "events": np.array([[0, 1_000_000, 100_000]])}
+    samples: dict[str, np.ndarray] = {}
+    ahead._kafka_stages(sink, [("x.trade", 0, 0, 300_000)], tables, 0, True, samples)
+    assert {name: values.tolist() for name, values in samples.items()} == {
+        "exchange_to_receive": [100_000], "produce_to_ack": [150_000],
+        "ack_to_consumer": [100_000], "end_to_end": [400_000]}

@@ -104,6 +104,31 @@ def test_a_peer_that_accepts_and_closes_is_retried_at_the_limiters_rate_with_gro
     asyncio.run(main())
 
 
+def test_a_lost_connection_is_not_open_while_its_backoff_runs() -> None:
+    sups: list[Supervisor] = []
+    open_without_link: list[float] = []
+
+    class Watching(FakeClock):  # looks at the child whenever anything waits
+        async def sleep(self, seconds: float) -> None:
+            child = sups[0].children[0]
+            if child.state == "open" and child.link is None:
+                open_without_link.append(self.now())
+            await super().sleep(seconds)
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.send(frame(OP_CLOSE, b"\x03\xe8"))
+        await session.read_until_close()
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sups.append(supervisor(peer.url, Watching()))
+            await run_until(sups[0], lambda: sups[0].children[0]._backoff.failures >= 3)
+
+    asyncio.run(main())
+    assert open_without_link == []
+
+
 # --- without a network: a fake connector ---------------------------------------------------
 def test_a_pending_connect_is_cancelled_at_stop() -> None:
     cancelled = asyncio.Event()

@@ -5,11 +5,14 @@ and lifetime rollovers hand over one leg at a time."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from feedhandler.config import ConnectionConfig
+from feedhandler.supervisor.failures import refused
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.legs import LegPair
 from feedhandler.supervisor.plan import leg_url, plan
+from feedhandler.supervisor.transport import LinkFailed
 from feedhandler.supervisor.tree import Supervisor
 from tests.parsing.test_parse_gaps import trade
 from tests.supervisor.test_rollover import CONFIG, FakeLink, Setup
@@ -120,3 +123,26 @@ def test_a_rejoining_leg_is_judged_on_its_new_connection_only() -> None:
     assert s.decoder.overlap_counts(1) == (2, 0)
     s.feed.attempting(leg=1)  # B's connection ended before it was in step: it tries again
     assert s.decoder.overlap_counts(1) == (0, 0) and s.feed.trusted == {0}
+
+
+def test_a_leg_refused_at_start_stops_the_handler_as_any_refusal_does() -> None:
+    async def main() -> None:
+        s = Legs()
+
+        async def b_refused(url: str, factory: Any, config: ConnectionConfig,
+                            context: Any) -> Any:
+            if url.startswith("wss://b.invalid"):
+                raise LinkFailed(refused(403, b"forbidden"))
+            return await s.exchange.connect(url, factory, config, context)
+
+        s.sup = Supervisor([s.feed], REDUNDANT, clock=s.clock, connect=b_refused)
+        refusals: list[str] = []
+        s.sup.on_start_refusal = lambda: refusals.append(s.sup.start_refusal)
+        s.sup.start(lambda task: None)
+        await s.until(lambda: bool(refusals))
+        await s.stop()
+        assert refusals == [f"shard 0: {s.feed.shard.url} refused: HTTP 403: forbidden"]
+        assert [e["status"] for e in s.events if e["type"] == "refused"] == [403]
+        assert s.exchange.links[0].close_reason == "shutdown"  # leg A closed on the way out
+
+    asyncio.run(main())

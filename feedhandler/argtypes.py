@@ -1,0 +1,22 @@
+"""argparse types shared by the commands: a bad value is a usage error (exit 2), never a
+traceback or a silent NaN."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def number(kind: type[int] | type[float] = float, *, zero: bool = False) -> Callable[[str], float]:
+    """A finite number above 0 (or 0 itself, with `zero`)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = -1
+        if not (value >= 0 if zero else value > 0) or value == math.inf:
+            raise argparse.ArgumentTypeError(
+                f"expected a number {'of 0 or more' if zero else 'above 0'}, not {text!r}")
+        return value
+    return parse
