@@ -111,7 +111,7 @@ METRICS: dict[str, Spec] = {
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
-        "record), receive_to_produce (receive to the batch's hand-over to the sink, per "
+        "record; below 0, when our clock is behind, counted as 0), receive_to_produce (receive to the batch's hand-over to the sink, per "
         "record), produce_to_ack (produce() until the delivery report is served, per Kafka "
         "message; kafka.ack_latency)."),
     # the handler's own books (book.publish; absent without it)

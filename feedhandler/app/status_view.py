@@ -35,7 +35,7 @@ class StatusView:
         now = time.monotonic()
         span = max(now - self._at, 1e-9)
         connections = status.supervisor.connections
-        frames = sum(c.frames for c in connections)
+        frames = self.handler.frames  # (shards retired at runtime included: it never falls)
         rates = {kind: round((count - self._records[kind]) / span, 1)
                  for kind, count in stats.records.items()}
         self._at, self._records, self._frames, frames_before = \

@@ -245,8 +245,10 @@ class Connection:
             self.feed.closed(listener)
             self.link = None
         if successor is None:
+            # a redundant leg's hand-over is a rollover (reported once it is back in step),
+            # not a lost connection
             self._report_close(link, "" if replaced in ROLLOVER_CAUSES else replaced,
-                               stop.is_set())
+                               stop.is_set() or self._reconnect_now)
         return successor
 
     async def _roll_over(self, old: Link, cause: str, stop: asyncio.Event) -> Link | None:
@@ -432,7 +434,9 @@ class Connection:
             stopper.cancel()
             shutdown.cancel()
 
-    def _report_close(self, link: Link, replaced: str, stopping: bool) -> None:
+    def _report_close(self, link: Link, replaced: str, planned: bool) -> None:
+        """A connection ended: a `disconnected` event unless `planned` (a shutdown, or a
+        redundant leg's hand-over)."""
         code, reason, who = link.close_info()
         listener = link.listener
         if listener.violation is not None:
@@ -445,7 +449,7 @@ class Connection:
                       "(counted as oversized)", self.index, listener.oversized)
         detail = f"code {code}" if code is not None else "no close code"
         detail += f", reason {reason!r}" if reason else ""
-        if stopping:
+        if planned:
             log.info("shard %d: closed (%s, by %s)", self.index, detail, who)
             return
         if not replaced and listener.violation is None:

@@ -183,3 +183,13 @@ async def test_a_redundant_shard_shows_both_legs_who_won_and_by_how_much() -> No
                              if kind == "trade"])
     assert (np.diff(trades) == 1).all()  # both legs' trades, each id once, in order
     assert "gap" not in [e["type"] for e in sink.events]
+
+
+def test_an_event_time_ahead_of_our_clock_counts_as_0_so_the_sum_never_falls() -> None:
+    latency = LatencyHistograms()
+    trades = np.zeros(2, SCHEMAS["trade"].dtype)
+    trades["ts_recv"] = 1_000_000_000
+    trades["ts_event"] = 1_000_000_000 + np.array([-2_000_000, 3_000_000])  # 3 ms ahead
+    latency.observe_batch("trade", trades, now_ns=1_000_000_000)
+    histogram = latency.histograms[("event_to_receive", "trade")]
+    assert histogram.sum_ns == 2_000_000 and histogram.cumulative()[0][1] == 1

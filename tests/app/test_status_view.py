@@ -20,7 +20,7 @@ def fake_handler() -> Any:
     status = SimpleNamespace(
         supervisor=SimpleNamespace(connections=[connection]), backlog_bytes=4096, paused=False,
         sink={"delivered": 7, "failed": 1, "in_flight": 2, "undelivered": 3, "errors": {}})
-    return SimpleNamespace(stats=stats, status=lambda: status, connection=connection)
+    return SimpleNamespace(stats=stats, status=lambda: status, connection=connection, frames=0)
 
 
 def test_snapshot_rates_are_since_the_previous_snapshot() -> None:
@@ -28,10 +28,11 @@ def test_snapshot_rates_are_since_the_previous_snapshot() -> None:
     view = StatusView(handler)
     handler.stats.records["trade"] += 50
     handler.connection.frames = 25
+    handler.frames = 40  # the handler's count: 15 more from a shard retired meanwhile
     time.sleep(0.05)
     snap = view.snapshot()
     assert 0 < snap["records_per_s"]["trade"] <= 50 / 0.05
-    assert snap["frames"] == 25 and snap["records"] == {"trade": 60}
+    assert snap["frames"] == 40 and snap["records"] == {"trade": 60}
     assert (snap["errors"], snap["gaps"], snap["reconnects"]) == (1, 4, 2)
     assert snap["shards"] == [{"shard": 0, "streams": 2, "state": "connecting", "epoch": 3,
                                "frames": 25, "failed_attempts": 2, "last_error": "refused"}]

@@ -108,6 +108,7 @@ def test_lifetime_hands_over_one_leg_at_a_time() -> None:
         rollovers = [e for e in s.events if e["type"] == "rollover"]
         assert [e["leg"] for e in rollovers] == [first.listener.leg, other.listener.leg]
         assert all(e["cause"] == "lifetime" and e["in_step"] for e in rollovers)
+        assert "disconnected" not in s.types()  # (a lost connection: the reconnects metric)
 
     asyncio.run(main())
 
