@@ -171,6 +171,10 @@ class LiveStreams:
         if self.handler.universe is not None:  # exchangeInfo makes the streams, not `streams`
             log.info("SIGHUP: streams follow the universe (exchangeInfo); not changed")
             return
+        if config.universe.kinds:  # its `streams` is only the default: keep ours till restart
+            log.warning("SIGHUP: universe.kinds makes the streams from the next restart; "
+                        "streams not changed")
+            return
         current, wanted = self.streams(), set(config.streams)
         if current == wanted:
             log.info("SIGHUP: streams unchanged")

@@ -111,9 +111,10 @@ METRICS: dict[str, Spec] = {
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
-        "record; below 0, when our clock is behind, counted as 0), receive_to_produce (receive to the batch's hand-over to the sink, per "
-        "record), produce_to_ack (produce() until the delivery report is served, per Kafka "
-        "message; kafka.ack_latency)."),
+        "record; below 0, when our clock is behind, counted as 0), receive_to_produce "
+        "(receive to the batch's hand-over to the sink, per record), produce_to_ack "
+        "(produce() until the delivery report is served, per Kafka message; "
+        "kafka.ack_latency)."),
     # the handler's own books (book.publish; absent without it)
     "feedhandler_books_valid": Spec("gauge", (), "Symbols whose in-handler book is valid."),
     "feedhandler_book_records_total": Spec("counter", (), "`book` records published."),

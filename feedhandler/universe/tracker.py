@@ -81,7 +81,9 @@ class UniverseTracker:
         add, remove = wanted - current, (self._planned - wanted) & current
         if add or remove:
             await self._live.change(sorted(add), sorted(remove))
-        self.symbols, self._planned = chosen, wanted
+        # a removal the exchange refused (the connection went back to its streams) stays
+        # planned, so the next refresh removes it again; a refused addition is retried anyway
+        self.symbols, self._planned = chosen, wanted | (remove & self._live.streams())
         self.refreshes += 1
         if listed or delisted:
             log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,

@@ -207,6 +207,13 @@ def test_sighup_applies_the_files_streams_and_logs_the_other_changes(
                 os.kill(os.getpid(), signal.SIGHUP)
                 await until(lambda: "configuration not reloaded" in caplog.text)
                 assert handler.live.streams() == {"btcusdt@trade", "solusdt@trade"}
+
+                # a universe section (no streams: they would come from exchangeInfo) waits for
+                # the restart, and the running streams stay
+                path.write_text(f"url: {sim.url}\nuniverse:\n  kinds: [trade]\n")
+                os.kill(os.getpid(), signal.SIGHUP)
+                await until(lambda: "makes the streams from the next restart" in caplog.text)
+                assert handler.live.streams() == {"btcusdt@trade", "solusdt@trade"}
             finally:
                 handler.stop()
                 await task

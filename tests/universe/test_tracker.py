@@ -173,3 +173,32 @@ async def test_streams_added_by_hand_are_left_alone() -> None:
     await tracker.refresh()
     assert live.changes[-1] == ([], ["btcusdt@trade"])
     assert live.current == {"!miniTicker@arr", "ethusdt@bookTicker", "solusdt@trade"}
+
+
+class RefusingLive(FakeLive):
+    """The exchange refuses the first change: the connection goes back to its streams."""
+
+    async def change(self, add: list[str], remove: list[str]) -> None:
+        self.changes.append((add, remove))
+        if len(self.changes) > 1:
+            self.current = self.current - set(remove) | set(add)
+
+
+@sync
+async def test_a_removal_the_exchange_refused_is_made_at_the_next_refresh() -> None:
+    answers = [info(("BTCUSDT", "TRADING"), ("ADAUSDT", "TRADING")),
+               info(("BTCUSDT", "TRADING"), ("ADAUSDT", "BREAK")),
+               info(("BTCUSDT", "TRADING"), ("ADAUSDT", "BREAK"))]
+
+    async def fetch() -> dict[str, Any]:
+        return answers.pop(0)
+
+    live = RefusingLive()
+    live.current = {"btcusdt@trade", "adausdt@trade"}  # (as the first plan placed them)
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=0, on_event=lambda event: None)
+    await tracker.refresh()
+    await tracker.refresh()  # ADAUSDT halted: its removal refused
+    assert live.changes[-1] == ([], ["adausdt@trade"]) and "adausdt@trade" in live.current
+    await tracker.refresh()
+    assert live.changes[-1] == ([], ["adausdt@trade"]) and live.current == {"btcusdt@trade"}
