@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from feedhandler.recording.format import GZIP_MAGIC, MAGIC, RecordingError, RecordingReader
+
+log = logging.getLogger(__name__)
 
 _BUFFER_BYTES = 1 << 20
 NS_PER_S = 10**9
@@ -43,10 +47,11 @@ class FrameFile:
         try:
             head = self._raw.peek(len(MAGIC))
             if head[:2] == GZIP_MAGIC:
-                self._text = io.BufferedReader(gzip.GzipFile(fileobj=self._raw),
-                                               buffer_size=_BUFFER_BYTES)
+                # read as it is (buffered inside): a buffer over it would drop what it had
+                # decompressed when the stream turns out cut short or damaged
+                self._text = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
                 head = self._text.peek(len(MAGIC))
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             self.close()
             raise RecordingError(f"{self.path}: unreadable: {exc}") from None
         if head[:len(MAGIC)] == MAGIC:
@@ -69,12 +74,14 @@ class FrameFile:
             for recv_ns, stream, payload in self._recording:
                 yield Frame(recv_ns, stream, payload)
             return
+        lines = 0
         try:
             for line in self._text:
+                lines += 1
                 if line.strip():
                     yield self._parse_line(line)
-        except EOFError:  # a gzip capture cut short: replay up to there
-            return
+        except (EOFError, OSError, zlib.error) as exc:  # a gzip capture cut short or damaged
+            log.warning("%s: %s, after %d lines: read up to there", self.path, exc, lines)
 
     @staticmethod
     def _parse_line(line: bytes) -> Frame:

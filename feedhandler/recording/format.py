@@ -30,8 +30,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import os
 import struct
+import zlib
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import IO, Any, NamedTuple, Self
@@ -51,6 +53,9 @@ RECORD_HEADER = np.dtype({"names": ["recv_ns", "stream_len", "payload_len"],
                           "itemsize": _RECORD.size})
 
 
+log = logging.getLogger(__name__)
+
+
 class RecordingError(ValueError):
     """The file is not a readable recording."""
 
@@ -68,7 +73,7 @@ class Record(NamedTuple):
 class _RecordingFile:
     """An open recording file: closed by close() or by leaving a `with` block."""
 
-    _file: IO[bytes]
+    _file: IO[bytes] | gzip.GzipFile
 
     def close(self) -> None:
         self._file.close()
@@ -164,10 +169,12 @@ class RecordingReader(_RecordingFile):
     def __init__(self, path: str | os.PathLike[str], *, tolerate_truncation: bool = False):
         # the file on disk: its position is the progress through it
         self._raw = io.BufferedReader(io.FileIO(path), _BUFFER_BYTES)
-        self._file: IO[bytes] = self._raw
+        self._file: IO[bytes] | gzip.GzipFile = self._raw
         if self._raw.peek(2)[:2] == GZIP_MAGIC:
-            self._file = io.BufferedReader(gzip.GzipFile(fileobj=self._raw),
-                                           buffer_size=_BUFFER_BYTES)
+            # read as it is (buffered inside): a buffer over it would drop what it had
+            # decompressed when the stream turns out cut short or damaged
+            self._file = gzip.GzipFile(fileobj=self._raw)
+        self._path = os.fspath(path)
         self._tolerate = tolerate_truncation
         try:
             header = self._file.read(_HEADER.size)
@@ -181,7 +188,15 @@ class RecordingReader(_RecordingFile):
             meta = self._file.read(meta_len)
             if len(meta) < meta_len:
                 raise TruncatedRecording(f"{path}: header metadata cut short")
-            self.meta: dict[str, Any] = json.loads(meta)
+            try:
+                self.meta: dict[str, Any] = json.loads(meta)
+            except ValueError:
+                self.meta = None  # type: ignore[assignment]
+            if not isinstance(self.meta, dict):
+                raise RecordingError(f"{path}: header metadata is not a JSON object")
+        except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short or damaged
+            self.close()
+            raise RecordingError(f"{path}: unreadable: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -196,18 +211,23 @@ class RecordingReader(_RecordingFile):
 
     def __iter__(self) -> Iterator[Record]:
         read, unpack, size = self._file.read, _RECORD.unpack, _RECORD.size
+        records, damage = 0, "it ends inside a record"
         try:
             while head := read(size):
                 if len(head) == size:
                     recv_ns, stream_len, payload_len = unpack(head)
                     body = read(stream_len + payload_len)
                     if len(body) == stream_len + payload_len:
-                        yield Record(recv_ns, body[:stream_len].decode(), body[stream_len:])
+                        # (a label that is not UTF-8 names no stream: the payload is judged)
+                        yield Record(recv_ns, body[:stream_len].decode(errors="replace"),
+                                     body[stream_len:])
+                        records += 1
                         continue
                 break
             else:
                 return
-        except EOFError:  # a gzip stream cut short
-            pass
+        except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short or damaged
+            damage = str(exc)
         if not self._tolerate:
-            raise TruncatedRecording("recording ends inside a record")
+            raise TruncatedRecording(f"{self._path}: {damage}, after {records} records")
+        log.warning("%s: %s, after %d records: read up to there", self._path, damage, records)

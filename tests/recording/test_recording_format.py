@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from feedhandler.recording.captures import FrameFile
 from feedhandler.recording.format import (
     MAGIC,
     Record,
@@ -120,3 +121,54 @@ def test_gzip_recording_cut_short_by_a_crash(tmp_path: Path) -> None:
     with pytest.raises(TruncatedRecording):
         list(RecordingReader(path))
     assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:3]
+
+
+def _many(path: Path, count: int = 20_000) -> list[Record]:
+    """A gzip recording of `count` records, several MiB unpacked (random payloads)."""
+    rng = np.random.default_rng(7)
+    records = [Record(i, "btcusdt@trade", rng.bytes(200)) for i in range(count)]
+    with RecordingWriter(path) as writer:
+        for record in records:
+            writer.write(*record)
+    return records
+
+
+def test_a_damaged_gzip_recording_gives_every_record_before_the_damage(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "r.fhrec.gz"
+    records = _many(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-8])  # the trailer lost: every record is still whole
+    assert list(RecordingReader(path, tolerate_truncation=True)) == records
+    assert "after 20000 records: read up to there" in caplog.text
+    path.write_bytes(data[:len(data) // 2])  # cut short
+    got = list(RecordingReader(path, tolerate_truncation=True))
+    assert got == records[:len(got)]
+    assert len(records) // 2 - len(got) < 50  # what was decompressed is kept
+    with pytest.raises(TruncatedRecording):
+        list(RecordingReader(path))
+    with FrameFile(path) as frames:  # (the replay's reader)
+        assert [f.payload for f in frames] == [r.payload for r in got]
+    # damaged inside: deflate may decode some garbage before its checksum fails at the end
+    # (records carry no checksum of their own); the reader stops there, without a traceback
+    path.write_bytes(data[:len(data) // 2] + bytes(1000) + data[len(data) // 2 + 1000:])
+    got = list(RecordingReader(path, tolerate_truncation=True))
+    assert got[:len(records) // 2 - 50] == records[:len(records) // 2 - 50]
+    assert "CRC check failed" in caplog.text or "invalid" in caplog.text
+
+
+@pytest.mark.parametrize("meta", [b"{not json", b"[1, 2]", b'"text"'])
+def test_header_metadata_must_be_a_json_object(tmp_path: Path, meta: bytes) -> None:
+    path = tmp_path / "m.fhrec"
+    path.write_bytes(MAGIC + struct.pack("<HHI", 1, 0, len(meta)) + meta)
+    with pytest.raises(RecordingError, match="header metadata is not a JSON object"):
+        RecordingReader(path)
+
+
+def test_a_stream_label_that_is_not_utf8_is_read_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "u.fhrec"
+    with RecordingWriter(path) as writer:
+        writer.write(1, "x", b"{}")
+    data = path.read_bytes()
+    path.write_bytes(data[:-3] + b"\xff{}")  # the label's one byte
+    assert list(RecordingReader(path)) == [Record(1, "\ufffd", b"{}")]
