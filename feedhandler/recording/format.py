@@ -169,7 +169,7 @@ class RecordingReader(_RecordingFile):
     def __init__(self, path: str | os.PathLike[str], *, tolerate_truncation: bool = False):
         # the file on disk: its position is the progress through it
         self._raw = io.BufferedReader(io.FileIO(path), _BUFFER_BYTES)
-        self._file: IO[bytes] | gzip.GzipFile = self._raw
+        self._file: io.BufferedReader[io.FileIO] | gzip.GzipFile = self._raw
         if self._raw.peek(2)[:2] == GZIP_MAGIC:
             # read as it is (buffered inside): a buffer over it would drop what it had
             # decompressed when the stream turns out cut short or damaged
@@ -210,22 +210,33 @@ class RecordingReader(_RecordingFile):
         return self._raw.tell()
 
     def __iter__(self) -> Iterator[Record]:
-        read, unpack, size = self._file.read, _RECORD.unpack, _RECORD.size
-        records, damage = 0, "it ends inside a record"
+        # Records are cut from chunks as they come: all that was read before a gzip stream
+        # turns out cut short or damaged is given out first.
+        read, read1 = self._file.read, self._file.read1
+        unpack, size = _RECORD.unpack_from, _RECORD.size
+        chunk, at, records, damage = b"", 0, 0, "it ends inside a record"
         try:
-            while head := read(size):
-                if len(head) == size:
-                    recv_ns, stream_len, payload_len = unpack(head)
-                    body = read(stream_len + payload_len)
-                    if len(body) == stream_len + payload_len:
+            while True:
+                end = at + size
+                if len(chunk) >= end:
+                    recv_ns, stream_len, payload_len = unpack(chunk, at)
+                    end += stream_len + payload_len
+                    if len(chunk) >= end:
+                        stream = at + size + stream_len
                         # (a label that is not UTF-8 names no stream: the payload is judged)
-                        yield Record(recv_ns, body[:stream_len].decode(errors="replace"),
-                                     body[stream_len:])
-                        records += 1
+                        yield Record(recv_ns, chunk[at + size:stream].decode(errors="replace"),
+                                     chunk[stream:end])
+                        records, at = records + 1, end
                         continue
-                break
-            else:
-                return
+                # a record longer than a chunk is read whole (read() loses only that record,
+                # then incomplete, if the stream ends on the way)
+                missing = end - len(chunk)
+                more = read1(_BUFFER_BYTES) if missing <= _BUFFER_BYTES else read(missing)
+                if not more:
+                    if at == len(chunk):
+                        return
+                    break
+                chunk, at = chunk[at:] + more, 0
         except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short or damaged
             damage = str(exc)
         if not self._tolerate:

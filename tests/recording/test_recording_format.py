@@ -172,3 +172,13 @@ def test_a_stream_label_that_is_not_utf8_is_read_not_refused(tmp_path: Path) -> 
     data = path.read_bytes()
     path.write_bytes(data[:-3] + b"\xff{}")  # the label's one byte
     assert list(RecordingReader(path)) == [Record(1, "\ufffd", b"{}")]
+
+
+@pytest.mark.parametrize("name", ["big.fhrec", "big.fhrec.gz"])
+def test_records_longer_than_a_read_chunk(tmp_path: Path, name: str) -> None:
+    records = [Record(1, "a", b"x" * 3_000_000), Record(2, "b", b"{}"),
+               Record(3, "c", bytes(range(256)) * 9000)]
+    with RecordingWriter(tmp_path / name) as writer:
+        for record in records:
+            writer.write(*record)
+    assert list(RecordingReader(tmp_path / name)) == records
