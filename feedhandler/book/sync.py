@@ -123,8 +123,10 @@ class SnapshotSync:
 
     def _schedule(self, symbol: str, state: SymbolSync, priority: int) -> None:
         loop = asyncio.get_running_loop()
-        if state.task is not None and priority < state.priority:
-            state.task.cancel()  # a refresh in the queue: the resync goes ahead of it instead
+        if state.task is not None and state.priority == REFRESH and priority < REFRESH:
+            # a refresh waits behind every other request: the resync goes instead (a fetch at
+            # start or for an earlier gap is awaited: its answer is checked when it comes)
+            state.task.cancel()
             state.task = None
         if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
             state.priority = priority

@@ -143,7 +143,8 @@ class Connection:
                 link = await self._attempt(stop)
                 if link is not None:
                     await self._serve(link, stop)
-                    self.state = "connecting"  # lost: not open while the backoff runs
+                    if self.state == "open":  # lost: not open while the backoff runs
+                        self.state = "connecting"  # (quarantined or stopped stay)
                     at_once, self._reconnect_now = self._reconnect_now, False
                     if not stop.is_set() and not at_once:
                         await self._pause(stop, self._backoff.next_delay())

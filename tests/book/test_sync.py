@@ -140,6 +140,29 @@ async def test_synced_symbols_get_a_fresh_snapshot_every_refresh_interval() -> N
     assert source.calls[1][2] > source.calls[0][2]  # refreshes queue behind everything else
 
 
+class InFlight(FakeDepth):
+    """Every request is sent at once and answered 50 ms later."""
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+        await asyncio.sleep(0.05)
+        return await super().depth(symbol, limit, priority=priority)
+
+
+async def test_a_gap_awaits_the_snapshot_already_in_flight() -> None:
+    source = InFlight({"AAA": [20, 30]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append)
+    sync.on_depth(diff("AAA", 10, 10))
+    await asyncio.sleep(0.01)  # the start snapshot is on its way
+    sync.on_depth(diff("AAA", 15, 15))  # 11..14 missed: its answer (20) covers them
+    async with asyncio.timeout(5):
+        while sync.pending():
+            await asyncio.sleep(0.001)
+    assert [c[2] for c in source.calls] == [SNAPSHOT]
+    assert [int(p["last_update_id"][0]) for p in published] == [20]
+    await sync.close()
+
+
 async def test_no_refresh_while_the_sink_is_backed_up() -> None:
     source = FakeDepth({"AAA": [10, 20]})
     published: list[np.ndarray] = []

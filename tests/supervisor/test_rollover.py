@@ -14,9 +14,10 @@ import numpy as np
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
 from feedhandler.config import ConnectionConfig
+from feedhandler.supervisor.failures import refused
 from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import plan
-from feedhandler.supervisor.transport import Link
+from feedhandler.supervisor.transport import Link, LinkFailed
 from feedhandler.supervisor.tree import Supervisor
 from tests.parsing.test_parse_gaps import trade
 from tests.supervisor.fake_clock import FakeClock
@@ -261,5 +262,30 @@ def test_a_loss_is_published_again_by_the_next_connection_when_one_is_dropped_un
         gaps = [e for e in s.events if e["type"] == "gap"]
         assert [(g["from_ns"], g["to_ns"]) for g in gaps] == [
             (old.connected_ns, unserved.connected_ns), (old.connected_ns, served.connected_ns)]
+
+    asyncio.run(main())
+
+
+def test_a_replacement_refused_for_good_leaves_the_shard_quarantined() -> None:
+    async def main() -> None:
+        s = Setup()
+        attempts: list[float] = []
+
+        async def refused_after_the_first(url: str, factory: Callable[[], FeedListener],
+                                          config: ConnectionConfig, context: Any) -> Link:
+            attempts.append(s.clock.now())
+            if len(attempts) > 1:
+                raise LinkFailed(refused(403, b"forbidden"))
+            return await s.exchange.connect(url, factory, config, context)
+
+        s.sup = Supervisor([s.feed], CONFIG, clock=s.clock, connect=refused_after_the_first)
+        s.sup.start(lambda task: None)
+        await s.until(lambda: "quarantined" in s.types())
+        for _ in range(100):  # time for a wrong retry to show
+            await asyncio.sleep(0.001)
+        state = s.sup.children[0].state
+        await s.stop()
+        assert state == "quarantined" and len(attempts) == 2
+        assert s.types().count("quarantined") == 1
 
     asyncio.run(main())
