@@ -309,6 +309,9 @@ class Handler:
         self._stop.set()
 
     def _reload(self) -> None:
+        if self.live.reload_config is None:
+            log.warning("SIGHUP ignored: only `feedhandler run` reads its configuration again")
+            return
         task = asyncio.create_task(self.live.reload(), name="reload")
         self._reloads.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._reloads.discard)
@@ -374,8 +377,8 @@ class Handler:
             await self.health.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
-        if self.live.reload_config is not None:
-            loop.add_signal_handler(signal.SIGHUP, self._reload)
+        # (SIGHUP's default would end the process unflushed: record and replay ignore it)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         started = time.perf_counter()
         self.supervisor.start(self._task_done)
         service = asyncio.create_task(self._service(), name="service")
@@ -398,6 +401,9 @@ class Handler:
             if self._universe_task is not None:  # no plan change while connections close
                 self._universe_task.cancel()
                 await asyncio.gather(self._universe_task, return_exceptions=True)
+            for task in list(self._reloads):  # (nor a SIGHUP's)
+                task.cancel()
+            await asyncio.gather(*self._reloads, return_exceptions=True)
             # Open connections close gracefully; pending connects and handshakes are
             # cancelled: both within a second, whatever the peer does.
             self.supervisor.stop()
@@ -424,6 +430,8 @@ class Handler:
                 log.error("%d messages undelivered at shutdown", undelivered)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+                # flushed: a signal from here to the exit must not turn exit 0 into 143/130
+                signal.signal(sig, signal.SIG_IGN)
         if self.supervisor.start_refusal:
             raise ConfigError(self.supervisor.start_refusal)
         return self.stats

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from feedhandler.blocking import in_daemon_thread
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract.streams import normalize_streams
 from feedhandler.sinks.base import TopicSink
@@ -96,7 +97,7 @@ class LiveStreams:
                 added=sorted(set(adding) - current), removed=sorted(set(removing) & current),
                 ignored=sorted(set(adding) & current | set(removing) - current))
             if result.added and isinstance(self.handler.sink, TopicSink):
-                await asyncio.to_thread(self.handler.sink.add_streams, result.added)
+                await in_daemon_thread(self.handler.sink.add_streams, result.added)
             changes = []
             for position in sorted(placement.add.keys() | placement.remove.keys()):
                 connection = connections[position]

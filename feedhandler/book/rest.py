@@ -1,7 +1,7 @@
 """REST `GET /api/v3/depth`: the snapshot source when `book.snapshot_source: rest` (a
 configured fallback; the WebSocket API is the default). Same weights and the same per-IP
 budget as the WebSocket API (the exchange counts both together); a 429/418 `Retry-After`
-(seconds) stops every request of the budget. One thread-pool call per snapshot (stdlib
+(seconds) stops every request of the budget. One daemon-thread call per snapshot (stdlib
 urllib, certificates verified), never per message.
 """
 
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from feedhandler.blocking import in_daemon_thread
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, WeightBudget
 from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight
@@ -35,7 +36,7 @@ class RestDepth:
         weight = depth_weight(limit)
         await self.budget.acquire(weight, priority)
         try:
-            status, retry_after, body = await asyncio.to_thread(self._get, url)
+            status, retry_after, body = await in_daemon_thread(self._get, url)
         finally:
             self.budget.complete(weight)
         if status == 200:

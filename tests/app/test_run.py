@@ -106,3 +106,35 @@ def test_sighup_rereads_the_config_file_of_run(simulator: SimulatorProcess,
             out, err = handler.communicate(timeout=20)
     assert handler.returncode == 0, err
     assert orjson.loads(out)["connections"]["attempts"] == 1  # no reconnect for it
+
+
+def test_record_ignores_sighup_and_a_late_signal_keeps_exit_0(simulator: SimulatorProcess,
+                                                               tmp_path: Path) -> None:
+    # SIGHUP's default would end `record` unflushed; after the flush a second SIGTERM must
+    # not turn exit 0 into 143
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feedhandler", "record", "--url", simulator.url, "--streams",
+         "btcusdt@trade", "--out", str(tmp_path), "--sink", "null", "--live", "off",
+         "--stats-interval", "0"],
+        stderr=subprocess.PIPE, env=clean_env())
+    try:
+        for _ in range(300):  # until it records
+            if list(tmp_path.glob("*.fhrec.gz")):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        for _ in range(200):  # a second SIGTERM while it shuts down, whenever that is
+            time.sleep(0.01)
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert b"SIGHUP ignored" in err
+    (recording,) = tmp_path.glob("*.fhrec.gz")
+    assert recording.stat().st_size > 100
