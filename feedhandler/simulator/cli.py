@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +122,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _config(args: argparse.Namespace, scratch: Path) -> SimulatorConfig:
+def _config(args: argparse.Namespace, scratch: Callable[[], Path]) -> SimulatorConfig:
+    """The simulator's configuration; `scratch()`: a temporary directory, asked for only when
+    a self-signed pair has nowhere else to go (a read-only root needs none otherwise)."""
     values: dict[str, Any] = {
         name: getattr(args, name) for flags in _FLAGS.values() for name, *_ in flags
     }
     cert, key = args.cert, args.key
     if args.tls_self_signed:
-        cert, key = cert or scratch / "cert.pem", key or scratch / "key.pem"
+        if not (cert and key):
+            folder = scratch()
+            cert, key = cert or folder / "cert.pem", key or folder / "key.pem"
         write_self_signed(cert, key, args.host)
     elif args.tls and not (cert and key):
         raise ValueError("--tls needs --cert and --key (or use --tls-self-signed)")
@@ -173,9 +179,13 @@ async def _serve(config: SimulatorConfig, ready_file: Path | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="feedhandler-sim-") as scratch:
+    with contextlib.ExitStack() as stack:
+        def scratch() -> Path:
+            return Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="feedhandler-sim-")))
+
         try:
-            config = _config(args, Path(scratch))
+            config = _config(args, scratch)
         except (OSError, ValueError) as exc:  # a bad value, or --cert/--key not writable
             print(f"feedhandler simulate: {exc}", file=sys.stderr)
             return 2

@@ -17,7 +17,9 @@ import pytest
 import uvloop
 import websockets
 
+from feedhandler.cli import build_parser
 from feedhandler.recording.format import RecordingWriter
+from feedhandler.simulator.cli import _config
 from feedhandler.simulator.market import Feed, Universe
 from feedhandler.simulator.server.faults import MALFORMED
 from feedhandler.simulator.testing import SimulatorProcess
@@ -182,3 +184,18 @@ def test_help_documents_the_wall_clock_mode() -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     assert "--wall-clock" in text and "CLOCK_REALTIME" in text and "timeUnit=MICROSECOND" in text
+
+
+def test_no_temporary_directory_unless_a_self_signed_pair_needs_one(tmp_path: Path) -> None:
+    # (a read-only root, as in the Kubernetes demo, has no usable /tmp)
+    def no_scratch() -> Path:
+        raise AssertionError("asked for a temporary directory")
+
+    parser = build_parser("simulate")
+    plain = parser.parse_args(["simulate", "--port", "0"])
+    assert _config(plain, no_scratch).tls_cert is None
+    given = parser.parse_args(["simulate", "--tls-self-signed", "--cert",
+                               str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem")])
+    assert _config(given, no_scratch).tls_cert == tmp_path / "c.pem"
+    anywhere = parser.parse_args(["simulate", "--tls-self-signed"])
+    assert _config(anywhere, lambda: tmp_path).tls_key == tmp_path / "key.pem"
