@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from feedhandler._ext.book import Books
-from feedhandler.book.snapshot import DEPTH
 from feedhandler.consume.decode import KafkaMessage, decode
-from feedhandler.records import to_decimal, wide_to_int
+from feedhandler.records import in_current_layout, to_decimal, wide_to_int
 
 _REASONS = {
     "no_snapshot": "no snapshot seen yet",
@@ -52,15 +51,14 @@ class BookBuilder:
         self.books = Books(max_levels, max_buffer)
 
     def apply(self, records: np.ndarray) -> None:
-        """Depth records (diffs and snapshot rows), in topic order. Arrays numpy repacked
-        (`np.concatenate` drops the padding) are brought back to the wire layout first."""
-        if records.dtype != DEPTH.dtype:
-            records = records.astype(DEPTH.dtype)
-        self.books.apply(records)
+        """Depth records (diffs and snapshot rows), in topic order. Records of an earlier
+        schema version, and arrays numpy repacked (`np.concatenate` drops the padding), are
+        brought to the current wire layout first."""
+        self.books.apply(in_current_layout("depth", records))
 
     def apply_message(self, message: KafkaMessage) -> None:
         """One message of the depth topic (`records` encoding)."""
-        self.books.apply(decode(message))
+        self.apply(decode(message))
 
     def symbols(self) -> list[str]:
         return self.books.symbols()

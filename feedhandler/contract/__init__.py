@@ -183,7 +183,7 @@ def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndar
     schema = SCHEMAS[schema.kind]
 
     frames = value.split(b"\n")[:-1]  # every frame ends in "\n"
-    recv_ns = [int(t) for t in headers[H_RECV_NS].split(",")]
+    recv_ns = [int(t) for t in headers[H_RECV_NS].split(",") if t]  # ("" for no frame)
     if len(frames) != len(recv_ns):
         raise ValueError(f"{len(frames)} frames but {len(recv_ns)} receive times")
     parts: list[np.ndarray] = []

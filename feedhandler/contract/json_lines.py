@@ -185,6 +185,8 @@ def decode_json(schema: Schema, value: bytes) -> np.ndarray:
     """JSON lines -> records (the inverse of `encode_json`); per value, for consumers."""
     rows: list[dict[str, Any]] = [orjson.loads(line) for line in value.splitlines() if line]
     out = np.zeros(len(rows), schema.dtype)
+    if not rows:  # (an empty list has no shape for the sub-array columns to take)
+        return out
     for field in schema.fields:
         column = [row[field.name] for row in rows]
         if field.type == "bytes":

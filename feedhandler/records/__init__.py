@@ -5,11 +5,12 @@ from feedhandler.records.schema import (
     SCHEMAS,
     Schema,
     from_str,
+    in_current_layout,
     schema_by_name,
     to_decimal,
     to_str,
     wide_to_int,
 )
 
-__all__ = ["SCALE", "SCHEMAS", "Schema", "from_str", "schema_by_name", "to_decimal", "to_str",
-           "wide_to_int"]
+__all__ = ["SCALE", "SCHEMAS", "Schema", "from_str", "in_current_layout", "schema_by_name",
+           "to_decimal", "to_str", "wide_to_int"]

@@ -95,6 +95,26 @@ HISTORY: dict[tuple[str, int], Schema] = {
 _BY_NAME = {**HISTORY, **{(s.name, s.version): s for s in SCHEMAS.values()}}
 
 
+def in_current_layout(kind: str, records: np.ndarray) -> np.ndarray:
+    """Records of `kind` in any layout it had (an earlier version, or one numpy repacked) in
+    its current one, field by field: a quantity that grew from int64 to 128 bits is
+    sign-extended, a field added since stays 0."""
+    schema = SCHEMAS[kind]
+    if records.dtype == schema.dtype:
+        return records
+    out = np.zeros(len(records), schema.dtype)
+    for name in schema.dtype.names or ():
+        if name not in (records.dtype.names or ()):
+            continue
+        source, target = records[name], out[name]
+        if target.dtype.names == ("lo", "hi") and source.dtype.names is None:
+            values = source.astype(np.int64)
+            target["lo"], target["hi"] = values.view(np.uint64), values >> 63
+        else:
+            target[...] = source
+    return out
+
+
 def schema_by_name(name: str, version: int) -> Schema:
     """The schema a Kafka message's headers name; KeyError for one this build does not know."""
     try:

@@ -9,7 +9,8 @@ import pytest
 
 from feedhandler.book import BookBuilder, snapshot_records
 from feedhandler.book.snapshot import DEPTH, SnapshotError, decimal_units
-from feedhandler.records import wide_to_int
+from feedhandler.records import in_current_layout, wide_to_int
+from feedhandler.records.schema import HISTORY
 
 Levels = list[tuple[str, str]]
 
@@ -149,3 +150,27 @@ def test_snapshot_decimals_are_exact_and_bounded() -> None:
     for bad in ("92233720368.54775808", "0.000000001", "1e5", "", "-1"):
         with pytest.raises(SnapshotError):
             decimal_units(bad)
+
+
+def test_depth_records_of_schema_v1_build_the_same_book() -> None:
+    # v1 (before 128-bit quantities): qty an int64, as messages still on a topic may hold
+    v1 = HISTORY[(DEPTH.name, 1)]
+    current = np.concatenate([snap("X", 14, [("99", "1.25")], [("101", "4")]),
+                              diff("X", 15, 15, bids=[("98", "2")])])
+    old = np.zeros(len(current), v1.dtype)
+    for name in v1.dtype.names or ():
+        old[name] = current[name] if name != "qty" else current["qty"]["lo"].astype(np.int64)
+    b, expected = BookBuilder(), BookBuilder()
+    b.apply(old)
+    expected.apply(current)
+    assert book(b, "X") == book(expected, "X") and b.top("X").bids[1] == (Decimal("98"),
+                                                                          Decimal("2"))
+    assert b.top("X").bids[0] == (Decimal("99"), Decimal("1.25"))
+
+
+def test_an_int64_quantity_is_sign_extended_into_128_bits() -> None:
+    v1 = HISTORY[(DEPTH.name, 1)]
+    old = np.zeros(2, v1.dtype)
+    old["qty"] = [-5, 2**63 - 1]
+    now = in_current_layout("depth", old)
+    assert [wide_to_int(q) for q in now["qty"]] == [-5, 2**63 - 1]

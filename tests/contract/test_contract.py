@@ -199,6 +199,16 @@ def test_decode_value_records_json_and_raw_agree() -> None:
             assert decoded.tobytes() == records.tobytes(), kind
 
 
+@pytest.mark.parametrize("kind", list(SCHEMAS))
+def test_an_empty_message_decodes_to_no_records_in_every_encoding(kind: str) -> None:
+    schema = SCHEMAS[kind]
+    base = {H_SCHEMA: schema.name, H_VERSION: str(schema.version), H_COUNT: "0"}
+    raw = header_dict(raw_headers(np.array([], np.int64), "ms"))
+    for headers in ({H_ENCODING: "records"}, {H_ENCODING: "json"}, {H_ENCODING: "raw", **raw}):
+        decoded = decode_value({**base, **headers}, b"")
+        assert decoded.dtype == schema.dtype and len(decoded) == 0, headers
+
+
 def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
     schema = SCHEMAS["trade"]
     records = np.zeros(2, schema.dtype)
