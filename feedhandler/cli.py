@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,4 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(chosen).parse_args(argv)
     setup_logging(args.log_level, args.log_format)
-    return int(importlib.import_module(COMMANDS[args.command][0]).run(args))
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args))
+    except BrokenPipeError:  # piped into `head`, which has left: no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (for the exit flush)
+        return 1

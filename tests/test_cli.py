@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +98,14 @@ def test_bench_rates_are_events_per_second_or_max(rates: str,
 def test_bench_kinds_are_stream_kinds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "latency", "--kinds", "trade,foo", "--no-plots"]) == 2
     assert "--kinds: unknown stream 'btcusdt@foo'" in capsys.readouterr().err
+
+
+def test_output_piped_into_a_reader_that_left_is_no_traceback() -> None:
+    # `feedhandler config show | head -1`: the reader goes before the output is written
+    example = Path(__file__).parents[1] / "examples" / "simulator.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "feedhandler", "config", "show", example],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and b"Traceback" not in err, err

@@ -59,11 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--profiles", default="latency,throughput",
                      help="kafka.profile values to run (default: %(default)s)")
     lat.add_argument("--duration", type=number(float), default=5.0,
-                     help="seconds per paced run")
-    lat.add_argument("--symbols", type=number(int), default=8)
+                     help="seconds per paced run (default: %(default)s)")
+    lat.add_argument("--symbols", type=number(int), default=8,
+                     help="symbols, each with every kind (default: %(default)s)")
     lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
                      help="stream kinds per symbol: the mix (default: %(default)s)")
-    lat.add_argument("--saturation-frames", type=number(int), default=300_000)
+    lat.add_argument("--saturation-frames", type=number(int), default=300_000,
+                     help="frames per saturation run (default: %(default)s)")
     lat.add_argument("--tick-us", type=int, default=None,
                      help="the paced simulator sends the events due every US µs; 1000: its "
                      "loop's timers, bursts of a millisecond (default: ~10 events a tick, "

@@ -239,7 +239,8 @@ feedhandler consume --from-beginning --format summary # per symbol: messages, re
                                                       # last sequence id, gaps, repeats
 ```
 
-`--topic T` reads any topic; `--kafka-bootstrap`, `--exchange`/`--market` and
+`--topic T` reads any topic; `--kafka-bootstrap` (default `127.0.0.1:9092`), `--exchange`/
+`--market` (default `binance`/`spot`; `--market sim` for `examples/simulator.yaml`) and
 `--topic-template` locate them. Without `--follow` it stops at the end offsets seen on start.
 Control events and dead letters are printed as JSON lines."""
 

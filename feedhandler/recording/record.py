@@ -19,14 +19,13 @@ from feedhandler.sinks.base import Sink
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("recordings"),
-                   help="directory for the recording files (default: ./recordings)")
+                   help="directory for the recording files")
     p.add_argument("--rotate-s", type=number(float), default=3600.0,
-                   help="start a new file after this many seconds (default: 3600)")
+                   help="start a new file after this many seconds")
     p.add_argument("--rotate-mb", type=number(float), default=1024.0,
-                   help="start a new file after this many MiB before compression "
-                        "(default: 1024)")
+                   help="start a new file after this many MiB before compression")
     p.add_argument("--prefix", default="feedhandler",
-                   help="file name prefix: PREFIX-<UTC time>.fhrec.gz (default: feedhandler)")
+                   help="file name prefix: PREFIX-<UTC time>.fhrec.gz")
     add_run_arguments(p)
 
 
