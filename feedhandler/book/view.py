@@ -13,9 +13,10 @@ import sys
 from typing import IO
 
 import orjson
+from confluent_kafka import KafkaException
 
 from feedhandler.book.builder import BookBuilder
-from feedhandler.consume.reader import read_messages
+from feedhandler.consume.reader import ReadError, read_messages
 from feedhandler.contract import topic_for
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
                       market=args.market)
     builder = BookBuilder()
     messages = read_messages(args.kafka_bootstrap, [topic], from_beginning=True,
-                             follow=args.follow, idle_timeout=args.idle_timeout)
+                             follow=args.follow, idle_timeout=args.idle_timeout,
+                             timeout=args.timeout, settings=dict(args.settings))
     fmt = "jsonl" if args.format == "jsonl" else "table"
     try:
         for message in messages:
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
                 out.flush()
     except KeyboardInterrupt:
         pass
+    except (ReadError, KafkaException) as exc:
+        print(f"feedhandler consume: {exc}", file=sys.stderr)
+        return 1
     finally:
         messages.close()
     if not args.follow:

@@ -108,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     start = p.add_argument_group("from where").add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true",
                        help="start at the earliest offset (the default without --follow)")
-    start.add_argument("--tail", type=int, default=0, metavar="N",
+    start.add_argument("--tail", type=int, default=None, metavar="N",
                        help="start N messages before the end of each partition")
     start.add_argument("--from-time", type=from_time_ms, metavar="TIME",
                        help="start at the first message at or after TIME: ISO 8601 "
@@ -289,11 +289,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     symbols = {s.upper().encode() for s in args.symbol}
     output = Output(sys.stdout.buffer, args.format)
-    start_at_end = args.follow or args.tail or args.from_time is not None
+    start_at_end = args.follow or args.tail is not None or args.from_time is not None
     messages = read_messages(args.kafka_bootstrap, topics, pattern=pattern,
                              from_beginning=args.from_beginning or not start_at_end,
-                             tail=args.tail, from_time_ms=args.from_time, follow=args.follow,
-                             idle_timeout=args.idle_timeout, timeout=args.timeout,
+                             tail=args.tail or 0, from_time_ms=args.from_time,
+                             follow=args.follow, idle_timeout=args.idle_timeout,
+                             timeout=args.timeout,
                              settings=dict(args.settings))
     total = 0
     try:

@@ -10,7 +10,6 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_END,
     Consumer,
     KafkaError,
     KafkaException,
@@ -58,15 +57,24 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
         raise ReadError(f"bad librdkafka setting: {exc.args[0].str()}") from None
     try:
         metadata = _metadata(consumer, bootstrap, timeout, errors)
-        names = set(topics)
-        if pattern:
-            matches = re.compile(pattern).search
-            names |= {t for t in metadata if matches(t) and not t.startswith("__")}
-        assignment, remaining = _assignment(consumer, metadata, sorted(names), from_beginning,
-                                            tail, from_time_ms, timeout)
+        matches = re.compile(pattern).search if pattern else None
+
+        def wanted(names: dict[str, Any]) -> set[str]:
+            return set(topics) | ({t for t in names if matches(t) and not t.startswith("__")}
+                                  if matches else set())
+
+        assignment, ends = _assignment(consumer, metadata, sorted(wanted(metadata)),
+                                       from_beginning, tail, from_time_ms, timeout)
+        assigned = {(tp.topic, tp.partition) for tp in assignment}
+        remaining = {(tp.topic, tp.partition): ends[tp.topic, tp.partition]
+                     for tp in assignment if tp.offset < ends[tp.topic, tp.partition]}
         consumer.assign(assignment)
-        idle_since = time.monotonic()
+        idle_since = looked = time.monotonic()
         while follow or remaining:
+            if follow and matches and time.monotonic() - looked > NEW_TOPICS_S:
+                looked = time.monotonic()
+                assigned |= _assign_new(consumer, wanted(dict(consumer.list_topics(
+                    timeout=timeout).topics)), assigned, timeout)
             msg = consumer.poll(0.2)
             if msg is None:
                 _raise_fatal(bootstrap, errors)
@@ -81,11 +89,34 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
             idle_since = time.monotonic()
             part = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0
+            if not follow and offset >= ends.get(part, 0):  # written since the start
+                consumer.pause([TopicPartition(*part)])
+                continue
             if part in remaining and offset + 1 >= remaining[part]:
                 del remaining[part]
             yield msg
     finally:
         consumer.close()
+
+
+# --follow with a pattern: how often topics created since the start are looked for (the
+# handler creates one when a stream of a new kind or symbol is subscribed at runtime)
+NEW_TOPICS_S = 5.0
+
+
+def _assign_new(consumer: Consumer, names: set[str], assigned: set[tuple[str, int]],
+                timeout: float) -> set[tuple[str, int]]:
+    """Partitions of `names` not yet assigned, assigned from their beginning (all of it is
+    new since the start); returns them."""
+    metadata = consumer.list_topics(timeout=timeout).topics
+    new = [TopicPartition(topic, partition, consumer.get_watermark_offsets(
+               TopicPartition(topic, partition), timeout=timeout)[0])
+           for topic in sorted(names & set(metadata))
+           for partition in sorted(metadata[topic].partitions)
+           if (topic, partition) not in assigned]
+    if new:
+        consumer.incremental_assign(new)
+    return {(tp.topic, tp.partition) for tp in new}
 
 
 def _raise_fatal(bootstrap: str, errors: list[KafkaError]) -> None:
@@ -117,9 +148,9 @@ def _metadata(consumer: Consumer, bootstrap: str, timeout: float,
 def _assignment(consumer: Consumer, metadata: dict[str, Any], topics: list[str],
                 from_beginning: bool, tail: int, from_time_ms: int | None, timeout: float,
                 ) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
-    """Start offsets per partition, and the end offset of each partition not yet at its end."""
+    """Start offsets per partition, and each partition's end offset now."""
     assignment = []
-    remaining = {}
+    ends = {}
     for topic in topics:
         if topic not in metadata:
             raise ReadError(f"no topic {topic!r}")
@@ -133,12 +164,11 @@ def _assignment(consumer: Consumer, metadata: dict[str, Any], topics: list[str],
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                        timeout=timeout)
             if from_time_ms is not None:
-                start = by_time[partition] if by_time[partition] >= 0 else OFFSET_END
+                start = by_time[partition] if by_time[partition] >= 0 else high
             elif from_beginning:
                 start = low
             else:
-                start = max(low, high - tail) if tail else OFFSET_END
+                start = max(low, high - tail)
             assignment.append(TopicPartition(topic, partition, start))
-            if start != OFFSET_END and start < high:
-                remaining[(topic, partition)] = high
-    return assignment, remaining
+            ends[(topic, partition)] = high
+    return assignment, ends

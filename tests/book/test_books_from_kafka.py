@@ -72,7 +72,8 @@ async def test_books_from_kafka_alone_equal_the_true_books(kafka_bootstrap: str)
     out = io.StringIO()
     args = argparse.Namespace(book="btcusdt", depth=3, kafka_bootstrap=kafka_bootstrap,
                               topic_template="{exchange}.{market}.{kind}", exchange=exchange,
-                              market="spot", follow=False, idle_timeout=5.0, format="jsonl")
+                              market="spot", follow=False, idle_timeout=5.0, format="jsonl",
+                              timeout=10.0, settings=[])
     assert book_view.run(args, out) == 0
     shown = orjson.loads(out.getvalue())
     assert shown["valid"] and shown["update_id"] == last and len(shown["bids"]) == 3
