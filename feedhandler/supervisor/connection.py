@@ -440,11 +440,15 @@ class Connection:
         redundant leg's hand-over)."""
         code, reason, who = link.close_info()
         listener = link.listener
-        if listener.violation is not None:
+        # ours, or one picows found in a frame's header (a masked frame, a bad close frame):
+        # it closed with 1002 or 1007 before the listener saw it (we never close so)
+        violation = listener.violation or (
+            f"{reason} (found by picows)" if who == "us" and code in (1002, 1007) else None)
+        if violation is not None:
             self.violations += 1
-            self.feed.event("protocol_violation", error=listener.violation)
-            log.error("shard %d: protocol violation, closed with 1002: %s", self.index,
-                      listener.violation)
+            self.feed.event("protocol_violation", error=violation)
+            log.error("shard %d: protocol violation, closed with %s: %s", self.index,
+                      code or 1002, violation)
         if listener.oversized:
             log.error("shard %d: %d fragmented message(s) over max_frame_bytes were dropped "
                       "(counted as oversized)", self.index, listener.oversized)
@@ -453,7 +457,7 @@ class Connection:
         if planned:
             log.info("shard %d: closed (%s, by %s)", self.index, detail, who)
             return
-        if not replaced and listener.violation is None:
+        if not replaced and violation is None:
             self.last_error = f"closed by {who}: {detail}"
         log.warning("shard %d: connection closed by %s (%s); reconnecting", self.index, who,
                     detail)

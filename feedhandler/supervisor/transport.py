@@ -53,11 +53,12 @@ class Link:
         """(code, reason, who): the close frame that ended the link, or (None, ...) for a
         link that ended without one."""
         listener = self.listener
+        handshake = self.transport.close_handshake
+        if handshake is not None and handshake.sent is not None and not handshake.recv_then_sent:
+            # ours came first (the peer's, if any, was the reply)
+            return int(handshake.sent.code), handshake.sent.reason or "", "us"
         if listener.close_code is not None:
             return listener.close_code, listener.close_reason, "peer"
-        handshake = self.transport.close_handshake
-        if handshake is not None and handshake.sent is not None:
-            return int(handshake.sent.code), handshake.sent.reason or "", "us"
         if handshake is not None and handshake.recv is not None:  # empty close frame
             return None, "empty close frame", "peer"
         done = self._disconnected

@@ -246,6 +246,8 @@ def test_a_never_ending_fragmented_message_is_bounded_and_counted_as_oversized()
     (frame(OP_TEXT, b"{", fin=False) + frame(OP_TEXT, b"{}"),
      "new message inside a fragmented one"),
     (frame(OP_TEXT, trade_frame(99), rsv1=True), "RSV bit set, no extension negotiated"),
+    *((frame(OP_CLOSE, struct.pack("!H", code) + b"bye"),
+       f"close code {code} is not one an endpoint may send") for code in (0, 1006, 5000)),
 ])
 def test_protocol_violations_close_with_1002_counted_and_evented(
         bad: bytes, violation: str, no_stray_tracebacks: Any) -> None:
@@ -268,6 +270,28 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
     assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
     assert handler.supervisor.status().connections[0].violations == 1
     assert 'feedhandler_protocol_violations_total{shard="0"} 1.0' in exposition(handler)
+
+
+def test_a_violation_picows_finds_is_counted_evented_and_ours(no_stray_tracebacks: Any) -> None:
+    masked = bytes([0x81, 0x80 | 2]) + b"\x01\x02\x03\x04" + bytes(
+        c ^ k for c, k in zip(b"{}", b"\x01\x02", strict=True))  # servers never mask
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        first = session.attempt == 1
+        await session.trades(range(1, 6) if first else range(6, 11))
+        if first:
+            await session.send(masked)
+        reply = await session.read_until_close()
+        if reply is not None:
+            await session.send(frame(OP_CLOSE, reply[1]))  # the echo: not the peer's close
+
+    sink, handler, _ = against(script, 10)
+    (violation,) = [e["error"] for e in events(sink, "protocol_violation")]
+    assert violation.endswith("(found by picows)")
+    (dropped,) = events(sink, "disconnected")
+    assert (dropped["close_code"], dropped["by"]) == (1002, "us")
+    assert handler.supervisor.status().connections[0].violations == 1
 
 
 @pytest.mark.parametrize(("close", "code", "reason"), [

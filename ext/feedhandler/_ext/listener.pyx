@@ -120,11 +120,16 @@ cdef class FeedListener(WSListener):
 
     cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1:
         # An empty close frame is answered with an empty one (a code would be invented);
-        # otherwise the peer's code is echoed. If we started the close, this is the reply.
-        self._closing = True
+        # otherwise the peer's code is echoed, unless no endpoint may send it (RFC 6455 7.4:
+        # 0, 1004-1006, 1015, 5000 and up), which is a violation: 1002. If we started the
+        # close, this is the reply.
         if frame.payload_size >= 2:
             self.close_code = int(frame.get_close_code())
             self.close_reason = frame.get_close_reason()
+            if not transport.is_close_frame_sent and not _sendable(self.close_code):
+                return self._violate(transport, f"close code {self.close_code} is not one an "
+                                                "endpoint may send")
+        self._closing = True
         if not transport.is_close_frame_sent:
             if self.close_code is None:
                 transport.send(WSMsgType.CLOSE, b"")
@@ -147,3 +152,8 @@ cdef class FeedListener(WSListener):
         (the caller disconnects if it does not come). Frames until then are still decoded."""
         if self.transport is not None and not self.transport.is_close_frame_sent:
             self.transport.send_close(<WSCloseCode>code, reason)
+
+
+cdef inline bint _sendable(int code) noexcept:
+    """A close code an endpoint may put in a close frame (RFC 6455 7.4.1, IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
