@@ -375,6 +375,10 @@ class Handler:
         if self.config.health_port:  # first: a taken port fails the start, before any read
             self.health = HealthServer(self, self.config.health_host, self.config.health_port)
             await self.health.start()
+        # the loop's handlers while it runs, then those from before (the command line's keep
+        # a late signal from turning exit 0 into 143; in-process users get theirs back)
+        previous = {sig: signal.getsignal(sig)
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         # (SIGHUP's default would end the process unflushed: record and replay ignore it)
@@ -428,10 +432,13 @@ class Handler:
             self.stats.supervisor = self.supervisor.status().summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-                # flushed: a signal from here to the exit must not turn exit 0 into 143/130
-                signal.signal(sig, signal.SIG_IGN)
+            for sig, handler in previous.items():
+                # (not remove_signal_handler: it sets the default, which a signal arriving
+                # right then would meet; the loop's own handler goes with the loop)
+                if handler is None:
+                    loop.remove_signal_handler(sig)
+                else:
+                    signal.signal(sig, handler)
         if self.supervisor.start_refusal:
             raise ConfigError(self.supervisor.start_refusal)
         return self.stats

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -124,11 +125,20 @@ def run_handler(command: str, args: argparse.Namespace,
         print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     live = args.live == "on" or (args.live == "auto" and sys.stderr.isatty())
+    # Just before the loop starts its own handlers SIGINT and SIGTERM stop the handler too;
+    # once it has flushed they are ignored until the exit (the interpreter's shutdown would
+    # give a Python handler back to the default, and 143/130 would replace exit 0).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: handler.stop())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         stats = uvloop.run(_run(handler, live, args.stats_interval))
     except ConfigError as exc:  # the health port is taken: raised before anything was read
         print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     summary = stats.summary()
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")

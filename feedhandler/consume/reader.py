@@ -91,6 +91,7 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
             offset = msg.offset() or 0
             if not follow and offset >= ends.get(part, 0):  # written since the start
                 consumer.pause([TopicPartition(*part)])
+                remaining.pop(part, None)  # (its end offset itself may never come: a marker)
                 continue
             if part in remaining and offset + 1 >= remaining[part]:
                 del remaining[part]

@@ -448,7 +448,7 @@ class Connection:
             self.violations += 1
             self.feed.event("protocol_violation", error=violation)
             log.error("shard %d: protocol violation, closed with %s: %s", self.index,
-                      code or 1002, violation)
+                      1002 if listener.violation is not None else code, violation)
         if listener.oversized:
             log.error("shard %d: %d fragmented message(s) over max_frame_bytes were dropped "
                       "(counted as oversized)", self.index, listener.oversized)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,16 @@ async def test_a_failing_task_stops_the_handler_and_is_reported() -> None:
             await handler.run()  # returns by itself: no stop() from the test
     assert isinstance(handler.error, RuntimeError) and str(handler.error) == "sink bug"
     assert sink.closed, "what was read is still flushed"
+
+
+@sync
+async def test_a_run_in_process_gives_the_signal_handlers_back() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
+                                                      signal.SIGHUP)}
+    async with SimulatorServer(rate=500.0) as sim:
+        handler = Handler(config(sim.url), RecordingSink())
+        await run_until(handler, lambda: handler.frames > 0)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 @sync

@@ -3,6 +3,7 @@ stops at the end offsets seen at its start; with --follow it also reads topics c
 
 from __future__ import annotations
 
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -120,3 +121,21 @@ def test_book_view_takes_the_librdkafka_settings_and_reports_errors_in_one_line(
 def test_tail_0_reads_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["consume", "--tail", "0", "--idle-timeout", "0.2"]) == 0
     assert capsys.readouterr().err.endswith("consumed 0 records\n")
+
+
+class WithAMarker(GrowingTopics):
+    """Offset 2 of trade holds no message (a transaction marker, a compacted record)."""
+
+    def poll(self, timeout: float) -> Message | None:
+        msg = super().poll(timeout)
+        if msg is not None and (msg.topic(), msg.offset()) == ("binance.spot.trade", 2):
+            return super().poll(timeout)
+        return msg
+
+
+def test_an_end_offset_that_never_comes_does_not_hold_the_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "Consumer", WithAMarker)
+    started = time.monotonic()
+    got = offsets(read_messages("x", pattern=r"^binance\.spot\.", idle_timeout=60))
+    assert got["trade"] == [0, 1] and time.monotonic() - started < 30  # not the idle timeout
