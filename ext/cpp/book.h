@@ -22,14 +22,22 @@ struct Level {
   Int128LE qty;
 };
 
-// Price levels of one symbol. max_levels > 0 keeps only the best max_levels per side (levels
-// pushed out are forgotten).
+// Price levels of one symbol. max_levels > 0 keeps only the best max_levels per side: a level
+// pushed out is forgotten, and the best forgotten price is the side's horizon. Once the levels
+// above it are deleted a forgotten one may be the best, so only levels better than the horizon
+// are shown (depth, level): a side may then show fewer, never a wrong best, until the book
+// is rebuilt from a snapshot.
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
-  void clear() { sides_[0].clear(); sides_[1].clear(); }
+  void clear() {
+    sides_[0].clear();
+    sides_[1].clear();
+    horizon_[0] = INT64_MIN;
+    horizon_[1] = INT64_MAX;
+  }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
-  size_t depth(uint8_t side) const { return sides_[side].size(); }
+  size_t depth(uint8_t side) const;  // the levels shown: those better than the horizon
   const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
     return sides_[side][sides_[side].size() - 1 - i];
   }
@@ -43,7 +51,10 @@ class Book {
   // Best LAST ([SIDE_BID] ascending prices, [SIDE_ASK] descending): most changes are near
   // the top, so an insert or delete there moves few levels even in a 5000-level book.
   std::vector<Level> sides_[2];
+  // per side, the best price forgotten since the last clear (none: the worst price there is)
+  int64_t horizon_[2] = {INT64_MIN, INT64_MAX};
   uint32_t max_levels_;
+  void forget(uint8_t side, int64_t price);
 };
 
 // Best bid and ask at one update id, of the book or of a bookTicker (0 price: side empty).

@@ -174,3 +174,14 @@ def test_an_int64_quantity_is_sign_extended_into_128_bits() -> None:
     old["qty"] = [-5, 2**63 - 1]
     now = in_current_layout("depth", old)
     assert [wide_to_int(q) for q in now["qty"]] == [-5, 2**63 - 1]
+
+
+def test_a_trimmed_book_never_shows_a_forgotten_level_as_its_best() -> None:
+    b = BookBuilder(max_levels=2)
+    b.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))  # 98 forgotten
+    b.apply(diff("X", 11, 11, bids=[("100", "0")]))
+    assert book(b, "X")[0] == [[99, 1]]  # 98 may be second: not shown
+    b.apply(diff("X", 12, 13, bids=[("99", "0"), ("97", "5")]))
+    assert book(b, "X")[0] == []  # 98 may be the best: neither it nor 97 is shown
+    b.apply(diff("X", 14, 14, bids=[("105", "5")]))
+    assert book(b, "X")[0] == [[105, 5]] and b.valid("X")
