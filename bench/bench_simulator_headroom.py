@@ -52,7 +52,7 @@ async def push_rate(url: str, frames: int, wire_bytes: int) -> float:
 async def consume_rate(url: str, frames: int) -> tuple[float, int]:
     from bench_handler_vs_picows import handler_hot_path  # same harness as the picows bench
 
-    return await handler_hot_path(url, frames), 0
+    return await handler_hot_path(url, frames, burst=True), 0  # (the handler's default)
 
 
 async def wire_size(url: str, frames: int) -> int:

@@ -24,5 +24,6 @@ def test_percentiles_of_a_known_distribution() -> None:
 def test_negative_samples_are_counted_and_recorded_as_zero() -> None:
     summary = summarize(np.array([-5_000, -1, 2_000, 4_000]), cdf=False)
     assert (summary["negative"], summary["p50_us"], summary["max_us"]) == (2, 0.0, 4.0)
+    assert summary["mean_us"] == 1.5  # (0 + 0 + 2 + 4) / 4: the mean of what was recorded
     assert "cdf" not in summary
     assert summarize(np.array([], np.int64)) == {"count": 0}
