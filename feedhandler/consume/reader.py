@@ -38,8 +38,11 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
 
     Starts at the first message at or after `from_time_ms` (ms since the epoch), at the
     beginning (`from_beginning`), `tail` messages before the end, or at the end. Without
-    `follow` it stops once it reaches the end offsets seen at the start, or after
-    `idle_timeout` seconds without a message; with `follow` it waits for new ones for ever.
+    `follow` it stops once every partition has reached the end offset it had at the start
+    (messages written meanwhile may come too: a high watermark can lag what the producer had
+    acknowledged, and stopping exactly there would drop those), or after `idle_timeout`
+    seconds without a message; with `follow` it waits for new ones for ever (and reads topics
+    of `pattern` created since).
     `settings`: librdkafka settings (SASL, TLS, ...). Raises ReadError when the broker cannot be
     reached within `timeout` seconds (sooner when librdkafka gives up on every broker).
     """
@@ -89,10 +92,6 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
             idle_since = time.monotonic()
             part = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0
-            if not follow and offset >= ends.get(part, 0):  # written since the start
-                consumer.pause([TopicPartition(*part)])
-                remaining.pop(part, None)  # (its end offset itself may never come: a marker)
-                continue
             if part in remaining and offset + 1 >= remaining[part]:
                 del remaining[part]
             yield msg
