@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -81,6 +82,8 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The program (`argv` None: sys.argv's), or one command run in-process."""
+    program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(chosen).parse_args(argv)
@@ -90,3 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # piped into `head`, which has left: no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (for the exit flush)
         return 1
+    finally:
+        if program:  # done: a late SIGINT/SIGTERM must not turn the exit code into 130/143
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)

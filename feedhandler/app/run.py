@@ -125,9 +125,10 @@ def run_handler(command: str, args: argparse.Namespace,
         print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     live = args.live == "on" or (args.live == "auto" and sys.stderr.isatty())
-    # Just before the loop starts its own handlers SIGINT and SIGTERM stop the handler too;
-    # once it has flushed they are ignored until the exit (the interpreter's shutdown would
-    # give a Python handler back to the default, and 143/130 would replace exit 0).
+    # Around the loop's own handlers (before it starts them, after it gives them back) SIGINT
+    # and SIGTERM stop the handler too, never the default: the caller's come back at the end.
+    previous = {sig: signal.getsignal(sig)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: handler.stop())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -137,8 +138,9 @@ def run_handler(command: str, args: argparse.Namespace,
         print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
+        for sig, was in previous.items():
+            if was is not None:
+                signal.signal(sig, was)
     summary = stats.summary()
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")

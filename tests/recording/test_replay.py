@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -136,9 +137,12 @@ def test_replay_command_summary_and_errors(tmp_path: Path,
     frames = combined_frames()
     write_capture(tmp_path / "a.jsonl.gz", frames[:50])
     write_capture(tmp_path / "b.jsonl.gz", frames[50:])
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = [signal.getsignal(sig) for sig in signals]
     code = main(["replay", str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.jsonl.gz"),
                  "--fast", "--sink", "null", "--summary-json"])
     assert code == 0
+    assert [signal.getsignal(sig) for sig in signals] == before  # in-process: ours back
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["frames"] == len(frames)
     data = {k: n for k, n in summary["records"].items() if k not in ("gap", "control")}
