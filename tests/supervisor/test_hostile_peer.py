@@ -12,7 +12,7 @@ import re
 import ssl
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -241,18 +241,9 @@ def test_a_never_ending_fragmented_message_is_bounded_and_counted_as_oversized()
     asyncio.run(main())
 
 
-@pytest.mark.parametrize(("bad", "violation"), [
-    (frame(OP_CONT, b"orphan"), "continuation frame without a message to continue"),
-    (frame(OP_TEXT, b"{", fin=False) + frame(OP_TEXT, b"{}"),
-     "new message inside a fragmented one"),
-    (frame(OP_TEXT, trade_frame(99), rsv1=True), "RSV bit set, no extension negotiated"),
-    *((frame(OP_CLOSE, struct.pack("!H", code) + b"bye"),
-       f"close code {code} is not one an endpoint may send") for code in (0, 1006, 5000)),
-])
-def test_protocol_violations_close_with_1002_counted_and_evented(
-        bad: bytes, violation: str, no_stray_tracebacks: Any) -> None:
-    closes: list[bytes] = []
-
+def bad_then_echo(bad: bytes, closes: list[bytes]) -> Callable[[Session], Awaitable[None]]:
+    """A peer that sends trades 1-5, then `bad`, and echoes our close frame (kept in
+    `closes`): the echo is not a close of its own. Trades 6-10 on the reconnect."""
     async def script(session: Session) -> None:
         await session.accept()
         first = session.attempt == 1
@@ -264,7 +255,21 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
             closes.append(reply[1])
             await session.send(frame(OP_CLOSE, reply[1]))
 
-    sink, handler, _ = against(script, 10)
+    return script
+
+
+@pytest.mark.parametrize(("bad", "violation"), [
+    (frame(OP_CONT, b"orphan"), "continuation frame without a message to continue"),
+    (frame(OP_TEXT, b"{", fin=False) + frame(OP_TEXT, b"{}"),
+     "new message inside a fragmented one"),
+    (frame(OP_TEXT, trade_frame(99), rsv1=True), "RSV bit set, no extension negotiated"),
+    *((frame(OP_CLOSE, struct.pack("!H", code) + b"bye"),
+       f"close code {code} is not one an endpoint may send") for code in (0, 1006, 5000)),
+])
+def test_protocol_violations_close_with_1002_counted_and_evented(
+        bad: bytes, violation: str, no_stray_tracebacks: Any) -> None:
+    closes: list[bytes] = []
+    sink, handler, _ = against(bad_then_echo(bad, closes), 10)
     assert struct.unpack("!H", closes[0][:2])[0] == 1002
     assert closes[0][2:].decode() == violation
     assert [e["error"] for e in events(sink, "protocol_violation")] == [violation]
@@ -275,18 +280,7 @@ def test_protocol_violations_close_with_1002_counted_and_evented(
 def test_a_violation_picows_finds_is_counted_evented_and_ours(no_stray_tracebacks: Any) -> None:
     masked = bytes([0x81, 0x80 | 2]) + b"\x01\x02\x03\x04" + bytes(
         c ^ k for c, k in zip(b"{}", b"\x01\x02", strict=True))  # servers never mask
-
-    async def script(session: Session) -> None:
-        await session.accept()
-        first = session.attempt == 1
-        await session.trades(range(1, 6) if first else range(6, 11))
-        if first:
-            await session.send(masked)
-        reply = await session.read_until_close()
-        if reply is not None:
-            await session.send(frame(OP_CLOSE, reply[1]))  # the echo: not the peer's close
-
-    sink, handler, _ = against(script, 10)
+    sink, handler, _ = against(bad_then_echo(masked, []), 10)
     (violation,) = [e["error"] for e in events(sink, "protocol_violation")]
     assert violation.endswith("(found by picows)")
     (dropped,) = events(sink, "disconnected")
