@@ -137,7 +137,9 @@ class KafkaConfig(Section):
     deadletter_topic: TopicTemplate = "{exchange}.{market}.deadletter"
     """rejected frames, unchanged"""
     exchange: Text = "binance"
+    """{exchange} in topic names"""
     market: Text = "spot"
+    """{market} in topic names (e.g. sim for simulator data on a shared broker)"""
     encoding: Literal["records", "json", "jsonrecord", "raw"] = "records"
     """message values: record bytes, JSON lines, one JSON record per message, or the exchange
     frames (feedhandler.contract.ENCODINGS)"""
@@ -281,6 +283,7 @@ class ConnectionConfig(Section):
 
 class WsApiConfig(Section):
     url: Annotated[str, AfterValidator(_websocket_url)] = "wss://ws-api.binance.com:443/ws-api/v3"
+    """WebSocket API endpoint (snapshots, exchangeInfo, sessions)"""
     api_key_file: KeyFile = ""
     """Ed25519 session keys: files (Kubernetes Secret volumes) or the..."""
     private_key_file: KeyFile = ""
@@ -288,14 +291,17 @@ class WsApiConfig(Section):
     private_key_passphrase_file: KeyFile = ""
     """...never in the config itself"""
     request_timeout_s: PositiveFloat = 10.0
+    """a request unanswered this long fails (idempotent reads are retried)"""
     retries: NonNegativeInt = 2
     """for idempotent reads only"""
     weight_limit: PositiveInt = 6000
     """REQUEST_WEIGHT per weight_interval_s (followed live)"""
     weight_interval_s: PositiveFloat = 60.0
+    """the REQUEST_WEIGHT window (followed live)"""
     weight_margin_s: NonNegativeFloat = 1.0
     """the budget's window is interval + margin"""
     recv_window_ms: Annotated[int, Field(ge=1, le=60000)] = 5000
+    """recvWindow of signed requests"""
 
 
 class BookConfig(Section):
@@ -308,6 +314,7 @@ class BookConfig(Section):
     snapshot_source: Literal["wsapi", "rest"] = "wsapi"
     """rest: GET /api/v3/depth, a configured fallback"""
     rest_url: Annotated[str, AfterValidator(_http_url)] = "https://api.binance.com"
+    """REST base URL for snapshot_source: rest"""
     publish: bool = False
     """keep a book per symbol in the handler; publish its top-N as `book` records"""
     top_n: Annotated[int, Field(ge=1, le=BOOK_LEVELS)] = BOOK_LEVELS
@@ -381,6 +388,7 @@ class HandlerConfig(Section):
         Field(default_factory=lambda: ["btcusdt@bookTicker"])
     """Binance stream names (a list, or comma-separated)"""
     sink: Annotated[Literal["kafka", "null"], BeforeValidator(_sink_name)] = "kafka"
+    """kafka, or null (decode and count only: benchmarks, checks)"""
     instance: str = ""
     """name in headers and events (empty: the host name)"""
     shard_index: NonNegativeInt = 0

@@ -7,6 +7,7 @@ message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -240,7 +241,8 @@ class Handler:
 
         batch = self.config.batch
         decoder = Decoder(
-            on_batch, self._on_error, lambda frame: self._on_control(holder[0], frame),
+            on_batch, functools.partial(self._on_error, shard.index),
+            lambda frame: self._on_control(holder[0], frame),
             batch_rows={kind: batch.rows_for(kind, s.itemsize) for kind, s in SCHEMAS.items()},
             linger_ms={kind: batch.linger_for(kind) for kind in SCHEMAS},
             max_frame=self.config.connection.max_frame_bytes,
@@ -265,13 +267,14 @@ class Handler:
         for kind, records, handed_ns in handed:
             self.latency.observe_batch(kind, records, handed_ns)
 
-    def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+    def _on_error(self, shard: int, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.stats.errors[reason] += 1
         if reason not in self._logged_reasons:  # once per reason, with a sample
             self._logged_reasons.add(reason)
-            log.error("rejected frame: %s at field %r of stream %r; sample: %r (further %s "
-                      "errors are counted, not logged)", reason, field, stream, frame[:200], reason)
-        self.sink.publish_dead_letter(reason, field, stream, frame)
+            log.error("shard %d: rejected frame: %s at field %r of stream %r; sample: %r "
+                      "(further %s errors are counted, not logged)", shard, reason, field,
+                      stream[:STREAM_SHOWN], frame[:200], reason)
+        self.sink.publish_dead_letter(reason, field, stream[:STREAM_SHOWN], frame)
 
     def _on_control(self, feed: ShardFeed, frame: bytes) -> None:
         # Replies to our subscription requests go to the connection that asked (by id);
@@ -445,6 +448,9 @@ class Handler:
 
 
 SCHEMAS_BY_INDEX = list(SCHEMAS)
+# An unknown stream's name as the dead letter's key and fh.stream header, and in the log: the
+# frame says what it was; a name of 400 kB would make the broker refuse the dead letter.
+STREAM_SHOWN = 256
 # Kinds whose rows are not records on a data topic (sets: an enum member is a slow lookup)
 UNPUBLISHED_KINDS = frozenset(kind.name for kind in KINDS if kind.role not in DATA_ROLES)
 GAP_KINDS = frozenset(kind.name for kind in KINDS if kind.role is Role.GAP)

@@ -189,3 +189,16 @@ def test_a_wrapped_sink_still_reports_its_acks_to_the_latency_histograms(
     # the recorder wraps the configured sink: that sink feeds produce -> ack
     assert handler.sink is outer and made["wrapped"] is made["inner"]
     assert made["on_ack_latency"] == handler.latency.observe_acks
+
+
+def test_a_rejected_frame_is_logged_with_its_shard_and_a_bounded_stream_name(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sink = RecordingSink()
+    handler = Handler(config("ws://127.0.0.1:1"), sink)
+    name = "a" * 400_000  # a hostile peer's stream name: the frame itself stays whole
+    frame = b'{"stream":"%s","data":{"e":"trade"}}' % name.encode()
+    handler.shards[0].decoder.decode(frame, 1)
+    ((reason, _, stream, dead),) = sink.dead
+    assert reason == "unknown_stream" and stream == name[:256] and dead == frame
+    (line,) = [r.getMessage() for r in caplog.records if "rejected frame" in r.getMessage()]
+    assert line.startswith("shard 0: rejected frame: unknown_stream") and len(line) < 1000
