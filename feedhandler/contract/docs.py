@@ -80,7 +80,8 @@ HEADERS = [
     (c.H_EVENT, "control", "event type"),
     (c.H_REASON, "dead-letter", "why the frame was rejected, e.g. `malformed_json`"),
     (c.H_FIELD, "dead-letter", "the field at fault (empty: the frame as a whole)"),
-    (c.H_STREAM, "dead-letter", "the stream name, when known"),
+    (c.H_STREAM, "dead-letter",
+     "the stream name, when known (its first 256 characters; also the key)"),
     (c.H_SIZE, "dead-letter", "a frame over `kafka.max_message_bytes` is truncated to it: "
      "its original size in bytes"),
     (c.H_SHA256, "dead-letter", "...and the SHA-256 of the whole frame, hex"),
