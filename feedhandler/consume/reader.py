@@ -66,18 +66,16 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
             return set(topics) | ({t for t in names if matches(t) and not t.startswith("__")}
                                   if matches else set())
 
-        assignment, ends = _assignment(consumer, metadata, sorted(wanted(metadata)),
-                                       from_beginning, tail, from_time_ms, timeout)
+        assignment, remaining = _assignment(consumer, metadata, sorted(wanted(metadata)),
+                                            from_beginning, tail, from_time_ms, timeout)
         assigned = {(tp.topic, tp.partition) for tp in assignment}
-        remaining = {(tp.topic, tp.partition): ends[tp.topic, tp.partition]
-                     for tp in assignment if tp.offset < ends[tp.topic, tp.partition]}
         consumer.assign(assignment)
         idle_since = looked = time.monotonic()
         while follow or remaining:
             if follow and matches and time.monotonic() - looked > NEW_TOPICS_S:
                 looked = time.monotonic()
-                assigned |= _assign_new(consumer, wanted(dict(consumer.list_topics(
-                    timeout=timeout).topics)), assigned, timeout)
+                metadata = dict(consumer.list_topics(timeout=timeout).topics)
+                assigned |= _assign_new(consumer, metadata, wanted(metadata), assigned, timeout)
             msg = consumer.poll(0.2)
             if msg is None:
                 _raise_fatal(bootstrap, errors)
@@ -104,11 +102,10 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
 NEW_TOPICS_S = 5.0
 
 
-def _assign_new(consumer: Consumer, names: set[str], assigned: set[tuple[str, int]],
-                timeout: float) -> set[tuple[str, int]]:
-    """Partitions of `names` not yet assigned, assigned from their beginning (all of it is
-    new since the start); returns them."""
-    metadata = consumer.list_topics(timeout=timeout).topics
+def _assign_new(consumer: Consumer, metadata: dict[str, Any], names: set[str],
+                assigned: set[tuple[str, int]], timeout: float) -> set[tuple[str, int]]:
+    """Partitions of `names` (in `metadata`) not yet assigned, assigned from their beginning
+    (all of it is new since the start); returns them."""
     new = [TopicPartition(topic, partition, consumer.get_watermark_offsets(
                TopicPartition(topic, partition), timeout=timeout)[0])
            for topic in sorted(names & set(metadata))
@@ -148,9 +145,9 @@ def _metadata(consumer: Consumer, bootstrap: str, timeout: float,
 def _assignment(consumer: Consumer, metadata: dict[str, Any], topics: list[str],
                 from_beginning: bool, tail: int, from_time_ms: int | None, timeout: float,
                 ) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
-    """Start offsets per partition, and each partition's end offset now."""
+    """Start offsets per partition, and the end offset of each partition not yet at its end."""
     assignment = []
-    ends = {}
+    remaining = {}
     for topic in topics:
         if topic not in metadata:
             raise ReadError(f"no topic {topic!r}")
@@ -170,5 +167,6 @@ def _assignment(consumer: Consumer, metadata: dict[str, Any], topics: list[str],
             else:
                 start = max(low, high - tail)
             assignment.append(TopicPartition(topic, partition, start))
-            ends[(topic, partition)] = high
-    return assignment, ends
+            if start < high:
+                remaining[(topic, partition)] = high
+    return assignment, remaining
