@@ -10,7 +10,6 @@ that simulator's WS API, or given with --clock-offset-us (PTP, chrony; see bench
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -24,19 +23,14 @@ from feedhandler.contract.streams import normalize_streams
 
 def _rates(text: str) -> list[int]:
     """"1000,10000,max" -> [1000, 10000, 0] (0: saturation)."""
-    rates = []
-    for item in filter(None, (r.strip() for r in text.split(","))):
-        try:
-            rate = math.inf if item in ("max", "saturation") else float(item)
-        except ValueError:
-            rate = 0.0
-        if not rate >= 1:
-            raise argparse.ArgumentTypeError(
-                f"rates: events/s of 1 or more, or 'max', not {text!r}")
-        rates.append(0 if rate == math.inf else int(rate))
-    if not rates:
+    try:
+        rates = [0.0 if item in ("max", "saturation") else number(float)(item)
+                 for item in filter(None, (r.strip() for r in text.split(",")))]
+    except argparse.ArgumentTypeError:
+        rates = []
+    if not rates or any(0 < rate < 1 for rate in rates):
         raise argparse.ArgumentTypeError(f"rates: events/s of 1 or more, or 'max', not {text!r}")
-    return rates
+    return [int(rate) for rate in rates]
 
 
 def _counts(text: str) -> list[int]:

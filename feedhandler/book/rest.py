@@ -11,13 +11,13 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
 from feedhandler.blocking import in_daemon_thread
+from feedhandler.supervisor.failures import retry_after_s
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, WeightBudget
 from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight
@@ -46,7 +46,7 @@ class RestDepth:
         except orjson.JSONDecodeError:
             error = errors.from_response(status, {"msg": body[:200].decode(errors="replace")})
         if isinstance(error, errors.RateLimited):
-            wait_s = _seconds(retry_after, self.budget.interval_s)
+            wait_s = retry_after_s(retry_after, self.budget.interval_s)
             error.retry_after_ms = int(time.time() * 1000 + wait_s * 1000)
             self.budget.block_until(asyncio.get_running_loop().time() + wait_s)
         raise error
@@ -60,15 +60,3 @@ class RestDepth:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise errors.ConnectionLost(f"GET {url}: {exc}") from None
 
-
-def _seconds(retry_after: str | None, default: float) -> float:
-    """A `Retry-After` value: seconds, or an HTTP date (RFC 9110); `default` when absent or
-    unreadable."""
-    try:
-        return max(0.0, float(retry_after or default))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(retry_after or "").timestamp() - time.time())
-    except (TypeError, ValueError):
-        return default

@@ -14,7 +14,10 @@ connection child. The class decides the restart policy:
 from __future__ import annotations
 
 import ssl
+import time
+from contextlib import suppress
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from picows import WSHandshakeError
@@ -42,13 +45,19 @@ def _one_line(text: str, limit: int = MAX_BODY_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _retry_after(value: str | None, status: int) -> float:
+def retry_after_s(value: str | None, default: float) -> float:
+    """A `Retry-After` header (RFC 9110): seconds, or an HTTP date still to come; `default`
+    when absent, unreadable or past."""
     if value is not None:
         try:
             return max(0.0, float(value.strip()))
         except ValueError:
-            pass  # an HTTP date or garbage: fall back to the documented length
-    return DEFAULT_RETRY_AFTER_S[status]
+            pass
+        with suppress(TypeError, ValueError):
+            wait = parsedate_to_datetime(value).timestamp() - time.time()
+            if wait > 0:
+                return wait
+    return default
 
 
 def refused(status: int, body: bytes | None, retry_after: str | None = None) -> Failure:
@@ -58,7 +67,7 @@ def refused(status: int, body: bytes | None, retry_after: str | None = None) -> 
     if status in PERMANENT_STATUSES:
         return Failure("permanent", reason, status, text)
     if status in THROTTLED_STATUSES:
-        delay = _retry_after(retry_after, status)
+        delay = retry_after_s(retry_after, DEFAULT_RETRY_AFTER_S[status])
         return Failure("throttled", f"{reason} (retry after {delay:g} s)", status, text, delay)
     return Failure("transient", reason, status, text)
 

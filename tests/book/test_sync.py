@@ -14,11 +14,12 @@ import pytest
 
 from feedhandler.app.handler import Handler
 from feedhandler.book import BookBuilder
-from feedhandler.book.rest import RestDepth, _seconds
+from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import SnapshotSync
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
+from feedhandler.supervisor.failures import retry_after_s
 from feedhandler.wsapi import WeightBudget, WsApiClient, errors
 from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 from tests.app.recording_sink import RecordingSink
@@ -257,5 +258,5 @@ async def test_rest_depth_errors_map_to_their_class() -> None:
 
 def test_a_retry_after_is_seconds_or_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert [_seconds(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]
-    assert 28 <= _seconds(later, 60.0) <= 30
+    assert [retry_after_s(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]
+    assert 28 <= retry_after_s(later, 60.0) <= 30
