@@ -56,6 +56,9 @@ void Book::set(uint8_t side, int64_t price, Int128LE qty) {
     it->qty = qty;
     return;
   }
+  // a level no better than one forgotten may sit below others we no longer know: not kept
+  const int64_t horizon = horizon_[side];
+  if (side == SIDE_BID ? price <= horizon : price >= horizon) return;
   // the levels better than this one are those after `it`
   if (max_levels_ && static_cast<size_t>(levels.end() - it) >= max_levels_) {
     forget(side, price);
@@ -71,19 +74,6 @@ void Book::set(uint8_t side, int64_t price, Int128LE qty) {
 void Book::forget(uint8_t side, int64_t price) {
   horizon_[side] = side == SIDE_BID ? std::max(horizon_[side], price)
                                     : std::min(horizon_[side], price);
-}
-
-size_t Book::depth(uint8_t side) const {
-  const std::vector<Level>& levels = sides_[side];
-  const int64_t horizon = horizon_[side];
-  if (horizon == (side == SIDE_BID ? INT64_MIN : INT64_MAX)) return levels.size();  // none
-  // worst first: the levels shown are the suffix better than the horizon
-  auto shown = side == SIDE_BID
-      ? std::upper_bound(levels.begin(), levels.end(), horizon,
-                         [](int64_t h, const Level& l) { return h < l.price; })
-      : std::upper_bound(levels.begin(), levels.end(), horizon,
-                         [](int64_t h, const Level& l) { return h > l.price; });
-  return static_cast<size_t>(levels.end() - shown);
 }
 
 size_t Book::copy_best(uint8_t side, size_t n, Level* out) const {

@@ -24,9 +24,9 @@ struct Level {
 
 // Price levels of one symbol. max_levels > 0 keeps only the best max_levels per side: a level
 // pushed out is forgotten, and the best forgotten price is the side's horizon. Once the levels
-// above it are deleted a forgotten one may be the best, so only levels better than the horizon
-// are shown (depth, level): a side may then show fewer, never a wrong best, until the book
-// is rebuilt from a snapshot.
+// above it are deleted a forgotten one may be the best, so a level no better than the horizon
+// is not kept either: a side may then hold fewer, never a wrong best, until the book is
+// rebuilt from a snapshot.
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
@@ -37,7 +37,7 @@ class Book {
     horizon_[1] = INT64_MAX;
   }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
-  size_t depth(uint8_t side) const;  // the levels shown: those better than the horizon
+  size_t depth(uint8_t side) const { return sides_[side].size(); }
   const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
     return sides_[side][sides_[side].size() - 1 - i];
   }

@@ -440,15 +440,12 @@ class Connection:
         redundant leg's hand-over)."""
         code, reason, who = link.close_info()
         listener = link.listener
-        # ours, or one picows found in a frame's header (a masked frame, a bad close frame):
-        # it closed with 1002 or 1007 before the listener saw it (we never close so)
-        violation = listener.violation or (
-            f"{reason} (found by picows)" if who == "us" and code in (1002, 1007) else None)
+        violation = listener.violation
         if violation is not None:
             self.violations += 1
             self.feed.event("protocol_violation", error=violation)
             log.error("shard %d: protocol violation, closed with %s: %s", self.index,
-                      1002 if listener.violation is not None else code, violation)
+                      code if who == "us" else 1002, violation)
         if listener.oversized:
             log.error("shard %d: %d fragmented message(s) over max_frame_bytes were dropped "
                       "(counted as oversized)", self.index, listener.oversized)

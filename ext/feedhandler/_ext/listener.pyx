@@ -42,6 +42,12 @@ cdef class FeedListener(WSListener):
 
     cpdef on_ws_disconnected(self, WSTransport transport):
         self._fragments = None
+        # A violation picows found in a frame's header (a masked frame, a bad close frame):
+        # it closed first, with 1002 or 1007, which we send only from _violate.
+        handshake = transport.close_handshake if transport is not None else None
+        if self.violation is None and handshake is not None and handshake.sent is not None \
+                and not handshake.recv_then_sent and int(handshake.sent.code) in (1002, 1007):
+            self.violation = f"{handshake.sent.reason} (found by picows)"
         if self._on_disconnected is not None:
             self._on_disconnected(self)
 
