@@ -70,6 +70,11 @@ METRICS: dict[str, Spec] = {
     "feedhandler_last_frame_age_seconds": Spec(
         "gauge", ("shard",),
         "Seconds since the last data frame, per connection (absent before the first)."),
+    "feedhandler_connection_max_silence_seconds": Spec(
+        "gauge", ("shard",),
+        "Longest silence the connection's streams allow (connection.max_silence_s, or their "
+        "default: 30 s for streams pushed on a timer, 600 s for event-driven ones); past it "
+        "the connection is replaced."),
     "feedhandler_connection_quarantined": Spec(
         "gauge", ("shard",),
         "1 once the exchange refused the connection for good (401/403/400)."),
@@ -219,6 +224,8 @@ class HandlerCollector:
         yield _family("feedhandler_last_frame_age_seconds",
                       (((str(c.shard),), max(0, now_ns - c.last_frame_ns) / 1e9)
                        for c in connections if c.last_frame_ns))
+        yield _family("feedhandler_connection_max_silence_seconds",
+                      (((str(c.shard),), c.max_silence_s) for c in connections))
         yield _family("feedhandler_connection_quarantined",
                       (((str(c.shard),), c.state == "quarantined") for c in connections))
         yield _family("feedhandler_connection_replaced_total",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
@@ -80,6 +81,7 @@ class ReplayChild:
         self.violations = 0
         self.verdict = Verdict("ok")
         self.opened_at = 0.0
+        self.max_silence_s = math.inf  # a recording's pauses are never replaced
         self.progress = Progress(sum(p.stat().st_size for p in self.paths))
         self._max_frames = max_frames
         self._on_limit = on_limit

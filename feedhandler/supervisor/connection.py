@@ -132,6 +132,10 @@ class Connection:
         return self.link.listener if self.link is not None else None
 
     @property
+    def max_silence_s(self) -> float:
+        return self.policy.max_silence_s
+
+    @property
     def url(self) -> str:
         url = self.feed.shard.url
         return leg_url(url, self.config.url_b) if self.leg == 1 and self.config.url_b else url

@@ -69,6 +69,10 @@ class LegPair:
         return self._serving.verdict
 
     @property
+    def max_silence_s(self) -> float:
+        return self._serving.max_silence_s
+
+    @property
     def opened_at(self) -> float:
         return self._serving.opened_at
 

@@ -35,6 +35,7 @@ class ConnectionStatus:
     epoch: int  # connection attempts so far
     frames: int  # data frames, all connections of the shard
     last_frame_ns: int  # wall clock of the latest data frame; 0 before the first
+    max_silence_s: float  # no data frame for this long: the connection is replaced
     failed_attempts: int  # since the last successful connection
     last_error: str
     open_for_s: float  # 0 unless open

@@ -57,6 +57,8 @@ class Child(Protocol):
     def verdict(self) -> Verdict: ...
     @property
     def opened_at(self) -> float: ...
+    @property
+    def max_silence_s(self) -> float: ...
     async def run(self, stop: asyncio.Event) -> None: ...
 
 
@@ -168,7 +170,8 @@ class Supervisor:
             connections.append(ConnectionStatus(
                 shard=child.index, url=feed.shard.url, streams=len(feed.shard.streams),
                 state=child.state, epoch=feed.epoch, frames=feed.frames,
-                last_frame_ns=feed.last_frame_ns, failed_attempts=child.failed_attempts,
+                last_frame_ns=feed.last_frame_ns, max_silence_s=child.max_silence_s,
+                failed_attempts=child.failed_attempts,
                 last_error=child.last_error,
                 open_for_s=now - child.opened_at if is_open else 0.0,
                 never_delivered=is_open and child.verdict.never_delivered,

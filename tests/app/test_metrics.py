@@ -193,3 +193,19 @@ def test_an_event_time_ahead_of_our_clock_counts_as_0_so_the_sum_never_falls() -
     latency.observe_batch("trade", trades, now_ns=1_000_000_000)
     histogram = latency.histograms[("event_to_receive", "trade")]
     assert histogram.sum_ns == 2_000_000 and histogram.cumulative()[0][1] == 1
+
+
+def test_each_shard_exports_the_silence_its_streams_allow() -> None:
+    """FeedhandlerShardStale compares each shard's frame age with this, so an illiquid trade
+    stream's quiet minutes raise no alert and a dead kline stream's half minute does."""
+    for streams, allowed in ((["btcusdt@trade"], 600), (["btcusdt@trade", "btcusdt@kline_1m"], 30)):
+        handler = Handler(load_config(None, {"url": "ws://127.0.0.1:9", "sink": "null",
+                                             "streams": streams}, environ={}))
+        values, types = parse_metrics(exposition(handler))
+        assert value(values, "feedhandler_connection_max_silence_seconds", shard="0") == allowed
+        assert types["feedhandler_connection_max_silence_seconds"] == "gauge"
+    handler = Handler(load_config(None, {"url": "ws://127.0.0.1:9", "sink": "null",
+                                         "streams": ["btcusdt@trade"],
+                                         "connection": {"max_silence_s": 45}}, environ={}))
+    values, _ = parse_metrics(exposition(handler))
+    assert value(values, "feedhandler_connection_max_silence_seconds", shard="0") == 45
