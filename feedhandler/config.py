@@ -308,7 +308,7 @@ class BookConfig(Section):
     snapshots: bool = False
     """publish depth snapshots (WS API) so books rebuild from Kafka"""
     snapshot_limit: Annotated[int, Field(ge=1, le=5000)] = 5000
-    """levels per side (weight 250 above 1000)"""
+    """levels per side (weight 250 above 1000; >= top_n with publish)"""
     refresh_s: NonNegativeFloat = 0.0
     """also a fresh snapshot of every symbol this often (0 = off)"""
     snapshot_source: Literal["wsapi", "rest"] = "wsapi"
@@ -333,6 +333,9 @@ class BookConfig(Section):
                                      "snapshot)")
         if self.max_levels and self.max_levels < self.top_n:
             raise Invalid("max_levels", f"must be 0 or >= top_n ({self.top_n})")
+        if self.publish and self.snapshot_limit < self.top_n:
+            raise Invalid("snapshot_limit", f"must be >= top_n ({self.top_n}) with publish (a "
+                                            "book cut shorter is resynced at once)")
         return self
 
 

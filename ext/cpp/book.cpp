@@ -242,10 +242,15 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.snapshots++;
   std::vector<DepthRecord> buffered;
   buffered.swap(b.buffer);
-  if (!buffered.empty() && last < buffered.front().first_update_id) {
+  // too old when the first buffered event does not follow on from it (U <= lastUpdateId + 1,
+  // the protocol's validity check)
+  if (!buffered.empty() && last + 1 < buffered.front().first_update_id) {
     invalidate(b, BOOK_STALE, r, buffered.front().first_update_id);
     b.buffer.swap(buffered);  // wait for a newer snapshot
     return;
+  }
+  for (uint8_t side : {SIDE_BID, SIDE_ASK}) {
+    if (b.cut_sides & (1u << side)) b.book.cut(side);
   }
   b.update_id = last;
   b.state = BOOK_VALID;
@@ -268,8 +273,10 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
 
 void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   switch (b.mode) {
-    case MODE_APPLY:
     case MODE_SNAPSHOT:
+      if ((r.flags & DEPTH_CUT) && r.side <= SIDE_ASK) b.cut_sides |= 1u << r.side;
+      [[fallthrough]];
+    case MODE_APPLY:
       b.book.set(r.side, r.price, r.qty);
       break;
     case MODE_BUFFER:
@@ -282,6 +289,11 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
     if (b.mode == MODE_APPLY) {
       b.update_id = r.last_update_id;
       applied(b, r);
+      if (min_levels_ && b.book.short_of(min_levels_)) {
+        invalidate(b, BOOK_SHORT, r, b.update_id + 1);
+        b.shorts++;
+        shorts_.push_back({std::string(symbol_of(r.symbol)), b.update_id});
+      }
     }
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
     b.mode = MODE_SKIP;
@@ -296,7 +308,10 @@ void BookSet::apply(const DepthRecord* rows, size_t count) {
       if (r.flags & DEPTH_SNAPSHOT) {
         // a valid book does not need it; otherwise it replaces whatever we have
         b.mode = b.state == BOOK_VALID ? MODE_SKIP : MODE_SNAPSHOT;
-        if (b.mode == MODE_SNAPSHOT) b.book.clear();
+        if (b.mode == MODE_SNAPSHOT) {
+          b.book.clear();
+          b.cut_sides = 0;
+        }
         if (b.mode == MODE_SKIP) b.snapshots++;
       } else {
         b.events++;

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "records.h"
@@ -15,6 +16,8 @@ namespace fh {
 
 // A row of a published depth snapshot (with DEPTH_FIRST..DEPTH_LAST; U = u = lastUpdateId).
 constexpr uint8_t DEPTH_SNAPSHOT = 4;
+// A snapshot row of a side the request's limit cut: levels beyond the side's last are unknown.
+constexpr uint8_t DEPTH_CUT = 8;
 
 // Prices fit int64 at 1e-8; level quantities of cheap tokens do not (128-bit, as on the wire).
 struct Level {
@@ -26,7 +29,8 @@ struct Level {
 // pushed out is forgotten, and the best forgotten price is the side's horizon. Once the levels
 // above it are deleted a forgotten one may be the best, so a level no better than the horizon
 // is not kept either: a side may then hold fewer, never a wrong best, until the book is
-// rebuilt from a snapshot.
+// rebuilt from a snapshot (BookSet's min_levels says when). A snapshot side cut at its limit
+// has a horizon too: its worst level.
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
@@ -37,7 +41,14 @@ class Book {
     horizon_[1] = INT64_MAX;
   }
   void set(uint8_t side, int64_t price, Int128LE qty);  // qty 0 removes the level
+  void cut(uint8_t side) {  // levels worse than the side's worst are unknown
+    if (depth(side)) forget(side, sides_[side].front().price);
+  }
   size_t depth(uint8_t side) const { return sides_[side].size(); }
+  // A side that forgot levels holds fewer than n: levels it no longer knows are missing.
+  bool short_of(size_t n) const {
+    return (horizon_[0] != INT64_MIN && depth(0) < n) || (horizon_[1] != INT64_MAX && depth(1) < n);
+  }
   const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
     return sides_[side][sides_[side].size() - 1 - i];
   }
@@ -81,6 +92,7 @@ enum BookState : uint8_t {
   BOOK_GAP = 2,          // a diff skipped update ids: buffering until the next snapshot
   BOOK_STALE = 3,        // the last snapshot was older than the buffered diffs
   BOOK_OVERFLOW = 4,     // the diff buffer filled before a snapshot came
+  BOOK_SHORT = 5,        // a trimmed side fell below min_levels: buffering until a snapshot
 };
 
 struct SymbolBook {
@@ -90,7 +102,7 @@ struct SymbolBook {
   uint8_t state = BOOK_NO_SNAPSHOT;
   int64_t expected = 0, received = 0;  // last gap: U expected (<=), U received; or stale: U
   int64_t changed_ns = 0;               // ts_recv of the row that last changed `state`
-  uint64_t gaps = 0, snapshots = 0, events = 0;
+  uint64_t gaps = 0, snapshots = 0, events = 0, shorts = 0;
   uint64_t crossed = 0;  // events after which the valid book was crossed or locked
   std::vector<DepthRecord> buffer;  // diff rows since the book became invalid (§5 step 2)
   int64_t ts_event = 0, ts_recv = 0;  // of the depth row that last changed the book
@@ -106,6 +118,7 @@ struct SymbolBook {
   int64_t reported_ns = 0;
   // event in progress (its rows may span several apply() calls)
   uint8_t mode = 0;
+  uint8_t cut_sides = 0;  // snapshot in progress: bit 1 << side for a side cut at its limit
 };
 
 // New crossings / ticker disagreements of one symbol since its last alert.
@@ -114,10 +127,18 @@ struct Alert {
   uint64_t crossed, mismatches;
 };
 
+// A symbol's book that went short, at the update id it had then.
+struct Short {
+  std::string symbol;
+  int64_t update_id;
+};
+
 class BookSet {
  public:
-  BookSet(uint32_t max_levels, size_t max_buffer)
-      : max_levels_(max_levels), max_buffer_(max_buffer) {}
+  // min_levels > 0 (with max_levels): a side that forgot levels and holds fewer than that
+  // makes the book invalid until the next snapshot, as a gap does.
+  BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels = 0)
+      : max_levels_(max_levels), max_buffer_(max_buffer), min_levels_(min_levels) {}
   void apply(const DepthRecord* rows, size_t count);
   void check_tickers(const BookTickerRecord* rows, size_t count);
   // A record of the best `depth` levels of every valid book changed since its last one;
@@ -125,6 +146,8 @@ class BookSet {
   size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns);
   // Symbols with new crossings or disagreements, each at most once per min_interval_ns.
   std::vector<Alert> take_alerts(int64_t now_ns, int64_t min_interval_ns);
+  // Books that went short since the last call, in order (a snapshot makes them valid again).
+  std::vector<Short> take_shorts() { return std::move(shorts_); }
   size_t size() const { return books_.size(); }
   const SymbolBook* find(std::string_view symbol) const;
   std::vector<std::string> symbols() const;
@@ -141,6 +164,8 @@ class BookSet {
   std::unordered_map<std::string, SymbolBook> books_;
   uint32_t max_levels_;
   size_t max_buffer_;
+  uint32_t min_levels_;
+  std::vector<Short> shorts_;
   SymbolBook* last_ = nullptr;  // rows of one symbol come in runs: skip the hash lookup
   char last_symbol_[kSymbolWidth] = {};
 };

@@ -134,9 +134,10 @@ class Handler:
         if config.book.snapshots:
             self.book_sync = self._book_sync()
         if config.book.publish:
+            assert self.book_sync is not None  # (book.publish needs book.snapshots)
             self.books = HandlerBooks(config.book,
                                       lambda rows: self.sink.publish_batch("book", rows, 0),
-                                      self._publish_event)
+                                      self._publish_event, self.book_sync.short)
         if config.universe.kinds:
             self.universe = self._universe()
 

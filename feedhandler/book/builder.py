@@ -29,9 +29,12 @@ _REASONS = {
     "no_snapshot": "no snapshot seen yet",
     "gap": "update ids skipped (expected U <= {expected}, got {received}); waiting for a "
     "new snapshot",
-    "stale_snapshot": "the last snapshot is older than the buffered diffs (their first U is "
-    "{expected}); waiting for a newer one",
+    "stale_snapshot": "the buffered diffs do not follow on from the last snapshot (their "
+    "first U is {expected}, past its lastUpdateId + 1); waiting for a newer one",
     "buffer_overflow": "too many diffs buffered before a snapshot came",
+    "short": "a side fell below {min_levels} levels while levels beyond it are unknown "
+    "(forgotten to max_levels, or past a snapshot's limit), so its best may be missing "
+    "(at update id {update_id}); waiting for a new snapshot",
 }
 
 
@@ -46,9 +49,13 @@ class Top:
 
 
 class BookBuilder:
-    def __init__(self, max_levels: int = 0, max_buffer: int = 1_000_000) -> None:
-        """`max_levels` > 0 keeps only the best N levels per side (0: full depth)."""
-        self.books = Books(max_levels, max_buffer)
+    def __init__(self, max_levels: int = 0, max_buffer: int = 1_000_000,
+                 min_levels: int = 1) -> None:
+        """`max_levels` > 0 keeps only the best N levels per side (0: full depth). A side
+        that holds fewer than `min_levels` while levels beyond it are unknown (forgotten, or
+        past a snapshot's limit) makes the book invalid until the next snapshot: its best may
+        be missing (1: only once such a side is empty)."""
+        self.books = Books(max_levels, max_buffer, min_levels)
 
     def apply(self, records: np.ndarray) -> None:
         """Depth records (diffs and snapshot rows), in topic order. Records of an earlier
@@ -80,7 +87,7 @@ class BookBuilder:
             return "no record of this symbol yet"
         if status["state"] == "valid":
             return ""
-        return _REASONS[status["state"]].format(**status)
+        return _REASONS[status["state"]].format(min_levels=self.books.min_levels, **status)
 
     def levels(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
         """Every level held: (bids, asks), arrays of `LEVEL_DTYPE` (price int64, qty 128-bit

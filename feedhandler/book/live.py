@@ -4,6 +4,10 @@ the depth records of each decoded batch and the snapshot rows `SnapshotSync` pub
 - Every `book.interval_ms`, each valid book that changed since its last record is published as
   one `book` record (its best `book.top_n` levels a side); a book in a gap or waiting for a
   snapshot is not (`book_resync` / `book_snapshot` mark those intervals).
+- A book whose side holds fewer than `book.top_n` levels while levels beyond them are unknown
+  (forgotten to `book.max_levels`, or beyond a snapshot cut at `book.snapshot_limit`) may be
+  missing its best: it is invalid until a fresh snapshot (`on_short`: the handler asks
+  SnapshotSync for one, evented as `book_resync` with reason `short`).
 - A book left crossed or locked (best bid >= best ask) by a depth event is counted, and
   evented as `book_crossed`.
 - Each bookTicker is compared with the book at its own update id `u` only: the bookTicker and
@@ -35,8 +39,8 @@ EventSink = Callable[[dict[str, Any]], None]
 
 class HandlerBooks:
     def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
-                 on_event: EventSink) -> None:
-        self.books = Books(config.max_levels)
+                 on_event: EventSink, on_short: Callable[[str, int], None]) -> None:
+        self.books = Books(config.max_levels, min_levels=config.top_n)
         self.records = 0  # `book` records published
         self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
         self.batches = 0
@@ -45,6 +49,7 @@ class HandlerBooks:
         self._alert_interval_ns = int(config.alert_interval_s * 1e9)
         self._publish = publish
         self._on_event = on_event
+        self._on_short = on_short  # (symbol, the book's update id when it went short)
         self._next_ns = 0
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -53,6 +58,8 @@ class HandlerBooks:
         self.books.apply(records)
         self.apply_ns += time.perf_counter_ns() - started
         self.batches += 1
+        for symbol, update_id in self.books.take_shorts():
+            self._on_short(symbol, update_id)
 
     def on_book_ticker(self, records: np.ndarray) -> None:
         started = time.perf_counter_ns()

@@ -3,8 +3,11 @@
 Snapshots travel on the depth topic itself, keyed by symbol like the diffs, as one event of
 rows flagged `SNAPSHOT_FLAG` (plus FIRST..LAST) with `first_update_id = last_update_id =
 lastUpdateId`: bids best first, then asks; a side without levels is absent, and an empty
-book is one `side = 2` row. A consumer that sees such an event knows where a valid book can
-start (`feedhandler.book.BookBuilder` does it for you).
+book is one `side = 2` row. The rows of a side that filled the request's `limit` are also
+flagged `CUT_FLAG`: the exchange has levels beyond its last that the snapshot does not show,
+so a book must not take a later diff's level there as the next one. A consumer that sees
+such an event knows where a valid book can start (`feedhandler.book.BookBuilder` does it for
+you).
 
 Prices (int64) and quantities (128-bit, as in the depth layout) are parsed exactly into 1e-8
 units; a value with a ninth non-zero decimal or beyond its field is refused, never rounded
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from feedhandler._ext.book import SNAPSHOT_FLAG
+from feedhandler._ext.book import CUT_FLAG, SNAPSHOT_FLAG
 from feedhandler.records import SCHEMAS
 
 DEPTH = SCHEMAS["depth"]
@@ -60,8 +63,10 @@ def _levels(levels: Sequence[Sequence[str]]) -> np.ndarray:
     return out
 
 
-def snapshot_records(symbol: str, result: dict[str, Any], ts_recv: int = 0) -> np.ndarray:
-    """The snapshot event's rows (`depth` dtype)."""
+def snapshot_records(symbol: str, result: dict[str, Any], ts_recv: int = 0,
+                     limit: int = 0) -> np.ndarray:
+    """The snapshot event's rows (`depth` dtype); `limit`: the levels a side requested (0:
+    whole sides)."""
     last = int(result["lastUpdateId"])
     bids, asks = _levels(result["bids"]), _levels(result["asks"])
     count = max(1, len(bids) + len(asks))
@@ -75,6 +80,10 @@ def snapshot_records(symbol: str, result: dict[str, Any], ts_recv: int = 0) -> n
     else:
         levels = np.concatenate((bids, asks))
         rows["side"][len(bids):] = 1
+        if limit and len(bids) >= limit:
+            rows["flags"][:len(bids)] |= CUT_FLAG
+        if limit and len(asks) >= limit:
+            rows["flags"][len(bids):] |= CUT_FLAG
         rows["price"] = levels[:, 0]
         rows["qty"]["lo"] = levels[:, 1].view(np.uint64)
         rows["qty"]["hi"] = levels[:, 2]

@@ -7,7 +7,8 @@ diff of a symbol, and the first after a break (a missed frame, a rejected frame,
 reconnect), start a resync of that symbol alone: a `depth` request through the WebSocket API
 (queued on the shared weight budget: `SNAPSHOT` priority at start, `RESYNC` after a gap, so
 1,000 symbols resyncing at once wait their turn instead of drawing 429s). A snapshot whose
-`lastUpdateId` is older than the first diff since the break is fetched again (§5 step 4);
+`lastUpdateId` the first diff since the break does not follow on from (`U > lastUpdateId +
+1`, §5) is fetched again;
 otherwise it is published as snapshot rows on the depth topic (`snapshot.snapshot_records`),
 where `BookBuilder` starts a valid book from it.
 
@@ -16,7 +17,10 @@ so a consumer that starts reading mid-topic, or after retention dropped the firs
 finds a starting point within `refresh_s`; none while `paused()` (the sink is backed up and
 the handler has stopped reading: refreshes would only grow its backlog).
 
-Control events: `book_resync` (symbol, reason `start` or `gap`, expected / received U) when
+`short(symbol, update_id)` resyncs a symbol whose handler book went short (`HandlerBooks`).
+
+Control events: `book_resync` (symbol, reason `start`, `gap` or `short`, expected / received
+U) when
 a symbol's book stops being rebuildable, `book_snapshot` (symbol, last_update_id, levels)
 when it is again: the interval between the two is the one in which that book was not valid.
 """
@@ -113,6 +117,14 @@ class SnapshotSync:
             self._resync(symbol, state, "start", 0, int(firsts[0]))
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
+    def short(self, symbol: str, update_id: int) -> None:
+        """The handler's book of `symbol` went short at `update_id` (HandlerBooks): a
+        snapshot newer than that makes it valid again."""
+        state = self.symbols.get(symbol)
+        if state is None:
+            state = self.symbols[symbol] = SymbolSync(last_update_id=update_id)
+        self._resync(symbol, state, "short", update_id + 1, update_id + 1)
+
     def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
                 received: int) -> None:
         state.first_update_id = received
@@ -151,10 +163,11 @@ class SnapshotSync:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)
                     last = int(result["lastUpdateId"])
-                    if last < state.first_update_id:  # §5 step 4: too old, again
+                    # §5: too old, again, unless the first diff since the break follows on
+                    if last + 1 < state.first_update_id:
                         state.stale += 1
                         continue
-                    rows = snapshot_records(symbol, result)
+                    rows = snapshot_records(symbol, result, limit=self.limit)
                 except Exception as exc:  # whatever the source or the reply: retried, counted
                     if isinstance(exc, errors.BadSymbol):
                         self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
@@ -170,7 +183,8 @@ class SnapshotSync:
                 self.snapshots += 1
                 self._event("book_snapshot", symbol=symbol, last_update_id=last,
                             levels=len(result["bids"]) + len(result["asks"]))
-                return
+                if last + 1 >= state.first_update_id:  # (else a book it left short wants more)
+                    return
         finally:
             if state.task is asyncio.current_task():  # (not when a resync replaced it)
                 state.task = None

@@ -129,8 +129,8 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own
   checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
   Epoch 0 marks records that came from no stream connection: depth snapshots on the depth
-  topic (`book.snapshots`, rows flagged 4) and `book` records; they are not on the diffs'
-  sequence.
+  topic (`book.snapshots`, rows flagged 4, and 8 too on a side the snapshot's limit cut) and
+  `book` records; they are not on the diffs' sequence.
 - **Rollover.** A connection replaced make-before-break (its lifetime, or the exchange's
   `serverShutdown`) also starts a new epoch, but without a loss: both connections run for a
   moment, each id is published once (the one that arrived first), and the new epoch's first

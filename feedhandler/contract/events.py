@@ -118,9 +118,12 @@ EVENTS: tuple[Event, ...] = (
           "no reply to a subscription request within 10 s"),
     Event("book_resync", "book",
           (("symbol", "e.g. `BTCUSDT`"),
-           ("reason", "`start` (first diff seen) or `gap` (its `U` does not follow on)"),
+           ("reason", "`start` (first diff seen), `gap` (its `U` does not follow on) or "
+                      "`short` (the handler's book, `book.publish`, holds fewer than "
+                      "`book.top_n` levels a side while levels beyond are unknown)"),
            ("expected", "the next update id the book owed"),
-           ("received", "the first update id that came instead"), ("ts_ns", "when")),
+           ("received", "the first update id that came instead (`short`: the same as "
+                        "`expected`)"), ("ts_ns", "when")),
           "that symbol's book is invalid until its next snapshot (it alone is resynced)"),
     Event("book_snapshot", "book",
           (("symbol", "e.g. `BTCUSDT`"),

@@ -273,7 +273,8 @@ KINDS: tuple[Kind, ...] = (
          local("side", "uint8", "0 bid, 1 ask, 2 none (an event without levels)"),
          local("flags", "uint8",
                "1 = first row of its event, 2 = last row (an event is rows FIRST..LAST), "
-               "4 = a row of a depth snapshot (`book.snapshots`)"),
+               "4 = a row of a depth snapshot (`book.snapshots`), 8 = a snapshot row of a "
+               "side cut at the request's limit (levels beyond the side's last are unknown)"),
          symbol()),
         version=2,  # level quantities int128 (v1: int64)
         streams=tuple(Suffix(f"depth{speed}") for speed in DEPTH_SPEEDS),

@@ -181,7 +181,48 @@ def test_a_trimmed_book_never_shows_a_forgotten_level_as_its_best() -> None:
     b.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))  # 98 forgotten
     b.apply(diff("X", 11, 11, bids=[("100", "0")]))
     assert book(b, "X")[0] == [[99, 1]]  # 98 may be second: not shown
+    assert b.valid("X")  # one level a side is enough (min_levels 1)
     b.apply(diff("X", 12, 13, bids=[("99", "0"), ("97", "5")]))
-    assert book(b, "X")[0] == []  # 98 may be the best: neither it nor 97 is shown
-    b.apply(diff("X", 14, 14, bids=[("105", "5")]))
-    assert book(b, "X")[0] == [[105, 5]] and b.valid("X")
+    # 98 may be the best: neither it nor 97 is shown, and the book is not valid
+    assert book(b, "X")[0] == [] and b.status("X")["state"] == "short"
+    assert "below 1 levels" in b.why_not("X") and "update id 13" in b.why_not("X")
+    b.apply(diff("X", 14, 14, bids=[("105", "5")]))  # buffered
+    assert not b.valid("X") and b.status("X")["buffered"] == 1
+    b.apply(snap("X", 13, [("98", "1"), ("97", "5")], [("101", "1")]))
+    assert b.valid("X") and book(b, "X")[0] == [[105, 5], [98, 1]]  # 97 forgotten again
+    assert b.status("X")["shorts"] == 1
+
+
+def test_a_side_below_min_levels_makes_a_trimmed_book_invalid_until_a_snapshot() -> None:
+    b = BookBuilder(max_levels=3, min_levels=2)
+    asks = [("101", "1"), ("102", "1"), ("103", "1"), ("104", "1")]
+    b.apply(snap("X", 10, [("99", "1")], asks))  # 104 forgotten; one bid is the whole side
+    b.apply(diff("X", 11, 11, asks=[("101", "0")]))
+    assert b.valid("X")  # 102, 103 still: two levels
+    b.apply(diff("X", 12, 12, asks=[("102", "0")]))
+    assert b.status("X")["state"] == "short" and b.status("X")["expected"] == 13
+    with pytest.raises(ValueError, match="above max_levels"):
+        BookBuilder(max_levels=3, min_levels=4)
+
+
+def test_a_snapshot_side_cut_at_its_limit_knows_nothing_beyond_its_last_level() -> None:
+    rows = snapshot_records("X", {"lastUpdateId": 10, "bids": [["99", "1"], ["98", "1"]],
+                                  "asks": [["101", "1"]]}, 10, limit=2)
+    assert list(rows["flags"]) == [4 | 8 | 1, 4 | 8, 4 | 2]  # bids filled the limit: cut
+    b = BookBuilder()  # full depth, yet the snapshot's bids stop at 98
+    b.apply(rows)
+    b.apply(diff("X", 11, 11, bids=[("90", "7"), ("98.5", "2")]))  # 90: beyond 98, not kept
+    assert pairs(b.levels("X")[0]) == [(decimal_units(p), decimal_units(q)) for p, q in
+                                       (("99", "1"), ("98.5", "2"), ("98", "1"))]
+    b.apply(diff("X", 12, 12, bids=[("99", "0"), ("98.5", "0"), ("98", "0")]))
+    assert b.status("X")["state"] == "short"  # the best bid may be 90, or one never seen
+    complete = snapshot_records("X", {"lastUpdateId": 10, "bids": [["99", "1"]],
+                                      "asks": []}, 10, limit=2)
+    assert list(complete["flags"]) == [4 | 1 | 2]
+
+
+def test_a_snapshot_the_first_buffered_diff_follows_on_from_is_used() -> None:
+    b = BookBuilder()
+    b.apply(diff("X", 15, 16, bids=[("1", "2")]))
+    b.apply(snap("X", 14, [("1", "1")], [("2", "1")]))  # U = lastUpdateId + 1
+    assert b.valid("X") and b.status("X")["update_id"] == 16 and book(b, "X")[0] == [[1, 2]]

@@ -14,9 +14,10 @@ import pytest
 
 from feedhandler.app.handler import Handler
 from feedhandler.book import BookBuilder
+from feedhandler.book.live import HandlerBooks
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import SnapshotSync
-from feedhandler.config import load_config
+from feedhandler.config import BookConfig, load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
 from feedhandler.supervisor.failures import retry_after_s
@@ -45,7 +46,7 @@ def batch(*events: np.ndarray) -> np.ndarray:
 
 
 async def test_only_the_symbol_with_a_gap_is_resynced_and_stale_snapshots_are_refetched() -> None:
-    source = FakeDepth({"AAA": [11, 30], "BBB": [9, 21]})  # BBB's first answer is too old
+    source = FakeDepth({"AAA": [11, 30], "BBB": [8, 21]})  # BBB's first answer is too old
     published: list[np.ndarray] = []
     events: list[dict[str, Any]] = []
     sync = SnapshotSync(source, published.append, limit=500, on_event=events.append)
@@ -110,6 +111,46 @@ class QueuedRefresh(FakeDepth):
             self.calls.append((symbol, limit, priority))
             await asyncio.Event().wait()
         return await super().depth(symbol, limit, priority=priority)
+
+
+async def test_a_handler_book_that_went_short_is_rebuilt_from_a_fresh_snapshot() -> None:
+    """max_levels 3, top_n 2: once two bids are deleted the book holds one, and the bids it
+    forgot may be the next best; it is invalid until the snapshot SnapshotSync fetches."""
+    class Deep(FakeDepth):
+        async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+            answer = await super().depth(symbol, limit, priority=priority)
+            bids = [["100", "1"], ["99", "1"], ["98", "1"], ["97", "1"]]
+            return {**answer, "bids": bids[2:] if answer["lastUpdateId"] > 11 else bids}
+
+    events: list[dict[str, Any]] = []
+    tops: list[np.ndarray] = []
+    config = BookConfig(snapshots=True, publish=True, top_n=2, max_levels=3)
+    source = Deep({"X": [10, 12]})
+
+    def published(rows: np.ndarray) -> None:
+        live.on_depth(rows)
+        tops.append(rows)
+
+    sync = SnapshotSync(source, published, on_event=events.append)
+    live = HandlerBooks(config, lambda rows: None, events.append, sync.short)
+    first = diff("X", 10, 10)
+    sync.on_depth(first)
+    live.on_depth(first)
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    assert live.books.status("X")["state"] == "valid"
+    deletes = diff("X", 11, 12, bids=[("100", "0"), ("99", "0")])
+    sync.on_depth(deletes)
+    live.on_depth(deletes)  # 98 left: short of 2, so the book asks for a snapshot
+    assert live.books.status("X")["state"] == "short"
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["start", "short"]
+    assert [c[2] for c in source.calls] == [SNAPSHOT, RESYNC]
+    status = live.books.status("X")
+    assert status["state"] == "valid" and status["update_id"] == 12 and status["shorts"] == 1
+    assert pairs(live.books.levels("X", 0)) == [(98 * 10**8, 10**8), (97 * 10**8, 10**8)]
+    await sync.close()
 
 
 async def test_a_gap_goes_ahead_of_a_refresh_already_queued() -> None:

@@ -19,6 +19,7 @@ cdef extern from "records.h" namespace "fh" nogil:
 
 cdef extern from "book.h" namespace "fh" nogil:
     const uint8_t DEPTH_SNAPSHOT
+    const uint8_t DEPTH_CUT
 
     struct Int128LE:
         uint64_t lo
@@ -40,6 +41,10 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t crossed
         uint64_t mismatches
 
+    struct Short:
+        string symbol
+        int64_t update_id
+
     cppclass Book:
         size_t depth(uint8_t side)
         size_t copy_best(uint8_t side, size_t n, Level* out)
@@ -54,6 +59,7 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t gaps
         uint64_t snapshots
         uint64_t events
+        uint64_t shorts
         uint64_t crossed
         vector[DepthRecord] buffer
         int64_t ts_event
@@ -68,11 +74,12 @@ cdef extern from "book.h" namespace "fh" nogil:
         Top mismatch_book
 
     cppclass BookSet:
-        BookSet(uint32_t max_levels, size_t max_buffer)
+        BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels)
         void apply(const DepthRecord* rows, size_t count)
         void check_tickers(const BookTickerRecord* rows, size_t count)
         size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns)
         vector[Alert] take_alerts(int64_t now_ns, int64_t min_interval_ns)
+        vector[Short] take_shorts()
         size_t size()
         const SymbolBook* find(string_view symbol)
         vector[string] symbols()
@@ -80,6 +87,6 @@ cdef extern from "book.h" namespace "fh" nogil:
 
 cdef class Books:
     cdef BookSet* _core
-    cdef readonly uint32_t max_levels
+    cdef readonly uint32_t max_levels, min_levels
 
     cdef const SymbolBook* _find(self, str symbol) except NULL

@@ -6,8 +6,9 @@ import numpy as np
 
 from feedhandler.records import SCHEMAS
 
-STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow")
+STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "short")
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
+CUT_FLAG = DEPTH_CUT
 DEPTH_RECORD_SIZE = sizeof(DepthRecord)
 LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", [("lo", "<u8"), ("hi", "<i8")])])
 assert LEVEL_DTYPE.itemsize == sizeof(Level)
@@ -33,11 +34,19 @@ cdef const unsigned char[::1] _rows(records, size_t itemsize, str kind):
 
 
 cdef class Books:
-    """Books of every symbol seen in depth records (diffs and snapshot rows)."""
+    """Books of every symbol seen in depth records (diffs and snapshot rows).
 
-    def __cinit__(self, unsigned int max_levels=0, size_t max_buffer=1_000_000):
-        self._core = new BookSet(max_levels, max_buffer)
-        self.max_levels = max_levels
+    `max_levels` > 0 keeps the best max_levels a side. `min_levels` > 0 makes a book invalid
+    ("short") until the next snapshot once a side holds fewer than that and levels beyond it
+    are unknown (forgotten to max_levels, or cut by the snapshot's limit: CUT_FLAG rows): its
+    best may be a level it does not know."""
+
+    def __cinit__(self, unsigned int max_levels=0, size_t max_buffer=1_000_000,
+                  unsigned int min_levels=0):
+        if max_levels and min_levels > max_levels:
+            raise ValueError(f"min_levels ({min_levels}) above max_levels ({max_levels})")
+        self.max_levels, self.min_levels = max_levels, min_levels
+        self._core = new BookSet(max_levels, max_buffer, self.min_levels)
 
     def __dealloc__(self):
         del self._core
@@ -78,6 +87,10 @@ cdef class Books:
         return [(a.symbol.decode(), a.crossed, a.mismatches)
                 for a in self._core.take_alerts(now_ns, min_interval_ns)]
 
+    def take_shorts(self):
+        """[(symbol, update id)] of the books that went short since the last call."""
+        return [(s.symbol.decode(), s.update_id) for s in self._core.take_shorts()]
+
     def symbols(self):
         return [s.decode() for s in self._core.symbols()]
 
@@ -90,10 +103,12 @@ cdef class Books:
 
     def status(self, str symbol):
         """{state, update_id, expected, received, changed_ns, gaps, snapshots, events,
-        crossed, buffered, ts_event, crossed_at, tickers_checked, ticker_mismatches,
+        shorts, crossed, buffered, ts_event, crossed_at, tickers_checked, ticker_mismatches,
         tickers_uncovered, tickers_pending, mismatch}: `expected`/`received` are the U ids of
-        the last gap; `crossed` counts events after which the valid book had best bid >= best
-        ask (`crossed_at`: the last one); `mismatch` is the last ticker disagreement."""
+        the last gap (`expected` alone: the id after the book's when it went short); `shorts`
+        counts the times it went short; `crossed` counts events after which the valid book
+        had best bid >= best ask (`crossed_at`: the last one); `mismatch` is the last ticker
+        disagreement."""
         cdef const SymbolBook* book = self._find(symbol)
         return {
             "state": STATES[<int>book.state],
@@ -104,6 +119,7 @@ cdef class Books:
             "gaps": book.gaps,
             "snapshots": book.snapshots,
             "events": book.events,
+            "shorts": book.shorts,
             "crossed": book.crossed,
             "buffered": book.buffer.size(),
             "ts_event": book.ts_event,
