@@ -193,7 +193,8 @@ while a due batch waits for that request's acknowledgement its broker thread pol
 sleeping. So if acknowledgements take longer than `linger.ms` (a busy or distant broker),
 that thread burns CPU at high rates (`top -H` shows it as `rdk:broker…`; on the benchmark VM
 up to 0.37 s per million frames instead of 0.07-0.12): compare the ack latency (the
-summary's `sink.latency_us.ack`, `/metrics`) with `kafka.linger_ms`. By librdkafka's source,
+summary's `sink.latency_us.ack`, `/metrics`) with `kafka.linger_ms`; the handler's log says
+so when the ack p50 exceeds a non-zero linger (at most every 10 minutes). By librdkafka's source,
 a linger above it lets the thread sleep, at that much more latency when rates are low
 (`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,

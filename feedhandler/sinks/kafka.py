@@ -77,6 +77,11 @@ RecordsPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
 STATISTICS_INTERVAL_MS = 5_000
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
 LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
+# While an acknowledgement takes longer than linger.ms, librdkafka's broker thread polls without
+# sleeping (its idempotent producer keeps one request in flight a partition; librdkafka pull
+# request #4989): 3-10x its usual CPU here (bench/BENCHMARKS.md, Kafka path, ninth session).
+# Said in the log, at most this often.
+SLOW_ACKS_WARNING_S = 600.0
 
 
 # librdkafka settings per `kafka.profile`; kafka.compression / kafka.linger_ms and
@@ -193,7 +198,10 @@ class KafkaSink:
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice
         before = _threads() if nice else set()
         self._fatal: KafkaError | None = None
-        self._producer = kafka_client(Producer, producer_config(config, instance), logger=log,
+        settings = producer_config(config, instance)
+        self._linger_ms = float(settings.get("linger.ms", 5))  # (librdkafka's default)
+        self._slow_acks_warned = -SLOW_ACKS_WARNING_S
+        self._producer = kafka_client(Producer, settings, logger=log,
                                       stats_cb=self._on_statistics, error_cb=self._on_error)
         if nice:
             _lower_priority(_threads() - before, nice)
@@ -497,6 +505,15 @@ class KafkaSink:
             name: {p: max(int(b[window][p]) for b in brokers) for p in ("p50", "p99")}
             for name, window in LATENCIES.items()
         } if brokers else {}
+        acked = [b for b in brokers if b["rtt"]["cnt"]]
+        ack_ms = max((b["rtt"]["p50"] for b in acked), default=0) / 1000
+        now = time.monotonic()
+        if 0 < self._linger_ms < ack_ms and now - self._slow_acks_warned >= SLOW_ACKS_WARNING_S:
+            self._slow_acks_warned = now
+            log.warning("kafka: acknowledgements take %.1f ms (p50) against linger.ms %g: "
+                        "librdkafka's broker thread spins while it waits for them (more CPU "
+                        "for the handler); a kafka.linger_ms above the acknowledgement time "
+                        "avoids it", ack_ms, self._linger_ms)
 
     def _refused(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
         """produce() refused the message: produced and failed at once, so that delivered

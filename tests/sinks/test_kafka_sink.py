@@ -358,6 +358,28 @@ def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
     drain(sink)
 
 
+def test_acknowledgements_slower_than_linger_are_said_in_the_log_at_most_every_10_min(
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    sink = new_sink(kafka_config(kafka_bootstrap, linger_ms=2))
+
+    def statistics(ack_p50_us: int, acks: int = 10) -> str:
+        windows = {name: {"p50": ack_p50_us, "p99": ack_p50_us, "cnt": acks}
+                   for name in ("int_latency", "outbuf_latency", "rtt")}
+        return orjson.dumps({"brokers": {"b1": {"nodeid": 1, **windows},
+                                         "bootstrap": {"nodeid": -1, **windows}}}).decode()
+
+    with caplog.at_level("WARNING", logger="feedhandler.sinks.kafka"):
+        sink._on_statistics(statistics(1_500))  # within linger: nothing to say
+        sink._on_statistics(statistics(9_000, acks=0))  # no acknowledgement in the window
+        assert not caplog.records
+        sink._on_statistics(statistics(7_250))
+        sink._on_statistics(statistics(8_000))  # said once
+    (record,) = caplog.records
+    assert "take 7.2 ms (p50) against linger.ms 2" in record.getMessage()
+    assert sink.stats.latency_us["ack"] == {"p50": 8_000, "p99": 8_000}
+    drain(sink)
+
+
 def test_every_acknowledged_data_message_reports_its_produce_to_ack_latency(
         kafka_bootstrap: str) -> None:
     acks: list[tuple[str, float]] = []
