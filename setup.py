@@ -76,6 +76,8 @@ def compiled() -> dict[str, Any]:
         "feedhandler_core",
         {
             "sources": [str(p) for p in sorted(CPP_DIR.glob("*.cpp"))],
+            # a changed header (decoder_gen.h, written by the kinds' codegen) rebuilds it too
+            "obj_deps": {"": [str(p) for p in sorted(CPP_DIR.glob("*.h"))]},
             "include_dirs": include_dirs,
             "cflags": common_flags,
         },

@@ -295,6 +295,9 @@ inline Kind first_key_kind(std::string_view s) noexcept {
     case 2:
       if (s == "id") return KIND_CONTROL;
       break;
+    case 3:
+      if (s == "msg") return KIND_CONTROL;
+      break;
     case 4:
       if (s == "code") return KIND_CONTROL;
       break;

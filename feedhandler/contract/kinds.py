@@ -409,7 +409,7 @@ KINDS: tuple[Kind, ...] = (
         namespace="feedhandler",
         streams=(Suffix("!serverShutdown", market=True),),
         events=("serverShutdown",),
-        first_keys=("result", "id", "code"),
+        first_keys=("result", "id", "code", "msg"),  # (an error reply, keys in any order)
         hook=True,
         notes="Exchange control messages; the raw frame is also published on the control topic.",
         example='{"result":null,"id":1}',

@@ -278,7 +278,7 @@ class Reference:
                     raise RefError("unknown_event", "e")
                 return self._by_kind(doc, EVENT_KINDS[e], self.hint, event=e)
             kind = {"u": "bookTicker", "lastUpdateId": "depthPartial"}.get(first)
-            if first in ("result", "id", "code"):
+            if first in ("result", "id", "code", "msg"):
                 kind = "control"
             if kind is None:
                 raise RefError("unknown_event")

@@ -82,3 +82,14 @@ def test_block_trade_ids_are_sequence_checked() -> None:
         (584, 586, 1), (587, 585, 2)]
     assert {g["kind"] for g in gaps} == {[k.name for k in KINDS].index("blockTrade")}
     assert_same(decoded, run_reference(frames))
+
+
+@pytest.mark.parametrize("frame", [b'{"code":2,"msg":"Invalid request","id":7}',
+                                   b'{"msg":"Invalid request","code":2,"id":7}',
+                                   b'{"id":7,"msg":"Invalid request","code":2}'])
+def test_an_error_reply_decodes_whatever_its_key_order(frame: bytes) -> None:
+    decoded = run_decoder([frame])
+    assert not decoded.errors
+    (row,) = decoded.rows("control")
+    assert (row["type"], row["id"], row["code"]) == (2, 7, 2)
+    assert_same(decoded, run_reference([frame]))
