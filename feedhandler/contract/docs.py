@@ -1,6 +1,6 @@
 """The README's Kafka section, generated from the declarations so that it cannot drift.
 
-    python -m feedhandler.contract.docs > section.md
+    python -m feedhandler.contract.docs   # rewrites its section of README.md
 
 Record tables and their notes come from the kind declarations (`feedhandler.contract.kinds`)
 through `SCHEMAS`; topic, key and header names from `feedhandler.contract`; control events
@@ -10,11 +10,10 @@ these tables alone.
 
 from __future__ import annotations
 
-import sys
-
 import feedhandler.contract as c
 from feedhandler.contract.events import COMMON_FIELDS, CONNECTION_FIELDS, EVENTS
 from feedhandler.contract.kinds import DATA_ROLES, KIND_BY_NAME, Rule
+from feedhandler.readme import rewrite
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.records.schema import Field
 
@@ -313,4 +312,4 @@ under each table. Types:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(section())
+    rewrite("feedhandler.contract.docs", section().rstrip() + "\n\n")

@@ -248,8 +248,8 @@ def test_readme_carries_the_generated_contract_section() -> None:
     from pathlib import Path
 
     from feedhandler.contract.docs import section
+    from feedhandler.readme import splice
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    begin = readme.index("-->\n", readme.index("<!-- BEGIN generated")) + len("-->\n")
-    end = readme.index("<!-- END generated -->")
-    assert readme[begin:end].rstrip() == section().rstrip()
+    assert splice(readme, "feedhandler.contract.docs", section().rstrip() + "\n\n") == readme, \
+        "README out of date: run `python -m feedhandler.contract.docs`"
