@@ -308,7 +308,7 @@ class BookConfig(Section):
     snapshots: bool = False
     """publish depth snapshots (WS API) so books rebuild from Kafka"""
     snapshot_limit: Annotated[int, Field(ge=1, le=5000)] = 5000
-    """levels per side (weight 250 above 1000; >= top_n with publish)"""
+    """levels per side (weight 250 above 1000; >= 2 x top_n with publish)"""
     refresh_s: NonNegativeFloat = 0.0
     """also a fresh snapshot of every symbol this often (0 = off)"""
     snapshot_source: Literal["wsapi", "rest"] = "wsapi"
@@ -322,7 +322,7 @@ class BookConfig(Section):
     interval_ms: PositiveInt = 100
     """a `book` record of each changed valid book this often"""
     max_levels: NonNegativeInt = 0
-    """levels per side the handler's books keep (0 = full depth)"""
+    """levels per side the handler's books keep (0 = full depth, else >= 2 x top_n)"""
     alert_interval_s: PositiveFloat = 10.0
     """book_crossed / book_ticker_mismatch: at most one per symbol this often"""
 
@@ -331,11 +331,13 @@ class BookConfig(Section):
         if self.publish and not self.snapshots:
             raise Invalid("publish", "needs book.snapshots: true (a book is valid only from a "
                                      "snapshot)")
-        if self.max_levels and self.max_levels < self.top_n:
-            raise Invalid("max_levels", f"must be 0 or >= top_n ({self.top_n})")
-        if self.publish and self.snapshot_limit < self.top_n:
-            raise Invalid("snapshot_limit", f"must be >= top_n ({self.top_n}) with publish (a "
-                                            "book cut shorter is resynced at once)")
+        # A side may lose top_n levels before its book needs a fresh snapshot (`short`);
+        # with less room every cancel near the top would fetch one.
+        if self.max_levels and self.max_levels < 2 * self.top_n:
+            raise Invalid("max_levels", f"must be 0 or >= 2 x top_n ({2 * self.top_n})")
+        if self.publish and self.snapshot_limit < 2 * self.top_n:
+            raise Invalid("snapshot_limit", f"must be >= 2 x top_n ({2 * self.top_n}) with "
+                                            "publish")
         return self
 
 

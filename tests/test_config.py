@@ -83,9 +83,9 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
          'batch.per_kind.trade.linger_ms: expected a number, got "x"'),
         ({"book.publish": True}, "book.publish: needs book.snapshots: true"),
         ({"book.snapshots": True, "book.publish": True, "book.max_levels": 5},
-         "book.max_levels: must be 0 or >= top_n (20), got 5"),
-        ({"book.snapshots": True, "book.publish": True, "book.snapshot_limit": 10},
-         "book.snapshot_limit: must be >= top_n (20) with publish"),
+         "book.max_levels: must be 0 or >= 2 x top_n (40), got 5"),
+        ({"book.snapshots": True, "book.publish": True, "book.snapshot_limit": 39},
+         "book.snapshot_limit: must be >= 2 x top_n (40) with publish"),
         ({"book.top_n": 21}, "book.top_n: must be <= 20, got 21"),
     ],
 )

@@ -113,6 +113,14 @@ void BookSet::invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int
   b.pending.clear();
 }
 
+bool BookSet::went_short(SymbolBook& b, const DepthRecord& r) {
+  if (!min_levels_ || !b.book.short_of(min_levels_)) return false;
+  invalidate(b, BOOK_SHORT, r, b.update_id + 1);
+  b.shorts++;
+  shorts_.push_back({std::string(symbol_of(r.symbol)), b.update_id});
+  return true;
+}
+
 void BookSet::applied(SymbolBook& b, const DepthRecord& r) {
   b.ts_event = r.ts_event;
   b.ts_recv = r.ts_recv;
@@ -242,10 +250,15 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.snapshots++;
   std::vector<DepthRecord> buffered;
   buffered.swap(b.buffer);
-  // too old when the first buffered event does not follow on from it (U <= lastUpdateId + 1,
-  // the protocol's validity check)
-  if (!buffered.empty() && last + 1 < buffered.front().first_update_id) {
-    invalidate(b, BOOK_STALE, r, buffered.front().first_update_id);
+  // Too old when the first buffered event does not follow on from it (U <= lastUpdateId + 1,
+  // the protocol's validity check); with none buffered, when older than the id a book that
+  // went short had reached (or than the one a stale snapshot was found short of).
+  const bool waiting = b.state == BOOK_SHORT || b.state == BOOK_STALE;
+  const int64_t need = !buffered.empty() ? buffered.front().first_update_id
+                       : waiting         ? b.expected
+                                         : 0;
+  if (last + 1 < need) {
+    invalidate(b, BOOK_STALE, r, need);
     b.buffer.swap(buffered);  // wait for a newer snapshot
     return;
   }
@@ -255,7 +268,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.update_id = last;
   b.state = BOOK_VALID;
   b.changed_ns = r.ts_recv;
-  applied(b, r);
+  if (!went_short(b, r)) applied(b, r);  // (short: the rest is buffered for the next one)
   // replay the buffered diffs (§5 steps 5-7): drop u <= lastUpdateId, apply the rest in order
   for (const DepthRecord& d : buffered) {
     if (d.flags & DEPTH_FIRST) {
@@ -288,12 +301,7 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   if (r.flags & DEPTH_LAST) {
     if (b.mode == MODE_APPLY) {
       b.update_id = r.last_update_id;
-      applied(b, r);
-      if (min_levels_ && b.book.short_of(min_levels_)) {
-        invalidate(b, BOOK_SHORT, r, b.update_id + 1);
-        b.shorts++;
-        shorts_.push_back({std::string(symbol_of(r.symbol)), b.update_id});
-      }
+      if (!went_short(b, r)) applied(b, r);
     }
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
     b.mode = MODE_SKIP;

@@ -159,6 +159,9 @@ class BookSet {
   void begin_diff(SymbolBook& b, const DepthRecord& r);
   void end_snapshot(SymbolBook& b, const DepthRecord& r);
   void invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int64_t expected);
+  // A side short of min_levels while levels beyond it are unknown: its best may be one it
+  // does not know, so the book waits for a snapshot, as after a gap. True if so.
+  bool went_short(SymbolBook& b, const DepthRecord& r);
   void applied(SymbolBook& b, const DepthRecord& r);
   void compare(SymbolBook& b, const Top& ticker);
   std::unordered_map<std::string, SymbolBook> books_;

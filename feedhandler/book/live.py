@@ -58,8 +58,6 @@ class HandlerBooks:
         self.books.apply(records)
         self.apply_ns += time.perf_counter_ns() - started
         self.batches += 1
-        for symbol, update_id in self.books.take_shorts():
-            self._on_short(symbol, update_id)
 
     def on_book_ticker(self, records: np.ndarray) -> None:
         started = time.perf_counter_ns()
@@ -68,7 +66,11 @@ class HandlerBooks:
         self.batches += 1
 
     def service(self) -> None:
-        """From the handler's service loop: publishes once `interval_ms` has passed."""
+        """From the handler's service loop: the books that went short ask for a snapshot
+        (here, not while a snapshot's rows are applied: its book_snapshot event comes first);
+        publishes once `interval_ms` has passed."""
+        for symbol, update_id in self.books.take_shorts():
+            self._on_short(symbol, update_id)
         now = time.time_ns()
         if now >= self._next_ns:
             self._next_ns = now + self._interval_ns

@@ -44,6 +44,7 @@ from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
+SHORT_RESYNC_S = 1.0  # a book that went short: a snapshot at most this often per symbol
 
 
 class DepthSource(Protocol):
@@ -57,6 +58,7 @@ class SymbolSync:
     first_update_id: int = 0  # U of the first diff since the last break
     last_update_id: int = 0  # u of the newest diff seen
     snapshot_id: int = 0  # lastUpdateId of the last published snapshot (0: none yet)
+    snapshot_at: float = 0.0  # when it was published (monotonic)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     priority: int = 0  # the budget priority of `task`'s request
     resyncs: int = 0
@@ -119,21 +121,26 @@ class SnapshotSync:
 
     def short(self, symbol: str, update_id: int) -> None:
         """The handler's book of `symbol` went short at `update_id` (HandlerBooks): a
-        snapshot newer than that makes it valid again."""
+        snapshot at `update_id` or later makes it valid again. Not sooner than
+        SHORT_RESYNC_S after the symbol's last snapshot, so that a market that keeps
+        emptying the top of a book cannot spend the weight budget on one symbol."""
         state = self.symbols.get(symbol)
         if state is None:
             state = self.symbols[symbol] = SymbolSync(last_update_id=update_id)
-        self._resync(symbol, state, "short", update_id + 1, update_id + 1)
+        wait = state.snapshot_at + SHORT_RESYNC_S - time.monotonic() if state.snapshot_at else 0
+        self._resync(symbol, state, "short", update_id + 1, update_id + 1, max(0.0, wait))
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
-                received: int) -> None:
-        state.first_update_id = received
+                received: int, wait: float = 0.0) -> None:
+        # (a break the fetch must still cover may be later than this one)
+        state.first_update_id = max(state.first_update_id, received)
         state.resyncs += 1
         self._event("book_resync", symbol=symbol, reason=reason, expected=expected,
                     received=received)
-        self._schedule(symbol, state, SNAPSHOT if reason == "start" else RESYNC)
+        self._schedule(symbol, state, SNAPSHOT if reason == "start" else RESYNC, wait)
 
-    def _schedule(self, symbol: str, state: SymbolSync, priority: int) -> None:
+    def _schedule(self, symbol: str, state: SymbolSync, priority: int,
+                  wait: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
         if state.task is not None and state.priority == REFRESH and priority < REFRESH:
             # a refresh waits behind every other request: the resync goes instead (a fetch at
@@ -143,7 +150,7 @@ class SnapshotSync:
         if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
             state.priority = priority
             state.task = loop.create_task(
-                self._fetch(symbol, state, priority), name=f"snapshot {symbol}"
+                self._fetch(symbol, state, priority, wait), name=f"snapshot {symbol}"
             )
         if self._refresh_s > 0 and self._refresher is None:
             self._refresher = loop.create_task(self._refresh(), name="snapshot refresh")
@@ -157,8 +164,11 @@ class SnapshotSync:
                 if state.snapshot_id:
                     self._schedule(symbol, state, REFRESH)
 
-    async def _fetch(self, symbol: str, state: SymbolSync, priority: int) -> None:
+    async def _fetch(self, symbol: str, state: SymbolSync, priority: int,
+                     wait: float = 0.0) -> None:
         try:
+            if wait:
+                await asyncio.sleep(wait)
             while True:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)
@@ -179,12 +189,11 @@ class SnapshotSync:
                     await asyncio.sleep(self._retry_delay_s)
                     continue
                 self._publish(rows)
-                state.snapshot_id = last
+                state.snapshot_id, state.snapshot_at = last, time.monotonic()
                 self.snapshots += 1
                 self._event("book_snapshot", symbol=symbol, last_update_id=last,
                             levels=len(result["bids"]) + len(result["asks"]))
-                if last + 1 >= state.first_update_id:  # (else a book it left short wants more)
-                    return
+                return
         finally:
             if state.task is asyncio.current_task():  # (not when a resync replaced it)
                 state.task = None

@@ -226,3 +226,25 @@ def test_a_snapshot_the_first_buffered_diff_follows_on_from_is_used() -> None:
     b.apply(diff("X", 15, 16, bids=[("1", "2")]))
     b.apply(snap("X", 14, [("1", "1")], [("2", "1")]))  # U = lastUpdateId + 1
     assert b.valid("X") and b.status("X")["update_id"] == 16 and book(b, "X")[0] == [[1, 2]]
+
+
+def test_a_short_book_takes_no_snapshot_older_than_the_id_it_reached() -> None:
+    b = BookBuilder(max_levels=2)
+    b.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))
+    b.apply(diff("X", 11, 20, bids=[("100", "0"), ("99", "0")]))
+    assert b.status("X")["state"] == "short" and b.status("X")["buffered"] == 0
+    b.apply(snap("X", 15, [("100", "1"), ("99", "1")], [("101", "1")]))  # before 11-20
+    assert b.status("X")["state"] == "stale_snapshot" and b.status("X")["expected"] == 21
+    b.apply(snap("X", 18, [("100", "1"), ("99", "1")], [("101", "1")]))  # still before
+    assert b.status("X")["state"] == "stale_snapshot"
+    b.apply(snap("X", 20, [("98", "1"), ("97", "1")], [("101", "1")]))
+    assert b.valid("X") and book(b, "X")[0] == [[98, 1], [97, 1]]
+
+
+def test_a_snapshot_cut_below_min_levels_is_short_at_once() -> None:
+    b = BookBuilder(min_levels=3)
+    b.apply(snapshot_records("X", {"lastUpdateId": 10, "bids": [["99", "1"], ["98", "1"]],
+                                   "asks": [["101", "1"]]}, 10, limit=2))
+    assert b.status("X")["state"] == "short"  # asks are whole: one level is all there is
+    b.apply(diff("X", 11, 11))
+    assert b.status("X")["buffered"] == 1  # kept for the next snapshot

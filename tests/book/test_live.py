@@ -167,3 +167,13 @@ def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
                                     "ticker_mismatches", "records")} == {
         "symbols": 1, "valid": 1, "crossed": 2, "tickers_compared": 1,
         "ticker_mismatches": 1, "records": 2}
+
+
+def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -> None:
+    books = Books(2, min_levels=1)
+    books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))
+    books.check_tickers(ticker("X", 11, ("98", "1"), ("101", "1")))  # ahead of the book
+    books.apply(diff("X", 11, 11, bids=[("100", "0"), ("99", "0")]))  # 98 was forgotten
+    status = books.status("X")
+    assert status["state"] == "short"
+    assert status["ticker_mismatches"] == 0 and status["tickers_uncovered"] == 1

@@ -18,6 +18,8 @@ from feedhandler.book.live import HandlerBooks
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import SnapshotSync
 from feedhandler.config import BookConfig, load_config
+from feedhandler.contract import wire_records
+from feedhandler.records import SCHEMAS
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
 from feedhandler.supervisor.failures import retry_after_s
@@ -113,43 +115,102 @@ class QueuedRefresh(FakeDepth):
         return await super().depth(symbol, limit, priority=priority)
 
 
-async def test_a_handler_book_that_went_short_is_rebuilt_from_a_fresh_snapshot() -> None:
-    """max_levels 3, top_n 2: once two bids are deleted the book holds one, and the bids it
-    forgot may be the next best; it is invalid until the snapshot SnapshotSync fetches."""
-    class Deep(FakeDepth):
-        async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
-            answer = await super().depth(symbol, limit, priority=priority)
-            bids = [["100", "1"], ["99", "1"], ["98", "1"], ["97", "1"]]
-            return {**answer, "bids": bids[2:] if answer["lastUpdateId"] > 11 else bids}
+class Deep(FakeDepth):
+    """Answers with the bids 100, 99, ... 96, those above `cut_at` left out once the answer is
+    newer than `deleted_after` (they were deleted)."""
 
+    def __init__(self, ids: dict[str, list[int]], deleted_after: int, cut_at: int) -> None:
+        super().__init__(ids)
+        self.deleted_after, self.cut_at = deleted_after, cut_at
+
+    async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+        answer = await super().depth(symbol, limit, priority=priority)
+        prices = range(100, 95, -1)
+        if answer["lastUpdateId"] > self.deleted_after:
+            prices = range(self.cut_at, 95, -1)
+        return {**answer, "bids": [[str(p), "1"] for p in prices], "asks": [["101", "1"]]}
+
+
+def handler_books(sync_ids: dict[str, list[int]], deleted_after: int, cut_at: int,
+                  ) -> tuple[HandlerBooks, SnapshotSync, Deep, list[dict[str, Any]]]:
+    """top_n 2, max_levels 4: the handler's books fed by their own SnapshotSync."""
     events: list[dict[str, Any]] = []
-    tops: list[np.ndarray] = []
-    config = BookConfig(snapshots=True, publish=True, top_n=2, max_levels=3)
-    source = Deep({"X": [10, 12]})
+    source = Deep(sync_ids, deleted_after, cut_at)
+    sync = SnapshotSync(source, lambda rows: live.on_depth(rows), on_event=events.append)
+    live = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=2, max_levels=4),
+                        lambda rows: None, events.append, sync.short)
+    return live, sync, source, events
 
-    def published(rows: np.ndarray) -> None:
-        live.on_depth(rows)
-        tops.append(rows)
 
-    sync = SnapshotSync(source, published, on_event=events.append)
-    live = HandlerBooks(config, lambda rows: None, events.append, sync.short)
-    first = diff("X", 10, 10)
-    sync.on_depth(first)
-    live.on_depth(first)
+async def settle(live: HandlerBooks, sync: SnapshotSync) -> None:
+    live.service()
     while sync.pending():
         await asyncio.sleep(0.001)
+        live.service()
+
+
+def both(live: HandlerBooks, sync: SnapshotSync, records: np.ndarray) -> None:
+    """A decoded batch, in the handler's order: SnapshotSync first, then the books (which
+    take the wire layout, as the decoder hands it over)."""
+    sync.on_depth(records)
+    live.on_depth(wire_records(SCHEMAS["depth"], records))
+
+
+async def test_a_handler_book_that_went_short_is_rebuilt_from_a_fresh_snapshot(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_levels 4, top_n 2: 96 is forgotten at the start; once 100, 99 and 98 are deleted
+    the book holds 97 alone, and 96 or a level never seen may be the next best: invalid until
+    the snapshot SnapshotSync fetches, no sooner than SHORT_RESYNC_S after the last one."""
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.2)
+    live, sync, source, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=97)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    started = time.monotonic()
     assert live.books.status("X")["state"] == "valid"
-    deletes = diff("X", 11, 12, bids=[("100", "0"), ("99", "0")])
-    sync.on_depth(deletes)
-    live.on_depth(deletes)  # 98 left: short of 2, so the book asks for a snapshot
+    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
     assert live.books.status("X")["state"] == "short"
-    while sync.pending():
-        await asyncio.sleep(0.001)
-    assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["start", "short"]
+    await settle(live, sync)
+    assert time.monotonic() - started >= 0.15  # waited out the rest of SHORT_RESYNC_S
+    assert [(e["type"], e.get("reason")) for e in events] == [
+        ("book_resync", "start"), ("book_snapshot", None), ("book_resync", "short"),
+        ("book_snapshot", None)]
     assert [c[2] for c in source.calls] == [SNAPSHOT, RESYNC]
     status = live.books.status("X")
-    assert status["state"] == "valid" and status["update_id"] == 12 and status["shorts"] == 1
-    assert pairs(live.books.levels("X", 0)) == [(98 * 10**8, 10**8), (97 * 10**8, 10**8)]
+    assert status["state"] == "valid" and status["update_id"] == 13 and status["shorts"] == 1
+    assert pairs(live.books.levels("X", 0)) == [(p * 10**8, 10**8) for p in (97, 96)]
+    await sync.close()
+
+
+async def test_a_short_does_not_lower_the_id_a_gap_in_the_same_batch_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
+    # the answer 13 covers the short (at 13) but not the gap (U 20): fetched again
+    live, sync, source, events = handler_books({"X": [10, 13, 21]}, deleted_after=11, cut_at=97)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    both(live, sync, batch(diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]),
+                           diff("X", 20, 21)))
+    await settle(live, sync)
+    assert [e["reason"] for e in events if e["type"] == "book_resync"] == \
+        ["start", "gap", "short"]
+    assert sync.symbols["X"].stale == 1 and [c[0] for c in source.calls] == ["X"] * 3
+    assert live.books.status("X")["state"] == "valid"
+    assert live.books.status("X")["update_id"] == 21
+    await sync.close()
+
+
+async def test_a_snapshot_whose_replay_leaves_the_book_short_is_evented_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
+    live, sync, _, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=97)
+    # buffered before the first snapshot, whose replay empties the top: short at once
+    both(live, sync, diff("X", 9, 10))
+    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    await settle(live, sync)
+    assert [(e["type"], e.get("reason"), e.get("last_update_id")) for e in events] == [
+        ("book_resync", "start", None), ("book_snapshot", None, 10),
+        ("book_resync", "short", None), ("book_snapshot", None, 13)]
+    assert live.books.status("X")["state"] == "valid"
     await sync.close()
 
 
