@@ -117,8 +117,20 @@ bool BookSet::went_short(SymbolBook& b, const DepthRecord& r) {
   if (!min_levels_ || !b.book.short_of(min_levels_)) return false;
   invalidate(b, BOOK_SHORT, r, b.update_id + 1);
   b.shorts++;
-  shorts_.push_back({std::string(symbol_of(r.symbol)), b.update_id});
+  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, false});
   return true;
+}
+
+std::vector<Want> BookSet::take_wants() {
+  std::vector<Want> out;
+  for (Want& w : wants_) {
+    const SymbolBook* b = find(w.symbol);  // (a snapshot since may have made it valid)
+    if (b != nullptr && b->state != BOOK_VALID) {
+      out.push_back(std::move(w));
+    }
+  }
+  wants_.clear();
+  return out;
 }
 
 void BookSet::applied(SymbolBook& b, const DepthRecord& r) {
@@ -260,6 +272,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   if (last + 1 < need) {
     invalidate(b, BOOK_STALE, r, need);
     b.buffer.swap(buffered);  // wait for a newer snapshot
+    wants_.push_back({std::string(symbol_of(r.symbol)), need, true});
     return;
   }
   for (uint8_t side : {SIDE_BID, SIDE_ASK}) {

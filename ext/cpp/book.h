@@ -127,10 +127,13 @@ struct Alert {
   uint64_t crossed, mismatches;
 };
 
-// A symbol's book that went short, at the update id it had then.
-struct Short {
+// A symbol's book that needs a snapshot its own diffs follow on from (lastUpdateId + 1 >=
+// first_update_id): it went short (first_update_id: the id after the book's then), or the
+// snapshot it got was too old for them (stale).
+struct Want {
   std::string symbol;
-  int64_t update_id;
+  int64_t first_update_id;
+  bool stale;
 };
 
 class BookSet {
@@ -146,8 +149,8 @@ class BookSet {
   size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns);
   // Symbols with new crossings or disagreements, each at most once per min_interval_ns.
   std::vector<Alert> take_alerts(int64_t now_ns, int64_t min_interval_ns);
-  // Books that went short since the last call, in order (a snapshot makes them valid again).
-  std::vector<Short> take_shorts() { return std::move(shorts_); }
+  // The Wants since the last call of books not valid again since, in order.
+  std::vector<Want> take_wants();
   size_t size() const { return books_.size(); }
   const SymbolBook* find(std::string_view symbol) const;
   std::vector<std::string> symbols() const;
@@ -168,7 +171,7 @@ class BookSet {
   uint32_t max_levels_;
   size_t max_buffer_;
   uint32_t min_levels_;
-  std::vector<Short> shorts_;
+  std::vector<Want> wants_;
   SymbolBook* last_ = nullptr;  // rows of one symbol come in runs: skip the hash lookup
   char last_symbol_[kSymbolWidth] = {};
 };

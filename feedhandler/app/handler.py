@@ -137,7 +137,7 @@ class Handler:
             assert self.book_sync is not None  # (book.publish needs book.snapshots)
             self.books = HandlerBooks(config.book,
                                       lambda rows: self.sink.publish_batch("book", rows, 0),
-                                      self._publish_event, self.book_sync.short)
+                                      self._publish_event, self.book_sync.want)
         if config.universe.kinds:
             self.universe = self._universe()
 
@@ -418,13 +418,15 @@ class Handler:
             await self.supervisor.wait_stopped()
             service.cancel()
             await asyncio.gather(service, return_exceptions=True)
+            for shard in self.shards:
+                shard.decoder.flush()
+            self._observe_handed()
+            if self.books is not None:  # (a short's book_resync event; close cancels its fetch)
+                self.books.service()
             if self.book_sync is not None:
                 await self.book_sync.close()
             if self.wsapi is not None:
                 await self.wsapi.close()
-            for shard in self.shards:
-                shard.decoder.flush()
-            self._observe_handed()
             if self.books is not None:
                 self.books.publish()  # the books as the last records left them
             self.stats.frames = self.frames

@@ -6,8 +6,10 @@ the depth records of each decoded batch and the snapshot rows `SnapshotSync` pub
   snapshot is not (`book_resync` / `book_snapshot` mark those intervals).
 - A book whose side holds fewer than `book.top_n` levels while levels beyond them are unknown
   (forgotten to `book.max_levels`, or beyond a snapshot cut at `book.snapshot_limit`) may be
-  missing its best: it is invalid until a fresh snapshot (`on_short`: the handler asks
-  SnapshotSync for one, evented as `book_resync` with reason `short`).
+  missing its best: it is invalid until a fresh snapshot (`want`: the handler asks
+  SnapshotSync for one, evented as `book_resync` with reason `short`). So is a book whose
+  snapshot turned out too old for the diffs it buffered (e.g. after its buffer overflowed):
+  SnapshotSync fetches a newer one.
 - A book left crossed or locked (best bid >= best ask) by a depth event is counted, and
   evented as `book_crossed`.
 - Each bookTicker is compared with the book at its own update id `u` only: the bookTicker and
@@ -39,7 +41,7 @@ EventSink = Callable[[dict[str, Any]], None]
 
 class HandlerBooks:
     def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
-                 on_event: EventSink, on_short: Callable[[str, int], None]) -> None:
+                 on_event: EventSink, want: Callable[[str, int, bool], None]) -> None:
         self.books = Books(config.max_levels, min_levels=config.top_n)
         self.records = 0  # `book` records published
         self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
@@ -49,7 +51,7 @@ class HandlerBooks:
         self._alert_interval_ns = int(config.alert_interval_s * 1e9)
         self._publish = publish
         self._on_event = on_event
-        self._on_short = on_short  # (symbol, the book's update id when it went short)
+        self._want = want  # (symbol, first_update_id, stale): SnapshotSync.want
         self._next_ns = 0
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -66,11 +68,11 @@ class HandlerBooks:
         self.batches += 1
 
     def service(self) -> None:
-        """From the handler's service loop: the books that went short ask for a snapshot
-        (here, not while a snapshot's rows are applied: its book_snapshot event comes first);
-        publishes once `interval_ms` has passed."""
-        for symbol, update_id in self.books.take_shorts():
-            self._on_short(symbol, update_id)
+        """From the handler's service loop: books that went short or stale ask for a
+        snapshot (here, not while a snapshot's rows are applied: its book_snapshot event comes
+        first); publishes once `interval_ms` has passed."""
+        for symbol, first_update_id, stale in self.books.take_wants():
+            self._want(symbol, first_update_id, stale)
         now = time.time_ns()
         if now >= self._next_ns:
             self._next_ns = now + self._interval_ns

@@ -17,7 +17,8 @@ so a consumer that starts reading mid-topic, or after retention dropped the firs
 finds a starting point within `refresh_s`; none while `paused()` (the sink is backed up and
 the handler has stopped reading: refreshes would only grow its backlog).
 
-`short(symbol, update_id)` resyncs a symbol whose handler book went short (`HandlerBooks`).
+`want(symbol, first_update_id, stale)` resyncs a symbol whose handler book (`HandlerBooks`)
+went short, or found its snapshot too old.
 
 Control events: `book_resync` (symbol, reason `start`, `gap` or `short`, expected / received
 U) when
@@ -119,16 +120,22 @@ class SnapshotSync:
             self._resync(symbol, state, "start", 0, int(firsts[0]))
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
-    def short(self, symbol: str, update_id: int) -> None:
-        """The handler's book of `symbol` went short at `update_id` (HandlerBooks): a
-        snapshot at `update_id` or later makes it valid again. Not sooner than
-        SHORT_RESYNC_S after the symbol's last snapshot, so that a market that keeps
-        emptying the top of a book cannot spend the weight budget on one symbol."""
+    def want(self, symbol: str, first_update_id: int, stale: bool) -> None:
+        """The handler's book of `symbol` (HandlerBooks) needs a snapshot its diffs follow on
+        from (lastUpdateId + 1 >= first_update_id): it went short, or (`stale`) the last one
+        was too old for the diffs it buffered. A short waits out SHORT_RESYNC_S after the
+        symbol's last snapshot and queues behind gap resyncs (REFRESH priority), so that a
+        market that keeps emptying the top of a book cannot spend the weight budget."""
         state = self.symbols.get(symbol)
         if state is None:
-            state = self.symbols[symbol] = SymbolSync(last_update_id=update_id)
+            state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
+        if stale:  # part of the resync already evented
+            state.first_update_id = max(state.first_update_id, first_update_id)
+            state.stale += 1
+            self._schedule(symbol, state, RESYNC)
+            return
         wait = state.snapshot_at + SHORT_RESYNC_S - time.monotonic() if state.snapshot_at else 0
-        self._resync(symbol, state, "short", update_id + 1, update_id + 1, max(0.0, wait))
+        self._resync(symbol, state, "short", first_update_id, first_update_id, max(0.0, wait))
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
                 received: int, wait: float = 0.0) -> None:
@@ -137,7 +144,8 @@ class SnapshotSync:
         state.resyncs += 1
         self._event("book_resync", symbol=symbol, reason=reason, expected=expected,
                     received=received)
-        self._schedule(symbol, state, SNAPSHOT if reason == "start" else RESYNC, wait)
+        priority = {"start": SNAPSHOT, "gap": RESYNC}.get(reason, REFRESH)
+        self._schedule(symbol, state, priority, wait)
 
     def _schedule(self, symbol: str, state: SymbolSync, priority: int,
                   wait: float = 0.0) -> None:

@@ -143,7 +143,7 @@ def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
     published: list[np.ndarray] = []
     events: list[dict[str, Any]] = []
     config = BookConfig(snapshots=True, publish=True, top_n=2, alert_interval_s=10.0)
-    live = HandlerBooks(config, published.append, events.append, lambda symbol, u: None)
+    live = HandlerBooks(config, published.append, events.append, lambda *want: None)
     live.on_depth(snap("X", 1, [("5", "1"), ("4", "1"), ("3", "1")], [("6", "1")]))
     live.on_depth(diff("X", 2, 2, bids=[("6.5", "1")]))  # crossed
     live.on_book_ticker(ticker("X", 2, ("6.5", "1"), ("6", "2")))  # ask qty differs

@@ -12,6 +12,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from feedhandler._ext.book import Books
 from feedhandler.app.handler import Handler
 from feedhandler.book import BookBuilder
 from feedhandler.book.live import HandlerBooks
@@ -26,7 +27,7 @@ from feedhandler.supervisor.failures import retry_after_s
 from feedhandler.wsapi import WeightBudget, WsApiClient, errors
 from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 from tests.app.recording_sink import RecordingSink
-from tests.book.test_builder import diff, pairs
+from tests.book.test_builder import diff, pairs, snap
 
 
 class FakeDepth:
@@ -138,7 +139,7 @@ def handler_books(sync_ids: dict[str, list[int]], deleted_after: int, cut_at: in
     source = Deep(sync_ids, deleted_after, cut_at)
     sync = SnapshotSync(source, lambda rows: live.on_depth(rows), on_event=events.append)
     live = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=2, max_levels=4),
-                        lambda rows: None, events.append, sync.short)
+                        lambda rows: None, events.append, sync.want)
     return live, sync, source, events
 
 
@@ -174,7 +175,7 @@ async def test_a_handler_book_that_went_short_is_rebuilt_from_a_fresh_snapshot(
     assert [(e["type"], e.get("reason")) for e in events] == [
         ("book_resync", "start"), ("book_snapshot", None), ("book_resync", "short"),
         ("book_snapshot", None)]
-    assert [c[2] for c in source.calls] == [SNAPSHOT, RESYNC]
+    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH]
     status = live.books.status("X")
     assert status["state"] == "valid" and status["update_id"] == 13 and status["shorts"] == 1
     assert pairs(live.books.levels("X", 0)) == [(p * 10**8, 10**8) for p in (97, 96)]
@@ -211,6 +212,46 @@ async def test_a_snapshot_whose_replay_leaves_the_book_short_is_evented_first(
         ("book_resync", "start", None), ("book_snapshot", None, 10),
         ("book_resync", "short", None), ("book_snapshot", None, 13)]
     assert live.books.status("X")["state"] == "valid"
+    await sync.close()
+
+
+async def test_a_short_that_a_snapshot_already_ended_asks_for_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
+    live, sync, source, events = handler_books({"X": [10]}, deleted_after=11, cut_at=97)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    # a refresh lands before the service tick reports the short
+    live.on_depth(snap("X", 13, [("97", "1"), ("96", "1")], [("101", "1")]))
+    await settle(live, sync)
+    assert live.books.status("X")["state"] == "valid" and len(source.calls) == 1
+    assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["start"]
+    await sync.close()
+
+
+async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The book went short at 13, then buffered 14..20 in a buffer of 2 rows: it keeps the
+    newest, so the snapshot fetched for the short (14) is too old for them: stale, and
+    SnapshotSync, which knew only of the short, fetches again."""
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
+    live, sync, source, events = handler_books({"X": [10, 14, 30]}, deleted_after=11,
+                                               cut_at=97)
+    live.books = Books(4, max_buffer=2, min_levels=2)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    for update_id in range(14, 21):
+        both(live, sync, diff("X", update_id, update_id))
+    await settle(live, sync)
+    await settle(live, sync)  # the stale snapshot's want, on the next tick
+    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH, RESYNC]
+    assert [int(e["last_update_id"]) for e in events if e["type"] == "book_snapshot"] == \
+        [10, 14, 30]
+    assert sync.symbols["X"].stale == 1
+    assert live.books.status("X")["state"] == "valid"
+    assert live.books.status("X")["update_id"] == 30
     await sync.close()
 
 

@@ -41,9 +41,10 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t crossed
         uint64_t mismatches
 
-    struct Short:
+    struct Want:
         string symbol
-        int64_t update_id
+        int64_t first_update_id
+        bint stale
 
     cppclass Book:
         size_t depth(uint8_t side)
@@ -79,7 +80,7 @@ cdef extern from "book.h" namespace "fh" nogil:
         void check_tickers(const BookTickerRecord* rows, size_t count)
         size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns)
         vector[Alert] take_alerts(int64_t now_ns, int64_t min_interval_ns)
-        vector[Short] take_shorts()
+        vector[Want] take_wants()
         size_t size()
         const SymbolBook* find(string_view symbol)
         vector[string] symbols()

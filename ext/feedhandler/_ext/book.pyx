@@ -87,9 +87,12 @@ cdef class Books:
         return [(a.symbol.decode(), a.crossed, a.mismatches)
                 for a in self._core.take_alerts(now_ns, min_interval_ns)]
 
-    def take_shorts(self):
-        """[(symbol, update id)] of the books that went short since the last call."""
-        return [(s.symbol.decode(), s.update_id) for s in self._core.take_shorts()]
+    def take_wants(self):
+        """[(symbol, first_update_id, stale)] of the books that went short (stale False) or got
+        a snapshot too old for their buffered diffs (stale True) since the last call and are
+        not valid again: each needs a snapshot with lastUpdateId + 1 >= first_update_id."""
+        return [(w.symbol.decode(), w.first_update_id, w.stale)
+                for w in self._core.take_wants()]
 
     def symbols(self):
         return [s.decode() for s in self._core.symbols()]
