@@ -80,7 +80,7 @@ def handler_books(snapshots: list[np.ndarray], frames: list[bytes]) -> None:
     handed: list[tuple[str, np.ndarray]] = []
     decoder = Decoder(lambda kind, records: handed.append((kind, records)), linger_ms=None)
     books = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=20),
-                         lambda records: None, lambda event: None, lambda symbol, u, stale: None)
+                         lambda records: None, lambda event: None, lambda symbol, u, why: None)
     for rows_of_one in snapshots:
         books.on_depth(rows_of_one)
     parse_ns, apply_ns, tick_ns, rows = [], [], [], []

@@ -331,8 +331,8 @@ class BookConfig(Section):
         if self.publish and not self.snapshots:
             raise Invalid("publish", "needs book.snapshots: true (a book is valid only from a "
                                      "snapshot)")
-        # A side may lose top_n levels before its book needs a fresh snapshot (`short`);
-        # with less room every cancel near the top would fetch one.
+        # A side is refreshed once half of what it kept is gone (top_n at least): with less
+        # room than 2 x top_n, every cancel near the top would fetch a snapshot.
         if self.max_levels and self.max_levels < 2 * self.top_n:
             raise Invalid("max_levels", f"must be 0 or >= 2 x top_n ({2 * self.top_n})")
         if self.publish and self.snapshot_limit < 2 * self.top_n:

@@ -107,6 +107,7 @@ void BookSet::invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int
     b.received = r.first_update_id;
   }
   b.state = state;
+  b.recording = false;  // (what it recorded stays buffered: the diffs since then, in order)
   b.book.clear();
   b.tops_count = 0;  // tickers are compared with valid books only
   b.tickers_uncovered += b.pending.size();
@@ -117,15 +118,31 @@ bool BookSet::went_short(SymbolBook& b, const DepthRecord& r) {
   if (!min_levels_ || !b.book.short_of(min_levels_)) return false;
   invalidate(b, BOOK_SHORT, r, b.update_id + 1);
   b.shorts++;
-  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, false});
+  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, WANT_SHORT});
   return true;
+}
+
+void BookSet::maybe_refresh(SymbolBook& b, const DepthRecord& r) {
+  if (!refresh_levels_ || b.recording || !b.book.short_of(refresh_levels_)) return;
+  b.recording = true;  // from the next event on
+  b.buffer.clear();
+  b.refreshes++;
+  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, WANT_REFRESH});
+}
+
+int64_t BookSet::need(const SymbolBook& b) {
+  if (!b.buffer.empty()) return b.buffer.front().first_update_id;
+  if (b.state == BOOK_SHORT || b.state == BOOK_STALE) return b.expected;
+  return b.state == BOOK_VALID ? b.update_id + 1 : 0;
 }
 
 std::vector<Want> BookSet::take_wants() {
   std::vector<Want> out;
   for (Want& w : wants_) {
     const SymbolBook* b = find(w.symbol);  // (a snapshot since may have made it valid)
-    if (b != nullptr && b->state != BOOK_VALID) {
+    if (b == nullptr) continue;
+    if (w.kind == WANT_REFRESH ? b->state == BOOK_VALID && b->recording
+                               : b->state != BOOK_VALID) {
       out.push_back(std::move(w));
     }
   }
@@ -260,28 +277,25 @@ void BookSet::begin_diff(SymbolBook& b, const DepthRecord& r) {
 void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   const int64_t last = r.last_update_id;
   b.snapshots++;
+  const int64_t needed = need(b);
+  if (last + 1 < needed) {
+    invalidate(b, BOOK_STALE, r, needed);
+    wants_.push_back({std::string(symbol_of(r.symbol)), needed, WANT_STALE});
+    return;  // its buffered diffs wait for a newer snapshot
+  }
   std::vector<DepthRecord> buffered;
   buffered.swap(b.buffer);
-  // Too old when the first buffered event does not follow on from it (U <= lastUpdateId + 1,
-  // the protocol's validity check); with none buffered, when older than the id a book that
-  // went short had reached (or than the one a stale snapshot was found short of).
-  const bool waiting = b.state == BOOK_SHORT || b.state == BOOK_STALE;
-  const int64_t need = !buffered.empty() ? buffered.front().first_update_id
-                       : waiting         ? b.expected
-                                         : 0;
-  if (last + 1 < need) {
-    invalidate(b, BOOK_STALE, r, need);
-    b.buffer.swap(buffered);  // wait for a newer snapshot
-    wants_.push_back({std::string(symbol_of(r.symbol)), need, true});
-    return;
-  }
+  b.recording = false;
   for (uint8_t side : {SIDE_BID, SIDE_ASK}) {
     if (b.cut_sides & (1u << side)) b.book.cut(side);
   }
   b.update_id = last;
   b.state = BOOK_VALID;
   b.changed_ns = r.ts_recv;
-  if (!went_short(b, r)) applied(b, r);  // (short: the rest is buffered for the next one)
+  if (!went_short(b, r)) {  // (short: the rest is buffered for the next one)
+    applied(b, r);
+    maybe_refresh(b, r);
+  }
   // replay the buffered diffs (§5 steps 5-7): drop u <= lastUpdateId, apply the rest in order
   for (const DepthRecord& d : buffered) {
     if (d.flags & DEPTH_FIRST) {
@@ -304,6 +318,14 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
       [[fallthrough]];
     case MODE_APPLY:
       b.book.set(r.side, r.price, r.qty);
+      if (b.recording && b.mode == MODE_APPLY) {
+        if (b.buffer.size() < max_buffer_) {
+          b.buffer.push_back(r);
+        } else {  // too long without a snapshot: again once an event ends short
+          b.recording = false;
+          b.buffer.clear();
+        }
+      }
       break;
     case MODE_BUFFER:
       b.buffer.push_back(r);
@@ -314,7 +336,10 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   if (r.flags & DEPTH_LAST) {
     if (b.mode == MODE_APPLY) {
       b.update_id = r.last_update_id;
-      if (!went_short(b, r)) applied(b, r);
+      if (!went_short(b, r)) {
+        applied(b, r);
+        maybe_refresh(b, r);
+      }
     }
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
     b.mode = MODE_SKIP;
@@ -327,13 +352,17 @@ void BookSet::apply(const DepthRecord* rows, size_t count) {
     SymbolBook& b = book_for(r);
     if (r.flags & DEPTH_FIRST) {
       if (r.flags & DEPTH_SNAPSHOT) {
-        // a valid book does not need it; otherwise it replaces whatever we have
-        b.mode = b.state == BOOK_VALID ? MODE_SKIP : MODE_SNAPSHOT;
-        if (b.mode == MODE_SNAPSHOT) {
+        // A valid book needs none unless it records for a refresh and the diffs it recorded
+        // follow on from this one; otherwise it replaces whatever we have.
+        const bool rebuild = b.state != BOOK_VALID ||
+                             (b.recording && r.last_update_id + 1 >= need(b));
+        b.mode = rebuild ? MODE_SNAPSHOT : MODE_SKIP;
+        if (rebuild) {
           b.book.clear();
           b.cut_sides = 0;
+        } else {
+          b.snapshots++;
         }
-        if (b.mode == MODE_SKIP) b.snapshots++;
       } else {
         b.events++;
         begin_diff(b, r);

@@ -29,8 +29,8 @@ struct Level {
 // pushed out is forgotten, and the best forgotten price is the side's horizon. Once the levels
 // above it are deleted a forgotten one may be the best, so a level no better than the horizon
 // is not kept either: a side may then hold fewer, never a wrong best, until the book is
-// rebuilt from a snapshot (BookSet's min_levels says when). A snapshot side cut at its limit
-// has a horizon too: its worst level.
+// rebuilt from a snapshot (BookSet's refresh_levels and min_levels say when). A snapshot side
+// cut at its limit has a horizon too: its worst level.
 class Book {
  public:
   explicit Book(uint32_t max_levels = 0) : max_levels_(max_levels) {}
@@ -92,7 +92,7 @@ enum BookState : uint8_t {
   BOOK_GAP = 2,          // a diff skipped update ids: buffering until the next snapshot
   BOOK_STALE = 3,        // the last snapshot was older than the buffered diffs
   BOOK_OVERFLOW = 4,     // the diff buffer filled before a snapshot came
-  BOOK_SHORT = 5,        // a trimmed side fell below min_levels: buffering until a snapshot
+  BOOK_SHORT = 5,        // a side with a horizon fell below min_levels: buffering until a snapshot
 };
 
 struct SymbolBook {
@@ -102,7 +102,10 @@ struct SymbolBook {
   uint8_t state = BOOK_NO_SNAPSHOT;
   int64_t expected = 0, received = 0;  // last gap: U expected (<=), U received; or stale: U
   int64_t changed_ns = 0;               // ts_recv of the row that last changed `state`
-  uint64_t gaps = 0, snapshots = 0, events = 0, shorts = 0;
+  uint64_t gaps = 0, snapshots = 0, events = 0, shorts = 0, refreshes = 0;
+  // valid, and its diffs kept in `buffer` since a side fell below refresh_levels: a snapshot
+  // they follow on from rebuilds it (the book stays valid meanwhile)
+  bool recording = false;
   uint64_t crossed = 0;  // events after which the valid book was crossed or locked
   std::vector<DepthRecord> buffer;  // diff rows since the book became invalid (§5 step 2)
   int64_t ts_event = 0, ts_recv = 0;  // of the depth row that last changed the book
@@ -127,21 +130,32 @@ struct Alert {
   uint64_t crossed, mismatches;
 };
 
+// Why a book wants a snapshot.
+enum WantKind : uint8_t {
+  WANT_SHORT = 0,    // invalid: a side fell below min_levels
+  WANT_STALE = 1,    // invalid: the snapshot it got was too old for its buffered diffs
+  WANT_REFRESH = 2,  // valid, recording: a side fell below refresh_levels
+};
+
 // A symbol's book that needs a snapshot its own diffs follow on from (lastUpdateId + 1 >=
-// first_update_id): it went short (first_update_id: the id after the book's then), or the
-// snapshot it got was too old for them (stale).
+// first_update_id).
 struct Want {
   std::string symbol;
   int64_t first_update_id;
-  bool stale;
+  uint8_t kind;  // WantKind
 };
 
 class BookSet {
  public:
-  // min_levels > 0 (with max_levels): a side that forgot levels and holds fewer than that
-  // makes the book invalid until the next snapshot, as a gap does.
-  BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels = 0)
-      : max_levels_(max_levels), max_buffer_(max_buffer), min_levels_(min_levels) {}
+  // For a side with a horizon (levels beyond it unknown): fewer than min_levels makes the
+  // book invalid until the next snapshot, as a gap does (its best may be unknown); fewer than
+  // refresh_levels starts recording its diffs, so that a snapshot can rebuild the valid book.
+  BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels = 0,
+          uint32_t refresh_levels = 0)
+      : max_levels_(max_levels),
+        max_buffer_(max_buffer),
+        min_levels_(min_levels),
+        refresh_levels_(refresh_levels) {}
   void apply(const DepthRecord* rows, size_t count);
   void check_tickers(const BookTickerRecord* rows, size_t count);
   // A record of the best `depth` levels of every valid book changed since its last one;
@@ -149,7 +163,7 @@ class BookSet {
   size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns);
   // Symbols with new crossings or disagreements, each at most once per min_interval_ns.
   std::vector<Alert> take_alerts(int64_t now_ns, int64_t min_interval_ns);
-  // The Wants since the last call of books not valid again since, in order.
+  // The Wants since the last call that still hold (the book not rebuilt since), in order.
   std::vector<Want> take_wants();
   size_t size() const { return books_.size(); }
   const SymbolBook* find(std::string_view symbol) const;
@@ -165,12 +179,17 @@ class BookSet {
   // A side short of min_levels while levels beyond it are unknown: its best may be one it
   // does not know, so the book waits for a snapshot, as after a gap. True if so.
   bool went_short(SymbolBook& b, const DepthRecord& r);
+  // After an applied event: a side short of refresh_levels starts recording (a Want).
+  void maybe_refresh(SymbolBook& b, const DepthRecord& r);
+  // The U a snapshot's lastUpdateId + 1 must reach for the book's buffered diffs (or, with
+  // none, for the id the book reached) to follow on from it.
+  static int64_t need(const SymbolBook& b);
   void applied(SymbolBook& b, const DepthRecord& r);
   void compare(SymbolBook& b, const Top& ticker);
   std::unordered_map<std::string, SymbolBook> books_;
   uint32_t max_levels_;
   size_t max_buffer_;
-  uint32_t min_levels_;
+  uint32_t min_levels_, refresh_levels_;
   std::vector<Want> wants_;
   SymbolBook* last_ = nullptr;  // rows of one symbol come in runs: skip the hash lookup
   char last_symbol_[kSymbolWidth] = {};

@@ -50,12 +50,15 @@ class Top:
 
 class BookBuilder:
     def __init__(self, max_levels: int = 0, max_buffer: int = 1_000_000,
-                 min_levels: int = 1) -> None:
+                 min_levels: int = 1, refresh_levels: int = 0) -> None:
         """`max_levels` > 0 keeps only the best N levels per side (0: full depth). A side
         that holds fewer than `min_levels` while levels beyond it are unknown (forgotten, or
         past a snapshot's limit) makes the book invalid until the next snapshot: its best may
-        be missing (1: only once such a side is empty)."""
-        self.books = Books(max_levels, max_buffer, min_levels)
+        be missing (1: only once such a side is empty). Fewer than `refresh_levels` keeps it
+        valid and records its diffs, so that the next snapshot on the topic they follow on
+        from rebuilds it to full depth (0: not; the handler's books do this with half of what
+        a side kept)."""
+        self.books = Books(max_levels, max_buffer, min_levels, refresh_levels)
 
     def apply(self, records: np.ndarray) -> None:
         """Depth records (diffs and snapshot rows), in topic order. Records of an earlier

@@ -4,12 +4,14 @@ the depth records of each decoded batch and the snapshot rows `SnapshotSync` pub
 - Every `book.interval_ms`, each valid book that changed since its last record is published as
   one `book` record (its best `book.top_n` levels a side); a book in a gap or waiting for a
   snapshot is not (`book_resync` / `book_snapshot` mark those intervals).
-- A book whose side holds fewer than `book.top_n` levels while levels beyond them are unknown
-  (forgotten to `book.max_levels`, or beyond a snapshot cut at `book.snapshot_limit`) may be
-  missing its best: it is invalid until a fresh snapshot (`want`: the handler asks
-  SnapshotSync for one, evented as `book_resync` with reason `short`). So is a book whose
-  snapshot turned out too old for the diffs it buffered (e.g. after its buffer overflowed):
-  SnapshotSync fetches a newer one.
+- Levels beyond a side's horizon are unknown: forgotten to `book.max_levels`, or beyond a
+  snapshot cut at `book.snapshot_limit`. A side that holds fewer than `book.top_n` levels
+  above its horizon keeps the book valid (its levels are right, there are just fewer) and
+  records its diffs; the handler asks SnapshotSync for a snapshot (`want`), and the first one
+  those diffs follow on from rebuilds the book to full depth. A side with none left would
+  have an unknown best: the book is invalid until a snapshot (`book_resync`, reason `short`).
+  So is a book whose snapshot turned out too old for the diffs it buffered (e.g. after its
+  buffer overflowed): SnapshotSync fetches a newer one.
 - A book left crossed or locked (best bid >= best ask) by a depth event is counted, and
   evented as `book_crossed`.
 - Each bookTicker is compared with the book at its own update id `u` only: the bookTicker and
@@ -41,8 +43,12 @@ EventSink = Callable[[dict[str, Any]], None]
 
 class HandlerBooks:
     def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
-                 on_event: EventSink, want: Callable[[str, int, bool], None]) -> None:
-        self.books = Books(config.max_levels, min_levels=config.top_n)
+                 on_event: EventSink, want: Callable[[str, int, str], None]) -> None:
+        # a refresh once half of what a side kept is gone (top_n at least), so that it comes
+        # before the side runs out on a market moving through the levels
+        kept = min(config.max_levels or config.snapshot_limit, config.snapshot_limit)
+        self.books = Books(config.max_levels, min_levels=1,
+                           refresh_levels=max(config.top_n, kept // 2))
         self.records = 0  # `book` records published
         self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
         self.batches = 0
@@ -51,7 +57,7 @@ class HandlerBooks:
         self._alert_interval_ns = int(config.alert_interval_s * 1e9)
         self._publish = publish
         self._on_event = on_event
-        self._want = want  # (symbol, first_update_id, stale): SnapshotSync.want
+        self._want = want  # (symbol, first_update_id, why): SnapshotSync.want
         self._next_ns = 0
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -68,11 +74,11 @@ class HandlerBooks:
         self.batches += 1
 
     def service(self) -> None:
-        """From the handler's service loop: books that went short or stale ask for a
-        snapshot (here, not while a snapshot's rows are applied: its book_snapshot event comes
-        first); publishes once `interval_ms` has passed."""
-        for symbol, first_update_id, stale in self.books.take_wants():
-            self._want(symbol, first_update_id, stale)
+        """From the handler's service loop: books that want a snapshot ask for one (here, not
+        while a snapshot's rows are applied: its book_snapshot event comes first); publishes
+        once `interval_ms` has passed."""
+        for symbol, first_update_id, why in self.books.take_wants():
+            self._want(symbol, first_update_id, why)
         now = time.time_ns()
         if now >= self._next_ns:
             self._next_ns = now + self._interval_ns

@@ -17,8 +17,8 @@ so a consumer that starts reading mid-topic, or after retention dropped the firs
 finds a starting point within `refresh_s`; none while `paused()` (the sink is backed up and
 the handler has stopped reading: refreshes would only grow its backlog).
 
-`want(symbol, first_update_id, stale)` resyncs a symbol whose handler book (`HandlerBooks`)
-went short, or found its snapshot too old.
+`want(symbol, first_update_id, why)` fetches a snapshot for a symbol whose handler book
+(`HandlerBooks`) went short, found its snapshot too old, or wants a refresh.
 
 Control events: `book_resync` (symbol, reason `start`, `gap` or `short`, expected / received
 U) when
@@ -45,7 +45,7 @@ from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
-SHORT_RESYNC_S = 1.0  # a book that went short: a snapshot at most this often per symbol
+SHORT_RESYNC_S = 1.0  # a book short of levels (refresh or short): a snapshot at most this often
 
 
 class DepthSource(Protocol):
@@ -64,6 +64,7 @@ class SymbolSync:
     priority: int = 0  # the budget priority of `task`'s request
     resyncs: int = 0
     stale: int = 0  # snapshots fetched again because they were older than the diffs
+    refreshes: int = 0  # snapshots the handler's valid book asked for (a side ran short)
 
 
 class SnapshotSync:
@@ -120,22 +121,32 @@ class SnapshotSync:
             self._resync(symbol, state, "start", 0, int(firsts[0]))
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
-    def want(self, symbol: str, first_update_id: int, stale: bool) -> None:
+    def want(self, symbol: str, first_update_id: int, why: str) -> None:
         """The handler's book of `symbol` (HandlerBooks) needs a snapshot its diffs follow on
-        from (lastUpdateId + 1 >= first_update_id): it went short, or (`stale`) the last one
-        was too old for the diffs it buffered. A short waits out SHORT_RESYNC_S after the
-        symbol's last snapshot and queues behind gap resyncs (REFRESH priority), so that a
-        market that keeps emptying the top of a book cannot spend the weight budget."""
+        from (lastUpdateId + 1 >= first_update_id), `why`:
+        - `stale`: the last one was too old for the diffs it buffered (part of a resync
+          already evented: fetched again at once);
+        - `refresh`: a side fell below top_n levels above its horizon (the book stays valid);
+        - `short`: a side has none left (invalid: evented as `book_resync`).
+        A refresh or short waits out SHORT_RESYNC_S after the symbol's last snapshot and queues
+        behind gap resyncs (REFRESH priority), so that a market that keeps eating into the top
+        of a book cannot spend the weight budget."""
         state = self.symbols.get(symbol)
         if state is None:
             state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
-        if stale:  # part of the resync already evented
+        if why == "stale":
             state.first_update_id = max(state.first_update_id, first_update_id)
             state.stale += 1
             self._schedule(symbol, state, RESYNC)
             return
         wait = state.snapshot_at + SHORT_RESYNC_S - time.monotonic() if state.snapshot_at else 0
-        self._resync(symbol, state, "short", first_update_id, first_update_id, max(0.0, wait))
+        if why == "short":
+            self._resync(symbol, state, "short", first_update_id, first_update_id,
+                         max(0.0, wait))
+            return
+        state.first_update_id = max(state.first_update_id, first_update_id)
+        state.refreshes += 1
+        self._schedule(symbol, state, REFRESH, max(0.0, wait))
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
                 received: int, wait: float = 0.0) -> None:

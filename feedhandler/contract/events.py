@@ -119,8 +119,8 @@ EVENTS: tuple[Event, ...] = (
     Event("book_resync", "book",
           (("symbol", "e.g. `BTCUSDT`"),
            ("reason", "`start` (first diff seen), `gap` (its `U` does not follow on) or "
-                      "`short` (the handler's book, `book.publish`, holds fewer than "
-                      "`book.top_n` levels a side while levels beyond are unknown)"),
+                      "`short` (a side of the handler's book, `book.publish`, has no level left "
+                      "while levels beyond are unknown)"),
            ("expected", "the next update id the book owed"),
            ("received", "the first update id that came instead (`short`: the same as "
                         "`expected`)"), ("ts_ns", "when")),

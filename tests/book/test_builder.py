@@ -248,3 +248,15 @@ def test_a_snapshot_cut_below_min_levels_is_short_at_once() -> None:
     assert b.status("X")["state"] == "short"  # asks are whole: one level is all there is
     b.apply(diff("X", 11, 11))
     assert b.status("X")["buffered"] == 1  # kept for the next snapshot
+
+
+def test_a_builder_with_refresh_levels_stays_valid_and_takes_the_next_covering_snapshot() -> None:
+    b = BookBuilder(max_levels=4, refresh_levels=2)
+    bids = [("100", "1"), ("99", "1"), ("98", "1"), ("97", "1"), ("96", "1")]
+    b.apply(snap("X", 10, bids, [("101", "1")]))  # 96 forgotten
+    b.apply(diff("X", 11, 12, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    assert b.valid("X") and b.status("X")["recording"] and book(b, "X")[0] == [[97, 1]]
+    b.apply(diff("X", 13, 13, bids=[("97", "2")]))
+    b.apply(snap("X", 12, [("97", "1"), ("96", "1"), ("95", "1")], [("101", "1")]))
+    assert b.valid("X") and not b.status("X")["recording"]
+    assert book(b, "X")[0] == [[97, 2], [96, 1], [95, 1]]  # 12's levels, then 13 replayed

@@ -177,3 +177,28 @@ def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -
     status = books.status("X")
     assert status["state"] == "short"
     assert status["ticker_mismatches"] == 0 and status["tickers_uncovered"] == 1
+
+
+def test_a_valid_book_records_its_diffs_once_thin_and_a_snapshot_they_follow_rebuilds_it() -> None:
+    books = Books(3, min_levels=1, refresh_levels=2)
+    books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1"), ("97", "1")],
+                     [("101", "1")]))  # 97 forgotten
+    books.apply(diff("X", 11, 11, bids=[("100", "0")]))
+    assert books.take_wants() == [] and not books.status("X")["recording"]
+    books.apply(diff("X", 12, 12, bids=[("99", "0")]))  # 98 alone above the horizon
+    assert books.take_wants() == [("X", 13, "refresh")]
+    books.apply(diff("X", 13, 14, bids=[("98.5", "3")], asks=[("101", "2")]))  # recorded
+    status = books.status("X")
+    assert status["state"] == "valid" and status["recording"] and status["buffered"] == 2
+    tops = books.take_tops(2, 0)
+    assert tops["bid_count"].tolist() == [2] and tops["bid_price"][0][:2].tolist() == \
+        [98_50000000, 98_00000000]
+    books.apply(snap("X", 11, [("99", "1"), ("98", "1"), ("97", "1")], [("101", "1")]))
+    assert books.status("X")["recording"]  # too old for the recorded 13-14: not used
+    books.apply(snap("X", 12, [("98", "1"), ("97", "1"), ("96", "1")], [("101", "1")]))
+    status = books.status("X")  # rebuilt: 12's levels, then 13-14 replayed
+    assert status["state"] == "valid" and not status["recording"]
+    assert status["update_id"] == 14 and status["buffered"] == 0
+    levels = [(int(p), wide_to_int(q)) for p, q in books.levels("X", 0)]
+    assert levels == [(98_50000000, 3 * 10**8), (98 * 10**8, 10**8), (97 * 10**8, 10**8)]
+    assert [wide_to_int(q) for q in books.levels("X", 1)["qty"]] == [2 * 10**8]

@@ -157,28 +157,52 @@ def both(live: HandlerBooks, sync: SnapshotSync, records: np.ndarray) -> None:
     live.on_depth(wire_records(SCHEMAS["depth"], records))
 
 
-async def test_a_handler_book_that_went_short_is_rebuilt_from_a_fresh_snapshot(
+THINNED = diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")])  # 97 left
+EMPTIED = diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0"), ("97", "0")])
+
+
+async def test_a_handler_book_whose_side_runs_thin_stays_valid_and_is_refreshed(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """max_levels 4, top_n 2: 96 is forgotten at the start; once 100, 99 and 98 are deleted
-    the book holds 97 alone, and 96 or a level never seen may be the next best: invalid until
-    the snapshot SnapshotSync fetches, no sooner than SHORT_RESYNC_S after the last one."""
+    the bids hold 97 alone above it. The book stays valid (97 is right) and records its diffs;
+    the snapshot SnapshotSync fetches, no sooner than SHORT_RESYNC_S after the last one,
+    rebuilds it to full depth."""
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.2)
     live, sync, source, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=97)
     both(live, sync, diff("X", 10, 10))
     await settle(live, sync)
     started = time.monotonic()
-    assert live.books.status("X")["state"] == "valid"
-    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
-    assert live.books.status("X")["state"] == "short"
+    both(live, sync, THINNED)
+    status = live.books.status("X")
+    assert status["state"] == "valid" and status["recording"] and status["refreshes"] == 1
+    assert pairs(live.books.levels("X", 0)) == [(97 * 10**8, 10**8)]
     await settle(live, sync)
     assert time.monotonic() - started >= 0.15  # waited out the rest of SHORT_RESYNC_S
+    assert [(e["type"], e.get("last_update_id")) for e in events] == [
+        ("book_resync", None), ("book_snapshot", 10), ("book_snapshot", 13)]
+    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH]
+    status = live.books.status("X")
+    assert status["state"] == "valid" and not status["recording"] and status["shorts"] == 0
+    assert pairs(live.books.levels("X", 0)) == [(p * 10**8, 10**8) for p in (97, 96)]
+    assert sync.symbols["X"].refreshes == 1
+    await sync.close()
+
+
+async def test_a_handler_book_whose_side_empties_is_invalid_until_a_snapshot(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
+    live, sync, _, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=96)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    both(live, sync, EMPTIED)  # the best bid may now be 96, or one never seen
+    assert live.books.status("X")["state"] == "short"
+    await settle(live, sync)
     assert [(e["type"], e.get("reason")) for e in events] == [
         ("book_resync", "start"), ("book_snapshot", None), ("book_resync", "short"),
         ("book_snapshot", None)]
-    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH]
     status = live.books.status("X")
     assert status["state"] == "valid" and status["update_id"] == 13 and status["shorts"] == 1
-    assert pairs(live.books.levels("X", 0)) == [(p * 10**8, 10**8) for p in (97, 96)]
+    assert pairs(live.books.levels("X", 0)) == [(96 * 10**8, 10**8)]
     await sync.close()
 
 
@@ -186,11 +210,10 @@ async def test_a_short_does_not_lower_the_id_a_gap_in_the_same_batch_needs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
     # the answer 13 covers the short (at 13) but not the gap (U 20): fetched again
-    live, sync, source, events = handler_books({"X": [10, 13, 21]}, deleted_after=11, cut_at=97)
+    live, sync, source, events = handler_books({"X": [10, 13, 21]}, deleted_after=11, cut_at=96)
     both(live, sync, diff("X", 10, 10))
     await settle(live, sync)
-    both(live, sync, batch(diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]),
-                           diff("X", 20, 21)))
+    both(live, sync, batch(EMPTIED, diff("X", 20, 21)))
     await settle(live, sync)
     assert [e["reason"] for e in events if e["type"] == "book_resync"] == \
         ["start", "gap", "short"]
@@ -203,10 +226,10 @@ async def test_a_short_does_not_lower_the_id_a_gap_in_the_same_batch_needs(
 async def test_a_snapshot_whose_replay_leaves_the_book_short_is_evented_first(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
-    live, sync, _, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=97)
-    # buffered before the first snapshot, whose replay empties the top: short at once
+    live, sync, _, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=96)
+    # buffered before the first snapshot, whose replay empties the bids: short at once
     both(live, sync, diff("X", 9, 10))
-    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    both(live, sync, EMPTIED)
     await settle(live, sync)
     assert [(e["type"], e.get("reason"), e.get("last_update_id")) for e in events] == [
         ("book_resync", "start", None), ("book_snapshot", None, 10),
@@ -218,12 +241,12 @@ async def test_a_snapshot_whose_replay_leaves_the_book_short_is_evented_first(
 async def test_a_short_that_a_snapshot_already_ended_asks_for_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
-    live, sync, source, events = handler_books({"X": [10]}, deleted_after=11, cut_at=97)
+    live, sync, source, events = handler_books({"X": [10]}, deleted_after=11, cut_at=96)
     both(live, sync, diff("X", 10, 10))
     await settle(live, sync)
-    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    both(live, sync, EMPTIED)
     # a refresh lands before the service tick reports the short
-    live.on_depth(snap("X", 13, [("97", "1"), ("96", "1")], [("101", "1")]))
+    live.on_depth(snap("X", 13, [("96", "1")], [("101", "1")]))
     await settle(live, sync)
     assert live.books.status("X")["state"] == "valid" and len(source.calls) == 1
     assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["start"]
@@ -237,11 +260,11 @@ async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one
     SnapshotSync, which knew only of the short, fetches again."""
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
     live, sync, source, events = handler_books({"X": [10, 14, 30]}, deleted_after=11,
-                                               cut_at=97)
-    live.books = Books(4, max_buffer=2, min_levels=2)
+                                               cut_at=96)
+    live.books = Books(4, max_buffer=2, min_levels=1, refresh_levels=2)
     both(live, sync, diff("X", 10, 10))
     await settle(live, sync)
-    both(live, sync, diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")]))
+    both(live, sync, EMPTIED)
     for update_id in range(14, 21):
         both(live, sync, diff("X", update_id, update_id))
     await settle(live, sync)

@@ -44,7 +44,7 @@ cdef extern from "book.h" namespace "fh" nogil:
     struct Want:
         string symbol
         int64_t first_update_id
-        bint stale
+        uint8_t kind
 
     cppclass Book:
         size_t depth(uint8_t side)
@@ -61,6 +61,8 @@ cdef extern from "book.h" namespace "fh" nogil:
         uint64_t snapshots
         uint64_t events
         uint64_t shorts
+        uint64_t refreshes
+        bint recording
         uint64_t crossed
         vector[DepthRecord] buffer
         int64_t ts_event
@@ -75,7 +77,8 @@ cdef extern from "book.h" namespace "fh" nogil:
         Top mismatch_book
 
     cppclass BookSet:
-        BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels)
+        BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels,
+                uint32_t refresh_levels)
         void apply(const DepthRecord* rows, size_t count)
         void check_tickers(const BookTickerRecord* rows, size_t count)
         size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns)
@@ -88,6 +91,6 @@ cdef extern from "book.h" namespace "fh" nogil:
 
 cdef class Books:
     cdef BookSet* _core
-    cdef readonly uint32_t max_levels, min_levels
+    cdef readonly uint32_t max_levels, min_levels, refresh_levels
 
     cdef const SymbolBook* _find(self, str symbol) except NULL

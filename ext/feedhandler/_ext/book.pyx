@@ -7,6 +7,7 @@ import numpy as np
 from feedhandler.records import SCHEMAS
 
 STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "short")
+WANTS = ("short", "stale", "refresh")  # WantKind
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
 CUT_FLAG = DEPTH_CUT
 DEPTH_RECORD_SIZE = sizeof(DepthRecord)
@@ -36,17 +37,21 @@ cdef const unsigned char[::1] _rows(records, size_t itemsize, str kind):
 cdef class Books:
     """Books of every symbol seen in depth records (diffs and snapshot rows).
 
-    `max_levels` > 0 keeps the best max_levels a side. `min_levels` > 0 makes a book invalid
-    ("short") until the next snapshot once a side holds fewer than that and levels beyond it
-    are unknown (forgotten to max_levels, or cut by the snapshot's limit: CUT_FLAG rows): its
-    best may be a level it does not know."""
+    `max_levels` > 0 keeps the best max_levels a side. For a side whose levels beyond are
+    unknown (forgotten to max_levels, or cut by the snapshot's limit: CUT_FLAG rows):
+    - fewer than `min_levels` makes the book invalid ("short") until the next snapshot: its
+      best may be a level it does not know;
+    - fewer than `refresh_levels` keeps the book valid and records its diffs, so that the next
+      snapshot they follow on from rebuilds it to full depth (`take_wants` asks for one)."""
 
     def __cinit__(self, unsigned int max_levels=0, size_t max_buffer=1_000_000,
-                  unsigned int min_levels=0):
-        if max_levels and min_levels > max_levels:
-            raise ValueError(f"min_levels ({min_levels}) above max_levels ({max_levels})")
+                  unsigned int min_levels=0, unsigned int refresh_levels=0):
+        for name, levels in (("min_levels", min_levels), ("refresh_levels", refresh_levels)):
+            if max_levels and levels > max_levels:
+                raise ValueError(f"{name} ({levels}) above max_levels ({max_levels})")
         self.max_levels, self.min_levels = max_levels, min_levels
-        self._core = new BookSet(max_levels, max_buffer, self.min_levels)
+        self.refresh_levels = refresh_levels
+        self._core = new BookSet(max_levels, max_buffer, min_levels, refresh_levels)
 
     def __dealloc__(self):
         del self._core
@@ -88,10 +93,11 @@ cdef class Books:
                 for a in self._core.take_alerts(now_ns, min_interval_ns)]
 
     def take_wants(self):
-        """[(symbol, first_update_id, stale)] of the books that went short (stale False) or got
-        a snapshot too old for their buffered diffs (stale True) since the last call and are
-        not valid again: each needs a snapshot with lastUpdateId + 1 >= first_update_id."""
-        return [(w.symbol.decode(), w.first_update_id, w.stale)
+        """[(symbol, first_update_id, why)] of the books that, since the last call, went short,
+        got a snapshot too old for their buffered diffs (stale), or started recording for a
+        refresh, and still wait: each needs a snapshot with lastUpdateId + 1 >=
+        first_update_id."""
+        return [(w.symbol.decode(), w.first_update_id, WANTS[w.kind])
                 for w in self._core.take_wants()]
 
     def symbols(self):
@@ -106,10 +112,11 @@ cdef class Books:
 
     def status(self, str symbol):
         """{state, update_id, expected, received, changed_ns, gaps, snapshots, events,
-        shorts, crossed, buffered, ts_event, crossed_at, tickers_checked, ticker_mismatches,
-        tickers_uncovered, tickers_pending, mismatch}: `expected`/`received` are the U ids of
+        shorts, refreshes, recording, crossed, buffered, ts_event, crossed_at,
+        tickers_checked, ticker_mismatches, tickers_uncovered, tickers_pending, mismatch}: `expected`/`received` are the U ids of
         the last gap (`expected` alone: the id after the book's when it went short); `shorts`
-        counts the times it went short; `crossed` counts events after which the valid book
+        counts the times it went short, `refreshes` the times it started recording for a
+        refresh (`recording`: it is); `crossed` counts events after which the valid book
         had best bid >= best ask (`crossed_at`: the last one); `mismatch` is the last ticker
         disagreement."""
         cdef const SymbolBook* book = self._find(symbol)
@@ -123,6 +130,8 @@ cdef class Books:
             "snapshots": book.snapshots,
             "events": book.events,
             "shorts": book.shorts,
+            "refreshes": book.refreshes,
+            "recording": book.recording,
             "crossed": book.crossed,
             "buffered": book.buffer.size(),
             "ts_event": book.ts_event,
