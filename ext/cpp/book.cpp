@@ -118,8 +118,12 @@ bool BookSet::went_short(SymbolBook& b, const DepthRecord& r) {
   if (!min_levels_ || !b.book.short_of(min_levels_)) return false;
   invalidate(b, BOOK_SHORT, r, b.update_id + 1);
   b.shorts++;
-  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, WANT_SHORT});
+  want(r, b.update_id + 1, WANT_SHORT);
   return true;
+}
+
+void BookSet::want(const DepthRecord& r, int64_t first_update_id, WantKind kind) {
+  if (keep_wants_) wants_.push_back({std::string(symbol_of(r.symbol)), first_update_id, kind});
 }
 
 void BookSet::maybe_refresh(SymbolBook& b, const DepthRecord& r) {
@@ -127,13 +131,13 @@ void BookSet::maybe_refresh(SymbolBook& b, const DepthRecord& r) {
   b.recording = true;  // from the next event on
   b.buffer.clear();
   b.refreshes++;
-  wants_.push_back({std::string(symbol_of(r.symbol)), b.update_id + 1, WANT_REFRESH});
+  want(r, b.update_id + 1, WANT_REFRESH);
 }
 
 int64_t BookSet::need(const SymbolBook& b) {
   if (!b.buffer.empty()) return b.buffer.front().first_update_id;
   if (b.state == BOOK_SHORT || b.state == BOOK_STALE) return b.expected;
-  return b.state == BOOK_VALID ? b.update_id + 1 : 0;
+  return b.state == BOOK_VALID || b.state == BOOK_REBUILDING ? b.update_id + 1 : 0;
 }
 
 std::vector<Want> BookSet::take_wants() {
@@ -153,7 +157,9 @@ std::vector<Want> BookSet::take_wants() {
 void BookSet::applied(SymbolBook& b, const DepthRecord& r) {
   b.ts_event = r.ts_event;
   b.ts_recv = r.ts_recv;
-  if (b.book.crossed()) {
+  const bool unchecked = b.update_id > b.checked;  // (not an event a rebuild replays)
+  b.checked = std::max(b.checked, b.update_id);
+  if (unchecked && b.book.crossed()) {
     b.crossed++;
     b.crossed_update_id = b.update_id;
     b.crossed_bid = b.book.level(SIDE_BID, 0).price;
@@ -280,7 +286,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   const int64_t needed = need(b);
   if (last + 1 < needed) {
     invalidate(b, BOOK_STALE, r, needed);
-    wants_.push_back({std::string(symbol_of(r.symbol)), needed, WANT_STALE});
+    want(r, needed, WANT_STALE);
     return;  // its buffered diffs wait for a newer snapshot
   }
   std::vector<DepthRecord> buffered;
@@ -292,6 +298,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.update_id = last;
   b.state = BOOK_VALID;
   b.changed_ns = r.ts_recv;
+  b.published = -1;  // a rebuilt book is published again, even at the same update id
   if (!went_short(b, r)) {  // (short: the rest is buffered for the next one)
     applied(b, r);
     maybe_refresh(b, r);
@@ -360,6 +367,8 @@ void BookSet::apply(const DepthRecord* rows, size_t count) {
         if (rebuild) {
           b.book.clear();
           b.cut_sides = 0;
+          // not valid while its rows come (they may span several calls)
+          if (b.state == BOOK_VALID) b.state = BOOK_REBUILDING;
         } else {
           b.snapshots++;
         }

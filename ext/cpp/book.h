@@ -93,6 +93,7 @@ enum BookState : uint8_t {
   BOOK_STALE = 3,        // the last snapshot was older than the buffered diffs
   BOOK_OVERFLOW = 4,     // the diff buffer filled before a snapshot came
   BOOK_SHORT = 5,        // a side with a horizon fell below min_levels: buffering until a snapshot
+  BOOK_REBUILDING = 6,   // was valid; a snapshot it recorded for is being applied (rows to come)
 };
 
 struct SymbolBook {
@@ -110,6 +111,7 @@ struct SymbolBook {
   std::vector<DepthRecord> buffer;  // diff rows since the book became invalid (§5 step 2)
   int64_t ts_event = 0, ts_recv = 0;  // of the depth row that last changed the book
   int64_t published = -1;             // update_id of the last top taken (take_tops)
+  int64_t checked = 0;  // the newest update id checked for a crossing (a rebuild replays older)
   int64_t crossed_update_id = 0, crossed_bid = 0, crossed_ask = 0;  // the last crossing
   // bookTicker checks
   Top tops[kTopHistory];  // ring, newest at tops_count - 1 (mod kTopHistory)
@@ -150,12 +152,14 @@ class BookSet {
   // For a side with a horizon (levels beyond it unknown): fewer than min_levels makes the
   // book invalid until the next snapshot, as a gap does (its best may be unknown); fewer than
   // refresh_levels starts recording its diffs, so that a snapshot can rebuild the valid book.
+  // Wants are kept for take_wants only when `wants` (a reader that fetches snapshots).
   BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels = 0,
-          uint32_t refresh_levels = 0)
+          uint32_t refresh_levels = 0, bool wants = false)
       : max_levels_(max_levels),
         max_buffer_(max_buffer),
         min_levels_(min_levels),
-        refresh_levels_(refresh_levels) {}
+        refresh_levels_(refresh_levels),
+        keep_wants_(wants) {}
   void apply(const DepthRecord* rows, size_t count);
   void check_tickers(const BookTickerRecord* rows, size_t count);
   // A record of the best `depth` levels of every valid book changed since its last one;
@@ -190,7 +194,9 @@ class BookSet {
   uint32_t max_levels_;
   size_t max_buffer_;
   uint32_t min_levels_, refresh_levels_;
+  bool keep_wants_;
   std::vector<Want> wants_;
+  void want(const DepthRecord& r, int64_t first_update_id, WantKind kind);
   SymbolBook* last_ = nullptr;  // rows of one symbol come in runs: skip the hash lookup
   char last_symbol_[kSymbolWidth] = {};
 };

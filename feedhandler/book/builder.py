@@ -32,6 +32,7 @@ _REASONS = {
     "stale_snapshot": "the buffered diffs do not follow on from the last snapshot (their "
     "first U is {expected}, past its lastUpdateId + 1); waiting for a newer one",
     "buffer_overflow": "too many diffs buffered before a snapshot came",
+    "rebuilding": "a snapshot is being applied (its rows span messages)",
     "short": "a side fell below {min_levels} levels while levels beyond it are unknown "
     "(forgotten to max_levels, or past a snapshot's limit), so its best may be missing "
     "(at update id {update_id}); waiting for a new snapshot",

@@ -48,7 +48,7 @@ class HandlerBooks:
         # before the side runs out on a market moving through the levels
         kept = min(config.max_levels or config.snapshot_limit, config.snapshot_limit)
         self.books = Books(config.max_levels, min_levels=1,
-                           refresh_levels=max(config.top_n, kept // 2))
+                           refresh_levels=max(config.top_n, kept // 2), wants=True)
         self.records = 0  # `book` records published
         self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
         self.batches = 0

@@ -180,7 +180,7 @@ def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -
 
 
 def test_a_valid_book_records_its_diffs_once_thin_and_a_snapshot_they_follow_rebuilds_it() -> None:
-    books = Books(3, min_levels=1, refresh_levels=2)
+    books = Books(3, min_levels=1, refresh_levels=2, wants=True)
     books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1"), ("97", "1")],
                      [("101", "1")]))  # 97 forgotten
     books.apply(diff("X", 11, 11, bids=[("100", "0")]))
@@ -202,3 +202,29 @@ def test_a_valid_book_records_its_diffs_once_thin_and_a_snapshot_they_follow_reb
     levels = [(int(p), wide_to_int(q)) for p, q in books.levels("X", 0)]
     assert levels == [(98_50000000, 3 * 10**8), (98 * 10**8, 10**8), (97 * 10**8, 10**8)]
     assert [wide_to_int(q) for q in books.levels("X", 1)["qty"]] == [2 * 10**8]
+
+
+def test_a_rebuild_is_not_valid_midway_counts_no_crossing_twice_and_is_published_again() -> None:
+    books = Books(4, min_levels=1, refresh_levels=2, wants=True)
+    books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1"), ("97", "1"),
+                               ("96", "1")], [("101", "1")]))  # 96 forgotten
+    books.apply(diff("X", 11, 11, bids=[("100", "0"), ("99", "0"), ("98", "0")]))  # thin
+    books.apply(diff("X", 12, 12, bids=[("101.5", "1")]))  # crossed (bid above the ask)
+    books.apply(diff("X", 13, 13, bids=[("101.5", "0")]))
+    assert books.status("X")["crossed"] == 1 and len(books.take_tops(2, 0)) == 1
+    rows = snap("X", 11, [("97", "1"), ("96", "1"), ("95", "1")], [("101", "1")])
+    books.apply(rows[:2])  # a snapshot whose rows span two messages
+    assert books.status("X")["state"] == "rebuilding" and len(books.take_tops(2, 0)) == 0
+    books.apply(rows[2:])
+    status = books.status("X")  # 11's levels, 12 and 13 replayed
+    assert status["state"] == "valid" and status["update_id"] == 13
+    assert status["crossed"] == 1  # the replayed 12 is not a new crossing
+    (top,) = books.take_tops(2, 0)  # the same update id, published again: now two bids
+    assert top["bid_count"] == 2 and top["bid_price"][:2].tolist() == [97 * 10**8, 96 * 10**8]
+
+
+def test_wants_are_kept_only_for_a_reader_that_fetches_snapshots() -> None:
+    books = Books(2, min_levels=1)  # a BookBuilder's: nothing asks it, nothing piles up
+    books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))
+    books.apply(diff("X", 11, 11, bids=[("100", "0"), ("99", "0")]))
+    assert books.status("X")["state"] == "short" and books.take_wants() == []

@@ -261,7 +261,7 @@ async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one
     monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
     live, sync, source, events = handler_books({"X": [10, 14, 30]}, deleted_after=11,
                                                cut_at=96)
-    live.books = Books(4, max_buffer=2, min_levels=1, refresh_levels=2)
+    live.books = Books(4, max_buffer=2, min_levels=1, refresh_levels=2, wants=True)
     both(live, sync, diff("X", 10, 10))
     await settle(live, sync)
     both(live, sync, EMPTIED)

@@ -78,7 +78,7 @@ cdef extern from "book.h" namespace "fh" nogil:
 
     cppclass BookSet:
         BookSet(uint32_t max_levels, size_t max_buffer, uint32_t min_levels,
-                uint32_t refresh_levels)
+                uint32_t refresh_levels, bint wants)
         void apply(const DepthRecord* rows, size_t count)
         void check_tickers(const BookTickerRecord* rows, size_t count)
         size_t take_tops(BookRecord* out, uint32_t depth, int64_t now_ns)

@@ -6,7 +6,8 @@ import numpy as np
 
 from feedhandler.records import SCHEMAS
 
-STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "short")
+STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "short",
+          "rebuilding")
 WANTS = ("short", "stale", "refresh")  # WantKind
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
 CUT_FLAG = DEPTH_CUT
@@ -42,16 +43,18 @@ cdef class Books:
     - fewer than `min_levels` makes the book invalid ("short") until the next snapshot: its
       best may be a level it does not know;
     - fewer than `refresh_levels` keeps the book valid and records its diffs, so that the next
-      snapshot they follow on from rebuilds it to full depth (`take_wants` asks for one)."""
+      snapshot they follow on from rebuilds it to full depth ("rebuilding" while its rows
+      come).
+    `wants`: keep what take_wants returns (a reader that fetches snapshots, the handler)."""
 
     def __cinit__(self, unsigned int max_levels=0, size_t max_buffer=1_000_000,
-                  unsigned int min_levels=0, unsigned int refresh_levels=0):
+                  unsigned int min_levels=0, unsigned int refresh_levels=0, bint wants=False):
         for name, levels in (("min_levels", min_levels), ("refresh_levels", refresh_levels)):
             if max_levels and levels > max_levels:
                 raise ValueError(f"{name} ({levels}) above max_levels ({max_levels})")
         self.max_levels, self.min_levels = max_levels, min_levels
         self.refresh_levels = refresh_levels
-        self._core = new BookSet(max_levels, max_buffer, min_levels, refresh_levels)
+        self._core = new BookSet(max_levels, max_buffer, min_levels, refresh_levels, wants)
 
     def __dealloc__(self):
         del self._core
