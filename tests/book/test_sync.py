@@ -157,6 +157,18 @@ def both(live: HandlerBooks, sync: SnapshotSync, records: np.ndarray) -> None:
     live.on_depth(wire_records(SCHEMAS["depth"], records))
 
 
+async def started(monkeypatch: pytest.MonkeyPatch, ids: list[int], cut_at: int,
+                  wait: float = 0.0,
+                  ) -> tuple[HandlerBooks, SnapshotSync, Deep, list[dict[str, Any]]]:
+    """handler_books of X (answers `ids`, SHORT_RESYNC_S = `wait`), valid from its snapshot
+    at 10."""
+    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", wait)
+    live, sync, source, events = handler_books({"X": ids}, deleted_after=11, cut_at=cut_at)
+    both(live, sync, diff("X", 10, 10))
+    await settle(live, sync)
+    return live, sync, source, events
+
+
 THINNED = diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0")])  # 97 left
 EMPTIED = diff("X", 11, 13, bids=[("100", "0"), ("99", "0"), ("98", "0"), ("97", "0")])
 
@@ -167,17 +179,14 @@ async def test_a_handler_book_whose_side_runs_thin_stays_valid_and_is_refreshed(
     the bids hold 97 alone above it. The book stays valid (97 is right) and records its diffs;
     the snapshot SnapshotSync fetches, no sooner than SHORT_RESYNC_S after the last one,
     rebuilds it to full depth."""
-    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.2)
-    live, sync, source, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=97)
-    both(live, sync, diff("X", 10, 10))
-    await settle(live, sync)
-    started = time.monotonic()
+    live, sync, source, events = await started(monkeypatch, [10, 13], 97, wait=0.2)
+    began = time.monotonic()
     both(live, sync, THINNED)
     status = live.books.status("X")
     assert status["state"] == "valid" and status["recording"] and status["refreshes"] == 1
     assert pairs(live.books.levels("X", 0)) == [(97 * 10**8, 10**8)]
     await settle(live, sync)
-    assert time.monotonic() - started >= 0.15  # waited out the rest of SHORT_RESYNC_S
+    assert time.monotonic() - began >= 0.15  # waited out the rest of SHORT_RESYNC_S
     assert [(e["type"], e.get("last_update_id")) for e in events] == [
         ("book_resync", None), ("book_snapshot", 10), ("book_snapshot", 13)]
     assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH]
@@ -190,10 +199,7 @@ async def test_a_handler_book_whose_side_runs_thin_stays_valid_and_is_refreshed(
 
 async def test_a_handler_book_whose_side_empties_is_invalid_until_a_snapshot(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
-    live, sync, _, events = handler_books({"X": [10, 13]}, deleted_after=11, cut_at=96)
-    both(live, sync, diff("X", 10, 10))
-    await settle(live, sync)
+    live, sync, _, events = await started(monkeypatch, [10, 13], 96)
     both(live, sync, EMPTIED)  # the best bid may now be 96, or one never seen
     assert live.books.status("X")["state"] == "short"
     await settle(live, sync)
@@ -208,11 +214,8 @@ async def test_a_handler_book_whose_side_empties_is_invalid_until_a_snapshot(
 
 async def test_a_short_does_not_lower_the_id_a_gap_in_the_same_batch_needs(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
     # the answer 13 covers the short (at 13) but not the gap (U 20): fetched again
-    live, sync, source, events = handler_books({"X": [10, 13, 21]}, deleted_after=11, cut_at=96)
-    both(live, sync, diff("X", 10, 10))
-    await settle(live, sync)
+    live, sync, source, events = await started(monkeypatch, [10, 13, 21], 96)
     both(live, sync, batch(EMPTIED, diff("X", 20, 21)))
     await settle(live, sync)
     assert [e["reason"] for e in events if e["type"] == "book_resync"] == \
@@ -240,10 +243,7 @@ async def test_a_snapshot_whose_replay_leaves_the_book_short_is_evented_first(
 
 async def test_a_short_that_a_snapshot_already_ended_asks_for_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("feedhandler.book.sync.SHORT_RESYNC_S", 0.0)
-    live, sync, source, events = handler_books({"X": [10]}, deleted_after=11, cut_at=96)
-    both(live, sync, diff("X", 10, 10))
-    await settle(live, sync)
+    live, sync, source, events = await started(monkeypatch, [10], 96)
     both(live, sync, EMPTIED)
     # a refresh lands before the service tick reports the short
     live.on_depth(snap("X", 13, [("96", "1")], [("101", "1")]))
