@@ -114,30 +114,32 @@ void BookSet::invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int
   b.pending.clear();
 }
 
-bool BookSet::went_short(SymbolBook& b, const DepthRecord& r) {
-  if (!min_levels_ || !b.book.short_of(min_levels_)) return false;
-  invalidate(b, BOOK_SHORT, r, b.update_id + 1);
-  b.shorts++;
-  want(r, b.update_id + 1, WANT_SHORT);
-  return true;
+void BookSet::end_event(SymbolBook& b, const DepthRecord& r) {
+  // (short_of(n) holds for every n above one it holds for; short_of(0) never)
+  const bool thin = b.book.short_of(std::max(min_levels_, refresh_levels_));
+  if (thin && b.book.short_of(min_levels_)) {  // its best may be a level it does not know
+    invalidate(b, BOOK_SHORT, r, b.update_id + 1);
+    b.shorts++;
+    want(r, b.update_id + 1, WANT_SHORT);
+    return;
+  }
+  applied(b, r);
+  if (thin && !b.recording && b.book.short_of(refresh_levels_)) {
+    b.recording = true;  // from the next event on
+    b.buffer.clear();
+    b.refreshes++;
+    want(r, b.update_id + 1, WANT_REFRESH);
+  }
 }
 
 void BookSet::want(const DepthRecord& r, int64_t first_update_id, WantKind kind) {
   if (keep_wants_) wants_.push_back({std::string(symbol_of(r.symbol)), first_update_id, kind});
 }
 
-void BookSet::maybe_refresh(SymbolBook& b, const DepthRecord& r) {
-  if (!refresh_levels_ || b.recording || !b.book.short_of(refresh_levels_)) return;
-  b.recording = true;  // from the next event on
-  b.buffer.clear();
-  b.refreshes++;
-  want(r, b.update_id + 1, WANT_REFRESH);
-}
-
 int64_t BookSet::need(const SymbolBook& b) {
-  if (!b.buffer.empty()) return b.buffer.front().first_update_id;
-  if (b.state == BOOK_SHORT || b.state == BOOK_STALE) return b.expected;
-  return b.state == BOOK_VALID || b.state == BOOK_REBUILDING ? b.update_id + 1 : 0;
+  // (with nothing buffered, the book was valid at update_id: short, stale after a short, or
+  // recording before its first diff; or it never had a snapshot, update_id 0)
+  return b.buffer.empty() ? b.update_id + 1 : b.buffer.front().first_update_id;
 }
 
 std::vector<Want> BookSet::take_wants() {
@@ -299,10 +301,7 @@ void BookSet::end_snapshot(SymbolBook& b, const DepthRecord& r) {
   b.state = BOOK_VALID;
   b.changed_ns = r.ts_recv;
   b.published = -1;  // a rebuilt book is published again, even at the same update id
-  if (!went_short(b, r)) {  // (short: the rest is buffered for the next one)
-    applied(b, r);
-    maybe_refresh(b, r);
-  }
+  end_event(b, r);  // (short: the rest is buffered for the next one)
   // replay the buffered diffs (§5 steps 5-7): drop u <= lastUpdateId, apply the rest in order
   for (const DepthRecord& d : buffered) {
     if (d.flags & DEPTH_FIRST) {
@@ -322,10 +321,11 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   switch (b.mode) {
     case MODE_SNAPSHOT:
       if ((r.flags & DEPTH_CUT) && r.side <= SIDE_ASK) b.cut_sides |= 1u << r.side;
-      [[fallthrough]];
+      b.book.set(r.side, r.price, r.qty);
+      break;
     case MODE_APPLY:
       b.book.set(r.side, r.price, r.qty);
-      if (b.recording && b.mode == MODE_APPLY) {
+      if (b.recording) {
         if (b.buffer.size() < max_buffer_) {
           b.buffer.push_back(r);
         } else {  // too long without a snapshot: again once an event ends short
@@ -343,10 +343,7 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
   if (r.flags & DEPTH_LAST) {
     if (b.mode == MODE_APPLY) {
       b.update_id = r.last_update_id;
-      if (!went_short(b, r)) {
-        applied(b, r);
-        maybe_refresh(b, r);
-      }
+      end_event(b, r);
     }
     if (b.mode == MODE_SNAPSHOT) end_snapshot(b, r);
     b.mode = MODE_SKIP;

@@ -180,11 +180,9 @@ class BookSet {
   void begin_diff(SymbolBook& b, const DepthRecord& r);
   void end_snapshot(SymbolBook& b, const DepthRecord& r);
   void invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int64_t expected);
-  // A side short of min_levels while levels beyond it are unknown: its best may be one it
-  // does not know, so the book waits for a snapshot, as after a gap. True if so.
-  bool went_short(SymbolBook& b, const DepthRecord& r);
-  // After an applied event: a side short of refresh_levels starts recording (a Want).
-  void maybe_refresh(SymbolBook& b, const DepthRecord& r);
+  // After an event (or a snapshot) applied to a valid book: a side with a horizon short of
+  // min_levels makes it invalid, as a gap does; short of refresh_levels, it records (a Want).
+  void end_event(SymbolBook& b, const DepthRecord& r);
   // The U a snapshot's lastUpdateId + 1 must reach for the book's buffered diffs (or, with
   // none, for the id the book reached) to follow on from it.
   static int64_t need(const SymbolBook& b);

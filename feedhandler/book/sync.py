@@ -116,9 +116,10 @@ class SnapshotSync:
         # (even in the batch that brought the first diff)
         if len(breaks) and (breaks[-1] > 0 or state.last_update_id):
             at = int(breaks[-1])
-            self._resync(symbol, state, "gap", int(before[at]) + 1, int(firsts[at]))
+            self._resync(symbol, state, "gap", int(firsts[at]), RESYNC,
+                         expected=int(before[at]) + 1)
         elif state.last_update_id == 0:
-            self._resync(symbol, state, "start", 0, int(firsts[0]))
+            self._resync(symbol, state, "start", int(firsts[0]), SNAPSHOT, expected=0)
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
     def want(self, symbol: str, first_update_id: int, why: str) -> None:
@@ -135,27 +136,25 @@ class SnapshotSync:
         if state is None:
             state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
         if why == "stale":
-            state.first_update_id = max(state.first_update_id, first_update_id)
             state.stale += 1
-            self._schedule(symbol, state, RESYNC)
+            self._resync(symbol, state, None, first_update_id, RESYNC)
             return
-        wait = state.snapshot_at + SHORT_RESYNC_S - time.monotonic() if state.snapshot_at else 0
-        if why == "short":
-            self._resync(symbol, state, "short", first_update_id, first_update_id,
-                         max(0.0, wait))
-            return
-        state.first_update_id = max(state.first_update_id, first_update_id)
-        state.refreshes += 1
-        self._schedule(symbol, state, REFRESH, max(0.0, wait))
+        if why == "refresh":
+            state.refreshes += 1
+        since = time.monotonic() - state.snapshot_at if state.snapshot_at else SHORT_RESYNC_S
+        self._resync(symbol, state, "short" if why == "short" else None, first_update_id,
+                     REFRESH, max(0.0, SHORT_RESYNC_S - since))
 
-    def _resync(self, symbol: str, state: SymbolSync, reason: str, expected: int,
-                received: int, wait: float = 0.0) -> None:
+    def _resync(self, symbol: str, state: SymbolSync, reason: str | None, received: int,
+                priority: int, wait: float = 0.0, expected: int | None = None) -> None:
+        """A snapshot its diffs from `received` on follow on from; `reason`: evented as
+        book_resync (the start of an interval in which the book is not valid)."""
         # (a break the fetch must still cover may be later than this one)
         state.first_update_id = max(state.first_update_id, received)
-        state.resyncs += 1
-        self._event("book_resync", symbol=symbol, reason=reason, expected=expected,
-                    received=received)
-        priority = {"start": SNAPSHOT, "gap": RESYNC}.get(reason, REFRESH)
+        if reason is not None:
+            state.resyncs += 1
+            self._event("book_resync", symbol=symbol, reason=reason,
+                        expected=received if expected is None else expected, received=received)
         self._schedule(symbol, state, priority, wait)
 
     def _schedule(self, symbol: str, state: SymbolSync, priority: int,
