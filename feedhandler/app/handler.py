@@ -270,12 +270,13 @@ class Handler:
 
     def _on_error(self, shard: int, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.stats.errors[reason] += 1
+        stream = stream[:STREAM_SHOWN]
         if reason not in self._logged_reasons:  # once per reason, with a sample
             self._logged_reasons.add(reason)
             log.error("shard %d: rejected frame: %s at field %r of stream %r; sample: %r "
                       "(further %s errors are counted, not logged)", shard, reason, field,
-                      stream[:STREAM_SHOWN], frame[:200], reason)
-        self.sink.publish_dead_letter(reason, field, stream[:STREAM_SHOWN], frame)
+                      stream, frame[:200], reason)
+        self.sink.publish_dead_letter(reason, field, stream, frame)
 
     def _on_control(self, feed: ShardFeed, frame: bytes) -> None:
         # Replies to our subscription requests go to the connection that asked (by id);

@@ -3,7 +3,7 @@ the state the handler keeps anyway (HandlerStats, the connections, the sink's su
 per-batch latency histograms) when /metrics is scraped, so nothing is counted per message for
 it. Process metrics (`process_*`, `python_*`) come from prometheus_client's own collectors.
 
-`python -m feedhandler.app.metrics` prints the README's metric list (generated from METRICS
+`python -m feedhandler.app.metrics` rewrites the README's metric list (generated from METRICS
 and SINK_METRICS below; tests/app/test_metrics.py keeps them in sync).
 """
 
@@ -31,7 +31,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from feedhandler import __version__
 from feedhandler._ext.decoder import ERROR_NAMES, KIND_NAMES, LEAD_BOUNDS_NS, SIMD_KERNEL
-from feedhandler.readme import rewrite, splice
+from feedhandler.readme import rewrite
 from feedhandler.supervisor.connection import ROLLOVER_CAUSES
 
 if TYPE_CHECKING:
@@ -351,10 +351,6 @@ def metric_list() -> str:
     return "\n".join(["| metric | type | meaning |", "|---|---|---|", *rows,
                       "| `process_*`, `python_*` | | prometheus_client's process (CPU, memory, "
                       "file descriptors, start time), platform and GC collectors |"]) + "\n"
-
-
-def readme_with_metric_list(readme: str) -> str:
-    return splice(readme, "feedhandler.app.metrics", metric_list())
 
 
 if __name__ == "__main__":

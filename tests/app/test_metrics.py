@@ -15,8 +15,9 @@ from feedhandler import __version__
 from feedhandler._ext.decoder import SIMD_KERNEL
 from feedhandler.app.handler import Handler
 from feedhandler.app.latency import BUCKETS_S, Histogram, LatencyHistograms
-from feedhandler.app.metrics import METRICS, SINK_METRICS, exposition, readme_with_metric_list
+from feedhandler.app.metrics import METRICS, SINK_METRICS, exposition, metric_list
 from feedhandler.config import load_config
+from feedhandler.readme import splice
 from feedhandler.records import SCHEMAS
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.null import NullSink
@@ -151,7 +152,7 @@ async def test_metrics_during_a_run_count_what_the_simulator_sent() -> None:
 
 def test_readme_metric_list_is_generated_from_the_code() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert readme_with_metric_list(readme) == readme, \
+    assert splice(readme, "feedhandler.app.metrics", metric_list()) == readme, \
         "README out of date: run `python -m feedhandler.app.metrics`"
     for name in METRICS:
         assert f"`{name}" in readme
