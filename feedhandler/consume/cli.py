@@ -33,13 +33,13 @@ from feedhandler.contract import (
     H_REASON,
     H_SCHEMA,
     H_STREAM,
-    H_VERSION,
     SEQUENCE_FIELDS,
+    data_schema,
     header_dict,
     topic_for,
 )
 from feedhandler.contract.json_lines import encode_json
-from feedhandler.records import SCHEMAS, Schema, schema_by_name
+from feedhandler.records import SCHEMAS, Schema
 
 DEPTH_FIRST = 1  # depth `flags`: the first row of an event
 
@@ -261,13 +261,6 @@ def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def schema_of(headers: dict[str, str], records: np.ndarray) -> Schema:
-    """The schema of a data message's decoded records: the one its headers name, or today's
-    version of it for `raw` frames, which decode again into the current layout."""
-    schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
-    return schema if records.dtype == schema.dtype else SCHEMAS[schema.kind]
-
-
 def _selected(messages: Iterator[Message], symbols: set[bytes]) -> Iterator[Message]:
     """Skip data messages of other symbols by key, before decoding anything."""
     for msg in messages:
@@ -305,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
                 output.event(msg.topic() or "", headers, msg.value() or b"", position)
                 continue
             records = decode(msg)
-            schema = schema_of(headers, records)
+            schema = data_schema(headers)
             if symbols:  # raw messages of all-market streams mix symbols
                 records = records[np.isin(records["symbol"], list(symbols))]
             output.data(schema, records, orjson.dumps({"topic": msg.topic(), **position})[1:-1]

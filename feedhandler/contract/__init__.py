@@ -20,6 +20,7 @@ from feedhandler.contract.schemas import arrow_schema as arrow_schema
 from feedhandler.contract.schemas import arrow_table as arrow_table
 from feedhandler.contract.schemas import json_schema as json_schema
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
+from feedhandler.records.schema import copied_into
 
 # --- headers -------------------------------------------------------------------------------
 H_SCHEMA: Final = "fh.schema"  # data: schema name, e.g. binance.spot.trade
@@ -142,9 +143,7 @@ def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:
     """
     if records.dtype != schema.dtype or not (records.flags.writeable
                                              and records.flags.c_contiguous):
-        out = np.zeros(len(records), schema.dtype)
-        out[...] = records  # field by field: the padding stays zero
-        return out
+        return copied_into(schema, records)
     raw = records.view(np.uint8).reshape(len(records), schema.itemsize)
     for start, end in _PADDING[schema.name]:
         raw[:, start:end] = 0
@@ -173,14 +172,17 @@ def header_dict(headers: KafkaHeaders) -> dict[str, str]:
     return {k: v.decode() if isinstance(v, bytes) else v or "" for k, v in pairs}
 
 
+def data_schema(headers: dict[str, str]) -> Schema:
+    """The schema of a data message's records once decoded: the one its headers name; for
+    `raw` frames, which this build's decoder decodes again, the current version of its kind."""
+    schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
+    return SCHEMAS[schema.kind] if headers.get(H_ENCODING) == "raw" else schema
+
+
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
-    """Raw frames -> the records the handler decoded from them, receive times included.
-
-    Decoded again by this build's decoder, so in the kind's current layout whatever schema
-    version the message names."""
+    """Raw frames -> the records the handler decoded from them (`schema`: the current one of
+    their kind, `data_schema`), receive times included."""
     from feedhandler._ext.decoder import Decoder  # the live decoder, applied once more
-
-    schema = SCHEMAS[schema.kind]
 
     frames = value.split(b"\n")[:-1]  # every frame ends in "\n"
     recv_ns = [int(t) for t in headers[H_RECV_NS].split(",") if t]  # ("" for no frame)
@@ -200,7 +202,7 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     """A data message's value -> its records, from the message's headers alone."""
     if H_SCHEMA not in headers:
         raise ValueError("not a data message (no fh.schema header): control or dead-letter?")
-    schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
+    schema = data_schema(headers)
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
         records = np.frombuffer(value, dtype=schema.dtype)

@@ -97,11 +97,15 @@ _BY_NAME = {**HISTORY, **{(s.name, s.version): s for s in SCHEMAS.values()}}
 
 def in_current_layout(kind: str, records: np.ndarray) -> np.ndarray:
     """Records of `kind` in any layout it had (an earlier version, or one numpy repacked) in
-    its current one, field by field: a quantity that grew from int64 to 128 bits is
-    sign-extended, a field added since stays 0."""
+    its current one (`copied_into`)."""
     schema = SCHEMAS[kind]
-    if records.dtype == schema.dtype:
-        return records
+    return records if records.dtype == schema.dtype else copied_into(schema, records)
+
+
+def copied_into(schema: Schema, records: np.ndarray) -> np.ndarray:
+    """A new array of `schema`'s exact layout holding `records`, field by field by name:
+    padding zero, a quantity that grew from int64 to 128 bits sign-extended, a field added
+    since 0."""
     out = np.zeros(len(records), schema.dtype)
     for name in schema.dtype.names or ():
         if name not in (records.dtype.names or ()):

@@ -7,8 +7,8 @@ import io
 import numpy as np
 
 from feedhandler._ext.book import SNAPSHOT_FLAG
-from feedhandler.consume.cli import Output, StreamSummary, schema_of
-from feedhandler.contract import decode_value, fixed_headers, header_dict, raw_headers
+from feedhandler.consume.cli import Output, StreamSummary
+from feedhandler.contract import data_schema, decode_value, fixed_headers, header_dict, raw_headers
 from feedhandler.records import SCHEMAS
 
 
@@ -63,7 +63,7 @@ def test_raw_frames_of_an_older_schema_are_shown_in_todays_layout() -> None:
                            *raw_headers(np.array([7]), "ms")])
     records = decode_value(headers, frame)
     assert SCHEMAS["bookTicker"].version == 2  # the message names version 1
-    assert schema_of(headers, records) is SCHEMAS["bookTicker"]
+    assert data_schema(headers) is SCHEMAS["bookTicker"]
     out = io.BytesIO()
-    Output(out, "table").data(schema_of(headers, records), records)
+    Output(out, "table").data(data_schema(headers), records)
     assert b"BNBUSDT" in out.getvalue() and b"31.21" in out.getvalue()
