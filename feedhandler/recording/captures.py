@@ -9,22 +9,24 @@ replayed). Frames are combined-stream wrappers or raw stream payloads.
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import os
 import re
-import zlib
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from feedhandler.recording.format import GZIP_MAGIC, MAGIC, RecordingError, RecordingReader
+from feedhandler.recording.format import (
+    DAMAGED,
+    MAGIC,
+    RecordingError,
+    RecordingReader,
+    open_for_reading,
+)
 
 log = logging.getLogger(__name__)
 
-_BUFFER_BYTES = 1 << 20
 NS_PER_S = 10**9
 
 
@@ -42,16 +44,10 @@ class FrameFile:
         self.path = Path(path)
         self.meta: dict[str, object] = {}
         self._recording: RecordingReader | None = None
-        self._raw = io.BufferedReader(io.FileIO(self.path), _BUFFER_BYTES)
-        self._text: io.BufferedReader[Any] = self._raw
+        self._raw, self._text = open_for_reading(self.path)
         try:
-            head = self._raw.peek(len(MAGIC))
-            if head[:2] == GZIP_MAGIC:
-                # read as it is (buffered inside): a buffer over it would drop what it had
-                # decompressed when the stream turns out cut short or damaged
-                self._text = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
-                head = self._text.peek(len(MAGIC))
-        except (OSError, EOFError, zlib.error) as exc:
+            head = self._text.peek(len(MAGIC))
+        except DAMAGED as exc:
             self.close()
             raise RecordingError(f"{self.path}: unreadable: {exc}") from None
         if head[:len(MAGIC)] == MAGIC:
@@ -80,7 +76,7 @@ class FrameFile:
                 lines += 1
                 if line.strip():
                     yield self._parse_line(line)
-        except (EOFError, OSError, zlib.error) as exc:  # a gzip capture cut short or damaged
+        except DAMAGED as exc:  # a gzip capture cut short or damaged
             log.warning("%s: %s, after %d lines: read up to there", self.path, exc, lines)
 
     @staticmethod

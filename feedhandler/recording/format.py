@@ -46,6 +46,17 @@ _HEADER = struct.Struct("<8sHHI")
 _RECORD = struct.Struct("<qHI")
 _BUFFER_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+DAMAGED = (EOFError, OSError, zlib.error)  # what reading a gzip stream cut short or damaged raises
+
+
+def open_for_reading(path: str | os.PathLike[str],
+                     ) -> tuple[io.BufferedReader[io.FileIO],
+                                io.BufferedReader[io.FileIO] | gzip.GzipFile]:
+    """(the file on disk, its content): the file, or the gzip stream it starts with. The
+    stream is read as it is (buffered inside): a buffer over it would drop what it had
+    decompressed when it turns out cut short or damaged."""
+    raw = io.BufferedReader(io.FileIO(path), _BUFFER_BYTES)
+    return raw, gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == GZIP_MAGIC else raw
 GZIP_LEVEL = 1  # fastest: market data still shrinks ~8x, and the recorder must keep up
 # a record header as a numpy dtype (packed: 14 bytes), for writing many records at once
 RECORD_HEADER = np.dtype({"names": ["recv_ns", "stream_len", "payload_len"],
@@ -167,13 +178,9 @@ class RecordingReader(_RecordingFile):
     """Iterate `Record(recv_ns, stream, payload)` of a recording file, in file order."""
 
     def __init__(self, path: str | os.PathLike[str], *, tolerate_truncation: bool = False):
-        # the file on disk: its position is the progress through it
-        self._raw = io.BufferedReader(io.FileIO(path), _BUFFER_BYTES)
-        self._file: io.BufferedReader[io.FileIO] | gzip.GzipFile = self._raw
-        if self._raw.peek(2)[:2] == GZIP_MAGIC:
-            # read as it is (buffered inside): a buffer over it would drop what it had
-            # decompressed when the stream turns out cut short or damaged
-            self._file = gzip.GzipFile(fileobj=self._raw)
+        raw, content = open_for_reading(path)
+        self._raw = raw  # the file on disk: its position is the progress through it
+        self._file: io.BufferedReader[io.FileIO] | gzip.GzipFile = content
         self._path = os.fspath(path)
         self._tolerate = tolerate_truncation
         try:
@@ -194,7 +201,7 @@ class RecordingReader(_RecordingFile):
                 self.meta = None  # type: ignore[assignment]
             if not isinstance(self.meta, dict):
                 raise RecordingError(f"{path}: header metadata is not a JSON object")
-        except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short or damaged
+        except DAMAGED as exc:
             self.close()
             raise RecordingError(f"{path}: unreadable: {exc}") from None
         except BaseException:
@@ -237,7 +244,7 @@ class RecordingReader(_RecordingFile):
                         return
                     break
                 chunk, at = chunk[at:] + more, 0
-        except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short or damaged
+        except DAMAGED as exc:
             damage = str(exc)
         if not self._tolerate:
             raise TruncatedRecording(f"{self._path}: {damage}, after {records} records")
