@@ -79,20 +79,12 @@ class LegPair:
     async def run(self, stop: asyncio.Event) -> None:
         """Both legs until `stop`; or until one is refused at start (a wrong url_b, a key the
         exchange refuses): both end then, so that the supervisor stops the handler as for
-        any refusal at start, instead of running on without redundancy."""
-        ours = asyncio.Event()  # `stop`, or a leg refused at start
-
-        async def relay() -> None:
-            await stop.wait()
-            ours.set()
+        any refusal at start, instead of running on without redundancy. (`stop` is this
+        child's own: the supervisor makes one per child.)"""
 
         async def run_leg(leg: Connection) -> None:
-            await leg.run(ours)
+            await leg.run(stop)
             if leg.start_refusal is not None:
-                ours.set()
+                stop.set()
 
-        relaying = asyncio.ensure_future(relay())
-        try:
-            await asyncio.gather(*(run_leg(leg) for leg in self.legs))
-        finally:
-            relaying.cancel()
+        await asyncio.gather(*(run_leg(leg) for leg in self.legs))
