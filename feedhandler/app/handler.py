@@ -31,6 +31,7 @@ from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics
 from feedhandler.contract.kinds import DATA_ROLES, KINDS, Role
 from feedhandler.records import SCHEMAS
+from feedhandler.signals import SavedHandlers
 from feedhandler.sinks.base import Sink
 from feedhandler.sinks.null import NullSink
 from feedhandler.supervisor.backoff import Backoff
@@ -382,8 +383,7 @@ class Handler:
             await self.health.start()
         # the loop's handlers while it runs, then those from before (the command line's keep
         # a late signal from turning exit 0 into 143; in-process users get theirs back)
-        previous = {sig: signal.getsignal(sig)
-                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        previous = SavedHandlers()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         # (SIGHUP's default would end the process unflushed: record and replay ignore it)
@@ -439,13 +439,9 @@ class Handler:
             self.stats.supervisor = self.supervisor.status().summary()
             if undelivered:
                 log.error("%d messages undelivered at shutdown", undelivered)
-            for sig, handler in previous.items():
-                # (not remove_signal_handler: it sets the default, which a signal arriving
-                # right then would meet; the loop's own handler goes with the loop)
-                if handler is None:
-                    loop.remove_signal_handler(sig)
-                else:
-                    signal.signal(sig, handler)
+            # (not remove_signal_handler for all: it sets the default, which a signal arriving
+            # right then would meet; the loop's own handler goes with the loop)
+            previous.restore(loop.remove_signal_handler)
         if self.supervisor.start_refusal:
             raise ConfigError(self.supervisor.start_refusal)
         return self.stats

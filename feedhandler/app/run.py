@@ -18,6 +18,7 @@ from feedhandler.app.status_view import StatusView, report
 from feedhandler.argtypes import number
 from feedhandler.config import ConfigError, HandlerConfig, load_config
 from feedhandler.contract import ENCODINGS
+from feedhandler.signals import SavedHandlers
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,7 @@ def run_handler(command: str, args: argparse.Namespace,
     live = args.live == "on" or (args.live == "auto" and sys.stderr.isatty())
     # Around the loop's own handlers (before it starts them, after it gives them back) SIGINT
     # and SIGTERM stop the handler too, never the default: the caller's come back at the end.
-    previous = {sig: signal.getsignal(sig)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = SavedHandlers()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: handler.stop())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -138,9 +138,7 @@ def run_handler(command: str, args: argparse.Namespace,
         print(f"feedhandler {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     finally:
-        for sig, was in previous.items():
-            if was is not None:
-                signal.signal(sig, was)
+        previous.restore()
     summary = stats.summary()
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
