@@ -256,7 +256,10 @@ struct Decoder::Impl {
 
   // --- dispatch ---
   bool root(od::document& doc, Ctx& c);
-  bool combined(od::object& obj, Ctx& c);
+  bool reordered(od::object& obj, Ctx& c);
+  bool combined(od::object& obj, Ctx& c, bool stream_first = true);
+  template <typename Value>
+  bool event_type(Value&& value, Kind& kind, Ctx& c);
   bool event(od::object& obj, Kind kind, Ctx& c);
   bool array(od::array& arr, Kind expected, Ctx& c);
   bool by_kind(od::object& obj, Kind kind, Ctx& c);
@@ -678,14 +681,7 @@ bool Decoder::Impl::root(od::document& doc, Ctx& c) {
     if (auto err = field_result.error()) return json_fail(c, err, "");
     od::field& field = field_result.value_unsafe();
     first = field.escaped_key();
-    if (first == "e") {
-      std::string_view e;
-      if (auto err = field.value().get_string().get(e)) return json_fail(c, err, "e");
-      kind = event_kind(e);
-      if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "e");
-      if (kind == KIND_WINDOW_TICKER) std::memcpy(c.window, e.data(), 2);
-      c.event_seen = true;
-    }
+    if (first == "e" && !event_type(field.value(), kind, c)) return false;
     break;
   }
   if (first == "stream") {
@@ -697,9 +693,47 @@ bool Decoder::Impl::root(od::document& doc, Ctx& c) {
     return event(obj, kind, c);
   }
   kind = first_key_kind(first);
-  if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "");
+  if (kind == KIND_NONE) return reordered(obj, c);
   if (auto err = obj.reset().error()) return json_fail(c, err, "");
   return by_kind(obj, kind, c);
+}
+
+// Binance puts the key that tells a message apart first. In any other order the keys are
+// looked through once more: "stream" makes it a wrapper, else "e" an event, else the first
+// key that names a kind (an error reply's "msg" after a field added in front of it).
+bool Decoder::Impl::reordered(od::object& obj, Ctx& c) {
+  if (auto err = obj.reset().error()) return json_fail(c, err, "");
+  bool wrapper = false, data_first = false, has_e = false;
+  Kind kind = KIND_NONE;
+  for (auto field_result : obj) {
+    if (auto err = field_result.error()) return json_fail(c, err, "");
+    const std::string_view key = field_result.value_unsafe().escaped_key();
+    data_first |= key == "data" && !wrapper;
+    wrapper |= key == "stream";
+    has_e |= key == "e";
+    if (kind == KIND_NONE) kind = first_key_kind(key);
+  }
+  if (auto err = obj.reset().error()) return json_fail(c, err, "");
+  if (wrapper) return combined(obj, c, !data_first);
+  if (has_e) {
+    if (!event_type(obj.find_field_unordered("e"), kind, c)) return false;
+    return event(obj, kind, c);
+  }
+  if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "");
+  return by_kind(obj, kind, c);
+}
+
+// Reads an "e": its kind and a windowTicker's window. The fields' loop then skips that "e"
+// (event_seen: see dispatch_e at FH_FIELDS).
+template <typename Value>
+bool Decoder::Impl::event_type(Value&& value, Kind& kind, Ctx& c) {
+  std::string_view e;
+  if (auto err = value.get_string().get(e)) return json_fail(c, err, "e");
+  kind = event_kind(e);
+  if (kind == KIND_NONE) return fail(c, ERR_UNKNOWN_EVENT, "e");
+  if (kind == KIND_WINDOW_TICKER) std::memcpy(c.window, e.data(), 2);
+  c.event_seen = true;
+  return true;
 }
 
 bool Decoder::Impl::event(od::object& obj, Kind kind, Ctx& c) {
@@ -707,20 +741,36 @@ bool Decoder::Impl::event(od::object& obj, Kind kind, Ctx& c) {
   return by_kind(obj, kind, c);
 }
 
-bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
+// stream_first: "stream" comes before "data" (Binance's order). Else it is read first, from
+// further on, and that "stream" skipped when the fields' loop reaches it (no string is
+// unescaped twice: see dispatch_e at FH_FIELDS).
+bool Decoder::Impl::combined(od::object& obj, Ctx& c, bool stream_first) {
   StreamInfo info;
-  bool have_stream = false, have_data = false;
+  bool have_stream = false, have_data = false, stream_read = false;
+  auto stream = [&](auto&& value) {
+    std::string_view name;
+    if (auto err = value.get_string().get(name)) return json_fail(c, err, "stream");
+    last_stream = name;
+    if (!classify_stream(name, info)) return fail(c, ERR_UNKNOWN_STREAM, "stream");
+    have_stream = true;
+    c.stream = &info;
+    return true;
+  };
+  if (!stream_first) {
+    if (!stream(obj.find_field_unordered("stream"))) return false;
+    if (auto err = obj.reset().error()) return json_fail(c, err, "");
+    stream_read = true;
+  }
   for (auto field_result : obj) {
     if (auto err = field_result.error()) return json_fail(c, err, "");
     od::field& field = field_result.value_unsafe();
     const std::string_view key = field.escaped_key();
     if (key == "stream") {
-      std::string_view name;
-      if (auto err = field.value().get_string().get(name)) return json_fail(c, err, "stream");
-      last_stream = name;
-      if (!classify_stream(name, info)) return fail(c, ERR_UNKNOWN_STREAM, "stream");
-      have_stream = true;
-      c.stream = &info;
+      if (stream_read) {
+        stream_read = false;
+      } else if (!stream(field.value())) {
+        return false;
+      }
     } else if (key == "data") {
       if (!have_stream) return fail(c, ERR_MISSING_FIELD, "stream");
       have_data = true;
@@ -731,7 +781,7 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c) {
       } else {
         od::object data;
         if (auto err = field.value().get_object().get(data)) return json_fail(c, err, "data");
-        c.closers = 2;
+        c.closers = stream_first ? 2 : 0;  // the data's fast reader checks the frame ends after it
         if (!by_kind(data, info.kind, c)) return false;
         if (c.rest_read) return true;
       }
@@ -749,17 +799,11 @@ bool Decoder::Impl::array(od::array& arr, Kind expected, Ctx& c) {
     if (auto err = element_result.get_object().get(obj)) return json_fail(c, err, "");
     Kind kind = expected;
     if (kind == KIND_NONE) {
-      std::string_view e;
-      if (auto err = obj.find_field_unordered("e").get_string().get(e)) {
-        return json_fail(c, err, "e");
-      }
-      kind = event_kind(e);
+      if (!event_type(obj.find_field_unordered("e"), kind, c)) return false;
       if (kind != KIND_MINI_TICKER && kind != KIND_TICKER && kind != KIND_WINDOW_TICKER) {
         return fail(c, ERR_UNKNOWN_EVENT, "e");
       }
-      if (kind == KIND_WINDOW_TICKER) std::memcpy(c.window, e.data(), 2);
       if (auto err = obj.reset().error()) return json_fail(c, err, "");
-      c.event_seen = true;
     } else {
       c.event_seen = false;
     }

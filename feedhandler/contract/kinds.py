@@ -259,8 +259,9 @@ KINDS: tuple[Kind, ...] = (
         streams=(*_per_symbol("bookTicker"), Suffix("!bookTicker", market=True)),
         first_keys=("u",),
         sequence=Sequence("update_id", "update_id", Rule.INCREASING),
-        notes="No `e`/`E` in spot: a payload is recognised by its first key `u`. `u` is on the "
-              "depth update-id sequence, so it only increases (steps skip).",
+        notes="No `e`/`E` in spot: a payload is recognised by its key `u`, first as Binance "
+              "sends it. `u` is on the depth update-id sequence, so it only increases (steps "
+              "skip).",
         example='{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000",'
                 '"a":"25.36520000","A":"40.66000000"}',
     ),
@@ -409,7 +410,7 @@ KINDS: tuple[Kind, ...] = (
         namespace="feedhandler",
         streams=(Suffix("!serverShutdown", market=True),),
         events=("serverShutdown",),
-        first_keys=("result", "id", "code", "msg"),  # (an error reply, keys in any order)
+        first_keys=("result", "id", "code", "msg"),  # a reply: result or error, any order
         hook=True,
         notes="Exchange control messages; the raw frame is also published on the control topic.",
         example='{"result":null,"id":1}',

@@ -69,6 +69,11 @@ EVENT_KINDS = {
 }
 
 
+# A payload without "e" told apart by its first key (Binance's order)
+FIRST_KEYS = {"u": "bookTicker", "lastUpdateId": "depthPartial",
+              **dict.fromkeys(("result", "id", "code", "msg"), "control")}
+
+
 class RefError(Exception):
     """The frame is rejected: `reason` is one of the decoder's ERROR_NAMES."""
 
@@ -266,20 +271,24 @@ class Reference:
     # --- dispatch ---
 
     def _root(self, doc: Any) -> None:
+        """Binance puts the key that tells a message apart first; in another order, a
+        "stream" anywhere makes it a wrapper, else an "e" an event, else the first key that
+        names a kind."""
         if isinstance(doc, Obj):
-            first = doc[0][0] if doc else ""
-            if first == "stream":
-                return self._combined(doc)
-            if first == "e":
-                e = doc[0][1]
+            keys = [key for key, _ in doc]
+            first = keys[0] if keys else ""
+            if first in FIRST_KEYS or first == "e":
+                keys = [first]
+            if "stream" in keys:
+                return self._combined(doc, stream_first="data" not in keys[: keys.index("stream")])
+            if "e" in keys:
+                e = doc[keys.index("e")][1]
                 if not isinstance(e, str):
                     raise RefError("wrong_type", "e")
                 if e not in EVENT_KINDS:
                     raise RefError("unknown_event", "e")
                 return self._by_kind(doc, EVENT_KINDS[e], self.hint, event=e)
-            kind = {"u": "bookTicker", "lastUpdateId": "depthPartial"}.get(first)
-            if first in ("result", "id", "code", "msg"):
-                kind = "control"
+            kind = next((FIRST_KEYS[key] for key in keys if key in FIRST_KEYS), None)
             if kind is None:
                 raise RefError("unknown_event")
             return self._by_kind(doc, kind, self.hint)
@@ -287,9 +296,13 @@ class Reference:
             return self._array(doc, None, self.hint)
         raise RefError("unknown_event")
 
-    def _combined(self, doc: Obj) -> None:
+    def _combined(self, doc: Obj, *, stream_first: bool = True) -> None:
+        """stream_first: "stream" comes before "data"; else the first "stream" is read first."""
         stream = None
         have_data = False
+        if not stream_first:
+            at = [key for key, _ in doc].index("stream")
+            doc = Obj([doc[at], *doc[:at], *doc[at + 1 :]])
         for key, value in doc:
             if key == "stream":
                 if not isinstance(value, str):

@@ -8,7 +8,14 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.parsing.helpers import corpus_lines, require_corpus, spot_files
-from tests.parsing.reference import INT64_MAX, INT64_MIN, INT128_MAX, INT128_MIN, KLINE_INTERVALS
+from tests.parsing.reference import (
+    FIRST_KEYS,
+    INT64_MAX,
+    INT64_MIN,
+    INT128_MAX,
+    INT128_MIN,
+    KLINE_INTERVALS,
+)
 
 
 def render(units: int, decimals: int = 8, *, lead: int = 0, trail: int = 0) -> str:
@@ -80,12 +87,14 @@ def stream_symbol(symbol: str) -> str:
 
 @st.composite
 def _shuffled(draw: st.DrawFn, fields: dict[str, Any], first: str | None) -> dict[str, Any]:
-    """Fields plus unknown extras in a random order; `first` stays first (it is what a raw
-    frame is recognised by)."""
+    """Fields plus unknown extras in a random order; `first` first (Binance's order: a raw
+    frame is told apart by it) or anywhere (read after a second look through the keys), but
+    never after a key that names another kind (a first "u" makes any frame a bookTicker)."""
     items = {**draw(extras), **fields}
-    keys = [k for k in items if k != first]
-    keys = draw(st.permutations(keys))
-    order = ([first] if first else []) + list(keys)
+    order = draw(st.permutations(list(items)))
+    if first is not None and (draw(st.booleans()) or order[0] in FIRST_KEYS):
+        order.remove(first)
+        order.insert(0, first)
     return {k: items[k] for k in order}
 
 
@@ -279,9 +288,11 @@ def frames_of(draw: st.DrawFn, event: Any) -> bytes:
     wrapper (a raw one needs its stream as a hint: tested on its own)."""
     stream, payload = draw(event())
     combined = stream is not None and (event is depth_partial or draw(st.booleans()))
-    if combined:
+    if not combined:
+        return encode(payload)
+    if draw(st.booleans()):
         return encode({"stream": stream, "data": payload})
-    return encode(payload)
+    return encode({"data": payload, "stream": stream})  # not Binance's order
 
 
 # Fuzz: real corpus frames with bytes flipped, inserted, deleted or cut, between two anchors.

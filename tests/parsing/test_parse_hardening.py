@@ -328,7 +328,6 @@ def test_unknown_stream(stream: str) -> None:
         ({"e": "bookTicker", "u": 1}, "e"),
         ({"e": "markPriceUpdate", "E": 1, "s": "BNBBTC", "p": "1"}, "e"),
         ({"e": "", "E": 1}, "e"),
-        ({"E": 1, "e": "trade"}, ""),  # "e" must come first in a raw frame
         ({"lastupdateid": 1}, ""),
         ({}, ""),
         ([{"e": "trade"}], "e"),  # arrays carry tickers only
@@ -364,8 +363,11 @@ def test_event_must_match_its_stream() -> None:
         ({"stream": "bnbbtc@trade", "data": []}, "wrong_type", "data"),
         ({"stream": "!miniTicker@arr", "data": {}}, "wrong_type", "data"),
         ({"stream": "!miniTicker@arr", "data": [1]}, "wrong_type", ""),
-        # Not a wrapper unless "stream" comes first: then nothing names the kind.
-        ({"data": {}, "stream": "bnbbtc@trade"}, "unknown_event", ""),
+        # The data before its stream: the stream is read first
+        ({"data": {}, "stream": "bnbbtc@trade"}, "missing_field", "E"),
+        ({"data": {}, "stream": "bnbbtc@nothing"}, "unknown_stream", "stream"),
+        ({"data": {}, "stream": 5}, "wrong_type", "stream"),
+        ({"data": {}, "x": "bnbbtc@trade"}, "unknown_event", ""),
     ],
 )
 def test_broken_combined_wrapper(frame: dict[str, Any], reason: str, field: str) -> None:
