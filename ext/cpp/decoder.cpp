@@ -840,7 +840,9 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
     const uint32_t key = key_code(field.escaped_key());                          \
     od::value& v = field.value();                                                \
     if (key == key_code("e")) {                                                  \
-      if (e_was_read) { /* never unescape a string twice: see dispatch_e */      \
+      /* never unescape a string twice (see dispatch_e); the text is checked, as \
+         a key that shares the code of "e" is not the one the dispatcher read */ \
+      if (e_was_read && field.escaped_key() == "e") {                            \
         e_was_read = false;                                                      \
         continue;                                                                \
       }                                                                          \
@@ -1580,7 +1582,7 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
     od::value& v = field.value();
     switch (key) {
       case key_code("e"):
-        if (e_was_read) {
+        if (e_was_read && field.escaped_key() == "e") {  // as in FH_FIELDS
           e_was_read = false;
         } else {
           event_ok = c.event_seen ? skip(v, c) : window(v);

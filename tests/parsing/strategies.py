@@ -89,7 +89,8 @@ def stream_symbol(symbol: str) -> str:
 def _shuffled(draw: st.DrawFn, fields: dict[str, Any], first: str | None) -> dict[str, Any]:
     """Fields plus unknown extras in a random order; `first` first (Binance's order: a raw
     frame is told apart by it) or anywhere (read after a second look through the keys), but
-    never after a key that names another kind (a first "u" makes any frame a bookTicker)."""
+    first when the order drawn leads with a key that names a kind (a first "u" makes any
+    frame a bookTicker)."""
     items = {**draw(extras), **fields}
     order = draw(st.permutations(list(items)))
     if first is not None and (draw(st.booleans()) or order[0] in FIRST_KEYS):

@@ -346,6 +346,26 @@ def test_unknown_event(bad: Any, field: str) -> None:
     _check("trade", frame, reason, field, combined=False)
 
 
+@pytest.mark.parametrize("kind", ["trade", "windowTicker"])
+def test_a_key_sharing_the_code_of_e_is_not_the_e_read_first(kind: str) -> None:
+    """key_code("bpElNr") == key_code("e"). With the "e" found after such a key (a bare
+    object's keys out of order; an array element), that key's value is still checked and
+    the "e" is not read twice."""
+    payload = SAMPLES[kind][0]
+    good = encode({"bpElNr": 0, **payload})
+    frames = [good] if kind == "trade" else [encode([{"bpElNr": 0, **payload}])]
+    decoded = run_decoder(frames)
+    assert not decoded.errors
+    assert_same(decoded, run_reference(frames))
+    bad = good.replace(b'"bpElNr":0', b'"bpElNr":tru')
+    if kind == "trade":
+        assert _reference_verdict(bad, False, kind) == ("malformed_json", "")
+        _check(kind, bad, "malformed_json", "", combined=False)
+    else:
+        decoded = run_decoder([b"[" + bad + b"]"])
+        assert [e[:2] for e in decoded.errors] == [("malformed_json", "")]
+
+
 def test_event_must_match_its_stream() -> None:
     payload, _, _ = SAMPLES["aggTrade"]
     bad = encode({"stream": "bnbbtc@trade", "data": payload})
