@@ -323,6 +323,9 @@ class BookConfig(Section):
     """a `book` record of each changed valid book this often"""
     max_levels: NonNegativeInt = 0
     """levels per side the handler's books keep (0 = full depth, else >= 2 x top_n)"""
+    max_buffer: PositiveInt = 1_000_000
+    """depth rows a book holds while it waits for a snapshot, per symbol (96 bytes each);
+    past it they are dropped and it holds the newest again, which a fresh snapshot needs"""
     alert_interval_s: PositiveFloat = 10.0
     """book_crossed / book_ticker_mismatch: at most one per symbol this often"""
 

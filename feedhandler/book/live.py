@@ -47,8 +47,8 @@ class HandlerBooks:
         # a refresh once half of what a side kept is gone (top_n at least: BookConfig wants
         # 2 x top_n kept), so that it comes before the side runs out on a moving market
         kept = min(config.max_levels or config.snapshot_limit, config.snapshot_limit)
-        self.books = Books(config.max_levels, min_levels=1, refresh_levels=kept // 2,
-                           wants=True)
+        self.books = Books(config.max_levels, config.max_buffer, min_levels=1,
+                           refresh_levels=kept // 2, wants=True)
         self.records = 0  # `book` records published
         self.apply_ns = 0  # time spent in the C++ books (depth and bookTicker batches)
         self.batches = 0

@@ -228,3 +228,17 @@ def test_wants_are_kept_only_for_a_reader_that_fetches_snapshots() -> None:
     books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))
     books.apply(diff("X", 11, 11, bids=[("100", "0"), ("99", "0")]))
     assert books.status("X")["state"] == "short" and books.take_wants() == []
+
+
+def test_the_rows_a_book_holds_while_it_waits_are_bounded_by_book_max_buffer() -> None:
+    config = BookConfig(snapshots=True, publish=True, top_n=1, max_buffer=3)
+    live = HandlerBooks(config, lambda rows: None, lambda event: None, lambda *want: None)
+    for u in range(1, 4):  # three one-level diffs fill the buffer
+        live.on_depth(diff("X", u, u, bids=[(f"{u}", "1")]))
+    assert live.books.status("X")["buffered"] == 3
+    live.on_depth(diff("X", 4, 4, bids=[("4", "1")]))  # past it: the newest only
+    assert live.books.status("X")["buffered"] == 1
+    assert live.books.status("X")["state"] == "buffer_overflow"
+    live.on_depth(snap("X", 3, [("3", "1")], [("9", "1")]))  # a fresh snapshot fits them
+    assert live.books.status("X")["state"] == "valid"
+    assert live.books.levels("X", 0).shape == (2,)
