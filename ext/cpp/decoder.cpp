@@ -839,10 +839,9 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
     od::field& field = field_result.value_unsafe(); /* no copy: see kline */     \
     const uint32_t key = key_code(field.escaped_key());                          \
     od::value& v = field.value();                                                \
-    if (key == key_code("e")) {                                                  \
-      /* never unescape a string twice (see dispatch_e); the text is checked, as \
-         a key that shares the code of "e" is not the one the dispatcher read */ \
-      if (e_was_read && field.escaped_key() == "e") {                            \
+    /* "e" by its text too: a key that shares its code is an unknown key */     \
+    if (key == key_code("e") && field.escaped_key() == "e") {                    \
+      if (e_was_read) { /* never unescape a string twice: see dispatch_e */      \
         e_was_read = false;                                                      \
         continue;                                                                \
       }                                                                          \
@@ -1347,11 +1346,10 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
   while (true) {
     std::string_view key;
     if (!plain_string(p, end, key) || !literal(p, end, ":")) return decline();
-    // Keys by their code, as FH_FIELDS matches them: a key that shares the code of "e" is
-    // taken for it there too.
+    // Keys by their code, as FH_FIELDS matches them ("e" by its text too)
     const uint32_t code = key_code(key);
     bool ok;
-    if (code == key_code("e")) {
+    if (code == key_code("e") && key == "e") {
       std::string_view type;
       ok = plain_string(p, end, type) && event_kind(type) == K;
     } else {
@@ -1582,7 +1580,9 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
     od::value& v = field.value();
     switch (key) {
       case key_code("e"):
-        if (e_was_read && field.escaped_key() == "e") {  // as in FH_FIELDS
+        if (field.escaped_key() != "e") {  // as in FH_FIELDS: a key sharing its code
+          event_ok = skip_field(field, c);
+        } else if (e_was_read) {
           e_was_read = false;
         } else {
           event_ok = c.event_seen ? skip(v, c) : window(v);
