@@ -323,9 +323,10 @@ class BookConfig(Section):
     """a `book` record of each changed valid book this often"""
     max_levels: NonNegativeInt = 0
     """levels per side the handler's books keep (0 = full depth, else >= 2 x top_n)"""
-    max_buffer: PositiveInt = 1_000_000
+    max_buffer: Annotated[int, Field(ge=10_000, le=100_000_000)] = 1_000_000
     """depth rows a book holds while it waits for a snapshot, per symbol (96 bytes each);
-    past it they are dropped and it holds the newest again, which a fresh snapshot needs"""
+    past it they are dropped and it holds the newest again, which a fresh snapshot needs
+    (too few, and a busy symbol's snapshot comes too old for them)"""
     alert_interval_s: PositiveFloat = 10.0
     """book_crossed / book_ticker_mismatch: at most one per symbol this often"""
 

@@ -277,7 +277,7 @@ void BookSet::begin_diff(SymbolBook& b, const DepthRecord& r) {
   }
   b.mode = MODE_BUFFER;
   if (b.buffer.size() >= max_buffer_) {  // keep the newest diffs: a fresh snapshot fits them
-    b.buffer.clear();
+    std::vector<DepthRecord>().swap(b.buffer);  // and give the memory back
     if (b.state != BOOK_GAP) invalidate(b, BOOK_OVERFLOW, r, 0);
   }
 }
@@ -330,7 +330,7 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
           b.buffer.push_back(r);
         } else {  // too long without a snapshot: again once an event ends short
           b.recording = false;
-          b.buffer.clear();
+          std::vector<DepthRecord>().swap(b.buffer);
         }
       }
       break;

@@ -231,14 +231,16 @@ def test_wants_are_kept_only_for_a_reader_that_fetches_snapshots() -> None:
 
 
 def test_the_rows_a_book_holds_while_it_waits_are_bounded_by_book_max_buffer() -> None:
-    config = BookConfig(snapshots=True, publish=True, top_n=1, max_buffer=3)
+    config = BookConfig(snapshots=True, publish=True, top_n=1, max_buffer=10_000)
     live = HandlerBooks(config, lambda rows: None, lambda event: None, lambda *want: None)
-    for u in range(1, 4):  # three one-level diffs fill the buffer
-        live.on_depth(diff("X", u, u, bids=[(f"{u}", "1")]))
-    assert live.books.status("X")["buffered"] == 3
-    live.on_depth(diff("X", 4, 4, bids=[("4", "1")]))  # past it: the newest only
+    live.on_depth(diff("X", 1, 1, bids=[(f"{p}", "1") for p in range(1, 10_001)]))
+    assert live.books.status("X")["buffered"] == 10_000  # full
+    live.on_depth(diff("X", 2, 2, bids=[("20000", "1")]))  # past it: the newest only
     assert live.books.status("X")["buffered"] == 1
     assert live.books.status("X")["state"] == "buffer_overflow"
-    live.on_depth(snap("X", 3, [("3", "1")], [("9", "1")]))  # a fresh snapshot fits them
+    live.on_depth(snap("X", 1, [("3", "1")], [("30000", "1")]))  # a fresh snapshot fits them
     assert live.books.status("X")["state"] == "valid"
-    assert live.books.levels("X", 0).shape == (2,)
+    assert [int(level["price"]) for level in live.books.levels("X", 0)] == [
+        20000_00000000, 3_00000000]
+    with pytest.raises(ValueError, match="max_buffer"):
+        BookConfig(max_buffer=9_999)
