@@ -8,6 +8,9 @@ namespace fh {
 namespace {
 enum Mode : uint8_t { MODE_SKIP = 0, MODE_APPLY, MODE_BUFFER, MODE_SNAPSHOT };
 
+// A buffer past max_buffer: emptied, and its memory given back (clear() keeps the capacity).
+void release(std::vector<DepthRecord>& buffer) { std::vector<DepthRecord>().swap(buffer); }
+
 std::string_view symbol_of(const char* symbol) {
   return std::string_view(symbol, strnlen(symbol, kSymbolWidth));
 }
@@ -115,16 +118,15 @@ void BookSet::invalidate(SymbolBook& b, uint8_t state, const DepthRecord& r, int
 }
 
 void BookSet::end_event(SymbolBook& b, const DepthRecord& r) {
-  // (short_of(n) holds for every n above one it holds for; short_of(0) never)
-  const bool thin = b.book.short_of(std::max(min_levels_, refresh_levels_));
-  if (thin && b.book.short_of(min_levels_)) {  // its best may be a level it does not know
+  const size_t known = b.book.known_depth();
+  if (known < min_levels_) {  // its best may be a level it does not know
     invalidate(b, BOOK_SHORT, r, b.update_id + 1);
     b.shorts++;
     want(r, b.update_id + 1, WANT_SHORT);
     return;
   }
   applied(b, r);
-  if (thin && !b.recording && b.book.short_of(refresh_levels_)) {
+  if (known < refresh_levels_ && !b.recording) {
     b.recording = true;  // from the next event on
     b.buffer.clear();
     b.refreshes++;
@@ -277,7 +279,7 @@ void BookSet::begin_diff(SymbolBook& b, const DepthRecord& r) {
   }
   b.mode = MODE_BUFFER;
   if (b.buffer.size() >= max_buffer_) {  // keep the newest diffs: a fresh snapshot fits them
-    std::vector<DepthRecord>().swap(b.buffer);  // and give the memory back
+    release(b.buffer);
     if (b.state != BOOK_GAP) invalidate(b, BOOK_OVERFLOW, r, 0);
   }
 }
@@ -330,7 +332,7 @@ void BookSet::row(SymbolBook& b, const DepthRecord& r) {
           b.buffer.push_back(r);
         } else {  // too long without a snapshot: again once an event ends short
           b.recording = false;
-          std::vector<DepthRecord>().swap(b.buffer);
+          release(b.buffer);
         }
       }
       break;

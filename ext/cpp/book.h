@@ -2,6 +2,7 @@
 // Binance's local-book procedure (protocol doc §5) on the consumer side.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,9 +46,13 @@ class Book {
     if (depth(side)) forget(side, sides_[side].front().price);
   }
   size_t depth(uint8_t side) const { return sides_[side].size(); }
-  // A side that forgot levels holds fewer than n: levels it no longer knows are missing.
-  bool short_of(size_t n) const {
-    return (horizon_[0] != INT64_MIN && depth(0) < n) || (horizon_[1] != INT64_MAX && depth(1) < n);
+  // The levels of its thinner side that forgot levels (beyond them, levels are unknown);
+  // SIZE_MAX when neither did.
+  size_t known_depth() const {
+    size_t known = SIZE_MAX;
+    if (horizon_[0] != INT64_MIN) known = depth(0);
+    if (horizon_[1] != INT64_MAX) known = std::min(known, depth(1));
+    return known;
   }
   const Level& level(uint8_t side, size_t i) const {  // i = 0: the best
     return sides_[side][sides_[side].size() - 1 - i];
