@@ -693,9 +693,7 @@ bool Decoder::Impl::root(od::document& doc, Ctx& c) {
     return event(obj, kind, c);
   }
   kind = first_key_kind(first);
-  if (kind == KIND_NONE) return reordered(obj, c);
-  if (auto err = obj.reset().error()) return json_fail(c, err, "");
-  return by_kind(obj, kind, c);
+  return kind == KIND_NONE ? reordered(obj, c) : event(obj, kind, c);
 }
 
 // Binance puts the key that tells a message apart first. In any other order the keys are
@@ -827,6 +825,13 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
   }
 }
 
+// The code a field is matched on. "e" by its text too: the dispatchers read it by its text,
+// so a key that only shares its code is an unknown key (code 0: the empty key's, no field's).
+inline uint32_t field_code(std::string_view key) {
+  const uint32_t code = key_code(key);
+  return code == key_code("e") && key != "e" ? key_code("") : code;
+}
+
 // Iterates an object's fields, handing each (key code, value) to `on_field`; "e" is checked
 // against `kind` unless the dispatcher already read it. dispatch_e: the dispatcher read the
 // first "e" (root: the first key; arrays: find_field_unordered), so that one is not read again:
@@ -837,10 +842,9 @@ bool Decoder::Impl::by_kind(od::object& obj, Kind kind, Ctx& c) {
   for (auto field_result : obj) {                                                \
     if (auto err = field_result.error()) return json_fail(c, err, "");           \
     od::field& field = field_result.value_unsafe(); /* no copy: see kline */     \
-    const uint32_t key = key_code(field.escaped_key());                          \
+    const uint32_t key = field_code(field.escaped_key());                        \
     od::value& v = field.value();                                                \
-    /* "e" by its text too: a key that shares its code is an unknown key */     \
-    if (key == key_code("e") && field.escaped_key() == "e") {                    \
+    if (key == key_code("e")) {                                                  \
       if (e_was_read) { /* never unescape a string twice: see dispatch_e */      \
         e_was_read = false;                                                      \
         continue;                                                                \
@@ -1346,10 +1350,10 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
   while (true) {
     std::string_view key;
     if (!plain_string(p, end, key) || !literal(p, end, ":")) return decline();
-    // Keys by their code, as FH_FIELDS matches them ("e" by its text too)
-    const uint32_t code = key_code(key);
+    // Keys by their code, as FH_FIELDS matches them
+    const uint32_t code = field_code(key);
     bool ok;
-    if (code == key_code("e") && key == "e") {
+    if (code == key_code("e")) {
       std::string_view type;
       ok = plain_string(p, end, type) && event_kind(type) == K;
     } else {
@@ -1576,13 +1580,11 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
   for (auto field_result : obj) {
     if (auto err = field_result.error()) return json_fail(c, err, "");
     od::field& field = field_result.value_unsafe();
-    const uint32_t key = key_code(field.escaped_key());
+    const uint32_t key = field_code(field.escaped_key());
     od::value& v = field.value();
     switch (key) {
       case key_code("e"):
-        if (field.escaped_key() != "e") {  // as in FH_FIELDS: a key sharing its code
-          event_ok = skip_field(field, c);
-        } else if (e_was_read) {
+        if (e_was_read) {
           e_was_read = false;
         } else {
           event_ok = c.event_seen ? skip(v, c) : window(v);
