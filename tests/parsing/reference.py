@@ -280,7 +280,10 @@ class Reference:
             if first in FIRST_KEYS or first == "e":
                 keys = [first]
             if "stream" in keys:
-                return self._combined(doc, stream_first="data" not in keys[: keys.index("stream")])
+                at = keys.index("stream")
+                if "data" in keys[:at]:  # the stream is read first, then the rest in order
+                    doc = Obj([doc[at], *doc[:at], *doc[at + 1 :]])
+                return self._combined(doc)
             if "e" in keys:
                 e = doc[keys.index("e")][1]
                 if not isinstance(e, str):
@@ -296,13 +299,9 @@ class Reference:
             return self._array(doc, None, self.hint)
         raise RefError("unknown_event")
 
-    def _combined(self, doc: Obj, *, stream_first: bool = True) -> None:
-        """stream_first: "stream" comes before "data"; else the first "stream" is read first."""
+    def _combined(self, doc: Obj) -> None:
         stream = None
         have_data = False
-        if not stream_first:
-            at = [key for key, _ in doc].index("stream")
-            doc = Obj([doc[at], *doc[:at], *doc[at + 1 :]])
         for key, value in doc:
             if key == "stream":
                 if not isinstance(value, str):
