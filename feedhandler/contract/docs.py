@@ -311,5 +311,10 @@ under each table. Types:
     return "\n\n".join(parts) + "\n"
 
 
+def readme_section() -> str:
+    """`section()` as it stands in the README, a blank line before the next heading."""
+    return section().rstrip() + "\n\n"
+
+
 if __name__ == "__main__":
-    rewrite("feedhandler.contract.docs", section().rstrip() + "\n\n")
+    rewrite("feedhandler.contract.docs", readme_section())

@@ -247,9 +247,9 @@ def test_readme_carries_the_generated_contract_section() -> None:
     """The README's byte layouts are what other-language consumers read: they must not drift."""
     from pathlib import Path
 
-    from feedhandler.contract.docs import section
+    from feedhandler.contract.docs import readme_section
     from feedhandler.readme import splice
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert splice(readme, "feedhandler.contract.docs", section().rstrip() + "\n\n") == readme, \
+    assert splice(readme, "feedhandler.contract.docs", readme_section()) == readme, \
         "README out of date: run `python -m feedhandler.contract.docs`"
