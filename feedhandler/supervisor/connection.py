@@ -162,18 +162,22 @@ class Connection:
         if not replacing:  # a rollover's connection stays open meanwhile
             self.state = "connecting"
             self.feed.shutdown_notice.clear()  # an announcement to the lost one is moot
+        if stop.is_set():
+            raise Stopped
         try:
-            async with self.limiter.attempt():
-                if stop.is_set():
-                    raise Stopped
-                self.feed.attempting(replacing, self.leg)
-                self._join_started = self.clock.now()
-                return await _unless(stop, self._connect(
-                    self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
-                    self.config, self._ssl_context))
+            # the wait for the limiter's room too: a stop must not wait out a 418's block
+            return await _unless(stop, self._connect_in_slot(replacing))
         except LinkFailed as exc:
             await self._failed(exc.failure, stop)
             return None
+
+    async def _connect_in_slot(self, replacing: bool) -> Link:
+        async with self.limiter.attempt():
+            self.feed.attempting(replacing, self.leg)
+            self._join_started = self.clock.now()
+            return await self._connect(
+                self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
+                self.config, self._ssl_context)
 
     async def _failed(self, failure: Failure, stop: asyncio.Event) -> None:
         self.failed_attempts += 1

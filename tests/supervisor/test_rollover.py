@@ -289,3 +289,26 @@ def test_a_replacement_refused_for_good_leaves_the_shard_quarantined() -> None:
         assert s.types().count("quarantined") == 1
 
     asyncio.run(main())
+
+
+def test_a_stop_while_the_replacement_waits_out_a_ban_does_not_wait_for_it() -> None:
+    async def main() -> None:
+        s = Setup()
+        old = await s.start()
+        s.sup.limiter.block_for(1e6)  # a 418 on another connection: every attempt waits
+
+        async def ticking() -> None:  # the virtual clock moves a second at a time meanwhile
+            while True:
+                await s.clock.sleep(1.0)
+
+        ticker = asyncio.ensure_future(ticking())
+        s.feed.shutdown_notice.set()  # the replacement waits in the limiter
+        await s.until(lambda: 1e6 - 1 in [round(t) for t in s.clock.slept])
+        started = s.clock.now()
+        async with asyncio.timeout(10):  # (it waited out the block: hours of virtual time)
+            await s.stop()
+        ticker.cancel()
+        assert s.clock.now() - started < 10 and len(s.exchange.links) == 1
+        assert old.close_reason == "shutdown" and s.sup.limiter.attempts == 1
+
+    asyncio.run(main())
