@@ -43,7 +43,8 @@ EVENTS: tuple[Event, ...] = (
           "a connection dropped; it reconnects with backoff"),
     Event("connect_failed", "connection",
           (("error", "why, as text"), ("status", "the HTTP status of a refused upgrade, or null"),
-           ("retry_in_s", "seconds until the next attempt")),
+           ("retry_in_s", "seconds until the next attempt; null for a refused rollover "
+                          "replacement (the connection it would replace serves on)")),
           "an attempt to connect failed"),
     Event("refused", "connection",
           (("status", "HTTP status"), ("error", "why")),

@@ -122,6 +122,7 @@ class Connection:
         self._handed_over = ""  # a redundant leg's rollover cause, until it is back in step
         self._reconnect_now = False  # after a hand-over: no backoff
         self._join_started = 0.0
+        self._refused_replacement = False  # a permanent refusal of a rollover's replacement
 
     @property
     def index(self) -> int:
@@ -168,7 +169,7 @@ class Connection:
             # the wait for the limiter's room too: a stop must not wait out a 418's block
             return await _unless(stop, self._connect_in_slot(replacing))
         except LinkFailed as exc:
-            await self._failed(exc.failure, stop)
+            await self._failed(exc.failure, stop, replacing)
             return None
 
     async def _connect_in_slot(self, replacing: bool) -> Link:
@@ -179,10 +180,19 @@ class Connection:
                 self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
                 self.config, self._ssl_context)
 
-    async def _failed(self, failure: Failure, stop: asyncio.Event) -> None:
+    async def _failed(self, failure: Failure, stop: asyncio.Event, replacing: bool) -> None:
         self.failed_attempts += 1
         self.last_error = failure.reason
         shard, url = self.index, self.url
+        if failure.kind == "permanent" and replacing:
+            # the connection it would replace still serves: it is kept until it ends, and
+            # only a refusal then quarantines the shard
+            self._refused_replacement = True
+            log.error("shard %d: %s refused the rollover's replacement: %s; the connection "
+                      "serves until it ends", shard, url, failure.reason)
+            self.feed.event("connect_failed", error=failure.reason, status=failure.status,
+                            retry_in_s=None)
+            return
         if failure.kind == "permanent":
             if self.at_start and not self._connected_once:
                 self.start_refusal = failure
@@ -287,12 +297,21 @@ class Connection:
                             late.abort()
                     break
                 new = attempt.result()
-                if self.state == "quarantined":
+                if self._refused_replacement:
+                    self._refused_replacement = False
+                    await _unless(stop, old.closed())
                     break
                 if new is None:
                     continue
                 if await self._overlap(old, new, cause, duplicates, opened_for, stop):
                     return new
+                if self.feed.shard is opened_for:  # the replacement ended first: not at once
+                    pause = asyncio.ensure_future(self.clock.sleep(self._backoff.next_delay()))
+                    try:
+                        await _unless(stop, asyncio.wait({pause, old.closed()},
+                                                         return_when=asyncio.FIRST_COMPLETED))
+                    finally:
+                        pause.cancel()
         finally:
             self.feed.end_overlap()  # when no replacement joined
             self.feed.shutdown_notice.clear()  # announcements until now were the old one's

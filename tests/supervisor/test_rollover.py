@@ -266,7 +266,9 @@ def test_a_loss_is_published_again_by_the_next_connection_when_one_is_dropped_un
     asyncio.run(main())
 
 
-def test_a_replacement_refused_for_good_leaves_the_shard_quarantined() -> None:
+def test_a_replacement_refused_for_good_keeps_the_connection_until_it_ends() -> None:
+    """The refusal quarantines the shard only once the connection it would replace is lost
+    (and the reconnect is refused too), not while that connection still serves."""
     async def main() -> None:
         s = Setup()
         attempts: list[float] = []
@@ -280,13 +282,44 @@ def test_a_replacement_refused_for_good_leaves_the_shard_quarantined() -> None:
 
         s.sup = Supervisor([s.feed], CONFIG, clock=s.clock, connect=refused_after_the_first)
         s.sup.start(lambda task: None)
+        await s.until(lambda: "connect_failed" in s.types())
+        for _ in range(100):  # time for a wrong retry or close to show
+            await asyncio.sleep(0.001)
+        (old,) = s.exchange.links
+        assert s.sup.children[0].state == "open" and old.closed_at is None
+        assert len(attempts) == 2 and "quarantined" not in s.types()
+        old.abort()  # the exchange ends it (its 24 hours)
         await s.until(lambda: "quarantined" in s.types())
-        for _ in range(100):  # time for a wrong retry to show
+        for _ in range(100):
             await asyncio.sleep(0.001)
         state = s.sup.children[0].state
         await s.stop()
-        assert state == "quarantined" and len(attempts) == 2
+        assert state == "quarantined" and len(attempts) == 3
         assert s.types().count("quarantined") == 1
+
+    asyncio.run(main())
+
+
+def test_a_replacement_that_closes_at_once_is_retried_after_a_backoff() -> None:
+    async def main() -> None:
+        s = Setup()
+        old = await s.start()
+        opened = len(s.exchange.links)
+
+        async def closing(url: str, factory: Callable[[], FeedListener],
+                          config: ConnectionConfig, context: Any) -> Link:
+            link = await s.exchange.connect(url, factory, config, context)
+            link.abort()  # accepted, then closed before it delivers
+            return link
+
+        s.sup.children[0]._connect = closing
+        s.feed.shutdown_notice.set()
+        await s.until(lambda: len(s.exchange.links) >= opened + 4)
+        times = [link.opened_at for link in s.exchange.links[opened:opened + 4]]
+        await s.stop()
+        assert old.closed_at is not None and old.close_reason == "shutdown"
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert all(gap > 0 for gap in gaps) and gaps[-1] > gaps[0]  # growing, never at once
 
     asyncio.run(main())
 
