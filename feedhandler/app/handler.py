@@ -153,6 +153,7 @@ class Handler:
             recv_window_ms=api.recv_window_ms,
             backoff=Backoff(self.config.connection.backoff_initial_s,
                             self.config.connection.backoff_max_s),
+            backoff_reset_after_s=self.config.connection.backoff_reset_after_s,
             limiter=self.supervisor.limiter, on_event=self._publish_event)
 
     def _book_sync(self) -> SnapshotSync:

@@ -31,7 +31,6 @@ import orjson
 from picows import (
     WSError,
     WSFrame,
-    WSHandshakeError,
     WSListener,
     WSMsgType,
     WSTransport,
@@ -39,6 +38,7 @@ from picows import (
 )
 
 from feedhandler.supervisor.backoff import Backoff
+from feedhandler.supervisor.failures import classify
 from feedhandler.supervisor.pending import PendingRequests
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, URGENT, WeightBudget
@@ -119,6 +119,7 @@ class WsApiClient:
         on_event: EventSink | None = None,
         max_frame_bytes: int = 64 << 20,  # a 5000-level depth is ~250 kB; exchangeInfo more
         clock_samples: int = 8,  # `time` round trips the clock offset is the best of
+        backoff_reset_after_s: float = 30.0,  # up this long: the next reconnect starts afresh
     ) -> None:
         self.url = url
         self.budget = budget
@@ -134,6 +135,7 @@ class WsApiClient:
         self.recv_window_ms = recv_window_ms
         self._credentials = credentials
         self._backoff: BackoffPolicy = backoff or Backoff(0.5, 30.0)
+        self._backoff_reset_after_s = backoff_reset_after_s
         self._limiter = limiter
         self._on_event = on_event or (lambda event: None)
         self._max_frame_bytes = max_frame_bytes
@@ -427,7 +429,8 @@ class WsApiClient:
             try:
                 transport = await self._connect()
             except (TimeoutError, OSError, WSError) as exc:
-                retry_after = _retry_after_s(exc)
+                failure = classify(exc)
+                retry_after = failure.retry_after_s if failure.kind == "throttled" else 0.0
                 if retry_after and self._limiter is not None:
                     self._limiter.block_for(retry_after)  # the whole IP is refused
                 delay = max(self._backoff.next_delay(), retry_after)
@@ -438,7 +441,7 @@ class WsApiClient:
                 continue
             self._transport = transport
             self.stats.connects += 1
-            self._backoff.reset()
+            connected = time.monotonic()
             self._event("connected", url=self.url)
             await self._resume_session()
             if not transport.is_disconnected:
@@ -451,6 +454,9 @@ class WsApiClient:
             if self._closing:
                 return
             self._event("disconnected")
+            # not at the handshake: a peer that accepts and closes at once gets a growing delay
+            if time.monotonic() - connected >= self._backoff_reset_after_s:
+                self._backoff.reset()
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _resume_session(self) -> None:
@@ -465,10 +471,3 @@ class WsApiClient:
             log.warning("wsapi: resuming the session failed: %s", exc)
             self._event("logon_failed", code=exc.code, msg=exc.msg)
 
-
-def _retry_after_s(exc: Exception) -> float:
-    """`Retry-After` (seconds) of a refused handshake, 0 when there is none."""
-    if isinstance(exc, WSHandshakeError) and exc.response is not None:
-        with contextlib.suppress(TypeError, ValueError):
-            return float(exc.response.headers.get("Retry-After", 0))
-    return 0.0

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +216,71 @@ async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
 def test_signature_payload_of_a_logon_matches_the_documented_string() -> None:
     params = {"apiKey": "K", "timestamp": 1649729878532, "recvWindow": 5000, "signature": "x"}
     assert signature_payload(params) == "apiKey=K&recvWindow=5000&timestamp=1649729878532"
+
+
+class _Backoff:
+    """Records what the client asks of its backoff."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def next_delay(self) -> float:
+        self.calls.append("next")
+        return 0.01
+
+    def reset(self) -> None:
+        self.calls.append("reset")
+
+
+@pytest.mark.parametrize("reset_after_s", [30.0, 0.0])
+async def test_the_backoff_starts_afresh_only_after_a_connection_that_lasted(
+    reset_after_s: float,
+) -> None:
+    """A peer that accepts and closes at once must not get a reconnect every half second for
+    ever (300 attempts per 5 minutes are the whole process's)."""
+    backoff = _Backoff()
+    async with SimulatorServer() as sim, _client(
+        sim, backoff=backoff, backoff_reset_after_s=reset_after_s
+    ) as api:
+        for connects in (1, 2, 3):
+            await api.wait_ready(5)
+            assert api.stats.connects == connects
+            sim.api_connections[-1].drop()
+            while api.stats.disconnects < connects:
+                await asyncio.sleep(0.005)
+    resets = ["reset", "next"] * 3 if reset_after_s == 0 else ["next"] * 3
+    assert backoff.calls[:6] == resets
+
+
+class _Limiter:
+    def __init__(self) -> None:
+        self.blocks: list[float] = []
+
+    @contextlib.asynccontextmanager
+    async def attempt(self) -> AsyncIterator[None]:
+        yield
+
+    def block_for(self, seconds: float) -> None:
+        self.blocks.append(seconds)
+
+
+async def test_a_handshake_refused_with_429_and_no_retry_after_still_blocks_the_ip() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    events: list[dict[str, Any]] = []
+    limiter = _Limiter()
+    async with server:
+        client = WsApiClient(f"ws://127.0.0.1:{port}/ws-api/v3", WeightBudget(6000, 60),
+                             limiter=limiter, on_event=events.append)
+        async with client:
+            async with asyncio.timeout(5):
+                while not events:
+                    await asyncio.sleep(0.005)
+    assert limiter.blocks == [60.0]  # a plain 429's default, as for stream connections
+    assert events[0]["type"] == "connect_failed" and events[0]["retry_in_s"] >= 60
