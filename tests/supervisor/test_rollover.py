@@ -5,6 +5,7 @@ replacement is in step; no gap, each trade once."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -318,7 +319,7 @@ def test_a_replacement_that_closes_at_once_is_retried_after_a_backoff() -> None:
         times = [link.opened_at for link in s.exchange.links[opened:opened + 4]]
         await s.stop()
         assert old.closed_at is not None and old.close_reason == "shutdown"
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(gap > 0 for gap in gaps) and gaps[-1] > gaps[0]  # growing, never at once
 
     asyncio.run(main())
