@@ -451,6 +451,17 @@ class HandlerConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _symbol_topics_known(self) -> HandlerConfig:
+        market_wide = [s for s in self.streams if s.startswith("!")]
+        if "{symbol}" in self.kafka.topic_template and self.kafka.encoding != "raw" \
+                and market_wide:
+            raise Invalid("kafka.topic_template", f"{{symbol}} with an all-market stream "
+                          f"({market_wide[0]}) would make a topic per symbol of the market, "
+                          "which cannot be created or checked on start (give a template "
+                          "without {symbol}, or kafka.encoding: raw)")
+        return self
+
+    @model_validator(mode="after")
     def _universe_alone(self) -> HandlerConfig:
         if not self.universe.kinds:
             return self

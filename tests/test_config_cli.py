@@ -64,6 +64,10 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {encoding: raw}\nbook: {snapshots: true}\n", {},
      "book.snapshots: not with kafka.encoding: raw (a message of that encoding carries "
      "exchange frames; snapshots and books are records), got true (c.yaml:2)"),
+    ("streams: ['!miniTicker@arr']\nkafka: {topic_template: 'x.{kind}.{symbol}'}\n", {},
+     "kafka.topic_template: {symbol} with an all-market stream (!miniTicker@arr) would make a "
+     "topic per symbol of the market, which cannot be created or checked on start (give a "
+     "template without {symbol}, or kafka.encoding: raw), got \"x.{kind}.{symbol}\" (c.yaml:2)"),
     (GOOD, {"FEEDHANDLER_WSAPI__API_KEY_FILE": "/nonexistent/key"},
      "wsapi.api_key_file: cannot read /nonexistent/key: No such file or directory, got "
      '"/nonexistent/key" (env FEEDHANDLER_WSAPI__API_KEY_FILE)'),

@@ -284,13 +284,14 @@ def section() -> str:
 |---|---|---|
 """ + "\n".join(f"| `{topic}` | {key} | {value} |" for topic, key, value in TOPICS) + """
 
-The data topic template is `kafka.topic_template`; `{symbol}` (lower case) gives one topic
-per stream. Keying by symbol keeps each symbol's records in exchange order within one
-partition. Topics are created on start with `kafka.partitions` / `kafka.replication_factor`
-(`-1`: the broker's defaults) and `kafka.topic_config`; with `kafka.create_topics: false` the
-handler instead fails on start naming any missing topic. The producer is idempotent with
-`acks=all`, so a retry never duplicates or reorders; a message larger than
-`kafka.max_message_bytes` is split into several.
+The data topic template is `kafka.topic_template`; `{symbol}` (lower case) gives one topic per
+stream (an all-market stream, whose symbols are the whole market, only with `kafka.encoding:
+raw`: a configuration with both fails on start). Keying by symbol keeps each symbol's records
+in exchange order within one partition. Topics are created on start with `kafka.partitions` /
+`kafka.replication_factor` (`-1`: the broker's defaults) and `kafka.topic_config`; with
+`kafka.create_topics: false` the handler instead fails on start naming any missing topic. The
+producer is idempotent with `acks=all`, so a retry never duplicates or reorders; a message
+larger than `kafka.max_message_bytes` is split into several.
 
 ### Headers
 

@@ -283,10 +283,13 @@ class KafkaSink:
         self._produce(self.deadletter_topic, stream.encode(), frame, headers, 0)
 
     def publish_control(self, event: dict[str, Any]) -> None:
+        self._produce(*self._control_message(event), 0)
+
+    def _control_message(self, event: dict[str, Any]) -> tuple[str, bytes, bytes, Headers]:
         event = {"instance": self.instance, **event}
         headers = [(H_EVENT, str(event.get("type", "")).encode()), self._instance_header]
         # Keyed by instance: one instance's events stay in order in one partition.
-        self._produce(self.control_topic, self.instance.encode(), orjson.dumps(event), headers, 0)
+        return self.control_topic, self.instance.encode(), orjson.dumps(event), headers
 
     def service(self) -> None:
         self._producer.poll(0)
@@ -311,8 +314,13 @@ class KafkaSink:
         # librdkafka's queue length counts its events waiting for a poll too (errors, logs,
         # statistics): served first, it counts messages
         self._producer.poll(0)
-        return {**self.stats.summary(len(self._producer)), "undelivered": self.queued(),
+        return {**self.stats.summary(len(self._producer)), "undelivered": self._undelivered(),
                 "records_unsent": sum(item[4] for item in self._backlog)}
+
+    def _undelivered(self) -> int:
+        """Messages queued, plus those purged at close (out of time: failed as well)."""
+        return self.queued() + self.stats.errors["_PURGE_QUEUE"] + \
+            self.stats.errors["_PURGE_INFLIGHT"]
 
     def close(self, timeout: float) -> int:
         self._closing = True
@@ -326,8 +334,7 @@ class KafkaSink:
             self._producer.purge()
             self._producer.flush(1.0)
         self._report_acks()
-        remaining = self.queued() + self.stats.errors["_PURGE_QUEUE"] + \
-            self.stats.errors["_PURGE_INFLIGHT"]
+        remaining = self._undelivered()
         if remaining:
             log.error("kafka: %d messages undelivered at shutdown", remaining)
         return remaining
@@ -433,8 +440,11 @@ class KafkaSink:
         return plan
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: Headers, count: int) -> None:
-        if self._backlog or not self._try_produce(topic, key, value, headers, count):
-            self._to_backlog(topic, key, value, headers, count)
+        if not self._backlog:
+            if self._try_produce(topic, key, value, headers, count):
+                return
+            self.stats.buffer_full += 1  # (service()'s retries of the backlog's head are not)
+        self._to_backlog(topic, key, value, headers, count)
 
     def _to_backlog(self, topic: str, key: bytes, value: bytes, headers: Headers,
                     count: int) -> None:
@@ -448,9 +458,7 @@ class KafkaSink:
         try:
             self._producer.produce(topic, value, key, headers=headers,  # type: ignore[arg-type]
                                    on_delivery=self._callback(count))  # (an invariant list)
-        except BufferError:
-            self.stats.buffer_full += 1
-            self._producer.poll(0)  # delivery reports free queue space
+        except BufferError:  # service() polls (delivery reports free queue space), then retries
             return False
         except KafkaException as exc:  # refused up front, e.g. too large: retrying cannot help
             self._refused(topic, key, count, exc.args[0])
@@ -531,10 +539,12 @@ class KafkaSink:
                       "are counted and reported on %s", topic, key, count, err.str(), err.name(),
                       self.control_topic)
         # The loss must not go unnoticed downstream (at shutdown: in the summary and the log).
+        # Queued for service(), not produced here: this runs inside poll()'s delivery reports,
+        # where a full queue's poll() would be poll() within poll().
         if topic != self.control_topic and not self._closing:
-            self.publish_control({"type": "delivery_failed", "topic": topic,
-                                  "key": key.decode(errors="replace"), "records": count,
-                                  "error": err.name()})
+            self._to_backlog(*self._control_message({
+                "type": "delivery_failed", "topic": topic, "key": key.decode(errors="replace"),
+                "records": count, "error": err.name()}), 0)
 
 
 def _rows(order: np.ndarray | None, positions: np.ndarray) -> np.ndarray:

@@ -76,6 +76,9 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 3
 
 
 def _admin_settings(config: KafkaConfig) -> dict[str, str | int | float]:
-    """The producer overrides that concern connecting (security, client id), for the admin."""
-    prefixes = ("security.", "sasl.", "ssl.", "client.", "socket.")
+    """The producer overrides that concern connecting (security, client id, addresses), for
+    the admin: a setting the producer connects with must not fail the topic check."""
+    prefixes = ("security.", "sasl.", "ssl.", "client.", "socket.", "enable.ssl.",
+                "enable.sasl.", "bootstrap.", "broker.address.", "resolve.", "connections.",
+                "reconnect.", "api.version", "broker.version.")
     return {k: v for k, v in config.producer.items() if k.startswith(prefixes)}
