@@ -16,8 +16,9 @@ import orjson
 from confluent_kafka import KafkaException
 
 from feedhandler.book.builder import BookBuilder
+from feedhandler.consume.cli import undecodable, undecodable_end
 from feedhandler.consume.reader import ReadError, read_messages
-from feedhandler.contract import topic_for
+from feedhandler.contract import DecodeError, topic_for
 
 
 def view(builder: BookBuilder, symbol: str, depth: int) -> dict[str, object]:
@@ -60,11 +61,17 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
                              follow=args.follow, idle_timeout=args.idle_timeout,
                              timeout=args.timeout, settings=dict(args.settings))
     fmt = "jsonl" if args.format == "jsonl" else "table"
+    skipped = 0
     try:
         for message in messages:
             if message.key() != symbol.encode():  # the depth topic holds data messages only
                 continue
-            builder.apply_message(message)
+            try:
+                builder.apply_message(message)
+            except DecodeError as exc:  # the builder sees the hole in the update ids
+                undecodable(message, exc)
+                skipped += 1
+                continue
             if args.follow:
                 out.write(render(view(builder, symbol, args.depth), fmt))
                 out.flush()
@@ -77,4 +84,4 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
         messages.close()
     if not args.follow:
         out.write(render(view(builder, symbol, args.depth), fmt))
-    return 0
+    return undecodable_end(skipped)

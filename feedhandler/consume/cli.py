@@ -33,7 +33,9 @@ from feedhandler.contract import (
     H_REASON,
     H_SCHEMA,
     H_STREAM,
+    RESTATING_KINDS,
     SEQUENCE_FIELDS,
+    DecodeError,
     data_schema,
     header_dict,
     topic_for,
@@ -42,6 +44,20 @@ from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema
 
 DEPTH_FIRST = 1  # depth `flags`: the first row of an event
+UNDECODABLE_EXIT = 3  # read to the end, but some data messages could not be decoded
+
+
+def undecodable(msg: Message, exc: DecodeError) -> None:
+    """One line for a data message this build cannot decode, which the read skips."""
+    print(f"feedhandler consume: skipped {msg.topic()} partition {msg.partition()} offset "
+          f"{msg.offset()}: {exc}", file=sys.stderr)
+
+
+def undecodable_end(skipped: int) -> int:
+    """The exit code once the read is done; says how many messages were skipped."""
+    if skipped:
+        print(f"feedhandler consume: {skipped} messages could not be decoded", file=sys.stderr)
+    return UNDECODABLE_EXIT if skipped else 0
 
 
 EXAMPLES = """\
@@ -152,7 +168,8 @@ class StreamSummary:
     first_seq: int | None = None
     last_seq: int | None = None
     gaps: int = 0  # holes between consecutive events (contiguous kinds)
-    repeats: int = 0  # events whose id does not move forward: duplicates or reordering
+    repeats: int = 0  # events whose id does not move forward (book: moves back): duplicates or
+    # reordering
     last_by_origin: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, kind: str, records: np.ndarray, origin: tuple[str, str] = ("", "")) -> None:
@@ -175,7 +192,7 @@ class StreamSummary:
         before = np.concatenate(([previous or 0], last))[starts]
         if previous is None and len(starts) and starts[0] == 0:
             ids, before = ids[1:], before[1:]  # an origin's first event has nothing before it
-        self.repeats += int((ids <= before).sum())
+        self.repeats += int((ids < before if kind in RESTATING_KINDS else ids <= before).sum())
         if kind in CONTIGUOUS_KINDS:
             self.gaps += int((ids > before + 1).sum())
         if self.first_seq is None:
@@ -289,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
                              follow=args.follow, idle_timeout=args.idle_timeout,
                              timeout=args.timeout,
                              settings=dict(args.settings))
-    total = 0
+    total = skipped = 0
     try:
         for msg in _selected(messages, symbols):
             headers = header_dict(msg.headers())
@@ -297,7 +314,12 @@ def run(args: argparse.Namespace) -> int:
             if H_SCHEMA not in headers:
                 output.event(msg.topic() or "", headers, msg.value() or b"", position)
                 continue
-            records = decode(msg)
+            try:
+                records = decode(msg)
+            except DecodeError as exc:  # (e.g. a newer schema version: the rest still reads)
+                undecodable(msg, exc)
+                skipped += 1
+                continue
             schema = data_schema(headers)
             if symbols:  # raw messages of all-market streams mix symbols
                 records = records[np.isin(records["symbol"], list(symbols))]
@@ -317,4 +339,4 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "summary":
         sys.stdout.write(output.summary())
     sys.stderr.write(f"consumed {total} records\n")
-    return 0
+    return undecodable_end(skipped)

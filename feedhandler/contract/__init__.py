@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
-from feedhandler.contract.kinds import KIND_BY_NAME, Role, contiguous_kinds, sequence_fields
+from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule, kinds_by_rule, sequence_fields
 from feedhandler.contract.schemas import arrow_schema as arrow_schema
 from feedhandler.contract.schemas import arrow_table as arrow_table
 from feedhandler.contract.schemas import json_schema as json_schema
@@ -60,7 +60,9 @@ ALL_SYMBOLS: Final = ""
 # The id each kind is sequenced by: (column giving the first id, column giving the last id).
 SEQUENCE_FIELDS: Final[dict[str, tuple[str, str]]] = sequence_fields()
 # Kinds whose ids leave no hole between consecutive events (the others' ids only increase).
-CONTIGUOUS_KINDS: Final[frozenset[str]] = contiguous_kinds()
+CONTIGUOUS_KINDS: Final[frozenset[str]] = kinds_by_rule(Rule.CONTIGUOUS)
+# Kinds whose next id may equal the previous one (the same state restated).
+RESTATING_KINDS: Final[frozenset[str]] = kinds_by_rule(Rule.NON_DECREASING)
 
 
 def topic_for(kind: str, symbol: str = ALL_SYMBOLS, template: str = DEFAULT_TOPIC_TEMPLATE,
@@ -198,8 +200,25 @@ def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndar
     return wire_records(schema, np.concatenate(parts)) if parts else np.empty(0, schema.dtype)
 
 
+class DecodeError(ValueError):
+    """A data message this build cannot decode: a schema or encoding it does not know, or a
+    value that does not match its headers."""
+
+
 def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
-    """A data message's value -> its records, from the message's headers alone."""
+    """A data message's value -> its records, from the message's headers alone; DecodeError
+    when that cannot be done."""
+    try:
+        return _decode_value(headers, value)
+    except DecodeError:
+        raise
+    except KeyError as exc:  # an unknown schema
+        raise DecodeError(exc.args[0] if exc.args else str(exc)) from None
+    except (ValueError, ImportError) as exc:  # (raw frames need the decoder extension)
+        raise DecodeError(str(exc)) from None
+
+
+def _decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     if H_SCHEMA not in headers:
         raise ValueError("not a data message (no fh.schema header): control or dead-letter?")
     schema = data_schema(headers)

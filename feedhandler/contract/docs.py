@@ -102,8 +102,11 @@ def sequence_section() -> str:
             continue
         seq = kind.sequence
         ids = f"`{seq.first}`" + ("" if seq.first == seq.last else f" … `{seq.last}`")
-        rule = ("contiguous: next first = previous last + 1" if seq.rule is Rule.CONTIGUOUS
-                else "increasing: next first > previous last (steps may skip)")
+        rule = {Rule.CONTIGUOUS: "contiguous: next first = previous last + 1",
+                Rule.INCREASING: "increasing: next first > previous last (steps may skip)",
+                Rule.NON_DECREASING: "non-decreasing: next first >= previous last (steps may "
+                                     "skip; an equal id restates the book after a rebuild, "
+                                     "e.g. more levels known after a snapshot)"}[seq.rule]
         rows.append(f"| `{kind.name}` | {ids} | {rule} |")
     without = ", ".join(f"`{s.kind}`" for s in DATA_KINDS
                         if KIND_BY_NAME[s.kind].sequence is None)
@@ -121,12 +124,16 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   `{c.H_EPOCH}`. A discontinuity the handler saw is also published as a `gap` event (reason
   `missing` or `backwards`); the records around it are published as they came.
 - **Epochs.** `{c.H_EPOCH}` is the number of the connection a symbol's records came on: it
-  starts at 1 when the handler starts and grows by 1 on every reconnect (one symbol and kind
-  always come on one connection of an instance). The handler's sequence checks restart with
+  starts at 1 when the handler starts and grows by 1 on every connection attempt, so a
+  failed attempt's number is skipped (one symbol and kind always come on one connection of an
+  instance). The handler's sequence checks restart with
   each epoch, so the first message of a new epoch need not follow on from the last of the
   previous one: whatever the exchange sent between the two connections is lost, and a `gap`
   event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own
-  checks (and re-sync order books from a snapshot) when the epoch or the instance changes.
+  checks when the epoch or the instance changes. An order book built from the diffs need not
+  be dropped then: it continues while the new epoch's first diff follows on (its
+  `first_update_id` ≤ the book's update id + 1), and needs a snapshot only when the ids
+  break, as within an epoch (`BookBuilder` does this).
   Epoch 0 marks records that came from no stream connection: depth snapshots on the depth
   topic (`book.snapshots`, rows flagged 4, and 8 too on a side the snapshot's limit cut) and
   `book` records; they are not on the diffs' sequence.

@@ -75,8 +75,9 @@ EVENTS: tuple[Event, ...] = (
            ("duplicates", "records both delivered, dropped once"),
            ("leg", "A/B redundancy only: the leg (0, 1) that closed and rejoined while the "
                    "other served")),
-          "a connection was replaced make-before-break: no gap; the new epoch starts at the "
-          "replacement's `connected`"),
+          "a connection was replaced make-before-break: no gap; the new epoch starts with "
+          "the replacement's attempt (records of both connections carry it while they "
+          "overlap, their ids continuing)"),
     Event("gap", "handler",
           (("reason", "`missing` (ids skipped) or `backwards` (old or repeated ids)"),
            ("kind", "the record kind, e.g. `trade`"), ("symbol", "e.g. `BTCUSDT`"),

@@ -50,6 +50,7 @@ class Rule(Enum):
 
     CONTIGUOUS = "contiguous"  # each message's first id = the previous message's last id + 1
     INCREASING = "increasing"  # ids only increase; steps may skip (bookTicker `u`)
+    NON_DECREASING = "non-decreasing"  # as INCREASING, but an equal id may restate (`book`)
 
 
 # Storage types of a column (numpy/C++): the README's decimal64 is `fixed8`, decimal128 `int128`.
@@ -464,7 +465,7 @@ KINDS: tuple[Kind, ...] = (
          local("bid_count", "uint8", "bid levels filled; unused slots hold 0"),
          local("ask_count", "uint8", "ask levels filled; unused slots hold 0"),
          local("symbol", "bytes", "the book's symbol, e.g. BTCUSDT", SYMBOL_WIDTH)),
-        sequence=Sequence("update_id", "update_id", Rule.INCREASING),
+        sequence=Sequence("update_id", "update_id", Rule.NON_DECREASING),
         derived_from="depth",
         notes="Top-N of the handler's own book of a symbol (`book.publish`), every "
               "`book.interval_ms` when it changed, and only while it is valid (synced from a "
@@ -490,6 +491,6 @@ def sequence_fields() -> dict[str, tuple[str, str]]:
     return {k.name: (k.sequence.first, k.sequence.last) for k in KINDS if k.sequence}
 
 
-def contiguous_kinds() -> frozenset[str]:
-    """Kinds whose ids leave no hole between consecutive events."""
-    return frozenset(k.name for k in KINDS if k.sequence and k.sequence.rule is Rule.CONTIGUOUS)
+def kinds_by_rule(rule: Rule) -> frozenset[str]:
+    """Kinds whose ids follow `rule`."""
+    return frozenset(k.name for k in KINDS if k.sequence and k.sequence.rule is rule)

@@ -177,3 +177,47 @@ def test_unreachable_broker_is_one_line(args: list[str], code: int, message: str
     assert result.returncode == code
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
+
+
+def test_a_message_it_cannot_decode_is_named_and_skipped(
+        kafka_broker: LocalKafka, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """A newer schema version (a handler upgraded while this consumer reads) costs that message,
+    not the read: one line each, and exit 3 at the end."""
+    from confluent_kafka import Producer
+
+    from feedhandler.contract import H_COUNT, H_ENCODING, H_SCHEMA, H_VERSION
+
+    bootstrap, name = kafka_broker.bootstrap, f"t{uuid.uuid4().hex[:10]}"
+    topic = f"binance.{name}.trade"
+    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli", topics=[topic])
+    sink.publish_batch("trade", trades(b"BTCUSDT", [1]), 1)
+    assert sink.close(30) == 0
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, b"\0" * 200, b"BTCUSDT", headers=[
+        (H_SCHEMA, b"binance.spot.trade"), (H_VERSION, b"99"), (H_ENCODING, b"records"),
+        (H_COUNT, b"1")])
+    assert producer.flush(30) == 0
+    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli", topics=[topic])
+    sink.publish_batch("trade", trades(b"BTCUSDT", [2]), 1)
+    assert sink.close(30) == 0
+
+    assert main(["consume", "--kafka-bootstrap", bootstrap, "--market", name, "--kind", "trade",
+                 "--format", "jsonl"]) == 3
+    captured = capsysbinary.readouterr()
+    assert [orjson.loads(line)["trade_id"] for line in captured.out.splitlines()] == [1, 2]
+    assert captured.err.decode().splitlines()[:3] == [
+        f"feedhandler consume: skipped {topic} partition 0 offset 1: unknown schema "
+        "binance.spot.trade v99",
+        "consumed 2 records", "feedhandler consume: 1 messages could not be decoded"]
+
+
+def test_a_book_restated_at_the_same_update_id_is_no_repeat() -> None:
+    from feedhandler.consume.cli import StreamSummary
+
+    books = np.zeros(4, SCHEMAS["book"].dtype)
+    books["update_id"] = [10, 10, 12, 11]  # 10 again: rebuilt (a snapshot); 11: backwards
+    summary = StreamSummary()
+    summary.add("book", books)
+    trades_again = StreamSummary()
+    trades_again.add("trade", trades(b"BTCUSDT", [10, 10]))
+    assert (summary.repeats, summary.gaps, trades_again.repeats) == (1, 0, 1)

@@ -13,6 +13,7 @@ from feedhandler.contract import (
     H_SCHEMA,
     H_TIME_UNIT,
     H_VERSION,
+    DecodeError,
     data_topics,
     decode_value,
     header_dict,
@@ -213,14 +214,16 @@ def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
     schema = SCHEMAS["trade"]
     records = np.zeros(2, schema.dtype)
     base = {H_SCHEMA: schema.name, H_VERSION: str(schema.version), H_ENCODING: "records"}
-    with pytest.raises(ValueError, match="header says 3 records, value holds 2"):
+    with pytest.raises(DecodeError, match="header says 3 records, value holds 2"):
         decode_value({**base, H_COUNT: "3"}, records.tobytes())
     with pytest.raises(ValueError, match="unknown encoding 'avro'"):
         decode_value({**base, H_ENCODING: "avro"}, b"")
     with pytest.raises(ValueError, match="not a data message"):
         decode_value({}, b'{"type":"gap"}')
-    with pytest.raises(KeyError, match=r"unknown schema binance\.spot\.trade v9"):
+    with pytest.raises(DecodeError, match=r"^unknown schema binance\.spot\.trade v9$"):
         decode_value({**base, H_VERSION: "9"}, b"")
+    with pytest.raises(DecodeError, match="buffer size must be a multiple"):
+        decode_value(base, records.tobytes()[:-1])  # a truncated value
     with pytest.raises(ValueError, match="2 frames but 1 receive times"):
         decode_value({**base, H_ENCODING: "raw", H_RECV_NS: "1", H_TIME_UNIT: "ms"},
                      b"{}\n{}\n")
