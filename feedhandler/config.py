@@ -295,7 +295,7 @@ class WsApiConfig(Section):
     retries: NonNegativeInt = 2
     """for idempotent reads only"""
     weight_limit: PositiveInt = 6000
-    """REQUEST_WEIGHT per weight_interval_s (followed live)"""
+    """REQUEST_WEIGHT per weight_interval_s (the exchange's live limit when lower)"""
     weight_interval_s: PositiveFloat = 60.0
     """the REQUEST_WEIGHT window (followed live)"""
     weight_margin_s: NonNegativeFloat = 1.0

@@ -34,7 +34,7 @@ class WeightBudget:
     def __init__(self, limit: int, interval_s: float, margin_s: float = 0.1) -> None:
         if limit <= 0 or interval_s <= 0 or margin_s < 0:
             raise ValueError("weight budget: limit and interval must be > 0, margin >= 0")
-        self.limit = limit
+        self.limit = self.cap = limit  # cap: this process's share, however high the live limit
         self.interval_s = interval_s
         self.margin_s = margin_s
         self._in_flight = 0  # granted, not completed
@@ -60,7 +60,9 @@ class WeightBudget:
         return sum(1 for *_, future in self._waiters if not future.done())
 
     def configure(self, limit: int, interval_s: float) -> None:
-        """Follow the exchange's live `REQUEST_WEIGHT` limit."""
+        """Follow the exchange's live `REQUEST_WEIGHT` limit, up to the configured one (replicas
+        behind one IP each take their share of it)."""
+        limit = min(limit, self.cap)
         if limit > 0 and interval_s > 0 and (limit, interval_s) != (self.limit, self.interval_s):
             self.limit, self.interval_s = limit, interval_s
             self._dispatch()

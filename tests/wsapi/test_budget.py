@@ -98,3 +98,11 @@ async def test_weight_is_held_while_in_flight_and_one_window_after_the_answer() 
 async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
     with pytest.raises(ValueError, match="exceeds"):
         await WeightBudget(limit=10, interval_s=1.0).acquire(11)
+
+
+async def test_the_live_limit_is_followed_up_to_the_configured_share() -> None:
+    budget = WeightBudget(2000, 60)  # one of three replicas behind one IP
+    budget.configure(6000, 60)  # what the exchange reports for the IP
+    assert (budget.limit, budget.interval_s) == (2000, 60)
+    budget.configure(1200, 60)  # lowered by the exchange: followed
+    assert budget.limit == 1200
