@@ -94,9 +94,12 @@ class HealthServer:
         for conn in status.supervisor.connections:
             # one line per check, whatever the error message looks like
             error = " ".join(conn.last_error.split())
+            if conn.quarantined:
+                failures.append(f"shard {conn.shard}{''.join(f' {q}' for q in conn.quarantined)}"
+                                f": quarantined ({error})")
             if conn.state == "quarantined":
-                failures.append(f"shard {conn.shard}: quarantined ({error})")
-            elif conn.state != "open":
+                continue
+            if conn.state != "open":
                 failures.append(f"shard {conn.shard}: connecting (attempt "
                                 f"{conn.failed_attempts + 1}"
                                 f"{f', last error: {error}' if error else ''})")

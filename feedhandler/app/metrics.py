@@ -76,7 +76,8 @@ METRICS: dict[str, Spec] = {
         "the connection is replaced."),
     "feedhandler_connection_quarantined": Spec(
         "gauge", ("shard",),
-        "1 once the exchange refused the connection for good (401/403/400)."),
+        "1 once the exchange refused the connection for good (401/403/400); with "
+        "connection.redundancy 2, either leg (the shard serves on without redundancy)."),
     "feedhandler_connection_replaced_total": Spec(
         "counter", ("shard", "cause"),
         "Stale connections replaced, by cause (ping_timeout, silent)."),
@@ -226,7 +227,7 @@ class HandlerCollector:
         yield _family("feedhandler_connection_max_silence_seconds",
                       (((str(c.shard),), c.max_silence_s) for c in connections))
         yield _family("feedhandler_connection_quarantined",
-                      (((str(c.shard),), c.state == "quarantined") for c in connections))
+                      (((str(c.shard),), bool(c.quarantined)) for c in connections))
         yield _family("feedhandler_connection_replaced_total",
                       (((str(c.shard), cause), c.replaced.get(cause, 0))
                        for c in connections for cause in ("ping_timeout", "silent")))

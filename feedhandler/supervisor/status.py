@@ -48,6 +48,14 @@ class ConnectionStatus:
     duplicates: int  # records both connections (rollover, legs) delivered, dropped once
     legs: tuple[LegStatus, ...] = ()  # A/B redundancy: both legs
 
+    @property
+    def quarantined(self) -> tuple[str, ...]:
+        """What the exchange refused for good: "" for the shard's connection, "leg N" for a
+        redundant leg (the shard still serves on the other: it has lost its redundancy)."""
+        if self.state == "quarantined":
+            return ("",)
+        return tuple(f"leg {leg.leg}" for leg in self.legs if leg.state == "quarantined")
+
 
 @dataclass(frozen=True)
 class SupervisorStatus:

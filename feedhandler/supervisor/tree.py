@@ -183,7 +183,7 @@ class Supervisor:
         return SupervisorStatus(
             connections=tuple(connections), attempts=self.limiter.attempts,
             attempt_waits=self.limiter.waits, blocked_for_s=self.limiter.blocked_for,
-            quarantined=sum(c.state == "quarantined" for c in self.children),
+            quarantined=sum(bool(c.quarantined) for c in connections),
             start_refusal=self.start_refusal)
 
 

@@ -147,3 +147,29 @@ def test_a_leg_refused_at_start_stops_the_handler_as_any_refusal_does() -> None:
         assert s.exchange.links[0].close_reason == "shutdown"  # leg A closed on the way out
 
     asyncio.run(main())
+
+
+def test_a_leg_refused_for_good_later_shows_as_quarantined_while_the_other_serves() -> None:
+    async def main() -> None:
+        s = Legs()
+        refuse_b = False
+
+        async def b_refused_later(url: str, factory: Any, config: ConnectionConfig,
+                                  context: Any) -> Any:
+            if refuse_b and url.startswith("wss://b.invalid"):
+                raise LinkFailed(refused(403, b"forbidden"))
+            return await s.exchange.connect(url, factory, config, context)
+
+        s.sup = Supervisor([s.feed], REDUNDANT, clock=s.clock, connect=b_refused_later)
+        a, b = await s.both()
+        refuse_b = True
+        b.abort()
+        await s.until(lambda: "quarantined" in s.types())
+        status = s.sup.status()
+        (shard,) = status.connections
+        await s.stop()
+        assert shard.state == "open" and shard.quarantined == ("leg 1",)
+        assert status.quarantined == 1 and a.closed_at is not None
+        assert [leg.state for leg in shard.legs] == ["open", "quarantined"]
+
+    asyncio.run(main())
