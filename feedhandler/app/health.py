@@ -95,8 +95,8 @@ class HealthServer:
             # one line per check, whatever the error message looks like
             error = " ".join(conn.last_error.split())
             if conn.quarantined:
-                failures.append(f"shard {conn.shard}{''.join(f' {q}' for q in conn.quarantined)}"
-                                f": quarantined ({error})")
+                where = "".join(f" {part}" for part in conn.quarantined if part)  # a leg
+                failures.append(f"shard {conn.shard}{where}: quarantined ({error})")
             if conn.state == "quarantined":
                 continue
             if conn.state != "open":

@@ -320,7 +320,7 @@ def test_a_replacement_that_closes_at_once_is_retried_after_a_backoff() -> None:
         await s.stop()
         assert old.closed_at is not None and old.close_reason == "shutdown"
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(gap > 0 for gap in gaps) and gaps[-1] > gaps[0]  # growing, never at once
+        assert all(gap > 0 for gap in gaps)  # never at once (the delays: full jitter)
 
     asyncio.run(main())
 
