@@ -18,7 +18,7 @@ DTYPES: tuple[np.dtype[Any], ...]
 # (kind, records) or, with capture_frames, (kind, records, (payload, offsets, rows))
 OnBatch = Callable[..., None]
 OnError = Callable[[str, str, str, bytes], None]  # (reason, field, stream, frame)
-OnControl = Callable[[bytes], None]
+OnControl = Callable[[bytes, int], None]  # (frame, leg)
 
 def layouts() -> list[dict[str, Any]]: ...
 def classify_stream(name: str) -> tuple[str, str, int, int, bool] | None: ...

@@ -245,7 +245,7 @@ class Handler:
         batch = self.config.batch
         decoder = Decoder(
             on_batch, functools.partial(self._on_error, shard.index),
-            lambda frame: self._on_control(holder[0], frame),
+            lambda frame, leg: self._on_control(holder[0], frame, leg),
             batch_rows={kind: batch.rows_for(kind, s.itemsize) for kind, s in SCHEMAS.items()},
             linger_ms={kind: batch.linger_for(kind) for kind in SCHEMAS},
             max_frame=self.config.connection.max_frame_bytes,
@@ -280,7 +280,7 @@ class Handler:
                       stream, frame[:200], reason)
         self.sink.publish_dead_letter(reason, field, stream, frame)
 
-    def _on_control(self, feed: ShardFeed, frame: bytes) -> None:
+    def _on_control(self, feed: ShardFeed, frame: bytes, leg: int) -> None:
         # Replies to our subscription requests go to the connection that asked (by id);
         # error replies become `subscription_error` events there.
         if route_control(frame, feed.subscriptions, feed.report):
@@ -288,7 +288,7 @@ class Handler:
         message = frame.decode("utf-8", "replace")
         self._publish_event({"type": "exchange_control", "message": message})
         if _is_server_shutdown(frame):
-            feed.shutdown_notice.set()  # its connection rolls over
+            feed.shutdown_notices[leg].set()  # the connection it came on rolls over
 
     def _publish_gaps(self, rows: np.ndarray) -> None:
         reasons = {1: "missing", 2: "backwards"}

@@ -162,7 +162,10 @@ class Connection:
     async def _attempt(self, stop: asyncio.Event, replacing: bool = False) -> Link | None:
         if not replacing:  # a rollover's connection stays open meanwhile
             self.state = "connecting"
-            self.feed.shutdown_notice.clear()  # an announcement to the lost one is moot
+            # an announcement to the lost one is moot (the other leg's is not)
+            for leg, notice in enumerate(self.feed.shutdown_notices):
+                if self.leg in (None, leg):
+                    notice.clear()
         if stop.is_set():
             raise Stopped
         try:
@@ -314,7 +317,7 @@ class Connection:
                         pause.cancel()
         finally:
             self.feed.end_overlap()  # when no replacement joined
-            self.feed.shutdown_notice.clear()  # announcements until now were the old one's
+            self.feed.shutdown_notices[old.listener.leg].clear()  # the old one's, now moot
         log.warning("shard %d: no replacement (%s) before the connection ended", self.index,
                     cause)
         return None
@@ -413,7 +416,7 @@ class Connection:
         warned = reset = False
         roll_at = self.opened_at + self.config.max_lifetime_s - self.config.rollover_lead_s
         stopper = asyncio.ensure_future(stop.wait())
-        shutdown = asyncio.ensure_future(self.feed.shutdown_notice.wait())
+        shutdown = asyncio.ensure_future(self.feed.shutdown_notices[listener.leg].wait())
         try:
             while not stop.is_set():
                 policy = self.policy  # set_streams may change it

@@ -46,8 +46,9 @@ class ShardFeed:
         # The subscription clients of the connections feeding this shard: the decoder's
         # control replies are routed to them by request id (subscriptions.route_control).
         self.subscriptions: list[SubscriptionClient] = []
-        # Set when the exchange announces `serverShutdown`; the connection rolls over.
-        self.shutdown_notice = asyncio.Event()
+        # Per leg of the decoder, set when the exchange announces `serverShutdown` on that
+        # connection: it rolls over (a redundant shard's other leg serves on).
+        self.shutdown_notices = (asyncio.Event(), asyncio.Event())
         self.redundant = redundant
         self.trusted: set[int] = set()
         self._overlap: int | None = None  # the decoder's set_overlap, while redundant

@@ -53,7 +53,7 @@ def feed_of(shard: Shard, events: list[dict[str, Any]], seen: set[str]) -> Shard
         if kind == "trade":
             seen.update(bytes(s).decode() for s in records["symbol"])
 
-    def on_control(frame: bytes) -> None:
+    def on_control(frame: bytes, leg: int) -> None:
         assert route_control(frame, holder[0].subscriptions, holder[0].report), frame
 
     holder.append(ShardFeed(shard, Decoder(on_batch, None, on_control, batch_rows=1),

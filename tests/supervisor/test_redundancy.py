@@ -173,3 +173,28 @@ def test_a_leg_refused_for_good_later_shows_as_quarantined_while_the_other_serve
         assert [leg.state for leg in shard.legs] == ["open", "quarantined"]
 
     asyncio.run(main())
+
+
+def test_server_shutdown_on_one_leg_rolls_over_that_leg_alone() -> None:
+    async def main() -> None:
+        s = Legs(REDUNDANT.model_copy(update={"max_lifetime_s": 1e6}))  # no lifetime rollover
+        a, b = await s.both()
+        s.exchange.send(a, range(1, 3), s.decoder)
+        s.exchange.send(b, range(1, 3), s.decoder)
+        await s.until(lambda: s.feed.trusted == {0, 1})
+        s.feed.shutdown_notices[b.listener.leg].set()  # what the handler does on B's notice
+        await s.until(lambda: len(s.exchange.links) == 3)
+        new = s.exchange.links[2]
+        assert b.close_reason == "rollover" and new.listener.leg == b.listener.leg
+        s.exchange.send(a, range(3, 5), s.decoder)
+        s.exchange.send(new, range(4, 6), s.decoder)
+        await s.until(lambda: [e["type"] for e in s.events].count("rollover") == 1)
+        for _ in range(100):  # time for a wrong hand-over of A to show
+            await asyncio.sleep(0.001)
+        await s.stop()
+        assert a.close_reason == "shutdown" and len(s.exchange.links) == 3
+        (rollover,) = [e for e in s.events if e["type"] == "rollover"]
+        assert rollover["cause"] == "server_shutdown" and rollover["leg"] == b.listener.leg
+        assert s.trades == list(range(1, 6)) and "gap" not in s.types()
+
+    asyncio.run(main())

@@ -154,7 +154,7 @@ def test_server_shutdown_rolls_over_at_once_and_a_silent_replacement_is_bounded(
         s = Setup()
         old = await s.start()
         s.exchange.send(old, range(1, 3), s.decoder)
-        s.feed.shutdown_notice.set()  # what the handler does on `serverShutdown`
+        s.feed.shutdown_notices[0].set()  # what the handler does on `serverShutdown`
         await s.until(lambda: old.closed_at is not None)
         new = s.exchange.links[1]
         # nothing arrived on the replacement: the old one goes after rollover_overlap_s
@@ -174,7 +174,7 @@ def test_a_gap_only_when_the_old_connection_ends_before_the_replacement_connects
         s = Setup()
         old = await s.start()
         s.exchange.hold = asyncio.Event()  # the replacement's handshake hangs
-        s.feed.shutdown_notice.set()
+        s.feed.shutdown_notices[0].set()
         await asyncio.sleep(0.05)
         old.abort()  # the exchange closes the old connection first
         await s.until(lambda: "disconnected" in s.types())
@@ -193,7 +193,7 @@ def test_a_stop_during_the_overlap_closes_both_connections() -> None:
     async def main() -> None:
         s = Setup()
         await s.start()
-        s.feed.shutdown_notice.set()
+        s.feed.shutdown_notices[0].set()
         await s.until(lambda: len(s.feed.listeners) == 2)  # nothing in step: it overlaps
         await s.stop()
         assert [link.close_reason for link in s.exchange.links] == ["shutdown", "shutdown"]
@@ -314,7 +314,7 @@ def test_a_replacement_that_closes_at_once_is_retried_after_a_backoff() -> None:
             return link
 
         s.sup.children[0]._connect = closing
-        s.feed.shutdown_notice.set()
+        s.feed.shutdown_notices[0].set()
         await s.until(lambda: len(s.exchange.links) >= opened + 4)
         times = [link.opened_at for link in s.exchange.links[opened:opened + 4]]
         await s.stop()
@@ -336,7 +336,7 @@ def test_a_stop_while_the_replacement_waits_out_a_ban_does_not_wait_for_it() -> 
                 await s.clock.sleep(1.0)
 
         ticker = asyncio.ensure_future(ticking())
-        s.feed.shutdown_notice.set()  # the replacement waits in the limiter
+        s.feed.shutdown_notices[0].set()  # the replacement waits in the limiter
         await s.until(lambda: 1e6 - 1 in [round(t) for t in s.clock.slept])
         started = s.clock.now()
         async with asyncio.timeout(10):  # (it waited out the block: hours of virtual time)

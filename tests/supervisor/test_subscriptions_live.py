@@ -41,7 +41,7 @@ class Live:
         assert self.listener.transport is not None
         self.listener.transport.send(WSMsgType.TEXT, payload)
 
-    def _on_control(self, frame: bytes) -> None:
+    def _on_control(self, frame: bytes, leg: int) -> None:
         assert self.client.on_control(frame), frame
 
     def _on_batch(self, kind: str, records: np.ndarray, *_: Any) -> None:

@@ -127,8 +127,8 @@ cdef class Decoder:
     on_batch(kind, records) receives each finished batch; the array is the caller's to keep
     (its memory is written again only once nothing references it).
     on_error(reason, field, stream, frame) receives every rejected frame (a copy).
-    on_control(frame) receives exchange control messages (subscribe replies, errors,
-    serverShutdown), which are also recorded in the "control" table.
+    on_control(frame, leg) receives exchange control messages (subscribe replies, errors,
+    serverShutdown) with the leg they came on, which are also recorded in the "control" table.
 
     batch_rows and linger_ms apply to every kind, or per kind as {kind: value}. A batch is
     handed over when it holds batch_rows rows; with burst=True as soon as the running event
@@ -296,7 +296,7 @@ cdef class Decoder:
             return 0
         if r.kind == core.KIND_CONTROL:
             if self._on_control is not None:
-                self._on_control(PyBytes_FromStringAndSize(data, size))
+                self._on_control(PyBytes_FromStringAndSize(data, size), leg & 1)
             self.buffers.flush_kind(core.KIND_CONTROL)
             return 0
         self.buffers.capture_frame(r.kind, data, size)
