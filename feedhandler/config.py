@@ -164,7 +164,8 @@ class KafkaConfig(Section):
     queue_mb: PositiveInt = 64
     """librdkafka's own queue (queue.buffering.max.kbytes)..."""
     backlog_limit_mb: PositiveInt = 64
-    """...then ours; beyond it, reading from the exchange pauses"""
+    """...then ours (values plus ~1 KB a message for its headers); beyond it, reading from the
+    exchange pauses"""
     thread_nice: Annotated[int, Field(ge=-1, le=19)] = -1
     """nice of librdkafka's threads (0-19; never below the process's): above 0 they are less
     likely to preempt the decoding thread on a shared core, so a read's messages tend to go

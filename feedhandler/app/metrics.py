@@ -106,7 +106,8 @@ METRICS: dict[str, Spec] = {
     "feedhandler_service_loop_age_seconds": Spec(
         "gauge", (), "Seconds since the service loop last ran (it runs every 2 ms)."),
     "feedhandler_sink_backlog_bytes": Spec(
-        "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka."),
+        "gauge", (), "Bytes accepted by the sink and not yet handed to Kafka (values plus ~1 KB a "
+        "message for its key and headers)."),
     "feedhandler_precision_violations_total": Spec(
         "counter", ("kind", "symbol"),
         "Prices off the symbol's tick size or quantities off its step size (exchangeInfo), "

@@ -75,6 +75,10 @@ Headers = list[tuple[str, bytes]]
 RecordsPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
                    tuple[tuple[str, bytes], ...], int]
 STATISTICS_INTERVAL_MS = 5_000
+# What a backlog entry holds besides its value (its tuple, key, headers list and tuples): ~1 KB
+# with a data message's 8 headers (sys.getsizeof), counted against kafka.backlog_limit_mb so
+# that small values (jsonrecord) cannot hold several times the limit.
+BACKLOG_ENTRY_BYTES = 1024
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
 LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
 # While an acknowledgement takes longer than linger.ms, librdkafka's broker thread polls without
@@ -301,7 +305,7 @@ class KafkaSink:
             if not self._try_produce(topic, key, value, headers, count):
                 return
             self._backlog.popleft()
-            self._backlog_bytes -= len(value)
+            self._backlog_bytes -= len(value) + BACKLOG_ENTRY_BYTES
 
     def backlog_bytes(self) -> int:
         return self._backlog_bytes
@@ -449,7 +453,7 @@ class KafkaSink:
     def _to_backlog(self, topic: str, key: bytes, value: bytes, headers: Headers,
                     count: int) -> None:
         self._backlog.append((topic, key, value, headers, count))
-        self._backlog_bytes += len(value)
+        self._backlog_bytes += len(value) + BACKLOG_ENTRY_BYTES
         self.stats.backlog_peak_bytes = max(self.stats.backlog_peak_bytes, self._backlog_bytes)
 
     def _try_produce(self, topic: str, key: bytes, value: bytes, headers: Headers,
