@@ -41,12 +41,14 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class Top:
-    """Best levels of one book, prices and quantities exact."""
+    """Best levels of one book, prices and quantities exact. `valid` False: the book is not
+    valid now (BookBuilder.why_not says why), so its levels may be partial or cleared."""
 
     symbol: str
     update_id: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    valid: bool
 
 
 class BookBuilder:
@@ -95,7 +97,7 @@ class BookBuilder:
 
     def levels(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
         """Every level held: (bids, asks), arrays of `LEVEL_DTYPE` (price int64, qty 128-bit
-        lo/hi, 1e-8 units), best first."""
+        lo/hi, 1e-8 units), best first; whether they are a valid book: `valid(symbol)`."""
         return self.books.levels(symbol, 0), self.books.levels(symbol, 1)
 
     def top(self, symbol: str, depth: int = 10) -> Top:
@@ -110,4 +112,5 @@ class BookBuilder:
             int(status["update_id"]),
             exact(self.books.levels(symbol, 0, depth)),
             exact(self.books.levels(symbol, 1, depth)),
+            status["state"] == "valid",
         )

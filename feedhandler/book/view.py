@@ -29,7 +29,7 @@ def view(builder: BookBuilder, symbol: str, depth: int) -> dict[str, object]:
     top = builder.top(symbol, depth)
     return {
         "symbol": symbol,
-        "valid": builder.valid(symbol),
+        "valid": top.valid,
         "why_not": builder.why_not(symbol),
         "update_id": top.update_id,
         "bids": [[str(p), str(q)] for p, q in top.bids],

@@ -62,7 +62,9 @@ def test_diffs_are_buffered_until_a_snapshot_then_replayed_from_its_update_id() 
     assert book(b, "X") == ([[99, 5], [98, 2], [97, 1]], [[102, 4]])
     b.apply(diff("X", 16, 16, asks=[("100", "3")]))
     assert book(b, "X")[1] == [[100, 3], [102, 4]]
-    assert b.top("X", 1).asks == [(Decimal("100"), Decimal("3"))]
+    assert b.top("X", 1).asks == [(Decimal("100"), Decimal("3"))] and b.top("X").valid
+    b.apply(diff("X", 20, 20, asks=[("100", "0")]))  # 17-19 skipped: the book is not valid
+    assert not b.top("X").valid and b.top("X").update_id == 16
 
 
 def test_a_gap_invalidates_that_symbol_only_until_its_next_snapshot() -> None:
