@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import signal
 import socket
@@ -116,6 +117,7 @@ class Handler:
         self.universe: UniverseTracker | None = None
         self.precision: PrecisionCheck | None = None
         self._universe_task: asyncio.Task[None] | None = None
+        self._epochs = itertools.count(1)  # every connection attempt of the instance its own
         self.shards = [
             self._feed(shard)
             for shard in plan(config.url, config.streams,
@@ -259,7 +261,7 @@ class Handler:
         feed = ShardFeed(shard, decoder, self._publish_event,
                          max_frames=self.config.max_messages, on_limit=self._maybe_done,
                          max_message_bytes=self.config.connection.max_frame_bytes,
-                         redundant=self.config.connection.redundancy == 2)
+                         redundant=self.config.connection.redundancy == 2, epochs=self._epochs)
         holder.append(feed)
         return feed
 

@@ -65,7 +65,8 @@ METRICS: dict[str, Spec] = {
                                       "1 while the connection is open, per connection."),
     "feedhandler_connection_epoch": Spec(
         "gauge", ("shard",),
-        "Connection attempts so far (the epoch in Kafka headers), per connection."),
+        "The epoch of the connection's latest attempt (the Kafka header fh.epoch): it grows with "
+        "every connection attempt of the instance, and names one connection."),
     "feedhandler_last_frame_age_seconds": Spec(
         "gauge", ("shard",),
         "Seconds since the last data frame, per connection (absent before the first)."),

@@ -13,8 +13,9 @@ wins; one: the other leg is joining, its ids past a hole are owed by the trusted
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from feedhandler._ext.decoder import BOTH_LEGS, Decoder
@@ -30,10 +31,15 @@ EventSink = Callable[[dict[str, Any]], None]
 class ShardFeed:
     def __init__(self, shard: Shard, decoder: Decoder, publish_event: EventSink, *,
                  max_frames: int = 0, on_limit: Callable[[], None] | None = None,
-                 max_message_bytes: int = 1 << 20, redundant: bool = False) -> None:
+                 max_message_bytes: int = 1 << 20, redundant: bool = False,
+                 epochs: Iterator[int] | None = None) -> None:
+        """`epochs`: the numbers of connection attempts, shared by the instance's feeds so that
+        an epoch names one connection (a stream removed and added again may come back on
+        another shard, or a new one)."""
         self.shard = shard
         self.decoder = decoder
-        self.epoch = 0  # connection attempts so far; records carry it (Kafka header)
+        self.epoch = 0  # this feed's latest connection attempt; records carry it (Kafka header)
+        self._epochs = epochs if epochs is not None else itertools.count(1)
         self.listeners: list[FeedListener] = []  # open connections feeding the decoder
         self._publish_event = publish_event
         self._max_frames = max_frames
@@ -86,7 +92,7 @@ class ShardFeed:
         (one market behind both), and the overlap starts now: it may deliver as soon as its
         handshake ends, before `opened`. So does a redundant `leg` while the other leg is
         open: it joins, untrusted. After a loss the sequences start over."""
-        self.epoch += 1
+        self.epoch = next(self._epochs)
         if replacing:
             self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
             return

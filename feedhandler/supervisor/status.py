@@ -32,7 +32,7 @@ class ConnectionStatus:
     url: str
     streams: int
     state: str  # idle | connecting | open | quarantined | stopped
-    epoch: int  # connection attempts so far
+    epoch: int  # its latest connection attempt (unique within the instance)
     frames: int  # data frames, all connections of the shard
     last_frame_ns: int  # wall clock of the latest data frame; 0 before the first
     max_silence_s: float  # no data frame for this long: the connection is replaced

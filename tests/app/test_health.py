@@ -169,12 +169,15 @@ async def test_metrics_parse_and_equal_the_handler_counters() -> None:
             await until(lambda: not any(s.decoder.pending_rows for s in handler.shards))
             metrics = await scrape(handler)
             stats = handler.stats
+            # one attempt each, each its own epoch
+            assert sorted(shard.epoch for shard in handler.shards) == \
+                list(range(1, len(handler.shards) + 1))
             for shard in handler.shards:
                 index = str(shard.shard.index)
                 assert shard.frames > 0
                 assert value(metrics, "feedhandler_frames_total", shard=index) == shard.frames
                 assert value(metrics, "feedhandler_connection_up", shard=index) == 1
-                assert value(metrics, "feedhandler_connection_epoch", shard=index) == 1
+                assert value(metrics, "feedhandler_connection_epoch", shard=index) == shard.epoch
                 age = value(metrics, "feedhandler_last_frame_age_seconds", shard=index)
                 assert 0 <= age < 5
             for kind in ("trade", "bookTicker", "gap", "depth"):
