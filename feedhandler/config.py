@@ -12,7 +12,7 @@ To add a key, add one line (and a docstring) to its section, e.g.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -236,7 +236,7 @@ class ConnectionConfig(Section):
     backoff_max_s: PositiveFloat = 30.0
     """reconnect delay cap"""
     backoff_reset_after_s: NonNegativeFloat = 30.0
-    """backoff starts over once a connection delivered this long"""
+    """backoff starts over once a connection delivered this long (the WS API's: stayed up)"""
     stale_after_s: PositiveFloat = 30.0
     """no data frame for this long: our ping (Binance counts them)..."""
     ping_timeout_s: PositiveFloat = 10.0
@@ -390,6 +390,17 @@ class UniverseConfig(Section):
     """count prices off the tick size and quantities off the step size, per kind and symbol"""
 
 
+def unknown_topics(kafka: KafkaConfig, streams: Iterable[str]) -> str:
+    """Why `streams` would publish to topics that cannot be created or checked up front ("" if
+    they would not): an all-market stream's records under a `{symbol}` template."""
+    market_wide = [s for s in streams if s.startswith("!")]
+    if "{symbol}" in kafka.topic_template and kafka.encoding != "raw" and market_wide:
+        return (f"{{symbol}} with an all-market stream ({market_wide[0]}) would make a topic "
+                "per symbol of the market, which cannot be created or checked on start (give "
+                "a template without {symbol}, or kafka.encoding: raw)")
+    return ""
+
+
 class HandlerConfig(Section):
     url: str = "wss://stream.binance.com:9443"
     """exchange base URL; /stream?streams=... is built per connection (a URL with a path is
@@ -453,13 +464,9 @@ class HandlerConfig(Section):
 
     @model_validator(mode="after")
     def _symbol_topics_known(self) -> HandlerConfig:
-        market_wide = [s for s in self.streams if s.startswith("!")]
-        if "{symbol}" in self.kafka.topic_template and self.kafka.encoding != "raw" \
-                and market_wide:
-            raise Invalid("kafka.topic_template", f"{{symbol}} with an all-market stream "
-                          f"({market_wide[0]}) would make a topic per symbol of the market, "
-                          "which cannot be created or checked on start (give a template "
-                          "without {symbol}, or kafka.encoding: raw)")
+        problem = unknown_topics(self.kafka, self.streams) if self.sink == "kafka" else ""
+        if problem:
+            raise Invalid("kafka.topic_template", problem)
         return self
 
     @model_validator(mode="after")

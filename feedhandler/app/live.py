@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from feedhandler.blocking import in_daemon_thread
-from feedhandler.config import ConfigError, HandlerConfig
+from feedhandler.config import ConfigError, HandlerConfig, unknown_topics
 from feedhandler.contract.streams import normalize_streams
 from feedhandler.sinks.base import TopicSink
 from feedhandler.supervisor.connection import Connection
@@ -82,6 +82,9 @@ class LiveStreams:
             removing = normalize_streams(remove, per_connection=None)
         except ValueError as exc:
             raise ChangeRejected(str(exc)) from None
+        problem = unknown_topics(config.kafka, adding) if config.sink == "kafka" else ""
+        if problem:
+            raise ChangeRejected(problem)
         if config.shard_count > 1:  # replicas split the stream list by position
             raise ChangeRejected("streams can change live only with shard_count 1; "
                                  "restart with the new streams")

@@ -125,9 +125,9 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   `missing` or `backwards`); the records around it are published as they came.
 - **Epochs.** `{c.H_EPOCH}` is the number of the connection a symbol's records came on. Every
   connection attempt of an instance, on any of its connections, takes the next number from 1,
-  so an epoch names one connection and a symbol's epochs increase with gaps (one symbol and
-  kind always come on one connection of an instance at a time; a stream removed and added
-  again may come back on another). The handler's sequence checks restart with
+  so an epoch names one connection; compare epochs for equality only (one symbol and kind come
+  on one connection of an instance at a time, but a stream removed and added again may come
+  back on an older connection, whose epoch is lower). The handler's sequence checks restart with
   each epoch, so the first message of a new epoch need not follow on from the last of the
   previous one: whatever the exchange sent between the two connections is lost, and a `gap`
   event with `reason: reconnect` (`from_ns`, `to_ns`) says so. Consumers restart their own

@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import ssl
 from collections import Counter
@@ -253,6 +254,10 @@ class Connection:
             if replaced in ROLLOVER_CAUSES:
                 if self.leg is None:
                     successor = await self._roll_over(link, replaced, stop)
+                    if successor is None and self._refused_replacement:
+                        # no replacement to be had: it serves, watched as before, until it ends
+                        self._refused_replacement = False
+                        replaced = await self._watch(link, stop, roll=False)
                 elif await self._hand_over(link, stop):
                     self._handed_over, self._reconnect_now = replaced, True
         finally:
@@ -301,14 +306,13 @@ class Connection:
                     break
                 new = attempt.result()
                 if self._refused_replacement:
-                    self._refused_replacement = False
-                    await _unless(stop, old.closed())
-                    break
+                    return None
                 if new is None:
                     continue
                 if await self._overlap(old, new, cause, duplicates, opened_for, stop):
                     return new
                 if self.feed.shard is opened_for:  # the replacement ended first: not at once
+                    self.feed.end_overlap()  # (one connection feeds the decoder meanwhile)
                     pause = asyncio.ensure_future(self.clock.sleep(self._backoff.next_delay()))
                     try:
                         await _unless(stop, asyncio.wait({pause, old.closed()},
@@ -406,17 +410,20 @@ class Connection:
             await _unless(stop, self.clock.sleep(OVERLAP_POLL_S))
         return None
 
-    async def _watch(self, link: Link, stop: asyncio.Event) -> str:
+    async def _watch(self, link: Link, stop: asyncio.Event, roll: bool = True) -> str:
         """Until the link closes or stop; returns why we replaced it ("" if we did not):
-        a staleness cause, or a rollover cause (its lifetime, the exchange's shutdown)."""
+        a staleness cause, or (unless not `roll`) a rollover cause (its lifetime, the
+        exchange's shutdown)."""
         listener, clock = link.listener, self.clock
         last_data = last_pong = ping_sent = 0.0
         frames, pong_ns = 0, 0
         replies = self.subscriptions.replies  # replies to our requests are not data
         warned = reset = False
-        roll_at = self.opened_at + self.config.max_lifetime_s - self.config.rollover_lead_s
+        roll_at = self.opened_at + self.config.max_lifetime_s - self.config.rollover_lead_s \
+            if roll else math.inf
         stopper = asyncio.ensure_future(stop.wait())
-        shutdown = asyncio.ensure_future(self.feed.shutdown_notices[listener.leg].wait())
+        shutdown = asyncio.ensure_future(self.feed.shutdown_notices[listener.leg].wait()) \
+            if roll else asyncio.get_running_loop().create_future()  # (never done)
         try:
             while not stop.is_set():
                 policy = self.policy  # set_streams may change it

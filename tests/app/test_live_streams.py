@@ -285,3 +285,12 @@ async def test_with_two_legs_streams_change_only_by_a_restart() -> None:
             status, text = await post(handler, b'{"add": ["solusdt@trade"]}')
     assert status == 400 and "connection.redundancy 1" in text, text
     assert handler.live.streams() == {"btcusdt@trade", "ethusdt@bookTicker"}
+
+
+@sync
+async def test_an_all_market_stream_under_symbol_topics_is_refused_live_as_at_start() -> None:
+    handler = Handler(config("ws://127.0.0.1:9", sink="kafka",
+                             **{"kafka.topic_template": "x.{kind}.{symbol}"}), RecordingSink())
+    with pytest.raises(ChangeRejected, match=r"all-market stream \(!miniTicker@arr\)"):
+        await handler.live.change(["!miniTicker@arr"], [])
+    assert handler.live.streams() == {"btcusdt@trade", "ethusdt@bookTicker"}

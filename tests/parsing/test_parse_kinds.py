@@ -93,3 +93,16 @@ def test_an_error_reply_decodes_whatever_its_key_order(frame: bytes) -> None:
     (row,) = decoded.rows("control")
     assert (row["type"], row["id"], row["code"]) == (2, 7, 2)
     assert_same(decoded, run_reference([frame]))
+
+
+def test_control_frames_reach_on_control_with_the_leg_they_came_on() -> None:
+    """serverShutdown rolls over the connection it came on (a redundant shard's other leg
+    serves on): the decoder says which."""
+    from feedhandler._ext.decoder import Decoder
+
+    got: list[tuple[bytes, int]] = []
+    decoder = Decoder(lambda kind, records: None, None, lambda frame, leg: got.append((frame, leg)))
+    notice = b'{"e":"serverShutdown","E":1}'
+    decoder.decode(notice, 1, leg=1)
+    decoder.decode(b'{"result":null,"id":7}', 1, leg=0)
+    assert got == [(notice, 1), (b'{"result":null,"id":7}', 0)]

@@ -301,6 +301,32 @@ def test_a_replacement_refused_for_good_keeps_the_connection_until_it_ends() -> 
     asyncio.run(main())
 
 
+def test_a_stop_while_a_refused_replacement_leaves_the_connection_serving_closes_it() -> None:
+    async def main() -> None:
+        s = Setup()
+        attempts = 0
+
+        async def refused_after_the_first(url: str, factory: Callable[[], FeedListener],
+                                          config: ConnectionConfig, context: Any) -> Link:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                raise LinkFailed(refused(403, b"forbidden"))
+            return await s.exchange.connect(url, factory, config, context)
+
+        s.sup = Supervisor([s.feed], CONFIG, clock=s.clock, connect=refused_after_the_first)
+        old = await s.start()
+        s.feed.shutdown_notices[0].set()
+        await s.until(lambda: "connect_failed" in s.types())
+        s.exchange.send(old, range(1, 4), s.decoder)  # it still delivers, one connection's
+        await s.stop()
+        assert old.close_reason == "shutdown" and s.sup.children[0].state == "stopped"
+        assert s.trades == [1, 2, 3] and s.decoder.duplicates == 0
+        assert "disconnected" not in s.types()
+
+    asyncio.run(main())
+
+
 def test_a_replacement_that_closes_at_once_is_retried_after_a_backoff() -> None:
     async def main() -> None:
         s = Setup()
