@@ -10,6 +10,7 @@ per batch and vectorised: no Python object per frame.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -50,12 +51,13 @@ class RecordingSink:
         self._last_write = 0.0
         # frames not yet written: (recv_ns, payload as uint8, starts, lengths) per batch
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.failed: OSError | None = None  # the disk error that ended the recording
         directory.mkdir(parents=True, exist_ok=True)
 
     # --- Sink -----------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
                       frames: Frames | None = None) -> None:
-        if frames is not None and len(frames.offsets) > 1:
+        if frames is not None and len(frames.offsets) > 1 and self.failed is None:
             offsets = frames.offsets
             # a frame's receive time is its first record's (every frame makes a record)
             recv = records["ts_recv"][np.minimum(frames.rows[:-1], len(records) - 1)]
@@ -66,8 +68,10 @@ class RecordingSink:
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         # recorded too, so that a replay rejects the same frames (stamped now: the decoder
         # keeps no receive time for a rejected frame)
-        self._held.append((np.array([time.time_ns()], np.int64), np.frombuffer(frame, np.uint8),
-                           np.zeros(1, np.int64), np.array([len(frame)], np.int64)))
+        if self.failed is None:
+            self._held.append((np.array([time.time_ns()], np.int64),
+                               np.frombuffer(frame, np.uint8), np.zeros(1, np.int64),
+                               np.array([len(frame)], np.int64)))
         self.inner.publish_dead_letter(reason, field, stream, frame)
 
     def publish_control(self, event: dict[str, Any]) -> None:
@@ -77,7 +81,11 @@ class RecordingSink:
         now = time.monotonic()
         if now - self._last_write >= WRITE_INTERVAL_S:  # not every 2 ms tick: fewer, larger sorts
             self._last_write = now
-            self._write(time.time_ns() - self.hold_ns)
+            try:
+                self._write(time.time_ns() - self.hold_ns)
+            except OSError as exc:  # (a full disk): the handler stops, exit 1, its sink flushed
+                self._fail(exc)
+                raise
         self.inner.service()
 
     def backlog_bytes(self) -> int:
@@ -93,10 +101,26 @@ class RecordingSink:
                               "bytes": self.bytes + (self._writer.size if self._writer else 0)}}
 
     def close(self, timeout: float) -> int:
-        self._write(None)
+        try:
+            if self.failed is None:
+                self._write(None)
+                if self._writer is not None:
+                    self._close_file()
+        except OSError as exc:
+            self._fail(exc)
+        return self.inner.close(timeout)  # whatever became of the recording
+
+    def _fail(self, exc: OSError) -> None:
+        """The recording ends here (the frames held are not written); the sink goes on."""
+        if self.failed is None:
+            held = sum(len(h[0]) for h in self._held)
+            log.error("recording to %s failed: %s; %d frames held were not written",
+                      self.directory, exc, held)
+        self.failed, self._held = exc, []
         if self._writer is not None:
-            self._close_file()
-        return self.inner.close(timeout)
+            with contextlib.suppress(OSError):  # (its buffer cannot be written either)
+                self._writer.close()
+            self._writer = None
 
     # --- files ----------------------------------------------------------------------------
     def _write(self, horizon_ns: int | None) -> None:

@@ -3,14 +3,16 @@ rotation, dead letters, and everything passed on to the inner sink."""
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from feedhandler.contract import Frames
-from feedhandler.recording.format import Record, RecordingReader
+from feedhandler.recording.format import Record, RecordingReader, RecordingWriter
 from feedhandler.recording.sink import RecordingSink
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import TopicSink
@@ -88,3 +90,28 @@ def test_topics_of_streams_added_at_runtime_are_the_inner_sinks_business(
     plain.add_streams(["x@trade"])  # a sink without topics: nothing to do
     assert inner.added == ["solusdt@trade"]
     assert sink.close(1.0) == 0 and plain.close(1.0) == 0
+
+
+def test_a_disk_error_ends_the_recording_but_the_inner_sink_is_still_closed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk stops the handler (service() raises: exit 1) and its close still flushes
+    the inner sink (Kafka), instead of leaving its queue unflushed behind a traceback."""
+    closed: list[float] = []
+
+    class Inner(NullSink):
+        def close(self, timeout: float) -> int:
+            closed.append(timeout)
+            return 0
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    sink = RecordingSink(tmp_path, Inner(), {}, max_linger_ms=5)
+    records, frames = batch("trade", [1, 2, 3], [b'{"t":1}', b'{"t":2}', b'{"t":3}'])
+    sink.publish_batch("trade", records, 1, frames)
+    monkeypatch.setattr(RecordingWriter, "write_frames", full)
+    with pytest.raises(OSError, match="No space left"):
+        sink.service()
+    assert isinstance(sink.failed, OSError)
+    sink.publish_batch("trade", records, 1, frames)  # no longer held for the disk
+    assert sink.close(2.0) == 0 and closed == [2.0] and sink.frames == 0
