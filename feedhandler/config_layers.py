@@ -58,8 +58,9 @@ Secret = Annotated[str, SECRET]  # also `<key>_file`; redacted everywhere
 Scalar = str | int | float | bool
 # librdkafka-style settings; entries whose name looks secret are redacted, `<name>_file` reads one
 SecretEntries = Annotated[dict[str, Scalar], SECRET_ENTRIES]
-_SECRET_NAME = re.compile(r"password|passphrase|secret|key\.pem|oauthbearer\.config|jaas",
-                          re.I)
+# (not only "password": a misspelt `sasl.pasword` is still redacted where it is refused)
+_SECRET_NAME = re.compile(
+    r"pass|pasw|secret|key\.pem|oauthbearer\.config|jaas", re.I)
 # Kubernetes service links: <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8080_TCP_ADDR, ...
 _SERVICE_LINK_NAME = re.compile(
     r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$")
@@ -445,6 +446,10 @@ def _redacted(model: type[BaseModel], path: KeyPath, value: Any) -> Any:
     mapping given where a scalar belongs (`producer: {sasl: {password: ...}}`)."""
     if is_secret(model, path) or (path and secret_entry(path[-1])):
         return REDACTED
+    found = _lookup(model, path)
+    if found is not None and SECRET_ENTRIES in _metadata(found[0]) and \
+            not isinstance(value, dict):
+        return REDACTED  # text where settings belong may hold one (`sasl.password=...`)
     if isinstance(value, dict):
         return {k: _redacted(model, (*path, str(k)), v) for k, v in value.items()}
     if isinstance(value, list):

@@ -98,6 +98,11 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     (GOOD + f"kafka: {{producer: {{sasl.password_file: {SECRET_FILE}}}}}\n", {},
      f"kafka.producer.sasl.password_file: cannot read {SECRET_FILE}: No such file or "
      "directory (c.yaml:3)"),
+    (GOOD, {"FEEDHANDLER_KAFKA__PRODUCER": "sasl.password=hunter2"},
+     'kafka.producer: expected a mapping, got "***" (env FEEDHANDLER_KAFKA__PRODUCER)'),
+    (GOOD + "kafka: {producer: {sasl.pasword: [hunter2]}}\n", {},
+     'kafka.producer.sasl.pasword: expected a string or an integer or a number or true or '
+     'false, got "***" (c.yaml:3)'),
     (GOOD, {"FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD": "hunter2",
             "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD_FILE": SECRET_FILE},
      "kafka.producer.sasl.password and sasl.password_file: give one, not both"),
