@@ -4,6 +4,7 @@ connection's time unit."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -95,3 +96,20 @@ async def test_time_without_a_unit_is_milliseconds_and_a_bad_unit_is_refused() -
         assert response.status_code == 400
         assert orjson.loads(response.body) == {
             "code": 2, "msg": "Invalid request: invalid timeUnit 'NANOSECOND'"}
+
+
+async def test_a_client_ping_is_answered_and_a_bad_parameter_is_an_error_reply() -> None:
+    """The handler's WS API client pings after 30 s idle and gives up 10 s later: unanswered,
+    it would reconnect every 40 s. A parameter of the wrong type is -1100, as on Binance, not
+    a dropped connection."""
+    async with SimulatorServer() as sim, websockets.connect(
+        sim.url + "/ws-api/v3", ping_interval=None
+    ) as ws:
+        pong = await ws.ping(b"are you there")
+        assert await asyncio.wait_for(pong, 5) >= 0
+        bad = await ask(ws, {"id": 9, "method": "depth",
+                             "params": {"symbol": "BTCUSDT", "limit": "x"}})
+        assert (bad["id"], bad["status"], bad["error"]["code"]) == (9, 400, -1100)
+        wrong = await ask(ws, {"id": 10, "method": "exchangeInfo", "params": {"symbols": 5}})
+        assert (wrong["status"], wrong["error"]["code"]) == (400, -1100)
+        assert (await ask(ws, {"id": 11, "method": "ping"}))["status"] == 200

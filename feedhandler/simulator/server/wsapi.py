@@ -295,8 +295,11 @@ class WsApiService:
             params = _params(request)
             force_refusal = self.faults.limit > 0
             self.faults.limit = max(0, self.faults.limit - 1)
-            self.limiter.charge(peer, request_weight(method, params), now, force_refusal)
-            result = self._apply(method, params, session, now_us)
+            try:
+                self.limiter.charge(peer, request_weight(method, params), now, force_refusal)
+                result = self._apply(method, params, session, now_us)
+            except (TypeError, ValueError, KeyError, AttributeError):  # {"limit": "x"}, ...
+                raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
             response: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except ApiError as exc:
             error: dict[str, Any] = {"code": exc.code, "msg": exc.msg}
@@ -446,6 +449,9 @@ class ApiConnection(WSListener):
         if frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
+            return
+        if frame.msg_type == WSMsgType.PING:  # (picows's auto-pong is off for every connection)
+            transport.send_pong(frame.get_payload_as_bytes())
             return
         if frame.msg_type != WSMsgType.TEXT:
             return
