@@ -57,6 +57,15 @@ def to_millis(payload: bytes) -> bytes:
     return _MICRO_DIGITS.sub(b"", payload)
 
 
+class MarketBusy(RuntimeError):
+    """A snapshot asked for while a worker thread pre-generates the market's events (the books
+    move under it): the exchange's "overloaded, try again" (HTTP 503, -1008)."""
+
+
+OVERLOADED = ("Server is currently overloaded with other requests. Please try again in a few "
+              "minutes.")
+
+
 class Reader(Protocol):
     """The connection behind a view (implemented by `Connection`)."""
 
@@ -199,13 +208,20 @@ class SharedMarket:
         """(last update id, bids, asks) of `symbol`'s true book now, `limit` levels a side,
         prices and quantities in 1e-8 units: what REST / WS API `depth` answer. The model may
         be a few events ahead of what the connections got, as Binance's snapshot runs ahead
-        of a client's stream. `symbol` is upper case; KeyError if it is not listed."""
+        of a client's stream. `symbol` is upper case; KeyError if it is not listed;
+        MarketBusy while pre-generating."""
+        self._not_generating()
         return self._feed().book_snapshot(symbol, limit)
 
     def depth_json(self, symbol: str, limit: int) -> bytes:
         """`snapshot` rendered as Binance does: the REST / WS API `depth` result object
         `{"lastUpdateId":…,"bids":[["price","qty"],…],"asks":[…]}`."""
+        self._not_generating()
         return self._feed().depth_snapshot(symbol, limit)
+
+    def _not_generating(self) -> None:
+        if self._deferred is not None:
+            raise MarketBusy("the market is pre-generating its events")
 
     def true_books(self, symbols: Sequence[str] | None = None) -> dict[str, BookSnapshot]:
         """Every level of every book: of `symbols`, or of each symbol the market has run."""

@@ -18,7 +18,7 @@ import orjson
 from picows import WSUpgradeRequest, WSUpgradeResponse
 from picows import WSUpgradeResponseWithListener as Answer
 
-from feedhandler.simulator.server.market import SharedMarket
+from feedhandler.simulator.server.market import OVERLOADED, MarketBusy, SharedMarket
 
 PATHS = ("/api/v3/depth", "/sim/books")
 MAX_DEPTH = 5000
@@ -72,3 +72,5 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
         return _response(200, market.depth_json(symbol, min(int(text), MAX_DEPTH)))
     except KeyError:
         return _error(400, -1121, "Invalid symbol.")
+    except MarketBusy:
+        return _error(503, -1008, OVERLOADED)

@@ -241,3 +241,14 @@ async def test_a_connection_that_cannot_write_is_closed_past_its_backlog(
         payload = await client.recv_until(OP_CLOSE)
         assert (int.from_bytes(payload[:2], "big"), payload[2:]) == (1008, b"Slow consumer")
         client.close()
+
+
+async def test_a_snapshot_asked_for_while_the_market_pregenerates_is_overloaded() -> None:
+    """A worker thread moves the books meanwhile: a snapshot would be torn (or far ahead)."""
+    async with SimulatorServer(seed=7, symbols=5, rate=100) as sim:
+        base = sim.url.replace("ws:", "http:")
+        sim.market._deferred = []  # what a pre-generation sets until its events are ready
+        status, body = await http_get(base + "/api/v3/depth?symbol=BTCUSDT&limit=5")
+        sim.market._deferred = None
+        assert (status, body["code"]) == (503, -1008)
+        assert (await http_get(base + "/api/v3/depth?symbol=BTCUSDT&limit=5"))[0] == 200
