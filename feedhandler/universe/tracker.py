@@ -76,14 +76,24 @@ class UniverseTracker:
             self.precision.update(info.values())
         chosen = select(info, self._wanted, self._quotes, self._permissions)
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
-        listed = sorted(set(chosen) - set(self.symbols))
         delisted = sorted(set(self.symbols) - set(chosen))
         add, remove = wanted - current, (self._planned - wanted) & current
-        if add or remove:
-            await self._live.change(sorted(add), sorted(remove))
+        if remove:  # alone, first: an addition that cannot be made must not hold a delisting
+            await self._live.change([], sorted(remove))
+        if add:
+            try:
+                await self._live.change(sorted(add), [])
+            except Exception as exc:  # (its topics cannot be had, ...): retried next refresh
+                log.error("universe: %d streams not added (%s: %s); retried at the next "
+                          "refresh", len(add), type(exc).__name__, exc)
+        live = self._live.streams()
+        # a listing counts once its streams run (one refused is retried, and listed then)
+        chosen = [s for s in chosen
+                  if s in self.symbols or set(streams_for([s], self._kinds)) <= live]
+        listed = sorted(set(chosen) - set(self.symbols))
         # a removal the exchange refused (the connection went back to its streams) stays
         # planned, so the next refresh removes it again; a refused addition is retried anyway
-        self.symbols, self._planned = chosen, wanted | (remove & self._live.streams())
+        self.symbols, self._planned = chosen, wanted | (remove & live)
         self.refreshes += 1
         if listed or delisted:
             log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,

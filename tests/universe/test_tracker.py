@@ -136,9 +136,41 @@ async def test_a_failed_exchange_info_changes_nothing_and_is_retried() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert tracker.failures == 2 and tracker.symbols == ["ETHUSDT"]
-    assert live.changes == [(["btcusdt@trade"], []), (["ethusdt@trade"], ["btcusdt@trade"])]
+    assert live.changes == [(["btcusdt@trade"], []), ([], ["btcusdt@trade"]),
+                            (["ethusdt@trade"], [])]
     assert [(e["listed"], e["delisted"]) for e in published] == [
         (["BTCUSDT"], []), (["ETHUSDT"], ["BTCUSDT"])]
+
+
+@sync
+async def test_an_addition_that_fails_holds_neither_a_delisting_nor_its_listing_event() -> None:
+    """E.g. a new symbol's topic cannot be created: BTCUSDT still goes, ETHUSDT is listed only
+    once its stream runs (retried at each refresh)."""
+    answers = [info(("BTCUSDT", "TRADING")), info(("BTCUSDT", "BREAK"), ("ETHUSDT", "TRADING"))]
+
+    async def fetch() -> dict[str, Any]:
+        return answers.pop(0) if answers else info(("ETHUSDT", "TRADING"))
+
+    class Refusing(FakeLive):
+        refuse = True
+
+        async def change(self, add: list[str], remove: list[str]) -> None:
+            if add and self.refuse and self.changes:
+                self.changes.append((add, []))
+                raise ValueError("kafka: missing topics x.trade.ethusdt")
+            await super().change(add, remove)
+
+    live, published = Refusing(), []
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=0, on_event=published.append)
+    await tracker.refresh()
+    await tracker.refresh()
+    assert live.streams() == set() and tracker.symbols == []
+    live.refuse = False  # the topic exists now
+    await tracker.refresh()
+    assert live.streams() == {"ethusdt@trade"} and tracker.symbols == ["ETHUSDT"]
+    assert [(e["listed"], e["delisted"]) for e in published] == [
+        (["BTCUSDT"], []), ([], ["BTCUSDT"]), (["ETHUSDT"], [])]
 
 
 @sync
