@@ -66,7 +66,6 @@ from feedhandler.sinks.base import Sink
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import ensure_topics
 from feedhandler.supervisor.plan import shard_url
-from feedhandler.testing.kafka import LocalKafka
 from feedhandler.wsapi.errors import WsApiError
 
 _LOG = logging.getLogger(__name__)
@@ -543,6 +542,12 @@ def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
     if bootstrap:
         yield bootstrap, None
         return
+    try:  # (a repository checkout's helper: scripts/kafka-local, Maven)
+        from feedhandler.testing.kafka import LocalKafka
+    except ImportError:
+        raise SystemExit("feedhandler bench latency: give --bootstrap HOST:PORT (an installed "
+                         "package cannot start a local broker: that needs the repository's "
+                         "scripts/kafka-local)") from None
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
             LocalKafka(Path(workdir)) as kafka:
         yield kafka.bootstrap, kafka.pid
