@@ -32,7 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     def make_handler() -> Handler:
         config = load_from_args(args)
-        meta = {"url": config.url, "streams": sorted(set(config.streams)),
+        # (with universe.kinds the plan starts empty: the streams come as they are added)
+        streams = [] if config.universe.kinds else sorted(set(config.streams))
+        meta = {"url": config.url, "streams": streams,
                 "time_unit": config.connection.time_unit,
                 "shard_index": config.shard_index, "shard_count": config.shard_count,
                 "recorder": f"feedhandler {__version__}"}

@@ -92,8 +92,15 @@ class RecordingSink:
         return self.inner.backlog_bytes()
 
     def add_streams(self, streams: Collection[str]) -> None:
-        if isinstance(self.inner, TopicSink):  # streams added at runtime (live.py)
+        """Streams added at runtime (live.py), before their first frame: a new file whose
+        metadata lists them too (a replay creates or checks their topics from it)."""
+        if isinstance(self.inner, TopicSink):
             self.inner.add_streams(streams)
+        listed = self.meta.get("streams")
+        if isinstance(listed, list) and not set(streams) <= set(listed):
+            self.meta["streams"] = sorted(set(listed) | set(streams))  # (removed ones too)
+            if self._writer is not None:
+                self._close_file()
 
     def summary(self) -> dict[str, Any]:
         return {**self.inner.summary(),

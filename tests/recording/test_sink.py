@@ -115,3 +115,22 @@ def test_a_disk_error_ends_the_recording_but_the_inner_sink_is_still_closed(
     assert isinstance(sink.failed, OSError)
     sink.publish_batch("trade", records, 1, frames)  # no longer held for the disk
     assert sink.close(2.0) == 0 and closed == [2.0] and sink.frames == 0
+
+
+def test_streams_added_at_runtime_start_a_file_that_lists_them(tmp_path: Path) -> None:
+    """A replay creates or checks its topics from a file's metadata: every stream whose frames
+    a file holds is listed in it."""
+    sink = RecordingSink(tmp_path, NullSink(), {"streams": ["a@trade"]}, max_linger_ms=5)
+    now = time.time_ns()
+    records, frames = batch("trade", [now, now + 1, now + 2], [b'{"t":1}', b'{"t":2}', b"{}"])
+    sink.publish_batch("trade", records, 1, frames)
+    sink._write(None)
+    sink.add_streams(["b@trade"])
+    sink.add_streams(["b@trade"])  # nothing new: the file goes on
+    sink.publish_batch("trade", records, 1, frames)
+    assert sink.close(1.0) == 0
+    metas = []
+    for path in sink.files:
+        with RecordingReader(path) as reader:
+            metas.append((reader.meta["streams"], len(list(reader))))
+    assert metas == [(["a@trade"], 3), (["a@trade", "b@trade"], 3)]
