@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 HOLD_MARGIN_NS = 250_000_000  # beyond the longest linger: service-loop and scheduling delays
 WRITE_INTERVAL_S = 0.1
+# A process killed (OOM, SIGKILL) loses at most this much of its file's end: a gzip sync flush
+# (a few bytes of compression each) makes what was written readable.
+FLUSH_INTERVAL_S = 5.0
 SUFFIX = ".fhrec.gz"
 
 
@@ -47,7 +50,7 @@ class RecordingSink:
         self.frames = 0  # written so far
         self.bytes = 0  # uncompressed, in closed files
         self._writer: RecordingWriter | None = None
-        self._opened = 0.0
+        self._opened = self._flushed = 0.0
         self._last_write = 0.0
         # frames not yet written: (recv_ns, payload as uint8, starts, lengths) per batch
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -83,6 +86,7 @@ class RecordingSink:
             self._last_write = now
             try:
                 self._write(time.time_ns() - self.hold_ns)
+                self._keep_up(now)
             except OSError as exc:  # (a full disk): the handler stops, exit 1, its sink flushed
                 self._fail(exc)
                 raise
@@ -116,6 +120,17 @@ class RecordingSink:
         except OSError as exc:
             self._fail(exc)
         return self.inner.close(timeout)  # whatever became of the recording
+
+    def _keep_up(self, now: float) -> None:
+        """The open file: rotated once it is rotate_s old (a quiet one too, not only after a
+        write), else flushed every FLUSH_INTERVAL_S."""
+        if self._writer is None:
+            return
+        if now - self._opened >= self.rotate_s:
+            self._close_file()
+        elif now - self._flushed >= FLUSH_INTERVAL_S:
+            self._writer.flush()
+            self._flushed = now
 
     def _fail(self, exc: OSError) -> None:
         """The recording ends here (the frames held are not written); the sink goes on."""
@@ -152,7 +167,7 @@ class RecordingSink:
             kept = gather(payload, starts[keep], lengths[keep])
             self._held.append((recv[keep], kept, np.cumsum(lengths[keep]) - lengths[keep],
                                lengths[keep]))
-        if writer.size >= self.rotate_bytes or time.monotonic() - self._opened >= self.rotate_s:
+        if writer.size >= self.rotate_bytes:  # (by time: _keep_up)
             self._close_file()
 
     def _current_writer(self) -> RecordingWriter:
@@ -160,7 +175,7 @@ class RecordingSink:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             path = self.directory / f"{self.prefix}-{stamp}{SUFFIX}"
             self._writer = RecordingWriter(path, self.meta)
-            self._opened = time.monotonic()
+            self._opened = self._flushed = time.monotonic()
             self.files.append(path)
             log.info("recording to %s", path)
         return self._writer

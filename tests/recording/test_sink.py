@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from feedhandler.contract import Frames
-from feedhandler.recording.format import Record, RecordingReader, RecordingWriter
+from feedhandler.recording.format import (
+    Record,
+    RecordingReader,
+    RecordingWriter,
+    TruncatedRecording,
+)
 from feedhandler.recording.sink import RecordingSink
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import TopicSink
@@ -134,3 +139,23 @@ def test_streams_added_at_runtime_start_a_file_that_lists_them(tmp_path: Path) -
         with RecordingReader(path) as reader:
             metas.append((reader.meta["streams"], len(list(reader))))
     assert metas == [(["a@trade"], 3), (["a@trade", "b@trade"], 3)]
+
+
+def test_a_quiet_file_is_rotated_on_time_and_flushed_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    sink = RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5, rotate_s=60)
+    records, frames = batch("trade", [1, 2, 3], [b'{"t":1}', b'{"t":2}', b'{"t":3}'])
+    sink.publish_batch("trade", records, 1, frames)
+    sink.service()  # written (their receive times are long past)
+    (path,) = sink.files
+    clock[0] += 10  # a flush is due: what was written reads back while the file is open
+    sink.service()
+    read: list[int] = []
+    with pytest.raises(TruncatedRecording, match="after 3 records"):  # (still open)
+        read.extend(r.recv_ns for r in RecordingReader(path))
+    assert read == [1, 2, 3]
+    clock[0] += 60  # nothing more came, and the file is rotate_s old: closed
+    sink.service()
+    assert sink._writer is None and sink.close(1.0) == 0 and sink.files == [path]
