@@ -41,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
         linger_ms = max(config.batch.linger_for(k) for k in SCHEMAS)
 
         def recorder(inner: Sink) -> Sink:
-            return RecordingSink(args.out, inner, meta, max_linger_ms=linger_ms,
-                                 rotate_s=args.rotate_s, rotate_mb=args.rotate_mb,
-                                 prefix=args.prefix)
+            sinks.append(RecordingSink(args.out, inner, meta, max_linger_ms=linger_ms,
+                                       rotate_s=args.rotate_s, rotate_mb=args.rotate_mb,
+                                       prefix=args.prefix))
+            return sinks[-1]
 
         return Handler(config, wrap_sink=recorder)
 
-    return run_handler("record", args, make_handler)
+    sinks: list[RecordingSink] = []
+    code = run_handler("record", args, make_handler)
+    # a disk error while closing (the last write) fails the recording as one while running does
+    return 1 if code == 0 and any(sink.failed for sink in sinks) else code

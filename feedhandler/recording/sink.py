@@ -55,6 +55,7 @@ class RecordingSink:
         # frames not yet written: (recv_ns, payload as uint8, starts, lengths) per batch
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.failed: OSError | None = None  # the disk error that ended the recording
+        self._new_file = False  # set by add_streams (another thread): rotate at the next write
         directory.mkdir(parents=True, exist_ok=True)
 
     # --- Sink -----------------------------------------------------------------------------
@@ -96,15 +97,15 @@ class RecordingSink:
         return self.inner.backlog_bytes()
 
     def add_streams(self, streams: Collection[str]) -> None:
-        """Streams added at runtime (live.py), before their first frame: a new file whose
-        metadata lists them too (a replay creates or checks their topics from it)."""
+        """Streams added at runtime (live.py, from a worker thread), before their first frame:
+        the next write starts a new file whose metadata lists them too (a replay creates or
+        checks their topics from it); their frames are held longer than that takes."""
         if isinstance(self.inner, TopicSink):
             self.inner.add_streams(streams)
         listed = self.meta.get("streams")
         if isinstance(listed, list) and not set(streams) <= set(listed):
             self.meta["streams"] = sorted(set(listed) | set(streams))  # (removed ones too)
-            if self._writer is not None:
-                self._close_file()
+            self._new_file = True
 
     def summary(self) -> dict[str, Any]:
         return {**self.inner.summary(),
@@ -119,7 +120,9 @@ class RecordingSink:
                     self._close_file()
         except OSError as exc:
             self._fail(exc)
-        return self.inner.close(timeout)  # whatever became of the recording
+        finally:
+            undelivered = self.inner.close(timeout)  # whatever became of the recording
+        return undelivered
 
     def _keep_up(self, now: float) -> None:
         """The open file: rotated once it is rotate_s old (a quiet one too, not only after a
@@ -147,6 +150,10 @@ class RecordingSink:
     # --- files ----------------------------------------------------------------------------
     def _write(self, horizon_ns: int | None) -> None:
         """Write held frames received before `horizon_ns` (None: all), oldest first."""
+        if self._new_file:
+            self._new_file = False
+            if self._writer is not None:
+                self._close_file()
         if not self._held:
             return
         recv = np.concatenate([h[0] for h in self._held])

@@ -84,6 +84,8 @@ class UniverseTracker:
             try:
                 await self._live.change(sorted(add), [])
             except Exception as exc:  # (its topics cannot be had, ...): retried next refresh
+                if not self.refreshes:
+                    raise  # the first plan: not ready, retried every RETRY_S (run)
                 log.error("universe: %d streams not added (%s: %s); retried at the next "
                           "refresh", len(add), type(exc).__name__, exc)
         live = self._live.streams()

@@ -130,8 +130,9 @@ def test_streams_added_at_runtime_start_a_file_that_lists_them(tmp_path: Path) -
     records, frames = batch("trade", [now, now + 1, now + 2], [b'{"t":1}', b'{"t":2}', b"{}"])
     sink.publish_batch("trade", records, 1, frames)
     sink._write(None)
-    sink.add_streams(["b@trade"])
+    sink.add_streams(["b@trade"])  # (from a worker thread: the loop's next write rotates)
     sink.add_streams(["b@trade"])  # nothing new: the file goes on
+    assert len(sink.files) == 1
     sink.publish_batch("trade", records, 1, frames)
     assert sink.close(1.0) == 0
     metas = []

@@ -9,6 +9,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from feedhandler.app.handler import Handler
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
@@ -234,3 +236,23 @@ async def test_a_removal_the_exchange_refused_is_made_at_the_next_refresh() -> N
     assert live.changes[-1] == ([], ["adausdt@trade"]) and "adausdt@trade" in live.current
     await tracker.refresh()
     assert live.changes[-1] == ([], ["adausdt@trade"]) and live.current == {"btcusdt@trade"}
+
+
+@sync
+async def test_a_first_plan_that_cannot_be_made_is_not_a_refresh() -> None:
+    """Readiness waits for the first plan: an addition refused then is retried every RETRY_S,
+    not passed over until refresh_s."""
+
+    class Refusing(FakeLive):
+        async def change(self, add: list[str], remove: list[str]) -> None:
+            raise ValueError("kafka: missing topics x.trade.btcusdt")
+
+    async def fetch() -> dict[str, Any]:
+        return info(("BTCUSDT", "TRADING"))
+
+    tracker = UniverseTracker(fetch, Refusing(), symbols="all", kinds=["trade"],
+                              quote_assets=[], permissions=[], refresh_s=60,
+                              on_event=lambda event: None)
+    with pytest.raises(ValueError, match="missing topics"):
+        await tracker.refresh()
+    assert tracker.refreshes == 0 and tracker.symbols == []

@@ -225,12 +225,14 @@ class SharedMarket:
 
     def true_books(self, symbols: Sequence[str] | None = None) -> dict[str, BookSnapshot]:
         """Every level of every book: of `symbols`, or of each symbol the market has run."""
+        self._not_generating()
         feed = self._feed()
         names = feed.symbols_run() if symbols is None else symbols
         return {symbol: feed.book_snapshot(symbol, _ALL_LEVELS) for symbol in names}
 
     def true_books_json(self, symbols: Sequence[str] | None = None) -> bytes:
         """`true_books` as JSON: `{"BTCUSDT":<depth_json with every level>,…}`."""
+        self._not_generating()
         feed = self._feed()
         names = feed.symbols_run() if symbols is None else symbols
         items = [

@@ -57,6 +57,8 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
             books = market.true_books_json(symbols)
         except KeyError as exc:
             return _error(400, -1121, f"Invalid symbol: {exc.args[0]}.")
+        except MarketBusy:
+            return _error(503, -1008, OVERLOADED)
         return _response(200, books)
     symbol = query.get("symbol", "")
     if not symbol:

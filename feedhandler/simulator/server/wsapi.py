@@ -34,6 +34,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +54,8 @@ from feedhandler.simulator.server.market import OVERLOADED, MarketBusy
 from feedhandler.simulator.server.urls import TimeUnit
 from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, request_weight
 from feedhandler.wsapi.signing import signature_payload
+
+log = logging.getLogger(__name__)
 
 API_PATH = b"/ws-api/v3"  # request target, as picows gives it
 Levels = list[tuple[int, int]]
@@ -300,6 +303,8 @@ class WsApiService:
                 self.limiter.charge(peer, request_weight(method, params), now, force_refusal)
                 result = self._apply(method, params, session, now_us)
             except (TypeError, ValueError, KeyError, AttributeError):  # {"limit": "x"}, ...
+                # (logged in full: a fault of the simulator's own would hide behind it)
+                log.debug("ws-api %s %r: answered -1100", method, params, exc_info=True)
                 raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
             except MarketBusy:
                 raise ApiError(503, -1008, OVERLOADED) from None

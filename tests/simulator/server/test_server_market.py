@@ -249,6 +249,7 @@ async def test_a_snapshot_asked_for_while_the_market_pregenerates_is_overloaded(
         base = sim.url.replace("ws:", "http:")
         sim.market._deferred = []  # what a pre-generation sets until its events are ready
         status, body = await http_get(base + "/api/v3/depth?symbol=BTCUSDT&limit=5")
+        books = await http_get(base + "/sim/books")
         sim.market._deferred = None
-        assert (status, body["code"]) == (503, -1008)
+        assert (status, body["code"]) == (503, -1008) and books[0] == 503
         assert (await http_get(base + "/api/v3/depth?symbol=BTCUSDT&limit=5"))[0] == 200
