@@ -76,6 +76,21 @@ class LiveStreams:
     async def change(self, add: Iterable[str], remove: Iterable[str]) -> ChangeResult:
         """Subscribe `add` and unsubscribe `remove` (stream names); ChangeRejected for bad
         input, ConfigError if the data topics of new streams cannot be had."""
+        adding, removing = self._checked(add, remove)
+        async with self._changing:
+            return await self._change(adding, removing)
+
+    async def change_to(self, wanted: Collection[str]) -> ChangeResult | None:
+        """The streams become `wanted` (SIGHUP), worked out under the lock from the streams
+        then (a change under way is not undone by a stale view); None if they are already."""
+        async with self._changing:
+            current, target = self.streams(), set(wanted)
+            if current == target:
+                return None
+            adding, removing = self._checked(sorted(target - current), sorted(current - target))
+            return await self._change(adding, removing)
+
+    def _checked(self, add: Iterable[str], remove: Iterable[str]) -> tuple[list[str], list[str]]:
         config = self.handler.config
         try:
             adding = normalize_streams(add, per_connection=None)
@@ -88,34 +103,43 @@ class LiveStreams:
         if config.shard_count > 1:  # replicas split the stream list by position
             raise ChangeRejected("streams can change live only with shard_count 1; "
                                  "restart with the new streams")
-        async with self._changing:
-            connections = self.connections()
-            try:
-                placement = place([c.feed.shard.streams for c in connections], adding, removing,
-                                  config.connection.streams_per_connection)
-            except ValueError as exc:
-                raise ChangeRejected(str(exc)) from None
-            current = self.streams()
-            result = ChangeResult(
-                added=sorted(set(adding) - current), removed=sorted(set(removing) & current),
-                ignored=sorted(set(adding) & current | set(removing) - current))
-            if result.added and isinstance(self.handler.sink, TopicSink):
-                await in_daemon_thread(self.handler.sink.add_streams, result.added)
-            changes = []
-            for position in sorted(placement.add.keys() | placement.remove.keys()):
-                connection = connections[position]
-                add_here = placement.add.get(position, [])
-                remove_here = placement.remove.get(position, [])
-                result.shards[connection.index] = {"add": add_here, "remove": remove_here}
-                streams = set(connection.feed.shard.streams) - set(remove_here) | set(add_here)
-                if streams:
-                    changes.append(self._apply(connection, streams, result))
-                else:
-                    self._retire(connection, result)
-            for group in placement.overflow:
-                self._open(group, result)
-            await asyncio.gather(*changes)
-        log.info("streams changed: %s", result.json())
+        return adding, removing
+
+    async def _change(self, adding: list[str], removing: list[str]) -> ChangeResult:
+        """The change, under the lock."""
+        config = self.handler.config
+        connections = self.connections()
+        try:
+            placement = place([c.feed.shard.streams for c in connections], adding, removing,
+                              config.connection.streams_per_connection,
+                              closed={i for i, c in enumerate(connections)
+                                      if c.state == "quarantined"})
+        except ValueError as exc:
+            raise ChangeRejected(str(exc)) from None
+        current = self.streams()
+        result = ChangeResult(
+            added=sorted(set(adding) - current), removed=sorted(set(removing) & current),
+            ignored=sorted(set(adding) & current | set(removing) - current))
+        if result.added and isinstance(self.handler.sink, TopicSink):
+            await in_daemon_thread(self.handler.sink.add_streams, result.added)
+        changes = []
+        for position in sorted(placement.add.keys() | placement.remove.keys()):
+            connection = connections[position]
+            add_here = placement.add.get(position, [])
+            remove_here = placement.remove.get(position, [])
+            result.shards[connection.index] = {"add": add_here, "remove": remove_here}
+            streams = set(connection.feed.shard.streams) - set(remove_here) | set(add_here)
+            if streams:
+                changes.append(self._apply(connection, streams, result))
+            else:
+                self._retire(connection, result)
+        for group in placement.overflow:
+            self._open(group, result)
+        await asyncio.gather(*changes)
+        if result.errors:  # some connections went back to their streams: not what was asked
+            log.error("streams changed in part: %s", result.json())
+        else:
+            log.info("streams changed: %s", result.json())
         return result
 
     async def _apply(self, connection: Connection, streams: Collection[str],
@@ -179,12 +203,9 @@ class LiveStreams:
             log.warning("SIGHUP: universe.kinds makes the streams from the next restart; "
                         "streams not changed")
             return
-        current, wanted = self.streams(), set(config.streams)
-        if current == wanted:
-            log.info("SIGHUP: streams unchanged")
-            return
         try:
-            await self.change(sorted(wanted - current), sorted(current - wanted))
+            if await self.change_to(config.streams) is None:
+                log.info("SIGHUP: streams unchanged")
         except (ChangeRejected, ConfigError) as exc:
             log.error("SIGHUP: streams not changed: %s", exc)
 

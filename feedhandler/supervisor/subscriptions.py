@@ -266,10 +266,12 @@ def place(
     add: Collection[str],
     remove: Collection[str],
     capacity: int = MAX_STREAMS,
+    closed: Collection[int] = (),
 ) -> Placement:
     """Spread `add` over `connections` (their current streams) with room, the emptiest
     first; take `remove` from wherever it is. Streams already placed never move; streams
-    already subscribed are not added twice; unknown removals are ignored."""
+    already subscribed are not added twice; unknown removals are ignored. `closed`: positions
+    that take no more streams (a quarantined connection: nothing it holds flows)."""
     gone = set(remove)
     both = gone.intersection(add)
     if both:
@@ -286,7 +288,7 @@ def place(
         sizes.append(len(streams) - len(dropped))
     left: list[str] = []
     for stream in sorted(set(add) - set(where)):
-        room = [i for i, size in enumerate(sizes) if size < capacity]
+        room = [i for i, size in enumerate(sizes) if size < capacity and i not in closed]
         if not room:
             left.append(stream)
             continue

@@ -209,6 +209,11 @@ def test_place_adds_where_there_is_room_and_never_moves_streams() -> None:
     assert full.add == {} and full.overflow == [["c", "d"], ["e", "f"], ["g"]]
     with pytest.raises(ValueError, match="both added and removed"):
         place([{"a"}], add=["b"], remove=["b"])
+    # a quarantined connection (its one stream refused) is the emptiest, but takes nothing:
+    # what went there would never flow; a removal still comes off it
+    shut = place([{"a", "b"}, {"nosuch"}], add=["c", "d"], remove=["nosuch"], capacity=3,
+                 closed={1})
+    assert shut.add == {0: ["c"]} and shut.overflow == [["d"]] and shut.remove == {1: ["nosuch"]}
 
 
 def test_clients_sharing_one_decoder_get_their_own_replies() -> None:
