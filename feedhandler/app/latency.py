@@ -63,10 +63,8 @@ class LatencyHistograms:
         now = time.time_ns() if now_ns is None else now_ns  # ts_recv is CLOCK_REALTIME
         self._get("receive_to_produce", kind).observe(received, now)
         if "ts_event" in (records.dtype.names or ()):
-            # our clock behind the exchange's makes some negative: they count as 0, so the
-            # histogram's _sum never falls (Prometheus would read a counter reset)
-            elapsed = received - records["ts_event"]
-            self._get("event_to_receive", kind).observe(np.maximum(elapsed, 0, out=elapsed))
+            # (our clock behind the exchange's makes some negative: they count as 0)
+            self._get("event_to_receive", kind).observe(received - records["ts_event"])
 
     def observe_acks(self, kind: str, latencies_s: np.ndarray) -> None:
         """Kafka messages of `kind` acknowledged `latencies_s` after their produce()."""

@@ -8,7 +8,9 @@ def observe(int64_t[::1] counts not None, const int64_t[::1] bounds not None,
             const int64_t[:] values not None, now=None):
     """Counts each value into `counts` by `bounds` (bucket i holds bounds[i-1] < v <=
     bounds[i], Prometheus `le`; the last bucket is above every bound) and returns their sum.
-    With `now`, the values counted are now - values (the time elapsed since each)."""
+    With `now`, the values counted are now - values (the time elapsed since each). A negative
+    value (clocks apart, or stepped back) counts as 0, so that a Prometheus histogram's _sum
+    never falls (it would read as a counter reset)."""
     if counts.shape[0] != bounds.shape[0] + 1:
         raise ValueError("counts must have one bucket more than bounds")
     cdef bint since = now is not None
@@ -18,6 +20,8 @@ def observe(int64_t[::1] counts not None, const int64_t[::1] bounds not None,
     with nogil:
         for i in range(values.shape[0]):
             value = base - values[i] if since else values[i]
+            if value < 0:
+                value = 0
             total += value
             lo, hi = 0, bounds.shape[0]
             while lo < hi:
