@@ -28,6 +28,12 @@ class PendingRequests(Generic[T]):
         self._waiting[request_id] = (tag, asyncio.get_running_loop().create_future())
         return request_id
 
+    def unsent(self, request_id: int) -> None:
+        """A request that could not be sent: forgotten (no one will await its answer)."""
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is not None:
+            waiting[1].cancel()
+
     async def answer(self, request_id: int, timeout: float) -> Any:
         """The reply's result; its error raised; TimeoutError after `timeout` seconds."""
         try:

@@ -177,7 +177,11 @@ class SubscriptionClient:
         message: dict[str, Any] = {"method": method, "id": request_id}
         if params is not None:
             message["params"] = params
-        self._transport.send(orjson.dumps(message))
+        try:
+            self._transport.send(orjson.dumps(message))
+        except BaseException:
+            self._pending.unsent(request_id)
+            raise
         self.requests += 1
         try:
             result = await self._pending.answer(request_id, self._timeout)

@@ -239,7 +239,11 @@ class WsApiClient:
         frame: dict[str, Any] = {"id": request_id, "method": method}
         if params:
             frame["params"] = params
-        transport.send(WSMsgType.TEXT, orjson.dumps(frame))
+        try:
+            transport.send(WSMsgType.TEXT, orjson.dumps(frame))
+        except BaseException:
+            self._pending.unsent(request_id)
+            raise
         self.stats.requests += 1
         try:
             return await self._pending.answer(request_id, timeout or self.request_timeout_s)
