@@ -311,7 +311,7 @@ class BookConfig(Section):
     snapshot_limit: Annotated[int, Field(ge=1, le=5000)] = 5000
     """levels per side (weight 250 above 1000; >= 2 x top_n with publish)"""
     refresh_s: NonNegativeFloat = 0.0
-    """also a fresh snapshot of every symbol this often (0 = off)"""
+    """also a fresh snapshot of every streamed symbol this often (0 = off)"""
     snapshot_source: Literal["wsapi", "rest"] = "wsapi"
     """rest: GET /api/v3/depth, a configured fallback"""
     rest_url: Annotated[str, AfterValidator(_http_url)] = "https://api.binance.com"

@@ -29,7 +29,7 @@ from feedhandler.book.live import HandlerBooks
 from feedhandler.book.rest import RestDepth
 from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
-from feedhandler.contract import Frames, data_topics
+from feedhandler.contract import Frames, data_topics, stream_kind
 from feedhandler.contract.kinds import DATA_ROLES, KINDS, Role
 from feedhandler.records import SCHEMAS
 from feedhandler.signals import SavedHandlers
@@ -170,7 +170,13 @@ class Handler:
             source = self.wsapi
         return SnapshotSync(source, self._publish_snapshot,
                             limit=book.snapshot_limit, refresh_s=book.refresh_s,
-                            on_event=self._publish_event, paused=lambda: self._paused)
+                            on_event=self._publish_event, paused=lambda: self._paused,
+                            streamed=self._depth_symbols)
+
+    def _depth_symbols(self) -> set[str]:
+        """The symbols whose diff depth the connections stream now."""
+        return {symbol for feed in self.shards
+                for kind, symbol in map(stream_kind, feed.shard.streams) if kind == "depth"}
 
     def _universe(self) -> UniverseTracker:
         """The stream plan from exchangeInfo, with the tick/step check when configured."""

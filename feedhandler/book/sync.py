@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +78,7 @@ class SnapshotSync:
         retry_delay_s: float = 1.0,
         refresh_s: float = 0.0,
         paused: Callable[[], bool] = lambda: False,
+        streamed: Callable[[], Collection[str] | None] = lambda: None,
     ) -> None:
         self.source = source
         self.limit = limit
@@ -89,6 +90,7 @@ class SnapshotSync:
         self._retry_delay_s = retry_delay_s
         self._refresh_s = refresh_s
         self._paused = paused  # the sink is backed up: no refresh adds to it
+        self._streamed = streamed  # the symbols whose depth is streamed now (None: all)
         self._refresher: asyncio.Task[None] | None = None
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -130,8 +132,9 @@ class SnapshotSync:
         - `refresh`: a side fell below top_n levels above its horizon (the book stays valid);
         - `short`: a side has none left (invalid: evented as `book_resync`).
         A refresh or short waits out SHORT_RESYNC_S after the symbol's last snapshot and queues
-        behind gap resyncs (REFRESH priority), so that a market that keeps eating into the top
-        of a book cannot spend the weight budget."""
+        behind gap resyncs, so that a market that keeps eating into the top of a book cannot
+        spend the weight budget: a refresh with the periodic ones (REFRESH priority), a short,
+        whose book is invalid meanwhile, ahead of them with the start snapshots (SNAPSHOT)."""
         state = self.symbols.get(symbol)
         if state is None:
             state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
@@ -142,8 +145,9 @@ class SnapshotSync:
         if why == "refresh":
             state.refreshes += 1
         since = time.monotonic() - state.snapshot_at if state.snapshot_at else SHORT_RESYNC_S
-        self._resync(symbol, state, "short" if why == "short" else None, first_update_id,
-                     REFRESH, max(0.0, SHORT_RESYNC_S - since))
+        short = why == "short"
+        self._resync(symbol, state, "short" if short else None, first_update_id,
+                     SNAPSHOT if short else REFRESH, max(0.0, SHORT_RESYNC_S - since))
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str | None, received: int,
                 priority: int, wait: float = 0.0, expected: int | None = None) -> None:
@@ -178,8 +182,9 @@ class SnapshotSync:
             await asyncio.sleep(self._refresh_s)
             if self._paused():
                 continue
+            streamed = self._streamed()  # (a symbol unsubscribed since: not refreshed)
             for symbol, state in self.symbols.items():
-                if state.snapshot_id:
+                if state.snapshot_id and (streamed is None or symbol in streamed):
                     self._schedule(symbol, state, REFRESH)
 
     async def _fetch(self, symbol: str, state: SymbolSync, priority: int,
@@ -193,12 +198,14 @@ class SnapshotSync:
                     last = int(result["lastUpdateId"])
                     # §5: too old, again, unless the first diff since the break follows on
                     if last + 1 < state.first_update_id:
-                        state.stale += 1
+                        state.stale += 1  # (the source lags the stream: give it a moment)
+                        await asyncio.sleep(self._retry_delay_s)
                         continue
                     rows = snapshot_records(symbol, result, limit=self.limit)
                 except Exception as exc:  # whatever the source or the reply: retried, counted
-                    if isinstance(exc, errors.BadSymbol):
+                    if isinstance(exc, errors.BadSymbol):  # (delisted): not refreshed any more
                         self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
+                        state.snapshot_id = 0
                         return
                     self.failures += 1
                     expected = (errors.WsApiError, SnapshotError, KeyError, TypeError, ValueError)

@@ -269,7 +269,8 @@ async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one
         both(live, sync, diff("X", update_id, update_id))
     await settle(live, sync)
     await settle(live, sync)  # the stale snapshot's want, on the next tick
-    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH, RESYNC]
+    # (the short's snapshot ahead of periodic refreshes: its book is invalid meanwhile)
+    assert [c[2] for c in source.calls] == [SNAPSHOT, SNAPSHOT, RESYNC]
     assert [int(e["last_update_id"]) for e in events if e["type"] == "book_snapshot"] == \
         [10, 14, 30]
     assert sync.symbols["X"].stale == 1
@@ -328,6 +329,44 @@ async def test_a_gap_awaits_the_snapshot_already_in_flight() -> None:
     assert [c[2] for c in source.calls] == [SNAPSHOT]
     assert [int(p["last_update_id"][0]) for p in published] == [20]
     await sync.close()
+
+
+async def test_only_streamed_symbols_are_refreshed() -> None:
+    """A symbol unsubscribed since (or delisted) costs no refresh round's weight."""
+    source = FakeDepth({"AAA": [10, 20, 30], "BBB": [10, 20, 30]})
+    published: list[np.ndarray] = []
+    streamed = {"AAA", "BBB"}
+    sync = SnapshotSync(source, published.append, refresh_s=0.02, streamed=lambda: streamed)
+    sync.on_depth(diff("AAA", 10, 10))
+    sync.on_depth(diff("BBB", 10, 10))
+    async with asyncio.timeout(5):
+        while len(published) < 2:
+            await asyncio.sleep(0.001)
+        streamed.discard("BBB")  # unsubscribed
+        while len(published) < 4:
+            await asyncio.sleep(0.001)
+    await sync.close()
+    assert [bytes(p["symbol"][0]) for p in published[2:4]] == [b"AAA", b"AAA"]
+
+
+async def test_a_delisted_symbol_is_not_refreshed_again() -> None:
+    class Delisted(FakeDepth):
+        async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+            if priority == REFRESH:
+                self.calls.append((symbol, limit, priority))
+                raise errors.BadSymbol("Invalid symbol.", status=400, code=-1121)
+            return await super().depth(symbol, limit, priority=priority)
+
+    source = Delisted({"AAA": [10]})
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, lambda rows: None, refresh_s=0.01, on_event=events.append)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while not any(e["type"] == "book_snapshot_failed" for e in events):
+            await asyncio.sleep(0.001)
+    await asyncio.sleep(0.1)  # ten refresh intervals
+    await sync.close()
+    assert [c[2] for c in source.calls] == [SNAPSHOT, REFRESH]
 
 
 async def test_no_refresh_while_the_sink_is_backed_up() -> None:
