@@ -62,6 +62,7 @@ class SymbolSync:
     snapshot_at: float = 0.0  # when it was published (monotonic)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     priority: int = 0  # the budget priority of `task`'s request
+    waiting: bool = False  # `task` waits out SHORT_RESYNC_S before it asks
     resyncs: int = 0
     stale: int = 0  # snapshots fetched again because they were older than the diffs
     refreshes: int = 0  # snapshots the handler's valid book asked for (a side ran short)
@@ -164,9 +165,11 @@ class SnapshotSync:
     def _schedule(self, symbol: str, state: SymbolSync, priority: int,
                   wait: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
-        if state.task is not None and state.priority == REFRESH and priority < REFRESH:
-            # a refresh waits behind every other request: the resync goes instead (a fetch at
-            # start or for an earlier gap is awaited: its answer is checked when it comes)
+        if state.task is not None and priority < state.priority and (
+                state.priority == REFRESH or state.waiting):
+            # a refresh waits behind every other request, a short its second: the resync goes
+            # instead (a fetch at start or for an earlier gap is awaited: its answer is checked
+            # when it comes)
             state.task.cancel()
             state.task = None
         if state.task is None:  # a fetch in flight re-checks first_update_id when it returns
@@ -191,7 +194,11 @@ class SnapshotSync:
                      wait: float = 0.0) -> None:
         try:
             if wait:
-                await asyncio.sleep(wait)
+                state.waiting = True
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    state.waiting = False
             while True:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)

@@ -279,6 +279,23 @@ async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one
     await sync.close()
 
 
+async def test_a_gap_goes_ahead_of_a_short_still_waiting_its_second() -> None:
+    source = FakeDepth({"AAA": [10, 20]})
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while not published:
+            await asyncio.sleep(0.001)
+        sync.want("AAA", 11, "short")  # waits out SHORT_RESYNC_S after that snapshot
+        await asyncio.sleep(0.01)
+        sync.on_depth(diff("AAA", 15, 15))  # 11..14 missed: at once, not after the short's wait
+        while len(published) < 2:
+            await asyncio.sleep(0.001)
+    assert [c[2] for c in source.calls] == [SNAPSHOT, RESYNC]
+    await sync.close()
+
+
 async def test_a_gap_goes_ahead_of_a_refresh_already_queued() -> None:
     source = QueuedRefresh({"AAA": [10, 20, 30]})
     published: list[np.ndarray] = []
