@@ -13,7 +13,6 @@ created (or checked) first, as at start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -153,8 +152,15 @@ class LiveStreams:
             # refused (the handshake would be refused too).
             outcome["state"] = "reverted"
             result.errors.append(f"shard {connection.index}: {exc}")
-            with contextlib.suppress(ExchangeError, RequestTimeout):
+            # what it was to get or lose did not happen
+            result.added = [s for s in result.added if s not in outcome["add"]]
+            result.removed = [s for s in result.removed if s not in outcome["remove"]]
+            try:
                 await connection.set_streams(previous)
+            except (ExchangeError, RequestTimeout) as again:
+                outcome["state"] = "revert failed"
+                result.errors.append(f"shard {connection.index}: going back failed too: {again} "
+                                     "(its next connection subscribes as the status shows)")
             return
         # not open: the next connection's URL and reconcile apply it
         outcome["state"] = "applied" if applied else "pending"

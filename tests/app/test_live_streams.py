@@ -252,6 +252,7 @@ async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
             assert result["shards"]["0"]["state"] == "reverted"
             assert result["errors"] == ["shard 0: SUBSCRIBE failed: code 2: Invalid request: "
                                         "invalid stream"]
+            assert result["added"] == []  # (what it was to get did not happen)
             (error,) = events(sink, "subscription_error")
             assert (error["shard"], error["method"], error["code"]) == (0, "SUBSCRIBE", 2)
             assert handler.live.streams() == {"btcusdt@trade"}
