@@ -28,11 +28,16 @@ class PendingRequests(Generic[T]):
         self._waiting[request_id] = (tag, asyncio.get_running_loop().create_future())
         return request_id
 
-    def unsent(self, request_id: int) -> None:
-        """A request that could not be sent: forgotten (no one will await its answer)."""
-        waiting = self._waiting.pop(request_id, None)
-        if waiting is not None:
-            waiting[1].cancel()
+    def sent(self, tag: T, send: Callable[[int], object]) -> int:
+        """`open`, then `send(request_id)`; if that raises (the connection went meanwhile), the
+        id is forgotten: no one will await its answer."""
+        request_id = self.open(tag)
+        try:
+            send(request_id)
+        except BaseException:
+            del self._waiting[request_id]
+            raise
+        return request_id
 
     async def answer(self, request_id: int, timeout: float) -> Any:
         """The reply's result; its error raised; TimeoutError after `timeout` seconds."""

@@ -173,15 +173,13 @@ class SubscriptionClient:
     async def _request(self, method: str, params: list[str] | None, id_out: bool = False) -> Any:
         """Send one request when the budget allows; its result (or its id, with `id_out`)."""
         await self.budget.acquire()
-        request_id = self._pending.open(method)
-        message: dict[str, Any] = {"method": method, "id": request_id}
-        if params is not None:
-            message["params"] = params
-        try:
+        def send(request_id: int) -> None:
+            message: dict[str, Any] = {"method": method, "id": request_id}
+            if params is not None:
+                message["params"] = params
             self._transport.send(orjson.dumps(message))
-        except BaseException:
-            self._pending.unsent(request_id)
-            raise
+
+        request_id = self._pending.sent(method, send)
         self.requests += 1
         try:
             result = await self._pending.answer(request_id, self._timeout)

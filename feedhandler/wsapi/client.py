@@ -235,15 +235,13 @@ class WsApiClient:
             raise errors.ConnectionLost("not connected")
         if signed:
             params = self._signed(params or {})
-        request_id = self._pending.open(method)
-        frame: dict[str, Any] = {"id": request_id, "method": method}
-        if params:
-            frame["params"] = params
-        try:
+        def send(request_id: int) -> None:
+            frame: dict[str, Any] = {"id": request_id, "method": method}
+            if params:
+                frame["params"] = params
             transport.send(WSMsgType.TEXT, orjson.dumps(frame))
-        except BaseException:
-            self._pending.unsent(request_id)
-            raise
+
+        request_id = self._pending.sent(method, send)
         self.stats.requests += 1
         try:
             return await self._pending.answer(request_id, timeout or self.request_timeout_s)
@@ -433,8 +431,7 @@ class WsApiClient:
             try:
                 transport = await self._connect()
             except (TimeoutError, OSError, WSError) as exc:
-                failure = classify(exc)
-                retry_after = failure.retry_after_s if failure.kind == "throttled" else 0.0
+                retry_after = classify(exc).retry_after_s  # (0 unless throttled)
                 if retry_after and self._limiter is not None:
                     self._limiter.block_for(retry_after)  # the whole IP is refused
                 delay = max(self._backoff.next_delay(), retry_after)

@@ -35,8 +35,15 @@ def test_replies_in_any_order_late_and_foreign_ones_unclaimed() -> None:
         pending.fail_all(lambda tag: ConnectionError(f"{tag}: connection lost"))
         assert [str(e) for e in await answers] == ["x: connection lost", "y: connection lost"]
 
-        unsent = pending.open("z")  # its send raised: nothing waits, nothing is left behind
-        pending.unsent(unsent)
+        sent: list[int] = []
+
+        def gone(request_id: int) -> None:
+            sent.append(request_id)
+            raise ConnectionError("connection lost")
+
+        with pytest.raises(ConnectionError):  # its send raised: nothing waits, nothing is left
+            pending.sent("z", gone)
+        (unsent,) = sent
         assert len(pending) == 0 and pending.settle(unsent, "late") is None
 
     asyncio.run(main())
