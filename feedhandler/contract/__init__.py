@@ -210,8 +210,6 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     when that cannot be done."""
     try:
         return _decode_value(headers, value)
-    except DecodeError:
-        raise
     except KeyError as exc:  # an unknown schema
         raise DecodeError(exc.args[0] if exc.args else str(exc)) from None
     except (ValueError, ImportError) as exc:  # (raw frames need the decoder extension)

@@ -59,11 +59,13 @@ def to_millis(payload: bytes) -> bytes:
 
 class MarketBusy(RuntimeError):
     """A snapshot asked for while a worker thread pre-generates the market's events (the books
-    move under it): the exchange's "overloaded, try again" (HTTP 503, -1008)."""
+    move under it): the exchange's "overloaded, try again"."""
 
+    status, code = 503, -1008
+    msg = "Server is currently overloaded with other requests. Please try again in a few minutes."
 
-OVERLOADED = ("Server is currently overloaded with other requests. Please try again in a few "
-              "minutes.")
+    def __init__(self) -> None:
+        super().__init__(self.msg)
 
 
 class Reader(Protocol):
@@ -210,30 +212,29 @@ class SharedMarket:
         be a few events ahead of what the connections got, as Binance's snapshot runs ahead
         of a client's stream. `symbol` is upper case; KeyError if it is not listed;
         MarketBusy while pre-generating."""
-        self._not_generating()
-        return self._feed().book_snapshot(symbol, limit)
+        return self._books().book_snapshot(symbol, limit)
 
     def depth_json(self, symbol: str, limit: int) -> bytes:
         """`snapshot` rendered as Binance does: the REST / WS API `depth` result object
         `{"lastUpdateId":…,"bids":[["price","qty"],…],"asks":[…]}`."""
-        self._not_generating()
-        return self._feed().depth_snapshot(symbol, limit)
+        return self._books().depth_snapshot(symbol, limit)
 
-    def _not_generating(self) -> None:
+    def _books(self) -> Feed:
+        """The market, to read its books from: MarketBusy while a worker thread pre-generates
+        (it moves them)."""
         if self._deferred is not None:
-            raise MarketBusy("the market is pre-generating its events")
+            raise MarketBusy()
+        return self._feed()
 
     def true_books(self, symbols: Sequence[str] | None = None) -> dict[str, BookSnapshot]:
         """Every level of every book: of `symbols`, or of each symbol the market has run."""
-        self._not_generating()
-        feed = self._feed()
+        feed = self._books()
         names = feed.symbols_run() if symbols is None else symbols
         return {symbol: feed.book_snapshot(symbol, _ALL_LEVELS) for symbol in names}
 
     def true_books_json(self, symbols: Sequence[str] | None = None) -> bytes:
         """`true_books` as JSON: `{"BTCUSDT":<depth_json with every level>,…}`."""
-        self._not_generating()
-        feed = self._feed()
+        feed = self._books()
         names = feed.symbols_run() if symbols is None else symbols
         items = [
             orjson.dumps(symbol) + b":" + feed.depth_snapshot(symbol, _ALL_LEVELS)

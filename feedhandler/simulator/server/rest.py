@@ -18,7 +18,7 @@ import orjson
 from picows import WSUpgradeRequest, WSUpgradeResponse
 from picows import WSUpgradeResponseWithListener as Answer
 
-from feedhandler.simulator.server.market import OVERLOADED, MarketBusy, SharedMarket
+from feedhandler.simulator.server.market import MarketBusy, SharedMarket
 
 PATHS = ("/api/v3/depth", "/sim/books")
 MAX_DEPTH = 5000
@@ -57,8 +57,8 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
             books = market.true_books_json(symbols)
         except KeyError as exc:
             return _error(400, -1121, f"Invalid symbol: {exc.args[0]}.")
-        except MarketBusy:
-            return _error(503, -1008, OVERLOADED)
+        except MarketBusy as busy:
+            return _error(busy.status, busy.code, busy.msg)
         return _response(200, books)
     symbol = query.get("symbol", "")
     if not symbol:
@@ -74,5 +74,5 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
         return _response(200, market.depth_json(symbol, min(int(text), MAX_DEPTH)))
     except KeyError:
         return _error(400, -1121, "Invalid symbol.")
-    except MarketBusy:
-        return _error(503, -1008, OVERLOADED)
+    except MarketBusy as busy:
+        return _error(busy.status, busy.code, busy.msg)

@@ -50,7 +50,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport
 from feedhandler.simulator.market.fixedpoint import fmt_fixed
 from feedhandler.simulator.market.render import SymbolFormat
 from feedhandler.simulator.market.universe import SymbolSpec, Universe
-from feedhandler.simulator.server.market import OVERLOADED, MarketBusy
+from feedhandler.simulator.server.market import MarketBusy
 from feedhandler.simulator.server.urls import TimeUnit
 from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, request_weight
 from feedhandler.wsapi.signing import signature_payload
@@ -306,8 +306,8 @@ class WsApiService:
                 # (logged in full: a fault of the simulator's own would hide behind it)
                 log.debug("ws-api %s %r: answered -1100", method, params, exc_info=True)
                 raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
-            except MarketBusy:
-                raise ApiError(503, -1008, OVERLOADED) from None
+            except MarketBusy as busy:
+                raise ApiError(busy.status, busy.code, busy.msg) from None
             response: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except ApiError as exc:
             error: dict[str, Any] = {"code": exc.code, "msg": exc.msg}
