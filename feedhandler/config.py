@@ -390,11 +390,13 @@ class UniverseConfig(Section):
     """count prices off the tick size and quantities off the step size, per kind and symbol"""
 
 
-def unknown_topics(kafka: KafkaConfig, streams: Iterable[str]) -> str:
+def unknown_topics(config: HandlerConfig, streams: Iterable[str]) -> str:
     """Why `streams` would publish to topics that cannot be created or checked up front ("" if
     they would not): an all-market stream's records under a `{symbol}` template."""
+    kafka = config.kafka
     market_wide = [s for s in streams if s.startswith("!")]
-    if "{symbol}" in kafka.topic_template and kafka.encoding != "raw" and market_wide:
+    if config.sink == "kafka" and "{symbol}" in kafka.topic_template and \
+            kafka.encoding != "raw" and market_wide:
         return (f"{{symbol}} with an all-market stream ({market_wide[0]}) would make a topic "
                 "per symbol of the market, which cannot be created or checked on start (give "
                 "a template without {symbol}, or kafka.encoding: raw)")
@@ -464,7 +466,7 @@ class HandlerConfig(Section):
 
     @model_validator(mode="after")
     def _symbol_topics_known(self) -> HandlerConfig:
-        problem = unknown_topics(self.kafka, self.streams) if self.sink == "kafka" else ""
+        problem = unknown_topics(self, self.streams)
         if problem:
             raise Invalid("kafka.topic_template", problem)
         return self

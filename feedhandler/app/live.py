@@ -96,7 +96,7 @@ class LiveStreams:
             removing = normalize_streams(remove, per_connection=None)
         except ValueError as exc:
             raise ChangeRejected(str(exc)) from None
-        problem = unknown_topics(config.kafka, adding) if config.sink == "kafka" else ""
+        problem = unknown_topics(config, adding)
         if problem:
             raise ChangeRejected(problem)
         if config.shard_count > 1:  # replicas split the stream list by position

@@ -61,21 +61,19 @@ class RecordingSink:
     # --- Sink -----------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
                       frames: Frames | None = None) -> None:
-        if frames is not None and len(frames.offsets) > 1 and self.failed is None:
+        if frames is not None and len(frames.offsets) > 1:
             offsets = frames.offsets
             # a frame's receive time is its first record's (every frame makes a record)
             recv = records["ts_recv"][np.minimum(frames.rows[:-1], len(records) - 1)]
-            self._held.append((recv, np.frombuffer(frames.payload, np.uint8), offsets[:-1],
-                               np.diff(offsets)))
+            self._hold(recv, np.frombuffer(frames.payload, np.uint8), offsets[:-1],
+                       np.diff(offsets))
         self.inner.publish_batch(kind, records, epoch, frames)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         # recorded too, so that a replay rejects the same frames (stamped now: the decoder
         # keeps no receive time for a rejected frame)
-        if self.failed is None:
-            self._held.append((np.array([time.time_ns()], np.int64),
-                               np.frombuffer(frame, np.uint8), np.zeros(1, np.int64),
-                               np.array([len(frame)], np.int64)))
+        self._hold(np.array([time.time_ns()], np.int64), np.frombuffer(frame, np.uint8),
+                   np.zeros(1, np.int64), np.array([len(frame)], np.int64))
         self.inner.publish_dead_letter(reason, field, stream, frame)
 
     def publish_control(self, event: dict[str, Any]) -> None:
@@ -148,6 +146,12 @@ class RecordingSink:
             self._writer = None
 
     # --- files ----------------------------------------------------------------------------
+    def _hold(self, recv: np.ndarray, payload: np.ndarray, starts: np.ndarray,
+              lengths: np.ndarray) -> None:
+        """Frames to write once their receive times are past the horizon (none once failed)."""
+        if self.failed is None:
+            self._held.append((recv, payload, starts, lengths))
+
     def _write(self, horizon_ns: int | None) -> None:
         """Write held frames received before `horizon_ns` (None: all), oldest first."""
         if self._new_file:
