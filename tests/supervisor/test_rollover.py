@@ -59,15 +59,21 @@ class FakeLink(Link):
 
 
 class Exchange:
-    """The fake connector: every connect opens a FakeLink at once, unless `hold` is set."""
+    """The fake connector: every connect opens a FakeLink at once, unless `hold` is set; past
+    `refusing_after` attempts, it refuses them for good (403)."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.links: list[FakeLink] = []
         self.hold: asyncio.Event | None = None
+        self.attempts = 0
+        self.refusing_after: int | None = None
 
     async def connect(self, url: str, factory: Callable[[], FeedListener],
                       config: ConnectionConfig, context: Any) -> Link:
+        self.attempts += 1
+        if self.refusing_after is not None and self.attempts > self.refusing_after:
+            raise LinkFailed(refused(403, b"forbidden"))
         if self.hold is not None:
             await self.hold.wait()
         listener = factory()
@@ -272,30 +278,21 @@ def test_a_replacement_refused_for_good_keeps_the_connection_until_it_ends() -> 
     (and the reconnect is refused too), not while that connection still serves."""
     async def main() -> None:
         s = Setup()
-        attempts: list[float] = []
-
-        async def refused_after_the_first(url: str, factory: Callable[[], FeedListener],
-                                          config: ConnectionConfig, context: Any) -> Link:
-            attempts.append(s.clock.now())
-            if len(attempts) > 1:
-                raise LinkFailed(refused(403, b"forbidden"))
-            return await s.exchange.connect(url, factory, config, context)
-
-        s.sup = Supervisor([s.feed], CONFIG, clock=s.clock, connect=refused_after_the_first)
+        s.exchange.refusing_after = 1
         s.sup.start(lambda task: None)
         await s.until(lambda: "connect_failed" in s.types())
         for _ in range(100):  # time for a wrong retry or close to show
             await asyncio.sleep(0.001)
         (old,) = s.exchange.links
         assert s.sup.children[0].state == "open" and old.closed_at is None
-        assert len(attempts) == 2 and "quarantined" not in s.types()
+        assert s.exchange.attempts == 2 and "quarantined" not in s.types()
         old.abort()  # the exchange ends it (its 24 hours)
         await s.until(lambda: "quarantined" in s.types())
         for _ in range(100):
             await asyncio.sleep(0.001)
         state = s.sup.children[0].state
         await s.stop()
-        assert state == "quarantined" and len(attempts) == 3
+        assert state == "quarantined" and s.exchange.attempts == 3
         assert s.types().count("quarantined") == 1
 
     asyncio.run(main())
@@ -304,17 +301,7 @@ def test_a_replacement_refused_for_good_keeps_the_connection_until_it_ends() -> 
 def test_a_stop_while_a_refused_replacement_leaves_the_connection_serving_closes_it() -> None:
     async def main() -> None:
         s = Setup()
-        attempts = 0
-
-        async def refused_after_the_first(url: str, factory: Callable[[], FeedListener],
-                                          config: ConnectionConfig, context: Any) -> Link:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                raise LinkFailed(refused(403, b"forbidden"))
-            return await s.exchange.connect(url, factory, config, context)
-
-        s.sup = Supervisor([s.feed], CONFIG, clock=s.clock, connect=refused_after_the_first)
+        s.exchange.refusing_after = 1
         old = await s.start()
         s.feed.shutdown_notices[0].set()
         await s.until(lambda: "connect_failed" in s.types())
