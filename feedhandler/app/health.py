@@ -4,7 +4,9 @@ connection's streams, POST `{"add": [...], "remove": [...]}` changes them live (
 
 Every answer is computed at request time from the handler's status snapshot (supervisor and
 sink, `Handler.status()`), so nothing here costs anything per message. One
-request per connection, answered and closed: probes and scrapers need no more.
+request per connection, answered and closed: probes and scrapers need no more. A client that
+misbehaves (never sends, never reads, opens connections without end) is bounded in time and in
+number, so the endpoints stay up for the probes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ log = logging.getLogger(__name__)
 
 LIVENESS_TIMEOUT_S = 5.0  # the service loop runs every 2 ms: seconds without it is a wedge
 REQUEST_TIMEOUT_S = 5.0  # a client this slow to send its request holds a connection for nothing
+WRITE_TIMEOUT_S = 10.0  # nor one that does not read its answer (a large /metrics stays queued)
+# Probes and a scraper or two need a few connections at once; past this many, new ones are
+# closed at once (each held one keeps its answer's memory).
+MAX_CONNECTIONS = 64
+# After an error answer the client may still be sending (a refused body): closing with its data
+# unread would reset the connection and could lose the answer, so it is read away first.
+LINGER_S = 1.0
+LINGER_BYTES = 16 << 20
+REFUSED_WARNING_S = 60.0  # "connections refused" is logged at most this often
 MAX_REQUEST_BYTES = 8192
 MAX_BODY_BYTES = 1 << 20  # a POST /subscriptions of thousands of streams
 TEXT = "text/plain; charset=utf-8"
@@ -46,6 +57,11 @@ class HealthServer:
         self.host, self.port = host, port
         self.liveness_timeout_s = LIVENESS_TIMEOUT_S
         self.request_timeout_s = REQUEST_TIMEOUT_S
+        self.write_timeout_s = WRITE_TIMEOUT_S
+        self.max_connections = MAX_CONNECTIONS
+        self.connections = 0  # open now
+        self.refused = 0  # closed at once, over max_connections
+        self._refused_logged = -REFUSED_WARNING_S
         self._server: asyncio.Server | None = None
         self._routes = {"/livez": self.livez, "/readyz": self.readyz, "/metrics": self.metrics,
                         "/subscriptions": self.subscriptions}
@@ -144,6 +160,22 @@ class HealthServer:
 
     # --- HTTP -------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.connections >= self.max_connections:
+            writer.transport.abort()
+            self.refused += 1
+            if time.monotonic() - self._refused_logged >= REFUSED_WARNING_S:
+                self._refused_logged = time.monotonic()
+                log.warning("health endpoints: %d connections open, the most allowed: closed "
+                            "a new one at once (%d so far)", self.connections, self.refused)
+            return
+        self.connections += 1
+        try:
+            await self._exchange(reader, writer)
+        finally:
+            self.connections -= 1
+
+    async def _exchange(self, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
         head_only = False
         try:
             status, content_type, body, head_only = await self._answer(reader)
@@ -155,14 +187,15 @@ class HealthServer:
                 f"Content-Length: {len(data)}\r\nCache-Control: no-store\r\n"
                 f"Connection: close\r\n\r\n").encode()
         try:
-            writer.write(head if head_only else head + data)
-            await writer.drain()
-        except ConnectionError:
-            pass  # the client is gone: nothing to answer
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
+            async with asyncio.timeout(self.write_timeout_s):
+                writer.write(head if head_only else head + data)
+                await writer.drain()
+                if status >= 400:
+                    await _read_away(reader, writer)
+                writer.close()  # flushes what is left, then closes
                 await writer.wait_closed()
+        except (ConnectionError, TimeoutError):
+            writer.transport.abort()  # the client is gone, or does not read: nothing to wait for
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, str, bool]:
         try:
@@ -208,6 +241,19 @@ class HealthServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             return 400, TEXT, "bad request: body shorter than Content-Length\n"
         return await post(body)
+
+
+async def _read_away(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and drop what the client still sends until it closes, for up to
+    LINGER_S and LINGER_BYTES."""
+    if writer.transport.is_closing():  # the client is gone already
+        return
+    writer.write_eof()
+    left = LINGER_BYTES
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(LINGER_S):
+            while left > 0 and (chunk := await reader.read(min(left, 1 << 16))):
+                left -= len(chunk)
 
 
 def _stream_lists(request: Any) -> tuple[list[str], list[str]]:

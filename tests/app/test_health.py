@@ -310,3 +310,62 @@ async def test_a_taken_port_fails_the_start_naming_the_key() -> None:
         with pytest.raises(ConfigError, match=expected):
             await handler.run()
     assert handler.shards[0].epoch == 0, "nothing was started"
+
+
+@sync
+async def test_a_refused_body_is_read_away_so_the_client_gets_the_answer() -> None:
+    # Closing with the client's data unread resets the connection, and a reset can lose the
+    # answer the client has not read yet.
+    async with SimulatorServer(rate=100.0) as sim:
+        handler = Handler(config(sim.url))
+        async with running(handler):
+            port = handler.config.health_port
+            big = b"[" * (3 << 20)
+            for request in (b"POST /subscriptions HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                            % len(big) + big,  # 413, body unread
+                            b"POST /subscriptions HTTP/1.1\r\n\r\n" + big,  # 411, no length
+                            b"POST /readyz HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(big)
+                            + big):  # 405
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request)
+                await writer.drain()
+                writer.write_eof()
+                response = await reader.read()
+                writer.close()
+                assert response.split(b" ", 2)[1] in (b"413", b"411", b"405"), response[:80]
+            health = handler.health
+            assert health is not None
+            await until(lambda: health.connections == 0, 5.0)
+
+
+@sync
+async def test_clients_that_never_read_or_pile_up_connections_are_bounded() -> None:
+    async with SimulatorServer(rate=100.0) as sim:
+        handler = Handler(config(sim.url))
+        async with running(handler):
+            health = handler.health
+            assert health is not None
+            port = handler.config.health_port
+            # an answer far larger than the socket buffers, to a client that never reads it
+            health.write_timeout_s = 0.3
+            health._routes["/huge"] = lambda: (200, "text/plain", "x" * (64 << 20))
+            _, stuck = await asyncio.open_connection("127.0.0.1", port)
+            stuck.write(b"GET /huge HTTP/1.1\r\n\r\n")
+            await until(lambda: health.connections == 1, 5.0)
+            await until(lambda: health.connections == 0, 5.0)  # aborted, not held
+            stuck.close()
+
+            # connections past the cap are closed at once; the probes work again after
+            health.max_connections = 5
+            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+            await until(lambda: health.connections == 5, 5.0)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /livez HTTP/1.1\r\n\r\n")
+            with contextlib.suppress(ConnectionError):
+                assert await asyncio.wait_for(reader.read(), 5.0) == b""
+            writer.close()
+            assert health.refused == 1
+            for _, held in idle:
+                held.close()
+            await until(lambda: health.connections == 0, 5.0)
+            assert (await get(handler, "/livez"))[0] == 200
