@@ -127,6 +127,10 @@ class HealthServer:
                                 f"delivered yet")
         if self.handler.universe is not None and status.universe_symbols is None:
             failures.append("universe: no exchangeInfo yet (its streams are not planned)")
+        elif not status.supervisor.connections:
+            # (a universe selection that takes no symbol, every stream removed at runtime): a
+            # handler that streams nothing must not pass for one that serves its plan
+            failures.append("no streams: nothing to serve")
         if status.paused:
             limit = self.handler.config.kafka.backlog_limit_mb
             failures.append(f"sink: paused, backlog {status.backlog_bytes / MIB:.1f} MiB "

@@ -75,6 +75,11 @@ class UniverseTracker:
         if self.precision is not None:
             self.precision.update(info.values())
         chosen = select(info, self._wanted, self._quotes, self._permissions)
+        if not chosen:  # (/readyz says so too)
+            named = self._wanted if isinstance(self._wanted, str) else len(self._wanted)
+            log.warning("universe: none of the %d symbols in exchangeInfo is chosen (symbols: "
+                        "%s, quote_assets: %s, permissions: %s)", len(info), named,
+                        self._quotes or "any", self._permissions or "any")
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         delisted = sorted(set(self.symbols) - set(chosen))
         add, remove = wanted - current, (self._planned - wanted) & current

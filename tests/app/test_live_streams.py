@@ -277,6 +277,10 @@ async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
             assert (await get(handler, "/readyz"))[0] == 200
             assert open_shards(handler) == {0: 1}
 
+            # a handler left with no stream at all is not ready: it serves nothing
+            await change(handler, remove=sorted(handler.live.streams()))
+            assert await get(handler, "/readyz") == (503, "no streams: nothing to serve\n")
+
 
 @sync
 async def test_with_two_legs_streams_change_only_by_a_restart() -> None:

@@ -187,6 +187,26 @@ async def test_not_ready_until_exchange_info_is_read() -> None:
         assert handler.status().universe_symbols is None and not handler.shards
 
 
+def test_a_selection_that_takes_no_symbol_is_not_ready_and_says_why(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # (a typo in quote_assets must not pass for a handler serving its plan)
+    async def main() -> None:
+        async with SimulatorServer(symbols=10, rate=100.0) as sim:
+            config = universe_config(sim.url)
+            config = config.model_copy(update={"universe": config.universe.model_copy(
+                update={"quote_assets": ["USDTT"]})})
+            handler = Handler(config, RecordingSink())
+            async with running(handler):
+                await until(lambda: handler.status().universe_symbols == 0)
+                assert await get(handler, "/readyz") == (503, "no streams: nothing to serve\n")
+
+    sync(main)()
+    warning = [r.getMessage() for r in caplog.records if "none of the" in r.getMessage()]
+    assert warning and warning[0] == (
+        "universe: none of the 10 symbols in exchangeInfo is chosen (symbols: all, "
+        "quote_assets: ['USDTT'], permissions: any)"), warning
+
+
 @sync
 async def test_streams_added_by_hand_are_left_alone() -> None:
     answer = info(("BTCUSDT", "TRADING"))
