@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 LIVENESS_TIMEOUT_S = 5.0  # the service loop runs every 2 ms: seconds without it is a wedge
 REQUEST_TIMEOUT_S = 5.0  # a client this slow to send its request holds a connection for nothing
 WRITE_TIMEOUT_S = 10.0  # nor one that does not read its answer (a large /metrics stays queued)
-# Probes and a scraper or two need a few connections at once; past this many, new ones are
-# closed at once (each held one keeps its answer's memory).
+# Probes and a scraper or two need a few connections at once; past this many, the one waiting
+# longest for its request is closed (or, with none waiting, the new one): each held one keeps
+# its answer's memory.
 MAX_CONNECTIONS = 64
-# After an error answer the client may still be sending (a refused body): closing with its data
-# unread would reset the connection and could lose the answer, so it is read away first.
+# After an answer to a request not read whole (a refused body) the client may still be sending:
+# closing with its data unread would reset the connection and could lose the answer, so it is
+# read away first.
 LINGER_S = 1.0
 LINGER_BYTES = 16 << 20
 REFUSED_WARNING_S = 60.0  # "connections refused" is logged at most this often
@@ -62,6 +64,8 @@ class HealthServer:
         self.connections = 0  # open now
         self.refused = 0  # closed at once, over max_connections
         self._refused_logged = -REFUSED_WARNING_S
+        # connections not yet holding a whole request, oldest first (the ones the cap evicts)
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
         self._server: asyncio.Server | None = None
         self._routes = {"/livez": self.livez, "/readyz": self.readyz, "/metrics": self.metrics,
                         "/subscriptions": self.subscriptions}
@@ -165,13 +169,20 @@ class HealthServer:
     # --- HTTP -------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.connections >= self.max_connections:
-            writer.transport.abort()
+            # the client that has waited longest without a whole request goes (a flood of idle
+            # connections must not lock the probes out); with none, this one
+            victim = next(iter(self._waiting), writer)
+            self._waiting.pop(victim, None)
+            victim.transport.abort()
             self.refused += 1
             if time.monotonic() - self._refused_logged >= REFUSED_WARNING_S:
                 self._refused_logged = time.monotonic()
                 log.warning("health endpoints: %d connections open, the most allowed: closed "
-                            "a new one at once (%d so far)", self.connections, self.refused)
-            return
+                            "%s (%d so far)", self.connections,
+                            "the new one" if victim is writer else "the longest idle one",
+                            self.refused)
+            if victim is writer:
+                return
         self.connections += 1
         try:
             await self._exchange(reader, writer)
@@ -180,53 +191,58 @@ class HealthServer:
 
     async def _exchange(self, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
-        head_only = False
+        self._waiting[writer] = None
         try:
-            status, content_type, body, head_only = await self._answer(reader)
+            reply = await self._answer(reader)
         except Exception:  # a bug in one answer must not take the endpoints down
             log.exception("health endpoint failed")
-            status, content_type, body = 500, TEXT, "internal error\n"
-        data = body.encode()
-        head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(data)}\r\nCache-Control: no-store\r\n"
-                f"Connection: close\r\n\r\n").encode()
+            reply = Reply(500, TEXT, "internal error\n", read_whole=False)
+        finally:
+            self._waiting.pop(writer, None)
+        data = reply.body.encode()
+        head = (f"HTTP/1.1 {reply.status} {REASONS[reply.status]}\r\n"
+                f"Content-Type: {reply.content_type}\r\nContent-Length: {len(data)}\r\n"
+                f"Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode()
         try:
             async with asyncio.timeout(self.write_timeout_s):
-                writer.write(head if head_only else head + data)
+                if writer.transport.is_closing():  # reset by the client meanwhile
+                    raise ConnectionResetError
+                writer.write(head if reply.head_only else head + data)
                 await writer.drain()
-                if status >= 400:
+                if not reply.read_whole:
                     await _read_away(reader, writer)
                 writer.close()  # flushes what is left, then closes
                 await writer.wait_closed()
-        except (ConnectionError, TimeoutError):
+        except (OSError, RuntimeError, TimeoutError):  # (uvloop: RuntimeError once closed)
             writer.transport.abort()  # the client is gone, or does not read: nothing to wait for
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, str, bool]:
+    async def _answer(self, reader: asyncio.StreamReader) -> Reply:
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 head = await reader.readuntil(b"\r\n\r\n")  # all of it: no RST on close
         except TimeoutError:
-            return 408, TEXT, "request timeout\n", False
+            return Reply(408, TEXT, "request timeout\n", read_whole=False)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            return 400, TEXT, "bad request\n", False
+            return Reply(400, TEXT, "bad request\n", read_whole=False)
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return 400, TEXT, "bad request\n", False
+            return Reply(400, TEXT, "bad request\n", read_whole=False)
         method, target, _ = parts
+        bodiless = method in ("GET", "HEAD")
         path = target.split("?", 1)[0]
         route = self._routes.get(path)
         if route is None:
-            return 404, TEXT, "not found: try /livez, /readyz, /metrics or /subscriptions\n", \
-                False
+            return Reply(404, TEXT, "not found: try /livez, /readyz, /metrics or "
+                                    "/subscriptions\n", read_whole=bodiless)
         post = self._posts.get(path)
         if method == "POST" and post is not None:
-            return (*await self._post(post, head, reader), False)
-        if method not in ("GET", "HEAD"):
-            return 405, TEXT, "method not allowed\n", False
-        return (*route(), method == "HEAD")
+            return await self._post(post, head, reader)
+        if not bodiless:
+            return Reply(405, TEXT, "method not allowed\n", read_whole=False)
+        return Reply(*route(), head_only=method == "HEAD")
 
     async def _post(self, post: Callable[[bytes], Awaitable[Answer]], head: bytes,
-                    reader: asyncio.StreamReader) -> Answer:
+                    reader: asyncio.StreamReader) -> Reply:
         lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")[1:]
                    if line.lower().startswith(b"content-length:")]
         try:
@@ -234,17 +250,26 @@ class HealthServer:
         except ValueError:
             length = -1
         if length < 0:
-            return 411, TEXT, "one Content-Length header required\n"
+            return Reply(411, TEXT, "one Content-Length header required\n", read_whole=False)
         if length > MAX_BODY_BYTES:
-            return 413, TEXT, f"body over {MAX_BODY_BYTES} bytes\n"
+            return Reply(413, TEXT, f"body over {MAX_BODY_BYTES} bytes\n", read_whole=False)
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 body = await reader.readexactly(length)
         except TimeoutError:
-            return 408, TEXT, "request timeout\n"
+            return Reply(408, TEXT, "request timeout\n", read_whole=False)
         except (asyncio.IncompleteReadError, ConnectionError):
-            return 400, TEXT, "bad request: body shorter than Content-Length\n"
-        return await post(body)
+            return Reply(400, TEXT, "bad request: body shorter than Content-Length\n",
+                         read_whole=False)
+        return Reply(*await post(body))
+
+
+class Reply(NamedTuple):
+    status: int
+    content_type: str
+    body: str
+    head_only: bool = False  # HEAD: the head alone, with the body's length
+    read_whole: bool = True  # False: the client may still be sending (read away before closing)
 
 
 async def _read_away(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -346,6 +348,7 @@ async def test_clients_that_never_read_or_pile_up_connections_are_bounded() -> N
             health = handler.health
             assert health is not None
             port = handler.config.health_port
+            health.request_timeout_s = 60.0
             # an answer far larger than the socket buffers, to a client that never reads it
             health.write_timeout_s = 0.3
             health._routes["/huge"] = lambda: (200, "text/plain", "x" * (64 << 20))
@@ -355,17 +358,57 @@ async def test_clients_that_never_read_or_pile_up_connections_are_bounded() -> N
             await until(lambda: health.connections == 0, 5.0)  # aborted, not held
             stuck.close()
 
-            # connections past the cap are closed at once; the probes work again after
+            # at the cap, the connection idle longest goes, so the probes still get through
             health.max_connections = 5
             idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
             await until(lambda: health.connections == 5, 5.0)
+            assert (await get(handler, "/livez"))[0] == 200
+            assert health.refused == 1
+            with contextlib.suppress(ConnectionError):
+                assert await asyncio.wait_for(idle[0][0].read(), 5.0) == b""  # the oldest
+            for _, held in idle:
+                held.close()
+            await until(lambda: health.connections == 0, 5.0)
+
+            # with every connection busy answering, it is the new one that is closed
+            health.write_timeout_s = 30.0
+            busy = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+            for _, writer in busy:
+                writer.write(b"GET /huge HTTP/1.1\r\n\r\n")
+            await until(lambda: health.connections == 5 and not health._waiting, 10.0)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /livez HTTP/1.1\r\n\r\n")
             with contextlib.suppress(ConnectionError):
                 assert await asyncio.wait_for(reader.read(), 5.0) == b""
             writer.close()
-            assert health.refused == 1
-            for _, held in idle:
-                held.close()
+            assert health.refused == 2 and health.connections == 5
+            for _, held in busy:
+                held.transport.abort()
             await until(lambda: health.connections == 0, 5.0)
             assert (await get(handler, "/livez"))[0] == 200
+
+
+def test_a_client_that_resets_mid_request_leaves_no_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with SimulatorServer(rate=100.0) as sim:
+            handler = Handler(config(sim.url))
+            async with running(handler):
+                for partial in (b"GET /li", b"POST /subscriptions HTTP/1.1\r\n"
+                                            b"Content-Length: 100\r\n\r\n{"):
+                    _, writer = await asyncio.open_connection("127.0.0.1",
+                                                              handler.config.health_port)
+                    writer.write(partial)
+                    await writer.drain()
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))  # close = RST
+                    writer.transport.abort()
+                assert handler.health is not None
+                health = handler.health
+                await until(lambda: health.connections == 0, 5.0)
+                assert (await get(handler, "/livez"))[0] == 200
+
+    sync(main)()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
