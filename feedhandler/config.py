@@ -454,6 +454,11 @@ class HandlerConfig(Section):
     def _shard_in_range(self) -> HandlerConfig:
         if self.shard_index >= self.shard_count:
             raise Invalid("shard_index", f"must be below shard_count ({self.shard_count})")
+        count = len(set(self.streams))
+        if not self.universe.kinds and self.shard_index >= count:  # (plan.py splits by position)
+            raise Invalid("shard_count", f"too many replicas for {count} stream"
+                                         f"{'s' * (count != 1)}: shard_index "
+                                         f"{self.shard_index} would get none")
         return self
 
     @model_validator(mode="after")

@@ -91,6 +91,9 @@ BAD: list[tuple[str, dict[str, str], str]] = [
      "did you mean FEEDHANDLER_KAFKA__BOOTSTRAP?"),
     (GOOD, {"FEEDHANDLER_SHARD_INDEX": "2", "FEEDHANDLER_SHARD_COUNT": "2"},
      "shard_index: must be below shard_count (2), got 2 (env FEEDHANDLER_SHARD_INDEX)"),
+    (GOOD, {"FEEDHANDLER_SHARD_INDEX": "1", "FEEDHANDLER_SHARD_COUNT": "2"},
+     "shard_count: too many replicas for 1 stream: shard_index 1 would get none, got 2 "
+     "(env FEEDHANDLER_SHARD_COUNT)"),
     # secrets: the value is never shown
     (GOOD + "kafka: {producer: {sasl.password: [hunter2]}}\n", {},
      'kafka.producer.sasl.password: expected a string or an integer or a number or true or '

@@ -76,7 +76,7 @@ class UniverseTracker:
             self.precision.update(info.values())
         chosen = select(info, self._wanted, self._quotes, self._permissions)
         if not chosen:  # (/readyz says so too)
-            named = self._wanted if isinstance(self._wanted, str) else len(self._wanted)
+            named = self._wanted if isinstance(self._wanted, str) else ",".join(self._wanted)
             log.warning("universe: none of the %d symbols in exchangeInfo is chosen (symbols: "
                         "%s, quote_assets: %s, permissions: %s)", len(info), named,
                         self._quotes or "any", self._permissions or "any")
