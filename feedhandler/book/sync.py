@@ -128,8 +128,9 @@ class SnapshotSync:
     def want(self, symbol: str, first_update_id: int, why: str) -> None:
         """The handler's book of `symbol` (HandlerBooks) needs a snapshot its diffs follow on
         from (lastUpdateId + 1 >= first_update_id), `why`:
-        - `stale`: the last one was too old for the diffs it buffered (part of a resync
-          already evented: fetched again at once);
+        - `stale`: the one just published was too old for the diffs it buffered (its buffer
+          overflowed, `book.max_buffer`, and kept the newest): invalid past that
+          book_snapshot, so evented as `book_resync` again, and fetched again at once;
         - `refresh`: a side fell below top_n levels above its horizon (the book stays valid);
         - `short`: a side has none left (invalid: evented as `book_resync`).
         A refresh or short waits out SHORT_RESYNC_S after the symbol's last snapshot and queues
@@ -141,7 +142,8 @@ class SnapshotSync:
             state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
         if why == "stale":
             state.stale += 1
-            self._resync(symbol, state, None, first_update_id, RESYNC)
+            self._resync(symbol, state, "stale", first_update_id, RESYNC,
+                         expected=state.snapshot_id + 1)
             return
         if why == "refresh":
             state.refreshes += 1

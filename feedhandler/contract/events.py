@@ -120,12 +120,15 @@ EVENTS: tuple[Event, ...] = (
           "no reply to a subscription request within 10 s"),
     Event("book_resync", "book",
           (("symbol", "e.g. `BTCUSDT`"),
-           ("reason", "`start` (first diff seen), `gap` (its `U` does not follow on) or "
+           ("reason", "`start` (first diff seen), `gap` (its `U` does not follow on), "
                       "`short` (a side of the handler's book, `book.publish`, has no level left "
-                      "while levels beyond are unknown)"),
-           ("expected", "the next update id the book owed"),
+                      "while levels beyond are unknown) or `stale` (the handler's book waited "
+                      "past `book.max_buffer` diffs, kept the newest, and the snapshot just "
+                      "published is older than those)"),
+           ("expected", "the next update id the book owed (`stale`: the snapshot's "
+                        "lastUpdateId + 1)"),
            ("received", "the first update id that came instead (`short`: the same as "
-                        "`expected`)"), ("ts_ns", "when")),
+                        "`expected`; `stale`: the first the book kept)"), ("ts_ns", "when")),
           "that symbol's book is invalid until its next snapshot (it alone is resynced)"),
     Event("book_snapshot", "book",
           (("symbol", "e.g. `BTCUSDT`"),

@@ -274,6 +274,12 @@ async def test_a_book_whose_buffer_overflowed_past_its_snapshot_gets_a_newer_one
     assert [int(e["last_update_id"]) for e in events if e["type"] == "book_snapshot"] == \
         [10, 14, 30]
     assert sync.symbols["X"].stale == 1
+    # invalid past the stale snapshot's book_snapshot: a new interval, evented
+    marks = [(e["type"], e.get("reason"), e.get("expected"), e.get("received"))
+             for e in events if e["type"] in ("book_resync", "book_snapshot")]
+    assert marks == [("book_resync", "start", 0, 10), ("book_snapshot", None, None, None),
+                     ("book_resync", "short", 14, 14), ("book_snapshot", None, None, None),
+                     ("book_resync", "stale", 15, 20), ("book_snapshot", None, None, None)]
     assert live.books.status("X")["state"] == "valid"
     assert live.books.status("X")["update_id"] == 30
     await sync.close()
