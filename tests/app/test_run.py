@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shlex
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from feedhandler.app.run import settle_heap
 from feedhandler.simulator.testing import SimulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -138,3 +140,14 @@ def test_record_ignores_sighup_and_a_late_signal_keeps_exit_0(simulator: Simulat
     assert b"SIGHUP ignored" in err
     (recording,) = tmp_path.glob("*.fhrec.gz")
     assert recording.stat().st_size > 100
+
+
+def test_what_start_up_built_is_out_of_the_collectors_reach() -> None:
+    before: list[str] = ["built at start-up"]  # (a list is always tracked)
+    try:
+        settle_heap()
+        after: list[str] = ["built later"]
+        tracked = {id(o) for o in gc.get_objects()}
+        assert id(before) not in tracked and id(after) in tracked
+    finally:
+        gc.unfreeze()
