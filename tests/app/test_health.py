@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from feedhandler.app.handler import Handler
+from feedhandler.app.health import HealthServer
 from feedhandler.config import ConfigError, load_config
 from feedhandler.simulator.server.faults import FaultSpec
 from feedhandler.simulator.testing import SimulatorServer
@@ -51,6 +52,16 @@ async def running(handler: Handler) -> AsyncIterator[Handler]:
     finally:
         handler.stop()
         await task
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[Handler, HealthServer]]:
+    """A handler running against a quiet simulator, and its health server."""
+    async with SimulatorServer(rate=100.0) as sim:
+        handler = Handler(config(sim.url))
+        async with running(handler):
+            assert handler.health is not None
+            yield handler, handler.health
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool],
@@ -269,36 +280,33 @@ async def test_livez_fails_when_the_service_loop_stops_running() -> None:
 
 @sync
 async def test_unknown_paths_bad_methods_and_garbage_are_answered_and_survived() -> None:
-    async with SimulatorServer(rate=100.0) as sim:
-        handler = Handler(config(sim.url))
-        async with running(handler):
-            port = handler.config.health_port
-            assert handler.health is not None
-            handler.health.request_timeout_s = 0.1
+    async with serving() as (handler, health):
+        port = handler.config.health_port
+        health.request_timeout_s = 0.1
 
-            async def status_of(raw: bytes) -> int:
-                return (await exchange(port, raw))[0]
+        async def status_of(raw: bytes) -> int:
+            return (await exchange(port, raw))[0]
 
-            assert await status_of(b"GET /nope HTTP/1.1\r\n\r\n") == 404
-            assert await status_of(b"GET /livez/ HTTP/1.1\r\n\r\n") == 404
-            assert await status_of(b"POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n") == 405
-            assert await status_of(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n") == 200
-            status, headers, body = await exchange(port, b"HEAD /livez HTTP/1.1\r\n\r\n")
-            assert status == 200 and body == "" and int(headers["content-length"]) > 0
-            assert await status_of(b"\x16\x03\x01\x02\x00\xff\xfe\r\n\r\n") == 400
-            assert await status_of(b"GET /livez\r\n\r\n") == 400  # HTTP/0.9
-            assert await status_of(b"GET /livez HTTP/1.1\r\n" + b"X: y\r\n" * 2000) == 400
-            assert await status_of(b"GET /livez HTTP/1.1\r\n") == 408  # never finishes
+        assert await status_of(b"GET /nope HTTP/1.1\r\n\r\n") == 404
+        assert await status_of(b"GET /livez/ HTTP/1.1\r\n\r\n") == 404
+        assert await status_of(b"POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n") == 405
+        assert await status_of(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n") == 200
+        status, headers, body = await exchange(port, b"HEAD /livez HTTP/1.1\r\n\r\n")
+        assert status == 200 and body == "" and int(headers["content-length"]) > 0
+        assert await status_of(b"\x16\x03\x01\x02\x00\xff\xfe\r\n\r\n") == 400
+        assert await status_of(b"GET /livez\r\n\r\n") == 400  # HTTP/0.9
+        assert await status_of(b"GET /livez HTTP/1.1\r\n" + b"X: y\r\n" * 2000) == 400
+        assert await status_of(b"GET /livez HTTP/1.1\r\n") == 408  # never finishes
 
-            # a client that leaves without a word, and one that leaves mid-request
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /li")
-            await writer.drain()
-            writer.close()
+        # a client that leaves without a word, and one that leaves mid-request
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /li")
+        await writer.drain()
+        writer.close()
 
-            assert (await get(handler, "/livez"))[0] == 200
+        assert (await get(handler, "/livez"))[0] == 200
 
 
 @sync
@@ -318,96 +326,84 @@ async def test_a_taken_port_fails_the_start_naming_the_key() -> None:
 async def test_a_refused_body_is_read_away_so_the_client_gets_the_answer() -> None:
     # Closing with the client's data unread resets the connection, and a reset can lose the
     # answer the client has not read yet.
-    async with SimulatorServer(rate=100.0) as sim:
-        handler = Handler(config(sim.url))
-        async with running(handler):
-            port = handler.config.health_port
-            big = b"[" * (3 << 20)
-            for request in (b"POST /subscriptions HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
-                            % len(big) + big,  # 413, body unread
-                            b"POST /subscriptions HTTP/1.1\r\n\r\n" + big,  # 411, no length
-                            b"POST /readyz HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(big)
-                            + big):  # 405
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(request)
-                await writer.drain()
-                writer.write_eof()
-                response = await reader.read()
-                writer.close()
-                assert response.split(b" ", 2)[1] in (b"413", b"411", b"405"), response[:80]
-            health = handler.health
-            assert health is not None
-            await until(lambda: health.connections == 0, 5.0)
+    async with serving() as (handler, health):
+        port = handler.config.health_port
+        big = b"[" * (3 << 20)
+        for request in (b"POST /subscriptions HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                        % len(big) + big,  # 413, body unread
+                        b"POST /subscriptions HTTP/1.1\r\n\r\n" + big,  # 411, no length
+                        b"POST /readyz HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(big)
+                        + big):  # 405
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            writer.write_eof()
+            response = await reader.read()
+            writer.close()
+            assert response.split(b" ", 2)[1] in (b"413", b"411", b"405"), response[:80]
+        await until(lambda: health.connections == 0, 5.0)
 
 
 @sync
 async def test_clients_that_never_read_or_pile_up_connections_are_bounded() -> None:
-    async with SimulatorServer(rate=100.0) as sim:
-        handler = Handler(config(sim.url))
-        async with running(handler):
-            health = handler.health
-            assert health is not None
-            port = handler.config.health_port
-            health.request_timeout_s = 60.0
-            # an answer far larger than the socket buffers, to a client that never reads it
-            health.write_timeout_s = 0.3
-            health._routes["/huge"] = lambda: (200, "text/plain", "x" * (64 << 20))
-            _, stuck = await asyncio.open_connection("127.0.0.1", port)
-            stuck.write(b"GET /huge HTTP/1.1\r\n\r\n")
-            await until(lambda: health.connections == 1, 5.0)
-            await until(lambda: health.connections == 0, 5.0)  # aborted, not held
-            stuck.close()
+    async with serving() as (handler, health):
+        port = handler.config.health_port
+        health.request_timeout_s = 60.0
+        # an answer far larger than the socket buffers, to a client that never reads it
+        health.write_timeout_s = 0.3
+        health._routes["/huge"] = lambda: (200, "text/plain", "x" * (64 << 20))
+        _, stuck = await asyncio.open_connection("127.0.0.1", port)
+        stuck.write(b"GET /huge HTTP/1.1\r\n\r\n")
+        await until(lambda: health.connections == 1, 5.0)
+        await until(lambda: health.connections == 0, 5.0)  # aborted, not held
+        stuck.close()
 
-            # at the cap, the connection idle longest goes, so the probes still get through
-            health.max_connections = 5
-            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
-            await until(lambda: health.connections == 5, 5.0)
-            assert (await get(handler, "/livez"))[0] == 200
-            assert health.refused == 1
-            with contextlib.suppress(ConnectionError):
-                assert await asyncio.wait_for(idle[0][0].read(), 5.0) == b""  # the oldest
-            for _, held in idle:
-                held.close()
-            await until(lambda: health.connections == 0, 5.0)
+        # at the cap, the connection idle longest goes, so the probes still get through
+        health.max_connections = 5
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        await until(lambda: health.connections == 5, 5.0)
+        assert (await get(handler, "/livez"))[0] == 200
+        assert health.refused == 1
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(idle[0][0].read(), 5.0) == b""  # the oldest
+        for _, held in idle:
+            held.close()
+        await until(lambda: health.connections == 0, 5.0)
 
-            # with every connection busy answering, it is the new one that is closed
-            health.write_timeout_s = 30.0
-            busy = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
-            for _, writer in busy:
-                writer.write(b"GET /huge HTTP/1.1\r\n\r\n")
-            await until(lambda: health.connections == 5 and not health._waiting, 10.0)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /livez HTTP/1.1\r\n\r\n")
-            with contextlib.suppress(ConnectionError):
-                assert await asyncio.wait_for(reader.read(), 5.0) == b""
-            writer.close()
-            assert health.refused == 2 and health.connections == 5
-            for _, held in busy:
-                held.transport.abort()
-            await until(lambda: health.connections == 0, 5.0)
-            assert (await get(handler, "/livez"))[0] == 200
+        # with every connection busy answering, it is the new one that is closed
+        health.write_timeout_s = 30.0
+        busy = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        for _, writer in busy:
+            writer.write(b"GET /huge HTTP/1.1\r\n\r\n")
+        await until(lambda: health.connections == 5 and not health._waiting, 10.0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /livez HTTP/1.1\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(reader.read(), 5.0) == b""
+        writer.close()
+        assert health.refused == 2 and health.connections == 5
+        for _, held in busy:
+            held.transport.abort()
+        await until(lambda: health.connections == 0, 5.0)
+        assert (await get(handler, "/livez"))[0] == 200
 
 
 def test_a_client_that_resets_mid_request_leaves_no_error(
         caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        async with SimulatorServer(rate=100.0) as sim:
-            handler = Handler(config(sim.url))
-            async with running(handler):
-                for partial in (b"GET /li", b"POST /subscriptions HTTP/1.1\r\n"
-                                            b"Content-Length: 100\r\n\r\n{"):
-                    _, writer = await asyncio.open_connection("127.0.0.1",
-                                                              handler.config.health_port)
-                    writer.write(partial)
-                    await writer.drain()
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                    struct.pack("ii", 1, 0))  # close = RST
-                    writer.transport.abort()
-                assert handler.health is not None
-                health = handler.health
-                await until(lambda: health.connections == 0, 5.0)
-                assert (await get(handler, "/livez"))[0] == 200
+        async with serving() as (handler, health):
+            for partial in (b"GET /li", b"POST /subscriptions HTTP/1.1\r\n"
+                                        b"Content-Length: 100\r\n\r\n{"):
+                _, writer = await asyncio.open_connection("127.0.0.1",
+                                                          handler.config.health_port)
+                writer.write(partial)
+                await writer.drain()
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))  # close = RST
+                writer.transport.abort()
+            await until(lambda: health.connections == 0, 5.0)
+            assert (await get(handler, "/livez"))[0] == 200
 
     sync(main)()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
