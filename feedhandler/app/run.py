@@ -120,7 +120,9 @@ def settle_heap() -> None:
     """What start-up built (modules, the plan, the sink) lives as long as the process: moved out
     of the garbage collector's reach, so that a full collection, which would walk all of it
     on the event loop (~8 ms with a 400-stream handler; bench/BENCHMARKS.md), walks only what
-    came since."""
+    came since. Called again (a benchmark's next handler in one process), it first gives back
+    what it froze before, so that what has become garbage since is collected."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

@@ -47,6 +47,7 @@ import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from feedhandler.app.handler import Handler, make_sink
+from feedhandler.app.run import settle_heap
 from feedhandler.bench.clock import RoundTripClock, round_trip_offset
 from feedhandler.bench.floor import Floor
 from feedhandler.bench.pinning import (
@@ -269,6 +270,7 @@ class Bench:
         inner = make_sink(config)
         sink = TimedSink(inner)
         handler = Handler(config, sink)
+        settle_heap()  # as `feedhandler run` does once the handler is built
         acks: list[tuple[str, int, int, int]] = []
         tables: dict[str, np.ndarray] = {}
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,11 +144,21 @@ def test_record_ignores_sighup_and_a_late_signal_keeps_exit_0(simulator: Simulat
 
 
 def test_what_start_up_built_is_out_of_the_collectors_reach() -> None:
+    class Node:
+        loop: Node
+
     before: list[str] = ["built at start-up"]  # (a list is always tracked)
+    node = Node()
+    node.loop = node  # a cycle: only the collector frees it
     try:
         settle_heap()
         after: list[str] = ["built later"]
         tracked = {id(o) for o in gc.get_objects()}
-        assert id(before) not in tracked and id(after) in tracked
+        assert id(before) not in tracked and id(node) not in tracked and id(after) in tracked
+        # called again, what it froze and has become garbage since is collected
+        gone = weakref.ref(node)
+        del node
+        settle_heap()
+        assert gone() is None
     finally:
         gc.unfreeze()
