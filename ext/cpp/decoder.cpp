@@ -791,7 +791,10 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c, bool stream_first) {
 }
 
 // Array payloads ("!miniTicker@arr", "!ticker_1h@arr"): every element carries its own "e".
+// Unless the stream names the kind, the first element's holds for all: a frame fills one
+// table, which its batch accounting (and its raw capture) belongs to.
 bool Decoder::Impl::array(od::array& arr, Kind expected, Ctx& c) {
+  Kind first = KIND_NONE;
   for (auto element_result : arr) {
     od::object obj;
     if (auto err = element_result.get_object().get(obj)) return json_fail(c, err, "");
@@ -801,6 +804,8 @@ bool Decoder::Impl::array(od::array& arr, Kind expected, Ctx& c) {
       if (kind != KIND_MINI_TICKER && kind != KIND_TICKER && kind != KIND_WINDOW_TICKER) {
         return fail(c, ERR_UNKNOWN_EVENT, "e");
       }
+      if (first == KIND_NONE) first = kind;
+      if (kind != first) return fail(c, ERR_UNKNOWN_EVENT, "e");
       if (auto err = obj.reset().error()) return json_fail(c, err, "");
     } else {
       c.event_seen = false;

@@ -325,7 +325,8 @@ class Reference:
             raise RefError("missing_field", "data")
 
     def _array(self, items: list, expected: str | None, stream: Stream | None) -> None:
-        """Ticker arrays: each element names its own event in "e"."""
+        """Ticker arrays: each element names its own event in "e", the first one's for all."""
+        first = None
         for item in items:
             if not isinstance(item, Obj):
                 raise RefError("wrong_type")
@@ -338,8 +339,9 @@ class Reference:
             if not isinstance(e, str):
                 raise RefError("wrong_type", "e")
             kind = EVENT_KINDS.get(e)
-            if kind not in ("miniTicker", "ticker", "windowTicker"):
+            if kind not in ("miniTicker", "ticker", "windowTicker") or first not in (None, kind):
                 raise RefError("unknown_event", "e")
+            first = kind
             self._by_kind(item, kind, stream, event=e)
 
     def _by_kind(self, obj: Obj, kind: str, stream: Stream | None, event: str | None = None):

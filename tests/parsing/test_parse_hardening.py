@@ -331,6 +331,7 @@ def test_unknown_stream(stream: str) -> None:
         ({"lastupdateid": 1}, ""),
         ({}, ""),
         ([{"e": "trade"}], "e"),  # arrays carry tickers only
+        ([SAMPLES["miniTicker"][0], SAMPLES["windowTicker"][0]], "e"),  # of one kind a frame
         ([{"E": 1}], "e"),
         ([1], ""),
         ("trade", ""),
