@@ -7,6 +7,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from feedhandler.config import check_topic_template
+
 
 def number(kind: type[int] | type[float] = float, *, zero: bool = False) -> Callable[[str], float]:
     """A finite number above 0 (or 0 itself, with `zero`)."""
@@ -20,3 +22,11 @@ def number(kind: type[int] | type[float] = float, *, zero: bool = False) -> Call
                 f"expected a number {'of 0 or more' if zero else 'above 0'}, not {text!r}")
         return value
     return parse
+
+
+def topic_template(text: str) -> str:
+    """A topic template as `kafka.topic_template` takes it: its placeholders only."""
+    try:
+        return check_topic_template(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

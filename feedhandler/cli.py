@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from feedhandler import __version__
 from feedhandler.logs import LOG_FORMATS, setup_logging
@@ -47,11 +48,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-def common_options(after_command: bool = True) -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line too (`feedhandler run: error: ... (see --help)`), not the usage
+    block: the exit codes' contract above. Subcommands' parsers are of this class as well."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def common_options(after_command: bool = True) -> Parser:
     """--log-level/--log-format: a parent parser for the top level and for every (sub)command,
     so they are accepted after the subcommand too (there, SUPPRESS keeps an absent flag from
     resetting one given before)."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = Parser(add_help=False)
     shown = " (default: %s)" if after_command else ""
     p.add_argument("--log-level", default=argparse.SUPPRESS if after_command else "INFO",
                    type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -65,7 +74,7 @@ def common_options(after_command: bool = True) -> argparse.ArgumentParser:
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `chosen`'s module is imported to add its flags."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="feedhandler", formatter_class=HelpFormatter,
         parents=[common_options(after_command=False)], epilog=EXAMPLES,
         description="Binance market data -> exact typed records -> Kafka.")

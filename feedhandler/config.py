@@ -109,7 +109,7 @@ def _partitions(value: int) -> int:
     return value
 
 
-def _topic_template(value: str) -> str:
+def check_topic_template(value: str) -> str:
     try:
         value.format(exchange="x", market="x", kind="x", symbol="x")
     except (KeyError, IndexError, ValueError) as exc:
@@ -123,7 +123,7 @@ def _comma_list(value: Any) -> Any:
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
-TopicTemplate = Annotated[str, Field(min_length=1), AfterValidator(_topic_template)]
+TopicTemplate = Annotated[str, Field(min_length=1), AfterValidator(check_topic_template)]
 Partitions = Annotated[int, AfterValidator(_partitions)]
 
 

@@ -337,9 +337,12 @@ def _read_secret_files(model: type[BaseModel], data: dict[str, Any], origins: Or
                               f"({origins.source(path)}; {where})")
         try:
             secret = Path(str(name)).read_text().removesuffix("\n")
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise ConfigError(f"{'.'.join(file_path)}: cannot read {name}: "
-                              f"{getattr(exc, 'strerror', None) or exc} ({where})") from None
+                              f"{exc.strerror or exc} ({where})") from None
+        except UnicodeDecodeError:  # (its text would show a byte of the secret)
+            raise ConfigError(f"{'.'.join(file_path)}: {name} is not UTF-8 text "
+                              f"({where})") from None
         _set(data, origins, path, secret, f"file {name} ({where})")
 
 
@@ -358,7 +361,8 @@ def load(model: type[M], path: str | Path | None = None,
          overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
          flag_names: Mapping[str, str] | None = None) -> tuple[M, Origins]:
     """`overrides`: dotted keys ("kafka.bootstrap") -> value (None: not given); text values are
-    read as the key's type. `flag_names` name their flags in errors."""
+    read as the key's type. `flag_names` say in errors where each came from: a flag
+    ("--kafka-bootstrap", shown as "flag --kafka-bootstrap") or any other source, as given."""
     origins = Origins()
     data: dict[str, Any] = {}
     if path is not None:
@@ -371,7 +375,9 @@ def load(model: type[M], path: str | Path | None = None,
         key = tuple(dotted.split("."))
         typed = _typed(model, key, value) if isinstance(value, str) else value
         flag = (flag_names or {}).get(dotted)
-        _set(data, origins, key, typed, f"flag {flag}" if flag else f"override {dotted}")
+        source = (f"flag {flag}" if flag.startswith("-") else flag) if flag else \
+            f"override {dotted}"
+        _set(data, origins, key, typed, source)
     _read_secret_files(model, data, origins)
     try:
         config = model.model_validate(data)

@@ -81,7 +81,9 @@ def test_a_number_out_of_range_is_a_usage_error(command: str, flag: str, value: 
     with pytest.raises(SystemExit) as stopped:
         build_parser(command).parse_args([*words, flag, value])
     assert stopped.value.code == 2
-    assert f"{flag}: expected a number {wanted}, not '{value}'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{flag}: expected a number {wanted}, not '{value}'" in err
+    assert err.count("\n") == 1 and err.endswith(" --help)\n")  # one line, not the usage
     assert build_parser("run").parse_args(["run", "--stats-interval", "0"]).stats_interval == 0
 
 
@@ -93,6 +95,13 @@ def test_bench_rates_are_events_per_second_or_max(rates: str,
     assert "events/s of 1 or more, or 'max'" in capsys.readouterr().err
     assert build_parser("bench").parse_args(
         ["bench", "latency", "--rates", "1000,max"]).rates == [1000, 0]
+
+
+def test_a_bench_setting_is_checked_before_anything_starts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "latency", "--set", "batch.linger_ms=abc", "--no-plots"]) == 2
+    assert capsys.readouterr().err == ('feedhandler bench: batch.linger_ms: expected a number, '
+                                       'got "abc" (flag --set batch.linger_ms)\n')
 
 
 def test_bench_kinds_are_stream_kinds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,6 +35,7 @@ def test_example_configs_check_ok(name: str) -> None:
 
 
 SECRET_FILE = "/nonexistent/feedhandler-secret"
+BINARY_SECRET = sys.executable  # a file that is there and is not text
 
 # (file text, environment, what the one line must say)
 BAD: list[tuple[str, dict[str, str], str]] = [
@@ -98,6 +99,8 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     (GOOD + "kafka: {producer: {sasl.password: [hunter2]}}\n", {},
      'kafka.producer.sasl.password: expected a string or an integer or a number or true or '
      'false, got "***" (c.yaml:3)'),
+    (GOOD + f"kafka: {{producer: {{sasl.password_file: {BINARY_SECRET}}}}}\n", {},
+     f"kafka.producer.sasl.password_file: {BINARY_SECRET} is not UTF-8 text (c.yaml:3)"),
     (GOOD + f"kafka: {{producer: {{sasl.password_file: {SECRET_FILE}}}}}\n", {},
      f"kafka.producer.sasl.password_file: cannot read {SECRET_FILE}: No such file or "
      "directory (c.yaml:3)"),

@@ -92,14 +92,17 @@ OVERRIDE_KEYS = tuple(key for key, _, _ in CONFIG_FLAGS.values())
 FLAG_NAMES = {key: flag for flag, (key, _, _) in CONFIG_FLAGS.items()}
 
 
-def load_from_args(args: argparse.Namespace, **fill: Any) -> HandlerConfig:
+def load_from_args(args: argparse.Namespace, fill_source: str = "", **fill: Any) -> HandlerConfig:
     """The config of `run`'s flags (file < environment < flags); `fill`: dotted keys for flags
-    not given (e.g. by `record`). Raises ConfigError naming the flag at fault."""
+    not given, from `fill_source` (e.g. `replay`'s recording). Raises ConfigError naming the
+    flag, or the source, at fault."""
     overrides = {key: getattr(args, key) for key in OVERRIDE_KEYS}
+    names = dict(FLAG_NAMES)
     for key, value in fill.items():
         if overrides.get(key) is None:
             overrides[key] = value
-    return load_config(args.config, overrides, flag_names=FLAG_NAMES)
+            names[key] = fill_source or f"override {key}"
+    return load_config(args.config, overrides, flag_names=names)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
 
         plan = (f"universe {config.universe.kinds} from exchangeInfo" if config.universe.kinds
                 else f"{len(config.streams)} streams")
-        log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL, plan, config.sink)
         # creates or checks the Kafka topics; SIGHUP reads the flags' configuration again
-        return Handler(config, reload=lambda: load_from_args(args))
+        handler = Handler(config, reload=lambda: load_from_args(args))
+        # (once built: a configuration it refuses is then the one line on stderr)
+        log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL, plan, config.sink)
+        return handler
 
     return run_handler("run", args, make_handler)
 

@@ -18,6 +18,7 @@ import orjson
 from feedhandler.argtypes import number
 from feedhandler.bench.latency import Options
 from feedhandler.bench.pinning import split_cpus
+from feedhandler.config import ConfigError, load_config
 from feedhandler.contract.streams import normalize_streams
 
 
@@ -119,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
     if bad := [item for item in args.set if "=" not in item]:
         print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2
+    settings = dict(item.split("=", 1) for item in args.set)
+    try:  # the values too, before anything is started (each run applies them to its own)
+        load_config(None, settings, environ={}, flag_names={k: f"--set {k}" for k in settings})
+    except ConfigError as exc:
+        print(f"feedhandler bench: {exc}", file=sys.stderr)
+        return 2
     if args.pin:
         try:
             split_cpus()
@@ -134,9 +141,13 @@ def run(args: argparse.Namespace) -> int:
         clock_offset_us=args.clock_offset_us, clock_note=args.clock_note,
         ack_stamps=not args.no_ack_stamps,
         pin=args.pin,
-        settings=dict(item.split("=", 1) for item in args.set),
+        settings=settings,
     )
-    result = run_bench(options)
+    try:
+        result = run_bench(options)
+    except ConfigError as exc:  # (the broker cannot be reached, its topics cannot be had)
+        print(f"feedhandler bench: {exc}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     options_json = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
     (args.out / "results.json").write_bytes(orjson.dumps(result, option=options_json))

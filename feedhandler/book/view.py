@@ -16,7 +16,7 @@ import orjson
 from confluent_kafka import KafkaException
 
 from feedhandler.book.builder import BookBuilder
-from feedhandler.consume.cli import undecodable, undecodable_end
+from feedhandler.consume.cli import read_failed, undecodable, undecodable_end
 from feedhandler.consume.reader import ReadError, read_messages
 from feedhandler.contract import DecodeError, topic_for
 
@@ -78,8 +78,7 @@ def run(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
     except KeyboardInterrupt:
         pass
     except (ReadError, KafkaException) as exc:
-        print(f"feedhandler consume: {exc}", file=sys.stderr)
-        return 1
+        return read_failed(exc)
     finally:
         messages.close()
     if not args.follow:

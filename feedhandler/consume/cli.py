@@ -20,8 +20,9 @@ import orjson
 from confluent_kafka import KafkaException, Message
 
 from feedhandler._ext.book import SNAPSHOT_FLAG
+from feedhandler.argtypes import number, topic_template
 from feedhandler.consume.decode import decode
-from feedhandler.consume.reader import ReadError, read_messages
+from feedhandler.consume.reader import ReadError, SettingError, read_messages
 from feedhandler.contract import (
     ALL_SYMBOLS,
     CONTIGUOUS_KINDS,
@@ -51,6 +52,13 @@ def undecodable(msg: Message, exc: DecodeError) -> None:
     """One line for a data message this build cannot decode, which the read skips."""
     print(f"feedhandler consume: skipped {msg.topic()} partition {msg.partition()} offset "
           f"{msg.offset()}: {exc}", file=sys.stderr)
+
+
+def read_failed(exc: Exception) -> int:
+    """One line for a read that failed; the exit code: 2 for a refused -X setting (usage),
+    1 for a broker that cannot be read."""
+    print(f"feedhandler consume: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, SettingError) else 1
 
 
 def undecodable_end(skipped: int) -> int:
@@ -109,13 +117,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("-X", dest="settings", action="append", default=[],
                        type=librdkafka_setting, metavar="KEY=VALUE",
                        help="librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)")
-    where.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    where.add_argument("--timeout", type=number(float), default=10.0, metavar="S",
                        help="give up when the broker does not answer within S seconds")
     what = p.add_argument_group("what")
     what.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
     what.add_argument("--kind", action="append", default=[],
                       help="record kind, e.g. trade: its topic by --topic-template (repeatable)")
-    what.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE,
+    what.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE, type=topic_template,
                       help="the handler's kafka.topic_template")
     what.add_argument("--exchange", default="binance", help="{exchange} in topic names")
     what.add_argument("--market", default="spot", help="{market} in topic names")
@@ -132,7 +140,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     until = p.add_argument_group("until when")
     until.add_argument("-f", "--follow", action="store_true",
                        help="keep waiting for new messages")
-    until.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
+    until.add_argument("--idle-timeout", type=number(float), default=10.0, metavar="S",
                        help="without --follow: also stop after S seconds without a message")
     until.add_argument("--max-records", type=int, default=0, metavar="N",
                        help="stop after N records (0: no limit)")
@@ -332,8 +340,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except (ReadError, KafkaException) as exc:
-        print(f"feedhandler consume: {exc}", file=sys.stderr)
-        return 1
+        return read_failed(exc)
     finally:
         messages.close()
     if args.format == "summary":

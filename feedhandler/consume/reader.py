@@ -29,6 +29,10 @@ class ReadError(RuntimeError):
     """The broker cannot be read: one line saying why."""
 
 
+class SettingError(ReadError):
+    """librdkafka refused a -X setting: a usage error."""
+
+
 def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = "",
                   from_beginning: bool = True, tail: int = 0, from_time_ms: int | None = None,
                   follow: bool = False, idle_timeout: float = 10.0, timeout: float = 30.0,
@@ -57,7 +61,7 @@ def read_messages(bootstrap: str, topics: Sequence[str] = (), *, pattern: str = 
             **(settings or {}),
         })
     except KafkaException as exc:
-        raise ReadError(f"bad librdkafka setting: {exc.args[0].str()}") from None
+        raise SettingError(f"-X: bad librdkafka setting: {exc.args[0].str()}") from None
     try:
         metadata = _metadata(consumer, bootstrap, timeout, errors)
         matches = re.compile(pattern).search if pattern else None

@@ -163,7 +163,7 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
         meta = first.meta
     streams = getattr(args, "streams", None) or \
         ",".join(sorted(set().union(*map(capture_streams, paths))))
-    return load_from_args(args, streams=streams or None, **{
+    return load_from_args(args, "the files replayed", streams=streams or None, **{
         "connection.time_unit": meta.get("time_unit"),
         # one shard: it replays every file
         "connection.streams_per_connection": 1024,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -56,7 +57,12 @@ class RecordingSink:
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.failed: OSError | None = None  # the disk error that ended the recording
         self._new_file = False  # set by add_streams (another thread): rotate at the next write
+        # at start, not at the first file: a bad place fails the command with one line
+        if not prefix or "/" in prefix or prefix in (".", ".."):
+            raise OSError(f"prefix {prefix!r}: a file name's start, without '/'")
         directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OSError(f"{directory}: not writable")
 
     # --- Sink -----------------------------------------------------------------------------
     def publish_batch(self, kind: str, records: np.ndarray, epoch: int,

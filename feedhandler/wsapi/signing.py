@@ -103,7 +103,12 @@ class Credentials:
             missing = "API key" if api_key is None else "private key"
             raise CredentialsError(f"the {missing} is missing (set its file or variable)")
         passphrase = _read(sources.passphrase_file, sources.passphrase_env, env, "passphrase")
-        return cls(api_key.decode(), load_private_key(pem, passphrase))
+        try:
+            text = api_key.decode("ascii")
+        except UnicodeDecodeError:  # (e.g. the private key's file given for it)
+            raise CredentialsError("the API key is not text (is it the private key's "
+                                   "file?)") from None
+        return cls(text, load_private_key(pem, passphrase))
 
     @property
     def api_key(self) -> str:

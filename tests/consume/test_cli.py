@@ -138,6 +138,22 @@ def test_unknown_kind_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes
     assert "unknown kind 'trades'" in capsysbinary.readouterr().err.decode()
 
 
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--kind", "trade", "--topic-template", "{bogus}"], "--topic-template: bad topic template"),
+    (["--book", "BTCUSDT", "--topic-template", "{exchange"], "--topic-template: bad topic"),
+    (["--timeout", "-1"], "--timeout: expected a number above 0"),
+    (["--idle-timeout", "0"], "--idle-timeout: expected a number above 0"),
+])
+def test_usage_errors_are_one_line_and_exit_2(flags: list[str], says: str,
+                                              capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    try:  # (argparse's own checks exit; ours return)
+        code = main(["consume", "--kafka-bootstrap", "127.0.0.1:1", *flags])
+    except SystemExit as stopped:
+        code = int(stopped.code or 0)
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 2 and says in err and err.count("\n") == 1, err
+
+
 def test_from_time_and_librdkafka_settings(market: tuple[str, str, dict[str, np.ndarray]],
                                            capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     bootstrap, name, _ = market
@@ -166,8 +182,8 @@ def test_from_time_accepts_iso_and_durations() -> None:
     [
         (["--kafka-bootstrap", "127.0.0.1:9"], 1,
          "feedhandler consume: cannot read from Kafka at 127.0.0.1:9: "),
-        (["--kafka-bootstrap", "127.0.0.1:9", "-X", "no.such.setting=1"], 1,
-         'feedhandler consume: bad librdkafka setting: No such configuration property: '
+        (["--kafka-bootstrap", "127.0.0.1:9", "-X", "no.such.setting=1"], 2,
+         'feedhandler consume: -X: bad librdkafka setting: No such configuration property: '
          '"no.such.setting"'),
     ],
 )

@@ -112,10 +112,10 @@ def test_book_view_takes_the_librdkafka_settings_and_reports_errors_in_one_line(
         raise KafkaException(KafkaError(KafkaError._INVALID_ARG, "no such property"))
 
     monkeypatch.setattr(reader, "Consumer", refusing)
-    assert main(["consume", "--book", "BTCUSDT", "-X", "sasl.mechanism=PLAIN"]) == 1
+    assert main(["consume", "--book", "BTCUSDT", "-X", "sasl.mechanism=PLAIN"]) == 2  # usage
     assert configs[0]["sasl.mechanism"] == "PLAIN"
     assert capsys.readouterr().err == \
-        "feedhandler consume: bad librdkafka setting: no such property\n"
+        "feedhandler consume: -X: bad librdkafka setting: no such property\n"
 
 
 def test_tail_0_reads_nothing(capsys: pytest.CaptureFixture[str]) -> None:

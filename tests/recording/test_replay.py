@@ -149,3 +149,7 @@ def test_replay_command_summary_and_errors(tmp_path: Path,
     assert sum(data.values()) == summary["sink"]["records"] > 150
     assert main(["replay", str(tmp_path / "missing.gz"), "--fast"]) == 2
     assert "cannot read" in capsys.readouterr().err
+    # what it read from a file is said to come from there, not from a flag
+    (tmp_path / "odd.txt").write_text('1 {"stream":"btcusdt@bogusKind","data":{}}\n')
+    assert main(["replay", str(tmp_path / "odd.txt"), "--fast", "--sink", "null"]) == 2
+    assert capsys.readouterr().err.endswith('got "btcusdt@bogusKind" (the files replayed)\n')

@@ -160,3 +160,12 @@ def test_a_quiet_file_is_rotated_on_time_and_flushed_meanwhile(
     clock[0] += 60  # nothing more came, and the file is rotate_s old: closed
     sink.service()
     assert sink._writer is None and sink.close(1.0) == 0 and sink.files == [path]
+
+
+@pytest.mark.parametrize("prefix", ["a/b", "", ".."])
+def test_a_place_no_file_can_be_made_in_fails_at_start(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(OSError, match="without '/'"):
+        RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5, prefix=prefix)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError):  # (a file where the directory goes)
+        RecordingSink(tmp_path / "file", NullSink(), {}, max_linger_ms=5)

@@ -132,8 +132,16 @@ def test_errors_and_text_never_show_key_material(tmp_path: Path) -> None:
         Credentials.load(environ={"BINANCE_API_KEY": API_KEY})
     with pytest.raises(CredentialsError) as unreadable:
         Credentials.load(KeySources(private_key_file=str(tmp_path / "missing")), environ={})
+    # the files swapped: the API key's is binary (a DER key, say), and its bytes stay unshown
+    (tmp_path / "key.der").write_bytes(b"\x30\x2e\xff" + API_KEY.encode())
+    (tmp_path / "key.pem").write_bytes(pem)
+    with pytest.raises(CredentialsError) as binary:
+        Credentials.load(KeySources(api_key_file=str(tmp_path / "key.der"),
+                                    private_key_file=str(tmp_path / "key.pem"),
+                                    passphrase_env=""), environ={})
+    assert str(binary.value) == "the API key is not text (is it the private key's file?)"
     credentials = Credentials(API_KEY, key)
-    texts = [str(e.value) for e in (wrong_pass, no_pass, half, unreadable)]
+    texts = [str(e.value) for e in (wrong_pass, no_pass, half, unreadable, binary)]
     texts += [repr(credentials), str(credentials), f"{credentials}"]
     for text in texts:
         assert API_KEY not in text and body not in text and "pw" not in text.split()
