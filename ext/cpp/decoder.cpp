@@ -842,27 +842,34 @@ inline uint32_t field_code(std::string_view key) {
 // first "e" (root: the first key; arrays: find_field_unordered), so that one is not read again:
 // every unescape appends to simdjson's string buffer, which holds each string once (a second
 // read overflows it: caught by SIMDJSON_DEVELOPMENT_CHECKS in the ASan build).
+// A key met twice is refused (malformed_json at that key): which value would be the one?
 #define FH_FIELDS(obj, c, kind, on_field)                                        \
   bool e_was_read = c.event_seen;                                                \
+  bool e_met = false;                                                            \
   for (auto field_result : obj) {                                                \
     if (auto err = field_result.error()) return json_fail(c, err, "");           \
     od::field& field = field_result.value_unsafe(); /* no copy: see kline */     \
     const uint32_t key = field_code(field.escaped_key());                        \
     od::value& v = field.value();                                                \
     if (key == key_code("e")) {                                                  \
+      if (e_met) return fail(c, ERR_MALFORMED_JSON, "e");                        \
+      e_met = true;                                                              \
       if (e_was_read) { /* never unescape a string twice: see dispatch_e */      \
         e_was_read = false;                                                      \
         continue;                                                                \
       }                                                                          \
-      if (c.event_seen ? !skip(v, c) : !check_event(v, kind, c)) return false;   \
+      if (!check_event(v, kind, c)) return false;                                \
       continue;                                                                  \
     }                                                                            \
     if (!(on_field)) return false;                                               \
     if (c.rest_read) break; /* Impl::depth_rest read the frame to its end */     \
   }
 
-// Sets bit `bit` of `seen` and evaluates the reader.
-#define FH_READ(bit, expr) ((seen |= 1u << (bit)), (expr))
+// Sets bit `bit` of `seen` and evaluates the reader; a second time, refuses the key (named
+// kNames[bit]) as FH_FIELDS does.
+#define FH_READ(bit, expr)                                                  \
+  ((seen & (1u << (bit))) ? fail(c, ERR_MALFORMED_JSON, kNames[bit])       \
+                          : ((seen |= 1u << (bit)), (expr)))
 
 template <Kind K>
 bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
@@ -879,6 +886,7 @@ bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
     if constexpr (i < 0) {
       return skip_field(field, c);
     } else {
+      if (seen & (1u << i)) return fail(c, ERR_MALFORMED_JSON, P::fields[i].key);  // twice
       seen |= 1u << i;
       return read<P::fields[i].reader>(v, P::fields[i], row, c);
     }
@@ -1347,6 +1355,7 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
   r->ts_recv = c.ts_recv;
   char* row = reinterpret_cast<char*>(r);
   uint32_t seen = 0;
+  bool e_met = false;
   auto decline = [&t] {
     --t.size;
     return kFlatDeclined;
@@ -1355,12 +1364,13 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
   while (true) {
     std::string_view key;
     if (!plain_string(p, end, key) || !literal(p, end, ":")) return decline();
-    // Keys by their code, as FH_FIELDS matches them
+    // Keys by their code, as FH_FIELDS matches them; one met twice is FH_FIELDS' to refuse
     const uint32_t code = field_code(key);
     bool ok;
     if (code == key_code("e")) {
       std::string_view type;
-      ok = plain_string(p, end, type) && event_kind(type) == K;
+      ok = !e_met && plain_string(p, end, type) && event_kind(type) == K;
+      e_met = true;
     } else {
       ok = P::on_key(code, [&](auto slot) {
         constexpr int i = decltype(slot)::value;
@@ -1573,6 +1583,7 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
   uint32_t seen = 0;
   bool event_ok = true;
   bool e_was_read = c.event_seen;  // see dispatch_e at FH_FIELDS
+  bool e_met = false;
   std::memcpy(r->window, c.window, 2);
   // The window comes from "e" ("1hTicker"), read here unless the dispatcher already did.
   auto window = [&](od::value& v) {
@@ -1589,10 +1600,12 @@ bool Decoder::Impl::window_ticker(od::object& obj, Ctx& c) {
     od::value& v = field.value();
     switch (key) {
       case key_code("e"):
+        if (e_met) return fail(c, ERR_MALFORMED_JSON, "e");  // twice, as at FH_FIELDS
+        e_met = true;
         if (e_was_read) {
           e_was_read = false;
         } else {
-          event_ok = c.event_seen ? skip(v, c) : window(v);
+          event_ok = window(v);
         }
         break;
       case key_code("E"): event_ok = FH_READ(0, timestamp(v, r->ts_event, c, "E")); break;

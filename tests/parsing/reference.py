@@ -354,7 +354,10 @@ class Reference:
         read by their reader, then required (= every reader's key) must all have been seen."""
         seen = set()
         for key, value in obj:
+            if key in seen:  # (which value would be the one?)
+                raise RefError("malformed_json", key)
             if key == "e":
+                seen.add("e")
                 if event is None:
                     if not isinstance(value, str):
                         raise RefError("wrong_type", "e")
@@ -541,6 +544,8 @@ class Reference:
                 raise RefError("wrong_type", "k")
             for key, v in value:
                 if key in bar_fields:
+                    if key in seen_bar:
+                        raise RefError("malformed_json", f"k.{key}")
                     seen_bar.add(key)
                     name, read = bar_fields[key]
                     r[name] = read(v)
@@ -647,7 +652,11 @@ class Reference:
             "ts_recv": self._ts_recv, "ts_event": 0, "id": -1, "code": 0,
             "type": CONTROL_SERVER_SHUTDOWN if shutdown else CONTROL_RESULT,
         }  # fmt: skip
+        seen_e = False
         for key, value in obj:
+            if key == "e" and seen_e:
+                raise RefError("malformed_json", "e")
+            seen_e = seen_e or key == "e"
             if key == "e" and event is None:
                 if not isinstance(value, str):
                     raise RefError("wrong_type", "e")
