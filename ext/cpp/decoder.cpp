@@ -865,11 +865,18 @@ inline uint32_t field_code(std::string_view key) {
     if (c.rest_read) break; /* Impl::depth_rest read the frame to its end */     \
   }
 
-// Sets bit `bit` of `seen` and evaluates the reader; a second time, refuses the key (named
-// kNames[bit]) as FH_FIELDS does.
-#define FH_READ(bit, expr)                                                  \
-  ((seen & (1u << (bit))) ? fail(c, ERR_MALFORMED_JSON, kNames[bit])       \
-                          : ((seen |= 1u << (bit)), (expr)))
+// Marks field `bit` as met; false when it was already: the key came twice.
+inline bool first_time(uint32_t& seen, int bit) {
+  const uint32_t mask = 1u << bit;
+  const bool first = !(seen & mask);
+  seen |= mask;
+  return first;
+}
+
+// Evaluates the reader of field `bit` (named kNames[bit]) the first time; a second time the
+// key is refused, as FH_FIELDS refuses a second "e".
+#define FH_READ(bit, expr) \
+  (first_time(seen, bit) ? (expr) : fail(c, ERR_MALFORMED_JSON, kNames[bit]))
 
 template <Kind K>
 bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
@@ -886,8 +893,7 @@ bool Decoder::Impl::plain(od::object& obj, Ctx& c) {
     if constexpr (i < 0) {
       return skip_field(field, c);
     } else {
-      if (seen & (1u << i)) return fail(c, ERR_MALFORMED_JSON, P::fields[i].key);  // twice
-      seen |= 1u << i;
+      if (!first_time(seen, i)) return fail(c, ERR_MALFORMED_JSON, P::fields[i].key);
       return read<P::fields[i].reader>(v, P::fields[i], row, c);
     }
   }))
@@ -1377,8 +1383,7 @@ int Decoder::Impl::flat_event(const char* p, const char* end, bool wrapped, Ctx&
         if constexpr (i < 0) {
           return skip_scalar(p, end);
         } else {
-          if (seen & (1u << i)) return false;
-          seen |= 1u << i;
+          if (!first_time(seen, i)) return false;
           return read_text<P::fields[i].reader>(p, end, P::fields[i], row);
         }
       });

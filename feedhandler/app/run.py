@@ -101,7 +101,8 @@ def load_from_args(args: argparse.Namespace, fill_source: str = "", **fill: Any)
     for key, value in fill.items():
         if overrides.get(key) is None:
             overrides[key] = value
-            names[key] = fill_source or f"override {key}"
+            if fill_source:
+                names[key] = fill_source
     return load_config(args.config, overrides, flag_names=names)
 
 
