@@ -81,7 +81,8 @@ class UniverseTracker:
                         "%s, quote_assets: %s, permissions: %s)", len(info), named,
                         self._quotes or "any", self._permissions or "any")
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
-        delisted = sorted(set(self.symbols) - set(chosen))
+        known = set(self.symbols)  # (followed before this refresh)
+        delisted = sorted(known - set(chosen))
         add, remove = wanted - current, (self._planned - wanted) & current
         if remove:  # alone, first: an addition that cannot be made must not hold a delisting
             await self._live.change([], sorted(remove))
@@ -95,9 +96,8 @@ class UniverseTracker:
                           "refresh", len(add), type(exc).__name__, exc)
         live = self._live.streams()
         # a listing counts once its streams run (one refused is retried, and listed then)
-        chosen = [s for s in chosen
-                  if s in self.symbols or set(streams_for([s], self._kinds)) <= live]
-        listed = sorted(set(chosen) - set(self.symbols))
+        chosen = [s for s in chosen if s in known or set(streams_for([s], self._kinds)) <= live]
+        listed = sorted(set(chosen) - known)
         # a removal the exchange refused (the connection went back to its streams) stays
         # planned, so the next refresh removes it again; a refused addition is retried anyway
         self.symbols, self._planned = chosen, wanted | (remove & live)
