@@ -232,7 +232,7 @@ class Handler:
             if kind in UNPUBLISHED_KINDS:
                 self.stats.records[kind] += len(records)
                 if kind in GAP_KINDS:
-                    self._publish_gaps(records)
+                    self._publish_gaps(records, shard.index, holder[0].epoch)
                 return  # (control frames are published by on_control)
             if self.precision is not None:  # counted, still published: exact exchange values
                 self.precision.check(kind, records)
@@ -298,7 +298,7 @@ class Handler:
         if _is_server_shutdown(frame):
             feed.shutdown_notices[leg].set()  # the connection it came on rolls over
 
-    def _publish_gaps(self, rows: np.ndarray) -> None:
+    def _publish_gaps(self, rows: np.ndarray, shard: int, epoch: int) -> None:
         reasons = {1: "missing", 2: "backwards"}
         for row in rows:
             self.stats.gaps += 1
@@ -307,7 +307,7 @@ class Handler:
                 "kind": SCHEMAS_BY_INDEX[int(row["kind"])],
                 "symbol": bytes(row["symbol"]).decode(),
                 "expected": int(row["expected"]), "received": int(row["received"]),
-                "ts_recv": int(row["ts_recv"]),
+                "ts_recv": int(row["ts_recv"]), "shard": shard, "epoch": epoch,
             })
 
     def _publish_event(self, event: dict[str, Any]) -> None:

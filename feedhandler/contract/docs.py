@@ -15,7 +15,7 @@ from feedhandler.contract.events import COMMON_FIELDS, CONNECTION_FIELDS, EVENTS
 from feedhandler.contract.kinds import DATA_ROLES, KIND_BY_NAME, Rule
 from feedhandler.readme import rewrite
 from feedhandler.records import SCHEMAS, Schema
-from feedhandler.records.schema import Field
+from feedhandler.records.schema import HISTORY, Field
 
 # What a type token in the record tables means (each table's "type" column uses these).
 TYPES = {
@@ -63,7 +63,8 @@ def record_table(schema: Schema) -> str:
 
 
 HEADERS = [
-    (c.H_SCHEMA, "data", "schema name, e.g. `binance.spot.trade`"),
+    (c.H_SCHEMA, "data", "schema name, e.g. `binance.spot.trade`: the kind's, whatever the "
+                         "topic's `{market}` (`binance.sim.trade` carries it too)"),
     (c.H_VERSION, "data", "schema version (each table below names its own)"),
     (c.H_ENCODING, "data", "`records`, `json`, `jsonrecord` or `raw`"),
     (c.H_COUNT, "data", "records in the message"),
@@ -91,7 +92,8 @@ TOPICS = [
     (c.DEFAULT_TOPIC_TEMPLATE, "symbol, e.g. `BTCUSDT`",
      "consecutive records of one symbol and kind, e.g. on `binance.spot.trade`"),
     (c.DEFAULT_CONTROL_TOPIC, "handler instance", "one JSON event: gap, reconnect, ..."),
-    (c.DEFAULT_DEADLETTER_TOPIC, "stream name", "one rejected frame, byte for byte"),
+    (c.DEFAULT_DEADLETTER_TOPIC, "stream name (empty when the frame names none that is known)",
+     "one rejected frame, byte for byte"),
 ]
 
 
@@ -174,7 +176,11 @@ def events_section() -> str:
     return f"""### Control events
 
 One JSON object per message. Every event has {fields(COMMON_FIELDS)}. Events of a connection
-(source `connection`) also have {fields(CONNECTION_FIELDS)}.
+(source `connection`) also have {fields(CONNECTION_FIELDS)}. Events of the WebSocket API
+client (source `wsapi`) also have `"source": "wsapi"`: that is what tells its `connected`,
+`disconnected` and `connect_failed` from a connection's; a handler `gap` has a `kind`, a
+connection's has `reason: reconnect`. Integers are JSON numbers and may exceed 2^53 (times in
+ns, update ids): parse them as 64-bit integers (JavaScript's `JSON.parse` rounds them).
 
 | `type` | source | meaning | fields |
 |---|---|---|---|
@@ -312,11 +318,17 @@ Header values are UTF-8 text; a consumer needs nothing but the headers to decode
              """### Record layouts
 
 All integers are little-endian; records have no header and no separator. Fields sit in
-declared order, each at its natural alignment; the padding bytes this leaves are listed
-under each table. Types:
+declared order, each at its natural alignment, a decimal128 at 8 (two 8-byte words, not the
+16 of C's `__int128` or Rust's `i128`: take the offsets from the tables); the padding bytes
+this leaves are listed under each table. Types:
 
 """ + "\n".join(f"- `{t}`: {text}" for t, text in TYPES.items())]
     parts += [record_table(s) for s in DATA_KINDS]
+    parts += ["""### Earlier record layouts
+
+A message produced before its kind's layout changed names that version in `fh.version` and
+decodes with its table here (`feedhandler.decode` reads these too, into the current layout)."""]
+    parts += [record_table(s) for _, s in sorted(HISTORY.items())]
     return "\n\n".join(parts) + "\n"
 
 

@@ -83,7 +83,9 @@ EVENTS: tuple[Event, ...] = (
            ("kind", "the record kind, e.g. `trade`"), ("symbol", "e.g. `BTCUSDT`"),
            ("expected", "the next id the sequence owed"),
            ("received", "the first id that came instead"),
-           ("ts_recv", "receive time of the frame that showed it, ns since the Unix epoch")),
+           ("ts_recv", "receive time of the frame that showed it, ns since the Unix epoch"),
+           ("shard", "the connection it came on, as a connection event's `shard`"),
+           ("epoch", "that connection's epoch, as in the `fh.epoch` of the records around it")),
           "a sequence discontinuity within one connection's epoch"),
     Event("exchange_control", "handler",
           (("message", "the exchange's message, as text (subscribe reply, error, "
@@ -125,8 +127,8 @@ EVENTS: tuple[Event, ...] = (
                       "while levels beyond are unknown) or `stale` (the handler's book waited "
                       "past `book.max_buffer` diffs, kept the newest, and the snapshot just "
                       "published is older than those)"),
-           ("expected", "the next update id the book owed (`stale`: the snapshot's "
-                        "lastUpdateId + 1)"),
+           ("expected", "the next update id the book owed (`start`: 0, none yet; `stale`: "
+                        "the snapshot's lastUpdateId + 1)"),
            ("received", "the first update id that came instead (`short`: the same as "
                         "`expected`; `stale`: the first the book kept)"), ("ts_ns", "when")),
           "that symbol's book is invalid until its next snapshot (it alone is resynced)"),

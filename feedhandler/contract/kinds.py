@@ -284,7 +284,8 @@ KINDS: tuple[Kind, ...] = (
         sequence=Sequence("first_update_id", "last_update_id", Rule.CONTIGUOUS),
         hook=True,
         notes="One row per price level; an event without levels is one side-2 row, so U/u "
-              "continuity stays checkable.",
+              "continuity stays checkable. A depth snapshot's rows (flag 4) have `ts_event` 0 "
+              "(a snapshot has no event time) and U = u = its lastUpdateId.",
         example='{"e":"depthUpdate","E":1672515782136,"s":"BNBBTC","U":157,"u":160,'
                 '"b":[["0.0024","10"]],"a":[["0.0026","100"]]}',
     ),

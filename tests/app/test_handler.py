@@ -107,6 +107,10 @@ async def test_sequence_gap_becomes_a_control_event() -> None:
     gap = next(e for e in sink.events if e["type"] == "gap")
     assert gap["kind"] == "trade" and gap["symbol"] == "BTCUSDT" and gap["reason"] == "missing"
     assert gap["received"] - gap["expected"] == 3
+    # tied to the connection, as the records around it are by their fh.epoch
+    connected = next(e for e in sink.events if e["type"] == "connected")
+    assert (gap["shard"], gap["epoch"]) == (connected["shard"], connected["epoch"]) == (0, 1)
+    assert [epoch for k, _, epoch in sink.batches if k == "trade"][-1] == 1
 
 
 @sync

@@ -17,10 +17,11 @@ from feedhandler._ext.book import Books
 from feedhandler.book import snapshot_records
 from feedhandler.config import KafkaConfig
 from feedhandler.consume.reader import read_messages
-from feedhandler.contract import header_dict, wire_records
+from feedhandler.contract import decode_value, header_dict, wire_records
 from feedhandler.contract.docs import section
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS, wide_to_int
+from feedhandler.records.schema import HISTORY
 from feedhandler.simulator.market import Feed, Universe
 from feedhandler.sinks.kafka import KafkaSink
 
@@ -32,13 +33,17 @@ SCALARS = {"int64": ("q", 8), "int16": ("h", 2), "uint8": ("B", 1), "decimal64":
            "decimal128": ("Qq", 16)}
 
 
-def tables(markdown: str) -> dict[str, tuple[int, list[tuple[int, int, str, str]]]]:
-    """schema name -> (record size, [(offset, size, field, type)]) from the README section."""
-    out: dict[str, tuple[int, list[tuple[int, int, str, str]]]] = {}
-    current = ""
+Table = tuple[int, list[tuple[int, int, str, str]]]
+
+
+def tables(markdown: str) -> dict[tuple[str, int], Table]:
+    """(schema name, version) -> (record size, [(offset, size, field, type)]) from the README
+    section."""
+    out: dict[tuple[str, int], Table] = {}
+    current: tuple[str, int] | None = None
     for line in markdown.splitlines():
         if m := HEADING.match(line):
-            current = m[1]
+            current = m[1], int(m[2])
             out[current] = (int(m[4]), [])
         elif current and (m := ROW.match(line)):
             out[current][1].append((int(m[1]), int(m[2]), m[3], m[4]))
@@ -140,12 +145,12 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     assert sink.close(30) == 0
 
     docs = tables(section())
-    assert set(docs) == {SCHEMAS[k].name for k in kinds}
+    assert set(docs) == {(SCHEMAS[k].name, SCHEMAS[k].version) for k in kinds} | set(HISTORY)
     unpacked: dict[str, list[dict[str, Any]]] = {}
     for kind in kinds:
         for msg in read_messages(kafka_bootstrap, [f"binance.{market}.{kind}"]):
             headers = header_dict(msg.headers())
-            size, rows = docs[headers["fh.schema"]]
+            size, rows = docs[headers["fh.schema"], int(headers["fh.version"])]
             value = msg.value() or b""
             assert len(value) == size * int(headers["fh.count"])
             fmt, items = layout(size, rows)
@@ -161,3 +166,27 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     assert book["ask_qty"][0] == 20000000000000000001  # past int64: the high word carried
     assert [r for r in unpacked["kline"] if r["quote_volume"] >= 5 * 2**64 and r["volume"] < 0]
     assert {r["symbol"] for r in unpacked["trade"]} == {s.symbol for s in universe.symbols[:2]}
+
+
+def test_an_earlier_layout_decodes_from_its_table() -> None:
+    """A v1 message (int64 quantities) read with its README table gives what
+    feedhandler.decode makes of it."""
+    docs = tables(section())
+    assert HISTORY, "no earlier layout to check"
+    for (name, version), schema in HISTORY.items():
+        size, rows = docs[name, version]
+        assert size == schema.itemsize
+        records = np.zeros(3, schema.dtype)
+        for i, field in enumerate(schema.dtype.names or ()):
+            if records.dtype[field].kind == "S":
+                records[field] = b"PEPEUSDT"
+            elif records.dtype[field].kind in "iu":  # -1 on signed fields: the sign carries
+                signed = records.dtype[field].base.kind == "i"
+                records[field] = (-1 if signed else 1) * (i + 1) + np.arange(3).reshape(
+                    (3,) + (1,) * (records.dtype[field].ndim))
+        value = records.tobytes()
+        fmt, items = layout(size, rows)
+        got = list(unpack(fmt, items, value))
+        expected = decode_value({"fh.schema": name, "fh.version": str(version),
+                                 "fh.encoding": "records", "fh.count": "3"}, value)
+        assert got == [as_python(expected, i) for i in range(3)], name
