@@ -44,17 +44,19 @@ def keys(schema: Schema | None = None) -> Iterator[tuple[str, str, str, str]]:
     schema = schema or json_schema(HandlerConfig)
     sections = schema.get("$defs", {})
 
-    def visit(properties: Schema, prefix: str) -> Iterator[tuple[str, str, str, str]]:
+    def visit(properties: Schema, prefix: str,
+              defaults: Any) -> Iterator[tuple[str, str, str, str]]:
         for name, entry in properties.items():
             if "$ref" in entry:
                 yield from visit(sections[entry["$ref"].rsplit("/", 1)[1]]["properties"],
-                                 f"{prefix}{name}.")
+                                 f"{prefix}{name}.", getattr(defaults, name))
                 continue
-            default = json.dumps(entry["default"]) if "default" in entry else ""
-            yield (f"{prefix}{name}", _kind(entry), default,
+            # (a default made by a factory is in no JSON Schema: the model's own then)
+            default = entry["default"] if "default" in entry else getattr(defaults, name)
+            yield (f"{prefix}{name}", _kind(entry), json.dumps(default),
                    " ".join(entry.get("description", "").split()))
 
-    yield from visit(schema["properties"], "")
+    yield from visit(schema["properties"], "", HandlerConfig())
 
 
 def reference() -> str:

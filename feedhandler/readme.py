@@ -21,8 +21,17 @@ def splice(readme: str, module: str, body: str) -> str:
     return readme[:start] + body + readme[end:]
 
 
+CHECKOUT_README = Path(__file__).resolve().parents[1] / "README.md"
+
+
 def rewrite(module: str, body: str) -> None:
     """The command line of a generating module: rewrite its section of the README named by the
-    first argument (README.md by default)."""
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
-    path.write_text(splice(path.read_text(), module, body))
+    first argument (by default the checkout's, wherever it is run from)."""
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else CHECKOUT_README
+    try:
+        text = path.read_text()
+    except OSError as exc:  # e.g. an installed package: no README beside it
+        print(f"python -m {module}: cannot read {path}: {exc.strerror} (name the README to "
+              "rewrite)", file=sys.stderr)
+        raise SystemExit(2) from None
+    path.write_text(splice(text, module, body))

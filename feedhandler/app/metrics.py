@@ -162,12 +162,14 @@ SINK_METRICS: dict[str, tuple[str, Spec]] = {
         "counter", (), "Times librdkafka's queue was full (messages went to the backlog).")),
     "backlog_peak_bytes": ("backlog_peak_bytes",
                            Spec("gauge", (), "Largest backlog so far, in bytes.")),
-    "records": ("records_total", Spec("counter", (), "Records accepted by the sink.")),
-    "batches": ("batches_total", Spec("counter", (), "Batches accepted by the sink.")),
+    # the null sink's (the Kafka sink's are above; feedhandler_records_total and
+    # feedhandler_rejected_frames_total count the same for any sink)
+    "records": ("records_total", Spec("counter", (), "Null sink: records accepted.")),
+    "batches": ("batches_total", Spec("counter", (), "Null sink: batches accepted.")),
     "dead_letters": ("dead_letters_total",
-                     Spec("counter", (), "Rejected frames accepted by the sink.")),
+                     Spec("counter", (), "Null sink: rejected frames accepted.")),
     "control_events": ("control_events_total",
-                       Spec("counter", (), "Control events accepted by the sink.")),
+                       Spec("counter", (), "Null sink: control events accepted.")),
     "errors": ("errors_total",
                Spec("counter", ("error",), "Messages lost, by librdkafka error name.")),
     "latency_us": ("latency_seconds", Spec(

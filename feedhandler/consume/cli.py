@@ -79,7 +79,8 @@ examples:
   feedhandler consume --kafka-bootstrap broker:9093 -X security.protocol=SASL_SSL \\
       -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=reader -X sasl.password=...
 
-Exit: 0 done, 1 the broker could not be read (one line on stderr), 2 bad usage.
+Exit: 0 done, 1 the broker could not be read (one line on stderr), 2 bad usage, 3 read to the
+end but skipped data messages it could not decode (each named on stderr).
 """
 
 _AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -10,17 +10,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
 from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule, kinds_by_rule, sequence_fields
-from feedhandler.contract.schemas import arrow_schema as arrow_schema
-from feedhandler.contract.schemas import arrow_table as arrow_table
-from feedhandler.contract.schemas import json_schema as json_schema
 from feedhandler.records import SCHEMAS, Schema, schema_by_name
 from feedhandler.records.schema import copied_into
+
+if TYPE_CHECKING:
+    from feedhandler.contract.schemas import arrow_schema as arrow_schema
+    from feedhandler.contract.schemas import arrow_table as arrow_table
+    from feedhandler.contract.schemas import json_schema as json_schema
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first asked for: `python -m feedhandler.contract.schemas` would otherwise
+    # find its module loaded already, and runpy warns
+    if name in ("arrow_schema", "arrow_table", "json_schema"):
+        from feedhandler.contract import schemas
+        return getattr(schemas, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # --- headers -------------------------------------------------------------------------------
 H_SCHEMA: Final = "fh.schema"  # data: schema name, e.g. binance.spot.trade

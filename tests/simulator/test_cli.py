@@ -199,3 +199,14 @@ def test_no_temporary_directory_unless_a_self_signed_pair_needs_one(tmp_path: Pa
     assert _config(given, no_scratch).tls_cert == tmp_path / "c.pem"
     anywhere = parser.parse_args(["simulate", "--tls-self-signed"])
     assert _config(anywhere, lambda: tmp_path).tls_key == tmp_path / "key.pem"
+
+
+def test_the_readme_table_has_every_flag() -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    table = readme.read_text().split("### Every flag", 1)[1].split("\n### ", 1)[0]
+    (simulate,) = (action for action in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
+                   if action.dest == "command")
+    flags = {option for action in simulate.choices["simulate"]._actions  # type: ignore[attr-defined]
+             for option in action.option_strings if option.startswith("--")}
+    common = {"--help", "--log-level", "--log-format"}  # every command's, documented once
+    assert {flag for flag in flags - common if f"`{flag}" not in table} == set()
