@@ -150,6 +150,29 @@ def test_legs_roll_over_in_turn(kafka_bootstrap: str, tmp_path: Path) -> None:
     all_continuous(kafka_bootstrap, handler.market, len(symbols))
 
 
+@pytest.mark.slow
+def test_holes_repeats_and_swaps_on_one_leg_are_covered_by_the_other(kafka_bootstrap: str,
+                                                                       tmp_path: Path) -> None:
+    """The simulator's first connection (one leg) skips ids, repeats events and swaps
+    neighbours on every stream; the other leg delivers them all: Kafka holds every id once, in
+    order, and no gap is reported."""
+    symbols = [s.symbol.lower() for s in Universe.generate(SEED).symbols[:10]]
+    streams = [f"{s}@{stream}" for s in symbols for stream in STREAMS.values()]
+    faults = ["gap:every=400,n=3,conn=1", "duplicate:every=700,conn=1",
+              "reorder:every=900,conn=1"]
+    with SimulatorProcess(["--seed", str(SEED), "--rate", "2000",
+                           *(arg for fault in faults for arg in ("--fault", fault))]) as sim:
+        handler = HandlerProcess(tmp_path / "handler.log", sim.url, kafka_bootstrap, streams,
+                                 "--duration", "8",
+                                 env={"FEEDHANDLER_CONNECTION__REDUNDANCY": "2"})
+        summary = handler.finish(timeout=60)
+    assert summary["errors"] == {} and summary["gaps"] == 0, summary
+    assert summary["connections"]["duplicates"] > 0, "both legs delivered"
+    events = control_events(kafka_bootstrap, handler.market)
+    assert [e for e in events if e["type"] in ("gap", "disconnected")] == [], handler.stderr()
+    all_continuous(kafka_bootstrap, handler.market, len(symbols))
+
+
 def all_continuous(bootstrap: str, market: str, symbols: int) -> None:
     for kind in ID_COLUMN:
         per_symbol = events_on_kafka(bootstrap, market, kind)
