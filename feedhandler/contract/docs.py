@@ -145,6 +145,11 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   moment, each id is published once (the one that arrived first), and the new epoch's first
   message follows on from the previous epoch's last; a `rollover` event, not a `gap`, marks
   it. Kinds without ids may repeat a record across the two epochs during that moment.
+- **A/B redundancy** (`connection.redundancy: 2`). Each leg's connection attempt also takes
+  the next epoch, and the records of both legs carry the shard's newest one, their ids
+  continuing as in a rollover: an epoch then names the shard's latest attempt, not one leg's
+  connection. A `connected` event reports the epoch current when it is sent, so both legs'
+  first ones may say 2 (epoch 1 then carries no records).
 - **Events and messages.** A frame's records never straddle two decoder batches. A diff-depth
   event (`depth`: one row per price level, `flags` 1 on its first row and 2 on its last) spans
   two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`:
