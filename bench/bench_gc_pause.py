@@ -18,6 +18,7 @@ import time
 
 from feedhandler.app.handler import Handler
 from feedhandler.app.run import settle_heap
+from feedhandler.argtypes import number
 from feedhandler.config import load_config
 
 
@@ -32,7 +33,7 @@ def pauses_ms(count: int = 20) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--streams", type=int, default=400)
+    parser.add_argument("--streams", type=number(int), default=400)
     args = parser.parse_args()
     streams = ",".join(f"s{i}usdt@trade" for i in range(args.streams))
     config = load_config(None, {"url": "ws://127.0.0.1:9", "streams": streams, "sink": "null"},

@@ -43,6 +43,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
 from feedhandler._ext.listener import FeedListener
+from feedhandler.argtypes import number
 from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.recording.format import RecordingWriter
 from feedhandler.simulator.market import Universe
@@ -208,8 +209,8 @@ async def compare(title: str, args: list[str], streams: str, n: int, rounds: int
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--messages", type=int, default=300_000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--messages", type=number(int), default=300_000)
+    p.add_argument("--rounds", type=number(int), default=3)
     p.add_argument("--workload", choices=["synthetic", "realistic"], default="synthetic")
     p.add_argument("--pin", action="store_true",
                    help="the clients on the first CPU, the simulator on the others")

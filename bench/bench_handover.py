@@ -19,6 +19,7 @@ import numpy as np
 import uvloop
 
 from feedhandler._ext.decoder import Decoder
+from feedhandler.argtypes import number
 
 FRAME = b'{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.5","q":"2","T":1,"m":true}'
 
@@ -39,7 +40,7 @@ async def handover_us(frames: int, idle_s: float) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=5000)
+    parser.add_argument("--frames", type=number(int), default=5000)
     args = parser.parse_args()
     for name, idle in (("hot", 0.0), ("cold (1 ms idle)", 0.001)):
         us = uvloop.run(handover_us(args.frames, idle))

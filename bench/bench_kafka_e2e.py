@@ -36,6 +36,7 @@ from typing import Any
 import uvloop
 
 from feedhandler.app.handler import Handler
+from feedhandler.argtypes import key_value, key_values, number
 from feedhandler.bench.latency import broker, cpu_model, process_cpu
 from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.config import load_config
@@ -120,14 +121,16 @@ def _cpu_text(result: dict[str, Any], sink: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=500_000, help="frames per run")
-    parser.add_argument("--symbols", type=int, default=50, help="symbols (x4 streams)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3, help="unrecorded Kafka runs first")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--frames", type=number(int), default=500_000, help="frames per run")
+    parser.add_argument("--symbols", type=number(int), default=50, help="symbols (x4 streams)")
+    parser.add_argument("--rounds", type=number(int), default=3)
+    parser.add_argument("--warmup", type=number(int, zero=True), default=3,
+                        help="unrecorded Kafka runs first")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                         help="config override for both sinks, e.g. kafka.encoding=json")
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
     parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                        type=key_values,
                         help="also run both sinks with these settings (comma-separated) in every "
                         "round, e.g. batch.burst=false (before smart batching) or "
                         "kafka.profile=latency")

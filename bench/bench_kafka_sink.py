@@ -1,6 +1,6 @@
 """The Kafka sink's own cost per message, against librdkafka's floor, with the real broker.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m pytest bench/bench_kafka_sink.py \
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m pytest -s bench/bench_kafka_sink.py \
         --benchmark-columns=min,median,rounds
 
 One decoder batch of 2,500 trades over 50 symbols becomes 50 Kafka messages (one per symbol
@@ -12,8 +12,8 @@ run). Side by side, per batch:
             prepared in advance (what confluent_kafka + librdkafka cost on their own)
 
 The producer is flushed between rounds (outside the timing), so every round finds librdkafka's
-queue empty. At the end the table of µs per message and sink / produce is printed; the ratio is
-what the sink adds on top of the client library.
+queue empty. At the end the table of µs per message and sink / produce is printed (pytest shows
+it with `-s`); the ratio is what the sink adds on top of the client library.
 
 `[one_row_after_idle]`: the latency profile at low rates, where each hand-over is one frame and
 the loop sleeps between them (caches gone cold): one single-row batch after delivery reports

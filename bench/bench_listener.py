@@ -19,6 +19,7 @@ from picows.picows import WSMsgType, _make_test_ws_frame
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
+from feedhandler.argtypes import number
 
 PAYLOAD = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":%d,'
            b'"p":"37.84900000","q":"1.85300000","T":1,"m":false,"M":true}}')
@@ -26,7 +27,7 @@ PAYLOAD = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=number(int), default=15)
     args = parser.parse_args()
 
     rows = [0]

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from feedhandler._ext.decoder import Decoder
+from feedhandler.argtypes import number
 
 FRAMES = 20_480  # a multiple of CHUNK
 SYMBOLS = [f"SYM{i}USDT" for i in range(20)]
@@ -71,7 +72,7 @@ def run(mode: str, batch: list[bytes]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=number(int), default=15)
     parser.add_argument("--mode", choices=["off", "ab"])
     parser.add_argument("--kind", choices=["trade", "miniTicker"])
     args = parser.parse_args()

@@ -10,7 +10,7 @@ over N / 4 symbols: also the scale check that no real-size value overflows (issu
 Soak (RSS flat over time): one stream count, a long run, RSS sampled while it runs:
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_scale.py \
-        --streams 150 --kinds trade,aggTrade,bookTicker --duration 600 --rate 100000 \
+        --streams 150 --kinds trade,aggTrade,bookTicker --duration 600 --rate 110000 \
         --sample-s 30 --time-unit us
 """
 
@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from feedhandler.argtypes import counts, number
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 
@@ -84,19 +85,19 @@ def run(count: int, duration: float, rate: int, sample_s: float = 0.0,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--streams", default="1,1000,3000,5000")
-    p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--rate", type=int, default=2000, help="simulator events/s, market-wide")
-    p.add_argument("--sample-s", type=float, default=0.0,
+    p.add_argument("--streams", type=counts, default="1,1000,3000,5000")
+    p.add_argument("--duration", type=number(), default=20.0)
+    p.add_argument("--rate", type=number(int), default=2000, help="simulator events/s, market-wide")
+    p.add_argument("--sample-s", type=number(zero=True), default=0.0,
                    help="sample the handler's RSS this often while it runs (soak)")
     p.add_argument("--kinds", default=",".join(KINDS), help="stream kinds per symbol")
     p.add_argument("--time-unit", choices=("ms", "us"), default="ms",
                    help="the handler's timeUnit; us spares the simulator cutting µs to ms "
                         "(a regex per event: ~1/5 of its time at 100k/s)")
     args = p.parse_args()
-    rows = [run(int(n), args.duration, args.rate, args.sample_s, args.kinds.split(","),
+    rows = [run(n, args.duration, args.rate, args.sample_s, args.kinds.split(","),
                 args.time_unit)
-            for n in args.streams.split(",")]
+            for n in args.streams]
     print("| streams | symbols | frames | errors | gaps | reconnects | peak RSS MiB | CPU s "
           "| CPU µs/frame |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from feedhandler.argtypes import number
 from feedhandler.simulator.market import Feed, Universe
 
 _MIXED_SUFFIXES = ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth20@100ms", "kline_1m")
@@ -35,7 +36,7 @@ def _rate(universe: Universe, seed: int, streams: list[str], frames: int) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=500_000)
+    parser.add_argument("--frames", type=number(int), default=500_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     universe = Universe.generate(args.seed)

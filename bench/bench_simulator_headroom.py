@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import uvloop
 
+from feedhandler.argtypes import number
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 
@@ -102,7 +103,7 @@ async def main(frames: int, rounds: int) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=300_000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--frames", type=number(int), default=300_000)
+    p.add_argument("--rounds", type=number(int), default=3)
     a = p.parse_args()
     uvloop.run(main(a.frames, a.rounds))

@@ -24,6 +24,7 @@ import time
 import uvloop
 from picows import WSFrame, WSListener, WSTransport, ws_connect
 
+from feedhandler.argtypes import number
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
 
@@ -75,11 +76,12 @@ def _cpu() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=2_000_000, help="frames per run")
-    parser.add_argument("--streams", type=int, default=10, help="bookTicker streams (symbols)")
-    parser.add_argument("--batch", type=int, default=4096, help="simulator --batch")
+    parser.add_argument("--frames", type=number(int), default=2_000_000, help="frames per run")
+    parser.add_argument("--streams", type=number(int), default=10,
+                        help="bookTicker streams (symbols)")
+    parser.add_argument("--batch", type=number(int), default=4096, help="simulator --batch")
     parser.add_argument("--combined", action="store_true", help="use /stream (wrapped events)")
-    parser.add_argument("--live-frames", type=int, default=300_000, help="frames, live run")
+    parser.add_argument("--live-frames", type=number(int), default=300_000, help="frames, live run")
     args = parser.parse_args()
 
     symbols = [spec.symbol.lower() for spec in list(Universe.generate(1))[: args.streams]]

@@ -7,7 +7,9 @@
 #
 #   sudo bench/latency_two_namespaces.sh [--rate N] [--delay 200us] [-- bench latency flags]
 #
-# Needs root (ip netns, tc). Everything it creates is removed on exit.
+# Needs root (ip netns, tc). Everything it creates is removed on exit; namespaces or a veth of
+# its names that exist already (another run) stop it before it touches them. Results go to
+# bench/results/latency-netns unless the bench latency flags give --out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +17,10 @@ RATE=10000
 DELAY=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --rate) RATE="$2"; shift 2 ;;
-        --delay) DELAY="$2"; shift 2 ;;
+        --rate|--delay)
+            [[ $# -ge 2 ]] || { echo "$1 needs a value (see the header of $0)" >&2; exit 2; }
+            if [[ "$1" == --rate ]]; then RATE="$2"; else DELAY="$2"; fi
+            shift 2 ;;
         --) shift; break ;;
         *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
@@ -28,16 +32,31 @@ PY="$PWD/.venv/bin/python"
 SIM_PID=""
 WORK=$(mktemp -d /tmp/fh-netns.XXXXXX)
 
+for ns in "$EX" "$HD"; do
+    if [[ -e "/run/netns/$ns" ]]; then
+        echo "network namespace $ns exists (another run?): remove it with ip netns del $ns" >&2
+        exit 2
+    fi
+done
+if ip link show fh-ex >/dev/null 2>&1; then
+    echo "link fh-ex exists (another run?): remove it with ip link del fh-ex" >&2
+    exit 2
+fi
+OUT=(--out bench/results/latency-netns)
+for arg in "$@"; do [[ "$arg" == --out || "$arg" == --out=* ]] && OUT=(); done
+
+MADE=()
 cleanup() {
     [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
-    ip netns del "$EX" 2>/dev/null || true
-    ip netns del "$HD" 2>/dev/null || true  # (deleting a namespace removes its veth end)
+    for ns in "${MADE[@]}"; do  # (deleting a namespace removes its veth end)
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-ip netns add "$EX"
-ip netns add "$HD"
+ip netns add "$EX" && MADE+=("$EX")
+ip netns add "$HD" && MADE+=("$HD")
 ip link add fh-ex type veth peer name fh-hd
 ip link set fh-ex netns "$EX"
 ip link set fh-hd netns "$HD"
@@ -63,4 +82,4 @@ NOTE="two network namespaces joined by a veth pair on one kernel (netem delay: $
 NOTE+=" one CLOCK_REALTIME, so stages from E are exact (the clock round trip, measured as"
 NOTE+=" across hosts, checks the method: its offset should be 0 within its error)"
 ip netns exec "$HD" "$PY" -m feedhandler bench latency --url "ws://$EX_IP:$PORT" \
-    --rates "$RATE" --clock-offset-us 0 --clock-note "$NOTE" "$@"
+    --rates "$RATE" --clock-offset-us 0 --clock-note "$NOTE" "${OUT[@]}" "$@"

@@ -30,3 +30,23 @@ def topic_template(text: str) -> str:
         return check_topic_template(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def key_value(text: str) -> str:
+    """KEY=VALUE (the value may hold commas)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return text
+
+
+def key_values(text: str) -> str:
+    """KEY=VALUE[,KEY=VALUE...]."""
+    for item in text.split(","):
+        key_value(item)
+    return text
+
+
+def counts(text: str) -> list[int]:
+    """Comma-separated integers above 0, e.g. 1,1000,3000."""
+    parse = number(int)
+    return [int(parse(item)) for item in text.split(",")]

@@ -254,7 +254,11 @@ class Origins:
     def source(self, path: KeyPath) -> str:
         while path and path[-1].isdigit():  # an item of a list is from where the list is
             path = path[:-1]
-        return self.sources.get(path, "default")
+        if path in self.sources:
+            return self.sources[path]
+        # an unknown section is from where a key under it was given
+        return next((source for key, source in self.sources.items()
+                     if key[:len(path)] == path), "default")
 
 
 def _set(data: dict[str, Any], origins: Origins, path: KeyPath, value: Any,

@@ -104,6 +104,20 @@ def test_a_bench_setting_is_checked_before_anything_starts(
                                        'got "abc" (flag --set batch.linger_ms)\n')
 
 
+@pytest.mark.parametrize(("args", "error"), [
+    (["--profiles", ",", "--no-null", "--no-floor"], "nothing to run"),
+    (["--url", "http://x", "--rates", "1000"], "--url 'http://x': expected ws:// or wss://"),
+    (["--url", "ws://127.0.0.1:1", "--rates", "1000"],  # at once, not after the round trips
+     "cannot reach ws://127.0.0.1:1: Connection refused"),
+])
+def test_a_bench_that_cannot_run_says_why_in_one_line(
+        args: list[str], error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "latency", *args, "--no-plots", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and error in err, err
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_bench_kinds_are_stream_kinds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "latency", "--kinds", "trade,foo", "--no-plots"]) == 2
     assert "--kinds: unknown stream 'btcusdt@foo'" in capsys.readouterr().err

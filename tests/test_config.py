@@ -64,6 +64,8 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
     [
         ({"max_mesages": 3}, "unknown key max_mesages (override max_mesages); "
                              "did you mean max_messages?"),
+        # an unknown section is named with where a key under it came from
+        ({"foo.bar": 1}, "unknown key foo (override foo.bar)"),
         ({"batch.linger_ms": -1}, "batch.linger_ms: must be >= 0.0, got -1"),
         ({"kafka.topic_template": "{exchange}.{kinds}"},
          "kafka.topic_template: bad topic template ('kinds'); placeholders: {exchange}, "

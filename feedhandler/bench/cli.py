@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 
 from feedhandler.argtypes import number
-from feedhandler.bench.latency import Options
+from feedhandler.bench.latency import BenchError, Options
 from feedhandler.bench.pinning import split_cpus
 from feedhandler.config import ConfigError, load_config
 from feedhandler.contract.streams import normalize_streams
@@ -103,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
     if bad := [p for p in profiles if p not in ("latency", "throughput")]:
         print(f"feedhandler bench: unknown profile {bad[0]!r}", file=sys.stderr)
         return 2
+    if not (profiles or not args.no_null or not args.no_floor):
+        print("feedhandler bench: nothing to run: no --profiles, --no-null and --no-floor",
+              file=sys.stderr)
+        return 2
+    if args.url and urlsplit(args.url).scheme not in ("ws", "wss"):
+        print(f"feedhandler bench: --url {args.url!r}: expected ws:// or wss://",
+              file=sys.stderr)
+        return 2
     if args.url and len(args.rates) != 1:
         print("feedhandler bench: with --url give the simulator's rate: --rates R",
               file=sys.stderr)
@@ -145,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = run_bench(options)
-    except ConfigError as exc:  # (the broker cannot be reached, its topics cannot be had)
+    except (ConfigError, BenchError) as exc:  # (a broker or simulator it cannot reach, ...)
         print(f"feedhandler bench: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

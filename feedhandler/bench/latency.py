@@ -30,6 +30,8 @@ import datetime as dt
 import logging
 import os
 import platform
+import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import uvloop
@@ -84,6 +87,22 @@ SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp com
               "same CLOCK_REALTIME, so each stage is exact to the clock's resolution")
 GIVEN_OFFSET = ("stages from E are corrected by the clock offset given by --clock-offset-us "
                 "(state how it was measured)")
+
+
+class BenchError(Exception):
+    """The benchmark cannot run as asked (the command says it in one line)."""
+
+
+def reachable(url: str, timeout_s: float = 5.0) -> None:
+    """BenchError at once when nothing listens at `url`'s host and port (the round trips
+    would only retry until they time out)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        socket.create_connection((parts.hostname or "", port), timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot reach {url}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
 
 
 @dataclass
@@ -229,12 +248,13 @@ class Bench:
         given; the clock note, which says which."""
         opts = self.options
         if opts.url:
+            reachable(opts.url)
             try:
                 self.round_trip = uvloop.run(round_trip_offset(opts.url))
             except (OSError, TimeoutError, WsApiError) as exc:
                 if opts.clock_offset_us is None:  # (nothing else to correct the stages by)
-                    raise RuntimeError(f"the clock offset of {opts.url} could not be measured "
-                                       f"({exc!r}): give --clock-offset-us") from exc
+                    raise BenchError(f"the clock offset of {opts.url} could not be measured "
+                                     f"({exc!r}): give --clock-offset-us") from exc
                 _LOG.warning("clock round trip to %s failed (%r); using --clock-offset-us",
                             opts.url, exc)
         if opts.clock_offset_us is not None:
@@ -491,13 +511,14 @@ class Bench:
     def meta(self) -> dict[str, Any]:
         return {
             "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-            "command": " ".join(["feedhandler", *sys.argv[1:]]),
+            "command": shlex.join(["feedhandler", *sys.argv[1:]]),
             "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} "
                        f"{platform.release()}, Python {platform.python_version()}",
             "streams": len(self.streams), "kinds": self.options.kinds,
             "symbols": self.options.symbols, "duration_s": self.options.duration_s,
             "settle_s": self.options.settle_s, "clock": self.clock_note,
             "clock_offset_us": self.clock_offset_us,
+            "clock_offset_given": self.options.clock_offset_us is not None,
             "clock_round_trip": None if self.round_trip is None else {
                 "offset_us": round(self.round_trip.offset_us, 1),
                 "error_us": round(self.round_trip.error_us, 1),

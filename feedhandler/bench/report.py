@@ -25,6 +25,9 @@ def markdown(result: dict[str, Any]) -> str:
         mix += "; the paced simulator sends the events due every " + ", ".join(
             f"{tick} µs at {int(rate):,}/s" for rate, tick in ticks.items())
     notes = [f"- Clock: {meta['clock']}"]
+    if meta.get("clock_offset_given"):
+        notes.append(f"- Clock offset applied: {meta['clock_offset_us']:+,.1f} µs (given by "
+                     "--clock-offset-us)")
     if rt := meta.get("clock_round_trip"):
         notes.append(f"- Clock round trip: {rt['offset_us']:+,.0f} µs ± {rt['error_us']:,.0f} "
                      f"µs (the simulator host's clock minus ours, shortest of {rt['samples']})")

@@ -72,7 +72,10 @@ EVENTS: tuple[Event, ...] = (
            ("overlap_s", "how long both connections ran"),
            ("in_step", "true: the replacement had caught up; false: rollover_overlap_s "
                        "ran out or the old connection ended first"),
-           ("duplicates", "records both delivered, dropped once"),
+           ("duplicates", "records both delivered, dropped once, until the replacement was "
+                          "in step (what the old connection delivers until it is closed is "
+                          "dropped too, and counted only in `feedhandler_duplicates_dropped_"
+                          "total` and the summary)"),
            ("leg", "A/B redundancy only: the leg (0, 1) that closed and rejoined while the "
                    "other served")),
           "a connection was replaced make-before-break: no gap; the new epoch starts with "

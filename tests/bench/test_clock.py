@@ -70,7 +70,9 @@ def test_a_failed_round_trip_stops_the_bench_unless_an_offset_was_given(
         raise ConnectionRefusedError(111, "refused")
 
     monkeypatch.setattr(latency, "round_trip_offset", refused)
-    with pytest.raises(RuntimeError, match=r"could not be measured.*give --clock-offset-us"):
+    monkeypatch.setattr(latency, "reachable", lambda url: None)  # (it listens, then refuses)
+    with pytest.raises(latency.BenchError,
+                       match=r"could not be measured.*give --clock-offset-us"):
         bench(tmp_path, url="ws://127.0.0.1:9").align_clocks()
     given = bench(tmp_path, url="ws://127.0.0.1:9", clock_offset_us=12.0)
     assert given.align_clocks() == GIVEN_OFFSET
