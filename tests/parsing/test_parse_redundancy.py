@@ -42,6 +42,22 @@ def _interleave(legs: list[list[T]], order: list[bool]) -> list[tuple[T, int]]:
     return merged
 
 
+def _frames(ids: list[int]) -> list[bytes]:
+    """A trade and a depth event per id, as a leg carries them."""
+    return [f for i in ids for f in (trade(i), depth(2 * i - 1, 2 * i))]
+
+
+def _once_in_order(legs: list[list[bytes]], order: list[bool], n: int) -> Legs:
+    """The legs interleaved as `order` picks: ids 1..n come out once, in order, gap-free."""
+    run = Legs()
+    for frame, leg in _interleave(legs, order):
+        run.at(frame, leg)
+    assert run.column("trade", "trade_id") == list(range(1, n + 1))
+    assert run.column("depth", "last_update_id") == [2 * i for i in range(1, n + 1)]
+    assert run.gaps() == []
+    return run
+
+
 @examples(200)
 @given(n=st.integers(1, 60), cut=st.integers(0, 60), lost=st.integers(0, 1),
        order=st.lists(st.booleans(), max_size=140))
@@ -50,15 +66,10 @@ def test_any_interleaving_of_two_copies_is_the_sequence_once(n: int, cut: int, l
     """Both legs carry trades 1..n and depth events; one of them may be lost after `cut`
     records (it died): whatever the arrival order, each record comes out once, in order, and
     no gap is reported."""
-    frames = [f for i in range(1, n + 1) for f in (trade(i), depth(2 * i - 1, 2 * i))]
+    frames = _frames(list(range(1, n + 1)))
     legs = [frames, frames]
     legs[lost] = frames[:cut]
-    run = Legs()
-    for frame, leg in _interleave(legs, order):
-        run.at(frame, leg)
-    assert run.column("trade", "trade_id") == list(range(1, n + 1))
-    assert run.column("depth", "last_update_id") == [2 * i for i in range(1, n + 1)]
-    assert run.gaps() == []
+    run = _once_in_order(legs, order, n)
     assert run.decoder.duplicates == min(cut, 2 * n)
 
 
@@ -120,15 +131,10 @@ def test_a_hole_or_a_swap_on_one_leg_is_filled_by_the_other(
         if i in ids and i + 1 in ids:
             at = ids.index(i)
             ids[at], ids[at + 1] = ids[at + 1], ids[at]
-    full = [f for i in range(1, n + 1) for f in (trade(i), depth(2 * i - 1, 2 * i))]
+    full = _frames(list(range(1, n + 1)))
     legs = [full, full]
-    legs[holed] = [f for i in ids for f in (trade(i), depth(2 * i - 1, 2 * i))]
-    run = Legs()
-    for frame, leg in _interleave(legs, order):
-        run.at(frame, leg)
-    assert run.column("trade", "trade_id") == list(range(1, n + 1))
-    assert run.column("depth", "last_update_id") == [2 * i for i in range(1, n + 1)]
-    assert run.gaps() == []
+    legs[holed] = _frames(ids)
+    _once_in_order(legs, order, n)
 
 
 def test_a_hole_both_legs_carry_is_one_gap_whichever_leg_comes_first() -> None:
