@@ -131,7 +131,11 @@ struct SeqState {
 // other leg's copy comes within milliseconds; the oldest are forgotten first.
 struct RecentFrames {
   static constexpr size_t kCapacity = 1 << 15;
-  std::unordered_map<uint64_t, SeqState> seen;  // SeqState::last unused
+  struct Arrival {
+    int64_t ts_recv;
+    uint8_t leg;
+  };
+  std::unordered_map<uint64_t, Arrival> seen;
   std::vector<uint64_t> order;  // ring of the hashes in `seen`, oldest at `next` when full
   size_t next = 0;
 
@@ -482,7 +486,8 @@ struct Decoder::Impl {
     if (st.met[other] == leg_epoch[other] && st.met[leg] != leg_epoch[leg]) return true;
     if (st.seen_on[other] == leg_epoch[other] && st.seen[other] >= first) return false;
     if (!st.hole_since) st.hole_since = ts_recv;
-    return ts_recv - st.hole_since <= kPeerHoleWaitNs;
+    // (a clock stepped back ends the wait rather than stretching it)
+    return ts_recv >= st.hole_since && ts_recv - st.hole_since <= kPeerHoleWaitNs;
   }
 
   // Continuity per (kind, symbol): `first`..`last` is the id range this message covers.
@@ -601,7 +606,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
   if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
     if (c.overlap == Ctx::KEEP && !c.seq_map) {  // no sequence id: its content decides
       if (const uint64_t hash = content_hash(saved)) {
-        auto [it, fresh] = recent.seen.try_emplace(hash, SeqState{0, c.ts_recv, {}, {}, {}, 0, c.leg});
+        auto [it, fresh] = recent.seen.try_emplace(hash, RecentFrames::Arrival{c.ts_recv, c.leg});
         if (!fresh) {
           if (it->second.leg != c.leg) {
             c.lead_ns = std::max<int64_t>(0, c.ts_recv - it->second.ts_recv);
@@ -622,9 +627,11 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     c.seq_slot->last = c.seq_value;
     c.seq_slot->ts_recv = c.ts_recv;
     c.seq_slot->leg = c.leg;
-    c.seq_slot->hole_since = 0;
     c.seq_slot->met[c.leg] = leg_epoch[c.leg];
-    saw(*c.seq_slot, c.leg, c.seq_value);
+    c.seq_slot->hole_since = 0;
+    // (what a leg has seen matters to two legs only: a stale value there only makes a hole
+    // wait, bounded, for the other leg)
+    if (overlap_primary >= 0) saw(*c.seq_slot, c.leg, c.seq_value);
   } else if (c.seq_map) {
     SeqState state{c.seq_value, c.ts_recv, {}, {}, {}, 0, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];
