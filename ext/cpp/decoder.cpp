@@ -120,9 +120,6 @@ struct SeqState {
   int64_t last;
   int64_t ts_recv;
   uint32_t met[2];  // per leg: its connection (leg_epoch) that met this stream's ids, if any
-  uint32_t seen_on[2];  // per leg: its connection that delivered seen[leg]
-  int64_t seen[2];  // ... the highest id it delivered, emitted or dropped
-  int64_t hole_since;  // A/B peers: when a leg first went past a hole the other may fill
   uint8_t leg;
 };
 
@@ -182,7 +179,7 @@ struct Ctx {
   // A sequence update to apply once the whole frame is known good.
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
-  SeqState* met_slot = nullptr;  // a dropped record's stream: what its leg delivered there
+  SeqState* met_slot = nullptr;  // a DUPLICATE's stream: its leg is in step on it
   KeyMap<kSymbolWidth, SeqState>* seq_map = nullptr;
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
@@ -460,34 +457,17 @@ struct Decoder::Impl {
     return row;
   }
 
-  // How long a hole on one A/B leg waits for the other to fill it: the legs' lead is
-  // milliseconds; a peer that is stalled, not behind, must not hold the stream back until it is
-  // found stale (the records passed meanwhile are then part of the reported gap).
-  static constexpr int64_t kPeerHoleWaitNs = 1'000'000'000;
-
-  // `leg`'s current connection delivered `id` of this stream, emitted or dropped.
-  void saw(SeqState& st, uint8_t leg, int64_t id) const {
-    if (st.seen_on[leg] != leg_epoch[leg]) {
-      st.seen_on[leg] = leg_epoch[leg];
-      st.seen[leg] = id;
-    } else {
-      st.seen[leg] = std::max(st.seen[leg], id);
-    }
-  }
-
-  // A jump to `first` past the last emitted id, from `leg`: does the other leg owe the ids
-  // before it? Rollover: unless `leg` is the primary. A/B: when the other leg's current
-  // connection has met this stream's ids and `leg`'s has not (it joined later); or, for up to
-  // kPeerHoleWaitNs, when the other leg has not reached `first` yet (a hole on one leg is the
-  // other's to fill). A hole the other leg passed too is real.
-  bool owed_elsewhere(SeqState& st, uint8_t leg, int64_t first, int64_t ts_recv) const {
+  // A jump past the last emitted id from `leg`: does the other leg owe the ids before it?
+  // Rollover: unless `leg` is the primary. A/B: when the other leg's current connection has
+  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other): a
+  // hole on a leg that met them, or that neither met, is real. (Waiting for the other leg to
+  // fill it would drop this leg's records past the hole meanwhile, so the slower leg would
+  // serve the stream until it pauses, and a stall of that leg then would lose what this one
+  // carried: only a buffer of the records held back avoids both.)
+  bool owed_elsewhere(const SeqState& st, uint8_t leg) const {
     if (overlap_primary != kBothLegs) return leg != overlap_primary;
     const uint8_t other = leg ^ 1;
-    if (st.met[other] == leg_epoch[other] && st.met[leg] != leg_epoch[leg]) return true;
-    if (st.seen_on[other] == leg_epoch[other] && st.seen[other] >= first) return false;
-    if (!st.hole_since) st.hole_since = ts_recv;
-    // (a clock stepped back ends the wait rather than stretching it)
-    return ts_recv >= st.hole_since && ts_recv - st.hole_since <= kPeerHoleWaitNs;
+    return st.met[leg] != leg_epoch[leg] && st.met[other] == leg_epoch[other];
   }
 
   // Continuity per (kind, symbol): `first`..`last` is the id range this message covers.
@@ -501,18 +481,16 @@ struct Decoder::Impl {
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
-        c.met_slot = st;
-        c.seq_value = last;
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
+          c.met_slot = st;
           if (last == prev && st->leg != c.leg) {
             c.lead_ns = std::max<int64_t>(0, c.ts_recv - st->ts_recv);
             c.winner = st->leg;
           }
           return true;
         }
-        if (contiguous && first > prev && step > 1 &&
-            owed_elsewhere(*st, c.leg, first, c.ts_recv)) {
+        if (contiguous && first > prev && step > 1 && owed_elsewhere(*st, c.leg)) {
           c.overlap = Ctx::AHEAD;
           return true;
         }
@@ -594,7 +572,6 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       ++counts.in_step[c.leg];  // at or next to the last emitted id
     }
     if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
-      saw(*c.met_slot, c.leg, c.seq_value);
       if (c.overlap == Ctx::DUPLICATE) {
         c.met_slot->met[c.leg] = leg_epoch[c.leg];
         count_duplicate(c);
@@ -628,14 +605,9 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     c.seq_slot->ts_recv = c.ts_recv;
     c.seq_slot->leg = c.leg;
     c.seq_slot->met[c.leg] = leg_epoch[c.leg];
-    c.seq_slot->hole_since = 0;
-    // (what a leg has seen matters to two legs only: a stale value there only makes a hole
-    // wait, bounded, for the other leg)
-    if (overlap_primary >= 0) saw(*c.seq_slot, c.leg, c.seq_value);
   } else if (c.seq_map) {
-    SeqState state{c.seq_value, c.ts_recv, {}, {}, {}, 0, c.leg};
+    SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];
-    saw(state, c.leg, c.seq_value);
     c.seq_map->insert(c.seq_key, state);
   }
   Kind written = KIND_NONE;

@@ -86,8 +86,7 @@ class Decoder {
   // leg. `primary` < 0: one connection, records are checked as before. Turning the overlap on
   // zeroes the per-leg in_step/ahead counts.
   // kBothLegs judges a jump per stream: it is dropped when the other leg's connection has met
-  // the stream's ids (it owes the ones before) and this leg's has not, or, for up to a
-  // second, when the other leg has not reached it yet (a hole on one leg, the other fills).
+  // the stream's ids (it owes the ones before) and this leg's has not.
   static constexpr int kBothLegs = 2;
   void set_overlap(int primary) noexcept;
   // A new connection of `leg`: it has met no stream's ids yet.
