@@ -123,6 +123,14 @@ struct SeqState {
   uint8_t leg;
 };
 
+// Per (kind, symbol), while two legs overlap (apart from SeqState: the one connection's path
+// does not carry it): what each leg has delivered, and the frames held for the other leg.
+struct LegState {
+  uint32_t seen_on[2];  // per leg: its connection that delivered seen[leg]
+  int64_t seen[2];      // ... the highest id it delivered, emitted or not
+  uint32_t held;        // frames of this stream held for the other leg (STATUS_HELD)
+};
+
 // Kinds without ids, while two legs overlap: the frames emitted lately, by a hash of their
 // rows less ts_recv (event time plus content), with when and on which leg they came. The
 // other leg's copy comes within milliseconds; the oldest are forgotten first.
@@ -180,13 +188,14 @@ struct Ctx {
   // Known symbol: its slot (no second lookup); new symbol: the map to insert seq_key into.
   SeqState* seq_slot = nullptr;
   SeqState* met_slot = nullptr;  // a DUPLICATE's stream: its leg is in step on it
+  LegState* legs = nullptr;      // overlap: the record's stream
   KeyMap<kSymbolWidth, SeqState>* seq_map = nullptr;
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
-  enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD } overlap = KEEP;
+  enum : uint8_t { KEEP, IN_STEP, DUPLICATE, AHEAD, HELD } overlap = KEEP;
   int64_t lead_ns = -1;  // DUPLICATE of the last emitted id from the other leg: how late
   uint8_t winner = 0;    // ... and the leg that delivered it first
 };
@@ -204,7 +213,10 @@ struct Decoder::Impl {
   // next frame), so no frame pays for a copy that only a rejected frame needs.
   std::string_view last_stream;
   KeyMap<kSymbolWidth, SeqState> last_seq[KIND_COUNT];
+  KeyMap<kSymbolWidth, LegState> leg_state[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
+  int release_mode = Decoder::kReleaseNone;  // set_release
+  bool release_flag = false;                 // release_due
   uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
   RecentFrames recent;
@@ -457,13 +469,35 @@ struct Decoder::Impl {
     return row;
   }
 
+  LegState& legs_of(Kind kind, const char* sym) {
+    if (LegState* found = leg_state[kind].find(sym)) return *found;
+    leg_state[kind].insert(sym, LegState{});
+    return *leg_state[kind].find(sym);
+  }
+
+  // `leg`'s current connection delivered `id` of this stream, emitted or not.
+  void saw(LegState& st, uint8_t leg, int64_t id) const {
+    if (st.seen_on[leg] != leg_epoch[leg]) {
+      st.seen_on[leg] = leg_epoch[leg];
+      st.seen[leg] = id;
+    } else {
+      st.seen[leg] = std::max(st.seen[leg], id);
+    }
+  }
+
+  // A/B peers, a jump to `first` on `leg` that no rule drops: may the other leg still fill
+  // the hole before it? Yes until its current connection has delivered `first` or beyond.
+  // Such a record is held, not dropped (dropping it would leave the stream to the slower leg
+  // until it pauses, and lose what this one carried should that leg stall meanwhile).
+  bool fillable(const LegState& st, uint8_t leg, int64_t first) const {
+    const uint8_t other = leg ^ 1;
+    return overlap_primary == kBothLegs && release_mode != Decoder::kReleaseForce &&
+           !(st.seen_on[other] == leg_epoch[other] && st.seen[other] >= first);
+  }
+
   // A jump past the last emitted id from `leg`: does the other leg owe the ids before it?
   // Rollover: unless `leg` is the primary. A/B: when the other leg's current connection has
-  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other): a
-  // hole on a leg that met them, or that neither met, is real. (Waiting for the other leg to
-  // fill it would drop this leg's records past the hole meanwhile, so the slower leg would
-  // serve the stream until it pauses, and a stall of that leg then would lose what this one
-  // carried: only a buffer of the records held back avoids both.)
+  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other).
   bool owed_elsewhere(const SeqState& st, uint8_t leg) const {
     if (overlap_primary != kBothLegs) return leg != overlap_primary;
     const uint8_t other = leg ^ 1;
@@ -481,6 +515,8 @@ struct Decoder::Impl {
       // Unsigned arithmetic: ids at the int64 edge must not overflow (expected then wraps).
       const uint64_t step = static_cast<uint64_t>(first) - static_cast<uint64_t>(prev);
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
+        c.legs = &legs_of(kind, sym);
+        c.seq_value = last;
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
           c.met_slot = st;
@@ -490,9 +526,15 @@ struct Decoder::Impl {
           }
           return true;
         }
-        if (contiguous && first > prev && step > 1 && owed_elsewhere(*st, c.leg)) {
-          c.overlap = Ctx::AHEAD;
-          return true;
+        if (contiguous && first > prev && step > 1) {
+          if (owed_elsewhere(*st, c.leg)) {
+            c.overlap = Ctx::AHEAD;
+            return true;
+          }
+          if (fillable(*c.legs, c.leg, first)) {
+            c.overlap = Ctx::HELD;
+            return true;
+          }
         }
         c.overlap = Ctx::IN_STEP;
       }
@@ -513,6 +555,7 @@ struct Decoder::Impl {
       c.seq_slot = st;
     } else {
       c.seq_map = &map;
+      if (overlap_primary >= 0) c.legs = &legs_of(kind, sym);
       std::memcpy(c.seq_key, sym, kSymbolWidth);
     }
     c.seq_value = last;
@@ -566,6 +609,16 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     return {STATUS_ERROR, KIND_NONE, c.error, c.where};
   }
   if (c.overlap != Ctx::KEEP) {  // one comparison on the single-connection path
+    // (a frame decoded again was held: it is not any more, unless held again below)
+    if (c.legs) {
+      if (release_mode != Decoder::kReleaseNone && c.legs->held) --c.legs->held;
+      saw(*c.legs, c.leg, c.seq_value);
+    }
+    if (c.overlap == Ctx::HELD) {
+      ++c.legs->held;
+      restore();
+      return {STATUS_HELD, KIND_NONE, ERR_NONE, ""};
+    }
     if (c.overlap == Ctx::AHEAD) {
       ++counts.ahead[c.leg];
     } else {
@@ -605,9 +658,11 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     c.seq_slot->ts_recv = c.ts_recv;
     c.seq_slot->leg = c.leg;
     c.seq_slot->met[c.leg] = leg_epoch[c.leg];
+    if (c.legs && c.legs->held) release_flag = true;
   } else if (c.seq_map) {
     SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];
+    if (c.legs) saw(*c.legs, c.leg, c.seq_value);
     c.seq_map->insert(c.seq_key, state);
   }
   Kind written = KIND_NONE;
@@ -1718,6 +1773,7 @@ void Decoder::set_max_frame(size_t bytes) noexcept { impl_->max_frame = bytes; }
 
 void Decoder::reset_sequences() noexcept {
   for (auto& m : impl_->last_seq) m.clear();
+  for (auto& m : impl_->leg_state) m.clear();
   impl_->recent.clear();
 }
 
@@ -1731,6 +1787,10 @@ void Decoder::set_overlap(int primary) noexcept {
 }
 
 void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
+
+void Decoder::set_release(int mode) noexcept { impl_->release_mode = mode; }
+
+bool Decoder::release_due() noexcept { return std::exchange(impl_->release_flag, false); }
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

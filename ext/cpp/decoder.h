@@ -44,7 +44,9 @@ struct StreamInfo {
 // False for a name that is not a stream we decode.
 bool classify_stream(std::string_view name, StreamInfo& out) noexcept;
 
-enum Status : uint8_t { STATUS_OK, STATUS_ERROR, STATUS_FULL };
+// STATUS_HELD: A/B peers, a record past a hole the other leg may still fill; the caller keeps
+// the frame and decodes it again (set_release) once release_due(), or forced.
+enum Status : uint8_t { STATUS_OK, STATUS_ERROR, STATUS_FULL, STATUS_HELD };
 
 // A caller-owned array the decoder appends rows to (numpy memory on the Python side).
 struct Table {
@@ -86,11 +88,19 @@ class Decoder {
   // leg. `primary` < 0: one connection, records are checked as before. Turning the overlap on
   // zeroes the per-leg in_step/ahead counts.
   // kBothLegs judges a jump per stream: it is dropped when the other leg's connection has met
-  // the stream's ids (it owes the ones before) and this leg's has not.
+  // the stream's ids (it owes the ones before) and this leg's has not; otherwise, while the
+  // other leg has not reached it, it is held (STATUS_HELD) for the other leg to fill the hole.
   static constexpr int kBothLegs = 2;
   void set_overlap(int primary) noexcept;
   // A new connection of `leg`: it has met no stream's ids yet.
   void leg_connected(int leg) noexcept;
+  // How the next decode() calls judge frames held before: kReleaseNone (new frames),
+  // kReleaseRetry (held frames again, in order: held once more if still ahead), kReleaseForce
+  // (held frames again: a hole is now real).
+  static constexpr int kReleaseNone = 0, kReleaseRetry = 1, kReleaseForce = 2;
+  void set_release(int mode) noexcept;
+  // True (once) when a stream with held frames has advanced since the last call.
+  bool release_due() noexcept;
   // Lead of the winning leg: receive-time difference between an emitted record and the other
   // leg's copy of the same last id, in buckets with these upper bounds (ns) plus one more.
   static constexpr int64_t kLeadBoundsNs[] = {50'000,     100'000,    250'000,    500'000,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import threading
 import time
 from pathlib import Path
@@ -152,11 +151,11 @@ def test_legs_roll_over_in_turn(kafka_bootstrap: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_holes_repeats_and_swaps_on_one_leg_are_gaps_said_never_repeats(kafka_bootstrap: str,
-                                                                        tmp_path: Path) -> None:
+def test_holes_repeats_and_swaps_on_one_leg_are_covered_by_the_other(kafka_bootstrap: str,
+                                                                       tmp_path: Path) -> None:
     """The simulator's first connection (one leg) skips ids, repeats events and swaps
-    neighbours on every stream. A hole on a leg in step is a gap (README: A/B redundancy):
-    Kafka holds each id at most once, in order, and every id it lacks is in a `gap` event."""
+    neighbours on every stream; the other leg delivers them all: Kafka holds every id once, in
+    order, and no gap is reported."""
     symbols = [s.symbol.lower() for s in Universe.generate(SEED).symbols[:10]]
     streams = [f"{s}@{stream}" for s in symbols for stream in STREAMS.values()]
     faults = ["gap:every=400,n=3,conn=1", "duplicate:every=700,conn=1",
@@ -167,18 +166,11 @@ def test_holes_repeats_and_swaps_on_one_leg_are_gaps_said_never_repeats(kafka_bo
                                  "--duration", "8",
                                  env={"FEEDHANDLER_CONNECTION__REDUNDANCY": "2"})
         summary = handler.finish(timeout=60)
-    assert summary["errors"] == {} and summary["connections"]["duplicates"] > 0, summary
+    assert summary["errors"] == {} and summary["gaps"] == 0, summary
+    assert summary["connections"]["duplicates"] > 0, "both legs delivered"
     events = control_events(kafka_bootstrap, handler.market)
-    said = {(e["kind"], e["symbol"], e["expected"], e["received"])
-            for e in events if e["type"] == "gap" and "kind" in e}
-    assert len(said) == summary["gaps"] > 0, handler.stderr()
-    for kind in ("trade", "aggTrade"):
-        for symbol, records in events_on_kafka(kafka_bootstrap, handler.market, kind).items():
-            ids = records[ID_COLUMN[kind]].tolist()
-            assert all(b > a for a, b in itertools.pairwise(ids)), (kind, symbol)
-            for a, b in itertools.pairwise(ids):
-                if b != a + 1:
-                    assert (kind, symbol.decode(), a + 1, b) in said, (kind, symbol, a, b)
+    assert [e for e in events if e["type"] in ("gap", "disconnected")] == [], handler.stderr()
+    all_continuous(kafka_bootstrap, handler.market, len(symbols))
 
 
 def all_continuous(bootstrap: str, market: str, symbols: int) -> None:

@@ -60,6 +60,7 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         STATUS_OK
         STATUS_ERROR
         STATUS_FULL
+        STATUS_HELD
 
     struct Table:
         char* data
@@ -73,6 +74,9 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         const char* field
 
     const int BOTH_LEGS "fh::Decoder::kBothLegs"
+    const int RELEASE_NONE "fh::Decoder::kReleaseNone"
+    const int RELEASE_RETRY "fh::Decoder::kReleaseRetry"
+    const int RELEASE_FORCE "fh::Decoder::kReleaseForce"
     const int LEAD_BUCKETS "fh::Decoder::kLeadBuckets"
     const int64_t* LEAD_BOUNDS_NS "fh::Decoder::kLeadBoundsNs"
 
@@ -96,6 +100,8 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void reset_sequences()
         void set_overlap(int primary)
         void leg_connected(int leg)
+        void set_release(int mode)
+        bint release_due()
         const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
                             int64_t ts_recv, cbool is_text, uint8_t leg)

@@ -1,3 +1,4 @@
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -12,6 +13,7 @@ cdef inline int64_t now_ns() noexcept nogil:
     return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
+@cython.final  # (feed() runs per frame: direct calls, no vtable)
 cdef class Decoder:
     cdef core.Decoder* _core
     cdef readonly RecordBuffers buffers  # the record tables and their batch hand-over
@@ -19,9 +21,15 @@ cdef class Decoder:
     cdef object _on_control           # (frame: bytes) -> None
     cdef uint64_t _error_counts[<int>core.ERR_COUNT]
     cdef readonly uint64_t frames
+    cdef list _held  # A/B: frames held for the other leg, in arrival order (bytes, ts, text, leg)
+    cdef size_t _held_bytes
+    cdef bint _releasing
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
     # `leg`: which of two overlapping connections the frame came from (see set_overlap).
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text, int leg) except -1
+    cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
+                       int64_t ts_recv, bint is_text, int leg) except -1
+    cdef int _release(self, bint force) except -1

@@ -20,6 +20,11 @@ KIND_COUNT = <int>core.KIND_COUNT
 SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
 BOTH_LEGS = <int>core.BOTH_LEGS
+# A/B: how long, and for how many frames, records past a hole wait for the other leg to fill
+# it (the legs' lead is milliseconds); then the hole is real. Bounds a stalled peer: the
+# stream is delayed, not lost.
+HOLD_NS = 1_000_000_000
+HOLD_BYTES = 64 << 20
 assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
 LEAD_BOUNDS_NS = tuple(core.LEAD_BOUNDS_NS[i] for i in range(core.LEAD_BUCKETS - 1))
 ERROR_NAMES = tuple(core.error_name(<core.Error>e).decode() for e in range(1, <int>core.ERR_COUNT))
@@ -145,6 +150,7 @@ cdef class Decoder:
 
     def __cinit__(self):
         self._core = new core.Decoder()
+        self._held = []
 
     def __dealloc__(self):
         del self._core
@@ -181,7 +187,9 @@ cdef class Decoder:
             raise ValueError(f"not a stream this decoder understands: {stream!r}")
 
     def reset_sequences(self):
-        """Forget per-symbol sequence state, e.g. when a new connection starts."""
+        """Forget per-symbol sequence state, e.g. when a new connection starts (frames held
+        for the other leg are decoded first)."""
+        self._release(True)
         self._core.reset_sequences()
 
     def set_overlap(self, primary):
@@ -190,7 +198,10 @@ cdef class Decoder:
         is dropped and counted in `duplicates`, not reported as a gap. `primary` 0 or 1 (the
         leg being replaced, or the one a redundant leg joins): a jump past the last emitted
         from the other leg is dropped (counted as ahead), since the primary still owes those
-        ids. BOTH_LEGS (A/B redundancy): the first arrival wins, from either leg."""
+        ids. BOTH_LEGS (A/B redundancy): the first arrival wins, from either leg; a record
+        past a hole the other leg may still fill is held (up to HOLD_NS) and decoded once it
+        did. Frames held are decoded before the overlap changes."""
+        self._release(True)
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
 
@@ -251,7 +262,8 @@ cdef class Decoder:
                 self.decode(frame, ts, is_text, leg)
 
     def flush(self):
-        """Hand over every open batch."""
+        """Hand over every open batch (frames held for the other leg decoded first)."""
+        self._release(True)
         self.buffers.flush()
 
     def flush_expired(self, int64_t now=0):
@@ -271,17 +283,58 @@ cdef class Decoder:
     def pending_rows(self):
         return self.buffers.pending_rows
 
+    @property
+    def held(self):
+        """Frames held for the other leg (A/B redundancy)."""
+        return len(self._held)
+
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text, int leg) except -1:
+        self.frames += 1
+        self._feed_one(data, size, readable_after, ts_recv, is_text, leg)
+        if self._held:  # (A/B only, after a hole on one leg)
+            if self._core.release_due():
+                self._release(False)
+            if self._held and (ts_recv - <int64_t>self._held[0][1] > HOLD_NS
+                               or self._held_bytes > HOLD_BYTES):
+                self._release(True)
+        return 0
+
+    cdef int _release(self, bint force) except -1:
+        """Decode the frames held for the other leg again, in order: those it filled the hole
+        before are emitted, the rest held again; `force`: all, a hole left being real."""
+        cdef list held
+        if self._releasing or not self._held:
+            return 0
+        self._releasing = True
+        self._core.set_release(core.RELEASE_FORCE if force else core.RELEASE_RETRY)
+        try:
+            while self._held:
+                held, self._held, self._held_bytes = self._held, [], 0
+                for frame, ts, text, leg in held:
+                    self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts,
+                                   text, leg)
+                if force or not self._core.release_due():
+                    break
+        finally:
+            self._core.set_release(core.RELEASE_NONE)
+            self._releasing = False
+        return 0
+
+    cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
+                       int64_t ts_recv, bint is_text, int leg) except -1:
         cdef core.DecodeResult r
         cdef string_view stream
-        self.frames += 1
         while True:
             r = self._core.decode(data, size, readable_after, ts_recv, is_text, leg)
             if r.status != core.STATUS_FULL:
                 break
             self.buffers.make_room(r.kind)
 
+        if r.status == core.STATUS_HELD:
+            self._held.append((PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
+            self._held_bytes += size
+            return 0
         if r.status == core.STATUS_ERROR:
             self._error_counts[<int>r.error] += 1
             if self._on_error is not None:
