@@ -192,6 +192,8 @@ struct Ctx {
   KeyMap<kSymbolWidth, SeqState>* seq_map = nullptr;
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
+  int64_t seq_first = 0;       // overlap: the record's first id
+  uint8_t seq_kind = 0;        // ... its kind
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
@@ -217,6 +219,8 @@ struct Decoder::Impl {
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
   int release_mode = Decoder::kReleaseNone;  // set_release
   bool release_flag = false;                 // release_due
+  int64_t held_first = 0;                    // the last STATUS_HELD record's first id
+  char held_symbol[kSymbolWidth] = {};       // ... and symbol
   uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
   RecentFrames recent;
@@ -517,6 +521,9 @@ struct Decoder::Impl {
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         c.legs = &legs_of(kind, sym);
         c.seq_value = last;
+        c.seq_first = first;
+        c.seq_kind = kind;
+        std::memcpy(c.seq_key, sym, kSymbolWidth);
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
           c.met_slot = st;
@@ -531,7 +538,11 @@ struct Decoder::Impl {
             c.overlap = Ctx::AHEAD;
             return true;
           }
-          if (fillable(*c.legs, c.leg, first)) {
+          // (behind frames of this stream already held: in id order, which a release keeps)
+          const bool fill = fillable(*c.legs, c.leg, first);
+          const bool behind = release_mode == Decoder::kReleaseNone && c.legs->held;
+          if (fill || behind) {
+            if (!fill) release_flag = true;  // a real hole: what is held goes first
             c.overlap = Ctx::HELD;
             return true;
           }
@@ -617,7 +628,9 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     if (c.overlap == Ctx::HELD) {
       ++c.legs->held;
       restore();
-      return {STATUS_HELD, KIND_NONE, ERR_NONE, ""};
+      held_first = c.seq_first;
+      std::memcpy(held_symbol, c.seq_key, kSymbolWidth);
+      return {STATUS_HELD, static_cast<Kind>(c.seq_kind), ERR_NONE, ""};
     }
     if (c.overlap == Ctx::AHEAD) {
       ++counts.ahead[c.leg];
@@ -1791,6 +1804,12 @@ void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
 void Decoder::set_release(int mode) noexcept { impl_->release_mode = mode; }
 
 bool Decoder::release_due() noexcept { return std::exchange(impl_->release_flag, false); }
+
+int64_t Decoder::held_first() const noexcept { return impl_->held_first; }
+
+std::string_view Decoder::held_symbol() const noexcept {
+  return {impl_->held_symbol, strnlen(impl_->held_symbol, kSymbolWidth)};
+}
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

@@ -101,6 +101,10 @@ class Decoder {
   void set_release(int mode) noexcept;
   // True (once) when a stream with held frames has advanced since the last call.
   bool release_due() noexcept;
+  // After STATUS_HELD (its `kind`): the held record's symbol and first id, the order a release
+  // decodes a stream's held frames in.
+  int64_t held_first() const noexcept;
+  std::string_view held_symbol() const noexcept;
   // Lead of the winning leg: receive-time difference between an emitted record and the other
   // leg's copy of the same last id, in buckets with these upper bounds (ns) plus one more.
   static constexpr int64_t kLeadBoundsNs[] = {50'000,     100'000,    250'000,    500'000,

@@ -110,12 +110,12 @@ def test_a_leg_ahead_waits_per_stream_until_it_meets_the_ids() -> None:
     run.decoder.leg_connected(0)
     run.decoder.leg_connected(1)  # both reconnect: neither has met a stream
     run.at(trade(9, "AAA"), 0)  # 6..8 may come on leg 1: held
-    run.decoder.flush()  # what is held is decoded: the holes are real
+    run.decoder.flush()  # what is held is decoded (by kind, symbol, id): the holes are real
     symbols = [bytes(s).decode() for b in run.batches["trade"] for s in b["symbol"]]
     assert list(zip(symbols, run.column("trade", "trade_id"), strict=True)) == [
         ("AAA", 1), ("BBB", 1), ("BBB", 2), ("AAA", 2), ("AAA", 3), ("AAA", 4), ("AAA", 5),
-        ("BBB", 7), ("AAA", 9)]
-    assert run.gaps() == [("trade", 3, 7, 1), ("trade", 6, 9, 1)]
+        ("AAA", 9), ("BBB", 7)]
+    assert run.gaps() == [("trade", 6, 9, 1), ("trade", 3, 7, 1)]
 
 
 @examples(200)
@@ -168,6 +168,35 @@ def test_a_hole_on_the_leading_leg_is_filled_and_it_leads_again() -> None:
     assert won[0] > 2900, won  # (leg 1 won 10, and what was held until it came)
 
 
+def test_holes_on_both_legs_keep_each_stream_in_id_order() -> None:
+    """Frames held on both legs are decoded again in id order, and a later frame of a stream
+    that has some held waits behind them: no id one leg carried is lost or reordered."""
+    run = Legs()
+    run.at(trade(1), 0)
+    run.at(trade(1), 1)
+    run.at(trade(3), 0)  # held: 2 may come on leg 1
+    run.at(trade(5), 1)  # held: 2..4 may come on leg 0 (it has 3)
+    run.at(trade(4), 0)  # leg 1 passed 4, but 3 is held: behind it, then all in order
+    run.decoder.flush()
+    assert run.column("trade", "trade_id") == [1, 3, 4, 5]
+    assert run.gaps() == [("trade", 2, 3, 1)]
+    late = Legs()
+    for t, leg in ((1, 0), (1, 1), (3, 0), (4, 1), (2, 1)):  # leg 1's 2 comes late
+        late.at(trade(t), leg)
+    assert late.column("trade", "trade_id") == [1, 2, 3, 4] and late.gaps() == []
+    assert late.decoder.held == 0
+
+
+def test_a_clock_stepped_back_ends_the_wait() -> None:
+    second = 1_000_000_000
+    run = Legs()
+    run.at(trade(1), 0, ts=10 * second)
+    run.at(trade(1), 1, ts=10 * second)
+    run.at(trade(3), 0, ts=10 * second)  # held
+    run.at(trade(4), 0, ts=second)  # the wall clock stepped back 9 s: the hole is real
+    assert run.column("trade", "trade_id") == [1, 3, 4] and run.decoder.held == 0
+
+
 def test_a_stalled_leg_holds_a_hole_for_a_second_at_most() -> None:
     """A hole on the leg that serves waits for the other leg (open, but delivering nothing)
     no longer than a second: then it is a gap, and the records held meanwhile are emitted."""
@@ -181,6 +210,11 @@ def test_a_stalled_leg_holds_a_hole_for_a_second_at_most() -> None:
     run.at(trade(5), 0, ts=2 * second + 1)  # more than a second since 3 was held
     assert run.column("trade", "trade_id") == [1, 3, 4, 5]
     assert run.gaps() == [("trade", 2, 3, 1)] and run.decoder.held == 0
+    run.at(trade(7), 0, ts=3 * second)  # held; then nothing comes on either leg
+    run.decoder.flush_expired(3 * second + second // 2)
+    assert run.decoder.held == 1
+    run.decoder.flush_expired(4 * second + 1)  # the service tick: a second is up
+    assert run.column("trade", "trade_id") == [1, 3, 4, 5, 7] and run.decoder.held == 0
 
 
 @examples(100)

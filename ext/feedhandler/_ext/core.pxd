@@ -102,6 +102,8 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void leg_connected(int leg)
         void set_release(int mode)
         bint release_due()
+        int64_t held_first()
+        string_view held_symbol()
         const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
                             int64_t ts_recv, cbool is_text, uint8_t leg)

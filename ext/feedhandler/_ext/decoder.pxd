@@ -23,6 +23,8 @@ cdef class Decoder:
     cdef readonly uint64_t frames
     cdef list _held  # A/B: frames held for the other leg, in arrival order (bytes, ts, text, leg)
     cdef size_t _held_bytes
+    cdef int64_t _held_since  # the oldest held frame's ts_recv
+    cdef uint64_t _held_count  # frames held so far (arrival order among equal ids)
     cdef bint _releasing
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
@@ -33,3 +35,4 @@ cdef class Decoder:
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
+    cdef bint _held_out(self, int64_t now)

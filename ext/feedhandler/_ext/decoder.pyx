@@ -267,8 +267,12 @@ cdef class Decoder:
         self.buffers.flush()
 
     def flush_expired(self, int64_t now=0):
-        """Hand over batches whose first row is older than the linger time."""
-        self.buffers.flush_expired(now or now_ns())
+        """Hand over batches whose first row is older than the linger time (and decode frames
+        held for the other leg past HOLD_NS, when no frame came since to do it)."""
+        now = now or now_ns()
+        if self._held and self._held_out(now):
+            self._release(True)
+        self.buffers.flush_expired(now)
 
     @property
     def error_counts(self):
@@ -293,16 +297,20 @@ cdef class Decoder:
         self.frames += 1
         self._feed_one(data, size, readable_after, ts_recv, is_text, leg)
         if self._held:  # (A/B only, after a hole on one leg)
-            if self._core.release_due():
-                self._release(False)
-            if self._held and (ts_recv - <int64_t>self._held[0][1] > HOLD_NS
-                               or self._held_bytes > HOLD_BYTES):
+            if self._held_out(ts_recv) or self._held_bytes > HOLD_BYTES:
                 self._release(True)
+            elif self._core.release_due():
+                self._release(False)
         return 0
 
+    cdef bint _held_out(self, int64_t now):
+        """The oldest frame held has waited HOLD_NS (or the clock stepped back past it)."""
+        return now - self._held_since > HOLD_NS or now < self._held_since
+
     cdef int _release(self, bint force) except -1:
-        """Decode the frames held for the other leg again, in order: those it filled the hole
-        before are emitted, the rest held again; `force`: all, a hole left being real."""
+        """Decode the frames held for the other leg again, each stream's in id order (the
+        legs' frames interleave): those whose hole was filled are emitted, the rest held
+        again; `force`: all, a hole left being real."""
         cdef list held
         if self._releasing or not self._held:
             return 0
@@ -310,8 +318,8 @@ cdef class Decoder:
         self._core.set_release(core.RELEASE_FORCE if force else core.RELEASE_RETRY)
         try:
             while self._held:
-                held, self._held, self._held_bytes = self._held, [], 0
-                for frame, ts, text, leg in held:
+                held, self._held, self._held_bytes = sorted(self._held), [], 0
+                for _, _, _, _, frame, ts, text, leg in held:
                     self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts,
                                    text, leg)
                 if force or not self._core.release_due():
@@ -319,6 +327,8 @@ cdef class Decoder:
         finally:
             self._core.set_release(core.RELEASE_NONE)
             self._releasing = False
+        if self._held:
+            self._held_since = min(<int64_t>h[5] for h in self._held)
         return 0
 
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
@@ -332,7 +342,14 @@ cdef class Decoder:
             self.buffers.make_room(r.kind)
 
         if r.status == core.STATUS_HELD:
-            self._held.append((PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
+            if not self._held:
+                self._held_since = ts_recv
+            symbol = self._core.held_symbol()
+            # (kind, symbol, first id, arrival: the release order), the frame, how it came
+            self._held.append((<int>r.kind, symbol.data()[:symbol.size()],
+                               self._core.held_first(), self._held_count,
+                               PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
+            self._held_count += 1
             self._held_bytes += size
             return 0
         if r.status == core.STATUS_ERROR:
