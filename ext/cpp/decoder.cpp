@@ -192,8 +192,8 @@ struct Ctx {
   KeyMap<kSymbolWidth, SeqState>* seq_map = nullptr;
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
-  int64_t seq_first = 0;       // overlap: the record's first id
-  uint8_t seq_kind = 0;        // ... its kind
+  int64_t seq_first = 0;       // HELD: the record's first id
+  uint8_t seq_kind = 0;        // ... its kind (and seq_key its symbol)
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
@@ -521,9 +521,6 @@ struct Decoder::Impl {
       if (overlap_primary >= 0) {  // off the single-connection path: one predictable branch
         c.legs = &legs_of(kind, sym);
         c.seq_value = last;
-        c.seq_first = first;
-        c.seq_kind = kind;
-        std::memcpy(c.seq_key, sym, kSymbolWidth);
         if (last <= prev) {
           c.overlap = Ctx::DUPLICATE;
           c.met_slot = st;
@@ -544,6 +541,9 @@ struct Decoder::Impl {
           if (fill || behind) {
             if (!fill) release_flag = true;  // a real hole: what is held goes first
             c.overlap = Ctx::HELD;
+            c.seq_first = first;  // (what the caller orders held frames by)
+            c.seq_kind = kind;
+            std::memcpy(c.seq_key, sym, kSymbolWidth);
             return true;
           }
         }

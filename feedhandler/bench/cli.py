@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from feedhandler.argtypes import number
+from feedhandler.argtypes import key_value, number
 from feedhandler.bench.latency import BenchError, Options
 from feedhandler.bench.pinning import split_cpus
 from feedhandler.config import ConfigError, load_config
@@ -92,6 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "isolates them")
     lat.add_argument("--no-plots", action="store_true")
     lat.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     type=key_value,
                      help="a handler setting for every handler run (e.g. batch.linger_ms=0.05); "
                      "it wins over the benchmark's own")
 
@@ -125,9 +126,6 @@ def run(args: argparse.Namespace) -> int:
         normalize_streams([f"btcusdt@{kind}" for kind in kinds] or ["--kinds"])
     except ValueError as exc:
         print(f"feedhandler bench: --kinds: {exc}", file=sys.stderr)
-        return 2
-    if bad := [item for item in args.set if "=" not in item]:
-        print(f"feedhandler bench: --set {bad[0]!r}: expected KEY=VALUE", file=sys.stderr)
         return 2
     settings = dict(item.split("=", 1) for item in args.set)
     try:  # the values too, before anything is started (each run applies them to its own)

@@ -20,8 +20,8 @@ KIND_COUNT = <int>core.KIND_COUNT
 SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
 BOTH_LEGS = <int>core.BOTH_LEGS
-# A/B: how long, and for how many frames, records past a hole wait for the other leg to fill
-# it (the legs' lead is milliseconds); then the hole is real. Bounds a stalled peer: the
+# A/B: how long records past a hole wait for the other leg to fill it (the legs' lead is
+# milliseconds), and how many bytes of frames wait at most; then the hole is real. Bounds a stalled peer: the
 # stream is delayed, not lost.
 HOLD_NS = 1_000_000_000
 HOLD_BYTES = 64 << 20
