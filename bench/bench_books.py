@@ -13,6 +13,7 @@ depend on the machine and its load.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -45,6 +46,7 @@ def market(kinds: tuple[str, ...]) -> tuple[list[np.ndarray], list[bytes]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     snapshots, frames = market(("depth@100ms",))
     records = parse(frames)["depth"]
     head = np.concatenate(snapshots)

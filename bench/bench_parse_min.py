@@ -13,27 +13,34 @@ simulator sends them (combined-stream wrappers; 100,000 frames, ../shared/corpus
 
 from __future__ import annotations
 
-import os
+import argparse
 import random
-import sys
 import time
 
-sys.path.insert(0, os.getcwd())
-from bench.bench_parse import CASES, TS_RECV, run_cpp
+from bench_parse import CASES, TS_RECV, run_cpp  # (this script's folder is on sys.path)
+
 from feedhandler._ext.decoder import Decoder
 
 ROUNDS = 25
 
 
 def main() -> None:
-    if "--realistic" in sys.argv[1:]:
-        from bench.bench_handler_vs_picows import realistic_events
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--decode-only", action="store_true",
+                      help="ns per row of one long-lived decoder, batches dropped")
+    mode.add_argument("--realistic", action="store_true",
+                      help="ns per frame over frames shaped like real captures")
+    args = parser.parse_args()
+    if args.realistic:
+        from bench_handler_vs_picows import realistic_events
+
         from feedhandler.simulator.server.frames import wrap_combined
 
         frames = [wrap_combined(stream, payload) for stream, payload in realistic_events(100_000)]
         print({"realistic (ns a frame)": round(_best(frames)[0] / len(frames), 1)})
         return
-    decode_only = "--decode-only" in sys.argv[1:]
+    decode_only = args.decode_only
     result = {}
     for kind, (make, n, table, _, _) in CASES.items():
         frames = make(n, random.Random(1))

@@ -10,6 +10,7 @@ case: nothing to report). Medians over repetitions.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -65,6 +66,7 @@ def measure(check: PrecisionCheck, batch: list[bytes]) -> tuple[float, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     rng = np.random.default_rng(1)
     check = PrecisionCheck(lambda event: None)
     check.update(SymbolInfo(s, "TRADING", "USDT", frozenset(), 1_000_000, 1_000)

@@ -193,7 +193,7 @@ struct Ctx {
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
   int64_t seq_first = 0;       // HELD: the record's first id
-  uint8_t seq_kind = 0;        // ... its kind (and seq_key its symbol)
+  uint8_t seq_kind = 0;        // HELD, or a stream with frames held: its kind (seq_key symbol)
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
   uint8_t leg = 0;
@@ -218,7 +218,7 @@ struct Decoder::Impl {
   KeyMap<kSymbolWidth, LegState> leg_state[KIND_COUNT];
   int overlap_primary = -1;  // set_overlap: < 0 when one connection feeds the decoder
   int release_mode = Decoder::kReleaseNone;  // set_release
-  bool release_flag = false;                 // release_due
+  std::vector<Decoder::StreamKey> due;       // due_streams: whose held frames to decode again
   int64_t held_first = 0;                    // the last STATUS_HELD record's first id
   char held_symbol[kSymbolWidth] = {};       // ... and symbol
   uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
@@ -479,6 +479,16 @@ struct Decoder::Impl {
     return *leg_state[kind].find(sym);
   }
 
+  // The held frames of (kind, sym) are to be decoded again (each stream once in the list).
+  void mark_due(Kind kind, const char* sym) {
+    for (const auto& d : due) {
+      if (d.kind == kind && std::memcmp(d.symbol, sym, kSymbolWidth) == 0) return;
+    }
+    Decoder::StreamKey key{kind, {}};
+    std::memcpy(key.symbol, sym, kSymbolWidth);
+    due.push_back(key);
+  }
+
   // `leg`'s current connection delivered `id` of this stream, emitted or not.
   void saw(LegState& st, uint8_t leg, int64_t id) const {
     if (st.seen_on[leg] != leg_epoch[leg]) {
@@ -539,7 +549,7 @@ struct Decoder::Impl {
           const bool fill = fillable(*c.legs, c.leg, first);
           const bool behind = release_mode == Decoder::kReleaseNone && c.legs->held;
           if (fill || behind) {
-            if (!fill) release_flag = true;  // a real hole: what is held goes first
+            if (!fill) mark_due(kind, sym);  // a real hole: what is held goes first
             c.overlap = Ctx::HELD;
             c.seq_first = first;  // (what the caller orders held frames by)
             c.seq_kind = kind;
@@ -548,6 +558,10 @@ struct Decoder::Impl {
           }
         }
         c.overlap = Ctx::IN_STEP;
+        if (c.legs->held) {  // emitted, it makes the stream's held frames due
+          c.seq_kind = kind;
+          std::memcpy(c.seq_key, sym, kSymbolWidth);
+        }
       }
       uint8_t reason = 0;
       if (last <= prev) reason = GAP_BACKWARDS;
@@ -671,7 +685,7 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     c.seq_slot->ts_recv = c.ts_recv;
     c.seq_slot->leg = c.leg;
     c.seq_slot->met[c.leg] = leg_epoch[c.leg];
-    if (c.legs && c.legs->held) release_flag = true;
+    if (c.legs && c.legs->held) mark_due(static_cast<Kind>(c.seq_kind), c.seq_key);
   } else if (c.seq_map) {
     SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];
@@ -1803,7 +1817,17 @@ void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
 
 void Decoder::set_release(int mode) noexcept { impl_->release_mode = mode; }
 
-bool Decoder::release_due() noexcept { return std::exchange(impl_->release_flag, false); }
+bool Decoder::release_due() const noexcept { return !impl_->due.empty(); }
+
+size_t Decoder::due_streams() const noexcept { return impl_->due.size(); }
+
+Kind Decoder::due_kind(size_t i) const noexcept { return impl_->due[i].kind; }
+
+std::string_view Decoder::due_symbol(size_t i) const noexcept {
+  return {impl_->due[i].symbol, strnlen(impl_->due[i].symbol, kSymbolWidth)};
+}
+
+void Decoder::clear_due() noexcept { impl_->due.clear(); }
 
 int64_t Decoder::held_first() const noexcept { return impl_->held_first; }
 

@@ -99,8 +99,17 @@ class Decoder {
   // (held frames again: a hole is now real).
   static constexpr int kReleaseNone = 0, kReleaseRetry = 1, kReleaseForce = 2;
   void set_release(int mode) noexcept;
-  // True (once) when a stream with held frames has advanced since the last call.
-  bool release_due() noexcept;
+  // Streams whose held frames are due to be decoded again (one of them advanced, or a jump
+  // behind them is a real hole), each once, since clear_due(); release_due(): any.
+  struct StreamKey {
+    Kind kind;
+    char symbol[kSymbolWidth];
+  };
+  bool release_due() const noexcept;
+  size_t due_streams() const noexcept;
+  Kind due_kind(size_t i) const noexcept;
+  std::string_view due_symbol(size_t i) const noexcept;
+  void clear_due() noexcept;
   // After STATUS_HELD (its `kind`): the held record's symbol and first id, the order a release
   // decodes a stream's held frames in.
   int64_t held_first() const noexcept;

@@ -150,7 +150,7 @@ cdef class Decoder:
 
     def __cinit__(self):
         self._core = new core.Decoder()
-        self._held = []
+        self._held = {}
 
     def __dealloc__(self):
         del self._core
@@ -290,7 +290,7 @@ cdef class Decoder:
     @property
     def held(self):
         """Frames held for the other leg (A/B redundancy)."""
-        return len(self._held)
+        return self._held_frames
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text, int leg) except -1:
@@ -308,28 +308,49 @@ cdef class Decoder:
         return now - self._held_since > HOLD_NS or now < self._held_since
 
     cdef int _release(self, bint force) except -1:
-        """Decode the frames held for the other leg again, each stream's in id order (the
-        legs' frames interleave): those whose hole was filled are emitted, the rest held
-        again; `force`: all, a hole left being real."""
-        cdef list held
+        """Decode again the held frames of the streams due (`force`: of all streams, a hole
+        left being real), each stream's in id order (the legs' frames interleave): those whose
+        hole was filled are emitted, the rest held again. Streams with nothing due are not
+        touched, so a release costs what the streams that advanced hold."""
+        cdef list frames
         if self._releasing or not self._held:
             return 0
         self._releasing = True
         self._core.set_release(core.RELEASE_FORCE if force else core.RELEASE_RETRY)
         try:
-            while self._held:
-                held, self._held, self._held_bytes = sorted(self._held), [], 0
-                for _, _, _, _, frame, ts, text, leg in held:
-                    self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0, ts,
-                                   text, leg)
-                if force or not self._core.release_due():
-                    break
+            streams = list(self._held) if force else self._take_due()
+            while streams:  # (a forced pass holds nothing again: one pass)
+                for stream in streams:
+                    frames = self._held.pop(stream, None)
+                    if frames is None:
+                        continue
+                    self._held_frames -= len(frames)
+                    frames.sort()  # (first id, arrival: unique)
+                    for _, _, frame, ts, text, leg in frames:
+                        self._held_bytes -= PyBytes_GET_SIZE(frame)
+                        self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0,
+                                       ts, text, leg)
+                streams = [] if force else self._take_due()
         finally:
             self._core.set_release(core.RELEASE_NONE)
             self._releasing = False
+            if force:
+                self._core.clear_due()
         if self._held:
-            self._held_since = min(<int64_t>h[5] for h in self._held)
+            self._held_since = min(<int64_t>h[3] for frames in self._held.values()
+                                   for h in frames)
         return 0
+
+    cdef list _take_due(self):
+        """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""
+        cdef size_t i
+        cdef string_view symbol
+        cdef list streams = []
+        for i in range(self._core.due_streams()):
+            symbol = self._core.due_symbol(i)
+            streams.append((<int>self._core.due_kind(i), symbol.data()[:symbol.size()]))
+        self._core.clear_due()
+        return streams
 
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
                        int64_t ts_recv, bint is_text, int leg) except -1:
@@ -345,11 +366,15 @@ cdef class Decoder:
             if not self._held:
                 self._held_since = ts_recv
             symbol = self._core.held_symbol()
-            # (kind, symbol, first id, arrival: the release order), the frame, how it came
-            self._held.append((<int>r.kind, symbol.data()[:symbol.size()],
-                               self._core.held_first(), self._held_count,
-                               PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
+            key = (<int>r.kind, symbol.data()[:symbol.size()])
+            frames = self._held.get(key)
+            if frames is None:
+                frames = self._held[key] = []
+            # (first id, arrival: the release order), the frame, how it came
+            frames.append((self._core.held_first(), self._held_count,
+                           PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
             self._held_count += 1
+            self._held_frames += 1
             self._held_bytes += size
             return 0
         if r.status == core.STATUS_ERROR:
