@@ -23,6 +23,10 @@ RUN FEEDHANDLER_MARCH="${FEEDHANDLER_MARCH}" /opt/build/bin/pip wheel --no-cache
  && /opt/feedhandler/bin/pip install --no-cache-dir -c constraints.txt /wheels/*.whl
 
 FROM ${PYTHON_IMAGE}
+# tini as PID 1: it passes signals on and reaps; the handler as PID 1 would ignore SIGTERM until
+# it installs its own handler, i.e. through start-up's Kafka check (up to 30 s)
+RUN apt-get update && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/feedhandler /opt/feedhandler
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin feedhandler
 USER 10001
@@ -30,5 +34,5 @@ USER 10001
 ENV PATH=/opt/feedhandler/bin:$PATH OPENBLAS_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
 # /livez /readyz /metrics when health_port is set (k8s/base/feedhandler.yaml sets 8080)
 EXPOSE 8080
-ENTRYPOINT ["feedhandler"]
+ENTRYPOINT ["tini", "--", "feedhandler"]
 CMD ["run", "--config", "/etc/feedhandler/feedhandler.yaml"]

@@ -428,6 +428,9 @@ class HandlerConfig(Section):
     """HTTP /livez /readyz /metrics (0 = off)"""
     health_host: Text = "0.0.0.0"
     """all interfaces: probes and scrapes come from outside the pod"""
+    health_writes: Literal["loopback", "any", "off"] = "loopback"
+    """who may POST /subscriptions: loopback clients (kubectl exec or port-forward), any client
+    that reaches the port, or none"""
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     connection: ConnectionConfig = Field(default_factory=ConnectionConfig)

@@ -388,7 +388,8 @@ class Handler:
         loop = asyncio.get_running_loop()
         self.heartbeat = time.monotonic()
         if self.config.health_port:  # first: a taken port fails the start, before any read
-            self.health = HealthServer(self, self.config.health_host, self.config.health_port)
+            self.health = HealthServer(self, self.config.health_host, self.config.health_port,
+                                       self.config.health_writes)
             await self.health.start()
         # the loop's handlers while it runs, then those from before (the command line's keep
         # a late signal from turning exit 0 into 143; in-process users get theirs back)

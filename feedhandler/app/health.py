@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,7 +47,8 @@ MAX_REQUEST_BYTES = 8192
 MAX_BODY_BYTES = 1 << 20  # a POST /subscriptions of thousands of streams
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed",
            408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 MIB = 1 << 20
@@ -54,9 +56,11 @@ Answer = tuple[int, str, str]
 
 
 class HealthServer:
-    def __init__(self, handler: Handler, host: str, port: int) -> None:
+    def __init__(self, handler: Handler, host: str, port: int, writes: str = "loopback") -> None:
+        """`writes`: who may POST (config health_writes): "loopback", "any" or "off"."""
         self.handler = handler
         self.host, self.port = host, port
+        self.writes = writes
         self.liveness_timeout_s = LIVENESS_TIMEOUT_S
         self.request_timeout_s = REQUEST_TIMEOUT_S
         self.write_timeout_s = WRITE_TIMEOUT_S
@@ -193,7 +197,7 @@ class HealthServer:
                         writer: asyncio.StreamWriter) -> None:
         self._waiting[writer] = None
         try:
-            reply = await self._answer(reader)
+            reply = await self._answer(reader, _peer(writer))
         except Exception:  # a bug in one answer must not take the endpoints down
             log.exception("health endpoint failed")
             reply = Reply(500, TEXT, "internal error\n", read_whole=False)
@@ -216,7 +220,8 @@ class HealthServer:
         except (OSError, RuntimeError, TimeoutError):  # (uvloop: RuntimeError once closed)
             writer.transport.abort()  # the client is gone, or does not read: nothing to wait for
 
-    async def _answer(self, reader: asyncio.StreamReader) -> Reply:
+    async def _answer(self, reader: asyncio.StreamReader, peer: str) -> Reply:
+        """The reply to one request from `peer` (its address, "" when unknown)."""
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 head = await reader.readuntil(b"\r\n\r\n")  # all of it: no RST on close
@@ -236,10 +241,28 @@ class HealthServer:
                                     "/subscriptions\n", read_whole=bodiless)
         post = self._posts.get(path)
         if method == "POST" and post is not None:
+            if not self._may_write(peer):
+                # (the port serves probes and scrapes from anywhere; a change is an operator's)
+                return Reply(403, TEXT, f"POST {path} refused from {peer or 'this client'} "
+                             f"(health_writes: {self.writes}); from the pod itself it is "
+                             f"allowed: kubectl port-forward or exec\n"
+                             if self.writes == "loopback" else
+                             f"POST {path} is off (health_writes: off)\n", read_whole=False)
             return await self._post(post, head, reader)
         if not bodiless:
             return Reply(405, TEXT, "method not allowed\n", read_whole=False)
         return Reply(*route(), head_only=method == "HEAD")
+
+    def _may_write(self, peer: str) -> bool:
+        if self.writes != "loopback":
+            return self.writes == "any"
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])  # (less an IPv6 zone)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback
 
     async def _post(self, post: Callable[[bytes], Awaitable[Answer]], head: bytes,
                     reader: asyncio.StreamReader) -> Reply:
@@ -270,6 +293,12 @@ class Reply(NamedTuple):
     body: str
     head_only: bool = False  # HEAD: the head alone, with the body's length
     read_whole: bool = True  # False: the client may still be sending (read away before closing)
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """The client's IP address ("" when unknown)."""
+    name = writer.get_extra_info("peername")
+    return str(name[0]) if isinstance(name, tuple) and name else ""
 
 
 async def _read_away(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

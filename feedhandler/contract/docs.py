@@ -224,7 +224,9 @@ the producer: a broker outage is backpressure, not loss. When librdkafka's queue
 (`kafka.queue_mb`) is full, messages wait in the handler's own queue, in order; past
 `kafka.backlog_limit_mb` the handler stops reading from the exchange (a `paused` event) and
 resumes below half of it (`resumed`). Memory is bounded by the two limits plus one batch per
-kind. If the exchange drops the connection meanwhile, the reconnect `gap` event says so. On
+kind. While paused, the handler does not judge its connections stale (the silence is its
+own), but the exchange's pings go unanswered too: Binance drops a connection whose pong has
+not come within a minute, and the reconnect `gap` event then says what was lost. On
 SIGTERM/SIGINT the handler stops reading, flushes its open batches and the producer within
 `shutdown_timeout_s`, and exits 0; the summary's `sink.undelivered` is what did not make it.
 

@@ -443,6 +443,12 @@ class Connection:
                     frames, last_data = delivered, now
                 if listener.last_pong_ns != pong_ns:
                     pong_ns, last_pong = listener.last_pong_ns, now
+                if self.feed.paused:
+                    # Reads paused by the sink's backpressure: the silence is ours, not the
+                    # link's (frames and pongs wait unread). Judged afresh once reads resume.
+                    last_data = last_pong = now
+                    ping_sent = 0.0
+                    continue
                 self.verdict = verdict = policy.check(now, self.opened_at, last_data,
                                                       last_pong, ping_sent)
                 if verdict.never_delivered and not warned:

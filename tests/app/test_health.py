@@ -309,6 +309,33 @@ async def test_unknown_paths_bad_methods_and_garbage_are_answered_and_survived()
         assert (await get(handler, "/livez"))[0] == 200
 
 
+@pytest.mark.parametrize(("writes", "peer", "allowed"), [
+    ("loopback", "127.0.0.1", True), ("loopback", "127.3.2.1", True), ("loopback", "::1", True),
+    ("loopback", "::ffff:127.0.0.1", True), ("loopback", "10.0.0.7", False),
+    ("loopback", "fe80::1%eth0", False), ("loopback", "", False), ("any", "10.0.0.7", True),
+    ("off", "127.0.0.1", False)])
+def test_who_may_change_subscriptions(writes: str, peer: str, allowed: bool) -> None:
+    """The port serves probes and scrapes from anywhere; by default a change comes only from
+    the pod itself (kubectl exec or port-forward)."""
+    server = HealthServer(Handler(config("ws://127.0.0.1:9")), "127.0.0.1", 0, writes)
+    assert server._may_write(peer) is allowed
+
+
+@sync
+async def test_a_refused_change_says_why_and_reading_still_works() -> None:
+    async with SimulatorServer(rate=100.0) as sim:
+        handler = Handler(config(sim.url, health_writes="off"))
+        async with running(handler):
+            body = b'{"add": ["bnbusdt@trade"]}'
+            status, _, text = await exchange(
+                handler.config.health_port,
+                b"POST /subscriptions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body))
+            assert (status, text) == (403, "POST /subscriptions is off (health_writes: off)\n")
+            assert (await get(handler, "/subscriptions"))[0] == 200
+            assert list(handler.shards[0].shard.streams) == ["btcusdt@trade", "ethusdt@bookTicker"]
+
+
 @sync
 async def test_a_taken_port_fails_the_start_naming_the_key() -> None:
     with socket.socket() as taken:

@@ -168,6 +168,29 @@ async def test_bad_requests_are_400_with_one_line_and_change_nothing() -> None:
             assert not events(sink, "subscribed") and not events(sink, "unsubscribed")
 
 
+def test_sighup_with_replicas_changes_nothing_and_says_so_without_an_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Replicas split `streams` by position, so the file's list applies at a restart: an
+    unchanged file is no error (each pod holds only its share of the list)."""
+    files = {"streams": "btcusdt@trade,ethusdt@trade,solusdt@trade"}
+
+    def load() -> Any:
+        return load_config(None, {"url": "ws://127.0.0.1:9", "sink": "null", "shard_count": 2,
+                                  **files}, environ={})
+
+    handler = Handler(load(), reload=load)
+    assert handler.live.streams() == {"btcusdt@trade", "solusdt@trade"}
+    with caplog.at_level(logging.INFO, logger="feedhandler.app.live"):
+        asyncio.run(handler.live.reload())
+        files["streams"] = "btcusdt@trade,ethusdt@trade"
+        asyncio.run(handler.live.reload())
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "SIGHUP: streams unchanged"),
+        ("WARNING", "SIGHUP: streams changed: with shard_count 2 (replicas) they apply at the "
+                    "next restart (a rollout), not live")]
+    assert handler.live.streams() == {"btcusdt@trade", "solusdt@trade"}
+
+
 def test_sighup_applies_the_files_streams_and_logs_the_other_changes(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "handler.yaml"

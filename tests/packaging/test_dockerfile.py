@@ -62,7 +62,9 @@ def test_multi_stage_non_root_image() -> None:
     users = [args for word, args in final if word == "USER"]
     assert users and users[-1].isdigit() and int(users[-1]) >= 10000
     assert not any(w == "RUN" and "g++" in a for w, a in final), "no compiler at run time"
-    assert ("ENTRYPOINT", '["feedhandler"]') in final
+    # PID 1 passes SIGTERM on (the handler itself would ignore it through start-up)
+    assert ("ENTRYPOINT", '["tini", "--", "feedhandler"]') in final
+    assert any(w == "RUN" and "install" in a and " tini" in a for w, a in final)
 
 
 def test_copies_take_existing_files_inside_the_build_context() -> None:

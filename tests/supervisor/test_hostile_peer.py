@@ -344,6 +344,48 @@ def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: 
     assert events(sink, "gap")[0]["reason"] == "reconnect"
 
 
+def test_reads_paused_by_backpressure_are_no_stale_connection() -> None:
+    """While the sink's backlog pauses exchange reads nothing can arrive: the watchdog neither
+    pings nor replaces the connection for a silence the handler makes itself, and what the
+    peer sent meanwhile is read once reads resume."""
+    paused = asyncio.Event()
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 4))
+        await paused.wait()
+        await session.trades(range(4, 7))  # they wait in TCP
+        await session.read_until_close()  # (and no pong: a ping would replace the link)
+
+    async def main() -> tuple[RecordingSink, HostilePeer]:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.stale_after_s": 0.2,
+                                                  "connection.ping_timeout_s": 0.3,
+                                                  "connection.max_silence_s": 1.0}), sink)
+
+            async def pause() -> None:
+                while len(trade_ids(sink)) < 3:
+                    await asyncio.sleep(0.01)
+                for shard in handler.shards:
+                    shard.pause_reading()
+                paused.set()
+                await asyncio.sleep(2.0)  # past stale_after + ping_timeout and max_silence
+                assert trade_ids(sink) == [1, 2, 3]
+                for shard in handler.shards:
+                    shard.resume_reading()
+
+            pauser = asyncio.create_task(pause())
+            await run_until(handler, lambda: len(trade_ids(sink)) == 6)
+            await pauser
+        return sink, peer
+
+    sink, peer = asyncio.run(main())
+    assert trade_ids(sink) == list(range(1, 7))
+    assert events(sink, "stale") == [] and len(peer.sessions) == 1
+    assert not [p for op, p in peer.sessions[0].received if op == OP_PING]
+
+
 def test_the_exchange_s_pings_are_answered_with_their_payload() -> None:
     """Binance pings every 20 s and drops a connection whose pong does not come: the listener
     answers (picows's auto-pong is off, so that it sees every frame, a read's last one too)."""
