@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from typing_extensions import TypedDict
@@ -30,6 +31,7 @@ from feedhandler.config_layers import (
 )
 from feedhandler.contract.kinds import BOOK_LEVELS
 from feedhandler.contract.streams import normalize_streams, parse_stream, url_streams
+from feedhandler.wsapi.methods import depth_weight, request_weight
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
            "HandlerConfig", "KafkaConfig", "UniverseConfig", "WsApiConfig", "load_config",
@@ -442,6 +444,10 @@ class HandlerConfig(Section):
     @classmethod
     def _stream_url(cls, value: str) -> str:
         _websocket_url(value)
+        host = urlsplit(value).hostname or ""
+        if host.startswith(("fstream.", "dstream.")):  # (futures' market-data hosts)
+            raise ValueError("Binance futures streams are not supported (Spot only): their diff "
+                             "depth chains by pu, not U = u + 1, and would read as gaps")
         from_url = url_streams(value)  # a URL with a path names its streams itself
         if from_url is not None:
             normalize_streams(from_url)
@@ -470,6 +476,22 @@ class HandlerConfig(Section):
             raise Invalid("book.snapshots", "not with kafka.encoding: raw (a message of that "
                                             "encoding carries exchange frames; snapshots and "
                                             "books are records)")
+        return self
+
+    @model_validator(mode="after")
+    def _requests_fit_the_budget(self) -> HandlerConfig:
+        # (snapshots and exchangeInfo share one weight budget: a request heavier than all of
+        # it would never be sent, and books would never be synced)
+        needs = []
+        if self.book.snapshots:
+            needs.append((depth_weight(self.book.snapshot_limit),
+                          f"a book.snapshot_limit {self.book.snapshot_limit} snapshot"))
+        if self.universe.kinds:
+            needs.append((request_weight("exchangeInfo", None), "exchangeInfo (universe)"))
+        for weight, what in needs:
+            if weight > self.wsapi.weight_limit:
+                raise Invalid("wsapi.weight_limit", f"must be at least {weight}, the weight of "
+                                                    f"{what}")
         return self
 
     @model_validator(mode="after")

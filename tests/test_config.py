@@ -89,6 +89,13 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
         ({"book.snapshots": True, "book.publish": True, "book.snapshot_limit": 39},
          "book.snapshot_limit: must be >= 2 x top_n (40) with publish"),
         ({"book.top_n": 21}, "book.top_n: must be <= 20, got 21"),
+        ({"book.snapshots": True, "wsapi.weight_limit": 200},
+         "wsapi.weight_limit: must be at least 250, the weight of a book.snapshot_limit 5000 "
+         "snapshot, got 200"),
+        ({"universe.kinds": ["trade"], "wsapi.weight_limit": 10},
+         "wsapi.weight_limit: must be at least 20, the weight of exchangeInfo (universe)"),
+        ({"url": "wss://fstream.binance.com/stream"},
+         "url: Binance futures streams are not supported (Spot only)"),
     ],
 )
 def test_bad_values_name_key_value_and_source(overrides: dict[str, object], message: str) -> None:

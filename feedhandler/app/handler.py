@@ -138,11 +138,14 @@ class Handler:
             self.book_sync = self._book_sync()
         if config.book.publish:
             assert self.book_sync is not None  # (book.publish needs book.snapshots)
-            self.books = HandlerBooks(config.book,
-                                      lambda rows: self.sink.publish_batch("book", rows, 0),
-                                      self._publish_event, self.book_sync.want)
+            self.books = HandlerBooks(config.book, self._publish_books, self._publish_event,
+                                      self.book_sync.want)
         if config.universe.kinds:
             self.universe = self._universe()
+
+    def _publish_books(self, rows: np.ndarray) -> None:
+        self.sink.publish_batch("book", rows, 0)
+        self.stats.records["book"] += len(rows)  # (made here, not decoded: counted here)
 
     def _wsapi_client(self) -> WsApiClient:
         """One WebSocket API connection for snapshots and exchangeInfo."""
@@ -404,6 +407,8 @@ class Handler:
         service.add_done_callback(self._task_done)
         if self.wsapi is not None:
             await self.wsapi.start()
+            assert self.wsapi.task is not None
+            self.wsapi.task.add_done_callback(self._task_done)  # its end stops the handler
         if self.universe is not None:
             self._universe_task = asyncio.create_task(self.universe.run(), name="universe")
             self._universe_task.add_done_callback(self._task_done)

@@ -196,7 +196,8 @@ EVENTS: tuple[Event, ...] = (
           "the authenticated session was (re)established"),
     Event("logon_failed", "wsapi",
           (("code", "error code"), ("msg", "message"), ("ts_ns", "when")),
-          "session.logon (or the clock sync before it) failed"),
+          "logging on again after a reconnect failed: refused for good (the session is "
+          "gone until `logon()` succeeds) or for now (the client reconnects and tries again)"),
 )
 
 EVENT_TYPES = frozenset(e.type for e in EVENTS)

@@ -22,6 +22,8 @@ import asyncio
 import heapq
 import itertools
 
+from feedhandler.wsapi import errors
+
 # priorities: lower goes first
 URGENT = 0  # session logon, clock sync
 NORMAL = 10  # one-off reads
@@ -68,9 +70,10 @@ class WeightBudget:
             self._dispatch()
 
     async def acquire(self, weight: int, priority: int = NORMAL) -> None:
-        """Wait until `weight` fits (and no ban is running), then hold it until `complete`."""
+        """Wait until `weight` fits (and no ban is running), then hold it until `complete`;
+        errors.OverBudget if it exceeds the whole limit (now, or once the exchange lowers it)."""
         if weight > self.limit:
-            raise ValueError(f"request weight {weight} exceeds the whole budget {self.limit}")
+            raise _over(weight, self.limit)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._seq), weight, future))
         self._dispatch()
@@ -121,6 +124,10 @@ class WeightBudget:
             if future.done():  # cancelled while waiting
                 heapq.heappop(waiters)
                 continue
+            if weight > self.limit:  # the exchange lowered the limit below it: never fits
+                heapq.heappop(waiters)
+                future.set_exception(_over(weight, self.limit))
+                continue
             if self._in_flight + self._done_weight + weight > self.limit:
                 break
             heapq.heappop(waiters)
@@ -147,3 +154,7 @@ class WeightBudget:
             if need <= 0:
                 return expires + 1e-6
         return None
+
+
+def _over(weight: int, limit: int) -> errors.OverBudget:
+    return errors.OverBudget(f"request weight {weight} exceeds the whole budget {limit}")

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 _GUARD_S = 0.05
+RETRY_BASE_S = 0.2  # the first retry after a 5xx/-1008, doubling (with jitter) after each
 _LONGEST_BAN_S = 3 * 86_400.0  # bans scale from 2 minutes to 3 days
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
@@ -142,6 +144,7 @@ class WsApiClient:
         self._pending: PendingRequests[str] = PendingRequests()  # tag: the method
         self._transport: WSTransport | None = None
         self._ready = asyncio.Event()  # connected (and logged on again, if we were)
+        self._closed = asyncio.Event()  # close(): whatever waits gives up (ClientClosed)
         self._session_wanted = False  # logon() succeeded: log on again after a reconnect
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +156,7 @@ class WsApiClient:
         """Start the connection loop; returns at once (requests wait for the connection)."""
         if self._task is None:
             self._closing = False
+            self._closed.clear()
             self._task = asyncio.create_task(self._run(), name="wsapi-connection")
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -161,6 +165,7 @@ class WsApiClient:
 
     async def close(self) -> None:
         self._closing = True
+        self._closed.set()
         self._ready.clear()
         if self._transport is not None:
             self._transport.disconnect()
@@ -178,6 +183,11 @@ class WsApiClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The connection loop, once started (it ends only at close(), or by a bug)."""
+        return self._task
 
     @property
     def connected(self) -> bool:
@@ -203,14 +213,40 @@ class WsApiClient:
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             try:
-                await self._ready.wait()
+                await self._unless_closed(self._ready.wait())
                 return await self._send(method, params, priority, timeout, signed)
             except errors.WsApiError as exc:
                 if not exc.retryable or attempt + 1 == attempts or self._closing:
                     raise
                 self.stats.retries += 1
-                log.info("wsapi %s: %s; retrying (%d/%d)", method, exc, attempt + 1, self.retries)
+                # an overloaded exchange gets room: jittered, doubling (a 429 waits on the
+                # budget's block instead; a drop or a timeout on the next connection)
+                delay = (RETRY_BASE_S * 2 ** attempt * random.uniform(0.5, 1.5)
+                         if isinstance(exc, errors.ExecutionUnknown | errors.ServerBusy) else 0.0)
+                log.info("wsapi %s: %s; retrying (%d/%d)%s", method, exc, attempt + 1,
+                         self.retries, f" in {delay:.2f} s" if delay else "")
+                await self._unless_closed(asyncio.sleep(delay))
         raise AssertionError("unreachable")
+
+    async def _unless_closed(self, waiting: Awaitable[Any]) -> Any:
+        """`waiting`'s result, or errors.ClientClosed once close() is called meanwhile."""
+        if self._closing:
+            if asyncio.iscoroutine(waiting):
+                waiting.close()
+            raise errors.ClientClosed("client closed")
+        task = asyncio.ensure_future(waiting)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise errors.ClientClosed("client closed")
+        return task.result()
 
     async def _send(
         self,
@@ -221,7 +257,7 @@ class WsApiClient:
         signed: bool,
     ) -> Any:
         weight = request_weight(method, params)
-        await self.budget.acquire(weight, priority)
+        await self._unless_closed(self.budget.acquire(weight, priority))
         try:
             return await self._exchange(method, params, timeout, signed)
         finally:
@@ -232,7 +268,7 @@ class WsApiClient:
     ) -> Any:
         transport = self._transport
         if transport is None or transport.is_disconnected:
-            raise errors.ConnectionLost("not connected")
+            raise errors.ConnectionLost("not connected", sent=False)
         if signed:
             params = self._signed(params or {})
         def send(request_id: int) -> None:
@@ -271,7 +307,10 @@ class WsApiClient:
 
     def _clock_sample(self, sent_ns: int, result: dict[str, Any]) -> float:
         """A `time` answer's round trip into the clock offset; the server's time in ms."""
-        server_ms = int(result["serverTime"]) / self._units_per_ms
+        server_time = result.get("serverTime") if isinstance(result, dict) else None
+        if not isinstance(server_time, int) or isinstance(server_time, bool):
+            raise errors.Malformed(f"time: no integer serverTime in {str(result)[:80]!r}")
+        server_ms = server_time / self._units_per_ms
         self.clock.add(sent_ns, time.time_ns(), server_ms)
         return server_ms
 
@@ -291,10 +330,19 @@ class WsApiClient:
         return await self.request("ticker.book", {"symbol": symbol} if symbol else None)
 
     async def logon(self) -> dict[str, Any]:
-        """`session.logon` with the Ed25519 credentials; kept across reconnects."""
-        result = await self._logon()
-        self._session_wanted = True
-        return result
+        """`session.logon` with the Ed25519 credentials; kept across reconnects. Waits for the
+        connection; sent again only if it was lost before the request went out."""
+        while True:
+            await self._unless_closed(self._ready.wait())
+            try:
+                result = await self._logon()
+            except errors.ConnectionLost as exc:
+                if exc.sent:
+                    raise
+                continue  # (dropped meanwhile: the next connection)
+            self._session_wanted = True
+            self._event("logged_on")
+            return result
 
     async def _logon(self) -> dict[str, Any]:
         try:
@@ -328,16 +376,21 @@ class WsApiClient:
             log.warning("wsapi: unparsable message of %d bytes ignored", len(payload))
             return
         if not isinstance(message, dict):
+            log.warning("wsapi: a message that is no JSON object ignored: %.80s", payload)
             return
-        for limit in message.get("rateLimits") or ():
+        limits = message.get("rateLimits")
+        for limit in limits if isinstance(limits, list) else ():
             self._track_limit(limit)
         if "event" in message:
             self._on_server_event(message["event"])
             return
         request_id = message.get("id")
-        status = int(message.get("status", 0))
-        error = None
-        if status != 200:
+        status = message.get("status", 0)
+        error: errors.WsApiError | None = None
+        if not isinstance(status, int) or isinstance(status, bool):
+            log.warning("wsapi: a response with status %.40r: its request failed", status)
+            error = errors.Malformed(f"response status {str(status)[:40]!r} is no integer")
+        elif status != 200:
             error = errors.from_response(status, message.get("error"))
             if isinstance(error, errors.RateLimited):
                 self._rate_limited(error)
@@ -444,10 +497,15 @@ class WsApiClient:
             self.stats.connects += 1
             connected = time.monotonic()
             self._event("connected", url=self.url)
-            await self._resume_session()
-            if not transport.is_disconnected:
-                self._ready.set()
-            await transport.wait_disconnected()
+            if await self._resume_session():
+                if not transport.is_disconnected:
+                    self._ready.set()
+            else:
+                transport.disconnect()  # not fit to serve: try another connection
+            try:
+                await transport.wait_disconnected()
+            except Exception as exc:  # (picows re-raises what ended the link)
+                log.warning("wsapi: connection to %s ended: %r", self.url, exc)
             self._ready.clear()
             self._transport = None
             self.stats.disconnects += 1
@@ -460,15 +518,31 @@ class WsApiClient:
                 self._backoff.reset()
             await asyncio.sleep(self._backoff.next_delay())
 
-    async def _resume_session(self) -> None:
-        """Clock offset and, if a session was logged on, the logon: before anything queued."""
+    async def _resume_session(self) -> bool:
+        """Clock offset and, if a session was logged on, the logon: before anything queued.
+        False when the connection cannot serve as it should (a failed clock sync, a logon that
+        failed for a reason another connection may not have): try another."""
         try:
             sent = time.time_ns()
             self._clock_sample(sent, await self._send("time", None, URGENT, None, signed=False))
-            if self._session_wanted:
-                await self._logon()
-                self._event("logged_on")
         except errors.WsApiError as exc:
-            log.warning("wsapi: resuming the session failed: %s", exc)
+            log.warning("wsapi: the clock sync on a new connection failed (%s); reconnecting",
+                        exc)
+            return False
+        if not self._session_wanted:
+            return True
+        try:
+            await self._logon()
+        except errors.WsApiError as exc:
             self._event("logon_failed", code=exc.code, msg=exc.msg)
+            if exc.retryable or isinstance(exc, errors.Malformed):
+                log.warning("wsapi: logging on again failed (%s); reconnecting", exc)
+                return False
+            # refused for good (a revoked key, a bad signature): requests go unauthenticated,
+            # and fail as such, until logon() succeeds
+            self._session_wanted = False
+            log.error("wsapi: logging on again was refused (%s); the session is gone", exc)
+            return True
+        self._event("logged_on")
+        return True
 

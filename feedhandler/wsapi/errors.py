@@ -30,13 +30,27 @@ class RequestTimeout(WsApiError):
 
 
 class ConnectionLost(WsApiError):
-    """The connection dropped with the request in flight; for a write, status unknown."""
+    """The connection dropped with the request in flight (`sent`; for a write, status
+    unknown), or there was none to send it on."""
 
     retryable = True
+
+    def __init__(self, msg: str, *, sent: bool = True) -> None:
+        super().__init__(msg)
+        self.sent = sent
 
 
 class ClientClosed(WsApiError):
     """The client was closed before the request could complete."""
+
+
+class Malformed(WsApiError):
+    """The exchange's answer is not in the documented shape (a field missing or of the wrong
+    type): the request's outcome is unknown."""
+
+
+class OverBudget(WsApiError):
+    """The request's weight exceeds the whole weight budget: it can never be sent."""
 
 
 class RateLimited(WsApiError):
@@ -50,7 +64,10 @@ class RateLimited(WsApiError):
 
 
 class IpBanned(RateLimited):
-    """418: the IP is banned until `retry_after_ms` for continuing past 429s."""
+    """418: the IP is banned until `retry_after_ms` for continuing past 429s. Not retried: a
+    ban lasts 2 minutes to 3 days (the budget sends nothing until it ends, and says so)."""
+
+    retryable = False
 
 
 class WafRejected(WsApiError):
@@ -107,8 +124,12 @@ _BY_CODE: dict[int, type[WsApiError]] = {
 
 def from_response(status: int, error: dict[str, Any] | None) -> WsApiError:
     """The exception for an error response `{"status":…, "error":{code, msg, data?}}`."""
-    error = error or {}
-    code = int(error.get("code", 0) or 0)
+    if not isinstance(error, dict):  # (not the documented shape: its text, whatever it is)
+        error = {"msg": str(error)} if error else {}
+    try:
+        code = int(error.get("code", 0) or 0)
+    except (TypeError, ValueError):
+        code = 0
     msg = str(error.get("msg", "")) or f"status {status}"
     if status in (418, 429):
         data = error.get("data") or {}

@@ -78,9 +78,31 @@ async def test_a_gap_in_the_batch_that_brings_the_first_diff_is_covered() -> Non
     sync.on_depth(batch(diff("AAA", 100, 105), diff("AAA", 110, 115)))
     while sync.pending():
         await asyncio.sleep(0.001)
-    assert [e["reason"] for e in events if e["type"] == "book_resync"] == ["gap"]
+    # the book was never valid: one interval, from the first diff, that the snapshot covering
+    # the gap ends
+    resyncs = [(e["reason"], e["expected"], e["received"]) for e in events
+               if e["type"] == "book_resync"]
+    assert resyncs == [("start", 0, 100)]
     assert sync.symbols["AAA"].stale == 1
     assert [int(p["last_update_id"][0]) for p in published] == [112]
+    await sync.close()
+
+
+async def test_an_interval_starts_at_the_first_of_several_gaps_in_one_batch() -> None:
+    source = FakeDepth({"AAA": [10, 58]})
+    published: list[np.ndarray] = []
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, published.append, on_event=events.append)
+    sync.on_depth(batch(diff("AAA", 11, 20)))
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    sync.on_depth(batch(diff("AAA", 25, 30), diff("AAA", 31, 40), diff("AAA", 50, 60)))
+    while sync.pending():
+        await asyncio.sleep(0.001)
+    resyncs = [(e["reason"], e["expected"], e["received"]) for e in events
+               if e["type"] == "book_resync"]
+    assert resyncs == [("start", 0, 11), ("gap", 21, 25)]  # invalid from 21 on, not from 41
+    assert [int(p["last_update_id"][0]) for p in published] == [10, 58]  # 58 covers 50
     await sync.close()
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, SNAPSHOT, URGENT, WeightBudget
 
 
@@ -96,8 +97,22 @@ async def test_weight_is_held_while_in_flight_and_one_window_after_the_answer() 
 
 
 async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(errors.OverBudget, match="exceeds"):
         await WeightBudget(limit=10, interval_s=1.0).acquire(11)
+
+
+async def test_a_waiter_the_lowered_limit_cannot_fit_fails_and_blocks_nobody() -> None:
+    """The exchange may lower its limit below a queued request's weight: that request fails
+    (it would wait for ever, and every request behind it too)."""
+    budget = WeightBudget(limit=300, interval_s=60.0)
+    await budget.acquire(100)
+    heavy = asyncio.ensure_future(budget.acquire(250, priority=0))
+    light = asyncio.ensure_future(budget.acquire(50, priority=5))
+    await asyncio.sleep(0)
+    budget.configure(200, 60.0)
+    with pytest.raises(errors.OverBudget, match="weight 250 exceeds the whole budget 200"):
+        await heavy
+    await asyncio.wait_for(light, 1.0)
 
 
 async def test_the_live_limit_is_followed_up_to_the_configured_share() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.wsapi import Credentials, WeightBudget, WsApiClient, errors
@@ -284,3 +287,181 @@ async def test_a_handshake_refused_with_429_and_no_retry_after_still_blocks_the_
                     await asyncio.sleep(0.005)
     assert limiter.blocks == [60.0]  # a plain 429's default, as for stream connections
     assert events[0]["type"] == "connect_failed" and events[0]["retry_in_s"] >= 60
+
+
+# --- a peer that answers as a script says (shapes the simulator never sends) -----------------
+Answer = dict[str, Any] | bytes | None  # a JSON answer, raw bytes, or no answer at all
+
+
+class _ScriptedApi(WSListener):
+    def __init__(self, peer: _ScriptedPeer) -> None:
+        super().__init__()
+        self.peer = peer
+        self.peer.connections += 1
+        self.connection = self.peer.connections
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        request = orjson.loads(frame.get_payload_as_bytes())
+        self.peer.requests.append((self.connection, request["method"], time.monotonic()))
+        answer = self.peer.script(self.connection, request)
+        if answer is not None:
+            transport.send(WSMsgType.TEXT,
+                           answer if isinstance(answer, bytes) else orjson.dumps(answer))
+
+
+class _ScriptedPeer:
+    """A WS API endpoint: `script(connection number, request) -> Answer`."""
+
+    def __init__(self, script: Callable[[int, dict[str, Any]], Answer]) -> None:
+        self.script = script
+        self.connections = 0
+        self.requests: list[tuple[int, str, float]] = []
+
+    async def __aenter__(self) -> str:
+        self.server = await ws_create_server(lambda _: _ScriptedApi(self), "127.0.0.1", 0)
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/ws-api/v3"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+
+def ok(request: dict[str, Any], result: Any) -> dict[str, Any]:
+    return {"id": request["id"], "status": 200, "result": result}
+
+
+def normal(request: dict[str, Any]) -> dict[str, Any]:
+    """What the exchange answers to the methods these tests send."""
+    results = {"time": {"serverTime": int(time.time() * 1000)}, "ping": {},
+               "session.logon": {"apiKey": API_KEY}}
+    return ok(request, results.get(request["method"], {"lastUpdateId": 1, "bids": [],
+                                                        "asks": []}))
+
+
+def _api(url: str, **kw: Any) -> WsApiClient:
+    kw.setdefault("backoff", _Backoff())
+    return WsApiClient(url, WeightBudget(6000, 60.0), request_timeout_s=1.0, **kw)
+
+
+async def test_answers_of_any_shape_fail_one_request_and_the_client_serves_on() -> None:
+    """A status or error of the wrong type, `rateLimits` that is no list, a frame that is no
+    object: each fails (or is dropped with) the request it answers, never the connection loop;
+    a later request is answered as usual on the same connection."""
+    bad: list[Any] = [{"status": "abc"}, {"status": 400, "error": "boom"},
+                      {"status": 400, "error": {"code": "x", "msg": "m"}},
+                      {"status": 200, "result": {}, "rateLimits": 5}, b"[1, 2]", b"\xff{"]
+
+    def script(_: int, request: dict[str, Any]) -> Answer:
+        if request["method"] != "depth" or not bad:
+            return normal(request)
+        answer = bad.pop(0)
+        return answer if isinstance(answer, bytes) else {"id": request["id"], **answer}
+
+    async with _ScriptedPeer(script) as url, _api(url, retries=0) as api:
+        await api.wait_ready(5)
+        outcomes = []
+        for _ in range(6):
+            try:
+                outcomes.append(type(await api.depth("BTCUSDT", 5)).__name__)
+            except errors.WsApiError as exc:
+                outcomes.append(type(exc).__name__)
+        assert outcomes == ["Malformed", "BadRequest", "BadRequest", "dict", "RequestTimeout",
+                            "RequestTimeout"]
+        assert await api.depth("BTCUSDT", 5) == {"lastUpdateId": 1, "bids": [], "asks": []}
+        assert api.connected and api.stats.connects == 1
+
+
+async def test_an_answer_over_the_frame_limit_costs_the_connection_not_the_client() -> None:
+    def script(_: int, request: dict[str, Any]) -> Answer:
+        big = request["method"] == "depth" and request["params"]["limit"] == 5000
+        return ok(request, {"bids": ["x" * 4096]}) if big else normal(request)
+
+    async with _ScriptedPeer(script) as url, _api(url, max_frame_bytes=1024, retries=0) as api:
+        await api.wait_ready(5)
+        with pytest.raises(errors.ConnectionLost):
+            await api.depth("BTCUSDT", 5000)
+        assert (await api.depth("BTCUSDT", 5))["lastUpdateId"] == 1  # on the next connection
+        assert api.stats.connects == 2
+
+
+async def test_a_connection_whose_clock_sync_fails_is_replaced_before_it_serves() -> None:
+    def script(connection: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "time" and connection == 1:
+            return ok(request, {"serverTime": "soon"})
+        return normal(request)
+
+    events: list[dict[str, Any]] = []
+    peer = _ScriptedPeer(script)
+    async with peer as url, _api(url, on_event=events.append) as api:
+        assert await api.request("ping") == {}
+        assert [(c, m) for c, m, _ in peer.requests] == [(1, "time"), (2, "time"), (2, "ping")]
+        assert [e["type"] for e in events] == ["connected", "disconnected", "connected"]
+
+
+async def test_a_session_resumed_after_a_reconnect_or_else_a_new_connection(
+        tmp_path: Path) -> None:
+    """A logon that times out on the new connection is tried again on another one: requests
+    never go out unauthenticated in between."""
+    key, _ = _key_files(tmp_path)
+
+    def script(connection: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "session.logon" and connection == 2:
+            return None  # no answer: a timeout
+        return normal(request)
+
+    peer = _ScriptedPeer(script)
+    events: list[dict[str, Any]] = []
+    async with peer as url, _api(url, credentials=Credentials(API_KEY, key),
+                                 on_event=events.append) as api:
+        await api.logon()  # the first call: it waits for the connection
+        api._transport.disconnect()  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        assert await api.request("ping") == {}
+        methods = [(c, m) for c, m, _ in peer.requests]
+        assert methods == [(1, "time"), (1, "session.logon"), (2, "time"),
+                           (2, "session.logon"), (3, "time"), (3, "session.logon"),
+                           (3, "ping")]
+        assert [e["type"] for e in events if e["type"] in ("logged_on", "logon_failed")] == [
+            "logged_on", "logon_failed", "logged_on"]
+
+
+async def test_close_ends_the_requests_that_wait_for_the_connection_or_for_weight() -> None:
+    async with _ScriptedPeer(lambda _, request: normal(request)) as url:
+        budget = WeightBudget(300, 60.0)
+        api = WsApiClient(url, budget, request_timeout_s=1.0)
+        await api.start()
+        await api.wait_ready(5)
+        first = asyncio.ensure_future(api.depth("BTCUSDT", 5000))  # weight 250: no room left
+        waiting = [asyncio.ensure_future(api.depth("BTCUSDT", 5000)) for _ in range(2)]
+        await first
+        await asyncio.sleep(0.05)
+        unconnected = WsApiClient("ws://127.0.0.1:9/ws-api/v3", WeightBudget(6000, 60.0),
+                                  backoff=_Backoff())
+        await unconnected.start()
+        never = asyncio.ensure_future(unconnected.request("ping"))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await asyncio.gather(api.close(), unconnected.close())
+        for request in (*waiting, never):
+            with pytest.raises(errors.ClientClosed):
+                await asyncio.wait_for(request, 1.0)
+        assert time.monotonic() - started < 1.0
+
+
+async def test_busy_answers_are_retried_after_a_growing_pause() -> None:
+    busy = [2]
+
+    def script(_: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "depth" and busy[0]:
+            busy[0] -= 1
+            return {"id": request["id"], "status": 503,
+                    "error": {"code": -1008, "msg": "Server is currently overloaded"}}
+        return normal(request)
+
+    peer = _ScriptedPeer(script)
+    async with peer as url, _api(url) as api:
+        assert (await api.depth("BTCUSDT", 5))["lastUpdateId"] == 1
+    sent = [t for _, method, t in peer.requests if method == "depth"]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert len(sent) == 3 and gaps[0] >= 0.09 and gaps[1] >= 0.19  # 0.2 s, then 0.4 s, +-50 %

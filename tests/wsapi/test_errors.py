@@ -40,7 +40,16 @@ def test_retry_after_is_read_from_the_error_data() -> None:
     )
     assert isinstance(error, errors.IpBanned)
     assert error.retry_after_ms == 1659146400000
-    assert isinstance(error, errors.RateLimited) and error.retryable
+    # a ban is not waited out by a request (2 minutes to 3 days): the caller hears of it
+    assert isinstance(error, errors.RateLimited) and not error.retryable
+    assert errors.from_response(429, {"code": -1003, "msg": "too many"}).retryable
+
+
+@pytest.mark.parametrize("error", [
+    "boom", ["x"], {"code": "x", "msg": "text"}, {"code": None}, None, 5])
+def test_an_error_of_any_shape_maps_to_an_exception(error: object) -> None:
+    mapped = errors.from_response(400, error)  # type: ignore[arg-type]
+    assert isinstance(mapped, errors.BadRequest) and mapped.code == 0 and mapped.msg
 
 
 def test_only_transient_failures_are_retryable() -> None:
