@@ -77,6 +77,13 @@ _FLAGS: dict[str, list[tuple[str, type, str, str]]] = {
 }
 
 
+def _api_key(text: str) -> tuple[str, Path]:
+    key, sep, path = text.partition("=")
+    if not (sep and key and path):
+        raise argparse.ArgumentTypeError(f"expected API_KEY=PUBLIC_KEY_PEM, not {text!r}")
+    return key, Path(path)
+
+
 def _fault(text: str) -> FaultSpec:
     try:
         return FaultSpec.parse(text)
@@ -106,6 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="paced latency runs: stamp each event's E with its send time on the wall clock "
         "(CLOCK_REALTIME; µs with timeUnit=MICROSECOND, else ms), so ts_recv - E is the "
         "wire + parse latency (not with --fast)",
+    )  # fmt: skip
+    groups["WebSocket API (/ws-api/v3)"].add_argument(
+        "--api-key", action="append", default=[], metavar="KEY=PEM", type=_api_key,
+        dest="api_keys", help="an API key session.logon accepts, with its Ed25519 public key "
+        "(a PEM file; repeatable)",
     )  # fmt: skip
     parser.add_argument_group("faults").add_argument(
         "--fault", action="append", default=[], metavar="SPEC", type=_fault,
@@ -139,7 +151,8 @@ def _config(args: argparse.Namespace, scratch: Callable[[], Path]) -> SimulatorC
     if args.tls or args.tls_self_signed:
         values.update(tls_cert=cert, tls_key=key)
     return SimulatorConfig(
-        fast=args.fast, wall_clock=args.wall_clock, faults=tuple(args.fault), **values
+        fast=args.fast, wall_clock=args.wall_clock, faults=tuple(args.fault),
+        api_keys=tuple(args.api_keys), **values
     )
 
 

@@ -16,6 +16,8 @@ import orjson
 import pytest
 import uvloop
 import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from feedhandler.cli import build_parser
 from feedhandler.recording.format import RecordingWriter
@@ -23,6 +25,7 @@ from feedhandler.simulator.cli import _config
 from feedhandler.simulator.market import Feed, Universe
 from feedhandler.simulator.server.faults import MALFORMED
 from feedhandler.simulator.testing import SimulatorProcess
+from feedhandler.wsapi import Credentials, WeightBudget, WsApiClient
 
 STREAMS = ["btcusdt@bookTicker", "ethusdt@trade", "solusdt@depth@100ms"]
 
@@ -142,6 +145,7 @@ def test_sigterm_sends_server_shutdown_then_closes() -> None:
         (["--rate", "inf"], "rate must be > 0, got inf"),
         (["--port", "70000"], "port must be 0..65535, got 70000"),
         (["--tls-self-signed", "--cert", "/nonexistent/d/c.pem"], "No such file or directory"),
+        (["--api-key", "nokey"], "expected API_KEY=PUBLIC_KEY_PEM, not 'nokey'"),
     ],
 )
 def test_bad_arguments_exit_with_2(args: list[str], message: str) -> None:
@@ -199,6 +203,21 @@ def test_no_temporary_directory_unless_a_self_signed_pair_needs_one(tmp_path: Pa
     assert _config(given, no_scratch).tls_cert == tmp_path / "c.pem"
     anywhere = parser.parse_args(["simulate", "--tls-self-signed"])
     assert _config(anywhere, lambda: tmp_path).tls_key == tmp_path / "key.pem"
+
+
+def test_an_api_key_given_on_the_command_line_logs_on(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    public = tmp_path / "public.pem"
+    public.write_bytes(key.public_key().public_bytes(Encoding.PEM,
+                                                     PublicFormat.SubjectPublicKeyInfo))
+
+    async def logon(url: str) -> dict[str, object]:
+        async with WsApiClient(url + "/ws-api/v3", WeightBudget(6000, 60.0),
+                               credentials=Credentials("cliKey", key)) as api:
+            return await api.logon()
+
+    with SimulatorProcess(["--symbols", "5", "--api-key", f"cliKey={public}"]) as proc:
+        assert asyncio.run(logon(proc.url))["apiKey"] == "cliKey"
 
 
 def test_the_readme_table_has_every_flag() -> None:

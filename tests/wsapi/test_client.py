@@ -214,6 +214,17 @@ async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
             await api.request("no.such.method")
         with pytest.raises(ValueError):
             await api.depth("BTCUSDT", 5001)
+        # symbolStatus: the request holds only while the symbol is in that state
+        assert sim.api is not None
+        sim.api.set_status("ETHUSDT", "BREAK")
+        assert "lastUpdateId" in await api.request(
+            "depth", {"symbol": "ETHUSDT", "limit": 5, "symbolStatus": "BREAK"})
+        with pytest.raises(errors.SymbolStatusMismatch):
+            await api.request("depth", {"symbol": "ETHUSDT", "symbolStatus": "TRADING"})
+        with pytest.raises(errors.SymbolStatusMismatch):
+            await api.request("ticker.book", {"symbol": "ETHUSDT", "symbolStatus": "HALT"})
+        with pytest.raises(errors.BadRequest, match="-1100"):
+            await api.request("depth", {"symbol": "ETHUSDT", "symbolStatus": "OPEN"})
 
 
 def test_signature_payload_of_a_logon_matches_the_documented_string() -> None:

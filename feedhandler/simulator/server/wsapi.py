@@ -58,6 +58,7 @@ from feedhandler.wsapi.signing import signature_payload
 log = logging.getLogger(__name__)
 
 API_PATH = b"/ws-api/v3"  # request target, as picows gives it
+SYMBOL_STATUSES = frozenset({"TRADING", "HALT", "BREAK"})  # what symbolStatus may ask for
 Levels = list[tuple[int, int]]
 _MAX_PRICE = 100_000_000 * 100_000_000  # 1e8 in 1e-8 units
 _MAX_QTY = 9_000_000_000 * 100_000_000
@@ -343,6 +344,18 @@ class WsApiService:
             raise ApiError(400, -1121, "Invalid symbol.")
         return universe[symbol]
 
+    def _in_status(self, spec: SymbolSpec, params: Mapping[str, Any]) -> SymbolSpec:
+        """`spec`, if the request's optional `symbolStatus` is its status (else -1220)."""
+        wanted = params.get("symbolStatus")
+        if wanted is None:
+            return spec
+        if wanted not in SYMBOL_STATUSES:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbolStatus'.")
+        if self.statuses.get(spec.symbol, "TRADING") != wanted:
+            raise ApiError(400, -1220, "The symbol's status does not match the requested "
+                                       "symbolStatus.")
+        return spec
+
     def _format(self, spec: SymbolSpec) -> SymbolFormat:
         fmt = self._formats.get(spec.symbol)
         if fmt is None:
@@ -372,7 +385,7 @@ class WsApiService:
         }
 
     def _depth(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
-        spec = self._spec(params)
+        spec = self._in_status(self._spec(params), params)
         limit = params.get("limit", 100)
         if not isinstance(limit, int) or limit < 1:
             raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.")
@@ -395,7 +408,7 @@ class WsApiService:
                     "askPrice": fmt.price(ap), "askQty": fmt.qty(aq)}
 
         if "symbol" in params:
-            return one(self._spec(params))
+            return one(self._in_status(self._spec(params), params))
         return [one(spec) for spec in self._universe()]
 
     def _logon(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
