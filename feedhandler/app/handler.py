@@ -7,6 +7,7 @@ message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import logging
@@ -341,7 +342,20 @@ class Handler:
                              self.books.summary() if self.books is not None else {},
                              dict(self.precision.violations) if self.precision else {},
                              len(self.universe.symbols)
-                             if self.universe and self.universe.refreshes else None)
+                             if self.universe and self.universe.refreshes else None,
+                             self.request_summary(),
+                             self.book_sync.summary() if self.book_sync is not None else {})
+
+    def request_summary(self) -> dict[str, int]:
+        """The WS API client's counts and the weight budget it shares with REST snapshots
+        (empty when the handler sends no request)."""
+        if self.wsapi is None and self.book_sync is None:
+            return {}
+        counts = {"weight_used": self._budget.used(), "weight_limit": self._budget.limit}
+        if self.wsapi is not None:
+            counts |= {**dataclasses.asdict(self.wsapi.stats),
+                       "connected": int(self.wsapi.connected)}
+        return counts
 
     @property
     def paused(self) -> bool:

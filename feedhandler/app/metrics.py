@@ -122,6 +122,22 @@ METRICS: dict[str, Spec] = {
         "(receive to the batch's hand-over to the sink, per record), produce_to_ack "
         "(produce() until the delivery report is served, per Kafka message; "
         "kafka.ack_latency)."),
+    # requests to the exchange (WS API, REST snapshots; absent when none are made)
+    "feedhandler_request_weight_used": Spec(
+        "gauge", (), "REQUEST_WEIGHT the handler holds (in flight, or answered within the "
+        "last window), shared by the WS API and REST snapshots."),
+    "feedhandler_request_weight_limit": Spec(
+        "gauge", (), "The weight budget: wsapi.weight_limit, or the exchange's lower live limit."),
+    "feedhandler_wsapi_connected": Spec("gauge", (), "1 while the WS API connection serves."),
+    "feedhandler_wsapi_requests_total": Spec(
+        "counter", ("outcome",), "WS API requests sent (sent), and among them: timed out "
+        "(timeout), answered 429/418 (rate_limited), sent again (retry), answered late."),
+    "feedhandler_wsapi_connects_total": Spec("counter", (), "WS API connections opened."),
+    "feedhandler_book_snapshots_total": Spec(
+        "counter", ("result",), "Depth snapshots: published, failed (fetch or answer; retried), "
+        "stale (older than the diffs: fetched again); with book.snapshots."),
+    "feedhandler_book_resyncs_total": Spec(
+        "counter", (), "book_resync events: intervals in which a symbol's book is not valid."),
     # the handler's own books (book.publish; absent without it)
     "feedhandler_books_valid": Spec("gauge", (), "Symbols whose in-handler book is valid."),
     "feedhandler_book_records_total": Spec("counter", (), "`book` records published."),
@@ -260,6 +276,7 @@ class HandlerCollector:
             yield _family("feedhandler_universe_symbols", [((), snapshot.universe_symbols)])
         yield self._latency(handler)
         yield from _sink_families(snapshot.sink)
+        yield from _request_families(snapshot.requests, snapshot.snapshots)
         yield from _book_families(snapshot.books)
 
     @staticmethod
@@ -287,6 +304,25 @@ class HandlerCollector:
         for (stage, kind), histogram in sorted(handler.latency.histograms.items()):
             family.add_metric([stage, kind], histogram.cumulative(), histogram.sum_ns / 1e9)
         return family
+
+
+def _request_families(requests: dict[str, int],
+                      snapshots: dict[str, int]) -> Iterator[Metric]:
+    if requests:
+        yield _family("feedhandler_request_weight_used", [((), requests["weight_used"])])
+        yield _family("feedhandler_request_weight_limit", [((), requests["weight_limit"])])
+    if "connected" in requests:
+        yield _family("feedhandler_wsapi_connected", [((), requests["connected"])])
+        yield _family("feedhandler_wsapi_requests_total", [
+            ((outcome,), requests[key]) for outcome, key in (
+                ("sent", "requests"), ("timeout", "timeouts"),
+                ("rate_limited", "rate_limited"), ("retry", "retries"), ("late", "late"))])
+        yield _family("feedhandler_wsapi_connects_total", [((), requests["connects"])])
+    if snapshots:
+        yield _family("feedhandler_book_snapshots_total", [
+            (("published",), snapshots["snapshots"]), (("failed",), snapshots["failures"]),
+            (("stale",), snapshots["stale"])])
+        yield _family("feedhandler_book_resyncs_total", [((), snapshots["resyncs"])])
 
 
 def _book_families(books: dict[str, int]) -> Iterator[Metric]:

@@ -45,6 +45,7 @@ from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
+STALE_WARNING_EVERY = 60  # a snapshot fetched again as too old: logged the 1st, 60th, ... time
 SHORT_RESYNC_S = 1.0  # a book short of levels (refresh or short): a snapshot at most this often
 
 
@@ -205,6 +206,7 @@ class SnapshotSync:
                     await asyncio.sleep(wait)
                 finally:
                     state.waiting = False
+            stale = 0
             while True:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)
@@ -212,6 +214,12 @@ class SnapshotSync:
                     # §5: too old, again, unless the first diff since the break follows on
                     if last + 1 < state.first_update_id:
                         state.stale += 1  # (the source lags the stream: give it a moment)
+                        stale += 1
+                        if stale == 1 or not stale % STALE_WARNING_EVERY:
+                            log.warning("snapshot of %s is older than its diffs (lastUpdateId "
+                                        "%d, diffs from %d): asked again every %.1f s (%d so "
+                                        "far)", symbol, last, state.first_update_id,
+                                        self._retry_delay_s, stale)
                         await asyncio.sleep(self._retry_delay_s)
                         continue
                     rows = snapshot_records(symbol, result, limit=self.limit)
@@ -235,6 +243,12 @@ class SnapshotSync:
         finally:
             if state.task is asyncio.current_task():  # (not when a resync replaced it)
                 state.task = None
+
+    def summary(self) -> dict[str, int]:
+        """Snapshots published, fetches failed, fetched again as too old, resyncs evented."""
+        states = self.symbols.values()
+        return {"snapshots": self.snapshots, "failures": self.failures,
+                "stale": sum(s.stale for s in states), "resyncs": sum(s.resyncs for s in states)}
 
     async def close(self) -> None:
         tasks = [s.task for s in self.symbols.values() if s.task is not None]

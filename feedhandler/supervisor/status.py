@@ -86,3 +86,6 @@ class HandlerStatus:
     # values off the symbol's tick/step grid (universe.check_precision)
     universe_symbols: int | None = None  # symbols the universe follows; None: no universe,
     # or no exchangeInfo read yet
+    requests: dict[str, int] = field(default_factory=dict)  # WS API client and weight budget
+    # (Handler.request_summary(); empty when the handler makes no request)
+    snapshots: dict[str, int] = field(default_factory=dict)  # SnapshotSync.summary()

@@ -214,6 +214,28 @@ async def test_metrics_parse_and_equal_the_handler_counters() -> None:
 
 
 @sync
+async def test_snapshots_and_ws_api_requests_show_in_metrics() -> None:
+    async with SimulatorServer(rate=500.0) as sim:
+        handler = Handler(config(sim.url, streams="btcusdt@depth@100ms,ethusdt@depth@100ms",
+                                 **{"book.snapshots": True, "book.snapshot_limit": 100,
+                                    "wsapi.url": sim.url + "/ws-api/v3"}))
+        async with running(handler):
+            await until(lambda: handler.book_sync is not None
+                        and handler.book_sync.snapshots == 2)
+            metrics = await scrape(handler)
+            assert value(metrics, "feedhandler_book_snapshots_total", result="published") == 2
+            assert value(metrics, "feedhandler_book_snapshots_total", result="failed") == 0
+            assert value(metrics, "feedhandler_book_resyncs_total") == 2  # (each book's start)
+            assert value(metrics, "feedhandler_wsapi_connected") == 1
+            assert value(metrics, "feedhandler_wsapi_connects_total") == 1
+            # the clock sync and the two depth requests, each weighed
+            assert value(metrics, "feedhandler_wsapi_requests_total", outcome="sent") == 3
+            assert value(metrics, "feedhandler_wsapi_requests_total", outcome="timeout") == 0
+            assert value(metrics, "feedhandler_request_weight_used") == 2 + 1 + 2 * 5
+            assert value(metrics, "feedhandler_request_weight_limit") == 6000
+
+
+@sync
 async def test_readyz_names_the_shard_whose_connection_dropped() -> None:
     async with SimulatorServer(rate=2000.0) as sim:
         handler = Handler(config(sim.url, **{"connection.streams_per_connection": 1}))
