@@ -12,6 +12,7 @@ To add a key, add one line (and a docstring) to its section, e.g.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -64,9 +65,16 @@ def _minus_one_or_more(value: float) -> float:
     return value
 
 
+# Binance futures' WebSocket hosts (fstream., fstream-mm., dstream., ws-fapi., ...)
+_FUTURES_HOST = re.compile(r"^(?:[fd]stream|ws-[fd]api)[.-]")
+
+
 def _websocket_url(value: str) -> str:
     if not value.startswith(("ws://", "wss://")) or not value.split("://", 1)[1]:
         raise ValueError("expected a ws:// or wss:// URL")
+    if _FUTURES_HOST.match(urlsplit(value).hostname or ""):
+        raise ValueError("Binance futures is not supported (Spot only): its diff depth chains "
+                         "by pu, not U = u + 1, and would read as gaps")
     return value
 
 
@@ -444,10 +452,6 @@ class HandlerConfig(Section):
     @classmethod
     def _stream_url(cls, value: str) -> str:
         _websocket_url(value)
-        host = urlsplit(value).hostname or ""
-        if host.startswith(("fstream.", "dstream.")):  # (futures' market-data hosts)
-            raise ValueError("Binance futures streams are not supported (Spot only): their diff "
-                             "depth chains by pu, not U = u + 1, and would read as gaps")
         from_url = url_streams(value)  # a URL with a path names its streams itself
         if from_url is not None:
             normalize_streams(from_url)

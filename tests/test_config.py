@@ -95,7 +95,12 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
         ({"universe.kinds": ["trade"], "wsapi.weight_limit": 10},
          "wsapi.weight_limit: must be at least 20, the weight of exchangeInfo (universe)"),
         ({"url": "wss://fstream.binance.com/stream"},
-         "url: Binance futures streams are not supported (Spot only)"),
+         "url: Binance futures is not supported (Spot only)"),
+        ({"url": "wss://fstream-mm.binance.com/stream"}, "url: Binance futures is not supported"),
+        ({"wsapi.url": "wss://ws-fapi.binance.com/ws-fapi/v1"},
+         "wsapi.url: Binance futures is not supported"),
+        ({"connection.redundancy": 2, "connection.url_b": "wss://dstream.binance.com"},
+         "connection.url_b: Binance futures is not supported"),
     ],
 )
 def test_bad_values_name_key_value_and_source(overrides: dict[str, object], message: str) -> None:

@@ -28,6 +28,7 @@ def parse_decimal(text: bytes, wide: bool = False) -> int: ...
 
 class Decoder:
     frames: int  # read-only
+    redecoded: int  # read-only: held frames decoded again (A/B redundancy)
     buffers: RecordBuffers  # read-only
 
     def __init__(

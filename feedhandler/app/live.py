@@ -209,13 +209,14 @@ class LiveStreams:
             log.warning("SIGHUP: universe.kinds makes the streams from the next restart; "
                         "streams not changed")
             return
-        if config.shard_count > 1:  # replicas split the list by position: a restart moves it
-            if config.streams == self.handler.config.streams:
+        running = self.handler.config
+        if running.shard_count > 1:  # replicas split the list by position: a restart moves it
+            if config.streams == running.streams:
                 log.info("SIGHUP: streams unchanged")
             else:
                 log.warning("SIGHUP: streams changed: with shard_count %d (replicas) they "
                             "apply at the next restart (a rollout), not live",
-                            config.shard_count)
+                            running.shard_count)
             return
         try:
             if await self.change_to(config.streams) is None:

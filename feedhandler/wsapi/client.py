@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[dict[str, Any]], None]
 _GUARD_S = 0.05
 RETRY_BASE_S = 0.2  # the first retry after a 5xx/-1008, doubling (with jitter) after each
+# a logon refused for these ends the session; any other failure is tried on a new connection
+REFUSED_FOR_GOOD = (errors.Unauthorized, errors.InvalidSignature, errors.BadRequest)
 _LONGEST_BAN_S = 3 * 86_400.0  # bans scale from 2 minutes to 3 days
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
@@ -210,6 +212,7 @@ class WsApiClient:
     ) -> Any:
         """Send one request (retrying idempotent reads where safe); its `result`, or raises a
         `errors.WsApiError` subclass."""
+        self._started()
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             try:
@@ -228,6 +231,10 @@ class WsApiClient:
                 await self._unless_closed(asyncio.sleep(delay))
         raise AssertionError("unreachable")
 
+    def _started(self) -> None:
+        if self._task is None:  # (nothing would ever connect: the request would wait for ever)
+            raise errors.ClientClosed("client not started: use `async with` or start()")
+
     async def _unless_closed(self, waiting: Awaitable[Any]) -> Any:
         """`waiting`'s result, or errors.ClientClosed once close() is called meanwhile."""
         if self._closing:
@@ -242,8 +249,12 @@ class WsApiClient:
             closed.cancel()
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # (our caller is cancelled too: that wins over ClientClosed)
         if task.cancelled():
             raise errors.ClientClosed("client closed")
         return task.result()
@@ -256,6 +267,8 @@ class WsApiClient:
         timeout: float | None,
         signed: bool,
     ) -> Any:
+        if self._transport is None or self._transport.is_disconnected:
+            raise errors.ConnectionLost("not connected", sent=False)  # (no weight booked)
         weight = request_weight(method, params)
         await self._unless_closed(self.budget.acquire(weight, priority))
         try:
@@ -332,6 +345,7 @@ class WsApiClient:
     async def logon(self) -> dict[str, Any]:
         """`session.logon` with the Ed25519 credentials; kept across reconnects. Waits for the
         connection; sent again only if it was lost before the request went out."""
+        self._started()
         while True:
             await self._unless_closed(self._ready.wait())
             try:
@@ -535,7 +549,7 @@ class WsApiClient:
             await self._logon()
         except errors.WsApiError as exc:
             self._event("logon_failed", code=exc.code, msg=exc.msg)
-            if exc.retryable or isinstance(exc, errors.Malformed):
+            if not isinstance(exc, REFUSED_FOR_GOOD):  # a ban, the clock, a timeout: for now
                 log.warning("wsapi: logging on again failed (%s); reconnecting", exc)
                 return False
             # refused for good (a revoked key, a bad signature): requests go unauthenticated,

@@ -3,9 +3,10 @@ wins, from either leg; each record is emitted once and only a hole both legs hav
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -159,6 +160,53 @@ def test_holes_in_several_streams_are_filled_stream_by_stream(
     for symbol in symbols:
         assert [t for s, t in emitted if s == symbol] == list(range(1, n + 1))
     assert run.gaps() == []
+
+
+def test_a_release_decodes_again_only_the_stream_that_advanced() -> None:
+    run = Legs()
+    for symbol in ("AAAUSDT", "BBBUSDT"):
+        for leg in (0, 1):
+            run.at(trade(1, symbol), leg)
+        for t in (3, 4, 5):  # leg 0 misses 2 of each: held for leg 1
+            run.at(trade(t, symbol), 0)
+    assert (run.decoder.held, run.decoder.redecoded) == (6, 0)
+    run.at(trade(2, "AAAUSDT"), 1)  # fills AAA's hole: its 3 held frames go, BBB's stay
+    assert (run.decoder.held, run.decoder.redecoded) == (3, 3)
+    run.at(trade(2, "BBBUSDT"), 1)
+    assert (run.decoder.held, run.decoder.redecoded) == (0, 6)
+    assert run.column("trade", "trade_id") == [1, 1, 2, 3, 4, 5, 2, 3, 4, 5]
+    assert run.gaps() == []
+
+
+def test_a_batch_callback_that_raises_mid_release_leaves_the_rest_held() -> None:
+    """What was not decoded again stays held and counted (a miscount would reach HOLD_BYTES
+    and end the hold-back for good)."""
+
+    class Failing(Legs):
+        fail = False
+
+        def _on_batch(self, kind: str, records: np.ndarray, *rest: Any) -> None:
+            if self.fail and kind == "trade":
+                raise RuntimeError("sink down")
+            super()._on_batch(kind, records, *rest)
+
+    run = Failing()  # (a batch a record: the release's first hand-over raises)
+    run.at(trade(1), 0)
+    run.at(trade(1), 1)
+    for t in (3, 4, 5):
+        run.at(trade(t), 0)
+    assert run.decoder.held == 3
+    run.fail = True
+    with pytest.raises(RuntimeError, match="sink down"):
+        run.at(trade(2), 1)  # fills the hole, then its own hand-over raises: no release yet
+    assert (run.decoder.held, run.decoder.redecoded) == (3, 0)
+    with pytest.raises(RuntimeError, match="sink down"):
+        run.decoder.flush()  # the release: 3 is decoded again, its hand-over raises
+    assert (run.decoder.held, run.decoder.redecoded) == (2, 1)  # 4 and 5 still held
+    run.fail = False
+    run.decoder.flush()
+    assert (run.decoder.held, run.decoder.redecoded) == (0, 3)
+    assert run.column("trade", "trade_id") == [1, 4, 5]  # (2 and 3 went to the failed sink)
 
 
 def test_a_hole_both_legs_carry_is_one_gap_whichever_leg_comes_first() -> None:

@@ -223,6 +223,8 @@ async def test_bad_parameters_and_unknown_symbols_raise_their_class() -> None:
             await api.request("depth", {"symbol": "ETHUSDT", "symbolStatus": "TRADING"})
         with pytest.raises(errors.SymbolStatusMismatch):
             await api.request("ticker.book", {"symbol": "ETHUSDT", "symbolStatus": "HALT"})
+        broken = await api.request("ticker.book", {"symbolStatus": "BREAK"})  # (all symbols)
+        assert [t["symbol"] for t in broken] == ["ETHUSDT"]
         with pytest.raises(errors.BadRequest, match="-1100"):
             await api.request("depth", {"symbol": "ETHUSDT", "symbolStatus": "OPEN"})
 
@@ -435,6 +437,60 @@ async def test_a_session_resumed_after_a_reconnect_or_else_a_new_connection(
                            (3, "ping")]
         assert [e["type"] for e in events if e["type"] in ("logged_on", "logon_failed")] == [
             "logged_on", "logon_failed", "logged_on"]
+
+
+@pytest.mark.parametrize(("status", "code"), [(418, -1003), (429, -1003), (400, -1021)])
+async def test_a_logon_refused_for_now_is_tried_on_a_new_connection(
+        tmp_path: Path, status: int, code: int) -> None:
+    """A ban, a throttle or a clock error on the re-logon ends no session: the connection is
+    replaced (once the ban is over) and the session resumed there."""
+    key, _ = _key_files(tmp_path)
+
+    def script(connection: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "session.logon" and connection == 2:
+            return {"id": request["id"], "status": status,
+                    "error": {"code": code, "msg": "not now",
+                              "data": {"retryAfter": int(time.time() * 1000) + 200}}}
+        return normal(request)
+
+    peer = _ScriptedPeer(script)
+    events: list[dict[str, Any]] = []
+    async with peer as url, _api(url, credentials=Credentials(API_KEY, key),
+                                 on_event=events.append) as api:
+        await api.logon()
+        api._transport.disconnect()  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        assert await api.request("ping") == {}
+        assert [(c, m) for c, m, _ in peer.requests][-3:] == [
+            (3, "time"), (3, "session.logon"), (3, "ping")]
+        assert [e["type"] for e in events if e["type"] in ("logged_on", "logon_failed")] == [
+            "logged_on", "logon_failed", "logged_on"]
+
+
+async def test_a_logon_refused_for_good_ends_the_session(tmp_path: Path) -> None:
+    key, _ = _key_files(tmp_path)
+
+    def script(connection: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "session.logon" and connection == 2:
+            return {"id": request["id"], "status": 401,
+                    "error": {"code": -2015, "msg": "Invalid API-key, IP, or permissions"}}
+        return normal(request)
+
+    peer = _ScriptedPeer(script)
+    async with peer as url, _api(url, credentials=Credentials(API_KEY, key)) as api:
+        await api.logon()
+        api._transport.disconnect()  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        assert await api.request("ping") == {}  # on connection 2, without a session
+        assert [(c, m) for c, m, _ in peer.requests][-3:] == [
+            (2, "time"), (2, "session.logon"), (2, "ping")]
+
+
+async def test_a_client_not_started_refuses_at_once() -> None:
+    api = WsApiClient("ws://127.0.0.1:9/ws-api/v3", WeightBudget(6000, 60.0))
+    for call in (api.request("ping"), api.logon()):
+        with pytest.raises(errors.ClientClosed, match="not started"):
+            await asyncio.wait_for(call, 1.0)
 
 
 async def test_close_ends_the_requests_that_wait_for_the_connection_or_for_weight() -> None:

@@ -25,10 +25,11 @@ cdef class Decoder:
     # (first id, arrival, frame, ts_recv, is_text, leg)
     cdef dict _held
     cdef Py_ssize_t _held_frames
-    cdef size_t _held_bytes
+    cdef Py_ssize_t _held_bytes
     cdef int64_t _held_since  # the oldest held frame's ts_recv
     cdef uint64_t _held_count  # frames held so far (arrival order among equal ids)
     cdef bint _releasing
+    cdef readonly uint64_t redecoded  # held frames decoded again (A/B redundancy)
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
@@ -38,5 +39,6 @@ cdef class Decoder:
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
+    cdef void _unhold(self, list frames, int sign)
     cdef list _take_due(self)
     cdef bint _held_out(self, int64_t now)

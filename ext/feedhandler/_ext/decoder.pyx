@@ -313,6 +313,7 @@ cdef class Decoder:
         hole was filled are emitted, the rest held again. Streams with nothing due are not
         touched, so a release costs what the streams that advanced hold."""
         cdef list frames
+        cdef Py_ssize_t i
         if self._releasing or not self._held:
             return 0
         self._releasing = True
@@ -324,12 +325,18 @@ cdef class Decoder:
                     frames = self._held.pop(stream, None)
                     if frames is None:
                         continue
-                    self._held_frames -= len(frames)
+                    self._unhold(frames, -1)
                     frames.sort()  # (first id, arrival: unique)
-                    for _, _, frame, ts, text, leg in frames:
-                        self._held_bytes -= PyBytes_GET_SIZE(frame)
-                        self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0,
-                                       ts, text, leg)
+                    for i in range(len(frames)):
+                        _, _, frame, ts, text, leg = frames[i]
+                        self.redecoded += 1
+                        try:
+                            self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0,
+                                           ts, text, leg)
+                        except BaseException:  # (a batch callback raised): the rest stay held
+                            self._held.setdefault(stream, []).extend(frames[i + 1:])
+                            self._unhold(frames[i + 1:], 1)
+                            raise
                 streams = [] if force else self._take_due()
         finally:
             self._core.set_release(core.RELEASE_NONE)
@@ -340,6 +347,12 @@ cdef class Decoder:
             self._held_since = min(<int64_t>h[3] for frames in self._held.values()
                                    for h in frames)
         return 0
+
+    cdef void _unhold(self, list frames, int sign):
+        """Count `frames` out of the held totals (sign -1), or back in (1)."""
+        self._held_frames += sign * len(frames)
+        for held in frames:
+            self._held_bytes += sign * PyBytes_GET_SIZE(held[2])
 
     cdef list _take_due(self):
         """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""

@@ -346,15 +346,18 @@ class WsApiService:
 
     def _in_status(self, spec: SymbolSpec, params: Mapping[str, Any]) -> SymbolSpec:
         """`spec`, if the request's optional `symbolStatus` is its status (else -1220)."""
-        wanted = params.get("symbolStatus")
-        if wanted is None:
-            return spec
-        if wanted not in SYMBOL_STATUSES:
-            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbolStatus'.")
-        if self.statuses.get(spec.symbol, "TRADING") != wanted:
+        if not self._matches(spec, params.get("symbolStatus")):
             raise ApiError(400, -1220, "The symbol's status does not match the requested "
                                        "symbolStatus.")
         return spec
+
+    def _matches(self, spec: SymbolSpec, wanted: Any) -> bool:
+        """Is `spec` in status `wanted` (None: any)?"""
+        if wanted is None:
+            return True
+        if wanted not in SYMBOL_STATUSES:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbolStatus'.")
+        return bool(self.statuses.get(spec.symbol, "TRADING") == wanted)
 
     def _format(self, spec: SymbolSpec) -> SymbolFormat:
         fmt = self._formats.get(spec.symbol)
@@ -409,7 +412,8 @@ class WsApiService:
 
         if "symbol" in params:
             return one(self._in_status(self._spec(params), params))
-        return [one(spec) for spec in self._universe()]
+        return [one(spec) for spec in self._universe()
+                if self._matches(spec, params.get("symbolStatus"))]
 
     def _logon(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
         api_key = _required(params, "apiKey")
