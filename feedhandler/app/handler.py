@@ -362,6 +362,19 @@ class Handler:
         """Exchange reads paused because the sink's backlog is over its limit."""
         return self._paused
 
+    @property
+    def wsapi_start_refusal(self) -> str:
+        """The WS API refused its first connection for good (a configuration error)."""
+        wsapi = self.wsapi
+        return f"wsapi: {wsapi.refused}" if wsapi and wsapi.refused and \
+            not wsapi.stats.connects else ""
+
+    def _wsapi_done(self, task: asyncio.Task[None]) -> None:
+        if self.wsapi_start_refusal:  # exit 2, as for a stream connection refused at start
+            self.stop()
+        else:  # (refused later: requests fail with errors.Refused, the handler serves on)
+            self._task_done(task)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         # A connection or service task must not die quietly and leave the process half alive:
         # stop (flushing what was read) and let the exit code tell the orchestrator.
@@ -422,7 +435,7 @@ class Handler:
         if self.wsapi is not None:
             await self.wsapi.start()
             assert self.wsapi.task is not None
-            self.wsapi.task.add_done_callback(self._task_done)  # its end stops the handler
+            self.wsapi.task.add_done_callback(self._wsapi_done)
         if self.universe is not None:
             self._universe_task = asyncio.create_task(self.universe.run(), name="universe")
             self._universe_task.add_done_callback(self._task_done)
@@ -471,8 +484,9 @@ class Handler:
             # (not remove_signal_handler for all: it sets the default, which a signal arriving
             # right then would meet; the loop's own handler goes with the loop)
             previous.restore(loop.remove_signal_handler)
-        if self.supervisor.start_refusal:
-            raise ConfigError(self.supervisor.start_refusal)
+        refusal = self.supervisor.start_refusal or self.wsapi_start_refusal
+        if refusal:
+            raise ConfigError(refusal)
         return self.stats
 
 

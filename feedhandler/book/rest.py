@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import orjson
 
 from feedhandler.blocking import in_daemon_thread
-from feedhandler.supervisor.failures import retry_after_s
+from feedhandler.supervisor.failures import DEFAULT_RETRY_AFTER_S, retry_after_s
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, WeightBudget
 from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight
@@ -46,7 +46,8 @@ class RestDepth:
         except orjson.JSONDecodeError:
             error = errors.from_response(status, {"msg": body[:200].decode(errors="replace")})
         if isinstance(error, errors.RateLimited):
-            wait_s = retry_after_s(retry_after, self.budget.interval_s)
+            # without a date: as for connections, 60 s for a 429, 120 s (the shortest) a ban
+            wait_s = retry_after_s(retry_after, DEFAULT_RETRY_AFTER_S[status])
             error.retry_after_ms = int(time.time() * 1000 + wait_s * 1000)
             self.budget.block_until(asyncio.get_running_loop().time() + wait_s)
         raise error

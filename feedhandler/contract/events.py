@@ -178,7 +178,9 @@ EVENTS: tuple[Event, ...] = (
     Event("disconnected", "wsapi", (("ts_ns", "when"),),
           "the WebSocket API connection dropped; requests in flight fail, it reconnects"),
     Event("connect_failed", "wsapi",
-          (("error", "why"), ("retry_in_s", "seconds until the next attempt"),
+          (("error", "why"), ("retry_in_s", "seconds until the next attempt; null when the "
+                                            "exchange refused for good (400/401/403): no "
+                                            "more attempts"),
            ("ts_ns", "when")),
           "an attempt to connect to the WebSocket API failed"),
     Event("rate_limited", "wsapi",

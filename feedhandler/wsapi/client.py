@@ -146,7 +146,8 @@ class WsApiClient:
         self._pending: PendingRequests[str] = PendingRequests()  # tag: the method
         self._transport: WSTransport | None = None
         self._ready = asyncio.Event()  # connected (and logged on again, if we were)
-        self._closed = asyncio.Event()  # close(): whatever waits gives up (ClientClosed)
+        self._closed = asyncio.Event()  # close(), or a refusal: whatever waits gives up
+        self.refused = ""  # why the exchange refused the connection for good (then no retry)
         self._session_wanted = False  # logon() succeeded: log on again after a reconnect
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -237,10 +238,10 @@ class WsApiClient:
 
     async def _unless_closed(self, waiting: Awaitable[Any]) -> Any:
         """`waiting`'s result, or errors.ClientClosed once close() is called meanwhile."""
-        if self._closing:
+        if self._closed.is_set():
             if asyncio.iscoroutine(waiting):
                 waiting.close()
-            raise errors.ClientClosed("client closed")
+            raise self._closed_error()
         task = asyncio.ensure_future(waiting)
         closed = asyncio.ensure_future(self._closed.wait())
         try:
@@ -256,8 +257,13 @@ class WsApiClient:
                     if current is not None and current.cancelling():
                         raise  # (our caller is cancelled too: that wins over ClientClosed)
         if task.cancelled():
-            raise errors.ClientClosed("client closed")
+            raise self._closed_error()
         return task.result()
+
+    def _closed_error(self) -> errors.WsApiError:
+        if self.refused:
+            return errors.Refused(self.refused)
+        return errors.ClientClosed("client closed")
 
     async def _send(
         self,
@@ -498,7 +504,14 @@ class WsApiClient:
             try:
                 transport = await self._connect()
             except (TimeoutError, OSError, WSError) as exc:
-                retry_after = classify(exc).retry_after_s  # (0 unless throttled)
+                failure = classify(exc)
+                if failure.kind == "permanent":  # 400/401/403: asking again cannot help
+                    self.refused = f"{self.url} refused: {failure.reason}"
+                    log.error("wsapi: %s; no more attempts", self.refused)
+                    self._event("connect_failed", error=failure.reason, retry_in_s=None)
+                    self._closed.set()
+                    return
+                retry_after = failure.retry_after_s  # (0 unless throttled)
                 if retry_after and self._limiter is not None:
                     self._limiter.block_for(retry_after)  # the whole IP is refused
                 delay = max(self._backoff.next_delay(), retry_after)

@@ -44,6 +44,11 @@ class ClientClosed(WsApiError):
     """The client was closed before the request could complete."""
 
 
+class Refused(WsApiError):
+    """The exchange refused the WebSocket API connection for good (HTTP 400/401/403 at the
+    handshake): the client tries no more."""
+
+
 class Malformed(WsApiError):
     """The exchange's answer is not in the documented shape (a field missing or of the wrong
     type): the request's outcome is unknown."""

@@ -22,6 +22,7 @@ from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.null import NullSink
 from tests.app.prometheus_text import Key, parse_metrics, value
 from tests.app.uvloop_run import sync
+from tests.wsapi.test_client import refusing
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -233,6 +234,17 @@ async def test_snapshots_and_ws_api_requests_show_in_metrics() -> None:
             assert value(metrics, "feedhandler_wsapi_requests_total", outcome="timeout") == 0
             assert value(metrics, "feedhandler_request_weight_used") == 2 + 1 + 2 * 5
             assert value(metrics, "feedhandler_request_weight_limit") == 6000
+
+
+@sync
+async def test_a_ws_api_that_refuses_its_first_connection_fails_the_start() -> None:
+    """As a stream connection refused at start: the configuration is wrong, exit 2."""
+    async with SimulatorServer(rate=100.0) as sim, refusing(403) as url:
+        handler = Handler(config(sim.url, streams="btcusdt@depth@100ms",
+                                 **{"book.snapshots": True, "wsapi.url": url}))
+        with pytest.raises(ConfigError, match=r"wsapi: ws://127.0.0.1:\d+/ws-api/v3\?timeUnit=X "
+                                              r"refused: HTTP 403"):
+            await asyncio.wait_for(handler.run(), 10.0)
 
 
 @sync

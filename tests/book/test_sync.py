@@ -506,6 +506,28 @@ async def test_rest_depth_errors_map_to_their_class() -> None:
         assert rest.budget.used() == 10
 
 
+@pytest.mark.parametrize(("status", "blocked_s"), [(429, 60.0), (418, 120.0)])
+async def test_a_rest_throttle_without_retry_after_blocks_as_a_connection_would(
+        status: int, blocked_s: float) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"code":-1003,"msg":"Too many requests"}'
+        writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (status, len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        budget = WeightBudget(6000, 60.0)
+        with pytest.raises(errors.RateLimited):
+            await RestDepth(f"http://127.0.0.1:{port}", budget).depth("BTCUSDT", 5)
+    waits = budget._next_room(asyncio.get_running_loop().time(), 1)
+    assert waits is not None
+    assert blocked_s - 1 < waits - asyncio.get_running_loop().time() <= blocked_s
+
+
 def test_a_retry_after_is_seconds_or_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert [retry_after_s(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]

@@ -486,6 +486,34 @@ async def test_a_logon_refused_for_good_ends_the_session(tmp_path: Path) -> None
             (2, "time"), (2, "session.logon"), (2, "ping")]
 
 
+@contextlib.asynccontextmanager
+async def refusing(status: int) -> AsyncIterator[str]:
+    """A WS API endpoint that answers every upgrade with `status`."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"unknown timeUnit"
+        writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                     % (status, len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws-api/v3?timeUnit=X"
+
+
+async def test_a_handshake_refused_for_good_is_not_tried_again() -> None:
+    events: list[dict[str, Any]] = []
+    async with refusing(400) as url, _api(url, on_event=events.append) as api:
+        waiting = asyncio.ensure_future(api.request("ping"))
+        with pytest.raises(errors.Refused, match="HTTP 400: unknown timeUnit"):
+            await asyncio.wait_for(waiting, 2.0)
+        with pytest.raises(errors.Refused):
+            await api.request("time")
+        assert api.task is not None and api.task.done() and api.stats.connects == 0
+    assert [(e["type"], e["retry_in_s"]) for e in events] == [("connect_failed", None)]
+
+
 async def test_a_client_not_started_refuses_at_once() -> None:
     api = WsApiClient("ws://127.0.0.1:9/ws-api/v3", WeightBudget(6000, 60.0))
     for call in (api.request("ping"), api.logon()):
