@@ -28,6 +28,7 @@ from feedhandler.wsapi import WeightBudget, WsApiClient, errors
 from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 from tests.app.recording_sink import RecordingSink
 from tests.book.test_builder import diff, pairs, snap
+from tests.http_answer import answering
 
 
 class FakeDepth:
@@ -509,17 +510,7 @@ async def test_rest_depth_errors_map_to_their_class() -> None:
 @pytest.mark.parametrize(("status", "blocked_s"), [(429, 60.0), (418, 120.0)])
 async def test_a_rest_throttle_without_retry_after_blocks_as_a_connection_would(
         status: int, blocked_s: float) -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        body = b'{"code":-1003,"msg":"Too many requests"}'
-        writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                     % (status, len(body), body))
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with answering(status, b'{"code":-1003,"msg":"Too many requests"}') as port:
         budget = WeightBudget(6000, 60.0)
         with pytest.raises(errors.RateLimited):
             await RestDepth(f"http://127.0.0.1:{port}", budget).depth("BTCUSDT", 5)

@@ -20,6 +20,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.wsapi import Credentials, WeightBudget, WsApiClient, errors
 from feedhandler.wsapi.signing import signature_payload
+from tests.http_answer import answering
 
 API_KEY = "simApiKey0123456789"
 
@@ -489,17 +490,8 @@ async def test_a_logon_refused_for_good_ends_the_session(tmp_path: Path) -> None
 @contextlib.asynccontextmanager
 async def refusing(status: int) -> AsyncIterator[str]:
     """A WS API endpoint that answers every upgrade with `status`."""
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        body = b"unknown timeUnit"
-        writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
-                     % (status, len(body), body))
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    async with server:
-        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws-api/v3?timeUnit=X"
+    async with answering(status, b"unknown timeUnit") as port:
+        yield f"ws://127.0.0.1:{port}/ws-api/v3?timeUnit=X"
 
 
 async def test_a_handshake_refused_for_good_is_not_tried_again() -> None:
