@@ -233,7 +233,7 @@ class WsApiClient:
         raise AssertionError("unreachable")
 
     def _started(self) -> None:
-        if self._task is None:  # (nothing would ever connect: the request would wait for ever)
+        if self._task is None and not self._closing:  # (nothing would ever connect)
             raise errors.ClientClosed("client not started: use `async with` or start()")
 
     async def _unless_closed(self, waiting: Awaitable[Any]) -> Any:

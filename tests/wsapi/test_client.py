@@ -511,6 +511,10 @@ async def test_a_client_not_started_refuses_at_once() -> None:
     for call in (api.request("ping"), api.logon()):
         with pytest.raises(errors.ClientClosed, match="not started"):
             await asyncio.wait_for(call, 1.0)
+    await api.start()
+    await api.close()
+    with pytest.raises(errors.ClientClosed, match="client closed"):
+        await asyncio.wait_for(api.request("ping"), 1.0)
 
 
 async def test_close_ends_the_requests_that_wait_for_the_connection_or_for_weight() -> None:
