@@ -48,10 +48,6 @@ def frames(kind: str) -> list[bytes]:
     return out
 
 
-def _ignore(*_: Any) -> None:
-    pass
-
-
 def run(mode: str, batch: list[bytes]) -> float:
     """Seconds to decode `batch` once (off) or on both legs (ab, holes), a fresh decoder."""
     rows: dict[str, int] = {}

@@ -11,10 +11,6 @@ enum Mode : uint8_t { MODE_SKIP = 0, MODE_APPLY, MODE_BUFFER, MODE_SNAPSHOT };
 // A buffer past max_buffer: emptied, and its memory given back (clear() keeps the capacity).
 void release(std::vector<DepthRecord>& buffer) { std::vector<DepthRecord>().swap(buffer); }
 
-std::string_view symbol_of(const char* symbol) {
-  return std::string_view(symbol, strnlen(symbol, kSymbolWidth));
-}
-
 Top top_of(const Book& book, int64_t update_id) {
   Top t;
   t.update_id = update_id;

@@ -475,8 +475,7 @@ struct Decoder::Impl {
 
   LegState& legs_of(Kind kind, const char* sym) {
     if (LegState* found = leg_state[kind].find(sym)) return *found;
-    leg_state[kind].insert(sym, LegState{});
-    return *leg_state[kind].find(sym);
+    return leg_state[kind].insert(sym, LegState{});
   }
 
   // The held frames of (kind, sym) are to be decoded again (each stream once in the list).
@@ -1824,16 +1823,14 @@ size_t Decoder::due_streams() const noexcept { return impl_->due.size(); }
 Kind Decoder::due_kind(size_t i) const noexcept { return impl_->due[i].kind; }
 
 std::string_view Decoder::due_symbol(size_t i) const noexcept {
-  return {impl_->due[i].symbol, strnlen(impl_->due[i].symbol, kSymbolWidth)};
+  return symbol_of(impl_->due[i].symbol);
 }
 
 void Decoder::clear_due() noexcept { impl_->due.clear(); }
 
 int64_t Decoder::held_first() const noexcept { return impl_->held_first; }
 
-std::string_view Decoder::held_symbol() const noexcept {
-  return {impl_->held_symbol, strnlen(impl_->held_symbol, kSymbolWidth)};
-}
+std::string_view Decoder::held_symbol() const noexcept { return symbol_of(impl_->held_symbol); }
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

@@ -47,8 +47,8 @@ class KeyMap {
     }
   }
 
-  // `key` must not be in the map.
-  void insert(const char* key, const V& value) {
+  // `key` must not be in the map; its value, until the next insert() or clear().
+  V& insert(const char* key, const V& value) {
     if (2 * (size_ + 1) > slots_.size()) {
       std::vector<Slot> old(2 * slots_.size());
       old.swap(slots_);
@@ -59,7 +59,7 @@ class KeyMap {
     Slot slot{{}, value, true};
     std::memcpy(slot.key, key, Width);
     ++size_;
-    place(slot);
+    return place(slot).value;
   }
 
   void clear() {
@@ -78,10 +78,10 @@ class KeyMap {
   size_t home(const char* key) const noexcept {
     return hash_key(key, Width) & (slots_.size() - 1);
   }
-  void place(const Slot& slot) {
+  Slot& place(const Slot& slot) {
     size_t s = home(slot.key);
     while (slots_[s].used) s = (s + 1) & (slots_.size() - 1);
-    slots_[s] = slot;
+    return slots_[s] = slot;
   }
 
   std::vector<Slot> slots_ = std::vector<Slot>(kInitialSlots);

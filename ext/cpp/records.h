@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
+#include <string_view>
 
 namespace fh {
 
@@ -49,5 +51,10 @@ struct KindDesc {
 namespace fh {
 
 const KindDesc& kind_desc(Kind kind) noexcept;
+
+// A record's NUL-padded symbol field as text.
+inline std::string_view symbol_of(const char* symbol) noexcept {
+  return {symbol, strnlen(symbol, kSymbolWidth)};
+}
 
 }  // namespace fh

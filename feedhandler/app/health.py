@@ -48,9 +48,9 @@ MAX_BODY_BYTES = 1 << 20  # a POST /subscriptions of thousands of streams
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed",
-           408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+           413: "Content Too Large", 500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable"}
 MIB = 1 << 20
 Answer = tuple[int, str, str]
 
@@ -243,15 +243,18 @@ class HealthServer:
         if method == "POST" and post is not None:
             if not self._may_write(peer):
                 # (the port serves probes and scrapes from anywhere; a change is an operator's)
-                return Reply(403, TEXT, f"POST {path} refused from {peer or 'this client'} "
-                             f"(health_writes: {self.writes}); from the pod itself it is "
-                             f"allowed: kubectl port-forward or exec\n"
-                             if self.writes == "loopback" else
-                             f"POST {path} is off (health_writes: off)\n", read_whole=False)
+                return Reply(403, TEXT, self._refusal(path, peer), read_whole=False)
             return await self._post(post, head, reader)
         if not bodiless:
             return Reply(405, TEXT, "method not allowed\n", read_whole=False)
         return Reply(*route(), head_only=method == "HEAD")
+
+    def _refusal(self, path: str, peer: str) -> str:
+        if self.writes == "off":
+            return f"POST {path} is off (health_writes: off)\n"
+        return (f"POST {path} refused from {peer or 'this client'} (health_writes: "
+                f"{self.writes}); from the pod itself it is allowed: kubectl port-forward or "
+                "exec\n")
 
     def _may_write(self, peer: str) -> bool:
         if self.writes != "loopback":

@@ -118,14 +118,14 @@ class SnapshotSync:
         breaks = np.flatnonzero(firsts > before + 1)
         # The book is invalid from the first break on (a symbol's first diff, or a gap): the
         # event says where; the snapshot must cover the last break of the batch.
-        cover = int(firsts[breaks[-1]]) if len(breaks) else 0
+        if len(breaks):
+            state.first_update_id = max(state.first_update_id, int(firsts[breaks[-1]]))
         if state.last_update_id == 0:
-            self._resync(symbol, state, "start", int(firsts[0]), SNAPSHOT, expected=0,
-                         cover=cover)
+            self._resync(symbol, state, "start", int(firsts[0]), SNAPSHOT, expected=0)
         elif len(breaks):
             at = int(breaks[0])
             self._resync(symbol, state, "gap", int(firsts[at]), RESYNC,
-                         expected=int(before[at]) + 1, cover=cover)
+                         expected=int(before[at]) + 1)
         state.last_update_id = int(before[-1] if before[-1] > lasts[-1] else lasts[-1])
 
     def want(self, symbol: str, first_update_id: int, why: str) -> None:
@@ -156,13 +156,11 @@ class SnapshotSync:
                      SNAPSHOT if short else REFRESH, max(0.0, SHORT_RESYNC_S - since))
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str | None, received: int,
-                priority: int, wait: float = 0.0, expected: int | None = None,
-                cover: int = 0) -> None:
-        """A snapshot its diffs from `received` (and from `cover`, a later break) on follow on
-        from; `reason`: evented as book_resync (the start of an interval in which the book is
-        not valid)."""
+                priority: int, wait: float = 0.0, expected: int | None = None) -> None:
+        """A snapshot its diffs from `received` on follow on from; `reason`: evented as
+        book_resync (the start of an interval in which the book is not valid)."""
         # (a break the fetch must still cover may be later than this one)
-        state.first_update_id = max(state.first_update_id, received, cover)
+        state.first_update_id = max(state.first_update_id, received)
         if reason is not None:
             state.resyncs += 1
             self._event("book_resync", symbol=symbol, reason=reason,

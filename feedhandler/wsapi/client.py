@@ -217,7 +217,7 @@ class WsApiClient:
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             try:
-                await self._unless_closed(self._ready.wait())
+                await self._until_ready()
                 return await self._send(method, params, priority, timeout, signed)
             except errors.WsApiError as exc:
                 if not exc.retryable or attempt + 1 == attempts or self._closing:
@@ -229,12 +229,18 @@ class WsApiClient:
                          if isinstance(exc, errors.ExecutionUnknown | errors.ServerBusy) else 0.0)
                 log.info("wsapi %s: %s; retrying (%d/%d)%s", method, exc, attempt + 1,
                          self.retries, f" in {delay:.2f} s" if delay else "")
-                await self._unless_closed(asyncio.sleep(delay))
+                if delay:
+                    await self._unless_closed(asyncio.sleep(delay))
         raise AssertionError("unreachable")
 
     def _started(self) -> None:
         if self._task is None and not self._closing:  # (nothing would ever connect)
             raise errors.ClientClosed("client not started: use `async with` or start()")
+
+    async def _until_ready(self) -> None:
+        """Connected (and logged on again), or errors.ClientClosed / Refused."""
+        if not self._ready.is_set():  # (set, it is neither closed nor refused)
+            await self._unless_closed(self._ready.wait())
 
     async def _unless_closed(self, waiting: Awaitable[Any]) -> Any:
         """`waiting`'s result, or errors.ClientClosed once close() is called meanwhile."""
@@ -273,8 +279,7 @@ class WsApiClient:
         timeout: float | None,
         signed: bool,
     ) -> Any:
-        if self._transport is None or self._transport.is_disconnected:
-            raise errors.ConnectionLost("not connected", sent=False)  # (no weight booked)
+        self._transport_or_lost()  # (before its weight is booked)
         weight = request_weight(method, params)
         await self._unless_closed(self.budget.acquire(weight, priority))
         try:
@@ -285,9 +290,7 @@ class WsApiClient:
     async def _exchange(
         self, method: str, params: Mapping[str, Any] | None, timeout: float | None, signed: bool
     ) -> Any:
-        transport = self._transport
-        if transport is None or transport.is_disconnected:
-            raise errors.ConnectionLost("not connected", sent=False)
+        transport = self._transport_or_lost()  # (it may have dropped while the weight came)
         if signed:
             params = self._signed(params or {})
         def send(request_id: int) -> None:
@@ -305,6 +308,12 @@ class WsApiClient:
             raise errors.RequestTimeout(
                 f"{method}: no response within {timeout or self.request_timeout_s} s"
             ) from None
+
+    def _transport_or_lost(self) -> WSTransport:
+        transport = self._transport
+        if transport is None or transport.is_disconnected:
+            raise errors.ConnectionLost("not connected", sent=False)
+        return transport
 
     def _signed(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self._credentials is None:
@@ -353,7 +362,7 @@ class WsApiClient:
         connection; sent again only if it was lost before the request went out."""
         self._started()
         while True:
-            await self._unless_closed(self._ready.wait())
+            await self._until_ready()
             try:
                 result = await self._logon()
             except errors.ConnectionLost as exc:

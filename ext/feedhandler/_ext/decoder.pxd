@@ -39,6 +39,6 @@ cdef class Decoder:
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
-    cdef void _unhold(self, list frames, int sign)
+    cdef void _count_held(self, list frames, int sign)
     cdef list _take_due(self)
     cdef bint _held_out(self, int64_t now)

@@ -21,8 +21,8 @@ SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
 BOTH_LEGS = <int>core.BOTH_LEGS
 # A/B: how long records past a hole wait for the other leg to fill it (the legs' lead is
-# milliseconds), and how many bytes of frames wait at most; then the hole is real. Bounds a stalled peer: the
-# stream is delayed, not lost.
+# milliseconds), and how many bytes of frames wait at most; then the hole is real. Bounds a
+# stalled peer: the stream is delayed, not lost.
 HOLD_NS = 1_000_000_000
 HOLD_BYTES = 64 << 20
 assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
@@ -124,6 +124,11 @@ def parse_decimal(bytes text, bint wide=False):
     if wide:
         return (int(hi) << 64) | int(<uint64_t>lo)
     return lo
+
+
+cdef inline tuple _stream_key(core.Kind kind, string_view symbol):
+    """A stream of held frames as Decoder._held keys it: (kind, symbol), the decoder's way."""
+    return (<int>kind, symbol.data()[:symbol.size()])
 
 
 cdef class Decoder:
@@ -325,7 +330,7 @@ cdef class Decoder:
                     frames = self._held.pop(stream, None)
                     if frames is None:
                         continue
-                    self._unhold(frames, -1)
+                    self._count_held(frames, -1)
                     frames.sort()  # (first id, arrival: unique)
                     for i in range(len(frames)):
                         _, _, frame, ts, text, leg = frames[i]
@@ -335,7 +340,7 @@ cdef class Decoder:
                                            ts, text, leg)
                         except BaseException:  # (a batch callback raised): the rest stay held
                             self._held.setdefault(stream, []).extend(frames[i + 1:])
-                            self._unhold(frames[i + 1:], 1)
+                            self._count_held(frames[i + 1:], 1)
                             raise
                 streams = [] if force else self._take_due()
         finally:
@@ -348,8 +353,8 @@ cdef class Decoder:
                                    for h in frames)
         return 0
 
-    cdef void _unhold(self, list frames, int sign):
-        """Count `frames` out of the held totals (sign -1), or back in (1)."""
+    cdef void _count_held(self, list frames, int sign):
+        """Count `frames` into the held totals (sign 1), or out of them (-1)."""
         self._held_frames += sign * len(frames)
         for held in frames:
             self._held_bytes += sign * PyBytes_GET_SIZE(held[2])
@@ -357,11 +362,8 @@ cdef class Decoder:
     cdef list _take_due(self):
         """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""
         cdef size_t i
-        cdef string_view symbol
-        cdef list streams = []
-        for i in range(self._core.due_streams()):
-            symbol = self._core.due_symbol(i)
-            streams.append((<int>self._core.due_kind(i), symbol.data()[:symbol.size()]))
+        cdef list streams = [_stream_key(self._core.due_kind(i), self._core.due_symbol(i))
+                             for i in range(self._core.due_streams())]
         self._core.clear_due()
         return streams
 
@@ -378,17 +380,12 @@ cdef class Decoder:
         if r.status == core.STATUS_HELD:
             if not self._held:
                 self._held_since = ts_recv
-            symbol = self._core.held_symbol()
-            key = (<int>r.kind, symbol.data()[:symbol.size()])
-            frames = self._held.get(key)
-            if frames is None:
-                frames = self._held[key] = []
             # (first id, arrival: the release order), the frame, how it came
-            frames.append((self._core.held_first(), self._held_count,
-                           PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg))
+            held = [(self._core.held_first(), self._held_count,
+                     PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg)]
+            self._held.setdefault(_stream_key(r.kind, self._core.held_symbol()), []).extend(held)
             self._held_count += 1
-            self._held_frames += 1
-            self._held_bytes += size
+            self._count_held(held, 1)
             return 0
         if r.status == core.STATUS_ERROR:
             self._error_counts[<int>r.error] += 1

@@ -344,20 +344,24 @@ class WsApiService:
             raise ApiError(400, -1121, "Invalid symbol.")
         return universe[symbol]
 
-    def _in_status(self, spec: SymbolSpec, params: Mapping[str, Any]) -> SymbolSpec:
-        """`spec`, if the request's optional `symbolStatus` is its status (else -1220)."""
+    def _spec_in_status(self, params: Mapping[str, Any]) -> SymbolSpec:
+        """The request's symbol, if its optional `symbolStatus` is the symbol's (else -1220)."""
+        spec = self._spec(params)
         if not self._matches(spec, params.get("symbolStatus")):
             raise ApiError(400, -1220, "The symbol's status does not match the requested "
                                        "symbolStatus.")
         return spec
 
-    def _matches(self, spec: SymbolSpec, wanted: Any) -> bool:
+    def _matches(self, spec: SymbolSpec, wanted: object) -> bool:
         """Is `spec` in status `wanted` (None: any)?"""
         if wanted is None:
             return True
         if wanted not in SYMBOL_STATUSES:
             raise ApiError(400, -1100, "Illegal characters found in parameter 'symbolStatus'.")
-        return bool(self.statuses.get(spec.symbol, "TRADING") == wanted)
+        return self._symbol_status(spec) == wanted
+
+    def _symbol_status(self, spec: SymbolSpec) -> str:
+        return self.statuses.get(spec.symbol, "TRADING")
 
     def _format(self, spec: SymbolSpec) -> SymbolFormat:
         fmt = self._formats.get(spec.symbol)
@@ -383,12 +387,12 @@ class WsApiService:
                  "limit": 300},
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(spec, self.statuses.get(spec.symbol, "TRADING"))
+            "symbols": [_symbol_info(spec, self._symbol_status(spec))
                         for spec in specs],
         }
 
     def _depth(self, params: dict[str, Any], session: _Session, now_us: int) -> Any:
-        spec = self._in_status(self._spec(params), params)
+        spec = self._spec_in_status(params)
         limit = params.get("limit", 100)
         if not isinstance(limit, int) or limit < 1:
             raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.")
@@ -411,7 +415,7 @@ class WsApiService:
                     "askPrice": fmt.price(ap), "askQty": fmt.qty(aq)}
 
         if "symbol" in params:
-            return one(self._in_status(self._spec(params), params))
+            return one(self._spec_in_status(params))
         return [one(spec) for spec in self._universe()
                 if self._matches(spec, params.get("symbolStatus"))]
 
