@@ -1132,6 +1132,8 @@ bool Decoder::Impl::depth_finish(const DepthRecord& head, size_t first_row, bool
   }
   rows[first_row].flags |= DEPTH_FIRST;
   rows[t.size - 1].flags |= DEPTH_LAST;
+  // U after u would pass as a hole followed by a step back: not an event Binance sends.
+  if (head.first_update_id > head.last_update_id) return fail(c, ERR_BAD_RANGE, "U");
   return sequence(KIND_DEPTH, head.symbol, head.first_update_id, head.last_update_id, true, c);
 }
 
@@ -1576,12 +1578,14 @@ bool Decoder::Impl::depth_partial(od::object& obj, Ctx& c) {
     std::memcpy(r->symbol, c.stream->symbol, kSymbolWidth);
   }
   uint32_t seen = 0;
+  // A side holds at most the stream's 5, 10 or 20 levels (20, the table's room, when unknown).
+  const size_t room = r->levels ? r->levels : kPartialDepthLevels;
   auto levels = [&](od::value& v, int64_t* prices, Int128LE* qtys, uint8_t& count,
                     const char* name) {
     od::array arr;
     if (auto err = v.get_array().get(arr)) return json_fail(c, err, name);
     for (auto level_result : arr) {
-      if (count == kPartialDepthLevels) return fail(c, ERR_TOO_MANY_LEVELS, name);
+      if (count == room) return fail(c, ERR_TOO_MANY_LEVELS, name);
       od::array pair;
       if (auto err = level_result.get_array().get(pair)) return json_fail(c, err, name);
       int i = 0;
@@ -1850,7 +1854,7 @@ const char* error_name(Error error) noexcept {
       "none",          "malformed_json",    "invalid_utf8",   "missing_field",
       "wrong_type",    "bad_decimal",       "too_many_decimals", "overflow",
       "unknown_stream", "unknown_event",    "oversized",      "binary_frame",
-      "symbol_too_long", "too_many_levels",
+      "symbol_too_long", "too_many_levels", "bad_range",
   };
   return error < ERR_COUNT ? kNames[error] : "unknown";
 }

@@ -27,6 +27,7 @@ enum Error : uint8_t {
   ERR_BINARY_FRAME,
   ERR_SYMBOL_TOO_LONG,
   ERR_TOO_MANY_LEVELS,
+  ERR_BAD_RANGE,  // an event's first id after its last (depth U > u)
   ERR_COUNT,
 };
 

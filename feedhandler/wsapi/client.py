@@ -39,7 +39,7 @@ from picows import (
 )
 
 from feedhandler.supervisor.backoff import Backoff
-from feedhandler.supervisor.failures import classify
+from feedhandler.supervisor.failures import DEFAULT_RETRY_AFTER_S, classify
 from feedhandler.supervisor.pending import PendingRequests
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, URGENT, WeightBudget
@@ -453,8 +453,9 @@ class WsApiClient:
             until_ms = error.retry_after_ms / self._units_per_ms
             wait_s = min(max(0.0, (until_ms - self.clock.now_ms()) / 1000) + _GUARD_S,
                          _LONGEST_BAN_S)
-        else:
-            wait_s = self.budget.interval_s  # no date given: sit out one window
+        else:  # no date given: as for REST and connections, a minute for a 429, 2 for a ban
+            wait_s = max(self.budget.interval_s,
+                         DEFAULT_RETRY_AFTER_S.get(error.status, self.budget.interval_s))
         self.budget.block_until(loop.time() + wait_s)
         log.warning("wsapi: %s (HTTP %d); no request for %.1f s", error.msg, error.status, wait_s)
         self._event("rate_limited", status=error.status, code=error.code, wait_s=round(wait_s, 3))

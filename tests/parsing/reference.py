@@ -477,6 +477,8 @@ class Reference:
             "b": lambda v: side(v, "b", SIDE_BID),
             "a": lambda v: side(v, "a", SIDE_ASK),
         })  # fmt: skip
+        if head["first_update_id"] > head["last_update_id"]:
+            raise RefError("bad_range", "U")
         if not levels:  # an empty event still carries U/u: one SIDE_NONE row
             levels = [(SIDE_NONE, 0, 0)]
         for i, (code, price, qty) in enumerate(levels):
@@ -498,9 +500,11 @@ class Reference:
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
 
+        room = r["levels"] or PARTIAL_LEVELS  # the stream's 5/10/20, else the table's 20
+
         def book(value: Any, name: str, out: list[tuple[int, int]]) -> None:
-            # A repeated key continues the same 20 slots.
-            out.extend(self._levels(value, name, PARTIAL_LEVELS - len(out)))
+            # A repeated key continues the same slots.
+            out.extend(self._levels(value, name, room - len(out)))
 
         self._fields(obj, "depthPartial", event, {
             "lastUpdateId": lambda v: r.__setitem__("last_update_id", integer(v, "lastUpdateId")),

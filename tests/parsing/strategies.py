@@ -142,7 +142,8 @@ def _depth_fields(draw: st.DrawFn, sides: st.SearchStrategy[list[list[str]]]
                   ) -> tuple[str, dict[str, Any]]:
     """(symbol, a diff-depth event in Binance's field order, "a" last)."""
     sym = draw(symbols)
-    return sym, {"e": "depthUpdate", "E": draw(ms), "s": sym, "U": draw(ids), "u": draw(ids),
+    first, last = sorted((draw(ids), draw(ids)))  # U after u is rejected (`bad_range`)
+    return sym, {"e": "depthUpdate", "E": draw(ms), "s": sym, "U": first, "u": last,
                  "b": draw(sides), "a": draw(sides)}
 
 
@@ -164,7 +165,7 @@ def depth_in_order(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 def depth_partial(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     n = draw(st.sampled_from([5, 10, 20]))
     cadence = draw(st.sampled_from(["", "@100ms", "@1000ms"]))
-    fields = {"lastUpdateId": draw(ids), "bids": draw(levels(20)), "asks": draw(levels(20))}
+    fields = {"lastUpdateId": draw(ids), "bids": draw(levels(n)), "asks": draw(levels(n))}
     stream = f"{stream_symbol(draw(symbols))}@depth{n}{cadence}"
     return stream, draw(_shuffled(fields, "lastUpdateId"))
 

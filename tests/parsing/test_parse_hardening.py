@@ -413,6 +413,35 @@ def test_partial_depth_more_than_20_levels(side: str) -> None:
         _check("depthPartial", bad, "too_many_levels", side, combined=combined)
 
 
+@pytest.mark.parametrize("side", ["bids", "asks"])
+def test_partial_depth_more_levels_than_its_stream_names(side: str) -> None:
+    payload, _, _ = SAMPLES["depthPartial"]
+    stream = "bnbbtc@depth5@100ms"
+    levels = [[render(i * 100), "1"] for i in range(1, 7)]
+    for combined in (False, True):
+        ok = _wrap(_set(payload, side, levels[:5]), stream, combined)
+        decoded = run_decoder([ok], stream=stream)
+        assert not decoded.errors
+        assert decoded.array("depthPartial")[f"{side[:3]}_count"].tolist() == [5]
+        bad = _wrap(_set(payload, side, levels), stream, combined)
+        hint = None if combined else stream
+        with pytest.raises(RefError) as verdict:
+            Reference(stream=hint).decode(bad)
+        assert (verdict.value.reason, verdict.value.field) == ("too_many_levels", side)
+        decoded = run_decoder([bad, ok], stream=stream)
+        assert [e[:2] for e in decoded.errors] == [("too_many_levels", side)]
+        assert len(decoded.array("depthPartial")) == 1  # the good frame after it decodes
+
+
+def test_depth_event_whose_first_id_is_after_its_last() -> None:
+    payload, _, _ = SAMPLES["depth"]
+    bad_payload = {**payload, "U": payload["u"] + 1}
+    for combined in (False, True):
+        bad = _wrap(bad_payload, SAMPLES["depth"][1], combined)
+        assert _reference_verdict(bad, combined, "depth") == ("bad_range", "U")
+        _check("depth", bad, "bad_range", "U", combined=combined)
+
+
 def test_symbol_width_is_32_bytes_never_cut() -> None:
     payload, _, _ = SAMPLES["trade"]
     for symbol in ["X" * 32, "€" * 10 + "AB"]:

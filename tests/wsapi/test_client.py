@@ -386,6 +386,30 @@ async def test_answers_of_any_shape_fail_one_request_and_the_client_serves_on() 
         assert api.connected and api.stats.connects == 1
 
 
+@pytest.mark.parametrize(("status", "wait_s"), [(429, 60.0), (418, 120.0)])
+async def test_a_throttle_without_retry_after_waits_as_for_rest_and_connections(
+        status: int, wait_s: float) -> None:
+    """No `retryAfter`: a minute for a 429, two for a ban (the shortest Binance gives), not
+    one weight window (here 1 s), which would walk straight into the next 418."""
+    def script(_: int, request: dict[str, Any]) -> Answer:
+        if request["method"] == "depth":
+            return {"id": request["id"], "status": status,
+                    "error": {"code": -1003, "msg": "Too much request weight used"}}
+        return normal(request)
+
+    events: list[dict[str, Any]] = []
+    async with _ScriptedPeer(script) as url, WsApiClient(
+            url, WeightBudget(6000, 1.0), request_timeout_s=1.0, backoff=_Backoff(), retries=0,
+            on_event=events.append) as api:
+        await api.wait_ready(5)
+        with pytest.raises(errors.RateLimited):
+            await api.depth("BTCUSDT", 5)
+        (event,) = [e for e in events if e["type"] == "rate_limited"]
+        assert (event["status"], event["wait_s"]) == (status, wait_s)
+        with pytest.raises(TimeoutError):  # the budget grants nothing meanwhile
+            await asyncio.wait_for(api.request("ping"), 0.3)
+
+
 async def test_an_answer_over_the_frame_limit_costs_the_connection_not_the_client() -> None:
     def script(_: int, request: dict[str, Any]) -> Answer:
         big = request["method"] == "depth" and request["params"]["limit"] == 5000
