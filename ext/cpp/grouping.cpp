@@ -4,23 +4,34 @@
 #include <vector>
 
 #include "key_map.h"
+#include "records.h"
 
 namespace fh {
 
-size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
+namespace {
+
+// `Width`: the key width when known at compile time (a record's symbol: its comparisons and
+// hash are then a few word loads, not a call per row), else 0 and `width` says.
+template <size_t Width>
+size_t group_keys(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                   int64_t* bounds) {
+  auto same = [&](const char* a, const char* b) {
+    return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
+  };
   // Open addressing, at most half full; sized for the groups (symbols), not the rows.
   std::vector<int32_t> slots(64, -1);
   std::vector<int64_t> first_row;  // per group: its first row, whose key stands for the group
   std::vector<int64_t> sizes;
   std::vector<int32_t> group_of(n);
   auto key_of = [&](int64_t row) { return keys + static_cast<size_t>(row) * stride; };
-  auto home = [&](const char* key) { return hash_key(key, width) & (slots.size() - 1); };
+  auto home = [&](const char* key) {
+    return hash_key(key, Width != 0 ? Width : width) & (slots.size() - 1);
+  };
   int32_t previous = -1;
   for (size_t i = 0; i < n; ++i) {
     const char* key = key_of(static_cast<int64_t>(i));
     // Exchange batches come in bursts of one symbol: compare with the previous row first.
-    if (previous >= 0 && std::memcmp(key_of(first_row[previous]), key, width) == 0) {
+    if (previous >= 0 && same(key_of(first_row[previous]), key)) {
       group_of[i] = previous;
       ++sizes[previous];
       continue;
@@ -41,7 +52,7 @@ size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64
             slots[s] = static_cast<int32_t>(g);
           }
         }
-      } else if (std::memcmp(key_of(first_row[group]), key, width) != 0) {
+      } else if (!same(key_of(first_row[group]), key)) {
         slot = (slot + 1) & (slots.size() - 1);
         continue;
       }
@@ -56,6 +67,14 @@ size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64
   std::vector<int64_t> next(bounds, bounds + groups);
   for (size_t i = 0; i < n; ++i) order[next[group_of[i]]++] = static_cast<int64_t>(i);
   return groups;
+}
+
+}  // namespace
+
+size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
+                  int64_t* bounds) {
+  return width == kSymbolWidth ? group_keys<kSymbolWidth>(keys, n, stride, width, order, bounds)
+                               : group_keys<0>(keys, n, stride, width, order, bounds);
 }
 
 void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
