@@ -137,7 +137,7 @@ def run_handler(command: str, args: argparse.Namespace,
                 make_handler: Callable[[], Handler]) -> int:
     """`run`, `record` and `replay`: build the handler (a configuration error: one line, exit
     2), run it with the live table or stats lines, print the summary; exit 1 if a task
-    failed."""
+    failed, 3 if it stopped with messages its sink could not deliver in time."""
     try:
         handler = make_handler()
     except (ConfigError, OSError) as exc:
@@ -163,4 +163,7 @@ def run_handler(command: str, args: argparse.Namespace,
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
         log.info("summary: %s", summary, extra={"stats": summary})
-    return 1 if handler.error is not None else 0
+    if handler.error is not None:
+        return 1
+    # (a clean 0 would hide the loss from whatever runs the process: a supervisor, a job, CI)
+    return 3 if stats.sink.get("undelivered") else 0

@@ -228,7 +228,8 @@ kind. While paused, the handler does not judge its connections stale (the silenc
 own), but the exchange's pings go unanswered too: Binance drops a connection whose pong has
 not come within a minute, and the reconnect `gap` event then says what was lost. On
 SIGTERM/SIGINT the handler stops reading, flushes its open batches and the producer within
-`shutdown_timeout_s`, and exits 0; the summary's `sink.undelivered` is what did not make it.
+`shutdown_timeout_s`, and exits 0, or 3 when messages were left undelivered: the summary's
+`sink.undelivered` says how many, and the log says so at ERROR.
 
 Batches (smart batching): the decoder hands over a kind's records as soon as it has decoded
 the current socket read (picows's last whole frame of the read), so under load bursts make

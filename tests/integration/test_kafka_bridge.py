@@ -119,15 +119,15 @@ class HandlerProcess:
             self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err,
                                          env=environ, text=True)
 
-    def finish(self, timeout: float = 240) -> dict[str, Any]:
-        """Wait for a clean exit; the summary it printed."""
+    def finish(self, timeout: float = 240, exit_code: int = 0) -> dict[str, Any]:
+        """Wait for the exit (clean unless told); the summary it printed."""
         try:
             out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()
             raise AssertionError(f"handler did not finish: {self.stderr()}") from None
-        assert self.proc.returncode == 0, self.stderr()
+        assert self.proc.returncode == exit_code, self.stderr()
         summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         return summary
 
@@ -243,6 +243,23 @@ def test_sigterm_delivers_everything_read_so_far(kafka_bootstrap: str, tmp_path:
     assert summary["close_s"] < 10
     assert_same(consumed(kafka_bootstrap, handler.market, streams),
                 expected_streams(streams, frames))
+
+
+def test_a_stop_that_leaves_messages_undelivered_exits_3(own_broker: LocalKafka,
+                                                          tmp_path: Path) -> None:
+    """Out of shutdown time with the broker gone: the loss is in the exit status as well as in
+    the summary and the log, so whatever runs the handler sees it."""
+    streams = stream_names(4)
+    with SimulatorProcess(["--seed", str(SEED), "--rate", "2000"]) as sim:
+        handler = HandlerProcess(tmp_path / "handler.log", sim.url, own_broker.bootstrap,
+                                 streams, env={"FEEDHANDLER_SHUTDOWN_TIMEOUT_S": "2"})
+        time.sleep(4)
+        own_broker.stop()
+        time.sleep(1)
+        handler.proc.send_signal(signal.SIGTERM)
+        summary = handler.finish(timeout=60, exit_code=3)
+    assert summary["sink"]["undelivered"] > 0
+    assert "messages undelivered at shutdown" in handler.stderr()
 
 
 @pytest.mark.parametrize("encoding", ["json", "raw"])
