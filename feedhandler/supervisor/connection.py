@@ -212,13 +212,14 @@ class Connection:
                 self.feed.event("quarantined", status=failure.status, error=failure.reason)
             return
         if failure.kind == "throttled":
-            # The exchange counts per IP: every connection of this process waits.
-            self.limiter.block_for(failure.retry_after_s)
-            self._backoff.next_delay()  # still a failure: the delays after it keep growing
-            log.warning("shard %d: connect to %s throttled (%s); all attempts wait %.0f s",
-                        shard, url, failure.reason, failure.retry_after_s)
+            # The exchange counts per IP: every connection of this process waits, at least
+            # the backoff (a Retry-After of 0 must not turn the attempt budget into a burst)
+            wait_s = max(failure.retry_after_s, self._backoff.next_delay())
+            self.limiter.block_for(wait_s)
+            log.warning("shard %d: connect to %s throttled (%s); all attempts wait %.1f s",
+                        shard, url, failure.reason, wait_s)
             self.feed.event("connect_failed", error=failure.reason, status=failure.status,
-                            retry_in_s=failure.retry_after_s)
+                            retry_in_s=round(wait_s, 3))
             return
         delay = self._backoff.next_delay()
         log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs", shard, url,

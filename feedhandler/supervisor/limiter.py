@@ -9,7 +9,9 @@ cancelled) and is then stamped with its end time. The exchange counts it somewhe
 so two attempts we space by a window are never closer than a window at the exchange.
 
 A 429/418 from the exchange applies to the whole IP: `block_for()` holds every attempt of the
-process until the given time has passed.
+process until the given time has passed. Then one attempt probes alone: the others wait for its
+end, so a refusal to it blocks them again instead of every connection being refused at once
+(each refusal brings a ban closer).
 
 Several replicas behind one egress IP share the exchange's budget: give each
 `limit // replicas` attempts (see README, "Connection attempts").
@@ -37,6 +39,8 @@ class AttemptLimiter:
         self._ended: deque[float] = deque()  # end times of attempts still inside the window
         self._open = 0  # attempts under way
         self._blocked_until = 0.0
+        self._probing = False  # after a block: one attempt at a time until one has ended
+        self._blocks = 0  # blocks so far: an attempt that saw one come ends no probing
         self._changed = asyncio.Condition()
 
     def _expire(self, now: float) -> None:
@@ -49,6 +53,8 @@ class AttemptLimiter:
         now = self.clock.now()
         self._expire(now)
         blocked = max(0.0, self._blocked_until - now)
+        if self._probing and self._open and not blocked:
+            return None  # the probe's end says whether the block is over
         if len(self._ended) + self._open < self.limit:
             return blocked
         if self._open >= self.limit:
@@ -65,6 +71,8 @@ class AttemptLimiter:
     def block_for(self, seconds: float) -> None:
         """Hold every attempt for `seconds` (the exchange's Retry-After or ban length)."""
         self._blocked_until = max(self._blocked_until, self.clock.now() + seconds)
+        self._probing = True
+        self._blocks += 1
 
     async def _wait_for_room(self) -> None:
         waited = False
@@ -87,10 +95,15 @@ class AttemptLimiter:
         await self._wait_for_room()
         self._open += 1
         self.attempts += 1
+        blocks = self._blocks
         try:
             yield
         finally:
             self._open -= 1
+            # ended without a block meanwhile: the way is open (a refusal found after this
+            # blocks again before the waiters woken here run)
+            if self._blocks == blocks:
+                self._probing = False
             self._ended.append(self.clock.now())
             async with self._changed:
                 self._changed.notify_all()

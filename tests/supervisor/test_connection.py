@@ -77,6 +77,27 @@ def test_throttling_holds_every_attempt_for_retry_after(status: int, header: str
     asyncio.run(main())
 
 
+def test_a_retry_after_of_zero_still_waits_the_growing_backoff() -> None:
+    """A 429 with `Retry-After: 0` again and again: attempts follow the backoff, not each
+    other at once until the attempt budget is gone (300 refusals in 0.3 s before)."""
+    clock = FakeClock()
+    seen: list[float] = []
+
+    async def script(session: Session) -> None:
+        seen.append(clock.now())
+        await session.refuse(429, b'{"code":-1003,"msg":"Too many requests"}', "Retry-After: 0")
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sup = supervisor(peer.url, clock)
+            await run_until(sup, lambda: len(seen) >= 6, timeout=30)
+        assert sup.status().attempts <= 7
+
+    asyncio.run(main())
+    # full jitter over 1, 2, 4, 8, 16 s: the five pauses sum to under 1 s about once in 10^5
+    assert seen[5] - seen[0] >= 1.0, seen
+
+
 def test_a_peer_that_accepts_and_closes_is_retried_at_the_limiters_rate_with_growing_backoff(
 ) -> None:
     clock = FakeClock()

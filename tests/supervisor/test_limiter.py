@@ -78,6 +78,29 @@ def test_a_block_holds_every_attempt_until_it_passes() -> None:
     asyncio.run(main())
 
 
+def test_after_a_block_one_attempt_probes_and_a_refusal_blocks_the_rest_again() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        limiter = AttemptLimiter(300, 300.0, clock)
+        started: list[float] = []
+
+        async def refused_once() -> None:
+            async with limiter.attempt():
+                started.append(clock.now())
+                await clock.sleep(0.5)  # the handshake's round trip
+                if len(started) == 1:
+                    limiter.block_for(10.0)  # the probe is refused: a 429 again
+
+        t0 = clock.now()
+        limiter.block_for(2.0)
+        await asyncio.gather(*(refused_once() for _ in range(4)))
+        # one probe at +2 s; its refusal at +2.5 s holds the other three for 10 s more; the
+        # next probe goes alone, and once it has ended the rest go together
+        assert [t - t0 for t in started] == [2.0, 12.5, 13.0, 13.0]
+
+    asyncio.run(main())
+
+
 def test_a_cancelled_waiter_takes_no_slot() -> None:
     async def main() -> None:
         clock = FakeClock()
