@@ -31,7 +31,7 @@ from feedhandler.config_layers import (
     load,
 )
 from feedhandler.contract.kinds import BOOK_LEVELS
-from feedhandler.contract.streams import normalize_streams, parse_stream, url_streams
+from feedhandler.contract.streams import clash, normalize_streams, parse_stream, url_streams
 from feedhandler.wsapi.methods import depth_weight, request_weight
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
@@ -377,6 +377,21 @@ def _stream_suffix(value: str) -> str:
     return value
 
 
+def _no_clash(streams: list[str]) -> list[str]:
+    problem = clash(streams)
+    if problem:
+        raise ValueError(problem)
+    return streams
+
+
+def _suffixes_apart(suffixes: list[str]) -> list[str]:
+    """Per-symbol suffixes that `clash` would refuse for every symbol (depth, depth@100ms)."""
+    problem = clash(f"x@{suffix}" for suffix in suffixes)
+    if problem:
+        raise ValueError(problem.replace("x@", "").replace(" of X", " of a symbol"))
+    return suffixes
+
+
 TextList = Annotated[list[Text], BeforeValidator(_comma_list)]
 
 
@@ -385,7 +400,8 @@ class UniverseConfig(Section):
     of `symbols` that passes the filters, times `kinds`; followed live every `refresh_s`."""
 
     kinds: Annotated[list[Annotated[str, AfterValidator(_stream_suffix)]],
-                     BeforeValidator(_comma_list)] = Field(default_factory=list)
+                     BeforeValidator(_comma_list), AfterValidator(_suffixes_apart)
+                     ] = Field(default_factory=list)
     """stream suffixes per symbol, e.g. [trade, depth@100ms]; empty: no universe (`streams`)"""
     symbols: Annotated[Literal["all"] | list[Text], BeforeValidator(_all_or_symbols)] = "all"
     """`all`, or the symbols to follow while they are TRADING, e.g. [BTCUSDT, ETHUSDT]"""
@@ -454,14 +470,14 @@ class HandlerConfig(Section):
         _websocket_url(value)
         from_url = url_streams(value)  # a URL with a path names its streams itself
         if from_url is not None:
-            normalize_streams(from_url)
+            _no_clash(normalize_streams(from_url))
         return value
 
     @field_validator("streams")
     @classmethod
     def _known_streams(cls, value: list[str]) -> list[str]:
         # split into connections later: no per-connection count here
-        return normalize_streams(value, per_connection=None)
+        return _no_clash(normalize_streams(value, per_connection=None))
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> HandlerConfig:

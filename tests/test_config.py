@@ -92,6 +92,9 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
         ({"book.snapshots": True, "wsapi.weight_limit": 200},
          "wsapi.weight_limit: must be at least 250, the weight of a book.snapshot_limit 5000 "
          "snapshot, got 200"),
+        ({"universe.kinds": ["trade", "depth5", "depth20@100ms"]},
+         "universe.kinds: depth5 and depth20@100ms both carry depthPartial ids of a symbol, "
+         "which would interleave: take one of them"),
         ({"universe.kinds": ["trade"], "wsapi.weight_limit": 10},
          "wsapi.weight_limit: must be at least 20, the weight of exchangeInfo (universe)"),
         ({"url": "wss://fstream.binance.com/stream"},

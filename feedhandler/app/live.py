@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedhandler.blocking import in_daemon_thread
 from feedhandler.config import ConfigError, HandlerConfig, unknown_topics
-from feedhandler.contract.streams import normalize_streams
+from feedhandler.contract.streams import clash, normalize_streams
 from feedhandler.sinks.base import TopicSink
 from feedhandler.supervisor.connection import Connection
 from feedhandler.supervisor.plan import Shard, make_shard
@@ -96,7 +96,8 @@ class LiveStreams:
             removing = normalize_streams(remove, per_connection=None)
         except ValueError as exc:
             raise ChangeRejected(str(exc)) from None
-        problem = unknown_topics(config, adding)
+        problem = unknown_topics(config, adding) or clash(
+            [*sorted(self.streams() - set(removing)), *adding])
         if problem:
             raise ChangeRejected(problem)
         if config.shard_count > 1:  # replicas split the stream list by position

@@ -124,7 +124,10 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   kind: a partition interleaves many symbols, so compare a message's `{c.H_SEQ_FIRST}` with
   the `{c.H_SEQ_LAST}` of the previous message of the same topic, key, `{c.H_INSTANCE}` and
   `{c.H_EPOCH}`. A discontinuity the handler saw is also published as a `gap` event (reason
-  `missing` or `backwards`); the records around it are published as they came.
+  `missing` or `backwards`); the records around it are published as they came. So one
+  stream carries a symbol's ids of a kind: two that would interleave them (`btcusdt@depth`
+  and `btcusdt@depth@100ms`, `btcusdt@depth5` and `btcusdt@depth20`, `!bookTicker` and
+  `btcusdt@bookTicker`) are refused at start and by `POST /subscriptions`.
 - **Epochs.** `{c.H_EPOCH}` is the number of the connection a symbol's records came on. Every
   connection attempt of an instance, on any of its connections, takes the next number from 1,
   so an epoch names one connection; compare epochs for equality only (one symbol and kind come

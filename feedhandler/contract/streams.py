@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from feedhandler.contract.kinds import (
+    KIND_BY_NAME,
     KINDS,
     MAX_STREAMS_PER_CONNECTION,
     SYMBOL_WIDTH,
@@ -65,7 +66,8 @@ def normalize_streams(names: Iterable[str],
                       per_connection: int | None = MAX_STREAMS_PER_CONNECTION) -> list[str]:
     """Stream names as Binance wants them, in the given order; ValueError (one line, naming
     the stream) for an unknown stream, a duplicate, or more than `per_connection` streams
-    (None: no limit, the list is split into connections later)."""
+    (None: no limit, the list is split into connections later). A set to subscribe is also
+    checked by `clash`."""
     out: list[str] = []
     seen: set[str] = set()
     for raw in names:
@@ -81,6 +83,29 @@ def normalize_streams(names: Iterable[str],
         raise ValueError(f"{len(out)} streams on one connection, more than {per_connection}: "
                          f"{out[per_connection]!r} is the first beyond the limit")
     return out
+
+
+def clash(names: Iterable[str]) -> str | None:
+    """Why two of these streams cannot be taken together, or None. A kind's sequence ids hold
+    per symbol (one message key), so two streams of one kind with ids for one symbol
+    (`btcusdt@depth` and `btcusdt@depth@100ms`, `btcusdt@depth5` and `btcusdt@depth20`, or
+    `!bookTicker` and `btcusdt@bookTicker`) would interleave them: each would look like a step
+    back of the other, to the handler's checks and to consumers'."""
+    taken: dict[tuple[str, str], str] = {}  # (kind, symbol: "" market-wide) -> its stream
+    for name in names:
+        stream = parse_stream(name)
+        if stream is None or KIND_BY_NAME[stream.kind].sequence is None:
+            continue
+        if stream.symbol:  # the same symbol's stream, or a market-wide one, came before
+            other = taken.get((stream.kind, stream.symbol)) or taken.get((stream.kind, ""))
+        else:  # a market-wide stream carries every symbol's
+            other = next((n for (kind, _), n in taken.items() if kind == stream.kind), None)
+        if other is not None and other != name:
+            return (f"{other} and {name} both carry {stream.kind} ids of "
+                    f"{stream.symbol or 'the same symbols'}, which would interleave: take one "
+                    "of them")
+        taken[(stream.kind, stream.symbol)] = name
+    return None
 
 
 def url_streams(url: str) -> list[str] | None:

@@ -149,6 +149,11 @@ async def test_bad_requests_are_400_with_one_line_and_change_nothing() -> None:
                 b'{"add": "btcusdt@trade"}': "'add' must be a list",
                 b'{"add": ["btcusdt@nonsense"]}': "unknown stream 'btcusdt@nonsense'",
                 b'{"add": ["a@trade", "A@trade"]}': "duplicate stream 'A@trade'",
+                # ids that would interleave: with each other, or with a stream already taken
+                b'{"add": ["btcusdt@depth", "btcusdt@depth@100ms"]}':
+                    "btcusdt@depth and btcusdt@depth@100ms both carry depth ids of BTCUSDT",
+                b'{"add": ["!bookTicker"]}':
+                    "ethusdt@bookTicker and !bookTicker both carry bookTicker ids",
                 b'{"add": ["solusdt@trade"], "remove": ["solusdt@trade"]}':
                     "both added and removed: solusdt@trade",
                 b'{"streams": []}': "unknown key 'streams'",

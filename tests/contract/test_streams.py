@@ -12,6 +12,7 @@ from feedhandler._ext.decoder import classify_stream
 from feedhandler.contract.kinds import MAX_STREAMS_PER_CONNECTION
 from feedhandler.contract.streams import (
     GRAMMAR,
+    clash,
     normalize_streams,
     parse_stream,
     url_streams,
@@ -60,6 +61,24 @@ def test_normalize_rejects_with_one_line(names: list[str], message: str) -> None
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("names", "clashing"),
+    [(["btcusdt@depth", "ethusdt@depth@100ms", "btcusdt@depth@100ms"],
+      "btcusdt@depth and btcusdt@depth@100ms both carry depth ids of BTCUSDT"),
+     (["btcusdt@depth", "btcusdt@depth@1000ms"], "btcusdt@depth and btcusdt@depth@1000ms"),
+     (["btcusdt@depth5", "btcusdt@depth20@100ms"], "both carry depthPartial ids of BTCUSDT"),
+     (["!bookTicker", "ethusdt@bookTicker"], "!bookTicker and ethusdt@bookTicker both carry"),
+     (["ethusdt@bookTicker", "!bookTicker"], "bookTicker ids of the same symbols"),
+     (["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth", "btcusdt@depth5",
+       "btcusdt@bookTicker", "ethusdt@bookTicker", "btcusdt@kline_1m", "btcusdt@kline_5m",
+       "btcusdt@ticker_1h", "btcusdt@ticker_4h", "!miniTicker@arr", "!ticker_1h@arr"], None)],
+)  # fmt: skip
+def test_streams_that_would_interleave_one_symbols_ids_clash(names: list[str],
+                                                             clashing: str | None) -> None:
+    problem = clash(names)
+    assert problem == clashing if clashing is None else clashing in (problem or "")
+
+
 def test_the_per_connection_limit_is_binances() -> None:
     assert MAX_STREAMS_PER_CONNECTION == 1024
     assert len(normalize_streams([f"s{i}@trade" for i in range(1024)])) == 1024
@@ -87,7 +106,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     [(["--streams", "btcusdt@trades"], "streams: unknown stream 'btcusdt@trades'"),
      (["--streams", "btcusdt@trade,BTCUSDT@trade"], "streams: duplicate stream 'BTCUSDT@trade'"),
      (["--url", "wss://127.0.0.1:1/ws"], "url: url 'wss://127.0.0.1:1/ws' has a path"),
-     (["--url", "wss://127.0.0.1:1/ws/btcusdt@nope"], "url: unknown stream 'btcusdt@nope'")],
+     (["--url", "wss://127.0.0.1:1/ws/btcusdt@nope"], "url: unknown stream 'btcusdt@nope'"),
+     (["--streams", "btcusdt@depth,btcusdt@depth@100ms"],
+      "streams: btcusdt@depth and btcusdt@depth@100ms both carry depth ids of BTCUSDT"),
+     (["--url", "wss://127.0.0.1:1/stream?streams=btcusdt@bookTicker/!bookTicker"],
+      "url: btcusdt@bookTicker and !bookTicker both carry bookTicker ids")],
 )  # fmt: skip
 def test_cli_refuses_bad_streams_before_connecting(args: list[str], message: str) -> None:
     result = _run(*args)
