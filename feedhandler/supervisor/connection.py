@@ -124,6 +124,7 @@ class Connection:
         self._reconnect_now = False  # after a hand-over: no backoff
         self._join_started = 0.0
         self._refused_replacement = False  # a permanent refusal of a rollover's replacement
+        self._close_reported = False  # the rollover reported its old connection's end
 
     @property
     def index(self) -> int:
@@ -272,11 +273,12 @@ class Connection:
                 await link.close(CLOSE_TIMEOUT_S, 1000, reason)
             self.feed.closed(listener)
             self.link = None
-        if successor is None:
+        if successor is None and not self._close_reported:
             # a redundant leg's hand-over is a rollover (reported once it is back in step),
             # not a lost connection
             self._report_close(link, "" if replaced in ROLLOVER_CAUSES else replaced,
                                stop.is_set() or self._reconnect_now)
+        self._close_reported = False
         return successor
 
     async def _roll_over(self, old: Link, cause: str, stop: asyncio.Event) -> Link | None:
@@ -298,13 +300,14 @@ class Connection:
                 attempt = asyncio.ensure_future(self._attempt(stop, replacing=True))
                 racing: set[asyncio.Future[Any]] = {attempt, old.closed()}
                 await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-                if not attempt.done():  # the old one ended first: a plain reconnect follows
-                    attempt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Stopped):
-                        late = await attempt
-                        if late is not None:  # connected just as it was cancelled
-                            late.abort()
-                    break
+                if not attempt.done():
+                    # The old one ended first, as Binance may close soon after serverShutdown:
+                    # the attempt under way is the reconnect (no backoff, no second handshake)
+                    # and leads from its first frame; what came between is a reconnect gap.
+                    self._report_close(old, "", planned=False)
+                    self._close_reported = True
+                    self.feed.predecessor_lost(old.listener)
+                    await attempt
                 new = attempt.result()
                 if self._refused_replacement:
                     return None

@@ -171,6 +171,14 @@ class ShardFeed:
         if not self.listeners and not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
 
+    def predecessor_lost(self, listener: FeedListener) -> None:
+        """`listener`'s connection ended while its replacement was still connecting: the
+        replacement, once connected, leads (nothing is owed by a connection that is gone; what
+        it repeats is still dropped), and it reports what came before it as a reconnect gap."""
+        self.decoder.set_overlap(1 - listener.leg)
+        if not self._lost_at_ns:
+            self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
     def end_overlap(self) -> None:
         """Back to one connection's checks, unless two still feed the decoder."""
         if len(self.listeners) < 2:

@@ -21,7 +21,7 @@ from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from tests.app.recording_sink import RecordingSink
 
-KINDS = ("trade", "aggTrade", "bookTicker", "depth", "depth@100ms", "miniTicker", "ticker",
+KINDS = ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth20", "miniTicker", "ticker",
          "kline_1m", "kline_1s", "avgPrice")
 STREAMS = [f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in KINDS]  # 20 connections
 
