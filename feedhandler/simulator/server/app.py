@@ -143,21 +143,25 @@ class Simulator:
         if self._server is None:
             return
         self._server.close()
-        for api in list(self._api_connections):
-            api.send_server_shutdown()
-            api.drop()
-        connections = self.connections
-        if connections:
+        apis, connections = list(self._api_connections), self.connections
+        if connections or apis:  # WS API clients get the streams' announcement, grace and close
+            for api in apis:
+                api.send_server_shutdown()
             for conn in connections:
                 conn.send_server_shutdown()
             await asyncio.sleep(self.config.shutdown_grace)
             for conn in connections:
                 conn.close(1001, "Server shutdown")
+            for api in apis:
+                api.close(1001, "Server shutdown", self.config.close_timeout)
             await asyncio.wait(
-                [conn.closed for conn in connections], timeout=self.config.close_timeout + 1.0
+                [*(api.closed for api in apis), *(conn.closed for conn in connections)],
+                timeout=self.config.close_timeout + 1.0,
             )
             for conn in self.connections:  # clients that never completed the close handshake
                 conn.abort()
+            for api in list(self._api_connections):
+                api.drop()
         await self._server.wait_closed()
         self._server = None
         if self._market is not None:

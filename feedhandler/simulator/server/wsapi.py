@@ -45,7 +45,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from picows import WSFrame, WSListener, WSMsgType, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from feedhandler.simulator.market.fixedpoint import fmt_fixed
 from feedhandler.simulator.market.render import SymbolFormat
@@ -511,3 +511,10 @@ class ApiConnection(WSListener):
         """Drop TCP without a close frame."""
         if self._transport is not None:
             self._transport.disconnect(graceful=False)
+
+    def close(self, code: int, reason: str, timeout_s: float) -> None:
+        """Start the close handshake; TCP goes when the client answers or after `timeout_s`."""
+        if self._transport is None or self._transport.is_disconnected:
+            return
+        self._transport.send_close(WSCloseCode(code), reason.encode())
+        self._loop.call_later(timeout_s, self.drop)

@@ -218,6 +218,22 @@ async def test_stop_sends_server_shutdown_then_closes(stub: StubFactory) -> None
     assert event["e"] == "serverShutdown"
 
 
+async def test_stop_gives_ws_api_clients_the_same_announcement_grace_and_close(
+        stub: StubFactory) -> None:
+    sim = SimulatorServer(source=stub, rate=20, shutdown_grace=0.2)
+    async with sim, connect(sim.url + "/ws-api/v3") as ws:
+        stopping = asyncio.create_task(sim.stop())
+        event = await recv_json(ws)
+        got_event = time.monotonic()
+        with pytest.raises(websockets.ConnectionClosedOK) as closed:
+            await recv_json(ws)
+        assert time.monotonic() - got_event >= 0.18  # not dropped at once
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "Server shutdown")
+        await stopping
+    assert event["event"]["e"] == "serverShutdown"
+
+
 async def test_refuse_handshakes_on_demand(stub: StubFactory) -> None:
     async with SimulatorServer(source=stub, rate=20) as sim:
         sim.faults.refuse_handshakes(status=418, count=2, retry_after=7)
