@@ -58,6 +58,7 @@ class LiveStreams:
         self.reload_config = reload
         self._changing = asyncio.Lock()  # one change at a time: placement sees settled plans
         self._next_index = max((f.shard.index for f in handler.shards), default=-1) + 1
+        self._homes: dict[str, int] = {}  # a removed stream -> the shard that carried it
 
     def connections(self) -> list[Connection]:
         if self.handler.config.connection.redundancy > 1:
@@ -110,12 +111,17 @@ class LiveStreams:
         config = self.handler.config
         connections = self.connections()
         try:
+            positions = {c.index: i for i, c in enumerate(connections)}
             placement = place([c.feed.shard.streams for c in connections], adding, removing,
                               config.connection.streams_per_connection,
                               closed={i for i, c in enumerate(connections)
-                                      if c.state == "quarantined"})
+                                      if c.state == "quarantined"},
+                              homes={s: positions[self._homes[s]] for s in adding
+                                     if self._homes.get(s) in positions})
         except ValueError as exc:
             raise ChangeRejected(str(exc)) from None
+        for position, gone in placement.remove.items():
+            self._homes.update(dict.fromkeys(gone, connections[position].index))
         current = self.streams()
         result = ChangeResult(
             added=sorted(set(adding) - current), removed=sorted(set(removing) & current),

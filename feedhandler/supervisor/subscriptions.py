@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -269,11 +269,14 @@ def place(
     remove: Collection[str],
     capacity: int = MAX_STREAMS,
     closed: Collection[int] = (),
+    homes: Mapping[str, int] | None = None,
 ) -> Placement:
     """Spread `add` over `connections` (their current streams) with room, the emptiest
     first; take `remove` from wherever it is. Streams already placed never move; streams
     already subscribed are not added twice; unknown removals are ignored. `closed`: positions
-    that take no more streams (a quarantined connection: nothing it holds flows)."""
+    that take no more streams (a quarantined connection: nothing it holds flows). `homes`:
+    the position that last carried a stream added again, where it goes back while that has
+    room (its decoder still knows the stream's last ids, so what it missed is a gap)."""
     gone = set(remove)
     both = gone.intersection(add)
     if both:
@@ -294,7 +297,8 @@ def place(
         if not room:
             left.append(stream)
             continue
-        target = min(room, key=lambda i: (sizes[i], i))
+        home = (homes or {}).get(stream)
+        target = home if home in room else min(room, key=lambda i: (sizes[i], i))
         placement.add.setdefault(target, []).append(stream)
         sizes[target] += 1
     placement.overflow = [left[i : i + capacity] for i in range(0, len(left), capacity)]

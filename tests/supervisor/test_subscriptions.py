@@ -216,6 +216,16 @@ def test_place_adds_where_there_is_room_and_never_moves_streams() -> None:
     assert shut.add == {0: ["c"]} and shut.overflow == [["d"]] and shut.remove == {1: ["nosuch"]}
 
 
+def test_a_stream_added_again_goes_back_to_the_connection_that_carried_it() -> None:
+    # its decoder still has the stream's last ids: what it missed while off is a gap there
+    connections = [{"a"}, {"b", "c", "d"}]
+    assert place(connections, add=["x"], remove=[], capacity=4, homes={"x": 1}).add == {1: ["x"]}
+    # full, or closed: the emptiest as usual
+    assert place(connections, add=["x"], remove=[], capacity=3, homes={"x": 1}).add == {0: ["x"]}
+    assert place(connections, add=["x"], remove=[], capacity=4, homes={"x": 1},
+                 closed={1}).add == {0: ["x"]}
+
+
 def test_clients_sharing_one_decoder_get_their_own_replies() -> None:
     async def scenario() -> list[list[str]]:
         sent: list[dict[str, Any]] = []
