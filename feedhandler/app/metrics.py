@@ -84,7 +84,7 @@ METRICS: dict[str, Spec] = {
         "Stale connections replaced, by cause (ping_timeout, silent)."),
     "feedhandler_rollovers_total": Spec(
         "counter", ("shard", "cause"),
-        "Connections replaced make-before-break, by cause (lifetime, server_shutdown)."),
+        "Connections replaced make-before-break, by cause (lifetime, server_shutdown, silent)."),
     "feedhandler_duplicates_dropped_total": Spec(
         "counter", ("shard",),
         "Records both connections of a rollover (or both A/B legs) delivered, published once."),

@@ -54,7 +54,9 @@ EVENTS: tuple[Event, ...] = (
           (("status", "HTTP status"), ("error", "why")),
           "the exchange refused a later connection for good: that connection stops"),
     Event("stale", "connection",
-          (("cause", "`ping_timeout` (no pong) or `silent` (pongs but no data)"),
+          (("cause", "`ping_timeout` (no pong: replaced after it is closed, a `gap` "
+                     "follows) or `silent` (pongs but no data: replaced make-before-break, "
+                     "a `rollover` follows)"),
            ("error", "what was seen")),
           "the connection is replaced"),
     Event("never_delivered", "connection",
@@ -68,7 +70,10 @@ EVENTS: tuple[Event, ...] = (
            ("to_ns", "when the new one was up, ns since the Unix epoch")),
           "data of every stream of the shard may be missing between from_ns and to_ns"),
     Event("rollover", "connection",
-          (("cause", "`lifetime` (max_lifetime_s - rollover_lead_s) or `server_shutdown`"),
+          (("cause", "`lifetime` (max_lifetime_s - rollover_lead_s), `server_shutdown`, or "
+                     "`silent` (after a `stale` event: pongs but no data; the replacement "
+                     "leads from its first frame, and what it shows missing is a `missing` "
+                     "gap)"),
            ("overlap_s", "how long both connections ran"),
            ("in_step", "true: the replacement had caught up; false: rollover_overlap_s "
                        "ran out or the old connection ended first"),

@@ -74,7 +74,9 @@ Connector = Callable[[str, Callable[[], FeedListener], ConnectionConfig,
                       ssl.SSLContext | None], Awaitable[Link]]
 CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
 OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is in step
-ROLLOVER_CAUSES = ("lifetime", "server_shutdown")
+# Replaced make-before-break. "silent" too: it answers pings, so it may only be quiet (an
+# illiquid symbol); a break would publish its whole silence as a reconnect gap.
+ROLLOVER_CAUSES = ("lifetime", "server_shutdown", "silent")
 
 
 class Stopped(Exception):
@@ -161,7 +163,8 @@ class Connection:
             if self.state != "quarantined":
                 self.state = "stopped"
 
-    async def _attempt(self, stop: asyncio.Event, replacing: bool = False) -> Link | None:
+    async def _attempt(self, stop: asyncio.Event, replacing: bool = False,
+                       leads: bool = False) -> Link | None:
         if not replacing:  # a rollover's connection stays open meanwhile
             self.state = "connecting"
             # an announcement to the lost one is moot (the other leg's is not)
@@ -172,14 +175,14 @@ class Connection:
             raise Stopped
         try:
             # the wait for the limiter's room too: a stop must not wait out a 418's block
-            return await _unless(stop, self._connect_in_slot(replacing))
+            return await _unless(stop, self._connect_in_slot(replacing, leads))
         except LinkFailed as exc:
             await self._failed(exc.failure, stop, replacing)
             return None
 
-    async def _connect_in_slot(self, replacing: bool) -> Link:
+    async def _connect_in_slot(self, replacing: bool, leads: bool = False) -> Link:
         async with self.limiter.attempt():
-            self.feed.attempting(replacing, self.leg)
+            self.feed.attempting(replacing, self.leg, leads)
             self._join_started = self.clock.now()
             return await self._connect(
                 self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
@@ -297,7 +300,9 @@ class Connection:
         try:
             while not old.closed().done():
                 opened_for = self.feed.shard  # the streams the replacement's URL names
-                attempt = asyncio.ensure_future(self._attempt(stop, replacing=True))
+                # a silent connection owes nothing: the replacement leads from its first frame
+                attempt = asyncio.ensure_future(
+                    self._attempt(stop, replacing=True, leads=cause == "silent"))
                 racing: set[asyncio.Future[Any]] = {attempt, old.closed()}
                 await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
                 if not attempt.done():

@@ -87,14 +87,16 @@ class ShardFeed:
         self.event(fields.pop("type"), **fields)
 
     # --- a connection's life ----------------------------------------------------------------
-    def attempting(self, replacing: bool = False, leg: int | None = None) -> None:
+    def attempting(self, replacing: bool = False, leg: int | None = None,
+                   leads: bool = False) -> None:
         """A new connection attempt. A replacement continues the open connection's sequences
         (one market behind both), and the overlap starts now: it may deliver as soon as its
-        handshake ends, before `opened`. So does a redundant `leg` while the other leg is
-        open: it joins, untrusted. After a loss the sequences start over."""
+        handshake ends, before `opened`. The old one is the primary, unless the replacement
+        `leads` (the old one went silent: it owes nothing). So does a redundant `leg` while
+        the other leg is open: it joins, untrusted. After a loss the sequences start over."""
         self.epoch = next(self._epochs)
         if replacing:
-            self.decoder.set_overlap(self.listeners[0].leg)  # the old one is the primary
+            self.decoder.set_overlap(self.listeners[0].leg ^ leads)
             return
         if not (self.redundant and self.listeners):
             self.decoder.reset_sequences()
