@@ -294,6 +294,7 @@ class Connection:
             log.warning("shard %d: %s: no make-before-break for a shard subscribed after "
                         "connecting (URL over %d bytes); reconnecting", self.index, cause,
                         MAX_URL_BYTES)
+            self._reconnect_now = True  # (closed as a rollover, not as stale; no backoff)
             return None
         log.info("shard %d: rolling over (%s): opening the replacement", self.index, cause)
         duplicates = self.feed.decoder.duplicates
