@@ -7,7 +7,7 @@ equal). Config validation uses `normalize_streams` so a bad name fails at start,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -91,6 +91,20 @@ def clash(names: Iterable[str]) -> str | None:
     (`btcusdt@depth` and `btcusdt@depth@100ms`, `btcusdt@depth5` and `btcusdt@depth20`, or
     `!bookTicker` and `btcusdt@bookTicker`) would interleave them: each would look like a step
     back of the other, to the handler's checks and to consumers'."""
+    for other, name, whose in _clashes(names):
+        return f"{other} and {name} both carry {whose}, which would interleave: take one of them"
+    return None
+
+
+def apart(names: Iterable[str]) -> list[str]:
+    """`names` less each stream that clashes with one before it (see `clash`)."""
+    names = list(names)
+    dropped = {name for _, name, _ in _clashes(names)}
+    return [name for name in names if name not in dropped]
+
+
+def _clashes(names: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(a stream taken, a later one that clashes with it, what both carry)."""
     taken: dict[tuple[str, str], str] = {}  # (kind, symbol: "" market-wide) -> its stream
     for name in names:
         stream = parse_stream(name)
@@ -101,11 +115,9 @@ def clash(names: Iterable[str]) -> str | None:
         else:  # a market-wide stream carries every symbol's
             other = next((n for (kind, _), n in taken.items() if kind == stream.kind), None)
         if other is not None and other != name:
-            return (f"{other} and {name} both carry {stream.kind} ids of "
-                    f"{stream.symbol or 'the same symbols'}, which would interleave: take one "
-                    "of them")
-        taken[(stream.kind, stream.symbol)] = name
-    return None
+            yield other, name, f"{stream.kind} ids of {stream.symbol or 'the same symbols'}"
+        else:
+            taken[(stream.kind, stream.symbol)] = name
 
 
 def url_streams(url: str) -> list[str] | None:

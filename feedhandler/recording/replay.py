@@ -27,6 +27,7 @@ from feedhandler.app.run import add_arguments as add_run_arguments
 from feedhandler.app.run import load_from_args, run_handler
 from feedhandler.argtypes import number
 from feedhandler.config import ConfigError, HandlerConfig
+from feedhandler.contract.streams import apart
 from feedhandler.recording.captures import FrameFile, capture_streams
 from feedhandler.recording.format import RecordingError
 from feedhandler.sinks.base import Sink
@@ -161,8 +162,10 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
     """run's configuration, with the recordings' streams and time unit unless given."""
     with FrameFile(paths[0]) as first:
         meta = first.meta
+    # (a capture may hold streams that clash, e.g. !bookTicker from before Binance dropped it
+    # beside btcusdt@bookTicker: the plan takes the first, the frames all decode as recorded)
     streams = getattr(args, "streams", None) or \
-        ",".join(sorted(set().union(*map(capture_streams, paths))))
+        ",".join(apart(sorted(set().union(*map(capture_streams, paths)))))
     return load_from_args(args, "the files replayed", streams=streams or None, **{
         "connection.time_unit": meta.get("time_unit"),
         # one shard: it replays every file

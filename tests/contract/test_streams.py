@@ -12,6 +12,7 @@ from feedhandler._ext.decoder import classify_stream
 from feedhandler.contract.kinds import MAX_STREAMS_PER_CONNECTION
 from feedhandler.contract.streams import (
     GRAMMAR,
+    apart,
     clash,
     normalize_streams,
     parse_stream,
@@ -77,6 +78,14 @@ def test_streams_that_would_interleave_one_symbols_ids_clash(names: list[str],
                                                              clashing: str | None) -> None:
     problem = clash(names)
     assert problem == clashing if clashing is None else clashing in (problem or "")
+
+
+def test_apart_keeps_the_first_of_streams_that_clash() -> None:
+    names = ["!bookTicker", "btcusdt@bookTicker", "btcusdt@depth", "btcusdt@depth@100ms",
+             "btcusdt@trade", "ethusdt@depth@100ms"]
+    assert apart(names) == ["!bookTicker", "btcusdt@depth", "btcusdt@trade",
+                            "ethusdt@depth@100ms"]
+    assert clash(apart(names)) is None
 
 
 def test_the_per_connection_limit_is_binances() -> None:

@@ -18,6 +18,7 @@ import uvloop
 from feedhandler.cli import main
 from feedhandler.config import load_config
 from feedhandler.contract import Frames
+from feedhandler.contract.streams import apart
 from feedhandler.parsing import parse
 from feedhandler.recording.captures import FrameFile, capture_streams
 from feedhandler.recording.format import RecordingWriter
@@ -67,7 +68,7 @@ def write_capture(path: Path, frames: list[bytes]) -> list[int]:
 
 
 def replay(paths: list[Path], speed: float = 0.0, **overrides: Any) -> tuple[Collecting, Any]:
-    streams = sorted(set().union(*map(capture_streams, paths)))
+    streams = apart(sorted(set().union(*map(capture_streams, paths))))  # as replay_config
     config = load_config(None, {"url": "ws://replay.invalid", "sink": "null",
                                 "streams": streams, **overrides}, environ={})
     sink = Collecting()
