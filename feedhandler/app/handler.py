@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from feedhandler import __version__
 from feedhandler._ext.decoder import Decoder
 from feedhandler.app.health import HealthServer
 from feedhandler.app.latency import LatencyHistograms
@@ -429,6 +430,8 @@ class Handler:
         # (SIGHUP's default would end the process unflushed: record and replay ignore it)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         started = time.perf_counter()
+        self._publish_event({"type": "started", "ts_ns": time.time_ns(), "version": __version__,
+                             "streams": sum(len(f.shard.streams) for f in self.shards)})
         self.supervisor.start(self._task_done)
         service = asyncio.create_task(self._service(), name="service")
         service.add_done_callback(self._task_done)
@@ -464,6 +467,8 @@ class Handler:
             for shard in self.shards:
                 shard.decoder.flush()
             self._observe_handed()
+            self._publish_event({"type": "stopped", "ts_ns": time.time_ns(),
+                                 "frames": self.frames})
             if self.books is not None:  # (a short's book_resync event; close cancels its fetch)
                 self.books.service()
             if self.book_sync is not None:

@@ -31,6 +31,17 @@ CONNECTION_FIELDS = (
 )
 
 EVENTS: tuple[Event, ...] = (
+    Event("started", "handler",
+          (("ts_ns", "when, ns since the Unix epoch"), ("version", "the handler's version"),
+           ("streams", "streams it was started with (a count)")),
+          "the handler (re)started, before its first connection: what the instance missed "
+          "since its last `stopped` (or, after a crash, since its last record) is in no "
+          "`gap` event; the ids of sequenced kinds still show it to a consumer's checks"),
+    Event("stopped", "handler",
+          (("ts_ns", "when, ns since the Unix epoch"),
+           ("frames", "exchange frames it read in all")),
+          "the handler stopped reading (SIGTERM, --duration); its records up to here follow "
+          "while it flushes"),
     Event("connected", "connection",
           (("url", "the URL connected to, `/stream?streams=...` included"),
            ("streams", "number of streams subscribed on it (an integer, not their names)"),

@@ -54,8 +54,11 @@ async def test_reconnect_publishes_disconnect_and_gap_then_resumes() -> None:
                         and any(b[2] == 2 for b in sink.batches))
         await dropper
     types = [e["type"] for e in sink.events]
-    assert types[:1] == ["connected"]
+    assert types[:2] == ["started", "connected"] and types[-1] == "stopped"
     assert "disconnected" in types and types.count("connected") >= 2
+    started, stopped = sink.events[0], sink.events[-1]
+    assert started["streams"] == 2 and started["version"] and started["ts_ns"] > 0
+    assert stopped["frames"] == handler.frames and stopped["ts_ns"] >= started["ts_ns"]
     gap = next(e for e in sink.events if e["type"] == "gap")
     assert gap["reason"] == "reconnect" and gap["to_ns"] > gap["from_ns"] > 0
     assert gap["epoch"] == 2

@@ -224,7 +224,7 @@ def test_malformed_frames_go_to_the_dead_letter_topic_only(kafka_bootstrap: str,
     assert_same(consumed(kafka_bootstrap, handler.market, streams),
                 expected_streams(streams, frames))
     types = {e["type"] for e in control_events(kafka_bootstrap, handler.market)}
-    assert types == {"connected"}
+    assert types == {"started", "connected", "stopped"}
 
 
 def test_sigterm_delivers_everything_read_so_far(kafka_bootstrap: str, tmp_path: Path) -> None:
