@@ -98,6 +98,26 @@ async def test_time_without_a_unit_is_milliseconds_and_a_bad_unit_is_refused() -
             "code": 2, "msg": "Invalid request: invalid timeUnit 'NANOSECOND'"}
 
 
+async def test_return_rate_limits_false_per_request_or_for_the_connection() -> None:
+    async with SimulatorServer() as sim:
+        async with websockets.connect(sim.url + "/ws-api/v3", ping_interval=None) as ws:
+            assert "rateLimits" in await ask(ws, {"id": 1, "method": "time"})
+            quiet = await ask(ws, {"id": 2, "method": "time",
+                                   "params": {"returnRateLimits": False}})
+            assert set(quiet) == {"id", "status", "result"}
+        url = sim.url + "/ws-api/v3?returnRateLimits=false"
+        async with websockets.connect(url, ping_interval=None) as ws:
+            assert "rateLimits" not in await ask(ws, {"id": 1, "method": "time"})
+            status = await ask(ws, {"id": 2, "method": "session.status"})
+            assert status["result"]["returnRateLimits"] is False
+            asked = await ask(ws, {"id": 3, "method": "time", "params": {"returnRateLimits": True}})
+            assert "rateLimits" in asked
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(sim.url + "/ws-api/v3?returnRateLimits=no"):
+                pass
+        assert refused.value.response.status_code == 400
+
+
 async def test_a_client_ping_is_answered_and_a_bad_parameter_is_an_error_reply() -> None:
     """The handler's WS API client pings after 30 s idle and gives up 10 s later: unanswered,
     it would reconnect every 40 s. A parameter of the wrong type is -1100, as on Binance, not

@@ -33,7 +33,7 @@ from feedhandler.simulator.server.replay import ReplayFactory, ReplaySource
 from feedhandler.simulator.server.source import FrameSource, MarketSource, SourceFactory
 from feedhandler.simulator.server.subscriptions import SubscriptionError, Subscriptions
 from feedhandler.simulator.server.tls import server_context
-from feedhandler.simulator.server.urls import UrlError, api_time_unit, parse_target
+from feedhandler.simulator.server.urls import UrlError, api_options, parse_target
 from feedhandler.simulator.server.wsapi import API_PATH, ApiConnection, WsApiService
 
 _LOG = logging.getLogger(__name__)
@@ -204,10 +204,10 @@ class Simulator:
             return _refused(refusal)
         if request.path.partition(b"?")[0] == API_PATH and self.api is not None:
             try:
-                unit = api_time_unit(request.path)
+                options = api_options(request.path)
             except UrlError as exc:
                 return _error(exc.status, 2, f"Invalid request: {exc}")
-            api = self.api.connection(peer, unit)
+            api = self.api.connection(peer, options.time_unit, options.rate_limits)
             self._api_connections.add(api)
             api.closed.add_done_callback(lambda _: self._api_connections.discard(api))
             return api

@@ -71,9 +71,20 @@ def _split_target(target: bytes) -> tuple[str, dict[str, str], TimeUnit]:
     return path, params, _TIME_UNITS[unit_text]
 
 
-def api_time_unit(target: bytes) -> TimeUnit:
-    """The time unit a WS API connection asked for (`/ws-api/v3?timeUnit=MICROSECOND`)."""
-    return _split_target(target)[2]
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    time_unit: TimeUnit
+    rate_limits: bool  # responses carry `rateLimits` unless a request says otherwise
+
+
+def api_options(target: bytes) -> ApiOptions:
+    """What a WS API connection asked for: `/ws-api/v3?timeUnit=MICROSECOND&returnRateLimits=
+    false`."""
+    _, params, unit = _split_target(target)
+    rate_limits = _decode(params.get("returnRateLimits", "true"))
+    if rate_limits not in ("true", "false"):
+        raise UrlError(400, f"invalid returnRateLimits {rate_limits!r}")
+    return ApiOptions(unit, rate_limits == "true")
 
 
 def parse_target(target: bytes) -> StreamRequest:

@@ -9,7 +9,8 @@ Rate limits: every request is charged its weight (the client's table, `wsapi.met
 calendar-aligned windows of `api_weight_interval` seconds per client IP; connecting costs 2.
 A request over the limit is refused, uncharged, with 429 and `retryAfter` = the window's end
 (epoch ms); `api_ban_after` refusals in one window ban the IP for `ban_duration` (418,
-`retryAfter` = the ban's end). Every response carries `rateLimits` with the current count.
+`retryAfter` = the ban's end). Every response carries `rateLimits` with the current count,
+unless the request or the connection's URL says `returnRateLimits` false.
 
 Time unit: epoch times in responses (`serverTime`, `connectedSince`, `authorizedSince`,
 `retryAfter`, a `serverShutdown`'s `E`) are ms, or µs on a connection opened with
@@ -165,6 +166,7 @@ def _banned(until_ms: int, now_ms: int) -> ApiError:
 class _Session:
     connected_since_us: int
     micros: bool = False  # the connection's timeUnit: epoch times in responses are µs
+    rate_limits: bool = True  # responses carry `rateLimits` (the URL's returnRateLimits)
     api_key: str | None = None
     authorized_since_us: int | None = None
 
@@ -178,7 +180,7 @@ class _Session:
             "apiKey": self.api_key,
             "authorizedSince": None if since is None else self.stamp(since),
             "connectedSince": self.stamp(self.connected_since_us),
-            "returnRateLimits": True,
+            "returnRateLimits": self.rate_limits,
             "serverTime": self.stamp(now_us),
             "userDataStream": None,
         }
@@ -274,11 +276,12 @@ class WsApiService:
     def now_ms(self) -> int:
         return self.now_us() // 1_000
 
-    def connection(self, peer: str, time_unit: TimeUnit = "ms") -> ApiConnection:
+    def connection(self, peer: str, time_unit: TimeUnit = "ms",
+                   rate_limits: bool = True) -> ApiConnection:
         # connecting costs weight; over the limit it is the handshake limiter's to refuse
         with contextlib.suppress(ApiError):
             self.limiter.charge(peer, CONNECT_WEIGHT, self.now_ms())
-        return ApiConnection(self, peer, time_unit)
+        return ApiConnection(self, peer, time_unit, rate_limits)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -286,6 +289,7 @@ class WsApiService:
         """Answer one request frame."""
         self.requests += 1
         request_id: Any = None
+        rate_limits = session.rate_limits
         now_us = self.now_us()
         now = now_us // 1_000
         try:
@@ -298,6 +302,8 @@ class WsApiService:
             request_id = request.get("id")
             method = str(request["method"]).removeprefix("v3/")
             params = _params(request)
+            if isinstance(params.get("returnRateLimits"), bool):  # this request's own choice
+                rate_limits = params["returnRateLimits"]
             force_refusal = self.faults.limit > 0
             self.faults.limit = max(0, self.faults.limit - 1)
             try:
@@ -317,7 +323,8 @@ class WsApiService:
                                                      value * 1_000)
                                  for name, value in exc.data.items()}
             response = {"id": request_id, "status": exc.status, "error": error}
-        response["rateLimits"] = self.limiter.rate_limits(peer, now)
+        if rate_limits:
+            response["rateLimits"] = self.limiter.rate_limits(peer, now)
         return orjson.dumps(response)
 
     def _apply(self, method: str, params: dict[str, Any], session: _Session, now_us: int) -> Any:
@@ -462,11 +469,13 @@ class WsApiService:
 class ApiConnection(WSListener):
     """One WS API client connection."""
 
-    def __init__(self, service: WsApiService, peer: str, time_unit: TimeUnit = "ms") -> None:
+    def __init__(self, service: WsApiService, peer: str, time_unit: TimeUnit = "ms",
+                 rate_limits: bool = True) -> None:
         super().__init__()
         self._service = service
         self.peer = peer
-        self._session = _Session(service.now_us(), micros=time_unit == "us")
+        self._session = _Session(service.now_us(), micros=time_unit == "us",
+                                 rate_limits=rate_limits)
         self._transport: WSTransport | None = None
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
