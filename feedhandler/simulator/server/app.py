@@ -208,6 +208,8 @@ class Simulator:
             except UrlError as exc:
                 return _error(exc.status, 2, f"Invalid request: {exc}")
             api = self.api.connection(peer, options.time_unit, options.rate_limits)
+            config = self.config
+            api.keep_alive(config.ping_interval, config.pong_timeout, config.lifetime)
             self._api_connections.add(api)
             api.closed.add_done_callback(lambda _: self._api_connections.discard(api))
             return api

@@ -36,6 +36,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from feedhandler.simulator.market.fixedpoint import fmt_fixed
 from feedhandler.simulator.market.render import SymbolFormat
 from feedhandler.simulator.market.universe import SymbolSpec, Universe
+from feedhandler.simulator.server.heartbeat import Heartbeat
 from feedhandler.simulator.server.market import MarketBusy
 from feedhandler.simulator.server.urls import TimeUnit
 from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, request_weight
@@ -479,9 +481,25 @@ class ApiConnection(WSListener):
         self._transport: WSTransport | None = None
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._heartbeat: Heartbeat | None = None
+        self._lifetime_s = math.inf
+        self._lifetime: asyncio.TimerHandle | None = None
+
+    def keep_alive(self, ping_interval_s: float, pong_timeout_s: float,
+                   lifetime_s: float) -> None:
+        """As on stream connections: a ping every `ping_interval_s`, closed (1008) when its
+        pong has not come within `pong_timeout_s`, and closed (1000) after `lifetime_s`."""
+        self._heartbeat = Heartbeat(self._loop, ping_interval_s, pong_timeout_s,
+                                    self._send_ping, lambda: self.close(1008, "Pong timeout"))
+        self._lifetime_s = lifetime_s
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
+        if self._heartbeat is not None:
+            self._heartbeat.start()
+        if math.isfinite(self._lifetime_s):
+            self._lifetime = self._loop.call_later(
+                self._lifetime_s, self.close, 1000, "Connection lifetime exceeded")
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
@@ -490,6 +508,10 @@ class ApiConnection(WSListener):
             return
         if frame.msg_type == WSMsgType.PING:  # (picows's auto-pong is off for every connection)
             transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if frame.msg_type == WSMsgType.PONG:
+            if self._heartbeat is not None:
+                self._heartbeat.on_pong(frame.get_payload_as_bytes())
             return
         if frame.msg_type != WSMsgType.TEXT:
             return
@@ -508,9 +530,20 @@ class ApiConnection(WSListener):
         if self._transport is not None and not self._transport.is_disconnected:
             self._transport.send(WSMsgType.TEXT, reply)
 
+    def _send_ping(self, payload: bytes) -> None:
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.send_ping(payload)
+
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._stop_timers()
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def _stop_timers(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._lifetime is not None:
+            self._lifetime.cancel()
 
     def send_server_shutdown(self) -> None:
         now = self._session.stamp(self._service.now_us())
@@ -521,9 +554,10 @@ class ApiConnection(WSListener):
         if self._transport is not None:
             self._transport.disconnect(graceful=False)
 
-    def close(self, code: int, reason: str, timeout_s: float) -> None:
+    def close(self, code: int, reason: str, timeout_s: float = 1.0) -> None:
         """Start the close handshake; TCP goes when the client answers or after `timeout_s`."""
         if self._transport is None or self._transport.is_disconnected:
             return
+        self._stop_timers()
         self._transport.send_close(WSCloseCode(code), reason.encode())
         self._loop.call_later(timeout_s, self.drop)

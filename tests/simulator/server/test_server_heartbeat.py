@@ -158,3 +158,26 @@ async def test_lifetime_ends_with_a_close_frame(stub: StubFactory) -> None:
         )
         assert 0.28 < lived < 0.6, lived
         assert sim.connections == []
+
+
+async def test_ws_api_connections_are_pinged_and_closed_at_their_lifetime(
+        stub: StubFactory) -> None:
+    """The same keep-alive rules on /ws-api/v3 (Binance: server ping every 20 s, pong within
+    a minute, 24 h lifetime)."""
+    async with SimulatorServer(source=stub, **FAST_PINGS) as sim:
+        silent = await RawClient.open("127.0.0.1", sim.port, "/ws-api/v3")
+        await silent.recv_until(OP_PING)
+        close = await silent.recv_until(OP_CLOSE, timeout=2.0)
+        assert close_code(close) == (1008, "Pong timeout")
+    async with SimulatorServer(source=stub, **{**FAST_PINGS, "lifetime": 0.6}) as sim:
+        client = await RawClient.open("127.0.0.1", sim.port, "/ws-api/v3")
+        pongs = 0
+        async with asyncio.timeout(2.0):
+            while True:
+                kind, payload = await client.recv()
+                if kind == OP_PING:
+                    client.send(OP_PONG, payload)
+                    pongs += 1
+                elif kind == OP_CLOSE:
+                    break
+        assert close_code(payload) == (1000, "Connection lifetime exceeded") and pongs >= 3
