@@ -80,6 +80,8 @@ class FaultSpec:
         too_small = self.every is not None and self.every < 1
         if too_small or (self.after is not None and self.after < 0):
             raise ValueError(f"fault {self.name!r}: every must be >= 1, after >= 0")
+        if self.name == "refuse" and self.after == 0:  # (attempts count from 1: never)
+            raise ValueError("fault 'refuse': after=N counts handshake attempts from 1")
         if self.conn is not None and (self.name == "refuse" or self.conn < 1):
             raise ValueError(f"fault {self.name!r}: conn= picks a connection id (>= 1) of a "
                              "connection fault")

@@ -75,12 +75,12 @@ class AttemptLimiter:
 
     def check(self, ip: str, now: float) -> Refusal | None:
         """Account one attempt from `ip`; None means let it in."""
+        accepted = self._accepted.setdefault(ip, SlidingWindow(self._limit, self._window))
         banned_until = self._banned_until.get(ip)
         if banned_until is not None:
             if now < banned_until:
-                return Refusal.after(418, banned_until - now)
+                return self._banned(accepted, banned_until, now)
             del self._banned_until[ip]
-        accepted = self._accepted.setdefault(ip, SlidingWindow(self._limit, self._window))
         if not accepted.full(now):
             accepted.record(now)
             return None
@@ -90,5 +90,11 @@ class AttemptLimiter:
             if refused.full(now):
                 self._banned_until[ip] = now + self._ban_duration
                 del self._refused[ip]
-                return Refusal.after(418, self._ban_duration)
+                return self._banned(accepted, now + self._ban_duration, now)
         return Refusal.after(429, accepted.seconds_until_room(now))
+
+    @staticmethod
+    def _banned(accepted: SlidingWindow, until: float, now: float) -> Refusal:
+        """A 418 whose Retry-After is no sooner than the window has room: a client that waits
+        as told is let in, not refused again (each refusal a step nearer the next ban)."""
+        return Refusal.after(418, max(until - now, accepted.seconds_until_room(now)))

@@ -286,6 +286,7 @@ def test_fault_spec_parsing(text: str, spec: FaultSpec) -> None:
         ("gap:every", "expected key=value"),
         ("shutdown:after=1,conn=0", "conn= picks a connection id"),
         ("refuse:every=1,conn=2", "conn= picks a connection id"),
+        ("refuse:after=0", "counts handshake attempts from 1"),
     ],
 )
 def test_fault_spec_errors(text: str, error: str) -> None:

@@ -34,6 +34,15 @@ def test_attempt_limiter_escalates_from_429_to_418() -> None:
     assert limiter.check("10.0.0.1", 64.0) is None
 
 
+def test_a_ban_shorter_than_the_window_says_to_wait_for_the_window() -> None:
+    # a client that waits a 418's Retry-After is let in, not refused again (a new step to a ban)
+    limiter = AttemptLimiter(limit=3, window=5.0, ban_after=2, ban_duration=4.0)
+    assert [limiter.check("ip", t) for t in (0.0, 0.1, 0.2)] == [None] * 3
+    assert limiter.check("ip", 0.3) == Refusal(429, 5)
+    assert limiter.check("ip", 0.4) == Refusal(418, 5)  # banned 4 s, room at t=5.0
+    assert limiter.check("ip", 5.1) is None
+
+
 def test_refused_attempts_do_not_fill_the_window() -> None:
     limiter = AttemptLimiter(limit=1, window=5.0, ban_after=0, ban_duration=60.0)
     assert limiter.check("ip", 0.0) is None
