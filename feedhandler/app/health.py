@@ -124,9 +124,11 @@ class HealthServer:
             if conn.state == "quarantined":
                 continue
             if conn.state != "open":
+                blocked = status.supervisor.blocked_for_s
                 failures.append(f"shard {conn.shard}: connecting (attempt "
                                 f"{conn.failed_attempts + 1}"
-                                f"{f', last error: {error}' if error else ''})")
+                                f"{f', last error: {error}' if error else ''}"
+                                f"{f', throttled: {blocked:.0f} s left' if blocked else ''})")
             elif conn.suspect:
                 failures.append(f"shard {conn.shard}: no data for a while, waiting for the "
                                 f"pong to our ping")

@@ -102,6 +102,9 @@ METRICS: dict[str, Spec] = {
         "counter", ("shard",), "Connections closed with 1002 for a protocol violation."),
     "feedhandler_connection_attempts_total": Spec(
         "counter", (), "Connection attempts through the process-wide attempt limiter."),
+    "feedhandler_connection_blocked_seconds": Spec(
+        "gauge", (), "Seconds left before any connection attempt may go, after the exchange "
+        "answered 429/418 (0 when none)."),
     "feedhandler_paused": Spec("gauge", (),
                                "1 while exchange reads are paused by sink backpressure."),
     "feedhandler_service_loop_age_seconds": Spec(
@@ -265,6 +268,7 @@ class HandlerCollector:
         yield _family("feedhandler_protocol_violations_total",
                       (((str(c.shard),), c.violations) for c in connections))
         yield _family("feedhandler_connection_attempts_total", [((), status.attempts)])
+        yield _family("feedhandler_connection_blocked_seconds", [((), status.blocked_for_s)])
         yield _family("feedhandler_paused", [((), snapshot.paused)])
         yield _family("feedhandler_service_loop_age_seconds",
                       [((), time.monotonic() - handler.heartbeat)])

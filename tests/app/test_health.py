@@ -261,7 +261,9 @@ async def test_readyz_names_the_shard_whose_connection_dropped() -> None:
                                             lambda r: "429" in r[1])
             assert status == 503
             assert body.startswith("shard 1: connecting (attempt ") and body.count("\n") == 1
+            assert re.search(r", throttled: \d s left\)$", body.strip()), body  # Retry-After 5
             metrics = await scrape(handler)
+            assert 0 < value(metrics, "feedhandler_connection_blocked_seconds") <= 5
             assert value(metrics, "feedhandler_connection_up", shard="0") == 1
             assert value(metrics, "feedhandler_connection_up", shard="1") == 0
             assert value(metrics, "feedhandler_connection_epoch", shard="1") >= 2
