@@ -91,7 +91,6 @@ def test_a_retry_after_of_zero_still_waits_the_growing_backoff() -> None:
         async with HostilePeer(script) as peer:
             sup = supervisor(peer.url, clock)
             await run_until(sup, lambda: len(seen) >= 6, timeout=30)
-        assert sup.status().attempts <= 7
 
     asyncio.run(main())
     # full jitter over 1, 2, 4, 8, 16 s: the five pauses sum to under 1 s about once in 10^5

@@ -80,8 +80,8 @@ def test_a_storm_of_20_drops_waits_in_the_limiter_and_is_never_refused() -> None
 def reconnected(sink: RecordingSink, epoch: int) -> bool:
     """A connection after the `epoch`-th: reconnected, or (a silent one) replaced
     make-before-break."""
-    return any(e["epoch"] > epoch and (e["type"] == "rollover" or (
-        e["type"] == "gap" and e["reason"] == "reconnect")) for e in sink.events)
+    return any((e["type"] == "rollover" or (e["type"] == "gap" and e["reason"] == "reconnect"))
+               and e["epoch"] > epoch for e in sink.events)
 
 
 def more_than(sink: RecordingSink, rows: int) -> bool:
