@@ -101,7 +101,7 @@ class LiveStreams:
             [*sorted(self.streams() - set(removing)), *adding])
         if problem:
             raise ChangeRejected(problem)
-        if config.shard_count > 1:  # replicas split the stream list by position
+        if config.shard_count > 1:  # replicas split the stream list among them
             raise ChangeRejected("streams can change live only with shard_count 1; "
                                  "restart with the new streams")
         return adding, removing
@@ -217,7 +217,7 @@ class LiveStreams:
                         "streams not changed")
             return
         running = self.handler.config
-        if running.shard_count > 1:  # replicas split the list by position: a restart moves it
+        if running.shard_count > 1:  # replicas split the list among them: a restart moves it
             if config.streams == running.streams:
                 log.info("SIGHUP: streams unchanged")
             else:

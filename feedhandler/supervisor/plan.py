@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -43,6 +45,16 @@ def make_shard(index: int, streams: tuple[str, ...], base_url: str, time_unit: s
     return Shard(index, streams, shard_url(base_url, (), time_unit), by_url=False)
 
 
+def replica_part(streams: Collection[str], shard_index: int, shard_count: int) -> list[str]:
+    """This replica's streams: replicas take runs of the streams ordered by a hash of their
+    names, so counts differ by one at most, a symbol's streams spread over replicas, and a
+    stream added or removed moves at most `shard_count - 1` others (a rollout then leaves
+    few streams unread while its pods restart one by one)."""
+    ordered = sorted(streams, key=lambda name: (zlib.crc32(name.encode()), name))
+    count = len(ordered)
+    return ordered[shard_index * count // shard_count:(shard_index + 1) * count // shard_count]
+
+
 def plan(base_url: str, streams: list[str], per_connection: int, time_unit: str = "ms",
          shard_index: int = 0, shard_count: int = 1) -> list[Shard]:
     """Split `streams` into connections of at most `per_connection` streams.
@@ -50,7 +62,6 @@ def plan(base_url: str, streams: list[str], per_connection: int, time_unit: str 
     Streams are sorted (then de-duplicated) so the plan does not depend on list order;
     `shard_index`/`shard_count` select this replica's part when several handlers share a plan.
     """
-    unique = sorted(set(streams))
-    mine = [s for i, s in enumerate(unique) if i % shard_count == shard_index]
+    mine = sorted(replica_part(set(streams), shard_index, shard_count))
     groups = [tuple(mine[i : i + per_connection]) for i in range(0, len(mine), per_connection)]
     return [make_shard(i, g, base_url, time_unit) for i, g in enumerate(groups)]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from feedhandler.supervisor.plan import MAX_URL_BYTES, plan, shard_url
+from feedhandler.supervisor.plan import MAX_URL_BYTES, plan, replica_part, shard_url
 
 
 def test_plan_is_sorted_deduplicated_and_bounded() -> None:
@@ -16,7 +16,24 @@ def test_replicas_split_the_plan_disjointly() -> None:
     parts = [plan("ws://h", streams, 1024, shard_index=i, shard_count=3) for i in range(3)]
     mine = [set(p[0].streams) for p in parts]
     assert set().union(*mine) == set(streams)
-    assert sum(len(m) for m in mine) == 10
+    assert sorted(len(m) for m in mine) == [3, 3, 4]  # balanced to one stream
+
+
+def test_a_stream_added_moves_few_others_between_replicas() -> None:
+    # (by position, one stream more moved about half of them to another replica)
+    streams = [f"{s}usdt@{k}" for s in ("btc", "eth", "bnb", "sol", "xrp", "ada", "doge",
+                                        "trx", "dot", "link")
+               for k in ("trade", "aggTrade", "bookTicker", "depth@100ms")]
+    for replicas in (2, 3, 5):
+        before = {s: i for i in range(replicas) for s in replica_part(streams, i, replicas)}
+        grown = [*streams, "aaausdt@trade"]
+        after = {s: i for i in range(replicas) for s in replica_part(grown, i, replicas)}
+        moved = [s for s in streams if before[s] != after[s]]
+        assert len(moved) <= replicas - 1, (replicas, moved)
+        sizes = [len(replica_part(grown, i, replicas)) for i in range(replicas)]
+        assert max(sizes) - min(sizes) <= 1
+        # a symbol's streams spread over the replicas, not all on one
+        assert len({after[s] for s in grown if s.startswith("btcusdt@")}) > 1
 
 
 def test_shard_url_encodes_and_keeps_explicit_paths() -> None:
