@@ -74,6 +74,10 @@ Connector = Callable[[str, Callable[[], FeedListener], ConnectionConfig,
                       ssl.SSLContext | None], Awaitable[Link]]
 CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
 OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is in step
+# A rollover's old connection that delivers nothing this long while its replacement delivers
+# is stuck: the switch comes then, not after rollover_overlap_s (meanwhile the replacement's
+# records past the old one's are dropped as owed by it, and are a gap).
+OLD_STALL_S = 0.5
 # Replaced make-before-break. "silent" too: it answers pings, so it may only be quiet (an
 # illiquid symbol); a break would publish its whole silence as a reconnect gap.
 ROLLOVER_CAUSES = ("lifetime", "server_shutdown", "silent")
@@ -127,6 +131,7 @@ class Connection:
         self._join_started = 0.0
         self._refused_replacement = False  # a permanent refusal of a rollover's replacement
         self._close_reported = False  # the rollover reported its old connection's end
+        self._dialled = feed.shard  # the shard as the last attempt's URL named it
 
     @property
     def index(self) -> int:
@@ -184,6 +189,7 @@ class Connection:
         async with self.limiter.attempt():
             self.feed.attempting(replacing, self.leg, leads)
             self._join_started = self.clock.now()
+            self._dialled = self.feed.shard  # the streams its URL names (after the wait)
             return await self._connect(
                 self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
                 self.config, self._ssl_context)
@@ -300,7 +306,6 @@ class Connection:
         duplicates = self.feed.decoder.duplicates
         try:
             while not old.closed().done():
-                opened_for = self.feed.shard  # the streams the replacement's URL names
                 # a silent connection owes nothing: the replacement leads from its first frame
                 attempt = asyncio.ensure_future(
                     self._attempt(stop, replacing=True, leads=cause == "silent"))
@@ -319,6 +324,7 @@ class Connection:
                     return None
                 if new is None:
                     continue
+                opened_for = self._dialled  # (a change during the limiter's wait is in it)
                 if await self._overlap(old, new, cause, duplicates, opened_for, stop):
                     return new
                 if self.feed.shard is opened_for:  # the replacement ended first: not at once
@@ -376,7 +382,8 @@ class Connection:
         started = self.clock.now()
         in_step: bool | None = None
         try:
-            in_step = await self._until_in_step(old.closed().done, new, started, stop)
+            in_step = await self._until_in_step(old.closed().done, new, started, stop,
+                                                old.listener)
             if feed.shard is not opened_for:
                 in_step = None
         finally:
@@ -397,15 +404,19 @@ class Connection:
         return True
 
     async def _until_in_step(self, old_done: Callable[[], bool], new: Link, started: float,
-                             stop: asyncio.Event) -> bool | None:
+                             stop: asyncio.Event, old: FeedListener | None = None
+                             ) -> bool | None:
         """True once `new` is in step: its sequenced records met the last emitted ones, and
         none came past a hole since the previous look (the old one owes nothing more). False
-        when the old one ended (`old_done`) or `rollover_overlap_s` passed first; None if
-        `new` ended."""
+        when the old one ended (`old_done`), delivered nothing for OLD_STALL_S while `new`
+        delivered (`old`, a rollover's), or `rollover_overlap_s` passed first; None if `new`
+        ended."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)
         opened_for = self.feed.shard
+        # the old one's frames when they last moved, then, and the new one's frames then
+        old_frames, old_moved, new_frames = old.frames if old else 0, started, 0
         while not new.closed().done():
             if self.feed.shard is not opened_for:
                 return False  # (the caller starts over)
@@ -414,8 +425,17 @@ class Connection:
                 return True
             if not sequenced and new.listener.frames:
                 return True  # nothing to line up: the first frame shows it delivers
-            if old_done() or self.clock.now() - started >= self.config.rollover_overlap_s:
+            now = self.clock.now()
+            if old_done() or now - started >= self.config.rollover_overlap_s:
                 return False
+            if old is not None:
+                if old.frames != old_frames:
+                    old_frames, old_moved, new_frames = old.frames, now, new.listener.frames
+                elif now - old_moved >= OLD_STALL_S and new.listener.frames > new_frames:
+                    log.warning("shard %d: the old connection delivered nothing for %.1f s "
+                                "while its replacement did: switching now", self.index,
+                                now - old_moved)
+                    return False
             ahead = now_ahead
             await _unless(stop, self.clock.sleep(OVERLAP_POLL_S))
         return None

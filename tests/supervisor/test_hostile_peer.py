@@ -60,21 +60,26 @@ async def run_until(handler: Handler, predicate: Callable[[], bool],
     assert handler.error is None
 
 
-def against(script: Script, trades: int, until_event: str = "",
+def against(script: Script, trades: int, until_event: str = "", until_trade: int = 0,
             **overrides: Any) -> tuple[RecordingSink, Handler, HostilePeer]:
-    """Run a handler against `script` until it decoded `trades` trades (and published an
-    `until_event` event), then stop it; every good trade (ids 1..trades, however the script
-    spreads them) must be there."""
+    """Run a handler against `script` until it decoded `trades` trades (or, if given, trade
+    `until_trade`; and published an `until_event` event), then stop it; every good trade (ids
+    1..trades, however the script spreads them) must be there."""
+    def done(sink: RecordingSink) -> bool:
+        ids = trade_ids(sink)
+        return (until_trade in ids if until_trade else len(ids) == trades) and (
+            not until_event or bool(events(sink, until_event)))
+
     async def main() -> tuple[RecordingSink, Handler, HostilePeer]:
         async with HostilePeer(script) as peer:
             sink = RecordingSink()
             handler = Handler(config(peer.url, **overrides), sink)
-            await run_until(handler, lambda: len(trade_ids(sink)) == trades and (
-                not until_event or bool(events(sink, until_event))))
+            await run_until(handler, lambda: done(sink))
         return sink, handler, peer
 
     sink, handler, peer = asyncio.run(main())
-    assert trade_ids(sink) == list(range(1, trades + 1)), "no good frame lost"
+    if not until_trade:
+        assert trade_ids(sink) == list(range(1, trades + 1)), "no good frame lost"
     return sink, handler, peer
 
 
@@ -318,6 +323,32 @@ def test_closes_from_the_peer_are_answered_and_logged_with_code_and_reason(
     assert len(logged) == 1 and (f"code {code}" if code else "no close code") in logged[0]
     # the graceful stop of the second connection sent a close frame: 1000
     assert struct.unpack("!H", replies[1][:2])[0] == 1000
+
+
+# --- rollover --------------------------------------------------------------------------------
+def test_a_rollover_whose_old_connection_stalls_switches_without_waiting_out_the_overlap() -> None:
+    """serverShutdown, then the old connection goes quiet (pongs answered) while the
+    replacement delivers: the switch comes after OLD_STALL_S, not rollover_overlap_s, and
+    what neither delivered is a `missing` gap."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        if session.attempt == 1:
+            await session.trades(range(1, 4))
+            await session.send(frame(OP_TEXT, b'{"e":"serverShutdown","E":1}'))
+        else:
+            await session.trades(range(6, 9))  # past 4 and 5, which the old one still owes
+            await asyncio.sleep(1.5)
+            await session.trades(range(9, 11))
+        while (await session.read_frame())[0] != OP_CLOSE:  # (pings answered by no one)
+            pass
+
+    sink, _, _ = against(script, 0, "rollover", until_trade=10,
+                         **{"connection.rollover_overlap_s": 8.0})
+    (rollover,) = events(sink, "rollover")
+    assert rollover["in_step"] is False and rollover["overlap_s"] < 2.0
+    assert trade_ids(sink)[:3] == [1, 2, 3] and trade_ids(sink)[-1] == 10
+    (gap,) = events(sink, "gap")
+    assert (gap["reason"], gap["expected"]) == ("missing", 4)
 
 
 # --- staleness ------------------------------------------------------------------------------
