@@ -87,7 +87,8 @@ EVENTS: tuple[Event, ...] = (
                      "gap)"),
            ("overlap_s", "how long both connections ran"),
            ("in_step", "true: the replacement had caught up; false: rollover_overlap_s "
-                       "ran out or the old connection ended first"),
+                       "ran out, the old connection ended first, or it delivered nothing for 0.5 s "
+                       "while the replacement did"),
            ("duplicates", "records both delivered, dropped once, until the replacement was "
                           "in step (what the old connection delivers until it is closed is "
                           "dropped too, and counted only in `feedhandler_duplicates_dropped_"
