@@ -484,11 +484,11 @@ class HandlerConfig(Section):
         if self.shard_index >= self.shard_count:
             raise Invalid("shard_index", f"must be below shard_count ({self.shard_count})")
         count = len(set(self.streams))
-        # (plan.replica_part gives each replica a run of the streams: none past their count)
-        if not self.universe.kinds and self.shard_index >= count:
+        # (plan.replica_part gives each replica a run of the streams: some get none when
+        # there are more replicas than streams)
+        if not self.universe.kinds and self.shard_count > count:
             raise Invalid("shard_count", f"too many replicas for {count} stream"
-                                         f"{'s' * (count != 1)}: shard_index "
-                                         f"{self.shard_index} would get none")
+                                         f"{'s' * (count != 1)}: some would get none")
         return self
 
     @model_validator(mode="after")

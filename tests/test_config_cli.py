@@ -93,7 +93,7 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     (GOOD, {"FEEDHANDLER_SHARD_INDEX": "2", "FEEDHANDLER_SHARD_COUNT": "2"},
      "shard_index: must be below shard_count (2), got 2 (env FEEDHANDLER_SHARD_INDEX)"),
     (GOOD, {"FEEDHANDLER_SHARD_INDEX": "1", "FEEDHANDLER_SHARD_COUNT": "2"},
-     "shard_count: too many replicas for 1 stream: shard_index 1 would get none, got 2 "
+     "shard_count: too many replicas for 1 stream: some would get none, got 2 "
      "(env FEEDHANDLER_SHARD_COUNT)"),
     # secrets: the value is never shown
     (GOOD + "kafka: {producer: {sasl.password: [hunter2]}}\n", {},

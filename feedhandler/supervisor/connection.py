@@ -78,9 +78,12 @@ OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is 
 # is stuck: the switch comes then, not after rollover_overlap_s (meanwhile the replacement's
 # records past the old one's are dropped as owed by it, and are a gap).
 OLD_STALL_S = 0.5
-# Replaced make-before-break. "silent" too: it answers pings, so it may only be quiet (an
-# illiquid symbol); a break would publish its whole silence as a reconnect gap.
-ROLLOVER_CAUSES = ("lifetime", "server_shutdown", "silent")
+# Replaced make-before-break: at the end of its lifetime or on the exchange's notice, and a
+# silent one too, as it answers pings and may only be quiet (an illiquid symbol): a break
+# would publish its whole silence as a reconnect gap. (A redundant leg hands over to the
+# other leg for the first two only: a silent leg is replaced at once, as the other may be down.)
+SCHEDULED_CAUSES = ("lifetime", "server_shutdown")
+ROLLOVER_CAUSES = (*SCHEDULED_CAUSES, "silent")
 
 
 class Stopped(Exception):
@@ -190,9 +193,14 @@ class Connection:
             self.feed.attempting(replacing, self.leg, leads)
             self._join_started = self.clock.now()
             self._dialled = self.feed.shard  # the streams its URL names (after the wait)
-            return await self._connect(
-                self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
-                self.config, self._ssl_context)
+            try:
+                return await self._connect(
+                    self.url, functools.partial(self.feed.new_listener, self.leg, self.url),
+                    self.config, self._ssl_context)
+            except LinkFailed as exc:
+                if exc.failure.kind == "throttled":  # blocked before the slot frees: no
+                    self._throttled(exc.failure)  # attempt waiting for it may go first
+                raise
 
     async def _failed(self, failure: Failure, stop: asyncio.Event, replacing: bool) -> None:
         self.failed_attempts += 1
@@ -221,15 +229,7 @@ class Connection:
                           ",".join(self.feed.shard.streams))
                 self.feed.event("quarantined", status=failure.status, error=failure.reason)
             return
-        if failure.kind == "throttled":
-            # The exchange counts per IP: every connection of this process waits, at least
-            # the backoff (a Retry-After of 0 must not turn the attempt budget into a burst)
-            wait_s = max(failure.retry_after_s, self._backoff.next_delay())
-            self.limiter.block_for(wait_s)
-            log.warning("shard %d: connect to %s throttled (%s); all attempts wait %.1f s",
-                        shard, url, failure.reason, wait_s)
-            self.feed.event("connect_failed", error=failure.reason, status=failure.status,
-                            retry_in_s=round(wait_s, 3))
+        if failure.kind == "throttled":  # (the block is in place: _throttled)
             return
         delay = self._backoff.next_delay()
         log.warning("shard %d: connect to %s failed (%s); retrying in %.2fs", shard, url,
@@ -237,6 +237,16 @@ class Connection:
         self.feed.event("connect_failed", error=failure.reason, status=failure.status,
                         retry_in_s=round(delay, 3))
         await self._pause(stop, delay)
+
+    def _throttled(self, failure: Failure) -> None:
+        """A 429/418: the exchange counts per IP, so every attempt of this process waits, at
+        least the backoff (a Retry-After of 0 must not turn the attempt budget into a burst)."""
+        wait_s = max(failure.retry_after_s, self._backoff.next_delay())
+        self.limiter.block_for(wait_s)
+        log.warning("shard %d: connect to %s throttled (%s); all attempts wait %.1f s",
+                    self.index, self.url, failure.reason, wait_s)
+        self.feed.event("connect_failed", error=failure.reason, status=failure.status,
+                        retry_in_s=round(wait_s, 3))
 
     async def _pause(self, stop: asyncio.Event, delay: float) -> None:
         await _unless(stop, self.clock.sleep(delay))
@@ -269,7 +279,7 @@ class Connection:
                         # no replacement to be had: it serves, watched as before, until it ends
                         self._refused_replacement = False
                         replaced = await self._watch(link, stop, roll=False)
-                elif await self._hand_over(link, stop):
+                elif replaced in SCHEDULED_CAUSES and await self._hand_over(link, stop):
                     self._handed_over, self._reconnect_now = replaced, True
         finally:
             reconciling.cancel()
@@ -285,7 +295,7 @@ class Connection:
         if successor is None and not self._close_reported:
             # a redundant leg's hand-over is a rollover (reported once it is back in step),
             # not a lost connection
-            self._report_close(link, "" if replaced in ROLLOVER_CAUSES else replaced,
+            self._report_close(link, "" if replaced in SCHEDULED_CAUSES else replaced,
                                stop.is_set() or self._reconnect_now)
         self._close_reported = False
         return successor
@@ -317,8 +327,11 @@ class Connection:
                     # and leads from its first frame; what came between is a reconnect gap.
                     self._report_close(old, "", planned=False)
                     self._close_reported = True
+                    self.state = "connecting"
                     self.feed.predecessor_lost(old.listener)
                     await attempt
+                    # (a failed attempt waited its backoff already: none more after it)
+                    self._reconnect_now = attempt.result() is None
                 new = attempt.result()
                 if self._refused_replacement:
                     return None
@@ -395,6 +408,7 @@ class Connection:
                         "is stale: the streams changed" if feed.shard is not opened_for
                         else "closed")
             return False
+        feed.lead(new.listener)  # (the old one may take a while to close: it owes nothing)
         overlap_s = self.clock.now() - started
         self.rollovers[cause] += 1
         log.info("shard %d: rolled over (%s) after %.3f s of overlap", self.index, cause,

@@ -48,6 +48,7 @@ class ShardFeed:
         self._frames_before = 0  # frames of closed connections
         self._last_frame_before_ns = 0
         self._lost_at_ns = 0  # last frame (or open) of the lost connection, until the next opens
+        self._orphaned = False  # a replacement's predecessor was lost: the replacement leads
         self._paused = False
         # The subscription clients of the connections feeding this shard: the decoder's
         # control replies are routed to them by request id (subscriptions.route_control).
@@ -95,8 +96,8 @@ class ShardFeed:
         `leads` (the old one went silent: it owes nothing). So does a redundant `leg` while
         the other leg is open: it joins, untrusted. After a loss the sequences start over."""
         self.epoch = next(self._epochs)
-        if replacing:
-            self.decoder.set_overlap(self.listeners[0].leg ^ leads)
+        if replacing:  # (after its predecessor was lost, the attempt it waited for leads)
+            self.decoder.set_overlap(self.listeners[0].leg ^ (leads or self._orphaned))
             return
         if not (self.redundant and self.listeners):
             self.decoder.reset_sequences()
@@ -163,6 +164,7 @@ class ShardFeed:
 
     def closed(self, listener: FeedListener) -> None:
         self.listeners.remove(listener)
+        self._orphaned = False
         if self.redundant:  # the open legs carry on (the decoder stays in overlap)
             open_legs = {other.leg for other in self.listeners}
             self._trust(self.trusted & open_legs or open_legs or {1 - listener.leg})
@@ -178,8 +180,15 @@ class ShardFeed:
         replacement, once connected, leads (nothing is owed by a connection that is gone; what
         it repeats is still dropped), and it reports what came before it as a reconnect gap."""
         self.decoder.set_overlap(1 - listener.leg)
+        self._orphaned = True
         if not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
+    def lead(self, listener: FeedListener) -> None:
+        """A rollover's replacement is in (or the overlap is over): it leads while the old
+        connection closes."""
+        if len(self.listeners) == 2:
+            self.decoder.set_overlap(listener.leg)
 
     def end_overlap(self) -> None:
         """Back to one connection's checks, unless two still feed the decoder."""

@@ -497,14 +497,22 @@ class WsApiClient:
         attempt = self._limiter.attempt() if self._limiter is not None else nullcontext()
         try:
             async with attempt:
-                transport, _ = await ws_connect(
-                    lambda: _Listener(self),
-                    self.url,
-                    enable_auto_ping=True,
-                    auto_ping_idle_timeout=30.0,
-                    auto_ping_reply_timeout=10.0,
-                    max_frame_size=self._max_frame_bytes,
-                )
+                try:
+                    transport, _ = await ws_connect(
+                        lambda: _Listener(self),
+                        self.url,
+                        enable_auto_ping=True,
+                        auto_ping_idle_timeout=30.0,
+                        auto_ping_reply_timeout=10.0,
+                        max_frame_size=self._max_frame_bytes,
+                    )
+                except (TimeoutError, OSError, WSError) as exc:
+                    retry_after = classify(exc).retry_after_s  # (0 unless throttled)
+                    if retry_after and self._limiter is not None:
+                        # the whole IP is refused; blocked before the slot frees, so that no
+                        # attempt waiting for it goes first
+                        self._limiter.block_for(retry_after)
+                    raise
         finally:
             self.budget.complete(CONNECT_WEIGHT)
         return transport
@@ -521,10 +529,7 @@ class WsApiClient:
                     self._event("connect_failed", error=failure.reason, retry_in_s=None)
                     self._closed.set()
                     return
-                retry_after = failure.retry_after_s  # (0 unless throttled)
-                if retry_after and self._limiter is not None:
-                    self._limiter.block_for(retry_after)  # the whole IP is refused
-                delay = max(self._backoff.next_delay(), retry_after)
+                delay = max(self._backoff.next_delay(), failure.retry_after_s)
                 log.warning("wsapi: connect to %s failed (%s); retrying in %.2f s",
                             self.url, exc, delay)
                 self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))

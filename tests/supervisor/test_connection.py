@@ -77,6 +77,36 @@ def test_throttling_holds_every_attempt_for_retry_after(status: int, header: str
     asyncio.run(main())
 
 
+def test_a_refused_probe_blocks_the_attempts_waiting_behind_it() -> None:
+    """Four connections wait out a block; one probes, is refused again (Retry-After 3): the
+    others wait for that block too, instead of going out together right after the refusal."""
+    clock = FakeClock()
+    seen: list[float] = []
+
+    async def script(session: Session) -> None:
+        seen.append(clock.now())
+        if len(seen) == 1:
+            await session.refuse(429, b'{"code":-1003,"msg":"Too many requests"}',
+                                 "Retry-After: 3")
+            return
+        await session.accept()
+        await session.read_until_close()
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            feeds = [ShardFeed(shard, Decoder(lambda *a: None), lambda e: None) for shard in
+                     plan(peer.url, [f"s{i}usdt@trade" for i in range(4)], 1)]
+            sup = Supervisor(feeds, CONFIG, clock=clock)
+            t0 = clock.now()
+            sup.limiter.block_for(1.0)
+            await run_until(sup, lambda: all(c.state == "open" for c in sup.children))
+        # the refused one tries again: five attempts, none inside the second block
+        assert seen[0] - t0 == pytest.approx(1.0)
+        assert len(seen) == 5 and min(seen[1:]) >= seen[0] + 3.0, [t - t0 for t in seen]
+
+    asyncio.run(main())
+
+
 def test_a_retry_after_of_zero_still_waits_the_growing_backoff() -> None:
     """A 429 with `Retry-After: 0` again and again: attempts follow the backoff, not each
     other at once until the attempt budget is gone (300 refusals in 0.3 s before)."""

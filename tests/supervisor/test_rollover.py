@@ -206,6 +206,33 @@ def test_a_replacement_still_connecting_when_the_old_connection_ends_takes_over(
     asyncio.run(main())
 
 
+def test_a_replacement_that_waited_in_the_limiter_leads_once_its_predecessor_is_gone() -> None:
+    async def main() -> None:
+        s = Setup()
+        old = await s.start()
+        s.exchange.send(old, range(1, 4), s.decoder)
+        # the replacement waits for room in the limiter (a 429 of another connection, say)
+        room, wait_for_room = asyncio.Event(), s.sup.limiter._wait_for_room
+
+        async def gated() -> None:
+            await room.wait()
+            await wait_for_room()
+
+        s.sup.limiter._wait_for_room = gated  # type: ignore[method-assign]
+        s.feed.shutdown_notices[0].set()
+        await asyncio.sleep(0.05)
+        old.abort()
+        await s.until(lambda: "disconnected" in s.types())
+        assert s.sup.children[0].state == "connecting"  # not ready while it waits
+        room.set()
+        await s.until(lambda: len(s.exchange.links) == 2 and len(s.feed.listeners) == 1)
+        s.exchange.send(s.exchange.links[1], range(4, 7), s.decoder)
+        await s.stop()
+        assert s.trades == [1, 2, 3, 4, 5, 6]  # not dropped as owed by the dead connection
+
+    asyncio.run(main())
+
+
 def test_a_stop_during_the_overlap_closes_both_connections() -> None:
     async def main() -> None:
         s = Setup()
