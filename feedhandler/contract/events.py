@@ -67,7 +67,7 @@ EVENTS: tuple[Event, ...] = (
     Event("stale", "connection",
           (("cause", "`ping_timeout` (no pong: replaced after it is closed, a `gap` "
                      "follows) or `silent` (pongs but no data: replaced make-before-break, "
-                     "a `rollover` follows)"),
+                     "a `rollover` follows; an A/B leg is replaced at once)"),
            ("error", "what was seen")),
           "the connection is replaced"),
     Event("never_delivered", "connection",
