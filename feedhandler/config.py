@@ -31,7 +31,13 @@ from feedhandler.config_layers import (
     load,
 )
 from feedhandler.contract.kinds import BOOK_LEVELS
-from feedhandler.contract.streams import clash, normalize_streams, parse_stream, url_streams
+from feedhandler.contract.streams import (
+    clash,
+    normalize_streams,
+    parse_stream,
+    suffix_clash,
+    url_streams,
+)
 from feedhandler.wsapi.methods import depth_weight, request_weight
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
@@ -385,10 +391,9 @@ def _no_clash(streams: list[str]) -> list[str]:
 
 
 def _suffixes_apart(suffixes: list[str]) -> list[str]:
-    """Per-symbol suffixes that `clash` would refuse for every symbol (depth, depth@100ms)."""
-    problem = clash(f"x@{suffix}" for suffix in suffixes)
+    problem = suffix_clash(suffixes)
     if problem:
-        raise ValueError(problem.replace("x@", "").replace(" of X", " of a symbol"))
+        raise ValueError(problem)
     return suffixes
 
 

@@ -91,20 +91,31 @@ def clash(names: Iterable[str]) -> str | None:
     (`btcusdt@depth` and `btcusdt@depth@100ms`, `btcusdt@depth5` and `btcusdt@depth20`, or
     `!bookTicker` and `btcusdt@bookTicker`) would interleave them: each would look like a step
     back of the other, to the handler's checks and to consumers'."""
-    for other, name, whose in _clashes(names):
-        return f"{other} and {name} both carry {whose}, which would interleave: take one of them"
+    for other, name, kind, symbol in _clashes(names):
+        return (f"{other} and {name} both carry {kind} ids of {symbol or 'the same symbols'}, "
+                "which would interleave: take one of them")
+    return None
+
+
+def suffix_clash(suffixes: Iterable[str]) -> str | None:
+    """`clash` for per-symbol stream suffixes taken for every symbol (`universe.kinds`):
+    `depth` and `depth@100ms` would interleave every symbol's ids."""
+    for other, name, kind, _ in _clashes(f"x@{suffix}" for suffix in suffixes):
+        return (f"{other[2:]} and {name[2:]} both carry {kind} ids of a symbol, which would "
+                "interleave: take one of them")
     return None
 
 
 def apart(names: Iterable[str]) -> list[str]:
     """`names` less each stream that clashes with one before it (see `clash`)."""
     names = list(names)
-    dropped = {name for _, name, _ in _clashes(names)}
+    dropped = {name for _, name, _, _ in _clashes(names)}
     return [name for name in names if name not in dropped]
 
 
-def _clashes(names: Iterable[str]) -> Iterator[tuple[str, str, str]]:
-    """(a stream taken, a later one that clashes with it, what both carry)."""
+def _clashes(names: Iterable[str]) -> Iterator[tuple[str, str, str, str]]:
+    """(a stream taken, a later one that clashes with it, their kind, the symbol: "" when
+    one is market-wide)."""
     taken: dict[tuple[str, str], str] = {}  # (kind, symbol: "" market-wide) -> its stream
     for name in names:
         stream = parse_stream(name)
@@ -115,7 +126,7 @@ def _clashes(names: Iterable[str]) -> Iterator[tuple[str, str, str]]:
         else:  # a market-wide stream carries every symbol's
             other = next((n for (kind, _), n in taken.items() if kind == stream.kind), None)
         if other is not None and other != name:
-            yield other, name, f"{stream.kind} ids of {stream.symbol or 'the same symbols'}"
+            yield other, name, stream.kind, stream.symbol
         else:
             taken[(stream.kind, stream.symbol)] = name
 

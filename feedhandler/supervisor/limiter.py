@@ -69,7 +69,9 @@ class AttemptLimiter:
         return max(0.0, self._blocked_until - self.clock.now())
 
     def block_for(self, seconds: float) -> None:
-        """Hold every attempt for `seconds` (the exchange's Retry-After or ban length)."""
+        """Hold every attempt for `seconds` (the exchange's Retry-After or ban length). For a
+        refused attempt, call it inside its `attempt()`: once the slot ends, the attempts
+        waiting behind it may go before a later call."""
         self._blocked_until = max(self._blocked_until, self.clock.now() + seconds)
         self._probing = True
         self._blocks += 1
