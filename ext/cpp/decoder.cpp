@@ -193,6 +193,7 @@ struct Ctx {
   char seq_key[kSymbolWidth];
   int64_t seq_value = 0;
   int64_t seq_first = 0;       // HELD: the record's first id
+  bool owed = false;           // HELD or AHEAD: the other leg owes the ids before it
   uint8_t seq_kind = 0;        // HELD, or a stream with frames held: its kind (seq_key symbol)
   // Overlap of two connections (set_overlap): the leg this frame came from, and the verdict
   // on its sequenced record (KEEP: no overlap, or no sequenced record).
@@ -221,6 +222,7 @@ struct Decoder::Impl {
   std::vector<Decoder::StreamKey> due;       // due_streams: whose held frames to decode again
   int64_t held_first = 0;                    // the last STATUS_HELD record's first id
   char held_symbol[kSymbolWidth] = {};       // ... and symbol
+  bool held_owed = false;                    // ... and whether it waits for the primary
   uint32_t leg_epoch[2] = {1, 1};  // leg_connected: the current connection of each leg
   Decoder::OverlapCounts counts;
   RecentFrames recent;
@@ -508,12 +510,18 @@ struct Decoder::Impl {
            !(st.seen_on[other] == leg_epoch[other] && st.seen[other] >= first);
   }
 
-  // A jump past the last emitted id from `leg`: does the other leg owe the ids before it?
-  // Rollover: unless `leg` is the primary. A/B: when the other leg's current connection has
-  // met this stream's ids and `leg`'s has not (it joined later, or is ahead of the other).
-  bool owed_elsewhere(const SeqState& st, uint8_t leg) const {
-    if (overlap_primary != kBothLegs) return leg != overlap_primary;
+  // A jump to `first` from `leg`, past the last emitted id: does the other leg owe the ids
+  // before it? Rollover: the primary does, unless `leg` is the primary or the primary's
+  // connection delivered `first` or beyond without them (a hole of its own). A/B: when the
+  // other leg's current connection has met this stream's ids and `leg`'s has not (it joined
+  // later, or is ahead of the other).
+  bool owed_elsewhere(const SeqState& st, const LegState& legs, uint8_t leg,
+                      int64_t first) const {
     const uint8_t other = leg ^ 1;
+    if (overlap_primary != kBothLegs) {
+      return leg != overlap_primary &&
+             !(legs.seen_on[other] == leg_epoch[other] && legs.seen[other] >= first);
+    }
     return st.met[leg] != leg_epoch[leg] && st.met[other] == leg_epoch[other];
   }
 
@@ -540,12 +548,16 @@ struct Decoder::Impl {
           return true;
         }
         if (contiguous && first > prev && step > 1) {
-          if (owed_elsewhere(*st, c.leg)) {
+          c.owed = owed_elsewhere(*st, *c.legs, c.leg, first);
+          // Held for the primary (a rollover's, or a joining leg's), so that nothing it brought
+          // is lost should the primary stop; dropped under A/B, and by a forced release.
+          if (c.owed && (overlap_primary == kBothLegs ||
+                         release_mode == Decoder::kReleaseForce)) {
             c.overlap = Ctx::AHEAD;
             return true;
           }
           // (behind frames of this stream already held: in id order, which a release keeps)
-          const bool fill = fillable(*c.legs, c.leg, first);
+          const bool fill = c.owed || fillable(*c.legs, c.leg, first);
           const bool behind = release_mode == Decoder::kReleaseNone && c.legs->held;
           if (fill || behind) {
             if (!fill) mark_due(kind, sym);  // a real hole: what is held goes first
@@ -638,18 +650,17 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
       if (release_mode != Decoder::kReleaseNone && c.legs->held) --c.legs->held;
       saw(*c.legs, c.leg, c.seq_value);
     }
+    // (a frame owed by the other leg counts as ahead once, when it came)
+    if (c.owed && release_mode == Decoder::kReleaseNone) ++counts.ahead[c.leg];
     if (c.overlap == Ctx::HELD) {
       ++c.legs->held;
       restore();
       held_first = c.seq_first;
+      held_owed = c.owed;
       std::memcpy(held_symbol, c.seq_key, kSymbolWidth);
       return {STATUS_HELD, static_cast<Kind>(c.seq_kind), ERR_NONE, ""};
     }
-    if (c.overlap == Ctx::AHEAD) {
-      ++counts.ahead[c.leg];
-    } else {
-      ++counts.in_step[c.leg];  // at or next to the last emitted id
-    }
+    if (c.overlap != Ctx::AHEAD) ++counts.in_step[c.leg];  // at or next to the last emitted
     if (c.overlap != Ctx::IN_STEP) {  // the other leg delivered (or owes) this record
       if (c.overlap == Ctx::DUPLICATE) {
         c.met_slot->met[c.leg] = leg_epoch[c.leg];
@@ -1816,6 +1827,8 @@ void Decoder::set_overlap(int primary) noexcept {
   for (int leg = 0; leg < 2; ++leg) impl_->counts.in_step[leg] = impl_->counts.ahead[leg] = 0;
 }
 
+int Decoder::overlap() const noexcept { return impl_->overlap_primary; }
+
 void Decoder::leg_connected(int leg) noexcept { ++impl_->leg_epoch[leg & 1]; }
 
 void Decoder::set_release(int mode) noexcept { impl_->release_mode = mode; }
@@ -1835,6 +1848,8 @@ void Decoder::clear_due() noexcept { impl_->due.clear(); }
 int64_t Decoder::held_first() const noexcept { return impl_->held_first; }
 
 std::string_view Decoder::held_symbol() const noexcept { return symbol_of(impl_->held_symbol); }
+
+bool Decoder::held_owed() const noexcept { return impl_->held_owed; }
 
 const Decoder::OverlapCounts& Decoder::overlap_counts() const noexcept { return impl_->counts; }
 

@@ -84,15 +84,20 @@ class Decoder {
   // Two connections ("legs" 0 and 1) feeding this decoder: a record at or before the last one
   // emitted for its (kind, symbol) is dropped and counted as a duplicate, not reported as a
   // gap. `primary` 0 or 1 (make-before-break rollover, or a redundant leg joining): a jump
-  // past the last emitted from the other leg is dropped too (the primary still owes those
-  // ids). kBothLegs (A/B redundancy, both legs in step): the first arrival wins, from either
-  // leg. `primary` < 0: one connection, records are checked as before. Turning the overlap on
-  // zeroes the per-leg in_step/ahead counts.
+  // past the last emitted from the other leg is owed by the primary, until the primary's
+  // connection passes it: held (STATUS_HELD, counted as ahead), emitted in step once the
+  // primary's ids reach it, or dropped by a forced release (the primary serves, it delivers
+  // them); once the primary stops delivering, turn the other leg primary before the forced
+  // release, so that what was held goes out past a hole of exactly the ids neither leg
+  // delivered. kBothLegs (A/B redundancy, both legs in step): the first arrival wins, from
+  // either leg. `primary` < 0: one connection, records are checked as before. Turning the
+  // overlap on zeroes the per-leg in_step/ahead counts.
   // kBothLegs judges a jump per stream: it is dropped when the other leg's connection has met
   // the stream's ids (it owes the ones before) and this leg's has not; otherwise, while the
   // other leg has not reached it, it is held (STATUS_HELD) for the other leg to fill the hole.
   static constexpr int kBothLegs = 2;
   void set_overlap(int primary) noexcept;
+  int overlap() const noexcept;  // the last set_overlap's `primary` (< 0: none)
   // A new connection of `leg`: it has met no stream's ids yet.
   void leg_connected(int leg) noexcept;
   // How the next decode() calls judge frames held before: kReleaseNone (new frames),
@@ -115,6 +120,9 @@ class Decoder {
   // decodes a stream's held frames in.
   int64_t held_first() const noexcept;
   std::string_view held_symbol() const noexcept;
+  // ... and whether it waits for the primary (later ids of its leg would wait too), not for
+  // A/B's other leg to fill a hole.
+  bool held_owed() const noexcept;
   // Lead of the winning leg: receive-time difference between an emitted record and the other
   // leg's copy of the same last id, in buckets with these upper bounds (ns) plus one more.
   static constexpr int64_t kLeadBoundsNs[] = {50'000,     100'000,    250'000,    500'000,
@@ -124,7 +132,7 @@ class Decoder {
   struct OverlapCounts {
     uint64_t duplicates = 0;  // records dropped as already emitted, over the decoder's life
     uint64_t in_step[2] = {};  // per leg, this overlap: records at or next to the last emitted
-    uint64_t ahead[2] = {};    // per leg, this overlap: records dropped as past a hole
+    uint64_t ahead[2] = {};    // per leg, this overlap: records past a hole the other owes
     // Per winning leg, over the decoder's life, while two legs overlap: sequenced records it
     // emitted, and the lead over the other leg's copy (a copy of an older id than the last
     // emitted has no lead measured: it counts in `behind`).

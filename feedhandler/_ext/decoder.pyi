@@ -12,7 +12,7 @@ KIND_NAMES: tuple[str, ...]
 ERROR_NAMES: tuple[str, ...]
 SIMD_KERNEL: str
 BOTH_LEGS: int  # set_overlap: A/B redundancy, first arrival wins
-HOLD_NS: int  # A/B: records past a hole wait this long for the other leg to fill it
+HOLD_NS: int  # records past a hole wait this long for the other leg to fill it
 HOLD_BYTES: int  # ... and hold at most this many bytes of frames
 LEAD_BOUNDS_NS: tuple[int, ...]  # leg_counts: upper bounds of the lead buckets
 DTYPES: tuple[np.dtype[Any], ...]
@@ -28,7 +28,7 @@ def parse_decimal(text: bytes, wide: bool = False) -> int: ...
 
 class Decoder:
     frames: int  # read-only
-    redecoded: int  # read-only: held frames decoded again (A/B redundancy)
+    redecoded: int  # read-only: held frames decoded again
     buffers: RecordBuffers  # read-only
 
     def __init__(
@@ -55,6 +55,7 @@ class Decoder:
     def held(self) -> int: ...
     def overlap_counts(self, leg: int) -> tuple[int, int]: ...
     def leg_connected(self, leg: int) -> None: ...
+    def leg_lost(self, leg: int) -> None: ...
     def leg_counts(self, leg: int) -> tuple[int, int, int, tuple[int, ...], int]: ...
     def decode(self, frame: bytes | bytearray | memoryview, ts_recv: int | None = None,
                is_text: bool = True, leg: int = 0, followed_by: bytes = b"") -> None: ...

@@ -3,7 +3,9 @@
 The connections of a shard feed it: one at a time, or two while a make-before-break rollover
 overlaps the old connection with its replacement. Each listener is one "leg" (0 or 1) of the
 decoder; while two are open the decoder drops what one leg already delivered (set_overlap),
-in C++, so the records stay exactly once with no Python per message.
+in C++, so the records stay exactly once with no Python per message. What a replacement
+brings past ids the old connection still owes waits for them, and goes out should the old
+one stop (`stopped`).
 
 A/B redundancy (`redundant`): two Connections feed the shard all the time, one per leg.
 `trusted` are the legs whose jumps past a hole the decoder takes (both: the first arrival
@@ -163,6 +165,7 @@ class ShardFeed:
         return {"leg": listener.leg} if self.redundant else {}
 
     def closed(self, listener: FeedListener) -> None:
+        self.stopped(listener)
         self.listeners.remove(listener)
         self._orphaned = False
         if self.redundant:  # the open legs carry on (the decoder stays in overlap)
@@ -179,10 +182,17 @@ class ShardFeed:
         """`listener`'s connection ended while its replacement was still connecting: the
         replacement, once connected, leads (nothing is owed by a connection that is gone; what
         it repeats is still dropped), and it reports what came before it as a reconnect gap."""
-        self.decoder.set_overlap(1 - listener.leg)
+        self.stopped(listener)
+        self.decoder.set_overlap(1 - listener.leg)  # (the overlap may not have begun)
         self._orphaned = True
         if not self._lost_at_ns:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
+
+    def stopped(self, listener: FeedListener) -> None:
+        """`listener`'s connection delivers no more (it ended, or is stuck): the records the
+        decoder held for it to deliver the ids before them go out now, past a `missing` gap of
+        exactly the ids neither connection delivered, and the other connection leads."""
+        self.decoder.leg_lost(listener.leg)
 
     def lead(self, listener: FeedListener) -> None:
         """A rollover's replacement is in (or the overlap is over): it leads while the old

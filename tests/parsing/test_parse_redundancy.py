@@ -318,14 +318,15 @@ def test_a_hole_on_both_legs_is_one_gap() -> None:
 
 def test_a_joining_leg_waits_for_the_primary_then_both_win() -> None:
     """A leg (re)connects while the other serves: under the other as primary its ids past a
-    hole are dropped; once in step, both are peers; then the old one dies."""
+    hole wait for the primary (held, then emitted in step); once in step, both are peers;
+    then the old one dies."""
     run = Run()
     run.feed([trade(t) for t in range(1, 5)], leg=0)
     run.decoder.set_overlap(0)  # leg 1 joins
     run.feed([trade(7), trade(8)], leg=1)  # 5, 6 are still in flight on leg 0: ahead
     run.feed([trade(5), trade(6), trade(7)], leg=0)
     run.feed([trade(8)], leg=1)
-    assert run.decoder.overlap_counts(1) == (1, 2)
+    assert run.decoder.overlap_counts(1) == (3, 2)  # 7 and 8 released, then 8 again
     run.decoder.set_overlap(BOTH_LEGS)  # in step: peers
     run.feed([trade(9), trade(10), trade(11)], leg=1)
     run.feed([trade(8), trade(9), trade(10)], leg=0)  # then leg 0 is lost

@@ -99,6 +99,7 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void set_max_frame(size_t size)
         void reset_sequences()
         void set_overlap(int primary)
+        int overlap()
         void leg_connected(int leg)
         void set_release(int mode)
         bint release_due()
@@ -108,6 +109,7 @@ cdef extern from "decoder.h" namespace "fh" nogil:
         void clear_due()
         int64_t held_first()
         string_view held_symbol()
+        cbool held_owed()
         const OverlapCounts& overlap_counts()
         DecodeResult decode(const char* data, size_t size, size_t readable_after,
                             int64_t ts_recv, cbool is_text, uint8_t leg)

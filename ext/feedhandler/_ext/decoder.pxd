@@ -21,7 +21,7 @@ cdef class Decoder:
     cdef object _on_control           # (frame: bytes) -> None
     cdef uint64_t _error_counts[<int>core.ERR_COUNT]
     cdef readonly uint64_t frames
-    # A/B: frames held for the other leg, per stream (kind, symbol): a list of
+    # Frames held for the other leg (set_overlap), per stream (kind, symbol): a list of
     # (first id, arrival, frame, ts_recv, is_text, leg)
     cdef dict _held
     cdef Py_ssize_t _held_frames
@@ -29,7 +29,7 @@ cdef class Decoder:
     cdef int64_t _held_since  # the oldest held frame's ts_recv
     cdef uint64_t _held_count  # frames held so far (arrival order among equal ids)
     cdef bint _releasing
-    cdef readonly uint64_t redecoded  # held frames decoded again (A/B redundancy)
+    cdef readonly uint64_t redecoded  # held frames decoded again
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
@@ -39,6 +39,5 @@ cdef class Decoder:
     cdef int _feed_one(self, const char* data, size_t size, size_t readable_after,
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
-    cdef void _count_held(self, list frames, int sign)
     cdef list _take_due(self)
     cdef bint _held_out(self, int64_t now)

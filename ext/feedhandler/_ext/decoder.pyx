@@ -202,13 +202,24 @@ cdef class Decoder:
         While they overlap, a record at or before the last one emitted for its (kind, symbol)
         is dropped and counted in `duplicates`, not reported as a gap. `primary` 0 or 1 (the
         leg being replaced, or the one a redundant leg joins): a jump past the last emitted
-        from the other leg is dropped (counted as ahead), since the primary still owes those
-        ids. BOTH_LEGS (A/B redundancy): the first arrival wins, from either leg; a record
-        past a hole the other leg may still fill is held (up to HOLD_NS) and decoded once it
-        did. Frames held are decoded before the overlap changes."""
+        from the other leg is owed by the primary (counted as ahead) until the primary's
+        connection passes it: held, and emitted in step once the primary's ids reach it (see
+        leg_lost for a primary that stops). BOTH_LEGS (A/B redundancy): the first arrival
+        wins, from either leg; a record past a hole the other leg may still fill is held and
+        decoded once it did. Held frames wait HOLD_NS at most; they are decoded before the
+        overlap changes, and those the primary still owes are then dropped (it delivers
+        them)."""
         self._release(True)
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
+
+    def leg_lost(self, int leg):
+        """`leg` delivers no more (its connection ended, or is stuck). If it was the primary,
+        the other leg is from now on, and the records held for `leg` to deliver the ids before
+        them are emitted now, past a `missing` gap of exactly the ids neither leg delivered."""
+        if self._core.overlap() == (leg & 1):
+            self._core.set_overlap((leg & 1) ^ 1)
+            self._release(True)
 
     def leg_connected(self, int leg):
         """A new connection of `leg` (A/B redundancy): under BOTH_LEGS its jumps past the last
@@ -294,14 +305,14 @@ cdef class Decoder:
 
     @property
     def held(self):
-        """Frames held for the other leg (A/B redundancy)."""
+        """Frames held for the other leg (A/B redundancy, or a primary that owes ids)."""
         return self._held_frames
 
     cdef int feed(self, const char* data, size_t size, size_t readable_after, int64_t ts_recv,
                   bint is_text, int leg) except -1:
         self.frames += 1
         self._feed_one(data, size, readable_after, ts_recv, is_text, leg)
-        if self._held:  # (A/B only, after a hole on one leg)
+        if self._held:  # (while two legs overlap, after a hole on one)
             if self._held_out(ts_recv) or self._held_bytes > HOLD_BYTES:
                 self._release(True)
             elif self._core.release_due():
@@ -330,18 +341,21 @@ cdef class Decoder:
                     frames = self._held.pop(stream, None)
                     if frames is None:
                         continue
-                    self._count_held(frames, -1)
                     frames.sort()  # (first id, arrival: unique)
                     for i in range(len(frames)):
                         _, _, frame, ts, text, leg = frames[i]
+                        self._held_frames -= 1  # (the rest stay counted while they wait)
+                        self._held_bytes -= PyBytes_GET_SIZE(frame)
                         self.redecoded += 1
                         try:
-                            self._feed_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0,
-                                           ts, text, leg)
+                            owed = self._feed_one(PyBytes_AS_STRING(frame),
+                                                  PyBytes_GET_SIZE(frame), 0, ts, text, leg)
                         except BaseException:  # (a batch callback raised): the rest stay held
                             self._held.setdefault(stream, []).extend(frames[i + 1:])
-                            self._count_held(frames[i + 1:], 1)
                             raise
+                        if owed:  # still the primary's: so are the later ids, left as they are
+                            self._held[stream].extend(frames[i + 1:])
+                            break
                 streams = [] if force else self._take_due()
         finally:
             self._core.set_release(core.RELEASE_NONE)
@@ -352,12 +366,6 @@ cdef class Decoder:
             self._held_since = min(<int64_t>h[3] for frames in self._held.values()
                                    for h in frames)
         return 0
-
-    cdef void _count_held(self, list frames, int sign):
-        """Count `frames` into the held totals (sign 1), or out of them (-1)."""
-        self._held_frames += sign * len(frames)
-        for held in frames:
-            self._held_bytes += sign * PyBytes_GET_SIZE(held[2])
 
     cdef list _take_due(self):
         """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""
@@ -377,16 +385,17 @@ cdef class Decoder:
                 break
             self.buffers.make_room(r.kind)
 
-        if r.status == core.STATUS_HELD:
+        if r.status == core.STATUS_HELD:  # returns 1 when the primary owes the ids before it
             if not self._held:
                 self._held_since = ts_recv
             # (first id, arrival: the release order), the frame, how it came
-            held = [(self._core.held_first(), self._held_count,
-                     PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg)]
-            self._held.setdefault(_stream_key(r.kind, self._core.held_symbol()), []).extend(held)
+            held = (self._core.held_first(), self._held_count,
+                    PyBytes_FromStringAndSize(data, size), ts_recv, is_text, leg)
+            self._held.setdefault(_stream_key(r.kind, self._core.held_symbol()), []).append(held)
             self._held_count += 1
-            self._count_held(held, 1)
-            return 0
+            self._held_frames += 1
+            self._held_bytes += size
+            return self._core.held_owed()
         if r.status == core.STATUS_ERROR:
             self._error_counts[<int>r.error] += 1
             if self._on_error is not None:
