@@ -129,6 +129,7 @@ struct LegState {
   uint32_t seen_on[2];  // per leg: its connection that delivered seen[leg]
   int64_t seen[2];      // ... the highest id it delivered, emitted or not
   uint32_t held;        // frames of this stream held for the other leg (STATUS_HELD)
+  int64_t held_low;     // ... a lower bound of their first ids (exact after an owed one)
 };
 
 // Kinds without ids, while two legs overlap: the frames emitted lately, by a hash of their
@@ -480,6 +481,11 @@ struct Decoder::Impl {
     return leg_state[kind].insert(sym, LegState{});
   }
 
+  // After `emitted`, a record from `first` on is in step or behind (int64 edges included).
+  static bool reaches(int64_t emitted, int64_t first) {
+    return emitted >= first || static_cast<uint64_t>(first) - static_cast<uint64_t>(emitted) == 1;
+  }
+
   // The held frames of (kind, sym) are to be decoded again (each stream once in the list).
   void mark_due(Kind kind, const char* sym) {
     for (const auto& d : due) {
@@ -653,6 +659,9 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     // (a frame owed by the other leg counts as ahead once, when it came)
     if (c.owed && release_mode == Decoder::kReleaseNone) ++counts.ahead[c.leg];
     if (c.overlap == Ctx::HELD) {
+      // An owed frame held again is the lowest left: a release stops there (the rest wait).
+      const bool lowest = !c.legs->held || (c.owed && release_mode == Decoder::kReleaseRetry);
+      c.legs->held_low = lowest ? c.seq_first : std::min(c.legs->held_low, c.seq_first);
       ++c.legs->held;
       restore();
       held_first = c.seq_first;
@@ -695,7 +704,10 @@ DecodeResult Decoder::Impl::decode(const char* data, size_t size, size_t readabl
     c.seq_slot->ts_recv = c.ts_recv;
     c.seq_slot->leg = c.leg;
     c.seq_slot->met[c.leg] = leg_epoch[c.leg];
-    if (c.legs && c.legs->held) mark_due(static_cast<Kind>(c.seq_kind), c.seq_key);
+    // (due once the ids emitted reach the held ones: not at every step of a lagging primary)
+    if (c.legs && c.legs->held && reaches(c.seq_value, c.legs->held_low)) {
+      mark_due(static_cast<Kind>(c.seq_kind), c.seq_key);
+    }
   } else if (c.seq_map) {
     SeqState state{c.seq_value, c.ts_recv, {}, c.leg};
     state.met[c.leg] = leg_epoch[c.leg];

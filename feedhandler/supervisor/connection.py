@@ -408,7 +408,6 @@ class Connection:
                         "is stale: the streams changed" if feed.shard is not opened_for
                         else "closed")
             return False
-        feed.lead(new.listener)  # (the old one may take a while to close: it owes nothing)
         overlap_s = self.clock.now() - started
         self.rollovers[cause] += 1
         log.info("shard %d: rolled over (%s) after %.3f s of overlap", self.index, cause,

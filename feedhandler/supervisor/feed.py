@@ -194,12 +194,6 @@ class ShardFeed:
         exactly the ids neither connection delivered, and the other connection leads."""
         self.decoder.leg_lost(listener.leg)
 
-    def lead(self, listener: FeedListener) -> None:
-        """A rollover's replacement is in (or the overlap is over): it leads while the old
-        connection closes."""
-        if len(self.listeners) == 2:
-            self.decoder.set_overlap(listener.leg)
-
     def end_overlap(self) -> None:
         """Back to one connection's checks, unless two still feed the decoder."""
         if len(self.listeners) < 2:

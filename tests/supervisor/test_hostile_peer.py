@@ -352,6 +352,39 @@ def test_a_rollover_whose_old_connection_stalls_switches_without_waiting_out_the
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
 
 
+def test_a_rollover_in_step_on_one_stream_keeps_what_another_still_owed() -> None:
+    """The replacement is in step on btcusdt while ethusdt's ids 4 and 5 are still owed by the
+    old connection, which is then closed without them: the replacement's ethusdt 6 and 7,
+    held for it, go out at the close, after a `missing` gap of 4 and 5 only."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        eth = [frame(OP_TEXT, trade_frame(i, "ethusdt")) for i in range(1, 9)]
+        if session.attempt == 1:
+            await session.trades(range(1, 4))
+            await session.send(b"".join(eth[:3]))
+            await session.send(frame(OP_TEXT, b'{"e":"serverShutdown","E":1}'))
+            opcode, payload = (await session.read_until_close()) or (0, b"")
+            if opcode == OP_CLOSE:
+                await session.send(frame(OP_CLOSE, payload))
+            return
+        await session.trades(range(3, 6))
+        await session.send(b"".join(eth[5:7]))  # past 4 and 5, which the old one owes
+        await asyncio.sleep(1.0)
+        await session.send(eth[7] + frame(OP_TEXT, trade_frame(6)))
+        await session.read_until_close()
+
+    sink, _, _ = against(script, 0, "rollover", until_trade=6,
+                         streams="btcusdt@trade,ethusdt@trade")
+    (rollover,) = events(sink, "rollover")
+    assert rollover["in_step"] is True
+    rows = np.concatenate([r for k, r, _ in sink.batches if k == "trade"])
+    eth = [int(t) for t in rows[rows["symbol"] == b"ETHUSDT"]["trade_id"]]
+    assert eth == [1, 2, 3, 6, 7, 8]
+    (gap,) = events(sink, "gap")
+    assert (gap["reason"], gap["symbol"], gap["expected"], gap["received"]) == \
+        ("missing", "ETHUSDT", 4, 6)
+
+
 # --- staleness ------------------------------------------------------------------------------
 @pytest.mark.parametrize(("answer_pings", "cause"), [(True, "silent"), (False, "ping_timeout")])
 def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: str) -> None:

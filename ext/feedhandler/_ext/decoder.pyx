@@ -21,8 +21,9 @@ SIMD_KERNEL = core.simd_kernel().decode()
 KIND_NAMES = tuple(core.kind_desc(<core.Kind>k).name.decode() for k in range(KIND_COUNT))
 BOTH_LEGS = <int>core.BOTH_LEGS
 # A/B: how long records past a hole wait for the other leg to fill it (the legs' lead is
-# milliseconds), and how many bytes of frames wait at most; then the hole is real. Bounds a
-# stalled peer: the stream is delayed, not lost.
+# milliseconds); then the hole is real. Bounds a stalled peer: the stream is delayed, not lost.
+# Records a primary owes wait for it with no time limit: the supervisor ends the wait (the
+# primary in step, closed or stuck). Either way at most HOLD_BYTES of frames wait.
 HOLD_NS = 1_000_000_000
 HOLD_BYTES = 64 << 20
 assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
@@ -284,7 +285,7 @@ cdef class Decoder:
 
     def flush_expired(self, int64_t now=0):
         """Hand over batches whose first row is older than the linger time (and decode frames
-        held for the other leg past HOLD_NS, when no frame came since to do it)."""
+        held for A/B's other leg past HOLD_NS, when no frame came since to do it)."""
         now = now or now_ns()
         if self._held and self._held_out(now):
             self._release(True)
@@ -320,8 +321,11 @@ cdef class Decoder:
         return 0
 
     cdef bint _held_out(self, int64_t now):
-        """The oldest frame held has waited HOLD_NS (or the clock stepped back past it)."""
-        return now - self._held_since > HOLD_NS or now < self._held_since
+        """The oldest frame held for A/B's other leg has waited HOLD_NS (or the clock stepped
+        back past it). What waits for a primary waits for the supervisor (set_overlap,
+        leg_lost)."""
+        return self._core.overlap() == core.BOTH_LEGS and (
+            now - self._held_since > HOLD_NS or now < self._held_since)
 
     cdef int _release(self, bint force) except -1:
         """Decode again the held frames of the streams due (`force`: of all streams, a hole
