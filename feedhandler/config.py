@@ -262,7 +262,8 @@ class ConnectionConfig(Section):
     handshake_timeout_s: PositiveFloat = 10.0
     """TCP + TLS + HTTP upgrade"""
     ca_file: Annotated[str, AfterValidator(_existing_file)] = ""
-    """PEM CA bundle for wss:// (default: the system store); always verified"""
+    """PEM CA bundle for wss:// streams and WS API (default: the system store); always
+    verified"""
     attempt_limit: PositiveInt = 300
     """connection attempts per attempt_window_s, for the whole process"""
     attempt_window_s: PositiveFloat = 300.0

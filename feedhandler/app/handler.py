@@ -42,6 +42,7 @@ from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
 from feedhandler.supervisor.subscriptions import route_control
+from feedhandler.supervisor.transport import tls_context
 from feedhandler.supervisor.tree import ChildFactory, Supervisor
 from feedhandler.universe import PrecisionCheck, UniverseTracker
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
@@ -161,7 +162,9 @@ class Handler:
             backoff=Backoff(self.config.connection.backoff_initial_s,
                             self.config.connection.backoff_max_s),
             backoff_reset_after_s=self.config.connection.backoff_reset_after_s,
-            limiter=self.supervisor.limiter, on_event=self._publish_event)
+            limiter=self.supervisor.limiter, on_event=self._publish_event,
+            ssl_context=tls_context(self.config.connection.ca_file)
+            if api.url.startswith("wss://") else None)
 
     def _book_sync(self) -> SnapshotSync:
         """Depth snapshots through the WS API (or REST, when configured), published as

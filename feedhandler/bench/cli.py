@@ -10,6 +10,8 @@ that simulator's WS API, or given with --clock-offset-us (PTP, chrony; see bench
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from feedhandler.argtypes import key_value, number
-from feedhandler.bench.latency import BenchError, Options
+from feedhandler.bench.latency import MAX_SYMBOLS, SETTLE_S, BenchError, Options
 from feedhandler.bench.pinning import split_cpus
 from feedhandler.config import ConfigError, load_config
 from feedhandler.contract.streams import normalize_streams
@@ -26,13 +28,14 @@ from feedhandler.contract.streams import normalize_streams
 def _rates(text: str) -> list[int]:
     """"1000,10000,max" -> [1000, 10000, 0] (0: saturation)."""
     try:
-        rates = [0.0 if item in ("max", "saturation") else number(float)(item)
+        rates = [0 if item in ("max", "saturation") else int(number(int)(item))
                  for item in filter(None, (r.strip() for r in text.split(",")))]
     except argparse.ArgumentTypeError:
         rates = []
-    if not rates or any(0 < rate < 1 for rate in rates):
-        raise argparse.ArgumentTypeError(f"rates: events/s of 1 or more, or 'max', not {text!r}")
-    return [int(rate) for rate in rates]
+    if not rates:
+        raise argparse.ArgumentTypeError(
+            f"rates: whole events/s of 1 or more, or 'max', not {text!r}")
+    return rates
 
 
 def _counts(text: str) -> list[int]:
@@ -55,9 +58,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lat.add_argument("--profiles", default="latency,throughput",
                      help="kafka.profile values to run (default: %(default)s)")
     lat.add_argument("--duration", type=number(float), default=5.0,
-                     help="seconds per paced run (default: %(default)s)")
+                     help=f"seconds per paced run, the first {SETTLE_S:g} not counted "
+                     "(connecting, topic metadata) (default: %(default)s)")
     lat.add_argument("--symbols", type=number(int), default=8,
-                     help="symbols, each with every kind (default: %(default)s)")
+                     help=f"symbols, each with every kind, at most {MAX_SYMBOLS:,} "
+                     "(default: %(default)s)")
     lat.add_argument("--kinds", default="trade,aggTrade,bookTicker,depth@100ms",
                      help="stream kinds per symbol: the mix (default: %(default)s)")
     lat.add_argument("--saturation-frames", type=number(int), default=300_000,
@@ -117,6 +122,21 @@ def run(args: argparse.Namespace) -> int:
         print("feedhandler bench: with --url give the simulator's rate: --rates R",
               file=sys.stderr)
         return 2
+    if args.duration <= SETTLE_S:
+        print(f"feedhandler bench: --duration must be over the {SETTLE_S:g} s not counted at "
+              f"the start of each run, got {args.duration:g}", file=sys.stderr)
+        return 2
+    if args.symbols > MAX_SYMBOLS:
+        print(f"feedhandler bench: --symbols: the simulator's market has {MAX_SYMBOLS}, got "
+              f"{args.symbols}", file=sys.stderr)
+        return 2
+    try:  # before the run, not after it: minutes of results would be lost
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.out, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        print(f"feedhandler bench: --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     if args.tick_us is not None and not 0 < args.tick_us <= 1000:
         print(f"feedhandler bench: --tick-us must be 1..1000, got {args.tick_us}",
               file=sys.stderr)
@@ -155,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, BenchError) as exc:  # (a broker or simulator it cannot reach, ...)
         print(f"feedhandler bench: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
     options_json = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
     (args.out / "results.json").write_bytes(orjson.dumps(result, option=options_json))
     (args.out / "results.md").write_text(markdown(result))

@@ -9,6 +9,7 @@ trips the shortest wins (`WsApiClient.time`, the handler's own estimator).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,12 +42,14 @@ def api_url(stream_url: str) -> str:
 
 
 async def round_trip_offset(stream_url: str, samples: int = SAMPLES,
-                            timeout_s: float = TIMEOUT_S) -> RoundTripClock:
+                            timeout_s: float = TIMEOUT_S,
+                            ssl_context: ssl.SSLContext | None = None) -> RoundTripClock:
     """Measure the clock offset of the simulator behind `stream_url` by `samples` round trips
     (TimeoutError past `timeout_s`). A simulator started with `--api-clock-offset-ms` adds that
     lead to its API's clock, not to its streams' `E`: leave it at 0 for latency runs."""
     async with asyncio.timeout(timeout_s), WsApiClient(
-            api_url(stream_url), WeightBudget(6000, 60.0), clock_samples=samples) as api:
+            api_url(stream_url), WeightBudget(6000, 60.0), clock_samples=samples,
+            ssl_context=ssl_context) as api:
         for _ in range(samples):
             await api.time()
     best = api.clock.best

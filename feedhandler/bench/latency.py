@@ -32,6 +32,7 @@ import os
 import platform
 import shlex
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,15 +40,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+import orjson
 import uvloop
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from feedhandler.app.handler import Handler, make_sink
 from feedhandler.app.run import settle_heap
@@ -70,10 +72,13 @@ from feedhandler.sinks.base import Sink
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import ensure_topics
 from feedhandler.supervisor.plan import shard_url
+from feedhandler.supervisor.transport import tls_context
 from feedhandler.wsapi.errors import WsApiError
 
 _LOG = logging.getLogger(__name__)
 SEED = 1
+MAX_SYMBOLS = 3_000  # the simulator's market at SEED
+SETTLE_S = 1.0  # the first seconds of each paced run, not counted (connecting, metadata)
 TICK_EVENTS = 10  # events per tick of the paced simulator (see tick_for)
 DEFAULT_TICK_US = SimulatorConfig().tick_us  # a simulator started without --tick-us
 # The unrecorded warm-up run's rate: a fresh broker JIT-compiles its request path over tens of
@@ -85,6 +90,11 @@ STAGES = ("exchange_to_receive", "receive_to_produce", "produce_to_ack", "ack_to
           "end_to_end")
 SAME_CLOCK = ("one host: E (the simulator's send time) and every later stamp come from the "
               "same CLOCK_REALTIME, so each stage is exact to the clock's resolution")
+# A remote simulator's first event: how long to wait (it generates its pre-generated events
+# first), and how far its E may be from the send time (clock offset corrected) before the
+# simulator is taken to be running without --wall-clock.
+SEND_TIME_TIMEOUT_S = 300.0
+MAX_SEND_LAG_S = 10.0
 GIVEN_OFFSET = ("stages from E are corrected by the clock offset given by --clock-offset-us "
                 "(state how it was measured)")
 
@@ -118,7 +128,7 @@ class Options:
     # timers; finer, smaller bursts: a frame waits for fewer others of its read); None:
     # tick_for(rate)
     tick_us: int | None = None
-    settle_s: float = 1.0
+    settle_s: float = SETTLE_S
     warmup_s: float = 15.0  # an unrecorded run at WARMUP_RATE first: the broker compiles
     null: bool = True
     floor: bool = True
@@ -242,21 +252,31 @@ class Bench:
         self.round_trip: RoundTripClock | None = None  # with url: measured before the runs
         self.clock_offset_us = options.clock_offset_us or 0.0  # applied to stages from E
         self.clock_note: str | None = None  # set by align_clocks
+        self.connections = 0  # the handler's, set by its first run
 
     def align_clocks(self) -> str:
         """Measure a remote simulator's clock offset by round trips and use it unless one was
-        given; the clock note, which says which."""
+        given; check that its `E` is its send time; the clock note, which says which."""
         opts = self.options
         if opts.url:
             reachable(opts.url)
+            context = self.tls_context()
+            lag_us = self.send_lag_us(context)  # (first: a TLS or URL mistake shows at once)
             try:
-                self.round_trip = uvloop.run(round_trip_offset(opts.url))
+                self.round_trip = uvloop.run(round_trip_offset(opts.url, ssl_context=context))
             except (OSError, TimeoutError, WsApiError) as exc:
                 if opts.clock_offset_us is None:  # (nothing else to correct the stages by)
-                    raise BenchError(f"the clock offset of {opts.url} could not be measured "
-                                     f"({exc!r}): give --clock-offset-us") from exc
+                    raise BenchError(
+                        f"the clock offset of {opts.url} could not be measured by round trips "
+                        f"to its WS API ({exc!r}): is it `feedhandler simulate`? Or give "
+                        "--clock-offset-us") from exc
                 _LOG.warning("clock round trip to %s failed (%r); using --clock-offset-us",
                             opts.url, exc)
+            offset_us = opts.clock_offset_us if opts.clock_offset_us is not None else \
+                self.round_trip.offset_us if self.round_trip is not None else 0.0
+            if abs(lag_us + offset_us) > MAX_SEND_LAG_S * 1e6:
+                raise BenchError(f"{opts.url}: its events' E is {(lag_us + offset_us) / 1e6:+,.0f} "
+                                 "s off the send time: start the simulator with --wall-clock")
         if opts.clock_offset_us is not None:
             note = GIVEN_OFFSET
         elif self.round_trip is not None:
@@ -266,6 +286,27 @@ class Bench:
             note = SAME_CLOCK
         self.clock_note = opts.clock_note or note
         return self.clock_note
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """For a wss:// --url: verification with `--set connection.ca_file` (as the handler's
+        own connections), e.g. a simulator's self-signed certificate."""
+        if not (self.options.url or "").startswith("wss://"):
+            return None
+        config = load_config(None, self.options.settings, environ={})
+        return tls_context(config.connection.ca_file)
+
+    def send_lag_us(self, context: ssl.SSLContext | None) -> float:
+        """Our clock at the remote simulator's first event with an event time, less that `E`:
+        with the clock offset added, about 0 when it stamps E with its send time
+        (`--wall-clock`), or every stage from E is meaningless. Waiting for it also has its
+        market generate its events now (at the first subscription), not in the first run."""
+        url = shard_url(self.options.url or "", tuple(self.streams), "us")
+        try:
+            event_us = uvloop.run(first_event(url, SEND_TIME_TIMEOUT_S, ssl_context=context))
+        except (OSError, TimeoutError, WSError) as exc:
+            raise BenchError(f"no event with an event time from {self.options.url} within "
+                             f"{SEND_TIME_TIMEOUT_S:g} s ({exc})") from exc
+        return time.time_ns() / 1000 - event_us
 
     # --- one handler run -------------------------------------------------------------------
     def config(self, url: str, sink: str, profile: str | None, rate: int, bootstrap: str,
@@ -290,6 +331,7 @@ class Bench:
         inner = make_sink(config)
         sink = TimedSink(inner)
         handler = Handler(config, sink)
+        self.connections = len(handler.shards)
         settle_heap()  # as `feedhandler run` does once the handler is built
         acks: list[tuple[str, int, int, int]] = []
         tables: dict[str, np.ndarray] = {}
@@ -317,6 +359,13 @@ class Bench:
         else:
             used = timed_run()
         frames = handler.stats.frames
+        if not frames:
+            raise BenchError(f"no frames from {url} in a {sink_kind} run: is it a simulator "
+                             "serving these streams?")
+        if rate and self.options.url and frames < rate * duration_s * 0.9:
+            _LOG.warning("%s delivered %d frames in %g s at %d/s: it ran out of pre-generated "
+                         "events, or could not keep up (start a fresh one for each run of the "
+                         "benchmark, see --help)", url, frames, duration_s, rate)
         run: dict[str, Any] = {
             "sink": sink_kind, "profile": profile,
             "offered": rate or "saturation", "frames": frames,
@@ -514,7 +563,8 @@ class Bench:
             "command": shlex.join(["feedhandler", *sys.argv[1:]]),
             "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} "
                        f"{platform.release()}, Python {platform.python_version()}",
-            "streams": len(self.streams), "kinds": self.options.kinds,
+            "streams": len(self.streams), "connections": self.connections,
+            "kinds": self.options.kinds,
             "symbols": self.options.symbols, "duration_s": self.options.duration_s,
             "settle_s": self.options.settle_s, "clock": self.clock_note,
             "clock_offset_us": self.clock_offset_us,
@@ -539,21 +589,27 @@ def tick_for(rate: float) -> int:
 
 
 class _FirstEvent(WSListener):
-    def __init__(self, arrived: asyncio.Future[None]) -> None:
+    def __init__(self, arrived: asyncio.Future[int]) -> None:
         super().__init__()
         self.arrived = arrived
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.TEXT and not self.arrived.done():
-            self.arrived.set_result(None)
+        if frame.msg_type != WSMsgType.TEXT or self.arrived.done():
+            return
+        with suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+            event_time = orjson.loads(frame.get_payload_as_bytes())["data"].get("E")
+            if isinstance(event_time, int):  # (bookTicker has none)
+                self.arrived.set_result(event_time)
 
 
-async def first_event(url: str, timeout: float) -> None:
-    """Connect to `url`, wait for its first event, disconnect."""
-    arrived = asyncio.get_running_loop().create_future()
-    transport, _ = await ws_connect(lambda: _FirstEvent(arrived), url)
+async def first_event(url: str, timeout: float, ssl_context: ssl.SSLContext | None = None
+                      ) -> int:
+    """Connect to combined-stream `url`, wait for its first event with an event time, return
+    that `E`, disconnect."""
+    arrived: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    transport, _ = await ws_connect(lambda: _FirstEvent(arrived), url, ssl_context=ssl_context)
     try:
-        await asyncio.wait_for(arrived, timeout)
+        return await asyncio.wait_for(arrived, timeout)
     finally:
         transport.disconnect()
         await transport.wait_disconnected()

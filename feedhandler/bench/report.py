@@ -18,9 +18,11 @@ def _offered(run: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
+    connections = meta.get("connections", 1)
     mix = (f"- Mix: {meta['symbols']} symbols x {', '.join(meta['kinds'])} ({meta['streams']} "
-           f"streams, one connection); {meta['duration_s']:g} s per paced run, the first "
-           f"{meta['settle_s']:g} s not counted")
+           f"streams, {connections} connection{'s' * (connections != 1)}); "
+           f"{meta['duration_s']:g} s per paced run, the first {meta['settle_s']:g} s not "
+           "counted; send→recv and end to end: events with an event time (not bookTicker)")
     if ticks := meta.get("simulator_tick_us"):
         mix += "; the paced simulator sends the events due every " + ", ".join(
             f"{tick} µs at {int(rate):,}/s" for rate, tick in ticks.items())

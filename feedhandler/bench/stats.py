@@ -28,8 +28,8 @@ def histogram(samples_ns: np.ndarray) -> HdrHistogram:
 
 def summarize(samples_ns: np.ndarray, cdf: bool = True) -> dict[str, Any]:
     """count, p50/p90/p99/p99_9/max/mean in µs, `negative` (samples below 0: clock offset or a
-    reordering between two stamps, recorded as 0, in the mean too) and, for the plots, `cdf`
-    [[percentile, µs]]."""
+    reordering between two stamps, recorded as 0, in the mean too; above 10 minutes: as 10
+    minutes) and, for the plots, `cdf` [[percentile, µs]]."""
     samples = np.asarray(samples_ns, np.int64)
     if not len(samples):
         return {"count": 0}
@@ -39,7 +39,8 @@ def summarize(samples_ns: np.ndarray, cdf: bool = True) -> dict[str, Any]:
     for name, pct in PERCENTILES.items():
         result[f"{name}_us"] = round(hist.get_value_at_percentile(pct) * us, 1)
     result["max_us"] = round(hist.get_max_value() * us, 1)  # (HdrHistogram's, as the rest)
-    result["mean_us"] = round(float(np.maximum(samples, 0).mean()) / 1000, 1)  # (as recorded)
+    recorded = np.clip(samples, 0, HIGHEST_UNITS * UNIT_NS)  # (as the histogram has them)
+    result["mean_us"] = round(float(recorded.mean()) / 1000, 1)
     result["negative"] = int((samples < 0).sum())
     if cdf:
         result["cdf"] = [[pct, round(hist.get_value_at_percentile(pct) * us, 1)]

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -124,8 +125,10 @@ class WsApiClient:
         max_frame_bytes: int = 64 << 20,  # a 5000-level depth is ~250 kB; exchangeInfo more
         clock_samples: int = 8,  # `time` round trips the clock offset is the best of
         backoff_reset_after_s: float = 30.0,  # up this long: the next reconnect starts afresh
+        ssl_context: ssl.SSLContext | None = None,  # wss://: None is picows's default
     ) -> None:
         self.url = url
+        self._ssl_context = ssl_context
         self.budget = budget
         self.clock = ClockOffset(keep=clock_samples)
         # `?timeUnit=MICROSECOND`: the server's epoch times are µs (a finer clock offset)
@@ -501,6 +504,7 @@ class WsApiClient:
                     transport, _ = await ws_connect(
                         lambda: _Listener(self),
                         self.url,
+                        ssl_context=self._ssl_context,
                         enable_auto_ping=True,
                         auto_ping_idle_timeout=30.0,
                         auto_ping_reply_timeout=10.0,

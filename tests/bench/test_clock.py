@@ -4,6 +4,7 @@ it; and which offset and note the benchmark then applies."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def test_the_bench_applies_a_measured_offset_unless_one_is_given(tmp_path: Path)
 
     local = bench(tmp_path)
     assert (local.align_clocks(), local.clock_offset_us, local.round_trip) == (SAME_CLOCK, 0, None)
-    with SimulatorProcess(["--api-clock-offset-ms", "3000"]) as sim:
+    with SimulatorProcess(["--api-clock-offset-ms", "3000", "--wall-clock"]) as sim:
         measured = bench(tmp_path, url=sim.url)
         note = measured.align_clocks()
         assert measured.round_trip is not None and note == measured.round_trip.note()
@@ -66,13 +67,17 @@ def test_the_bench_applies_a_measured_offset_unless_one_is_given(tmp_path: Path)
 
 def test_a_failed_round_trip_stops_the_bench_unless_an_offset_was_given(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def refused(url: str) -> RoundTripClock:
+    async def refused(url: str, **_: object) -> RoundTripClock:
         raise ConnectionRefusedError(111, "refused")
 
+    async def sent_now(url: str, timeout: float, **_: object) -> int:
+        return time.time_ns() // 1000 + 12
+
     monkeypatch.setattr(latency, "round_trip_offset", refused)
+    monkeypatch.setattr(latency, "first_event", sent_now)
     monkeypatch.setattr(latency, "reachable", lambda url: None)  # (it listens, then refuses)
     with pytest.raises(latency.BenchError,
-                       match=r"could not be measured.*give --clock-offset-us"):
+                       match=r"could not be measured.*simulate`\? Or give --clock-offset-us"):
         bench(tmp_path, url="ws://127.0.0.1:9").align_clocks()
     given = bench(tmp_path, url="ws://127.0.0.1:9", clock_offset_us=12.0)
     assert given.align_clocks() == GIVEN_OFFSET
@@ -102,3 +107,30 @@ def test_stages_from_e_are_corrected_into_our_clock(tmp_path: Path) -> None:
     assert {name: values.tolist() for name, values in samples.items()} == {
         "exchange_to_receive": [100_000], "produce_to_ack": [150_000],
         "ack_to_consumer": [100_000], "end_to_end": [400_000]}
+
+
+@pytest.mark.parametrize("wall_clock", [True, False])
+def test_a_remote_simulator_must_stamp_its_send_times(wall_clock: bool, tmp_path: Path) -> None:
+    """Without --wall-clock a simulator's E is its market's own clock: every stage from E would
+    be nonsense, so the bench stops before the runs, saying how to start it."""
+    with SimulatorProcess(["--wall-clock"] * wall_clock) as sim:
+        remote = bench(tmp_path, url=sim.url)
+        if wall_clock:
+            remote.align_clocks()
+        else:
+            with pytest.raises(latency.BenchError,
+                               match=r"E is .* s off the send time: start the simulator with "
+                                     r"--wall-clock"):
+                remote.align_clocks()
+
+
+def test_a_wss_simulator_is_verified_with_the_handlers_ca_file(tmp_path: Path) -> None:
+    cert, key = tmp_path / "sim.pem", tmp_path / "sim.key"
+    with SimulatorProcess(["--wall-clock", "--tls-self-signed", "--cert", str(cert),
+                           "--key", str(key)]) as sim:
+        assert sim.url.startswith("wss://")
+        trusted = bench(tmp_path, url=sim.url, settings={"connection.ca_file": str(cert)})
+        trusted.align_clocks()
+        assert trusted.round_trip is not None
+        with pytest.raises(latency.BenchError, match="CERTIFICATE_VERIFY_FAILED"):
+            bench(tmp_path, url=sim.url).align_clocks()

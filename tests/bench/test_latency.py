@@ -12,6 +12,7 @@ import pytest
 from feedhandler.bench import latency
 from feedhandler.bench.latency import STAGES, tick_for
 from feedhandler.cli import main
+from feedhandler.simulator.testing import SimulatorProcess
 
 ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
@@ -91,3 +92,43 @@ def test_a_tick_outside_a_millisecond_is_refused(tick: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "latency", "--tick-us", tick, "--out", str(tmp_path)]) == 2
     assert f"--tick-us must be 1..1000, got {tick}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--duration", "1"], "--duration must be over the 1 s not counted"),
+    (["--symbols", "3001"], "--symbols: the simulator's market has 3000, got 3001"),
+])
+def test_options_that_would_measure_nothing_are_refused(
+        args: list[str], error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "latency", *args, "--out", str(tmp_path)]) == 2
+    assert error in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rates", ["1.5", "1000,2.5"])
+def test_rates_are_whole_events_per_second(rates: str, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "latency", "--rates", rates])
+    assert exit_.value.code == 2
+    assert "whole events/s of 1 or more" in capsys.readouterr().err
+
+
+def test_an_out_directory_that_cannot_be_written_is_refused_before_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_run(options: object) -> None:
+        raise AssertionError("the benchmark ran")
+
+    monkeypatch.setattr(latency, "run_bench", no_run)
+    (tmp_path / "afile").write_text("")
+    assert main(["bench", "latency", "--out", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"feedhandler bench: --out {tmp_path / 'afile' / 'sub'}: Not a directory"]
+
+
+@pytest.mark.integration
+def test_a_run_that_receives_nothing_stops_the_bench(tmp_path: Path) -> None:
+    bench = latency.Bench(latency.Options(rates=[1000], profiles=[], symbols=1), tmp_path)
+    with SimulatorProcess(["--wall-clock", "--max-messages", "0"]) as sim, \
+            pytest.raises(latency.BenchError, match=r"no frames from .* a simulator serving"):
+        bench.handler_run(sim.url, "null", None, 1000, "", {}, 1.5)
