@@ -57,10 +57,10 @@ def cdf_plot(result: dict[str, Any], path: Path) -> None:
 
 def rate_plot(result: dict[str, Any], path: Path) -> None:
     """Throughput and p99 (end to end; receive -> produce for the null sink) against the
-    offered rate; saturation drawn as the rightmost point."""
+    offered rate; saturation, when run, drawn as the rightmost point."""
     runs = [r for r in result["runs"] if r["sink"] != "floor" or r["stages"]]
     rates = sorted({r["offered"] for r in runs if isinstance(r["offered"], int)})
-    order = [*rates, "saturation"]
+    order = [*rates, *(["saturation"] * any(r["offered"] == "saturation" for r in runs))]
     xs = {rate: i for i, rate in enumerate(order)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label in dict.fromkeys(run_name(r) for r in runs):
@@ -80,7 +80,8 @@ def rate_plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("offered events/s")
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # (a run with no data draws nothing)
+            ax.legend(fontsize=7)
     left.set_ylabel("events/s handled")
     right.set_ylabel("p99 (µs)")
     fig.tight_layout()
