@@ -106,7 +106,9 @@ def test_a_bench_setting_is_checked_before_anything_starts(
 
 @pytest.mark.parametrize(("args", "error"), [
     (["--profiles", ",", "--no-null", "--no-floor"], "nothing to run"),
-    (["--url", "http://x", "--rates", "1000"], "--url 'http://x': expected ws:// or wss://"),
+    (["--url", "http://x", "--rates", "1000"], "--url 'http://x': expected ws://HOST:PORT"),
+    (["--url", "ws://x:9443/stream?streams=btcusdt@trade", "--rates", "1000"],
+     "(the benchmark names the streams)"),
     (["--url", "ws://127.0.0.1:1", "--rates", "1000"],  # at once, not after the round trips
      "cannot reach ws://127.0.0.1:1: Connection refused"),
 ])

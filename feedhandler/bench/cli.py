@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         print("feedhandler bench: nothing to run: no --profiles, --no-null and --no-floor",
               file=sys.stderr)
         return 2
-    if args.url and urlsplit(args.url).scheme not in ("ws", "wss"):
-        print(f"feedhandler bench: --url {args.url!r}: expected ws:// or wss://",
-              file=sys.stderr)
+    if args.url and (urlsplit(args.url).scheme not in ("ws", "wss") or
+                     urlsplit(args.url).path not in ("", "/") or urlsplit(args.url).query):
+        print(f"feedhandler bench: --url {args.url!r}: expected ws://HOST:PORT or "
+              "wss://HOST:PORT (the benchmark names the streams)", file=sys.stderr)
         return 2
     if args.url and len(args.rates) != 1:
         print("feedhandler bench: with --url give the simulator's rate: --rates R",

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,8 @@ from feedhandler.bench.pinning import (
 )
 from feedhandler.bench.stats import summarize
 from feedhandler.config import HandlerConfig, load_config
-from feedhandler.contract import Frames, data_topics
+from feedhandler.contract import Frames, data_topics, stream_kind
+from feedhandler.contract.kinds import KIND_BY_NAME
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.server.config import SimulatorConfig
 from feedhandler.simulator.testing import SimulatorProcess
@@ -274,7 +275,7 @@ class Bench:
                             opts.url, exc)
             offset_us = opts.clock_offset_us if opts.clock_offset_us is not None else \
                 self.round_trip.offset_us if self.round_trip is not None else 0.0
-            if abs(lag_us + offset_us) > MAX_SEND_LAG_S * 1e6:
+            if lag_us is not None and abs(lag_us + offset_us) > MAX_SEND_LAG_S * 1e6:
                 raise BenchError(f"{opts.url}: its events' E is {(lag_us + offset_us) / 1e6:+,.0f} "
                                  "s off the send time: start the simulator with --wall-clock")
         if opts.clock_offset_us is not None:
@@ -295,18 +296,22 @@ class Bench:
         config = load_config(None, self.options.settings, environ={})
         return tls_context(config.connection.ca_file)
 
-    def send_lag_us(self, context: ssl.SSLContext | None) -> float:
-        """Our clock at the remote simulator's first event with an event time, less that `E`:
-        with the clock offset added, about 0 when it stamps E with its send time
-        (`--wall-clock`), or every stage from E is meaningless. Waiting for it also has its
-        market generate its events now (at the first subscription), not in the first run."""
+    def send_lag_us(self, context: ssl.SSLContext | None) -> float | None:
+        """Our clock at the remote simulator's first event with an event time, less that `E`
+        (None when no stream of the mix has one): with the clock offset added, about 0 when
+        it stamps E with its send time (`--wall-clock`), or every stage from E is
+        meaningless. Waiting for it also has its market generate its events now (at the
+        first subscription), not in the first run."""
         url = shard_url(self.options.url or "", tuple(self.streams), "us")
         try:
-            event_us = uvloop.run(first_event(url, SEND_TIME_TIMEOUT_S, ssl_context=context))
-        except (OSError, TimeoutError, WSError) as exc:
-            raise BenchError(f"no event with an event time from {self.options.url} within "
-                             f"{SEND_TIME_TIMEOUT_S:g} s ({exc})") from exc
-        return time.time_ns() / 1000 - event_us
+            event_us = uvloop.run(first_event(url, SEND_TIME_TIMEOUT_S, ssl_context=context,
+                                              timed=timed(self.streams)))
+        except TimeoutError:
+            raise BenchError(f"no event from {self.options.url} within "
+                             f"{SEND_TIME_TIMEOUT_S:g} s") from None
+        except (OSError, WSError) as exc:
+            raise BenchError(f"no event from {self.options.url}: {exc}") from exc
+        return None if event_us is None else time.time_ns() / 1000 - event_us
 
     # --- one handler run -------------------------------------------------------------------
     def config(self, url: str, sink: str, profile: str | None, rate: int, bootstrap: str,
@@ -589,30 +594,54 @@ def tick_for(rate: float) -> int:
 
 
 class _FirstEvent(WSListener):
-    def __init__(self, arrived: asyncio.Future[int]) -> None:
+    """Resolves `arrived` at the first event (a `data` object), or with `timed` at the first
+    with an integer event time `E`: that E, else None; fails it if the peer disconnects."""
+
+    def __init__(self, arrived: asyncio.Future[int | None], timed: bool) -> None:
         super().__init__()
         self.arrived = arrived
+        self.timed = timed
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type != WSMsgType.TEXT or self.arrived.done():
             return
-        with suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-            event_time = orjson.loads(frame.get_payload_as_bytes())["data"].get("E")
-            if isinstance(event_time, int):  # (bookTicker has none)
-                self.arrived.set_result(event_time)
+        try:
+            message = orjson.loads(frame.get_payload_as_bytes())
+        except orjson.JSONDecodeError:
+            return
+        data = message.get("data") if isinstance(message, dict) else None
+        if not isinstance(data, dict):  # (a reply to a request, not an event)
+            return
+        event_time = data.get("E")
+        if type(event_time) is int:
+            self.arrived.set_result(event_time)
+        elif not self.timed:
+            self.arrived.set_result(None)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.arrived.done():
+            self.arrived.set_exception(ConnectionError("the connection closed"))
 
 
-async def first_event(url: str, timeout: float, ssl_context: ssl.SSLContext | None = None
-                      ) -> int:
-    """Connect to combined-stream `url`, wait for its first event with an event time, return
-    that `E`, disconnect."""
-    arrived: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    transport, _ = await ws_connect(lambda: _FirstEvent(arrived), url, ssl_context=ssl_context)
+async def first_event(url: str, timeout: float, ssl_context: ssl.SSLContext | None = None,
+                      timed: bool = False) -> int | None:
+    """Connect to combined-stream `url`, wait for its first event (`timed`: its first with an
+    event time), return its `E` (None if it has none), disconnect. TimeoutError past
+    `timeout`, ConnectionError if the peer closes first."""
+    arrived: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    transport, _ = await ws_connect(lambda: _FirstEvent(arrived, timed), url,
+                                    ssl_context=ssl_context)
     try:
         return await asyncio.wait_for(arrived, timeout)
     finally:
         transport.disconnect()
         await transport.wait_disconnected()
+
+
+def timed(streams: list[str]) -> bool:
+    """Whether any of `streams` carries an event time `E` (bookTicker, partial depth: none)."""
+    return any(f.key == "E" for stream in streams
+               for f in KIND_BY_NAME[stream_kind(stream)[0]].fields)
 
 
 @contextmanager

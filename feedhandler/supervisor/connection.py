@@ -361,8 +361,10 @@ class Connection:
         duplicates = feed.decoder.duplicates
         in_step: bool | None = True
         if leg not in feed.trusted:
+            # (the leg it joins: stuck, it is `stopped` and this one leads, holding nothing)
+            peer = next((other for other in feed.listeners if other.leg != leg), None)
             in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
-                                                self._join_started, stop)
+                                                self._join_started, stop, peer)
             if in_step is None:
                 return  # this connection ended first
             feed.trust(leg)
@@ -422,9 +424,9 @@ class Connection:
         """True once `new` is in step: its sequenced records met the last emitted ones, and
         none came past a hole since the previous look (the old one owes nothing more). False
         when the old one ended (`old_done`), delivered nothing for OLD_STALL_S while `new`
-        delivered (`old`, a rollover's: then, or once it ended, it is `stopped`, so what `new`
-        brought past the ids it owed goes out), or `rollover_overlap_s` passed first; None if
-        `new` ended."""
+        delivered (`old`, a rollover's or the leg a redundant one joins: then, or once it
+        ended, it is `stopped`, so what `new` brought past the ids it owed goes out), or
+        `rollover_overlap_s` passed first; None if `new` ended."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)
@@ -448,9 +450,11 @@ class Connection:
                 if old.frames != old_frames:
                     old_frames, old_moved, new_frames = old.frames, now, new.listener.frames
                 elif now - old_moved >= OLD_STALL_S and new.listener.frames > new_frames:
-                    log.warning("shard %d: the old connection delivered nothing for %.1f s "
-                                "while its replacement did: switching now", self.index,
-                                now - old_moved)
+                    log.warning("shard %d: %s delivered nothing for %.1f s while %s did: "
+                                "switching now", self.index,
+                                "the old connection" if self.leg is None else f"leg {old.leg}",
+                                now - old_moved,
+                                "its replacement" if self.leg is None else f"leg {leg}")
                     self.feed.stopped(old)
                     return False
             ahead = now_ahead

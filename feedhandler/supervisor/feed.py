@@ -189,10 +189,16 @@ class ShardFeed:
             self._lost_at_ns = listener.last_frame_ns or listener.connected_ns
 
     def stopped(self, listener: FeedListener) -> None:
-        """`listener`'s connection delivers no more (it ended, or is stuck): the records the
-        decoder held for it to deliver the ids before them go out now, past a `missing` gap of
-        exactly the ids neither connection delivered, and the other connection leads."""
+        """`listener`'s connection delivers no more (it ended, or is stuck): if it led, the
+        records the decoder held for it to deliver the ids before them go out now, past a
+        `missing` gap of exactly the ids neither connection delivered, and the other
+        connection leads (a redundant leg: until this one is back in step)."""
+        if self.decoder.overlap != listener.leg:
+            return  # (it owed nothing)
         self.decoder.leg_lost(listener.leg)
+        if self.redundant:
+            self.trusted = {1 - listener.leg}
+            self._overlap = 1 - listener.leg
 
     def end_overlap(self) -> None:
         """Back to one connection's checks, unless two still feed the decoder."""

@@ -4,12 +4,14 @@ it; and which offset and note the benchmark then applies."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import uvloop
+from picows import WSMsgType
 
 from feedhandler.bench import latency
 from feedhandler.bench.clock import RoundTripClock, api_url, round_trip_offset
@@ -134,3 +136,36 @@ def test_a_wss_simulator_is_verified_with_the_handlers_ca_file(tmp_path: Path) -
         assert trusted.round_trip is not None
         with pytest.raises(latency.BenchError, match="CERTIFICATE_VERIFY_FAILED"):
             bench(tmp_path, url=sim.url).align_clocks()
+
+
+class _Frame:
+    def __init__(self, payload: bytes) -> None:
+        self.msg_type, self.payload = WSMsgType.TEXT, payload
+
+    def get_payload_as_bytes(self) -> bytes:
+        return self.payload
+
+
+@pytest.mark.parametrize(("frames", "timed", "result"), [
+    ([b'{"result":null,"id":1}', b'{"e":"trade","E":5}', b"[1]", b"nope",
+      b'{"data":{"E":true}}', b'{"data":{"u":1}}', b'{"data":{"E":7}}'], True, 7),
+    ([b'{"result":null,"id":1}', b'{"data":{"u":1}}', b'{"data":{"E":7}}'], False, None),
+])
+def test_the_first_event_is_read_from_any_payload(frames: list[bytes], timed: bool,
+                                                  result: int | None) -> None:
+    async def run() -> tuple[bool, int | None]:
+        arrived: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        listener = latency._FirstEvent(arrived, timed)
+        for payload in frames:
+            listener.on_ws_frame(None, _Frame(payload))  # type: ignore[arg-type]
+        return arrived.done(), arrived.result() if arrived.done() else None
+
+    assert uvloop.run(run()) == (True, result)
+
+
+def test_a_mix_without_event_times_skips_the_send_time_check(tmp_path: Path) -> None:
+    with SimulatorProcess(["--wall-clock"]) as sim:
+        remote = bench(tmp_path, url=sim.url, kinds=["bookTicker"])
+        assert not latency.timed(remote.streams)
+        remote.align_clocks()  # (the first event, with no E, is waited for; no check)
+        assert remote.round_trip is not None

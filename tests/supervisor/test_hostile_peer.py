@@ -385,6 +385,39 @@ def test_a_rollover_in_step_on_one_stream_keeps_what_another_still_owed() -> Non
         ("missing", "ETHUSDT", 4, 6)
 
 
+def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_brought() -> None:
+    """A/B: one leg drops and reconnects past ids the other leg owes, and the other leg has
+    gone quiet (stuck): after OLD_STALL_S the joining leg leads, what it brought comes out
+    after a `missing` gap of only the ids neither delivered, and what follows is not dropped
+    as owed by the stuck leg."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        if session.attempt <= 2:
+            await session.trades(range(1, 4))
+            if session.attempt == 2:
+                await asyncio.sleep(0.1)
+                session.drop()
+                return
+        else:
+            await session.trades(range(6, 9))  # past 4 and 5, which the stuck leg owes
+            await asyncio.sleep(1.2)
+            await session.trades(range(9, 11))
+        await session.read_until_close()
+
+    async def main() -> RecordingSink:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
+                                                  "connection.url_b": peer.url}), sink)
+            await run_until(handler, lambda: 10 in trade_ids(sink))
+        return sink
+
+    sink = asyncio.run(main())
+    assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10]
+    (gap,) = events(sink, "gap")
+    assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
+
+
 # --- staleness ------------------------------------------------------------------------------
 @pytest.mark.parametrize(("answer_pings", "cause"), [(True, "silent"), (False, "ping_timeout")])
 def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: str) -> None:

@@ -214,6 +214,12 @@ cdef class Decoder:
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
 
+    @property
+    def overlap(self):
+        """The last set_overlap's `primary` (BOTH_LEGS, 0 or 1), or None."""
+        cdef int primary = self._core.overlap()
+        return None if primary < 0 else primary
+
     def leg_lost(self, int leg):
         """`leg` delivers no more (its connection ended, or is stuck). If it was the primary,
         the other leg is from now on, and the records held for `leg` to deliver the ids before
