@@ -147,7 +147,9 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   `serverShutdown`) also starts a new epoch, but without a loss: both connections run for a
   moment, each id is published once (the one that arrived first), and the new epoch's first
   message follows on from the previous epoch's last; a `rollover` event, not a `gap`, marks
-  it. Kinds without ids may repeat a record across the two epochs during that moment.
+  it (an old connection that stops with ids still owed leaves a `missing` gap of only the ids
+  neither connection delivered). Kinds without ids may repeat a record across the two epochs
+  during that moment.
 - **A/B redundancy** (`connection.redundancy: 2`). Each leg's connection attempt also takes
   the next epoch, and the records of both legs carry the shard's newest one, their ids
   continuing as in a rollover: an epoch then names the shard's latest attempt, not one leg's
