@@ -112,6 +112,7 @@ class Handler:
         self._handed: list[tuple[str, np.ndarray, int]] = []  # (kind, batch, hand-over ns)
         self._backlog_limit = config.kafka.backlog_limit_mb << 20
         self.error: BaseException | None = None  # what stopped the handler, if not a request
+        self.signalled: int | None = None  # the SIGINT/SIGTERM that stopped it, if one did
         self.heartbeat = time.monotonic()  # last run of the service loop (/livez)
         self.health: HealthServer | None = None
         self.wsapi: WsApiClient | None = None
@@ -331,6 +332,10 @@ class Handler:
     def stop(self) -> None:
         self._stop.set()
 
+    def _on_signal(self, sig: int) -> None:
+        self.signalled = sig
+        self.stop()
+
     def _reload(self) -> None:
         if self.live.reload_config is None:
             log.warning("SIGHUP ignored: only `feedhandler run` reads its configuration again")
@@ -429,7 +434,7 @@ class Handler:
         # a late signal from turning exit 0 into 143; in-process users get theirs back)
         previous = SavedHandlers()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         # (SIGHUP's default would end the process unflushed: record and replay ignore it)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from feedhandler.argtypes import key_value, number
-from feedhandler.bench.latency import MAX_SYMBOLS, SETTLE_S, BenchError, Options
+from feedhandler.bench.latency import MAX_SYMBOLS, SETTLE_S, BenchError, BenchStopped, Options
 from feedhandler.bench.pinning import split_cpus
 from feedhandler.config import ConfigError, load_config
 from feedhandler.contract.streams import normalize_streams
@@ -171,11 +172,23 @@ def run(args: argparse.Namespace) -> int:
         pin=args.pin,
         settings=settings,
     )
+    def stopped(sig: int, _frame: object) -> None:
+        raise BenchStopped(sig)
+
+    # Between handler runs (each takes SIGINT/SIGTERM while it runs): unwind, so that the
+    # broker, simulator and consumer stop and the temporary directories go
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run_bench(options)
     except (ConfigError, BenchError) as exc:  # (a broker or simulator it cannot reach, ...)
         print(f"feedhandler bench: {exc}", file=sys.stderr)
         return 2
+    except BenchStopped as exc:
+        print(f"feedhandler bench: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signal
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     options_json = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
     (args.out / "results.json").write_bytes(orjson.dumps(result, option=options_json))
     (args.out / "results.md").write_text(markdown(result))

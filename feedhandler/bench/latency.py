@@ -31,6 +31,7 @@ import logging
 import os
 import platform
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
@@ -102,6 +103,15 @@ GIVEN_OFFSET = ("stages from E are corrected by the clock offset given by --cloc
 
 class BenchError(Exception):
     """The benchmark cannot run as asked (the command says it in one line)."""
+
+
+class BenchStopped(Exception):
+    """A SIGINT or SIGTERM: the benchmark unwinds (its processes stopped, temporary
+    directories removed) and exits 128 + the signal."""
+
+    def __init__(self, sig: int) -> None:
+        super().__init__(signal.Signals(sig).name)
+        self.signal = sig
 
 
 def reachable(url: str, timeout_s: float = 5.0) -> None:
@@ -347,6 +357,8 @@ class Bench:
             cpu = {"handler": time.process_time(),
                    **{name: process_cpu(pid) for name, pid in pids.items()}}
             uvloop.run(handler.run())
+            if handler.signalled is not None:  # (the handler took it while it ran)
+                raise BenchStopped(handler.signalled)
             return {"handler": time.process_time() - cpu["handler"],
                     **{name: process_cpu(pid) - cpu[name] for name, pid in pids.items()}}
 

@@ -137,19 +137,21 @@ class SimulatorProcess:
         args = self._args if "--port" in self._args else [*self._args, "--port", "0"]
         command = [sys.executable, "-m", "feedhandler", "simulate", *args]
         command += ["--ready-file", str(ready_file)]
-        with (
-            open(self._scratch / "stdout", "wb") as out,
-            open(self._scratch / "stderr", "wb") as err,
-        ):
-            self._proc = subprocess.Popen(command, stdout=out, stderr=err, env=self._env)
-        deadline = time.monotonic() + self._timeout
-        while not ready_file.exists():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                stderr = self.output()[-2000:]
-                self.__exit__(RuntimeError, None, None)  # stop and clean up, whatever the code
-                raise RuntimeError(f"simulator did not start: {stderr}")
-            time.sleep(0.02)
-        self.ready = json.loads(ready_file.read_text())
+        try:  # (a failed start, or a signal meanwhile: stop and clean up, whatever the code)
+            with (
+                open(self._scratch / "stdout", "wb") as out,
+                open(self._scratch / "stderr", "wb") as err,
+            ):
+                self._proc = subprocess.Popen(command, stdout=out, stderr=err, env=self._env)
+            deadline = time.monotonic() + self._timeout
+            while not ready_file.exists():
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"simulator did not start: {self.output()[-2000:]}")
+                time.sleep(0.02)
+            self.ready = json.loads(ready_file.read_text())
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
         return self
 
     def __exit__(
@@ -159,7 +161,7 @@ class SimulatorProcess:
         tb: TracebackType | None,
     ) -> None:
         try:
-            code = self._terminate()
+            code = self._terminate() if self._proc is not None else None
             if exc_type is None:
                 assert code == 0, f"simulator exited with {code}: {self.output()[-2000:]}"
         finally:

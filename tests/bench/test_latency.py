@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +136,22 @@ def test_a_run_that_receives_nothing_stops_the_bench(tmp_path: Path) -> None:
     with SimulatorProcess(["--wall-clock", "--max-messages", "0"]) as sim, \
             pytest.raises(latency.BenchError, match=r"no frames from .* a simulator serving"):
         bench.handler_run(sim.url, "null", None, 1000, "", {}, 1.5)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("after_s", [0.5, 6.0])  # starting its simulator; in a handler run
+def test_a_sigterm_unwinds_the_bench(after_s: float, tmp_path: Path) -> None:
+    """Its simulator stops and its temporary directories go; exit 143, one line."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "feedhandler", "bench", "latency", "--rates", "1000",
+         "--duration", "60", "--warmup", "0", "--profiles", "", "--no-floor", "--no-plots",
+         "--symbols", "1", "--out", str(tmp_path / "out")],
+        env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=30)
+    assert bench.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "feedhandler bench: stopped by SIGTERM"
+    assert not list(temp.iterdir())
