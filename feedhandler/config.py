@@ -143,6 +143,27 @@ TopicTemplate = Annotated[str, Field(min_length=1), AfterValidator(check_topic_t
 Partitions = Annotated[int, AfterValidator(_partitions)]
 
 
+MESSAGE_OVERHEAD = 64 << 10  # message.max.bytes beyond max_message_bytes (key, headers)
+KEY_AND_HEADERS = 4 << 10  # ... what they take at most in practice (9 headers, a symbol)
+
+# librdkafka settings `kafka.producer` may not give: the sink's delivery guarantee rests on
+# them (README "Delivery"), or a key of `kafka` sets them (an alias would silently win or lose
+# against it). Each with what to use instead, or why.
+OWNED_PRODUCER_KEYS = {
+    **dict.fromkeys(("enable.idempotence", "acks", "request.required.acks", "retries",
+                     "message.send.max.retries", "max.in.flight",
+                     "max.in.flight.requests.per.connection"),
+                    "the sink's delivery guarantee (idempotent, acks=all: no duplicate, no "
+                    "reordering) rests on it"),
+    **dict.fromkeys(("message.timeout.ms", "delivery.timeout.ms"),
+                    "an outage is backpressure, not loss (kafka.backlog_limit_mb bounds it)"),
+    **dict.fromkeys(("linger.ms", "queue.buffering.max.ms"), "use kafka.linger_ms"),
+    **dict.fromkeys(("compression.type", "compression.codec"), "use kafka.compression"),
+    "batch.size": "use kafka.batch_bytes",
+    "message.max.bytes": "use kafka.max_message_bytes",
+}
+
+
 class KafkaConfig(Section):
     bootstrap: Annotated[str, AfterValidator(_broker_list)] = "127.0.0.1:9092"
     """bootstrap servers, host:port[,host:port...]"""
@@ -191,8 +212,26 @@ class KafkaConfig(Section):
     """report every delivery for the produce -> ack histogram (a Python call and a copy of
     each Kafka message in confluent-kafka); false: only failures are reported"""
     producer: SecretEntries = Field(default_factory=dict)
-    """librdkafka settings, winning over all (SASL/TLS); `<name>_file` reads a value from a
-    file; secret values are redacted"""
+    """librdkafka settings (SASL/TLS), except those the sink's guarantee rests on or a key
+    above sets; `<name>_file` reads a value from a file; secret values are redacted"""
+
+    @field_validator("producer")
+    @classmethod
+    def _not_owned(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key in value:
+            if (why := OWNED_PRODUCER_KEYS.get(key)) is not None:
+                raise Invalid((key,), f"not settable here: {why}")
+        return value
+
+    @model_validator(mode="after")
+    def _message_fits_the_queue(self) -> KafkaConfig:
+        # librdkafka refuses a message bigger than its whole queue as "queue full", for ever
+        kbytes = str(self.producer.get("queue.buffering.max.kbytes", self.queue_mb << 10))
+        queue = int(kbytes) << 10 if kbytes.isdigit() else 0  # (librdkafka refuses the rest)
+        if 0 < queue < self.max_message_bytes + KEY_AND_HEADERS:
+            raise Invalid("max_message_bytes", f"must fit librdkafka's queue with its key and "
+                                               f"headers: at most {queue - KEY_AND_HEADERS}")
+        return self
 
 
 BATCH_KEYS = ("rows", "bytes", "linger_ms")

@@ -37,9 +37,10 @@ class ConfigError(ValueError):
 
 class Invalid(ValueError):
     """Raised by a section's validator about one of its keys (`key`, relative to the section;
-    dotted for a key of a nested section)."""
+    dotted for a key of a nested section; a tuple of path parts when a part holds a dot, as
+    librdkafka's names do)."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str | tuple[str, ...], message: str) -> None:
         super().__init__(message)
         self.key = key
 
@@ -415,7 +416,8 @@ def explain(model: type[BaseModel], exc: ValidationError, data: dict[str, Any],
         loc = tuple(str(x) for x in err["loc"])
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, Invalid):
-            loc = (*loc, *error.key.split("."))  # a dotted key names a nested one
+            # (a dotted key names a nested one)
+            loc = (*loc, *(error.key.split(".") if isinstance(error.key, str) else error.key))
         if err["type"] != "extra_forbidden":  # union members and `[key]` are not keys
             while loc and _get(data, loc) is None and _lookup(model, loc) is None:
                 loc = loc[:-1]

@@ -203,11 +203,16 @@ One idempotent producer per worker (`enable.idempotence`, `acks=all`). `kafka.pr
 chooses librdkafka's defaults: `throughput` (default: `linger.ms` 5, lz4) or `latency`
 (`linger.ms` 0, no compression, Nagle off, and librdkafka's threads at nice 10,
 `kafka.thread_nice`); `kafka.compression`, `kafka.linger_ms`, `kafka.thread_nice` and
-`kafka.batch_bytes` win over the profile, and extra librdkafka settings in `kafka.producer`
-win over all. With linger 0 a `produce()` into an empty queue wakes librdkafka's broker
-thread, which at the same priority tends to preempt the decoding thread on a shared core
-message by message; at nice 10 it mostly runs once the read's hand-over is done and sends its
-messages together (a weight, not an order: on an idle core it runs at once). On the 2-vCPU
+`kafka.batch_bytes` win over the profile. `kafka.producer` takes other librdkafka settings
+(SASL, TLS, ...), not those the delivery guarantee rests on (`enable.idempotence`, `acks`,
+`retries`, `max.in.flight`, `message.timeout.ms`, their aliases) nor those a `kafka` key sets
+(`linger.ms`, `compression.type`, `batch.size`, `message.max.bytes`, their aliases): they
+fail at start, and so does a `kafka.max_message_bytes` that librdkafka's queue
+(`kafka.queue_mb`) could not take with its key and headers. With linger 0 a `produce()` into
+an empty queue wakes librdkafka's broker thread, which at the same priority tends to preempt
+the decoding thread on a shared core message by message; at nice 10 it mostly runs once the
+read's hand-over is done and sends its messages together (a weight, not an order: on an idle
+core it runs at once). On the 2-vCPU
 benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
 0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
 with a linger it is then late to its timer, so the throughput profile leaves it at 0.
@@ -233,8 +238,9 @@ kind. While paused, the handler does not judge its connections stale (the silenc
 own), but the exchange's pings go unanswered too: Binance drops a connection whose pong has
 not come within a minute, and the reconnect `gap` event then says what was lost. On
 SIGTERM/SIGINT the handler stops reading, flushes its open batches and the producer within
-`shutdown_timeout_s`, and exits 0, or 3 when messages were left undelivered: the summary's
-`sink.undelivered` says how many, and the log says so at ERROR.
+`shutdown_timeout_s`, and exits 0, or 3 when messages were left undelivered (out of time, or
+refused by the broker while closing, when their `delivery_failed` events can no longer be
+published): the summary's `sink.undelivered` says how many, and the log says so at ERROR.
 
 Batches (smart batching): the decoder hands over a kind's records as soon as it has decoded
 the current socket read (picows's last whole frame of the read), so under load bursts make

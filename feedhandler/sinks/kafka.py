@@ -45,7 +45,7 @@ from feedhandler._ext.publish import (
     produce_messages,
     produce_records,
 )
-from feedhandler.config import KafkaConfig
+from feedhandler.config import MESSAGE_OVERHEAD, KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
     H_EVENT,
@@ -104,6 +104,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 # nice of librdkafka's threads per profile (kafka.thread_nice wins); why, and what it costs:
 # the contract's Delivery section (feedhandler/contract/docs.py, README "Delivery").
 THREAD_NICE = {"latency": 10, "throughput": 0}
+PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)  # what close() ran out of time for
 
 
 def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
         "enable.idempotence": True,  # broker-side de-duplication: retries never duplicate/reorder
         "acks": "all",
         "batch.size": config.batch_bytes,
-        "message.max.bytes": config.max_message_bytes + (64 << 10),  # + key and headers
+        "message.max.bytes": config.max_message_bytes + MESSAGE_OVERHEAD,
         # successes too (kafka.ack_latency): each ack feeds the produce -> ack histogram, a
         # Python call per Kafka message (a (kind, symbol)'s run of a batch), never per record
         "delivery.report.only.error": not config.ack_latency,
@@ -220,6 +221,7 @@ class KafkaSink:
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
         self._closing = False
+        self._failed_closing = 0  # messages failed while closing, not purged (see _undelivered)
 
     @property
     def on_acked(self) -> Callable[[Message], None] | None:
@@ -322,9 +324,10 @@ class KafkaSink:
                 "records_unsent": sum(item[4] for item in self._backlog)}
 
     def _undelivered(self) -> int:
-        """Messages queued, plus those purged at close (out of time: failed as well)."""
+        """Messages queued, plus those purged at close (out of time: failed as well) and
+        those that failed otherwise while closing (their events can no longer be published)."""
         return self.queued() + self.stats.errors["_PURGE_QUEUE"] + \
-            self.stats.errors["_PURGE_INFLIGHT"]
+            self.stats.errors["_PURGE_INFLIGHT"] + self._failed_closing
 
     def close(self, timeout: float) -> int:
         self._closing = True
@@ -538,6 +541,8 @@ class KafkaSink:
         self.stats.failed += 1
         self.stats.records_failed += count
         self.stats.errors[err.name()] += 1
+        if self._closing and err.code() not in PURGED:
+            self._failed_closing += 1
         if self.stats.errors[err.name()] == 1:
             log.error("kafka: message to %s (key %r, %d records) lost: %s; further %s failures "
                       "are counted and reported on %s", topic, key, count, err.str(), err.name(),

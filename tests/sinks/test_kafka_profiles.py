@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from confluent_kafka import Producer
 
@@ -28,9 +30,31 @@ def test_profiles_choose_linger_and_compression() -> None:
 def test_individual_keys_win_over_the_profile() -> None:
     chosen = settings(profile="latency", linger_ms=0.5, compression="zstd")
     assert (chosen["linger.ms"], chosen["compression.type"]) == (0.5, "zstd")
-    raw = settings(profile="throughput", producer={"linger.ms": 2, "compression.type": "none"})
-    assert (raw["linger.ms"], raw["compression.type"]) == (2, "none")
     assert settings(profile="throughput", linger_ms=0)["linger.ms"] == 0
+
+
+@pytest.mark.parametrize(("key", "why"), [
+    ("linger.ms", "use kafka.linger_ms"), ("queue.buffering.max.ms", "use kafka.linger_ms"),
+    ("compression.codec", "use kafka.compression"),
+    ("enable.idempotence", "delivery guarantee"), ("acks", "delivery guarantee"),
+    ("delivery.timeout.ms", "an outage is backpressure, not loss"),
+])
+def test_producer_keys_the_sink_owns_are_refused(key: str, why: str) -> None:
+    """Raw librdkafka keys could silently undo the guarantee, or win or lose against a key of
+    `kafka` through an alias."""
+    with pytest.raises(ConfigError, match=rf"kafka\.producer\.{re.escape(key)}: not settable "
+                                          rf"here: .*{why}"):
+        settings(producer={key: 1})
+
+
+def test_a_message_bigger_than_librdkafkas_queue_is_refused() -> None:
+    """librdkafka would answer "queue full" to it for ever: the sink would stall."""
+    with pytest.raises(ConfigError, match=r"kafka\.max_message_bytes: must fit librdkafka's "
+                                          r"queue with its key and headers: at most 1044480"):
+        settings(queue_mb=1, max_message_bytes=1_044_481)
+    assert settings(queue_mb=1, max_message_bytes=1_044_480)["queue.buffering.max.kbytes"] == 1024
+    with pytest.raises(ConfigError, match=r"at most 28672"):  # librdkafka's own key wins
+        settings(producer={"queue.buffering.max.kbytes": 32}, max_message_bytes=30_000)
 
 
 def test_an_unknown_profile_fails_at_load() -> None:

@@ -419,6 +419,22 @@ def test_out_of_time_at_close_counts_every_record(kafka_bootstrap: str) -> None:
     assert not read(config, "control")  # no delivery_failed events once closing
 
 
+def test_a_message_the_broker_refuses_while_closing_is_undelivered(kafka_bootstrap: str
+                                                                    ) -> None:
+    """Its delivery_failed event can no longer be published: the summary's `undelivered` (and
+    so the exit code) has it."""
+    # over the broker's limit, uncompressed
+    config = kafka_config(kafka_bootstrap, max_message_bytes=2_000_000, compression="none")
+    sink = new_sink(config)
+    records = np.zeros(15_000, SCHEMAS["trade"].dtype)  # 1.3 MB of one symbol: one message
+    records["symbol"], records["trade_id"] = b"BTCUSDT", np.arange(1, len(records) + 1)
+    sink.publish_batch("trade", records, 1)
+    assert sink.close(30) == 1
+    summary = sink.summary()
+    assert (summary["undelivered"], summary["failed"]) == (1, 1)
+    assert set(summary["errors"]) == {"MSG_SIZE_TOO_LARGE"}
+
+
 def librdkafka_nice() -> dict[int, tuple[str, int]]:
     """Thread id -> (name, nice) of this process's librdkafka threads."""
     threads = {}

@@ -12,5 +12,6 @@ def test_the_admin_client_gets_every_setting_the_producer_connects_with() -> Non
                   "enable.sasl.oauthbearer.unsecure.jwt": "true", "client.id": "fh",
                   "broker.address.family": "v4", "socket.timeout.ms": 5000,
                   "bootstrap.servers": "10.0.0.1:9093"}
-    config = KafkaConfig(producer={**connecting, "linger.ms": 7, "acks": "all"})
+    config = KafkaConfig(producer={**connecting, "batch.num.messages": 7,
+                                   "queue.buffering.max.kbytes": 2048})
     assert _admin_settings(config) == connecting
