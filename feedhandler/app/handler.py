@@ -42,7 +42,7 @@ from feedhandler.supervisor.feed import ShardFeed
 from feedhandler.supervisor.plan import Shard, plan
 from feedhandler.supervisor.status import HandlerStatus
 from feedhandler.supervisor.subscriptions import route_control
-from feedhandler.supervisor.transport import tls_context
+from feedhandler.supervisor.transport import tls_context_for
 from feedhandler.supervisor.tree import ChildFactory, Supervisor
 from feedhandler.universe import PrecisionCheck, UniverseTracker
 from feedhandler.wsapi import Credentials, KeySources, WeightBudget, WsApiClient
@@ -164,8 +164,7 @@ class Handler:
                             self.config.connection.backoff_max_s),
             backoff_reset_after_s=self.config.connection.backoff_reset_after_s,
             limiter=self.supervisor.limiter, on_event=self._publish_event,
-            ssl_context=tls_context(self.config.connection.ca_file)
-            if api.url.startswith("wss://") else None)
+            ssl_context=tls_context_for(api.url, self.config.connection.ca_file))
 
     def _book_sync(self) -> SnapshotSync:
         """Depth snapshots through the WS API (or REST, when configured), published as

@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print("feedhandler bench: nothing to run: no --profiles, --no-null and --no-floor",
               file=sys.stderr)
         return 2
-    if args.url and (urlsplit(args.url).scheme not in ("ws", "wss") or
-                     urlsplit(args.url).path not in ("", "/") or urlsplit(args.url).query):
+    url = urlsplit(args.url or "")
+    if args.url and (url.scheme not in ("ws", "wss") or url.path not in ("", "/") or url.query):
         print(f"feedhandler bench: --url {args.url!r}: expected ws://HOST:PORT or "
               "wss://HOST:PORT (the benchmark names the streams)", file=sys.stderr)
         return 2

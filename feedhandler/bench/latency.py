@@ -74,7 +74,7 @@ from feedhandler.sinks.base import Sink
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import ensure_topics
 from feedhandler.supervisor.plan import shard_url
-from feedhandler.supervisor.transport import tls_context
+from feedhandler.supervisor.transport import tls_context_for
 from feedhandler.wsapi.errors import WsApiError
 
 _LOG = logging.getLogger(__name__)
@@ -301,10 +301,8 @@ class Bench:
     def tls_context(self) -> ssl.SSLContext | None:
         """For a wss:// --url: verification with `--set connection.ca_file` (as the handler's
         own connections), e.g. a simulator's self-signed certificate."""
-        if not (self.options.url or "").startswith("wss://"):
-            return None
         config = load_config(None, self.options.settings, environ={})
-        return tls_context(config.connection.ca_file)
+        return tls_context_for(self.options.url or "", config.connection.ca_file)
 
     def send_lag_us(self, context: ssl.SSLContext | None) -> float | None:
         """Our clock at the remote simulator's first event with an event time, less that `E`

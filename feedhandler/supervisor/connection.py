@@ -424,9 +424,9 @@ class Connection:
         """True once `new` is in step: its sequenced records met the last emitted ones, and
         none came past a hole since the previous look (the old one owes nothing more). False
         when the old one ended (`old_done`), delivered nothing for OLD_STALL_S while `new`
-        delivered (`old`, a rollover's or the leg a redundant one joins: then, or once it
-        ended, it is `stopped`, so what `new` brought past the ids it owed goes out), or
-        `rollover_overlap_s` passed first; None if `new` ended."""
+        delivered (`old`, a rollover's or the leg a redundant one joins: then it is `stopped`,
+        as `closed` does once it ended, so what `new` brought past the ids it owed goes out),
+        or `rollover_overlap_s` passed first; None if `new` ended."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)
@@ -443,8 +443,6 @@ class Connection:
                 return True  # nothing to line up: the first frame shows it delivers
             now = self.clock.now()
             if old_done() or now - started >= self.config.rollover_overlap_s:
-                if old is not None and old_done():
-                    self.feed.stopped(old)  # (before the switch: what it owed is not coming)
                 return False
             if old is not None:
                 if old.frames != old_frames:

@@ -193,10 +193,7 @@ class ShardFeed:
         records the decoder held for it to deliver the ids before them go out now, past a
         `missing` gap of exactly the ids neither connection delivered, and the other
         connection leads (a redundant leg: until this one is back in step)."""
-        if self.decoder.overlap != listener.leg:
-            return  # (it owed nothing)
-        self.decoder.leg_lost(listener.leg)
-        if self.redundant:
+        if self.decoder.leg_lost(listener.leg) and self.redundant:
             self.trusted = {1 - listener.leg}
             self._overlap = 1 - listener.leg
 

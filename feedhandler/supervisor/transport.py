@@ -35,6 +35,11 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or None)
 
 
+def tls_context_for(url: str, ca_file: str) -> ssl.SSLContext | None:
+    """tls_context(ca_file) for a wss:// `url`; None for ws://."""
+    return tls_context(ca_file) if url.startswith("wss://") else None
+
+
 class Link:
     """One open connection: its transport and the listener that feeds the decoder."""
 

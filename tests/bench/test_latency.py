@@ -155,3 +155,7 @@ def test_a_sigterm_unwinds_the_bench(after_s: float, tmp_path: Path) -> None:
     assert bench.returncode == 143, err
     assert err.strip().splitlines()[-1] == "feedhandler bench: stopped by SIGTERM"
     assert not list(temp.iterdir())
+
+
+def test_the_symbol_limit_is_the_simulators_market() -> None:
+    assert len(latency.Universe.generate(latency.SEED).symbols) == latency.MAX_SYMBOLS

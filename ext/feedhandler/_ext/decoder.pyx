@@ -221,12 +221,15 @@ cdef class Decoder:
         return None if primary < 0 else primary
 
     def leg_lost(self, int leg):
-        """`leg` delivers no more (its connection ended, or is stuck). If it was the primary,
-        the other leg is from now on, and the records held for `leg` to deliver the ids before
-        them are emitted now, past a `missing` gap of exactly the ids neither leg delivered."""
-        if self._core.overlap() == (leg & 1):
-            self._core.set_overlap((leg & 1) ^ 1)
-            self._release(True)
+        """`leg` delivers no more (its connection ended, or is stuck). If it was the primary
+        (then True), the other leg is from now on, and the records held for `leg` to deliver
+        the ids before them are emitted now, past a `missing` gap of exactly the ids neither
+        leg delivered."""
+        if self._core.overlap() != (leg & 1):
+            return False
+        self._core.set_overlap((leg & 1) ^ 1)
+        self._release(True)
+        return True
 
     def leg_connected(self, int leg):
         """A new connection of `leg` (A/B redundancy): under BOTH_LEGS its jumps past the last
