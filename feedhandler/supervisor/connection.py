@@ -76,7 +76,7 @@ CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
 OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is in step
 # A rollover's old connection that delivers nothing this long while its replacement delivers
 # is stuck: the switch comes then, not after rollover_overlap_s (meanwhile the replacement's
-# records past the old one's are dropped as owed by it, and are a gap).
+# records past ids the old one owes are held, which costs their latency).
 OLD_STALL_S = 0.5
 # Replaced make-before-break: at the end of its lifetime or on the exchange's notice, and a
 # silent one too, as it answers pings and may only be quiet (an illiquid symbol): a break
@@ -356,24 +356,47 @@ class Connection:
         return None
 
     async def _join(self, link: Link, stop: asyncio.Event) -> None:
-        """A redundant leg: trusted once in step with the other (at once when alone)."""
+        """A redundant leg: trusted once in step with the other (at once when alone); and
+        again, should the other leg take the lead from it (it was stuck), once it is back in
+        step: until then the other leg's holes would not be filled from it."""
         feed, leg = self.feed, link.listener.leg
         duplicates = feed.decoder.duplicates
-        in_step: bool | None = True
-        if leg not in feed.trusted:
-            # (the leg it joins: stuck, it is `stopped` and this one leads, holding nothing)
-            peer = next((other for other in feed.listeners if other.leg != leg), None)
-            in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
-                                                self._join_started, stop, peer)
-            if in_step is None:
-                return  # this connection ended first
-            feed.trust(leg)
+        demoted = feed.demoted[leg]
+        demoted.clear()  # (this leg's previous connection's)
+        in_step = await self._trusted(link, self._join_started, stop)
+        if in_step is None:
+            return  # this connection ended first
         if self._handed_over:
             cause, self._handed_over = self._handed_over, ""
             self.rollovers[cause] += 1
             feed.event("rollover", cause=cause, leg=leg, in_step=in_step,
                        overlap_s=round(self.clock.now() - self._join_started, 3),
                        duplicates=feed.decoder.duplicates - duplicates)
+        while True:  # (cancelled when the link ends)
+            await demoted.wait()
+            demoted.clear()
+            try:
+                in_step = await self._trusted(link, self.clock.now(), stop)
+            except Stopped:
+                return
+            if in_step is None:
+                return
+            log.info("shard %d: leg %d trusted again (%s)", self.index, leg,
+                     "back in step" if in_step else "after rollover_overlap_s")
+
+    async def _trusted(self, link: Link, started: float, stop: asyncio.Event) -> bool | None:
+        """`link`'s leg trusted once in step with the open leg, or after rollover_overlap_s
+        (_until_in_step's answer; True when it is trusted already); None if it ended first."""
+        feed, leg = self.feed, link.listener.leg
+        if leg in feed.trusted:
+            return True
+        # (the leg it joins: stuck, it is `stopped` and this one leads, holding nothing)
+        peer = next((other for other in feed.listeners if other.leg != leg), None)
+        in_step = await self._until_in_step(lambda: leg in feed.trusted, link, started, stop,
+                                            peer)
+        if in_step is not None:
+            feed.trust(leg)
+        return in_step
 
     async def _hand_over(self, link: Link, stop: asyncio.Event) -> bool:
         """A redundant leg's rollover: True once the other leg took over (then this one

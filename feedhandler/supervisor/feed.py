@@ -9,7 +9,8 @@ one stop (`stopped`).
 
 A/B redundancy (`redundant`): two Connections feed the shard all the time, one per leg.
 `trusted` are the legs whose jumps past a hole the decoder takes (both: the first arrival
-wins; one: the other leg is joining, its ids past a hole are owed by the trusted one).
+wins; one: the other leg is joining, or lost the lead while stuck, and its ids past a hole
+are owed by the trusted one until it is in step).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class ShardFeed:
         self.shutdown_notices = (asyncio.Event(), asyncio.Event())
         self.redundant = redundant
         self.trusted: set[int] = set()
+        # Per leg, set when the other leg took the lead from it (`stopped` while open): its
+        # connection waits to be back in step, then is trusted again (connection._join).
+        self.demoted = (asyncio.Event(), asyncio.Event())
         self._overlap: int | None = None  # the decoder's set_overlap, while redundant
 
     @property
@@ -196,6 +200,7 @@ class ShardFeed:
         if self.decoder.leg_lost(listener.leg) and self.redundant:
             self.trusted = {1 - listener.leg}
             self._overlap = 1 - listener.leg
+            self.demoted[listener.leg].set()
 
     def end_overlap(self) -> None:
         """Back to one connection's checks, unless two still feed the decoder."""

@@ -418,6 +418,52 @@ def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_bro
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
 
 
+def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_step() -> None:
+    """A/B: the stuck leg of the case above comes back (behind: duplicates only). Once in step
+    it is trusted again, so a hole in the other leg (11) waits for it and is filled, where an
+    untrusted leg's copy would come too late and be dropped, leaving a gap."""
+    b_at_10, a_back, b_past_11 = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        if session.attempt == 2:
+            await session.trades(range(1, 4))
+            await asyncio.sleep(0.1)
+            session.drop()
+            return
+        if session.attempt == 1:  # leg A: stuck after 3 until leg B led for a while
+            await session.trades(range(1, 4))
+            await b_at_10.wait()
+            await session.trades(range(4, 11))
+            a_back.set()
+            await b_past_11.wait()
+            await asyncio.sleep(0.2)
+            await session.trades(range(11, 13))
+        else:  # leg B again: joins the stuck leg, takes the lead after OLD_STALL_S
+            await session.trades(range(6, 9))
+            await asyncio.sleep(1.2)
+            await session.trades(range(9, 11))
+            b_at_10.set()
+            await a_back.wait()
+            await asyncio.sleep(0.3)  # (under OLD_STALL_S: B is not taken for stuck in turn)
+            await session.trades(range(12, 13))  # past 11
+            b_past_11.set()
+        await session.read_until_close()
+
+    async def main() -> RecordingSink:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
+                                                  "connection.url_b": peer.url}), sink)
+            await run_until(handler, lambda: 12 in trade_ids(sink))
+        return sink
+
+    sink = asyncio.run(main())
+    assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10, 11, 12]
+    (gap,) = events(sink, "gap")
+    assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
+
+
 # --- staleness ------------------------------------------------------------------------------
 @pytest.mark.parametrize(("answer_pings", "cause"), [(True, "silent"), (False, "ping_timeout")])
 def test_a_silent_connection_is_pinged_then_replaced(answer_pings: bool, cause: str) -> None:
