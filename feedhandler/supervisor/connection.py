@@ -356,47 +356,48 @@ class Connection:
         return None
 
     async def _join(self, link: Link, stop: asyncio.Event) -> None:
-        """A redundant leg: trusted once in step with the other (at once when alone); and
-        again, should the other leg take the lead from it (it was stuck), once it is back in
-        step: until then the other leg's holes would not be filled from it."""
+        """A redundant leg: trusted once in step with the other (at once when alone). Should
+        the other leg take the lead from it (it delivered nothing for OLD_STALL_S while the
+        other did), trusted again only once its records are back in step: meanwhile its ids
+        past a hole are the leader's to deliver, and the leader's holes are not its to fill."""
         feed, leg = self.feed, link.listener.leg
         duplicates = feed.decoder.duplicates
         demoted = feed.demoted[leg]
         demoted.clear()  # (this leg's previous connection's)
-        in_step = await self._trusted(link, self._join_started, stop)
-        if in_step is None:
-            return  # this connection ended first
-        if self._handed_over:
-            cause, self._handed_over = self._handed_over, ""
-            self.rollovers[cause] += 1
-            feed.event("rollover", cause=cause, leg=leg, in_step=in_step,
-                       overlap_s=round(self.clock.now() - self._join_started, 3),
-                       duplicates=feed.decoder.duplicates - duplicates)
-        while True:  # (cancelled when the link ends)
-            await demoted.wait()
-            demoted.clear()
-            try:
-                in_step = await self._trusted(link, self.clock.now(), stop)
-            except Stopped:
-                return
-            if in_step is None:
-                return
-            log.info("shard %d: leg %d trusted again (%s)", self.index, leg,
-                     "back in step" if in_step else "after rollover_overlap_s")
-
-    async def _trusted(self, link: Link, started: float, stop: asyncio.Event) -> bool | None:
-        """`link`'s leg trusted once in step with the open leg, or after rollover_overlap_s
-        (_until_in_step's answer; True when it is trusted already); None if it ended first."""
-        feed, leg = self.feed, link.listener.leg
-        if leg in feed.trusted:
-            return True
-        # (the leg it joins: stuck, it is `stopped` and this one leads, holding nothing)
-        peer = next((other for other in feed.listeners if other.leg != leg), None)
-        in_step = await self._until_in_step(lambda: leg in feed.trusted, link, started, stop,
-                                            peer)
-        if in_step is not None:
-            feed.trust(leg)
-        return in_step
+        try:
+            in_step: bool | None = True
+            if leg not in feed.trusted:
+                # (the leg it joins: stuck, it is `stopped` and this one leads, holding nothing)
+                peer = next((other for other in feed.listeners if other.leg != leg), None)
+                in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
+                                                    self._join_started, stop, peer)
+                if in_step is None:
+                    return  # this connection ended first
+                feed.trust(leg)
+            if self._handed_over:
+                cause, self._handed_over = self._handed_over, ""
+                self.rollovers[cause] += 1
+                feed.event("rollover", cause=cause, leg=leg, in_step=in_step,
+                           overlap_s=round(self.clock.now() - self._join_started, 3),
+                           duplicates=feed.decoder.duplicates - duplicates)
+            while True:  # (cancelled when the link ends)
+                await demoted.wait()
+                demoted.clear()
+                # No time limit, and no taking the lead back from a quiet leader (the leader's
+                # own watch replaces it if it is dead): trusting a leg still stuck would hold
+                # the leader's records past a hole for it, or hand over to it.
+                since = link.listener.frames
+                while leg not in feed.trusted:  # (it is again once the leader closed)
+                    in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
+                                                        self.clock.now(), stop, since=since)
+                    if in_step is None:
+                        return
+                    if in_step:
+                        feed.trust(leg)
+                        log.info("shard %d: leg %d back in step: trusted again", self.index,
+                                 leg)
+        except Stopped:
+            return
 
     async def _hand_over(self, link: Link, stop: asyncio.Event) -> bool:
         """A redundant leg's rollover: True once the other leg took over (then this one
@@ -442,28 +443,29 @@ class Connection:
         return True
 
     async def _until_in_step(self, old_done: Callable[[], bool], new: Link, started: float,
-                             stop: asyncio.Event, old: FeedListener | None = None
-                             ) -> bool | None:
+                             stop: asyncio.Event, old: FeedListener | None = None,
+                             since: int = 0) -> bool | None:
         """True once `new` is in step: its sequenced records met the last emitted ones, and
         none came past a hole since the previous look (the old one owes nothing more). False
         when the old one ended (`old_done`), delivered nothing for OLD_STALL_S while `new`
         delivered (`old`, a rollover's or the leg a redundant one joins: then it is `stopped`,
         as `closed` does once it ended, so what `new` brought past the ids it owed goes out),
-        or `rollover_overlap_s` passed first; None if `new` ended."""
+        or `rollover_overlap_s` passed first; None if `new` ended. `since`: the frames of
+        `new` that do not count (a demoted leg's connection delivered them before)."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)
         opened_for = self.feed.shard
         # the old one's frames when they last moved, then, and the new one's frames then
-        old_frames, old_moved, new_frames = old.frames if old else 0, started, 0
+        old_frames, old_moved, new_frames = old.frames if old else 0, started, since
         while not new.closed().done():
             if self.feed.shard is not opened_for:
                 return False  # (the caller starts over)
             in_step, now_ahead = self.feed.decoder.overlap_counts(leg)
             if in_step and now_ahead == ahead:
                 return True
-            if not sequenced and new.listener.frames:
-                return True  # nothing to line up: the first frame shows it delivers
+            if not sequenced and new.listener.frames > since:
+                return True  # nothing to line up: a frame shows it delivers
             now = self.clock.now()
             if old_done() or now - started >= self.config.rollover_overlap_s:
                 return False

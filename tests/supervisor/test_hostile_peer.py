@@ -418,7 +418,15 @@ def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_bro
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
 
 
-def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_step() -> None:
+def switches_and_trusts(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    """How often a leg took the lead from a stuck one, and how often one was trusted again."""
+    messages = [r.getMessage() for r in caplog.records]
+    return (sum("switching now" in m for m in messages),
+            sum("back in step: trusted again" in m for m in messages))
+
+
+def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_step(
+        no_stray_tracebacks: pytest.LogCaptureFixture) -> None:
     """A/B: the stuck leg of the case above comes back (behind: duplicates only). Once in step
     it is trusted again, so a hole in the other leg (11) waits for it and is filled, where an
     untrusted leg's copy would come too late and be dropped, leaving a gap."""
@@ -462,6 +470,43 @@ def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_
     assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10, 11, 12]
     (gap,) = events(sink, "gap")
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
+    assert switches_and_trusts(no_stray_tracebacks) == (1, 1)
+
+
+def test_an_ab_leg_stuck_for_good_neither_takes_the_lead_back_nor_is_trusted_again(
+        no_stray_tracebacks: pytest.LogCaptureFixture) -> None:
+    """A/B: the stuck leg stays stuck, and the leg that took the lead goes quiet (an illiquid
+    stream) for longer than OLD_STALL_S and rollover_overlap_s: the lead does not go back to
+    the stuck leg, nor is it trusted again, so the leader's own hole (9) is a gap as soon as
+    10 comes, not after a hold for a leg that will not fill it."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        if session.attempt <= 2:
+            await session.trades(range(1, 4))
+            if session.attempt == 2:
+                await asyncio.sleep(0.1)
+                session.drop()
+                return
+        else:
+            await session.trades(range(6, 9))  # past 4 and 5, which the stuck leg owes
+            await asyncio.sleep(2.0)
+            await session.trades(range(10, 11))  # past 9
+        await session.read_until_close()
+
+    async def main() -> RecordingSink:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
+                                                  "connection.url_b": peer.url,
+                                                  "connection.rollover_overlap_s": 1.0}), sink)
+            await run_until(handler, lambda: 10 in trade_ids(sink))
+        return sink
+
+    sink = asyncio.run(main())
+    assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 10]
+    assert [(g["reason"], g["expected"], g["received"]) for g in events(sink, "gap")] == \
+        [("missing", 4, 6), ("missing", 9, 10)]
+    assert switches_and_trusts(no_stray_tracebacks) == (1, 0)
 
 
 # --- staleness ------------------------------------------------------------------------------
