@@ -76,7 +76,8 @@ CLOSE_TIMEOUT_S = 1.0  # for the peer's reply to our close frame
 OVERLAP_POLL_S = 0.05  # how often an overlap checks whether the replacement is in step
 # A rollover's old connection that delivers nothing this long while its replacement delivers
 # is stuck: the switch comes then, not after rollover_overlap_s (meanwhile the replacement's
-# records past ids the old one owes are held, which costs their latency).
+# records past ids the old one owes are held, which costs their latency). A redundant leg
+# does not hand over to a leg that lags this long behind it.
 OLD_STALL_S = 0.5
 # Replaced make-before-break: at the end of its lifetime or on the exchange's notice, and a
 # silent one too, as it answers pings and may only be quiet (an illiquid symbol): a break
@@ -401,9 +402,10 @@ class Connection:
 
     async def _hand_over(self, link: Link, stop: asyncio.Event) -> bool:
         """A redundant leg's rollover: True once the other leg took over (then this one
-        closes and reconnects at once); False if this link ended first."""
+        closes and reconnects at once); False if this link ended first. Not to a leg that
+        lags OLD_STALL_S behind this one (it may be stuck)."""
         while not link.closed().done():
-            if self.feed.hand_over(link.listener.leg):
+            if self.feed.hand_over(link.listener.leg, int(OLD_STALL_S * 1e9)):
                 log.info("shard %d: leg %d rolls over; the other leg serves meanwhile",
                          self.index, link.listener.leg)
                 return True
@@ -450,8 +452,8 @@ class Connection:
         when the old one ended (`old_done`), delivered nothing for OLD_STALL_S while `new`
         delivered (`old`, a rollover's or the leg a redundant one joins: then it is `stopped`,
         as `closed` does once it ended, so what `new` brought past the ids it owed goes out),
-        or `rollover_overlap_s` passed first; None if `new` ended. `since`: the frames of
-        `new` that do not count (a demoted leg's connection delivered them before)."""
+        or `rollover_overlap_s` passed first; None if `new` ended. `since`: the frames `new`
+        delivered before (a demoted leg's connection); only later ones show that it delivers."""
         leg, ahead = new.listener.leg, -1
         sequenced = any(KIND_BY_NAME[stream_kind(s)[0]].sequence is not None
                         for s in self.feed.shard.streams)

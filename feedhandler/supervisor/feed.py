@@ -116,12 +116,16 @@ class ShardFeed:
         if any(listener.leg == leg for listener in self.listeners):
             self._trust(self.trusted | {leg})
 
-    def hand_over(self, leg: int) -> bool:
-        """True, and `leg` no longer trusted, when the other leg is open and trusted: `leg`
-        may close (a rollover) with no gap. One leg at a time: the other now waits for
-        this one to be back in step."""
+    def hand_over(self, leg: int, max_lag_ns: int) -> bool:
+        """True, and `leg` no longer trusted, when the other leg is open, trusted and keeping
+        up (its latest frame at most `max_lag_ns` older than `leg`'s: one silently stuck
+        would lose what `leg` still delivers): `leg` may close (a rollover) with no gap. One
+        leg at a time: the other now waits for this one to be back in step."""
         other = 1 - leg
-        if other not in self.trusted or all(x.leg != other for x in self.listeners):
+        peer = next((x for x in self.listeners if x.leg == other), None)
+        mine = next((x for x in self.listeners if x.leg == leg), None)
+        if other not in self.trusted or peer is None or (
+                mine is not None and mine.last_frame_ns - peer.last_frame_ns > max_lag_ns):
             return False
         self._trust({other})
         return True

@@ -7,6 +7,7 @@ reports what happened, and loses none of the good frames around the bad ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -23,6 +24,7 @@ from feedhandler.app.handler import Handler
 from feedhandler.app.metrics import exposition
 from feedhandler.config import ConfigError, load_config
 from feedhandler.simulator.server.tls import write_self_signed
+from feedhandler.supervisor.feed import ShardFeed
 from tests.app.recording_sink import RecordingSink
 from tests.supervisor.hostile import (
     OP_CLOSE,
@@ -81,6 +83,22 @@ def against(script: Script, trades: int, until_event: str = "", until_trade: int
     if not until_trade:
         assert trade_ids(sink) == list(range(1, trades + 1)), "no good frame lost"
     return sink, handler, peer
+
+
+def against_ab(script: Script, until: Callable[[RecordingSink, ShardFeed], bool],
+               **overrides: Any) -> RecordingSink:
+    """Run a handler with both A/B legs on `script` until `until(sink, feed)`, then stop it."""
+    async def main() -> RecordingSink:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
+                                                  "connection.url_b": peer.url,
+                                                  **overrides}), sink)
+            feed = handler.supervisor.children[0].feed
+            await run_until(handler, lambda: until(sink, feed))
+        return sink
+
+    return asyncio.run(main())
 
 
 def trade_ids(sink: RecordingSink) -> list[int]:
@@ -385,11 +403,16 @@ def test_a_rollover_in_step_on_one_stream_keeps_what_another_still_owed() -> Non
         ("missing", "ETHUSDT", 4, 6)
 
 
-def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_brought() -> None:
-    """A/B: one leg drops and reconnects past ids the other leg owes, and the other leg has
-    gone quiet (stuck): after OLD_STALL_S the joining leg leads, what it brought comes out
-    after a `missing` gap of only the ids neither delivered, and what follows is not dropped
-    as owed by the stuck leg."""
+Then = Callable[[Session], Awaitable[None]]
+
+
+async def _nothing(_: Session) -> None:
+    pass
+
+
+def one_leg_stuck_after_3(joined: Then, stuck: Then = _nothing) -> Script:
+    """A/B: both legs deliver trades 1-3; one then goes quiet (stuck) and does `stuck`; the
+    other drops and reconnects past 4 and 5, which the stuck leg owes: 6-8, then `joined`."""
     async def script(session: Session) -> None:
         await session.accept()
         if session.attempt <= 2:
@@ -398,21 +421,25 @@ def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_bro
                 await asyncio.sleep(0.1)
                 session.drop()
                 return
+            await stuck(session)
         else:
-            await session.trades(range(6, 9))  # past 4 and 5, which the stuck leg owes
-            await asyncio.sleep(1.2)
-            await session.trades(range(9, 11))
+            await session.trades(range(6, 9))
+            await joined(session)
         await session.read_until_close()
 
-    async def main() -> RecordingSink:
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
-                                                  "connection.url_b": peer.url}), sink)
-            await run_until(handler, lambda: 10 in trade_ids(sink))
-        return sink
+    return script
 
-    sink = asyncio.run(main())
+
+def test_an_ab_leg_joining_a_stuck_leg_takes_the_lead_without_losing_what_it_brought() -> None:
+    """A/B: one leg drops and reconnects past ids the other leg owes, and the other leg has
+    gone quiet (stuck): after OLD_STALL_S the joining leg leads, what it brought comes out
+    after a `missing` gap of only the ids neither delivered, and what follows is not dropped
+    as owed by the stuck leg."""
+    async def joined(session: Session) -> None:
+        await asyncio.sleep(1.2)
+        await session.trades(range(9, 11))
+
+    sink = against_ab(one_leg_stuck_after_3(joined), lambda sink, _: 10 in trade_ids(sink))
     assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10]
     (gap,) = events(sink, "gap")
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
@@ -431,42 +458,31 @@ def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_
     it is trusted again, so a hole in the other leg (11) waits for it and is filled, where an
     untrusted leg's copy would come too late and be dropped, leaving a gap."""
     b_at_10, a_back, b_past_11 = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    feeds: list[ShardFeed] = []
 
-    async def script(session: Session) -> None:
-        await session.accept()
-        if session.attempt == 2:
-            await session.trades(range(1, 4))
-            await asyncio.sleep(0.1)
-            session.drop()
-            return
-        if session.attempt == 1:  # leg A: stuck after 3 until leg B led for a while
-            await session.trades(range(1, 4))
-            await b_at_10.wait()
-            await session.trades(range(4, 11))
-            a_back.set()
-            await b_past_11.wait()
-            await asyncio.sleep(0.2)
-            await session.trades(range(11, 13))
-        else:  # leg B again: joins the stuck leg, takes the lead after OLD_STALL_S
-            await session.trades(range(6, 9))
-            await asyncio.sleep(1.2)
-            await session.trades(range(9, 11))
-            b_at_10.set()
-            await a_back.wait()
-            await asyncio.sleep(0.3)  # (under OLD_STALL_S: B is not taken for stuck in turn)
-            await session.trades(range(12, 13))  # past 11
-            b_past_11.set()
-        await session.read_until_close()
+    def until(sink: RecordingSink, feed: ShardFeed) -> bool:
+        feeds[:] = [feed]
+        return 12 in trade_ids(sink)
 
-    async def main() -> RecordingSink:
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
-                                                  "connection.url_b": peer.url}), sink)
-            await run_until(handler, lambda: 12 in trade_ids(sink))
-        return sink
+    async def stuck(session: Session) -> None:  # until the other leg led for a while
+        await b_at_10.wait()
+        await session.trades(range(4, 11))
+        a_back.set()
+        await b_past_11.wait()
+        await asyncio.sleep(0.2)
+        await session.trades(range(11, 13))
 
-    sink = asyncio.run(main())
+    async def joined(session: Session) -> None:  # takes the lead after OLD_STALL_S
+        await asyncio.sleep(1.2)
+        await session.trades(range(9, 11))
+        b_at_10.set()
+        await a_back.wait()
+        while len(feeds[0].trusted) < 2:  # the stuck leg back in step: trusted again
+            await asyncio.sleep(0.01)
+        await session.trades(range(12, 13))  # past 11
+        b_past_11.set()
+
+    sink = against_ab(one_leg_stuck_after_3(joined, stuck), until)
     assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10, 11, 12]
     (gap,) = events(sink, "gap")
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
@@ -479,34 +495,44 @@ def test_an_ab_leg_stuck_for_good_neither_takes_the_lead_back_nor_is_trusted_aga
     stream) for longer than OLD_STALL_S and rollover_overlap_s: the lead does not go back to
     the stuck leg, nor is it trusted again, so the leader's own hole (9) is a gap as soon as
     10 comes, not after a hold for a leg that will not fill it."""
-    async def script(session: Session) -> None:
-        await session.accept()
-        if session.attempt <= 2:
-            await session.trades(range(1, 4))
-            if session.attempt == 2:
-                await asyncio.sleep(0.1)
-                session.drop()
-                return
-        else:
-            await session.trades(range(6, 9))  # past 4 and 5, which the stuck leg owes
-            await asyncio.sleep(2.0)
-            await session.trades(range(10, 11))  # past 9
-        await session.read_until_close()
+    async def joined(session: Session) -> None:
+        await asyncio.sleep(2.0)
+        await session.trades(range(10, 11))  # past 9
 
-    async def main() -> RecordingSink:
-        async with HostilePeer(script) as peer:
-            sink = RecordingSink()
-            handler = Handler(config(peer.url, **{"connection.redundancy": 2,
-                                                  "connection.url_b": peer.url,
-                                                  "connection.rollover_overlap_s": 1.0}), sink)
-            await run_until(handler, lambda: 10 in trade_ids(sink))
-        return sink
+    def until(sink: RecordingSink, feed: ShardFeed) -> bool:
+        trusted.append(len(feed.trusted))  # (as it was then: closing the legs changes it)
+        return 10 in trade_ids(sink)
 
-    sink = asyncio.run(main())
+    trusted: list[int] = []
+    sink = against_ab(one_leg_stuck_after_3(joined), until,
+                      **{"connection.rollover_overlap_s": 1.0})
+    assert trusted[-1] == 1, "the stuck leg was trusted again"
     assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 10]
     assert [(g["reason"], g["expected"], g["received"]) for g in events(sink, "gap")] == \
         [("missing", 4, 6), ("missing", 9, 10)]
     assert switches_and_trusts(no_stray_tracebacks) == (1, 0)
+
+
+def test_an_ab_leg_does_not_hand_over_to_a_leg_that_went_silent() -> None:
+    """A/B: both legs in step, then one goes silent (stuck) while the other still delivers and
+    is told to roll over (serverShutdown): it keeps serving instead of handing over to the
+    silent leg and closing, which would lose what it still had to deliver (7 and 8)."""
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.trades(range(1, 6))
+        if session.attempt == 1:
+            await asyncio.sleep(1.0)  # (the other leg is in step, then silent)
+            await session.trades(range(6, 7))
+            await session.send(frame(OP_TEXT, b'{"e":"serverShutdown","E":1}'))
+            with contextlib.suppress(TimeoutError):  # (a closed connection delivers no more)
+                await asyncio.wait_for(session.read_until_close(), 0.5)
+                return
+            await session.trades(range(7, 9))
+        await session.read_until_close()
+
+    sink = against_ab(script, lambda sink, _: 8 in trade_ids(sink))
+    assert trade_ids(sink) == list(range(1, 9))
+    assert not events(sink, "gap")
 
 
 # --- staleness ------------------------------------------------------------------------------
