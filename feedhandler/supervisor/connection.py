@@ -359,8 +359,9 @@ class Connection:
     async def _join(self, link: Link, stop: asyncio.Event) -> None:
         """A redundant leg: trusted once in step with the other (at once when alone). Should
         the other leg take the lead from it (it delivered nothing for OLD_STALL_S while the
-        other did), trusted again only once its records are back in step: meanwhile its ids
-        past a hole are the leader's to deliver, and the leader's holes are not its to fill."""
+        other did), trusted again only once its records are back in step and reached the
+        last emitted ones: meanwhile its ids past a hole are the leader's to deliver, and the
+        leader's holes are not its to fill."""
         feed, leg = self.feed, link.listener.leg
         duplicates = feed.decoder.duplicates
         demoted = feed.demoted[leg]
@@ -385,15 +386,16 @@ class Connection:
                 await demoted.wait()
                 demoted.clear()
                 # No time limit, and no taking the lead back from a quiet leader (the leader's
-                # own watch replaces it if it is dead): trusting a leg still stuck would hold
-                # the leader's records past a hole for it, or hand over to it.
-                since = link.listener.frames
+                # own watch replaces it if it is dead): trusting a leg still stuck, or still
+                # replaying what it missed, would hold the leader's records past a hole for
+                # it, or hand over to it.
+                since, reached = link.listener.frames, feed.reached(leg)
                 while leg not in feed.trusted:  # (it is again once the leader closed)
                     in_step = await self._until_in_step(lambda: leg in feed.trusted, link,
                                                         self.clock.now(), stop, since=since)
                     if in_step is None:
                         return
-                    if in_step:
+                    if in_step and feed.reached(leg) > reached:
                         feed.trust(leg)
                         log.info("shard %d: leg %d back in step: trusted again", self.index,
                                  leg)

@@ -130,6 +130,11 @@ class ShardFeed:
         self._trust({other})
         return True
 
+    def reached(self, leg: int) -> int:
+        """Records `leg` emitted first, plus its copies of the last emitted ones: it is not
+        behind when these grow (its copies of older ones, a backlog, count in neither)."""
+        return self.decoder.leg_counts(leg)[0] + self.decoder.leg_counts(1 - leg)[1]
+
     def _trust(self, legs: set[int], restart: bool = False) -> None:
         self.trusted = legs
         overlap = BOTH_LEGS if len(legs) == 2 else min(legs)

@@ -454,11 +454,13 @@ def switches_and_trusts(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
 
 def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_step(
         no_stray_tracebacks: pytest.LogCaptureFixture) -> None:
-    """A/B: the stuck leg of the case above comes back (behind: duplicates only). Once in step
-    it is trusted again, so a hole in the other leg (11) waits for it and is filled, where an
-    untrusted leg's copy would come too late and be dropped, leaving a gap."""
+    """A/B: the stuck leg of the case above comes back, behind (what it missed: duplicates).
+    Once it reached the last emitted id it is trusted again (not while it replays older ones),
+    so a hole in the other leg (11) waits for it and is filled, where an untrusted leg's copy
+    would come too late and be dropped, leaving a gap."""
     b_at_10, a_back, b_past_11 = asyncio.Event(), asyncio.Event(), asyncio.Event()
     feeds: list[ShardFeed] = []
+    trusted_behind: list[int] = []
 
     def until(sink: RecordingSink, feed: ShardFeed) -> bool:
         feeds[:] = [feed]
@@ -466,7 +468,10 @@ def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_
 
     async def stuck(session: Session) -> None:  # until the other leg led for a while
         await b_at_10.wait()
-        await session.trades(range(4, 11))
+        await session.trades(range(4, 8))  # older than the last emitted (10): still behind
+        await asyncio.sleep(0.3)
+        trusted_behind.append(len(feeds[0].trusted))
+        await session.trades(range(8, 11))
         a_back.set()
         await b_past_11.wait()
         await asyncio.sleep(0.2)
@@ -483,6 +488,7 @@ def test_an_ab_leg_that_lost_the_lead_while_stuck_is_trusted_again_once_back_in_
         b_past_11.set()
 
     sink = against_ab(one_leg_stuck_after_3(joined, stuck), until)
+    assert trusted_behind == [1]
     assert trade_ids(sink) == [1, 2, 3, 6, 7, 8, 9, 10, 11, 12]
     (gap,) = events(sink, "gap")
     assert (gap["reason"], gap["expected"], gap["received"]) == ("missing", 4, 6)
