@@ -169,6 +169,10 @@ class LiveStreams:
                 result.errors.append(f"shard {connection.index}: going back failed too: {again} "
                                      "(its next connection subscribes as the status shows)")
             return
+        if not applied and connection.revive():  # quarantined: it tries its new streams
+            self.handler.supervisor.restart(connection)
+            outcome["state"] = "reconnecting"
+            return
         # not open: the next connection's URL and reconcile apply it
         outcome["state"] = "applied" if applied else "pending"
 

@@ -603,6 +603,15 @@ class Connection:
             event = {**event, "streams": news}
         self.feed.report(event)
 
+    def revive(self) -> bool:
+        """A quarantined connection whose streams changed may try again (the stream the
+        exchange refused may be gone from them): True if it was quarantined, and is now idle
+        for its supervisor to run again."""
+        if self.state != "quarantined":
+            return False
+        self.quarantine, self.state = None, "idle"
+        return True
+
     async def set_streams(self, shard: Shard) -> bool:
         """Make `shard` (this index, new streams and URL) the connection's. True once the
         exchange applied the change; False when not open: the next connect applies it."""

@@ -122,6 +122,13 @@ class Supervisor:
             self._start(child)
         return child
 
+    def restart(self, child: Child) -> None:
+        """Run a child again whose run ended (a quarantined connection revived)."""
+        task = self._tasks.get(child.index)
+        assert task is None or task.done()
+        if self._on_done is not None and not self._stopping:
+            self._start(child)
+
     def retire(self, child: Child, on_stopped: Callable[[], None] | None = None) -> None:
         """Stop one child (gracefully, as at stop) and drop it from the status;
         `on_stopped()` once it has closed (its last frames decoded)."""

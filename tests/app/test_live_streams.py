@@ -296,15 +296,23 @@ async def test_what_the_exchange_refuses_is_reverted_and_reported() -> None:
             assert not events(sink, "exchange_control")
 
             # on a new connection it is the handshake that is refused: that connection is
-            # quarantined, the handler runs on; removing the stream closes it
-            status, text = await post(handler, b'{"add": ["ethusdt@trade", "nosuch@trade"]}')
+            # quarantined, the handler runs on; removing the refused stream revives it for
+            # the others, removing them too closes it
+            added = ["ethusdt@trade", "nosuch@trade", "xrpusdt@trade"]
+            status, text = await post(handler, orjson.dumps({"add": added}))
             assert status == 200, text
             await until(lambda: bool(events(sink, "quarantined")))
             assert events(sink, "quarantined")[0]["shard"] == 1
             status, body = await get(handler, "/readyz")
             assert status == 503 and body.startswith("shard 1: quarantined")
-            await change(handler, remove=["ethusdt@trade", "nosuch@trade"])
+            (other,) = set(handler.supervisor.children[1].feed.shard.streams) - {"nosuch@trade"}
+            result = await change(handler, remove=["nosuch@trade"])
+            assert result["shards"]["1"]["state"] == "reconnecting"
+            await until(lambda: 1 in open_shards(handler))
+            mark = len(sink.batches)
+            await until(lambda: other.split("@")[0].upper() in symbols_since(sink, mark))
             assert (await get(handler, "/readyz"))[0] == 200
+            await change(handler, remove=["ethusdt@trade", "xrpusdt@trade"])
             assert open_shards(handler) == {0: 1}
 
             # a handler left with no stream at all is not ready: it serves nothing
