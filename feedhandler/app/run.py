@@ -133,11 +133,12 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def run_handler(command: str, args: argparse.Namespace,
-                make_handler: Callable[[], Handler]) -> int:
+def run_handler(command: str, args: argparse.Namespace, make_handler: Callable[[], Handler],
+                report: Callable[[], tuple[dict[str, Any], int]] | None = None) -> int:
     """`run`, `record` and `replay`: build the handler (a configuration error: one line, exit
     2), run it with the live table or stats lines, print the summary; exit 1 if a task
-    failed, 3 if it stopped with messages its sink could not deliver in time."""
+    failed, 3 if it stopped with messages its sink could not deliver in time. `report()`:
+    the command's own part of the summary, and its exit code when nothing above applies."""
     try:
         handler = make_handler()
     except (ConfigError, OSError) as exc:
@@ -159,6 +160,8 @@ def run_handler(command: str, args: argparse.Namespace,
     finally:
         previous.restore()
     summary = stats.summary()
+    own, code = report() if report is not None else ({}, 0)
+    summary.update(own)
     if args.summary_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
@@ -166,4 +169,4 @@ def run_handler(command: str, args: argparse.Namespace,
     if handler.error is not None:
         return 1
     # (a clean 0 would hide the loss from whatever runs the process: a supervisor, a job, CI)
-    return 3 if stats.sink.get("undelivered") else 0
+    return 3 if stats.sink.get("undelivered") else code

@@ -48,8 +48,8 @@ DEPTH_FIRST = 1  # depth `flags`: the first row of an event
 UNDECODABLE_EXIT = 3  # read to the end, but some data messages could not be decoded
 
 
-def undecodable(msg: Message, exc: DecodeError) -> None:
-    """One line for a data message this build cannot decode, which the read skips."""
+def undecodable(msg: Message, exc: Exception) -> None:
+    """One line for a message this build cannot decode, which the read skips."""
     print(f"feedhandler consume: skipped {msg.topic()} partition {msg.partition()} offset "
           f"{msg.offset()}: {exc}", file=sys.stderr)
 
@@ -80,7 +80,7 @@ examples:
       -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=reader -X sasl.password=...
 
 Exit: 0 done, 1 the broker could not be read (one line on stderr), 2 bad usage, 3 read to the
-end but skipped data messages it could not decode (each named on stderr).
+end but skipped messages it could not decode (each named on stderr).
 """
 
 _AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -321,7 +321,11 @@ def run(args: argparse.Namespace) -> int:
             headers = header_dict(msg.headers())
             position = {"partition": msg.partition() or 0, "offset": msg.offset() or 0}
             if H_SCHEMA not in headers:
-                output.event(msg.topic() or "", headers, msg.value() or b"", position)
+                try:
+                    output.event(msg.topic() or "", headers, msg.value() or b"", position)
+                except orjson.JSONDecodeError as exc:  # (a control event is JSON)
+                    undecodable(msg, exc)
+                    skipped += 1
                 continue
             try:
                 records = decode(msg)

@@ -180,9 +180,11 @@ def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:
 
 
 def header_dict(headers: KafkaHeaders) -> dict[str, str]:
-    """A message's headers (as confluent_kafka gives them) as text."""
+    """A message's headers (as confluent_kafka gives them) as text; bytes that are not UTF-8
+    come out as U+FFFD, so that what the value means fails where it is read, not here."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    return {k: v.decode() if isinstance(v, bytes) else v or "" for k, v in pairs}
+    return {k: v.decode(errors="replace") if isinstance(v, bytes) else v or ""
+            for k, v in pairs}
 
 
 def data_schema(headers: dict[str, str]) -> Schema:

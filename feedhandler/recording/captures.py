@@ -22,6 +22,7 @@ from feedhandler.recording.format import (
     MAGIC,
     RecordingError,
     RecordingReader,
+    cut_short,
     open_for_reading,
 )
 
@@ -43,6 +44,8 @@ class FrameFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.meta: dict[str, object] = {}
+        # once read: why it stopped early ("" at its end), and whether its bytes are damaged
+        self.stopped_early, self.damaged = "", False
         self._recording: RecordingReader | None = None
         self._raw, self._text = open_for_reading(self.path)
         try:
@@ -69,6 +72,8 @@ class FrameFile:
         if self._recording is not None:
             for recv_ns, stream, payload in self._recording:
                 yield Frame(recv_ns, stream, payload)
+            self.stopped_early = self._recording.stopped_early
+            self.damaged = self._recording.damaged
             return
         lines = 0
         try:
@@ -77,7 +82,10 @@ class FrameFile:
                 if line.strip():
                     yield self._parse_line(line)
         except DAMAGED as exc:  # a gzip capture cut short or damaged
-            log.warning("%s: %s, after %d lines: read up to there", self.path, exc, lines)
+            self.stopped_early, self.damaged = f"{exc}, after {lines} lines", not cut_short(exc)
+            log.log(logging.ERROR if self.damaged else logging.WARNING,
+                    "%s: %s%s: read up to there", self.path,
+                    "damaged: " if self.damaged else "", self.stopped_early)
 
     @staticmethod
     def _parse_line(line: bytes) -> Frame:

@@ -49,6 +49,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 DAMAGED = (EOFError, OSError, zlib.error)  # what reading a gzip stream cut short or damaged raises
 
 
+def cut_short(exc: BaseException) -> bool:
+    """A gzip stream that just ends (a writer that stopped: what it wrote reads back as it
+    was), not one whose bytes are damaged (a CRC or inflate error: what came before may be
+    wrong too)."""
+    return isinstance(exc, EOFError)
+
+
 def open_for_reading(path: str | os.PathLike[str],
                      ) -> tuple[io.BufferedReader[io.FileIO],
                                 io.BufferedReader[io.FileIO] | gzip.GzipFile]:
@@ -183,6 +190,8 @@ class RecordingReader(_RecordingFile):
         self._file: io.BufferedReader[io.FileIO] | gzip.GzipFile = content
         self._path = os.fspath(path)
         self._tolerate = tolerate_truncation
+        # once read: why it stopped early ("" at its end), and whether its bytes are damaged
+        self.stopped_early, self.damaged = "", False
         try:
             header = self._file.read(_HEADER.size)
             if len(header) < _HEADER.size:
@@ -245,7 +254,12 @@ class RecordingReader(_RecordingFile):
                     break
                 chunk, at = chunk[at:] + more, 0
         except DAMAGED as exc:
-            damage = str(exc)
+            damage, self.damaged = str(exc), not cut_short(exc)
+        self.stopped_early = f"{damage}, after {records} records"
         if not self._tolerate:
-            raise TruncatedRecording(f"{self._path}: {damage}, after {records} records")
-        log.warning("%s: %s, after %d records: read up to there", self._path, damage, records)
+            raise TruncatedRecording(f"{self._path}: {self.stopped_early}")
+        if self.damaged:
+            log.error("%s: damaged: %s: read up to there; the records before may be damaged "
+                      "too", self._path, self.stopped_early)
+        else:
+            log.warning("%s: %s: read up to there", self._path, self.stopped_early)

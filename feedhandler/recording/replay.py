@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import sys
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from feedhandler._ext.listener import FeedListener
 from feedhandler.app.handler import Handler
@@ -89,6 +90,8 @@ class ReplayChild:
         self._on_end = on_end
         self._done_bytes = 0
         self._counted = 0  # frames already handed to the feed's count
+        self.complete = False  # every file read to its end (or to --max-messages)
+        self.files: dict[str, list[Any]] = {"cut_short": [], "damaged": [], "empty": []}
 
     @property
     def index(self) -> int:
@@ -100,15 +103,35 @@ class ReplayChild:
         try:
             for path in self.paths:
                 with FrameFile(path) as frames:
+                    before = self.frames
                     if not await self._replay(frames, stop):
                         return
+                    self._read(path, frames, self.frames - before)
                 self._done_bytes += path.stat().st_size
+            self.complete = True
         finally:
             self._count()
             self.state = "stopped"
             self.progress.update(self._done_bytes, self.frames, final=True)
         if self._on_end is not None and self.paths:
             self._on_end()
+
+    def _read(self, path: Path, frames: FrameFile, count: int) -> None:
+        """What became of a file read to its end, for the summary."""
+        if frames.damaged:
+            self.files["damaged"].append({"file": str(path), "error": frames.stopped_early})
+        elif frames.stopped_early:
+            self.files["cut_short"].append({"file": str(path), "error": frames.stopped_early})
+        if not count:
+            self.files["empty"].append(str(path))
+
+    def report(self) -> tuple[dict[str, Any], int]:
+        """The summary's `replay` part, and the exit code it calls for: 1 when a file was
+        damaged (what was read before the damage went out, and may be wrong), 3 when the
+        replay stopped before the end of its files (a signal)."""
+        return ({"replay": {"complete": self.complete, "files": len(self.paths),
+                            **self.files}},
+                1 if self.files["damaged"] else 0 if self.complete else 3)
 
     def _count(self) -> None:
         self.feed.fed(self.frames - self._counted, time.time_ns())
@@ -128,11 +151,15 @@ class ReplayChild:
                 if not first_ns:
                     start_s, first_ns = loop.time(), recv_ns
                 wait = start_s + (recv_ns - first_ns) / 1e9 / self.speed - loop.time()
-                if wait > 0.001:
-                    await asyncio.sleep(wait)
+                if wait > 0.001:  # (a stop ends the wait: a paced replay may be slow)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), wait)
+                    if stop.is_set():
+                        return False
             decode(payload, recv_ns)
             self.frames += 1
             if self._max_frames and self.frames >= self._max_frames:
+                self.complete = True  # (what was asked for)
                 if self._on_limit is not None:
                     self._on_limit()
                 return False
@@ -159,15 +186,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerConfig:
-    """run's configuration, with the recordings' streams and time unit unless given."""
-    with FrameFile(paths[0]) as first:
-        meta = first.meta
+    """run's configuration, with the recordings' streams and time unit unless given. One
+    decoder reads every file, in one time unit: recordings made in two are refused."""
+    units: dict[str, Path] = {}
+    for path in paths:
+        with FrameFile(path) as frames:
+            unit = frames.meta.get("time_unit")
+        if isinstance(unit, str):
+            units.setdefault(unit, path)
+    if len(units) > 1:
+        raise RecordingError("recordings in different time units (" + ", ".join(
+            f"{path}: {unit}" for unit, path in units.items()) + "): replay them separately")
     # (a capture may hold streams that clash, e.g. !bookTicker from before Binance dropped it
     # beside btcusdt@bookTicker: the plan takes the first, the frames all decode as recorded)
     streams = getattr(args, "streams", None) or \
         ",".join(apart(sorted(set().union(*map(capture_streams, paths)))))
     return load_from_args(args, "the files replayed", streams=streams or None, **{
-        "connection.time_unit": meta.get("time_unit"),
+        "connection.time_unit": next(iter(units), None),
         # one shard: it replays every file
         "connection.streams_per_connection": 1024,
         "url": "ws://replay.invalid"})
@@ -181,14 +216,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"feedhandler replay: cannot read {path}", file=sys.stderr)
             return 2
 
+    readers: list[ReplayChild] = []
+
     def make_handler() -> Handler:
         try:
             config = replay_config(args, paths)
         except RecordingError as exc:
             raise ConfigError(str(exc)) from None
-        return replay_handler(config, paths, speed)
+        handler = replay_handler(config, paths, speed)
+        readers.extend(c for c in handler.supervisor.children if isinstance(c, ReplayChild))
+        return handler
 
-    return run_handler("replay", args, make_handler)
+    return run_handler("replay", args, make_handler, report=lambda: readers[0].report())
 
 
 def replay_handler(config: HandlerConfig, paths: Sequence[Path], speed: float,

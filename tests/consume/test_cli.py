@@ -197,8 +197,9 @@ def test_unreachable_broker_is_one_line(args: list[str], code: int, message: str
 
 def test_a_message_it_cannot_decode_is_named_and_skipped(
         kafka_broker: LocalKafka, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    """A newer schema version (a handler upgraded while this consumer reads) costs that message,
-    not the read: one line each, and exit 3 at the end."""
+    """A newer schema version (a handler upgraded while this consumer reads), a header that is
+    not UTF-8 or an event that is not JSON costs that message, not the read: one line each,
+    and exit 3 at the end."""
     from confluent_kafka import Producer
 
     from feedhandler.contract import H_COUNT, H_ENCODING, H_SCHEMA, H_VERSION
@@ -212,6 +213,9 @@ def test_a_message_it_cannot_decode_is_named_and_skipped(
     producer.produce(topic, b"\0" * 200, b"BTCUSDT", headers=[
         (H_SCHEMA, b"binance.spot.trade"), (H_VERSION, b"99"), (H_ENCODING, b"records"),
         (H_COUNT, b"1")])
+    producer.produce(topic, b"\0" * 200, b"BTCUSDT", headers=[
+        (H_SCHEMA, b"binance.spot.\xfftrade"), (H_VERSION, b"2"), (H_ENCODING, b"records")])
+    producer.produce(topic, b"not json", b"x")  # no fh.schema: taken for an event
     assert producer.flush(30) == 0
     sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli", topics=[topic])
     sink.publish_batch("trade", trades(b"BTCUSDT", [2]), 1)
@@ -221,10 +225,14 @@ def test_a_message_it_cannot_decode_is_named_and_skipped(
                  "--format", "jsonl"]) == 3
     captured = capsysbinary.readouterr()
     assert [orjson.loads(line)["trade_id"] for line in captured.out.splitlines()] == [1, 2]
-    assert captured.err.decode().splitlines()[:3] == [
-        f"feedhandler consume: skipped {topic} partition 0 offset 1: unknown schema "
-        "binance.spot.trade v99",
-        "consumed 2 records", "feedhandler consume: 1 messages could not be decoded"]
+    lines = captured.err.decode().splitlines()
+    assert lines[0] == f"feedhandler consume: skipped {topic} partition 0 offset 1: unknown " \
+        "schema binance.spot.trade v99"
+    assert lines[1] == f"feedhandler consume: skipped {topic} partition 0 offset 2: unknown " \
+        "schema binance.spot.\ufffdtrade v2"
+    assert lines[2].startswith(f"feedhandler consume: skipped {topic} partition 0 offset 3: ")
+    assert lines[3:5] == ["consumed 2 records",
+                          "feedhandler consume: 3 messages could not be decoded"]
 
 
 def test_a_book_restated_at_the_same_update_id_is_no_repeat() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -154,3 +156,60 @@ def test_replay_command_summary_and_errors(tmp_path: Path,
     (tmp_path / "odd.txt").write_text('1 {"stream":"btcusdt@bogusKind","data":{}}\n')
     assert main(["replay", str(tmp_path / "odd.txt"), "--fast", "--sink", "null"]) == 2
     assert capsys.readouterr().err.endswith('got "btcusdt@bogusKind" (the files replayed)\n')
+    # one decoder, one time unit: recordings made in two are not replayed together
+    for unit in ("ms", "us"):
+        with RecordingWriter(tmp_path / f"{unit}.fhrec", {"time_unit": unit}) as writer:
+            writer.write(BASE_NS, "", frames[0])
+    assert main(["replay", str(tmp_path / "ms.fhrec"), str(tmp_path / "us.fhrec"),
+                 "--fast", "--sink", "null"]) == 2
+    assert capsys.readouterr().err == (
+        f"feedhandler replay: configuration error: recordings in different time units "
+        f"({tmp_path}/ms.fhrec: ms, {tmp_path}/us.fhrec: us): replay them separately\n")
+
+
+def recording(path: Path, frames: list[bytes], span_ns: int = 1_000_000) -> None:
+    with RecordingWriter(path, {"streams": sorted(capture_streams_of(frames))}) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(BASE_NS + i * span_ns // len(frames), "", frame)
+
+
+def replay_summary(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["replay", *args, "--sink", "null", "--summary-json"])
+    return code, json.loads(capsys.readouterr().out.splitlines()[-1])
+
+
+def test_the_summary_says_which_files_were_cut_short_damaged_or_empty(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file cut short (a recorder that stopped) replays up to the cut and says so; one whose
+    bytes are damaged (gzip CRC) replays up to there as well, but exits 1: what was read
+    before the damage may be wrong too."""
+    frames = combined_frames()
+    whole, cut, damaged = (tmp_path / f"{n}.fhrec.gz" for n in ("whole", "cut", "damaged"))
+    for path in (whole, cut, damaged):
+        recording(path, frames)
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    damaged.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:])  # CRC
+    (tmp_path / "empty.fhrec.gz").write_bytes(b"")
+    code, summary = replay_summary(capsys, str(whole), str(cut), "--fast")
+    assert code == 0
+    assert summary["replay"]["complete"] is True
+    (cut_short,) = summary["replay"]["cut_short"]
+    assert cut_short["file"] == str(cut) and summary["replay"]["damaged"] == []
+    code, summary = replay_summary(capsys, str(damaged), str(tmp_path / "empty.fhrec.gz"),
+                                   "--fast")
+    assert code == 1
+    (bad,) = summary["replay"]["damaged"]
+    assert bad["file"] == str(damaged) and "CRC check failed" in bad["error"]
+    assert summary["replay"]["empty"] == [str(tmp_path / "empty.fhrec.gz")]
+
+
+def test_a_replay_stopped_before_the_end_says_so_and_exits_3(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "slow.fhrec"
+    recording(path, combined_frames(), span_ns=30 * 10**9)  # 30 s at the recorded pace
+    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    code, summary = replay_summary(capsys, str(path))
+    assert code == 3
+    assert summary["replay"]["complete"] is False
+    assert 0 < summary["frames"] < len(combined_frames())
