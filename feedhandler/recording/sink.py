@@ -48,10 +48,15 @@ class RecordingSink:
         self.prefix = prefix
         self.hold_ns = int(max_linger_ms * 1e6) + HOLD_MARGIN_NS
         self.files: list[Path] = []
-        self.frames = 0  # written so far
-        self.bytes = 0  # uncompressed, in closed files
+        # Counted once in the file on disk (a flush or a close went through): what a disk
+        # error leaves in the writer's buffers is lost, not recorded.
+        self.frames = 0
+        self.bytes = 0  # uncompressed
+        self.lost = 0  # frames a disk error kept from the file
+        self._unflushed = 0  # frames in the open file's buffers
         self._writer: RecordingWriter | None = None
         self._opened = self._flushed = 0.0
+        self._flushed_size = 0  # uncompressed bytes of the open file a flush wrote
         self._last_write = 0.0
         # frames not yet written: (recv_ns, payload as uint8, starts, lengths) per batch
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -113,8 +118,10 @@ class RecordingSink:
 
     def summary(self) -> dict[str, Any]:
         return {**self.inner.summary(),
-                "recording": {"files": [str(f) for f in self.files], "frames": self.frames,
-                              "bytes": self.bytes + (self._writer.size if self._writer else 0)}}
+                "recording": {"files": [str(f) for f in self.files],
+                              "frames": self.frames + self._unflushed,
+                              "bytes": self.bytes + (self._writer.size if self._writer else 0),
+                              "lost": self.lost}}
 
     def close(self, timeout: float) -> int:
         try:
@@ -138,15 +145,20 @@ class RecordingSink:
         elif now - self._flushed >= FLUSH_INTERVAL_S:
             self._writer.flush()
             self._flushed = now
+            self.frames, self._unflushed = self.frames + self._unflushed, 0
+            self._flushed_size = self._writer.size
 
     def _fail(self, exc: OSError) -> None:
         """The recording ends here (the frames held are not written); the sink goes on."""
         if self.failed is None:
             held = sum(len(h[0]) for h in self._held)
-            log.error("recording to %s failed: %s; %d frames held were not written",
-                      self.directory, exc, held)
-        self.failed, self._held = exc, []
+            self.lost += held + self._unflushed
+            log.error("recording to %s failed: %s; %d frames not written (%d held, %d in the "
+                      "file's buffers: it ends before them)", self.directory, exc,
+                      held + self._unflushed, held, self._unflushed)
+        self.failed, self._held, self._unflushed = exc, [], 0
         if self._writer is not None:
+            self.bytes += self._flushed_size
             with contextlib.suppress(OSError):  # (its buffer cannot be written either)
                 self._writer.close()
             self._writer = None
@@ -177,7 +189,7 @@ class RecordingSink:
         order = np.flatnonzero(due)[np.argsort(recv[due], kind="stable")]
         writer = self._current_writer()
         writer.write_frames(recv[order], payload, starts[order], lengths[order])
-        self.frames += len(order)
+        self._unflushed += len(order)
         keep = np.flatnonzero(~due)
         self._held = []
         if len(keep):  # copy out what stays held, so written bytes are freed
@@ -193,12 +205,14 @@ class RecordingSink:
             path = self.directory / f"{self.prefix}-{stamp}{SUFFIX}"
             self._writer = RecordingWriter(path, self.meta)
             self._opened = self._flushed = time.monotonic()
+            self._flushed_size = 0
             self.files.append(path)
             log.info("recording to %s", path)
         return self._writer
 
     def _close_file(self) -> None:
         assert self._writer is not None
-        self.bytes += self._writer.size
         self._writer.close()
+        self.bytes += self._writer.size
+        self.frames, self._unflushed = self.frames + self._unflushed, 0
         self._writer = None

@@ -47,7 +47,8 @@ def test_frames_are_written_in_receive_order_and_passed_on(tmp_path: Path) -> No
     sink.publish_dead_letter("malformed_json", "", "", b"{oops")
     assert inner.batches == 2 and inner.records == 4 + 3 and inner.dead_letters == 1
     sink._write(now + 35)  # the horizon: older frames are written, newer ones held
-    assert sink.frames == 4  # the dead letter and three frames
+    assert sink.summary()["recording"]["frames"] == 4  # the dead letter and three frames
+    assert sink.frames == 0  # (on disk once flushed)
     assert sink.close(1.0) == 0
     (path,) = sink.files
     assert path.name.startswith("feedhandler-") and path.name.endswith(".fhrec.gz")
@@ -120,6 +121,36 @@ def test_a_disk_error_ends_the_recording_but_the_inner_sink_is_still_closed(
     assert isinstance(sink.failed, OSError)
     sink.publish_batch("trade", records, 1, frames)  # no longer held for the disk
     assert sink.close(2.0) == 0 and closed == [2.0] and sink.frames == 0
+    assert sink.summary()["recording"]["lost"] == 3
+
+
+def test_frames_count_as_recorded_once_a_flush_put_them_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written into the gzip stream is not on disk: frames a disk error keeps in its buffers
+    are lost, and the summary says so instead of counting them recorded."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    sink = RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5)
+    records, frames = batch("trade", [1, 2, 3], [b'{"t":1}', b'{"t":2}', b'{"t":3}'])
+    sink.publish_batch("trade", records, 1, frames)
+    sink.service()
+    clock[0] += 10  # flushed: on disk
+    sink.service()
+    sink.publish_batch("trade", records, 1, frames)
+    clock[0] += 1
+    sink.service()  # written into the stream, not flushed yet
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert sink._writer is not None
+    monkeypatch.setattr(sink._writer, "flush", full)
+    clock[0] += 10
+    with pytest.raises(OSError, match="No space left"):
+        sink.service()
+    assert sink.close(1.0) == 0
+    recording = sink.summary()["recording"]
+    assert (recording["frames"], recording["lost"]) == (3, 3)
 
 
 def test_streams_added_at_runtime_start_a_file_that_lists_them(tmp_path: Path) -> None:
