@@ -352,7 +352,10 @@ class Handler:
                              len(self.universe.symbols)
                              if self.universe and self.universe.refreshes else None,
                              self.request_summary(),
-                             self.book_sync.summary() if self.book_sync is not None else {})
+                             self.book_sync.summary() if self.book_sync is not None else {},
+                             self.universe.failures if self.universe else 0,
+                             time.monotonic() - self.universe.refreshed_at
+                             if self.universe and self.universe.refreshed_at else None)
 
     def request_summary(self) -> dict[str, int]:
         """The WS API client's counts and the weight budget it shares with REST snapshots

@@ -118,6 +118,12 @@ METRICS: dict[str, Spec] = {
         "published as sent; only with a universe."),
     "feedhandler_universe_symbols": Spec(
         "gauge", (), "Symbols the universe follows (TRADING and selected); only with a universe."),
+    "feedhandler_universe_refresh_failures_total": Spec(
+        "counter", (), "exchangeInfo reads that failed or could not be applied (the plan stays "
+        "as it was); only with a universe."),
+    "feedhandler_universe_refresh_age_seconds": Spec(
+        "gauge", (), "Seconds since exchangeInfo was last read and applied: listings and "
+        "delistings are followed no later than this; only with a universe, once read."),
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
@@ -276,8 +282,14 @@ class HandlerCollector:
         yield _family("feedhandler_precision_violations_total",
                       (((kind, symbol), n) for (kind, symbol), n in
                        sorted(snapshot.precision.items())))
+        if handler.universe is not None:
+            yield _family("feedhandler_universe_refresh_failures_total",
+                          [((), snapshot.universe_failures)])
         if snapshot.universe_symbols is not None:
             yield _family("feedhandler_universe_symbols", [((), snapshot.universe_symbols)])
+        if snapshot.universe_age_s is not None:
+            yield _family("feedhandler_universe_refresh_age_seconds",
+                          [((), snapshot.universe_age_s)])
         yield self._latency(handler)
         yield from _sink_families(snapshot.sink)
         yield from _request_families(snapshot.requests, snapshot.snapshots)

@@ -89,3 +89,5 @@ class HandlerStatus:
     requests: dict[str, int] = field(default_factory=dict)  # WS API client and weight budget
     # (Handler.request_summary(); empty when the handler makes no request)
     snapshots: dict[str, int] = field(default_factory=dict)  # SnapshotSync.summary()
+    universe_failures: int = 0  # exchangeInfo reads that failed or were not applied
+    universe_age_s: float | None = None  # since the last one applied (None: as universe_symbols)

@@ -51,6 +51,7 @@ class UniverseTracker:
         self._planned: set[str] = set()  # the streams it asked for (not those of POSTs)
         self.refreshes = 0  # successful exchangeInfo reads
         self.failures = 0
+        self.refreshed_at: float | None = None  # time.monotonic() of the last one
 
     async def run(self) -> None:
         """Refresh now, then every refresh_s (0: once); until cancelled."""
@@ -102,6 +103,7 @@ class UniverseTracker:
         # planned, so the next refresh removes it again; a refused addition is retried anyway
         self.symbols, self._planned = chosen, wanted | (remove & live)
         self.refreshes += 1
+        self.refreshed_at = time.monotonic()
         if listed or delisted:
             log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,
                      delisted)

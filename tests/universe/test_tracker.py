@@ -97,6 +97,9 @@ async def test_listings_and_delistings_are_followed_live() -> None:
             assert 'feedhandler_precision_violations_total{kind="bookTicker",' \
                    'symbol="BTCUSDT"} 2.0' in metrics
             assert f"feedhandler_universe_symbols {float(len(start))}" in metrics
+            assert "feedhandler_universe_refresh_failures_total 0.0" in metrics
+            age = float(metrics.split("\nfeedhandler_universe_refresh_age_seconds ")[1].split()[0])
+            assert 0 <= age < REFRESH_S + 1.0
 
 
 class FakeLive:
@@ -138,6 +141,7 @@ async def test_a_failed_exchange_info_changes_nothing_and_is_retried() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert tracker.failures == 2 and tracker.symbols == ["ETHUSDT"]
+    assert tracker.refreshed_at is not None
     assert live.changes == [(["btcusdt@trade"], []), ([], ["btcusdt@trade"]),
                             (["ethusdt@trade"], [])]
     assert [(e["listed"], e["delisted"]) for e in published] == [
