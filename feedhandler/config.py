@@ -71,6 +71,9 @@ def _minus_one_or_more(value: float) -> float:
     return value
 
 
+# Binance Spot's production market-data hosts: a `url` on another needs the WS API and REST
+# endpoints of its own exchange set too (HandlerConfig._one_exchange)
+BINANCE_SPOT_STREAM_HOSTS = ("stream.binance.com", "data-stream.binance.vision")
 # Binance futures' WebSocket hosts (fstream., fstream-mm., dstream., ws-fapi., ...)
 _FUTURES_HOST = re.compile(r"^(?:[fd]stream|ws-[fd]api)[.-]")
 
@@ -582,6 +585,26 @@ class HandlerConfig(Section):
         if self.connection.redundancy != 1:
             raise Invalid("connection.redundancy", "must be 1 with universe.kinds (listings "
                                                    "follow by live subscriptions, one leg each)")
+        return self
+
+    @model_validator(mode="after")
+    def _one_exchange(self) -> HandlerConfig:
+        # exchangeInfo and depth snapshots come from the exchange the streams come from: the
+        # defaults are Binance's production endpoints, and with `url` elsewhere (the
+        # simulator, a testnet) they would mix two markets, e.g. books from one's snapshot and
+        # the other's diffs
+        if (urlsplit(self.url).hostname or "") in BINANCE_SPOT_STREAM_HOSTS:
+            return self
+        wsapi = self.universe.kinds or (self.book.snapshots and
+                                        self.book.snapshot_source == "wsapi")
+        if wsapi and "url" not in self.wsapi.model_fields_set:
+            raise Invalid(("wsapi", "url"), f"must be the WebSocket API of the exchange url "
+                          f"is on ({self.url}; the simulator's: ws://HOST:PORT/ws-api/v3), not "
+                          f"Binance's")
+        if self.book.snapshots and self.book.snapshot_source == "rest" and \
+                "rest_url" not in self.book.model_fields_set:
+            raise Invalid(("book", "rest_url"), f"must be the REST API of the exchange url is "
+                          f"on ({self.url}), not Binance's")
         return self
 
 

@@ -97,6 +97,15 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path: Path) -> None:
          "which would interleave: take one of them"),
         ({"universe.kinds": ["trade"], "wsapi.weight_limit": 10},
          "wsapi.weight_limit: must be at least 20, the weight of exchangeInfo (universe)"),
+        # requests to Binance's production while the streams come from elsewhere would mix
+        # two markets
+        ({"url": "ws://127.0.0.1:9", "universe.kinds": ["trade"]},
+         "wsapi.url: must be the WebSocket API of the exchange url is on (ws://127.0.0.1:9; "
+         "the simulator's: ws://HOST:PORT/ws-api/v3), not Binance's, got the default"),
+        ({"url": "ws://127.0.0.1:9", "streams": "btcusdt@depth", "book.snapshots": True,
+          "book.snapshot_source": "rest"},
+         "book.rest_url: must be the REST API of the exchange url is on (ws://127.0.0.1:9), "
+         "not Binance's"),
         ({"url": "wss://fstream.binance.com/stream"},
          "url: Binance futures is not supported (Spot only)"),
         ({"url": "wss://fstream-mm.binance.com/stream"}, "url: Binance futures is not supported"),

@@ -241,7 +241,8 @@ def test_sighup_applies_the_files_streams_and_logs_the_other_changes(
 
                 # a universe section (no streams: they would come from exchangeInfo) waits for
                 # the restart, and the running streams stay
-                path.write_text(f"url: {sim.url}\nuniverse:\n  kinds: [trade]\n")
+                path.write_text(f"url: {sim.url}\nuniverse:\n  kinds: [trade]\n"
+                                f"wsapi:\n  url: {sim.url}/ws-api/v3\n")
                 os.kill(os.getpid(), signal.SIGHUP)
                 await until(lambda: "makes the streams from the next restart" in caplog.text)
                 assert handler.live.streams() == {"btcusdt@trade", "solusdt@trade"}
