@@ -331,7 +331,8 @@ class Handler:
     def stop(self) -> None:
         self._stop.set()
 
-    def _on_signal(self, sig: int) -> None:
+    def on_signal(self, sig: int) -> None:
+        """SIGINT/SIGTERM: stop, and remember which (an interrupted replay exits 3)."""
         self.signalled = sig
         self.stop()
 
@@ -355,7 +356,9 @@ class Handler:
                              self.book_sync.summary() if self.book_sync is not None else {},
                              self.universe.failures if self.universe else 0,
                              time.monotonic() - self.universe.refreshed_at
-                             if self.universe and self.universe.refreshed_at else None)
+                             if self.universe and self.universe.refresh_s
+                             and self.universe.refreshed_at else None,
+                             self.universe.refresh_s if self.universe else 0.0)
 
     def request_summary(self) -> dict[str, int]:
         """The WS API client's counts and the weight budget it shares with REST snapshots
@@ -436,7 +439,7 @@ class Handler:
         # a late signal from turning exit 0 into 143; in-process users get theirs back)
         previous = SavedHandlers()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+            loop.add_signal_handler(sig, self.on_signal, sig)
         # (SIGHUP's default would end the process unflushed: record and replay ignore it)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         started = time.perf_counter()

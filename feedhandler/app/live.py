@@ -169,9 +169,8 @@ class LiveStreams:
                 result.errors.append(f"shard {connection.index}: going back failed too: {again} "
                                      "(its next connection subscribes as the status shows)")
             return
-        if not applied and connection.revive():  # quarantined: it tries its new streams
-            self.handler.supervisor.restart(connection)
-            outcome["state"] = "reconnecting"
+        if not applied and self.handler.supervisor.revive(connection):  # was quarantined:
+            outcome["state"] = "reconnecting"  # it tries its new streams
             return
         # not open: the next connection's URL and reconcile apply it
         outcome["state"] = "applied" if applied else "pending"

@@ -123,7 +123,11 @@ METRICS: dict[str, Spec] = {
         "as it was); only with a universe."),
     "feedhandler_universe_refresh_age_seconds": Spec(
         "gauge", (), "Seconds since exchangeInfo was last read and applied: listings and "
-        "delistings are followed no later than this; only with a universe, once read."),
+        "delistings are followed no later than this; only with a universe that refreshes "
+        "(universe.refresh_s > 0), once read."),
+    "feedhandler_universe_refresh_interval_seconds": Spec(
+        "gauge", (), "universe.refresh_s: how often exchangeInfo is read (0: once, at start); "
+        "only with a universe."),
     "feedhandler_latency_seconds": Spec(
         "histogram", ("stage", "kind"),
         "Latency by stage: event_to_receive (exchange event time to our receive time, per "
@@ -285,6 +289,8 @@ class HandlerCollector:
         if handler.universe is not None:
             yield _family("feedhandler_universe_refresh_failures_total",
                           [((), snapshot.universe_failures)])
+            yield _family("feedhandler_universe_refresh_interval_seconds",
+                          [((), snapshot.universe_refresh_s)])
         if snapshot.universe_symbols is not None:
             yield _family("feedhandler_universe_symbols", [((), snapshot.universe_symbols)])
         if snapshot.universe_age_s is not None:

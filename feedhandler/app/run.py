@@ -150,7 +150,7 @@ def run_handler(command: str, args: argparse.Namespace, make_handler: Callable[[
     # and SIGTERM stop the handler too, never the default: the caller's come back at the end.
     previous = SavedHandlers()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: handler.stop())
+        signal.signal(sig, lambda sig, _: handler.on_signal(sig))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         stats = uvloop.run(_run(handler, live, args.stats_interval))

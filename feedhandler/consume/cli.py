@@ -234,17 +234,21 @@ class Output:
 
     def event(self, topic: str, headers: dict[str, str], value: bytes,
               position: dict[str, int] | None = None) -> None:
-        kind = headers.get(H_EVENT) or ("dead_letter" if H_REASON in headers else "message")
+        """A control event or a dead letter; orjson.JSONDecodeError for an event that is not
+        JSON (in every format: a summary must not count what the others skip)."""
+        dead = H_REASON in headers
+        event = None if dead else orjson.loads(value)
+        kind = headers.get(H_EVENT) or ("dead_letter" if dead else "message")
         self.events[f"{topic} {kind}"] = self.events.get(f"{topic} {kind}", 0) + 1
         if self.fmt == "summary":
             return
-        if H_REASON in headers:  # dead letter: the frame as text, whatever it holds
+        if dead:  # the frame as text, whatever it holds
             line = {"topic": topic, **(position or {}), "reason": headers[H_REASON],
                     "field": headers.get(H_FIELD),
                     "stream": headers.get(H_STREAM),
                     "frame": value.decode("utf-8", "replace")}
         else:
-            line = {"topic": topic, **(position or {}), "event": orjson.loads(value)}
+            line = {"topic": topic, **(position or {}), "event": event}
         self.out.write(orjson.dumps(line) + b"\n")
 
     def _table(self, schema: Schema, records: np.ndarray) -> None:
@@ -319,6 +323,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         for msg in _selected(messages, symbols):
             headers = header_dict(msg.headers())
+            garbled = next((k for k, v in headers.items() if "\ufffd" in v), None)
+            if garbled is not None:  # (header_dict keeps what is not UTF-8 as U+FFFD)
+                undecodable(msg, ValueError(f"header {garbled} is not UTF-8"))
+                skipped += 1
+                continue
             position = {"partition": msg.partition() or 0, "offset": msg.offset() or 0}
             if H_SCHEMA not in headers:
                 try:

@@ -125,13 +125,13 @@ class ReplayChild:
         if not count:
             self.files["empty"].append(str(path))
 
-    def report(self) -> tuple[dict[str, Any], int]:
+    def report(self, signalled: bool) -> tuple[dict[str, Any], int]:
         """The summary's `replay` part, and the exit code it calls for: 1 when a file was
-        damaged (what was read before the damage went out, and may be wrong), 3 when the
-        replay stopped before the end of its files (a signal)."""
+        damaged (what was read before the damage went out, and may be wrong), 3 when a
+        signal stopped the replay before the end of its files (not --duration: asked for)."""
         return ({"replay": {"complete": self.complete, "files": len(self.paths),
                             **self.files}},
-                1 if self.files["damaged"] else 0 if self.complete else 3)
+                1 if self.files["damaged"] else 3 if signalled and not self.complete else 0)
 
     def _count(self) -> None:
         self.feed.fed(self.frames - self._counted, time.time_ns())
@@ -203,6 +203,9 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
         ",".join(apart(sorted(set().union(*map(capture_streams, paths)))))
     return load_from_args(args, "the files replayed", streams=streams or None, **{
         "connection.time_unit": next(iter(units), None),
+        # snapshots are the exchange's book now, not the recording's (and a url the
+        # recording's exchange's WS API would not be)
+        "book.snapshots": False, "book.publish": False,
         # one shard: it replays every file
         "connection.streams_per_connection": 1024,
         "url": "ws://replay.invalid"})
@@ -217,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
 
     readers: list[ReplayChild] = []
+    handlers: list[Handler] = []
 
     def make_handler() -> Handler:
         try:
@@ -225,9 +229,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
         handler = replay_handler(config, paths, speed)
         readers.extend(c for c in handler.supervisor.children if isinstance(c, ReplayChild))
+        handlers.append(handler)
         return handler
 
-    return run_handler("replay", args, make_handler, report=lambda: readers[0].report())
+    return run_handler("replay", args, make_handler,
+                       report=lambda: readers[0].report(handlers[0].signalled is not None))
 
 
 def replay_handler(config: HandlerConfig, paths: Sequence[Path], speed: float,

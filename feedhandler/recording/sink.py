@@ -10,7 +10,6 @@ per batch and vectorised: no Python object per frame.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -150,18 +149,21 @@ class RecordingSink:
 
     def _fail(self, exc: OSError) -> None:
         """The recording ends here (the frames held are not written); the sink goes on."""
-        if self.failed is None:
-            held = sum(len(h[0]) for h in self._held)
-            self.lost += held + self._unflushed
-            log.error("recording to %s failed: %s; %d frames not written (%d held, %d in the "
-                      "file's buffers: it ends before them)", self.directory, exc,
-                      held + self._unflushed, held, self._unflushed)
-        self.failed, self._held, self._unflushed = exc, [], 0
+        held = sum(len(h[0]) for h in self._held)
         if self._writer is not None:
-            self.bytes += self._flushed_size
-            with contextlib.suppress(OSError):  # (its buffer cannot be written either)
+            try:  # what its buffers hold may still go in (the error may have passed)
                 self._writer.close()
-            self._writer = None
+                self.frames, self.bytes = self.frames + self._unflushed, \
+                    self.bytes + self._writer.size
+            except OSError:  # the file ends before them
+                held += self._unflushed
+                self.bytes += self._flushed_size
+            self._writer, self._unflushed = None, 0
+        if self.failed is None:
+            log.error("recording to %s failed: %s; %d frames not written", self.directory,
+                      exc, held)
+        self.failed, self._held = exc, []
+        self.lost += held
 
     # --- files ----------------------------------------------------------------------------
     def _hold(self, recv: np.ndarray, payload: np.ndarray, starts: np.ndarray,

@@ -122,12 +122,15 @@ class Supervisor:
             self._start(child)
         return child
 
-    def restart(self, child: Child) -> None:
-        """Run a child again whose run ended (a quarantined connection revived)."""
+    def revive(self, child: Connection) -> bool:
+        """A quarantined connection runs again (its streams changed); False when it is not
+        quarantined or the supervisor does not run (stopping)."""
+        if self._on_done is None or self._stopping or not child.revive():
+            return False
         task = self._tasks.get(child.index)
-        assert task is None or task.done()
-        if self._on_done is not None and not self._stopping:
-            self._start(child)
+        assert task is None or task.done()  # (quarantine ended its run)
+        self._start(child)
+        return True
 
     def retire(self, child: Child, on_stopped: Callable[[], None] | None = None) -> None:
         """Stop one child (gracefully, as at stop) and drop it from the status;

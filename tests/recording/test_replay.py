@@ -213,3 +213,6 @@ def test_a_replay_stopped_before_the_end_says_so_and_exits_3(
     assert code == 3
     assert summary["replay"]["complete"] is False
     assert 0 < summary["frames"] < len(combined_frames())
+    # a stop asked for is no interruption
+    code, summary = replay_summary(capsys, str(path), "--duration", "1")
+    assert code == 0 and summary["replay"]["complete"] is False

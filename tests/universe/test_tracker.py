@@ -98,6 +98,7 @@ async def test_listings_and_delistings_are_followed_live() -> None:
                    'symbol="BTCUSDT"} 2.0' in metrics
             assert f"feedhandler_universe_symbols {float(len(start))}" in metrics
             assert "feedhandler_universe_refresh_failures_total 0.0" in metrics
+            assert f"feedhandler_universe_refresh_interval_seconds {float(REFRESH_S)}" in metrics
             age = float(metrics.split("\nfeedhandler_universe_refresh_age_seconds ")[1].split()[0])
             assert 0 <= age < REFRESH_S + 1.0
 
