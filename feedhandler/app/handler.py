@@ -350,15 +350,10 @@ class Handler:
                              self.sink.backlog_bytes(), self._paused,
                              self.books.summary() if self.books is not None else {},
                              dict(self.precision.violations) if self.precision else {},
-                             len(self.universe.symbols)
-                             if self.universe and self.universe.refreshes else None,
-                             self.request_summary(),
-                             self.book_sync.summary() if self.book_sync is not None else {},
-                             self.universe.failures if self.universe else 0,
-                             time.monotonic() - self.universe.refreshed_at
-                             if self.universe and self.universe.refresh_s
-                             and self.universe.refreshed_at else None,
-                             self.universe.refresh_s if self.universe else 0.0)
+                             requests=self.request_summary(),
+                             snapshots=self.book_sync.summary()
+                             if self.book_sync is not None else {},
+                             **(self.universe.status() if self.universe else {}))
 
     def request_summary(self) -> dict[str, int]:
         """The WS API client's counts and the weight budget it shares with REST snapshots

@@ -286,7 +286,7 @@ class HandlerCollector:
         yield _family("feedhandler_precision_violations_total",
                       (((kind, symbol), n) for (kind, symbol), n in
                        sorted(snapshot.precision.items())))
-        if handler.universe is not None:
+        if handler.universe is not None:  # (its fields: UniverseTracker.status)
             yield _family("feedhandler_universe_refresh_failures_total",
                           [((), snapshot.universe_failures)])
             yield _family("feedhandler_universe_refresh_interval_seconds",

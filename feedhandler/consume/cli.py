@@ -295,9 +295,17 @@ def _selected(messages: Iterator[Message], symbols: set[bytes]) -> Iterator[Mess
     """Skip data messages of other symbols by key, before decoding anything."""
     for msg in messages:
         key = msg.key()
-        if symbols and key and key not in symbols and header_dict(msg.headers()).get(H_SCHEMA):
+        if symbols and key and key not in symbols and _is_data(msg):
             continue
         yield msg
+
+
+def _is_data(msg: Message) -> bool:
+    """(a message whose headers cannot be read is the read loop's to report)"""
+    try:
+        return bool(header_dict(msg.headers()).get(H_SCHEMA))
+    except DecodeError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,10 +330,10 @@ def run(args: argparse.Namespace) -> int:
     total = skipped = 0
     try:
         for msg in _selected(messages, symbols):
-            headers = header_dict(msg.headers())
-            garbled = next((k for k, v in headers.items() if "\ufffd" in v), None)
-            if garbled is not None:  # (header_dict keeps what is not UTF-8 as U+FFFD)
-                undecodable(msg, ValueError(f"header {garbled} is not UTF-8"))
+            try:
+                headers = header_dict(msg.headers())
+            except DecodeError as exc:
+                undecodable(msg, exc)
                 skipped += 1
                 continue
             position = {"partition": msg.partition() or 0, "offset": msg.offset() or 0}

@@ -180,11 +180,15 @@ def raw_headers(recv_ns: np.ndarray, time_unit: str) -> list[tuple[str, bytes]]:
 
 
 def header_dict(headers: KafkaHeaders) -> dict[str, str]:
-    """A message's headers (as confluent_kafka gives them) as text; bytes that are not UTF-8
-    come out as U+FFFD, so that what the value means fails where it is read, not here."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    return {k: v.decode(errors="replace") if isinstance(v, bytes) else v or ""
-            for k, v in pairs}
+    """A message's headers (as confluent_kafka gives them) as text; DecodeError for one that
+    is not UTF-8."""
+    text = {}
+    for key, value in headers.items() if isinstance(headers, Mapping) else headers or ():
+        try:
+            text[key] = value.decode() if isinstance(value, bytes) else value or ""
+        except UnicodeDecodeError:
+            raise DecodeError(f"header {key} is not UTF-8") from None
+    return text
 
 
 def data_schema(headers: dict[str, str]) -> Schema:

@@ -9,7 +9,6 @@ replayed). Frames are combined-stream wrappers or raw stream payloads.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -22,11 +21,10 @@ from feedhandler.recording.format import (
     MAGIC,
     RecordingError,
     RecordingReader,
-    cut_short,
+    log_stopped_early,
     open_for_reading,
+    stopped_early,
 )
-
-log = logging.getLogger(__name__)
 
 NS_PER_S = 10**9
 
@@ -82,10 +80,8 @@ class FrameFile:
                 if line.strip():
                     yield self._parse_line(line)
         except DAMAGED as exc:  # a gzip capture cut short or damaged
-            self.stopped_early, self.damaged = f"{exc}, after {lines} lines", not cut_short(exc)
-            log.log(logging.ERROR if self.damaged else logging.WARNING,
-                    "%s: %s%s: read up to there", self.path,
-                    "damaged: " if self.damaged else "", self.stopped_early)
+            self.stopped_early, self.damaged = stopped_early(exc, f"{lines} lines")
+            log_stopped_early(self.path, self.stopped_early, self.damaged)
 
     @staticmethod
     def _parse_line(line: bytes) -> Frame:

@@ -49,11 +49,20 @@ GZIP_MAGIC = b"\x1f\x8b"
 DAMAGED = (EOFError, OSError, zlib.error)  # what reading a gzip stream cut short or damaged raises
 
 
-def cut_short(exc: BaseException) -> bool:
-    """A gzip stream that just ends (a writer that stopped: what it wrote reads back as it
-    was), not one whose bytes are damaged (a CRC or inflate error: what came before may be
-    wrong too)."""
-    return isinstance(exc, EOFError)
+def stopped_early(exc: BaseException | None, after: str) -> tuple[str, bool]:
+    """Why a file's reading stopped before its end (`exc`: what reading raised, None: it
+    ends inside a record), and whether its bytes are damaged (a gzip CRC or inflate error:
+    what came before may be wrong too), not just cut short (a writer that stopped)."""
+    return (f"{exc if exc is not None else 'it ends inside a record'}, after {after}",
+            exc is not None and not isinstance(exc, EOFError))
+
+
+def log_stopped_early(path: object, why: str, damaged: bool) -> None:
+    if damaged:
+        log.error("%s: damaged: %s: read up to there; what came before may be damaged too",
+                  path, why)
+    else:
+        log.warning("%s: %s: read up to there", path, why)
 
 
 def open_for_reading(path: str | os.PathLike[str],
@@ -230,7 +239,8 @@ class RecordingReader(_RecordingFile):
         # turns out cut short or damaged is given out first.
         read, read1 = self._file.read, self._file.read1
         unpack, size = _RECORD.unpack_from, _RECORD.size
-        chunk, at, records, damage = b"", 0, 0, "it ends inside a record"
+        chunk, at, records = b"", 0, 0
+        damage: BaseException | None = None  # (None at a cut inside a record)
         try:
             while True:
                 end = at + size
@@ -254,12 +264,8 @@ class RecordingReader(_RecordingFile):
                     break
                 chunk, at = chunk[at:] + more, 0
         except DAMAGED as exc:
-            damage, self.damaged = str(exc), not cut_short(exc)
-        self.stopped_early = f"{damage}, after {records} records"
+            damage = exc
+        self.stopped_early, self.damaged = stopped_early(damage, f"{records} records")
         if not self._tolerate:
             raise TruncatedRecording(f"{self._path}: {self.stopped_early}")
-        if self.damaged:
-            log.error("%s: damaged: %s: read up to there; the records before may be damaged "
-                      "too", self._path, self.stopped_early)
-        else:
-            log.warning("%s: %s: read up to there", self._path, self.stopped_early)
+        log_stopped_early(self._path, self.stopped_early, self.damaged)

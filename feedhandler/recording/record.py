@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         return Handler(config, wrap_sink=recorder)
 
     sinks: list[RecordingSink] = []
-    code = run_handler("record", args, make_handler)
     # a disk error while closing (the last write) fails the recording as one while running does
-    return 1 if code == 0 and any(sink.failed for sink in sinks) else code
+    return run_handler("record", args, make_handler,
+                       report=lambda: ({}, 1 if any(sink.failed for sink in sinks) else 0))

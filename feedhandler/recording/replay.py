@@ -219,21 +219,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"feedhandler replay: cannot read {path}", file=sys.stderr)
             return 2
 
-    readers: list[ReplayChild] = []
-    handlers: list[Handler] = []
+    built: list[Handler] = []
 
     def make_handler() -> Handler:
         try:
             config = replay_config(args, paths)
         except RecordingError as exc:
             raise ConfigError(str(exc)) from None
-        handler = replay_handler(config, paths, speed)
-        readers.extend(c for c in handler.supervisor.children if isinstance(c, ReplayChild))
-        handlers.append(handler)
-        return handler
+        built.append(replay_handler(config, paths, speed))
+        return built[0]
 
-    return run_handler("replay", args, make_handler,
-                       report=lambda: readers[0].report(handlers[0].signalled is not None))
+    def report() -> tuple[dict[str, Any], int]:
+        reader = built[0].supervisor.children[0]  # (the shard that replays the files)
+        assert isinstance(reader, ReplayChild)
+        return reader.report(built[0].signalled is not None)
+
+    return run_handler("replay", args, make_handler, report=report)
 
 
 def replay_handler(config: HandlerConfig, paths: Sequence[Path], speed: float,

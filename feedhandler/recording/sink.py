@@ -144,7 +144,7 @@ class RecordingSink:
         elif now - self._flushed >= FLUSH_INTERVAL_S:
             self._writer.flush()
             self._flushed = now
-            self.frames, self._unflushed = self.frames + self._unflushed, 0
+            self._in_file()
             self._flushed_size = self._writer.size
 
     def _fail(self, exc: OSError) -> None:
@@ -153,8 +153,8 @@ class RecordingSink:
         if self._writer is not None:
             try:  # what its buffers hold may still go in (the error may have passed)
                 self._writer.close()
-                self.frames, self.bytes = self.frames + self._unflushed, \
-                    self.bytes + self._writer.size
+                self._in_file()
+                self.bytes += self._writer.size
             except OSError:  # the file ends before them
                 held += self._unflushed
                 self.bytes += self._flushed_size
@@ -215,6 +215,10 @@ class RecordingSink:
     def _close_file(self) -> None:
         assert self._writer is not None
         self._writer.close()
+        self._in_file()
         self.bytes += self._writer.size
-        self.frames, self._unflushed = self.frames + self._unflushed, 0
         self._writer = None
+
+    def _in_file(self) -> None:
+        """A flush or close went through: the frames written since are in the file."""
+        self.frames, self._unflushed = self.frames + self._unflushed, 0

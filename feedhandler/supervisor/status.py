@@ -86,10 +86,10 @@ class HandlerStatus:
     # values off the symbol's tick/step grid (universe.check_precision)
     universe_symbols: int | None = None  # symbols the universe follows; None: no universe,
     # or no exchangeInfo read yet
-    requests: dict[str, int] = field(default_factory=dict)  # WS API client and weight budget
-    # (Handler.request_summary(); empty when the handler makes no request)
-    snapshots: dict[str, int] = field(default_factory=dict)  # SnapshotSync.summary()
     universe_failures: int = 0  # exchangeInfo reads that failed or were not applied
     universe_age_s: float | None = None  # since the last one applied (None: as universe_symbols,
     # or read once: universe.refresh_s 0)
     universe_refresh_s: float = 0.0  # universe.refresh_s
+    requests: dict[str, int] = field(default_factory=dict)  # WS API client and weight budget
+    # (Handler.request_summary(); empty when the handler makes no request)
+    snapshots: dict[str, int] = field(default_factory=dict)  # SnapshotSync.summary()

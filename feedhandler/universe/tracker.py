@@ -53,6 +53,14 @@ class UniverseTracker:
         self.failures = 0
         self.refreshed_at: float | None = None  # time.monotonic() of the last one
 
+    def status(self) -> dict[str, Any]:
+        """HandlerStatus's universe fields."""
+        return {"universe_symbols": len(self.symbols) if self.refreshes else None,
+                "universe_failures": self.failures,
+                "universe_age_s": time.monotonic() - self.refreshed_at
+                if self.refresh_s and self.refreshed_at is not None else None,
+                "universe_refresh_s": self.refresh_s}
+
     async def run(self) -> None:
         """Refresh now, then every refresh_s (0: once); until cancelled."""
         while True:
