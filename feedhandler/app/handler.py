@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from feedhandler import __version__
-from feedhandler._ext.decoder import Decoder
+from feedhandler._ext.decoder import SIMD_KERNEL, Decoder
 from feedhandler.app.health import HealthServer
 from feedhandler.app.latency import LatencyHistograms
 from feedhandler.app.live import LiveStreams
@@ -430,6 +430,11 @@ class Handler:
             self.health = HealthServer(self, self.config.health_host, self.config.health_port,
                                        self.config.health_writes)
             await self.health.start()
+        # (after the port's check: a configuration refused is then the one line on stderr)
+        kinds = self.config.universe.kinds
+        log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL,
+                 f"universe {kinds} from exchangeInfo" if kinds
+                 else f"{len(self.config.streams)} streams", self.config.sink)
         # the loop's handlers while it runs, then those from before (the command line's keep
         # a late signal from turning exit 0 into 143; in-process users get theirs back)
         previous = SavedHandlers()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -80,9 +81,10 @@ class HealthServer:
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port,
                                                       limit=MAX_REQUEST_BYTES)
-        except OSError as exc:
+        except OSError as exc:  # (uvloop's own text repeats the address: the errno's is enough)
+            why = os.strerror(exc.errno) if exc.errno else exc
             raise ConfigError(f"health_host/health_port: cannot listen on {self.host}:"
-                              f"{self.port}: {exc.strerror or exc}") from exc
+                              f"{self.port}: {why}") from exc
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("health endpoints on http://%s:%d (/livez /readyz /metrics)", host, port)
 

@@ -108,16 +108,8 @@ def load_from_args(args: argparse.Namespace, fill_source: str = "", **fill: Any)
 
 def run(args: argparse.Namespace) -> int:
     def make_handler() -> Handler:
-        config = load_from_args(args)
-        from feedhandler._ext.decoder import SIMD_KERNEL
-
-        plan = (f"universe {config.universe.kinds} from exchangeInfo" if config.universe.kinds
-                else f"{len(config.streams)} streams")
         # creates or checks the Kafka topics; SIGHUP reads the flags' configuration again
-        handler = Handler(config, reload=lambda: load_from_args(args))
-        # (once built: a configuration it refuses is then the one line on stderr)
-        log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL, plan, config.sink)
-        return handler
+        return Handler(load_from_args(args), reload=lambda: load_from_args(args))
 
     return run_handler("run", args, make_handler)
 

@@ -107,6 +107,7 @@ class Connection:
         self.last_error = ""  # why the last attempt or connection failed
         self.start_refusal: Failure | None = None  # permanent refusal before any connection
         self.quarantine: Failure | None = None
+        self.retired = False  # its streams went to none: stopped for good, not a shutdown
         self.replaced: Counter[str] = Counter()  # stale connections we replaced, by cause
         self.violations = 0  # connections we closed with 1002
         self.rollovers: Counter[str] = Counter()  # make-before-break replacements, by cause
@@ -288,7 +289,7 @@ class Connection:
                 joining.cancel()
             self.subscriptions.connection_lost()
             if stop.is_set() or not link.closed().done():
-                reason = "shutdown" if stop.is_set() else \
+                reason = self._stop_reason() if stop.is_set() else \
                     "rollover" if successor is not None or self._reconnect_now else "stale"
                 await link.close(CLOSE_TIMEOUT_S, 1000, reason)
             self.feed.closed(listener)
@@ -431,7 +432,7 @@ class Connection:
                 in_step = None
         finally:
             if in_step is None:
-                await new.close(CLOSE_TIMEOUT_S, 1000, "shutdown" if stop.is_set() else "")
+                await new.close(CLOSE_TIMEOUT_S, 1000, self._stop_reason() if stop.is_set() else "")
                 feed.closed(new.listener)
         if in_step is None:
             log.warning("shard %d: the replacement %s during the overlap", self.index,
@@ -602,6 +603,11 @@ class Connection:
                 self.announced.difference_update(news)
             event = {**event, "streams": news}
         self.feed.report(event)
+
+    def _stop_reason(self) -> str:
+        """The close reason once stopped: the exchange and the log tell a retired connection
+        from a handler's shutdown."""
+        return "retired" if self.retired else "shutdown"
 
     def revive(self) -> bool:
         """A quarantined connection whose streams changed may try again (the stream the

@@ -136,6 +136,8 @@ class Supervisor:
         """Stop one child (gracefully, as at stop) and drop it from the status;
         `on_stopped()` once it has closed (its last frames decoded)."""
         self.children.remove(child)
+        if isinstance(child, Connection):
+            child.retired = True
         self._stop_child(child)
         task = self._tasks.get(child.index)
         if on_stopped is not None:

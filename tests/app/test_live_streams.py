@@ -174,6 +174,25 @@ async def test_bad_requests_are_400_with_one_line_and_change_nothing() -> None:
             assert not events(sink, "subscribed") and not events(sink, "unsubscribed")
 
 
+def test_a_connection_left_without_streams_closes_as_retired_not_shut_down(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with SimulatorServer(rate=200.0) as sim:
+            handler = Handler(config(sim.url, streams=START,
+                                     **{"connection.streams_per_connection": 3}))
+            async with running(handler):
+                await until(lambda: len(open_shards(handler)) == 2)
+                result = await change(handler, remove=["xrpusdt@trade"])
+                assert result["shards"]["1"]["state"] == "closed"
+                await until(lambda: [f.shard.index for f in handler.shards] == [0])
+
+    with caplog.at_level(logging.INFO, logger="feedhandler.supervisor.connection"):
+        uvloop.run(scenario())
+    closes = [r.getMessage() for r in caplog.records if "closed (" in r.getMessage()]
+    assert closes == ["shard 1: closed (code 1000, reason 'retired', by us)",
+                      "shard 0: closed (code 1000, reason 'shutdown', by us)"]
+
+
 def test_sighup_with_replicas_changes_nothing_and_says_so_without_an_error(
         caplog: pytest.LogCaptureFixture) -> None:
     """Replicas split `streams` among them, so the file's list applies at a restart: an

@@ -162,3 +162,18 @@ def test_what_start_up_built_is_out_of_the_collectors_reach() -> None:
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_a_taken_health_port_is_the_one_line_on_stderr() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "run", "--url", "ws://127.0.0.1:9",
+             "--streams", "btcusdt@trade", "--sink", "null", "--health-port", str(port),
+             "--health-host", "127.0.0.1"], capture_output=True, timeout=60, env=clean_env())
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"feedhandler run: configuration error: health_host/health_port: cannot listen on "
+        f"127.0.0.1:{port}: Address already in use"]
