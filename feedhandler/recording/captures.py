@@ -33,6 +33,7 @@ class Frame(NamedTuple):
     recv_ns: int | None  # None: the capture has no receive time
     stream: str  # the recorded stream label ("" when the frame is kept whole)
     payload: bytes
+    binary: bool = False  # a recording's binary WebSocket message
 
 
 class FrameFile:
@@ -68,8 +69,8 @@ class FrameFile:
 
     def __iter__(self) -> Iterator[Frame]:
         if self._recording is not None:
-            for recv_ns, stream, payload in self._recording:
-                yield Frame(recv_ns, stream, payload)
+            for recv_ns, stream, payload, binary in self._recording:
+                yield Frame(recv_ns, stream, payload, binary)
             self.stopped_early = self._recording.stopped_early
             self.damaged = self._recording.damaged
             return

@@ -7,7 +7,7 @@ padding:
 
     file    = header record*
     header  = magic     8 bytes  b"FHREC\\x00\\r\\n" (the CR LF catches text-mode mangling)
-              version   uint16   1
+              version   uint16   2 (readers also read 1: the same without a record's flags)
               flags     uint16   0 (reserved; readers reject unknown bits)
               meta_len  uint32   length of meta
               meta      meta_len bytes: UTF-8 JSON object describing the recording
@@ -15,14 +15,17 @@ padding:
     record  = recv_ns     int64   local receive time, ns since the Unix epoch (CLOCK_REALTIME)
               stream_len  uint16  length of stream
               payload_len uint32  length of payload
+              flags       uint8   bit 0: a binary WebSocket message (else text); the other
+                                  bits are reserved (a reader stops there, as at damage)
               stream      stream_len bytes: UTF-8 stream name the payload belongs to
                           ("btcusdt@trade"), or a connection label when the frame is kept
                           whole (e.g. a combined-stream wrapper or a control reply); may be empty
               payload     payload_len bytes: the WebSocket message payload, verbatim
 
-A record is 14 bytes of header plus its two byte strings; records follow each other to end
-of file. A file cut short by a crash ends in a partial record: `RecordingReader` raises
-`TruncatedRecording` there, or stops silently with `tolerate_truncation=True`.
+A record is 15 bytes of header (14 in version 1) plus its two byte strings; records follow
+each other to end of file. A file cut short by a crash ends in a partial record:
+`RecordingReader` raises `TruncatedRecording` there, or stops silently with
+`tolerate_truncation=True`.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from typing import IO, Any, NamedTuple, Self
 import numpy as np
 
 MAGIC = b"FHREC\x00\r\n"
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct("<8sHHI")
-_RECORD = struct.Struct("<qHI")
+_RECORD = struct.Struct("<qHIB")
+_RECORD_V1 = struct.Struct("<qHI")  # (flags 0: every frame text)
+BINARY = 1  # a record's flag: the frame came as a binary WebSocket message
 _BUFFER_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 DAMAGED = (EOFError, OSError, zlib.error)  # what reading a gzip stream cut short or damaged raises
@@ -74,9 +79,9 @@ def open_for_reading(path: str | os.PathLike[str],
     raw = io.BufferedReader(io.FileIO(path), _BUFFER_BYTES)
     return raw, gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == GZIP_MAGIC else raw
 GZIP_LEVEL = 1  # fastest: market data still shrinks ~8x, and the recorder must keep up
-# a record header as a numpy dtype (packed: 14 bytes), for writing many records at once
-RECORD_HEADER = np.dtype({"names": ["recv_ns", "stream_len", "payload_len"],
-                          "formats": ["<i8", "<u2", "<u4"], "offsets": [0, 8, 10],
+# a record header as a numpy dtype (packed: 15 bytes), for writing many records at once
+RECORD_HEADER = np.dtype({"names": ["recv_ns", "stream_len", "payload_len", "flags"],
+                          "formats": ["<i8", "<u2", "<u4", "u1"], "offsets": [0, 8, 10, 14],
                           "itemsize": _RECORD.size})
 
 
@@ -95,6 +100,7 @@ class Record(NamedTuple):
     recv_ns: int
     stream: str
     payload: bytes
+    binary: bool = False  # a binary WebSocket message (the decoder rejects those)
 
 
 class _RecordingFile:
@@ -133,18 +139,19 @@ class RecordingWriter(_RecordingFile):
         self._file.write(_HEADER.pack(MAGIC, VERSION, 0, len(meta_bytes)) + meta_bytes)
         self._pack = _RECORD.pack
 
-    def write(self, recv_ns: int, stream: str, payload: bytes) -> None:
+    def write(self, recv_ns: int, stream: str, payload: bytes, binary: bool = False) -> None:
         name = stream.encode()
-        data = self._pack(recv_ns, len(name), len(payload)) + name + payload
+        data = self._pack(recv_ns, len(name), len(payload), BINARY if binary else 0) + name \
+            + payload
         self._file.write(data)
         self.size += len(data)
 
     def write_frames(self, recv_ns: np.ndarray, payload: np.ndarray, starts: np.ndarray,
-                     lengths: np.ndarray) -> None:
+                     lengths: np.ndarray, binary: np.ndarray | None = None) -> None:
         """Many records at once, with an empty stream label (frames kept whole): record i is
-        payload[starts[i]:starts[i] + lengths[i]] received at recv_ns[i]. Vectorised: no
-        Python object per record."""
-        data = pack_frames(recv_ns, payload, starts, lengths)
+        payload[starts[i]:starts[i] + lengths[i]] received at recv_ns[i], a binary message
+        where binary[i] (None: all text). Vectorised: no Python object per record."""
+        data = pack_frames(recv_ns, payload, starts, lengths, binary)
         self._file.write(data)
         self.size += len(data)
 
@@ -158,7 +165,7 @@ class RecordingWriter(_RecordingFile):
 
 
 def pack_frames(recv_ns: np.ndarray, payload: np.ndarray, starts: np.ndarray,
-                lengths: np.ndarray) -> bytes:
+                lengths: np.ndarray, binary: np.ndarray | None = None) -> bytes:
     """Records with empty stream labels, laid out as in a file (see `write_frames`)."""
     lengths = np.asarray(lengths, np.int64)
     if len(lengths) == 0:
@@ -166,6 +173,8 @@ def pack_frames(recv_ns: np.ndarray, payload: np.ndarray, starts: np.ndarray,
     heads = np.zeros(len(lengths), RECORD_HEADER)
     heads["recv_ns"] = recv_ns
     heads["payload_len"] = lengths
+    if binary is not None:
+        heads["flags"] = np.where(binary, BINARY, 0)
     sizes = _RECORD.size + lengths
     begins = np.cumsum(sizes) - sizes
     out = np.empty(int(sizes.sum()), np.uint8)
@@ -208,8 +217,9 @@ class RecordingReader(_RecordingFile):
             magic, version, flags, meta_len = _HEADER.unpack(header)
             if magic != MAGIC:
                 raise RecordingError(f"{path}: not a recording (bad magic {magic!r})")
-            if version != VERSION or flags:
+            if version not in (1, VERSION) or flags:
                 raise RecordingError(f"{path}: unsupported version {version} / flags {flags}")
+            self._record = _RECORD if version == VERSION else _RECORD_V1
             meta = self._file.read(meta_len)
             if len(meta) < meta_len:
                 raise TruncatedRecording(f"{path}: header metadata cut short")
@@ -238,20 +248,26 @@ class RecordingReader(_RecordingFile):
         # Records are cut from chunks as they come: all that was read before a gzip stream
         # turns out cut short or damaged is given out first.
         read, read1 = self._file.read, self._file.read1
-        unpack, size = _RECORD.unpack_from, _RECORD.size
+        unpack, size = self._record.unpack_from, self._record.size
+        flagged = self._record is _RECORD  # (version 1: no flags, every frame text)
         chunk, at, records = b"", 0, 0
         damage: BaseException | None = None  # (None at a cut inside a record)
         try:
             while True:
                 end = at + size
                 if len(chunk) >= end:
-                    recv_ns, stream_len, payload_len = unpack(chunk, at)
+                    fields = unpack(chunk, at)
+                    recv_ns, stream_len, payload_len = fields[0], fields[1], fields[2]
+                    flags = fields[3] if flagged else 0
+                    if flags & ~BINARY:  # a newer writer's: what it means is unknown here
+                        damage = RecordingError(f"record flags {flags:#x} unknown")
+                        break
                     end += stream_len + payload_len
                     if len(chunk) >= end:
                         stream = at + size + stream_len
                         # (a label that is not UTF-8 names no stream: the payload is judged)
                         yield Record(recv_ns, chunk[at + size:stream].decode(errors="replace"),
-                                     chunk[stream:end])
+                                     chunk[stream:end], flags == BINARY)
                         records, at = records + 1, end
                         continue
                 # a record longer than a chunk is read whole (read() loses only that record,

@@ -143,7 +143,7 @@ class ReplayChild:
         decode, set_stream = self.decoder.decode, self.decoder.set_stream
         stream = ""
         start_s, first_ns = 0.0, 0
-        for recv_ns, label, payload in frames:
+        for recv_ns, label, payload, binary in frames:
             if label and label != stream:  # a raw payload recorded under its stream's name
                 stream = label
                 set_stream(label)
@@ -156,7 +156,7 @@ class ReplayChild:
                         await asyncio.wait_for(stop.wait(), wait)
                     if stop.is_set():
                         return False
-            decode(payload, recv_ns)
+            decode(payload, recv_ns, not binary)
             self.frames += 1
             if self._max_frames and self.frames >= self._max_frames:
                 self.complete = True  # (what was asked for)
@@ -187,16 +187,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerConfig:
     """run's configuration, with the recordings' streams and time unit unless given. One
-    decoder reads every file, in one time unit: recordings made in two are refused."""
-    units: dict[str, Path] = {}
+    decoder reads every file, in one time unit: files in two are refused, and so is a
+    --time-unit that is not the recordings' own. A capture names no unit: it is in the one
+    given, else in Binance's default (ms)."""
+    given = getattr(args, "connection.time_unit", None)
+    units: dict[str, str] = {given: "--time-unit"} if given else {}
     for path in paths:
         with FrameFile(path) as frames:
             unit = frames.meta.get("time_unit")
-        if isinstance(unit, str):
-            units.setdefault(unit, path)
+        units.setdefault(unit if isinstance(unit, str) else given or "ms", str(path))
     if len(units) > 1:
-        raise RecordingError("recordings in different time units (" + ", ".join(
-            f"{path}: {unit}" for unit, path in units.items()) + "): replay them separately")
+        raise RecordingError("files in different time units (" + ", ".join(
+            f"{where}: {unit}" for unit, where in units.items()) + "): replay them separately"
+            " (a capture names no unit: it is taken to be in --time-unit's, else in ms)")
     # (a capture may hold streams that clash, e.g. !bookTicker from before Binance dropped it
     # beside btcusdt@bookTicker: the plan takes the first, the frames all decode as recorded)
     streams = getattr(args, "streams", None) or \

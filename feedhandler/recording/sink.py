@@ -32,6 +32,7 @@ WRITE_INTERVAL_S = 0.1
 # (a few bytes of compression each) makes what was written readable.
 FLUSH_INTERVAL_S = 5.0
 SUFFIX = ".fhrec.gz"
+BINARY_FRAME = "binary_frame"  # the decoder's reason for a binary message: recorded as binary
 
 
 class RecordingSink:
@@ -57,8 +58,8 @@ class RecordingSink:
         self._opened = self._flushed = 0.0
         self._flushed_size = 0  # uncompressed bytes of the open file a flush wrote
         self._last_write = 0.0
-        # frames not yet written: (recv_ns, payload as uint8, starts, lengths) per batch
-        self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        # frames not yet written: (recv_ns, payload as uint8, starts, lengths, binary) per batch
+        self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.failed: OSError | None = None  # the disk error that ended the recording
         self._new_file = False  # set by add_streams (another thread): rotate at the next write
         # at start, not at the first file: a bad place fails the command with one line
@@ -76,14 +77,15 @@ class RecordingSink:
             # a frame's receive time is its first record's (every frame makes a record)
             recv = records["ts_recv"][np.minimum(frames.rows[:-1], len(records) - 1)]
             self._hold(recv, np.frombuffer(frames.payload, np.uint8), offsets[:-1],
-                       np.diff(offsets))
+                       np.diff(offsets), np.zeros(len(recv), bool))
         self.inner.publish_batch(kind, records, epoch, frames)
 
     def publish_dead_letter(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         # recorded too, so that a replay rejects the same frames (stamped now: the decoder
-        # keeps no receive time for a rejected frame)
+        # keeps no receive time for a rejected frame), a binary one as binary
         self._hold(np.array([time.time_ns()], np.int64), np.frombuffer(frame, np.uint8),
-                   np.zeros(1, np.int64), np.array([len(frame)], np.int64))
+                   np.zeros(1, np.int64), np.array([len(frame)], np.int64),
+                   np.array([reason == BINARY_FRAME]))
         self.inner.publish_dead_letter(reason, field, stream, frame)
 
     def publish_control(self, event: dict[str, Any]) -> None:
@@ -167,10 +169,10 @@ class RecordingSink:
 
     # --- files ----------------------------------------------------------------------------
     def _hold(self, recv: np.ndarray, payload: np.ndarray, starts: np.ndarray,
-              lengths: np.ndarray) -> None:
+              lengths: np.ndarray, binary: np.ndarray) -> None:
         """Frames to write once their receive times are past the horizon (none once failed)."""
         if self.failed is None:
-            self._held.append((recv, payload, starts, lengths))
+            self._held.append((recv, payload, starts, lengths, binary))
 
     def _write(self, horizon_ns: int | None) -> None:
         """Write held frames received before `horizon_ns` (None: all), oldest first."""
@@ -188,16 +190,17 @@ class RecordingSink:
         payload = np.concatenate([h[1] for h in self._held])
         starts = np.concatenate([h[2] + base for h, base in zip(self._held, bases, strict=True)])
         lengths = np.concatenate([h[3] for h in self._held])
+        binary = np.concatenate([h[4] for h in self._held])
         order = np.flatnonzero(due)[np.argsort(recv[due], kind="stable")]
         writer = self._current_writer()
-        writer.write_frames(recv[order], payload, starts[order], lengths[order])
+        writer.write_frames(recv[order], payload, starts[order], lengths[order], binary[order])
         self._unflushed += len(order)
         keep = np.flatnonzero(~due)
         self._held = []
         if len(keep):  # copy out what stays held, so written bytes are freed
             kept = gather(payload, starts[keep], lengths[keep])
             self._held.append((recv[keep], kept, np.cumsum(lengths[keep]) - lengths[keep],
-                               lengths[keep]))
+                               lengths[keep], binary[keep]))
         if writer.size >= self.rotate_bytes:  # (by time: _keep_up)
             self._close_file()
 

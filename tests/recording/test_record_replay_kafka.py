@@ -21,7 +21,7 @@ from feedhandler.consume.reader import read_messages
 from feedhandler.contract import header_dict
 from feedhandler.recording.format import RecordingReader
 from feedhandler.records import SCHEMAS, schema_by_name
-from feedhandler.simulator.server.faults import MALFORMED
+from feedhandler.simulator.server.faults import BINARY, MALFORMED
 from feedhandler.simulator.testing import SimulatorProcess
 from tests.integration.test_kafka_bridge import stream_names
 
@@ -65,7 +65,8 @@ def test_replay_of_a_recording_publishes_what_the_live_run_did(kafka_bootstrap: 
     live, replayed = f"rec{uuid.uuid4().hex[:8]}", f"rep{uuid.uuid4().hex[:8]}"
     kafka = ["--sink", "kafka", "--kafka-bootstrap", kafka_bootstrap]
     out = tmp_path / "rec"
-    sim_args = ["--seed", "7", "--rate", "3000", "--fault", "malformed:every=997"]
+    sim_args = ["--seed", "7", "--rate", "3000", "--fault", "malformed:every=997",
+                "--fault", "binary:every=1499"]
     with SimulatorProcess(sim_args) as sim:
         recorded = feedhandler(tmp_path / "record.log", "record", "--out", str(out),
                                "--rotate-s", "3", "--url", sim.url, "--streams", streams,
@@ -74,6 +75,7 @@ def test_replay_of_a_recording_publishes_what_the_live_run_did(kafka_bootstrap: 
     assert len(files) >= 2, "rotated every 3 s"
     assert recorded["sink"]["recording"]["files"] == [str(f) for f in files]
     assert recorded["frames"] > 10_000 and recorded["errors"]["malformed_json"] > 5
+    assert recorded["errors"]["binary_frame"] > 3  # rejected again on replay: as binary
     assert recorded["sink"]["recording"]["frames"] == recorded["frames"]
 
     again = feedhandler(tmp_path / "replay.log", "replay", *map(str, files), "--fast", *kafka,
@@ -86,9 +88,10 @@ def test_replay_of_a_recording_publishes_what_the_live_run_did(kafka_bootstrap: 
     replay_records, replay_dead = published(kafka_bootstrap, replayed)
     assert len(live_records) == 10 * 4  # every (kind, symbol) of the 40 streams
     assert replay_records == live_records
-    assert len(replay_dead) == len(live_dead) == recorded["errors"]["malformed_json"], \
+    rejected = recorded["errors"]["malformed_json"] + recorded["errors"]["binary_frame"]
+    assert len(replay_dead) == len(live_dead) == rejected, \
         (len(replay_dead), len(live_dead), recorded, again)
-    assert replay_dead == live_dead and set(live_dead) == {MALFORMED}
+    assert replay_dead == live_dead and set(live_dead) == {MALFORMED, BINARY}
 
 
 def test_the_simulator_replays_the_recorders_files(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ RECORDS = [
     Record(1_767_225_600_123_456_790, "币安人生usdt@bookTicker", '{"s":"币安人生USDT"}'.encode()),
     Record(-5, "", b""),  # empty stream label and payload are legal
     Record(2**63 - 1, "x" * 65_535, bytes(range(256)) * 4000),
+    Record(3, "", b'{"e":"trade"}', binary=True),  # a binary message: replayed as binary
 ]
 
 
@@ -42,21 +43,45 @@ def test_round_trip(tmp_path: Path) -> None:
             "time_unit": "us",
         }
         assert list(reader) == RECORDS
-    recv_ns, stream, payload = next(iter(RecordingReader(path)))  # plain 3-tuple unpacking
-    assert (recv_ns, stream, payload) == tuple(RECORDS[0])
+    recv_ns, stream, payload, binary = next(iter(RecordingReader(path)))  # plain unpacking
+    assert (recv_ns, stream, payload, binary) == tuple(RECORDS[0])
 
 
 def test_byte_layout_matches_the_documentation(tmp_path: Path) -> None:
     path = tmp_path / "b.fhrec"
     with RecordingWriter(path) as writer:
         writer.write(7, "ab", b"xyz")
+        writer.write(8, "", b"\x00", binary=True)
     data = path.read_bytes()
     assert data == (
         b"FHREC\x00\r\n"  # magic
-        + struct.pack("<HHI", 1, 0, 2) + b"{}"  # version, flags, meta_len, meta
-        + struct.pack("<qHI", 7, 2, 3) + b"ab" + b"xyz"  # one record
+        + struct.pack("<HHI", 2, 0, 2) + b"{}"  # version, flags, meta_len, meta
+        + struct.pack("<qHIB", 7, 2, 3, 0) + b"ab" + b"xyz"  # a text record
+        + struct.pack("<qHIB", 8, 0, 1, 1) + b"\x00"  # a binary one
     )  # fmt: skip
     assert data.startswith(MAGIC)
+
+
+def test_version_1_files_are_read_every_frame_text(tmp_path: Path) -> None:
+    path = tmp_path / "v1.fhrec"
+    path.write_bytes(MAGIC + struct.pack("<HHI", 1, 0, 2) + b"{}"
+                     + struct.pack("<qHI", 7, 2, 3) + b"ab" + b"xyz"
+                     + struct.pack("<qHI", 8, 0, 2) + b"{}")
+    assert list(RecordingReader(path)) == [Record(7, "ab", b"xyz"), Record(8, "", b"{}")]
+
+
+def test_a_record_with_unknown_flags_stops_the_reading_as_damage(tmp_path: Path) -> None:
+    path = tmp_path / "f.fhrec"
+    with RecordingWriter(path) as writer:
+        writer.write(1, "", b"{}")
+        writer.write(2, "", b"[]", binary=True)
+    data = bytearray(path.read_bytes())
+    data[-3] = 0x03  # the second record's flags: binary and a bit no reader knows
+    path.write_bytes(bytes(data))
+    with pytest.raises(TruncatedRecording, match="record flags 0x3 unknown, after 1 records"):
+        list(RecordingReader(path))
+    reader = RecordingReader(path, tolerate_truncation=True)
+    assert list(reader) == [Record(1, "", b"{}")] and reader.damaged
 
 
 def test_truncated_tail(tmp_path: Path) -> None:
@@ -64,15 +89,16 @@ def test_truncated_tail(tmp_path: Path) -> None:
     _write(path)
     data = path.read_bytes()
     final = RECORDS[-1]
-    last = len(data) - (14 + len(final.stream.encode()) + len(final.payload))
-    # a cut inside the last payload, inside its stream name, inside its 14-byte header
-    for end in (len(data) - 1, last + 14 + 100, last + 5):
+    last = len(data) - (15 + len(final.stream.encode()) + len(final.payload))
+    big = last - (15 + 65_535 + 1_024_000)  # the one before: a long label, a long payload
+    # a cut inside the last payload, inside the one before's stream name, inside its header
+    for end, whole in ((len(data) - 1, 4), (big + 15 + 100, 3), (big + 5, 3)):
         path.write_bytes(data[:end])
         with pytest.raises(TruncatedRecording):
             list(RecordingReader(path))
-        assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:3]
+        assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:whole]
     path.write_bytes(data[:last])  # a cut between records is a clean end
-    assert list(RecordingReader(path)) == RECORDS[:3]
+    assert list(RecordingReader(path)) == RECORDS[:4]
 
 
 @pytest.mark.parametrize(
@@ -80,7 +106,7 @@ def test_truncated_tail(tmp_path: Path) -> None:
     [
         (b"", "too short"),
         (b"NOTAREC!" + struct.pack("<HHI", 1, 0, 0), "bad magic"),
-        (MAGIC + struct.pack("<HHI", 2, 0, 0), "unsupported version"),
+        (MAGIC + struct.pack("<HHI", 3, 0, 0), "unsupported version"),
         (MAGIC + struct.pack("<HHI", 1, 1, 0), "flags"),
         (MAGIC + struct.pack("<HHI", 1, 0, 10) + b"{}", "metadata cut short"),
     ],
@@ -120,7 +146,7 @@ def test_gzip_recording_cut_short_by_a_crash(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-30])  # no gzip trailer, last record incomplete
     with pytest.raises(TruncatedRecording):
         list(RecordingReader(path))
-    assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:3]
+    assert list(RecordingReader(path, tolerate_truncation=True)) == RECORDS[:4]
 
 
 def _many(path: Path, count: int = 20_000) -> list[Record]:
@@ -150,11 +176,14 @@ def test_a_damaged_gzip_recording_gives_every_record_before_the_damage(
     with FrameFile(path) as frames:  # (the replay's reader)
         assert [f.payload for f in frames] == [r.payload for r in got]
     # damaged inside: deflate may decode some garbage before its checksum fails at the end
-    # (records carry no checksum of their own); the reader stops there, without a traceback
+    # (records carry no checksum of their own, only flags no writer sets); the reader stops
+    # there, without a traceback, and says the file is damaged
     path.write_bytes(data[:len(data) // 2] + bytes(1000) + data[len(data) // 2 + 1000:])
-    got = list(RecordingReader(path, tolerate_truncation=True))
+    reader = RecordingReader(path, tolerate_truncation=True)
+    got = list(reader)
     assert got[:len(records) // 2 - 50] == records[:len(records) // 2 - 50]
-    assert "CRC check failed" in caplog.text or "invalid" in caplog.text
+    assert reader.damaged
+    assert any(text in caplog.text for text in ("CRC check failed", "invalid", "record flags"))
 
 
 @pytest.mark.parametrize("meta", [b"{not json", b"[1, 2]", b'"text"'])

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from feedhandler._ext.decoder import ERROR_NAMES
 from feedhandler.contract import Frames
 from feedhandler.recording.format import (
     Record,
@@ -19,7 +20,7 @@ from feedhandler.recording.format import (
     RecordingWriter,
     TruncatedRecording,
 )
-from feedhandler.recording.sink import RecordingSink
+from feedhandler.recording.sink import BINARY_FRAME, RecordingSink
 from feedhandler.records import SCHEMAS
 from feedhandler.sinks.base import TopicSink
 from feedhandler.sinks.null import NullSink
@@ -190,3 +191,16 @@ def test_a_place_no_file_can_be_made_in_fails_at_start(tmp_path: Path, prefix: s
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError):  # (a file where the directory goes)
         RecordingSink(tmp_path / "file", NullSink(), {}, max_linger_ms=5)
+
+
+def test_a_rejected_binary_frame_is_recorded_as_binary(tmp_path: Path) -> None:
+    # (so that a replay rejects it as binary again, where as text it might even decode)
+    assert BINARY_FRAME in ERROR_NAMES
+    sink = RecordingSink(tmp_path, NullSink(), {}, max_linger_ms=5)
+    sink.publish_dead_letter(BINARY_FRAME, "", "", b'{"e":"trade"}')
+    sink.publish_dead_letter("malformed_json", "", "", b"{oops")
+    assert sink.close(1.0) == 0
+    (path,) = sink.files
+    with RecordingReader(path) as reader:
+        assert [(r.payload, r.binary) for r in reader] == [(b'{"e":"trade"}', True),
+                                                           (b"{oops", False)]

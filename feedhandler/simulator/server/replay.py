@@ -105,10 +105,13 @@ class ReplaySource:
 def read_events(path: Path, is_valid_stream: Callable[[str], bool]) -> Iterator[TimedEvent]:
     """The market events of a recording file. Records the recorder kept whole (labelled with
     something other than a stream name) are unwrapped when they are combined-stream envelopes
-    and skipped otherwise (control replies). A file cut short by a crash replays up to its
-    last whole record. The file closes when the iterator is exhausted or dropped."""
+    and skipped otherwise (control replies), as are binary messages (no market event). A file
+    cut short by a crash replays up to its last whole record. The file closes when the
+    iterator is exhausted or dropped."""
     with RecordingReader(path, tolerate_truncation=True) as reader:
-        for recv_ns, stream, payload in reader:
+        for recv_ns, stream, payload, binary in reader:
+            if binary:
+                continue
             if is_valid_stream(stream):
                 yield recv_ns, stream, payload
             elif (unwrapped := unwrap_combined(payload)) is not None:
