@@ -548,6 +548,18 @@ class HandlerConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _raw_frames_fit_a_message(self) -> HandlerConfig:
+        # A raw message never splits a frame: one the decoder takes must fit librdkafka's
+        # message.max.bytes (max_message_bytes + MESSAGE_OVERHEAD), else its every record is
+        # lost to MSG_SIZE_TOO_LARGE
+        least = self.connection.max_frame_bytes + 1 + KEY_AND_HEADERS - MESSAGE_OVERHEAD
+        if self.kafka.encoding == "raw" and self.kafka.max_message_bytes < least:
+            raise Invalid("kafka.max_message_bytes", f"must be at least {least} with "
+                          f"kafka.encoding: raw, which never splits a frame (connection."
+                          f"max_frame_bytes {self.connection.max_frame_bytes})")
+        return self
+
+    @model_validator(mode="after")
     def _requests_fit_the_budget(self) -> HandlerConfig:
         # (snapshots and exchangeInfo share one weight budget: a request heavier than all of
         # it would never be sent, and books would never be synced)

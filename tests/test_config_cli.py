@@ -65,6 +65,9 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {encoding: raw}\nbook: {snapshots: true}\n", {},
      "book.snapshots: not with kafka.encoding: raw (a message of that encoding carries "
      "exchange frames; snapshots and books are records), got true (c.yaml:2)"),
+    ("kafka: {encoding: raw, max_message_bytes: 4096}\n", {},
+     "kafka.max_message_bytes: must be at least 987137 with kafka.encoding: raw, which never "
+     "splits a frame (connection.max_frame_bytes 1048576), got 4096 (c.yaml:1)"),
     ("streams: ['!miniTicker@arr']\nkafka: {topic_template: 'x.{kind}.{symbol}'}\n", {},
      "kafka.topic_template: {symbol} with an all-market stream (!miniTicker@arr) would make a "
      "topic per symbol of the market, which cannot be created or checked on start (give a "

@@ -7,6 +7,7 @@ included. Without --follow it stops at the end offsets seen when it started.
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import sys
 import time
@@ -242,11 +243,13 @@ class Output:
         self.events[f"{topic} {kind}"] = self.events.get(f"{topic} {kind}", 0) + 1
         if self.fmt == "summary":
             return
-        if dead:  # the frame as text, whatever it holds
+        if dead:  # the frame as text; one that is not UTF-8 (binary) exactly, in base64
+            try:
+                frame = {"frame": value.decode()}
+            except UnicodeDecodeError:
+                frame = {"frame_base64": base64.b64encode(value).decode()}
             line = {"topic": topic, **(position or {}), "reason": headers[H_REASON],
-                    "field": headers.get(H_FIELD),
-                    "stream": headers.get(H_STREAM),
-                    "frame": value.decode("utf-8", "replace")}
+                    "field": headers.get(H_FIELD), "stream": headers.get(H_STREAM), **frame}
         else:
             line = {"topic": topic, **(position or {}), "event": event}
         self.out.write(orjson.dumps(line) + b"\n")

@@ -67,7 +67,7 @@ HEADERS = [
                          "topic's `{market}` (`binance.sim.trade` carries it too)"),
     (c.H_VERSION, "data", "schema version (each table below names its own)"),
     (c.H_ENCODING, "data", "`records`, `json`, `jsonrecord` or `raw`"),
-    (c.H_COUNT, "data", "records in the message"),
+    (c.H_COUNT, "data", "records in the message (`raw`: the records its frames decode to)"),
     (c.H_SEQ_FIRST, "data, kinds with ids", "first sequence id covered (see Sequence ids); "
      "absent on kinds without ids"),
     (c.H_SEQ_LAST, "data, kinds with ids", "last sequence id covered"),
@@ -123,8 +123,11 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
 - **Per symbol, not per partition.** Continuity holds per message key (symbol) within one
   kind: a partition interleaves many symbols, so compare a message's `{c.H_SEQ_FIRST}` with
   the `{c.H_SEQ_LAST}` of the previous message of the same topic, key, `{c.H_INSTANCE}` and
-  `{c.H_EPOCH}`. A discontinuity the handler saw is also published as a `gap` event (reason
-  `missing` or `backwards`); the records around it are published as they came. So one
+  `{c.H_EPOCH}`. The headers give only a message's first and last ids: a skip or a repeat
+  between two records of one message shows only in the records' own ids (compare each with
+  the one before), and as the `gap` event (reason `missing` or `backwards`) the handler
+  publishes for every discontinuity it saw; the records around it are published as they
+  came. So one
   stream carries a symbol's ids of a kind: two that would interleave them (`btcusdt@depth`
   and `btcusdt@depth@100ms`, `btcusdt@depth5` and `btcusdt@depth20`, `!bookTicker` and
   `btcusdt@bookTicker`) are refused at start and by `POST /subscriptions`.
@@ -159,10 +162,11 @@ Kinds without ids ({without}) carry no `fh.seq.*` headers.
   event (`depth`: one row per price level, `flags` 1 on its first row and 2 on its last) spans
   two or more Kafka messages only when one symbol's run exceeds `kafka.max_message_bytes`:
   they are consecutive messages of the same key, in order, and each carries the `U`/`u` of
-  its rows, so a message whose first row lacks flag 1 continues the previous message's event
-  and repeats its `{c.H_SEQ_FIRST}` (check continuity between events, not between such
-  messages). Every other kind is one record per event (an all-market `!…@arr` frame is one
-  record per symbol, each in its symbol's message)."""
+  its rows, so a message whose first row lacks flag 1 continues the previous message's last
+  event, and its `{c.H_SEQ_FIRST}` is that event's `U` (the previous message's own
+  `{c.H_SEQ_FIRST}` only when that message began with the same event): check continuity
+  between events, not between such messages. Every other kind is one record per event (an
+  all-market `!…@arr` frame is one record per symbol, each in its symbol's message)."""
 
 
 TIMES = """### Times
@@ -173,9 +177,10 @@ Every time in a record is an int64 count of nanoseconds since the Unix epoch (19
 precision. `ts_recv` is the handler's receive time (CLOCK_REALTIME, read once per frame: all
 records of a frame share it); every other time is the exchange's. A kline's `ts_close` is
 inclusive: the bar's last millisecond, `ts_open` + span - 1 ms (a 1m bar opened at 12:00:00
-closes at 12:00:59.999). The Kafka timestamp of a message is its produce time (librdkafka's
-CreateTime when the handler hands the message over; or the broker's append time on a topic
-with `message.timestamp.type=LogAppendTime`), never an exchange time."""
+closes at 12:00:59.999), or its last microsecond in time unit `us` (12:00:59.999999). The
+Kafka timestamp of a message is its produce time (librdkafka's CreateTime when the handler
+hands the message over; or the broker's append time on a topic with
+`message.timestamp.type=LogAppendTime`), never an exchange time."""
 
 
 def events_section() -> str:
@@ -298,6 +303,10 @@ def values_section() -> str:
   archival; `{c.H_RECV_NS}` gives each frame's receive time. A frame of an all-market stream
   (`!miniTicker@arr`, ...) carries many symbols: it is keyed by the empty string (topic
   `{{symbol}}` = `all`). The decoder keeps each batch's frames only while this encoding is on.
+  A message never splits a frame: `kafka.max_message_bytes` (plus the 64 KiB librdkafka
+  allows beyond it) must hold the largest frame the decoder takes, `connection.max_frame_bytes`
+  (checked at start), and so must the topics' `max.message.bytes` (the broker's default,
+  1 MiB, less the batch's framing and the message's headers).
 
 Machine-readable schemas, generated from the same declarations:
 `python -m feedhandler.contract.schemas json [KIND]` prints the JSON Schema of each kind's

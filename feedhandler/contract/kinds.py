@@ -313,7 +313,8 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "kline", Role.MARKET,
         (recv(), E, ts("k.t", "ts_open", "bar start `k.t`, ns"),
-         ts("k.T", "ts_close", "bar close `k.T`, ns, inclusive (start + span - 1 ms)"),
+         ts("k.T", "ts_close",
+            "bar close `k.T`, ns, inclusive (start + span - 1 ms; - 1 µs in time unit us)"),
          i64("k.f", "first_trade_id", "`k.f` (-1 when the bar has no trade)"),
          i64("k.L", "last_trade_id", "`k.L` (-1 when the bar has no trade)"),
          i64("k.n", "n_trades", "`k.n`"),

@@ -37,7 +37,10 @@ def data_kinds() -> list[str]:
 
 def _json_item(f: Field) -> dict[str, Any]:
     if f.type == "bytes":
-        return {"type": "string", "maxLength": f.count}  # (at most count UTF-8 bytes)
+        # maxLength counts characters: the byte bound can only be said (a non-ASCII symbol
+        # of 32 characters passes it at up to 128 bytes)
+        return {"type": "string", "maxLength": f.count,
+                "description": f"at most {f.count} bytes of UTF-8"}
     if f.is_decimal:
         return {"type": "string", "pattern": DECIMAL}
     if f.type == "uint8":

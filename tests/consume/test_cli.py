@@ -67,6 +67,7 @@ def market(kafka_broker: LocalKafka) -> Iterator[tuple[str, str, dict[str, np.nd
     sink.publish_batch("depth", data["depth2"], 1)
     sink.publish_control({"type": "gap", "reason": "reconnect"})
     sink.publish_dead_letter("malformed_json", "", "btcusdt@trade", b'{"e":')
+    sink.publish_dead_letter("binary_frame", "", "", b"\xc3(\xff")
     assert sink.close(30) == 0
     yield bootstrap, name, data
 
@@ -87,7 +88,7 @@ def test_summary_counts_and_checks_sequences(market: tuple[str, str, dict[str, n
     assert rows[("binance.spot.trade", "ETHUSDT")] == ["1", "5", "5", "9", "1", "1"]
     assert rows[("binance.spot.depth", "BTCUSDT")] == ["2", "9", "10", "22", "1", "0"]
     assert f"binance.{name}.control gap: 1" in lines
-    assert f"binance.{name}.deadletter dead_letter: 1" in lines
+    assert f"binance.{name}.deadletter dead_letter: 2" in lines
 
 
 def test_jsonl_for_one_symbol(market: tuple[str, str, dict[str, np.ndarray]],
@@ -131,6 +132,9 @@ def test_table_and_events(market: tuple[str, str, dict[str, np.ndarray]],
     assert {"topic": f"binance.{name}.deadletter", "partition": 0, "offset": 0,
             "reason": "malformed_json", "field": "", "stream": "btcusdt@trade",
             "frame": '{"e":'} in events
+    assert {"topic": f"binance.{name}.deadletter", "partition": 0, "offset": 1,
+            "reason": "binary_frame", "field": "", "stream": "",
+            "frame_base64": "wyj/"} in events  # b"\xc3(\xff" exactly
 
 
 def test_unknown_kind_is_a_usage_error(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
