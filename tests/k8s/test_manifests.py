@@ -44,7 +44,8 @@ def test_statefulset_is_hardened_and_sharded() -> None:
 
 
 def test_pdb_and_service() -> None:
-    assert load("pdb.yaml")["spec"]["maxUnavailable"] == 1
+    pdb = load("pdb.yaml")["spec"]
+    assert (pdb["maxUnavailable"], pdb["unhealthyPodEvictionPolicy"]) == (1, "AlwaysAllow")
     assert load("service.yaml")["spec"]["clusterIP"] == "None"
 
 
