@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,8 +183,7 @@ class Handler:
 
     def _depth_symbols(self) -> set[str]:
         """The symbols whose diff depth the connections stream now."""
-        return {symbol for feed in self.shards
-                for kind, symbol in map(stream_kind, feed.shard.streams) if kind == "depth"}
+        return _depth_of(self.shards)
 
     def _universe(self) -> UniverseTracker:
         """The stream plan from exchangeInfo, with the tick/step check when configured."""
@@ -322,6 +321,10 @@ class Handler:
         if event["type"] == "disconnected":
             self.stats.reconnects += 1
         self.sink.publish_control(event)
+        if event["type"] == "disconnected" and self.book_sync is not None:
+            # (another leg still feeding the shard: nothing stopped)
+            self.book_sync.lost(_depth_of(feed for feed in self.shards if not feed.listeners
+                                          and feed.shard.index == event["shard"]))
 
     def _maybe_done(self) -> None:
         if self.config.max_messages and \
@@ -526,3 +529,9 @@ def _is_server_shutdown(frame: bytes) -> bool:
     if isinstance(message, dict) and isinstance(message.get("data"), dict):
         message = message["data"]
     return isinstance(message, dict) and message.get("e") == "serverShutdown"
+
+
+def _depth_of(feeds: Iterable[ShardFeed]) -> set[str]:
+    """The symbols whose diff depth `feeds` stream."""
+    return {symbol for feed in feeds
+            for kind, symbol in map(stream_kind, feed.shard.streams) if kind == "depth"}

@@ -20,10 +20,16 @@ the handler has stopped reading: refreshes would only grow its backlog).
 `want(symbol, first_update_id, why)` fetches a snapshot for a symbol whose handler book
 (`HandlerBooks`) went short, found its snapshot too old, or wants a refresh.
 
-Control events: `book_resync` (symbol, reason `start`, `gap` or `short`, expected / received
-U) when
-a symbol's book stops being rebuildable, `book_snapshot` (symbol, last_update_id, levels)
-when it is again: the interval between the two is the one in which that book was not valid.
+`lost(symbols)`: the connection that streamed those symbols' diffs is gone (no other leg
+feeds them). A valid book is no longer kept current from that moment, so it is invalid from
+then on (`book_resync`, reason `disconnected`, at once, not at the next diff), and the first
+diff after the reconnect fetches a snapshot, whether or not it follows on; meanwhile nothing
+is fetched for it, so that no `book_snapshot` says valid while its stream is down.
+
+Control events: `book_resync` (symbol, reason `start`, `gap`, `short`, `stale` or
+`disconnected`, expected / received U) when a symbol's book stops being rebuildable,
+`book_snapshot` (symbol, last_update_id, levels) when it is again: the interval between the
+two is the one in which that book was not valid.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class SymbolSync:
     resyncs: int = 0
     stale: int = 0  # snapshots fetched again because they were older than the diffs
     refreshes: int = 0  # snapshots the handler's valid book asked for (a side ran short)
+    lost: bool = False  # its stream stopped (lost connection): a snapshot at its next diff
 
 
 class SnapshotSync:
@@ -120,7 +127,10 @@ class SnapshotSync:
         # event says where; the snapshot must cover the last break of the batch.
         if len(breaks):
             state.first_update_id = max(state.first_update_id, int(firsts[breaks[-1]]))
-        if state.last_update_id == 0:
+        if state.lost:  # (invalid since the loss, evented then)
+            state.lost = False
+            self._resync(symbol, state, None, int(firsts[0]), RESYNC)
+        elif state.last_update_id == 0:
             self._resync(symbol, state, "start", int(firsts[0]), SNAPSHOT, expected=0)
         elif len(breaks):
             at = int(breaks[0])
@@ -143,6 +153,8 @@ class SnapshotSync:
         state = self.symbols.get(symbol)
         if state is None:
             state = self.symbols[symbol] = SymbolSync(last_update_id=first_update_id - 1)
+        if state.lost:  # (its next diff fetches one)
+            return
         if why == "stale":
             state.stale += 1
             self._resync(symbol, state, "stale", first_update_id, RESYNC,
@@ -154,6 +166,24 @@ class SnapshotSync:
         short = why == "short"
         self._resync(symbol, state, "short" if short else None, first_update_id,
                      SNAPSHOT if short else REFRESH, max(0.0, SHORT_RESYNC_S - since))
+
+    def lost(self, symbols: Collection[str]) -> None:
+        """The diffs of `symbols` stopped coming (their connection was lost): each book valid
+        until now is not from now on, evented at once; a fetch under way is dropped (its
+        snapshot would say valid while the stream is down)."""
+        for symbol in symbols:
+            state = self.symbols.get(symbol)
+            if state is None or state.lost:
+                continue
+            state.lost = True
+            valid = state.snapshot_id and (state.task is None or state.priority == REFRESH)
+            if state.task is not None:
+                state.task.cancel()
+                state.task = None
+            if valid:
+                state.resyncs += 1
+                self._event("book_resync", symbol=symbol, reason="disconnected",
+                            expected=state.last_update_id + 1, received=0)
 
     def _resync(self, symbol: str, state: SymbolSync, reason: str | None, received: int,
                 priority: int, wait: float = 0.0, expected: int | None = None) -> None:
@@ -192,7 +222,8 @@ class SnapshotSync:
                 continue
             streamed = self._streamed()  # (a symbol unsubscribed since: not refreshed)
             for symbol, state in self.symbols.items():
-                if state.snapshot_id and (streamed is None or symbol in streamed):
+                if state.snapshot_id and not state.lost and (
+                        streamed is None or symbol in streamed):
                     self._schedule(symbol, state, REFRESH)
 
     async def _fetch(self, symbol: str, state: SymbolSync, priority: int,

@@ -144,13 +144,16 @@ EVENTS: tuple[Event, ...] = (
           (("symbol", "e.g. `BTCUSDT`"),
            ("reason", "`start` (first diff seen), `gap` (its `U` does not follow on), "
                       "`short` (a side of the handler's book, `book.publish`, has no level left "
-                      "while levels beyond are unknown) or `stale` (the handler's book waited "
+                      "while levels beyond are unknown), `stale` (the handler's book waited "
                       "past `book.max_buffer` diffs, kept the newest, and the snapshot just "
-                      "published is older than those)"),
+                      "published is older than those) or `disconnected` (the connection that "
+                      "streamed its diffs was lost, and no other leg streams them: evented at "
+                      "the loss; the snapshot that ends it is taken after the reconnect)"),
            ("expected", "the next update id the book owed (`start`: 0, none yet; `stale`: "
                         "the snapshot's lastUpdateId + 1)"),
            ("received", "the first update id that came instead (`short`: the same as "
-                        "`expected`; `stale`: the first the book kept)"), ("ts_ns", "when")),
+                        "`expected`; `stale`: the first the book kept; `disconnected`: 0, "
+                        "none yet)"), ("ts_ns", "when")),
           "that symbol's book is invalid until its next snapshot (it alone is resynced)"),
     Event("book_snapshot", "book",
           (("symbol", "e.g. `BTCUSDT`"),

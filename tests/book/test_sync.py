@@ -523,3 +523,63 @@ def test_a_retry_after_is_seconds_or_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert [retry_after_s(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]
     assert 28 <= retry_after_s(later, 60.0) <= 30
+
+
+async def test_a_lost_stream_makes_its_books_invalid_at_once_until_a_snapshot_after_it() -> None:
+    source = FakeDepth({"AAA": [10, 40], "BBB": list(range(10, 200))})
+    published: list[np.ndarray] = []
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, published.append, on_event=events.append, refresh_s=0.02)
+    sync.on_depth(batch(diff("AAA", 10, 10), diff("BBB", 10, 10)))
+    async with asyncio.timeout(5):
+        while len(published) < 2:
+            await asyncio.sleep(0.001)
+    sync.lost({"AAA", "CCC"})  # (CCC: no book of it)
+    sync.lost({"AAA"})  # already lost: nothing more
+    resyncs = [(e["symbol"], e["reason"], e["expected"]) for e in events
+               if e["type"] == "book_resync"]
+    assert resyncs == [("AAA", "start", 0), ("BBB", "start", 0), ("AAA", "disconnected", 11)]
+    sync.want("AAA", 11, "short")  # (its handler book ran short meanwhile: it waits too)
+    await asyncio.sleep(0.2)  # refresh rounds: BBB's, none of AAA's while its stream is down
+    assert [c[0] for c in source.calls].count("AAA") == 1
+    assert [c[0] for c in source.calls].count("BBB") > 3
+    sync.on_depth(diff("AAA", 11, 12))  # back, and following on: a snapshot all the same
+    async with asyncio.timeout(5):
+        while not any(e["type"] == "book_snapshot" and e["last_update_id"] == 40
+                      for e in events):
+            await asyncio.sleep(0.001)
+    await sync.close()
+    assert [c[2] for c in source.calls if c[0] == "AAA"] == [SNAPSHOT, RESYNC]
+    assert [(e["symbol"], e["reason"]) for e in events if e["type"] == "book_resync"] == [
+        ("AAA", "start"), ("BBB", "start"), ("AAA", "disconnected")]
+
+
+async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -> None:
+    stream = "btcusdt@depth@100ms"
+    async with SimulatorServer(rate=200.0) as sim:
+        sink = RecordingSink()
+        config = load_config(None, {
+            "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
+            "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3",
+        }, environ={})
+        handler = Handler(config, cast(Sink, sink))
+        assert handler.book_sync is not None
+        sync = handler.book_sync
+        task = asyncio.create_task(handler.run())
+        async with asyncio.timeout(20):
+            while sync.snapshots < 1:
+                await asyncio.sleep(0.01)
+            assert sim.faults.drop() == 1  # the stream's connection (not the WS API's)
+            while sync.snapshots < 2:
+                await asyncio.sleep(0.01)
+        handler.stop()
+        await task
+    kinds = ("disconnected", "connected", "book_resync", "book_snapshot")
+    told = [(e["type"], e.get("reason")) for e in sink.events
+            if e["type"] in kinds and "/ws-api/" not in e.get("url", "")]  # (the stream's)
+    # invalid from the loss itself, not from the first diff after the reconnect; valid again
+    # only from a snapshot taken after it
+    assert told == [("connected", None), ("book_resync", "start"), ("book_snapshot", None),
+                    ("disconnected", "TCP closed without a close frame"),
+                    ("book_resync", "disconnected"), ("connected", None),
+                    ("book_snapshot", None)]
