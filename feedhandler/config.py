@@ -11,6 +11,7 @@ To add a key, add one line (and a docstring) to its section, e.g.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,8 @@ from feedhandler.contract.streams import (
     suffix_clash,
     url_streams,
 )
-from feedhandler.wsapi.methods import depth_weight, request_weight
+from feedhandler.supervisor.plan import replica_part
+from feedhandler.wsapi.methods import CONNECT_WEIGHT, depth_weight, request_weight
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
            "HandlerConfig", "KafkaConfig", "UniverseConfig", "WsApiConfig", "load_config",
@@ -559,20 +561,59 @@ class HandlerConfig(Section):
                           f"max_frame_bytes {self.connection.max_frame_bytes})")
         return self
 
-    @model_validator(mode="after")
-    def _requests_fit_the_budget(self) -> HandlerConfig:
-        # (snapshots and exchangeInfo share one weight budget: a request heavier than all of
-        # it would never be sent, and books would never be synced)
+    def weighed_requests(self) -> list[tuple[int, str]]:
+        """(weight, what) of the WebSocket API requests the configuration makes."""
         needs = []
         if self.book.snapshots:
             needs.append((depth_weight(self.book.snapshot_limit),
                           f"a book.snapshot_limit {self.book.snapshot_limit} snapshot"))
         if self.universe.kinds:
             needs.append((request_weight("exchangeInfo", None), "exchangeInfo (universe)"))
-        for weight, what in needs:
+        if self.universe.kinds or (self.book.snapshots and self.book.snapshot_source == "wsapi"):
+            needs.append((CONNECT_WEIGHT, "a WebSocket API connection"))
+        return needs
+
+    @model_validator(mode="after")
+    def _requests_fit_the_budget(self) -> HandlerConfig:
+        # (snapshots and exchangeInfo share one weight budget: a request heavier than all of
+        # it would never be sent, and books would never be synced)
+        for weight, what in self.weighed_requests():
             if weight > self.wsapi.weight_limit:
                 raise Invalid("wsapi.weight_limit", f"must be at least {weight}, the weight of "
                                                     f"{what}")
+        return self
+
+    @model_validator(mode="after")
+    def _books_have_diffs(self) -> HandlerConfig:
+        # snapshots and books follow the diff-depth streams only: without one they would do
+        # nothing, silently
+        if not self.book.snapshots:
+            return self
+        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or self.streams
+        kinds = {stream.kind for stream in map(parse_stream, streams) if stream}
+        if "depth" not in kinds:
+            raise Invalid("book.snapshots", "no diff-depth stream (`<symbol>@depth`, "
+                          "`@depth@100ms`) in the streams: snapshots and books follow those "
+                          "only (a partial depth stream, `@depth5` ..., is a whole book itself)")
+        return self
+
+    @model_validator(mode="after")
+    def _refreshes_fit_their_half(self) -> HandlerConfig:
+        # The budget grants refreshes half its limit (the other half is the resyncs'): rounds
+        # that need more never finish on time, and ask again meanwhile. (With universe.kinds
+        # the symbols come later: not known here.)
+        book, wsapi = self.book, self.wsapi
+        if not (book.snapshots and book.refresh_s > 0) or self.universe.kinds:
+            return self
+        mine = replica_part(set(self.streams), self.shard_index, self.shard_count)
+        symbols = {s.symbol for s in map(parse_stream, mine) if s and s.kind == "depth"}
+        weight = depth_weight(book.snapshot_limit)
+        least = len(symbols) * weight * wsapi.weight_interval_s / (wsapi.weight_limit // 2)
+        if book.refresh_s < least:
+            raise Invalid("book.refresh_s", f"must be at least {math.ceil(least)}: "
+                          f"{len(symbols)} symbols' snapshots of weight {weight} each, "
+                          f"refreshed within half of wsapi.weight_limit ({wsapi.weight_limit} "
+                          f"per {wsapi.weight_interval_s:g} s; the other half is the resyncs')")
         return self
 
     @model_validator(mode="after")

@@ -65,6 +65,15 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {encoding: raw}\nbook: {snapshots: true}\n", {},
      "book.snapshots: not with kafka.encoding: raw (a message of that encoding carries "
      "exchange frames; snapshots and books are records), got true (c.yaml:2)"),
+    ("streams: btcusdt@depth,ethusdt@depth@100ms,ethusdt@trade\n"
+     "book: {snapshots: true, refresh_s: 1, snapshot_limit: 5000}\n", {},
+     "book.refresh_s: must be at least 10: 2 symbols' snapshots of weight 250 each, refreshed "
+     "within half of wsapi.weight_limit (6000 per 60 s; the other half is the resyncs'), got 1 "
+     "(c.yaml:2)"),
+    ("streams: btcusdt@depth5,ethusdt@trade\nbook: {snapshots: true}\n", {},
+     "book.snapshots: no diff-depth stream (`<symbol>@depth`, `@depth@100ms`) in the streams: "
+     "snapshots and books follow those only (a partial depth stream, `@depth5` ..., is a whole "
+     "book itself), got true (c.yaml:2)"),
     ("kafka: {encoding: raw, max_message_bytes: 4096}\n", {},
      "kafka.max_message_bytes: must be at least 987137 with kafka.encoding: raw, which never "
      "splits a frame (connection.max_frame_bytes 1048576), got 4096 (c.yaml:1)"),

@@ -134,7 +134,8 @@ class Handler:
         self._reloads: set[asyncio.Task[None]] = set()
         api = self.config.wsapi
         self._budget = WeightBudget(api.weight_limit, api.weight_interval_s,
-                                    api.weight_margin_s)
+                                    api.weight_margin_s,
+                                    max((w for w, _ in config.weighed_requests()), default=1))
         if config.universe.kinds or (config.book.snapshots
                                      and config.book.snapshot_source == "wsapi"):
             self.wsapi = self._wsapi_client()

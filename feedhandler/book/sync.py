@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[dict[str, Any]], None]
 STALE_WARNING_EVERY = 60  # a snapshot fetched again as too old: logged the 1st, 60th, ... time
 SHORT_RESYNC_S = 1.0  # a book short of levels (refresh or short): a snapshot at most this often
+RETRY_MAX_S = 60.0  # a failing snapshot is asked again after 1, 2, 4 ... s, at most this
 
 
 class DepthSource(Protocol):
@@ -235,7 +236,7 @@ class SnapshotSync:
                     await asyncio.sleep(wait)
                 finally:
                     state.waiting = False
-            stale = 0
+            stale = failed = 0
             while True:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)
@@ -251,19 +252,26 @@ class SnapshotSync:
                                         self._retry_delay_s, stale)
                         await asyncio.sleep(self._retry_delay_s)
                         continue
-                    rows = snapshot_records(symbol, result, limit=self.limit)
-                except Exception as exc:  # whatever the source or the reply: retried, counted
-                    if isinstance(exc, errors.BadSymbol):  # (delisted): not refreshed any more
-                        self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
-                        state.snapshot_id = 0
-                        return
+                    self._publish(snapshot_records(symbol, result, limit=self.limit))
+                except Exception as exc:  # whatever the source, the reply or the sink: retried
                     self.failures += 1
+                    if isinstance(exc, errors.BadSymbol):  # delisted, or not served yet
+                        if not failed:
+                            self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
+                        streamed = self._streamed()
+                        if priority == REFRESH or (streamed is not None
+                                                   and symbol not in streamed):
+                            state.snapshot_id = 0  # (not refreshed any more)
+                            return
+                    # backing off: a refusal that lasts (a WAF, a parameter the exchange
+                    # refuses) is not asked again every second for ever
+                    delay = min(self._retry_delay_s * 2 ** failed, RETRY_MAX_S)
+                    failed += 1
                     expected = (errors.WsApiError, SnapshotError, KeyError, TypeError, ValueError)
                     log.warning("snapshot of %s failed (%s); again in %.1f s", symbol, exc,
-                                self._retry_delay_s, exc_info=not isinstance(exc, expected))
-                    await asyncio.sleep(self._retry_delay_s)
+                                delay, exc_info=not isinstance(exc, expected))
+                    await asyncio.sleep(delay)
                     continue
-                self._publish(rows)
                 state.snapshot_id, state.snapshot_at = last, time.monotonic()
                 self.snapshots += 1
                 self._event("book_snapshot", symbol=symbol, last_update_id=last,

@@ -162,7 +162,9 @@ EVENTS: tuple[Event, ...] = (
           "a depth snapshot was published: the symbol's book is valid from here"),
     Event("book_snapshot_failed", "book",
           (("symbol", "e.g. `BTCUSDT`"), ("error", "why"), ("ts_ns", "when")),
-          "the exchange has no such symbol: no snapshot will come"),
+          "the exchange has no such symbol (delisted, or not served yet): a refresh is not "
+          "asked again; a resync is, with backoff up to 60 s, while the symbol's diffs are "
+          "streamed (evented once a streak)"),
     Event("book_crossed", "book",
           (("symbol", "e.g. `BTCUSDT`"), ("count", "crossed or locked events since the last "
                                                    "book_crossed of this symbol"),

@@ -10,7 +10,10 @@ exceed `limit`. `margin` only absorbs timer jitter.
 
 Callers `await acquire(weight, priority)`, send, and call `complete(weight)` when the answer
 (or the failure) is in. Lower priority numbers go first and a waiter is never overtaken by a
-lower-priority one (a big snapshot is not starved by a stream of pings). A 429/418
+lower-priority one (a big snapshot is not starved by a stream of pings). Periodic refreshes
+(`REFRESH`) are granted only while the budget stays within half its limit: weight once granted
+is held for a whole window, so without that a round of refreshes would hold the budget and a
+gap's resync, which is urgent, would wait up to a window behind weight already spent. A 429/418
 `retryAfter` stops every grant until then (`block_until`). When the exchange reports more
 weight used than we hold (another process on the same IP), the difference is held too
 (`observe`).
@@ -21,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 
 from feedhandler.wsapi import errors
+
+log = logging.getLogger(__name__)
 
 # priorities: lower goes first
 URGENT = 0  # session logon, clock sync
@@ -33,9 +39,16 @@ REFRESH = 40  # periodic snapshots of books that are fine
 
 
 class WeightBudget:
-    def __init__(self, limit: int, interval_s: float, margin_s: float = 0.1) -> None:
-        if limit <= 0 or interval_s <= 0 or margin_s < 0:
-            raise ValueError("weight budget: limit and interval must be > 0, margin >= 0")
+    def __init__(self, limit: int, interval_s: float, margin_s: float = 0.1,
+                 floor: int = 1) -> None:
+        """`floor`: the heaviest request this process sends; a live limit below it is not
+        followed (no request of that weight could ever be granted: an odd or hostile
+        `rateLimits` would stop every connection and snapshot for good)."""
+        if limit <= 0 or interval_s <= 0 or margin_s < 0 or not 0 < floor <= limit:
+            raise ValueError("weight budget: limit and interval must be > 0, margin >= 0, "
+                             "0 < floor <= limit")
+        self.floor = floor
+        self._unfollowed = 0  # the last live limit below the floor (logged once)
         self.limit = self.cap = limit  # cap: this process's share, however high the live limit
         self.interval_s = interval_s
         self.margin_s = margin_s
@@ -64,8 +77,14 @@ class WeightBudget:
     def configure(self, limit: int, interval_s: float) -> None:
         """Follow the exchange's live `REQUEST_WEIGHT` limit, up to the configured one (replicas
         behind one IP each take their share of it)."""
+        if limit < self.floor:
+            if limit != self._unfollowed:  # (every reply carries it: said once per value)
+                self._unfollowed = limit
+                log.warning("wsapi: the exchange's REQUEST_WEIGHT limit %d is below the "
+                            "heaviest request we send (%d): not followed", limit, self.floor)
+            return
         limit = min(limit, self.cap)
-        if limit > 0 and interval_s > 0 and (limit, interval_s) != (self.limit, self.interval_s):
+        if interval_s > 0 and (limit, interval_s) != (self.limit, self.interval_s):
             self.limit, self.interval_s = limit, interval_s
             self._dispatch()
 
@@ -120,7 +139,7 @@ class WeightBudget:
         self._expire(now)
         waiters = self._waiters
         while waiters and now >= self._blocked_until:
-            _, _, weight, future = waiters[0]
+            priority, _, weight, future = waiters[0]
             if future.done():  # cancelled while waiting
                 heapq.heappop(waiters)
                 continue
@@ -128,7 +147,7 @@ class WeightBudget:
                 heapq.heappop(waiters)
                 future.set_exception(_over(weight, self.limit))
                 continue
-            if self._in_flight + self._done_weight + weight > self.limit:
+            if self._in_flight + self._done_weight + weight > self._ceiling(priority, weight):
                 break
             heapq.heappop(waiters)
             self._in_flight += weight
@@ -140,15 +159,21 @@ class WeightBudget:
             self._timer.cancel()
             self._timer = None
         if waiters:
-            when = self._next_room(now, waiters[0][2])
+            priority, _, weight, _ = waiters[0]
+            when = self._next_room(now, weight, self._ceiling(priority, weight))
             if when is not None:  # else only a completion can make room: it dispatches
                 self._timer = loop.call_at(when, self._dispatch)
 
-    def _next_room(self, now: float, weight: int) -> float | None:
-        """When `weight` will fit by expiry alone (or the block ends)."""
+    def _ceiling(self, priority: int, weight: int) -> int:
+        """The most weight held once `weight` of `priority` is granted: the limit, or for a
+        refresh half of it (the whole limit for one that alone is heavier than the half)."""
+        return self.limit if priority < REFRESH else max(self.limit // 2, weight)
+
+    def _next_room(self, now: float, weight: int, ceiling: int) -> float | None:
+        """When `weight` will fit under `ceiling` by expiry alone (or the block ends)."""
         if now < self._blocked_until:
             return self._blocked_until
-        need = self._in_flight + self._done_weight + weight - self.limit
+        need = self._in_flight + self._done_weight + weight - ceiling
         for expires, held in sorted(self._done):
             need -= held
             if need <= 0:

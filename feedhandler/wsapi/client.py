@@ -525,6 +525,13 @@ class WsApiClient:
         while not self._closing:
             try:
                 transport = await self._connect()
+            except errors.OverBudget as exc:  # (a live limit below a connection's weight)
+                delay = self._backoff.next_delay()
+                log.error("wsapi: cannot connect to %s: %s; retrying in %.2f s", self.url, exc,
+                          delay)
+                self._event("connect_failed", error=str(exc), retry_in_s=round(delay, 3))
+                await asyncio.sleep(delay)
+                continue
             except (TimeoutError, OSError, WSError) as exc:
                 failure = classify(exc)
                 if failure.kind == "permanent":  # 400/401/403: asking again cannot help

@@ -514,7 +514,7 @@ async def test_a_rest_throttle_without_retry_after_blocks_as_a_connection_would(
         budget = WeightBudget(6000, 60.0)
         with pytest.raises(errors.RateLimited):
             await RestDepth(f"http://127.0.0.1:{port}", budget).depth("BTCUSDT", 5)
-    waits = budget._next_room(asyncio.get_running_loop().time(), 1)
+    waits = budget._next_room(asyncio.get_running_loop().time(), 1, budget.limit)
     assert waits is not None
     assert blocked_s - 1 < waits - asyncio.get_running_loop().time() <= blocked_s
 
@@ -583,3 +583,44 @@ async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -
                     ("disconnected", "TCP closed without a close frame"),
                     ("book_resync", "disconnected"), ("connected", None),
                     ("book_snapshot", None)]
+
+
+async def test_a_symbol_refused_as_invalid_is_asked_again_while_its_diffs_come() -> None:
+    """One -1121 (a new listing streamed before the API serves its depth) must not leave its
+    book unsynced for good; asked again with backoff, and no longer once it is unsubscribed."""
+    class NotYet(FakeDepth):
+        refusals = 2
+
+        async def depth(self, symbol: str, limit: int = 100, *, priority: int = 10) -> Any:
+            if self.refusals:
+                self.refusals -= 1
+                self.calls.append((symbol, limit, priority))
+                raise errors.BadSymbol("Invalid symbol.", status=400, code=-1121)
+            return await super().depth(symbol, limit, priority=priority)
+
+    source = NotYet({"AAA": [10]})
+    events: list[dict[str, Any]] = []
+    published: list[np.ndarray] = []
+    sync = SnapshotSync(source, published.append, retry_delay_s=0.01, on_event=events.append)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while not published:
+            await asyncio.sleep(0.001)
+    assert len(source.calls) == 3 and sync.failures == 2
+    assert [e["type"] for e in events] == ["book_resync", "book_snapshot_failed",
+                                           "book_snapshot"]  # (failed: once a streak)
+    gone = NotYet({"BBB": []})
+    gone.refusals = 10**6
+    streamed = {"BBB"}
+    sync = SnapshotSync(gone, published.append, retry_delay_s=0.01, streamed=lambda: streamed)
+    sync.on_depth(diff("BBB", 10, 10))
+    async with asyncio.timeout(5):
+        while len(gone.calls) < 3:
+            await asyncio.sleep(0.001)
+        streamed.clear()  # unsubscribed (delisted): no more
+        while sync.pending():
+            await asyncio.sleep(0.001)
+    calls = len(gone.calls)
+    await asyncio.sleep(0.2)
+    assert len(gone.calls) == calls < 10  # (backing off: 10, 20, 40, 80 ... ms)
+    await sync.close()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from feedhandler.wsapi import errors
-from feedhandler.wsapi.budget import NORMAL, SNAPSHOT, URGENT, WeightBudget
+from feedhandler.wsapi.budget import NORMAL, REFRESH, RESYNC, SNAPSHOT, URGENT, WeightBudget
 
 
 async def test_no_window_ever_holds_more_than_the_limit() -> None:
@@ -121,3 +121,37 @@ async def test_the_live_limit_is_followed_up_to_the_configured_share() -> None:
     assert (budget.limit, budget.interval_s) == (2000, 60)
     budget.configure(1200, 60)  # lowered by the exchange: followed
     assert budget.limit == 1200
+
+
+async def test_a_live_limit_below_the_heaviest_request_is_not_followed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An odd or hostile `rateLimits` (limit 1) would fail every request we send, a
+    connection's included, for good: it is not followed, and said once."""
+    budget = WeightBudget(6000, 60, floor=250)  # a 5000-level snapshot weighs 250
+    for _ in range(3):
+        budget.configure(1, 60)
+    budget.configure(249, 60)
+    assert budget.limit == 6000
+    assert [r.getMessage() for r in caplog.records] == [
+        "wsapi: the exchange's REQUEST_WEIGHT limit 1 is below the heaviest request we send "
+        "(250): not followed",
+        "wsapi: the exchange's REQUEST_WEIGHT limit 249 is below the heaviest request we send "
+        "(250): not followed"]
+    budget.configure(250, 60)
+    assert budget.limit == 250
+    await budget.acquire(250)
+
+
+async def test_refreshes_keep_half_the_budget_for_resyncs() -> None:
+    """Weight granted is held a whole window: refreshes that took it all would hold up a gap's
+    resync until then. They take half, so the resync goes at once."""
+    budget = WeightBudget(limit=1000, interval_s=60.0)
+    refreshes = [asyncio.ensure_future(budget.acquire(250, REFRESH)) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert [r.done() for r in refreshes] == [True, True, False, False]
+    await asyncio.wait_for(budget.acquire(250, RESYNC), 1.0)  # not behind the other two
+    assert budget.used() == 750
+    for refresh in refreshes[2:]:
+        refresh.cancel()
+    lone = WeightBudget(limit=300, interval_s=60.0)  # a refresh heavier than the half: alone
+    await asyncio.wait_for(lone.acquire(250, REFRESH), 1.0)

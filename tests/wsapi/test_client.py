@@ -580,3 +580,34 @@ async def test_busy_answers_are_retried_after_a_growing_pause() -> None:
     sent = [t for _, method, t in peer.requests if method == "depth"]
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert len(sent) == 3 and gaps[0] >= 0.09 and gaps[1] >= 0.19  # 0.2 s, then 0.4 s, +-50 %
+
+
+async def test_a_live_limit_below_a_connections_weight_does_not_end_the_connection_loop(
+        ) -> None:
+    """A budget with no floor follows a `rateLimits` of 1: the next connection's weight (2)
+    cannot be granted, and the loop says so and tries again instead of dying."""
+    def script(connection: int, request: dict[str, Any]) -> Answer:
+        answer = normal(request)
+        if request["method"] == "depth":
+            answer["rateLimits"] = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
+                                     "intervalNum": 1, "limit": 1, "count": 0}]
+        return answer
+
+    events: list[dict[str, Any]] = []
+    async with _ScriptedPeer(script) as url:
+        api = _api(url, retries=0, on_event=events.append)
+        async with api:
+            await api.wait_ready(5)
+            await api.depth("BTCUSDT", 5)
+            assert api.budget.limit == 1
+            assert api._transport is not None
+            api._transport.disconnect()  # the exchange drops the connection
+            async with asyncio.timeout(5):
+                while sum(e["type"] == "connect_failed" for e in events) < 2:
+                    await asyncio.sleep(0.01)
+            assert api.task is not None and not api.task.done()
+            api.budget.configure(6000, 60.0)  # the exchange's next word: the loop gets on
+            await api.wait_ready(5)
+            assert await api.time()
+    failed = [e["error"] for e in events if e["type"] == "connect_failed"]
+    assert failed[0] == "request weight 2 exceeds the whole budget 1"
