@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         config, origins = load_config_with_origins(args.file)
+        if args.action == "check" and config.sink == "kafka":
+            from feedhandler.sinks.kafka import check_producer  # (librdkafka: only here)
+
+            check_producer(config.kafka, config.instance)
     except ConfigError as exc:
         print(f"feedhandler config: {exc}", file=sys.stderr)
         return 2

@@ -124,6 +124,12 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     (GOOD, {"FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD": "hunter2",
             "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD_FILE": SECRET_FILE},
      "kafka.producer.sasl.password and sasl.password_file: give one, not both"),
+    # what librdkafka refuses, as `run` would, with nothing connected
+    (GOOD + "sink: kafka\nkafka: {producer: {security.protocol: SASL_SSL, "
+            "sasl.mechanism: BOGUS}}\n", {},
+     "kafka.producer: Failed to create producer: Unsupported SASL mechanism: BOGUS"),
+    (GOOD + "sink: kafka\n", {"FEEDHANDLER_KAFKA__PRODUCER__SASL_PASWORD": "hunter2"},
+     'kafka.producer: No such configuration property: "sasl.pasword"'),
 ]
 
 

@@ -131,6 +131,13 @@ def producer_config(config: KafkaConfig, instance: str) -> dict[str, Any]:
     }
 
 
+def check_producer(config: KafkaConfig, instance: str) -> None:
+    """What librdkafka says of the producer settings (an unknown name, a bad value: ConfigError
+    with its words), with nothing connected: `config check` runs it."""
+    settings = {**producer_config(config, instance), "bootstrap.servers": ""}
+    kafka_client(Producer, settings, logger=logging.getLogger("feedhandler.config.check"))
+
+
 def _threads() -> set[int]:
     """This process's thread ids (none where there is no /proc)."""
     try:
