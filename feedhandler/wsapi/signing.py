@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,9 @@ class KeySources:
     passphrase_env: str = "BINANCE_PRIVATE_KEY_PASSPHRASE"
 
 
+API_KEY_TEXT = re.compile(rb"[A-Za-z0-9_-]+")
+
+
 def _read(file: str, env: str, environ: Mapping[str, str], what: str) -> bytes | None:
     if file:
         try:
@@ -103,12 +107,13 @@ class Credentials:
             missing = "API key" if api_key is None else "private key"
             raise CredentialsError(f"the {missing} is missing (set its file or variable)")
         passphrase = _read(sources.passphrase_file, sources.passphrase_env, env, "passphrase")
-        try:
-            text = api_key.decode("ascii")
-        except UnicodeDecodeError:  # (e.g. the private key's file given for it)
-            raise CredentialsError("the API key is not text (is it the private key's "
-                                   "file?)") from None
-        return cls(text, load_private_key(pem, passphrase))
+        # An API key is one word (Binance's: 64 letters and digits): anything else, the
+        # private key's PEM file given for it say, would go to the exchange in every signed
+        # request; refused, not shown
+        if not API_KEY_TEXT.fullmatch(api_key):
+            raise CredentialsError("the API key is not one word of letters, digits, - and _ "
+                                   "(is it the private key's file?)")
+        return cls(api_key.decode("ascii"), load_private_key(pem, passphrase))
 
     @property
     def api_key(self) -> str:

@@ -139,9 +139,17 @@ def test_errors_and_text_never_show_key_material(tmp_path: Path) -> None:
         Credentials.load(KeySources(api_key_file=str(tmp_path / "key.der"),
                                     private_key_file=str(tmp_path / "key.pem"),
                                     passphrase_env=""), environ={})
-    assert str(binary.value) == "the API key is not text (is it the private key's file?)"
+    not_a_key = ("the API key is not one word of letters, digits, - and _ (is it the private "
+                 "key's file?)")
+    assert str(binary.value) == not_a_key
+    # the PEM file given for the API key is text, but would go to the exchange in every request
+    with pytest.raises(CredentialsError) as pem_for_key:
+        Credentials.load(KeySources(api_key_file=str(tmp_path / "key.pem"),
+                                    private_key_file=str(tmp_path / "key.pem"),
+                                    passphrase_env=""), environ={})
+    assert str(pem_for_key.value) == not_a_key
     credentials = Credentials(API_KEY, key)
-    texts = [str(e.value) for e in (wrong_pass, no_pass, half, unreadable, binary)]
+    texts = [str(e.value) for e in (wrong_pass, no_pass, half, unreadable, binary, pem_for_key)]
     texts += [repr(credentials), str(credentials), f"{credentials}"]
     for text in texts:
         assert API_KEY not in text and body not in text and "pw" not in text.split()
