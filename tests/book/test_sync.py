@@ -453,21 +453,28 @@ async def test_a_thousand_symbols_resynced_at_once_stay_within_the_weight_limit(
         assert sim.api.limiter.charged == 1000 * 5 + 2 + 1
 
 
+def synced_handler(sim: SimulatorServer, stream: str,
+                   **settings: Any) -> tuple[Handler, SnapshotSync, RecordingSink]:
+    """A handler of `stream` on `sim` with book snapshots, into a RecordingSink."""
+    sink = RecordingSink()
+    config = load_config(None, {
+        "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
+        "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3", **settings,
+    }, environ={})
+    handler = Handler(config, cast(Sink, sink))  # RecordingSink: a duck-typed Sink
+    assert handler.book_sync is not None
+    return handler, handler.book_sync, sink
+
+
 @pytest.mark.parametrize("source", ["wsapi", "rest"])
 async def test_books_rebuilt_from_the_published_records_equal_the_true_books(source: str) -> None:
     # one symbol: when the market stops, its engine is exactly at its last pushed diff, so the
     # true book is comparable level by level (with several, an engine runs past its last push)
     stream = "btcusdt@depth@100ms"
     async with SimulatorServer(rate=200.0) as sim:
-        sink = RecordingSink()
-        config = load_config(None, {
-            "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
-            "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3",
-            "book.snapshot_source": source, "book.rest_url": sim.url.replace("ws:", "http:"),
-        }, environ={})
-        handler = Handler(config, cast(Sink, sink))  # RecordingSink: a duck-typed Sink
-        assert handler.book_sync is not None
-        sync = handler.book_sync
+        handler, sync, sink = synced_handler(
+            sim, stream, **{"book.snapshot_source": source,
+                            "book.rest_url": sim.url.replace("ws:", "http:")})
         task = asyncio.create_task(handler.run())
         async with asyncio.timeout(20):
             while sync.snapshots < 1:
@@ -555,16 +562,8 @@ async def test_a_lost_stream_makes_its_books_invalid_at_once_until_a_snapshot_af
 
 
 async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -> None:
-    stream = "btcusdt@depth@100ms"
     async with SimulatorServer(rate=200.0) as sim:
-        sink = RecordingSink()
-        config = load_config(None, {
-            "url": sim.url, "streams": stream, "sink": "null", "batch.linger_ms": 1.0,
-            "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3",
-        }, environ={})
-        handler = Handler(config, cast(Sink, sink))
-        assert handler.book_sync is not None
-        sync = handler.book_sync
+        handler, sync, sink = synced_handler(sim, "btcusdt@depth@100ms")
         task = asyncio.create_task(handler.run())
         async with asyncio.timeout(20):
             while sync.snapshots < 1:
