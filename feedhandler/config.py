@@ -40,6 +40,7 @@ from feedhandler.contract.streams import (
     url_streams,
 )
 from feedhandler.supervisor.plan import replica_part
+from feedhandler.wsapi.budget import refresh_ceiling
 from feedhandler.wsapi.methods import CONNECT_WEIGHT, depth_weight, request_weight
 
 __all__ = ["BATCH_KEYS", "BatchConfig", "BookConfig", "ConfigError", "ConnectionConfig",
@@ -569,9 +570,16 @@ class HandlerConfig(Section):
                           f"a book.snapshot_limit {self.book.snapshot_limit} snapshot"))
         if self.universe.kinds:
             needs.append((request_weight("exchangeInfo", None), "exchangeInfo (universe)"))
-        if self.universe.kinds or (self.book.snapshots and self.book.snapshot_source == "wsapi"):
+        if self.uses_wsapi:
             needs.append((CONNECT_WEIGHT, "a WebSocket API connection"))
         return needs
+
+    @property
+    def uses_wsapi(self) -> bool:
+        """Whether the handler needs the WebSocket API: the universe's exchangeInfo, or depth
+        snapshots from it."""
+        return bool(self.universe.kinds) or (self.book.snapshots
+                                             and self.book.snapshot_source == "wsapi")
 
     @model_validator(mode="after")
     def _requests_fit_the_budget(self) -> HandlerConfig:
@@ -589,7 +597,8 @@ class HandlerConfig(Section):
         # nothing, silently
         if not self.book.snapshots:
             return self
-        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or self.streams
+        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or \
+            url_streams(self.url) or self.streams  # (a URL that names its streams wins)
         kinds = {stream.kind for stream in map(parse_stream, streams) if stream}
         if "depth" not in kinds:
             raise Invalid("book.snapshots", "no diff-depth stream (`<symbol>@depth`, "
@@ -608,12 +617,15 @@ class HandlerConfig(Section):
         mine = replica_part(set(self.streams), self.shard_index, self.shard_count)
         symbols = {s.symbol for s in map(parse_stream, mine) if s and s.kind == "depth"}
         weight = depth_weight(book.snapshot_limit)
-        least = len(symbols) * weight * wsapi.weight_interval_s / (wsapi.weight_limit // 2)
+        per_window = refresh_ceiling(wsapi.weight_limit, weight) // weight
+        window_s = wsapi.weight_interval_s + wsapi.weight_margin_s
+        least = len(symbols) * window_s / per_window  # (a granted refresh holds a window)
         if book.refresh_s < least:
             raise Invalid("book.refresh_s", f"must be at least {math.ceil(least)}: "
                           f"{len(symbols)} symbols' snapshots of weight {weight} each, "
-                          f"refreshed within half of wsapi.weight_limit ({wsapi.weight_limit} "
-                          f"per {wsapi.weight_interval_s:g} s; the other half is the resyncs')")
+                          f"{per_window} in each {window_s:g} s window (refreshes get half of "
+                          f"wsapi.weight_limit {wsapi.weight_limit}; the other half is the "
+                          f"resyncs')")
         return self
 
     @model_validator(mode="after")
@@ -648,9 +660,7 @@ class HandlerConfig(Section):
         # the other's diffs
         if (urlsplit(self.url).hostname or "") in BINANCE_SPOT_STREAM_HOSTS:
             return self
-        wsapi = self.universe.kinds or (self.book.snapshots and
-                                        self.book.snapshot_source == "wsapi")
-        if wsapi and "url" not in self.wsapi.model_fields_set:
+        if self.uses_wsapi and "url" not in self.wsapi.model_fields_set:
             raise Invalid(("wsapi", "url"), f"must be the WebSocket API of the exchange url "
                           f"is on ({self.url}; the simulator's: ws://HOST:PORT/ws-api/v3), not "
                           f"Binance's")

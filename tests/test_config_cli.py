@@ -67,9 +67,9 @@ BAD: list[tuple[str, dict[str, str], str]] = [
      "exchange frames; snapshots and books are records), got true (c.yaml:2)"),
     ("streams: btcusdt@depth,ethusdt@depth@100ms,ethusdt@trade\n"
      "book: {snapshots: true, refresh_s: 1, snapshot_limit: 5000}\n", {},
-     "book.refresh_s: must be at least 10: 2 symbols' snapshots of weight 250 each, refreshed "
-     "within half of wsapi.weight_limit (6000 per 60 s; the other half is the resyncs'), got 1 "
-     "(c.yaml:2)"),
+     "book.refresh_s: must be at least 11: 2 symbols' snapshots of weight 250 each, 12 in each "
+     "61 s window (refreshes get half of wsapi.weight_limit 6000; the other half is the "
+     "resyncs'), got 1 (c.yaml:2)"),
     ("streams: btcusdt@depth5,ethusdt@trade\nbook: {snapshots: true}\n", {},
      "book.snapshots: no diff-depth stream (`<symbol>@depth`, `@depth@100ms`) in the streams: "
      "snapshots and books follow those only (a partial depth stream, `@depth5` ..., is a whole "

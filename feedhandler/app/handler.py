@@ -136,15 +136,14 @@ class Handler:
         self._budget = WeightBudget(api.weight_limit, api.weight_interval_s,
                                     api.weight_margin_s,
                                     max((w for w, _ in config.weighed_requests()), default=1))
-        if config.universe.kinds or (config.book.snapshots
-                                     and config.book.snapshot_source == "wsapi"):
+        if config.uses_wsapi:
             self.wsapi = self._wsapi_client()
         if config.book.snapshots:
             self.book_sync = self._book_sync()
         if config.book.publish:
             assert self.book_sync is not None  # (book.publish needs book.snapshots)
             self.books = HandlerBooks(config.book, self._publish_books, self._publish_event,
-                                      self.book_sync.want)
+                                      self.book_sync.want, self.book_sync.disconnected)
         if config.universe.kinds:
             self.universe = self._universe()
 
@@ -322,8 +321,9 @@ class Handler:
         if event["type"] == "disconnected":
             self.stats.reconnects += 1
         self.sink.publish_control(event)
-        if event["type"] == "disconnected" and self.book_sync is not None:
-            # (another leg still feeding the shard: nothing stopped)
+        # (a stream connection's, not the WS API's; another leg still feeding the shard:
+        # nothing stopped)
+        if event["type"] == "disconnected" and "shard" in event and self.book_sync is not None:
             self.book_sync.lost(_depth_of(feed for feed in self.shards if not feed.listeners
                                           and feed.shard.index == event["shard"]))
 

@@ -3,7 +3,9 @@ the depth records of each decoded batch and the snapshot rows `SnapshotSync` pub
 
 - Every `book.interval_ms`, each valid book that changed since its last record is published as
   one `book` record (its best `book.top_n` levels a side); a book in a gap or waiting for a
-  snapshot is not (`book_resync` / `book_snapshot` mark those intervals).
+  snapshot is not (`book_resync` / `book_snapshot` mark those intervals), nor one whose diffs
+  stopped with a lost connection, until a snapshot after it (the diffs since may follow on,
+  but the book was not current meanwhile).
 - Levels beyond a side's horizon are unknown: forgotten to `book.max_levels`, or beyond a
   snapshot cut at `book.snapshot_limit`. A side that holds fewer than `book.top_n` levels
   above its horizon keeps the book valid (its levels are right, there are just fewer) and
@@ -29,7 +31,7 @@ last. Python runs per batch, per tick and per event; never per level, row or boo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,11 @@ EventSink = Callable[[dict[str, Any]], None]
 
 class HandlerBooks:
     def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
-                 on_event: EventSink, want: Callable[[str, int, str], None]) -> None:
+                 on_event: EventSink, want: Callable[[str, int, str], None],
+                 disconnected: Collection[str] = ()) -> None:
+        """`disconnected`: symbols whose diffs stopped with a lost connection, until a
+        snapshot after it (SnapshotSync.disconnected): their books are not current, whatever
+        the diffs since say, so neither published nor counted valid."""
         # a refresh once half of what a side kept is gone (top_n at least: BookConfig wants
         # 2 x top_n kept), so that it comes before the side runs out on a moving market
         kept = min(config.max_levels or config.snapshot_limit, config.snapshot_limit)
@@ -58,6 +64,8 @@ class HandlerBooks:
         self._publish = publish
         self._on_event = on_event
         self._want = want  # (symbol, first_update_id, why): SnapshotSync.want
+        self._disconnected = disconnected
+        self._held: dict[str, np.ndarray] = {}  # a disconnected book's newest top, unpublished
         self._next_ns = 0
 
     def on_depth(self, records: np.ndarray) -> None:
@@ -88,6 +96,8 @@ class HandlerBooks:
         """The changed valid books' tops, and the alerts due, now."""
         now = time.time_ns() if now_ns is None else now_ns
         rows = self.books.take_tops(self._top_n, now)
+        if self._disconnected or self._held:
+            rows = self._hold_disconnected(rows, now)
         if len(rows):
             self.records += len(rows)
             self._publish(rows)
@@ -107,6 +117,25 @@ class HandlerBooks:
                                 "ticker": _top_text(mismatch["ticker"]),
                                 "book": _top_text(mismatch["book"]), "ts_ns": now})
 
+    def _hold_disconnected(self, rows: np.ndarray, now: int) -> np.ndarray:
+        """`rows` less those of disconnected books, each kept (the newest) until its book is
+        current again and then published at `now`, unless a newer one came meanwhile: its
+        diffs since the loss may have changed the book with no change after the snapshot."""
+        names = [bytes(symbol).decode() for symbol in rows["symbol"]]
+        for name, row in zip(names, rows, strict=True):
+            if name in self._disconnected:
+                self._held[name] = row.copy()
+        fresh = [name not in self._disconnected for name in names]
+        back = [row for name, row in self._held.items()
+                if name not in self._disconnected and name not in names]
+        self._held = {name: row for name, row in self._held.items()
+                      if name in self._disconnected}
+        if not back:
+            return rows[fresh]
+        released = np.array(back, rows.dtype)
+        released["ts"] = now
+        return np.concatenate([rows[fresh], released])
+
     def summary(self) -> dict[str, int]:
         """Totals over the symbols, for the status snapshot (one pass per scrape)."""
         totals = {"symbols": 0, "valid": 0, "crossed": 0, "tickers_compared": 0,
@@ -114,7 +143,7 @@ class HandlerBooks:
         for symbol in self.books.symbols():
             status = self.books.status(symbol)
             totals["symbols"] += 1
-            totals["valid"] += status["state"] == "valid"
+            totals["valid"] += status["state"] == "valid" and symbol not in self._disconnected
             totals["crossed"] += status["crossed"]
             totals["tickers_compared"] += status["tickers_checked"]
             totals["ticker_mismatches"] += status["ticker_mismatches"]

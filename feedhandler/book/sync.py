@@ -75,6 +75,7 @@ class SymbolSync:
     stale: int = 0  # snapshots fetched again because they were older than the diffs
     refreshes: int = 0  # snapshots the handler's valid book asked for (a side ran short)
     lost: bool = False  # its stream stopped (lost connection): a snapshot at its next diff
+    lost_ns: int = 0  # when (CLOCK_REALTIME, as records' ts_recv)
 
 
 class SnapshotSync:
@@ -102,6 +103,9 @@ class SnapshotSync:
         self._paused = paused  # the sink is backed up: no refresh adds to it
         self._streamed = streamed  # the symbols whose depth is streamed now (None: all)
         self._refresher: asyncio.Task[None] | None = None
+        # books invalid since their stream was lost, until a snapshot after it (the handler's
+        # books, which see only diffs, publish none of these meanwhile)
+        self.disconnected: set[str] = set()
 
     def on_depth(self, records: np.ndarray) -> None:
         """A batch of depth diffs, as the decoder hands it over (before the sink owns it)."""
@@ -112,12 +116,15 @@ class SnapshotSync:
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(names)))
         firsts, lasts = events["first_update_id"][order], events["last_update_id"][order]
+        received = events["ts_recv"][order]
         start = 0
         for name, end in zip(names, bounds, strict=True):
-            self._check(name.decode(), firsts[start:end], lasts[start:end])
+            self._check(name.decode(), firsts[start:end], lasts[start:end],
+                        received[start:end])
             start = end
 
-    def _check(self, symbol: str, firsts: np.ndarray, lasts: np.ndarray) -> None:
+    def _check(self, symbol: str, firsts: np.ndarray, lasts: np.ndarray,
+               received: np.ndarray) -> None:
         state = self.symbols.get(symbol)
         if state is None:
             state = self.symbols[symbol] = SymbolSync()
@@ -129,8 +136,11 @@ class SnapshotSync:
         if len(breaks):
             state.first_update_id = max(state.first_update_id, int(firsts[breaks[-1]]))
         if state.lost:  # (invalid since the loss, evented then)
-            state.lost = False
-            self._resync(symbol, state, None, int(firsts[0]), RESYNC)
+            # the first diff received after it (a batch that lingered may bring older ones)
+            after = np.flatnonzero(received > state.lost_ns)
+            if len(after):
+                state.lost = False
+                self._resync(symbol, state, None, int(firsts[after[0]]), RESYNC)
         elif state.last_update_id == 0:
             self._resync(symbol, state, "start", int(firsts[0]), SNAPSHOT, expected=0)
         elif len(breaks):
@@ -176,7 +186,8 @@ class SnapshotSync:
             state = self.symbols.get(symbol)
             if state is None or state.lost:
                 continue
-            state.lost = True
+            state.lost, state.lost_ns = True, time.time_ns()
+            self.disconnected.add(symbol)
             valid = state.snapshot_id and (state.task is None or state.priority == REFRESH)
             if state.task is not None:
                 state.task.cancel()
@@ -237,6 +248,7 @@ class SnapshotSync:
                 finally:
                     state.waiting = False
             stale = failed = 0
+            told = False  # book_snapshot_failed: once a streak
             while True:
                 try:
                     result = await self.source.depth(symbol, self.limit, priority=priority)
@@ -256,7 +268,8 @@ class SnapshotSync:
                 except Exception as exc:  # whatever the source, the reply or the sink: retried
                     self.failures += 1
                     if isinstance(exc, errors.BadSymbol):  # delisted, or not served yet
-                        if not failed:
+                        if not told:
+                            told = True
                             self._event("book_snapshot_failed", symbol=symbol, error=str(exc))
                         streamed = self._streamed()
                         if priority == REFRESH or (streamed is not None
@@ -273,6 +286,7 @@ class SnapshotSync:
                     await asyncio.sleep(delay)
                     continue
                 state.snapshot_id, state.snapshot_at = last, time.monotonic()
+                self.disconnected.discard(symbol)
                 self.snapshots += 1
                 self._event("book_snapshot", symbol=symbol, last_update_id=last,
                             levels=len(result["bids"]) + len(result["asks"]))

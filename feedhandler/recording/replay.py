@@ -186,32 +186,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerConfig:
-    """run's configuration, with the recordings' streams and time unit unless given. One
-    decoder reads every file, in one time unit: files in two are refused, and so is a
-    --time-unit that is not the recordings' own. A capture names no unit: it is in the one
-    given, else in Binance's default (ms)."""
-    given = getattr(args, "connection.time_unit", None)
-    units: dict[str, str] = {given: "--time-unit"} if given else {}
-    for path in paths:
-        with FrameFile(path) as frames:
-            unit = frames.meta.get("time_unit")
-        units.setdefault(unit if isinstance(unit, str) else given or "ms", str(path))
-    if len(units) > 1:
-        raise RecordingError("files in different time units (" + ", ".join(
-            f"{where}: {unit}" for unit, where in units.items()) + "): replay them separately"
-            " (a capture names no unit: it is taken to be in --time-unit's, else in ms)")
+    """run's configuration, with the recordings' streams and time unit. One decoder reads
+    every file, in one time unit: recordings in two are refused, and so is a configured
+    connection.time_unit (flag, environment or file) other than theirs. A capture names no
+    unit: it is in the configured one, else in Binance's default (ms)."""
     # (a capture may hold streams that clash, e.g. !bookTicker from before Binance dropped it
     # beside btcusdt@bookTicker: the plan takes the first, the frames all decode as recorded)
     streams = getattr(args, "streams", None) or \
         ",".join(apart(sorted(set().union(*map(capture_streams, paths)))))
-    return load_from_args(args, "the files replayed", streams=streams or None, **{
-        "connection.time_unit": next(iter(units), None),
+    fill: dict[str, Any] = {
+        "streams": streams or None,
         # snapshots are the exchange's book now, not the recording's (and a url the
         # recording's exchange's WS API would not be)
         "book.snapshots": False, "book.publish": False,
         # one shard: it replays every file
         "connection.streams_per_connection": 1024,
-        "url": "ws://replay.invalid"})
+        "url": "ws://replay.invalid"}
+    config = load_from_args(args, "the files replayed", **fill)
+    configured: str = config.connection.time_unit
+    units = {configured: "connection.time_unit"} \
+        if "time_unit" in config.connection.model_fields_set else {}
+    for path in paths:
+        with FrameFile(path) as frames:
+            unit = frames.meta.get("time_unit")
+        units.setdefault(unit if isinstance(unit, str) else configured, str(path))
+    if len(units) > 1:
+        raise RecordingError("files in different time units (" + ", ".join(
+            f"{where}: {unit}" for unit, where in units.items()) + "): replay them separately"
+            " (a capture names no unit: it is taken to be in connection.time_unit's, else in "
+            "ms)")
+    unit = next(iter(units), configured)
+    return config if unit == configured else load_from_args(
+        args, "the files replayed", **fill, **{"connection.time_unit": unit})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,8 +41,8 @@ REFRESH = 40  # periodic snapshots of books that are fine
 class WeightBudget:
     def __init__(self, limit: int, interval_s: float, margin_s: float = 0.1,
                  floor: int = 1) -> None:
-        """`floor`: the heaviest request this process sends; a live limit below it is not
-        followed (no request of that weight could ever be granted: an odd or hostile
+        """`floor`: the heaviest request this process sends; a live limit is followed down to
+        it, not below (no request of that weight could ever be granted: an odd or hostile
         `rateLimits` would stop every connection and snapshot for good)."""
         if limit <= 0 or interval_s <= 0 or margin_s < 0 or not 0 < floor <= limit:
             raise ValueError("weight budget: limit and interval must be > 0, margin >= 0, "
@@ -81,8 +81,9 @@ class WeightBudget:
             if limit != self._unfollowed:  # (every reply carries it: said once per value)
                 self._unfollowed = limit
                 log.warning("wsapi: the exchange's REQUEST_WEIGHT limit %d is below the "
-                            "heaviest request we send (%d): not followed", limit, self.floor)
-            return
+                            "heaviest request we send (%d): followed down to that", limit,
+                            self.floor)
+            limit = self.floor
         limit = min(limit, self.cap)
         if interval_s > 0 and (limit, interval_s) != (self.limit, self.interval_s):
             self.limit, self.interval_s = limit, interval_s
@@ -165,9 +166,8 @@ class WeightBudget:
                 self._timer = loop.call_at(when, self._dispatch)
 
     def _ceiling(self, priority: int, weight: int) -> int:
-        """The most weight held once `weight` of `priority` is granted: the limit, or for a
-        refresh half of it (the whole limit for one that alone is heavier than the half)."""
-        return self.limit if priority < REFRESH else max(self.limit // 2, weight)
+        """The most weight held once `weight` of `priority` is granted."""
+        return self.limit if priority < REFRESH else refresh_ceiling(self.limit, weight)
 
     def _next_room(self, now: float, weight: int, ceiling: int) -> float | None:
         """When `weight` will fit under `ceiling` by expiry alone (or the block ends)."""
@@ -179,6 +179,12 @@ class WeightBudget:
             if need <= 0:
                 return expires + 1e-6
         return None
+
+
+def refresh_ceiling(limit: int, weight: int) -> int:
+    """The most weight held once a refresh of `weight` is granted: half the limit, or that
+    weight for a refresh heavier than the half (granted, then, only alone)."""
+    return max(limit // 2, weight)
 
 
 def _over(weight: int, limit: int) -> errors.OverBudget:

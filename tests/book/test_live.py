@@ -169,6 +169,32 @@ def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
         "ticker_mismatches": 1, "records": 2}
 
 
+def test_a_book_whose_stream_was_lost_is_neither_published_nor_valid_until_a_snapshot(
+        ) -> None:
+    published: list[np.ndarray] = []
+    disconnected: set[str] = set()
+    live = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=2), published.append,
+                        lambda event: None, lambda *want: None, disconnected)
+    for symbol in ("X", "Y"):
+        live.on_depth(snap(symbol, 1, [("5", "1")], [("6", "1")]))
+    disconnected.add("X")  # (SnapshotSync.lost)
+    for symbol in ("X", "Y"):
+        live.on_depth(diff(symbol, 2, 2, bids=[("5", "2")]))  # following on, after the loss
+    live.publish(1 * SECOND)
+    (rows,) = published
+    assert [bytes(s) for s in rows["symbol"]] == [b"Y"]
+    assert live.summary()["valid"] == 1
+    disconnected.discard("X")  # a snapshot after it (the book, valid, keeps its levels)
+    live.on_depth(snap("X", 3, [("5", "2")], [("6", "1")]))
+    live.publish(2 * SECOND)  # what the diffs since the loss made of it, now
+    (rows,) = published[1:]
+    assert [bytes(s) for s in rows["symbol"]] == [b"X"]
+    assert rows["update_id"].tolist() == [2] and rows["ts"].tolist() == [2 * SECOND]
+    assert live.summary()["valid"] == 2
+    live.publish(3 * SECOND)  # once
+    assert len(published) == 2
+
+
 def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -> None:
     books = Books(2, min_levels=1)
     books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))

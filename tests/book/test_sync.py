@@ -550,7 +550,13 @@ async def test_a_lost_stream_makes_its_books_invalid_at_once_until_a_snapshot_af
     await asyncio.sleep(0.2)  # refresh rounds: BBB's, none of AAA's while its stream is down
     assert [c[0] for c in source.calls].count("AAA") == 1
     assert [c[0] for c in source.calls].count("BBB") > 3
-    sync.on_depth(diff("AAA", 11, 12))  # back, and following on: a snapshot all the same
+    late = diff("AAA", 11, 11)  # received before the loss, in a batch that lingered
+    sync.on_depth(late)
+    await asyncio.sleep(0.05)
+    assert [c[0] for c in source.calls].count("AAA") == 1 and sync.symbols["AAA"].lost
+    back = diff("AAA", 12, 12)  # back, and following on: a snapshot all the same
+    back["ts_recv"] = time.time_ns()
+    sync.on_depth(back)
     async with asyncio.timeout(5):
         while not any(e["type"] == "book_snapshot" and e["last_update_id"] == 40
                       for e in events):
@@ -563,7 +569,8 @@ async def test_a_lost_stream_makes_its_books_invalid_at_once_until_a_snapshot_af
 
 async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -> None:
     async with SimulatorServer(rate=200.0) as sim:
-        handler, sync, sink = synced_handler(sim, "btcusdt@depth@100ms")
+        handler, sync, sink = synced_handler(sim, "btcusdt@depth@100ms",
+                                             **{"book.publish": True, "book.interval_ms": 10})
         task = asyncio.create_task(handler.run())
         async with asyncio.timeout(20):
             while sync.snapshots < 1:
@@ -582,6 +589,14 @@ async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -
                     ("disconnected", "TCP closed without a close frame"),
                     ("book_resync", "disconnected"), ("connected", None),
                     ("book_snapshot", None)]
+    # and the handler's own books published no top meanwhile
+    lost = next(e["ts_ns"] for e in sink.events if e.get("reason") == "disconnected"
+                and e["type"] == "book_resync")
+    synced = next(e["ts_ns"] for e in sink.events if e["type"] == "book_snapshot"
+                  and e["ts_ns"] > lost)
+    tops = np.concatenate([rows["ts"] for kind, rows, _ in sink.batches if kind == "book"])
+    assert len(tops[tops < lost]) and len(tops[tops > synced])
+    assert not len(tops[(tops > lost) & (tops < synced)])
 
 
 async def test_a_symbol_refused_as_invalid_is_asked_again_while_its_diffs_come() -> None:

@@ -164,18 +164,21 @@ def test_replay_command_summary_and_errors(tmp_path: Path,
                  "--fast", "--sink", "null"]) == 2
     refused = ("feedhandler replay: configuration error: files in different time units ({}): "
                "replay them separately (a capture names no unit: it is taken to be in "
-               "--time-unit's, else in ms)\n")
+               "connection.time_unit's, else in ms)\n")
     assert capsys.readouterr().err == refused.format(
         f"{tmp_path}/ms.fhrec: ms, {tmp_path}/us.fhrec: us")
     # a capture is in ms unless told: not with a us recording (its E would read as us)
     a, us = str(tmp_path / "a.jsonl.gz"), str(tmp_path / "us.fhrec")
     assert main(["replay", us, a, "--fast", "--sink", "null"]) == 2
     assert capsys.readouterr().err == refused.format(f"{us}: us, {a}: ms")
-    # nor a --time-unit other than a recording's own
+    # nor a time unit configured other than a recording's own (a flag, or the file)
     assert main(["replay", us, "--time-unit", "ms", "--fast", "--sink", "null"]) == 2
-    assert capsys.readouterr().err == refused.format(f"--time-unit: ms, {us}: us")
-    # told, a capture is in the unit given
+    assert capsys.readouterr().err == refused.format(f"connection.time_unit: ms, {us}: us")
+    # told, a capture is in the unit given, by a flag or the config file
     assert main(["replay", us, a, "--time-unit", "us", "--fast", "--sink", "null"]) == 0
+    (tmp_path / "us.yaml").write_text("connection: {time_unit: us}\n")
+    assert main(["replay", us, a, "--config", str(tmp_path / "us.yaml"), "--fast", "--sink",
+                 "null"]) == 0
 
 
 def recording(path: Path, frames: list[bytes], span_ns: int = 1_000_000) -> None:

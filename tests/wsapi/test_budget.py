@@ -123,23 +123,25 @@ async def test_the_live_limit_is_followed_up_to_the_configured_share() -> None:
     assert budget.limit == 1200
 
 
-async def test_a_live_limit_below_the_heaviest_request_is_not_followed(
+async def test_a_live_limit_is_followed_down_to_the_heaviest_request_only(
         caplog: pytest.LogCaptureFixture) -> None:
     """An odd or hostile `rateLimits` (limit 1) would fail every request we send, a
-    connection's included, for good: it is not followed, and said once."""
+    connection's included, for good: it is followed down to the heaviest one, and said
+    once."""
     budget = WeightBudget(6000, 60, floor=250)  # a 5000-level snapshot weighs 250
     for _ in range(3):
         budget.configure(1, 60)
+    assert budget.limit == 250
     budget.configure(249, 60)
-    assert budget.limit == 6000
+    assert budget.limit == 250
     assert [r.getMessage() for r in caplog.records] == [
         "wsapi: the exchange's REQUEST_WEIGHT limit 1 is below the heaviest request we send "
-        "(250): not followed",
+        "(250): followed down to that",
         "wsapi: the exchange's REQUEST_WEIGHT limit 249 is below the heaviest request we send "
-        "(250): not followed"]
-    budget.configure(250, 60)
-    assert budget.limit == 250
+        "(250): followed down to that"]
     await budget.acquire(250)
+    budget.configure(1200, 60)
+    assert budget.limit == 1200
 
 
 async def test_refreshes_keep_half_the_budget_for_resyncs() -> None:
