@@ -12,6 +12,7 @@ import uvloop
 
 from feedhandler.app import handler as handler_module
 from feedhandler.app.handler import Handler, _is_server_shutdown
+from feedhandler.book.sync import SymbolSync
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.sinks.base import Sink
@@ -209,3 +210,16 @@ def test_a_rejected_frame_is_logged_with_its_shard_and_a_bounded_stream_name(
     assert reason == "unknown_stream" and stream == name[:256] and dead == frame
     (line,) = [r.getMessage() for r in caplog.records if "rejected frame" in r.getMessage()]
     assert line.startswith("shard 0: rejected frame: unknown_stream") and len(line) < 1000
+
+
+def test_a_lost_stream_connection_makes_its_books_lost_and_the_ws_apis_does_not() -> None:
+    handler = Handler(load_config(None, {
+        "url": "ws://127.0.0.1:9", "streams": "btcusdt@depth,ethusdt@trade", "sink": "null",
+        "book.snapshots": True, "wsapi.url": "ws://127.0.0.1:9/ws-api/v3"}, environ={}))
+    assert handler.book_sync is not None
+    handler.book_sync.symbols["BTCUSDT"] = SymbolSync(last_update_id=5, snapshot_id=5)
+    # the WS API client's own (no shard: it fed no book), then the stream connection's
+    handler._publish_event({"type": "disconnected", "source": "wsapi", "ts_ns": 1})
+    assert not handler.book_sync.disconnected
+    handler._publish_event({"type": "disconnected", "shard": 0, "epoch": 1, "ts_ns": 2})
+    assert handler.book_sync.disconnected == {"BTCUSDT"}
