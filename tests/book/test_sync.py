@@ -573,10 +573,13 @@ async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -
                                              **{"book.publish": True, "book.interval_ms": 10})
         task = asyncio.create_task(handler.run())
         async with asyncio.timeout(20):
-            while sync.snapshots < 1:
+            while sync.snapshots < 1 or not any(kind == "book" for kind, _, _ in sink.batches):
                 await asyncio.sleep(0.01)
             assert sim.faults.drop() == 1  # the stream's connection (not the WS API's)
             while sync.snapshots < 2:
+                await asyncio.sleep(0.01)
+            tops = len(sink.batches)  # (and a top after it)
+            while not any(kind == "book" for kind, _, _ in sink.batches[tops:]):
                 await asyncio.sleep(0.01)
         handler.stop()
         await task
