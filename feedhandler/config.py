@@ -188,6 +188,9 @@ class KafkaConfig(Section):
     frames (feedhandler.contract.ENCODINGS)"""
     create_topics: bool = True
     """create missing topics on start; false: fail naming a missing one"""
+    start_wait_s: NonNegativeFloat = 0.0
+    """at start, keep trying a broker that cannot be reached for this long (a pod restarted
+    during a Kafka outage waits for it instead of exiting into a crash loop); 0: one try"""
     partitions: Partitions = -1
     """for created topics; -1 = the broker's default"""
     replication_factor: Partitions = -1

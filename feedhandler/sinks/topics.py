@@ -5,6 +5,7 @@ checked to exist."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from feedhandler.config import ConfigError, KafkaConfig
 from feedhandler.config_layers import REDACTED, secret_entry
 
 log = logging.getLogger(__name__)
+START_RETRY_S = 5.0  # between tries of a broker that cannot be reached at start
 
 
 Client = TypeVar("Client")
@@ -46,11 +48,7 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 3
     admin = kafka_client(AdminClient,
                          {"bootstrap.servers": config.bootstrap, **_admin_settings(config)},
                          logger=log)
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        raise TopicError(f"kafka: cannot list topics on {config.bootstrap}: "
-                         f"{exc.args[0].str()}") from None
+    existing = _list_topics(admin, config, timeout)
     missing = sorted(set(topics) - set(existing))
     if not missing:
         return []
@@ -73,6 +71,23 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 3
             created.append(topic)
     log.info("kafka: created topics %s", ", ".join(created) or "(none: created meanwhile)")
     return created
+
+
+def _list_topics(admin: AdminClient, config: KafkaConfig, timeout: float) -> dict[str, Any]:
+    """The broker's topics; one it cannot reach is tried again until kafka.start_wait_s has
+    passed (then TopicError)."""
+    deadline = time.monotonic() + config.start_wait_s
+    while True:
+        try:
+            topics: dict[str, Any] = admin.list_topics(timeout=timeout).topics
+            return topics
+        except KafkaException as exc:
+            why = f"kafka: cannot list topics on {config.bootstrap}: {exc.args[0].str()}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TopicError(why)
+        log.warning("%s; trying again for %.0f s more (kafka.start_wait_s)", why, left)
+        time.sleep(min(START_RETRY_S, left))
 
 
 def _admin_settings(config: KafkaConfig) -> dict[str, str | int | float]:

@@ -1,9 +1,17 @@
-"""The topic check connects as the producer does."""
+"""The topic check connects as the producer does, and waits for a broker down at start."""
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
 from feedhandler.config import KafkaConfig
-from feedhandler.sinks.topics import _admin_settings
+from feedhandler.sinks import topics
+from feedhandler.sinks.topics import TopicError, _admin_settings, ensure_topics
 
 
 def test_the_admin_client_gets_every_setting_the_producer_connects_with() -> None:
@@ -15,3 +23,37 @@ def test_the_admin_client_gets_every_setting_the_producer_connects_with() -> Non
     config = KafkaConfig(producer={**connecting, "batch.num.messages": 7,
                                    "queue.buffering.max.kbytes": 2048})
     assert _admin_settings(config) == connecting
+
+
+class WakingBroker:
+    """An admin client whose broker cannot be reached for its first `down` tries."""
+
+    def __init__(self, down: int) -> None:
+        self.down, self.tries = down, 0
+
+    def list_topics(self, timeout: float) -> Any:
+        self.tries += 1
+        if self.tries <= self.down:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Connection refused"))
+        return SimpleNamespace(topics={"t": None})
+
+
+def test_a_broker_down_at_start_is_waited_for_within_start_wait_s(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(topics, "START_RETRY_S", 0.01)
+    config = KafkaConfig(bootstrap="kafka:9092", start_wait_s=5)
+    broker = WakingBroker(down=2)
+    assert topics._list_topics(broker, config, 1.0) == {"t": None}
+    assert broker.tries == 3
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "kafka: cannot list topics on kafka:9092: Connection refused"] * 2
+    with pytest.raises(TopicError, match="cannot list topics on kafka:9092: Connection"):
+        topics._list_topics(WakingBroker(down=1), KafkaConfig(bootstrap="kafka:9092"), 1.0)
+
+
+def test_an_unreachable_broker_fails_once_start_wait_s_has_passed() -> None:
+    config = KafkaConfig(bootstrap="127.0.0.1:9", start_wait_s=1.5)
+    started = time.monotonic()
+    with pytest.raises(TopicError, match=r"cannot list topics on 127\.0\.0\.1:9"):
+        ensure_topics(config, ["x"], timeout=0.5)
+    assert time.monotonic() - started >= 1.5
