@@ -189,8 +189,9 @@ class KafkaConfig(Section):
     create_topics: bool = True
     """create missing topics on start; false: fail naming a missing one"""
     start_wait_s: NonNegativeFloat = 0.0
-    """at start, keep trying a broker that cannot be reached for this long (a pod restarted
-    during a Kafka outage waits for it instead of exiting into a crash loop); 0: one try"""
+    """at start, keep trying a broker that cannot be reached for this long (each try takes up
+    to 30 s, then 5 s between): a pod restarted during a Kafka outage waits for it instead of
+    exiting into a crash loop; 0: one try"""
     partitions: Partitions = -1
     """for created topics; -1 = the broker's default"""
     replication_factor: Partitions = -1
@@ -577,6 +578,10 @@ class HandlerConfig(Section):
             needs.append((CONNECT_WEIGHT, "a WebSocket API connection"))
         return needs
 
+    def _named_streams(self) -> list[str]:
+        """The streams configured: a URL's that names them, else `streams`."""
+        return url_streams(self.url) or self.streams
+
     @property
     def uses_wsapi(self) -> bool:
         """Whether the handler needs the WebSocket API: the universe's exchangeInfo, or depth
@@ -600,8 +605,7 @@ class HandlerConfig(Section):
         # nothing, silently
         if not self.book.snapshots:
             return self
-        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or \
-            url_streams(self.url) or self.streams  # (a URL that names its streams wins)
+        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or self._named_streams()
         kinds = {stream.kind for stream in map(parse_stream, streams) if stream}
         if "depth" not in kinds:
             raise Invalid("book.snapshots", "no diff-depth stream (`<symbol>@depth`, "
@@ -617,7 +621,7 @@ class HandlerConfig(Section):
         book, wsapi = self.book, self.wsapi
         if not (book.snapshots and book.refresh_s > 0) or self.universe.kinds:
             return self
-        mine = replica_part(set(self.streams), self.shard_index, self.shard_count)
+        mine = replica_part(set(self._named_streams()), self.shard_index, self.shard_count)
         symbols = {s.symbol for s in map(parse_stream, mine) if s and s.kind == "depth"}
         weight = depth_weight(book.snapshot_limit)
         per_window = refresh_ceiling(wsapi.weight_limit, weight) // weight

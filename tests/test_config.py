@@ -210,3 +210,12 @@ def test_a_bad_universe_fails_on_one_line(overrides: dict[str, object], line: st
     with pytest.raises(ConfigError) as caught:
         load_config(None, {"universe.kinds": "trade", **overrides}, environ={})
     assert str(caught.value) == line
+
+
+def test_streams_a_url_names_count_for_the_book_checks() -> None:
+    url = "wss://stream.binance.com:9443/stream?streams=" + "/".join(
+        f"s{i}usdt@depth" for i in range(200))
+    load_config(None, {"url": url, "book.snapshots": True}, environ={})  # (diffs: in the URL)
+    with pytest.raises(ConfigError, match="book.refresh_s: must be at least 1017: 200 symbols"):
+        load_config(None, {"url": url, "book.snapshots": True, "book.refresh_s": 1},
+                    environ={})

@@ -119,15 +119,17 @@ class HandlerBooks:
 
     def _hold_disconnected(self, rows: np.ndarray, now: int) -> np.ndarray:
         """`rows` less those of disconnected books, each kept (the newest) until its book is
-        current again and then published at `now`, unless a newer one came meanwhile: its
-        diffs since the loss may have changed the book with no change after the snapshot."""
+        current again and then published at `now` if it is still valid and no newer one came
+        meanwhile: its diffs since the loss may have changed the book with no change after
+        the snapshot."""
         names = [bytes(symbol).decode() for symbol in rows["symbol"]]
         for name, row in zip(names, rows, strict=True):
             if name in self._disconnected:
                 self._held[name] = row.copy()
         fresh = [name not in self._disconnected for name in names]
-        back = [row for name, row in self._held.items()
-                if name not in self._disconnected and name not in names]
+        back = [row for name, row in self._held.items()  # (a book since invalid: dropped)
+                if name not in self._disconnected and name not in names
+                and self.books.status(name)["state"] == "valid"]
         self._held = {name: row for name, row in self._held.items()
                       if name in self._disconnected}
         if not back:

@@ -204,7 +204,8 @@ class KafkaSink:
         names = {"exchange": config.exchange, "market": config.market}
         self.control_topic = config.control_topic.format(**names)
         self.deadletter_topic = config.deadletter_topic.format(**names)
-        ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic])
+        ensure_topics(config, [*topics, self.control_topic, self.deadletter_topic],
+                      wait_s=config.start_wait_s)
         # librdkafka's threads are the ones that came with the producer (sinks are made before
         # the handler starts threads of its own); those they start later inherit the priority
         nice = THREAD_NICE[config.profile] if config.thread_nice < 0 else config.thread_nice

@@ -16,7 +16,10 @@ from feedhandler.config import ConfigError, KafkaConfig
 from feedhandler.config_layers import REDACTED, secret_entry
 
 log = logging.getLogger(__name__)
-START_RETRY_S = 5.0  # between tries of a broker that cannot be reached at start
+START_RETRY_S = 5.0  # after a failed try (itself up to its timeout) of a broker down at start
+# what a broker that is down, or not yet resolvable, gives (not bad credentials, say)
+UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                         KafkaError._TIMED_OUT, KafkaError._RESOLVE})
 
 
 Client = TypeVar("Client")
@@ -42,13 +45,15 @@ class TopicError(ConfigError):
     """The broker cannot be reached, or the topics are not as the configuration says."""
 
 
-def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
+def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 30.0,
+                  wait_s: float = 0.0) -> list[str]:
     """Create the missing `topics` (kafka.create_topics: true) or fail naming them; returns
-    the topics created. Blocks: call it before the event loop starts reading."""
+    the topics created; a broker that cannot be reached is tried again for `wait_s` (at
+    start: kafka.start_wait_s). Blocks: call it before the event loop starts reading."""
     admin = kafka_client(AdminClient,
                          {"bootstrap.servers": config.bootstrap, **_admin_settings(config)},
                          logger=log)
-    existing = _list_topics(admin, config, timeout)
+    existing = _list_topics(admin, config.bootstrap, timeout, wait_s)
     missing = sorted(set(topics) - set(existing))
     if not missing:
         return []
@@ -73,18 +78,21 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str], timeout: float = 3
     return created
 
 
-def _list_topics(admin: AdminClient, config: KafkaConfig, timeout: float) -> dict[str, Any]:
-    """The broker's topics; one it cannot reach is tried again until kafka.start_wait_s has
-    passed (then TopicError)."""
-    deadline = time.monotonic() + config.start_wait_s
+def _list_topics(admin: AdminClient, bootstrap: str, timeout: float,
+                 wait_s: float) -> dict[str, Any]:
+    """The broker's topics. One that cannot be reached (each try takes `timeout`) is tried
+    again START_RETRY_S after each failure until `wait_s` has passed; then, or at any other
+    error (credentials, say), TopicError."""
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             topics: dict[str, Any] = admin.list_topics(timeout=timeout).topics
             return topics
         except KafkaException as exc:
-            why = f"kafka: cannot list topics on {config.bootstrap}: {exc.args[0].str()}"
+            error: KafkaError = exc.args[0]
+            why = f"kafka: cannot list topics on {bootstrap}: {error.str()}"
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or error.code() not in UNREACHABLE:
             raise TopicError(why)
         log.warning("%s; trying again for %.0f s more (kafka.start_wait_s)", why, left)
         time.sleep(min(START_RETRY_S, left))

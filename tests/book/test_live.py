@@ -193,6 +193,14 @@ def test_a_book_whose_stream_was_lost_is_neither_published_nor_valid_until_a_sna
     assert live.summary()["valid"] == 2
     live.publish(3 * SECOND)  # once
     assert len(published) == 2
+    # a top held for a book that is no longer valid once current again is dropped
+    disconnected.add("Y")
+    live.on_depth(diff("Y", 3, 3, bids=[("5", "4")]))
+    live.publish(4 * SECOND)  # held
+    disconnected.discard("Y")
+    live.on_depth(diff("Y", 9, 9))  # a gap: invalid
+    live.publish(5 * SECOND)
+    assert len(published) == 2
 
 
 def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -> None:

@@ -28,32 +28,35 @@ def test_the_admin_client_gets_every_setting_the_producer_connects_with() -> Non
 class WakingBroker:
     """An admin client whose broker cannot be reached for its first `down` tries."""
 
-    def __init__(self, down: int) -> None:
-        self.down, self.tries = down, 0
+    def __init__(self, down: int, code: int = KafkaError._TRANSPORT,
+                 text: str = "Connection refused") -> None:
+        self.down, self.tries, self.error = down, 0, KafkaError(code, text)
 
     def list_topics(self, timeout: float) -> Any:
         self.tries += 1
         if self.tries <= self.down:
-            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Connection refused"))
+            raise KafkaException(self.error)
         return SimpleNamespace(topics={"t": None})
 
 
 def test_a_broker_down_at_start_is_waited_for_within_start_wait_s(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(topics, "START_RETRY_S", 0.01)
-    config = KafkaConfig(bootstrap="kafka:9092", start_wait_s=5)
     broker = WakingBroker(down=2)
-    assert topics._list_topics(broker, config, 1.0) == {"t": None}
+    assert topics._list_topics(broker, "kafka:9092", 1.0, 5.0) == {"t": None}
     assert broker.tries == 3
     assert [r.getMessage().split(";")[0] for r in caplog.records] == [
         "kafka: cannot list topics on kafka:9092: Connection refused"] * 2
     with pytest.raises(TopicError, match="cannot list topics on kafka:9092: Connection"):
-        topics._list_topics(WakingBroker(down=1), KafkaConfig(bootstrap="kafka:9092"), 1.0)
+        topics._list_topics(WakingBroker(down=1), "kafka:9092", 1.0, 0.0)  # (no wait: once)
+    refused = WakingBroker(down=1, code=KafkaError._AUTHENTICATION, text="SASL failed")
+    with pytest.raises(TopicError, match="SASL failed"):  # not a broker that is down: once
+        topics._list_topics(refused, "kafka:9092", 1.0, 5.0)
+    assert refused.tries == 1
 
 
 def test_an_unreachable_broker_fails_once_start_wait_s_has_passed() -> None:
-    config = KafkaConfig(bootstrap="127.0.0.1:9", start_wait_s=1.5)
     started = time.monotonic()
     with pytest.raises(TopicError, match=r"cannot list topics on 127\.0\.0\.1:9"):
-        ensure_topics(config, ["x"], timeout=0.5)
+        ensure_topics(KafkaConfig(bootstrap="127.0.0.1:9"), ["x"], timeout=0.5, wait_s=1.5)
     assert time.monotonic() - started >= 1.5
