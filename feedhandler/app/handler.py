@@ -143,7 +143,8 @@ class Handler:
         if config.book.publish:
             assert self.book_sync is not None  # (book.publish needs book.snapshots)
             self.books = HandlerBooks(config.book, self._publish_books, self._publish_event,
-                                      self.book_sync.want, self.book_sync.disconnected)
+                                      self.book_sync.want, self.book_sync.disconnected,
+                                      self._depth_symbols)
         if config.universe.kinds:
             self.universe = self._universe()
 

@@ -152,7 +152,8 @@ METRICS: dict[str, Spec] = {
     "feedhandler_book_resyncs_total": Spec(
         "counter", (), "book_resync events: intervals in which a symbol's book is not valid."),
     # the handler's own books (book.publish; absent without it)
-    "feedhandler_books_valid": Spec("gauge", (), "Symbols whose in-handler book is valid."),
+    "feedhandler_books_valid": Spec("gauge", (), "Streamed symbols whose in-handler book is "
+                                    "valid (not while their stream is lost)."),
     "feedhandler_book_records_total": Spec("counter", (), "`book` records published."),
     "feedhandler_book_crossed_total": Spec(
         "counter", (), "Depth events after which an in-handler book was crossed or locked."),

@@ -46,10 +46,13 @@ EventSink = Callable[[dict[str, Any]], None]
 class HandlerBooks:
     def __init__(self, config: BookConfig, publish: Callable[[np.ndarray], None],
                  on_event: EventSink, want: Callable[[str, int, str], None],
-                 disconnected: Collection[str] = ()) -> None:
+                 disconnected: Collection[str] = (),
+                 streamed: Callable[[], Collection[str]] | None = None) -> None:
         """`disconnected`: symbols whose diffs stopped with a lost connection, until a
         snapshot after it (SnapshotSync.disconnected): their books are not current, whatever
-        the diffs since say, so neither published nor counted valid."""
+        the diffs since say, so neither published nor counted valid. `streamed()`: the
+        symbols whose diffs are streamed now; the books of others (unsubscribed: frozen) are
+        not counted among the symbols, nor valid (None: all are)."""
         # a refresh once half of what a side kept is gone (top_n at least: BookConfig wants
         # 2 x top_n kept), so that it comes before the side runs out on a moving market
         kept = min(config.max_levels or config.snapshot_limit, config.snapshot_limit)
@@ -65,6 +68,7 @@ class HandlerBooks:
         self._on_event = on_event
         self._want = want  # (symbol, first_update_id, why): SnapshotSync.want
         self._disconnected = disconnected
+        self._streamed = streamed
         self._held: dict[str, np.ndarray] = {}  # a disconnected book's newest top, unpublished
         self._next_ns = 0
 
@@ -139,13 +143,17 @@ class HandlerBooks:
         return np.concatenate([rows[fresh], released])
 
     def summary(self) -> dict[str, int]:
-        """Totals over the symbols, for the status snapshot (one pass per scrape)."""
+        """Totals over the symbols, for the status snapshot (one pass per scrape): symbols and
+        valid books of the streamed symbols; counters over every book (they never go down)."""
         totals = {"symbols": 0, "valid": 0, "crossed": 0, "tickers_compared": 0,
                   "ticker_mismatches": 0, "tickers_uncovered": 0}
+        streamed = self._streamed() if self._streamed is not None else None
         for symbol in self.books.symbols():
             status = self.books.status(symbol)
-            totals["symbols"] += 1
-            totals["valid"] += status["state"] == "valid" and symbol not in self._disconnected
+            if streamed is None or symbol in streamed:
+                totals["symbols"] += 1
+                totals["valid"] += status["state"] == "valid" and \
+                    symbol not in self._disconnected
             totals["crossed"] += status["crossed"]
             totals["tickers_compared"] += status["tickers_checked"]
             totals["ticker_mismatches"] += status["ticker_mismatches"]

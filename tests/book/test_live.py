@@ -203,6 +203,21 @@ def test_a_book_whose_stream_was_lost_is_neither_published_nor_valid_until_a_sna
     assert len(published) == 2
 
 
+def test_only_streamed_symbols_books_are_counted_valid() -> None:
+    """A book whose symbol was unsubscribed is frozen, not valid; its counters still count."""
+    streamed = {"X", "Y"}
+    live = HandlerBooks(BookConfig(snapshots=True, publish=True, top_n=2), lambda rows: None,
+                        lambda event: None, lambda *want: None, streamed=lambda: streamed)
+    for symbol in ("X", "Y"):
+        live.on_depth(snap(symbol, 1, [("5", "1")], [("6", "1")]))
+        live.on_depth(diff(symbol, 2, 2, bids=[("6.5", "1")]))  # crossed
+    assert {k: live.summary()[k] for k in ("symbols", "valid", "crossed")} == {
+        "symbols": 2, "valid": 2, "crossed": 2}
+    streamed.discard("X")  # unsubscribed
+    assert {k: live.summary()[k] for k in ("symbols", "valid", "crossed")} == {
+        "symbols": 1, "valid": 1, "crossed": 2}
+
+
 def test_a_ticker_waiting_for_an_event_that_empties_a_side_is_not_a_mismatch() -> None:
     books = Books(2, min_levels=1)
     books.apply(snap("X", 10, [("100", "1"), ("99", "1"), ("98", "1")], [("101", "1")]))
