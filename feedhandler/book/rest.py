@@ -1,8 +1,10 @@
 """REST `GET /api/v3/depth`: the snapshot source when `book.snapshot_source: rest` (a
 configured fallback; the WebSocket API is the default). Same weights and the same per-IP
 budget as the WebSocket API (the exchange counts both together); a 429/418 `Retry-After`
-(seconds) stops every request of the budget. One daemon-thread call per snapshot (stdlib
-urllib, certificates verified), never per message.
+(seconds) stops every request of the budget, and the weight the exchange reports used
+(`X-MBX-USED-WEIGHT-1M`: other processes behind the same IP count too) is held as the WebSocket
+API's `rateLimits` count is. One daemon-thread call per snapshot (stdlib urllib, certificates
+verified), never per message.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +23,7 @@ from feedhandler.blocking import in_daemon_thread
 from feedhandler.supervisor.failures import DEFAULT_RETRY_AFTER_S, retry_after_s
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import NORMAL, WeightBudget
-from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight
+from feedhandler.wsapi.methods import DEPTH_LIMIT_MAX, depth_weight, used_weight_header
 
 
 class RestDepth:
@@ -36,9 +39,12 @@ class RestDepth:
         weight = depth_weight(limit)
         await self.budget.acquire(weight, priority)
         try:
-            status, retry_after, body = await in_daemon_thread(self._get, url)
+            status, headers, body = await in_daemon_thread(self._get, url)
         finally:
             self.budget.complete(weight)
+        used = headers.get(used_weight_header(self.budget.interval_s)) or ""
+        if used.isdigit():
+            self.budget.observe(int(used))
         if status == 200:
             return orjson.loads(body)
         try:
@@ -47,17 +53,17 @@ class RestDepth:
             error = errors.from_response(status, {"msg": body[:200].decode(errors="replace")})
         if isinstance(error, errors.RateLimited):
             # without a date: as for connections, 60 s for a 429, 120 s (the shortest) a ban
-            wait_s = retry_after_s(retry_after, DEFAULT_RETRY_AFTER_S[status])
+            wait_s = retry_after_s(headers.get("Retry-After"), DEFAULT_RETRY_AFTER_S[status])
             error.retry_after_ms = int(time.time() * 1000 + wait_s * 1000)
             self.budget.block_until(asyncio.get_running_loop().time() + wait_s)
         raise error
 
-    def _get(self, url: str) -> tuple[int, str | None, bytes]:
+    def _get(self, url: str) -> tuple[int, Message, bytes]:
         try:
             with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
-                return int(response.status), None, response.read()
+                return int(response.status), response.headers, response.read()
         except urllib.error.HTTPError as error:
-            return int(error.code), error.headers.get("Retry-After"), error.read()
+            return int(error.code), error.headers, error.read()
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise errors.ConnectionLost(f"GET {url}: {exc}") from None
 

@@ -35,3 +35,12 @@ def request_weight(method: str, params: Mapping[str, Any] | None) -> int:
     if method.startswith("session."):
         return 2
     return 1  # ping, time
+
+
+def used_weight_header(interval_s: float) -> str:
+    """The REST response header that reports the weight used in a window of `interval_s`,
+    as Binance names it: X-MBX-USED-WEIGHT-1M for a minute."""
+    for seconds, letter in ((86400, "D"), (3600, "H"), (60, "M")):
+        if interval_s % seconds == 0:
+            return f"X-MBX-USED-WEIGHT-{int(interval_s // seconds)}{letter}"
+    return f"X-MBX-USED-WEIGHT-{int(interval_s)}S"

@@ -526,6 +526,25 @@ async def test_a_rest_throttle_without_retry_after_blocks_as_a_connection_would(
     assert blocked_s - 1 < waits - asyncio.get_running_loop().time() <= blocked_s
 
 
+async def test_rest_snapshots_share_the_ips_weight_and_see_what_others_used() -> None:
+    """The exchange counts REST and WebSocket API weight per IP together, and says in
+    X-MBX-USED-WEIGHT-1M what the IP used: another process's share is held as ours is."""
+    async with SimulatorServer(api_weight_limit=300, api_weight_interval=60) as sim:
+        assert sim.api is not None
+        limiter, now = sim.api.limiter, sim.api.now_ms
+        if now() % 60_000 > 55_000:  # (its windows are calendar minutes: all in one)
+            await asyncio.sleep(6)
+        limiter.charge("127.0.0.1", 200, now())  # another process behind this IP
+        budget = WeightBudget(300, 60.0)
+        rest = RestDepth(sim.url.replace("ws:", "http:"), budget)
+        assert len((await rest.depth("BTCUSDT", 5))["bids"]) == 5
+        assert limiter.count("127.0.0.1", now()) == 205
+        assert budget.external == 200 and budget.used() == 205
+        limiter.charge("127.0.0.1", 95, now())  # the IP's window is full
+        with pytest.raises(errors.RateLimited):
+            await RestDepth(rest.base_url, WeightBudget(6000, 60.0)).depth("BTCUSDT", 5)
+
+
 def test_a_retry_after_is_seconds_or_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert [retry_after_s(v, 60.0) for v in (None, "5", "soon")] == [60.0, 5.0, 60.0]

@@ -195,7 +195,10 @@ class Simulator:
         self, request: WSUpgradeRequest, peer: str
     ) -> Connection | ApiConnection | Answer:
         if rest.is_http(request):
-            return rest.answer(request, self._market)
+            if self.api is None:
+                return rest.answer(request, self._market)
+            return rest.answer(request, self._market, self.api.limiter, peer,
+                               self.api.now_ms())
         loop = asyncio.get_running_loop()
         refusal = self._handshake_faults.check() or self._attempts.check(peer, loop.time())
         if refusal is not None:

@@ -6,7 +6,10 @@
 Both read the shared market (`SharedMarket.depth_json`), so a REST snapshot sits on the same
 update-id sequence as every paced connection's diff depth. Errors follow the REST API: HTTP 400
 with `{"code","msg"}` (-1102 missing symbol, -1121 unknown symbol, -1100 bad limit). These
-requests are not WebSocket connection attempts: the attempt limit does not count them.
+requests are not WebSocket connection attempts: the attempt limit does not count them. A depth
+snapshot's weight counts against the IP's REQUEST_WEIGHT with the WebSocket API's (the
+exchange counts both together), reported in `X-MBX-USED-WEIGHT-1M`; over it, 429 (then 418)
+with `Retry-After` seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from picows import WSUpgradeRequest, WSUpgradeResponse
 from picows import WSUpgradeResponseWithListener as Answer
 
 from feedhandler.simulator.server.market import MarketBusy, SharedMarket
+from feedhandler.simulator.server.wsapi import ApiError, WeightLimiter
+from feedhandler.wsapi.methods import depth_weight
 
 PATHS = ("/api/v3/depth", "/sim/books")
 MAX_DEPTH = 5000
@@ -31,10 +36,10 @@ def is_http(request: WSUpgradeRequest) -> bool:
     return urlsplit(request.path.decode("latin-1")).path in PATHS
 
 
-def _response(status: int, body: bytes) -> Answer:
+def _response(status: int, body: bytes, headers: dict[str, str] | None = None) -> Answer:
     # picows builds only error responses; a 200 is the same object with its status changed
     response = WSUpgradeResponse.create_error_response(
-        HTTPStatus.BAD_REQUEST, body, {"Content-Type": "application/json"}
+        HTTPStatus.BAD_REQUEST, body, {"Content-Type": "application/json", **(headers or {})}
     )
     response.status = HTTPStatus(status)
     return Answer(response, None)
@@ -44,7 +49,10 @@ def _error(status: int, code: int, msg: str) -> Answer:
     return _response(status, orjson.dumps({"code": code, "msg": msg}))
 
 
-def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
+def answer(request: WSUpgradeRequest, market: SharedMarket | None,
+           limiter: WeightLimiter | None = None, peer: str = "", now_ms: int = 0) -> Answer:
+    """The answer to a plain HTTP request; a depth snapshot is charged to `peer` on `limiter`
+    (the WebSocket API's, when it runs) at `now_ms`."""
     url = urlsplit(request.path.decode("latin-1"))
     if request.method != b"GET":
         return _error(405, -1000, "Only GET is supported.")
@@ -70,8 +78,20 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None) -> Answer:
     text = query.get("limit", str(_DEFAULT_DEPTH))
     if not text.isdigit() or int(text) < 1:
         return _error(400, -1100, "Illegal characters found in parameter 'limit'.")
+    limit = min(int(text), MAX_DEPTH)
+    headers = {}
+    if limiter is not None:
+        try:
+            limiter.charge(peer, depth_weight(limit), now_ms)
+        except ApiError as refused:
+            retry_ms = (refused.data or {}).get("retryAfter", now_ms)
+            return _response(refused.status, orjson.dumps({"code": refused.code,
+                                                           "msg": refused.msg}),
+                             {"Retry-After": str(max(1, -(-(retry_ms - now_ms) // 1000)))})
+        name, used = limiter.used_weight_header(peer, now_ms)
+        headers[name] = used
     try:
-        return _response(200, market.depth_json(symbol, min(int(text), MAX_DEPTH)))
+        return _response(200, market.depth_json(symbol, limit), headers)
     except KeyError:
         return _error(400, -1121, "Invalid symbol.")
     except MarketBusy as busy:

@@ -55,7 +55,12 @@ from feedhandler.simulator.market.universe import SymbolSpec, Universe
 from feedhandler.simulator.server.heartbeat import Heartbeat
 from feedhandler.simulator.server.market import MarketBusy
 from feedhandler.simulator.server.urls import TimeUnit
-from feedhandler.wsapi.methods import CONNECT_WEIGHT, DEPTH_LIMIT_MAX, request_weight
+from feedhandler.wsapi.methods import (
+    CONNECT_WEIGHT,
+    DEPTH_LIMIT_MAX,
+    request_weight,
+    used_weight_header,
+)
 from feedhandler.wsapi.signing import signature_payload
 
 log = logging.getLogger(__name__)
@@ -138,6 +143,10 @@ class WeightLimiter:
             "polling the API.",
             {"serverTime": now_ms, "retryAfter": retry_after},
         )
+
+    def used_weight_header(self, ip: str, now_ms: int) -> tuple[str, str]:
+        """REST's report of the weight `ip` used in the window, e.g. X-MBX-USED-WEIGHT-1M."""
+        return used_weight_header(self.interval_s), str(self.count(ip, now_ms))
 
     def rate_limits(self, ip: str, now_ms: int) -> list[dict[str, Any]]:
         interval, num = ("MINUTE", self.interval_s // 60) if self.interval_s % 60 == 0 else (
