@@ -69,8 +69,8 @@ class FrameFile:
 
     def __iter__(self) -> Iterator[Frame]:
         if self._recording is not None:
-            for recv_ns, stream, payload, binary in self._recording:
-                yield Frame(recv_ns, stream, payload, binary)
+            for record in self._recording:
+                yield Frame(*record)
             self.stopped_early = self._recording.stopped_early
             self.damaged = self._recording.damaged
             return

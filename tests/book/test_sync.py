@@ -597,8 +597,8 @@ async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -
             assert sim.faults.drop() == 1  # the stream's connection (not the WS API's)
             while sync.snapshots < 2:
                 await asyncio.sleep(0.01)
-            tops = len(sink.batches)  # (and a top after it)
-            while not any(kind == "book" for kind, _, _ in sink.batches[tops:]):
+            mark = len(sink.batches)  # (and a top after it)
+            while not any(kind == "book" for kind, _, _ in sink.batches[mark:]):
                 await asyncio.sleep(0.01)
         handler.stop()
         await task

@@ -45,8 +45,8 @@ def _response(status: int, body: bytes, headers: dict[str, str] | None = None) -
     return Answer(response, None)
 
 
-def _error(status: int, code: int, msg: str) -> Answer:
-    return _response(status, orjson.dumps({"code": code, "msg": msg}))
+def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Answer:
+    return _response(status, orjson.dumps({"code": code, "msg": msg}), headers)
 
 
 def answer(request: WSUpgradeRequest, market: SharedMarket | None,
@@ -79,17 +79,15 @@ def answer(request: WSUpgradeRequest, market: SharedMarket | None,
     if not text.isdigit() or int(text) < 1:
         return _error(400, -1100, "Illegal characters found in parameter 'limit'.")
     limit = min(int(text), MAX_DEPTH)
-    headers = {}
+    headers: dict[str, str] = {}
     if limiter is not None:
         try:
             limiter.charge(peer, depth_weight(limit), now_ms)
         except ApiError as refused:
             retry_ms = (refused.data or {}).get("retryAfter", now_ms)
-            return _response(refused.status, orjson.dumps({"code": refused.code,
-                                                           "msg": refused.msg}),
-                             {"Retry-After": str(max(1, -(-(retry_ms - now_ms) // 1000)))})
-        name, used = limiter.used_weight_header(peer, now_ms)
-        headers[name] = used
+            return _error(refused.status, refused.code, refused.msg,
+                          {"Retry-After": str(max(1, -(-(retry_ms - now_ms) // 1000)))})
+        headers = dict([limiter.used_weight_header(peer, now_ms)])
     try:
         return _response(200, market.depth_json(symbol, limit), headers)
     except KeyError:
