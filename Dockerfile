@@ -1,4 +1,5 @@
-# Handler image. Build stage: g++ compiles the extensions into a wheel, installed with its
+# Handler image. Build stage: g++ compiles the extensions into a wheel (the producer links the
+# librdkafka of confluent-kafka's wheel, found beside it at run time), installed with its
 # locked dependencies (constraints.txt) into a virtualenv. Runtime stage: that virtualenv on a
 # slim Python, no compiler, no pip cache, non-root.
 #   podman build -t feedhandler:0.1.0 .                       # portable baseline (setup.py)
@@ -6,13 +7,14 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+# librdkafka-dev: the header the producer compiles against (the library is confluent-kafka's)
+RUN apt-get update && apt-get install -y --no-install-recommends g++ librdkafka-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY constraints.txt ./
 # build requirements, at the versions of the lock
 RUN python3 -m venv /opt/build && /opt/build/bin/pip install --no-cache-dir -c constraints.txt \
-        cython setuptools numpy pysimdjson picows
+        cython setuptools numpy pysimdjson picows confluent-kafka
 COPY pyproject.toml setup.py README.md ./
 COPY ext ext
 COPY feedhandler feedhandler

@@ -9,7 +9,15 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 .PHONY: setup build kafka test demo bench lint clean
 
-$(STAMP): pyproject.toml constraints.txt setup.py
+# librdkafka's C header, for the producer (ext/feedhandler/_ext/producer.pyx; the library is
+# the one confluent-kafka's wheel ships), unpacked from Debian's librdkafka-dev: no root needed
+RDKAFKA_H := .tools/librdkafka/usr/include/librdkafka/rdkafka.h
+$(RDKAFKA_H):
+	rm -rf .tools/librdkafka && mkdir -p .tools/librdkafka
+	cd .tools/librdkafka && apt-get download librdkafka-dev && dpkg -x librdkafka-dev_*.deb . \
+	  && rm librdkafka-dev_*.deb
+
+$(STAMP): pyproject.toml constraints.txt setup.py $(RDKAFKA_H)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -r constraints.txt
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_kafka_e2e.py [--frames N] [--symbols K] [--rounds R]
         [--set KEY=VALUE ...] [--compare KEY=VALUE[,KEY=VALUE] ...] [--bootstrap HOST:PORT]
-        [--pin]
+        [--pin] [--broker-log disk|memory]
 
 One simulator process (`--fast --pregenerate N`: each connection's N events are encoded before
 the first is sent, so the simulator is not the bottleneck; `--live`: generated while sending,
@@ -17,6 +17,11 @@ first tens of seconds under load JIT-compiling. Sinks alternate across rounds; m
 reported, and the median of each round's Kafka / null ratio (the two runs of a round are
 adjacent in time, which cancels much of a shared machine's drift). `--pin`: the handler
 (librdkafka's threads included) on the first CPU, the broker and the simulator on the others.
+`--broker-log memory`: the local broker's log on tmpfs (/dev/shm). On this VM, with its log on
+disk, the broker slows down after a few runs (the kernel writing its log out, ~200 MB a run),
+its acknowledgements take longer, and librdkafka's broker thread then spins in the handler's
+process (bench/BENCHMARKS.md, Kafka path, twenty-first session): in memory the broker's disk,
+which a broker on its own host has to itself, stays out of the handler's numbers.
 """
 
 from __future__ import annotations
@@ -131,6 +136,9 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                         help="config override for both sinks, e.g. kafka.encoding=json")
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
+    parser.add_argument("--broker-log", choices=("disk", "memory"), default="disk",
+                        help="the local broker's log in the temporary directory (disk) or on "
+                             "tmpfs, /dev/shm (memory)")
     parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
                         type=key_values,
                         help="also run both sinks with these settings (comma-separated) in every "
@@ -153,7 +161,8 @@ def main() -> int:
           f"settings {settings or 'default'}, simulator {'live' if args.live else 'pre-generated'};"
           " simulator, handler and broker on this host"
           + (": handler on its own CPU, simulator and a local broker on the others"
-             if args.pin else ""))
+             if args.pin else "")
+          + ("" if args.bootstrap else f"; the local broker's log on {args.broker_log}"))
     sim_args = ["--fast", "--seed", "1", "--max-messages", str(args.frames),
                 "--pregenerate", "0" if args.live else str(args.frames)]
     # variant label -> settings; each runs with both sinks in every round
@@ -162,7 +171,8 @@ def main() -> int:
                    for c in args.compare}}
     runs = [(sink, label) for label in variants for sink in ("null", "kafka")]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {run: [] for run in runs}
-    with broker(args.bootstrap) as (bootstrap, broker_pid), \
+    log_dir = "/dev/shm" if args.broker_log == "memory" else None
+    with broker(args.bootstrap, log_dir) as (bootstrap, broker_pid), \
             SimulatorProcess(sim_args, timeout=120) as sim:
         if args.pin:
             handler_cpu, others = split_cpus()

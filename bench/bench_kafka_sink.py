@@ -7,9 +7,9 @@ One decoder batch of 2,500 trades over 50 symbols becomes 50 Kafka messages (one
 run). Side by side, per batch:
 
   sink      KafkaSink.publish_batch: grouping by symbol, slicing the records, 8 headers per
-            message, produce() with the delivery callback (feedhandler/_ext/publish.pyx)
-  produce   the floor: 50 bare Producer.produce() calls with the same values, keys and headers
-            prepared in advance (what confluent_kafka + librdkafka cost on their own)
+            message, librdkafka's C API (feedhandler/_ext/publish.pyx, producer.pyx)
+  produce   50 bare confluent_kafka Producer.produce() calls with the same values, keys and
+            headers prepared in advance (what confluent_kafka + librdkafka cost on their own)
 
 The producer is flushed between rounds (outside the timing), so every round finds librdkafka's
 queue empty. At the end the table of µs per message and sink / produce is printed (pytest shows

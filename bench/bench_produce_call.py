@@ -2,21 +2,21 @@
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_produce_call.py [--include DIR]
 
-The Kafka sink calls confluent-kafka's Producer.produce() once per message and poll() serves
-the delivery reports. How much of that would a sink calling librdkafka's C API directly save?
+The Kafka sink called confluent-kafka's Producer.produce() once per message, and poll() served
+the delivery reports; this measured what calling librdkafka's C API directly would save, which
+the sink now does (feedhandler/_ext/producer.pyx).
 Both sides here produce the same messages (VALUE_BYTES, the mean message of
 bench/bench_kafka_e2e.py's runs; 8 headers or none) into a producer with no broker, so
 nothing is sent and librdkafka's own threads stay idle; each round's messages are purged and
 their reports served by poll(0). Reported: CPU µs per message on this thread, produce and poll.
 
-- python: Producer.produce() positionally, as publish.pyx calls it, with the sink's delivery
-  callback (publish.Delivery; reports of failures only, as with kafka.ack_latency: false).
+- python: Producer.produce() positionally, as publish.pyx called it, with a delivery callback
+  (reports of failures only, as with kafka.ack_latency: false).
   Values, keys and header lists are made before the timing: their cost is left out.
 - C: rd_kafka_produceva() from bench/produce_call.cpp, compiled here against rdkafka.h and the
-  librdkafka that confluent-kafka loads (its wheel's copy). rdkafka.h is not in the venv:
-  `apt-get download librdkafka-dev && dpkg -x librdkafka-dev_*.deb /tmp/rdk`, then
-  `--include /tmp/rdk/usr/include` (Debian's 2.0.2 header declares these calls as the
-  library's newer versions do). Without it only the python lines are printed.
+  librdkafka that confluent-kafka loads (its wheel's copy), with the rdkafka.h `make setup`
+  unpacks from Debian's librdkafka-dev (2.0.2: it declares these calls as the library's newer
+  versions do). Without it only the python lines are printed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from pathlib import Path
 import confluent_kafka
 from confluent_kafka import Producer
 
-from feedhandler._ext.publish import Outlet
 from feedhandler.argtypes import number
 from feedhandler.contract import fixed_headers
 
@@ -45,7 +44,6 @@ def python_us(messages: int, rounds: int, value_bytes: int, headers: int) -> tup
                          "queue.buffering.max.messages": 10_000_000,
                          "queue.buffering.max.kbytes": 4_000_000, "log_level": 0,
                          "delivery.report.only.error": True})
-    outlet = Outlet(producer.produce, lambda *_: None, lambda *_: None, lambda *_: None)
     fixed = fixed_headers("binance.spot.trade", 2, "records", "bench")
     produce_s = poll_s = 0.0
     warm_up = rounds // 10
@@ -56,7 +54,9 @@ def python_us(messages: int, rounds: int, value_bytes: int, headers: int) -> tup
             lists = [*fixed, ("fh.count", b"82"), ("fh.epoch", b"1"), ("fh.seq.first", ids),
                      ("fh.seq.last", ids)][:headers]
             batch.append((bytes(value_bytes), lists or None))
-        callback = outlet.callback(82)
+        def callback(err: object, msg: object) -> None:
+            pass
+
         start = time.thread_time()
         for value, lists in batch:
             producer.produce("t", value, b"SYM001USDT", -1, callback, None, 0, lists)
@@ -92,7 +92,8 @@ def build_c(include: str, out: Path) -> Path | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--include", default="/usr/include", help="where librdkafka/rdkafka.h is")
+    parser.add_argument("--include", default=".tools/librdkafka/usr/include",
+                        help="where librdkafka/rdkafka.h is")
     parser.add_argument("--messages", type=number(int), default=500, help="per round")
     parser.add_argument("--rounds", type=number(int), default=200)
     parser.add_argument("--value-bytes", type=number(int), default=VALUE_BYTES)

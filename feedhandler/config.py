@@ -219,8 +219,8 @@ class KafkaConfig(Section):
     in one request; on a busy core they get a small share. -1: the profile's (latency 10,
     throughput 0)"""
     ack_latency: bool = True
-    """report every delivery for the produce -> ack histogram (a Python call and a copy of
-    each Kafka message in confluent-kafka); false: only failures are reported"""
+    """report every delivery for the produce -> ack histogram (a Python call per Kafka
+    message); false: only failures are reported"""
     producer: SecretEntries = Field(default_factory=dict)
     """librdkafka settings (SASL/TLS), except those the sink's guarantee rests on or a key
     above sets; `<name>_file` reads a value from a file; secret values are redacted"""

@@ -118,6 +118,8 @@ def test_stub_signatures_match_the_module(name: str) -> None:
         owner = getattr(module, cls.name)
         for fn in functions(cls):
             qualname = f"{cls.name}.{fn.name}"
+            if fn.name != "__init__" and fn.name.startswith("__"):
+                continue  # a slot (__len__): the runtime gives it no signature
             runtime = (constructor_params(name, cls.name) if fn.name == "__init__"
                        else runtime_params(getattr(owner, fn.name)))
             stub = stub_params(fn, method=True)

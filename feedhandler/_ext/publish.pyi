@@ -4,39 +4,25 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError
+
+from feedhandler._ext.producer import Producer
 
 Headers = list[tuple[str, bytes]]
 
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
-# A Delivery is called as a DeliveryCallback (its __call__ has no signature to check here)
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
-class Delivery:
-    # read-only
-    count: int
-
-    def __init__(self, outlet: Outlet, count: int) -> None: ...
-
 class Outlet:
     # read-only
-    produce: Callable[..., None]
-    on_delivery: Callable[[int, KafkaError, Message], None]
+    producer: Producer
     backlog: Callable[[str, bytes, bytes, Headers, int], Any]
     failed: Callable[[str, bytes, int, KafkaError], Any]
-    callbacks: dict[int, DeliveryCallback]
-    # (topic, produce -> ack seconds) per acknowledged message; None: not kept
-    acks: list[tuple[str, float | None]] | None
-    on_acked: Callable[[Message], None] | None
 
     def __init__(
         self,
-        produce: Callable[..., None],
-        on_delivery: Callable[[int, KafkaError, Message], None],
+        producer: Producer,
         backlog: Callable[[str, bytes, bytes, Headers, int], Any],
         failed: Callable[[str, bytes, int, KafkaError], Any],
     ) -> None: ...
-    def callback(self, count: int) -> DeliveryCallback: ...
 
 class Counts:
     # read-only: what produce_messages or produce_records did

@@ -361,8 +361,8 @@ class Bench:
                     **{name: process_cpu(pid) - cpu[name] for name, pid in pids.items()}}
 
         if isinstance(inner, KafkaSink):
-            inner.on_acked = lambda m: acks.append(
-                (m.topic() or "", m.partition() or 0, m.offset() or 0, time.time_ns()))
+            inner.on_acked = lambda topic, partition, offset: acks.append(
+                (topic, partition, offset, time.time_ns()))
             topics = sorted(data_topics(self.streams, config.kafka.topic_template,
                                         config.kafka.exchange, config.kafka.market))
             with probe(bootstrap, topics, self.workdir, cpus=self.others) as tables:
@@ -655,8 +655,9 @@ def timed(streams: list[str]) -> bool:
 
 
 @contextmanager
-def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """(bootstrap, pid of the broker when it is ours: a local one in a temporary directory)."""
+def broker(bootstrap: str | None, log_dir: str | None = None) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, pid of the broker when it is ours: a local one in a temporary directory,
+    under `log_dir` when given)."""
     if bootstrap:
         yield bootstrap, None
         return
@@ -666,7 +667,7 @@ def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
         raise SystemExit("feedhandler bench latency: give --bootstrap HOST:PORT (an installed "
                          "package cannot start a local broker: that needs the repository's "
                          "scripts/kafka-local)") from None
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as workdir, \
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-", dir=log_dir) as workdir, \
             LocalKafka(Path(workdir)) as kafka:
         yield kafka.bootstrap, kafka.pid
 

@@ -2,8 +2,9 @@
 
 A decoder batch holds one kind and many symbols in exchange order; it is grouped by symbol in
 C++ (each symbol keeps its order), and each run is one message (several when it exceeds
-kafka.max_message_bytes). Slicing, headers and produce() run in one C loop
-(feedhandler/_ext/publish.pyx): Python runs per batch, not per message.
+kafka.max_message_bytes). Slicing, headers and librdkafka's produce run in one C loop
+(feedhandler/_ext/publish.pyx, through librdkafka's C API: feedhandler/_ext/producer.pyx):
+Python runs per batch, not per message.
 
 librdkafka's queue absorbs bursts and broker outages (messages never time out); when it is full
 (`BufferError`) messages wait in our own backlog, which `service()` drains in order, and
@@ -11,11 +12,10 @@ librdkafka's queue absorbs bursts and broker outages (messages never time out); 
 Nothing here blocks the event loop. A message the broker rejects for good is counted, logged
 and reported on the control topic with its record count.
 
-Delivery reports: a failure calls back into Python (counted, logged, reported). An
-acknowledgement (reported only with kafka.ack_latency) is handled in C, publish.pyx's Delivery:
-its produce -> ack latency is kept and handed over per kind once per poll, since a Python call
-per acknowledged message would cost about as much as producing it. Acknowledged = produced -
-failed - still in librdkafka, exact once the producer is flushed.
+Delivery reports are served in C: a failure calls back into Python (counted, logged,
+reported). An acknowledgement (reported only with kafka.ack_latency) has its produce -> ack
+latency kept and handed over per kind once per poll. Acknowledged = produced - failed - still
+in librdkafka, exact once the producer is flushed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException
 
+from feedhandler._ext.producer import Producer
 from feedhandler._ext.publish import (
     Counts,
     MessageBatch,
@@ -214,14 +215,13 @@ class KafkaSink:
         settings = producer_config(config, instance)
         self._linger_ms = float(settings.get("linger.ms", 5))  # (librdkafka's default)
         self._slow_acks_warned = -SLOW_ACKS_WARNING_S
-        self._producer = kafka_client(Producer, settings, logger=log,
-                                      stats_cb=self._on_statistics, error_cb=self._on_error)
+        self._producer = kafka_client(Producer, settings, logger=log, on_failure=self._failed,
+                                      on_statistics=self._on_statistics, on_error=self._on_error)
         if nice:
             _lower_priority(_threads() - before, nice)
         self._backlog: deque[tuple[str, bytes, bytes, Headers, int]] = deque()
-        self._outlet = Outlet(self._producer.produce, self._on_failure, self._to_backlog,
-                              self._refused)
-        self._outlet.acks = [] if on_ack_latency is not None else None
+        self._outlet = Outlet(self._producer, self._to_backlog, self._refused)
+        self._producer.acks = [] if on_ack_latency is not None else None
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
@@ -232,14 +232,14 @@ class KafkaSink:
         self._failed_closing = 0  # messages failed while closing, not purged (see _undelivered)
 
     @property
-    def on_acked(self) -> Callable[[Message], None] | None:
-        """Called per acknowledged message (the latency benchmark stamps acks with it)."""
-        on_acked: Callable[[Message], None] | None = self._outlet.on_acked
-        return on_acked
+    def on_acked(self) -> Callable[[str, int, int], None] | None:
+        """Called with (topic, partition, offset) per acknowledged message (the latency
+        benchmark stamps acks with it)."""
+        return self._producer.on_acked
 
     @on_acked.setter
-    def on_acked(self, callback: Callable[[Message], None] | None) -> None:
-        self._outlet.on_acked = callback
+    def on_acked(self, callback: Callable[[str, int, int], None] | None) -> None:
+        self._producer.on_acked = callback
 
     def add_streams(self, streams: Collection[str]) -> None:
         """The topics of streams added at runtime: created or checked as on start."""
@@ -471,8 +471,7 @@ class KafkaSink:
                      count: int) -> bool:
         """False when librdkafka's queue is full (the message is still ours to retry)."""
         try:
-            self._producer.produce(topic, value, key, headers=headers,  # type: ignore[arg-type]
-                                   on_delivery=self._callback(count))  # (an invariant list)
+            self._producer.produce(topic, value, key, headers, count)
         except BufferError:  # service() polls (delivery reports free queue space), then retries
             return False
         except KafkaException as exc:  # refused up front, e.g. too large: retrying cannot help
@@ -482,20 +481,12 @@ class KafkaSink:
         self.stats.records_produced += count
         return True
 
-    def _callback(self, count: int) -> Callable[[KafkaError | None, Message], None]:
-        """The delivery callback of a message of `count` records (see Outlet)."""
-        callback: Callable[[KafkaError | None, Message], None] = self._outlet.callback(count)
-        return callback
-
-    def _on_failure(self, count: int, err: KafkaError, msg: Message) -> None:
-        self._failed(msg.topic() or "", msg.key() or b"", count, err)
-
     def _report_acks(self) -> None:
         """The produce -> ack latencies the last poll served, per kind in one call."""
-        acks = self._outlet.acks
+        acks = self._producer.acks
         if not acks or self._on_ack_latency is None:
             return
-        self._outlet.acks = []
+        self._producer.acks = []
         by_kind: dict[str, list[float]] = {}
         for topic, latency in acks:
             kind = self._topic_kinds.get(topic)

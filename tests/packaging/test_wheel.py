@@ -3,6 +3,7 @@ helpers that need the repository out; runtime dependencies as compatible ranges.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "ext", "feedhandler")
+PYX = sorted((ROOT / "ext/feedhandler/_ext").glob("*.pyx"))  # (Cython writes a .cpp beside each)
 
 
 def clean_copy(dest: Path) -> None:
@@ -23,7 +25,7 @@ def clean_copy(dest: Path) -> None:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(
-                "*.so", "__pycache__", "decoder.cpp", "listener.cpp", "publish.cpp", "*.html"))
+                "*.so", "__pycache__", "*.html", *(f"{pyx.stem}.cpp" for pyx in PYX)))
         else:
             shutil.copy(source, dest / name)
 
@@ -33,15 +35,21 @@ def test_wheel_contents_and_metadata(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     clean_copy(src)
+    # rdkafka.h: where `make setup` unpacked it (the image installs librdkafka-dev instead)
+    include = {"FEEDHANDLER_RDKAFKA_INCLUDE": str(ROOT / ".tools/librdkafka/usr/include")}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=900)
+                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=900,
+                   env={**os.environ, **include})
     (wheel,) = (tmp_path / "dist").glob("feedhandler-*.whl")
     assert re.search(r"-cp311-cp311-linux_x86_64\.whl$", wheel.name)
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("decoder", "listener", "publish"):
+    for module in ("decoder", "listener", "publish", "producer"):
         assert any(re.fullmatch(rf"feedhandler/_ext/{module}\.cpython-311-.*\.so", n)
                    for n in names), module
         assert f"feedhandler/_ext/{module}.pyi" in names
+    producer = next(n for n in names if n.startswith("feedhandler/_ext/producer."))
+    # an installed wheel finds confluent-kafka's librdkafka beside it, in site-packages
+    assert b"$ORIGIN/../../confluent_kafka.libs" in zipfile.ZipFile(wheel).read(producer)
     assert "feedhandler/py.typed" in names
     assert "feedhandler/simulator/testing.py" in names  # needs only the package itself
     assert not [n for n in names if n.startswith(("feedhandler/testing/", "tests/", "bench/"))]

@@ -1,4 +1,4 @@
-"""The sink's C loops: grouping rows by symbol, slicing records, headers, produce()."""
+"""The sink's C loops: grouping rows by symbol, slicing records, headers, producing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 
+from feedhandler._ext.producer import Producer
 from feedhandler._ext.publish import (
     Counts,
     MessageBatch,
@@ -91,28 +92,14 @@ def test_many_distinct_keys() -> None:
 
 
 # --- messages ---------------------------------------------------------------------------------
-class FakeProducer:
-    """produce() as confluent_kafka's: records calls; raises BufferError when `room` is spent,
-    KafkaException for values named b"too large"."""
-
-    def __init__(self, room: int = 1000) -> None:
-        self.room = room
-        self.produced: list[tuple[str, bytes, bytes, dict[str, str]]] = []
-        self.callbacks: list[Any] = []
-
-    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                partition: int = -1, callback: Any = None, on_delivery: Any = None,
-                timestamp: int = 0, headers: Any = None) -> None:
-        assert partition == -1 and timestamp == 0  # the partitioner's choice; produce time
-        self.callbacks.append(callback or on_delivery)
-        if value == b"too large":
-            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-        if len(self.produced) == self.room:
-            raise BufferError("Local: Queue full")
-        self.produced.append((topic, key, value, header_dict(headers)))
+def produced(producer: Producer) -> list[tuple[str, bytes, bytes, dict[str, str]]]:
+    """What a capturing producer was given: (topic, key, value, headers as a dict)."""
+    assert producer.captured is not None
+    return [(topic, key, value, header_dict(headers))
+            for topic, key, value, headers in producer.captured]
 
 
-def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
+def produce(producer: Producer, values: list[bytes], counts: list[int],
             seq: tuple[list[int], list[int]] | None = None, full: bool = False,
             extra: list[list[tuple[str, bytes]]] | None = None) -> tuple[Any, ...]:
     backlog: list[tuple[Any, ...]] = []
@@ -120,9 +107,7 @@ def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
     firsts, lasts = (None, None) if seq is None else (np.array(seq[0]), np.array(seq[1]))
     topics = [f"t{i}" for i in range(len(values))]
     keys = [b"K%d" % i for i in range(len(values))]
-    reports: list[tuple[Any, ...]] = []
-    outlet = Outlet(producer.produce, lambda *r: reports.append(r), lambda *m: backlog.append(m),
-                    lambda *f: failed.append(f))
+    outlet = Outlet(producer, lambda *m: backlog.append(m), lambda *f: failed.append(f))
     batch = MessageBatch(topics, keys, values, np.array(counts, np.int64),
                          fixed_headers("binance.spot.depth", 1, "records", "host-a"), b"7",
                          firsts, lasts, extra)
@@ -131,59 +116,46 @@ def produce(producer: FakeProducer, values: list[bytes], counts: list[int],
 
 
 def test_headers_of_a_data_message() -> None:
-    producer = FakeProducer()
+    producer = Producer.capturing()
     result, backlog, failed = produce(producer, [b"v0", b"v1"], [3, 1],
                                       seq=([10, 16], [15, 2**62]))
     assert result == (2, 4, 0) and not backlog and not failed
-    assert producer.produced[0] == ("t0", b"K0", b"v0", {
+    assert produced(producer)[0] == ("t0", b"K0", b"v0", {
         "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
         "fh.instance": "host-a", "fh.count": "3", "fh.epoch": "7",
         "fh.seq.first": "10", "fh.seq.last": "15"})
-    assert producer.produced[1][3]["fh.seq.last"] == str(2**62)
+    assert produced(producer)[1][3]["fh.seq.last"] == str(2**62)
 
 
 @pytest.mark.parametrize("value", [0, 7, 10, 99, 1_000_000, 2**63 - 1, -1, -10, -(2**63)])
 def test_sequence_headers_are_the_ids_in_decimal(value: int) -> None:
-    producer = FakeProducer()
+    producer = Producer.capturing()
     produce(producer, [b"v"], [1], seq=([value], [value]))
-    headers = producer.produced[0][3]
+    headers = produced(producer)[0][3]
     assert headers["fh.seq.first"] == headers["fh.seq.last"] == str(value)
 
 
-def test_delivery_reports_know_the_record_count() -> None:
-    reports: list[tuple[Any, ...]] = []
-    producer = FakeProducer()
-    outlet = Outlet(producer.produce, lambda *r: reports.append(r), print, print)
-    produce_messages(outlet, MessageBatch(["t"] * 3, [b"k"] * 3, [b"a", b"b", b"c"],
-                                          np.array([3, 1, 3]), (), b"1"), False)
-    callbacks = outlet.callbacks
-    assert sorted(callbacks) == [1, 3]  # one callable per distinct count, reused
-    assert producer.callbacks[0] is producer.callbacks[2] is callbacks[3]
-    producer.callbacks[1]("err", "msg")
-    assert reports == [(1, "err", "msg")]
-
-
 def test_kinds_without_a_sequence_carry_no_sequence_headers() -> None:
-    producer = FakeProducer()
+    producer = Producer.capturing()
     produce(producer, [b"v"], [1], extra=[[("fh.frames", b"1")]])
-    assert producer.produced[0][3] == {
+    assert produced(producer)[0][3] == {
         "fh.schema": "binance.spot.depth", "fh.version": "1", "fh.encoding": "records",
         "fh.instance": "host-a", "fh.count": "1", "fh.epoch": "7", "fh.frames": "1"}
 
 
 def test_a_full_queue_sends_this_and_every_later_message_to_the_backlog() -> None:
-    producer = FakeProducer(room=2)
+    producer = Producer.capturing(room=2)
     result, backlog, _ = produce(producer, [b"a", b"b", b"c", b"d"], [1, 2, 3, 4])
     assert result == (2, 3, 1)
     assert [(m[0], m[2], m[4]) for m in backlog] == [("t2", b"c", 3), ("t3", b"d", 4)]
     assert header_dict(backlog[0][3])["fh.count"] == "3"
     # behind a backlog nothing is produced, even with room
-    result, backlog, _ = produce(FakeProducer(), [b"a"], [1], full=True)
+    result, backlog, _ = produce(Producer.capturing(), [b"a"], [1], full=True)
     assert result == (0, 0, 0) and len(backlog) == 1
 
 
 def test_a_refused_message_is_reported_and_the_rest_go_on() -> None:
-    producer = FakeProducer()
+    producer = Producer.capturing(max_bytes=5)
     result, backlog, failed = produce(producer, [b"a", b"too large", b"c"], [1, 5, 1])
     assert result == (2, 2, 0) and not backlog
     ((topic, key, count, error),) = failed
@@ -198,7 +170,7 @@ def trades(symbols: list[bytes]) -> np.ndarray:
     return records
 
 
-def produce_batch(producer: FakeProducer, records: np.ndarray, most: int = 1000,
+def produce_batch(producer: Producer, records: np.ndarray, most: int = 1000,
                   full: bool = False) -> tuple[Counts, list[tuple[Any, ...]], dict[bytes, str]]:
     backlog: list[tuple[Any, ...]] = []
     topics = {b"ETHUSDT": "known.eth"}
@@ -207,7 +179,7 @@ def produce_batch(producer: FakeProducer, records: np.ndarray, most: int = 1000,
         topics[symbol] = f"new.{symbol.decode()}"
         return topics[symbol]
 
-    outlet = Outlet(producer.produce, print, lambda *m: backlog.append(m), print)
+    outlet = Outlet(producer, lambda *m: backlog.append(m), print)
     counts = Counts()
     layout = RecordLayout(SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"],
                           padding(SCHEMAS["trade"]))
@@ -219,10 +191,10 @@ def produce_batch(producer: FakeProducer, records: np.ndarray, most: int = 1000,
 
 def test_a_batch_becomes_one_message_per_symbol_run_of_whole_records() -> None:
     records = trades([b"BTCUSDT", b"ETHUSDT", b"BTCUSDT", b"BTCUSDT", b"ETHUSDT"])
-    producer = FakeProducer()
+    producer = Producer.capturing()
     counts, backlog, topics = produce_batch(producer, records)
     assert (counts.produced, counts.records, counts.buffer_full) == (2, 5, 0) and not backlog
-    (btc_topic, btc_key, btc_value, btc), (eth_topic, eth_key, eth_value, eth) = producer.produced
+    (btc_topic, btc_key, btc_value, btc), (eth_topic, eth_key, eth_value, eth) = produced(producer)
     assert (btc_topic, btc_key, eth_topic, eth_key) == ("new.BTCUSDT", b"BTCUSDT", "known.eth",
                                                         b"ETHUSDT")
     assert btc_value == np.take(records, [0, 2, 3]).tobytes()  # gathered, in row order
@@ -235,21 +207,21 @@ def test_a_batch_becomes_one_message_per_symbol_run_of_whole_records() -> None:
 
 def test_a_long_run_is_cut_into_messages_of_at_most_most_records() -> None:
     records = trades([b"BTCUSDT"] * 7)
-    producer = FakeProducer()
+    producer = Producer.capturing()
     counts, _, _ = produce_batch(producer, records, most=3)
     assert counts.produced == 3
-    assert [m[2] for m in producer.produced] == [records[0:3].tobytes(), records[3:6].tobytes(),
+    assert [m[2] for m in produced(producer)] == [records[0:3].tobytes(), records[3:6].tobytes(),
                                                  records[6:].tobytes()]
-    assert [m[3]["fh.seq.first"] for m in producer.produced] == ["100", "103", "106"]
+    assert [m[3]["fh.seq.first"] for m in produced(producer)] == ["100", "103", "106"]
 
 
 def test_records_behind_a_full_queue_go_to_the_backlog_in_order() -> None:
     records = trades([b"BTCUSDT", b"ETHUSDT", b"XRPUSDT"])
-    producer = FakeProducer(room=1)
+    producer = Producer.capturing(room=1)
     counts, backlog, _ = produce_batch(producer, records)
     assert (counts.produced, counts.records, counts.buffer_full) == (1, 1, 1)
     assert [(m[1], m[4]) for m in backlog] == [(b"ETHUSDT", 1), (b"XRPUSDT", 1)]
-    counts, backlog, _ = produce_batch(FakeProducer(), records, full=True)
+    counts, backlog, _ = produce_batch(Producer.capturing(), records, full=True)
     assert counts.produced == 0 and len(backlog) == 3
 
 
@@ -260,12 +232,12 @@ def test_messages_carry_zero_padding_whatever_the_rows_hold(symbols: list[bytes]
     raw = records.view(np.uint8).reshape(len(records), -1)
     raw[:, start:end] = 0xAB  # e.g. left uninitialised by a numpy copy
     before = records.tobytes()
-    producer = FakeProducer()
+    producer = Producer.capturing()
     produce_batch(producer, records)
-    for _, _, value, _ in producer.produced:
+    for _, _, value, _ in produced(producer):
         rows = np.frombuffer(value, np.uint8).reshape(-1, records.itemsize)
         assert not rows[:, start:end].any() and rows[:, :start].any()
-    assert b"".join(m[2] for m in producer.produced) == wire_records(
+    assert b"".join(m[2] for m in produced(producer)) == wire_records(
         SCHEMAS["trade"], np.concatenate([records[records["symbol"] == s] for s in
                                           dict.fromkeys(symbols)])).tobytes()
     assert records.tobytes() == before, "the caller's rows are left as they were"
@@ -279,12 +251,12 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
     raw = np.full((len(symbols), 13), 0xAB, np.uint8)
     records = raw.view(dtype).reshape(-1)
     records["symbol"], records["flag"] = symbols, np.arange(1, len(symbols) + 1)
-    producer = FakeProducer()
-    outlet = Outlet(producer.produce, print, print, print)
+    producer = Producer.capturing()
+    outlet = Outlet(producer, print, print)
     produce_records(outlet, RecordLayout(dtype, None, [(8, 12)]), records, 1000, {},
                     lambda symbol: symbol.decode(), (), b"1", False, Counts())
     rows = {key: np.frombuffer(value, np.uint8).reshape(-1, 13)
-            for _, key, value, _ in producer.produced}
+            for _, key, value, _ in produced(producer)}
     for key, got in rows.items():
         mine = raw[[s == key for s in symbols]]
         assert (got[:, :8] == mine[:, :8]).all() and (got[:, 12] == mine[:, 12]).all()
@@ -295,8 +267,8 @@ def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> Non
     records = trades([b"BTCUSDT"] * 4)
     for bad, most in ((records[::2], 10), (records.view(np.uint8), 10), (records, 0)):
         with pytest.raises(ValueError):
-            produce_batch(FakeProducer(), bad, most)
-    counts, _, _ = produce_batch(FakeProducer(), records[:0])
+            produce_batch(Producer.capturing(), bad, most)
+    counts, _, _ = produce_batch(Producer.capturing(), records[:0])
     assert counts.produced == 0
     narrow = np.dtype([("trade_id", np.int32), ("symbol", "S8")])  # reads must stay in a row
     with pytest.raises(ValueError, match="int64"):
@@ -306,14 +278,14 @@ def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> Non
 
 
 def test_counts_hold_when_a_callback_raises() -> None:
-    producer = FakeProducer(room=1)
+    producer = Producer.capturing(room=1)
 
     def backlog(*message: Any) -> None:
         raise RuntimeError("backlog broke")
 
     batch = MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], np.array([4, 5]), (), b"1")
     with pytest.raises(RuntimeError):
-        produce_messages(Outlet(producer.produce, print, backlog, print), batch, False)
+        produce_messages(Outlet(producer, backlog, print), batch, False)
     assert (batch.produced, batch.records, batch.buffer_full) == (1, 4, 1)  # 1st in librdkafka
 
 

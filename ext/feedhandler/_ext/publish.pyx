@@ -1,17 +1,22 @@
 # Record batches -> Kafka messages, one per (kind, symbol) run, with no Python step per record
-# or per message: grouping in C++, and the per-message slicing, headers and produce() calls in
-# one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes where.
+# or per message: grouping in C++, and the per-message slicing, headers and librdkafka calls
+# (producer.pyx) in one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes
+# where.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_AsUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 
 import numpy as np
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError
 
 cimport feedhandler._ext.core as core
 cimport numpy as cnp
+from feedhandler._ext.producer cimport MAX_HEADERS, Header, Producer
+from feedhandler._ext.rdkafka cimport RD_KAFKA_RESP_ERR__QUEUE_FULL
 
 
 cdef extern from "<string.h>" nogil:
@@ -47,79 +52,41 @@ def group_rows(keys not None):
 
 
 @cython.cdivision(True)
-cdef inline bytes _decimal(int64_t value):
-    """`value` in decimal, written backwards by hand: snprintf's format parsing cost about a
-    microsecond a call on a cold cache, two calls a message (the sequence range)."""
-    cdef char text[20]  # 19 digits and a sign: -9223372036854775808
+cdef Py_ssize_t _decimal(char* text, int64_t value) noexcept:
+    """`value` in decimal into text[0:20], returns its length; written backwards by hand:
+    snprintf's format parsing cost about a microsecond a call on a cold cache."""
+    cdef char digits[20]  # 19 digits and a sign: -9223372036854775808
     cdef Py_ssize_t at = 20
     cdef uint64_t rest = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
     while True:
         at -= 1
-        text[at] = <char>(48 + rest % 10)  # '0' + the last digit
+        digits[at] = <char>(48 + rest % 10)  # '0' + the last digit
         rest //= 10
         if rest == 0:
             break
     if value < 0:
         at -= 1
-        text[at] = 45  # '-'
-    return PyBytes_FromStringAndSize(text + at, 20 - at)
-
-
-cdef class Delivery:
-    """The delivery callback of the messages of `count` records, one per distinct count (a new
-    callable per message would cost a Python object each; confluent_kafka reports neither
-    headers nor an opaque value). A failure goes to outlet.on_delivery(count, err, msg); an
-    acknowledgement is handled here, with no Python frame: its (topic, produce -> ack seconds)
-    appended to outlet.acks when that is a list, and the message to outlet.on_acked if set."""
-    cdef readonly int64_t count
-    cdef Outlet outlet
-
-    def __init__(self, Outlet outlet not None, int64_t count):
-        self.outlet, self.count = outlet, count
-
-    def __call__(self, err, msg):
-        cdef Outlet outlet = self.outlet
-        if err is not None:
-            outlet.on_delivery(self.count, err, msg)
-            return
-        if outlet.acks is not None:
-            outlet.acks.append((msg.topic(), msg.latency()))
-        if outlet.on_acked is not None:
-            outlet.on_acked(msg)
+        digits[at] = 45  # '-'
+    memcpy(text, digits + at, 20 - at)
+    return 20 - at
 
 
 cdef class Outlet:
-    """Where produce_messages sends messages, for the life of a producer.
+    """Where produce_messages and produce_records send messages, for the life of a producer:
+    `producer`. A message librdkafka refuses up front goes to failed(topic, key, count,
+    KafkaError); one that must wait (queue full, or behind a backlog) to backlog(topic, key,
+    value, headers, count)."""
+    cdef readonly Producer producer
+    cdef readonly object backlog, failed
 
-    produce: confluent_kafka's Producer.produce. Delivery reports come to a Delivery per record
-    count, kept in `callbacks`: failures to on_delivery(count, err, msg), acknowledgements
-    to `acks` (a list, or None: not kept) and `on_acked`. A message librdkafka refuses up front
-    goes to failed(topic, key, count, KafkaError); one that must wait (queue full, or behind a
-    backlog) to backlog(topic, key, value, headers, count)."""
-    cdef readonly object produce, on_delivery, backlog, failed
-    cdef readonly dict callbacks
-    cdef dict count_headers  # count -> its (H_COUNT, b"<count>") header
-    cdef public list acks
-    cdef public object on_acked
+    def __init__(self, Producer producer not None, backlog, failed):
+        self.producer, self.backlog, self.failed = producer, backlog, failed
 
-    def __init__(self, produce, on_delivery, backlog, failed):
-        self.produce, self.on_delivery = produce, on_delivery
-        self.backlog, self.failed = backlog, failed
-        self.callbacks, self.count_headers = {}, {}
-        self.acks, self.on_acked = None, None
 
-    cpdef object callback(self, int64_t count):
-        """The Delivery of messages of `count` records."""
-        callback = self.callbacks.get(count)
-        if callback is None:
-            callback = self.callbacks[count] = Delivery(self, count)
-        return callback
-
-    cdef tuple count_header(self, int64_t count):
-        header = self.count_headers.get(count)
-        if header is None:
-            header = self.count_headers[count] = (H_COUNT, _decimal(count))
-        return header
+cdef struct Digits:  # a data message's numeric header values, written in place
+    char count[20]
+    char first[20]
+    char last[20]
 
 
 cdef class Counts:
@@ -164,17 +131,19 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
     """Produces each message of `batch` through `outlet`; once `full` (behind a backlog, or
     librdkafka's queue is full) every further message goes to outlet.backlog instead, so per-key
     order holds."""
-    cdef Py_ssize_t i
-    cdef list headers
-    cdef tuple epoch = (H_EPOCH, batch.epoch)
+    cdef Header headers[MAX_HEADERS]
+    cdef Digits digits
+    cdef Py_ssize_t i, n, fixed = _fixed(headers, batch.fixed_headers, batch.epoch)
+    cdef bytes value
     for i in range(len(batch.values)):
-        headers = _headers(outlet, batch.fixed_headers, batch.counts[i], epoch, batch.sequenced,
-                           batch.firsts[i] if batch.sequenced else 0,
-                           batch.lasts[i] if batch.sequenced else 0)
+        n = _numbers(headers, fixed, &digits, batch.counts[i], batch.sequenced,
+                     batch.firsts[i] if batch.sequenced else 0,
+                     batch.lasts[i] if batch.sequenced else 0)
         if batch.extra_headers is not None:
-            headers += batch.extra_headers[i]
-        full = _send(outlet, batch, batch.topics[i], batch.keys[i], batch.values[i],
-                     batch.counts[i], headers, full)
+            n = _add(headers, n, batch.extra_headers[i])
+        value = batch.values[i]
+        full = _send(outlet, batch, batch.topics[i], batch.keys[i], PyBytes_AS_STRING(value),
+                     len(value), False, value, headers, n, batch.counts[i], full)
 
 
 cdef class RecordLayout:
@@ -226,12 +195,16 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     cdef vector[int64_t] bounds = vector[int64_t](n + 1)
     cdef size_t groups = core.group_rows(data + layout.symbol_offset, n, width,
                                          layout.symbol_width, order.data(), bounds.data())
-    cdef tuple epoch_header = (H_EPOCH, epoch)
+    cdef Header headers[MAX_HEADERS]
+    cdef Digits digits
+    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers
     cdef bint sequenced = layout.first_offset >= 0
     cdef Py_ssize_t g, start, stop
     cdef int64_t count
+    cdef size_t size
     cdef const char* row
-    cdef bytes key, value
+    cdef char* value
+    cdef bytes key, kept
     for g in range(<Py_ssize_t>groups):
         row = data + order[bounds[g]] * width + layout.symbol_offset
         key = PyBytes_FromStringAndSize(row, strnlen(row, layout.symbol_width))
@@ -242,47 +215,84 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
         while start < bounds[g + 1]:
             stop = start + min(most, bounds[g + 1] - start)
             count = stop - start
-            value = PyBytes_FromStringAndSize(NULL, count * width)
-            core.gather_rows(data, width, &order[start], count, layout._keep.data(),
-                             PyBytes_AS_STRING(value))
-            headers = _headers(
-                outlet, fixed_headers, count, epoch_header, sequenced,
+            size = count * width
+            # librdkafka takes the value as it is (no copy) and frees it once delivered;
+            # behind a backlog it goes into the backlog's bytes instead
+            kept = PyBytes_FromStringAndSize(NULL, size) if full else None
+            value = PyBytes_AS_STRING(kept) if full else <char*>malloc(size)
+            if value == NULL:
+                raise MemoryError()
+            core.gather_rows(data, width, &order[start], count, layout._keep.data(), value)
+            count_headers = _numbers(
+                headers, fixed, &digits, count, sequenced,
                 (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
                 if sequenced else 0,
                 (<const int64_t*>(data + order[stop - 1] * width + layout.last_offset))[0]
                 if sequenced else 0)
-            full = _send(outlet, counts, topic, key, value, count, headers, full)
+            full = _send(outlet, counts, topic, key, value, size, not full, kept, headers,
+                         count_headers, count, full)
             start = stop
 
 
-cdef list _headers(Outlet outlet, tuple fixed_headers, int64_t count, tuple epoch,
-                   bint sequenced, int64_t first, int64_t last):
-    """A data message's headers: the fixed ones, count, epoch, then the sequence range."""
-    cdef list headers = [*fixed_headers, outlet.count_header(count), epoch]
-    if sequenced:
-        headers.append((H_SEQ_FIRST, _decimal(first)))
-        headers.append((H_SEQ_LAST, _decimal(last)))
-    return headers
+cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers, bytes epoch) except -1:
+    """A data message's first headers: the fixed ones, then (after count) epoch; returns how
+    many come before count. The tuples' objects hold the bytes for the call."""
+    cdef Py_ssize_t n = _add(headers, 0, fixed_headers)
+    headers[n + 1].name = PyUnicode_AsUTF8(H_EPOCH)
+    headers[n + 1].value, headers[n + 1].size = PyBytes_AS_STRING(epoch), len(epoch)
+    return n
 
 
-cdef int _send(Outlet outlet, Counts batch, topic, key, value, int64_t count,
-               list headers, bint full) except -1:
-    """One message through `outlet`, or to its backlog once `full`; returns `full` after it."""
+cdef Py_ssize_t _numbers(Header* headers, Py_ssize_t fixed, Digits* digits, int64_t count,
+                         bint sequenced, int64_t first, int64_t last) except -1:
+    """Count (after the fixed headers and before epoch), then the sequence range after epoch,
+    written into `digits`; returns the headers' count."""
+    headers[fixed].name = PyUnicode_AsUTF8(H_COUNT)
+    headers[fixed].value, headers[fixed].size = digits.count, _decimal(digits.count, count)
+    if not sequenced:
+        return fixed + 2
+    headers[fixed + 2].name = PyUnicode_AsUTF8(H_SEQ_FIRST)
+    headers[fixed + 2].value, headers[fixed + 2].size = digits.first, _decimal(digits.first,
+                                                                               first)
+    headers[fixed + 3].name = PyUnicode_AsUTF8(H_SEQ_LAST)
+    headers[fixed + 3].value, headers[fixed + 3].size = digits.last, _decimal(digits.last, last)
+    return fixed + 4
+
+
+cdef Py_ssize_t _add(Header* headers, Py_ssize_t n, object pairs) except -1:
+    """(name, value) pairs appended after headers[n - 1]; returns the new count."""
+    for name, value in pairs:
+        if n == MAX_HEADERS:
+            raise ValueError(f"more than {MAX_HEADERS} headers")
+        headers[n].name = PyUnicode_AsUTF8(name)
+        headers[n].value, headers[n].size = PyBytes_AS_STRING(value), len(<bytes?>value)
+        n += 1
+    return n
+
+
+cdef int _send(Outlet outlet, Counts batch, str topic, bytes key, char* value, size_t size,
+               bint owned, bytes kept, const Header* headers, Py_ssize_t n, int64_t count,
+               bint full) except -1:
+    """One message through `outlet`, or to its backlog once `full`; returns `full` after it.
+    `owned`: `value` was malloc'd for librdkafka to free (freed here when it is not sent);
+    else `kept`, when given, holds the value's bytes."""
+    cdef int code = 0
     if not full:
-        try:
-            # Positional, keywords would cost a dict per message: topic, value, key, partition
-            # (-1: the partitioner's), callback, on_delivery (its alias: unset), timestamp (0:
-            # now), headers
-            outlet.produce(topic, value, key, -1, outlet.callback(count), None, 0, headers)
-        except BufferError:
-            full = True
-            batch.buffer_full += 1
-        except KafkaException as exc:  # e.g. too large: retrying cannot help
-            outlet.failed(topic, key, count, exc.args[0])
-            return full
-        else:
+        code = outlet.producer.send(topic, key, len(key), value, size, owned, headers, n, count)
+        if code == 0:
             batch.produced += 1
             batch.records += count
             return full
-    outlet.backlog(topic, key, value, headers, count)
+        if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+            full = True
+            batch.buffer_full += 1
+    if kept is None:
+        kept = PyBytes_FromStringAndSize(value, size)
+    if owned:
+        free(value)
+    if full:
+        outlet.backlog(topic, key, kept, [(headers[i].name.decode(), PyBytes_FromStringAndSize(
+            headers[i].value, headers[i].size)) for i in range(n)], count)
+    else:  # refused, e.g. too large: retrying cannot help
+        outlet.failed(topic, key, count, KafkaError(code))
     return full

@@ -1,0 +1,108 @@
+"""The producer on librdkafka's C API, without a broker: settings, refusals, a full queue,
+failure reports with their record counts, callbacks, log lines. Against the real broker it is
+tested through the Kafka sink (test_kafka_sink.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from feedhandler._ext.producer import Producer
+
+NOWHERE = {"bootstrap.servers": "127.0.0.1:1", "log_level": 0}  # refused at once: never sent
+
+
+def test_a_setting_librdkafka_refuses_is_an_invalid_argument_in_its_words() -> None:
+    with pytest.raises(KafkaException) as caught:
+        Producer({**NOWHERE, "sasl.pasword": "x"})
+    error = caught.value.args[0]
+    assert error.code() == KafkaError._INVALID_ARG
+    assert error.str() == 'No such configuration property: "sasl.pasword"'
+    with pytest.raises(KafkaException, match="Failed to create producer: Unsupported SASL"):
+        Producer({**NOWHERE, "security.protocol": "sasl_plaintext", "sasl.mechanism": "BOGUS"})
+
+
+def test_settings_are_written_as_librdkafka_reads_them() -> None:
+    producer = Producer({**NOWHERE, "client.id": "fh-test", "enable.idempotence": True,
+                         "linger.ms": 2.5, "batch.size": 1 << 20})
+    assert producer.name.startswith("fh-test#producer-")
+
+
+def test_failures_come_back_with_topic_key_and_record_count() -> None:
+    failures: list[tuple[Any, ...]] = []
+    producer = Producer(NOWHERE, on_failure=lambda *f: failures.append(f))
+    producer.produce("t.a", b"value", b"BTCUSDT", [("fh.count", b"3")], 3)
+    producer.produce("t.b", b"value", b"", [], 0)
+    assert len(producer) == 2
+    producer.purge()
+    producer.poll(0.5)
+    assert [(topic, key, count, error.code()) for topic, key, count, error in failures] == [
+        ("t.a", b"BTCUSDT", 3, KafkaError._PURGE_QUEUE), ("t.b", b"", 0, KafkaError._PURGE_QUEUE)]
+    assert producer.flush(1) == 0
+
+
+def test_a_message_over_the_limit_is_refused_and_a_full_queue_is_a_buffer_error() -> None:
+    producer = Producer({**NOWHERE, "message.max.bytes": 1000,
+                         "queue.buffering.max.messages": 1})
+    with pytest.raises(KafkaException) as caught:
+        producer.produce("t", b"x" * 2000, b"k", [], 1)
+    assert caught.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    producer.produce("t", b"x", b"k", [], 1)
+    with pytest.raises(BufferError):
+        producer.produce("t", b"x", b"k", [], 1)
+    with pytest.raises(ValueError, match="at most 24"):
+        producer.produce("t", b"x", b"k", [("h", b"v")] * 25, 1)
+
+
+def test_an_exception_in_a_callback_comes_out_of_the_poll() -> None:
+    def broken(*failure: Any) -> None:
+        raise RuntimeError("callback broke")
+
+    producer = Producer(NOWHERE, on_failure=broken)
+    producer.produce("t", b"x", b"k", [], 1)
+    producer.produce("t", b"y", b"k", [], 1)
+    producer.purge()
+    with pytest.raises(RuntimeError, match="callback broke"):
+        producer.poll(0.5)
+    assert producer.poll(0) == 0  # raised once; the second report was served too
+
+
+def test_errors_statistics_and_log_lines_reach_python() -> None:
+    errors: list[KafkaError] = []
+    statistics: list[dict[str, Any]] = []
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("test.producer")
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        producer = Producer({"bootstrap.servers": "127.0.0.1:1", "client.id": "fh-log",
+                             "statistics.interval.ms": 100}, logger=logger,
+                            on_error=errors.append,
+                            on_statistics=lambda text: statistics.append(json.loads(text)))
+        deadline = time.monotonic() + 10
+        while not (errors and statistics and records) and time.monotonic() < deadline:
+            producer.poll(0.1)
+    finally:
+        logger.removeHandler(handler)
+    assert errors[0].code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+    assert not errors[0].fatal()
+    assert statistics[0]["client_id"] == "fh-log" and statistics[0]["type"] == "producer"
+    assert "127.0.0.1:1" in records[0].getMessage() and records[0].levelno >= logging.WARNING
+
+
+def test_a_capturing_producer_keeps_messages_and_plays_librdkafka_s_refusals() -> None:
+    producer = Producer.capturing(room=2, max_bytes=4)
+    producer.produce("t", b"abcd", b"k", [("fh.count", b"1")], 1)
+    with pytest.raises(KafkaException):
+        producer.produce("t", b"abcde", b"k", [], 1)
+    producer.produce("u", b"", b"", [], 0)
+    with pytest.raises(BufferError):
+        producer.produce("t", b"a", b"k", [], 1)
+    assert producer.captured == [("t", b"k", b"abcd", [("fh.count", b"1")]), ("u", b"", b"", [])]
+    assert (len(producer), producer.poll(1), producer.flush(1)) == (0, 0, 0)
