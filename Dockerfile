@@ -1,7 +1,7 @@
-# Handler image. Build stage: g++ compiles the extensions into a wheel (the producer links the
-# librdkafka of confluent-kafka's wheel, found beside it at run time), installed with its
-# locked dependencies (constraints.txt) into a virtualenv. Runtime stage: that virtualenv on a
-# slim Python, no compiler, no pip cache, non-root.
+# Handler image. Build stage: g++ compiles the extensions into a wheel (the producer against
+# librdkafka-dev's header; at run time it uses confluent-kafka's librdkafka), installed with
+# its locked dependencies (constraints.txt) into a virtualenv. Runtime stage: that virtualenv
+# on a slim Python, no compiler, no pip cache, non-root.
 #   podman build -t feedhandler:0.1.0 .                       # portable baseline (setup.py)
 #   podman build --build-arg FEEDHANDLER_MARCH=x86-64-v3 ...  # opt in to AVX2 (haswell kernel)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -14,7 +14,7 @@ WORKDIR /src
 COPY constraints.txt ./
 # build requirements, at the versions of the lock
 RUN python3 -m venv /opt/build && /opt/build/bin/pip install --no-cache-dir -c constraints.txt \
-        cython setuptools numpy pysimdjson picows confluent-kafka
+        cython setuptools numpy pysimdjson picows
 COPY pyproject.toml setup.py README.md ./
 COPY ext ext
 COPY feedhandler feedhandler

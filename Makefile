@@ -10,9 +10,10 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 .PHONY: setup build kafka test demo bench lint clean
 
 # librdkafka's C header, for the producer (ext/feedhandler/_ext/producer.pyx; the library is
-# the one confluent-kafka's wheel ships), unpacked from Debian's librdkafka-dev: no root needed
-RDKAFKA_H := .tools/librdkafka/usr/include/librdkafka/rdkafka.h
-$(RDKAFKA_H):
+# the one confluent-kafka's wheel ships), unpacked from Debian's librdkafka-dev (no root
+# needed) unless the system has it
+RDKAFKA_H := $(if $(wildcard /usr/include/librdkafka/rdkafka.h),,.tools/librdkafka/usr/include/librdkafka/rdkafka.h)
+.tools/librdkafka/usr/include/librdkafka/rdkafka.h:
 	rm -rf .tools/librdkafka && mkdir -p .tools/librdkafka
 	cd .tools/librdkafka && apt-get download librdkafka-dev && dpkg -x librdkafka-dev_*.deb . \
 	  && rm librdkafka-dev_*.deb

@@ -33,20 +33,6 @@ from setuptools import Extension, setup
 RDKAFKA_INCLUDE = os.environ.get("FEEDHANDLER_RDKAFKA_INCLUDE", ".tools/librdkafka/usr/include")
 
 
-def librdkafka() -> list[str]:
-    """Link arguments for the librdkafka confluent-kafka loads, its wheel's copy, so that the
-    producer and confluent-kafka share one library: found next to the installed package
-    ($ORIGIN: site-packages) or where it was at build time (an in-place build)."""
-    import confluent_kafka
-
-    site = Path(confluent_kafka.__file__).resolve().parent.parent
-    bundled = sorted((site / "confluent_kafka.libs").glob("librdkafka*.so*"))
-    if not bundled:  # confluent-kafka built against the system's librdkafka
-        return ["-lrdkafka"]
-    return [str(bundled[0]), "-Wl,-rpath,$ORIGIN/../../confluent_kafka.libs",
-            f"-Wl,-rpath,{bundled[0].parent}"]
-
-
 def compiled() -> dict[str, Any]:
     """setup() arguments of the compiled build (the hot path)."""
     import numpy
@@ -110,7 +96,9 @@ def compiled() -> dict[str, Any]:
             language="c++",
             include_dirs=include_dirs,
             extra_compile_args=common_flags,
-            extra_link_args=link_flags + (librdkafka() if name == "producer" else []),
+            # (the producer's librdkafka symbols: from confluent-kafka's copy, made global at
+            # import by feedhandler/_ext/__init__.py)
+            extra_link_args=link_flags,
             libraries=["feedhandler_core"],
             # The core is a static library: relink whenever its sources change.
             depends=[str(p) for p in sorted(CPP_DIR.iterdir())],

@@ -210,7 +210,7 @@ def main() -> int:
         print(f"handler CPU per frame, kafka / null, {label}: {cpu:.2f}x (median of the "
               "rounds' ratios)")
         # What the handler's own threads spend, librdkafka's left out: the sink's path and
-        # confluent_kafka's produce() and poll(), which run on them
+        # the produce and poll calls into librdkafka, which run on them
         theirs = statistics.median(k["librdkafka_cpu"] / n["handler_cpu"]
                                    for k, n in zip(kafka, null, strict=True))
         own = statistics.median((k["handler_cpu"] - k["librdkafka_cpu"]) / n["handler_cpu"]

@@ -47,9 +47,6 @@ def test_wheel_contents_and_metadata(tmp_path: Path) -> None:
         assert any(re.fullmatch(rf"feedhandler/_ext/{module}\.cpython-311-.*\.so", n)
                    for n in names), module
         assert f"feedhandler/_ext/{module}.pyi" in names
-    producer = next(n for n in names if n.startswith("feedhandler/_ext/producer."))
-    # an installed wheel finds confluent-kafka's librdkafka beside it, in site-packages
-    assert b"$ORIGIN/../../confluent_kafka.libs" in zipfile.ZipFile(wheel).read(producer)
     assert "feedhandler/py.typed" in names
     assert "feedhandler/simulator/testing.py" in names  # needs only the package itself
     assert not [n for n in names if n.startswith(("feedhandler/testing/", "tests/", "bench/"))]

@@ -13,8 +13,12 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from feedhandler._ext.producer import Producer
+from feedhandler._ext.publish import Counts, Outlet, RecordLayout, produce_records
+from feedhandler.contract import SEQUENCE_FIELDS, padding
+from feedhandler.records import SCHEMAS
+from tests.sinks.test_publish import trades
 
-NOWHERE = {"bootstrap.servers": "127.0.0.1:1", "log_level": 0}  # refused at once: never sent
+NOWHERE = {"bootstrap.servers": "", "log_level": 0}  # no broker: nothing is sent, no errors come
 
 
 def test_a_setting_librdkafka_refuses_is_an_invalid_argument_in_its_words() -> None:
@@ -106,3 +110,38 @@ def test_a_capturing_producer_keeps_messages_and_plays_librdkafka_s_refusals() -
         producer.produce("t", b"a", b"k", [], 1)
     assert producer.captured == [("t", b"k", b"abcd", [("fh.count", b"1")]), ("u", b"", b"", [])]
     assert (len(producer), producer.poll(1), producer.flush(1)) == (0, 0, 0)
+
+
+def test_records_handed_to_librdkafka_come_back_counted_when_they_fail() -> None:
+    # the path the sink takes: values malloc'd for librdkafka to free, counts as opaques
+    failures: list[tuple[Any, ...]] = []
+    producer = Producer(NOWHERE, on_failure=lambda *f: failures.append(f))
+    records = trades([b"BTCUSDT", b"ETHUSDT", b"BTCUSDT"])
+    counts = Counts()
+    produce_records(Outlet(producer, print, print), RecordLayout(
+        SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"], padding(SCHEMAS["trade"])), records,
+        1000, {}, lambda symbol: f"t.{symbol.decode()}", (), b"1", False, counts)
+    assert (counts.produced, counts.records, len(producer)) == (2, 3, 2)
+    producer.purge()
+    producer.poll(0.5)
+    assert sorted((topic, key, count) for topic, key, count, _ in failures) == [
+        ("t.BTCUSDT", b"BTCUSDT", 2), ("t.ETHUSDT", b"ETHUSDT", 1)]
+
+
+def test_records_librdkafka_refuses_are_failed_not_leaked() -> None:
+    refused: list[tuple[Any, ...]] = []
+    producer = Producer({**NOWHERE, "message.max.bytes": 1000})
+    records = trades([b"BTCUSDT"] * 20)  # one message of 20 records, over 1,000 bytes
+    counts = Counts()
+    produce_records(Outlet(producer, print, lambda *r: refused.append(r)), RecordLayout(
+        SCHEMAS["trade"].dtype), records, 1000, {b"BTCUSDT": "t"}, str, (), b"1", False, counts)
+    ((topic, key, count, error),) = refused
+    assert (topic, key, count, error.code()) == ("t", b"BTCUSDT", 20,
+                                                 KafkaError.MSG_SIZE_TOO_LARGE)
+    assert counts.produced == 0 and len(producer) == 0
+    with pytest.raises(TypeError):  # a topic that is not a str: refused before any value
+        produce_records(Outlet(producer, print, print), RecordLayout(SCHEMAS["trade"].dtype),
+                        records, 1000, {}, lambda symbol: symbol, (), b"1", False, Counts())
+    with pytest.raises(ValueError, match="fixed headers"):
+        produce_records(Outlet(producer, print, print), RecordLayout(SCHEMAS["trade"].dtype),
+                        records, 1000, {}, str, (("h", b"v"),) * 21, b"1", False, Counts())

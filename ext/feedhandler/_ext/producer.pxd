@@ -40,5 +40,5 @@ cdef class Producer:
                       size_t size, bint owned, const Header* headers,
                       Py_ssize_t count_headers) except -1
     cdef _raise_pending(self)
-    cdef _call(self, callback, tuple args)
+    cdef void _keep(self, exc) noexcept
     cdef _report(self, const rd_kafka_message_t* message)

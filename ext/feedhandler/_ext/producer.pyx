@@ -1,10 +1,11 @@
 # librdkafka's producer through its C API (declared in producer.pxd). confluent-kafka's
 # Producer costs a Python call, a header list and a copy per message, and takes the GIL back
 # for every delivery report, even one it then drops: about 1.8 µs a message against 0.6 here
-# (bench/BENCHMARKS.md, Kafka path). Its admin client and consumer are still used elsewhere;
-# librdkafka is the very library confluent-kafka loads (its wheel's copy).
-cimport cython
+# (bench/BENCHMARKS.md, Kafka path). Its admin client and consumer are still used elsewhere.
+# librdkafka is not linked: its symbols come from the copy confluent-kafka has loaded, made
+# global by feedhandler/_ext/__init__.py, so both share one library whatever its version.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.unicode cimport PyUnicode_AsUTF8
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport free
@@ -35,13 +36,16 @@ cdef class Producer:
     KafkaException(KafkaError._INVALID_ARG) with its words). Callbacks, all served by poll()
     and flush() on the calling thread: on_failure(topic, key, count, KafkaError) per message
     that failed for good, on_error(KafkaError), on_statistics(json), librdkafka's log lines to
-    `logger`; an acknowledgement is appended to `acks` (when a list) and handed to
-    on_acked(topic, partition, offset) (when set), if delivery.report.only.error is false.
-    An exception a callback raises comes out of that poll(). Producer.capturing(): no
-    librdkafka, messages kept in `captured` (tests, benchmarks)."""
+    `logger` (None: librdkafka prints them on stderr); an acknowledgement is appended to
+    `acks` (when a list) and handed to on_acked(topic, partition, offset) (when set), if
+    delivery.report.only.error is false. The first exception a callback raises comes out of
+    that poll() or flush() once it has served the rest. Producer.capturing(): no librdkafka,
+    messages kept in `captured` (tests, benchmarks)."""
 
     def __init__(self, dict settings, *, logger=None, on_failure=None, on_error=None,
                  on_statistics=None):
+        if self._rk != NULL or self.captured is not None:
+            raise RuntimeError("a Producer is made once")
         self.logger, self.on_failure = logger, on_failure
         self.on_error, self.on_statistics = on_error, on_statistics
         self._shared.owner = <void*>self
@@ -55,7 +59,7 @@ cdef class Producer:
         cdef rd_kafka_t* rk
         try:
             # log lines wait on the poll()ed queue: none from librdkafka's own threads
-            for name, value in {**settings, "log.queue": True}.items():
+            for name, value in {**settings, **({"log.queue": True} if logger else {})}.items():
                 if rd_kafka_conf_set(conf, str(name).encode(), _setting(value), error,
                                      ERROR_SIZE) != RD_KAFKA_CONF_OK:
                     raise _invalid(error.decode(errors="replace"))
@@ -66,7 +70,8 @@ cdef class Producer:
         rd_kafka_conf_set_dr_msg_cb(conf, _delivered)
         rd_kafka_conf_set_error_cb(conf, _errored)
         rd_kafka_conf_set_stats_cb(conf, _statistics)
-        rd_kafka_conf_set_log_cb(conf, _logged)
+        if logger is not None:
+            rd_kafka_conf_set_log_cb(conf, _logged)
         with nogil:
             rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, ERROR_SIZE)
         if rk == NULL:  # (the configuration is still ours)
@@ -74,7 +79,8 @@ cdef class Producer:
             raise _invalid("Failed to create producer: " + error.decode(errors="replace"))
         self._rk = rk
         self._shared.alive = True
-        rd_kafka_set_log_queue(rk, NULL)  # the main queue, which poll() serves
+        if logger is not None:
+            rd_kafka_set_log_queue(rk, NULL)  # the main queue, which poll() serves
 
     @classmethod
     def capturing(cls, Py_ssize_t room=-1, Py_ssize_t max_bytes=-1):
@@ -171,14 +177,19 @@ cdef class Producer:
 
     def flush(self, double timeout) -> int:
         """Waits up to `timeout` s for every message to be delivered, serving the callbacks;
-        returns how many are still in librdkafka."""
+        returns how many are still in librdkafka. Signals are handled as it waits."""
         if self._rk == NULL:
             return 0
-        cdef int ms = _milliseconds(timeout)
-        with nogil:
-            rd_kafka_flush(self._rk, ms)
-        self._raise_pending()
-        return rd_kafka_outq_len(self._rk)
+        cdef int left = _milliseconds(timeout), ms
+        while True:
+            ms = min(left, 200)  # then Python's signal handlers run (a second SIGTERM, say)
+            with nogil:
+                rd_kafka_flush(self._rk, ms)
+            left -= ms
+            self._raise_pending()
+            if left <= 0 or rd_kafka_outq_len(self._rk) == 0:
+                return rd_kafka_outq_len(self._rk)
+            PyErr_CheckSignals()
 
     def purge(self) -> None:
         """Drops every message not yet acknowledged: each is reported failed (_PURGE_QUEUE,
@@ -196,28 +207,27 @@ cdef class Producer:
             pending, self._pending = self._pending, None
             raise pending
 
-    cdef _call(self, callback, tuple args):
-        """callback(*args) inside librdkafka's poll: an exception waits for the poll's end."""
-        try:
-            callback(*args)
-        except BaseException as exc:
-            if self._pending is None:
-                self._pending = exc
+    cdef void _keep(self, exc) noexcept:
+        """An exception inside librdkafka's poll: the first waits for the poll's end."""
+        if self._pending is None:
+            self._pending = exc
 
     cdef _report(self, const rd_kafka_message_t* message):
-        topic = rd_kafka_topic_name(message.rkt).decode()
         if message.err:
             if self.on_failure is not None:
                 key = (PyBytes_FromStringAndSize(<char*>message.key, message.key_len)
                        if message.key != NULL else b"")
-                self._call(self.on_failure, (topic, key, <int64_t><intptr_t>message._private,
-                                             KafkaError(message.err)))
+                self.on_failure(rd_kafka_topic_name(message.rkt).decode(), key,
+                                <int64_t><intptr_t>message._private, KafkaError(message.err))
             return
+        if self.acks is None and self.on_acked is None:
+            return
+        topic = rd_kafka_topic_name(message.rkt).decode()
         cdef int64_t latency = rd_kafka_message_latency(message)  # µs, -1: unknown
         if self.acks is not None:
             self.acks.append((topic, latency / 1e6 if latency >= 0 else None))
         if self.on_acked is not None:
-            self._call(self.on_acked, (topic, message.partition, message.offset))
+            self.on_acked(topic, message.partition, message.offset)
 
 
 cdef object _invalid(str text):
@@ -237,27 +247,40 @@ cdef int _milliseconds(double seconds):
     return <int>min(max(seconds, 0.0) * 1000, 2_000_000_000)
 
 
+# librdkafka's callbacks, run by rd_kafka_poll() or rd_kafka_flush() on the thread that calls
+# them (which let the GIL go): anything raised is kept for that poll's end, so a failure report
+# cannot vanish into "Exception ignored".
 cdef void _delivered(rd_kafka_t* rk, const rd_kafka_message_t* message,
                      void* opaque) noexcept nogil:
     cdef Shared* shared = <Shared*>opaque
     if shared.alive:
         with gil:
-            (<Producer>shared.owner)._report(message)
+            producer = <Producer>shared.owner
+            try:
+                producer._report(message)
+            except BaseException as exc:
+                producer._keep(exc)
 
 
 cdef void _errored(rd_kafka_t* rk, int code, const char* reason, void* opaque) noexcept nogil:
     cdef Shared* shared = <Shared*>opaque
     cdef char text[ERROR_SIZE]
+    cdef int underlying
     cdef bint fatal = code == RD_KAFKA_RESP_ERR__FATAL
+    text[0] = 0
     if fatal:  # the error under it, as confluent-kafka reports it
-        code = rd_kafka_fatal_error(rk, text, ERROR_SIZE)
-        reason = text
+        underlying = rd_kafka_fatal_error(rk, text, ERROR_SIZE)
+        if underlying:
+            code, reason = underlying, text
     if shared.alive:
         with gil:
             producer = <Producer>shared.owner
-            if producer.on_error is not None:
-                producer._call(producer.on_error,
-                               (KafkaError(code, reason.decode(errors="replace"), fatal=fatal),))
+            try:
+                if producer.on_error is not None:
+                    producer.on_error(KafkaError(code, reason.decode(errors="replace"),
+                                                 fatal=fatal))
+            except BaseException as exc:
+                producer._keep(exc)
 
 
 cdef int _statistics(rd_kafka_t* rk, char* json, size_t size, void* opaque) noexcept nogil:
@@ -265,18 +288,25 @@ cdef int _statistics(rd_kafka_t* rk, char* json, size_t size, void* opaque) noex
     if shared.alive:
         with gil:
             producer = <Producer>shared.owner
-            if producer.on_statistics is not None:
-                producer._call(producer.on_statistics, (json[:size].decode(),))
+            try:
+                if producer.on_statistics is not None:
+                    producer.on_statistics(json[:size].decode(errors="replace"))
+            except BaseException as exc:
+                producer._keep(exc)
     return 0  # librdkafka frees the text
 
 
 cdef void _logged(const rd_kafka_t* rk, int level, const char* facility,
                   const char* line) noexcept nogil:
+    if rk == NULL:  # (a line from before the handle existed: no owner to give it to)
+        return
     cdef Shared* shared = <Shared*>rd_kafka_opaque(rk)
     if shared.alive:
         with gil:
             producer = <Producer>shared.owner
-            if producer.logger is not None:
-                producer._call(producer.logger.log, (
+            try:
+                producer.logger.log(
                     _LEVELS[min(max(level, 0), 7)], "%s [%s] %s", facility.decode(),
-                    rd_kafka_name(rk).decode(), line.decode(errors="replace")))
+                    rd_kafka_name(rk).decode(), line.decode(errors="replace"))
+            except BaseException as exc:
+                producer._keep(exc)

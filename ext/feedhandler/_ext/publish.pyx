@@ -25,6 +25,12 @@ cdef extern from "<string.h>" nogil:
 cnp.import_array()
 from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
 
+# The per-message header names, UTF-8 held by the module's str constants
+cdef const char* _H_COUNT = PyUnicode_AsUTF8(H_COUNT)
+cdef const char* _H_EPOCH = PyUnicode_AsUTF8(H_EPOCH)
+cdef const char* _H_SEQ_FIRST = PyUnicode_AsUTF8(H_SEQ_FIRST)
+cdef const char* _H_SEQ_LAST = PyUnicode_AsUTF8(H_SEQ_LAST)
+
 
 def group_rows(keys not None):
     """A 1-D array of fixed-width byte keys (e.g. the `symbol` column of records, strided) ->
@@ -205,6 +211,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     cdef const char* row
     cdef char* value
     cdef bytes key, kept
+    cdef str topic  # (checked here, before a value is allocated for it)
     for g in range(<Py_ssize_t>groups):
         row = data + order[bounds[g]] * width + layout.symbol_offset
         key = PyBytes_FromStringAndSize(row, strnlen(row, layout.symbol_width))
@@ -218,17 +225,18 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             size = count * width
             # librdkafka takes the value as it is (no copy) and frees it once delivered;
             # behind a backlog it goes into the backlog's bytes instead
-            kept = PyBytes_FromStringAndSize(NULL, size) if full else None
-            value = PyBytes_AS_STRING(kept) if full else <char*>malloc(size)
-            if value == NULL:
-                raise MemoryError()
-            core.gather_rows(data, width, &order[start], count, layout._keep.data(), value)
             count_headers = _numbers(
                 headers, fixed, &digits, count, sequenced,
                 (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
                 if sequenced else 0,
                 (<const int64_t*>(data + order[stop - 1] * width + layout.last_offset))[0]
                 if sequenced else 0)
+            kept = PyBytes_FromStringAndSize(NULL, size) if full else None
+            value = PyBytes_AS_STRING(kept) if full else <char*>malloc(size)
+            if value == NULL:
+                raise MemoryError()
+            # (nothing raises from here to _send, which frees what it does not hand over)
+            core.gather_rows(data, width, &order[start], count, layout._keep.data(), value)
             full = _send(outlet, counts, topic, key, value, size, not full, kept, headers,
                          count_headers, count, full)
             start = stop
@@ -237,8 +245,10 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
 cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers, bytes epoch) except -1:
     """A data message's first headers: the fixed ones, then (after count) epoch; returns how
     many come before count. The tuples' objects hold the bytes for the call."""
+    if len(fixed_headers) + 4 > MAX_HEADERS:  # (count, epoch, the sequence range)
+        raise ValueError(f"more than {MAX_HEADERS - 4} fixed headers")
     cdef Py_ssize_t n = _add(headers, 0, fixed_headers)
-    headers[n + 1].name = PyUnicode_AsUTF8(H_EPOCH)
+    headers[n + 1].name = _H_EPOCH
     headers[n + 1].value, headers[n + 1].size = PyBytes_AS_STRING(epoch), len(epoch)
     return n
 
@@ -247,14 +257,14 @@ cdef Py_ssize_t _numbers(Header* headers, Py_ssize_t fixed, Digits* digits, int6
                          bint sequenced, int64_t first, int64_t last) except -1:
     """Count (after the fixed headers and before epoch), then the sequence range after epoch,
     written into `digits`; returns the headers' count."""
-    headers[fixed].name = PyUnicode_AsUTF8(H_COUNT)
+    headers[fixed].name = _H_COUNT
     headers[fixed].value, headers[fixed].size = digits.count, _decimal(digits.count, count)
     if not sequenced:
         return fixed + 2
-    headers[fixed + 2].name = PyUnicode_AsUTF8(H_SEQ_FIRST)
+    headers[fixed + 2].name = _H_SEQ_FIRST
     headers[fixed + 2].value, headers[fixed + 2].size = digits.first, _decimal(digits.first,
                                                                                first)
-    headers[fixed + 3].name = PyUnicode_AsUTF8(H_SEQ_LAST)
+    headers[fixed + 3].name = _H_SEQ_LAST
     headers[fixed + 3].value, headers[fixed + 3].size = digits.last, _decimal(digits.last, last)
     return fixed + 4
 
@@ -274,22 +284,27 @@ cdef int _send(Outlet outlet, Counts batch, str topic, bytes key, char* value, s
                bint owned, bytes kept, const Header* headers, Py_ssize_t n, int64_t count,
                bint full) except -1:
     """One message through `outlet`, or to its backlog once `full`; returns `full` after it.
-    `owned`: `value` was malloc'd for librdkafka to free (freed here when it is not sent);
-    else `kept`, when given, holds the value's bytes."""
+    `owned`: `value` was malloc'd for librdkafka to free (freed here, whatever is raised, when
+    it is not handed over); else `kept`, when given, holds the value's bytes."""
     cdef int code = 0
-    if not full:
-        code = outlet.producer.send(topic, key, len(key), value, size, owned, headers, n, count)
-        if code == 0:
-            batch.produced += 1
-            batch.records += count
-            return full
-        if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
-            full = True
-            batch.buffer_full += 1
-    if kept is None:
-        kept = PyBytes_FromStringAndSize(value, size)
-    if owned:
-        free(value)
+    cdef bint handed_over = False
+    try:
+        if not full:
+            code = outlet.producer.send(topic, key, len(key), value, size, owned, headers, n,
+                                        count)
+            if code == 0:
+                handed_over = True
+                batch.produced += 1
+                batch.records += count
+                return full
+            if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                full = True
+                batch.buffer_full += 1
+        if kept is None:
+            kept = PyBytes_FromStringAndSize(value, size)
+    finally:
+        if owned and not handed_over:
+            free(value)
     if full:
         outlet.backlog(topic, key, kept, [(headers[i].name.decode(), PyBytes_FromStringAndSize(
             headers[i].value, headers[i].size)) for i in range(n)], count)
