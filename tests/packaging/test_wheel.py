@@ -48,6 +48,16 @@ def test_wheel_contents_and_metadata(tmp_path: Path) -> None:
                    for n in names), module
         assert f"feedhandler/_ext/{module}.pyi" in names
     assert "feedhandler/py.typed" in names
+    # installed, the producer finds confluent-kafka's librdkafka (it links none of its own)
+    target = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(target), str(wheel)], check=True, timeout=300)
+    made = subprocess.run([sys.executable, "-c", (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from feedhandler._ext.producer import Producer; import feedhandler; "
+        "print(feedhandler.__file__, Producer({'bootstrap.servers': '', 'client.id': 'w'}).name)"),
+        str(target)], check=True, capture_output=True, text=True, timeout=60).stdout.split()
+    assert made[0].startswith(str(target)) and made[1].startswith("w#producer-")
     assert "feedhandler/simulator/testing.py" in names  # needs only the package itself
     assert not [n for n in names if n.startswith(("feedhandler/testing/", "tests/", "bench/"))]
     metadata = zipfile.ZipFile(wheel).read(

@@ -59,7 +59,7 @@ cdef class Producer:
         cdef rd_kafka_t* rk
         try:
             # log lines wait on the poll()ed queue: none from librdkafka's own threads
-            for name, value in {**settings, **({"log.queue": True} if logger else {})}.items():
+            for name, value in {**settings, "log.queue": logger is not None}.items():
                 if rd_kafka_conf_set(conf, str(name).encode(), _setting(value), error,
                                      ERROR_SIZE) != RD_KAFKA_CONF_OK:
                     raise _invalid(error.decode(errors="replace"))
@@ -182,14 +182,15 @@ cdef class Producer:
             return 0
         cdef int left = _milliseconds(timeout), ms
         while True:
-            ms = min(left, 200)  # then Python's signal handlers run (a second SIGTERM, say)
+            ms = min(left, 200)  # then Python's signal handlers run
             with nogil:
                 rd_kafka_flush(self._rk, ms)
             left -= ms
-            self._raise_pending()
             if left <= 0 or rd_kafka_outq_len(self._rk) == 0:
-                return rd_kafka_outq_len(self._rk)
+                break
             PyErr_CheckSignals()
+        self._raise_pending()  # (a callback's exception: once the whole wait is done)
+        return rd_kafka_outq_len(self._rk)
 
     def purge(self) -> None:
         """Drops every message not yet acknowledged: each is reported failed (_PURGE_QUEUE,

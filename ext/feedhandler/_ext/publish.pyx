@@ -300,7 +300,7 @@ cdef int _send(Outlet outlet, Counts batch, str topic, bytes key, char* value, s
             if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 full = True
                 batch.buffer_full += 1
-        if kept is None:
+        if kept is None and full:  # (a refused value is not kept)
             kept = PyBytes_FromStringAndSize(value, size)
     finally:
         if owned and not handed_over:
