@@ -13,6 +13,11 @@ cdef struct Header:
     Py_ssize_t size
 
 
+# (name, value) pairs into a Header array / back
+cdef Py_ssize_t add_headers(Header* headers, Py_ssize_t n, object pairs) except -1
+cdef list header_list(const Header* headers, Py_ssize_t n)
+
+
 cdef struct Shared:  # what librdkafka's callbacks are handed (rd_kafka_opaque)
     void* owner      # the Producer, borrowed: it outlives its rd_kafka_t
     bint alive       # false once the Producer is being torn down

@@ -140,12 +140,9 @@ cdef class Producer:
             return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
         if 0 <= self._room <= len(self.captured):
             return RD_KAFKA_RESP_ERR__QUEUE_FULL
-        self.captured.append((
-            topic, PyBytes_FromStringAndSize(key, key_size),
-            PyBytes_FromStringAndSize(value, size),
-            [(headers[i].name.decode(), PyBytes_FromStringAndSize(headers[i].value,
-                                                                  headers[i].size))
-             for i in range(count_headers)]))
+        self.captured.append((topic, PyBytes_FromStringAndSize(key, key_size),
+                              PyBytes_FromStringAndSize(value, size),
+                              header_list(headers, count_headers)))
         if owned:  # as librdkafka would once sent
             free(value)
         return 0
@@ -155,14 +152,8 @@ cdef class Producer:
         """One message of `count` records (0: not data), copied. BufferError when librdkafka's
         queue is full (try again after a poll); KafkaException when it refuses the message."""
         cdef Header fields[MAX_HEADERS]
-        cdef Py_ssize_t i
-        if len(headers) > MAX_HEADERS:
-            raise ValueError(f"{len(headers)} headers: at most {MAX_HEADERS}")
-        for i, (name, data) in enumerate(headers):
-            fields[i].name = PyUnicode_AsUTF8(name)
-            fields[i].value, fields[i].size = PyBytes_AS_STRING(data), len(<bytes?>data)
-        raise_for(self.send(topic, key, len(key), value, len(value), False, fields,
-                            len(headers), count))
+        cdef Py_ssize_t n = add_headers(fields, 0, headers)
+        _raise_for(self.send(topic, key, len(key), value, len(value), False, fields, n, count))
 
     def poll(self, double timeout=0.0) -> int:
         """Serves what librdkafka has for us (delivery reports, errors, statistics, log lines),
@@ -231,14 +222,33 @@ cdef class Producer:
             self.on_acked(topic, message.partition, message.offset)
 
 
+cdef Py_ssize_t add_headers(Header* headers, Py_ssize_t n, object pairs) except -1:
+    """(name, value) pairs written after headers[n - 1], pointing into the pairs' objects (which
+    must outlive their use); returns the new count."""
+    for name, value in pairs:
+        if n == MAX_HEADERS:
+            raise ValueError(f"more headers than a message's at most {MAX_HEADERS}")
+        headers[n].name = PyUnicode_AsUTF8(name)
+        headers[n].value, headers[n].size = PyBytes_AS_STRING(value), len(<bytes?>value)
+        n += 1
+    return n
+
+
+cdef list header_list(const Header* headers, Py_ssize_t n):
+    """headers[0:n] as (name, value) pairs."""
+    return [(headers[i].name.decode(), PyBytes_FromStringAndSize(headers[i].value,
+                                                                 headers[i].size))
+            for i in range(n)]
+
+
 cdef object _invalid(str text):
     return KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
 
 
-cpdef raise_for(int code):
+cdef int _raise_for(int code) except -1:
     """Nothing for 0; BufferError for a full queue, else KafkaException(KafkaError(code))."""
     if code == 0:
-        return
+        return 0
     if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
         raise BufferError("Local: Queue full")
     raise KafkaException(KafkaError(code))

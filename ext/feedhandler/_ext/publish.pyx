@@ -15,7 +15,8 @@ from confluent_kafka import KafkaError
 
 cimport feedhandler._ext.core as core
 cimport numpy as cnp
-from feedhandler._ext.producer cimport MAX_HEADERS, Header, Producer
+from feedhandler._ext.producer cimport (MAX_HEADERS, Header, Producer, add_headers,
+                                        header_list)
 from feedhandler._ext.rdkafka cimport RD_KAFKA_RESP_ERR__QUEUE_FULL
 
 
@@ -146,7 +147,7 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
                      batch.firsts[i] if batch.sequenced else 0,
                      batch.lasts[i] if batch.sequenced else 0)
         if batch.extra_headers is not None:
-            n = _add(headers, n, batch.extra_headers[i])
+            n = add_headers(headers, n, batch.extra_headers[i])
         value = batch.values[i]
         full = _send(outlet, batch, batch.topics[i], batch.keys[i], PyBytes_AS_STRING(value),
                      len(value), False, value, headers, n, batch.counts[i], full)
@@ -247,7 +248,7 @@ cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers, bytes epoch) except
     many come before count. The tuples' objects hold the bytes for the call."""
     if len(fixed_headers) + 4 > MAX_HEADERS:  # (count, epoch, the sequence range)
         raise ValueError(f"more than {MAX_HEADERS - 4} fixed headers")
-    cdef Py_ssize_t n = _add(headers, 0, fixed_headers)
+    cdef Py_ssize_t n = add_headers(headers, 0, fixed_headers)
     headers[n + 1].name = _H_EPOCH
     headers[n + 1].value, headers[n + 1].size = PyBytes_AS_STRING(epoch), len(epoch)
     return n
@@ -267,17 +268,6 @@ cdef Py_ssize_t _numbers(Header* headers, Py_ssize_t fixed, Digits* digits, int6
     headers[fixed + 3].name = _H_SEQ_LAST
     headers[fixed + 3].value, headers[fixed + 3].size = digits.last, _decimal(digits.last, last)
     return fixed + 4
-
-
-cdef Py_ssize_t _add(Header* headers, Py_ssize_t n, object pairs) except -1:
-    """(name, value) pairs appended after headers[n - 1]; returns the new count."""
-    for name, value in pairs:
-        if n == MAX_HEADERS:
-            raise ValueError(f"more than {MAX_HEADERS} headers")
-        headers[n].name = PyUnicode_AsUTF8(name)
-        headers[n].value, headers[n].size = PyBytes_AS_STRING(value), len(<bytes?>value)
-        n += 1
-    return n
 
 
 cdef int _send(Outlet outlet, Counts batch, str topic, bytes key, char* value, size_t size,
@@ -306,8 +296,7 @@ cdef int _send(Outlet outlet, Counts batch, str topic, bytes key, char* value, s
         if owned and not handed_over:
             free(value)
     if full:
-        outlet.backlog(topic, key, kept, [(headers[i].name.decode(), PyBytes_FromStringAndSize(
-            headers[i].value, headers[i].size)) for i in range(n)], count)
+        outlet.backlog(topic, key, kept, header_list(headers, n), count)
     else:  # refused, e.g. too large: retrying cannot help
         outlet.failed(topic, key, count, KafkaError(code))
     return full
