@@ -17,11 +17,11 @@ first tens of seconds under load JIT-compiling. Sinks alternate across rounds; m
 reported, and the median of each round's Kafka / null ratio (the two runs of a round are
 adjacent in time, which cancels much of a shared machine's drift). `--pin`: the handler
 (librdkafka's threads included) on the first CPU, the broker and the simulator on the others.
-`--broker-log memory`: the local broker's log on tmpfs (/dev/shm). On this VM, with its log on
-disk, the broker slows down after a few runs (the kernel writing its log out, ~200 MB a run),
-its acknowledgements take longer, and librdkafka's broker thread then spins in the handler's
-process (bench/BENCHMARKS.md, Kafka path, twenty-first session): in memory the broker's disk,
-which a broker on its own host has to itself, stays out of the handler's numbers.
+`--broker-log memory`: the local broker's log on tmpfs (/dev/shm). Each Kafka run's topics are
+deleted once it is measured: with about ten runs' topics on it (some 200 MB each) the local
+broker's CPU per frame doubled, sooner with its log on disk than in memory, its
+acknowledgements slowed and librdkafka's broker thread spun in the handler's process
+(bench/BENCHMARKS.md, Kafka path, twenty-first and twenty-second sessions).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from confluent_kafka.admin import AdminClient
 
 from feedhandler.app.handler import Handler
 from feedhandler.argtypes import key_value, key_values, number
@@ -97,10 +98,10 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
 def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
              broker_pid: int | None, simulator_pid: int,
              settings: dict[str, str]) -> dict[str, Any]:
+    market = f"bench{uuid.uuid4().hex[:8]}"
     config = load_config(None, {
         "url": url, "streams": streams, "sink": sink, "max_messages": frames,
-        "kafka.bootstrap": bootstrap, "kafka.market": f"bench{uuid.uuid4().hex[:8]}",
-        "instance": "bench", **settings,
+        "kafka.bootstrap": bootstrap, "kafka.market": market, "instance": "bench", **settings,
     }, environ={})
     handler = Handler(config)
     # (a broker given by --bootstrap is no process of this host's to measure)
@@ -112,9 +113,19 @@ def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: st
     if sink == "kafka":
         delivered = stats.sink["records_delivered"]
         assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
+        _delete_topics(bootstrap, market)
     return {"frames_per_s": frames / seconds, "records_per_s": records / seconds,
             **{f"{name}_cpu": used / frames * 1e6 for name, used in cpu.items()},
             "messages": stats.sink.get("delivered", 0), "close_s": stats.close_s}
+
+
+def _delete_topics(bootstrap: str, market: str) -> None:
+    """The run's topics, deleted once it is measured: the local broker's CPU per frame
+    doubled after about ten runs' topics had piled up, whichever medium its log was on."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [name for name in admin.list_topics(timeout=30).topics if f".{market}." in name]
+    for done in admin.delete_topics(names, operation_timeout=30).values():
+        done.result()
 
 
 def _cpu_text(result: dict[str, Any], sink: str) -> str:
