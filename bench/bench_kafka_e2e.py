@@ -18,10 +18,11 @@ reported, and the median of each round's Kafka / null ratio (the two runs of a r
 adjacent in time, which cancels much of a shared machine's drift). `--pin`: the handler
 (librdkafka's threads included) on the first CPU, the broker and the simulator on the others.
 `--broker-log memory`: the local broker's log on tmpfs (/dev/shm). Each Kafka run's topics are
-deleted once it is measured: with about ten runs' topics on it (some 200 MB each) the local
-broker's CPU per frame doubled, sooner with its log on disk than in memory, its
-acknowledgements slowed and librdkafka's broker thread spun in the handler's process
-(bench/BENCHMARKS.md, Kafka path, twenty-first and twenty-second sessions).
+deleted from the local broker (not from one given by --bootstrap) once the run is measured:
+with about ten runs' topics on it (some 200 MB each) the local broker's CPU per frame doubled,
+sooner with its log on disk than in memory, its acknowledgements slowed and librdkafka's
+broker thread spun in the handler's process (bench/BENCHMARKS.md, Kafka path, twenty-first
+and twenty-second sessions).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ from feedhandler.argtypes import key_value, key_values, number
 from feedhandler.bench.latency import broker, cpu_model, process_cpu
 from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.config import load_config
+from feedhandler.contract import data_topics
 from feedhandler.simulator.market import Universe
 from feedhandler.simulator.testing import SimulatorProcess
+from feedhandler.sinks.kafka import KafkaSink
 
 KINDS = ("bookTicker", "trade", "aggTrade", "depth@100ms")
 
@@ -98,10 +101,10 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
 def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
              broker_pid: int | None, simulator_pid: int,
              settings: dict[str, str]) -> dict[str, Any]:
-    market = f"bench{uuid.uuid4().hex[:8]}"
     config = load_config(None, {
         "url": url, "streams": streams, "sink": sink, "max_messages": frames,
-        "kafka.bootstrap": bootstrap, "kafka.market": market, "instance": "bench", **settings,
+        "kafka.bootstrap": bootstrap, "kafka.market": f"bench{uuid.uuid4().hex[:8]}",
+        "instance": "bench", **settings,
     }, environ={})
     handler = Handler(config)
     # (a broker given by --bootstrap is no process of this host's to measure)
@@ -110,20 +113,27 @@ def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: st
     stats = handler.stats
     records = sum(stats.records.values())
     assert stats.frames == frames, stats.summary()
-    if sink == "kafka":
-        delivered = stats.sink["records_delivered"]
-        assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
-        _delete_topics(bootstrap, market)
+    try:
+        if sink == "kafka":
+            delivered = stats.sink["records_delivered"]
+            assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
+    finally:
+        if isinstance(handler.sink, KafkaSink) and broker_pid:  # (not --bootstrap's broker)
+            _delete_topics(handler.sink, streams)
     return {"frames_per_s": frames / seconds, "records_per_s": records / seconds,
             **{f"{name}_cpu": used / frames * 1e6 for name, used in cpu.items()},
             "messages": stats.sink.get("delivered", 0), "close_s": stats.close_s}
 
 
-def _delete_topics(bootstrap: str, market: str) -> None:
-    """The run's topics, deleted once it is measured: the local broker's CPU per frame
-    doubled after about ten runs' topics had piled up, whichever medium its log was on."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [name for name in admin.list_topics(timeout=30).topics if f".{market}." in name]
+def _delete_topics(sink: KafkaSink, streams: list[str]) -> None:
+    """The topics a run's sink published to, deleted once the run is measured: the local
+    broker's CPU per frame doubled after about ten runs' topics had piled up, whichever
+    medium its log was on."""
+    config = sink.config
+    names = [sink.control_topic, sink.deadletter_topic,
+             *data_topics(streams, config.topic_template, config.exchange, config.market,
+                          sink.derived)]
+    admin = AdminClient({"bootstrap.servers": config.bootstrap})
     for done in admin.delete_topics(names, operation_timeout=30).values():
         done.result()
 
