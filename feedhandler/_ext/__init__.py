@@ -10,11 +10,14 @@ def _share_librdkafka() -> None:
     """The producer (producer.pyx) calls librdkafka's C API but is not linked to a librdkafka:
     it takes the symbols of the copy confluent-kafka has loaded (its wheel's, named for its
     version), made global here. Both share one library, and a confluent-kafka upgrade needs
-    no rebuild. Without it only the producer fails to import (undefined rd_kafka_* symbols)."""
+    no rebuild. Without it (none found) only the producer, and publish which uses it, fail to
+    import (undefined rd_kafka_* symbols)."""
     import confluent_kafka  # (loads its librdkafka)
 
     wheel = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
-    with open("/proc/self/maps") as maps:  # address perms offset device inode path
+    loaded: list[str] = []
+    with suppress(OSError), open("/proc/self/maps") as maps:  # (no /proc: none found)
+        # address perms offset device inode path
         loaded = sorted({line.split(maxsplit=5)[5].rstrip("\n") for line in maps
                          if "/librdkafka" in line and not line.endswith(" (deleted)\n")})
     # the wheel's copy, else (confluent-kafka built against the system's) the one loaded

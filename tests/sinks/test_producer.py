@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -145,3 +147,18 @@ def test_records_librdkafka_refuses_are_failed_not_leaked() -> None:
     with pytest.raises(ValueError, match="fixed headers"):
         produce_records(Outlet(producer, print, print), RecordLayout(SCHEMAS["trade"].dtype),
                         records, 1000, {}, str, (("h", b"v"),) * 21, b"1", False, Counts())
+
+
+def test_without_proc_only_the_kafka_extensions_lack_librdkafka() -> None:
+    # the loaded librdkafka is found in /proc/self/maps; where there is none, the decoding
+    # extensions still import (the Kafka ones, producer and publish, do not)
+    code = ("import builtins; real = builtins.open\n"
+            "def fake(path, *a, **k):\n"
+            "    if path == '/proc/self/maps': raise FileNotFoundError(path)\n"
+            "    return real(path, *a, **k)\n"
+            "builtins.open = fake\n"
+            "import feedhandler._ext.decoder, feedhandler._ext.listener\n"
+            "print('imported')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "imported", done.stderr
