@@ -29,7 +29,6 @@ from typing import Any
 
 from setuptools import Extension, setup
 
-
 RDKAFKA_INCLUDE = os.environ.get("FEEDHANDLER_RDKAFKA_INCLUDE", ".tools/librdkafka/usr/include")
 
 

@@ -6,6 +6,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
+HEADER_VERSION: int  # librdkafka's, built with (0xMMmmrrxx)
+LIBRARY_VERSION: int  # librdkafka's, loaded
+
+def check_versions(library: int, header: int) -> None: ...
+
 class Producer:
     # read-only
     logger: logging.Logger | None

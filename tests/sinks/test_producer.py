@@ -11,9 +11,11 @@ import sys
 import time
 from typing import Any
 
+import confluent_kafka
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from feedhandler._ext import producer as producer_module
 from feedhandler._ext.producer import Producer
 from feedhandler._ext.publish import Counts, Outlet, RecordLayout, produce_records
 from feedhandler.contract import SEQUENCE_FIELDS, padding
@@ -21,6 +23,16 @@ from feedhandler.records import SCHEMAS
 from tests.sinks.test_publish import trades
 
 NOWHERE = {"bootstrap.servers": "", "log_level": 0}  # no broker: nothing is sent, no errors come
+
+
+def test_the_loaded_librdkafka_is_confluent_kafkas_and_not_older_than_the_header() -> None:
+    assert confluent_kafka.libversion()[1] == producer_module.LIBRARY_VERSION
+    assert producer_module.LIBRARY_VERSION >> 8 >= producer_module.HEADER_VERSION >> 8
+    producer_module.check_versions(0x02100000, 0x020002FF)  # newer: fine
+    producer_module.check_versions(0x02000201, 0x020002FF)  # a release candidate of it: fine
+    with pytest.raises(ImportError, match=r"librdkafka 1\.9\.2 is older than the header the "
+                                          r"Kafka producer was built with \(2\.0\.2\): upgrade"):
+        producer_module.check_versions(0x010902FF, 0x020002FF)
 
 
 def test_a_setting_librdkafka_refuses_is_an_invalid_argument_in_its_words() -> None:

@@ -24,6 +24,28 @@ _LEVELS = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR,
            logging.WARNING, logging.INFO, logging.INFO, logging.DEBUG)
 
 
+# The header the producer was built with, and the library confluent-kafka loaded. A library
+# older than the header may lack what the producer calls or fill structures it reads
+# differently; librdkafka keeps its C API compatible going forward, so a newer one is fine.
+HEADER_VERSION, LIBRARY_VERSION = RD_KAFKA_VERSION, rd_kafka_version()
+
+
+def check_versions(int library, int header) -> None:
+    """ImportError, saying what to do, when `library` is older than `header` (0xMMmmrrxx)."""
+    if library >> 8 < header >> 8:  # (the low byte is a pre-release number)
+        raise ImportError(
+            f"confluent-kafka's librdkafka {_version(library)} is older than the header "
+            f"the Kafka producer was built with ({_version(header)}): upgrade confluent-kafka, "
+            "or build against an older librdkafka-dev")
+
+
+def _version(int number) -> str:
+    return f"{number >> 24 & 0xff}.{number >> 16 & 0xff}.{number >> 8 & 0xff}"
+
+
+check_versions(LIBRARY_VERSION, HEADER_VERSION)
+
+
 def _setting(value) -> bytes:
     """A setting's value as librdkafka takes it (as confluent-kafka writes it: true/false)."""
     if value is True or value is False:

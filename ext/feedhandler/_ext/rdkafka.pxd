@@ -21,6 +21,7 @@ cdef extern from "librdkafka/rdkafka.h" nogil:
         RD_KAFKA_CONF_OK
     ctypedef int rd_kafka_resp_err_t
     enum:
+        RD_KAFKA_VERSION  # the header's: 0xMMmmrrxx
         RD_KAFKA_RESP_ERR_NO_ERROR
         RD_KAFKA_RESP_ERR__FATAL
         RD_KAFKA_RESP_ERR__QUEUE_FULL
@@ -65,6 +66,7 @@ cdef extern from "librdkafka/rdkafka.h" nogil:
         int64_t offset
         void* _private
 
+    int rd_kafka_version()  # the library's, as RD_KAFKA_VERSION
     rd_kafka_conf_t* rd_kafka_conf_new()
     void rd_kafka_conf_destroy(rd_kafka_conf_t* conf)
     rd_kafka_conf_res_t rd_kafka_conf_set(rd_kafka_conf_t* conf, const char* name,
