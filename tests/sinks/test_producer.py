@@ -90,6 +90,24 @@ def test_an_exception_in_a_callback_comes_out_of_the_poll() -> None:
     assert producer.poll(0) == 0  # raised once; the second report was served too
 
 
+def test_a_second_exception_in_the_same_poll_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    raised = iter(("first", "second"))
+
+    def broken(*failure: Any) -> None:
+        raise RuntimeError(next(raised))
+
+    producer = Producer(NOWHERE, on_failure=broken)
+    producer.produce("t", b"x", b"k", [], 1)
+    producer.produce("t", b"y", b"k", [], 1)
+    producer.purge()
+    with caplog.at_level(logging.ERROR, logger="feedhandler._ext.producer"), \
+            pytest.raises(RuntimeError, match="first"):
+        producer.poll(0.5)
+    (record,) = caplog.records
+    assert "further exception in a Kafka producer callback" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == "second"
+
+
 def test_errors_statistics_and_log_lines_reach_python() -> None:
     errors: list[KafkaError] = []
     statistics: list[dict[str, Any]] = []

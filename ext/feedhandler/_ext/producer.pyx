@@ -19,6 +19,8 @@ from feedhandler._ext.rdkafka cimport *
 cdef enum:
     ERROR_SIZE = 512
 
+_log = logging.getLogger(__name__)
+
 # librdkafka's syslog levels -> logging's
 _LEVELS = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR,
            logging.WARNING, logging.INFO, logging.INFO, logging.DEBUG)
@@ -222,9 +224,13 @@ cdef class Producer:
             raise pending
 
     cdef void _keep(self, exc) noexcept:
-        """An exception inside librdkafka's poll: the first waits for the poll's end."""
+        """An exception inside librdkafka's poll: the first waits for the poll's end, a later
+        one in the same poll is logged (none vanishes)."""
         if self._pending is None:
             self._pending = exc
+        else:
+            _log.error("a further exception in a Kafka producer callback during one poll",
+                       exc_info=exc)
 
     cdef _report(self, const rd_kafka_message_t* message):
         if message.err:
