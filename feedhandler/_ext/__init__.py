@@ -10,8 +10,8 @@ def _share_librdkafka() -> None:
     """The producer (producer.pyx) calls librdkafka's C API but is not linked to a librdkafka:
     it takes the symbols of the copy confluent-kafka has loaded (its wheel's, named for its
     version), made global here. Both share one library, and a confluent-kafka upgrade needs
-    no rebuild. Without it (none found) only the producer, and publish which uses it, fail to
-    import (undefined rd_kafka_* symbols)."""
+    no rebuild. Without it (none found) the producer, and publish which uses it (hence the
+    handler), fail to import (undefined rd_kafka_* symbols); the other extensions do not."""
     import confluent_kafka  # (loads its librdkafka)
 
     wheel = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError
 HEADER_VERSION: int  # librdkafka's, built with (0xMMmmrrxx)
 LIBRARY_VERSION: int  # librdkafka's, loaded
 
-def check_versions(library: int, header: int) -> None: ...
+def version_mismatch(library: int, header: int) -> str | None: ...
 
 class Producer:
     # read-only

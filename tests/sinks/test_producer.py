@@ -18,21 +18,34 @@ from confluent_kafka import KafkaError, KafkaException
 from feedhandler._ext import producer as producer_module
 from feedhandler._ext.producer import Producer
 from feedhandler._ext.publish import Counts, Outlet, RecordLayout, produce_records
+from feedhandler.config import ConfigError, KafkaConfig
 from feedhandler.contract import SEQUENCE_FIELDS, padding
 from feedhandler.records import SCHEMAS
+from feedhandler.sinks.kafka import check_producer
 from tests.sinks.test_publish import trades
 
 NOWHERE = {"bootstrap.servers": "", "log_level": 0}  # no broker: nothing is sent, no errors come
 
 
-def test_the_loaded_librdkafka_is_confluent_kafkas_and_not_older_than_the_header() -> None:
+def test_a_librdkafka_older_than_the_header_is_refused_when_a_producer_is_made(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     assert confluent_kafka.libversion()[1] == producer_module.LIBRARY_VERSION
-    assert producer_module.LIBRARY_VERSION >> 8 >= producer_module.HEADER_VERSION >> 8
-    producer_module.check_versions(0x02100000, 0x020002FF)  # newer: fine
-    producer_module.check_versions(0x02000201, 0x020002FF)  # a release candidate of it: fine
-    with pytest.raises(ImportError, match=r"librdkafka 1\.9\.2 is older than the header the "
-                                          r"Kafka producer was built with \(2\.0\.2\): upgrade"):
-        producer_module.check_versions(0x010902FF, 0x020002FF)
+    mismatch = producer_module.version_mismatch
+    assert mismatch(0x02100000, 0x020002FF) is None  # newer
+    assert mismatch(0x02000201, 0x020002FF) is None  # a release candidate of the same
+    assert mismatch(0x010902FF, 0x020002FF) == (
+        "confluent-kafka's librdkafka 1.9.2 is older than the header the Kafka producer was "
+        "built with (2.0.2): upgrade confluent-kafka, or build against an older librdkafka-dev")
+    monkeypatch.setattr(producer_module, "LIBRARY_VERSION", 0x010902FF)
+    monkeypatch.setattr(producer_module, "HEADER_VERSION", 0x020002FF)
+    Producer.capturing()  # no librdkafka: nothing to check
+    with pytest.raises(KafkaException) as caught:
+        Producer(NOWHERE)
+    assert caught.value.args[0].code() == KafkaError._INVALID_ARG
+    # at start (and in `config check`): one line, exit 2
+    with pytest.raises(ConfigError, match=r"^kafka\.producer: Failed to create producer: "
+                                          r"confluent-kafka's librdkafka 1\.9\.2 is older"):
+        check_producer(KafkaConfig(), "test")
 
 
 def test_a_setting_librdkafka_refuses_is_an_invalid_argument_in_its_words() -> None:
@@ -90,22 +103,28 @@ def test_an_exception_in_a_callback_comes_out_of_the_poll() -> None:
     assert producer.poll(0) == 0  # raised once; the second report was served too
 
 
-def test_a_second_exception_in_the_same_poll_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    raised = iter(("first", "second"))
+@pytest.mark.parametrize(("second", "out", "logged"), [
+    (RuntimeError("second"), "first", "second"),
+    (KeyboardInterrupt("second"), "second", "first"),  # an interrupt is never only logged
+])
+def test_a_second_exception_in_the_same_poll_is_logged(
+        second: BaseException, out: str, logged: str, caplog: pytest.LogCaptureFixture) -> None:
+    raised = iter((RuntimeError("first"), second))
 
     def broken(*failure: Any) -> None:
-        raise RuntimeError(next(raised))
+        raise next(raised)
 
     producer = Producer(NOWHERE, on_failure=broken)
     producer.produce("t", b"x", b"k", [], 1)
     producer.produce("t", b"y", b"k", [], 1)
     producer.purge()
+    # (both purged messages' reports are served by the one poll)
     with caplog.at_level(logging.ERROR, logger="feedhandler._ext.producer"), \
-            pytest.raises(RuntimeError, match="first"):
+            pytest.raises(type(second) if out == "second" else RuntimeError, match=out):
         producer.poll(0.5)
     (record,) = caplog.records
-    assert "further exception in a Kafka producer callback" in record.getMessage()
-    assert record.exc_info is not None and str(record.exc_info[1]) == "second"
+    assert "another exception in a Kafka producer callback" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == logged
 
 
 def test_errors_statistics_and_log_lines_reach_python() -> None:

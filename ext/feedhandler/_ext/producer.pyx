@@ -27,25 +27,25 @@ _LEVELS = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR,
 
 
 # The header the producer was built with, and the library confluent-kafka loaded. A library
-# older than the header may lack what the producer calls or fill structures it reads
-# differently; librdkafka keeps its C API compatible going forward, so a newer one is fine.
+# older than the header may lay out or fill the structures the producer shares with it
+# differently, or behave otherwise (one lacking a function it calls fails the import already);
+# librdkafka keeps its C API compatible going forward, so a newer one is fine. Checked when a
+# producer is made, not on import: publish (and through it the whole handler) imports this.
 HEADER_VERSION, LIBRARY_VERSION = RD_KAFKA_VERSION, rd_kafka_version()
 
 
-def check_versions(int library, int header) -> None:
-    """ImportError, saying what to do, when `library` is older than `header` (0xMMmmrrxx)."""
-    if library >> 8 < header >> 8:  # (the low byte is a pre-release number)
-        raise ImportError(
-            f"confluent-kafka's librdkafka {_version(library)} is older than the header "
-            f"the Kafka producer was built with ({_version(header)}): upgrade confluent-kafka, "
-            "or build against an older librdkafka-dev")
+def version_mismatch(int library, int header):
+    """What is wrong, saying what to do, when `library` is older than `header` (0xMMmmrrxx);
+    else None."""
+    if library >> 8 >= header >> 8:  # (the low byte is a pre-release number)
+        return None
+    return (f"confluent-kafka's librdkafka {_version(library)} is older than the header the "
+            f"Kafka producer was built with ({_version(header)}): upgrade confluent-kafka, or "
+            "build against an older librdkafka-dev")
 
 
 def _version(int number) -> str:
     return f"{number >> 24 & 0xff}.{number >> 16 & 0xff}.{number >> 8 & 0xff}"
-
-
-check_versions(LIBRARY_VERSION, HEADER_VERSION)
 
 
 def _setting(value) -> bytes:
@@ -63,7 +63,8 @@ cdef class Producer:
     `logger` (None: librdkafka prints them on stderr); an acknowledgement is appended to
     `acks` (when a list) and handed to on_acked(topic, partition, offset) (when set), if
     delivery.report.only.error is false. The first exception a callback raises comes out of
-    that poll() or flush() once it has served the rest. Producer.capturing(): no librdkafka,
+    that poll() or flush() once it has served the rest (a later one is logged). A librdkafka
+    older than the header the producer was built with is refused like a setting. Producer.capturing(): no librdkafka,
     messages kept in `captured` (tests, benchmarks)."""
 
     def __init__(self, dict settings, *, logger=None, on_failure=None, on_error=None,
@@ -78,6 +79,9 @@ cdef class Producer:
         if settings is None:
             self.captured = []
             return
+        mismatch = version_mismatch(LIBRARY_VERSION, HEADER_VERSION)
+        if mismatch is not None:
+            raise _invalid("Failed to create producer: " + mismatch)
         cdef char error[ERROR_SIZE]
         cdef rd_kafka_conf_t* conf = rd_kafka_conf_new()
         cdef rd_kafka_t* rk
@@ -224,13 +228,17 @@ cdef class Producer:
             raise pending
 
     cdef void _keep(self, exc) noexcept:
-        """An exception inside librdkafka's poll: the first waits for the poll's end, a later
-        one in the same poll is logged (none vanishes)."""
+        """An exception inside librdkafka's poll: the first waits for the end of that poll()
+        or flush(), unless an interrupt or exit comes after it; the other is logged (none
+        vanishes)."""
         if self._pending is None:
             self._pending = exc
-        else:
-            _log.error("a further exception in a Kafka producer callback during one poll",
-                       exc_info=exc)
+            return
+        if not isinstance(exc, Exception) and isinstance(self._pending, Exception):
+            self._pending, exc = exc, self._pending
+        (self.logger or _log).error(
+            "another exception in a Kafka producer callback during one poll() or flush()",
+            exc_info=exc)
 
     cdef _report(self, const rd_kafka_message_t* message):
         if message.err:
