@@ -113,13 +113,14 @@ def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: st
     stats = handler.stats
     records = sum(stats.records.values())
     assert stats.frames == frames, stats.summary()
+    kafka = handler.sink if isinstance(handler.sink, KafkaSink) else None
     try:
-        if sink == "kafka":
+        if kafka is not None:
             delivered = stats.sink["records_delivered"]
             assert delivered == records and stats.sink["undelivered"] == 0, stats.sink
     finally:
-        if isinstance(handler.sink, KafkaSink) and broker_pid:  # (not --bootstrap's broker)
-            _delete_topics(handler.sink, streams)
+        if kafka is not None and broker_pid:  # (not --bootstrap's broker)
+            _delete_topics(kafka, streams)
     return {"frames_per_s": frames / seconds, "records_per_s": records / seconds,
             **{f"{name}_cpu": used / frames * 1e6 for name, used in cpu.items()},
             "messages": stats.sink.get("delivered", 0), "close_s": stats.close_s}

@@ -64,8 +64,8 @@ cdef class Producer:
     `acks` (when a list) and handed to on_acked(topic, partition, offset) (when set), if
     delivery.report.only.error is false. The first exception a callback raises comes out of
     that poll() or flush() once it has served the rest (a later one is logged). A librdkafka
-    older than the header the producer was built with is refused like a setting. Producer.capturing(): no librdkafka,
-    messages kept in `captured` (tests, benchmarks)."""
+    older than the header the producer was built with is refused like a setting.
+    Producer.capturing(): no librdkafka, messages kept in `captured` (tests, benchmarks)."""
 
     def __init__(self, dict settings, *, logger=None, on_failure=None, on_error=None,
                  on_statistics=None):
