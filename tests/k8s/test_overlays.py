@@ -97,8 +97,8 @@ def test_shard_count_is_the_replica_count_and_every_pod_loads_its_config(overlay
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     config_map = next(d for d in docs if d["kind"] == "ConfigMap"
                       and d["metadata"]["name"].startswith("feedhandler-config"))
-    assert sts["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == \
-        config_map["metadata"]["name"]
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
     replicas = sts["spec"]["replicas"]
     text = config_map["data"]["feedhandler.yaml"]
     for index in range(replicas):
@@ -109,10 +109,16 @@ def test_shard_count_is_the_replica_count_and_every_pod_loads_its_config(overlay
 
 
 def _load(text: str, env: dict[str, str]) -> Any:
-    """The handler's config as the pod loads it: the ConfigMap's file under the pod's env."""
+    """The handler's config as the pod loads it: the ConfigMap's file under the pod's env,
+    with a stand-in for each file a `_FILE` variable names (a mounted Secret's)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "feedhandler.yaml"
         path.write_text(text)
+        env = dict(env)
+        for name, value in env.items():
+            if name.endswith("_FILE"):
+                env[name] = str(Path(tmp) / Path(value).name)
+                Path(env[name]).write_text("from-a-secret\n")
         return load_config(path, environ=env)
 
 
@@ -135,12 +141,28 @@ def test_production_is_guaranteed_monitored_and_takes_sasl_from_a_secret() -> No
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example.com/market-data/feedhandler:0.1.0"
     env = {e["name"]: e for e in container["env"]}
-    for name in ("FEEDHANDLER_KAFKA__PRODUCER__SASL_USERNAME",
-                 "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD"):
-        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "feedhandler-kafka"
+    username = env["FEEDHANDLER_KAFKA__PRODUCER__SASL_USERNAME"]
+    assert username["valueFrom"]["secretKeyRef"]["name"] == "feedhandler-kafka"
+    # the password as a file of the Secret, readable by the handler's group alone
+    assert "FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD" not in env
+    password = Path(env["FEEDHANDLER_KAFKA__PRODUCER__SASL_PASSWORD_FILE"]["value"])
+    pod = sts["spec"]["template"]["spec"]
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == password.parent]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] and volume["secret"]["secretName"] == "feedhandler-kafka"
+    assert volume["secret"]["items"] == [{"key": "password", "path": password.name}]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    config_map = next(d for d in docs if d["metadata"]["name"].startswith("feedhandler-config"))
+    config = _load(config_map["data"]["feedhandler.yaml"], handler_env(container, 0))
+    producer = config.kafka.producer
+    assert (producer["sasl.username"], producer["sasl.password"]) == ("from-a-secret",) * 2
     assert not any("password" in str(d.get("data", "")).lower() for d in docs
                    if d["kind"] == "ConfigMap" and d["metadata"]["name"] != "feedhandler-dashboard")
     monitor = find(docs, "PodMonitor", "feedhandler")
+    for kind in CRDS:  # what kube-prometheus-stack's selectors ask for, set in one place
+        (doc,) = [d for d in docs if d["kind"] == kind]
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     ports = {p["name"] for p in container["ports"]}
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
     assert monitor["spec"]["selector"]["matchLabels"].items() <= \
