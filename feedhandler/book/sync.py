@@ -75,7 +75,7 @@ class SymbolSync:
     stale: int = 0  # snapshots fetched again because they were older than the diffs
     refreshes: int = 0  # snapshots the handler's valid book asked for (a side ran short)
     lost: bool = False  # its stream stopped (lost connection): a snapshot at its next diff
-    lost_ns: int = 0  # when (CLOCK_REALTIME, as records' ts_recv)
+    lost_at_ns: int = 0  # when (monotonic: a wall clock stepped since cannot move it)
 
 
 class SnapshotSync:
@@ -136,8 +136,10 @@ class SnapshotSync:
         if len(breaks):
             state.first_update_id = max(state.first_update_id, int(firsts[breaks[-1]]))
         if state.lost:  # (invalid since the loss, evented then)
-            # the first diff received after it (a batch that lingered may bring older ones)
-            after = np.flatnonzero(received > state.lost_ns)
+            # the first diff received after it (a batch that lingered may bring older ones),
+            # by records' ts_recv (CLOCK_REALTIME): the loss on that clock as it reads now
+            lost_ns = time.time_ns() - (time.monotonic_ns() - state.lost_at_ns)
+            after = np.flatnonzero(received > lost_ns)
             if len(after):
                 state.lost = False
                 self._resync(symbol, state, None, int(firsts[after[0]]), RESYNC)
@@ -186,7 +188,7 @@ class SnapshotSync:
             state = self.symbols.get(symbol)
             if state is None or state.lost:
                 continue
-            state.lost, state.lost_ns = True, time.time_ns()
+            state.lost, state.lost_at_ns = True, time.monotonic_ns()
             self.disconnected.add(symbol)
             valid = state.snapshot_id and (state.task is None or state.priority == REFRESH)
             if state.task is not None:

@@ -586,6 +586,31 @@ async def test_a_lost_stream_makes_its_books_invalid_at_once_until_a_snapshot_af
         ("AAA", "start"), ("BBB", "start"), ("AAA", "disconnected")]
 
 
+async def test_a_wall_clock_stepped_back_during_a_reconnect_does_not_hold_a_book_invalid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records' ts_recv is CLOCK_REALTIME: after an NTP step back of an hour during the
+    reconnect, the first diff after it is still after the loss."""
+    source = FakeDepth({"AAA": [10, 40]})
+    events: list[dict[str, Any]] = []
+    sync = SnapshotSync(source, lambda rows: None, on_event=events.append)
+    sync.on_depth(diff("AAA", 10, 10))
+    async with asyncio.timeout(5):
+        while sync.snapshots < 1:
+            await asyncio.sleep(0.001)
+    sync.lost({"AAA"})
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 3600 * 10**9)
+    back = diff("AAA", 12, 12)
+    back["ts_recv"] = time.time_ns()
+    sync.on_depth(back)
+    assert not sync.symbols["AAA"].lost
+    async with asyncio.timeout(5):
+        while sync.snapshots < 2:
+            await asyncio.sleep(0.001)
+    await sync.close()
+    assert [e.get("reason") for e in events] == ["start", None, "disconnected", None]
+
+
 async def test_a_lost_connection_is_a_resync_at_once_and_a_snapshot_after_it() -> None:
     async with SimulatorServer(rate=200.0) as sim:
         handler, sync, sink = synced_handler(sim, "btcusdt@depth@100ms",
