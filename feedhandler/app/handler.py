@@ -322,11 +322,9 @@ class Handler:
         if event["type"] == "disconnected":
             self.stats.reconnects += 1
         self.sink.publish_control(event)
-        # (a stream connection's, not the WS API's; another leg still feeding the shard:
-        # nothing stopped)
+        # (a stream connection's, not the WS API's)
         if event["type"] == "disconnected" and "shard" in event and self.book_sync is not None:
-            self.book_sync.lost(_depth_of(feed for feed in self.shards if not feed.listeners
-                                          and feed.shard.index == event["shard"]))
+            self.book_sync.lost(_depth_of(stopped_by(self.shards, event)))
 
     def _maybe_done(self) -> None:
         if self.config.max_messages and \
@@ -531,6 +529,16 @@ def _is_server_shutdown(frame: bytes) -> bool:
     if isinstance(message, dict) and isinstance(message.get("data"), dict):
         message = message["data"]
     return isinstance(message, dict) and message.get("e") == "serverShutdown"
+
+
+def stopped_by(feeds: Iterable[ShardFeed], event: dict[str, Any]) -> list[ShardFeed]:
+    """The feeds a stream connection's `disconnected` event stopped: its shard's, unless
+    another leg still feeds it (a redundant shard's events name their `leg`). Not by the open
+    connections alone: one that ended before its rollover's replacement opened is still
+    listed when this is told."""
+    leg = event.get("leg")
+    return [feed for feed in feeds if feed.shard.index == event["shard"]
+            and (leg is None or all(other.leg == leg for other in feed.listeners))]
 
 
 def _depth_of(feeds: Iterable[ShardFeed]) -> set[str]:

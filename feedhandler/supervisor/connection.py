@@ -271,7 +271,7 @@ class Connection:
         reconciling = asyncio.ensure_future(self._reconcile())  # this link's streams
         joining = asyncio.ensure_future(self._join(link, stop)) if self.leg is not None \
             else None
-        replaced, successor = "", None
+        replaced, successor, handed_over = "", None, False
         try:
             replaced = await self._watch(link, stop)
             if replaced in ROLLOVER_CAUSES:
@@ -283,6 +283,7 @@ class Connection:
                         replaced = await self._watch(link, stop, roll=False)
                 elif replaced in SCHEDULED_CAUSES and await self._hand_over(link, stop):
                     self._handed_over, self._reconnect_now = replaced, True
+                    handed_over = True
         finally:
             reconciling.cancel()
             if joining is not None:
@@ -296,9 +297,9 @@ class Connection:
             self.link = None
         if successor is None and not self._close_reported:
             # a redundant leg's hand-over is a rollover (reported once it is back in step),
-            # not a lost connection
+            # not a lost connection; a reconnect in place of a rollover is one
             self._report_close(link, "" if replaced in SCHEDULED_CAUSES else replaced,
-                               stop.is_set() or self._reconnect_now)
+                               stop.is_set() or handed_over)
         self._close_reported = False
         return successor
 
@@ -622,6 +623,7 @@ class Connection:
         """Make `shard` (this index, new streams and URL) the connection's. True once the
         exchange applied the change; False when not open: the next connect applies it."""
         self.feed.shard = shard
+        self.at_start = False  # not the plan checked at start: a refusal quarantines it
         self._changed_live = True
         if not self.config.max_silence_s:  # the default follows the streams
             self.policy = replace(self.policy,

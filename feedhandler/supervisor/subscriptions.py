@@ -84,7 +84,9 @@ class OutgoingBudget:
 
     def note(self) -> None:
         """Account one message sent outside the budget (a ping or a pong)."""
-        self._sent.append(self._clock())
+        now = self._clock()
+        self._expire(now)  # (a connection that sends no request would keep every ping)
+        self._sent.append(now)
 
     def _expire(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - self._span:

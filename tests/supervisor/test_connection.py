@@ -263,6 +263,37 @@ def test_transient_failures_back_off_then_a_permanent_one_at_start_stops_the_chi
     asyncio.run(main())
 
 
+def test_a_refusal_after_a_runtime_change_quarantines_a_shard_that_never_connected() -> None:
+    """A live change to a start shard still backing off: a stream the exchange refuses must
+    not stop the handler as a bad start plan would (exit 2)."""
+    async def scripted(url: str, factory: Callable[[], FeedListener],
+                       config: ConnectionConfig, context: Any) -> Link:
+        raise LinkFailed(refused(400, b"Invalid request") if "nosuchcoin" in url
+                         else Failure("transient", "ECONNREFUSED"))
+
+    async def main() -> None:
+        clock = FakeClock()
+        events: list[dict[str, Any]] = []
+        sup = supervisor("ws://x:1", clock, events=events, connect=scripted)
+        refusals: list[str] = []
+        sup.on_start_refusal = lambda: refusals.append(sup.start_refusal)
+        child = sup.children[0]
+
+        async def change() -> bool:
+            while not events:  # its first attempt failed
+                await asyncio.sleep(0.001)
+            (shard,) = plan("ws://x:1", ["btcusdt@trade", "nosuchcoin@trade"], 200)
+            return await child.set_streams(shard)
+
+        changed = asyncio.ensure_future(change())
+        await run_until(sup, lambda: child.state in ("stopped", "quarantined"))
+        assert not await changed  # not open: the next connect applies it
+        assert child.state == "quarantined" and not refusals
+        assert events[-1]["type"] == "quarantined"
+
+    asyncio.run(main())
+
+
 def test_failures_are_classified_whatever_their_shape() -> None:
     assert classify(ConnectionRefusedError(111, "Connection refused")).reason == \
         "ConnectionRefusedError: [Errno 111] Connection refused"

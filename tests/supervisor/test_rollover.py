@@ -14,6 +14,7 @@ import numpy as np
 
 from feedhandler._ext.decoder import Decoder
 from feedhandler._ext.listener import FeedListener
+from feedhandler.app.handler import stopped_by
 from feedhandler.config import ConnectionConfig
 from feedhandler.supervisor.failures import refused
 from feedhandler.supervisor.feed import ShardFeed
@@ -190,6 +191,8 @@ def test_a_replacement_still_connecting_when_the_old_connection_ends_takes_over(
         old.abort()  # the exchange closes the old connection first
         await s.until(lambda: "disconnected" in s.types())
         closed = s.clock.now()
+        # (still listed, yet gone: its books are lost now, not once the replacement is up)
+        assert stopped_by([s.feed], s.events[-1]) == [s.feed]
         s.exchange.hold.set()
         await s.until(lambda: len(s.feed.listeners) == 1 and s.feed.listeners[0].leg == 1)
         new = s.exchange.links[1]
@@ -274,7 +277,8 @@ def test_streams_changed_during_the_overlap_open_a_fresh_replacement() -> None:
 
 def test_a_shard_subscribed_after_connecting_reconnects_instead() -> None:
     """Its replacement's URL would name no stream: no make-before-break, a reconnect at once,
-    with no backoff (its gap a real listener's receive times bound)."""
+    with no backoff (its gap a real listener's receive times bound): a lost connection all the
+    same, told as `disconnected` (what counts reconnects and invalidates its books)."""
     async def main() -> None:
         s = Setup()
         (shard,) = plan("ws://exchange.invalid:1", ["btcusdt@trade"], 200)
@@ -285,7 +289,10 @@ def test_a_shard_subscribed_after_connecting_reconnects_instead() -> None:
         await s.until(lambda: len(s.exchange.links) == 2)
         await s.stop()
         assert old.close_reason == "rollover" and s.exchange.links[1].opened_at == old.closed_at
-        assert "rollover" not in s.types() and "disconnected" not in s.types()
+        assert "rollover" not in s.types()
+        (lost,) = [e for e in s.events if e["type"] == "disconnected"]
+        assert lost["shard"] == 0
+        assert s.types().index("disconnected") < s.types().index("gap")
 
     asyncio.run(main())
 

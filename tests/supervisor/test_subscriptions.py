@@ -194,6 +194,15 @@ def test_budget_keeps_requests_and_pings_under_the_limit() -> None:
     assert times[-1] - times[0] >= 2 * window  # 2 + 3 + 3 requests: three windows
 
 
+def test_budget_forgets_pings_of_a_connection_that_sends_no_request() -> None:
+    now = [0.0]
+    budget = OutgoingBudget(limit=5, window=1.0, margin=0.1, clock=lambda: now[0])
+    for _ in range(2880):  # a day of pings every 30 s, and never a request
+        budget.note()
+        now[0] += 30.0
+    assert len(budget._sent) == 1
+
+
 def test_budget_rejects_a_reserve_that_leaves_no_room() -> None:
     with pytest.raises(ValueError, match="reserve"):
         OutgoingBudget(limit=5, reserve=5)
