@@ -164,7 +164,13 @@ class ShardFeed:
     def _connected(self, listener: FeedListener, url: str) -> None:
         """The handshake is done and none of the connection's frames is decoded yet (picows
         calls this before the rest of its read, whose batches may be handed over before
-        `opened`): its events are published before any of its records."""
+        `opened`): its events are published before any of its records. A redundant leg that
+        comes up while no other leg is open leads, before any of its frames is decoded: both
+        legs may have been attempting at once, the other trusted meanwhile, and this one's
+        records past a hole would have been held for a leg that is not there."""
+        if self.redundant and self.trusted != {listener.leg} and all(
+                other.leg == listener.leg for other in self.listeners):
+            self._trust({listener.leg}, restart=True)
         self.event("connected", url=url or self.shard.url, streams=len(self.shard.streams),
                    **self.leg_field(listener))
         if self._lost_at_ns:

@@ -79,6 +79,36 @@ def test_a_leg_lost_costs_nothing_and_rejoins_once_in_step() -> None:
     asyncio.run(main())
 
 
+def test_the_first_leg_up_leads_when_both_were_connecting_at_once() -> None:
+    """The later attempt was trusted while neither was open: the first leg to come up must
+    not hold its records past a hole for a leg that is not there (they were then dropped as
+    owed once it was trusted)."""
+    async def main() -> None:
+        s = Legs()
+        gates = {0: asyncio.Event(), 1: asyncio.Event()}
+        connect = s.exchange.connect
+
+        async def gated(url: str, *args: Any) -> FakeLink:
+            await gates[1 if url.startswith("wss://b.invalid") else 0].wait()
+            return await connect(url, *args)
+
+        s.sup = Supervisor([s.feed], REDUNDANT, clock=s.clock, connect=gated)
+        s.sup.start(lambda task: None)
+        await asyncio.sleep(0.01)  # both handshakes under way
+        gates[0].set()  # leg A's ends first
+        await s.until(lambda: len(s.feed.listeners) == 1)
+        (a,) = s.exchange.links
+        assert s.feed.trusted == {0}
+        s.exchange.send(a, [1, 2, 3, 5, 6, 7], s.decoder)  # 4: never sent by the exchange
+        s.decoder.flush()
+        assert s.trades == [1, 2, 3, 5, 6, 7]
+        gates[1].set()
+        await s.until(lambda: len(s.feed.listeners) == 2)
+        await s.stop()
+
+    asyncio.run(main())
+
+
 def test_lifetime_hands_over_one_leg_at_a_time() -> None:
     async def main() -> None:
         s = Legs()
