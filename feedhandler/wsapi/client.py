@@ -294,6 +294,10 @@ class WsApiClient:
         self, method: str, params: Mapping[str, Any] | None, timeout: float | None, signed: bool
     ) -> Any:
         transport = self._transport_or_lost()  # (it may have dropped while the weight came)
+        if not self._ready.is_set() and asyncio.current_task() is not self._task:
+            # admitted on a connection since lost, and this one is still resuming the session
+            # (clock, logon: the connection task's own requests), or draining: not on it
+            raise errors.ConnectionLost("the connection is not serving yet", sent=False)
         if signed:
             params = self._signed(params or {})
         def send(request_id: int) -> None:
@@ -315,6 +319,10 @@ class WsApiClient:
     def _transport_or_lost(self) -> WSTransport:
         transport = self._transport
         if transport is None or transport.is_disconnected:
+            # not ready until _run, which has yet to see the loss, connects again: a retry
+            # must wait for it (else logon() spun without yielding, and request() spent every
+            # retry in one tick)
+            self._ready.clear()
             raise errors.ConnectionLost("not connected", sent=False)
         return transport
 

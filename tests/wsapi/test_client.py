@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
 from feedhandler.simulator.testing import SimulatorServer
+from feedhandler.supervisor.backoff import Backoff
 from feedhandler.wsapi import Credentials, WeightBudget, WsApiClient, errors
 from feedhandler.wsapi.signing import signature_payload
 from tests.http_answer import answering
@@ -134,6 +135,66 @@ async def test_in_flight_reads_survive_a_dropped_connection() -> None:
             "disconnected",
             "connected",
         ]
+
+
+@pytest.mark.parametrize("call", ["depth", "logon"])
+async def test_a_request_made_as_the_connection_drops_waits_for_the_next_one(
+        call: str, tmp_path: Path) -> None:
+    """The transport is gone before the client's loop has seen it: the request waits for the
+    reconnect rather than spending its retries at once (a read) or spinning (logon)."""
+    key, public = _key_files(tmp_path)
+    async with SimulatorServer(api_keys=((API_KEY, public),)) as sim, \
+            _client(sim, credentials=Credentials(API_KEY, key)) as api:
+        await api.wait_ready(5)
+        api._transport.disconnect()  # type: ignore[union-attr]
+        await asyncio.sleep(0)  # (picows has marked it disconnected; the client's loop not)
+        async with asyncio.timeout(10):
+            if call == "depth":
+                assert len((await api.depth("BNBUSDT", 5))["bids"]) == 5
+            else:
+                assert (await api.logon())["apiKey"] == API_KEY
+        assert api.stats.connects == 2
+
+
+async def test_a_request_queued_for_weight_across_a_reconnect_waits_for_the_relogon() -> None:
+    """Admitted on a connection that then dropped, a request waiting for weight must not go
+    out on the next one before its session is logged on again (its clock sync is slow)."""
+    sent: list[tuple[int, str]] = []
+    connections = itertools.count(1)
+
+    class Peer(WSListener):  # answers at once, but the second connection's `time` late
+        def __init__(self) -> None:
+            super().__init__()
+            self.number = next(connections)
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            request = orjson.loads(frame.get_payload_as_bytes())
+            sent.append((self.number, request["method"]))
+            result = {"serverTime": int(time.time() * 1000), "apiKey": API_KEY,
+                      "lastUpdateId": 1, "bids": [], "asks": []}
+            answer = orjson.dumps({"id": request["id"], "status": 200, "result": result})
+            late = 0.8 if (self.number, request["method"]) == (2, "time") else 0.0
+            asyncio.get_running_loop().call_later(late, transport.send, WSMsgType.TEXT, answer)
+
+    server = await ws_create_server(lambda _: Peer(), "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws-api/v3"
+    budget = WeightBudget(30, 0.5, margin_s=0.0)
+    try:
+        async with WsApiClient(url, budget, credentials=Credentials(
+                API_KEY, Ed25519PrivateKey.generate()), backoff=Backoff(0.01, 0.01)) as api:
+            await api.logon()
+            await asyncio.sleep(0.55)  # the connection's weight expired
+            await budget.acquire(25)  # another caller's, held for a window: until the next
+            budget.complete(25)  # connection's clock sync is under way
+            depth = asyncio.create_task(api.depth("BTCUSDT", 500))  # weight 25: it waits
+            await asyncio.sleep(0.01)
+            api._transport.disconnect()  # type: ignore[union-attr]
+            async with asyncio.timeout(10):
+                await depth
+    finally:
+        server.close()
+    second = [method for number, method in sent if number == 2]
+    assert second == ["time", "session.logon", "depth"]
 
 
 async def test_logon_status_logout_and_relogon_after_reconnect(tmp_path: Path) -> None:
