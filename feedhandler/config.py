@@ -233,11 +233,15 @@ class KafkaConfig(Section):
                 raise Invalid((key,), f"not settable here: {why}")
         return value
 
+    def queue_bytes(self) -> int:
+        """librdkafka's whole queue, which a message must fit (librdkafka refuses a bigger one
+        as "queue full", for ever); 0 for a value librdkafka refuses itself."""
+        kbytes = str(self.producer.get("queue.buffering.max.kbytes", self.queue_mb << 10))
+        return int(kbytes) << 10 if kbytes.isdigit() else 0
+
     @model_validator(mode="after")
     def _message_fits_the_queue(self) -> KafkaConfig:
-        # librdkafka refuses a message bigger than its whole queue as "queue full", for ever
-        kbytes = str(self.producer.get("queue.buffering.max.kbytes", self.queue_mb << 10))
-        queue = int(kbytes) << 10 if kbytes.isdigit() else 0  # (librdkafka refuses the rest)
+        queue = self.queue_bytes()
         if 0 < queue < self.max_message_bytes + KEY_AND_HEADERS:
             raise Invalid("max_message_bytes", f"must fit librdkafka's queue with its key and "
                                                f"headers: at most {queue - KEY_AND_HEADERS}")
@@ -559,11 +563,21 @@ class HandlerConfig(Section):
         # A raw message never splits a frame: one the decoder takes must fit librdkafka's
         # message.max.bytes (max_message_bytes + MESSAGE_OVERHEAD), else its every record is
         # lost to MSG_SIZE_TOO_LARGE
-        least = self.connection.max_frame_bytes + 1 + KEY_AND_HEADERS - MESSAGE_OVERHEAD
-        if self.kafka.encoding == "raw" and self.kafka.max_message_bytes < least:
-            raise Invalid("kafka.max_message_bytes", f"must be at least {least} with "
-                          f"kafka.encoding: raw, which never splits a frame (connection."
-                          f"max_frame_bytes {self.connection.max_frame_bytes})")
+        if self.kafka.encoding != "raw":
+            return self
+        frame = self.connection.max_frame_bytes + 1 + KEY_AND_HEADERS
+        why = f"with kafka.encoding: raw, which never splits a frame (connection." \
+              f"max_frame_bytes {self.connection.max_frame_bytes})"
+        if self.kafka.max_message_bytes < frame - MESSAGE_OVERHEAD:
+            raise Invalid("kafka.max_message_bytes",
+                          f"must be at least {frame - MESSAGE_OVERHEAD} {why}")
+        # (and librdkafka's whole queue: else that message is refused as "queue full" for
+        # ever, and every message behind it waits)
+        if 0 < self.kafka.queue_bytes() < frame:
+            if "queue.buffering.max.kbytes" in self.kafka.producer:
+                raise Invalid(("kafka", "producer", "queue.buffering.max.kbytes"),
+                              f"must be at least {math.ceil(frame / 1024)} {why}")
+            raise Invalid("kafka.queue_mb", f"must be at least {math.ceil(frame / 2**20)} {why}")
         return self
 
     def weighed_requests(self) -> list[tuple[int, str]]:

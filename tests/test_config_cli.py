@@ -77,6 +77,14 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("kafka: {encoding: raw, max_message_bytes: 4096}\n", {},
      "kafka.max_message_bytes: must be at least 987137 with kafka.encoding: raw, which never "
      "splits a frame (connection.max_frame_bytes 1048576), got 4096 (c.yaml:1)"),
+    ("kafka: {encoding: raw, queue_mb: 1, max_message_bytes: 1040000}\n"
+     "connection: {max_frame_bytes: 1100000}\n", {},
+     "kafka.queue_mb: must be at least 2 with kafka.encoding: raw, which never splits a frame "
+     "(connection.max_frame_bytes 1100000), got 1 (c.yaml:1)"),
+    ("kafka: {encoding: raw, producer: {queue.buffering.max.kbytes: 1000}}\n", {},
+     "kafka.producer.queue.buffering.max.kbytes: must be at least 1029 with kafka.encoding: "
+     "raw, which never splits a frame (connection.max_frame_bytes 1048576), got 1000 "
+     "(c.yaml:1)"),
     ("streams: ['!miniTicker@arr']\nkafka: {topic_template: 'x.{kind}.{symbol}'}\n", {},
      "kafka.topic_template: {symbol} with an all-market stream (!miniTicker@arr) would make a "
      "topic per symbol of the market, which cannot be created or checked on start (give a "

@@ -325,9 +325,7 @@ class KafkaSink:
         return len(self._producer) + len(self._backlog)
 
     def summary(self) -> dict[str, Any]:
-        # librdkafka's queue length counts its events waiting for a poll too (errors, logs,
-        # statistics): served first, it counts messages
-        self._producer.poll(0)
+        self._producer.poll(0)  # (as in close())
         return {**self.stats.summary(len(self._producer)), "undelivered": self._undelivered(),
                 "records_unsent": sum(item[4] for item in self._backlog)}
 
@@ -348,6 +346,9 @@ class KafkaSink:
             # (messages in flight may yet have been written; consumers can tell by sequence id).
             self._producer.purge()
             self._producer.flush(1.0)
+        # librdkafka's queue length counts its events waiting for a poll too (errors, logs,
+        # statistics): served first, it counts messages
+        self._producer.poll(0)
         self._report_acks()
         remaining = self._undelivered()
         if remaining:

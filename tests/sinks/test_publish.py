@@ -205,6 +205,16 @@ def test_a_batch_becomes_one_message_per_symbol_run_of_whole_records() -> None:
     assert topics[b"BTCUSDT"] == "new.BTCUSDT"  # made once, then known
 
 
+def test_a_symbol_with_a_nul_inside_is_keyed_whole() -> None:
+    """Keyed as numpy reads the column (and the other encodings key): cut at its first NUL it
+    would share AB's key in a message of its own, out of order with AB's."""
+    records = trades([b"AB", b"AB\x00C", b"AB", b"A" * 32])
+    producer = Producer.capturing()
+    produce_batch(producer, records)
+    assert [(m[1], m[3]["fh.seq.first"], m[3]["fh.seq.last"]) for m in produced(producer)] == [
+        (b"AB", "100", "102"), (b"AB\x00C", "101", "101"), (b"A" * 32, "103", "103")]
+
+
 def test_a_long_run_is_cut_into_messages_of_at_most_most_records() -> None:
     records = trades([b"BTCUSDT"] * 7)
     producer = Producer.capturing()

@@ -20,9 +20,6 @@ from feedhandler._ext.producer cimport (MAX_HEADERS, Header, Producer, add_heade
 from feedhandler._ext.rdkafka cimport RD_KAFKA_RESP_ERR__QUEUE_FULL
 
 
-cdef extern from "<string.h>" nogil:
-    size_t strnlen(const char* s, size_t maxlen)
-
 cnp.import_array()
 from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
 
@@ -215,7 +212,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     cdef str topic  # (checked here, before a value is allocated for it)
     for g in range(<Py_ssize_t>groups):
         row = data + order[bounds[g]] * width + layout.symbol_offset
-        key = PyBytes_FromStringAndSize(row, strnlen(row, layout.symbol_width))
+        key = PyBytes_FromStringAndSize(row, _key_size(row, layout.symbol_width))
         topic = topics.get(key)
         if topic is None:
             topic = new_topic(key)
@@ -241,6 +238,16 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             full = _send(outlet, counts, topic, key, value, size, not full, kept, headers,
                          count_headers, count, full)
             start = stop
+
+
+cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
+    """The symbol up to its last byte that is not NUL, as numpy reads the column (and the
+    other encodings key by): rows are grouped on all `width` bytes, so a symbol with a NUL
+    inside must not share its key with the one cut there (its messages would then be out
+    of order under that key)."""
+    while width and symbol[width - 1] == 0:
+        width -= 1
+    return width
 
 
 cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers, bytes epoch) except -1:
