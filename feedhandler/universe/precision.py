@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 EVENT_INTERVAL_S = 60.0  # at most one event (and log line) per (kind, symbol) this often
 GRIDS = {"tick": 0, "step": 1}  # position in the per-symbol divisors
 _ONE_ROW = np.array([0, 1], np.int64)  # group_rows' bounds of a one-row batch
+# Level quantities the engine caps (since 2022-05-23; protocol doc §4.12): (2**63 - 1) x
+# 10**-precision for a base asset of that precision, meaning "this much or more", in 1e-8
+# units. Off any step grid, and not a violation.
+QTY_CAPS = tuple((2**63 - 1) * 10 ** (8 - precision) for precision in range(9))
 
 # kind -> ((column, "tick" | "step"), ...): the columns bound to a grid
 GRID_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -79,6 +83,10 @@ class PrecisionCheck:
             rest = _remainders(records[column], divisor)
             if not np.count_nonzero(rest):  # the common case ends here
                 continue
+            if grid == "step":
+                rest = _without_caps(records[column], rest)
+                if not np.count_nonzero(rest):
+                    continue
             off = rest.reshape(len(rest), -1).any(axis=1).astype(bool)
             if group is None:
                 group = np.zeros(len(off), np.int64)
@@ -133,6 +141,17 @@ def _remainders(values: np.ndarray, divisor: int | np.ndarray) -> np.ndarray:
         for index in zip(*np.nonzero(hi), strict=True):
             rest[index] = wide_to_int(values[index]) % int(sizes[index])
     return rest
+
+
+def _without_caps(values: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """`rest` with 0 where the quantity is a cap (QTY_CAPS)."""
+    if values.dtype.names:  # int128 as (lo uint64, hi int64)
+        capped = np.zeros(values.shape, bool)
+        for cap in QTY_CAPS:
+            capped |= (values["lo"] == cap & (2**64 - 1)) & (values["hi"] == cap >> 64)
+    else:  # (int64: only precision 8's fits)
+        capped = values == QTY_CAPS[-1]
+    return np.where(capped, 0, rest)
 
 
 def _first_off(value: Any, size: int) -> int:

@@ -97,6 +97,17 @@ def test_wide_quantities_and_level_arrays_are_checked_exactly() -> None:
     assert events[-1]["field"] == "ask_price" and events[-1]["value"] == "0.02000001"
 
 
+def test_capped_level_quantities_are_no_violation() -> None:
+    """The engine caps a level's quantity at (2**63 - 1) x 10**-precision ("this much or
+    more"), which is on no step grid."""
+    check, _, _ = checker()
+    caps = [(2**63 - 1) * 10 ** (8 - p) for p in (8, 7, 6)]  # 1e-8 units; the last two wide
+    depth = rows("depth", symbol=[b"BTCUSDT"] * 4, price=[1_000_000] * 4,
+                 qty=[*caps, caps[0] - 1])
+    check.check("depth", depth)
+    assert check.violations == {("depth", "BTCUSDT"): 1}  # the one below the cap
+
+
 def test_nothing_is_checked_before_the_universe_is_known() -> None:
     check = PrecisionCheck(lambda event: None)
     check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1]))
