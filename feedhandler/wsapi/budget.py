@@ -104,11 +104,13 @@ class WeightBudget:
                 self.complete(weight)  # granted, but the caller gave up
             raise
 
-    def complete(self, weight: int) -> None:
-        """A granted request was answered (or failed): its weight expires one window later."""
+    def complete(self, weight: int, pending_s: float = 0.0) -> None:
+        """A granted request was answered (or failed): its weight expires one window later.
+        `pending_s`: sent, and no answer came (cancelled, timed out, its connection lost), so
+        the exchange may count it up to that much later: held as if answered then."""
         loop_time = asyncio.get_running_loop().time()
         self._in_flight -= weight
-        self._hold(loop_time, weight)
+        self._hold(loop_time + pending_s, weight)
         self._dispatch()
 
     def block_until(self, loop_time: float) -> None:

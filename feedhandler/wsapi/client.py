@@ -285,10 +285,21 @@ class WsApiClient:
         self._transport_or_lost()  # (before its weight is booked)
         weight = request_weight(method, params)
         await self._unless_closed(self.budget.acquire(weight, priority))
+        pending_s = self.request_timeout_s  # (until answered, or known not sent)
         try:
-            return await self._exchange(method, params, timeout, signed)
+            result = await self._exchange(method, params, timeout, signed)
+            pending_s = 0.0
+            return result
+        except errors.WsApiError as exc:  # an answer, or not sent at all, but for these:
+            if not (isinstance(exc, errors.RequestTimeout)
+                    or (isinstance(exc, errors.ConnectionLost) and exc.sent)):
+                pending_s = 0.0
+            raise
         finally:
-            self.budget.complete(weight)
+            # A request sent and not answered (cancelled by its caller, timed out, its
+            # connection lost) may reach the exchange's count later, up to the exchange's
+            # own timeout, which is ours: released now, a window could go over the limit
+            self.budget.complete(weight, pending_s)
 
     async def _exchange(
         self, method: str, params: Mapping[str, Any] | None, timeout: float | None, signed: bool

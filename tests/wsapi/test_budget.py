@@ -96,6 +96,16 @@ async def test_weight_is_held_while_in_flight_and_one_window_after_the_answer() 
     assert loop.time() - answered >= 0.099
 
 
+async def test_a_request_sent_and_not_answered_is_held_as_if_answered_later() -> None:
+    budget = WeightBudget(limit=3, interval_s=0.1, margin_s=0.0)
+    loop = asyncio.get_running_loop()
+    await budget.acquire(3)
+    given_up = loop.time()
+    budget.complete(3, pending_s=0.1)  # the exchange may count it up to 0.1 s from now
+    await budget.acquire(1)
+    assert loop.time() - given_up >= 0.199
+
+
 async def test_a_request_heavier_than_the_budget_is_an_error() -> None:
     with pytest.raises(errors.OverBudget, match="exceeds"):
         await WeightBudget(limit=10, interval_s=1.0).acquire(11)

@@ -197,6 +197,23 @@ async def test_a_request_queued_for_weight_across_a_reconnect_waits_for_the_relo
     assert second == ["time", "session.logon", "depth"]
 
 
+async def test_a_request_given_up_after_it_was_sent_keeps_its_weight_for_longer() -> None:
+    """The exchange may count it as late as its own timeout (ours): cancelled (a resync
+    replacing a refresh) or timed out, its weight is held as if answered then."""
+    async with SimulatorServer() as sim, _client(sim, request_timeout_s=2.0) as api:
+        assert sim.api is not None
+        await api.wait_ready(5)
+        sim.api.faults.slow_s = 0.5
+        pending = asyncio.create_task(api.depth("BNBUSDT", 5000))  # weight 250
+        await asyncio.sleep(0.1)
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        given_up = asyncio.get_running_loop().time()
+        (expires,) = [at for at, weight in api.budget._done if weight == 250]
+        assert expires - given_up >= 2.0 + api.budget.window_s - 0.01
+
+
 async def test_logon_status_logout_and_relogon_after_reconnect(tmp_path: Path) -> None:
     key, public = _key_files(tmp_path)
     events: list[dict[str, Any]] = []
