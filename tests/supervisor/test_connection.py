@@ -238,6 +238,17 @@ def test_a_connect_that_completes_as_the_stop_cancels_it_is_closed_with_a_close_
     assert link.ended == [("shutdown", 1000)]
 
 
+def refusing(connect: Any) -> tuple[Supervisor, FakeClock, list[dict[str, Any]], list[str]]:
+    """A supervisor of one shard connecting through `connect`: it, its clock, its events and
+    the start refusals it reported."""
+    clock = FakeClock()
+    events: list[dict[str, Any]] = []
+    sup = supervisor("ws://x:1", clock, events=events, connect=connect)
+    refusals: list[str] = []
+    sup.on_start_refusal = lambda: refusals.append(sup.start_refusal)
+    return sup, clock, events, refusals
+
+
 def test_transient_failures_back_off_then_a_permanent_one_at_start_stops_the_child() -> None:
     failures = [Failure("transient", "ECONNREFUSED")] * 3 + [refused(401, b"bad key")]
 
@@ -246,11 +257,7 @@ def test_transient_failures_back_off_then_a_permanent_one_at_start_stops_the_chi
         raise LinkFailed(failures.pop(0))
 
     async def main() -> None:
-        clock = FakeClock()
-        events: list[dict[str, Any]] = []
-        sup = supervisor("ws://x:1", clock, events=events, connect=scripted)
-        refusals: list[str] = []
-        sup.on_start_refusal = lambda: refusals.append(sup.start_refusal)
+        sup, clock, events, refusals = refusing(scripted)
         await run_until(sup, lambda: bool(refusals))
         child = sup.children[0]
         assert [e["type"] for e in events] == ["connect_failed"] * 3 + ["refused"]
@@ -272,11 +279,7 @@ def test_a_refusal_after_a_runtime_change_quarantines_a_shard_that_never_connect
                          else Failure("transient", "ECONNREFUSED"))
 
     async def main() -> None:
-        clock = FakeClock()
-        events: list[dict[str, Any]] = []
-        sup = supervisor("ws://x:1", clock, events=events, connect=scripted)
-        refusals: list[str] = []
-        sup.on_start_refusal = lambda: refusals.append(sup.start_refusal)
+        sup, _, events, refusals = refusing(scripted)
         child = sup.children[0]
 
         async def change() -> bool:
