@@ -1,10 +1,10 @@
 """A depth snapshot (`{"lastUpdateId","bids","asks"}`) as records of the `depth` kind.
 
 Snapshots travel on the depth topic itself, keyed by symbol like the diffs, as one event of
-rows flagged `SNAPSHOT_FLAG` (plus FIRST..LAST) with `first_update_id = last_update_id =
+rows flagged `DEPTH_SNAPSHOT` (plus FIRST..LAST) with `first_update_id = last_update_id =
 lastUpdateId`: bids best first, then asks; a side without levels is absent, and an empty
 book is one `side = 2` row. The rows of a side that filled the request's `limit` are also
-flagged `CUT_FLAG`: the exchange has levels beyond its last that the snapshot does not show,
+flagged `DEPTH_CUT`: the exchange has levels beyond its last that the snapshot does not show,
 so a book must not take a later diff's level there as the next one. A consumer that sees
 such an event knows where a valid book can start (`feedhandler.book.BookBuilder` does it for
 you).
@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from feedhandler._ext.book import CUT_FLAG, SNAPSHOT_FLAG
+from feedhandler.contract import DEPTH_CUT, DEPTH_FIRST, DEPTH_LAST, DEPTH_SNAPSHOT
 from feedhandler.records import SCHEMAS
 
 DEPTH = SCHEMAS["depth"]
-FIRST, LAST = 1, 2
 _INT64_MAX = 2**63 - 1
 _INT128_MAX = 2**127 - 1
 _LOW64 = 2**64 - 1
@@ -74,19 +73,19 @@ def snapshot_records(symbol: str, result: dict[str, Any], ts_recv: int = 0,
     rows["ts_recv"] = ts_recv or time.time_ns()
     rows["first_update_id"] = rows["last_update_id"] = last
     rows["symbol"] = symbol.encode()
-    rows["flags"] = SNAPSHOT_FLAG
+    rows["flags"] = DEPTH_SNAPSHOT
     if len(bids) + len(asks) == 0:
         rows["side"] = 2
     else:
         levels = np.concatenate((bids, asks))
         rows["side"][len(bids):] = 1
         if limit and len(bids) >= limit:
-            rows["flags"][:len(bids)] |= CUT_FLAG
+            rows["flags"][:len(bids)] |= DEPTH_CUT
         if limit and len(asks) >= limit:
-            rows["flags"][len(bids):] |= CUT_FLAG
+            rows["flags"][len(bids):] |= DEPTH_CUT
         rows["price"] = levels[:, 0]
         rows["qty"]["lo"] = levels[:, 1].view(np.uint64)
         rows["qty"]["hi"] = levels[:, 2]
-    rows["flags"][0] |= FIRST
-    rows["flags"][-1] |= LAST
+    rows["flags"][0] |= DEPTH_FIRST
+    rows["flags"][-1] |= DEPTH_LAST
     return rows

@@ -44,7 +44,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from feedhandler.book.snapshot import FIRST, SnapshotError, snapshot_records
+from feedhandler.book.snapshot import SnapshotError, snapshot_records
+from feedhandler.contract import DEPTH_FIRST
 from feedhandler.wsapi import errors
 from feedhandler.wsapi.budget import REFRESH, RESYNC, SNAPSHOT
 
@@ -109,7 +110,7 @@ class SnapshotSync:
 
     def on_depth(self, records: np.ndarray) -> None:
         """A batch of depth diffs, as the decoder hands it over (before the sink owns it)."""
-        events = records[(records["flags"] & FIRST) != 0]
+        events = records[(records["flags"] & DEPTH_FIRST) != 0]
         if not len(events):
             return
         names, inverse = np.unique(events["symbol"], return_inverse=True)

@@ -20,7 +20,6 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaException, Message
 
-from feedhandler._ext.book import SNAPSHOT_FLAG
 from feedhandler.argtypes import number, topic_template
 from feedhandler.consume.decode import decode
 from feedhandler.consume.reader import ReadError, SettingError, read_messages
@@ -28,6 +27,8 @@ from feedhandler.contract import (
     ALL_SYMBOLS,
     CONTIGUOUS_KINDS,
     DEFAULT_TOPIC_TEMPLATE,
+    DEPTH_FIRST,
+    DEPTH_SNAPSHOT,
     H_EPOCH,
     H_EVENT,
     H_FIELD,
@@ -45,7 +46,6 @@ from feedhandler.contract import (
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.records import SCHEMAS, Schema
 
-DEPTH_FIRST = 1  # depth `flags`: the first row of an event
 UNDECODABLE_EXIT = 3  # read to the end, but some data messages could not be decoded
 
 
@@ -145,7 +145,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     until.add_argument("--idle-timeout", type=number(float), default=10.0, metavar="S",
                        help="without --follow: also stop after S seconds without a message")
     until.add_argument("--max-records", type=int, default=0, metavar="N",
-                       help="stop after N records (0: no limit)")
+                       help="stop after the message that reaches N records, whole (0: no "
+                            "limit)")
     p.add_argument("--format", choices=["table", "jsonl", "summary"], default="table",
                    help="table: aligned columns; jsonl: one JSON object per record or event, "
                         "with topic, partition and offset; summary: counts and sequence "
@@ -158,14 +159,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _topics(args: argparse.Namespace) -> tuple[list[str], str]:
     """(topic names, regex) to read."""
     names = {"exchange": args.exchange, "market": args.market}
-    topics = list(args.topic)
+    topics, patterns = list(args.topic), []
     for kind in args.kind:
         if kind not in SCHEMAS:
             raise ValueError(f"unknown kind {kind!r}; known: {', '.join(SCHEMAS)}")
-        symbols = args.symbol if "{symbol}" in args.topic_template else [ALL_SYMBOLS]
-        topics += [topic_for(kind, s, args.topic_template, **names) for s in symbols]
-    pattern = "" if topics else "^" + re.escape("{exchange}.{market}.".format(**names))
-    return topics, pattern
+        if "{symbol}" not in args.topic_template:
+            topics.append(topic_for(kind, ALL_SYMBOLS, args.topic_template, **names))
+        elif args.symbol:
+            topics += [topic_for(kind, s, args.topic_template, **names) for s in args.symbol]
+        else:  # the kind's topic of every symbol (and, following, of those created since)
+            each = topic_for(kind, "\0", args.topic_template, **names)
+            patterns.append("^" + re.escape(each).replace("\0", "[^.]+") + "$")
+    if patterns or topics:
+        return topics, "|".join(patterns)
+    return topics, "^" + re.escape("{exchange}.{market}.".format(**names))
 
 
 @dataclass
@@ -188,7 +195,7 @@ class StreamSummary:
         self.records += len(records)
         seq = SEQUENCE_FIELDS.get(kind)
         if kind == "depth":  # a snapshot restates the book: its ids are not on the diffs' sequence
-            records = records[(records["flags"] & SNAPSHOT_FLAG) == 0]
+            records = records[(records["flags"] & DEPTH_SNAPSHOT) == 0]
         if seq is None or not len(records):
             return
         first, last = records[seq[0]].astype(np.int64), records[seq[1]].astype(np.int64)
@@ -255,10 +262,12 @@ class Output:
         self.out.write(orjson.dumps(line) + b"\n")
 
     def _table(self, schema: Schema, records: np.ndarray) -> None:
+        if not len(records):  # (e.g. no row of --symbol's in a raw all-market frame)
+            return  # no columns to size: they come with the first row
         kind = schema.kind
         rows = [orjson.loads(line) for line in encode_json(schema, records).splitlines()]
         cells = [[_cell(v) for v in row.values()] for row in rows]
-        names = list(rows[0]) if rows else []
+        names = list(rows[0])
         widths = self._widths.setdefault(kind, [len(n) for n in names])
         grown = False
         for row in cells:

@@ -60,6 +60,12 @@ KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | byt
 # message, the exchange's frames.
 ENCODINGS: Final = ("records", "json", "jsonrecord", "raw")
 
+# Bits of a `depth` row's `flags` (the kind's declaration says what each means).
+DEPTH_FIRST: Final = 1  # the first row of its event
+DEPTH_LAST: Final = 2  # the last
+DEPTH_SNAPSHOT: Final = 4  # a row of a published depth snapshot
+DEPTH_CUT: Final = 8  # a snapshot row of a side its request's limit cut
+
 # --- topics and keys -----------------------------------------------------------------------
 DEFAULT_TOPIC_TEMPLATE: Final = "{exchange}.{market}.{kind}"
 DEFAULT_CONTROL_TOPIC: Final = "{exchange}.{market}.control"
@@ -192,10 +198,9 @@ def header_dict(headers: KafkaHeaders) -> dict[str, str]:
 
 
 def data_schema(headers: dict[str, str]) -> Schema:
-    """The schema of a data message's records once decoded: the one its headers name; for
-    `raw` frames, which this build's decoder decodes again, the current version of its kind."""
-    schema = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))
-    return SCHEMAS[schema.kind] if headers.get(H_ENCODING) == "raw" else schema
+    """The schema of a data message's records once decoded: the current version of the kind
+    its headers name (a message of an earlier version is decoded into it)."""
+    return SCHEMAS[schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION])).kind]
 
 
 def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
@@ -236,17 +241,18 @@ def decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
 def _decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     if H_SCHEMA not in headers:
         raise ValueError("not a data message (no fh.schema header): control or dead-letter?")
-    schema = data_schema(headers)
+    written = schema_by_name(headers[H_SCHEMA], int(headers[H_VERSION]))  # (maybe earlier)
+    schema = SCHEMAS[written.kind]
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
-        records = np.frombuffer(value, dtype=schema.dtype)
+        records = np.frombuffer(value, dtype=written.dtype)
     elif encoding in ("json", "jsonrecord"):
-        records = decode_json(schema, value)
-    elif encoding == "raw":
+        records = decode_json(written, value)
+    elif encoding == "raw":  # (this build's decoder decodes the frames again)
         records = decode_raw(schema, headers, value)
     else:
         raise ValueError(f"unknown encoding {encoding!r}")
     count = headers.get(H_COUNT)
     if count is not None and int(count) != len(records):
         raise ValueError(f"header says {count} records, value holds {len(records)}")
-    return records
+    return records if records.dtype == schema.dtype else copied_into(schema, records)

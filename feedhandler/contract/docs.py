@@ -304,9 +304,10 @@ def values_section() -> str:
   (`!miniTicker@arr`, ...) carries many symbols: it is keyed by the empty string (topic
   `{{symbol}}` = `all`). The decoder keeps each batch's frames only while this encoding is on.
   A message never splits a frame: `kafka.max_message_bytes` (plus the 64 KiB librdkafka
-  allows beyond it) must hold the largest frame the decoder takes, `connection.max_frame_bytes`
-  (checked at start), and so must the topics' `max.message.bytes` (the broker's default,
-  1 MiB, less the batch's framing and the message's headers).
+  allows beyond it) must hold the largest frame the decoder takes, `connection.max_frame_bytes`,
+  and so must librdkafka's whole queue, `kafka.queue_mb` (both checked at start), and the
+  topics' `max.message.bytes` (the broker's default, 1 MiB, less the batch's framing and the
+  message's headers).
 
 Machine-readable schemas, generated from the same declarations:
 `python -m feedhandler.contract.schemas json [KIND]` prints the JSON Schema of each kind's

@@ -4,6 +4,7 @@ from libcpp.string_view cimport string_view
 
 import numpy as np
 
+from feedhandler import contract
 from feedhandler.records import SCHEMAS
 
 STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "short",
@@ -11,6 +12,7 @@ STATES = ("no_snapshot", "valid", "gap", "stale_snapshot", "buffer_overflow", "s
 WANTS = ("short", "stale", "refresh")  # WantKind
 SNAPSHOT_FLAG = DEPTH_SNAPSHOT
 CUT_FLAG = DEPTH_CUT
+assert (SNAPSHOT_FLAG, CUT_FLAG) == (contract.DEPTH_SNAPSHOT, contract.DEPTH_CUT)
 DEPTH_RECORD_SIZE = sizeof(DepthRecord)
 LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", [("lo", "<u8"), ("hi", "<i8")])])
 assert LEVEL_DTYPE.itemsize == sizeof(Level)
