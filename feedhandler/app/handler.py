@@ -319,7 +319,7 @@ class Handler:
             })
 
     def _publish_event(self, event: dict[str, Any]) -> None:
-        if event["type"] == "disconnected":
+        if event["type"] == "disconnected" and "shard" in event:  # (not the WS API's)
             self.stats.reconnects += 1
         self.sink.publish_control(event)
         # (a stream connection's, not the WS API's)

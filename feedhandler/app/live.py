@@ -75,10 +75,10 @@ class LiveStreams:
 
     async def change(self, add: Iterable[str], remove: Iterable[str]) -> ChangeResult:
         """Subscribe `add` and unsubscribe `remove` (stream names); ChangeRejected for bad
-        input, ConfigError if the data topics of new streams cannot be had."""
-        adding, removing = self._checked(add, remove)
+        input, ConfigError if the data topics of new streams cannot be had. Checked under the
+        lock, against the streams then: a change under way may add one that clashes."""
         async with self._changing:
-            return await self._change(adding, removing)
+            return await self._change(*self._checked(add, remove))
 
     async def change_to(self, wanted: Collection[str]) -> ChangeResult | None:
         """The streams become `wanted` (SIGHUP), worked out under the lock from the streams

@@ -35,7 +35,6 @@ two is the one in which that book was not valid.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -229,6 +228,7 @@ class SnapshotSync:
             )
         if self._refresh_s > 0 and self._refresher is None:
             self._refresher = loop.create_task(self._refresh(), name="snapshot refresh")
+            self._refresher.add_done_callback(_log_failure)
 
     async def _refresh(self) -> None:
         while True:
@@ -310,9 +310,8 @@ class SnapshotSync:
             tasks.append(self._refresher)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # (a refresher that failed was logged: the handler's shutdown goes on)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def pending(self) -> int:
         """Symbols waiting for a snapshot."""
@@ -320,3 +319,9 @@ class SnapshotSync:
 
     def _event(self, kind: str, **fields: Any) -> None:
         self._on_event({"type": kind, "ts_ns": time.time_ns(), **fields})
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A task that must not end quietly: it is not awaited until close()."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed; no more of them", task.get_name(), exc_info=task.exception())

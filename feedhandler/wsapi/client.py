@@ -18,7 +18,6 @@ orjson, one object per response (a few per second), never per market-data messag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import ssl
@@ -178,8 +177,9 @@ class WsApiClient:
         for task in (self._task, self._drain):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # (one that failed keeps its exception, which its done callbacks were told:
+                # the client closes all the same, and its owner's shutdown goes on)
+                await asyncio.gather(task, return_exceptions=True)
         self._task = self._drain = None
         self._fail_pending(errors.ClientClosed("client closed"))
 

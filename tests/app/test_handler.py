@@ -70,6 +70,27 @@ async def test_reconnect_publishes_disconnect_and_gap_then_resumes() -> None:
 
 
 @sync
+async def test_a_ws_api_loop_that_fails_stops_the_handler_which_still_closes_its_sink() -> None:
+    """(a bug's case: the exit code says so, 1) and a WS API drop is no exchange reconnect."""
+    async with SimulatorServer(rate=500.0) as sim:
+        sink = RecordingSink()
+        handler = Handler(config(sim.url, streams="btcusdt@depth@100ms", **{
+            "book.snapshots": True, "wsapi.url": sim.url + "/ws-api/v3"}), sink)
+        assert handler.wsapi is not None
+
+        async def broken() -> None:
+            await asyncio.sleep(0.3)
+            raise RuntimeError("a bug in the WS API's loop")
+
+        handler.wsapi._run = broken  # type: ignore[method-assign]
+        handler._publish_event({"type": "disconnected", "source": "wsapi", "ts_ns": 1})
+        async with asyncio.timeout(15):
+            await handler.run()
+    assert isinstance(handler.error, RuntimeError) and sink.closed
+    assert sink.events[-1]["type"] == "stopped" and handler.stats.reconnects == 0
+
+
+@sync
 async def test_bad_frames_are_dead_lettered_without_losing_neighbours() -> None:
     async with SimulatorServer(rate=3000.0) as sim:
         sink = RecordingSink()

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,27 @@ async def test_bad_requests_are_400_with_one_line_and_change_nothing() -> None:
             assert status == 405
             assert handler.live.streams() == {"btcusdt@trade", "ethusdt@bookTicker"}
             assert not events(sink, "subscribed") and not events(sink, "unsubscribed")
+
+
+class SlowTopicsSink(RecordingSink):
+    def add_streams(self, streams: Any) -> None:
+        time.sleep(0.3)  # as the Kafka sink's topic check, while the change holds the lock
+
+
+@sync
+async def test_two_changes_at_once_cannot_add_streams_that_clash() -> None:
+    """Each is checked against the streams as the one before it left them."""
+    async with SimulatorServer(rate=500.0) as sim:
+        handler = Handler(config(sim.url, streams="ethusdt@trade"), SlowTopicsSink())
+        async with running(handler):
+            answers = await asyncio.gather(
+                post(handler, orjson.dumps({"add": ["btcusdt@depth"]})),
+                post(handler, orjson.dumps({"add": ["btcusdt@depth@100ms"]})))
+            (taken,), (refused,) = [[i for i, (status, _) in enumerate(answers)
+                                     if status == code] for code in (200, 400)]
+            assert "both carry depth ids of BTCUSDT" in answers[refused][1]
+            assert handler.live.streams() == {
+                "ethusdt@trade", ("btcusdt@depth", "btcusdt@depth@100ms")[taken]}
 
 
 def test_a_connection_left_without_streams_closes_as_retired_not_shut_down(
