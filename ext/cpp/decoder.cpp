@@ -874,14 +874,18 @@ bool Decoder::Impl::combined(od::object& obj, Ctx& c, bool stream_first) {
     if (auto err = field_result.error()) return json_fail(c, err, "");
     od::field& field = field_result.value_unsafe();
     const std::string_view key = field.escaped_key();
+    // (a key met twice is refused, as at FH_FIELDS: which stream, or which data, is it?)
     if (key == "stream") {
       if (stream_read) {
         stream_read = false;
+      } else if (have_stream) {
+        return fail(c, ERR_MALFORMED_JSON, "stream");
       } else if (!stream(field.value())) {
         return false;
       }
     } else if (key == "data") {
       if (!have_stream) return fail(c, ERR_MISSING_FIELD, "stream");
+      if (have_data) return fail(c, ERR_MALFORMED_JSON, "data");
       have_data = true;
       if (info.is_array) {
         od::array arr;

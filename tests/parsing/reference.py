@@ -304,6 +304,8 @@ class Reference:
         have_data = False
         for key, value in doc:
             if key == "stream":
+                if stream is not None:  # (met twice: which one?)
+                    raise RefError("malformed_json", "stream")
                 if not isinstance(value, str):
                     raise RefError("wrong_type", "stream")
                 stream = classify_stream(value)
@@ -312,6 +314,8 @@ class Reference:
             elif key == "data":
                 if stream is None:
                     raise RefError("missing_field", "stream")
+                if have_data:
+                    raise RefError("malformed_json", "data")
                 have_data = True
                 if stream.is_array:
                     if isinstance(value, Obj) or not isinstance(value, list):

@@ -475,7 +475,7 @@ def test_failed_frames_roll_back_partial_rows() -> None:
     trade, _, _ = SAMPLES["trade"]
     data = encode(_set(trade, "t", 99999))
     for tail, reason, field in [(b',"x":tru}', "malformed_json", ""),
-                                (b',"stream":5}', "wrong_type", "stream"),
+                                (b',"stream":5}', "malformed_json", "stream"),  # twice
                                 (b"} []", "malformed_json", "")]:  # fmt: skip
         bad = b'{"stream":"bnbbtc@trade","data":' + data + tail
         _check("trade", bad, reason, field, combined=True)
@@ -502,6 +502,22 @@ def test_a_repeated_key_is_refused(kind: str) -> None:
             _check(kind, bad, "malformed_json", field, combined=combined)
             if b"tru}" not in repeated:  # (the reference reads the JSON whole first)
                 assert _reference_verdict(bad, combined, kind) == ("malformed_json", field)
+
+
+@pytest.mark.parametrize("kind", ["trade", "depth"])
+def test_a_repeated_stream_or_data_of_the_wrapper_is_refused(kind: str) -> None:
+    """Two events in one frame, or one event under two streams: which is the frame's?"""
+    payload, stream, _ = SAMPLES[kind]
+    data = encode(payload)
+    other = encode(SAMPLES["bookTicker"][0])
+    named = b'{"stream":"%s","data":' % stream.encode()
+    for bad, field in ((named + data + b',"stream":"bnbusdt@bookTicker","data":' + other + b"}",
+                        "stream"),
+                       (named + data + b',"data":' + data + b"}", "data"),
+                       (b'{"data":' + data + b',"stream":"%s","stream":"%s"}'
+                        % (stream.encode(), stream.encode()), "stream")):
+        _check(kind, bad, "malformed_json", field, combined=True)
+        assert _reference_verdict(bad, True, kind) == ("malformed_json", field)
 
 
 def _in_place_errors(frame: bytes, after: bytes) -> list[tuple[str, str, str, bytes]]:

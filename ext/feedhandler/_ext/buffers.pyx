@@ -77,9 +77,12 @@ cdef class RecordBuffers:
             self._after_burst()
 
     def flush_expired(self, int64_t now):
-        """Hand over batches whose first row is at least linger old at `now`."""
+        """Hand over batches whose first row is at least linger old at `now` (or, the wall
+        clock having stepped back past it, of an age not known: not held until it passes)."""
+        cdef int64_t started
         for k in range(<int>core.KIND_COUNT):
-            if self._batch_started[k] and now - self._batch_started[k] >= self._linger_ns[k]:
+            started = self._batch_started[k]
+            if started and (now - started >= self._linger_ns[k] or now < started):
                 self.flush_kind(k)
 
     @property
@@ -171,6 +174,6 @@ cdef class RecordBuffers:
             return self.flush_kind(kind)
         if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides
             return 0
-        if ts_recv - self._batch_started[kind] >= linger:
-            return self.flush_kind(kind)
+        if ts_recv - self._batch_started[kind] >= linger or ts_recv < self._batch_started[kind]:
+            return self.flush_kind(kind)  # (as in flush_expired)
         return 0
