@@ -166,7 +166,7 @@ class SharedMarket:
                 viewers.append(view)
         if new:
             self._on_source(lambda: self._source.subscribe(new))
-        if self._pregenerate and self._deferred is None:
+        if self._pregenerate and self._deferred is None and self._viewers:  # (not for "/ws")
             count, self._pregenerate = self._pregenerate, 0
             self._deferred = []
             self._generation = self._loop.create_task(self._generate(count))

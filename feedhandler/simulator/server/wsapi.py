@@ -493,6 +493,7 @@ class ApiConnection(WSListener):
         self._heartbeat: Heartbeat | None = None
         self._lifetime_s = math.inf
         self._lifetime: asyncio.TimerHandle | None = None
+        self._closing = False  # our close frame is sent
 
     def keep_alive(self, ping_interval_s: float, pong_timeout_s: float,
                    lifetime_s: float) -> None:
@@ -512,7 +513,11 @@ class ApiConnection(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
-            transport.send_close(frame.get_close_code())
+            # answered with 1000, as the stream connections do (echoing an empty close's
+            # "no code" would put 0 on the wire, which RFC 6455 does not allow); ours answered
+            if not self._closing:
+                self._closing = True
+                transport.send_close(WSCloseCode.OK)
             transport.disconnect()
             return
         if frame.msg_type == WSMsgType.PING:  # (picows's auto-pong is off for every connection)
@@ -568,5 +573,6 @@ class ApiConnection(WSListener):
         if self._transport is None or self._transport.is_disconnected:
             return
         self._stop_timers()
+        self._closing = True
         self._transport.send_close(WSCloseCode(code), reason.encode())
         self._loop.call_later(timeout_s, self.drop)

@@ -64,6 +64,17 @@ async def test_no_pong_closes_after_the_timeout(stub: StubFactory) -> None:
         assert sim.connections == []
 
 
+@pytest.mark.parametrize("path", ["/ws/btcusdt@trade", "/ws-api/v3"])
+async def test_a_close_without_a_code_is_answered_with_1000(path: str, stub: StubFactory) -> None:
+    """Not with the empty close's "no code", 0 on the wire, which RFC 6455 does not allow."""
+    async with SimulatorServer(source=stub, **FAST_PINGS) as sim:
+        client = await RawClient.open("127.0.0.1", sim.port, path)
+        client.send(OP_CLOSE)
+        close = await client.recv_until(OP_CLOSE, timeout=2.0)
+        assert close_code(close)[0] == 1000
+        client.close()
+
+
 async def test_unsolicited_pongs_do_not_keep_it_alive(stub: StubFactory) -> None:
     async with SimulatorServer(source=stub, **FAST_PINGS) as sim:
         client = await RawClient.open("127.0.0.1", sim.port, "/ws/btcusdt@trade")

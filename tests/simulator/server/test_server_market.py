@@ -243,6 +243,20 @@ async def test_a_connection_that_cannot_write_is_closed_past_its_backlog(
         client.close()
 
 
+async def test_a_connection_that_subscribes_later_still_gets_the_pregenerated_market() -> None:
+    """`/ws`, then SUBSCRIBE: the pre-generation waits for the first stream (it was spent on
+    the connection's empty list, and the market ran live from the start)."""
+    async with SimulatorServer(seed=7, symbols=5, rate=100, pregenerate=2000,
+                               max_incoming=50) as sim, connect(sim.url + "/ws") as ws:
+        await asyncio.sleep(0.1)
+        assert sim.market._pregenerate == 2000  # not yet spent
+        await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"],
+                                    "id": 1}).decode())
+        while "e" not in await recv_json(ws, timeout=10):  # (its reply first)
+            pass
+        assert sim.market._pregenerate == 0 and len(sim.market._ready) > 1000
+
+
 async def test_a_snapshot_asked_for_while_the_market_pregenerates_is_overloaded() -> None:
     """A worker thread moves the books meanwhile: a snapshot would be torn (or far ahead)."""
     async with SimulatorServer(seed=7, symbols=5, rate=100) as sim:
