@@ -106,7 +106,8 @@ class Handler:
         self.sink = wrap_sink(sink) if wrap_sink is not None else sink
         self.stats = HandlerStats()
         self._stop = asyncio.Event()
-        self._logged_reasons: set[str] = set()
+        # (reason, stream) -> (when its last line was logged, monotonic; rejections since)
+        self._error_lines: dict[tuple[str, str], tuple[float, int]] = {}
         self._paused = False
         self._retired_frames = 0
         self._handed: list[tuple[str, np.ndarray, int]] = []  # (kind, batch, hand-over ns)
@@ -289,11 +290,20 @@ class Handler:
     def _on_error(self, shard: int, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.stats.errors[reason] += 1
         stream = stream[:STREAM_SHOWN]
-        if reason not in self._logged_reasons:  # once per reason, with a sample
-            self._logged_reasons.add(reason)
-            log.error("shard %d: rejected frame: %s at field %r of stream %r; sample: %r "
-                      "(further %s errors are counted, not logged)", shard, reason, field,
-                      stream, frame[:200], reason)
+        # A line per reason and stream at most every ERROR_LINE_S, with a sample and how many
+        # came since the last one: a flood of bad frames does not flood the log. (A hostile
+        # peer's made-up stream names share one entry once ERROR_LINE_KEYS are taken.)
+        key = (reason, stream if len(self._error_lines) < ERROR_LINE_KEYS else "")
+        now = time.monotonic()
+        last, since = self._error_lines.get(key, (-ERROR_LINE_S, 0))
+        if now - last < ERROR_LINE_S:
+            self._error_lines[key] = (last, since + 1)
+        else:
+            self._error_lines[key] = (now, 0)
+            log.error("shard %d: rejected frame: %s at field %r of stream %r; sample: %r%s",
+                      shard, reason, field, stream, frame[:200],
+                      f" ({since} more of this reason and stream since its last line)"
+                      if since else "")
         self.sink.publish_dead_letter(reason, field, stream, frame)
 
     def _on_control(self, feed: ShardFeed, frame: bytes, leg: int) -> None:
@@ -515,6 +525,8 @@ SCHEMAS_BY_INDEX = list(SCHEMAS)
 # An unknown stream's name as the dead letter's key and fh.stream header, and in the log: the
 # frame says what it was; a name of 400 kB would make the broker refuse the dead letter.
 STREAM_SHOWN = 256
+ERROR_LINE_S = 10.0  # a rejected frame's log line: at most this often per reason and stream
+ERROR_LINE_KEYS = 1024  # (reason, stream) pairs followed apart, at most
 # Kinds whose rows are not records on a data topic (sets: an enum member is a slow lookup)
 UNPUBLISHED_KINDS = frozenset(kind.name for kind in KINDS if kind.role not in DATA_ROLES)
 GAP_KINDS = frozenset(kind.name for kind in KINDS if kind.role is Role.GAP)

@@ -233,6 +233,27 @@ def test_a_rejected_frame_is_logged_with_its_shard_and_a_bounded_stream_name(
     assert line.startswith("shard 0: rejected frame: unknown_stream") and len(line) < 1000
 
 
+def test_rejected_frames_are_logged_per_reason_and_stream_at_most_every_interval(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(handler_module.time, "monotonic", lambda: now[0])
+    sink = RecordingSink()
+    handler = Handler(config("ws://127.0.0.1:1"), sink)
+    decode = handler.shards[0].decoder.decode
+    bad = (b'{"stream":"%s@trade","data":{"e":"trade","E":1,"s":"X","t":1,"p":"x","q":"1",'
+           b'"T":1,"m":true,"M":true}}')
+    for stream in (b"btcusdt", b"btcusdt", b"btcusdt", b"ethusdt"):
+        decode(bad % stream, 1)
+    now[0] += handler_module.ERROR_LINE_S
+    decode(bad % b"btcusdt", 1)
+    lines = [r.getMessage() for r in caplog.records if "rejected frame" in r.getMessage()]
+    assert [(line.split("of stream ")[1][:15], "since its last line" in line)
+            for line in lines] == [("'btcusdt@trade'", False), ("'ethusdt@trade'", False),
+                                   ("'btcusdt@trade'", True)]
+    assert "(2 more of this reason and stream" in lines[-1]
+    assert len(sink.dead) == 5 and handler.stats.errors["bad_decimal"] == 5
+
+
 def test_a_lost_stream_connection_makes_its_books_lost_and_the_ws_apis_does_not() -> None:
     handler = Handler(load_config(None, {
         "url": "ws://127.0.0.1:9", "streams": "btcusdt@depth,ethusdt@trade", "sink": "null",
