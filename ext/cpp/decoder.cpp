@@ -450,8 +450,14 @@ struct Decoder::Impl {
     std::memset(out + s.size(), 0, width - s.size());
     return true;
   }
-  static bool symbol(od::value& v, char (&out)[kSymbolWidth], Ctx& c) {
-    return text(v, out, kSymbolWidth, c, "s", ERR_SYMBOL_TOO_LONG);
+  static bool symbol(od::value& v, char* out, Ctx& c, const char* name = "s") {
+    if (!text(v, out, kSymbolWidth, c, name, ERR_SYMBOL_TOO_LONG)) return false;
+    // A NUL inside (only "\u0000" puts one there) would make it one symbol cut at the NUL
+    // (books, held frames: symbol_of) and another whole (numpy, the Kafka key): refused.
+    for (size_t i = strnlen(out, kSymbolWidth); i < kSymbolWidth; ++i) {
+      if (out[i] != 0) return fail(c, ERR_WRONG_TYPE, name);
+    }
+    return true;
   }
   // A payload's "e" must match the kind its stream promised.
   bool check_event(od::value& v, Kind kind, Ctx& c) {
@@ -1054,7 +1060,7 @@ bool Decoder::Impl::read(od::value& v, const KeyField& f, char* row, Ctx& c) {
   }
   if constexpr (R == R_BOOL) return boolean(v, *reinterpret_cast<uint8_t*>(out), c, f.key);
   if constexpr (R == R_TEXT) return text(v, out, f.width, c, f.key, ERR_WRONG_TYPE);
-  if constexpr (R == R_SYMBOL) return text(v, out, f.width, c, f.key, ERR_SYMBOL_TOO_LONG);
+  if constexpr (R == R_SYMBOL) return symbol(v, out, c, f.key);  // (f.width: kSymbolWidth)
 }
 
 bool Decoder::Impl::depth(od::object& obj, Ctx& c) {

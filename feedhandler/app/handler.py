@@ -293,7 +293,9 @@ class Handler:
         # A line per reason and stream at most every ERROR_LINE_S, with a sample and how many
         # came since the last one: a flood of bad frames does not flood the log. (A hostile
         # peer's made-up stream names share one entry once ERROR_LINE_KEYS are taken.)
-        key = (reason, stream if len(self._error_lines) < ERROR_LINE_KEYS else "")
+        key = (reason, stream)
+        if key not in self._error_lines and len(self._error_lines) >= ERROR_LINE_KEYS:
+            key = (reason, "")
         now = time.monotonic()
         last, since = self._error_lines.get(key, (-ERROR_LINE_S, 0))
         if now - last < ERROR_LINE_S:

@@ -38,10 +38,14 @@ class RestDepth:
         url = f"{self.base_url}/api/v3/depth?{urlencode({'symbol': symbol, 'limit': limit})}"
         weight = depth_weight(limit)
         await self.budget.acquire(weight, priority)
+        pending_s = self.timeout_s  # (as the WS API client: until answered)
         try:
             status, headers, body = await in_daemon_thread(self._get, url)
+            pending_s = 0.0
         finally:
-            self.budget.complete(weight)
+            # cancelled (its thread still sends it) or failed, the GET may be counted as late
+            # as its timeout
+            self.budget.complete(weight, pending_s)
         used = headers.get(used_weight_header(self.budget.interval_s)) or ""
         if used.isdigit():
             self.budget.observe(int(used))

@@ -17,9 +17,10 @@ class KafkaMessage(Protocol):
 
 
 def decode(message: KafkaMessage) -> np.ndarray:
-    """Records of a data-topic message, as a numpy structured array of its schema's dtype.
+    """Records of a data-topic message, as a numpy structured array of its kind's current
+    schema's dtype (a message of an earlier version is converted).
 
-    The array is read-only when the message is in the `records` encoding (it views the
-    message's bytes); `.copy()` it to modify.
+    The array is read-only when the message is in the `records` encoding of the current
+    version (it views the message's bytes); `.copy()` it to modify.
     """
     return decode_value(header_dict(message.headers()), message.value() or b"")

@@ -16,7 +16,7 @@ import numpy as np
 
 from feedhandler.contract.json_lines import decode_json
 from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule, kinds_by_rule, sequence_fields
-from feedhandler.records import SCHEMAS, Schema, schema_by_name
+from feedhandler.records import SCHEMAS, Schema, in_current_layout, schema_by_name
 from feedhandler.records.schema import copied_into
 
 if TYPE_CHECKING:
@@ -255,4 +255,4 @@ def _decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     count = headers.get(H_COUNT)
     if count is not None and int(count) != len(records):
         raise ValueError(f"header says {count} records, value holds {len(records)}")
-    return records if records.dtype == schema.dtype else copied_into(schema, records)
+    return in_current_layout(schema.kind, records)

@@ -298,8 +298,7 @@ class Connection:
         if successor is None and not self._close_reported:
             # a redundant leg's hand-over is a rollover (reported once it is back in step),
             # not a lost connection; a reconnect in place of a rollover is one
-            self._report_close(link, "" if replaced in SCHEDULED_CAUSES else replaced,
-                               stop.is_set() or handed_over)
+            self._report_close(link, replaced, stop.is_set() or handed_over)
         self._close_reported = False
         return successor
 

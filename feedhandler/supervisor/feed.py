@@ -109,7 +109,8 @@ class ShardFeed:
             self.decoder.reset_sequences()
         if leg is not None:  # (a joining leg's in-step counts start from zero)
             self.decoder.leg_connected(leg)
-            self._trust({listener.leg for listener in self.listeners} or {leg}, restart=True)
+            if self.listeners:  # (with none open, the first leg to come up leads: _connected)
+                self._trust({listener.leg for listener in self.listeners}, restart=True)
 
     def trust(self, leg: int) -> None:
         """A joining redundant leg is in step (or waited rollover_overlap_s): a peer now."""
@@ -168,8 +169,7 @@ class ShardFeed:
         comes up while no other leg is open leads, before any of its frames is decoded: both
         legs may have been attempting at once, the other trusted meanwhile, and this one's
         records past a hole would have been held for a leg that is not there."""
-        if self.redundant and self.trusted != {listener.leg} and all(
-                other.leg == listener.leg for other in self.listeners):
+        if self.redundant and all(other.leg == listener.leg for other in self.listeners):
             self._trust({listener.leg}, restart=True)
         self.event("connected", url=url or self.shard.url, streams=len(self.shard.streams),
                    **self.leg_field(listener))

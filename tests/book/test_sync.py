@@ -5,6 +5,7 @@ equal to the simulator's true books."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from typing import Any, cast
@@ -512,6 +513,28 @@ async def test_rest_depth_errors_map_to_their_class() -> None:
             await rest.depth("NOSUCHPAIR", 5)
         assert len((await rest.depth("ETHUSDT", 7))["bids"]) == 7
         assert rest.budget.used() == 10
+
+
+async def test_a_rest_snapshot_given_up_keeps_its_weight_until_its_timeout_could_end() -> None:
+    """Cancelled (a resync replacing a refresh), its GET still goes out from its thread: the
+    exchange may count it as late as the request's timeout."""
+    async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # no answer meanwhile
+        writer.close()
+
+    server = await asyncio.start_server(never, "127.0.0.1", 0)
+    async with server:
+        budget = WeightBudget(6000, 60.0)
+        rest = RestDepth(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", budget,
+                         timeout_s=2.0)
+        fetch = asyncio.create_task(rest.depth("BTCUSDT", 5000))
+        await asyncio.sleep(0.1)
+        fetch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        (expires, weight), = budget._done
+        assert weight == 250
+        assert expires - asyncio.get_running_loop().time() >= 2.0 + budget.window_s - 0.05
 
 
 @pytest.mark.parametrize(("status", "blocked_s"), [(429, 60.0), (418, 120.0)])

@@ -137,7 +137,10 @@ def text(value: Any, field: str, width: int, too_long: str = "wrong_type") -> by
 
 
 def symbol(value: Any) -> bytes:
-    return text(value, "s", SYMBOL_WIDTH, "symbol_too_long")
+    data = text(value, "s", SYMBOL_WIDTH, "symbol_too_long")
+    if data.rstrip(b"\0").find(b"\0") >= 0:  # a NUL inside: not a symbol
+        raise RefError("wrong_type", "s")
+    return data
 
 
 # --- stream names ------------------------------------------------------------------------------

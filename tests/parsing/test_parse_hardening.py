@@ -520,6 +520,19 @@ def test_a_repeated_stream_or_data_of_the_wrapper_is_refused(kind: str) -> None:
         assert _reference_verdict(bad, True, kind) == ("malformed_json", field)
 
 
+@pytest.mark.parametrize("kind", ["trade", "depth", "bookTicker"])
+def test_a_symbol_with_a_nul_inside_is_refused(kind: str) -> None:
+    """Cut at the NUL it would be one symbol (books, held frames), whole another (numpy, the
+    Kafka key)."""
+    payload, stream, _ = SAMPLES[kind]
+    for combined in (False, True):
+        bad = _wrap(payload, stream, combined).replace(
+            b'"s":"%s"' % payload["s"].encode(), b'"s":"AB\\u0000C"')
+        assert b"\\u0000" in bad
+        _check(kind, bad, "wrong_type", "s", combined=combined)
+        assert _reference_verdict(bad, combined, kind) == ("wrong_type", "s")
+
+
 def _in_place_errors(frame: bytes, after: bytes) -> list[tuple[str, str, str, bytes]]:
     """The errors of `frame` read in place, with `after` behind it in the buffer."""
     errors = []

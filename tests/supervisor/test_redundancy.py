@@ -109,6 +109,21 @@ def test_the_first_leg_up_leads_when_both_were_connecting_at_once() -> None:
     asyncio.run(main())
 
 
+def test_a_leg_up_but_not_yet_served_keeps_the_lead_from_a_later_attempt() -> None:
+    """Leg A's handshake is done (its first frames may decode) before the supervisor serves it,
+    and leg B's attempt starts meanwhile: A, the one that is up, still leads."""
+    s = Legs()
+    s.feed.attempting(leg=0)
+    a = s.feed.new_listener(leg=0)
+    a.on_ws_connected(None)
+    s.feed.attempting(leg=1)
+    assert s.feed.trusted == {0}
+    s.feed.opened(a)
+    b = s.feed.new_listener(leg=1)
+    b.on_ws_connected(None)  # B joins, untrusted until in step
+    assert s.feed.trusted == {0}
+
+
 def test_lifetime_hands_over_one_leg_at_a_time() -> None:
     async def main() -> None:
         s = Legs()

@@ -192,6 +192,7 @@ def test_a_replacement_still_connecting_when_the_old_connection_ends_takes_over(
         await s.until(lambda: "disconnected" in s.types())
         closed = s.clock.now()
         # (still listed, yet gone: its books are lost now, not once the replacement is up)
+        assert s.feed.listeners == [old.listener]
         assert stopped_by([s.feed], s.events[-1]) == [s.feed]
         s.exchange.hold.set()
         await s.until(lambda: len(s.feed.listeners) == 1 and s.feed.listeners[0].leg == 1)

@@ -174,6 +174,6 @@ cdef class RecordBuffers:
             return self.flush_kind(kind)
         if self._burst and linger == 0:  # burst mode: 0 = no cap, the burst end decides
             return 0
-        if ts_recv - self._batch_started[kind] >= linger or ts_recv < self._batch_started[kind]:
-            return self.flush_kind(kind)  # (as in flush_expired)
+        if ts_recv - self._batch_started[kind] >= linger:
+            return self.flush_kind(kind)
         return 0

@@ -242,9 +242,9 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
 
 cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
     """The symbol up to its last byte that is not NUL, as numpy reads the column (and the
-    other encodings key by): rows are grouped on all `width` bytes, so a symbol with a NUL
-    inside must not share its key with the one cut there (its messages would then be out
-    of order under that key)."""
+    other encodings key by). The decoder refuses a symbol with a NUL inside; rows made
+    otherwise are grouped on all `width` bytes, and one cut at a NUL would share another's
+    key, out of order with its messages."""
     while width and symbol[width - 1] == 0:
         width -= 1
     return width
