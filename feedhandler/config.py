@@ -542,7 +542,7 @@ class HandlerConfig(Section):
     def _shard_in_range(self) -> HandlerConfig:
         if self.shard_index >= self.shard_count:
             raise Invalid("shard_index", f"must be below shard_count ({self.shard_count})")
-        count = len(set(self.streams))
+        count = len(set(self.named_streams()))
         # (plan.replica_part gives each replica a run of the streams: some get none when
         # there are more replicas than streams)
         if not self.universe.kinds and self.shard_count > count:
@@ -592,7 +592,7 @@ class HandlerConfig(Section):
             needs.append((CONNECT_WEIGHT, "a WebSocket API connection"))
         return needs
 
-    def _named_streams(self) -> list[str]:
+    def named_streams(self) -> list[str]:
         """The streams configured: a URL's that names them, else `streams`."""
         return url_streams(self.url) or self.streams
 
@@ -619,7 +619,7 @@ class HandlerConfig(Section):
         # nothing, silently
         if not self.book.snapshots:
             return self
-        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or self._named_streams()
+        streams = [f"x@{suffix}" for suffix in self.universe.kinds] or self.named_streams()
         kinds = {stream.kind for stream in map(parse_stream, streams) if stream}
         if "depth" not in kinds:
             raise Invalid("book.snapshots", "no diff-depth stream (`<symbol>@depth`, "
@@ -635,7 +635,7 @@ class HandlerConfig(Section):
         book, wsapi = self.book, self.wsapi
         if not (book.snapshots and book.refresh_s > 0) or self.universe.kinds:
             return self
-        mine = replica_part(set(self._named_streams()), self.shard_index, self.shard_count)
+        mine = replica_part(set(self.named_streams()), self.shard_index, self.shard_count)
         symbols = {s.symbol for s in map(parse_stream, mine) if s and s.kind == "depth"}
         weight = depth_weight(book.snapshot_limit)
         per_window = refresh_ceiling(wsapi.weight_limit, weight) // weight
@@ -651,9 +651,32 @@ class HandlerConfig(Section):
 
     @model_validator(mode="after")
     def _symbol_topics_known(self) -> HandlerConfig:
-        problem = unknown_topics(self, self.streams)
+        problem = unknown_topics(self, self.named_streams())
         if problem:
             raise Invalid("kafka.topic_template", problem)
+        return self
+
+    @model_validator(mode="after")
+    def _url_used_as_it_is(self) -> HandlerConfig:
+        # A URL that names its streams is one connection of this replica's, used as it is:
+        # its timeUnit, not connection.time_unit, says what the exchange sends, and the
+        # decoder scales by the latter (a mismatch would be every time off by 1000)
+        named = url_streams(self.url)
+        if named is None:
+            return self
+        query = dict(p.partition("=")[::2] for p in urlsplit(self.url).query.split("&"))
+        given = query.get("timeUnit", "")
+        unit = "us" if given.upper() == "MICROSECOND" else "ms"
+        if self.connection.time_unit != unit:
+            raise Invalid("connection.time_unit", f"must be {unit}, the url's timeUnit "
+                          f"({given or 'none: milliseconds'}), which is used as it is")
+        if self.shard_count > 1:
+            raise Invalid("shard_count", "must be 1 with a url that names its streams (each "
+                                         "replica would read them all: give the base URL)")
+        if len(named) > self.connection.streams_per_connection:
+            raise Invalid("url", f"names {len(named)} streams, more than one connection's "
+                                 f"connection.streams_per_connection "
+                                 f"({self.connection.streams_per_connection})")
         return self
 
     @model_validator(mode="after")

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.action == "check":
         plan = (f"universe {','.join(config.universe.kinds)}" if config.universe.kinds
-                else f"{len(config.streams)} streams")
+                else f"{len(config.named_streams())} streams")
         print(f"{args.file}: OK ({plan}, sink {config.sink})")
         return 0
     rows = describe(config, origins)

@@ -85,6 +85,18 @@ BAD: list[tuple[str, dict[str, str], str]] = [
      "kafka.producer.queue.buffering.max.kbytes: must be at least 1029 with kafka.encoding: "
      "raw, which never splits a frame (connection.max_frame_bytes 1048576), got 1000 "
      "(c.yaml:1)"),
+    ("url: wss://stream.binance.com:9443/ws/btcusdt@trade\nconnection: {time_unit: us}\n", {},
+     "connection.time_unit: must be ms, the url's timeUnit (none: milliseconds), which is used "
+     'as it is, got "us" (c.yaml:2)'),
+    ("url: wss://x:9443/stream?streams=btcusdt@trade&timeUnit=MICROSECOND\n", {},
+     "connection.time_unit: must be us, the url's timeUnit (MICROSECOND), which is used as it "
+     "is, got the default"),
+    ("url: wss://x:9443/ws/btcusdt@trade/ethusdt@trade\nshard_count: 2\n", {},
+     "shard_count: must be 1 with a url that names its streams (each replica would read them "
+     "all: give the base URL), got 2 (c.yaml:2)"),
+    ("url: wss://x:9443/ws/!miniTicker@arr\nkafka: {topic_template: 'x.{kind}.{symbol}'}\n", {},
+     "kafka.topic_template: {symbol} with an all-market stream (!miniTicker@arr) would make a "
+     "topic per symbol of the market"),
     ("streams: ['!miniTicker@arr']\nkafka: {topic_template: 'x.{kind}.{symbol}'}\n", {},
      "kafka.topic_template: {symbol} with an all-market stream (!miniTicker@arr) would make a "
      "topic per symbol of the market, which cannot be created or checked on start (give a "

@@ -82,7 +82,7 @@ def make_sink(config: HandlerConfig,
     kafka = config.kafka
     derived = ("book",) if config.book.publish else ()
     return KafkaSink(kafka, config.instance or socket.gethostname(), config.connection.time_unit,
-                     data_topics(config.streams, kafka.topic_template, kafka.exchange,
+                     data_topics(config.named_streams(), kafka.topic_template, kafka.exchange,
                                  kafka.market, derived), on_ack_latency, derived)
 
 
@@ -125,7 +125,7 @@ class Handler:
         self._epochs = itertools.count(1)  # every connection attempt of the instance its own
         self.shards = [
             self._feed(shard)
-            for shard in plan(config.url, config.streams,
+            for shard in plan(config.url, config.named_streams(),
                               config.connection.streams_per_connection,
                               config.connection.time_unit, config.shard_index, config.shard_count)
         ]
@@ -449,7 +449,7 @@ class Handler:
         kinds = self.config.universe.kinds
         log.info("decoder SIMD kernel: %s; %s; sink=%s", SIMD_KERNEL,
                  f"universe {kinds} from exchangeInfo" if kinds
-                 else f"{len(self.config.streams)} streams", self.config.sink)
+                 else f"{len(self.config.named_streams())} streams", self.config.sink)
         # the loop's handlers while it runs, then those from before (the command line's keep
         # a late signal from turning exit 0 into 143; in-process users get theirs back)
         previous = SavedHandlers()

@@ -91,21 +91,25 @@ class HandlerBooks:
         once `interval_ms` has passed."""
         for symbol, first_update_id, why in self.books.take_wants():
             self._want(symbol, first_update_id, why)
-        now = time.time_ns()
-        if now >= self._next_ns:
-            self._next_ns = now + self._interval_ns
-            self.publish(now)
+        # (timed on the monotonic clock: a wall clock stepped back must not stop publishing)
+        tick = time.monotonic_ns()
+        if tick >= self._next_ns:
+            self._next_ns = tick + self._interval_ns
+            self.publish(tick_ns=tick)
 
-    def publish(self, now_ns: int | None = None) -> None:
-        """The changed valid books' tops, and the alerts due, now."""
+    def publish(self, now_ns: int | None = None, tick_ns: int | None = None) -> None:
+        """The changed valid books' tops, and the alerts due, now: `now_ns` on the wall clock
+        (their records' and events' time), `tick_ns` on the monotonic one (the alerts' rate
+        limit: a wall clock stepped back must not hold them)."""
         now = time.time_ns() if now_ns is None else now_ns
+        tick = time.monotonic_ns() if tick_ns is None else tick_ns
         rows = self.books.take_tops(self._top_n, now)
         if self._disconnected or self._held:
             rows = self._hold_disconnected(rows, now)
         if len(rows):
             self.records += len(rows)
             self._publish(rows)
-        for symbol, crossed, mismatches in self.books.take_alerts(now, self._alert_interval_ns):
+        for symbol, crossed, mismatches in self.books.take_alerts(tick, self._alert_interval_ns):
             status = self.books.status(symbol)
             if crossed:
                 at = status["crossed_at"]

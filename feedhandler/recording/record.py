@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     def make_handler() -> Handler:
         config = load_from_args(args)
         # (with universe.kinds the plan starts empty: the streams come as they are added)
-        streams = [] if config.universe.kinds else sorted(set(config.streams))
+        streams = [] if config.universe.kinds else sorted(set(config.named_streams()))
         meta = {"url": config.url, "streams": streams,
                 "time_unit": config.connection.time_unit,
                 "shard_index": config.shard_index, "shard_count": config.shard_count,

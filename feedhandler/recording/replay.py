@@ -199,6 +199,8 @@ def replay_config(args: argparse.Namespace, paths: Sequence[Path]) -> HandlerCon
         # snapshots are the exchange's book now, not the recording's (and a url the
         # recording's exchange's WS API would not be)
         "book.snapshots": False, "book.publish": False,
+        # the recording's streams, not the universe's of the config it was made with
+        "universe.kinds": [],
         # one shard: it replays every file
         "connection.streams_per_connection": 1024,
         "url": "ws://replay.invalid"}

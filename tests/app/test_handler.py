@@ -254,6 +254,13 @@ def test_rejected_frames_are_logged_per_reason_and_stream_at_most_every_interval
     assert len(sink.dead) == 5 and handler.stats.errors["bad_decimal"] == 5
 
 
+def test_a_url_that_names_its_streams_is_one_connection_of_those_streams() -> None:
+    url = "wss://stream.binance.com:9443/stream?streams=ethusdt@trade/btcusdt@depth"
+    handler = Handler(load_config(None, {"url": url, "sink": "null"}, environ={}))
+    ((streams, shard_url),) = [(feed.shard.streams, feed.shard.url) for feed in handler.shards]
+    assert streams == ("btcusdt@depth", "ethusdt@trade") and shard_url == url
+
+
 def test_a_lost_stream_connection_makes_its_books_lost_and_the_ws_apis_does_not() -> None:
     handler = Handler(load_config(None, {
         "url": "ws://127.0.0.1:9", "streams": "btcusdt@depth,ethusdt@trade", "sink": "null",

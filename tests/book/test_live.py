@@ -5,6 +5,7 @@ that disagree with the book at their update id are counted and evented, rate-lim
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,21 @@ def test_tickers_are_compared_at_their_own_update_id_only() -> None:
     assert books.status("X")["tickers_uncovered"] == 2
 
 
+def test_a_wall_clock_stepped_back_does_not_stop_publishing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    published: list[np.ndarray] = []
+    config = BookConfig(snapshots=True, publish=True, top_n=2, interval_ms=1)
+    live = HandlerBooks(config, published.append, lambda event: None, lambda *want: None)
+    live.on_depth(snap("X", 1, [("5", "1")], [("6", "1")]))
+    live.service()
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 3600 * SECOND)  # an NTP step
+    live.on_depth(diff("X", 2, 2, bids=[("5.5", "1")]))
+    time.sleep(0.002)
+    live.service()
+    assert [rows["update_id"].tolist() for rows in published] == [[1], [2]]
+
+
 def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
     published: list[np.ndarray] = []
     events: list[dict[str, Any]] = []
@@ -147,7 +163,7 @@ def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
     live.on_depth(snap("X", 1, [("5", "1"), ("4", "1"), ("3", "1")], [("6", "1")]))
     live.on_depth(diff("X", 2, 2, bids=[("6.5", "1")]))  # crossed
     live.on_book_ticker(ticker("X", 2, ("6.5", "1"), ("6", "2")))  # ask qty differs
-    live.publish(1 * SECOND)
+    live.publish(1 * SECOND, 1 * SECOND)
     (rows,) = published
     assert rows.dtype == SCHEMAS["book"].dtype and rows["bid_count"].tolist() == [2]
     assert [e["type"] for e in events] == ["book_crossed", "book_ticker_mismatch"]
@@ -157,9 +173,9 @@ def test_handler_books_publish_changed_tops_and_rate_limited_events() -> None:
     assert events[1]["ticker"] == ["6.50000000", "1.00000000", "6.00000000", "2.00000000"]
     assert events[1]["book"] == ["6.50000000", "1.00000000", "6.00000000", "1.00000000"]
     live.on_depth(diff("X", 3, 3, bids=[("6.6", "1")]))  # crossed again, within 10 s
-    live.publish(2 * SECOND)
+    live.publish(2 * SECOND, 2 * SECOND)
     assert len(events) == 2 and len(published) == 2
-    live.publish(12 * SECOND)  # due now: the count since the last event
+    live.publish(12 * SECOND, 12 * SECOND)  # due now: the count since the last event
     assert events[2]["type"] == "book_crossed" and events[2]["count"] == 1
     assert events[2]["total"] == 2 and len(published) == 2  # the book did not change
     summary = live.summary()
@@ -180,7 +196,7 @@ def test_a_book_whose_stream_was_lost_is_neither_published_nor_valid_until_a_sna
     disconnected.add("X")  # (SnapshotSync.lost)
     for symbol in ("X", "Y"):
         live.on_depth(diff(symbol, 2, 2, bids=[("5", "2")]))  # following on, after the loss
-    live.publish(1 * SECOND)
+    live.publish(1 * SECOND, 1 * SECOND)
     (rows,) = published
     assert [bytes(s) for s in rows["symbol"]] == [b"Y"]
     assert live.summary()["valid"] == 1

@@ -179,6 +179,11 @@ def test_replay_command_summary_and_errors(tmp_path: Path,
     (tmp_path / "us.yaml").write_text("connection: {time_unit: us}\n")
     assert main(["replay", us, a, "--config", str(tmp_path / "us.yaml"), "--fast", "--sink",
                  "null"]) == 0
+    # the config a universe run was recorded with: the recording's streams, not a universe
+    (tmp_path / "universe.yaml").write_text(
+        "universe: {kinds: [trade]}\nwsapi: {url: 'ws://127.0.0.1:9/ws-api/v3'}\n")
+    assert main(["replay", a, "--config", str(tmp_path / "universe.yaml"), "--fast", "--sink",
+                 "null"]) == 0
 
 
 def recording(path: Path, frames: list[bytes], span_ns: int = 1_000_000) -> None:
