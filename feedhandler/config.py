@@ -491,7 +491,8 @@ def unknown_topics(config: HandlerConfig, streams: Iterable[str]) -> str:
 class HandlerConfig(Section):
     url: str = "wss://stream.binance.com:9443"
     """exchange base URL; /stream?streams=... is built per connection (a URL with a path is
-    used as is)"""
+    used as is: one connection, its streams the handler's, its timeUnit that of
+    connection.time_unit)"""
     streams: Annotated[list[Text], Field(min_length=1), BeforeValidator(_comma_list)] = \
         Field(default_factory=lambda: ["btcusdt@bookTicker"])
     """Binance stream names (a list, or comma-separated)"""
