@@ -38,6 +38,7 @@ from feedhandler.contract.streams import (
     parse_stream,
     suffix_clash,
     url_streams,
+    url_time_unit,
 )
 from feedhandler.supervisor.plan import replica_part
 from feedhandler.wsapi.budget import refresh_ceiling
@@ -665,9 +666,7 @@ class HandlerConfig(Section):
         named = url_streams(self.url)
         if named is None:
             return self
-        query = dict(p.partition("=")[::2] for p in urlsplit(self.url).query.split("&"))
-        given = query.get("timeUnit", "")
-        unit = "us" if given.upper() == "MICROSECOND" else "ms"
+        unit, given = url_time_unit(self.url)
         if self.connection.time_unit != unit:
             raise Invalid("connection.time_unit", f"must be {unit}, the url's timeUnit "
                           f"({given or 'none: milliseconds'}), which is used as it is")

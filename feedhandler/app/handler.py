@@ -33,6 +33,7 @@ from feedhandler.book.sync import DepthSource, SnapshotSync
 from feedhandler.config import ConfigError, HandlerConfig
 from feedhandler.contract import Frames, data_topics, stream_kind
 from feedhandler.contract.kinds import DATA_ROLES, KINDS, Role
+from feedhandler.logs import Throttle
 from feedhandler.records import SCHEMAS
 from feedhandler.signals import SavedHandlers
 from feedhandler.sinks.base import Sink
@@ -106,8 +107,7 @@ class Handler:
         self.sink = wrap_sink(sink) if wrap_sink is not None else sink
         self.stats = HandlerStats()
         self._stop = asyncio.Event()
-        # (reason, stream) -> (when its last line was logged, monotonic; rejections since)
-        self._error_lines: dict[tuple[str, str], tuple[float, int]] = {}
+        self._error_lines = Throttle(ERROR_LINE_S)  # per (reason, stream)
         self._paused = False
         self._retired_frames = 0
         self._handed: list[tuple[str, np.ndarray, int]] = []  # (kind, batch, hand-over ns)
@@ -296,16 +296,12 @@ class Handler:
         key = (reason, stream)
         if key not in self._error_lines and len(self._error_lines) >= ERROR_LINE_KEYS:
             key = (reason, "")
-        now = time.monotonic()
-        last, since = self._error_lines.get(key, (-ERROR_LINE_S, 0))
-        if now - last < ERROR_LINE_S:
-            self._error_lines[key] = (last, since + 1)
-        else:
-            self._error_lines[key] = (now, 0)
+        rejected = self._error_lines.due(key)
+        if rejected is not None:
             log.error("shard %d: rejected frame: %s at field %r of stream %r; sample: %r%s",
                       shard, reason, field, stream, frame[:200],
-                      f" ({since} more of this reason and stream since its last line)"
-                      if since else "")
+                      f" ({rejected - 1} more of this reason and stream since its last line)"
+                      if rejected > 1 else "")
         self.sink.publish_dead_letter(reason, field, stream, frame)
 
     def _on_control(self, feed: ShardFeed, frame: bytes, leg: int) -> None:

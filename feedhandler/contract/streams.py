@@ -131,6 +131,18 @@ def _clashes(names: Iterable[str]) -> Iterator[tuple[str, str, str, str]]:
             taken[(stream.kind, stream.symbol)] = name
 
 
+def url_time_unit(url: str) -> tuple[str, str]:
+    """(`ms` or `us`, the `timeUnit` text as given, "" for none) of a URL: what its streams'
+    times are in."""
+    given = _query(urlsplit(url).query).get("timeUnit", "")
+    return ("us" if given.upper() == "MICROSECOND" else "ms"), given
+
+
+def _query(query: str) -> dict[str, str]:
+    # not parse_qs: it would read the `+` of `kline_1h@+08:00` as a space
+    return dict(p.partition("=")[::2] for p in query.split("&"))
+
+
 def url_streams(url: str) -> list[str] | None:
     """The streams a URL with a path names (`/ws/<a>/<b>`, `/stream?streams=a/b`); None for a
     base URL (streams come from the configuration). ValueError if it has a path but no stream."""
@@ -141,9 +153,7 @@ def url_streams(url: str) -> list[str] | None:
     if path.startswith("/ws/"):
         names = path[len("/ws/"):].split("/")
     elif path.rstrip("/") == "/stream":
-        # not parse_qs: it would read the `+` of `kline_1h@+08:00` as a space
-        query = dict(p.partition("=")[::2] for p in parts.query.split("&"))
-        names = unquote(query.get("streams", "")).split("/")
+        names = unquote(_query(parts.query).get("streams", "")).split("/")
     else:
         names = []
     names = [n for n in names if n]

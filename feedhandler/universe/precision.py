@@ -26,6 +26,7 @@ import numpy as np
 
 from feedhandler._ext.publish import group_rows
 from feedhandler.contract.kinds import KINDS
+from feedhandler.logs import Throttle
 from feedhandler.records import SCHEMAS, to_str, wide_to_int
 from feedhandler.universe.symbols import SymbolInfo
 
@@ -53,8 +54,7 @@ class PrecisionCheck:
         # symbol -> divisors (tick, step); 1 where the rule is off: every value is a multiple
         self._divisors: dict[bytes, tuple[int, int]] = {}
         self._on_event = on_event
-        self._clock = clock
-        self._reported: dict[tuple[str, str], tuple[float, int]] = {}  # -> (when, count then)
+        self._events = Throttle(EVENT_INTERVAL_S, clock)  # per (kind, symbol)
 
     def update(self, symbols: Iterable[SymbolInfo]) -> None:
         """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
@@ -104,14 +104,12 @@ class PrecisionCheck:
                size: int) -> None:
         key = (kind, symbol)
         self.violations[key] += count
-        now = self._clock()
-        when, then = self._reported.get(key, (-EVENT_INTERVAL_S, 0))
-        if now - when < EVENT_INTERVAL_S:
+        since = self._events.due(key, count)
+        if since is None:
             return
-        self._reported[key] = (now, self.violations[key])
         event = {"type": "precision_violation", "kind": kind, "symbol": symbol,
                  "field": column, "value": to_str(value), "grid": grid, "size": to_str(size),
-                 "count": self.violations[key] - then}
+                 "count": since}
         log.warning("%s %s: %s %s is not a multiple of the %s size %s (%d off-grid values "
                     "since the last report; published as sent, counted)", kind, symbol,
                     column, event["value"], grid, event["size"], event["count"])
