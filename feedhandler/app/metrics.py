@@ -206,6 +206,10 @@ SINK_METRICS: dict[str, tuple[str, Spec]] = {
         "gauge", ("stage", "quantile"),
         "librdkafka latency percentiles, worst broker, last statistics window: queue (in "
         "librdkafka), send (socket buffer), ack (produce request round trip).")),
+    "wakeups_per_request": ("broker_wakeups_per_request", Spec(
+        "gauge", (), "librdkafka's broker threads: poll-loop wake-ups per request sent, worst "
+        "broker, last statistics window; about 1, far above while a thread spins waiting for "
+        "an acknowledgement (logged).")),
 }
 
 

@@ -221,15 +221,21 @@ core it runs at once). On the 2-vCPU
 benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
 0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
 with a linger it is then late to its timer, so the throughput profile leaves it at 0.
-librdkafka's idempotent producer keeps one produce request in flight per partition, and
-while a due batch waits for that request's acknowledgement its broker thread polls without
-sleeping. So if acknowledgements take longer than `linger.ms` (a busy or distant broker),
-that thread burns CPU at high rates (`top -H` shows it as `rdk:broker…`; on the benchmark VM
-up to 0.37 s per million frames instead of 0.07-0.12): compare the ack latency (the
-summary's `sink.latency_us.ack`, `/metrics`) with `kafka.linger_ms`; the handler's log says
-so when the ack p50 exceeds a non-zero linger (at most every 10 minutes). By librdkafka's source,
-a linger above it lets the thread sleep, at that much more latency when rates are low
-(`bench/BENCHMARKS.md`, "Kafka path").
+librdkafka's idempotent producer sends a partition's next produce request only once fewer than
+5 of its messages are in flight (in effect one request at a time; librdkafka pull request
+#4989), and while a ready batch waits for that acknowledgement its broker thread polls
+without sleeping. A batch is ready once it has waited `linger.ms` or filled `batch.size`, so
+the thread spins whenever acknowledgements take longer than either (a busy, cold or distant
+broker; in the latency profile, linger 0, at moderate rates already): `top -H` shows it as
+`rdk:broker…`. On the benchmark VM that thread took 0.53-0.58 s of CPU for 1.5 M frames
+against a cold broker, 0.13-0.16 s against a warm one, and in the latency profile at 10k
+msgs/s its spinning was most of its CPU. The handler
+measures it from librdkafka's statistics: poll-loop wake-ups per request sent
+(`sink.wakeups_per_request` in the summary, `feedhandler_sink_broker_wakeups_per_request`;
+about 1 while the thread sleeps) and says so in its log when a thread spins (at most every 10
+minutes). By librdkafka's source a `kafka.linger_ms` above the acknowledgement time, with a
+`kafka.batch_bytes` that holds a linger's messages, lets the thread sleep, at that much more
+latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,
 logged once per error, and published as `delivery_failed` events); successes are counted as
 produced - failed - still in flight, exact once the producer is flushed, and the queue / send /

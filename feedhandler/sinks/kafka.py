@@ -66,6 +66,7 @@ from feedhandler.contract import (
     wire_records,
 )
 from feedhandler.contract.json_lines import encode_json
+from feedhandler.logs import Throttle
 from feedhandler.records import SCHEMAS, Schema
 from feedhandler.sinks.topics import ensure_topics, kafka_client
 
@@ -82,11 +83,17 @@ STATISTICS_INTERVAL_MS = 5_000
 BACKLOG_ENTRY_BYTES = 1024
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
 LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
-# While an acknowledgement takes longer than linger.ms, librdkafka's broker thread polls without
-# sleeping (its idempotent producer keeps one request in flight a partition; librdkafka pull
-# request #4989): 3-10x its usual CPU here (bench/BENCHMARKS.md, Kafka path, ninth session).
-# Said in the log, at most this often.
-SLOW_ACKS_WARNING_S = 600.0
+# librdkafka's broker thread polls without sleeping while a partition's next batch is ready and
+# waits for the request in flight: its idempotent producer sends a partition's next request only
+# once fewer than 5 of its messages are in flight (librdkafka pull request #4989), so a batch
+# that reaches linger.ms, or fills batch.size, before the acknowledgement makes it spin (3-10x
+# its usual CPU, and most of it in the latency profile at 10k msgs/s: bench/BENCHMARKS.md, Kafka
+# path, ninth and twenty-fifth sessions). Its statistics show it: about one poll-loop wake-up per
+# request sent otherwise, 37-260 while spinning there. Said in the log at most every
+# SPIN_WARNING_S.
+SPIN_WAKEUPS_PER_REQUEST = 10
+SPIN_WAKEUPS_PER_S = 1_000
+SPIN_WARNING_S = 600.0
 
 
 # librdkafka settings per `kafka.profile`; kafka.compression / kafka.linger_ms and
@@ -172,6 +179,7 @@ class DeliveryStats:
     backlog_peak_bytes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latency_us: dict[str, dict[str, int]] = field(default_factory=dict)  # see LATENCIES
+    wakeups_per_request: float = 0.0  # worst broker, last statistics window (see SPIN_*)
 
     def summary(self, in_flight: int) -> dict[str, Any]:
         """`in_flight`: messages librdkafka still holds; acknowledged counts exclude them
@@ -184,6 +192,7 @@ class DeliveryStats:
             "records_failed": self.records_failed,
             "buffer_full": self.buffer_full, "backlog_peak_bytes": self.backlog_peak_bytes,
             "errors": dict(self.errors), "latency_us": self.latency_us,
+            "wakeups_per_request": self.wakeups_per_request,
         }
 
 
@@ -214,7 +223,9 @@ class KafkaSink:
         self._fatal: KafkaError | None = None
         settings = producer_config(config, instance)
         self._linger_ms = float(settings.get("linger.ms", 5))  # (librdkafka's default)
-        self._slow_acks_warned = -SLOW_ACKS_WARNING_S
+        self._batch_bytes = int(settings["batch.size"])
+        self._polling: dict[str, tuple[int, int, int]] = {}  # broker -> (ts, wakeups, requests)
+        self._spin_warnings = Throttle(SPIN_WARNING_S)
         self._producer = kafka_client(Producer, settings, logger=log, on_failure=self._failed,
                                       on_statistics=self._on_statistics, on_error=self._on_error)
         if nice:
@@ -515,20 +526,39 @@ class KafkaSink:
             log.warning("kafka: %s", err.str())
 
     def _on_statistics(self, text: str) -> None:
-        brokers = [b for b in orjson.loads(text).get("brokers", {}).values() if b["nodeid"] >= 0]
+        statistics = orjson.loads(text)
+        brokers = [b for b in statistics.get("brokers", {}).values() if b["nodeid"] >= 0]
         self.stats.latency_us = {
             name: {p: max(int(b[window][p]) for b in brokers) for p in ("p50", "p99")}
             for name, window in LATENCIES.items()
         } if brokers else {}
-        acked = [b for b in brokers if b["rtt"]["cnt"]]
-        ack_ms = max((b["rtt"]["p50"] for b in acked), default=0) / 1000
-        now = time.monotonic()
-        if 0 < self._linger_ms < ack_ms and now - self._slow_acks_warned >= SLOW_ACKS_WARNING_S:
-            self._slow_acks_warned = now
-            log.warning("kafka: acknowledgements take %.1f ms (p50) against linger.ms %g: "
-                        "librdkafka's broker thread spins while it waits for them (more CPU "
-                        "for the handler); a kafka.linger_ms above the acknowledgement time "
-                        "avoids it", ack_ms, self._linger_ms)
+        self._check_polling(int(statistics.get("ts", 0)), brokers)
+
+    def _check_polling(self, ts_us: int, brokers: list[dict[str, Any]]) -> None:
+        """Wake-ups of each broker thread per request it sent since the last statistics
+        (`ts_us`: librdkafka's clock); a thread that spins is said in the log."""
+        worst, spinning = 0.0, None
+        for broker in brokers:
+            now = (ts_us, int(broker.get("wakeups", 0)), int(broker.get("tx", 0)))
+            before = self._polling.get(broker["name"])
+            self._polling[broker["name"]] = now
+            if before is None or now[0] <= before[0]:
+                continue
+            wakeups, sent = now[1] - before[1], now[2] - before[2]
+            per_request, per_s = wakeups / max(sent, 1), wakeups * 1e6 / (now[0] - before[0])
+            worst = max(worst, per_request)
+            if per_request >= SPIN_WAKEUPS_PER_REQUEST and per_s >= SPIN_WAKEUPS_PER_S:
+                spinning = (broker["name"], per_s, per_request, broker["rtt"]["p50"] / 1000)
+        self.stats.wakeups_per_request = worst
+        if spinning is not None and self._spin_warnings.due("spin") is not None:
+            log.warning("kafka: librdkafka's broker thread for %s polls without sleeping (%.0f "
+                        "wake-ups a second, %.0f per request sent): with idempotence it sends a "
+                        "partition's next request only once fewer than 5 of its messages are in "
+                        "flight, and polls while a ready batch waits for an acknowledgement "
+                        "(%.1f ms p50). A kafka.linger_ms above that time, with a "
+                        "kafka.batch_bytes that holds a linger's messages, avoids it at that "
+                        "much latency (now linger.ms %g, batch.size %d)",
+                        *spinning, self._linger_ms, self._batch_bytes)
 
     def _refused(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
         """produce() refused the message: produced and failed at once, so that delivered

@@ -359,31 +359,43 @@ def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
     latency = sink.stats.latency_us
     assert set(latency) == {"queue", "send", "ack"}
     assert 0 < latency["ack"]["p50"] <= latency["ack"]["p99"] < 30_000_000
+    while not sink.stats.wakeups_per_request and time.monotonic() < deadline:
+        sink.service()  # (a window with requests after the first, which has no window before)
+        time.sleep(0.05)
+    assert 0 < sink.stats.wakeups_per_request < 1_000  # librdkafka reports what is compared
     drain(sink)
 
 
-def test_acknowledgements_slower_than_linger_are_said_in_the_log_at_most_every_10_min(
+def test_a_spinning_broker_thread_is_measured_and_said_in_the_log_at_most_every_10_min(
         kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
     sink = new_sink(kafka_config(kafka_bootstrap, linger_ms=2))
 
-    def statistics(ack_p50_us: int, acks: int = 10) -> str:
-        windows = {name: {"p50": ack_p50_us, "p99": ack_p50_us, "cnt": acks}
+    def statistics(seconds: float, wakeups: int, requests: int) -> str:
+        windows = {name: {"p50": 7_250, "p99": 9_000, "cnt": 10}
                    for name in ("int_latency", "outbuf_latency", "rtt")}
-        return orjson.dumps({"brokers": {"b1": {"nodeid": 1, **windows},
-                                         "bootstrap": {"nodeid": -1, **windows}}}).decode()
+        counts = {"wakeups": wakeups, "tx": requests}
+        return orjson.dumps({"ts": int(seconds * 1e6), "brokers": {
+            "b1": {"name": "127.0.0.1:9092/1", "nodeid": 1, **windows, **counts},
+            "bootstrap": {"name": "bootstrap", "nodeid": -1, **windows, **counts}}}).decode()
 
     def said() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.name == "feedhandler.sinks.kafka"]
 
     with caplog.at_level("WARNING", logger="feedhandler.sinks.kafka"):
-        sink._on_statistics(statistics(1_500))  # within linger: nothing to say
-        sink._on_statistics(statistics(9_000, acks=0))  # no acknowledgement in the window
+        sink._on_statistics(statistics(100, 1_000, 900))  # the first: nothing to compare with
+        sink._on_statistics(statistics(105, 2_200, 1_900))  # 1.2 a request: sleeping
+        assert sink.summary()["wakeups_per_request"] == 1.2
+        sink._on_statistics(statistics(110, 3_000, 1_900))  # 800 wake-ups, no request: idle
         assert not said()
-        sink._on_statistics(statistics(7_250))
-        sink._on_statistics(statistics(8_000))  # said once
+        sink._on_statistics(statistics(115, 153_000, 3_900))  # 75 a request, 30,000 a second
+        assert sink.summary()["wakeups_per_request"] == 75
+        sink._on_statistics(statistics(120, 303_000, 5_900))  # said once
     (record,) = said()
-    assert "take 7.2 ms (p50) against linger.ms 2" in record.getMessage()
-    assert sink.stats.latency_us["ack"] == {"p50": 8_000, "p99": 8_000}
+    assert record.getMessage().startswith(
+        "kafka: librdkafka's broker thread for 127.0.0.1:9092/1 polls without sleeping (30000 "
+        "wake-ups a second, 75 per request sent)")
+    assert "(7.2 ms p50)" in record.getMessage()
+    assert "(now linger.ms 2, batch.size 1048576)" in record.getMessage()
     drain(sink)
 
 
