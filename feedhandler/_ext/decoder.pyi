@@ -14,6 +14,8 @@ SIMD_KERNEL: str
 BOTH_LEGS: int  # set_overlap: A/B redundancy, first arrival wins
 HOLD_NS: int  # records past a hole wait this long for the other leg to fill it
 HOLD_BYTES: int  # ... and hold at most this many bytes of frames
+COPY_WINDOW_NS: int  # a rejected frame the other connection delivered this recently: its copy
+COPY_DIGESTS: int  # ... among at most this many rejected frames remembered
 LEAD_BOUNDS_NS: tuple[int, ...]  # leg_counts: upper bounds of the lead buckets
 DTYPES: tuple[np.dtype[Any], ...]
 
@@ -29,6 +31,7 @@ def parse_decimal(text: bytes, wide: bool = False) -> int: ...
 class Decoder:
     frames: int  # read-only
     redecoded: int  # read-only: held frames decoded again
+    rejected_copies: int  # read-only: rejected frames the other connection delivered too
     buffers: RecordBuffers  # read-only
 
     def __init__(

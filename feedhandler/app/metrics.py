@@ -88,6 +88,10 @@ METRICS: dict[str, Spec] = {
     "feedhandler_duplicates_dropped_total": Spec(
         "counter", ("shard",),
         "Records both connections of a rollover (or both A/B legs) delivered, published once."),
+    "feedhandler_rejected_copies_total": Spec(
+        "counter", ("shard",),
+        "Rejected frames both connections of a rollover (or both A/B legs) delivered byte for "
+        "byte: rejected, dead-lettered and logged once."),
     "feedhandler_leg_up": Spec(
         "gauge", ("shard", "leg"),
         "A/B redundancy (connection.redundancy 2): 1 while the leg (0, 1) is connected."),
@@ -274,6 +278,8 @@ class HandlerCollector:
                        for c in connections for cause in ROLLOVER_CAUSES))
         yield _family("feedhandler_duplicates_dropped_total",
                       (((str(c.shard),), c.duplicates) for c in connections))
+        yield _family("feedhandler_rejected_copies_total",
+                      (((str(c.shard),), c.rejected_copies) for c in connections))
         legs = [(c.shard, leg) for c in connections for leg in c.legs]
         yield _family("feedhandler_leg_up", (((str(shard), str(leg.leg)), leg.state == "open")
                                              for shard, leg in legs))

@@ -46,6 +46,7 @@ class ConnectionStatus:
     oversized: int  # fragmented messages over max_frame_bytes (open connection)
     rollovers: dict[str, int]  # make-before-break replacements, by cause
     duplicates: int  # records both connections (rollover, legs) delivered, dropped once
+    rejected_copies: int = 0  # bad frames both delivered, rejected once
     legs: tuple[LegStatus, ...] = ()  # A/B redundancy: both legs
 
     @property
@@ -72,6 +73,7 @@ class SupervisorStatus:
                 "replaced": sum(sum(c.replaced.values()) for c in self.connections),
                 "rollovers": sum(sum(c.rollovers.values()) for c in self.connections),
                 "duplicates": sum(c.duplicates for c in self.connections),
+                "rejected_copies": sum(c.rejected_copies for c in self.connections),
                 "violations": sum(c.violations for c in self.connections)}
 
 

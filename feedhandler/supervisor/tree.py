@@ -191,6 +191,7 @@ class Supervisor:
                 replaced=dict(child.replaced), violations=child.violations,
                 oversized=listener.oversized if listener is not None else 0,
                 rollovers=dict(child.rollovers), duplicates=feed.decoder.duplicates,
+                rejected_copies=feed.decoder.rejected_copies,
                 legs=tuple(_leg_status(leg, now) for leg in getattr(child, "legs", ()))))
         return SupervisorStatus(
             connections=tuple(connections), attempts=self.limiter.attempts,

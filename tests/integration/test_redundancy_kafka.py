@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from feedhandler.consume.reader import read_messages
 from feedhandler.simulator.market import Universe
+from feedhandler.simulator.server.faults import MALFORMED
 from feedhandler.simulator.testing import SimulatorProcess
 from tests.integration.test_kafka_bridge import SEED, HandlerProcess, control_events
 from tests.integration.test_rollover_kafka import (
@@ -170,6 +172,28 @@ def test_holes_repeats_and_swaps_on_one_leg_are_covered_by_the_other(kafka_boots
     assert summary["connections"]["duplicates"] > 0, "both legs delivered"
     events = control_events(kafka_bootstrap, handler.market)
     assert [e for e in events if e["type"] in ("gap", "disconnected")] == [], handler.stderr()
+    all_continuous(kafka_bootstrap, handler.market, len(symbols))
+
+
+def test_a_bad_frame_both_legs_carry_is_one_dead_letter(kafka_bootstrap: str,
+                                                        tmp_path: Path) -> None:
+    """Both legs carry the same malformed frame after every 1,000th event: each is rejected,
+    logged and dead-lettered once; the other leg's copy is only counted."""
+    symbols = [s.symbol.lower() for s in Universe.generate(SEED).symbols[:10]]
+    streams = [f"{s}@{stream}" for s in symbols for stream in STREAMS.values()]
+    with SimulatorProcess(["--seed", str(SEED), "--rate", "2000",
+                           "--fault", "malformed:every=1000"]) as sim:
+        handler = HandlerProcess(tmp_path / "handler.log", sim.url, kafka_bootstrap, streams,
+                                 "--duration", "5",
+                                 env={"FEEDHANDLER_CONNECTION__REDUNDANCY": "2"})
+        summary = handler.finish(timeout=60)
+    rejected = summary["errors"].get("malformed_json", 0)
+    copies = summary["connections"]["rejected_copies"]
+    assert summary["errors"] == {"malformed_json": rejected} and summary["gaps"] == 0, summary
+    # (the run may end between one leg's malformed frame and the other's)
+    assert rejected >= 4 and copies in (rejected, rejected - 1), summary
+    dead = list(read_messages(kafka_bootstrap, [f"binance.{handler.market}.deadletter"]))
+    assert len(dead) == rejected and {m.value() for m in dead} == {MALFORMED}
     all_continuous(kafka_bootstrap, handler.market, len(symbols))
 
 

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedhandler._ext.decoder import BOTH_LEGS, LEAD_BOUNDS_NS
+from feedhandler._ext.decoder import (
+    BOTH_LEGS,
+    COPY_DIGESTS,
+    COPY_WINDOW_NS,
+    LEAD_BOUNDS_NS,
+    Decoder,
+)
 from tests.parsing.helpers import examples
 from tests.parsing.strategies import encode
 from tests.parsing.test_parse_gaps import depth, trade
@@ -363,3 +369,83 @@ def test_one_connection_counts_no_leg() -> None:
     assert run.decoder.leg_counts(0)[:3] == (0, 0, 0)
     assert len(run.batches["miniTicker"]) == 2  # no de-duplication without an overlap
 
+
+
+class Rejecting(Legs):
+    """Legs whose rejected frames are kept, as the handler gets them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: list[tuple[str, bytes]] = []
+        self.decoder = Decoder(self._on_batch, self._on_error, batch_rows=1)
+        self.decoder.set_overlap(BOTH_LEGS)
+
+    def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
+        self.rejected.append((reason, frame))
+
+
+BAD = b'{"e":"trade","E":1,"s":"BTCUSDT","t":9,"p":"1.0","q":"x"}'
+
+
+def test_a_bad_frame_both_legs_deliver_is_rejected_once() -> None:
+    run = Rejecting()
+    run.at(trade(1), 0)
+    run.at(BAD, 0, ts=10)
+    run.at(trade(1), 1)
+    run.at(BAD, 1, ts=20)  # its copy: not a second rejection, dead letter or log line
+    run.at(trade(2), 1)
+    run.decoder.flush()
+    assert [frame for _, frame in run.rejected] == [BAD]
+    assert run.decoder.error_counts == {"bad_decimal": 1}
+    assert run.decoder.rejected_copies == 1
+    assert run.column("trade", "trade_id") == [1, 2]  # the good ones around it go on
+
+
+def test_a_bad_frame_sent_twice_is_two_rejections_matched_by_two_copies() -> None:
+    """Twice on each leg, in any order of the legs: two rejections, two copies."""
+    for order in ([0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 0, 0]):
+        run = Rejecting()
+        for ts, leg in enumerate(order, 1):
+            run.at(BAD, leg, ts)
+        assert len(run.rejected) == 2 and run.decoder.rejected_copies == 2, order
+
+
+def test_a_copy_later_than_the_window_or_different_by_a_byte_is_rejected_again() -> None:
+    other = BAD.replace(b'"t":9', b'"t":8')
+    run = Rejecting()
+    run.at(BAD, 0, ts=1)
+    run.at(other, 1, ts=2)  # not the same frame
+    run.at(other, 0, ts=3)  # (its copy)
+    run.at(BAD, 1, ts=1 + COPY_WINDOW_NS + 1)  # too late to be the first one's copy
+    run.at(BAD, 0, ts=100)  # the clock stepped back: nothing before it can be matched
+    assert [frame for _, frame in run.rejected] == [BAD, other, BAD, BAD]
+    assert run.decoder.rejected_copies == 1
+
+
+def test_a_flood_of_different_bad_frames_keeps_a_bounded_memory() -> None:
+    run = Rejecting()
+    for i in range(COPY_DIGESTS + 100):
+        run.at(BAD.replace(b'"t":9', b'"t":%d' % i), 0, ts=i + 1)
+    run.at(BAD.replace(b'"t":9', b'"t":0'), 1, ts=COPY_DIGESTS + 101)  # forgotten: rejected
+    last = BAD.replace(b'"t":9', b'"t":%d' % (COPY_DIGESTS + 99))
+    run.at(last, 1, ts=COPY_DIGESTS + 102)  # remembered: a copy
+    assert len(run.rejected) == COPY_DIGESTS + 101
+    assert run.decoder.rejected_copies == 1
+
+
+def test_one_connection_rejects_every_bad_frame() -> None:
+    run = Rejecting()
+    run.decoder.set_overlap(None)
+    run.at(BAD, 0, ts=1)
+    run.at(BAD, 0, ts=2)
+    assert len(run.rejected) == 2 and run.decoder.rejected_copies == 0
+
+
+def test_a_rollovers_two_connections_reject_a_bad_frame_once() -> None:
+    run = Rejecting()
+    run.decoder.set_overlap(0)  # the old connection (0) being replaced by a new one
+    run.at(BAD, 1, ts=1)
+    run.at(BAD, 0, ts=2)
+    run.decoder.set_overlap(None)  # the old one gone: what it left behind is forgotten
+    run.at(BAD, 1, ts=3)
+    assert len(run.rejected) == 2 and run.decoder.rejected_copies == 1

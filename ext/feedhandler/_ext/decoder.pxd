@@ -30,6 +30,8 @@ cdef class Decoder:
     cdef uint64_t _held_count  # frames held so far (arrival order among equal ids)
     cdef bint _releasing
     cdef readonly uint64_t redecoded  # held frames decoded again
+    cdef dict _rejected  # while two connections overlap: rejected frames' digests (see pyx)
+    cdef readonly uint64_t rejected_copies  # rejected frames the other connection delivered too
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
     # Python runs only when a batch is handed over, or for a bad/control frame.
@@ -40,4 +42,5 @@ cdef class Decoder:
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
     cdef list _take_due(self)
+    cdef bint _copy_of_rejected(self, bytes frame, int leg, int64_t now) except -1
     cdef bint _held_out(self, int64_t now)

@@ -9,6 +9,8 @@ from cpython.bytes cimport (
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libcpp.string_view cimport string_view
 
+from hashlib import blake2b
+
 import numpy as np
 
 from feedhandler.contract.kinds import KINDS, Role
@@ -26,6 +28,12 @@ BOTH_LEGS = <int>core.BOTH_LEGS
 # primary in step, closed or stuck). Either way at most HOLD_BYTES of frames wait.
 HOLD_NS = 1_000_000_000
 HOLD_BYTES = 64 << 20
+# Two connections (a rollover's, or A/B legs) deliver the exchange's bad frames twice too: a
+# rejected frame the other one delivered byte for byte within COPY_WINDOW_NS is that frame's
+# copy, counted in `rejected_copies`, not rejected (logged, dead-lettered) a second time. The
+# window is far past the legs' lead (milliseconds); digests of at most COPY_DIGESTS frames.
+COPY_WINDOW_NS = 10_000_000_000
+COPY_DIGESTS = 4096
 assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
 LEAD_BOUNDS_NS = tuple(core.LEAD_BOUNDS_NS[i] for i in range(core.LEAD_BUCKETS - 1))
 ERROR_NAMES = tuple(core.error_name(<core.Error>e).decode() for e in range(1, <int>core.ERR_COUNT))
@@ -185,6 +193,7 @@ cdef class Decoder:
         self.buffers.bind(self._core, self)
         for e in range(<int>core.ERR_COUNT):
             self._error_counts[e] = 0
+        self._rejected = {}
 
     def set_stream(self, str stream):
         """Name the stream of a raw /ws/<stream> connection (partial depth has no symbol)."""
@@ -209,8 +218,10 @@ cdef class Decoder:
         wins, from either leg; a record past a hole the other leg may still fill is held and
         decoded once it did. Held frames wait HOLD_NS at most; they are decoded before the
         overlap changes, and those the primary still owes are then dropped (it delivers
-        them)."""
+        them). A rejected frame both deliver is rejected once (see COPY_WINDOW_NS)."""
         self._release(True)
+        if primary is None:
+            self._rejected.clear()
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
 
@@ -380,6 +391,30 @@ cdef class Decoder:
                                    for h in frames)
         return 0
 
+    cdef bint _copy_of_rejected(self, bytes frame, int leg, int64_t now) except -1:
+        """While two connections overlap: whether `frame`, rejected, is the copy of one the
+        other connection delivered within COPY_WINDOW_NS and that no copy has matched yet.
+        Entries: digest -> [leg, frames of that leg not yet matched, arrival of the last]."""
+        cdef dict rejected = self._rejected
+        while rejected:  # the oldest first (insertion order); a clock stepped back ends them
+            oldest = next(iter(rejected.values()))
+            if len(rejected) <= COPY_DIGESTS and 0 <= now - <int64_t>oldest[2] <= COPY_WINDOW_NS:
+                break
+            del rejected[next(iter(rejected))]
+        key = blake2b(frame, digest_size=16).digest()
+        entry = rejected.get(key)
+        if entry is None:
+            rejected[key] = [leg, 1, now]
+            return False
+        if entry[0] == leg:  # (the same bad frame again on one connection: not a copy)
+            entry[1] += 1
+            entry[2] = now
+            return False
+        entry[1] -= 1
+        if entry[1] == 0:
+            del rejected[key]
+        return True
+
     cdef list _take_due(self):
         """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""
         cdef size_t i
@@ -410,12 +445,15 @@ cdef class Decoder:
             self._held_bytes += size
             return self._core.held_owed()
         if r.status == core.STATUS_ERROR:
+            frame = PyBytes_FromStringAndSize(data, size)
+            if self._core.overlap() >= 0 and self._copy_of_rejected(frame, leg & 1, ts_recv):
+                self.rejected_copies += 1
+                return 0
             self._error_counts[<int>r.error] += 1
             if self._on_error is not None:
                 stream = self._core.last_stream()
                 self._on_error(core.error_name(r.error).decode(), r.field.decode(),
-                               stream.data()[:stream.size()].decode("utf-8", "replace"),
-                               PyBytes_FromStringAndSize(data, size))
+                               stream.data()[:stream.size()].decode("utf-8", "replace"), frame)
             return 0
         if self._core.table(core.KIND_GAP).size:
             self.buffers.rows_added(core.KIND_GAP, ts_recv)
