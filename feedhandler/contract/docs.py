@@ -233,7 +233,7 @@ msgs/s its spinning was most of its CPU. The handler
 measures it from librdkafka's statistics: poll-loop wake-ups per request sent
 (`sink.wakeups_per_request` in the summary, `feedhandler_sink_broker_wakeups_per_request`;
 about 1 while the thread sleeps) and says so in its log when a thread spins (at most every 10
-minutes). By librdkafka's source a `kafka.linger_ms` above the acknowledgement time, with a
+minutes; a warning, or information with linger 0, whose known price it is). By librdkafka's source a `kafka.linger_ms` above the acknowledgement time, with a
 `kafka.batch_bytes` that holds a linger's messages, lets the thread sleep, at that much more
 latency when rates are low (`bench/BENCHMARKS.md`, "Kafka path").
 Failed deliveries are reported one by one (counted with their record counts,

@@ -551,14 +551,16 @@ class KafkaSink:
                 spinning = (broker["name"], per_s, per_request, broker["rtt"]["p50"] / 1000)
         self.stats.wakeups_per_request = worst
         if spinning is not None and self._spin_warnings.due("spin") is not None:
-            log.warning("kafka: librdkafka's broker thread for %s polls without sleeping (%.0f "
-                        "wake-ups a second, %.0f per request sent): with idempotence it sends a "
-                        "partition's next request only once fewer than 5 of its messages are in "
-                        "flight, and polls while a ready batch waits for an acknowledgement "
-                        "(%.1f ms p50). A kafka.linger_ms above that time, with a "
-                        "kafka.batch_bytes that holds a linger's messages, avoids it at that "
-                        "much latency (now linger.ms %g, batch.size %d)",
-                        *spinning, self._linger_ms, self._batch_bytes)
+            # (with linger 0, e.g. the latency profile, it is that setting's known price)
+            log.log(logging.WARNING if self._linger_ms > 0 else logging.INFO,
+                    "kafka: librdkafka's broker thread for %s polls without sleeping (%.0f "
+                    "wake-ups a second, %.0f per request sent): with idempotence it sends a "
+                    "partition's next request only once fewer than 5 of its messages are in "
+                    "flight, and polls while a ready batch waits for an acknowledgement "
+                    "(%.1f ms p50). A kafka.linger_ms above that time, with a "
+                    "kafka.batch_bytes that holds a linger's messages, avoids it at that "
+                    "much latency (now linger.ms %g, batch.size %d)",
+                    *spinning, self._linger_ms, self._batch_bytes)
 
     def _refused(self, topic: str, key: bytes, count: int, err: KafkaError) -> None:
         """produce() refused the message: produced and failed at once, so that delivered

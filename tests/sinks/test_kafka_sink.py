@@ -366,22 +366,24 @@ def test_latency_comes_from_librdkafka_statistics(kafka_bootstrap: str) -> None:
     drain(sink)
 
 
+def statistics(seconds: float, wakeups: int, requests: int) -> str:
+    """librdkafka's statistics as far as the sink reads them: a broker and the bootstrap."""
+    windows = {name: {"p50": 7_250, "p99": 9_000, "cnt": 10}
+               for name in ("int_latency", "outbuf_latency", "rtt")}
+    counts = {"wakeups": wakeups, "tx": requests}
+    return orjson.dumps({"ts": int(seconds * 1e6), "brokers": {
+        "b1": {"name": "127.0.0.1:9092/1", "nodeid": 1, **windows, **counts},
+        "bootstrap": {"name": "bootstrap", "nodeid": -1, **windows, **counts}}}).decode()
+
+
 def test_a_spinning_broker_thread_is_measured_and_said_in_the_log_at_most_every_10_min(
         kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
     sink = new_sink(kafka_config(kafka_bootstrap, linger_ms=2))
 
-    def statistics(seconds: float, wakeups: int, requests: int) -> str:
-        windows = {name: {"p50": 7_250, "p99": 9_000, "cnt": 10}
-                   for name in ("int_latency", "outbuf_latency", "rtt")}
-        counts = {"wakeups": wakeups, "tx": requests}
-        return orjson.dumps({"ts": int(seconds * 1e6), "brokers": {
-            "b1": {"name": "127.0.0.1:9092/1", "nodeid": 1, **windows, **counts},
-            "bootstrap": {"name": "bootstrap", "nodeid": -1, **windows, **counts}}}).decode()
-
     def said() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.name == "feedhandler.sinks.kafka"]
 
-    with caplog.at_level("WARNING", logger="feedhandler.sinks.kafka"):
+    with caplog.at_level("INFO", logger="feedhandler.sinks.kafka"):
         sink._on_statistics(statistics(100, 1_000, 900))  # the first: nothing to compare with
         sink._on_statistics(statistics(105, 2_200, 1_900))  # 1.2 a request: sleeping
         assert sink.summary()["wakeups_per_request"] == 1.2
@@ -391,11 +393,23 @@ def test_a_spinning_broker_thread_is_measured_and_said_in_the_log_at_most_every_
         assert sink.summary()["wakeups_per_request"] == 75
         sink._on_statistics(statistics(120, 303_000, 5_900))  # said once
     (record,) = said()
+    assert record.levelname == "WARNING"
     assert record.getMessage().startswith(
         "kafka: librdkafka's broker thread for 127.0.0.1:9092/1 polls without sleeping (30000 "
         "wake-ups a second, 75 per request sent)")
     assert "(7.2 ms p50)" in record.getMessage()
     assert "(now linger.ms 2, batch.size 1048576)" in record.getMessage()
+    drain(sink)
+
+
+def test_with_linger_0_a_spinning_broker_thread_is_information(
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    sink = new_sink(kafka_config(kafka_bootstrap, profile="latency"))
+    with caplog.at_level("INFO", logger="feedhandler.sinks.kafka"):
+        sink._on_statistics(statistics(100, 1_000, 900))
+        sink._on_statistics(statistics(105, 150_000, 2_900))
+    (record,) = [r for r in caplog.records if "polls without sleeping" in r.getMessage()]
+    assert record.levelname == "INFO" and "linger.ms 0," in record.getMessage()
     drain(sink)
 
 
