@@ -212,8 +212,8 @@ SINK_METRICS: dict[str, tuple[str, Spec]] = {
         "librdkafka), send (socket buffer), ack (produce request round trip).")),
     "wakeups_per_request": ("broker_wakeups_per_request", Spec(
         "gauge", (), "librdkafka's broker threads: poll-loop wake-ups per request sent, worst "
-        "broker, last statistics window; about 1, far above while a thread spins waiting for "
-        "an acknowledgement (logged).")),
+        "broker that sent any, last statistics window: 3-4 while it sleeps between requests, "
+        "tens to thousands while it spins waiting for an acknowledgement (logged).")),
 }
 
 

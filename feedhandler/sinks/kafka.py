@@ -87,9 +87,9 @@ LATENCIES = {"queue": "int_latency", "send": "outbuf_latency", "ack": "rtt"}
 # waits for the request in flight: its idempotent producer sends a partition's next request only
 # once fewer than 5 of its messages are in flight (librdkafka pull request #4989), so a batch
 # that reaches linger.ms, or fills batch.size, before the acknowledgement makes it spin (3-10x
-# its usual CPU, and most of it in the latency profile at 10k msgs/s: bench/BENCHMARKS.md, Kafka
-# path, ninth and twenty-fifth sessions). Its statistics show it: about one poll-loop wake-up per
-# request sent otherwise, 37-260 while spinning there. Said in the log at most every
+# its usual CPU against a slow broker: bench/BENCHMARKS.md, Kafka path, ninth and twenty-fifth
+# sessions). Its statistics show it: 3-4 poll-loop wake-ups per request sent while the thread
+# sleeps between requests, tens to thousands while it spins. Said in the log at most every
 # SPIN_WARNING_S.
 SPIN_WAKEUPS_PER_REQUEST = 10
 SPIN_WAKEUPS_PER_S = 1_000
@@ -179,7 +179,7 @@ class DeliveryStats:
     backlog_peak_bytes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latency_us: dict[str, dict[str, int]] = field(default_factory=dict)  # see LATENCIES
-    wakeups_per_request: float = 0.0  # worst broker, last statistics window (see SPIN_*)
+    wakeups_per_request: float = 0.0  # worst broker that sent, last statistics window (SPIN_*)
 
     def summary(self, in_flight: int) -> dict[str, Any]:
         """`in_flight`: messages librdkafka still holds; acknowledged counts exclude them
@@ -536,19 +536,23 @@ class KafkaSink:
 
     def _check_polling(self, ts_us: int, brokers: list[dict[str, Any]]) -> None:
         """Wake-ups of each broker thread per request it sent since the last statistics
-        (`ts_us`: librdkafka's clock); a thread that spins is said in the log."""
-        worst, spinning = 0.0, None
+        (`ts_us`: librdkafka's clock), of those that sent any; a thread that spins is said in
+        the log."""
+        worst, spinning, polling = 0.0, None, {}
         for broker in brokers:
-            now = (ts_us, int(broker.get("wakeups", 0)), int(broker.get("tx", 0)))
+            now = polling[broker["name"]] = (ts_us, int(broker.get("wakeups", 0)),
+                                             int(broker.get("tx", 0)))
             before = self._polling.get(broker["name"])
-            self._polling[broker["name"]] = now
             if before is None or now[0] <= before[0]:
                 continue
             wakeups, sent = now[1] - before[1], now[2] - before[2]
-            per_request, per_s = wakeups / max(sent, 1), wakeups * 1e6 / (now[0] - before[0])
+            if sent <= 0 or wakeups < 0:  # idle (it wakes once a second), or counted anew
+                continue
+            per_request, per_s = wakeups / sent, wakeups * 1e6 / (now[0] - before[0])
             worst = max(worst, per_request)
             if per_request >= SPIN_WAKEUPS_PER_REQUEST and per_s >= SPIN_WAKEUPS_PER_S:
                 spinning = (broker["name"], per_s, per_request, broker["rtt"]["p50"] / 1000)
+        self._polling = polling  # (a broker gone from the statistics is forgotten)
         self.stats.wakeups_per_request = worst
         if spinning is not None and self._spin_warnings.due("spin") is not None:
             # (with linger 0, e.g. the latency profile, it is that setting's known price)

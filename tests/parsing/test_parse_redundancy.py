@@ -433,11 +433,36 @@ def test_a_flood_of_different_bad_frames_keeps_a_bounded_memory() -> None:
     assert run.decoder.rejected_copies == 1
 
 
+def test_a_bad_frame_repeated_on_one_leg_keeps_each_arrivals_own_window() -> None:
+    """Leg 0 repeats X every 5 s for a minute: its copies on leg 1 match arrivals of the last
+    10 s only, and a Y rejected before all that is forgotten in time."""
+    second = 1_000_000_000
+    x, y = BAD, BAD.replace(b'"t":9', b'"t":8')
+    run = Rejecting()
+    run.at(x, 0, ts=1)
+    run.at(y, 0, ts=second)
+    for t in range(5, 65, 5):
+        run.at(x, 0, ts=t * second)
+    run.at(y, 1, ts=61 * second)  # Y of 60 s ago: rejected again
+    run.at(x, 1, ts=62 * second)  # copies of the last two X (55 s, 60 s), oldest first
+    run.at(x, 1, ts=63 * second)
+    run.at(x, 1, ts=64 * second)  # no X of leg 0's left within 10 s: rejected
+    assert len(run.rejected) == 2 + 12 + 2 and run.decoder.rejected_copies == 2
+
+
+def test_the_same_bytes_rejected_for_another_reason_are_not_a_copy() -> None:
+    run = Rejecting()
+    run.at(BAD, 0, ts=1)
+    run.decoder.decode_many([BAD], ts_recv=2, leg=1, is_text=False)  # a binary frame
+    assert [reason for reason, _ in run.rejected] == ["bad_decimal", "binary_frame"]
+    assert run.decoder.rejected_copies == 0
+
+
 def test_one_connection_rejects_every_bad_frame() -> None:
     run = Rejecting()
     run.decoder.set_overlap(None)
     run.at(BAD, 0, ts=1)
-    run.at(BAD, 0, ts=2)
+    run.at(BAD, 1, ts=2)  # (a leg number without an overlap: the one connection's frame)
     assert len(run.rejected) == 2 and run.decoder.rejected_copies == 0
 
 
@@ -446,6 +471,8 @@ def test_a_rollovers_two_connections_reject_a_bad_frame_once() -> None:
     run.decoder.set_overlap(0)  # the old connection (0) being replaced by a new one
     run.at(BAD, 1, ts=1)
     run.at(BAD, 0, ts=2)
-    run.decoder.set_overlap(None)  # the old one gone: what it left behind is forgotten
-    run.at(BAD, 1, ts=3)
-    assert len(run.rejected) == 2 and run.decoder.rejected_copies == 1
+    run.at(BAD, 1, ts=3)  # (again: unmatched when the overlap ends)
+    run.decoder.set_overlap(None)  # the old one gone: what the overlap left is forgotten
+    run.decoder.set_overlap(0)  # the next rollover
+    run.at(BAD, 0, ts=4)  # not a copy of the last one's
+    assert len(run.rejected) == 3 and run.decoder.rejected_copies == 1

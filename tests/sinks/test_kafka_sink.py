@@ -388,10 +388,14 @@ def test_a_spinning_broker_thread_is_measured_and_said_in_the_log_at_most_every_
         sink._on_statistics(statistics(105, 2_200, 1_900))  # 1.2 a request: sleeping
         assert sink.summary()["wakeups_per_request"] == 1.2
         sink._on_statistics(statistics(110, 3_000, 1_900))  # 800 wake-ups, no request: idle
+        assert sink.summary()["wakeups_per_request"] == 0
+        sink._on_statistics(statistics(111, 0, 0))  # counted anew (a new broker of that name)
+        assert sink.summary()["wakeups_per_request"] == 0
+        sink._on_statistics(statistics(112, 3_000, 1_000))  # 3 a request, 3,000 a second
         assert not said()
-        sink._on_statistics(statistics(115, 153_000, 3_900))  # 75 a request, 30,000 a second
+        sink._on_statistics(statistics(117, 153_000, 3_000))  # 75 a request, 30,000 a second
         assert sink.summary()["wakeups_per_request"] == 75
-        sink._on_statistics(statistics(120, 303_000, 5_900))  # said once
+        sink._on_statistics(statistics(122, 303_000, 5_000))  # said once
     (record,) = said()
     assert record.levelname == "WARNING"
     assert record.getMessage().startswith(

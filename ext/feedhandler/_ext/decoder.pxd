@@ -31,6 +31,8 @@ cdef class Decoder:
     cdef bint _releasing
     cdef readonly uint64_t redecoded  # held frames decoded again
     cdef dict _rejected  # while two connections overlap: rejected frames' digests (see pyx)
+    cdef object _rejections  # ... and their arrivals (a deque)
+    cdef uint64_t _rejection_count
     cdef readonly uint64_t rejected_copies  # rejected frames the other connection delivered too
 
     # Decodes one frame. `readable_after` = bytes readable past the payload (picows tail_size).
@@ -42,5 +44,5 @@ cdef class Decoder:
                        int64_t ts_recv, bint is_text, int leg) except -1
     cdef int _release(self, bint force) except -1
     cdef list _take_due(self)
-    cdef bint _copy_of_rejected(self, bytes frame, int leg, int64_t now) except -1
+    cdef bint _copy_of_rejected(self, int error, bytes frame, int leg, int64_t now) except -1
     cdef bint _held_out(self, int64_t now)

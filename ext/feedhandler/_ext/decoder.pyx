@@ -9,6 +9,7 @@ from cpython.bytes cimport (
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libcpp.string_view cimport string_view
 
+from collections import deque
 from hashlib import blake2b
 
 import numpy as np
@@ -29,9 +30,10 @@ BOTH_LEGS = <int>core.BOTH_LEGS
 HOLD_NS = 1_000_000_000
 HOLD_BYTES = 64 << 20
 # Two connections (a rollover's, or A/B legs) deliver the exchange's bad frames twice too: a
-# rejected frame the other one delivered byte for byte within COPY_WINDOW_NS is that frame's
-# copy, counted in `rejected_copies`, not rejected (logged, dead-lettered) a second time. The
-# window is far past the legs' lead (milliseconds); digests of at most COPY_DIGESTS frames.
+# frame rejected for the reason, and with the bytes, of one the other connection delivered
+# within COPY_WINDOW_NS is that frame's copy, counted in `rejected_copies`, not rejected
+# (logged, dead-lettered) a second time. The window is far past the legs' lead (milliseconds);
+# digests of the last COPY_DIGESTS rejections at most.
 COPY_WINDOW_NS = 10_000_000_000
 COPY_DIGESTS = 4096
 assert core.LEAD_BUCKETS == 12, "core.pxd: OverlapCounts.lead_buckets size"
@@ -194,6 +196,7 @@ cdef class Decoder:
         for e in range(<int>core.ERR_COUNT):
             self._error_counts[e] = 0
         self._rejected = {}
+        self._rejections = deque()
 
     def set_stream(self, str stream):
         """Name the stream of a raw /ws/<stream> connection (partial depth has no symbol)."""
@@ -222,6 +225,7 @@ cdef class Decoder:
         self._release(True)
         if primary is None:
             self._rejected.clear()
+            self._rejections.clear()
         self._core.set_overlap(-1 if primary is None else
                                core.BOTH_LEGS if primary == core.BOTH_LEGS else primary & 1)
 
@@ -391,29 +395,43 @@ cdef class Decoder:
                                    for h in frames)
         return 0
 
-    cdef bint _copy_of_rejected(self, bytes frame, int leg, int64_t now) except -1:
-        """While two connections overlap: whether `frame`, rejected, is the copy of one the
-        other connection delivered within COPY_WINDOW_NS and that no copy has matched yet.
-        Entries: digest -> [leg, frames of that leg not yet matched, arrival of the last]."""
+    cdef bint _copy_of_rejected(self, int error, bytes frame, int leg, int64_t now) except -1:
+        """While two connections overlap: whether `frame`, rejected for `error`, is the copy of
+        one the other connection delivered within COPY_WINDOW_NS and no copy matched yet (the
+        oldest is matched). Remembered: the last COPY_DIGESTS rejections in arrival order,
+        (number, arrival, key), and per key [leg, its unmatched (number, arrival)s]."""
+        cdef object arrivals = self._rejections
         cdef dict rejected = self._rejected
-        while rejected:  # the oldest first (insertion order); a clock stepped back ends them
-            oldest = next(iter(rejected.values()))
-            if len(rejected) <= COPY_DIGESTS and 0 <= now - <int64_t>oldest[2] <= COPY_WINDOW_NS:
-                break
-            del rejected[next(iter(rejected))]
-        key = blake2b(frame, digest_size=16).digest()
+        while arrivals and (len(arrivals) >= COPY_DIGESTS
+                            or not 0 <= now - <int64_t>arrivals[0][1] <= COPY_WINDOW_NS):
+            number, _, old_key = arrivals.popleft()  # (a clock stepped back: gone too)
+            entry = rejected.get(old_key)
+            if entry is not None and entry[1][0][0] == number:  # (else matched already)
+                entry[1].popleft()
+                if not entry[1]:
+                    del rejected[old_key]
+        key = (error, blake2b(frame, digest_size=16).digest())
         entry = rejected.get(key)
+        if entry is not None and entry[0] != leg:
+            unmatched = entry[1]
+            while unmatched and not 0 <= now - <int64_t>unmatched[0][1] <= COPY_WINDOW_NS:
+                unmatched.popleft()  # (out of the window, or a clock stepped back)
+            copy = bool(unmatched)
+            if copy:
+                unmatched.popleft()
+            if not unmatched:
+                del rejected[key]
+                entry = None
+            if copy:
+                return True
+        self._rejection_count += 1
+        arrival = (self._rejection_count, now)
         if entry is None:
-            rejected[key] = [leg, 1, now]
-            return False
-        if entry[0] == leg:  # (the same bad frame again on one connection: not a copy)
-            entry[1] += 1
-            entry[2] = now
-            return False
-        entry[1] -= 1
-        if entry[1] == 0:
-            del rejected[key]
-        return True
+            rejected[key] = [leg, deque([arrival])]
+        else:  # (the same bad frame again on one connection: not a copy)
+            entry[1].append(arrival)
+        arrivals.append((self._rejection_count, now, key))
+        return False
 
     cdef list _take_due(self):
         """The streams whose held frames are due, as _held's keys; the decoder's list cleared."""
@@ -446,7 +464,8 @@ cdef class Decoder:
             return self._core.held_owed()
         if r.status == core.STATUS_ERROR:
             frame = PyBytes_FromStringAndSize(data, size)
-            if self._core.overlap() >= 0 and self._copy_of_rejected(frame, leg & 1, ts_recv):
+            if (self._core.overlap() >= 0
+                    and self._copy_of_rejected(<int>r.error, frame, leg & 1, ts_recv)):
                 self.rejected_copies += 1
                 return 0
             self._error_counts[<int>r.error] += 1
