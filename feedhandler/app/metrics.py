@@ -123,8 +123,8 @@ METRICS: dict[str, Spec] = {
     "feedhandler_universe_symbols": Spec(
         "gauge", (), "Symbols the universe follows (TRADING and selected); only with a universe."),
     "feedhandler_universe_refresh_failures_total": Spec(
-        "counter", (), "exchangeInfo reads that failed or could not be applied (the plan stays "
-        "as it was); only with a universe."),
+        "counter", (), "exchangeInfo reads that failed or could not be applied in full (the "
+        "plan stays as it was, or a listing is not followed); only with a universe."),
     "feedhandler_universe_refresh_age_seconds": Spec(
         "gauge", (), "Seconds since exchangeInfo was last read and applied: listings and "
         "delistings are followed no later than this; only with a universe that refreshes "

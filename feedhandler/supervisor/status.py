@@ -39,7 +39,7 @@ class ConnectionStatus:
     failed_attempts: int  # since the last successful connection
     last_error: str
     open_for_s: float  # 0 unless open
-    never_delivered: bool  # open past stale_after_s with nothing delivered
+    never_delivered: bool  # open past stale_after_s, the shard with nothing delivered yet
     suspect: bool  # open, and our ping waits for its pong
     replaced: dict[str, int]  # stale connections replaced, by cause (ping_timeout, silent)
     violations: int  # connections closed with 1002 for a protocol violation

@@ -186,7 +186,8 @@ class Supervisor:
                 failed_attempts=child.failed_attempts,
                 last_error=child.last_error,
                 open_for_s=now - child.opened_at if is_open else 0.0,
-                never_delivered=is_open and child.verdict.never_delivered,
+                # (a shard that delivered before, e.g. a quiet one's replacement, may be quiet)
+                never_delivered=is_open and child.verdict.never_delivered and not feed.frames,
                 suspect=is_open and child.verdict.suspect,
                 replaced=dict(child.replaced), violations=child.violations,
                 oversized=listener.oversized if listener is not None else 0,

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from feedhandler.contract.streams import apart
 from feedhandler.universe.precision import PrecisionCheck
 from feedhandler.universe.symbols import parse_exchange_info, select, streams_for
 
@@ -95,14 +96,22 @@ class UniverseTracker:
         add, remove = wanted - current, (self._planned - wanted) & current
         if remove:  # alone, first: an addition that cannot be made must not hold a delisting
             await self._live.change([], sorted(remove))
-        if add:
+        # A stream added by hand (POST /subscriptions) may clash with a listing's (`depth` and
+        # `depth@100ms`): that one is left out, not the whole refresh's additions.
+        clashing = add - set(apart([*sorted(self._live.streams()), *sorted(add)]))
+        if clashing:
+            log.error("universe: %d streams not added, as they clash with streams already "
+                      "taken (remove those): %s", len(clashing), ", ".join(sorted(clashing)))
+        failed = bool(clashing)
+        if add - clashing:
             try:
-                await self._live.change(sorted(add), [])
+                await self._live.change(sorted(add - clashing), [])
             except Exception as exc:  # (its topics cannot be had, ...): retried next refresh
                 if not self.refreshes:
                     raise  # the first plan: not ready, retried every RETRY_S (run)
+                failed = True
                 log.error("universe: %d streams not added (%s: %s); retried at the next "
-                          "refresh", len(add), type(exc).__name__, exc)
+                          "refresh", len(add - clashing), type(exc).__name__, exc)
         live = self._live.streams()
         # a listing counts once its streams run (one refused is retried, and listed then)
         chosen = [s for s in chosen if s in known or set(streams_for([s], self._kinds)) <= live]
@@ -111,7 +120,10 @@ class UniverseTracker:
         # planned, so the next refresh removes it again; a refused addition is retried anyway
         self.symbols, self._planned = chosen, wanted | (remove & live)
         self.refreshes += 1
-        self.refreshed_at = time.monotonic()
+        # a listing not followed is a failure, and does not count as applied (the age's alert)
+        self.failures += failed
+        if not failed or self.refreshed_at is None:
+            self.refreshed_at = time.monotonic()
         if listed or delisted:
             log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,
                      delisted)

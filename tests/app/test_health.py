@@ -471,3 +471,23 @@ def test_a_client_that_resets_mid_request_leaves_no_error(
     sync(main)()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+@sync
+async def test_a_quiet_shards_next_connection_is_not_flagged_as_never_delivered() -> None:
+    """A shard that delivered, lost its connection, and whose next one is quiet (an illiquid
+    symbol): that connection has delivered nothing past stale_after_s, which is no failure
+    for a shard known to deliver."""
+    faults = (FaultSpec.parse("drop:after=20,conn=1"),  # some trades, then the link is lost
+              FaultSpec.parse("stall:after=0,seconds=30,conn=2"))  # then nothing at all
+    async with SimulatorServer(rate=2000.0, faults=faults) as sim:
+        handler = Handler(config(sim.url, streams="btcusdt@trade", **{
+            "connection.stale_after_s": 0.2, "connection.ping_timeout_s": 5.0,
+            "connection.backoff_initial_s": 0.05}))
+        async with running(handler):
+            child = handler.supervisor.children[0]
+            await eventually(lambda: get(handler, "/readyz"),
+                             lambda r: child.verdict.never_delivered)  # the second connection
+            (conn,) = handler.status().supervisor.connections
+            assert conn.state == "open" and conn.frames == 20 and not conn.never_delivered
+            assert "nothing delivered" not in (await get(handler, "/readyz"))[1]

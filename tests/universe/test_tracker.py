@@ -234,6 +234,42 @@ async def test_streams_added_by_hand_are_left_alone() -> None:
     assert live.current == {"!miniTicker@arr", "ethusdt@bookTicker", "solusdt@trade"}
 
 
+def test_a_listing_that_clashes_with_a_stream_added_by_hand_holds_no_other_listing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`newusdt@depth` was added by hand before NEWUSDT listed; universe.kinds takes
+    `depth@100ms`, which would interleave its ids: that stream is left out and said, the other
+    listings go on, and the refresh counts as a failure whose age keeps growing (the alert)."""
+    answers = [info(("BTCUSDT", "TRADING")),
+               info(("BTCUSDT", "TRADING"), ("NEWUSDT", "TRADING"), ("SOLUSDT", "TRADING"))]
+
+    async def fetch() -> dict[str, Any]:
+        return answers[0] if len(answers) == 1 else answers.pop(0)
+
+    live = FakeLive()
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["depth@100ms", "trade"],
+                              quote_assets=[], permissions=[], refresh_s=60,
+                              on_event=lambda event: None)
+
+    async def main() -> None:
+        await tracker.refresh()
+        applied = tracker.refreshed_at
+        live.current.add("newusdt@depth")  # POST /subscriptions
+        await tracker.refresh()
+        assert live.changes[-1] == (
+            ["newusdt@trade", "solusdt@depth@100ms", "solusdt@trade"], [])
+        assert tracker.symbols == ["BTCUSDT", "SOLUSDT"]  # NEWUSDT: not all its streams run
+        assert (tracker.failures, tracker.refreshed_at) == (1, applied)
+        live.current.discard("newusdt@depth")  # removed by hand: listed at the next refresh
+        await tracker.refresh()
+        assert tracker.symbols == ["BTCUSDT", "NEWUSDT", "SOLUSDT"] and tracker.failures == 1
+        assert tracker.refreshed_at is not None and applied is not None
+        assert tracker.refreshed_at > applied
+
+    sync(main)()
+    assert "universe: 1 streams not added, as they clash with streams already taken (remove " \
+           "those): newusdt@depth@100ms" in caplog.text
+
+
 class RefusingLive(FakeLive):
     """The exchange refuses the first change: the connection goes back to its streams."""
 
