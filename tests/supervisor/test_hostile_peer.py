@@ -266,6 +266,32 @@ def test_a_never_ending_fragmented_message_is_bounded_and_counted_as_oversized()
     asyncio.run(main())
 
 
+def test_a_fragmented_message_at_and_past_max_messages_stops_cleanly() -> None:
+    """--max-messages 2, the second message fragmented and a third (fragmented) in the same
+    read: the limit fires once the second is whole, and the third is dropped with its
+    continuation, not taken for a protocol violation."""
+    def fragmented(trade_id: int) -> bytes:
+        payload = trade_frame(trade_id)
+        return frame(OP_TEXT, payload[:20], fin=False) + frame(OP_CONT, payload[20:])
+
+    async def script(session: Session) -> None:
+        await session.accept()
+        await session.send(frame(OP_TEXT, trade_frame(1)) + fragmented(2) + fragmented(3))
+        await session.read_until_close()
+
+    async def main() -> None:
+        async with HostilePeer(script) as peer:
+            sink = RecordingSink()
+            handler = Handler(config(peer.url, max_messages=2), sink)
+            async with asyncio.timeout(10):
+                await handler.run()  # (it stops by itself at the limit)
+            assert handler.error is None and trade_ids(sink) == [1, 2]
+            (conn,) = handler.supervisor.status().connections
+            assert conn.violations == 0 and conn.frames == 2
+
+    asyncio.run(main())
+
+
 def bad_then_echo(bad: bytes, closes: list[bytes]) -> Callable[[Session], Awaitable[None]]:
     """A peer that sends trades 1-5, then `bad`, and echoes our close frame (kept in
     `closes`): the echo is not a close of its own. Trades 6-10 on the reconnect."""

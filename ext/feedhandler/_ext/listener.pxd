@@ -21,7 +21,8 @@ cdef class FeedListener(WSListener):
     cdef public int leg                   # 0 or 1: which of two overlapping connections
     cdef bytearray _fragments             # a fragmented message being reassembled
     cdef bint _fragments_text
-    cdef bint _discarding                 # dropping the rest of an oversized message
+    cdef bint _discarding                 # dropping the rest of an oversized message...
+    cdef bint _past_limit                 # ... or of one that came past max_frames
     cdef bint _closing                    # a close frame was sent or received: ignore data
     cdef object _on_connected
     cdef object _on_disconnected
@@ -30,6 +31,7 @@ cdef class FeedListener(WSListener):
     cdef int _on_data(self, WSTransport transport, WSFrame frame) except -1
     cdef int _on_continuation(self, WSTransport transport, WSFrame frame) except -1
     cdef int _append_fragment(self, WSFrame frame) except -1
+    cdef int _message_done(self) except -1
     cdef int _on_close_frame(self, WSTransport transport, WSFrame frame) except -1
     cdef int _violate(self, WSTransport transport, str reason) except -1
 

@@ -76,6 +76,8 @@ cdef class FeedListener(WSListener):
         if self._fragments is not None or self._discarding:
             return self._violate(transport, "new message inside a fragmented one")
         if self.max_frames and self.frames >= self.max_frames:
+            if not frame.fin:  # (its continuations are dropped with it, not a violation)
+                self._discarding = self._past_limit = True
             return 0
         ts = now_ns()
         self.frames += 1
@@ -88,6 +90,10 @@ cdef class FeedListener(WSListener):
             return self._append_fragment(frame)
         self.decoder.feed(frame.payload_ptr, frame.payload_size, frame.tail_size, ts,
                           frame.msg_type == WSMsgType.TEXT, self.leg)
+        return self._message_done()
+
+    cdef int _message_done(self) except -1:
+        """A counted message has been decoded (all its fragments): the limit may be reached."""
         if self.frames == self.max_frames and self._on_limit is not None:
             self._on_limit(self)
         return 0
@@ -100,13 +106,18 @@ cdef class FeedListener(WSListener):
         self.bytes_received += frame.payload_size
         if self._discarding:
             self._discarding = not frame.fin
-            return 0
+            if frame.fin and self._past_limit:
+                self._past_limit = False
+                return 0
+            return self._message_done() if frame.fin else 0  # (an oversized one, counted)
         self._append_fragment(frame)
-        if frame.fin and self._fragments is not None:
+        if not frame.fin:
+            return 0
+        if self._fragments is not None:
             payload = bytes(self._fragments)
             self._fragments = None
             self.decoder.decode(payload, now_ns(), self._fragments_text, self.leg)
-        return 0
+        return self._message_done()
 
     cdef int _append_fragment(self, WSFrame frame) except -1:
         # Never hold more than one byte past the bound: that prefix is what the decoder
