@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import os
 import platform
 import statistics
@@ -101,6 +102,9 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
 def run_once(url: str, streams: list[str], sink: str, frames: int, bootstrap: str,
              broker_pid: int | None, simulator_pid: int,
              settings: dict[str, str]) -> dict[str, Any]:
+    # The runs before are garbage in reference cycles: collected now, not in the middle of
+    # this run (a Kafka one's producer, destroyed then, would cost this run its teardown).
+    gc.collect()
     config = load_config(None, {
         "url": url, "streams": streams, "sink": sink, "max_messages": frames,
         "kafka.bootstrap": bootstrap, "kafka.market": f"bench{uuid.uuid4().hex[:8]}",

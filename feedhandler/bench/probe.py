@@ -5,7 +5,7 @@
 
 Reads every partition of the topics from the beginning (assigned, no consumer group, so no
 rebalance delays the first message), prints `ready` once assigned, and stamps each message
-with the wall clock when `consume()` returns it. On SIGTERM it decodes what it received and
+with the wall clock when `poll()` or `consume()` returns it. On SIGTERM it decodes what it received and
 writes, per event (frame): the message it came in, `ts_event` (-1: the kind has none) and
 `ts_recv`; per message: topic, partition, offset and receive time. Events are the frames a
 message's records came from (a depth event's levels count once). `--stamped`: the values are
@@ -43,8 +43,14 @@ def consume(bootstrap: str, topics: list[str], stop: list[bool]) -> Received:
         if first is None:
             continue
         now = time.time_ns()
-        received += [(now, m) for m in [first, *consumer.consume(10_000, 0)]
-                     if m.error() is None]
+        if first.error() is None:
+            received.append((now, first))
+        # Stamped once consume() returned: a message it drained may have arrived while this
+        # process was descheduled after the first's stamp; late by at most the call, never
+        # early (an early stamp made some of the floor's end to end negative).
+        more = consumer.consume(10_000, 0)
+        now = time.time_ns()
+        received += [(now, m) for m in more if m.error() is None]
     consumer.close()
     return received
 

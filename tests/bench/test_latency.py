@@ -45,6 +45,8 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     assert set(runs["kafka"]["stages"]) == set(STAGES)
     assert set(runs["null"]["stages"]) == {"receive_to_produce"}
     assert set(runs["floor"]["stages"]) == {"produce_to_ack", "end_to_end"}
+    # stamped before produce() and once the consumer holds it, on one clock: never negative
+    assert runs["floor"]["stages"]["end_to_end"]["negative"] == 0
     # The floor in two halves around the handler's runs, pooled
     halves = runs["floor"]["halves"]
     assert len(halves) == 2 and all(half["count"] > 250 for half in halves)
