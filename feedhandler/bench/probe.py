@@ -5,11 +5,11 @@
 
 Reads every partition of the topics from the beginning (assigned, no consumer group, so no
 rebalance delays the first message), prints `ready` once assigned, and stamps each message
-with the wall clock when `poll()` or `consume()` returns it. On SIGTERM it decodes what it received and
-writes, per event (frame): the message it came in, `ts_event` (-1: the kind has none) and
-`ts_recv`; per message: topic, partition, offset and receive time. Events are the frames a
-message's records came from (a depth event's levels count once). `--stamped`: the values are
-the floor's, whose first 8 bytes are the send time in ns (no records inside).
+with the wall clock when `poll()` or `consume()` returns it. On SIGTERM it decodes what it
+received and writes, per event (frame): the message it came in, `ts_event` (-1: the kind has
+none) and `ts_recv`; per message: topic, partition, offset and receive time. Events are the
+frames a message's records came from (a depth event's levels count once). `--stamped`: the
+values are the floor's, whose first 8 bytes are the send time in ns (no records inside).
 """
 
 from __future__ import annotations
