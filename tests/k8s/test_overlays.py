@@ -160,6 +160,8 @@ def test_production_is_guaranteed_monitored_and_takes_sasl_from_a_secret() -> No
     assert not any("password" in str(d.get("data", "")).lower() for d in docs
                    if d["kind"] == "ConfigMap" and d["metadata"]["name"] != "feedhandler-dashboard")
     monitor = find(docs, "PodMonitor", "feedhandler")
+    # (an annotation-based scrape config too would take every pod twice: duplicate alerts)
+    assert sts["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "false"
     for kind in CRDS:  # what kube-prometheus-stack's selectors ask for, set in one place
         (doc,) = [d for d in docs if d["kind"] == kind]
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
