@@ -4,7 +4,9 @@ from feedhandler.logs import Throttle
 
 
 class Clock:
-    def __init__(self, now: float) -> None:
+    """A clock for Throttle and its users: `now` is set by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
         self.now = now
 
     def __call__(self) -> float:

@@ -98,20 +98,21 @@ class UniverseTracker:
             await self._live.change([], sorted(remove))
         # A stream added by hand (POST /subscriptions) may clash with a listing's (`depth` and
         # `depth@100ms`): that one is left out, not the whole refresh's additions.
-        clashing = add - set(apart([*sorted(self._live.streams()), *sorted(add)]))
+        adding = set(apart([*sorted(self._live.streams()), *sorted(add)])) & add
+        clashing = add - adding
         if clashing:
             log.error("universe: %d streams not added, as they clash with streams already "
                       "taken (remove those): %s", len(clashing), ", ".join(sorted(clashing)))
         failed = bool(clashing)
-        if add - clashing:
+        if adding:
             try:
-                await self._live.change(sorted(add - clashing), [])
+                await self._live.change(sorted(adding), [])
             except Exception as exc:  # (its topics cannot be had, ...): retried next refresh
                 if not self.refreshes:
                     raise  # the first plan: not ready, retried every RETRY_S (run)
                 failed = True
                 log.error("universe: %d streams not added (%s: %s); retried at the next "
-                          "refresh", len(add - clashing), type(exc).__name__, exc)
+                          "refresh", len(adding), type(exc).__name__, exc)
         live = self._live.streams()
         # a listing counts once its streams run (one refused is retried, and listed then)
         chosen = [s for s in chosen if s in known or set(streams_for([s], self._kinds)) <= live]

@@ -18,9 +18,9 @@ from tests.parsing.test_parse_gaps import agg, book, depth, trade
 class Run:
     """A decoder with every batch kept: records per kind, gap rows as tuples."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Any = None) -> None:
         self.batches: dict[str, list[np.ndarray]] = {}
-        self.decoder = Decoder(self._on_batch, batch_rows=1)
+        self.decoder = Decoder(self._on_batch, on_error, batch_rows=1)
 
     def _on_batch(self, kind: str, records: np.ndarray, *_: Any) -> None:
         self.batches.setdefault(kind, []).append(records.copy())

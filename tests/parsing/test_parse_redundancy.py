@@ -15,7 +15,6 @@ from feedhandler._ext.decoder import (
     COPY_DIGESTS,
     COPY_WINDOW_NS,
     LEAD_BOUNDS_NS,
-    Decoder,
 )
 from tests.parsing.helpers import examples
 from tests.parsing.strategies import encode
@@ -31,8 +30,8 @@ def mini(event_ms: int, close: str = "1", s: str = "BTCUSDT") -> bytes:
 
 
 class Legs(Run):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, on_error: Any = None) -> None:
+        super().__init__(on_error)
         self.decoder.set_overlap(BOTH_LEGS)
 
     def at(self, frame: bytes, leg: int, ts: int = 1) -> None:
@@ -375,10 +374,8 @@ class Rejecting(Legs):
     """Legs whose rejected frames are kept, as the handler gets them."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(self._on_error)
         self.rejected: list[tuple[str, bytes]] = []
-        self.decoder = Decoder(self._on_batch, self._on_error, batch_rows=1)
-        self.decoder.set_overlap(BOTH_LEGS)
 
     def _on_error(self, reason: str, field: str, stream: str, frame: bytes) -> None:
         self.rejected.append((reason, frame))

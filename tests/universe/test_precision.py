@@ -14,18 +14,11 @@ from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS
 from feedhandler.universe import PrecisionCheck, SymbolInfo, parse_exchange_info
 from feedhandler.universe.precision import EVENT_INTERVAL_S, GRID_COLUMNS
+from tests.test_logs import Clock
 
 CORPUS = Path("../shared/corpus/binance")
 BTC = SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset({"SPOT"}), 1_000_000, 1_000)  # .01
 NOGRID = SymbolInfo("FREEUSDT", "TRADING", "USDT", frozenset(), 0, 0)  # rules disabled
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def rows(kind: str, **columns: Any) -> np.ndarray:

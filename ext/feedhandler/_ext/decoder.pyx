@@ -397,39 +397,34 @@ cdef class Decoder:
 
     cdef bint _copy_of_rejected(self, int error, bytes frame, int leg, int64_t now) except -1:
         """While two connections overlap: whether `frame`, rejected for `error`, is the copy of
-        one the other connection delivered within COPY_WINDOW_NS and no copy matched yet (the
+        one the other connection delivered within COPY_WINDOW_NS that no copy matched yet (the
         oldest is matched). Remembered: the last COPY_DIGESTS rejections in arrival order,
-        (number, arrival, key), and per key [leg, its unmatched (number, arrival)s]."""
+        (number, arrival, key), and per key [leg, the numbers of its unmatched ones]."""
         cdef object arrivals = self._rejections
         cdef dict rejected = self._rejected
+        if arrivals and now < <int64_t>arrivals[len(arrivals) - 1][1]:  # a clock stepped back:
+            arrivals.clear()  # none is known to be within the window any more
+            rejected.clear()
         while arrivals and (len(arrivals) >= COPY_DIGESTS
-                            or not 0 <= now - <int64_t>arrivals[0][1] <= COPY_WINDOW_NS):
-            number, _, old_key = arrivals.popleft()  # (a clock stepped back: gone too)
+                            or now - <int64_t>arrivals[0][1] > COPY_WINDOW_NS):
+            number, _, old_key = arrivals.popleft()
             entry = rejected.get(old_key)
-            if entry is not None and entry[1][0][0] == number:  # (else matched already)
+            if entry is not None and entry[1][0] == number:  # (else matched already)
                 entry[1].popleft()
                 if not entry[1]:
                     del rejected[old_key]
         key = (error, blake2b(frame, digest_size=16).digest())
         entry = rejected.get(key)
-        if entry is not None and entry[0] != leg:
-            unmatched = entry[1]
-            while unmatched and not 0 <= now - <int64_t>unmatched[0][1] <= COPY_WINDOW_NS:
-                unmatched.popleft()  # (out of the window, or a clock stepped back)
-            copy = bool(unmatched)
-            if copy:
-                unmatched.popleft()
-            if not unmatched:
+        if entry is not None and entry[0] != leg:  # (what is left is within the window)
+            entry[1].popleft()
+            if not entry[1]:
                 del rejected[key]
-                entry = None
-            if copy:
-                return True
+            return True
         self._rejection_count += 1
-        arrival = (self._rejection_count, now)
         if entry is None:
-            rejected[key] = [leg, deque([arrival])]
+            rejected[key] = [leg, deque([self._rejection_count])]
         else:  # (the same bad frame again on one connection: not a copy)
-            entry[1].append(arrival)
+            entry[1].append(self._rejection_count)
         arrivals.append((self._rejection_count, now, key))
         return False
 

@@ -105,11 +105,13 @@ cdef class FeedListener(WSListener):
             return self._violate(transport, "continuation frame without a message to continue")
         self.bytes_received += frame.payload_size
         if self._discarding:
-            self._discarding = not frame.fin
-            if frame.fin and self._past_limit:
+            if not frame.fin:
+                return 0
+            self._discarding = False
+            if self._past_limit:  # (not counted)
                 self._past_limit = False
                 return 0
-            return self._message_done() if frame.fin else 0  # (an oversized one, counted)
+            return self._message_done()  # (an oversized one, counted)
         self._append_fragment(frame)
         if not frame.fin:
             return 0
