@@ -472,6 +472,11 @@ class UniverseConfig(Section):
     refresh_s: NonNegativeFloat = 60.0
     """read exchangeInfo again this often: listings subscribed, delistings unsubscribed
     (0 = at start only)"""
+    max_delist: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """a refresh that would stop following more than this share of the followed symbols (and
+    more than one) is held: none is removed, and the refresh is logged and counts as a failure
+    (an exchange-wide BREAK for maintenance, or a truncated exchangeInfo, must not unsubscribe
+    the market); 1 = no limit (a restart also applies a mass delisting)"""
     check_precision: bool = True
     """count prices off the tick size and quantities off the step size, per kind and symbol"""
 

@@ -197,7 +197,8 @@ class Handler:
             self.wsapi.exchange_info, self.live, symbols=universe.symbols,
             kinds=universe.kinds, quote_assets=universe.quote_assets,
             permissions=universe.permissions, refresh_s=universe.refresh_s,
-            on_event=self._publish_event, precision=self.precision)
+            on_event=self._publish_event, precision=self.precision,
+            max_delist=universe.max_delist)
 
     def _publish_snapshot(self, rows: np.ndarray) -> None:
         if self.books is not None:

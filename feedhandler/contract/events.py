@@ -184,6 +184,9 @@ EVENTS: tuple[Event, ...] = (
           (("symbols", "how many symbols it follows now"),
            ("listed", "symbols newly followed (TRADING and selected), a list"),
            ("delisted", "symbols no longer followed (left TRADING or exchangeInfo), a list"),
+           ("held", "symbols that left TRADING or exchangeInfo but are still followed, as more "
+                    "than `universe.max_delist` of those followed left at once (an "
+                    "exchange-wide BREAK); empty once they are back, a list"),
            ("ts_ns", "when")),
           "exchangeInfo changed the universe; the streams follow as `subscribed` / "
           "`unsubscribed` events of the connections"),

@@ -5,7 +5,10 @@ subscription path (`app.live.LiveStreams.change`), which opens the connections a
 their streams as `subscribed`. Every `refresh_s` exchangeInfo is read again: symbols that are
 newly TRADING are subscribed, symbols that left TRADING (delisted, halted) or the exchange
 dropped are unsubscribed, each change as `subscribed` / `unsubscribed` events of the
-connections concerned plus one `universe` event naming the symbols. Streams added by
+connections concerned plus one `universe` event naming the symbols. A refresh that would drop
+more than `max_delist` of the followed symbols at once drops none (`held`): an exchange-wide
+BREAK (maintenance) ends within hours, and streams dropped then would return only at the
+first refresh after it. Streams added by
 `POST /subscriptions` are left alone; a universe stream removed that way comes back at the
 next refresh. A failed read changes
 nothing: it is logged and retried (every RETRY_S until the first one succeeds).
@@ -40,7 +43,7 @@ class UniverseTracker:
                  symbols: str | list[str], kinds: list[str], quote_assets: list[str],
                  permissions: list[str], refresh_s: float,
                  on_event: Callable[[dict[str, Any]], None],
-                 precision: PrecisionCheck | None = None) -> None:
+                 precision: PrecisionCheck | None = None, max_delist: float = 1.0) -> None:
         self._fetch = fetch
         self._live = live
         self._wanted, self._kinds = symbols, kinds
@@ -48,7 +51,9 @@ class UniverseTracker:
         self.refresh_s = refresh_s
         self._on_event = on_event
         self.precision = precision
+        self.max_delist = max_delist
         self.symbols: list[str] = []  # followed now
+        self.held: list[str] = []  # delisted by exchangeInfo, still followed (max_delist)
         self._planned: set[str] = set()  # the streams it asked for (not those of POSTs)
         self.refreshes = 0  # successful exchangeInfo reads
         self.failures = 0
@@ -90,9 +95,17 @@ class UniverseTracker:
             log.warning("universe: none of the %d symbols in exchangeInfo is chosen (symbols: "
                         "%s, quote_assets: %s, permissions: %s)", len(info), named,
                         self._quotes or "any", self._permissions or "any")
-        wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         known = set(self.symbols)  # (followed before this refresh)
         delisted = sorted(known - set(chosen))
+        held = delisted if len(delisted) > max(1.0, self.max_delist * len(known)) else []
+        if held:  # kept as they are, the refresh a failure (its age: the alert)
+            log.error("universe: exchangeInfo would stop following %d of the %d symbols, "
+                      "more than universe.max_delist (%g): none is removed (an exchange-wide "
+                      "BREAK, or a truncated exchangeInfo?); raise max_delist or restart to "
+                      "apply it: %s", len(held), len(known), self.max_delist,
+                      ", ".join(held[:10]) + (", ..." if len(held) > 10 else ""))
+            chosen, delisted = sorted({*chosen, *held}), []
+        wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         add, remove = wanted - current, (self._planned - wanted) & current
         if remove:  # alone, first: an addition that cannot be made must not hold a delisting
             await self._live.change([], sorted(remove))
@@ -103,7 +116,7 @@ class UniverseTracker:
         if clashing:
             log.error("universe: %d streams not added, as they clash with streams already "
                       "taken (remove those): %s", len(clashing), ", ".join(sorted(clashing)))
-        failed = bool(clashing)
+        failed = bool(clashing or held)
         if adding:
             try:
                 await self._live.change(sorted(adding), [])
@@ -125,8 +138,9 @@ class UniverseTracker:
         self.failures += failed
         if not failed or self.refreshed_at is None:
             self.refreshed_at = time.monotonic()
-        if listed or delisted:
-            log.info("universe: %d symbols; listed %s; delisted %s", len(chosen), listed,
-                     delisted)
+        if listed or delisted or held != self.held:
+            log.info("universe: %d symbols; listed %s; delisted %s; held %s", len(chosen),
+                     listed, delisted, held)
             self._on_event({"type": "universe", "symbols": len(chosen), "listed": listed,
-                            "delisted": delisted, "ts_ns": time.time_ns()})
+                            "delisted": delisted, "held": held, "ts_ns": time.time_ns()})
+        self.held = held

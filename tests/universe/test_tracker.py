@@ -317,3 +317,48 @@ async def test_a_first_plan_that_cannot_be_made_is_not_a_refresh() -> None:
     with pytest.raises(ValueError, match="missing topics"):
         await tracker.refresh()
     assert tracker.refreshes == 0 and tracker.symbols == []
+
+
+def test_a_mass_delisting_is_held_until_the_symbols_trade_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An exchange-wide BREAK (maintenance) or a truncated exchangeInfo: nothing is removed,
+    the refresh fails (its age: the alert), and the `universe` event names what is held."""
+    trading = [(s, "TRADING") for s in ("ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")]
+    answers = [info(*trading),
+               info(*[(s, "BREAK") for s, _ in trading]),  # maintenance
+               info(),  # a truncated answer
+               info(*trading),  # back
+               info(*trading[:2], *[(s, "BREAK") for s, _ in trading[2:]])]  # half: applied
+
+    async def fetch() -> dict[str, Any]:
+        return answers.pop(0)
+
+    live, published = FakeLive(), []
+    tracker = UniverseTracker(fetch, live, symbols="all", kinds=["trade"], quote_assets=[],
+                              permissions=[], refresh_s=60, on_event=published.append,
+                              max_delist=0.5)
+
+    async def main() -> None:
+        await tracker.refresh()
+        applied = tracker.refreshed_at
+        everything = live.streams()
+        for _ in range(2):
+            await tracker.refresh()
+            assert live.streams() == everything and len(live.changes) == 1
+            assert tracker.symbols == ["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"]
+            assert tracker.refreshed_at == applied
+        assert tracker.failures == 2
+        await tracker.refresh()
+        assert tracker.failures == 2 and tracker.refreshed_at != applied
+        await tracker.refresh()
+        assert live.changes[-1] == ([], ["ethusdt@trade", "solusdt@trade"])
+        assert tracker.symbols == ["ADAUSDT", "BTCUSDT"]
+
+    sync(main)()
+    assert [(e["listed"], e["delisted"], e["held"], e["symbols"]) for e in published] == [
+        (["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"], [], [], 4),
+        ([], [], ["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"], 4),  # (once, while it holds)
+        ([], [], [], 4),
+        ([], ["ETHUSDT", "SOLUSDT"], [], 2)]
+    assert caplog.text.count("universe: exchangeInfo would stop following 4 of the 4 symbols, "
+                             "more than universe.max_delist (0.5): none is removed") == 2
