@@ -4,9 +4,11 @@ What any Kafka pipeline costs on this broker and host: idempotent, acks=all, lin
 event produced alone (one message) at the tick it falls due, the paced simulator's tick, its
 value stamped with the send time (ns, first 8 bytes; padded to a trade record's size). The
 probe's receive time minus that stamp is the floor's end to end; its delivery reports give
-produce -> ack. With several topics the events go round-robin over them, as a mix goes over
-one topic per kind: librdkafka sends one partition per produce request and the idempotent
-producer keeps at most 5 in flight, so the same rate over more partitions waits longer.
+produce -> ack, from when `produce()` returned (the handler's starts when its batch's
+`produce()` calls returned). With several topics the events go round-robin over them, as a
+mix goes over one topic per kind: librdkafka sends one partition per produce request and the
+idempotent producer keeps at most 5 in flight, so the same rate over more partitions waits
+longer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Floor:
             "linger.ms": 0, "socket.nagle.disable": True, "compression.type": "none",
         })
         self.acks: list[tuple[int, int]] = []  # (send ns, ack ns)
+        self.produced: dict[int, int] = {}  # send ns -> when produce() returned
         self.failed = 0
         self.queue_full = 0  # produce() calls refused for a full queue, then retried
 
@@ -59,7 +62,8 @@ class Floor:
         try:
             while (elapsed := time.perf_counter() - start) < duration_s:
                 for _ in range(int(elapsed * rate) - sent):
-                    value = time.time_ns().to_bytes(8, "little") + PAD
+                    stamp = time.time_ns()
+                    value = stamp.to_bytes(8, "little") + PAD
                     while True:  # librdkafka's queue full (the broker lags): wait, as a
                         try:     # producer must; the event keeps its send time
                             self.producer.produce(self.topics[sent % len(self.topics)], value,
@@ -69,6 +73,7 @@ class Floor:
                         except BufferError:
                             self.queue_full += 1
                             time.sleep(TICK_S)
+                    self.produced[stamp] = time.time_ns()
                     sent += 1
                 time.sleep(tick_s)
             self.producer.flush(30)
@@ -77,6 +82,7 @@ class Floor:
             server.join()
         return sent
 
-    def produce_to_ack(self) -> np.ndarray:
-        pairs = np.array(self.acks, np.int64).reshape(-1, 2)
-        return pairs[:, 1] - pairs[:, 0]
+    def produce_to_ack(self, since_ns: int = 0) -> np.ndarray:
+        """Of the events sent at or after `since_ns`: ack ns - produce() return ns."""
+        return np.array([ack - self.produced[sent] for sent, ack in self.acks
+                         if sent >= since_ns], np.int64)

@@ -7,8 +7,9 @@ Reads every partition of the topics from the beginning (assigned, no consumer gr
 rebalance delays the first message), prints `ready` once assigned, and stamps each message
 with the wall clock when `poll()` or `consume()` returns it. On SIGTERM it decodes what it
 received and writes, per event (frame): the message it came in, `ts_event` (-1: the kind has
-none) and `ts_recv`; per message: topic, partition, offset and receive time. Events are the
-frames a message's records came from (a depth event's levels count once). `--stamped`: the
+none) and `ts_recv`; per message: topic, partition, offset, receive time and its records
+(a run checks that every acknowledged one arrived). Events are the frames a message's
+records came from (a depth event's levels count once). `--stamped`: the
 values are the floor's, whose first 8 bytes are the send time in ns (no records inside).
 """
 
@@ -58,23 +59,24 @@ def consume(bootstrap: str, topics: list[str], stop: list[bool]) -> Received:
 def tabulate(received: Received, stamped: bool) -> dict[str, np.ndarray]:
     """The arrays described in the module docstring."""
     topics: dict[str, int] = {}
-    messages: list[tuple[int, int, int, int]] = []
+    messages: list[tuple[int, int, int, int, int]] = []
     events: list[np.ndarray] = []
     for i, (now, message) in enumerate(received):
         topic = topics.setdefault(message.topic(), len(topics))
-        messages.append((topic, message.partition(), message.offset(), now))
         if stamped:
+            messages.append((topic, message.partition(), message.offset(), now, 1))
             sent = np.frombuffer(message.value(), np.int64, 1)
             events.append(np.stack([[i], sent, [-1]], axis=1))
             continue
         records = decode(message)
+        messages.append((topic, message.partition(), message.offset(), now, len(records)))
         ts_recv, first = np.unique(records["ts_recv"], return_index=True)
         ts_event = (records["ts_event"][first] if "ts_event" in (records.dtype.names or ())
                     else np.full(len(first), -1))
         events.append(np.stack([np.full(len(first), i), ts_event, ts_recv], axis=1))
     table = np.concatenate(events) if events else np.zeros((0, 3), np.int64)
     return {"topics": np.array(list(topics), dtype=str),
-            "messages": np.array(messages, np.int64).reshape(-1, 4),
+            "messages": np.array(messages, np.int64).reshape(-1, 5),
             "events": table.astype(np.int64)}
 
 

@@ -64,6 +64,10 @@ def test_a_short_run_reports_every_stage_and_the_floors(kafka_bootstrap: str,
     for key in ORDER:
         assert kafka["end_to_end"][key] >= kafka["exchange_to_receive"][key]
     assert runs["kafka"]["kafka"]["failed"] == 0
+    # every acknowledged record reached the consumer, every floor message too
+    assert runs["kafka"]["kafka"]["records_consumed"] == \
+        runs["kafka"]["kafka"]["records_delivered"] == runs["kafka"]["records"]
+    assert runs["floor"]["received"] == runs["floor"]["frames"]
     assert result["meta"]["clock"].startswith("one host")
     assert result["meta"]["simulator_tick_us"] == {"1000": 1000}  # (JSON keys)
     table = (tmp_path / "results.md").read_text()
