@@ -12,6 +12,12 @@ up once per symbol and spread over the rows, then one remainder per column. Unkn
 and disabled rules (size 0) get the divisor 1, which every value is a multiple of. Only
 batches with a violation go on to count per symbol. The columns come from the kind
 declarations (`Field.grid`).
+
+When Binance changes a tick or step size, new values are off the old grid until exchangeInfo
+is read again. So with a refreshing universe a symbol's violations are first held and an
+early read asked for (`on_doubt`); that read settles them: those on the symbol's new grid were
+the change (logged, not counted), the rest are counted. A symbol whose sizes a read confirmed
+counts at once for CONFIRMED_S.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from feedhandler.universe.symbols import SymbolInfo
 log = logging.getLogger(__name__)
 
 EVENT_INTERVAL_S = 60.0  # at most one event (and log line) per (kind, symbol) this often
+CONFIRMED_S = 60.0  # a symbol's violations counted at once this long after a read settled them
 GRIDS = {"tick": 0, "step": 1}  # position in the per-symbol divisors
 _ONE_ROW = np.array([0, 1], np.int64)  # group_rows' bounds of a one-row batch
 # Level quantities the engine caps (since 2022-05-23; protocol doc §4.12): (2**63 - 1) x
@@ -55,11 +62,36 @@ class PrecisionCheck:
         self._divisors: dict[bytes, tuple[int, int]] = {}
         self._on_event = on_event
         self._events = Throttle(EVENT_INTERVAL_S, clock)  # per (kind, symbol)
+        self._clock = clock
+        # asks for an early exchangeInfo read (the universe, when it refreshes); None: count now
+        self.on_doubt: Callable[[], None] | None = None
+        # symbol -> its violations awaiting that read: (kind, count, column, grid, value, size)
+        self._held: dict[str, list[tuple[str, int, str, str, int, int]]] = {}
+        self._confirmed: dict[str, float] = {}  # symbol -> when a read settled its violations
 
     def update(self, symbols: Iterable[SymbolInfo]) -> None:
-        """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
+        """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch); the
+        held violations settled against them."""
         for info in symbols:
             self._divisors[info.symbol.encode()] = (info.tick or 1, info.step or 1)
+        self.settle()
+
+    def settle(self) -> None:
+        """Count the held violations, except those on their symbol's grid as it is now: the
+        size changed (after a read; after a failed one every one counts)."""
+        now = self._clock()
+        for symbol, held in self._held.items():
+            self._confirmed[symbol] = now
+            sizes = self._divisors.get(symbol.encode(), (1, 1))
+            for kind, count, column, grid, value, size in held:
+                new = sizes[GRIDS[grid]]
+                if new != size and not value % new:
+                    log.info("%s %s: the %s size changed from %s to %s; %d %s values off the "
+                             "old one are not counted", kind, symbol, grid, to_str(size),
+                             to_str(new), count, column)
+                    continue
+                self._count(kind, symbol, count, column, grid, value, new)
+        self._held.clear()
 
     def check(self, kind: str, records: np.ndarray) -> None:
         """Count the batch's off-grid values; vectorised, per batch."""
@@ -98,7 +130,13 @@ class PrecisionCheck:
                                      _first_off(records[column][row], sizes[g]), sizes[g]))
         for g, found in sorted(first.items()):  # per symbol with violations
             symbol = bytes(symbols[firsts[g]]).decode(errors="replace")
-            self._count(kind, symbol, counts[g], *found)
+            confirmed = self._confirmed.get(symbol)
+            if self.on_doubt is None or (
+                    confirmed is not None and self._clock() - confirmed < CONFIRMED_S):
+                self._count(kind, symbol, counts[g], *found)
+            else:  # (its size may have changed since the last read)
+                self._held.setdefault(symbol, []).append((kind, counts[g], *found))
+                self.on_doubt()
 
     def _count(self, kind: str, symbol: str, count: int, column: str, grid: str, value: int,
                size: int) -> None:

@@ -11,7 +11,9 @@ BREAK (maintenance) ends within hours, and streams dropped then would return onl
 first refresh after it. Streams added by
 `POST /subscriptions` are left alone; a universe stream removed that way comes back at the
 next refresh. A failed read changes
-nothing: it is logged and retried (every RETRY_S until the first one succeeds).
+nothing: it is logged and retried (every RETRY_S until the first one succeeds). A precision
+check in doubt (a tick size may have changed) has the next read come early, EARLY_S after
+the last at the soonest.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from feedhandler.universe.symbols import parse_exchange_info, select, streams_fo
 log = logging.getLogger(__name__)
 
 RETRY_S = 5.0
+EARLY_S = 10.0  # a read asked for early comes no sooner than this after the last one
 
 
 class StreamChanger(Protocol):
@@ -51,6 +54,9 @@ class UniverseTracker:
         self.refresh_s = refresh_s
         self._on_event = on_event
         self.precision = precision
+        self._early = asyncio.Event()  # a read asked for before refresh_s is up
+        if precision is not None and refresh_s:
+            precision.on_doubt = self._early.set
         self.max_delist = max_delist
         self.symbols: list[str] = []  # followed now
         self.held: list[str] = []  # delisted by exchangeInfo, still followed (max_delist)
@@ -76,6 +82,8 @@ class UniverseTracker:
                 raise
             except Exception as exc:  # the exchange's or ours: logged, retried
                 self.failures += 1
+                if self.precision is not None:  # (what it held is counted as it stands)
+                    self.precision.settle()
                 log.error("universe: exchangeInfo not applied (%s: %s); the plan stays as it "
                           "is", type(exc).__name__, exc)
                 if not self.refreshes:
@@ -83,9 +91,21 @@ class UniverseTracker:
                     continue
             if not self.refresh_s:
                 return
-            await asyncio.sleep(self.refresh_s)
+            await self._next_read()
+
+    async def _next_read(self) -> None:
+        """Until refresh_s is up, or EARLY_S (at most refresh_s) after the last read if one is
+        asked for early."""
+        start = time.monotonic()
+        try:  # (not wait_for: in 3.11 it can swallow a cancel that comes as the event is set)
+            async with asyncio.timeout(self.refresh_s):
+                await self._early.wait()
+        except TimeoutError:
+            return
+        await asyncio.sleep(min(EARLY_S, self.refresh_s) - (time.monotonic() - start))
 
     async def refresh(self) -> None:
+        self._early.clear()  # (this read answers what was asked so far)
         info = parse_exchange_info(await self._fetch())
         if self.precision is not None:
             self.precision.update(info.values())

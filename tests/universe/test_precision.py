@@ -13,7 +13,7 @@ import pytest
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS
 from feedhandler.universe import PrecisionCheck, SymbolInfo, parse_exchange_info
-from feedhandler.universe.precision import EVENT_INTERVAL_S, GRID_COLUMNS
+from feedhandler.universe.precision import CONFIRMED_S, EVENT_INTERVAL_S, GRID_COLUMNS
 from tests.test_logs import Clock
 
 CORPUS = Path("../shared/corpus/binance")
@@ -149,3 +149,43 @@ def test_a_one_row_batch_and_a_one_symbol_batch_take_the_scalar_path() -> None:
                                    bid_price=[1_000_000] * 3, ask_price=[2_000_000] * 3,
                                    bid_qty=[1_000, 1_500, 2_000], ask_qty=[1_000, 1, 1]))
     assert check.violations[("bookTicker", "BTCUSDT")] == 3  # bid_qty of row 1, ask_qty of 1, 2
+
+
+def test_with_a_refreshing_universe_violations_wait_for_a_read_that_says_if_the_tick_changed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Binance made BTCUSDT's tick 0.001: its new prices are off the tick read before, so they
+    are held until exchangeInfo is read again (asked for early), then not counted."""
+    caplog.set_level("INFO", "feedhandler.universe.precision")
+    check, events, clock = checker()
+    doubts: list[float] = []
+    check.on_doubt = lambda: doubts.append(clock())
+    finer = rows("trade", symbol=[b"BTCUSDT"] * 2, price=[9_500_000_100_000] * 2,
+                 qty=[100_000] * 2)
+    check.check("trade", finer)
+    assert doubts == [1000.0] and not check.violations and not events
+    check.update([SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset(), 100_000, 1_000)])
+    assert not check.violations and not events
+    assert "trade BTCUSDT: the tick size changed from 0.01000000 to 0.00100000; 2 price " \
+           "values off the old one are not counted" in caplog.text
+    # Off the new tick too, and a quantity off an unchanged step: counted once read
+    clock.now += CONFIRMED_S + 1
+    check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[9_500_000_110_000],
+                              qty=[100_000]))
+    check.check("depth", rows("depth", symbol=[b"BTCUSDT"], price=[1_000_000], qty=[100_001]))
+    assert len(doubts) == 3 and not check.violations
+    check.update([SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset(), 100_000, 1_000)])
+    assert check.violations == {("trade", "BTCUSDT"): 1, ("depth", "BTCUSDT"): 1}
+    assert [(e["kind"], e["value"], e["size"]) for e in events] == [
+        ("trade", "95000.00110000", "0.00100000"), ("depth", "0.00100001", "0.00001000")]
+    # Confirmed a moment ago: counted at once, no read asked for
+    check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
+    assert check.violations[("trade", "BTCUSDT")] == 2 and len(doubts) == 3
+
+
+def test_a_failed_read_counts_what_was_held() -> None:
+    check, events, _ = checker()
+    check.on_doubt = lambda: None
+    check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
+    assert not check.violations
+    check.settle()
+    assert check.violations == {("trade", "BTCUSDT"): 1} and len(events) == 1

@@ -1,7 +1,7 @@
 """`universe` against the in-process simulator: the handler starts from exchangeInfo (WS API),
 then follows a listing and a delisting made at runtime within its refresh interval, with
-`universe`, `subscribed` and `unsubscribed` events; off-grid values are counted, evented,
-exported and still published."""
+`universe`, `subscribed` and `unsubscribed` events; off-grid values are counted (once a read
+says the tick did not change), evented, exported and still published."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import pytest
 from feedhandler.app.handler import Handler
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
-from feedhandler.universe import UniverseTracker
+from feedhandler.universe import PrecisionCheck, UniverseTracker
+from feedhandler.universe import tracker as tracker_module
 from tests.app.recording_sink import RecordingSink
 from tests.app.test_health import free_port, get, running, until
 from tests.app.uvloop_run import sync
+from tests.universe.test_precision import rows
 
 REFRESH_S = 0.5
 LISTED, DELISTED = "LINKUSDT", "DOGEUSDT"
@@ -84,6 +86,10 @@ async def test_listings_and_delistings_are_followed_live() -> None:
             feed.decoder.decode(b'{"stream":"btcusdt@bookTicker","data":{"u":7,"s":"BTCUSDT",'
                                 b'"b":"95000.005","B":"1.000001","a":"95000.01","A":"2"}}')
             feed.decoder.flush()
+            # held until exchangeInfo is read again, early, in case BTCUSDT's tick changed
+            assert not handler.precision.violations
+            await until(lambda: handler.precision is not None and bool(
+                handler.precision.violations))
             assert handler.precision.violations == {("bookTicker", "BTCUSDT"): 2}
             (violation,) = events(sink, "precision_violation")
             assert violation == {"type": "precision_violation", "kind": "bookTicker",
@@ -362,3 +368,38 @@ def test_a_mass_delisting_is_held_until_the_symbols_trade_again(
         ([], ["ETHUSDT", "SOLUSDT"], [], 2)]
     assert caplog.text.count("universe: exchangeInfo would stop following 4 of the 4 symbols, "
                              "more than universe.max_delist (0.5): none is removed") == 2
+
+
+def test_a_precision_check_in_doubt_brings_the_next_read_early(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """BTCUSDT's tick went from 0.01 to 0.001: a price on the new grid has exchangeInfo read
+    again EARLY_S after the last read, not refresh_s, and is then not counted."""
+    monkeypatch.setattr(tracker_module, "EARLY_S", 0.05)
+    reads: list[float] = []
+
+    async def fetch() -> dict[str, Any]:
+        reads.append(time.monotonic())
+        tick = "0.01" if len(reads) == 1 else "0.001"
+        return {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "quoteAsset": "USDT",
+                             "filters": [{"filterType": "PRICE_FILTER", "tickSize": tick}]}]}
+
+    published: list[dict[str, Any]] = []
+    precision = PrecisionCheck(published.append)
+    tracker = UniverseTracker(fetch, FakeLive(), symbols="all", kinds=["trade"],
+                              quote_assets=[], permissions=[], refresh_s=60,
+                              on_event=published.append, precision=precision)
+
+    async def main() -> None:
+        task = asyncio.create_task(tracker.run())
+        try:
+            await until(lambda: tracker.refreshes == 1)
+            precision.check("trade", rows("trade", symbol=[b"BTCUSDT"],
+                                          price=[9_500_000_100_000], qty=[1]))
+            await until(lambda: tracker.refreshes == 2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    sync(main)()
+    assert 0.05 <= reads[1] - reads[0] < 5 and not precision.violations
+    assert [e["type"] for e in published] == ["universe"]
