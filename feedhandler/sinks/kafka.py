@@ -509,9 +509,9 @@ class KafkaSink:
 
     def serve_deliveries(self, timeout: float) -> None:
         """Wait up to `timeout` s for delivery reports and serve them: librdkafka allows this
-        from another thread, which the latency benchmark uses to stamp acks as they come."""
+        from another thread, which the latency benchmark uses to stamp acks as they come. Their
+        latencies are reported by service() alone (one reader of the list)."""
         self._producer.poll(timeout)
-        self._report_acks()
 
     def _on_error(self, err: KafkaError) -> None:
         """librdkafka's error events. A fatal one (the idempotent producer cannot go on, e.g.

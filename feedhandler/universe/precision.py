@@ -14,10 +14,11 @@ batches with a violation go on to count per symbol. The columns come from the ki
 declarations (`Field.grid`).
 
 When Binance changes a tick or step size, new values are off the old grid until exchangeInfo
-is read again. So with a refreshing universe a symbol's violations are first held and an
-early read asked for (`on_doubt`); that read settles them: those on the symbol's new grid were
-the change (logged, not counted), the rest are counted. A symbol whose sizes a read confirmed
-counts at once for CONFIRMED_S.
+is read again. So with a refreshing universe a symbol's off values are first held (HELD_MAX
+at most) and an early read asked for (`on_doubt`); the universe takes what is held before the
+read and settles it after: values on the symbol's grid as read were the change (logged, not
+counted), the rest are counted. A symbol whose sizes a read confirmed counts at once for
+CONFIRMED_S.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ EVENT_INTERVAL_S = 60.0  # at most one event (and log line) per (kind, symbol) t
 CONFIRMED_S = 60.0  # a symbol's violations counted at once this long after a read settled them
 GRIDS = {"tick": 0, "step": 1}  # position in the per-symbol divisors
 _ONE_ROW = np.array([0, 1], np.int64)  # group_rows' bounds of a one-row batch
+_NO_ROWS = np.zeros(0, np.int64)
 # Level quantities the engine caps (since 2022-05-23; protocol doc §4.12): (2**63 - 1) x
 # 10**-precision for a base asset of that precision, meaning "this much or more", in 1e-8
 # units. Off any step grid, and not a violation.
 QTY_CAPS = tuple((2**63 - 1) * 10 ** (8 - precision) for precision in range(9))
+
+HELD_MAX = 100_000  # off values held for a read at most; past it they count at once
+Off = tuple[str, str, int, np.ndarray]  # column, grid, its size, the off values (rows)
+Held = dict[tuple[str, str], list[Off]]  # (kind, symbol) -> off values awaiting a read
 
 # kind -> ((column, "tick" | "step"), ...): the columns bound to a grid
 GRID_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -65,33 +71,45 @@ class PrecisionCheck:
         self._clock = clock
         # asks for an early exchangeInfo read (the universe, when it refreshes); None: count now
         self.on_doubt: Callable[[], None] | None = None
-        # symbol -> its violations awaiting that read: (kind, count, column, grid, value, size)
-        self._held: dict[str, list[tuple[str, int, str, str, int, int]]] = {}
+        self._held: Held = {}  # what awaits that read
+        self._held_rows = 0
         self._confirmed: dict[str, float] = {}  # symbol -> when a read settled its violations
 
     def update(self, symbols: Iterable[SymbolInfo]) -> None:
-        """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch); the
-        held violations settled against them."""
+        """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
         for info in symbols:
             self._divisors[info.symbol.encode()] = (info.tick or 1, info.step or 1)
-        self.settle()
 
-    def settle(self) -> None:
-        """Count the held violations, except those on their symbol's grid as it is now: the
-        size changed (after a read; after a failed one every one counts)."""
+    def take(self) -> Held:
+        """The violations held so far, for settle() once a read is made (those held meanwhile
+        wait for the next: the read may predate their size change)."""
+        held, self._held, self._held_rows = self._held, {}, 0
+        return held
+
+    def settle(self, held: Held) -> None:
+        """Count the held off-grid values, except those on their symbol's grid as it is now:
+        the size changed (after a read; after a failed one every one counts)."""
         now = self._clock()
-        for symbol, held in self._held.items():
+        changed: Counter[tuple[str, str, str, str, int, int]] = Counter()
+        for (kind, symbol), entries in held.items():
             self._confirmed[symbol] = now
             sizes = self._divisors.get(symbol.encode(), (1, 1))
-            for kind, count, column, grid, value, size in held:
+            off: list[Off] = []
+            for column, grid, size, values in entries:
                 new = sizes[GRIDS[grid]]
-                if new != size and not value % new:
-                    log.info("%s %s: the %s size changed from %s to %s; %d %s values off the "
-                             "old one are not counted", kind, symbol, grid, to_str(size),
-                             to_str(new), count, column)
-                    continue
-                self._count(kind, symbol, count, column, grid, value, new)
-        self._held.clear()
+                still = _off_rows(values, new, grid) if new != size else None
+                if still is not None:
+                    changed[(kind, symbol, column, grid, size, new)] += len(values) - len(still)
+                    values = values[still]
+                if len(values):
+                    off.append((column, grid, new, values))
+            if off:
+                self._count(kind, symbol, off)
+        for (kind, symbol, column, grid, size, new), count in changed.items():
+            if count:
+                log.info("%s %s: the %s size changed from %s to %s; %d %s values off the old "
+                         "one are on the new one, not counted", kind, symbol, grid,
+                         to_str(size), to_str(new), count, column)
 
     def check(self, kind: str, records: np.ndarray) -> None:
         """Count the batch's off-grid values; vectorised, per batch."""
@@ -105,53 +123,57 @@ class PrecisionCheck:
         grids = [self._divisors.get(name, (1, 1)) for name in symbols[firsts].tolist()]
         # each row's group (symbol); one symbol: none needed, a scalar divisor does
         group = None if order is None else _group_of_rows(order, bounds)
-        counts: Counter[int] = Counter()
-        first: dict[int, tuple[str, str, int, int]] = {}  # group -> its first off value
+        found: dict[int, list[Off]] = {}  # group -> its off values, per column
         for column, grid in columns:
             sizes = [g[GRIDS[grid]] for g in grids]
             if max(sizes) == 1:
                 continue
             divisor = sizes[0] if group is None else np.array(sizes, np.int64)[group]
-            rest = _remainders(records[column], divisor)
-            if not np.count_nonzero(rest):  # the common case ends here
+            rows = _off_rows(records[column], divisor, grid)
+            if not len(rows):  # the common case ends here
                 continue
-            if grid == "step":
-                rest = _without_caps(records[column], rest)
-                if not np.count_nonzero(rest):
-                    continue
-            off = rest.reshape(len(rest), -1).any(axis=1).astype(bool)
-            if group is None:
-                group = np.zeros(len(off), np.int64)
-            groups, at, hits = np.unique(group[off], return_index=True, return_counts=True)
-            for g, row, hit in zip(groups.tolist(), np.flatnonzero(off)[at].tolist(),
-                                   hits.tolist(), strict=True):
-                counts[g] += hit
-                first.setdefault(g, (column, grid,
-                                     _first_off(records[column][row], sizes[g]), sizes[g]))
-        for g, found in sorted(first.items()):  # per symbol with violations
+            of_row = np.zeros(len(rows), np.int64) if group is None else group[rows]
+            by = np.argsort(of_row, kind="stable")
+            groups, starts = np.unique(of_row[by], return_index=True)
+            for g, part in zip(groups.tolist(), np.split(rows[by], starts[1:]), strict=True):
+                found.setdefault(g, []).append((column, grid, sizes[g], records[column][part]))
+        for g, off in sorted(found.items()):  # per symbol with violations
             symbol = bytes(symbols[firsts[g]]).decode(errors="replace")
             confirmed = self._confirmed.get(symbol)
-            if self.on_doubt is None or (
+            if self.on_doubt is None or self._held_rows >= HELD_MAX or (
                     confirmed is not None and self._clock() - confirmed < CONFIRMED_S):
-                self._count(kind, symbol, counts[g], *found)
+                self._count(kind, symbol, off)
             else:  # (its size may have changed since the last read)
-                self._held.setdefault(symbol, []).append((kind, counts[g], *found))
+                self._held.setdefault((kind, symbol), []).extend(off)
+                self._held_rows += sum(len(values) for *_, values in off)
                 self.on_doubt()
 
-    def _count(self, kind: str, symbol: str, count: int, column: str, grid: str, value: int,
-               size: int) -> None:
+    def _count(self, kind: str, symbol: str, off: list[Off]) -> None:
+        """Count a symbol's off values; the event names the first."""
         key = (kind, symbol)
+        count = sum(len(values) for *_, values in off)
         self.violations[key] += count
         since = self._events.due(key, count)
         if since is None:
             return
+        column, grid, size, values = off[0]
         event = {"type": "precision_violation", "kind": kind, "symbol": symbol,
-                 "field": column, "value": to_str(value), "grid": grid, "size": to_str(size),
-                 "count": since}
+                 "field": column, "value": to_str(_first_off(values[0], size)), "grid": grid,
+                 "size": to_str(size), "count": since}
         log.warning("%s %s: %s %s is not a multiple of the %s size %s (%d off-grid values "
                     "since the last report; published as sent, counted)", kind, symbol,
                     column, event["value"], grid, event["size"], event["count"])
         self._on_event(event)
+
+
+def _off_rows(values: np.ndarray, divisor: int | np.ndarray, grid: str) -> np.ndarray:
+    """The rows of `values` with an element off its grid (`divisor`: see _remainders)."""
+    rest = _remainders(values, divisor)
+    if not np.count_nonzero(rest):  # (the common case: no caps to look for)
+        return _NO_ROWS
+    if grid == "step":
+        rest = _without_caps(values, rest)
+    return np.flatnonzero(rest.reshape(len(rest), -1).any(axis=1))
 
 
 def _group_of_rows(order: np.ndarray, bounds: np.ndarray) -> np.ndarray:

@@ -8,12 +8,13 @@ dropped are unsubscribed, each change as `subscribed` / `unsubscribed` events of
 connections concerned plus one `universe` event naming the symbols. A refresh that would drop
 more than `max_delist` of the followed symbols at once drops none (`held`): an exchange-wide
 BREAK (maintenance) ends within hours, and streams dropped then would return only at the
-first refresh after it. Streams added by
+first refresh after it. While they come back, those still out stay held; the first refresh
+that brings none back removes the rest (if within the limit). Streams added by
 `POST /subscriptions` are left alone; a universe stream removed that way comes back at the
 next refresh. A failed read changes
-nothing: it is logged and retried (every RETRY_S until the first one succeeds). A precision
+no stream: it is logged and retried (every RETRY_S until the first one succeeds). A precision
 check in doubt (a tick size may have changed) has the next read come early, EARLY_S after
-the last at the soonest.
+the last at the soonest, and the read settles the off values held until then.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class UniverseTracker:
 
     async def run(self) -> None:
         """Refresh now, then every refresh_s (0: once); until cancelled."""
+        try:
+            await self._refreshes()
+        finally:  # no read comes any more: what is held counts, and from now on at once
+            if self.precision is not None:
+                self.precision.on_doubt = None
+                self.precision.settle(self.precision.take())
+
+    async def _refreshes(self) -> None:
         while True:
             try:
                 await self.refresh()
@@ -82,8 +91,6 @@ class UniverseTracker:
                 raise
             except Exception as exc:  # the exchange's or ours: logged, retried
                 self.failures += 1
-                if self.precision is not None:  # (what it held is counted as it stands)
-                    self.precision.settle()
                 log.error("universe: exchangeInfo not applied (%s: %s); the plan stays as it "
                           "is", type(exc).__name__, exc)
                 if not self.refreshes:
@@ -106,9 +113,14 @@ class UniverseTracker:
 
     async def refresh(self) -> None:
         self._early.clear()  # (this read answers what was asked so far)
-        info = parse_exchange_info(await self._fetch())
-        if self.precision is not None:
-            self.precision.update(info.values())
+        doubted = self.precision.take() if self.precision is not None else {}
+        try:
+            info = parse_exchange_info(await self._fetch())
+            if self.precision is not None:
+                self.precision.update(info.values())
+        finally:  # against the sizes read (or, when the read failed, those before)
+            if self.precision is not None and doubted:
+                self.precision.settle(doubted)
         chosen = select(info, self._wanted, self._quotes, self._permissions)
         if not chosen:  # (/readyz says so too)
             named = self._wanted if isinstance(self._wanted, str) else ",".join(self._wanted)
@@ -117,14 +129,19 @@ class UniverseTracker:
                         self._quotes or "any", self._permissions or "any")
         known = set(self.symbols)  # (followed before this refresh)
         delisted = sorted(known - set(chosen))
-        held = delisted if len(delisted) > max(1.0, self.max_delist * len(known)) else []
-        if held:  # kept as they are, the refresh a failure (its age: the alert)
+        over_limit = len(delisted) > max(1.0, self.max_delist * len(known))
+        if over_limit:
+            held = delisted  # kept as they are, the refresh a failure (its age: the alert)
             log.error("universe: exchangeInfo would stop following %d of the %d symbols, "
                       "more than universe.max_delist (%g): none is removed (an exchange-wide "
                       "BREAK, or a truncated exchangeInfo?); raise max_delist or restart to "
                       "apply it: %s", len(held), len(known), self.max_delist,
                       ", ".join(held[:10]) + (", ..." if len(held) > 10 else ""))
-            chosen, delisted = sorted({*chosen, *held}), []
+        elif set(self.held) - set(delisted):  # coming back: those still out stay held
+            held = sorted(set(delisted) & set(self.held))
+        else:  # (none came back since the last read: those still out are removed)
+            held = []
+        chosen, delisted = sorted({*chosen, *held}), sorted(set(delisted) - set(held))
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         add, remove = wanted - current, (self._planned - wanted) & current
         if remove:  # alone, first: an addition that cannot be made must not hold a delisting
@@ -136,7 +153,7 @@ class UniverseTracker:
         if clashing:
             log.error("universe: %d streams not added, as they clash with streams already "
                       "taken (remove those): %s", len(clashing), ", ".join(sorted(clashing)))
-        failed = bool(clashing or held)
+        failed = bool(clashing or over_limit)
         if adding:
             try:
                 await self._live.change(sorted(adding), [])

@@ -25,4 +25,4 @@ def test_a_full_queue_waits_and_every_event_is_acked(kafka_bootstrap: str) -> No
     assert sent > 50 and floor.queue_full > 0 and floor.failed == 0
     assert len(floor.acks) == sent
     latencies = floor.produce_to_ack()  # from each produce() call's return
-    assert len(latencies) == sent and latencies.min() > 0
+    assert len(latencies) == sent and latencies.min() >= 0

@@ -12,7 +12,7 @@ import pytest
 
 from feedhandler.parsing import parse
 from feedhandler.records import SCHEMAS
-from feedhandler.universe import PrecisionCheck, SymbolInfo, parse_exchange_info
+from feedhandler.universe import PrecisionCheck, SymbolInfo, parse_exchange_info, precision
 from feedhandler.universe.precision import CONFIRMED_S, EVENT_INTERVAL_S, GRID_COLUMNS
 from tests.test_logs import Clock
 
@@ -154,38 +154,49 @@ def test_a_one_row_batch_and_a_one_symbol_batch_take_the_scalar_path() -> None:
 def test_with_a_refreshing_universe_violations_wait_for_a_read_that_says_if_the_tick_changed(
         caplog: pytest.LogCaptureFixture) -> None:
     """Binance made BTCUSDT's tick 0.001: its new prices are off the tick read before, so they
-    are held until exchangeInfo is read again (asked for early), then not counted."""
+    are held until exchangeInfo is read again (asked for early), then not counted; what is
+    off the new tick, or off the unchanged step, is counted."""
     caplog.set_level("INFO", "feedhandler.universe.precision")
     check, events, clock = checker()
     doubts: list[float] = []
     check.on_doubt = lambda: doubts.append(clock())
-    finer = rows("trade", symbol=[b"BTCUSDT"] * 2, price=[9_500_000_100_000] * 2,
-                 qty=[100_000] * 2)
-    check.check("trade", finer)
+    check.check("trade", rows("trade", symbol=[b"BTCUSDT"] * 4,
+                              price=[9_500_000_100_000, 9_500_000_110_000, 9_500_000_100_000,
+                                     9_500_000_000_000],
+                              qty=[100_000, 100_000, 100_001, 100_000]))
     assert doubts == [1000.0] and not check.violations and not events
-    check.update([SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset(), 100_000, 1_000)])
-    assert not check.violations and not events
-    assert "trade BTCUSDT: the tick size changed from 0.01000000 to 0.00100000; 2 price " \
-           "values off the old one are not counted" in caplog.text
-    # Off the new tick too, and a quantity off an unchanged step: counted once read
-    clock.now += CONFIRMED_S + 1
-    check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[9_500_000_110_000],
-                              qty=[100_000]))
+    held = check.take()
     check.check("depth", rows("depth", symbol=[b"BTCUSDT"], price=[1_000_000], qty=[100_001]))
-    assert len(doubts) == 3 and not check.violations
+    assert len(doubts) == 2  # held during the read: the next one settles it
     check.update([SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset(), 100_000, 1_000)])
-    assert check.violations == {("trade", "BTCUSDT"): 1, ("depth", "BTCUSDT"): 1}
-    assert [(e["kind"], e["value"], e["size"]) for e in events] == [
-        ("trade", "95000.00110000", "0.00100000"), ("depth", "0.00100001", "0.00001000")]
-    # Confirmed a moment ago: counted at once, no read asked for
+    check.settle(held)
+    assert check.violations == {("trade", "BTCUSDT"): 2}  # 95000.0011, and the qty
+    assert [(e["field"], e["value"], e["size"], e["count"]) for e in events] == [
+        ("price", "95000.00110000", "0.00100000", 2)]
+    assert "trade BTCUSDT: the tick size changed from 0.01000000 to 0.00100000; 2 price " \
+           "values off the old one are on the new one, not counted" in caplog.text
+    check.settle(check.take())  # the next read
+    assert check.violations[("depth", "BTCUSDT")] == 1
+    # Confirmed a moment ago: counted at once, no read asked for; a minute later, held again
     check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
-    assert check.violations[("trade", "BTCUSDT")] == 2 and len(doubts) == 3
+    assert check.violations[("trade", "BTCUSDT")] == 3 and len(doubts) == 2
+    clock.now += CONFIRMED_S
+    check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
+    assert check.violations[("trade", "BTCUSDT")] == 3 and len(doubts) == 3
 
 
-def test_a_failed_read_counts_what_was_held() -> None:
+def test_a_failed_read_counts_what_was_held(monkeypatch: pytest.MonkeyPatch) -> None:
     check, events, _ = checker()
     check.on_doubt = lambda: None
     check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
     assert not check.violations
-    check.settle()
+    check.settle(check.take())  # (no update: the read failed)
     assert check.violations == {("trade", "BTCUSDT"): 1} and len(events) == 1
+    # Past HELD_MAX values held, the rest count at once
+    monkeypatch.setattr(precision, "HELD_MAX", 2)
+    check.update([SymbolInfo("ETHUSDT", "TRADING", "USDT", frozenset(), 1_000_000, 1_000)])
+    two = rows("trade", symbol=[b"ETHUSDT"] * 2, price=[1, 1], qty=[1_000, 1_000])
+    check.check("trade", two)
+    assert ("trade", "ETHUSDT") not in check.violations
+    check.check("trade", two)
+    assert check.violations[("trade", "ETHUSDT")] == 2

@@ -15,6 +15,7 @@ from feedhandler.app.handler import Handler
 from feedhandler.config import load_config
 from feedhandler.simulator.testing import SimulatorServer
 from feedhandler.universe import PrecisionCheck, UniverseTracker
+from feedhandler.universe import precision as precision_module
 from feedhandler.universe import tracker as tracker_module
 from tests.app.recording_sink import RecordingSink
 from tests.app.test_health import free_port, get, running, until
@@ -328,13 +329,16 @@ async def test_a_first_plan_that_cannot_be_made_is_not_a_refresh() -> None:
 def test_a_mass_delisting_is_held_until_the_symbols_trade_again(
         caplog: pytest.LogCaptureFixture) -> None:
     """An exchange-wide BREAK (maintenance) or a truncated exchangeInfo: nothing is removed,
-    the refresh fails (its age: the alert), and the `universe` event names what is held."""
-    trading = [(s, "TRADING") for s in ("ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")]
+    the refresh fails (its age: the alert), and the `universe` event names what is held. As
+    they come back those still out stay held, until a refresh brings none back."""
+    symbols = ("ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")
+    trading = [(s, "TRADING") for s in symbols]
     answers = [info(*trading),
-               info(*[(s, "BREAK") for s, _ in trading]),  # maintenance
+               info(*[(s, "BREAK") for s in symbols]),  # maintenance
                info(),  # a truncated answer
-               info(*trading),  # back
-               info(*trading[:2], *[(s, "BREAK") for s, _ in trading[2:]])]  # half: applied
+               info(*trading[:3], ("SOLUSDT", "BREAK")),  # coming back
+               info(*trading[:3], ("SOLUSDT", "BREAK")),  # no more: SOLUSDT removed
+               info(*trading[:1], ("BTCUSDT", "BREAK"), ("ETHUSDT", "BREAK"))]  # over 0.5
 
     async def fetch() -> dict[str, Any]:
         return answers.pop(0)
@@ -351,21 +355,23 @@ def test_a_mass_delisting_is_held_until_the_symbols_trade_again(
         for _ in range(2):
             await tracker.refresh()
             assert live.streams() == everything and len(live.changes) == 1
-            assert tracker.symbols == ["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"]
-            assert tracker.refreshed_at == applied
+            assert tracker.symbols == list(symbols) and tracker.refreshed_at == applied
         assert tracker.failures == 2
         await tracker.refresh()
+        assert live.streams() == everything and tracker.held == ["SOLUSDT"]
         assert tracker.failures == 2 and tracker.refreshed_at != applied
         await tracker.refresh()
-        assert live.changes[-1] == ([], ["ethusdt@trade", "solusdt@trade"])
-        assert tracker.symbols == ["ADAUSDT", "BTCUSDT"]
+        assert live.changes[-1] == ([], ["solusdt@trade"])
+        await tracker.refresh()
+        assert tracker.held == ["BTCUSDT", "ETHUSDT"] and tracker.failures == 3
 
     sync(main)()
     assert [(e["listed"], e["delisted"], e["held"], e["symbols"]) for e in published] == [
-        (["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"], [], [], 4),
-        ([], [], ["ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"], 4),  # (once, while it holds)
-        ([], [], [], 4),
-        ([], ["ETHUSDT", "SOLUSDT"], [], 2)]
+        (list(symbols), [], [], 4),
+        ([], [], list(symbols), 4),  # (once, while it holds)
+        ([], [], ["SOLUSDT"], 4),
+        ([], ["SOLUSDT"], [], 3),
+        ([], [], ["BTCUSDT", "ETHUSDT"], 3)]
     assert caplog.text.count("universe: exchangeInfo would stop following 4 of the 4 symbols, "
                              "more than universe.max_delist (0.5): none is removed") == 2
 
@@ -403,3 +409,41 @@ def test_a_precision_check_in_doubt_brings_the_next_read_early(
     sync(main)()
     assert 0.05 <= reads[1] - reads[0] < 5 and not precision.violations
     assert [e["type"] for e in published] == ["universe"]
+
+
+def test_held_off_values_count_when_the_read_fails_and_when_the_universe_stops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracker_module, "EARLY_S", 0.05)
+    reads: list[float] = []
+
+    async def fetch() -> dict[str, Any]:
+        reads.append(time.monotonic())
+        if len(reads) > 1:
+            raise ConnectionError("ws-api down")
+        return {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "quoteAsset": "USDT",
+                             "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01"}]}]}
+
+    precision = PrecisionCheck(lambda event: None)
+    tracker = UniverseTracker(fetch, FakeLive(), symbols="all", kinds=["trade"],
+                              quote_assets=[], permissions=[], refresh_s=60,
+                              on_event=lambda event: None, precision=precision)
+    off = rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1])
+
+    async def main() -> None:
+        task = asyncio.create_task(tracker.run())
+        try:
+            await until(lambda: tracker.refreshes == 1)
+            precision.check("trade", off)
+            assert not precision.violations
+            await until(lambda: tracker.failures == 1)
+            assert precision.violations == {("trade", "BTCUSDT"): 1}
+            monkeypatch.setattr(precision_module, "CONFIRMED_S", 0.0)
+            precision.check("trade", off)  # held again
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert precision.violations == {("trade", "BTCUSDT"): 2}  # counted at the stop
+        precision.check("trade", off)  # and from now on at once
+        assert precision.violations == {("trade", "BTCUSDT"): 3}
+
+    sync(main)()
