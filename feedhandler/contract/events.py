@@ -186,7 +186,8 @@ EVENTS: tuple[Event, ...] = (
            ("delisted", "symbols no longer followed (left TRADING or exchangeInfo), a list"),
            ("held", "symbols that left TRADING or exchangeInfo but are still followed, as more "
                     "than `universe.max_delist` of those followed left at once (an "
-                    "exchange-wide BREAK); empty once they are back, a list"),
+                    "exchange-wide BREAK); empty once they are back or removed (then in "
+                    "`delisted`), a list"),
            ("ts_ns", "when")),
           "exchangeInfo changed the universe; the streams follow as `subscribed` / "
           "`unsubscribed` events of the connections"),

@@ -18,7 +18,8 @@ is read again. So with a refreshing universe a symbol's off values are first hel
 at most) and an early read asked for (`on_doubt`); the universe takes what is held before the
 read and settles it after: values on the symbol's grid as read were the change (logged, not
 counted), the rest are counted. A symbol whose sizes a read confirmed counts at once for
-CONFIRMED_S.
+`confirmed_s`: CONFIRMED_S, or the universe's refresh interval if longer (so a symbol that
+keeps sending off-grid values brings no more than one early read an interval).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class PrecisionCheck:
         self._held: Held = {}  # what awaits that read
         self._held_rows = 0
         self._confirmed: dict[str, float] = {}  # symbol -> when a read settled its violations
+        self.confirmed_s = CONFIRMED_S  # (the universe's: at least its refresh interval)
 
     def update(self, symbols: Iterable[SymbolInfo]) -> None:
         """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
@@ -106,10 +108,11 @@ class PrecisionCheck:
             if off:
                 self._count(kind, symbol, off)
         for (kind, symbol, column, grid, size, new), count in changed.items():
-            if count:
+            if count:  # (a size of 1: exchangeInfo turned the check off)
                 log.info("%s %s: the %s size changed from %s to %s; %d %s values off the old "
                          "one are on the new one, not counted", kind, symbol, grid,
-                         to_str(size), to_str(new), count, column)
+                         to_str(size), to_str(new) if new > 1 else "none (not checked)",
+                         count, column)
 
     def check(self, kind: str, records: np.ndarray) -> None:
         """Count the batch's off-grid values; vectorised, per batch."""
@@ -141,7 +144,7 @@ class PrecisionCheck:
             symbol = bytes(symbols[firsts[g]]).decode(errors="replace")
             confirmed = self._confirmed.get(symbol)
             if self.on_doubt is None or self._held_rows >= HELD_MAX or (
-                    confirmed is not None and self._clock() - confirmed < CONFIRMED_S):
+                    confirmed is not None and self._clock() - confirmed < self.confirmed_s):
                 self._count(kind, symbol, off)
             else:  # (its size may have changed since the last read)
                 self._held.setdefault((kind, symbol), []).extend(off)
@@ -158,7 +161,8 @@ class PrecisionCheck:
             return
         column, grid, size, values = off[0]
         event = {"type": "precision_violation", "kind": kind, "symbol": symbol,
-                 "field": column, "value": to_str(_first_off(values[0], size)), "grid": grid,
+                 "field": column, "value": to_str(_first_off(values[0], size, grid)),
+                 "grid": grid,
                  "size": to_str(size), "count": since}
         log.warning("%s %s: %s %s is not a multiple of the %s size %s (%d off-grid values "
                     "since the last report; published as sent, counted)", kind, symbol,
@@ -212,11 +216,12 @@ def _without_caps(values: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return np.where(capped, 0, rest)
 
 
-def _first_off(value: Any, size: int) -> int:
-    """The first off-grid element of one row's value (a scalar or a sub-array), as an int."""
+def _first_off(value: Any, size: int, grid: str) -> int:
+    """The first off-grid element of one row's value (a scalar or a sub-array), as an int; a
+    capped quantity is not one."""
     items = np.atleast_1d(value)
     for item in items:
         number = wide_to_int(item) if items.dtype.names else int(item)
-        if size and number % size:
+        if size and number % size and not (grid == "step" and number in QTY_CAPS):
             return number
     return 0

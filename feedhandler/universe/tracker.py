@@ -8,8 +8,8 @@ dropped are unsubscribed, each change as `subscribed` / `unsubscribed` events of
 connections concerned plus one `universe` event naming the symbols. A refresh that would drop
 more than `max_delist` of the followed symbols at once drops none (`held`): an exchange-wide
 BREAK (maintenance) ends within hours, and streams dropped then would return only at the
-first refresh after it. While they come back, those still out stay held; the first refresh
-that brings none back removes the rest (if within the limit). Streams added by
+first refresh after it. While they come back, those still out stay held; once refresh_s
+passes with none coming back, the rest are removed (if within the limit). Streams added by
 `POST /subscriptions` are left alone; a universe stream removed that way comes back at the
 next refresh. A failed read changes
 no stream: it is logged and retried (every RETRY_S until the first one succeeds). A precision
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from feedhandler.contract.streams import apart
-from feedhandler.universe.precision import PrecisionCheck
+from feedhandler.universe.precision import CONFIRMED_S, PrecisionCheck
 from feedhandler.universe.symbols import parse_exchange_info, select, streams_for
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,11 @@ class UniverseTracker:
         self._early = asyncio.Event()  # a read asked for before refresh_s is up
         if precision is not None and refresh_s:
             precision.on_doubt = self._early.set
+            precision.confirmed_s = max(CONFIRMED_S, refresh_s)
         self.max_delist = max_delist
         self.symbols: list[str] = []  # followed now
         self.held: list[str] = []  # delisted by exchangeInfo, still followed (max_delist)
+        self._returned_at = 0.0  # time.monotonic() when held symbols last came back
         self._planned: set[str] = set()  # the streams it asked for (not those of POSTs)
         self.refreshes = 0  # successful exchangeInfo reads
         self.failures = 0
@@ -134,13 +136,16 @@ class UniverseTracker:
             held = delisted  # kept as they are, the refresh a failure (its age: the alert)
             log.error("universe: exchangeInfo would stop following %d of the %d symbols, "
                       "more than universe.max_delist (%g): none is removed (an exchange-wide "
-                      "BREAK, or a truncated exchangeInfo?); raise max_delist or restart to "
-                      "apply it: %s", len(held), len(known), self.max_delist,
+                      "BREAK, or a truncated exchangeInfo?); a restart applies it: %s",
+                      len(held), len(known), self.max_delist,
                       ", ".join(held[:10]) + (", ..." if len(held) > 10 else ""))
-        elif set(self.held) - set(delisted):  # coming back: those still out stay held
-            held = sorted(set(delisted) & set(self.held))
-        else:  # (none came back since the last read: those still out are removed)
-            held = []
+        else:
+            if set(self.held) - set(delisted):
+                self._returned_at = time.monotonic()
+            # coming back: those still out stay held until refresh_s passes with none back
+            # (a time, not a count of reads: a precision doubt's early reads come sooner)
+            returning = time.monotonic() - self._returned_at < self.refresh_s
+            held = sorted(set(delisted) & set(self.held)) if returning else []
         chosen, delisted = sorted({*chosen, *held}), sorted(set(delisted) - set(held))
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         add, remove = wanted - current, (self._planned - wanted) & current

@@ -200,3 +200,23 @@ def test_a_failed_read_counts_what_was_held(monkeypatch: pytest.MonkeyPatch) -> 
     assert ("trade", "ETHUSDT") not in check.violations
     check.check("trade", two)
     assert check.violations[("trade", "ETHUSDT")] == 2
+
+
+def test_held_level_quantities_are_judged_on_the_new_step() -> None:
+    """Wide (int128) level quantities of depthPartial, held: BTCUSDT's step went from 0.00001
+    to 0.000001; the quantity on the new step is not counted, the one off it and the capped one
+    beside it are told apart."""
+    check, events, _ = checker()
+    check.on_doubt = lambda: None
+    partial = np.zeros(2, SCHEMAS["depthPartial"].dtype)
+    partial["symbol"] = b"BTCUSDT"
+    cap = (2**63 - 1) * 10**2  # precision 6's cap: wide, on no grid
+    partial["bid_qty"][0, :2] = [(100, 0), (cap & (2**64 - 1), cap >> 64)]  # on the new step
+    partial["bid_qty"][1, :2] = [(cap & (2**64 - 1), cap >> 64), (101, 0)]  # off both
+    check.check("depthPartial", partial)
+    held = check.take()
+    check.update([SymbolInfo("BTCUSDT", "TRADING", "USDT", frozenset(), 1_000_000, 100)])
+    check.settle(held)
+    assert check.violations == {("depthPartial", "BTCUSDT"): 1}
+    assert (events[0]["field"], events[0]["value"], events[0]["size"]) == \
+        ("bid_qty", "0.00000101", "0.00000100")
