@@ -122,6 +122,10 @@ METRICS: dict[str, Spec] = {
         "published as sent; only with a universe."),
     "feedhandler_universe_symbols": Spec(
         "gauge", (), "Symbols the universe follows (TRADING and selected); only with a universe."),
+    "feedhandler_universe_held_symbols": Spec(
+        "gauge", (), "Symbols exchangeInfo no longer lists as TRADING, still followed: a "
+        "delisting of more than universe.max_delist of them at once is held (an exchange-wide "
+        "BREAK); only with a universe."),
     "feedhandler_universe_refresh_failures_total": Spec(
         "counter", (), "exchangeInfo reads that failed or could not be applied in full (the "
         "plan stays as it was, or a listing is not followed); only with a universe."),
@@ -300,6 +304,7 @@ class HandlerCollector:
         if handler.universe is not None:  # (its fields: UniverseTracker.status)
             yield _family("feedhandler_universe_refresh_failures_total",
                           [((), snapshot.universe_failures)])
+            yield _family("feedhandler_universe_held_symbols", [((), snapshot.universe_held)])
             yield _family("feedhandler_universe_refresh_interval_seconds",
                           [((), snapshot.universe_refresh_s)])
         if snapshot.universe_symbols is not None:

@@ -89,6 +89,7 @@ class HandlerStatus:
     universe_symbols: int | None = None  # symbols the universe follows; None: no universe,
     # or no exchangeInfo read yet
     universe_failures: int = 0  # exchangeInfo reads that failed or were not applied
+    universe_held: int = 0  # symbols exchangeInfo delisted, still followed (universe.max_delist)
     universe_age_s: float | None = None  # since the last one applied (None: as universe_symbols,
     # or read once: universe.refresh_s 0)
     universe_refresh_s: float = 0.0  # universe.refresh_s

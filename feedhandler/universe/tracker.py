@@ -71,7 +71,7 @@ class UniverseTracker:
     def status(self) -> dict[str, Any]:
         """HandlerStatus's universe fields."""
         return {"universe_symbols": len(self.symbols) if self.refreshes else None,
-                "universe_failures": self.failures,
+                "universe_failures": self.failures, "universe_held": len(self.held),
                 "universe_age_s": time.monotonic() - self.refreshed_at
                 if self.refresh_s and self.refreshed_at is not None else None,
                 "universe_refresh_s": self.refresh_s}

@@ -104,6 +104,7 @@ async def test_listings_and_delistings_are_followed_live() -> None:
                    'symbol="BTCUSDT"} 2.0' in metrics
             assert f"feedhandler_universe_symbols {float(len(start))}" in metrics
             assert "feedhandler_universe_refresh_failures_total 0.0" in metrics
+            assert "feedhandler_universe_held_symbols 0.0" in metrics
             assert f"feedhandler_universe_refresh_interval_seconds {float(REFRESH_S)}" in metrics
             age = float(metrics.split("\nfeedhandler_universe_refresh_age_seconds ")[1].split()[0])
             assert 0 <= age < REFRESH_S + 1.0
@@ -357,7 +358,7 @@ def test_a_mass_delisting_is_held_until_the_symbols_trade_again(
             await tracker.refresh()
             assert live.streams() == everything and len(live.changes) == 1
             assert tracker.symbols == list(symbols) and tracker.refreshed_at == applied
-        assert tracker.failures == 2
+        assert tracker.failures == 2 and tracker.status()["universe_held"] == 4
         for _ in range(2):
             await tracker.refresh()
             assert live.streams() == everything and tracker.held == ["SOLUSDT"]
