@@ -15,11 +15,11 @@ declarations (`Field.grid`).
 
 When Binance changes a tick or step size, new values are off the old grid until exchangeInfo
 is read again. So with a refreshing universe a symbol's off values are first held (HELD_MAX
-at most) and an early read asked for (`on_doubt`); the universe takes what is held before the
+at most) and an early read asked for (`doubt_with`); the universe takes what is held before the
 read and settles it after: values on the symbol's grid as read were the change (logged, not
 counted), the rest are counted. A symbol whose sizes a read confirmed counts at once for
-`confirmed_s`: CONFIRMED_S, or the universe's refresh interval if longer (so a symbol that
-keeps sending off-grid values brings no more than one early read an interval).
+CONFIRMED_S, or the universe's refresh interval if longer (so a symbol that keeps sending
+off-grid values brings no more than one early read an interval).
 """
 
 from __future__ import annotations
@@ -70,12 +70,23 @@ class PrecisionCheck:
         self._on_event = on_event
         self._events = Throttle(EVENT_INTERVAL_S, clock)  # per (kind, symbol)
         self._clock = clock
-        # asks for an early exchangeInfo read (the universe, when it refreshes); None: count now
-        self.on_doubt: Callable[[], None] | None = None
+        self._on_doubt: Callable[[], None] | None = None  # see doubt_with
         self._held: Held = {}  # what awaits that read
         self._held_rows = 0
         self._confirmed: dict[str, float] = {}  # symbol -> when a read settled its violations
-        self.confirmed_s = CONFIRMED_S  # (the universe's: at least its refresh interval)
+        self.confirmed_s = CONFIRMED_S
+
+    def doubt_with(self, ask: Callable[[], None], interval_s: float = 0.0) -> None:
+        """Hold off-grid values and `ask()` for an early exchangeInfo read (the universe, when
+        it refreshes every `interval_s`); a symbol that a read confirmed counts at once for
+        that interval, or CONFIRMED_S if longer."""
+        self._on_doubt = ask
+        self.confirmed_s = max(CONFIRMED_S, interval_s)
+
+    def stop_doubting(self) -> None:
+        """No read comes any more: what is held counts, and from now on at once."""
+        self._on_doubt = None
+        self.settle(self.take())
 
     def update(self, symbols: Iterable[SymbolInfo]) -> None:
         """Tick and step sizes from the latest exchangeInfo (per refresh, not per batch)."""
@@ -143,18 +154,18 @@ class PrecisionCheck:
         for g, off in sorted(found.items()):  # per symbol with violations
             symbol = bytes(symbols[firsts[g]]).decode(errors="replace")
             confirmed = self._confirmed.get(symbol)
-            if self.on_doubt is None or self._held_rows >= HELD_MAX or (
+            if self._on_doubt is None or self._held_rows >= HELD_MAX or (
                     confirmed is not None and self._clock() - confirmed < self.confirmed_s):
                 self._count(kind, symbol, off)
             else:  # (its size may have changed since the last read)
                 self._held.setdefault((kind, symbol), []).extend(off)
-                self._held_rows += sum(len(values) for *_, values in off)
-                self.on_doubt()
+                self._held_rows += _values(off)
+                self._on_doubt()
 
     def _count(self, kind: str, symbol: str, off: list[Off]) -> None:
         """Count a symbol's off values; the event names the first."""
         key = (kind, symbol)
-        count = sum(len(values) for *_, values in off)
+        count = _values(off)
         self.violations[key] += count
         since = self._events.due(key, count)
         if since is None:
@@ -168,6 +179,11 @@ class PrecisionCheck:
                     "since the last report; published as sent, counted)", kind, symbol,
                     column, event["value"], grid, event["size"], event["count"])
         self._on_event(event)
+
+
+def _values(off: list[Off]) -> int:
+    """How many off values (rows) `off` holds."""
+    return sum(len(values) for *_, values in off)
 
 
 def _off_rows(values: np.ndarray, divisor: int | np.ndarray, grid: str) -> np.ndarray:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from feedhandler.contract.streams import apart
-from feedhandler.universe.precision import CONFIRMED_S, PrecisionCheck
+from feedhandler.universe.precision import PrecisionCheck
 from feedhandler.universe.symbols import parse_exchange_info, select, streams_for
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ class UniverseTracker:
         self.precision = precision
         self._early = asyncio.Event()  # a read asked for before refresh_s is up
         if precision is not None and refresh_s:
-            precision.on_doubt = self._early.set
-            precision.confirmed_s = max(CONFIRMED_S, refresh_s)
+            precision.doubt_with(self._early.set, refresh_s)
         self.max_delist = max_delist
         self.symbols: list[str] = []  # followed now
         self.held: list[str] = []  # delisted by exchangeInfo, still followed (max_delist)
@@ -80,10 +79,9 @@ class UniverseTracker:
         """Refresh now, then every refresh_s (0: once); until cancelled."""
         try:
             await self._refreshes()
-        finally:  # no read comes any more: what is held counts, and from now on at once
+        finally:
             if self.precision is not None:
-                self.precision.on_doubt = None
-                self.precision.settle(self.precision.take())
+                self.precision.stop_doubting()
 
     async def _refreshes(self) -> None:
         while True:
@@ -113,6 +111,24 @@ class UniverseTracker:
             return
         await asyncio.sleep(min(EARLY_S, self.refresh_s) - (time.monotonic() - start))
 
+    def _hold(self, delisted: list[str], followed: int) -> tuple[list[str], bool]:
+        """Of the symbols exchangeInfo delisted, those still followed (max_delist), and whether
+        that is because there are too many (the refresh is then a failure)."""
+        if len(delisted) > max(1.0, self.max_delist * followed):
+            log.error("universe: exchangeInfo would stop following %d of the %d symbols, "
+                      "more than universe.max_delist (%g): none is removed (an exchange-wide "
+                      "BREAK, or a truncated exchangeInfo?); a restart applies it: %s",
+                      len(delisted), followed, self.max_delist,
+                      ", ".join(delisted[:10]) + (", ..." if len(delisted) > 10 else ""))
+            return delisted, True
+        if set(self.held) - set(delisted):
+            self._returned_at = time.monotonic()
+        # coming back: those still out stay held until refresh_s passes with none back (a
+        # time, not a count of reads: a precision doubt's early reads come sooner)
+        if time.monotonic() - self._returned_at < self.refresh_s:
+            return sorted(set(delisted) & set(self.held)), False
+        return [], False
+
     async def refresh(self) -> None:
         self._early.clear()  # (this read answers what was asked so far)
         doubted = self.precision.take() if self.precision is not None else {}
@@ -131,21 +147,7 @@ class UniverseTracker:
                         self._quotes or "any", self._permissions or "any")
         known = set(self.symbols)  # (followed before this refresh)
         delisted = sorted(known - set(chosen))
-        over_limit = len(delisted) > max(1.0, self.max_delist * len(known))
-        if over_limit:
-            held = delisted  # kept as they are, the refresh a failure (its age: the alert)
-            log.error("universe: exchangeInfo would stop following %d of the %d symbols, "
-                      "more than universe.max_delist (%g): none is removed (an exchange-wide "
-                      "BREAK, or a truncated exchangeInfo?); a restart applies it: %s",
-                      len(held), len(known), self.max_delist,
-                      ", ".join(held[:10]) + (", ..." if len(held) > 10 else ""))
-        else:
-            if set(self.held) - set(delisted):
-                self._returned_at = time.monotonic()
-            # coming back: those still out stay held until refresh_s passes with none back
-            # (a time, not a count of reads: a precision doubt's early reads come sooner)
-            returning = time.monotonic() - self._returned_at < self.refresh_s
-            held = sorted(set(delisted) & set(self.held)) if returning else []
+        held, over_limit = self._hold(delisted, len(known))
         chosen, delisted = sorted({*chosen, *held}), sorted(set(delisted) - set(held))
         wanted, current = set(streams_for(chosen, self._kinds)), self._live.streams()
         add, remove = wanted - current, (self._planned - wanted) & current

@@ -159,7 +159,7 @@ def test_with_a_refreshing_universe_violations_wait_for_a_read_that_says_if_the_
     caplog.set_level("INFO", "feedhandler.universe.precision")
     check, events, clock = checker()
     doubts: list[float] = []
-    check.on_doubt = lambda: doubts.append(clock())
+    check.doubt_with(lambda: doubts.append(clock()))
     check.check("trade", rows("trade", symbol=[b"BTCUSDT"] * 4,
                               price=[9_500_000_100_000, 9_500_000_110_000, 9_500_000_100_000,
                                      9_500_000_000_000],
@@ -187,7 +187,7 @@ def test_with_a_refreshing_universe_violations_wait_for_a_read_that_says_if_the_
 
 def test_a_failed_read_counts_what_was_held(monkeypatch: pytest.MonkeyPatch) -> None:
     check, events, _ = checker()
-    check.on_doubt = lambda: None
+    check.doubt_with(lambda: None)
     check.check("trade", rows("trade", symbol=[b"BTCUSDT"], price=[1], qty=[1_000]))
     assert not check.violations
     check.settle(check.take())  # (no update: the read failed)
@@ -207,7 +207,7 @@ def test_held_level_quantities_are_judged_on_the_new_step() -> None:
     to 0.000001; the quantity on the new step is not counted, the one off it and the capped one
     beside it are told apart."""
     check, events, _ = checker()
-    check.on_doubt = lambda: None
+    check.doubt_with(lambda: None)
     partial = np.zeros(2, SCHEMAS["depthPartial"].dtype)
     partial["symbol"] = b"BTCUSDT"
     cap = (2**63 - 1) * 10**2  # precision 6's cap: wide, on no grid

@@ -128,6 +128,13 @@ def info(*symbols: tuple[str, str]) -> dict[str, Any]:
                         for s, status in symbols]}
 
 
+def btc_ticked(tick: str) -> dict[str, Any]:
+    """exchangeInfo of BTCUSDT alone, TRADING, with this tick size."""
+    answer = info(("BTCUSDT", "TRADING"))
+    answer["symbols"][0]["filters"] = [{"filterType": "PRICE_FILTER", "tickSize": tick}]
+    return answer
+
+
 @sync
 async def test_a_failed_exchange_info_changes_nothing_and_is_retried() -> None:
     answers: list[Any] = [ConnectionError("ws-api down"), info(("BTCUSDT", "TRADING")),
@@ -389,9 +396,7 @@ def test_a_precision_check_in_doubt_brings_the_next_read_early(
 
     async def fetch() -> dict[str, Any]:
         reads.append(time.monotonic())
-        tick = "0.01" if len(reads) == 1 else "0.001"
-        return {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "quoteAsset": "USDT",
-                             "filters": [{"filterType": "PRICE_FILTER", "tickSize": tick}]}]}
+        return btc_ticked("0.01" if len(reads) == 1 else "0.001")
 
     published: list[dict[str, Any]] = []
     precision = PrecisionCheck(published.append)
@@ -424,8 +429,7 @@ def test_held_off_values_count_when_the_read_fails_and_when_the_universe_stops(
         reads.append(time.monotonic())
         if len(reads) > 1:
             raise ConnectionError("ws-api down")
-        return {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "quoteAsset": "USDT",
-                             "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01"}]}]}
+        return btc_ticked("0.01")
 
     precision = PrecisionCheck(lambda event: None)
     tracker = UniverseTracker(fetch, FakeLive(), symbols="all", kinds=["trade"],
