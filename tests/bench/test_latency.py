@@ -11,12 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from feedhandler.bench import latency
 from feedhandler.bench.latency import STAGES, tick_for
 from feedhandler.cli import main
 from feedhandler.simulator.testing import SimulatorProcess
+from feedhandler.sinks.null import NullSink
 
 ORDER = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
@@ -89,12 +91,27 @@ def test_null_runs_alone_start_no_broker(tmp_path: Path, monkeypatch: pytest.Mon
         raise AssertionError("a null-sink run started a broker")
 
     monkeypatch.setattr(latency, "broker", no_broker)
-    assert main(["bench", "latency", "--rates", "1000", "--duration", "2", "--profiles", "",
-                 "--no-floor", "--no-plots", "--symbols", "1", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "latency", "--rates", "1000,max", "--duration", "2", "--profiles", "",
+                 "--no-floor", "--no-plots", "--symbols", "1", "--saturation-frames", "30000",
+                 "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "results.json").read_text())
-    [run] = result["runs"]
-    assert run["sink"] == "null" and run["stages"]["receive_to_produce"]["count"] > 500
+    paced, saturation = result["runs"]
+    assert paced["sink"] == "null" and paced["stages"]["receive_to_produce"]["count"] > 500
     assert result["meta"]["simulator_tick_us"] == {"1000": 1000}
+    assert saturation["offered"] == "saturation" and saturation["frames"] == 30_000
+    # CPU counts from the first hand-over: not the simulator pre-generating the run's frames
+    # once the handler subscribed (4-5 µs a frame here, against under 0.1 sending them)
+    assert saturation["cpu_us_per_frame"]["simulator"] < 2.5
+
+
+def test_the_first_hand_over_is_announced_once_stamped() -> None:
+    sink = latency.TimedSink(NullSink())
+    seen: list[int] = []
+    sink.on_first = lambda: seen.append(len(sink.batches))
+    records = np.zeros(2, [("ts_recv", "<i8")])
+    sink.publish_batch("trade", records, 0)
+    sink.publish_batch("trade", records, 0)
+    assert seen == [1] and len(sink.batches) == 2
 
 
 @pytest.mark.parametrize("tick", ["0", "1001"])
