@@ -56,9 +56,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "The floor ran in two halves, before and after the handler's runs at its "
                   "rate, pooled above; end to end p50 / p99 in µs of each half (the broker's "
                   "drift meanwhile): " + "; ".join(halves) + "."]
-    lines += ["", "CPU µs per frame (handler process incl. librdkafka threads, from the first "
-              "hand-over of every connection to the run's end; broker JVM; floor: the producer "
-              "process, from its first send through its flush):", "",
+    lines += ["", "CPU µs per frame (handler process incl. librdkafka threads, from a batch's "
+              "hand-over once every connection has sent frames to the run's end; broker JVM; "
+              "floor: the producer process, from its first send through its flush):", "",
               "| run | offered/s | CPU µs per frame |", "|---|---:|---|"]
     for run in result["runs"]:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_us_per_frame"].items())
