@@ -45,7 +45,7 @@ from confluent_kafka.admin import AdminClient
 
 from feedhandler.app.handler import Handler
 from feedhandler.argtypes import key_value, key_values, number
-from feedhandler.bench.latency import broker, cpu_model, process_cpu
+from feedhandler.bench.latency import broker, cpu_model, cpu_seconds
 from feedhandler.bench.pinning import pin_process, pin_self, split_cpus
 from feedhandler.config import load_config
 from feedhandler.contract import data_topics
@@ -78,20 +78,16 @@ async def _timed(handler: Handler, pids: dict[str, int | None]) -> tuple[float, 
     start: dict[str, float] = {}
     threads: dict[int, float] = {}
 
-    def cpu() -> dict[str, float]:
-        return {"handler": time.process_time(),
-                **{name: process_cpu(pid) for name, pid in pids.items()}}
-
     async def watch() -> None:
         nonlocal first, start
         while not any(shard.frames for shard in handler.shards):
             await asyncio.sleep(0.002)  # (uvloop timers tick in ms: less would spin)
-        first, start = time.perf_counter(), cpu()
+        first, start = time.perf_counter(), cpu_seconds(pids)
         threads.update(_librdkafka_threads())
 
     watcher = asyncio.create_task(watch())
     await handler.run()
-    end, used, after = time.perf_counter(), cpu(), _librdkafka_threads()
+    end, used, after = time.perf_counter(), cpu_seconds(pids), _librdkafka_threads()
     watcher.cancel()
     # a thread's share since the start (from 0 if it started later; one that ended is lost)
     librdkafka = sum(seconds - threads.get(tid, 0.0) for tid, seconds in after.items())

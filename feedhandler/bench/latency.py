@@ -210,6 +210,13 @@ def process_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used so far by this process ("handler": a handler runs in it) and by each
+    process of `pids`, by name."""
+    return {"handler": time.process_time(),
+            **{name: process_cpu(pid) for name, pid in pids.items()}}
+
+
 @contextmanager
 def probe(bootstrap: str, topics: list[str], workdir: Path, stamped: bool = False,
           cpus: set[int] | None = None) -> Iterator[dict[str, np.ndarray]]:
@@ -354,10 +361,6 @@ class Bench:
         acks: list[tuple[str, int, int, int]] = []
         tables: dict[str, np.ndarray] = {}
 
-        def cpu_now() -> dict[str, float]:
-            return {"handler": time.process_time(),
-                    **{name: process_cpu(pid) for name, pid in pids.items()}}
-
         # CPU counts from a hand-over once every connection has sent frames: not connecting,
         # nor a saturation run's simulator pre-generating each connection's frames once it
         # subscribed (4.6-5.5 µs a frame, against under 0.1 sending them). The counters at the
@@ -367,7 +370,7 @@ class Bench:
         def mark() -> bool:
             everyone = all(shard.frames for shard in handler.shards)
             if everyone or not marks:
-                marks.append(cpu_now())
+                marks.append(cpu_seconds(pids))
             return everyone
 
         sink.watch = mark
@@ -380,7 +383,7 @@ class Bench:
                 raise BenchStopped(handler.signalled)
             if handler.error is not None:
                 raise BenchError(f"the handler failed in a {sink_kind} run: {handler.error!r}")
-            return cpu_now()
+            return cpu_seconds(pids)
 
         if isinstance(inner, KafkaSink):
             inner.on_acked = lambda topic, partition, offset: acks.append(
