@@ -1,7 +1,7 @@
 #include "grouping.h"
 
+#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "key_map.h"
 #include "records.h"
@@ -18,16 +18,12 @@ constexpr size_t kAhead = 16;
 // `Width`: the key width when known at compile time (a record's symbol: its comparisons and
 // hash are then a few word loads, not a call per row), else 0 and `width` says.
 template <size_t Width>
-size_t group_keys(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
-                  int64_t* bounds) {
+void group_keys(const char* keys, size_t n, size_t stride, size_t width,
+                std::vector<int32_t>& slots, std::vector<int32_t>& group_of,
+                std::vector<int64_t>& first_row, std::vector<int64_t>& sizes) {
   auto same = [&](const char* a, const char* b) {
     return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
   };
-  // Open addressing, at most half full; sized for the groups (symbols), not the rows.
-  std::vector<int32_t> slots(64, -1);
-  std::vector<int64_t> first_row;  // per group: its first row, whose key stands for the group
-  std::vector<int64_t> sizes;
-  std::vector<int32_t> group_of(n);
   auto key_of = [&](int64_t row) { return keys + static_cast<size_t>(row) * stride; };
   auto home = [&](const char* key) {
     return hash_key(key, Width != 0 ? Width : width) & (slots.size() - 1);
@@ -67,27 +63,55 @@ size_t group_keys(const char* keys, size_t n, size_t stride, size_t width, int64
       break;
     }
   }
-  const size_t groups = sizes.size();
-  bounds[0] = 0;
-  for (size_t g = 0; g < groups; ++g) bounds[g + 1] = bounds[g] + sizes[g];
-  std::vector<int64_t> next(bounds, bounds + groups);
-  for (size_t i = 0; i < n; ++i) order[next[group_of[i]]++] = static_cast<int64_t>(i);
-  return groups;
 }
 
 }  // namespace
 
-size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
-                  int64_t* bounds) {
-  return width == kSymbolWidth ? group_keys<kSymbolWidth>(keys, n, stride, width, order, bounds)
-                               : group_keys<0>(keys, n, stride, width, order, bounds);
+size_t RowGrouper::group(const char* keys, size_t n, size_t stride, size_t width) {
+  // (the table keeps the size the largest batch so far grew it to: no regrowing per batch)
+  std::fill(slots_.begin(), slots_.end(), -1);
+  if (group_of_.size() < n) group_of_.resize(n);
+  rows_ = n;
+  first_row_.clear();
+  sizes_.clear();
+  if (width == kSymbolWidth) {
+    group_keys<kSymbolWidth>(keys, n, stride, width, slots_, group_of_, first_row_, sizes_);
+  } else {
+    group_keys<0>(keys, n, stride, width, slots_, group_of_, first_row_, sizes_);
+  }
+  cursor_.resize(sizes_.size());
+  room_.resize(sizes_.size());
+  next_.resize(sizes_.size());
+  return sizes_.size();
 }
 
-void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
-                 const uint8_t* keep, char* out) {
+void RowGrouper::order(int64_t* order, int64_t* bounds) const {
+  const size_t groups = sizes_.size();
+  bounds[0] = 0;
+  for (size_t g = 0; g < groups; ++g) bounds[g + 1] = bounds[g] + sizes_[g];
+  const size_t n = static_cast<size_t>(bounds[groups]);
+  std::vector<int64_t> next(bounds, bounds + groups);  // each group's next place
+  for (size_t i = 0; i < n; ++i) order[next[group_of_[i]]++] = static_cast<int64_t>(i);
+}
+
+void RowGrouper::scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
+                         char* const* outs) noexcept {
+  const size_t groups = sizes_.size();
+  size_t message = 0;
+  for (size_t g = 0; g < groups; ++g) {
+    next_[g] = message;
+    room_[g] = 0;
+    message += (static_cast<size_t>(sizes_[g]) + most - 1) / most;
+  }
   const size_t words = width / 8;
-  for (size_t i = 0; i < count; ++i) {
-    const char* row = rows + static_cast<size_t>(order[i]) * width;
+  for (size_t i = 0; i < rows_; ++i) {
+    const int32_t g = group_of_[i];
+    if (room_[g] == 0) {
+      cursor_[g] = outs[next_[g]++];
+      room_[g] = static_cast<int64_t>(most);
+    }
+    char* out = cursor_[g];
+    const char* row = rows + i * width;
     for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
       uint64_t value, mask;
       std::memcpy(&value, row + 8 * w, 8);
@@ -96,8 +120,17 @@ void gather_rows(const char* rows, size_t width, const int64_t* order, size_t co
       std::memcpy(out + 8 * w, &value, 8);
     }
     for (size_t b = 8 * words; b < width; ++b) out[b] = static_cast<char>(row[b] & keep[b]);
-    out += width;
+    cursor_[g] = out + width;
+    --room_[g];
   }
+}
+
+size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
+                  int64_t* bounds) {
+  RowGrouper grouper;
+  const size_t groups = grouper.group(keys, n, stride, width);
+  grouper.order(order, bounds);
+  return groups;
 }
 
 }  // namespace fh

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from confluent_kafka import KafkaError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedhandler._ext.producer import Producer
 from feedhandler._ext.publish import (
@@ -271,6 +273,55 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
         mine = raw[[s == key for s in symbols]]
         assert (got[:, :8] == mine[:, :8]).all() and (got[:, 12] == mine[:, 12]).all()
         assert not got[:, 8:12].any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 199), max_size=300), st.integers(1, 9)),
+                min_size=1, max_size=4))
+def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
+        batches: list[tuple[list[int], int]]) -> None:
+    """Batch after batch through one layout (its grouper's buffers reused: a batch of up to
+    200 symbols, then one of few), each group's rows in row order, cut every `most`."""
+    schema = SCHEMAS["trade"]
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
+    for picks, most in batches:
+        records = trades([b"S%d" % i for i in picks])
+        producer = Producer.capturing()
+        counts = Counts()
+        produce_records(Outlet(producer, print, print), layout, records, most, {},
+                        lambda symbol: symbol.decode(), (), b"1", False, counts)
+        expected = []
+        for symbol in dict.fromkeys(picks):
+            run = records[np.array(picks) == symbol]
+            expected += [(b"S%d" % symbol, run[i:i + most]) for i in range(0, len(run), most)]
+        got = produced(producer)
+        assert [(key, value) for _, key, value, _ in got] == [
+            (key, wire_records(schema, rows).tobytes()) for key, rows in expected]
+        assert [(h["fh.count"], h["fh.seq.first"], h["fh.seq.last"]) for *_, h in got] == [
+            (str(len(rows)), str(rows["trade_id"][0]), str(rows["trade_id"][-1]))
+            for _, rows in expected]
+        assert (counts.produced, counts.records) == (len(expected), len(picks))
+
+
+def test_a_raising_topic_callback_sends_nothing_after_it_and_the_layout_goes_on() -> None:
+    schema = SCHEMAS["trade"]
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
+    records = trades([b"A", b"B", b"A", b"C"])
+    producer = Producer.capturing()
+
+    def new_topic(symbol: bytes) -> str:
+        if symbol == b"B":
+            raise RuntimeError("no topic for B")
+        return symbol.decode()
+
+    counts = Counts()
+    with pytest.raises(RuntimeError, match="no topic for B"):
+        produce_records(Outlet(producer, print, print), layout, records, 1000, {}, new_topic,
+                        (), b"1", False, counts)
+    assert [m[1] for m in produced(producer)] == [b"A"] and counts.records == 2
+    produce_records(Outlet(producer, print, print), layout, records[3:], 1000, {}, new_topic,
+                    (), b"1", False, Counts())
+    assert [m[1] for m in produced(producer)] == [b"A", b"C"]
 
 
 def test_produce_records_takes_only_whole_contiguous_rows_of_its_layout() -> None:

@@ -120,7 +120,10 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 
 
 cdef extern from "grouping.h" namespace "fh" nogil:
+    cdef cppclass RowGrouper:
+        size_t group(const char* keys, size_t n, size_t stride, size_t width) except +
+        int64_t size(size_t g)
+        void scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
+                     char* const* outs)
     size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                       int64_t* bounds) except +  # (std::bad_alloc -> MemoryError)
-    void gather_rows(const char* rows, size_t width, const int64_t* order, size_t count,
-                     const uint8_t* keep, char* out)

@@ -155,6 +155,7 @@ cdef class RecordLayout:
     which byte ranges no field covers (the schema's layout, read once per kind)."""
     cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
     cdef vector[uint8_t] _keep  # per byte of a row: 0xff, or 0 where padding is
+    cdef core.RowGrouper _grouper  # the kind's batches, one after another
 
     def __init__(self, dtype not None, tuple sequence=None, padding=()):
         symbol, offset = dtype.fields["symbol"][:2]
@@ -181,7 +182,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                     bint full, Counts counts not None):
     """One record batch in the binary encoding, in one call: rows grouped by symbol (groups in
     order of first appearance, rows in order within each), each group cut into messages of at
-    most `most` records whose bytes are gathered straight into the value, keyed by the symbol,
+    most `most` records whose bytes are copied straight into the value, keyed by the symbol,
     to topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and
     backlog rule, counted in `counts`. `records`: C-contiguous rows of layout.itemsize bytes;
     the layout's padding is zero in the messages, whatever it holds in `records`."""
@@ -195,49 +196,62 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
         return
     cdef const char* data = <const char*>cnp.PyArray_DATA(records)
     cdef size_t width = layout.itemsize
-    cdef vector[int64_t] order = vector[int64_t](n)
-    cdef vector[int64_t] bounds = vector[int64_t](n + 1)
-    cdef size_t groups = core.group_rows(data + layout.symbol_offset, n, width,
-                                         layout.symbol_width, order.data(), bounds.data())
+    cdef size_t groups = layout._grouper.group(data + layout.symbol_offset, n, width,
+                                               layout.symbol_width)
+    # Every message's value is allocated first, then filled in one pass over the rows in
+    # their order (not group by group: the rows have left the nearest caches by now), then
+    # sent: librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
+    # backlog it is copied into the backlog's bytes instead.
+    cdef vector[int64_t] sizes = vector[int64_t](groups)  # (copied: the loop below calls back into Python)
+    cdef vector[char*] values
+    cdef size_t g, m = 0
+    cdef int64_t left, count
+    for g in range(groups):
+        sizes[g] = layout._grouper.size(g)
+        m += (sizes[g] + most - 1) // most
+    values.assign(m, <char*>NULL)
     cdef Header headers[MAX_HEADERS]
     cdef Digits digits
     cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers
     cdef bint sequenced = layout.first_offset >= 0
-    cdef Py_ssize_t g, start, stop
-    cdef int64_t count
-    cdef size_t size
-    cdef const char* row
     cdef char* value
-    cdef bytes key, kept
-    cdef str topic  # (checked here, before a value is allocated for it)
-    for g in range(<Py_ssize_t>groups):
-        row = data + order[bounds[g]] * width + layout.symbol_offset
-        key = PyBytes_FromStringAndSize(row, _key_size(row, layout.symbol_width))
-        topic = topics.get(key)
-        if topic is None:
-            topic = new_topic(key)
-        start = bounds[g]
-        while start < bounds[g + 1]:
-            stop = start + min(most, bounds[g + 1] - start)
-            count = stop - start
-            size = count * width
-            # librdkafka takes the value as it is (no copy) and frees it once delivered;
-            # behind a backlog it goes into the backlog's bytes instead
-            count_headers = _numbers(
-                headers, fixed, &digits, count, sequenced,
-                (<const int64_t*>(data + order[start] * width + layout.first_offset))[0]
-                if sequenced else 0,
-                (<const int64_t*>(data + order[stop - 1] * width + layout.last_offset))[0]
-                if sequenced else 0)
-            kept = PyBytes_FromStringAndSize(NULL, size) if full else None
-            value = PyBytes_AS_STRING(kept) if full else <char*>malloc(size)
-            if value == NULL:
-                raise MemoryError()
-            # (nothing raises from here to _send, which frees what it does not hand over)
-            core.gather_rows(data, width, &order[start], count, layout._keep.data(), value)
-            full = _send(outlet, counts, topic, key, value, size, not full, kept, headers,
-                         count_headers, count, full)
-            start = stop
+    cdef bytes key
+    cdef str topic  # (checked here, before a value is sent to it)
+    try:
+        m = 0
+        for g in range(groups):
+            left = sizes[g]
+            while left:
+                count = min(most, left)
+                values[m] = <char*>malloc(count * width)
+                if values[m] == NULL:
+                    raise MemoryError()
+                left -= count
+                m += 1
+        layout._grouper.scatter(data, width, most, layout._keep.data(), values.data())
+        m = 0
+        for g in range(groups):
+            value = values[m] + layout.symbol_offset
+            key = PyBytes_FromStringAndSize(value, _key_size(value, layout.symbol_width))
+            topic = topics.get(key)
+            if topic is None:
+                topic = new_topic(key)
+            left = sizes[g]
+            while left:
+                count = min(most, left)
+                value, values[m] = values[m], <char*>NULL  # _send frees it or hands it over
+                count_headers = _numbers(
+                    headers, fixed, &digits, count, sequenced,
+                    (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
+                    (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
+                    if sequenced else 0)
+                full = _send(outlet, counts, topic, key, value, count * width, True, None,
+                             headers, count_headers, count, full)
+                left -= count
+                m += 1
+    finally:  # what a raise left unsent
+        for m in range(values.size()):
+            free(values[m])
 
 
 cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
