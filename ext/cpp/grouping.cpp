@@ -1,6 +1,5 @@
 #include "grouping.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "key_map.h"
@@ -19,8 +18,9 @@ constexpr size_t kAhead = 16;
 // hash are then a few word loads, not a call per row), else 0 and `width` says.
 template <size_t Width>
 void group_keys(const char* keys, size_t n, size_t stride, size_t width,
-                std::vector<int32_t>& slots, std::vector<int32_t>& group_of,
-                std::vector<int64_t>& first_row, std::vector<int64_t>& sizes) {
+                std::vector<int32_t>& slots, std::vector<size_t>& taken,
+                std::vector<int32_t>& group_of, std::vector<int64_t>& first_row,
+                std::vector<int64_t>& sizes) {
   auto same = [&](const char* a, const char* b) {
     return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
   };
@@ -43,15 +43,17 @@ void group_keys(const char* keys, size_t n, size_t stride, size_t width,
       int32_t group = slots[slot];
       if (group < 0) {
         group = static_cast<int32_t>(first_row.size());
-        slots[slot] = group;
-        first_row.push_back(static_cast<int64_t>(i));
+        first_row.push_back(static_cast<int64_t>(i));  // (may throw: before the slot is set)
         sizes.push_back(0);
+        taken.push_back(slot);
+        slots[slot] = group;
         if (2 * first_row.size() > slots.size()) {  // grow: re-insert every group
           slots.assign(2 * slots.size(), -1);
           for (size_t g = 0; g < first_row.size(); ++g) {
             size_t s = home(key_of(first_row[g]));
             while (slots[s] >= 0) s = (s + 1) & (slots.size() - 1);
             slots[s] = static_cast<int32_t>(g);
+            taken[g] = s;
           }
         }
       } else if (!same(key_of(first_row[group]), key)) {
@@ -68,16 +70,19 @@ void group_keys(const char* keys, size_t n, size_t stride, size_t width,
 }  // namespace
 
 size_t RowGrouper::group(const char* keys, size_t n, size_t stride, size_t width) {
-  // (the table keeps the size the largest batch so far grew it to: no regrowing per batch)
-  std::fill(slots_.begin(), slots_.end(), -1);
+  // The table keeps the size the largest batch so far grew it to (no regrowing per batch);
+  // only the slots the last batch took are cleared.
+  for (size_t slot : taken_) slots_[slot] = -1;
+  taken_.clear();
   if (group_of_.size() < n) group_of_.resize(n);
   rows_ = n;
   first_row_.clear();
   sizes_.clear();
   if (width == kSymbolWidth) {
-    group_keys<kSymbolWidth>(keys, n, stride, width, slots_, group_of_, first_row_, sizes_);
+    group_keys<kSymbolWidth>(keys, n, stride, width, slots_, taken_, group_of_, first_row_,
+                             sizes_);
   } else {
-    group_keys<0>(keys, n, stride, width, slots_, group_of_, first_row_, sizes_);
+    group_keys<0>(keys, n, stride, width, slots_, taken_, group_of_, first_row_, sizes_);
   }
   cursor_.resize(sizes_.size());
   room_.resize(sizes_.size());
@@ -96,12 +101,11 @@ void RowGrouper::order(int64_t* order, int64_t* bounds) const {
 
 void RowGrouper::scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
                          char* const* outs) noexcept {
-  const size_t groups = sizes_.size();
   size_t message = 0;
-  for (size_t g = 0; g < groups; ++g) {
+  for (size_t g = 0; g < sizes_.size(); ++g) {
     next_[g] = message;
     room_[g] = 0;
-    message += (static_cast<size_t>(sizes_[g]) + most - 1) / most;
+    message += messages(g, most);
   }
   const size_t words = width / 8;
   for (size_t i = 0; i < rows_; ++i) {

@@ -276,7 +276,8 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.lists(st.integers(0, 199), max_size=300), st.integers(1, 9)),
+@given(st.lists(st.tuples(st.lists(st.integers(0, 199), max_size=300),
+                          st.integers(1, 9) | st.just(2**63 - 1)),  # (no cut at all)
                 min_size=1, max_size=4))
 def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
         batches: list[tuple[list[int], int]]) -> None:

@@ -123,6 +123,7 @@ cdef extern from "grouping.h" namespace "fh" nogil:
     cdef cppclass RowGrouper:
         size_t group(const char* keys, size_t n, size_t stride, size_t width) except +
         int64_t size(size_t g)
+        size_t messages(size_t g, size_t most)
         void scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
                      char* const* outs)
     size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,

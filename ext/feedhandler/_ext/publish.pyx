@@ -202,14 +202,15 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     # their order (not group by group: the rows have left the nearest caches by now), then
     # sent: librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
     # backlog it is copied into the backlog's bytes instead.
-    cdef vector[int64_t] sizes = vector[int64_t](groups)  # (copied: the loop below calls back into Python)
+    # (the sizes copied: the loop below calls back into Python)
+    cdef vector[int64_t] sizes = vector[int64_t](groups)
     cdef vector[char*] values
     cdef size_t g, m = 0
     cdef int64_t left, count
     for g in range(groups):
         sizes[g] = layout._grouper.size(g)
-        m += (sizes[g] + most - 1) // most
-    values.assign(m, <char*>NULL)
+        m += layout._grouper.messages(g, most)
+    values.resize(m)  # (NULLs)
     cdef Header headers[MAX_HEADERS]
     cdef Digits digits
     cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers
@@ -239,12 +240,13 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             left = sizes[g]
             while left:
                 count = min(most, left)
-                value, values[m] = values[m], <char*>NULL  # _send frees it or hands it over
+                value = values[m]
                 count_headers = _numbers(
                     headers, fixed, &digits, count, sequenced,
                     (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
                     (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
                     if sequenced else 0)
+                values[m] = <char*>NULL  # _send frees it or hands it over
                 full = _send(outlet, counts, topic, key, value, count * width, True, None,
                              headers, count_headers, count, full)
                 left -= count
