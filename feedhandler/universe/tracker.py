@@ -109,7 +109,10 @@ class UniverseTracker:
                 await self._early.wait()
         except TimeoutError:
             return
-        await asyncio.sleep(min(EARLY_S, self.refresh_s) - (time.monotonic() - start))
+        # (until the clock says so: uvloop's timers, in whole ms of a cached loop time, can
+        # end a sleep up to a millisecond early)
+        while (left := min(EARLY_S, self.refresh_s) - (time.monotonic() - start)) > 0:
+            await asyncio.sleep(left)
 
     def _hold(self, delisted: list[str], followed: int) -> tuple[list[str], bool]:
         """Of the symbols exchangeInfo delisted, those still followed (max_delist), and whether
