@@ -1,6 +1,9 @@
 #include "grouping.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "key_map.h"
 #include "records.h"
@@ -9,112 +12,141 @@ namespace fh {
 
 namespace {
 
-// Keys ahead to prefetch. By the time a batch is sent its rows have mostly left the first two
+// Rows ahead to prefetch. By the time a batch is sent its rows have mostly left the first two
 // cache levels (the rest of the read burst, every kind's, was decoded in between): loading a
 // row's key, not the work on it, was a third of the grouping's time in the Kafka benchmark.
 constexpr size_t kAhead = 16;
+// A key's first message starts with room for this many rows, later ones for twice as many as
+// its last: room never written costs no copy, a realloc that moves the message does.
+constexpr int64_t kFirstRows = 16;
 
-// `Width`: the key width when known at compile time (a record's symbol: its comparisons and
-// hash are then a few word loads, not a call per row), else 0 and `width` says.
 template <size_t Width>
-void group_keys(const char* keys, size_t n, size_t stride, size_t width,
-                std::vector<int32_t>& slots, std::vector<size_t>& taken,
-                std::vector<int32_t>& group_of, std::vector<int64_t>& first_row,
-                std::vector<int64_t>& sizes) {
-  auto same = [&](const char* a, const char* b) {
-    return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
-  };
-  auto key_of = [&](int64_t row) { return keys + static_cast<size_t>(row) * stride; };
-  auto home = [&](const char* key) {
-    return hash_key(key, Width != 0 ? Width : width) & (slots.size() - 1);
-  };
+bool same(const char* a, const char* b, size_t width) noexcept {
+  return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
+}
+
+// Calls f(i, key number) for each of n keys (the i-th at keys + i * stride), numbered by
+// `index`. Exchange batches come in bursts of one symbol: a key is first compared with the
+// previous row's.
+template <size_t Width, typename F>
+void number_keys(KeyIndex& index, const char* keys, size_t n, size_t stride, F&& f) {
   int32_t previous = -1;
   for (size_t i = 0; i < n; ++i) {
-    const char* key = key_of(static_cast<int64_t>(i));
+    const char* key = keys + i * stride;
     if (i + kAhead < n) __builtin_prefetch(key + kAhead * stride);
-    // Exchange batches come in bursts of one symbol: compare with the previous row first.
-    if (previous >= 0 && same(key_of(first_row[previous]), key)) {
-      group_of[i] = previous;
-      ++sizes[previous];
-      continue;
+    if (previous < 0 || !same<Width>(index.key(previous), key, index.width())) {
+      previous = index.find_or_add<Width>(key);
     }
-    size_t slot = home(key);
-    for (;;) {
-      int32_t group = slots[slot];
-      if (group < 0) {
-        group = static_cast<int32_t>(first_row.size());
-        first_row.push_back(static_cast<int64_t>(i));  // (may throw: before the slot is set)
-        sizes.push_back(0);
-        taken.push_back(slot);
-        slots[slot] = group;
-        if (2 * first_row.size() > slots.size()) {  // grow: re-insert every group
-          slots.assign(2 * slots.size(), -1);
-          for (size_t g = 0; g < first_row.size(); ++g) {
-            size_t s = home(key_of(first_row[g]));
-            while (slots[s] >= 0) s = (s + 1) & (slots.size() - 1);
-            slots[s] = static_cast<int32_t>(g);
-            taken[g] = s;
-          }
-        }
-      } else if (!same(key_of(first_row[group]), key)) {
-        slot = (slot + 1) & (slots.size() - 1);
-        continue;
-      }
-      group_of[i] = previous = group;
-      ++sizes[group];
-      break;
-    }
+    f(i, previous);
+  }
+}
+
+template <typename F>
+void number_keys(KeyIndex& index, const char* keys, size_t n, size_t stride, F&& f) {
+  if (index.width() == kSymbolWidth) {
+    number_keys<kSymbolWidth>(index, keys, n, stride, f);
+  } else {
+    number_keys<0>(index, keys, n, stride, f);
   }
 }
 
 }  // namespace
 
-size_t RowGrouper::group(const char* keys, size_t n, size_t stride, size_t width) {
-  // The table keeps the size the largest batch so far grew it to (no regrowing per batch);
-  // only the slots the last batch took are cleared.
+void KeyIndex::reset(size_t width) {
   for (size_t slot : taken_) slots_[slot] = -1;
   taken_.clear();
-  if (group_of_.size() < n) group_of_.resize(n);
-  rows_ = n;
-  first_row_.clear();
-  sizes_.clear();
-  if (width == kSymbolWidth) {
-    group_keys<kSymbolWidth>(keys, n, stride, width, slots_, taken_, group_of_, first_row_,
-                             sizes_);
-  } else {
-    group_keys<0>(keys, n, stride, width, slots_, taken_, group_of_, first_row_, sizes_);
-  }
-  cursor_.resize(sizes_.size());
-  room_.resize(sizes_.size());
-  next_.resize(sizes_.size());
-  return sizes_.size();
+  keys_.clear();
+  width_ = width;
 }
 
-void RowGrouper::order(int64_t* order, int64_t* bounds) const {
-  const size_t groups = sizes_.size();
-  bounds[0] = 0;
-  for (size_t g = 0; g < groups; ++g) bounds[g + 1] = bounds[g] + sizes_[g];
-  const size_t n = static_cast<size_t>(bounds[groups]);
-  std::vector<int64_t> next(bounds, bounds + groups);  // each group's next place
-  for (size_t i = 0; i < n; ++i) order[next[group_of_[i]]++] = static_cast<int64_t>(i);
-}
-
-void RowGrouper::scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
-                         char* const* outs) noexcept {
-  size_t message = 0;
-  for (size_t g = 0; g < sizes_.size(); ++g) {
-    next_[g] = message;
-    room_[g] = 0;
-    message += messages(g, most);
+template <size_t Width>
+int32_t KeyIndex::find_or_add(const char* key) {
+  auto home = [&](const char* k) {
+    return hash_key(k, Width != 0 ? Width : width_) & (slots_.size() - 1);
+  };
+  size_t slot = home(key);
+  for (;; slot = (slot + 1) & (slots_.size() - 1)) {
+    const int32_t found = slots_[slot];
+    if (found < 0) break;
+    if (same<Width>(this->key(found), key, width_)) return found;
   }
-  const size_t words = width / 8;
-  for (size_t i = 0; i < rows_; ++i) {
-    const int32_t g = group_of_[i];
-    if (room_[g] == 0) {
-      cursor_[g] = outs[next_[g]++];
-      room_[g] = static_cast<int64_t>(most);
+  const auto number = static_cast<int32_t>(taken_.size());
+  keys_.insert(keys_.end(), key, key + width_);  // (may throw: before anything else changes)
+  try {
+    taken_.push_back(slot);
+  } catch (...) {
+    keys_.resize(keys_.size() - width_);
+    throw;
+  }
+  slots_[slot] = number;
+  if (2 * taken_.size() > slots_.size()) {  // grow: place every key again
+    slots_.assign(2 * slots_.size(), -1);
+    for (size_t k = 0; k < taken_.size(); ++k) {
+      size_t s = home(this->key(static_cast<int32_t>(k)));
+      while (slots_[s] >= 0) s = (s + 1) & (slots_.size() - 1);
+      slots_[s] = static_cast<int32_t>(k);
+      taken_[k] = s;
     }
-    char* out = cursor_[g];
+  }
+  return number;
+}
+
+size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
+                  int64_t* bounds) {
+  KeyIndex index;
+  index.reset(width);
+  std::vector<int32_t> group_of(n);
+  std::vector<int64_t> sizes;
+  number_keys(index, keys, n, stride, [&](size_t i, int32_t g) {
+    if (static_cast<size_t>(g) == sizes.size()) sizes.push_back(0);
+    group_of[i] = g;
+    ++sizes[g];
+  });
+  const size_t groups = sizes.size();
+  bounds[0] = 0;
+  for (size_t g = 0; g < groups; ++g) bounds[g + 1] = bounds[g] + sizes[g];
+  std::vector<int64_t> next(bounds, bounds + groups);  // each group's next place
+  for (size_t i = 0; i < n; ++i) order[next[group_of[i]]++] = static_cast<int64_t>(i);
+  return groups;
+}
+
+OpenMessages::~OpenMessages() {
+  for (Open& open : open_) {
+    std::free(open.value);
+    for (auto& message : open.full) std::free(message.first);
+  }
+}
+
+void OpenMessages::room(Open& open, size_t width, size_t most) {
+  const auto limit = static_cast<int64_t>(most);
+  if (open.rows >= limit) {  // full: it waits for take() (push_back may throw: nothing moved)
+    open.full.emplace_back(open.value, open.rows);
+    open.last = open.rows;
+    open.value = nullptr;
+    open.rows = open.capacity = 0;
+  }
+  const int64_t rows = std::min(open.capacity ? 2 * open.capacity
+                                               : std::max(2 * open.last, kFirstRows),
+                                 limit);
+  void* grown = std::realloc(open.value, static_cast<size_t>(rows) * width);
+  if (grown == nullptr) throw std::bad_alloc();
+  open.value = static_cast<char*>(grown);
+  open.capacity = rows;
+}
+
+void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_offset,
+                          size_t key_width, const uint8_t* keep, size_t most) {
+  if (keys_.size() == 0) keys_.reset(key_width);
+  const size_t words = width / 8;
+  number_keys(keys_, rows + key_offset, n, width, [&](size_t i, int32_t k) {
+    if (static_cast<size_t>(k) == open_.size()) open_.emplace_back();
+    Open& open = open_[k];
+    if (!open.listed) {
+      order_.push_back(k);
+      open.listed = true;
+    }
+    if (open.rows == open.capacity) room(open, width, most);
+    char* out = open.value + static_cast<size_t>(open.rows) * width;
     const char* row = rows + i * width;
     for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
       uint64_t value, mask;
@@ -124,17 +156,37 @@ void RowGrouper::scatter(const char* rows, size_t width, size_t most, const uint
       std::memcpy(out + 8 * w, &value, 8);
     }
     for (size_t b = 8 * words; b < width; ++b) out[b] = static_cast<char>(row[b] & keep[b]);
-    cursor_[g] = out + width;
-    --room_[g];
-  }
+    ++open.rows;
+    ++held_;
+  });
 }
 
-size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
-                  int64_t* bounds) {
-  RowGrouper grouper;
-  const size_t groups = grouper.group(keys, n, stride, width);
-  grouper.order(order, bounds);
-  return groups;
+void OpenMessages::take(bool all, size_t most, std::vector<HeldMessage>& out) {
+  const auto limit = static_cast<int64_t>(most);
+  auto goes = [&](const Open& open) { return open.rows > 0 && (all || open.rows >= limit); };
+  size_t count = 0;
+  for (int32_t k : order_) count += open_[k].full.size() + goes(open_[k]);
+  out.clear();
+  out.reserve(count);  // (the only call that may throw: then nothing is taken)
+  size_t kept = 0;
+  for (int32_t k : order_) {
+    Open& open = open_[k];
+    for (auto& [value, rows] : open.full) {
+      out.push_back({k, value, rows});
+      held_ -= rows;
+    }
+    open.full.clear();
+    if (goes(open)) {
+      out.push_back({k, open.value, open.rows});
+      held_ -= open.rows;
+      open.last = open.rows;
+      open.value = nullptr;
+      open.rows = open.capacity = 0;
+    }
+    open.listed = open.rows > 0;
+    if (open.listed) order_[kept++] = k;
+  }
+  order_.resize(kept);
 }
 
 }  // namespace fh

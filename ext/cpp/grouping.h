@@ -1,5 +1,5 @@
-// Grouping rows by a fixed-width key (a record's symbol) in one pass, and copying each group's
-// rows into its messages: the Kafka sink sends one message per (kind, symbol) run of a batch.
+// Rows grouped by a fixed-width key (a record's symbol): the Kafka sink sends one message per
+// (kind, symbol), and the other encodings and the precision check group a batch by symbol.
 #pragma once
 
 #include <cstddef>
@@ -8,45 +8,78 @@
 
 namespace fh {
 
-// Groups the rows of one batch after another, reusing its buffers: a batch allocates nothing
-// once the grouper has met one as large.
-class RowGrouper {
+// Dense numbers 0, 1, ... for fixed-width keys, in order of first appearance (open
+// addressing, at most half full; keys are copied).
+class KeyIndex {
  public:
-  // Groups n keys of `width` bytes, the i-th at keys + i * stride (a column of records), by
-  // equality. Groups come in order of first appearance and rows keep their order inside a
-  // group. Returns the number of groups.
-  size_t group(const char* keys, size_t n, size_t stride, size_t width);
-  int64_t size(size_t g) const noexcept { return sizes_[g]; }
-  // Group g's messages of at most `most` (>= 1) rows each.
-  size_t messages(size_t g, size_t most) const noexcept {
-    return 1 + (static_cast<size_t>(sizes_[g]) - 1) / most;
-  }
-  // The last group()'s groups as row numbers: group g is rows order[bounds[g]] ..
-  // order[bounds[g + 1] - 1]. `order` holds n entries, `bounds` one per group and one more.
-  void order(int64_t* order, int64_t* bounds) const;
-  // Copies the last group()'s `rows` (`width` bytes each) into messages of at most `most`
-  // rows: group 0's first, cut in row order, then group 1's, ...; message m to outs[m] (as
-  // many as messages() says, each of `width` times its rows), back
-  // to back, each byte ANDed with keep[its offset in the row] (0 over padding, which a
-  // message carries as zeros whatever the rows hold). One pass over the rows in their order.
-  void scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
-               char* const* outs) noexcept;
+  // Forgets every key; keys are `width` bytes from now on. Clears only the slots taken.
+  void reset(size_t width);
+  // The key's number, a new one (size() - 1 after) for a key not met since reset(). `Width`:
+  // width() when known at compile time (a record's symbol: comparisons and the hash are then
+  // a few word loads, not a call), else 0.
+  template <size_t Width>
+  int32_t find_or_add(const char* key);
+  const char* key(int32_t i) const noexcept { return keys_.data() + static_cast<size_t>(i) * width_; }
+  size_t size() const noexcept { return taken_.size(); }
+  size_t width() const noexcept { return width_; }
 
  private:
-  std::vector<int32_t> slots_ = std::vector<int32_t>(64, -1);  // open addressing, half full
-  std::vector<size_t> taken_;  // per group: its slot
-  size_t rows_ = 0;
-  std::vector<int32_t> group_of_;  // per row
-  std::vector<int64_t> first_row_;  // per group: its first row, whose key stands for it
-  std::vector<int64_t> sizes_;
-  std::vector<char*> cursor_;  // scatter, per group: where its next row goes ...
-  std::vector<int64_t> room_;  // ... rows left in its current message
-  std::vector<size_t> next_;   // ... its next message
+  size_t width_ = 0;
+  std::vector<int32_t> slots_ = std::vector<int32_t>(64, -1);
+  std::vector<size_t> taken_;  // per key: its slot
+  std::vector<char> keys_;
 };
 
-// RowGrouper::group and ::order of a single batch; returns the number of groups (`bounds`
-// holds n + 1 entries).
+// Groups n keys of `width` bytes, the i-th at keys + i * stride (a column of records), by
+// equality: groups in order of first appearance, rows in their order inside a group; rows
+// order[bounds[g]] .. order[bounds[g + 1] - 1] form group g (`bounds` holds n + 1 entries).
+// Returns the number of groups.
 size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                   int64_t* bounds);
+
+// A message OpenMessages::take hands over: `rows` rows of the key numbered `key`, in `value`
+// (malloc'd; the taker frees it or passes it on).
+struct HeldMessage {
+  int32_t key;
+  char* value;
+  int64_t rows;
+};
+
+// One kind's rows copied, in one pass in row order, into one open message per symbol, which
+// stays open from batch to batch until taken; a message holds at most `most` rows.
+class OpenMessages {
+ public:
+  OpenMessages() = default;
+  OpenMessages(const OpenMessages&) = delete;
+  OpenMessages& operator=(const OpenMessages&) = delete;
+  ~OpenMessages();
+
+  // Appends n rows of `width` bytes (the key at key_offset, key_width bytes: the same for
+  // every call) to their keys' messages, each byte ANDed with keep[its offset in the row]
+  // (0 over padding, which a message carries as zeros whatever the rows hold).
+  void append(const char* rows, size_t n, size_t width, size_t key_offset, size_t key_width,
+              const uint8_t* keep, size_t most);
+  // Into `out`: every message of `most` rows, and with `all` every other one too; key by key
+  // in order of first appearance since that key's last take, each key's in row order.
+  void take(bool all, size_t most, std::vector<HeldMessage>& out);
+  const char* key(int32_t k) const noexcept { return keys_.key(k); }
+  // Rows appended and not yet taken.
+  int64_t held() const noexcept { return held_; }
+
+ private:
+  struct Open {
+    char* value = nullptr;  // its open message, nullptr when none
+    int64_t rows = 0, capacity = 0;
+    int64_t last = 0;  // the rows of its last message (the next one's room follows it)
+    std::vector<std::pair<char*, int64_t>> full;  // messages of `most` rows not yet taken
+    bool listed = false;  // in order_
+  };
+  void room(Open& open, size_t width, size_t most);
+
+  KeyIndex keys_;
+  std::vector<Open> open_;  // per key number
+  std::vector<int32_t> order_;  // keys with rows not yet taken, in order of first appearance
+  int64_t held_ = 0;
+};
 
 }  // namespace fh

@@ -53,6 +53,8 @@ class RecordLayout:
     symbol_width: int
     first_offset: int
     last_offset: int
+    @property
+    def held(self) -> int: ...  # rows given to produce_records, not yet sent
 
     def __init__(self, dtype: np.dtype[Any], sequence: tuple[str, str] | None = None,
                  padding: Iterable[tuple[int, int]] = ()) -> None: ...
@@ -60,7 +62,7 @@ class RecordLayout:
 def produce_records(
     outlet: Outlet,
     layout: RecordLayout,
-    records: np.ndarray,
+    records: np.ndarray | None,
     most: int,
     topics: dict[bytes, str],
     new_topic: Callable[[bytes], str],
@@ -68,4 +70,5 @@ def produce_records(
     epoch: bytes,
     full: bool,
     counts: Counts,
+    hold: bool = False,
 ) -> None: ...

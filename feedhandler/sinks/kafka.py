@@ -1,8 +1,9 @@
 """Kafka sink: one message per (kind, symbol) run of a batch, keyed by symbol, never dropped.
 
-A decoder batch holds one kind and many symbols in exchange order; it is grouped by symbol in
-C++ (each symbol keeps its order), and each run is one message (several when it exceeds
-kafka.max_message_bytes). Slicing, headers and librdkafka's produce run in one C loop
+A decoder batch holds one kind and many symbols in exchange order; each row is copied in C++
+into its symbol's message (each symbol keeps its order), one per symbol and batch (several
+when it exceeds kafka.max_message_bytes), or with kafka.hold_ms one per symbol over the
+batches of that many milliseconds. Headers and librdkafka's produce run in one C loop
 (feedhandler/_ext/publish.pyx, through librdkafka's C API: feedhandler/_ext/producer.pyx):
 Python runs per batch, not per message.
 
@@ -11,6 +12,9 @@ librdkafka's queue absorbs bursts and broker outages (messages never time out); 
 `backlog_bytes()` tells the handler to stop reading from the exchange until Kafka catches up.
 Nothing here blocks the event loop. A message the broker rejects for good is counted, logged
 and reported on the control topic with its record count.
+
+Held records (kafka.hold_ms) count as produced once their message is handed to librdkafka;
+close() sends them first.
 
 Delivery reports are served in C: a failure calls back into Python (counted, logged,
 reported). An acknowledgement (reported only with kafka.ack_latency) has its produce -> ack
@@ -236,6 +240,10 @@ class KafkaSink:
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
+        self._hold_s = config.hold_ms / 1000 if config.encoding == "records" else 0.0
+        # kind -> (epoch, time.monotonic()) of its held records (kafka.hold_ms), since the
+        # first of them came (they are all of one epoch)
+        self._held: dict[str, tuple[int, float]] = {}
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -266,19 +274,24 @@ class KafkaSink:
         if not len(records):
             return
         schema = SCHEMAS[kind]
-        if self.config.encoding == "records":  # grouped, cut, gathered and produced in C
+        if self.config.encoding == "records":  # copied into messages and produced in C
             # (which zeroes the padding in the messages): the decoder's batches, which carry
             # the schema's own dtype object, go as they are
             if records.dtype is not schema.dtype or not records.flags.c_contiguous:
                 records = wire_records(schema, records)
-            plan = self._plans.get(kind) or self._records_plan(schema)
-            layout, topics, new_topic, fixed, most = plan
-            counts = Counts()
-            try:  # behind a backlog, new messages queue too: per-key order is kept
-                produce_records(self._outlet, layout, records, most, topics, new_topic, fixed,
-                                b"%d" % epoch, bool(self._backlog), counts)
-            finally:
-                self._count(counts)
+            if not self._hold_s:
+                self._produce_records(schema, records, epoch)
+                return
+            held = self._held.get(kind)
+            if held is not None and held[0] != epoch:  # a message carries one epoch
+                self._release(kind)
+                held = None
+            self._held[kind] = held or (epoch, time.monotonic())
+            layout = self._produce_records(schema, records, epoch, hold=True)
+            if not layout.held:  # (all of them went in messages of max_message_bytes)
+                del self._held[kind]
+            elif layout.held * schema.itemsize >= self.config.batch_bytes:
+                self._release(kind)
             return
         records = wire_records(schema, records)
         if frames is not None and self.config.encoding == "raw":
@@ -317,6 +330,10 @@ class KafkaSink:
         return self.control_topic, self.instance.encode(), orjson.dumps(event), headers
 
     def service(self) -> None:
+        if self._held:
+            now = time.monotonic()
+            for kind in [k for k, (_, since) in self._held.items() if now - since >= self._hold_s]:
+                self._release(kind)
         self._producer.poll(0)
         if self._fatal is not None and not self._closing:  # the handler stops, exit 1
             raise KafkaException(self._fatal)
@@ -347,6 +364,8 @@ class KafkaSink:
             self.stats.errors["_PURGE_INFLIGHT"] + self._failed_closing
 
     def close(self, timeout: float) -> int:
+        for kind in list(self._held):
+            self._release(kind)
         self._closing = True
         deadline = time.monotonic() + timeout
         while self._backlog and time.monotonic() < deadline:
@@ -450,6 +469,25 @@ class KafkaSink:
             produce_messages(self._outlet, batch, bool(self._backlog))
         finally:
             self._count(batch)
+
+    def _produce_records(self, schema: Schema, records: np.ndarray | None, epoch: int,
+                         hold: bool = False) -> RecordLayout:
+        """`records` (records encoding) into their symbols' messages, then sent: those full,
+        and unless `hold` every one (see produce_records); returns the kind's layout."""
+        layout, topics, new_topic, fixed, most = \
+            self._plans.get(schema.kind) or self._records_plan(schema)
+        counts = Counts()
+        try:  # behind a backlog, new messages queue too: per-key order is kept
+            produce_records(self._outlet, layout, records, most, topics, new_topic, fixed,
+                            b"%d" % epoch, bool(self._backlog), counts, hold)
+        finally:
+            self._count(counts)
+        return layout
+
+    def _release(self, kind: str) -> None:
+        """Every held message of `kind` (kafka.hold_ms), sent now."""
+        epoch, _ = self._held.pop(kind)
+        self._produce_records(SCHEMAS[kind], None, epoch)
 
     def _count(self, counts: Counts) -> None:
         self.stats.produced += counts.produced

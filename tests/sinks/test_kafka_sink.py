@@ -519,3 +519,75 @@ def test_a_fatal_producer_error_stops_the_handler_and_close_still_counts(
     with pytest.raises(KafkaException):
         sink.service()  # (raised in the handler's service task: it stops, exit 1)
     assert sink.close(5) == 0
+
+
+def test_held_records_go_as_one_message_per_symbol(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, hold_ms=60_000)
+    sink = new_sink(config, "inst-1")
+    batch = trades([b"BTCUSDT", b"ETHUSDT", b"SOLUSDT"])
+    for start in range(0, 3000, 500):
+        sink.publish_batch("trade", batch[start:start + 500], epoch=3)
+    sink.service()
+    assert sink.summary()["produced"] == 0  # held: not yet 60 s old, nor batch_bytes
+    drain(sink)  # close sends them
+
+    messages = read(config, "trade")
+    assert len(messages) == 3
+    expected = by_symbol(batch)
+    for msg in messages:
+        records = decode(msg)
+        assert records.tobytes() == expected[msg.key()].tobytes()
+        headers = header_dict(msg.headers())
+        assert (headers["fh.count"], headers["fh.epoch"]) == (str(len(records)), "3")
+        assert headers["fh.seq.first"] == "1"
+        assert headers["fh.seq.last"] == str(records["trade_id"][-1])
+    assert sink.summary()["records_delivered"] == len(batch)
+
+
+def test_held_records_leave_when_old_full_or_of_another_epoch(kafka_bootstrap: str) -> None:
+    row = SCHEMAS["trade"].itemsize
+    config = kafka_config(kafka_bootstrap, hold_ms=50, batch_bytes=1000 * row)
+    sink = new_sink(config)
+    batch = trades([b"BTCUSDT", b"ETHUSDT"])
+
+    def produced() -> int:
+        return int(sink.summary()["records_produced"])
+
+    sink.publish_batch("trade", batch[:600], epoch=1)
+    sink.publish_batch("trade", batch[600:900], epoch=1)
+    assert produced() == 0
+    sink.publish_batch("trade", batch[900:1200], epoch=1)  # 1,200 rows: batch_bytes reached
+    assert produced() == 1200
+    sink.publish_batch("trade", batch[1200:1300], epoch=2)
+    sink.publish_batch("trade", batch[1300:1500], epoch=3)  # another epoch: epoch 2's leave
+    assert produced() == 1300
+    sink.service()
+    assert produced() == 1300
+    time.sleep(0.06)
+    sink.service()  # 50 ms old
+    assert produced() == 1500
+    drain(sink)
+
+    got: dict[bytes, list[np.ndarray]] = {}
+    epochs = []
+    for msg in read(config, "trade"):
+        got.setdefault(msg.key(), []).append(decode(msg))
+        epochs.append(header_dict(msg.headers())["fh.epoch"])
+    assert sorted(epochs) == ["1", "1", "2", "2", "3", "3"]
+    for symbol, records in by_symbol(batch[:1500]).items():
+        assert joined(got[symbol]).tobytes() == records.tobytes()
+
+
+def test_a_held_message_goes_once_it_reaches_max_message_bytes(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, hold_ms=60_000, max_message_bytes=20_000)
+    sink = new_sink(config)
+    batch = trades([b"BTCUSDT"])
+    most = 20_000 // SCHEMAS["trade"].itemsize
+    for start in range(0, 3000, 700):
+        sink.publish_batch("trade", batch[start:start + 700], epoch=1)
+    assert sink.summary()["records_produced"] == 3000 - 3000 % most
+    drain(sink)
+    messages = read(config, "trade")
+    assert [int(header_dict(m.headers())["fh.count"]) for m in messages] == \
+        [most] * (3000 // most) + [3000 % most]
+    assert joined([decode(m) for m in messages]).tobytes() == batch.tobytes()

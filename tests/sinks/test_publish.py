@@ -281,8 +281,8 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
                 min_size=1, max_size=4))
 def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
         batches: list[tuple[list[int], int]]) -> None:
-    """Batch after batch through one layout (its grouper's buffers reused: a batch of up to
-    200 symbols, then one of few), each group's rows in row order, cut every `most`."""
+    """Batch after batch through one layout (its symbol table kept: a batch of up to 200
+    symbols, then one of few), each group's rows in row order, cut every `most`."""
     schema = SCHEMAS["trade"]
     layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
     for picks, most in batches:
@@ -302,6 +302,45 @@ def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
             (str(len(rows)), str(rows["trade_id"][0]), str(rows["trade_id"][-1]))
             for _, rows in expected]
         assert (counts.produced, counts.records) == (len(expected), len(picks))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 30), max_size=120), st.booleans()),
+                min_size=1, max_size=6),
+       st.integers(1, 9) | st.just(2**63 - 1))
+def test_held_rows_stay_in_their_symbols_open_messages_until_full_or_released(
+        calls: list[tuple[list[int], bool]], most: int) -> None:
+    """With `hold`, a call sends only messages of `most` rows; the rest stay open across
+    calls, each symbol's rows in order, until a call without it (None: no new rows)."""
+    schema = SCHEMAS["trade"]
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
+    order: list[bytes] = []  # symbols with held rows, in order of first appearance
+    held: dict[bytes, list[np.ndarray]] = {}
+    first_id = 0
+    for picks, hold in [*calls, ([], False)]:
+        records = trades([b"S%d" % i for i in picks])
+        records["trade_id"] = np.arange(first_id, first_id + len(picks))
+        first_id += len(picks)
+        producer = Producer.capturing()
+        produce_records(Outlet(producer, print, print), layout, records if picks else None,
+                        most, {}, lambda symbol: symbol.decode(), (), b"1", False, Counts(),
+                        hold)
+        for row in records:
+            key = bytes(row["symbol"])
+            if not held.get(key):
+                order.append(key)
+            held.setdefault(key, []).append(row)
+        expected = []
+        for key in order:
+            rows = held[key]
+            cut = len(rows) - len(rows) % most if hold else len(rows)
+            expected += [(key, rows[i:min(i + most, cut)]) for i in range(0, cut, most)]
+            held[key] = rows[cut:]
+        order = [key for key in order if held[key]]
+        assert [(key, value) for _, key, value, _ in produced(producer)] == [
+            (key, wire_records(schema, np.array(rows)).tobytes()) for key, rows in expected]
+        assert layout.held == sum(map(len, held.values()))
+    assert layout.held == 0
 
 
 def test_a_raising_topic_callback_sends_nothing_after_it_and_the_layout_goes_on() -> None:

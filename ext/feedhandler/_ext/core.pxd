@@ -1,7 +1,8 @@
 # Declarations of the C++ core (ext/cpp). Extern only: cimporting this adds no runtime import.
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.string_view cimport string_view
+from libcpp.vector cimport vector
 
 
 cdef extern from "records.h" namespace "fh" nogil:
@@ -120,11 +121,15 @@ cdef extern from "decoder.h" namespace "fh" nogil:
 
 
 cdef extern from "grouping.h" namespace "fh" nogil:
-    cdef cppclass RowGrouper:
-        size_t group(const char* keys, size_t n, size_t stride, size_t width) except +
-        int64_t size(size_t g)
-        size_t messages(size_t g, size_t most)
-        void scatter(const char* rows, size_t width, size_t most, const uint8_t* keep,
-                     char* const* outs)
     size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                       int64_t* bounds) except +  # (std::bad_alloc -> MemoryError)
+    cdef struct HeldMessage:
+        int32_t key
+        char* value
+        int64_t rows
+    cdef cppclass OpenMessages:
+        void append(const char* rows, size_t n, size_t width, size_t key_offset,
+                    size_t key_width, const uint8_t* keep, size_t most) except +
+        void take(cbool all, size_t most, vector[HeldMessage]& out) except +
+        const char* key(int32_t k)
+        int64_t held()

@@ -5,8 +5,8 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_AsUTF8
-from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 
@@ -152,10 +152,11 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
 
 cdef class RecordLayout:
     """Where produce_records finds a kind's symbol and sequence range in its records, and
-    which byte ranges no field covers (the schema's layout, read once per kind)."""
+    which byte ranges no field covers (the schema's layout, read once per kind); and the
+    kind's rows not yet sent (`held`), one open message per symbol."""
     cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
     cdef vector[uint8_t] _keep  # per byte of a row: 0xff, or 0 where padding is
-    cdef core.RowGrouper _grouper  # the kind's batches, one after another
+    cdef core.OpenMessages _open
 
     def __init__(self, dtype not None, tuple sequence=None, padding=()):
         symbol, offset = dtype.fields["symbol"][:2]
@@ -175,85 +176,74 @@ cdef class RecordLayout:
                 raise ValueError("sequence fields must be int64")
             self.first_offset, self.last_offset = first[1], last[1]
 
+    @property
+    def held(self):
+        """Rows given to produce_records and not yet sent (held)."""
+        return self._open.held()
+
 
 def produce_records(Outlet outlet not None, RecordLayout layout not None,
-                    cnp.ndarray records not None, Py_ssize_t most, dict topics not None,
+                    cnp.ndarray records, Py_ssize_t most, dict topics not None,
                     new_topic not None, tuple fixed_headers not None, bytes epoch not None,
-                    bint full, Counts counts not None):
-    """One record batch in the binary encoding, in one call: rows grouped by symbol (groups in
-    order of first appearance, rows in order within each), each group cut into messages of at
-    most `most` records whose bytes are copied straight into the value, keyed by the symbol,
-    to topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and
-    backlog rule, counted in `counts`. `records`: C-contiguous rows of layout.itemsize bytes;
-    the layout's padding is zero in the messages, whatever it holds in `records`."""
-    cdef Py_ssize_t n = cnp.PyArray_DIM(records, 0) if cnp.PyArray_NDIM(records) == 1 else -1
-    if n < 0 or cnp.PyArray_ITEMSIZE(records) != layout.itemsize \
-            or not cnp.PyArray_IS_C_CONTIGUOUS(records):
-        raise ValueError("records: a C-contiguous 1-D array of the layout's rows")
+                    bint full, Counts counts not None, bint hold=False):
+    """Record batches in the binary encoding, with no Python step per record or message.
+
+    Each row of `records` (C-contiguous rows of layout.itemsize bytes; None: none) is copied,
+    in one pass in row order, into its symbol's open message, which the layout keeps from call
+    to call; the layout's padding is zero in the messages, whatever it holds in `records`.
+    Then the messages of `most` records, and unless `hold` every open one too, are sent: symbol
+    by symbol in order of first appearance, each symbol's in row order, keyed by the symbol, to
+    topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and backlog
+    rule, counted in `counts`. Every message sent in a call carries `epoch`."""
     if most < 1:
         raise ValueError("most: at least one record per message")
-    if n == 0:
-        return
-    cdef const char* data = <const char*>cnp.PyArray_DATA(records)
-    cdef size_t width = layout.itemsize
-    cdef size_t groups = layout._grouper.group(data + layout.symbol_offset, n, width,
-                                               layout.symbol_width)
-    # Every message's value is allocated first, then filled in one pass over the rows in
-    # their order (not group by group: the rows have left the nearest caches by now), then
-    # sent: librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
-    # backlog it is copied into the backlog's bytes instead.
-    # (the sizes copied: the loop below calls back into Python)
-    cdef vector[int64_t] sizes = vector[int64_t](groups)
-    cdef vector[char*] values
-    cdef size_t g, m = 0
-    cdef int64_t left, count
-    for g in range(groups):
-        sizes[g] = layout._grouper.size(g)
-        m += layout._grouper.messages(g, most)
-    values.resize(m)  # (NULLs)
+    cdef Py_ssize_t n = 0
+    if records is not None:
+        n = cnp.PyArray_DIM(records, 0) if cnp.PyArray_NDIM(records) == 1 else -1
+        if n < 0 or cnp.PyArray_ITEMSIZE(records) != layout.itemsize \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(records):
+            raise ValueError("records: a C-contiguous 1-D array of the layout's rows")
+    if n:
+        layout._open.append(<const char*>cnp.PyArray_DATA(records), n, layout.itemsize,
+                            layout.symbol_offset, layout.symbol_width, layout._keep.data(),
+                            most)
+    # librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
+    # backlog it is copied into the backlog's bytes instead. What a raise leaves is freed.
+    cdef vector[core.HeldMessage] messages
+    layout._open.take(not hold, most, messages)
     cdef Header headers[MAX_HEADERS]
     cdef Digits digits
-    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers
+    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers, i
     cdef bint sequenced = layout.first_offset >= 0
+    cdef size_t width = layout.itemsize
+    cdef int32_t symbol = -1
+    cdef const char* key_bytes
     cdef char* value
+    cdef int64_t count
     cdef bytes key
     cdef str topic  # (checked here, before a value is sent to it)
     try:
-        m = 0
-        for g in range(groups):
-            left = sizes[g]
-            while left:
-                count = min(most, left)
-                values[m] = <char*>malloc(count * width)
-                if values[m] == NULL:
-                    raise MemoryError()
-                left -= count
-                m += 1
-        layout._grouper.scatter(data, width, most, layout._keep.data(), values.data())
-        m = 0
-        for g in range(groups):
-            value = values[m] + layout.symbol_offset
-            key = PyBytes_FromStringAndSize(value, _key_size(value, layout.symbol_width))
-            topic = topics.get(key)
-            if topic is None:
-                topic = new_topic(key)
-            left = sizes[g]
-            while left:
-                count = min(most, left)
-                value = values[m]
-                count_headers = _numbers(
-                    headers, fixed, &digits, count, sequenced,
-                    (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
-                    (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
-                    if sequenced else 0)
-                values[m] = <char*>NULL  # _send frees it or hands it over
-                full = _send(outlet, counts, topic, key, value, count * width, True, None,
-                             headers, count_headers, count, full)
-                left -= count
-                m += 1
+        for i in range(<Py_ssize_t>messages.size()):
+            if messages[i].key != symbol:  # (a symbol's messages come one after another)
+                symbol = messages[i].key
+                key_bytes = layout._open.key(symbol)
+                key = PyBytes_FromStringAndSize(key_bytes,
+                                                _key_size(key_bytes, layout.symbol_width))
+                topic = topics.get(key)
+                if topic is None:
+                    topic = new_topic(key)
+            value, count = messages[i].value, messages[i].rows
+            count_headers = _numbers(
+                headers, fixed, &digits, count, sequenced,
+                (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
+                (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
+                if sequenced else 0)
+            messages[i].value = NULL  # _send frees it or hands it over
+            full = _send(outlet, counts, topic, key, value, count * width, True, None,
+                         headers, count_headers, count, full)
     finally:  # what a raise left unsent
-        for m in range(values.size()):
-            free(values[m])
+        for i in range(<Py_ssize_t>messages.size()):
+            free(messages[i].value)
 
 
 cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
