@@ -206,9 +206,10 @@ class KafkaConfig(Section):
     linger_ms: Annotated[float, AfterValidator(_minus_one_or_more)] = -1.0
     """librdkafka linger.ms; -1: the profile's"""
     hold_ms: NonNegativeFloat = 0.0
-    """records encoding: a kind's records are held this long, or until they fill batch_bytes,
-    in one open message per symbol: fewer, bigger messages (less CPU per record) at up to this
-    much more latency; 0: each batch's messages leave with it"""
+    """records encoding: a kind's records are held this long (checked every 2 ms), or until
+    they fill batch_bytes, in one open message per symbol and connection: fewer, bigger
+    messages (less CPU per record) at up to this much more latency; 0: each batch's messages
+    leave with it"""
     batch_bytes: PositiveInt = 1 << 20
     """librdkafka batch.size"""
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000

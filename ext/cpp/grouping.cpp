@@ -20,6 +20,12 @@ constexpr size_t kAhead = 16;
 // its last: room never written costs no copy, a realloc that moves the message does.
 constexpr int64_t kFirstRows = 16;
 
+// Room for `more` elements in `v`, doubling (reserve alone would allocate exactly, each time).
+template <typename T>
+void grow_for(std::vector<T>& v, size_t more) {
+  if (v.size() + more > v.capacity()) v.reserve(std::max(2 * v.capacity(), v.size() + more));
+}
+
 template <size_t Width>
 bool same(const char* a, const char* b, size_t width) noexcept {
   return std::memcmp(a, b, Width != 0 ? Width : width) == 0;
@@ -64,30 +70,31 @@ int32_t KeyIndex::find_or_add(const char* key) {
   auto home = [&](const char* k) {
     return hash_key(k, Width != 0 ? Width : width_) & (slots_.size() - 1);
   };
-  size_t slot = home(key);
-  for (;; slot = (slot + 1) & (slots_.size() - 1)) {
-    const int32_t found = slots_[slot];
-    if (found < 0) break;
-    if (same<Width>(this->key(found), key, width_)) return found;
+  auto probe = [&](const char* k) {
+    size_t s = home(k);
+    while (slots_[s] >= 0 && !same<Width>(this->key(slots_[s]), k, width_)) {
+      s = (s + 1) & (slots_.size() - 1);
+    }
+    return s;
+  };
+  size_t slot = probe(key);
+  if (slots_[slot] >= 0) return slots_[slot];
+  // A new key. Whatever may throw comes before the table changes.
+  grow_for(keys_, width_);
+  grow_for(taken_, 1);
+  if (2 * (taken_.size() + 1) > slots_.size()) {  // grow: place every key again
+    std::vector<int32_t> grown(2 * slots_.size(), -1);
+    slots_.swap(grown);
+    for (size_t k = 0; k < taken_.size(); ++k) {
+      taken_[k] = probe(this->key(static_cast<int32_t>(k)));
+      slots_[taken_[k]] = static_cast<int32_t>(k);
+    }
+    slot = probe(key);
   }
   const auto number = static_cast<int32_t>(taken_.size());
-  keys_.insert(keys_.end(), key, key + width_);  // (may throw: before anything else changes)
-  try {
-    taken_.push_back(slot);
-  } catch (...) {
-    keys_.resize(keys_.size() - width_);
-    throw;
-  }
+  keys_.insert(keys_.end(), key, key + width_);
+  taken_.push_back(slot);
   slots_[slot] = number;
-  if (2 * taken_.size() > slots_.size()) {  // grow: place every key again
-    slots_.assign(2 * slots_.size(), -1);
-    for (size_t k = 0; k < taken_.size(); ++k) {
-      size_t s = home(this->key(static_cast<int32_t>(k)));
-      while (slots_[s] >= 0) s = (s + 1) & (slots_.size() - 1);
-      slots_[s] = static_cast<int32_t>(k);
-      taken_[k] = s;
-    }
-  }
   return number;
 }
 
@@ -113,39 +120,59 @@ size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64
 OpenMessages::~OpenMessages() {
   for (Open& open : open_) {
     std::free(open.value);
-    for (auto& message : open.full) std::free(message.first);
+    for (HeldMessage& message : open.finished) std::free(message.value);
   }
 }
 
-void OpenMessages::room(Open& open, size_t width, size_t most) {
-  const auto limit = static_cast<int64_t>(most);
-  if (open.rows >= limit) {  // full: it waits for take() (push_back may throw: nothing moved)
-    open.full.emplace_back(open.value, open.rows);
-    open.last = open.rows;
-    open.value = nullptr;
-    open.rows = open.capacity = 0;
+void OpenMessages::shrink(Open& open) const noexcept {
+  // Room never written is given back (glibc shrinks in place): librdkafka holds a value until
+  // its acknowledgement and counts only its length against its queue's bound.
+  if (open.capacity > open.rows) {
+    void* exact = std::realloc(open.value, static_cast<size_t>(open.rows) * width_);
+    if (exact != nullptr) {
+      open.value = static_cast<char*>(exact);
+      open.capacity = open.rows;
+    }
   }
+}
+
+void OpenMessages::finish(Open& open) {
+  shrink(open);
+  open.finished.push_back({0, open.value, open.rows, open.epoch});  // (may throw: unchanged)
+  open.last = open.rows;
+  open.value = nullptr;
+  open.rows = open.capacity = 0;
+}
+
+void OpenMessages::room(Open& open, size_t most) {
+  const auto limit = static_cast<int64_t>(most);
+  if (open.rows >= limit) finish(open);  // full: it waits for take()
   const int64_t rows = std::min(open.capacity ? 2 * open.capacity
                                                : std::max(2 * open.last, kFirstRows),
                                  limit);
-  void* grown = std::realloc(open.value, static_cast<size_t>(rows) * width);
+  void* grown = std::realloc(open.value, static_cast<size_t>(rows) * width_);
   if (grown == nullptr) throw std::bad_alloc();
   open.value = static_cast<char*>(grown);
   open.capacity = rows;
 }
 
 void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_offset,
-                          size_t key_width, const uint8_t* keep, size_t most) {
-  if (keys_.size() == 0) keys_.reset(key_width);
+                          size_t key_width, const uint8_t* keep, size_t most, int64_t epoch) {
+  if (keys_.size() == 0) {
+    keys_.reset(key_width);
+    width_ = width;
+  }
   const size_t words = width / 8;
   number_keys(keys_, rows + key_offset, n, width, [&](size_t i, int32_t k) {
-    if (static_cast<size_t>(k) == open_.size()) open_.emplace_back();
+    if (static_cast<size_t>(k) >= open_.size()) open_.resize(static_cast<size_t>(k) + 1);
     Open& open = open_[k];
     if (!open.listed) {
       order_.push_back(k);
       open.listed = true;
     }
-    if (open.rows == open.capacity) room(open, width, most);
+    if (open.rows > 0 && open.epoch != epoch) finish(open);  // (a reconnect: a new epoch)
+    if (open.rows == open.capacity) room(open, most);
+    open.epoch = epoch;
     char* out = open.value + static_cast<size_t>(open.rows) * width;
     const char* row = rows + i * width;
     for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
@@ -165,19 +192,20 @@ void OpenMessages::take(bool all, size_t most, std::vector<HeldMessage>& out) {
   const auto limit = static_cast<int64_t>(most);
   auto goes = [&](const Open& open) { return open.rows > 0 && (all || open.rows >= limit); };
   size_t count = 0;
-  for (int32_t k : order_) count += open_[k].full.size() + goes(open_[k]);
+  for (int32_t k : order_) count += open_[k].finished.size() + goes(open_[k]);
   out.clear();
   out.reserve(count);  // (the only call that may throw: then nothing is taken)
   size_t kept = 0;
   for (int32_t k : order_) {
     Open& open = open_[k];
-    for (auto& [value, rows] : open.full) {
-      out.push_back({k, value, rows});
-      held_ -= rows;
+    for (HeldMessage& message : open.finished) {
+      out.push_back({k, message.value, message.rows, message.epoch});
+      held_ -= message.rows;
     }
-    open.full.clear();
+    open.finished.clear();
     if (goes(open)) {
-      out.push_back({k, open.value, open.rows});
+      shrink(open);
+      out.push_back({k, open.value, open.rows, open.epoch});
       held_ -= open.rows;
       open.last = open.rows;
       open.value = nullptr;

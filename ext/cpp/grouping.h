@@ -37,16 +37,18 @@ class KeyIndex {
 size_t group_rows(const char* keys, size_t n, size_t stride, size_t width, int64_t* order,
                   int64_t* bounds);
 
-// A message OpenMessages::take hands over: `rows` rows of the key numbered `key`, in `value`
-// (malloc'd; the taker frees it or passes it on).
+// A message OpenMessages::take hands over: `rows` rows of the key numbered `key`, all of
+// `epoch`, in `value` (malloc'd, exactly that size; the taker frees it or passes it on).
 struct HeldMessage {
   int32_t key;
   char* value;
   int64_t rows;
+  int64_t epoch;
 };
 
 // One kind's rows copied, in one pass in row order, into one open message per symbol, which
-// stays open from batch to batch until taken; a message holds at most `most` rows.
+// stays open from batch to batch until taken; a message holds rows of one epoch (a
+// connection's), at most `most` of them (`most` the same on every call).
 class OpenMessages {
  public:
   OpenMessages() = default;
@@ -54,13 +56,16 @@ class OpenMessages {
   OpenMessages& operator=(const OpenMessages&) = delete;
   ~OpenMessages();
 
-  // Appends n rows of `width` bytes (the key at key_offset, key_width bytes: the same for
-  // every call) to their keys' messages, each byte ANDed with keep[its offset in the row]
-  // (0 over padding, which a message carries as zeros whatever the rows hold).
+  // Appends n rows of `epoch` and `width` bytes (the key at key_offset, key_width bytes: the
+  // same for every call) to their keys' messages, each byte ANDed with keep[its offset in the
+  // row] (0 over padding, which a message carries as zeros whatever the rows hold); a key's
+  // message of another epoch is finished first. On an exception the rows before the one it
+  // met are appended.
   void append(const char* rows, size_t n, size_t width, size_t key_offset, size_t key_width,
-              const uint8_t* keep, size_t most);
-  // Into `out`: every message of `most` rows, and with `all` every other one too; key by key
-  // in order of first appearance since that key's last take, each key's in row order.
+              const uint8_t* keep, size_t most, int64_t epoch);
+  // Into `out`: every finished message (`most` rows, or of an earlier epoch), and with `all`
+  // every open one too; key by key in order of first appearance since that key's last take,
+  // each key's in row order.
   void take(bool all, size_t most, std::vector<HeldMessage>& out);
   const char* key(int32_t k) const noexcept { return keys_.key(k); }
   // Rows appended and not yet taken.
@@ -70,13 +75,17 @@ class OpenMessages {
   struct Open {
     char* value = nullptr;  // its open message, nullptr when none
     int64_t rows = 0, capacity = 0;
+    int64_t epoch = 0;
     int64_t last = 0;  // the rows of its last message (the next one's room follows it)
-    std::vector<std::pair<char*, int64_t>> full;  // messages of `most` rows not yet taken
+    std::vector<HeldMessage> finished;  // not yet taken (`key` unused)
     bool listed = false;  // in order_
   };
-  void room(Open& open, size_t width, size_t most);
+  void shrink(Open& open) const noexcept;
+  void finish(Open& open);
+  void room(Open& open, size_t most);
 
   KeyIndex keys_;
+  size_t width_ = 0;  // a row's
   std::vector<Open> open_;  // per key number
   std::vector<int32_t> order_;  // keys with rows not yet taken, in order of first appearance
   int64_t held_ = 0;

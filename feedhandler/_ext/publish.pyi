@@ -67,7 +67,7 @@ def produce_records(
     topics: dict[bytes, str],
     new_topic: Callable[[bytes], str],
     fixed_headers: tuple[tuple[str, bytes], ...],
-    epoch: bytes,
+    epoch: int,
     full: bool,
     counts: Counts,
     hold: bool = False,

@@ -262,7 +262,7 @@ only caps a batch's age within one long burst (0: no cap). Per kind in
 `batch.per_kind.<kind>.{rows,bytes,linger_ms}`; `batch.burst: false` restores full-or-linger
 only. The sink splits each batch by symbol, keeping exchange order, into one message per
 symbol (several past `kafka.max_message_bytes`). With `kafka.hold_ms` (records encoding) a
-symbol's message stays open across batches of one epoch for that long, or until the kind's
+symbol's message stays open across batches of its epoch for that long, or until the kind's
 held records fill `kafka.batch_bytes`: fewer, bigger messages, at up to that much latency."""
 
 READING = """### Reading it back

@@ -1,4 +1,5 @@
-"""Kafka sink: one message per (kind, symbol) run of a batch, keyed by symbol, never dropped.
+"""Kafka sink: one message per (kind, symbol) run of a batch (or of kafka.hold_ms), keyed by
+symbol, never dropped.
 
 A decoder batch holds one kind and many symbols in exchange order; each row is copied in C++
 into its symbol's message (each symbol keeps its order), one per symbol and batch (several
@@ -241,9 +242,8 @@ class KafkaSink:
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
         self._hold_s = config.hold_ms / 1000 if config.encoding == "records" else 0.0
-        # kind -> (epoch, time.monotonic()) of its held records (kafka.hold_ms), since the
-        # first of them came (they are all of one epoch)
-        self._held: dict[str, tuple[int, float]] = {}
+        # kind -> time.monotonic() of its oldest held record (kafka.hold_ms)
+        self._held: dict[str, float] = {}
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
         self._on_ack_latency = on_ack_latency
         self._instance_header = (H_INSTANCE, instance.encode())
@@ -282,11 +282,8 @@ class KafkaSink:
             if not self._hold_s:
                 self._produce_records(schema, records, epoch)
                 return
-            held = self._held.get(kind)
-            if held is not None and held[0] != epoch:  # a message carries one epoch
-                self._release(kind)
-                held = None
-            self._held[kind] = held or (epoch, time.monotonic())
+            # (a symbol's message of another epoch, another connection's, is sent first)
+            self._held.setdefault(kind, time.monotonic())
             layout = self._produce_records(schema, records, epoch, hold=True)
             if not layout.held:  # (all of them went in messages of max_message_bytes)
                 del self._held[kind]
@@ -332,7 +329,7 @@ class KafkaSink:
     def service(self) -> None:
         if self._held:
             now = time.monotonic()
-            for kind in [k for k, (_, since) in self._held.items() if now - since >= self._hold_s]:
+            for kind in [k for k, since in self._held.items() if now - since >= self._hold_s]:
                 self._release(kind)
         self._producer.poll(0)
         if self._fatal is not None and not self._closing:  # the handler stops, exit 1
@@ -365,7 +362,10 @@ class KafkaSink:
 
     def close(self, timeout: float) -> int:
         for kind in list(self._held):
-            self._release(kind)
+            try:
+                self._release(kind)
+            except Exception:  # (the other kinds', and the flush, still go)
+                log.exception("kafka: the held %s records could not be sent", kind)
         self._closing = True
         deadline = time.monotonic() + timeout
         while self._backlog and time.monotonic() < deadline:
@@ -479,15 +479,18 @@ class KafkaSink:
         counts = Counts()
         try:  # behind a backlog, new messages queue too: per-key order is kept
             produce_records(self._outlet, layout, records, most, topics, new_topic, fixed,
-                            b"%d" % epoch, bool(self._backlog), counts, hold)
+                            epoch, bool(self._backlog), counts, hold)
         finally:
             self._count(counts)
         return layout
 
     def _release(self, kind: str) -> None:
         """Every held message of `kind` (kafka.hold_ms), sent now."""
-        epoch, _ = self._held.pop(kind)
-        self._produce_records(SCHEMAS[kind], None, epoch)
+        try:
+            self._produce_records(SCHEMAS[kind], None, 0)
+        finally:  # (what a raise left held stays held)
+            if not self._plans[kind][0].held:
+                del self._held[kind]
 
     def _count(self, counts: Counts) -> None:
         self.stats.produced += counts.produced

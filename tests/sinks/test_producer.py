@@ -171,7 +171,7 @@ def test_records_handed_to_librdkafka_come_back_counted_when_they_fail() -> None
     counts = Counts()
     produce_records(Outlet(producer, print, print), RecordLayout(
         SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"], padding(SCHEMAS["trade"])), records,
-        1000, {}, lambda symbol: f"t.{symbol.decode()}", (), b"1", False, counts)
+        1000, {}, lambda symbol: f"t.{symbol.decode()}", (), 1, False, counts)
     assert (counts.produced, counts.records, len(producer)) == (2, 3, 2)
     producer.purge()
     producer.poll(0.5)
@@ -185,17 +185,17 @@ def test_records_librdkafka_refuses_are_failed_not_leaked() -> None:
     records = trades([b"BTCUSDT"] * 20)  # one message of 20 records, over 1,000 bytes
     counts = Counts()
     produce_records(Outlet(producer, print, lambda *r: refused.append(r)), RecordLayout(
-        SCHEMAS["trade"].dtype), records, 1000, {b"BTCUSDT": "t"}, str, (), b"1", False, counts)
+        SCHEMAS["trade"].dtype), records, 1000, {b"BTCUSDT": "t"}, str, (), 1, False, counts)
     ((topic, key, count, error),) = refused
     assert (topic, key, count, error.code()) == ("t", b"BTCUSDT", 20,
                                                  KafkaError.MSG_SIZE_TOO_LARGE)
     assert counts.produced == 0 and len(producer) == 0
     with pytest.raises(TypeError):  # a topic that is not a str: refused before any value
         produce_records(Outlet(producer, print, print), RecordLayout(SCHEMAS["trade"].dtype),
-                        records, 1000, {}, lambda symbol: symbol, (), b"1", False, Counts())
+                        records, 1000, {}, lambda symbol: symbol, (), 1, False, Counts())
     with pytest.raises(ValueError, match="fixed headers"):
         produce_records(Outlet(producer, print, print), RecordLayout(SCHEMAS["trade"].dtype),
-                        records, 1000, {}, str, (("h", b"v"),) * 21, b"1", False, Counts())
+                        records, 1000, {}, str, (("h", b"v"),) * 21, 1, False, Counts())
 
 
 def test_without_proc_only_the_kafka_extensions_lack_librdkafka() -> None:

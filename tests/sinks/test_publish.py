@@ -186,7 +186,7 @@ def produce_batch(producer: Producer, records: np.ndarray, most: int = 1000,
     layout = RecordLayout(SCHEMAS["trade"].dtype, SEQUENCE_FIELDS["trade"],
                           padding(SCHEMAS["trade"]))
     produce_records(outlet, layout, records, most, topics, new_topic,
-                    fixed_headers("binance.spot.trade", 2, "records", "host-a"), b"7", full,
+                    fixed_headers("binance.spot.trade", 2, "records", "host-a"), 7, full,
                     counts)
     return counts, backlog, topics
 
@@ -266,7 +266,7 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
     producer = Producer.capturing()
     outlet = Outlet(producer, print, print)
     produce_records(outlet, RecordLayout(dtype, None, [(8, 12)]), records, 1000, {},
-                    lambda symbol: symbol.decode(), (), b"1", False, Counts())
+                    lambda symbol: symbol.decode(), (), 1, False, Counts())
     rows = {key: np.frombuffer(value, np.uint8).reshape(-1, 13)
             for _, key, value, _ in produced(producer)}
     for key, got in rows.items():
@@ -290,7 +290,7 @@ def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
         producer = Producer.capturing()
         counts = Counts()
         produce_records(Outlet(producer, print, print), layout, records, most, {},
-                        lambda symbol: symbol.decode(), (), b"1", False, counts)
+                        lambda symbol: symbol.decode(), (), 1, False, counts)
         expected = []
         for symbol in dict.fromkeys(picks):
             run = records[np.array(picks) == symbol]
@@ -323,7 +323,7 @@ def test_held_rows_stay_in_their_symbols_open_messages_until_full_or_released(
         first_id += len(picks)
         producer = Producer.capturing()
         produce_records(Outlet(producer, print, print), layout, records if picks else None,
-                        most, {}, lambda symbol: symbol.decode(), (), b"1", False, Counts(),
+                        most, {}, lambda symbol: symbol.decode(), (), 1, False, Counts(),
                         hold)
         for row in records:
             key = bytes(row["symbol"])
@@ -343,6 +343,29 @@ def test_held_rows_stay_in_their_symbols_open_messages_until_full_or_released(
     assert layout.held == 0
 
 
+def test_a_held_message_carries_one_epoch() -> None:
+    """Another connection's rows (another epoch) finish a symbol's held message; the other
+    symbols' stay open."""
+    schema = SCHEMAS["trade"]
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
+    producer = Producer.capturing()
+    records = trades([b"A", b"B", b"A", b"A"])
+
+    def call(rows: np.ndarray | None, epoch: int, hold: bool) -> None:
+        produce_records(Outlet(producer, print, print), layout, rows, 1000, {},
+                        lambda symbol: symbol.decode(), (), epoch, False, Counts(), hold)
+
+    call(records[:3], 4, True)
+    assert not produced(producer) and layout.held == 3
+    call(records[3:], 5, True)
+    assert [(m[1], m[2], m[3]["fh.epoch"]) for m in produced(producer)] == [
+        (b"A", np.take(records, [0, 2]).tobytes(), "4")]
+    call(None, 0, False)
+    assert [(m[1], m[2], m[3]["fh.epoch"]) for m in produced(producer)][1:] == [
+        (b"A", records[3:].tobytes(), "5"), (b"B", records[1:2].tobytes(), "4")]
+    assert layout.held == 0
+
+
 def test_a_raising_topic_callback_sends_nothing_after_it_and_the_layout_goes_on() -> None:
     schema = SCHEMAS["trade"]
     layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
@@ -357,10 +380,10 @@ def test_a_raising_topic_callback_sends_nothing_after_it_and_the_layout_goes_on(
     counts = Counts()
     with pytest.raises(RuntimeError, match="no topic for B"):
         produce_records(Outlet(producer, print, print), layout, records, 1000, {}, new_topic,
-                        (), b"1", False, counts)
+                        (), 1, False, counts)
     assert [m[1] for m in produced(producer)] == [b"A"] and counts.records == 2
     produce_records(Outlet(producer, print, print), layout, records[3:], 1000, {}, new_topic,
-                    (), b"1", False, Counts())
+                    (), 1, False, Counts())
     assert [m[1] for m in produced(producer)] == [b"A", b"C"]
 
 

@@ -1,6 +1,6 @@
 # Record batches -> Kafka messages, one per (kind, symbol) run, with no Python step per record
-# or per message: grouping in C++, and the per-message slicing, headers and librdkafka calls
-# (producer.pyx) in one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes
+# or per message: rows copied into their symbol's message in C++ (grouping.h), and the
+# per-message headers and librdkafka calls (producer.pyx) in one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes
 # where.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -89,6 +89,7 @@ cdef class Outlet:
 
 cdef struct Digits:  # a data message's numeric header values, written in place
     char count[20]
+    char epoch[20]
     char first[20]
     char last[20]
 
@@ -184,17 +185,19 @@ cdef class RecordLayout:
 
 def produce_records(Outlet outlet not None, RecordLayout layout not None,
                     cnp.ndarray records, Py_ssize_t most, dict topics not None,
-                    new_topic not None, tuple fixed_headers not None, bytes epoch not None,
+                    new_topic not None, tuple fixed_headers not None, int64_t epoch,
                     bint full, Counts counts not None, bint hold=False):
     """Record batches in the binary encoding, with no Python step per record or message.
 
-    Each row of `records` (C-contiguous rows of layout.itemsize bytes; None: none) is copied,
-    in one pass in row order, into its symbol's open message, which the layout keeps from call
-    to call; the layout's padding is zero in the messages, whatever it holds in `records`.
-    Then the messages of `most` records, and unless `hold` every open one too, are sent: symbol
-    by symbol in order of first appearance, each symbol's in row order, keyed by the symbol, to
-    topics[symbol] (new_topic(symbol) when missing), with produce_messages' headers and backlog
-    rule, counted in `counts`. Every message sent in a call carries `epoch`."""
+    Each row of `records` (C-contiguous rows of layout.itemsize bytes; None: none), of
+    connection epoch `epoch`, is copied in one pass in row order into its symbol's open
+    message, which the layout keeps from call to call (a message of another epoch is finished
+    first); the layout's padding is zero in the messages, whatever it holds in `records`.
+    Then the finished messages (`most` records, the same in every call, or of an earlier
+    epoch), and unless `hold` every open one too, are sent: symbol by symbol in order of first
+    appearance, each symbol's in row order, keyed by the symbol, to topics[symbol]
+    (new_topic(symbol) when missing), with produce_messages' headers and backlog rule, counted
+    in `counts`."""
     if most < 1:
         raise ValueError("most: at least one record per message")
     cdef Py_ssize_t n = 0
@@ -203,17 +206,25 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
         if n < 0 or cnp.PyArray_ITEMSIZE(records) != layout.itemsize \
                 or not cnp.PyArray_IS_C_CONTIGUOUS(records):
             raise ValueError("records: a C-contiguous 1-D array of the layout's rows")
-    if n:
-        layout._open.append(<const char*>cnp.PyArray_DATA(records), n, layout.itemsize,
-                            layout.symbol_offset, layout.symbol_width, layout._keep.data(),
-                            most)
+    cdef Header headers[MAX_HEADERS]
+    cdef Digits digits
+    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, b""), count_headers, i
     # librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
     # backlog it is copied into the backlog's bytes instead. What a raise leaves is freed.
     cdef vector[core.HeldMessage] messages
+    try:
+        if n:
+            layout._open.append(<const char*>cnp.PyArray_DATA(records), n, layout.itemsize,
+                                layout.symbol_offset, layout.symbol_width,
+                                layout._keep.data(), most, epoch)
+    except Exception:
+        if not hold:  # the batch leaves whole or not at all (nor under another's epoch)
+            layout._open.take(True, most, messages)
+        raise
+    finally:
+        for i in range(<Py_ssize_t>messages.size()):
+            free(messages[i].value)
     layout._open.take(not hold, most, messages)
-    cdef Header headers[MAX_HEADERS]
-    cdef Digits digits
-    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, epoch), count_headers, i
     cdef bint sequenced = layout.first_offset >= 0
     cdef size_t width = layout.itemsize
     cdef int32_t symbol = -1
@@ -233,6 +244,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 if topic is None:
                     topic = new_topic(key)
             value, count = messages[i].value, messages[i].rows
+            headers[fixed + 1].value = digits.epoch
+            headers[fixed + 1].size = _decimal(digits.epoch, messages[i].epoch)
             count_headers = _numbers(
                 headers, fixed, &digits, count, sequenced,
                 (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
