@@ -213,7 +213,14 @@ chooses librdkafka's defaults: `throughput` (default: `linger.ms` 5, lz4) or `la
 `retries`, `max.in.flight`, `message.timeout.ms`, their aliases) nor those a `kafka` key sets
 (`linger.ms`, `compression.type`, `batch.size`, `message.max.bytes`, their aliases): they
 fail at start, and so does a `kafka.max_message_bytes` that librdkafka's queue
-(`kafka.queue_mb`) could not take with its key and headers. With linger 0 a `produce()` into
+(`kafka.queue_mb`) could not take with its key and headers. `kafka.hold_ms` (records
+encoding; default 0, each batch's messages leave with it) keeps each symbol's message open
+across batches for up to that long (checked every 2 ms), or until the kind's held records
+fill `kafka.batch_bytes`; a symbol's rows from another connection (another epoch) send its
+held message first, and shutdown sends them all. On the benchmark VM 5 ms made a third as
+many messages (a third as many `decode()` calls for a consumer); the handler's CPU per record
+was 0.07-0.08x of the null sink's lower in two runs and no lower in a third, at up to that
+much more latency (`bench/BENCHMARKS.md`, "Kafka path"). With linger 0 a `produce()` into
 an empty queue wakes librdkafka's broker thread, which at the same priority tends to preempt
 the decoding thread on a shared core message by message; at nice 10 it mostly runs once the
 read's hand-over is done and sends its messages together (a weight, not an order: on an idle
