@@ -124,29 +124,28 @@ OpenMessages::~OpenMessages() {
   }
 }
 
-void OpenMessages::shrink(Open& open) const noexcept {
+HeldMessage OpenMessages::close(int32_t k, Open& open) const noexcept {
   // Room never written is given back (glibc shrinks in place): librdkafka holds a value until
   // its acknowledgement and counts only its length against its queue's bound.
   if (open.capacity > open.rows) {
     void* exact = std::realloc(open.value, static_cast<size_t>(open.rows) * width_);
-    if (exact != nullptr) {
-      open.value = static_cast<char*>(exact);
-      open.capacity = open.rows;
-    }
+    if (exact != nullptr) open.value = static_cast<char*>(exact);
   }
-}
-
-void OpenMessages::finish(Open& open) {
-  shrink(open);
-  open.finished.push_back({0, open.value, open.rows, open.epoch});  // (may throw: unchanged)
+  const HeldMessage message{k, open.value, open.rows, open.epoch};
   open.last = open.rows;
   open.value = nullptr;
   open.rows = open.capacity = 0;
+  return message;
 }
 
-void OpenMessages::room(Open& open, size_t most) {
+void OpenMessages::finish(int32_t k, Open& open) {
+  open.finished.emplace_back();  // (may throw: then nothing changed)
+  open.finished.back() = close(k, open);
+}
+
+void OpenMessages::room(int32_t k, Open& open, size_t most) {
   const auto limit = static_cast<int64_t>(most);
-  if (open.rows >= limit) finish(open);  // full: it waits for take()
+  if (open.rows >= limit) finish(k, open);  // full: it waits for take()
   const int64_t rows = std::min(open.capacity ? 2 * open.capacity
                                                : std::max(2 * open.last, kFirstRows),
                                  limit);
@@ -170,8 +169,8 @@ void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_o
       order_.push_back(k);
       open.listed = true;
     }
-    if (open.rows > 0 && open.epoch != epoch) finish(open);  // (a reconnect: a new epoch)
-    if (open.rows == open.capacity) room(open, most);
+    if (open.rows > 0 && open.epoch != epoch) finish(k, open);  // (a reconnect: a new epoch)
+    if (open.rows == open.capacity) room(k, open, most);
     open.epoch = epoch;
     char* out = open.value + static_cast<size_t>(open.rows) * width;
     const char* row = rows + i * width;
@@ -198,23 +197,14 @@ void OpenMessages::take(bool all, size_t most, std::vector<HeldMessage>& out) {
   size_t kept = 0;
   for (int32_t k : order_) {
     Open& open = open_[k];
-    for (HeldMessage& message : open.finished) {
-      out.push_back({k, message.value, message.rows, message.epoch});
-      held_ -= message.rows;
-    }
+    out.insert(out.end(), open.finished.begin(), open.finished.end());
     open.finished.clear();
-    if (goes(open)) {
-      shrink(open);
-      out.push_back({k, open.value, open.rows, open.epoch});
-      held_ -= open.rows;
-      open.last = open.rows;
-      open.value = nullptr;
-      open.rows = open.capacity = 0;
-    }
+    if (goes(open)) out.push_back(close(k, open));
     open.listed = open.rows > 0;
     if (open.listed) order_[kept++] = k;
   }
   order_.resize(kept);
+  for (const HeldMessage& message : out) held_ -= message.rows;
 }
 
 }  // namespace fh

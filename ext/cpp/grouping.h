@@ -77,12 +77,13 @@ class OpenMessages {
     int64_t rows = 0, capacity = 0;
     int64_t epoch = 0;
     int64_t last = 0;  // the rows of its last message (the next one's room follows it)
-    std::vector<HeldMessage> finished;  // not yet taken (`key` unused)
+    std::vector<HeldMessage> finished;  // not yet taken
     bool listed = false;  // in order_
   };
-  void shrink(Open& open) const noexcept;
-  void finish(Open& open);
-  void room(Open& open, size_t most);
+  // Key k's open message, handed over: `open` is empty after.
+  HeldMessage close(int32_t k, Open& open) const noexcept;
+  void finish(int32_t k, Open& open);  // closed into open.finished, for take()
+  void room(int32_t k, Open& open, size_t most);
 
   KeyIndex keys_;
   size_t width_ = 0;  // a row's

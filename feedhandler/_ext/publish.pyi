@@ -38,7 +38,7 @@ class MessageBatch(Counts):
         values: list[bytes],
         counts: np.ndarray,
         fixed_headers: tuple[tuple[str, bytes], ...],
-        epoch: bytes,
+        epoch: int,
         firsts: np.ndarray | None = None,
         lasts: np.ndarray | None = None,
         extra_headers: list[Headers] | None = None,

@@ -283,7 +283,8 @@ class KafkaSink:
                 self._produce_records(schema, records, epoch)
                 return
             # (a symbol's message of another epoch, another connection's, is sent first)
-            self._held.setdefault(kind, time.monotonic())
+            if kind not in self._held:
+                self._held[kind] = time.monotonic()
             layout = self._produce_records(schema, records, epoch, hold=True)
             if not layout.held:  # (all of them went in messages of max_message_bytes)
                 del self._held[kind]
@@ -463,8 +464,8 @@ class KafkaSink:
         cache = self._topics.setdefault(schema.kind, {})
         topics = [cache.get(key) or self._new_topic(schema.kind, key) for key in keys]
         fixed = fixed_headers(schema.name, schema.version, self.config.encoding, self.instance)
-        batch = MessageBatch(topics, keys, values, ends - starts, fixed, b"%d" % epoch, firsts,
-                             lasts, extra_headers)
+        batch = MessageBatch(topics, keys, values, ends - starts, fixed, epoch, firsts, lasts,
+                             extra_headers)
         try:  # behind a backlog, new messages queue too: per-key order is kept
             produce_messages(self._outlet, batch, bool(self._backlog))
         finally:

@@ -111,7 +111,7 @@ def produce(producer: Producer, values: list[bytes], counts: list[int],
     keys = [b"K%d" % i for i in range(len(values))]
     outlet = Outlet(producer, lambda *m: backlog.append(m), lambda *f: failed.append(f))
     batch = MessageBatch(topics, keys, values, np.array(counts, np.int64),
-                         fixed_headers("binance.spot.depth", 1, "records", "host-a"), b"7",
+                         fixed_headers("binance.spot.depth", 1, "records", "host-a"), 7,
                          firsts, lasts, extra)
     produce_messages(outlet, batch, full)
     return (batch.produced, batch.records, batch.buffer_full), backlog, failed
@@ -407,7 +407,7 @@ def test_counts_hold_when_a_callback_raises() -> None:
     def backlog(*message: Any) -> None:
         raise RuntimeError("backlog broke")
 
-    batch = MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], np.array([4, 5]), (), b"1")
+    batch = MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], np.array([4, 5]), (), 1)
     with pytest.raises(RuntimeError):
         produce_messages(Outlet(producer, backlog, print), batch, False)
     assert (batch.produced, batch.records, batch.buffer_full) == (1, 4, 1)  # 1st in librdkafka
@@ -416,9 +416,9 @@ def test_counts_hold_when_a_callback_raises() -> None:
 def test_a_batch_of_inconsistent_lengths_is_refused() -> None:
     counts = np.array([1, 1])
     with pytest.raises(ValueError, match="differ in length"):
-        MessageBatch(["t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1")
+        MessageBatch(["t"], [b"k", b"k"], [b"a", b"b"], counts, (), 1)
     with pytest.raises(ValueError, match="both or neither"):
-        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1", firsts=counts)
+        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), 1, firsts=counts)
     with pytest.raises(ValueError, match="one list per message"):
-        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), b"1",
+        MessageBatch(["t", "t"], [b"k", b"k"], [b"a", b"b"], counts, (), 1,
                      extra_headers=[[]])

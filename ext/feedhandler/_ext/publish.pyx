@@ -1,7 +1,7 @@
 # Record batches -> Kafka messages, one per (kind, symbol) run, with no Python step per record
 # or per message: rows copied into their symbol's message in C++ (grouping.h), and the
-# per-message headers and librdkafka calls (producer.pyx) in one C loop. The Kafka sink (feedhandler/sinks/kafka.py) decides what goes
-# where.
+# per-message headers and librdkafka calls (producer.pyx) in one C loop. The Kafka sink
+# (feedhandler/sinks/kafka.py) decides what goes where.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_AsUTF8
@@ -111,11 +111,11 @@ cdef class MessageBatch(Counts):
     cdef const int64_t[::1] counts, firsts, lasts
     cdef bint sequenced
     cdef tuple fixed_headers
-    cdef bytes epoch
+    cdef int64_t epoch
 
     def __init__(self, list topics not None, list keys not None, list values not None,
                  const int64_t[::1] counts not None, tuple fixed_headers not None,
-                 bytes epoch not None, const int64_t[::1] firsts=None,
+                 int64_t epoch, const int64_t[::1] firsts=None,
                  const int64_t[::1] lasts=None, list extra_headers=None):
         cdef Py_ssize_t n = len(values)
         if not (len(topics) == len(keys) == counts.shape[0] == n):
@@ -138,10 +138,10 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
     order holds."""
     cdef Header headers[MAX_HEADERS]
     cdef Digits digits
-    cdef Py_ssize_t i, n, fixed = _fixed(headers, batch.fixed_headers, batch.epoch)
+    cdef Py_ssize_t i, n, fixed = _fixed(headers, batch.fixed_headers)
     cdef bytes value
     for i in range(len(batch.values)):
-        n = _numbers(headers, fixed, &digits, batch.counts[i], batch.sequenced,
+        n = _numbers(headers, fixed, &digits, batch.counts[i], batch.epoch, batch.sequenced,
                      batch.firsts[i] if batch.sequenced else 0,
                      batch.lasts[i] if batch.sequenced else 0)
         if batch.extra_headers is not None:
@@ -208,7 +208,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             raise ValueError("records: a C-contiguous 1-D array of the layout's rows")
     cdef Header headers[MAX_HEADERS]
     cdef Digits digits
-    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers, b""), count_headers, i
+    cdef Py_ssize_t fixed = _fixed(headers, fixed_headers), count_headers, i
     # librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
     # backlog it is copied into the backlog's bytes instead. What a raise leaves is freed.
     cdef vector[core.HeldMessage] messages
@@ -244,10 +244,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 if topic is None:
                     topic = new_topic(key)
             value, count = messages[i].value, messages[i].rows
-            headers[fixed + 1].value = digits.epoch
-            headers[fixed + 1].size = _decimal(digits.epoch, messages[i].epoch)
             count_headers = _numbers(
-                headers, fixed, &digits, count, sequenced,
+                headers, fixed, &digits, count, messages[i].epoch, sequenced,
                 (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
                 (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
                 if sequenced else 0)
@@ -269,23 +267,23 @@ cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
     return width
 
 
-cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers, bytes epoch) except -1:
-    """A data message's first headers: the fixed ones, then (after count) epoch; returns how
-    many come before count. The tuples' objects hold the bytes for the call."""
+cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers) except -1:
+    """A data message's first headers, the fixed ones; returns how many. The tuples' objects
+    hold the bytes for the call."""
     if len(fixed_headers) + 4 > MAX_HEADERS:  # (count, epoch, the sequence range)
         raise ValueError(f"more than {MAX_HEADERS - 4} fixed headers")
-    cdef Py_ssize_t n = add_headers(headers, 0, fixed_headers)
-    headers[n + 1].name = _H_EPOCH
-    headers[n + 1].value, headers[n + 1].size = PyBytes_AS_STRING(epoch), len(epoch)
-    return n
+    return add_headers(headers, 0, fixed_headers)
 
 
 cdef Py_ssize_t _numbers(Header* headers, Py_ssize_t fixed, Digits* digits, int64_t count,
-                         bint sequenced, int64_t first, int64_t last) except -1:
-    """Count (after the fixed headers and before epoch), then the sequence range after epoch,
-    written into `digits`; returns the headers' count."""
+                         int64_t epoch, bint sequenced, int64_t first, int64_t last) except -1:
+    """Count and epoch (after the fixed headers), then the sequence range, written into
+    `digits`; returns the headers' count."""
     headers[fixed].name = _H_COUNT
     headers[fixed].value, headers[fixed].size = digits.count, _decimal(digits.count, count)
+    headers[fixed + 1].name = _H_EPOCH
+    headers[fixed + 1].value, headers[fixed + 1].size = digits.epoch, _decimal(digits.epoch,
+                                                                               epoch)
     if not sequenced:
         return fixed + 2
     headers[fixed + 2].name = _H_SEQ_FIRST
