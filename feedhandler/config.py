@@ -200,16 +200,17 @@ class KafkaConfig(Section):
     topic_config: dict[str, Scalar] = Field(default_factory=dict)
     """for created topics, e.g. retention.ms"""
     profile: Literal["latency", "throughput"] = "throughput"
-    """librdkafka defaults (sinks/kafka.py); the keys below win over it"""
+    """the producer's defaults (sinks/kafka.py); the keys below win over it"""
     compression: Literal["", "none", "gzip", "snappy", "lz4", "zstd"] = ""
     """"": the profile's"""
     linger_ms: Annotated[float, AfterValidator(_minus_one_or_more)] = -1.0
     """librdkafka linger.ms; -1: the profile's"""
-    hold_ms: NonNegativeFloat = 0.0
-    """records encoding: a kind's records are held this long (checked every 2 ms), or until
-    they fill batch_bytes, in one open message per symbol and connection: fewer, bigger
-    messages (less CPU per record) at up to this much more latency; 0: each batch's messages
-    leave with it"""
+    hold_ms: Annotated[float, AfterValidator(_minus_one_or_more)] = -1.0
+    """records encoding: while the handler is behind the exchange (its data waits unread), a
+    kind's records are held up to this long (checked every 2 ms), or until they fill
+    batch_bytes, in one open message per symbol and connection: fewer, bigger messages (less
+    CPU per record) under load, and no wait once it has caught up; 0: each batch's messages
+    leave with it; -1: the profile's (latency 0, throughput 5)"""
     batch_bytes: PositiveInt = 1 << 20
     """librdkafka batch.size"""
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000

@@ -36,7 +36,7 @@ from feedhandler.contract.kinds import DATA_ROLES, KINDS, Role
 from feedhandler.logs import Throttle
 from feedhandler.records import SCHEMAS
 from feedhandler.signals import SavedHandlers
-from feedhandler.sinks.base import Sink
+from feedhandler.sinks.base import HoldingSink, Sink
 from feedhandler.sinks.null import NullSink
 from feedhandler.supervisor.backoff import Backoff
 from feedhandler.supervisor.feed import ShardFeed
@@ -105,6 +105,7 @@ class Handler:
         if sink is None:
             sink = make_sink(config, self.latency.observe_acks)
         self.sink = wrap_sink(sink) if wrap_sink is not None else sink
+        self._holding = sink if isinstance(sink, HoldingSink) else None  # (wrapped or not)
         self.stats = HandlerStats()
         self._stop = asyncio.Event()
         self._error_lines = Throttle(ERROR_LINE_S)  # per (reason, stream)
@@ -272,7 +273,7 @@ class Handler:
             capture_frames=(self.config.sink == "kafka" and self.config.kafka.encoding == "raw")
             or getattr(self.sink, "captures_frames", False),  # e.g. the recorder's sink
             burst=batch.burst,  # hand over once the loop has decoded the read burst
-            after_burst=self._observe_handed,
+            after_burst=lambda: self._after_burst(holder[0]),
         )
         feed = ShardFeed(shard, decoder, self._publish_event,
                          max_frames=self.config.max_messages, on_limit=self._maybe_done,
@@ -282,6 +283,15 @@ class Handler:
         return feed
 
     # --- callbacks from the decoders ------------------------------------------------------
+    def _after_burst(self, feed: ShardFeed) -> None:
+        """A burst's batches were handed over. Records a sink holds (kafka.hold_ms) wait only
+        while the handler is behind the exchange: once the connection has read what was sent
+        so far they go (the service tick covers the rest: another leg's duplicates, a partial
+        frame left unread), so holding costs latency only under load."""
+        if self._holding is not None and self._holding.holding and feed.caught_up:
+            self._holding.caught_up()
+        self._observe_handed()
+
     def _observe_handed(self) -> None:
         """Latencies of the batches handed over since the last call."""
         handed, self._handed = self._handed, []
@@ -422,6 +432,10 @@ class Handler:
             self._observe_handed()
             if self.books is not None:
                 self.books.service()
+            holding = self._holding
+            if holding is not None and holding.holding and self.shards and \
+                    all(feed.caught_up for feed in self.shards):
+                holding.caught_up()
             self.sink.service()
             self._maybe_done()
             backlog = self.sink.backlog_bytes()

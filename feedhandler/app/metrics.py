@@ -196,6 +196,8 @@ SINK_METRICS: dict[str, tuple[str, Spec]] = {
                        Spec("counter", (), "Records in failed messages.")),
     "records_unsent": ("records_unsent",
                        Spec("gauge", (), "Records waiting in the sink's backlog.")),
+    "records_held": ("records_held", Spec(
+        "gauge", (), "Records held for fewer, bigger messages (kafka.hold_ms), not yet produced.")),
     "buffer_full": ("buffer_full_total", Spec(
         "counter", (), "Times librdkafka's queue was full (messages went to the backlog).")),
     "backlog_peak_bytes": ("backlog_peak_bytes",

@@ -205,22 +205,31 @@ ns, update ids): parse them as 64-bit integers (JavaScript's `JSON.parse` rounds
 DELIVERY = """### Delivery
 
 One idempotent producer per worker (`enable.idempotence`, `acks=all`). `kafka.profile`
-chooses librdkafka's defaults: `throughput` (default: `linger.ms` 5, lz4) or `latency`
-(`linger.ms` 0, no compression, Nagle off, and librdkafka's threads at nice 10,
-`kafka.thread_nice`); `kafka.compression`, `kafka.linger_ms`, `kafka.thread_nice` and
-`kafka.batch_bytes` win over the profile. `kafka.producer` takes other librdkafka settings
+chooses the producer's defaults: `throughput` (default: `linger.ms` 5, lz4, and each symbol's
+message held 5 ms, `kafka.hold_ms`) or `latency` (`linger.ms` 0, no compression, Nagle off,
+nothing held, and librdkafka's threads at nice 10, `kafka.thread_nice`); `kafka.compression`,
+`kafka.linger_ms`, `kafka.hold_ms`, `kafka.thread_nice` and `kafka.batch_bytes` win over the
+profile. `kafka.producer` takes other librdkafka settings
 (SASL, TLS, ...), not those the delivery guarantee rests on (`enable.idempotence`, `acks`,
 `retries`, `max.in.flight`, `message.timeout.ms`, their aliases) nor those a `kafka` key sets
 (`linger.ms`, `compression.type`, `batch.size`, `message.max.bytes`, their aliases): they
 fail at start, and so does a `kafka.max_message_bytes` that librdkafka's queue
 (`kafka.queue_mb`) could not take with its key and headers. `kafka.hold_ms` (records
-encoding; default 0, each batch's messages leave with it) keeps each symbol's message open
-across batches for up to that long (checked every 2 ms), or until the kind's held records
-fill `kafka.batch_bytes`; a symbol's rows from another connection (another epoch) send its
-held message first, and shutdown sends them all. On the benchmark VM 5 ms made a third as
-many messages (a third as many `decode()` calls for a consumer); the handler's CPU per record
-was 0.07-0.08x of the null sink's lower in two runs and no lower in a third, at up to that
-much more latency (`bench/BENCHMARKS.md`, "Kafka path"). With linger 0 a `produce()` into
+encoding; 0: each batch's messages leave with it) keeps each symbol's message open across
+batches while the handler is behind the exchange (at the end of a read burst its connection's
+socket still holds data not read), for up to that long (checked every 2 ms) or until the
+kind's held records fill `kafka.batch_bytes`. Once the handler has read what was sent, held
+messages go at once: at rates it keeps up with, nothing waits (checked at the end of each read
+burst, and over every connection at the 2 ms service tick; over TLS, data the TLS layer took
+from the socket but has not decrypted is not seen, which only ends a hold sooner; a replay,
+with no socket to ask, holds for the full time). A symbol's rows from another
+connection (another epoch) send its held message first, and shutdown sends them all. At
+saturation on the benchmark VM the throughput profile's 5 ms made a third as many messages (a
+third as many `decode()` calls for a consumer) and less handler CPU per record with Kafka
+(1.44x and 1.47x the null sink's against 1.61x and 1.54x without holding, in two runs); at
+1k and 10k msgs/s its end to end latency stayed the same (p50 4.0 and 3.8 ms either way).
+The latency profile holds nothing: under load, holding adds up to `kafka.hold_ms`
+(`bench/BENCHMARKS.md`, "Kafka path", thirtieth session). With linger 0 a `produce()` into
 an empty queue wakes librdkafka's broker thread, which at the same priority tends to preempt
 the decoding thread on a shared core message by message; at nice 10 it mostly runs once the
 read's hand-over is done and sends its messages together (a weight, not an order: on an idle
@@ -268,9 +277,10 @@ big batches and when idle each frame leaves at once; earlier when a batch reache
 only caps a batch's age within one long burst (0: no cap). Per kind in
 `batch.per_kind.<kind>.{rows,bytes,linger_ms}`; `batch.burst: false` restores full-or-linger
 only. The sink splits each batch by symbol, keeping exchange order, into one message per
-symbol (several past `kafka.max_message_bytes`). With `kafka.hold_ms` (records encoding) a
-symbol's message stays open across batches of its epoch for that long, or until the kind's
-held records fill `kafka.batch_bytes`: fewer, bigger messages, at up to that much latency."""
+symbol (several past `kafka.max_message_bytes`). With `kafka.hold_ms` (records encoding; the
+throughput profile's 5 ms) a symbol's message stays open across batches of its epoch while the
+handler is behind the exchange, for up to that long or until the kind's held records fill
+`kafka.batch_bytes`: fewer, bigger messages under load, no wait once it has caught up."""
 
 READING = """### Reading it back
 

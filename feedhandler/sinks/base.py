@@ -37,6 +37,19 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class HoldingSink(Protocol):
+    """A sink that may hold records back to send fewer, bigger messages (Kafka's hold_ms)."""
+
+    @property
+    def holding(self) -> bool:
+        """Whether records are held now."""
+
+    def caught_up(self) -> None:
+        """The handler has read what the exchange sent so far: held records go now, as
+        holding them longer would only add latency."""
+
+
+@runtime_checkable
 class TopicSink(Protocol):
     """A sink whose topics must exist before data arrives (Kafka)."""
 

@@ -3,9 +3,10 @@ symbol, never dropped.
 
 A decoder batch holds one kind and many symbols in exchange order; each row is copied in C++
 into its symbol's message (each symbol keeps its order), one per symbol and batch (several
-when it exceeds kafka.max_message_bytes), or with kafka.hold_ms one per symbol over the
-batches of that many milliseconds. Headers and librdkafka's produce run in one C loop
-(feedhandler/_ext/publish.pyx, through librdkafka's C API: feedhandler/_ext/producer.pyx):
+when it exceeds kafka.max_message_bytes), or with kafka.hold_ms (the throughput profile's:
+5) one per symbol over the batches of up to that many milliseconds, until the handler has
+caught up with the exchange (caught_up()). Headers and librdkafka's produce run in one C
+loop (feedhandler/_ext/publish.pyx, through librdkafka's C API: feedhandler/_ext/producer.pyx):
 Python runs per batch, not per message.
 
 librdkafka's queue absorbs bursts and broker outages (messages never time out); when it is full
@@ -14,8 +15,8 @@ librdkafka's queue absorbs bursts and broker outages (messages never time out); 
 Nothing here blocks the event loop. A message the broker rejects for good is counted, logged
 and reported on the control topic with its record count.
 
-Held records (kafka.hold_ms) count as produced once their message is handed to librdkafka;
-close() sends them first.
+Held records (kafka.hold_ms) count as produced once their message is handed to librdkafka,
+until then as held (summary()'s records_held); close() sends them first.
 
 Delivery reports are served in C: a failure calls back into Python (counted, logged,
 reported). An acknowledgement (reported only with kafka.ack_latency) has its produce -> ack
@@ -117,6 +118,12 @@ PROFILES: dict[str, dict[str, Any]] = {
 # nice of librdkafka's threads per profile (kafka.thread_nice wins); why, and what it costs:
 # the contract's Delivery section (feedhandler/contract/docs.py, README "Delivery").
 THREAD_NICE = {"latency": 10, "throughput": 0}
+# kafka.hold_ms per profile (kafka.hold_ms wins). Records are held only while the handler is
+# behind the exchange (Handler._after_burst calls caught_up() once it is not), so holding costs
+# latency only under load, where a third as many messages (8 headers each, librdkafka's
+# bookkeeping and frees) lowered the handler's CPU per record (bench/BENCHMARKS.md, Kafka
+# path, thirtieth session). Under load the latency profile still sends at once.
+HOLD_MS = {"latency": 0.0, "throughput": 5.0}
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)  # what close() ran out of time for
 
 
@@ -241,7 +248,8 @@ class KafkaSink:
         self._backlog_bytes = 0
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
-        self._hold_s = config.hold_ms / 1000 if config.encoding == "records" else 0.0
+        hold_ms = HOLD_MS[config.profile] if config.hold_ms < 0 else config.hold_ms
+        self._hold_s = hold_ms / 1000 if config.encoding == "records" else 0.0
         # kind -> time.monotonic() of its oldest held record (kafka.hold_ms)
         self._held: dict[str, float] = {}
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
@@ -327,6 +335,14 @@ class KafkaSink:
         # Keyed by instance: one instance's events stay in order in one partition.
         return self.control_topic, self.instance.encode(), orjson.dumps(event), headers
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def caught_up(self) -> None:
+        for kind in list(self._held):
+            self._release(kind)
+
     def service(self) -> None:
         if self._held:
             now = time.monotonic()
@@ -353,7 +369,8 @@ class KafkaSink:
     def summary(self) -> dict[str, Any]:
         self._producer.poll(0)  # (as in close())
         return {**self.stats.summary(len(self._producer)), "undelivered": self._undelivered(),
-                "records_unsent": sum(item[4] for item in self._backlog)}
+                "records_unsent": sum(item[4] for item in self._backlog),
+                "records_held": sum(self._plans[kind][0].held for kind in self._held)}
 
     def _undelivered(self) -> int:
         """Messages queued, plus those purged at close (out of time: failed as well) and

@@ -79,6 +79,15 @@ class ShardFeed:
         return self.listeners[0] if self.listeners else None
 
     @property
+    def caught_up(self) -> bool:
+        """Whether each of the feed's connections has read all its socket holds. False while
+        one has data waiting (the exchange sends faster than the handler reads), and when it
+        cannot be known: no connection (a replay's feed, or between connections). Over TLS
+        data the TLS layer took from the socket and has not yet decrypted is not seen."""
+        return bool(self.listeners) and all(listener.unread() == 0
+                                            for listener in self.listeners)
+
+    @property
     def last_frame_ns(self) -> int:
         """Wall-clock time of the latest data frame of any connection; 0 before the first."""
         current = max((listener.last_frame_ns for listener in self.listeners), default=0)

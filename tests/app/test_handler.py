@@ -184,6 +184,79 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
             await task
 
 
+class HoldingSink(RecordingSink):
+    """Holds every record it is given until caught_up() (or for ever)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        self.releases: list[int] = []  # records released by each caught_up()
+
+    @property
+    def holding(self) -> bool:
+        return self.held > 0
+
+    def publish_batch(self, kind: str, records: np.ndarray, epoch: int,
+                      frames: Any = None) -> None:
+        super().publish_batch(kind, records, epoch, frames)
+        self.held += len(records)
+
+    def caught_up(self) -> None:
+        self.releases.append(self.held)
+        self.held = 0
+
+
+@sync
+async def test_held_records_go_once_the_handler_has_read_what_was_sent() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        sink = HoldingSink()
+        handler = Handler(config(sim.url), sink)
+        # (far below what the handler reads: most bursts end with nothing unread; a sink
+        # never told so would hold everything until close)
+        await run_until(handler, lambda: len(sink.releases) >= 20)
+    assert sum(sink.releases) + sink.held == sum(len(r) for _, r, _ in sink.batches)
+
+
+def test_held_records_stay_while_a_connection_has_data_unread() -> None:
+    sink = HoldingSink()
+    handler = Handler(config("ws://127.0.0.1:9"), sink)
+
+    class Feed:
+        caught_up = False
+
+    feed = Feed()
+    sink.held = 5
+    handler._after_burst(feed)  # type: ignore[arg-type]
+    assert sink.releases == []
+    feed.caught_up = True
+    handler._after_burst(feed)  # type: ignore[arg-type]
+    assert sink.releases == [5]
+
+
+@sync
+async def test_a_connection_with_data_not_read_yet_has_not_caught_up() -> None:
+    async with SimulatorServer(rate=2000.0) as sim:
+        handler = Handler(config(sim.url), RecordingSink())
+        (feed,) = handler.shards
+        assert not feed.caught_up  # no connection yet: not known
+        task = asyncio.create_task(handler.run())
+        try:
+            async with asyncio.timeout(10):
+                while feed.frames < 10:
+                    await asyncio.sleep(0.01)
+                listener = feed.listener
+                assert listener is not None and listener.unread() >= 0
+                feed.pause_reading()  # the simulator sends on; the kernel keeps it
+                while feed.caught_up:
+                    await asyncio.sleep(0.01)
+                assert listener.unread() > 0
+                feed.resume_reading()
+        finally:
+            handler.stop()
+            await task
+    assert listener.unread() == -1  # (closed: no socket)
+
+
 @sync
 async def test_runs_on_uvloop_as_production_does() -> None:
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)

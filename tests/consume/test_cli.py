@@ -51,7 +51,8 @@ def depth(symbol: bytes, events: list[tuple[int, int, int]], continued: bool = F
 def market(kafka_broker: LocalKafka) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
     bootstrap = kafka_broker.bootstrap
     name = f"t{uuid.uuid4().hex[:10]}"
-    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name), "cli",
+    # (hold_ms 0: each batch's messages leave with it, as the cases below are cut)
+    sink = KafkaSink(KafkaConfig(bootstrap=bootstrap, market=name, hold_ms=0), "cli",
                      topics=[f"binance.{name}.{kind}" for kind in ("trade", "depth")])
     data = {
         "btc": trades(b"BTCUSDT", [1, 2, 3, 4]),

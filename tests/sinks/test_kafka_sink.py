@@ -264,7 +264,7 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 def test_full_queue_is_backpressure_not_loss(kafka_bootstrap: str) -> None:
     # librdkafka's queue holds 32 KiB: most of this batch has to wait in the sink's backlog.
     config = kafka_config(kafka_bootstrap, producer={"queue.buffering.max.kbytes": 32},
-                          max_message_bytes=4096)
+                          max_message_bytes=4096, hold_ms=0)  # (each batch's leave with it)
     sink = new_sink(config)
     batch = trades([b"BTCUSDT", b"ETHUSDT"])
     sink.publish_batch("trade", batch[:1500], epoch=1)
@@ -290,7 +290,7 @@ def test_full_queue_is_backpressure_not_loss(kafka_bootstrap: str) -> None:
 
 def test_rejected_message_is_counted_and_reported(kafka_bootstrap: str) -> None:
     # The broker takes at most 4000 bytes per batch on these topics; 100 trades are 8800.
-    config = kafka_config(kafka_bootstrap, compression="none",
+    config = kafka_config(kafka_bootstrap, compression="none", hold_ms=0,
                           topic_config={"max.message.bytes": "4000"})
     sink = new_sink(config)
     batch = trades([b"BTCUSDT"])
@@ -542,6 +542,39 @@ def test_held_records_go_as_one_message_per_symbol(kafka_bootstrap: str) -> None
         assert headers["fh.seq.first"] == "1"
         assert headers["fh.seq.last"] == str(records["trade_id"][-1])
     assert sink.summary()["records_delivered"] == len(batch)
+
+
+@pytest.mark.parametrize(("profile", "messages"), [("throughput", 2), ("latency", 4)])
+def test_the_throughput_profile_holds_records_5_ms(kafka_bootstrap: str, profile: str,
+                                                   messages: int) -> None:
+    config = kafka_config(kafka_bootstrap, profile=profile)
+    sink = new_sink(config)
+    batch = trades([b"BTCUSDT", b"ETHUSDT"])
+    sink.publish_batch("trade", batch[:100], epoch=1)
+    sink.publish_batch("trade", batch[100:200], epoch=1)
+    held = 200 if profile == "throughput" else 0
+    assert sink.summary()["records_produced"] == 200 - held
+    assert sink.summary()["records_held"] == held and sink.holding == bool(held)
+    time.sleep(0.006)
+    sink.service()  # 5 ms old
+    assert sink.summary()["records_produced"] == 200
+    assert sink.summary()["records_held"] == 0 and not sink.holding
+    drain(sink)
+    assert len(read(config, "trade")) == messages
+
+
+def test_held_records_leave_at_once_when_the_handler_has_caught_up(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, hold_ms=60_000)
+    sink = new_sink(config, kinds=("trade", "aggTrade"))
+    sink.publish_batch("trade", trades([b"BTCUSDT"])[:10], epoch=1)
+    aggregated = np.zeros(5, SCHEMAS["aggTrade"].dtype)
+    aggregated["symbol"] = b"ETHUSDT"
+    sink.publish_batch("aggTrade", aggregated, epoch=1)
+    assert sink.holding and sink.summary()["records_held"] == 15
+    sink.caught_up()  # every kind's
+    assert not sink.holding and sink.summary()["records_produced"] == 15
+    drain(sink)
+    assert [len(read(config, kind)) for kind in ("trade", "aggTrade")] == [1, 1]
 
 
 def test_held_records_leave_when_old_full_or_of_another_epoch(kafka_bootstrap: str) -> None:

@@ -24,6 +24,7 @@ cdef class FeedListener(WSListener):
     cdef bint _discarding                 # dropping the rest of an oversized message...
     cdef bint _past_limit                 # ... or of one that came past max_frames
     cdef bint _closing                    # a close frame was sent or received: ignore data
+    cdef int _fd                          # the connection's socket (-1: none known), for unread()
     cdef object _on_connected
     cdef object _on_disconnected
     cdef object _on_limit

@@ -1,8 +1,13 @@
 # picows listener: each data frame goes from picows's read buffer to the decoder, in place.
 from libc.stdint cimport int64_t
 from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from posix.ioctl cimport ioctl
 
 from feedhandler._ext.decoder cimport Decoder, now_ns
+
+
+cdef extern from "<sys/ioctl.h>":
+    int FIONREAD
 
 
 cdef class FeedListener(WSListener):
@@ -26,6 +31,7 @@ cdef class FeedListener(WSListener):
     def __init__(self, Decoder decoder, on_connected=None, on_disconnected=None, *,
                  max_frames=0, on_limit=None, max_message_bytes=1 << 20):
         self.decoder = decoder
+        self._fd = -1
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._on_limit = on_limit
@@ -36,11 +42,15 @@ cdef class FeedListener(WSListener):
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.transport = transport
+        underlying = transport.underlying_transport if transport is not None else None
+        sock = underlying.get_extra_info("socket") if underlying is not None else None
+        self._fd = sock.fileno() if sock is not None else -1
         self.connected_ns = now_ns()
         if self._on_connected is not None:
             self._on_connected(self)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
+        self._fd = -1
         self._fragments = None
         # A violation picows found in a frame's header (a masked frame, a bad close frame):
         # it closed first, with 1002 or 1007, which we send only from _violate.
@@ -50,6 +60,16 @@ cdef class FeedListener(WSListener):
             self.violation = f"{handshake.sent.reason} (found by picows)"
         if self._on_disconnected is not None:
             self._on_disconnected(self)
+
+    def unread(self):
+        """Bytes the kernel holds for this connection that were not read yet (-1: not known,
+        no connection): at a burst's end, more than 0 means the handler is behind the exchange."""
+        cdef int pending = 0
+        # (a closing transport's descriptor may already be closed, its number reused)
+        if self._fd < 0 or self.transport.underlying_transport.is_closing() or \
+                ioctl(self._fd, FIONREAD, &pending) != 0:
+            return -1
+        return pending
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef WSMsgType msg_type = frame.msg_type
