@@ -184,7 +184,7 @@ async def test_backpressure_pause_holds_for_a_connection_made_while_paused() -> 
             await task
 
 
-class HoldingSink(RecordingSink):
+class HoldAllSink(RecordingSink):
     """Holds every record it is given until caught_up() (or for ever)."""
 
     def __init__(self) -> None:
@@ -209,7 +209,7 @@ class HoldingSink(RecordingSink):
 @sync
 async def test_held_records_go_once_the_handler_has_read_what_was_sent() -> None:
     async with SimulatorServer(rate=2000.0) as sim:
-        sink = HoldingSink()
+        sink = HoldAllSink()
         handler = Handler(config(sim.url), sink)
         # (far below what the handler reads: most bursts end with nothing unread; a sink
         # never told so would hold everything until close)
@@ -218,7 +218,7 @@ async def test_held_records_go_once_the_handler_has_read_what_was_sent() -> None
 
 
 def test_held_records_stay_while_a_connection_has_data_unread() -> None:
-    sink = HoldingSink()
+    sink = HoldAllSink()
     handler = Handler(config("ws://127.0.0.1:9"), sink)
 
     class Feed:
