@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,13 +284,19 @@ class Handler:
 
     # --- callbacks from the decoders ------------------------------------------------------
     def _after_burst(self, feed: ShardFeed) -> None:
-        """A burst's batches were handed over. Records a sink holds (kafka.hold_ms) wait only
-        while the handler is behind the exchange: once the connection has read what was sent
-        so far they go (the service tick covers the rest: another leg's duplicates, a partial
-        frame left unread), so holding costs latency only under load."""
-        if self._holding is not None and self._holding.holding and feed.caught_up:
-            self._holding.caught_up()
+        """A burst's batches were handed over."""
+        self._release_held((feed,))
         self._observe_handed()
+
+    def _release_held(self, feeds: Sequence[ShardFeed]) -> None:
+        """Records a sink holds (kafka.hold_ms) wait only while the handler is behind the
+        exchange: once `feeds` have read what was sent so far they go, so holding costs latency
+        only under load. Asked of a burst's feed at its end, and of every feed at the service
+        tick (another leg's duplicates, a partial frame left unread)."""
+        holding = self._holding
+        if holding is not None and holding.holding and feeds and \
+                all(feed.caught_up for feed in feeds):
+            holding.caught_up()
 
     def _observe_handed(self) -> None:
         """Latencies of the batches handed over since the last call."""
@@ -432,10 +438,7 @@ class Handler:
             self._observe_handed()
             if self.books is not None:
                 self.books.service()
-            holding = self._holding
-            if holding is not None and holding.holding and self.shards and \
-                    all(feed.caught_up for feed in self.shards):
-                holding.caught_up()
+            self._release_held(self.shards)
             self.sink.service()
             self._maybe_done()
             backlog = self.sink.backlog_bytes()

@@ -212,19 +212,6 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     # librdkafka takes a value as it is (no copy) and frees it once delivered; behind a
     # backlog it is copied into the backlog's bytes instead. What a raise leaves is freed.
     cdef vector[core.HeldMessage] messages
-    try:
-        if n:
-            layout._open.append(<const char*>cnp.PyArray_DATA(records), n, layout.itemsize,
-                                layout.symbol_offset, layout.symbol_width,
-                                layout._keep.data(), most, epoch)
-    except Exception:
-        if not hold:  # the batch leaves whole or not at all (nor under another's epoch)
-            layout._open.take(True, most, messages)
-        raise
-    finally:
-        for i in range(<Py_ssize_t>messages.size()):
-            free(messages[i].value)
-    layout._open.take(not hold, most, messages)
     cdef bint sequenced = layout.first_offset >= 0
     cdef size_t width = layout.itemsize
     cdef int32_t symbol = -1
@@ -234,6 +221,18 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     cdef bytes key
     cdef str topic  # (checked here, before a value is sent to it)
     try:
+        if n:
+            try:
+                layout._open.append(<const char*>cnp.PyArray_DATA(records), n,
+                                    layout.itemsize, layout.symbol_offset, layout.symbol_width,
+                                    layout._keep.data(), most, epoch)
+            except Exception:
+                # the batch leaves whole or not at all (nor later under another's epoch):
+                # what it left open is taken, and freed below
+                if not hold:
+                    layout._open.take(True, most, messages)
+                raise
+        layout._open.take(not hold, most, messages)
         for i in range(<Py_ssize_t>messages.size()):
             if messages[i].key != symbol:  # (a symbol's messages come one after another)
                 symbol = messages[i].key
@@ -252,7 +251,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
             messages[i].value = NULL  # _send frees it or hands it over
             full = _send(outlet, counts, topic, key, value, count * width, True, None,
                          headers, count_headers, count, full)
-    finally:  # what a raise left unsent
+    finally:  # what a raise left unsent, or took from a batch that failed
         for i in range(<Py_ssize_t>messages.size()):
             free(messages[i].value)
 
