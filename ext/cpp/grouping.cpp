@@ -160,11 +160,12 @@ void OpenMessages::room(int32_t k, Open& open, size_t most) {
   open.capacity = rows;
 }
 
-void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_offset,
-                          size_t key_width, const uint8_t* keep, size_t most, int64_t epoch) {
+void OpenMessages::append(const char* rows, size_t n, size_t width, size_t copied,
+                          size_t key_offset, size_t key_width, const uint8_t* keep, size_t most,
+                          int64_t epoch) {
   if (keys_.size() == 0) {
     keys_.reset(key_width);
-    width_ = width;
+    width_ = copied;
   }
   // The keys first, so that the copy can prefetch the place of the row kWriteAhead rows on.
   batch_keys_.resize(n);
@@ -177,14 +178,14 @@ void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_o
     }
     batch_keys_[i] = k;
   });
-  const size_t words = width / 8;
+  const size_t words = copied / 8;
   for (size_t i = 0; i < n; ++i) {
     if (i + kWriteAhead < n) {
       const Open& ahead = open_[batch_keys_[i + kWriteAhead]];
       if (ahead.rows < ahead.capacity) {
-        const char* place = ahead.value + static_cast<size_t>(ahead.rows) * width;
+        const char* place = ahead.value + static_cast<size_t>(ahead.rows) * copied;
         __builtin_prefetch(place, 1);
-        __builtin_prefetch(place + width - 1, 1);
+        __builtin_prefetch(place + copied - 1, 1);
       }
     }
     const int32_t k = batch_keys_[i];
@@ -192,7 +193,7 @@ void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_o
     if (open.rows > 0 && open.epoch != epoch) finish(k, open);  // (a reconnect: a new epoch)
     if (open.rows == open.capacity) room(k, open, most);
     open.epoch = epoch;
-    char* out = open.value + static_cast<size_t>(open.rows) * width;
+    char* out = open.value + static_cast<size_t>(open.rows) * copied;
     const char* row = rows + i * width;
     for (size_t w = 0; w < words; ++w) {  // fixed-size memcpy: plain 8-byte moves
       uint64_t value, mask;
@@ -201,7 +202,7 @@ void OpenMessages::append(const char* rows, size_t n, size_t width, size_t key_o
       value &= mask;
       std::memcpy(out + 8 * w, &value, 8);
     }
-    for (size_t b = 8 * words; b < width; ++b) out[b] = static_cast<char>(row[b] & keep[b]);
+    for (size_t b = 8 * words; b < copied; ++b) out[b] = static_cast<char>(row[b] & keep[b]);
     ++open.rows;
     ++held_;
   }

@@ -57,12 +57,13 @@ class OpenMessages {
   ~OpenMessages();
 
   // Appends n rows of `epoch` and `width` bytes (the key at key_offset, key_width bytes: the
-  // same for every call) to their keys' messages, each byte ANDed with keep[its offset in the
-  // row] (0 over padding, which a message carries as zeros whatever the rows hold); a key's
-  // message of another epoch is finished first. On an exception numbering the keys (an
+  // same for every call) to their keys' messages, each row's first `copied` bytes (the same
+  // for every call: all of them, or those before the key), each byte ANDed with keep[its
+  // offset in the row] (0 over padding, which a message carries as zeros whatever the rows
+  // hold); a key's message of another epoch is finished first. On an exception numbering the keys (an
   // allocation) no row is appended; copying, the rows before the one it met are.
-  void append(const char* rows, size_t n, size_t width, size_t key_offset, size_t key_width,
-              const uint8_t* keep, size_t most, int64_t epoch);
+  void append(const char* rows, size_t n, size_t width, size_t copied, size_t key_offset,
+              size_t key_width, const uint8_t* keep, size_t most, int64_t epoch);
   // Into `out`: every finished message (`most` rows, or of an earlier epoch), and with `all`
   // every open one too; key by key in order of first appearance since that key's last take,
   // each key's in row order.
@@ -86,7 +87,7 @@ class OpenMessages {
   void room(int32_t k, Open& open, size_t most);
 
   KeyIndex keys_;
-  size_t width_ = 0;  // a row's
+  size_t width_ = 0;  // a row's in a message (append's `copied`)
   std::vector<Open> open_;  // per key number
   std::vector<int32_t> order_;  // keys with rows not yet taken, in order of first appearance
   std::vector<int32_t> batch_keys_;  // append()'s rows' key numbers

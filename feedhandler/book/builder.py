@@ -70,7 +70,7 @@ class BookBuilder:
         self.books.apply(in_current_layout("depth", records))
 
     def apply_message(self, message: KafkaMessage) -> None:
-        """One message of the depth topic (`records` encoding)."""
+        """One message of the depth topic, in any encoding `decode` reads."""
         self.apply(decode(message))
 
     def symbols(self) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 from feedhandler.contract.json_lines import decode_json
 from feedhandler.contract.kinds import KIND_BY_NAME, Role, Rule, kinds_by_rule, sequence_fields
 from feedhandler.records import SCHEMAS, Schema, in_current_layout, schema_by_name
-from feedhandler.records.schema import copied_into
+from feedhandler.records.schema import compact_row, copied_into
 
 if TYPE_CHECKING:
     from feedhandler.contract.schemas import arrow_schema as arrow_schema
@@ -36,11 +36,12 @@ def __getattr__(name: str) -> Any:
 # --- headers -------------------------------------------------------------------------------
 H_SCHEMA: Final = "fh.schema"  # data: schema name, e.g. binance.spot.trade
 H_VERSION: Final = "fh.version"  # data: schema version, e.g. 1
-H_ENCODING: Final = "fh.encoding"  # data: records | json | raw
+H_ENCODING: Final = "fh.encoding"  # data: records | compact | json | jsonrecord | raw
 H_COUNT: Final = "fh.count"  # data: records in the message
 H_SEQ_FIRST: Final = "fh.seq.first"  # data: first/last sequence id covered (kinds that have one)
 H_SEQ_LAST: Final = "fh.seq.last"
 H_INSTANCE: Final = "fh.instance"  # every topic: the handler instance that produced it
+H_SYMBOL: Final = "fh.symbol"  # compact: the symbol its records left out
 H_EPOCH: Final = "fh.epoch"  # data: epoch of the connection the records came on; it bumps
 # on every (re)connect, and one (kind, symbol) always comes on one connection of an instance
 H_FRAMES: Final = "fh.frames"  # raw: exchange frames in the message
@@ -56,9 +57,11 @@ H_SHA256: Final = "fh.sha256"  # dead-letter, truncated frames only: hex digest 
 # What confluent_kafka.Message.headers() returns (and produce() takes).
 KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
 
-# Values of fh.encoding (kafka.encoding): record bytes, JSON lines, one JSON record per
-# message, the exchange's frames.
-ENCODINGS: Final = ("records", "json", "jsonrecord", "raw")
+# Values of fh.encoding (kafka.encoding): record bytes, record bytes without the symbol (the
+# fh.symbol header carries it), JSON lines, one JSON record per message, the exchange's frames.
+ENCODINGS: Final = ("records", "compact", "json", "jsonrecord", "raw")
+# The encodings whose records the Kafka sink copies into messages in C (produce_records).
+BINARY_ENCODINGS: Final = ("records", "compact")
 
 # Bits of a `depth` row's `flags` (the kind's declaration says what each means).
 DEPTH_FIRST: Final = 1  # the first row of its event
@@ -222,6 +225,23 @@ def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndar
     return wire_records(schema, np.concatenate(parts)) if parts else np.empty(0, schema.dtype)
 
 
+def _uncompacted(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
+    """A `compact` value's records in `schema`'s layout, the symbol from its header."""
+    if "symbol" not in (schema.dtype.names or ()):
+        raise ValueError(f"{schema.kind} records have no symbol to leave out (compact)")
+    if H_SYMBOL not in headers:
+        raise ValueError(f"a compact message without its {H_SYMBOL} header")
+    symbol = headers[H_SYMBOL].encode()
+    if len(symbol) > schema.dtype["symbol"].itemsize:  # (numpy would cut it)
+        raise ValueError(f"{H_SYMBOL} is longer than a {schema.kind} record's symbol")
+    rows = np.frombuffer(value, dtype=compact_row(schema))
+    records = np.zeros(len(rows), schema.dtype)
+    as_bytes = records.view(np.uint8).reshape(len(rows), schema.itemsize)
+    as_bytes[:, :rows.itemsize] = rows.view(np.uint8).reshape(len(rows), rows.itemsize)
+    records["symbol"] = symbol
+    return records
+
+
 class DecodeError(ValueError):
     """A data message this build cannot decode: a schema or encoding it does not know, or a
     value that does not match its headers."""
@@ -246,6 +266,8 @@ def _decode_value(headers: dict[str, str], value: bytes) -> np.ndarray:
     encoding = headers.get(H_ENCODING, "records")
     if encoding == "records":
         records = np.frombuffer(value, dtype=written.dtype)
+    elif encoding == "compact":
+        records = _uncompacted(written, headers, value)
     elif encoding in ("json", "jsonrecord"):
         records = decode_json(written, value)
     elif encoding == "raw":  # (this build's decoder decodes the frames again)

@@ -15,7 +15,7 @@ from feedhandler.contract.events import COMMON_FIELDS, CONNECTION_FIELDS, EVENTS
 from feedhandler.contract.kinds import DATA_ROLES, KIND_BY_NAME, Rule
 from feedhandler.readme import rewrite
 from feedhandler.records import SCHEMAS, Schema
-from feedhandler.records.schema import HISTORY, Field
+from feedhandler.records.schema import HISTORY, Field, compact_row
 
 # What a type token in the record tables means (each table's "type" column uses these).
 TYPES = {
@@ -58,7 +58,8 @@ def record_table(schema: Schema) -> str:
     for f in sorted(schema.fields, key=lambda f: f.offset):
         lines.append(f"| {f.offset} | {f.size} | `{f.name}` | {type_token(f)} | "
                      f"{kind.field(f.name).doc} |")
-    lines += ["", padding_text(schema)]
+    lines += ["", padding_text(schema) + f" In `compact` messages a record is its first "
+              f"{compact_row(schema).itemsize} bytes."]
     return "\n".join(lines)
 
 
@@ -66,7 +67,7 @@ HEADERS = [
     (c.H_SCHEMA, "data", "schema name, e.g. `binance.spot.trade`: the kind's, whatever the "
                          "topic's `{market}` (`binance.sim.trade` carries it too)"),
     (c.H_VERSION, "data", "schema version (each table below names its own)"),
-    (c.H_ENCODING, "data", "`records`, `json`, `jsonrecord` or `raw`"),
+    (c.H_ENCODING, "data", "`records`, `compact`, `json`, `jsonrecord` or `raw`"),
     (c.H_COUNT, "data", "records in the message (`raw`: the records its frames decode to)"),
     (c.H_SEQ_FIRST, "data, kinds with ids", "first sequence id covered (see Sequence ids); "
      "absent on kinds without ids"),
@@ -74,6 +75,7 @@ HEADERS = [
     (c.H_INSTANCE, "all", "handler instance (host name unless configured)"),
     (c.H_EPOCH, "data", "epoch of the connection the records came on; +1 on every reconnect; "
                         "0: not from a stream (depth snapshots, `book` records)"),
+    (c.H_SYMBOL, "compact", "the records' symbol, which their bytes leave out (also the key)"),
     (c.H_FRAMES, "raw", "exchange frames in the message"),
     (c.H_RECV_NS, "raw", "receive time of each frame, ns, comma-separated"),
     (c.H_TIME_UNIT, "raw", "`ms` or `us`: the connection's `timeUnit`"),
@@ -214,15 +216,15 @@ profile. `kafka.producer` takes other librdkafka settings
 `retries`, `max.in.flight`, `message.timeout.ms`, their aliases) nor those a `kafka` key sets
 (`linger.ms`, `compression.type`, `batch.size`, `message.max.bytes`, their aliases): they
 fail at start, and so does a `kafka.max_message_bytes` that librdkafka's queue
-(`kafka.queue_mb`) could not take with its key and headers. `kafka.hold_ms` (records
-encoding; 0: each batch's messages leave with it) keeps each symbol's message open across
-batches while the handler is behind the exchange (at the end of a read burst its connection's
-socket still holds data not read), for up to that long (checked every 2 ms) or until the
-kind's held records fill `kafka.batch_bytes`. Once the handler has read what was sent, held
-messages go at once: at rates it keeps up with, nothing waits (checked at the end of each read
-burst, and over every connection at the 2 ms service tick; over TLS, data the TLS layer took
-from the socket but has not decrypted is not seen, which only ends a hold sooner; a replay,
-with no socket to ask, holds for the full time). A symbol's rows from another
+(`kafka.queue_mb`) could not take with its key and headers. `kafka.hold_ms` (`records` and
+`compact` encodings; 0: each batch's messages leave with it) keeps each symbol's message
+open across batches while the handler is behind the exchange (at the end of a read burst its
+connection's socket still holds data not read), for up to that long (checked every 2 ms) or
+until the kind's held records fill `kafka.batch_bytes`. Once the handler has read what was
+sent, held messages go at once: at rates it keeps up with, nothing waits (checked at the end
+of each read burst, and over every connection at the 2 ms service tick; over TLS, data the TLS
+layer took from the socket but has not decrypted is not seen, which only ends a hold sooner; a
+replay, with no socket to ask, holds for the full time). A symbol's rows from another
 connection (another epoch) send its held message first, and shutdown sends them all. At
 saturation on the benchmark VM the throughput profile's 5 ms made a third as many messages (a
 third as many `decode()` calls for a consumer) and less handler CPU per record with Kafka
@@ -277,10 +279,11 @@ big batches and when idle each frame leaves at once; earlier when a batch reache
 only caps a batch's age within one long burst (0: no cap). Per kind in
 `batch.per_kind.<kind>.{rows,bytes,linger_ms}`; `batch.burst: false` restores full-or-linger
 only. The sink splits each batch by symbol, keeping exchange order, into one message per
-symbol (several past `kafka.max_message_bytes`). With `kafka.hold_ms` (records encoding; the
-throughput profile's 5 ms) a symbol's message stays open across batches of its epoch while the
-handler is behind the exchange, for up to that long or until the kind's held records fill
-`kafka.batch_bytes`: fewer, bigger messages under load, no wait once it has caught up."""
+symbol (several past `kafka.max_message_bytes`). With `kafka.hold_ms` (`records` and
+`compact` encodings; the throughput profile's 5 ms) a symbol's message stays open across
+batches of its epoch while the handler is behind the exchange, for up to that long or until
+the kind's held records fill `kafka.batch_bytes`: fewer, bigger messages under load, no wait
+once it has caught up."""
 
 READING = """### Reading it back
 
@@ -317,6 +320,13 @@ def values_section() -> str:
   laid out as in the tables below. In numpy: `np.frombuffer(value, SCHEMAS[kind].dtype)`, or
   `feedhandler.decode(message)`. Padding bytes are zero; so are the unused slots of fixed
   sub-arrays (`depthPartial` levels past `bid_count`/`ask_count`).
+- `compact`: the same records cut before their `symbol`, every kind's last field: each is its
+  first bytes up to the symbol's offset (the tables give it: 49 of a `trade`'s 88, 58 of a
+  `depth` row's 96), back to back, and `{c.H_SYMBOL}` carries the symbol once. 35-45 % fewer
+  bytes than `records` for the busy kinds, for the broker, its disks and consumers alike, and
+  less handler CPU per record (see Delivery). In numpy:
+  `np.frombuffer(value, feedhandler.records.compact_row(SCHEMAS[kind]))`, or
+  `feedhandler.decode(message)`, which gives the symbol back.
 - `json`: one JSON object per record and line (each line ends in `\\n`), keys in table order.
   Integers are JSON numbers (nanosecond times exceed 2^53: parse them as 64-bit integers);
   decimals are exact strings with 8 decimals and no exponent (`"-0.00010000"`, `"0.00000000"`:

@@ -4,6 +4,7 @@ from feedhandler.records.schema import (
     SCALE,
     SCHEMAS,
     Schema,
+    compact_row,
     from_str,
     in_current_layout,
     schema_by_name,
@@ -12,5 +13,5 @@ from feedhandler.records.schema import (
     wide_to_int,
 )
 
-__all__ = ["SCALE", "SCHEMAS", "Schema", "from_str", "in_current_layout", "schema_by_name",
-           "to_decimal", "to_str", "wide_to_int"]
+__all__ = ["SCALE", "SCHEMAS", "Schema", "compact_row", "from_str", "in_current_layout",
+           "schema_by_name", "to_decimal", "to_str", "wide_to_int"]

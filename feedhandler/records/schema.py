@@ -119,6 +119,15 @@ def copied_into(schema: Schema, records: np.ndarray) -> np.ndarray:
     return out
 
 
+def compact_row(schema: Schema) -> np.dtype[Any]:
+    """A record of the `compact` encoding: its bytes before the symbol, the last field (the
+    fields before it at their offsets)."""
+    fields = [f for f in schema.fields if f.name != "symbol"]
+    end = next(f.offset for f in schema.fields if f.name == "symbol")
+    return np.dtype({"names": [f.name for f in fields], "formats": [_format(f) for f in fields],
+                     "offsets": [f.offset for f in fields], "itemsize": end})
+
+
 def schema_by_name(name: str, version: int) -> Schema:
     """The schema a Kafka message's headers name; KeyError for one this build does not know."""
     try:

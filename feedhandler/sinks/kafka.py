@@ -2,6 +2,7 @@
 symbol, never dropped.
 
 A decoder batch holds one kind and many symbols in exchange order; each row is copied in C++
+(with kafka.encoding compact, its bytes before the symbol, which one header then carries)
 into its symbol's message (each symbol keeps its order), one per symbol and batch (several
 when it exceeds kafka.max_message_bytes), or with kafka.hold_ms (the throughput profile's:
 5) one per symbol over the batches of up to that many milliseconds, until the handler has
@@ -55,6 +56,7 @@ from feedhandler._ext.publish import (
 from feedhandler.config import MESSAGE_OVERHEAD, KafkaConfig
 from feedhandler.contract import (
     ALL_SYMBOLS,
+    BINARY_ENCODINGS,
     H_EVENT,
     H_FIELD,
     H_INSTANCE,
@@ -249,7 +251,7 @@ class KafkaSink:
         self._topics: dict[str, dict[bytes, str]] = {}  # kind -> symbol -> topic
         self._plans: dict[str, RecordsPlan] = {}  # kind -> its produce_records arguments
         hold_ms = HOLD_MS[config.profile] if config.hold_ms < 0 else config.hold_ms
-        self._hold_s = hold_ms / 1000 if config.encoding == "records" else 0.0
+        self._hold_s = hold_ms / 1000 if config.encoding in BINARY_ENCODINGS else 0.0
         # kind -> time.monotonic() of its oldest held record (kafka.hold_ms)
         self._held: dict[str, float] = {}
         self._topic_kinds: dict[str, str] = {}  # delivery reports name only the topic
@@ -282,7 +284,7 @@ class KafkaSink:
         if not len(records):
             return
         schema = SCHEMAS[kind]
-        if self.config.encoding == "records":  # copied into messages and produced in C
+        if self.config.encoding in BINARY_ENCODINGS:  # copied into messages and produced in C
             # (which zeroes the padding in the messages): the decoder's batches, which carry
             # the schema's own dtype object, go as they are
             if records.dtype is not schema.dtype or not records.flags.c_contiguous:
@@ -296,7 +298,7 @@ class KafkaSink:
             layout = self._produce_records(schema, records, epoch, hold=True)
             if not layout.held:  # (all of them went in messages of max_message_bytes)
                 del self._held[kind]
-            elif layout.held * schema.itemsize >= self.config.batch_bytes:
+            elif layout.held * layout.row_bytes >= self.config.batch_bytes:
                 self._release(kind)
             return
         records = wire_records(schema, records)
@@ -490,7 +492,7 @@ class KafkaSink:
 
     def _produce_records(self, schema: Schema, records: np.ndarray | None, epoch: int,
                          hold: bool = False) -> RecordLayout:
-        """`records` (records encoding) into their symbols' messages, then sent: those full,
+        """`records` (a binary encoding) into their symbols' messages, then sent: those full,
         and unless `hold` every one (see produce_records); returns the kind's layout."""
         layout, topics, new_topic, fixed, most = \
             self._plans.get(schema.kind) or self._records_plan(schema)
@@ -518,10 +520,11 @@ class KafkaSink:
     def _records_plan(self, schema: Schema) -> RecordsPlan:
         """What produce_records needs for `schema`'s kind, made once."""
         kind = schema.kind
-        plan = (RecordLayout(schema.dtype, SEQUENCE_FIELDS.get(kind), padding(schema)),
-                self._topics.setdefault(kind, {}), partial(self._new_topic, kind),
+        layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS.get(kind), padding(schema),
+                              self.config.encoding == "compact")
+        plan = (layout, self._topics.setdefault(kind, {}), partial(self._new_topic, kind),
                 fixed_headers(schema.name, schema.version, self.config.encoding, self.instance),
-                max(1, self.config.max_message_bytes // schema.itemsize))
+                max(1, self.config.max_message_bytes // layout.row_bytes))
         self._plans[kind] = plan
         return plan
 

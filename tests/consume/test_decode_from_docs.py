@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 HEADING = re.compile(r"^#### `([\w.]+)` v(\d+) — kind `(\w+)`, (\d+) bytes per record$")
 ROW = re.compile(r"^\| (\d+) \| (\d+) \| `(\w+)` \| ([\w\[\]]+) \|")
+COMPACT = re.compile(r" In `compact` messages a record is its first (\d+) bytes\.$")
 SCALARS = {"int64": ("q", 8), "int16": ("h", 2), "uint8": ("B", 1), "decimal64": ("q", 8),
            "decimal128": ("Qq", 16)}
 
@@ -36,17 +37,22 @@ SCALARS = {"int64": ("q", 8), "int16": ("h", 2), "uint8": ("B", 1), "decimal64":
 Table = tuple[int, list[tuple[int, int, str, str]]]
 
 
-def tables(markdown: str) -> dict[tuple[str, int], Table]:
-    """(schema name, version) -> (record size, [(offset, size, field, type)]) from the README
-    section."""
-    out: dict[tuple[str, int], Table] = {}
+def tables(markdown: str) -> dict[tuple[str, str, int], Table]:
+    """(encoding, schema name, version) -> (record size, [(offset, size, field, type)]) from
+    the README section: each table's `records` layout, and its `compact` one (the fields
+    before the size its padding line gives)."""
+    out: dict[tuple[str, str, int], Table] = {}
     current: tuple[str, int] | None = None
     for line in markdown.splitlines():
         if m := HEADING.match(line):
             current = m[1], int(m[2])
-            out[current] = (int(m[4]), [])
+            out["records", *current] = (int(m[4]), [])
         elif current and (m := ROW.match(line)):
-            out[current][1].append((int(m[1]), int(m[2]), m[3], m[4]))
+            out["records", *current][1].append((int(m[1]), int(m[2]), m[3], m[4]))
+        elif current and (m := COMPACT.search(line)):
+            size = int(m[1])
+            out["compact", *current] = (size, [r for r in out["records", *current][1]
+                                               if r[0] + r[1] <= size])
     return out
 
 
@@ -112,7 +118,8 @@ def as_python(records: np.ndarray, i: int) -> dict[str, Any]:
     return row
 
 
-def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("encoding", ["records", "compact"])
+def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str, encoding: str) -> None:
     universe = Universe.generate(3, 10)
     streams = [f"{s.symbol.lower()}@{k}" for s in universe.symbols[:2]
                for k in ("trade", "aggTrade", "bookTicker", "depth@100ms", "depth10@100ms",
@@ -136,8 +143,8 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
 
     market = f"t{uuid.uuid4().hex[:10]}"
     kinds = [k for k in SCHEMAS if k not in ("control", "gap")]
-    sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market), "docs",
-                     topics=[f"binance.{market}.{kind}" for kind in kinds])
+    sink = KafkaSink(KafkaConfig(bootstrap=kafka_bootstrap, market=market, encoding=encoding),
+                     "docs", topics=[f"binance.{market}.{kind}" for kind in kinds])
     for kind in kinds:
         records = derived.get(kind, parsed[kind])
         assert len(records), kind
@@ -145,17 +152,21 @@ def test_struct_decoding_from_the_readme_tables(kafka_bootstrap: str) -> None:
     assert sink.close(30) == 0
 
     docs = tables(section())
-    assert set(docs) == {(SCHEMAS[k].name, SCHEMAS[k].version) for k in kinds} | set(HISTORY)
+    assert set(docs) == {(e, *name) for e in ("records", "compact") for name in
+                         {(SCHEMAS[k].name, SCHEMAS[k].version) for k in kinds} | set(HISTORY)}
     unpacked: dict[str, list[dict[str, Any]]] = {}
     for kind in kinds:
         for msg in read_messages(kafka_bootstrap, [f"binance.{market}.{kind}"]):
             headers = header_dict(msg.headers())
-            size, rows = docs[headers["fh.schema"], int(headers["fh.version"])]
+            assert headers["fh.encoding"] == encoding
+            size, rows = docs[encoding, headers["fh.schema"], int(headers["fh.version"])]
             value = msg.value() or b""
             assert len(value) == size * int(headers["fh.count"])
             fmt, items = layout(size, rows)
             expected = decode(msg)
             got = list(unpack(fmt, items, value))
+            if encoding == "compact":  # (the symbol is the header's)
+                got = [{**row, "symbol": headers["fh.symbol"]} for row in got]
             assert got == [as_python(expected, i) for i in range(len(expected))]
             unpacked.setdefault(kind, []).extend(got)
     assert {k: len(v) for k, v in unpacked.items()} == {
@@ -174,7 +185,7 @@ def test_an_earlier_layout_decodes_from_its_table() -> None:
     docs = tables(section())
     assert HISTORY, "no earlier layout to check"
     for (name, version), schema in HISTORY.items():
-        size, rows = docs[name, version]
+        size, rows = docs["records", name, version]
         assert size == schema.itemsize
         records = np.zeros(3, schema.dtype)
         for i, field in enumerate(schema.dtype.names or ()):

@@ -11,6 +11,7 @@ from feedhandler.contract import (
     H_ENCODING,
     H_RECV_NS,
     H_SCHEMA,
+    H_SYMBOL,
     H_TIME_UNIT,
     H_VERSION,
     DecodeError,
@@ -198,6 +199,13 @@ def test_decode_value_records_json_and_raw_agree() -> None:
         as_raw = decode_value({**base, H_ENCODING: "raw", **raw}, raw_value)
         for decoded in (as_records, as_json, as_raw):
             assert decoded.tobytes() == records.tobytes(), kind
+        cut = schema.dtype.fields["symbol"][1]
+        for symbol in dict.fromkeys(records["symbol"].tolist()):  # compact: one per symbol
+            mine = wire_records(schema, records[records["symbol"] == symbol])
+            value = mine.view(np.uint8).reshape(len(mine), -1)[:, :cut].tobytes()
+            as_compact = decode_value({**base, H_ENCODING: "compact", H_COUNT: str(len(mine)),
+                                       H_SYMBOL: symbol.decode()}, value)
+            assert as_compact.tobytes() == mine.tobytes(), (kind, symbol)
 
 
 @pytest.mark.parametrize("kind", list(SCHEMAS))
@@ -205,7 +213,9 @@ def test_an_empty_message_decodes_to_no_records_in_every_encoding(kind: str) -> 
     schema = SCHEMAS[kind]
     base = {H_SCHEMA: schema.name, H_VERSION: str(schema.version), H_COUNT: "0"}
     raw = header_dict(raw_headers(np.array([], np.int64), "ms"))
-    for headers in ({H_ENCODING: "records"}, {H_ENCODING: "json"}, {H_ENCODING: "raw", **raw}):
+    compact = [{H_ENCODING: "compact", H_SYMBOL: "BTCUSDT"}] if kind in MARKET_KINDS else []
+    for headers in ({H_ENCODING: "records"}, *compact, {H_ENCODING: "json"},
+                    {H_ENCODING: "raw", **raw}):
         decoded = decode_value({**base, **headers}, b"")
         assert decoded.dtype == schema.dtype and len(decoded) == 0, headers
 
@@ -224,6 +234,12 @@ def test_decode_value_rejects_what_it_cannot_vouch_for() -> None:
         decode_value({**base, H_VERSION: "9"}, b"")
     with pytest.raises(DecodeError, match="buffer size must be a multiple"):
         decode_value(base, records.tobytes()[:-1])  # a truncated value
+    with pytest.raises(DecodeError, match=r"a compact message without its fh\.symbol header"):
+        decode_value({**base, H_ENCODING: "compact"}, records.tobytes()[:49])
+    with pytest.raises(DecodeError, match="buffer size must be a multiple"):
+        decode_value({**base, H_ENCODING: "compact", H_SYMBOL: "A"}, records.tobytes()[:50])
+    with pytest.raises(DecodeError, match="longer than a trade record's symbol"):
+        decode_value({**base, H_ENCODING: "compact", H_SYMBOL: "A" * 33}, b"")
     with pytest.raises(ValueError, match="2 frames but 1 receive times"):
         decode_value({**base, H_ENCODING: "raw", H_RECV_NS: "1", H_TIME_UNIT: "ms"},
                      b"{}\n{}\n")

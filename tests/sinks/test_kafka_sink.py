@@ -132,6 +132,30 @@ def test_json_encoding_round_trips(kafka_bootstrap: str) -> None:
         assert got[symbol].tobytes() == records.tobytes()
 
 
+def test_compact_encoding_leaves_the_symbol_to_a_header(kafka_bootstrap: str) -> None:
+    config = kafka_config(kafka_bootstrap, encoding="compact", max_message_bytes=20_000)
+    sink = new_sink(config)
+    batch = trades([b"BTCUSDT", b"ETHUSDT"])
+    sink.publish_batch("trade", batch[:1000], epoch=1)
+    sink.publish_batch("trade", batch[1000:], epoch=1)
+    drain(sink)
+    row = SCHEMAS["trade"].dtype.fields["symbol"][1]  # 49 of a record's 88 bytes
+    got: dict[bytes, list[np.ndarray]] = {}
+    for msg in read(config, "trade"):
+        headers = header_dict(msg.headers())
+        assert (headers["fh.encoding"], headers["fh.symbol"]) == ("compact", msg.key().decode())
+        assert len(msg.value() or b"") == int(headers["fh.count"]) * row <= 20_000
+        records = decode(msg)
+        assert (headers["fh.seq.first"], headers["fh.seq.last"]) == (
+            str(records["trade_id"][0]), str(records["trade_id"][-1]))
+        got.setdefault(msg.key(), []).append(records)
+    expected = by_symbol(batch)
+    assert set(got) == set(expected)
+    for symbol, parts in got.items():
+        assert joined(parts).tobytes() == expected[symbol].tobytes()
+    assert sink.summary()["records_delivered"] == len(batch)
+
+
 @pytest.mark.parametrize("encoding", ["records", "json"])
 def test_runs_larger_than_max_message_bytes_are_split(kafka_bootstrap: str,
                                                       encoding: str) -> None:

@@ -21,7 +21,16 @@ from feedhandler._ext.publish import (
     produce_messages,
     produce_records,
 )
-from feedhandler.contract import SEQUENCE_FIELDS, fixed_headers, header_dict, padding, wire_records
+from feedhandler.contract import (
+    BINARY_ENCODINGS,
+    H_SYMBOL,
+    SEQUENCE_FIELDS,
+    decode_value,
+    fixed_headers,
+    header_dict,
+    padding,
+    wire_records,
+)
 from feedhandler.records import SCHEMAS
 
 
@@ -275,32 +284,51 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
         assert not got[:, 8:12].any()
 
 
+def test_a_compact_layout_needs_the_symbol_last() -> None:
+    dtype = np.dtype([("symbol", "S8"), ("flag", "u1")])
+    with pytest.raises(ValueError, match="the symbol must be the last field"):
+        RecordLayout(dtype, None, (), True)
+    assert RecordLayout(dtype).row_bytes == 9
+
+
+@pytest.mark.parametrize("encoding", BINARY_ENCODINGS)
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 199), max_size=300),
                           st.integers(1, 9) | st.just(2**63 - 1)),  # (no cut at all)
                 min_size=1, max_size=4))
 def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
-        batches: list[tuple[list[int], int]]) -> None:
+        encoding: str, batches: list[tuple[list[int], int]]) -> None:
     """Batch after batch through one layout (its symbol table kept: a batch of up to 200
-    symbols, then one of few), each group's rows in row order, cut every `most`."""
+    symbols, then one of few), each group's rows in row order, cut every `most`; a compact
+    message holds each row's bytes before the symbol, and decodes to the same records."""
     schema = SCHEMAS["trade"]
-    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema))
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema),
+                          encoding == "compact")
+    row_bytes = schema.dtype.fields["symbol"][1] if encoding == "compact" else schema.itemsize
+    assert layout.row_bytes == row_bytes
+    fixed = fixed_headers(schema.name, schema.version, encoding, "host-a")
     for picks, most in batches:
         records = trades([b"S%d" % i for i in picks])
         producer = Producer.capturing()
         counts = Counts()
         produce_records(Outlet(producer, print, print), layout, records, most, {},
-                        lambda symbol: symbol.decode(), (), 1, False, counts)
+                        lambda symbol: symbol.decode(), fixed, 1, False, counts)
         expected = []
         for symbol in dict.fromkeys(picks):
             run = records[np.array(picks) == symbol]
             expected += [(b"S%d" % symbol, run[i:i + most]) for i in range(0, len(run), most)]
         got = produced(producer)
+        wire = [(key, wire_records(schema, rows)) for key, rows in expected]
         assert [(key, value) for _, key, value, _ in got] == [
-            (key, wire_records(schema, rows).tobytes()) for key, rows in expected]
+            (key, rows.view(np.uint8).reshape(len(rows), -1)[:, :row_bytes].tobytes())
+            for key, rows in wire]
         assert [(h["fh.count"], h["fh.seq.first"], h["fh.seq.last"]) for *_, h in got] == [
             (str(len(rows)), str(rows["trade_id"][0]), str(rows["trade_id"][-1]))
             for _, rows in expected]
+        assert [h.get(H_SYMBOL) for *_, h in got] == [
+            key.decode() if encoding == "compact" else None for key, _ in expected]
+        for (*_, value, headers), (_, rows) in zip(got, wire, strict=True):
+            assert decode_value(headers, value).tobytes() == rows.tobytes()
         assert (counts.produced, counts.records) == (len(expected), len(picks))
 
 

@@ -129,8 +129,8 @@ cdef extern from "grouping.h" namespace "fh" nogil:
         int64_t rows
         int64_t epoch
     cdef cppclass OpenMessages:
-        void append(const char* rows, size_t n, size_t width, size_t key_offset,
-                    size_t key_width, const uint8_t* keep, size_t most,
+        void append(const char* rows, size_t n, size_t width, size_t copied,
+                    size_t key_offset, size_t key_width, const uint8_t* keep, size_t most,
                     int64_t epoch) except +
         void take(cbool all, size_t most, vector[HeldMessage]& out) except +
         const char* key(int32_t k)

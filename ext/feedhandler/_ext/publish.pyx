@@ -21,13 +21,14 @@ from feedhandler._ext.rdkafka cimport RD_KAFKA_RESP_ERR__QUEUE_FULL
 
 
 cnp.import_array()
-from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST
+from feedhandler.contract import H_COUNT, H_EPOCH, H_SEQ_FIRST, H_SEQ_LAST, H_SYMBOL
 
 # The per-message header names, UTF-8 held by the module's str constants
 cdef const char* _H_COUNT = PyUnicode_AsUTF8(H_COUNT)
 cdef const char* _H_EPOCH = PyUnicode_AsUTF8(H_EPOCH)
 cdef const char* _H_SEQ_FIRST = PyUnicode_AsUTF8(H_SEQ_FIRST)
 cdef const char* _H_SEQ_LAST = PyUnicode_AsUTF8(H_SEQ_LAST)
+cdef const char* _H_SYMBOL = PyUnicode_AsUTF8(H_SYMBOL)
 
 
 def group_rows(keys not None):
@@ -153,17 +154,24 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
 
 cdef class RecordLayout:
     """Where produce_records finds a kind's symbol and sequence range in its records, and
-    which byte ranges no field covers (the schema's layout, read once per kind); and the
-    kind's rows not yet sent (`held`), one open message per symbol."""
-    cdef readonly Py_ssize_t itemsize, symbol_offset, symbol_width, first_offset, last_offset
+    which byte ranges no field covers (the schema's layout, read once per kind); how much of
+    a row a message carries (`row_bytes`: all of it, or with `compact` the bytes before the
+    symbol, which must be the last field); and the kind's rows not yet sent (`held`), one open
+    message per symbol."""
+    cdef readonly Py_ssize_t itemsize, row_bytes, symbol_offset, symbol_width
+    cdef readonly Py_ssize_t first_offset, last_offset
+    cdef readonly bint compact
     cdef vector[uint8_t] _keep  # per byte of a row: 0xff, or 0 where padding is
     cdef core.OpenMessages _open
 
-    def __init__(self, dtype not None, tuple sequence=None, padding=()):
+    def __init__(self, dtype not None, tuple sequence=None, padding=(), bint compact=False):
         symbol, offset = dtype.fields["symbol"][:2]
         if symbol.kind != "S":
             raise ValueError("the symbol field must be fixed-width bytes")
-        self.itemsize, self.symbol_offset = dtype.itemsize, offset
+        if compact and any(f[1] > offset for f in dtype.fields.values()):
+            raise ValueError("compact rows: the symbol must be the last field")
+        self.itemsize, self.symbol_offset, self.compact = dtype.itemsize, offset, compact
+        self.row_bytes = offset if compact else self.itemsize
         self._keep.assign(self.itemsize, 0xff)
         for start, end in padding:
             if not 0 <= start < end <= self.itemsize:
@@ -193,6 +201,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     connection epoch `epoch`, is copied in one pass in row order into its symbol's open
     message, which the layout keeps from call to call (a message of another epoch is finished
     first); the layout's padding is zero in the messages, whatever it holds in `records`.
+    A message carries layout.row_bytes of each row: with a compact layout the rows stop before
+    their symbol, which an H_SYMBOL header after the sequence range carries once.
     Then the finished messages (`most` records, the same in every call, or of an earlier
     epoch), and unless `hold` every open one too, are sent: symbol by symbol in order of first
     appearance, each symbol's in row order, keyed by the symbol, to topics[symbol]
@@ -213,7 +223,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     # backlog it is copied into the backlog's bytes instead. What a raise leaves is freed.
     cdef vector[core.HeldMessage] messages
     cdef bint sequenced = layout.first_offset >= 0
-    cdef size_t width = layout.itemsize
+    cdef size_t width = layout.row_bytes
     cdef int32_t symbol = -1
     cdef const char* key_bytes
     cdef char* value
@@ -224,7 +234,8 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
         if n:
             try:
                 layout._open.append(<const char*>cnp.PyArray_DATA(records), n,
-                                    layout.itemsize, layout.symbol_offset, layout.symbol_width,
+                                    layout.itemsize, layout.row_bytes,
+                                    layout.symbol_offset, layout.symbol_width,
                                     layout._keep.data(), most, epoch)
             except Exception:
                 # the batch leaves whole or not at all (nor later under another's epoch):
@@ -248,6 +259,10 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
                 (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
                 if sequenced else 0)
+            if layout.compact:  # (the rows left their symbol out)
+                headers[count_headers].name = _H_SYMBOL
+                headers[count_headers].value, headers[count_headers].size = key_bytes, len(key)
+                count_headers += 1
             messages[i].value = NULL  # _send frees it or hands it over
             full = _send(outlet, counts, topic, key, value, count * width, True, None,
                          headers, count_headers, count, full)
@@ -269,8 +284,8 @@ cdef inline Py_ssize_t _key_size(const char* symbol, Py_ssize_t width) noexcept:
 cdef Py_ssize_t _fixed(Header* headers, tuple fixed_headers) except -1:
     """A data message's first headers, the fixed ones; returns how many. The tuples' objects
     hold the bytes for the call."""
-    if len(fixed_headers) + 4 > MAX_HEADERS:  # (count, epoch, the sequence range)
-        raise ValueError(f"more than {MAX_HEADERS - 4} fixed headers")
+    if len(fixed_headers) + 5 > MAX_HEADERS:  # (count, epoch, the sequence range, symbol)
+        raise ValueError(f"more than {MAX_HEADERS - 5} fixed headers")
     return add_headers(headers, 0, fixed_headers)
 
 
