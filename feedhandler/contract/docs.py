@@ -231,7 +231,12 @@ third as many `decode()` calls for a consumer) and less handler CPU per record w
 (1.44x and 1.47x the null sink's against 1.61x and 1.54x without holding, in two runs); at
 1k and 10k msgs/s its end to end latency stayed the same (p50 4.0 and 3.8 ms either way).
 The latency profile holds nothing: under load, holding adds up to `kafka.hold_ms`
-(`bench/BENCHMARKS.md`, "Kafka path", thirtieth session). With linger 0 a `produce()` into
+(`bench/BENCHMARKS.md`, "Kafka path", thirtieth session). What is left at saturation is
+per byte: the rows' copy into messages, librdkafka's CRC32C and socket copy on the handler's
+core, and the broker's work. `kafka.encoding: compact` (33-44 % fewer bytes) gave 1.35x and
+1.36x the null sink's handler CPU per record against 1.42x and 1.44x with `records` in the
+same runs, and the broker's CPU per record 0.65-0.73x (thirty-first session). With linger 0 a
+`produce()` into
 an empty queue wakes librdkafka's broker thread, which at the same priority tends to preempt
 the decoding thread on a shared core message by message; at nice 10 it mostly runs once the
 read's hand-over is done and sends its messages together (a weight, not an order: on an idle
@@ -322,7 +327,7 @@ def values_section() -> str:
   sub-arrays (`depthPartial` levels past `bid_count`/`ask_count`).
 - `compact`: the same records cut before their `symbol`, every kind's last field: each is its
   first bytes up to the symbol's offset (the tables give it: 49 of a `trade`'s 88, 58 of a
-  `depth` row's 96), back to back, and `{c.H_SYMBOL}` carries the symbol once. 35-45 % fewer
+  `depth` row's 96), back to back, and `{c.H_SYMBOL}` carries the symbol once. 33-44 % fewer
   bytes than `records` for the busy kinds, for the broker, its disks and consumers alike, and
   less handler CPU per record (see Delivery). In numpy:
   `np.frombuffer(value, feedhandler.records.compact_row(SCHEMAS[kind]))`, or
