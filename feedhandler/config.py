@@ -186,8 +186,9 @@ class KafkaConfig(Section):
     """{market} in topic names (e.g. sim for simulator data on a shared broker)"""
     encoding: Literal["records", "compact", "json", "jsonrecord", "raw"] = "records"
     """message values: record bytes; compact: record bytes without the symbol, which a header
-    carries once (33-44 % fewer bytes for the busy kinds, less CPU per record); JSON lines;
-    one JSON record per message; or the exchange frames (feedhandler.contract.ENCODINGS)"""
+    carries once (uncompressed 33-44 % fewer bytes for the busy kinds, less CPU per record);
+    JSON lines; one JSON record per message; or the exchange frames
+    (feedhandler.contract.ENCODINGS)"""
     create_topics: bool = True
     """create missing topics on start; false: fail naming a missing one"""
     start_wait_s: NonNegativeFloat = 0.0

@@ -175,8 +175,8 @@ def wire_records(schema: Schema, records: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1024)
 def fixed_headers(name: str, version: int, encoding: str,
                   instance: str) -> tuple[tuple[str, bytes], ...]:
-    """The headers a data message starts with; count, epoch and the sequence range follow
-    (feedhandler._ext.publish.produce_messages adds them per message)."""
+    """The headers a data message starts with; count, epoch, the sequence range and, in the
+    compact encoding, the symbol follow (feedhandler._ext.publish adds them per message)."""
     return ((H_SCHEMA, name.encode()), (H_VERSION, b"%d" % version),
             (H_ENCODING, encoding.encode()), (H_INSTANCE, instance.encode()))
 
@@ -227,14 +227,13 @@ def decode_raw(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndar
 
 def _uncompacted(schema: Schema, headers: dict[str, str], value: bytes) -> np.ndarray:
     """A `compact` value's records in `schema`'s layout, the symbol from its header."""
-    if "symbol" not in (schema.dtype.names or ()):
-        raise ValueError(f"{schema.kind} records have no symbol to leave out (compact)")
+    row = compact_row(schema)  # (ValueError for a kind without a symbol)
     if H_SYMBOL not in headers:
         raise ValueError(f"a compact message without its {H_SYMBOL} header")
     symbol = headers[H_SYMBOL].encode()
     if len(symbol) > schema.dtype["symbol"].itemsize:  # (numpy would cut it)
         raise ValueError(f"{H_SYMBOL} is longer than a {schema.kind} record's symbol")
-    rows = np.frombuffer(value, dtype=compact_row(schema))
+    rows = np.frombuffer(value, dtype=row)
     records = np.zeros(len(rows), schema.dtype)
     as_bytes = records.view(np.uint8).reshape(len(rows), schema.itemsize)
     as_bytes[:, :rows.itemsize] = rows.view(np.uint8).reshape(len(rows), rows.itemsize)

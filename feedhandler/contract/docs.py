@@ -30,6 +30,7 @@ TYPES = {
 }
 
 DATA_KINDS = [s for s in SCHEMAS.values() if KIND_BY_NAME[s.kind].role in DATA_ROLES]
+BUSY_KINDS = ("trade", "aggTrade", "bookTicker", "depth")  # most of a market's records
 
 
 def type_token(f: Field) -> str:
@@ -47,7 +48,8 @@ def padding_text(schema: Schema) -> str:
            f"{', '.join(ranges)}."
 
 
-def record_table(schema: Schema) -> str:
+def record_table(schema: Schema, compact: bool = True) -> str:
+    """A layout's table; `compact`: with its size in the compact encoding (current layouts)."""
     kind = KIND_BY_NAME[schema.kind]
     lines = [f"#### `{schema.name}` v{schema.version} — kind `{schema.kind}`, "
              f"{schema.itemsize} bytes per record",
@@ -58,8 +60,9 @@ def record_table(schema: Schema) -> str:
     for f in sorted(schema.fields, key=lambda f: f.offset):
         lines.append(f"| {f.offset} | {f.size} | `{f.name}` | {type_token(f)} | "
                      f"{kind.field(f.name).doc} |")
-    lines += ["", padding_text(schema) + f" In `compact` messages a record is its first "
-              f"{compact_row(schema).itemsize} bytes."]
+    tail = f" In `compact` messages a record is its first {compact_row(schema).itemsize} " \
+           "bytes." if compact else ""
+    lines += ["", padding_text(schema) + tail]
     return "\n".join(lines)
 
 
@@ -233,16 +236,15 @@ third as many `decode()` calls for a consumer) and less handler CPU per record w
 The latency profile holds nothing: under load, holding adds up to `kafka.hold_ms`
 (`bench/BENCHMARKS.md`, "Kafka path", thirtieth session). What is left at saturation is
 per byte: the rows' copy into messages, librdkafka's CRC32C and socket copy on the handler's
-core, and the broker's work. `kafka.encoding: compact` (33-44 % fewer bytes) gave 1.35x and
-1.36x the null sink's handler CPU per record against 1.42x and 1.44x with `records` in the
-same runs, and the broker's CPU per record 0.65-0.73x (thirty-first session). With linger 0 a
-`produce()` into
-an empty queue wakes librdkafka's broker thread, which at the same priority tends to preempt
-the decoding thread on a shared core message by message; at nice 10 it mostly runs once the
-read's hand-over is done and sends its messages together (a weight, not an order: on an idle
-core it runs at once). On the 2-vCPU
-benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
-0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
+core, and the broker's work. Without compression `kafka.encoding: compact` (33-44 % fewer
+bytes) gave 1.35x and 1.36x the null sink's handler CPU per record against 1.42x and 1.44x
+with `records` in the same runs, and the broker's CPU per record 0.65-0.73x (thirty-first
+session). With linger 0 a `produce()` into an empty queue wakes librdkafka's broker thread,
+which at the same priority tends to preempt the decoding thread on a shared core message by
+message; at nice 10 it mostly runs once the read's hand-over is done and sends its messages
+together (a weight, not an order: on an idle core it runs at once). On the 2-vCPU benchmark
+VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to 0.17-0.20 ms
+(`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
 with a linger it is then late to its timer, so the throughput profile leaves it at 0.
 librdkafka's idempotent producer sends a partition's next produce request only once fewer than
 5 of its messages are in flight (in effect one request at a time; librdkafka pull request
@@ -318,6 +320,17 @@ feedhandler consume --from-beginning --format summary # per symbol: messages, re
 Control events and dead letters are printed as JSON lines."""
 
 
+def _compact(kind: str) -> str:
+    return f"{compact_row(SCHEMAS[kind]).itemsize} of a `{kind}` record's {SCHEMAS[kind].itemsize}"
+
+
+def _saved() -> str:
+    """How much smaller compact records are than whole ones, over the busy kinds."""
+    saved = [round(100 - 100 * compact_row(SCHEMAS[k]).itemsize / SCHEMAS[k].itemsize)
+             for k in BUSY_KINDS]
+    return f"{min(saved)}-{max(saved)} %"
+
+
 def values_section() -> str:
     return f"""### Values
 
@@ -326,12 +339,16 @@ def values_section() -> str:
   `feedhandler.decode(message)`. Padding bytes are zero; so are the unused slots of fixed
   sub-arrays (`depthPartial` levels past `bid_count`/`ask_count`).
 - `compact`: the same records cut before their `symbol`, every kind's last field: each is its
-  first bytes up to the symbol's offset (the tables give it: 49 of a `trade`'s 88, 58 of a
-  `depth` row's 96), back to back, and `{c.H_SYMBOL}` carries the symbol once. 33-44 % fewer
-  bytes than `records` for the busy kinds, for the broker, its disks and consumers alike, and
-  less handler CPU per record (see Delivery). In numpy:
-  `np.frombuffer(value, feedhandler.records.compact_row(SCHEMAS[kind]))`, or
-  `feedhandler.decode(message)`, which gives the symbol back.
+  first bytes up to the symbol's offset (the tables give it: {_compact("trade")},
+  {_compact("depth")}), back to back, and `{c.H_SYMBOL}` carries the symbol once. Without
+  compression {_saved()} fewer bytes than `records` for the busy kinds, for the broker, its
+  disks and consumers alike, and less handler CPU per record (see Delivery; with compression
+  the symbol compresses well, and the difference is smaller). Rows are then not aligned (a
+  `trade` every 49 bytes): read fields with unaligned loads, or copy each row into a full
+  record. In numpy: `np.frombuffer(value, feedhandler.records.compact_row(SCHEMAS[kind]))`,
+  or `feedhandler.decode(message)`, which gives the symbol back. A consumer that reads values
+  as `records` must check `{c.H_ENCODING}`: some compact values are a whole number of full
+  records long too.
 - `json`: one JSON object per record and line (each line ends in `\\n`), keys in table order.
   Integers are JSON numbers (nanosecond times exceed 2^53: parse them as 64-bit integers);
   decimals are exact strings with 8 decimals and no exponent (`"-0.00010000"`, `"0.00000000"`:
@@ -398,7 +415,7 @@ this leaves are listed under each table. Types:
 
 A message produced before its kind's layout changed names that version in `fh.version` and
 decodes with its table here (`feedhandler.decode` reads these too, into the current layout)."""]
-    parts += [record_table(s) for _, s in sorted(HISTORY.items())]
+    parts += [record_table(s, compact=False) for _, s in sorted(HISTORY.items())]
     return "\n\n".join(parts) + "\n"
 
 

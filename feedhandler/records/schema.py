@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -119,11 +120,14 @@ def copied_into(schema: Schema, records: np.ndarray) -> np.ndarray:
     return out
 
 
+@cache
 def compact_row(schema: Schema) -> np.dtype[Any]:
     """A record of the `compact` encoding: its bytes before the symbol, the last field (the
-    fields before it at their offsets)."""
-    fields = [f for f in schema.fields if f.name != "symbol"]
-    end = next(f.offset for f in schema.fields if f.name == "symbol")
+    fields before it at their offsets); ValueError for a kind without a symbol last."""
+    if schema.fields[-1].name != "symbol":
+        raise ValueError(f"{schema.kind} records do not end in a symbol to leave out")
+    *fields, symbol = schema.fields
+    end = symbol.offset
     return np.dtype({"names": [f.name for f in fields], "formats": [_format(f) for f in fields],
                      "offsets": [f.offset for f in fields], "itemsize": end})
 

@@ -86,7 +86,7 @@ RecordsPlan = tuple[RecordLayout, dict[bytes, str], Callable[[bytes], str],
                    tuple[tuple[str, bytes], ...], int]
 STATISTICS_INTERVAL_MS = 5_000
 # What a backlog entry holds besides its value (its tuple, key, headers list and tuples): ~1 KB
-# with a data message's 8 headers (sys.getsizeof), counted against kafka.backlog_limit_mb so
+# with a data message's 8-9 headers (sys.getsizeof), counted against kafka.backlog_limit_mb so
 # that small values (jsonrecord) cannot hold several times the limit.
 BACKLOG_ENTRY_BYTES = 1024
 # librdkafka's latency windows (µs), per broker: in its queue, in the socket buffer, to the ack.
@@ -122,7 +122,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 THREAD_NICE = {"latency": 10, "throughput": 0}
 # kafka.hold_ms per profile (kafka.hold_ms wins). Records are held only while the handler is
 # behind the exchange (Handler._after_burst calls caught_up() once it is not), so holding costs
-# latency only under load, where a third as many messages (8 headers each, librdkafka's
+# latency only under load, where a third as many messages (8-9 headers each, librdkafka's
 # bookkeeping and frees) lowered the handler's CPU per record (bench/BENCHMARKS.md, Kafka
 # path, thirtieth session). Under load the latency profile still sends at once.
 HOLD_MS = {"latency": 0.0, "throughput": 5.0}

@@ -11,7 +11,15 @@ import pytest
 
 import feedhandler
 from feedhandler._ext.decoder import DTYPES, KIND_NAMES, layouts
-from feedhandler.records import SCALE, SCHEMAS, Schema, schema_by_name, to_decimal, wide_to_int
+from feedhandler.records import (
+    SCALE,
+    SCHEMAS,
+    Schema,
+    compact_row,
+    schema_by_name,
+    to_decimal,
+    wide_to_int,
+)
 from feedhandler.records.schema import HISTORY
 
 # (version, itemsize, fingerprint of name:offset:type:count per field). A layout change must
@@ -188,6 +196,19 @@ def test_quantity_beyond_int128_is_rejected_not_wrapped() -> None:
     result = feedhandler.parse([frame])
     assert [(d.reason, d.field) for d in result.dead_letters] == [("overflow", "B")]
     assert len(result["bookTicker"]) == 0
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS.values(), *HISTORY.values()],
+                         ids=lambda s: f"{s.kind}-v{s.version}")
+def test_a_compact_record_is_its_record_cut_before_the_symbol(schema: Schema) -> None:
+    """The compact encoding relies on every layout ending in its symbol."""
+    if "symbol" not in (schema.dtype.names or ()):
+        with pytest.raises(ValueError, match="do not end in a symbol"):
+            compact_row(schema)
+        return
+    row, symbol = compact_row(schema), schema.dtype.fields["symbol"]
+    assert row.itemsize == symbol[1] and row.names == schema.dtype.names[:-1]
+    assert all(row.fields[n] == schema.dtype.fields[n] for n in row.names)
 
 
 def test_v1_messages_still_decode() -> None:

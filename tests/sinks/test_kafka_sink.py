@@ -24,7 +24,7 @@ from feedhandler.config import KafkaConfig
 from feedhandler.consume.reader import read_messages
 from feedhandler.contract import Frames, header_dict, wire_records
 from feedhandler.parsing import parse
-from feedhandler.records import SCHEMAS
+from feedhandler.records import SCHEMAS, compact_row
 from feedhandler.simulator.market import Feed, Universe
 from feedhandler.sinks.kafka import KafkaSink
 from feedhandler.sinks.topics import TopicError, ensure_topics
@@ -141,7 +141,10 @@ def test_compact_encoding_leaves_the_symbol_to_a_header(kafka_bootstrap: str) ->
     drain(sink)
     row = SCHEMAS["trade"].dtype.fields["symbol"][1]  # 49 of a record's 88 bytes
     got: dict[bytes, list[np.ndarray]] = {}
-    for msg in read(config, "trade"):
+    messages = read(config, "trade")
+    # messages are cut at what max_message_bytes holds of compact rows, not of whole records
+    assert max(int(header_dict(m.headers())["fh.count"]) for m in messages) == 20_000 // row
+    for msg in messages:
         headers = header_dict(msg.headers())
         assert (headers["fh.encoding"], headers["fh.symbol"]) == ("compact", msg.key().decode())
         assert len(msg.value() or b"") == int(headers["fh.count"]) * row <= 20_000
@@ -601,9 +604,13 @@ def test_held_records_leave_at_once_when_the_handler_has_caught_up(kafka_bootstr
     assert [len(read(config, kind)) for kind in ("trade", "aggTrade")] == [1, 1]
 
 
-def test_held_records_leave_when_old_full_or_of_another_epoch(kafka_bootstrap: str) -> None:
-    row = SCHEMAS["trade"].itemsize
-    config = kafka_config(kafka_bootstrap, hold_ms=50, batch_bytes=1000 * row)
+@pytest.mark.parametrize("encoding", ["records", "compact"])
+def test_held_records_leave_when_old_full_or_of_another_epoch(kafka_bootstrap: str,
+                                                              encoding: str) -> None:
+    schema = SCHEMAS["trade"]  # batch_bytes counts the bytes a message carries of each row
+    row = compact_row(schema).itemsize if encoding == "compact" else schema.itemsize
+    config = kafka_config(kafka_bootstrap, hold_ms=50, batch_bytes=1000 * row,
+                          encoding=encoding)
     sink = new_sink(config)
     batch = trades([b"BTCUSDT", b"ETHUSDT"])
 

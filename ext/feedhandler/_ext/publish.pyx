@@ -227,7 +227,7 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
     cdef int32_t symbol = -1
     cdef const char* key_bytes
     cdef char* value
-    cdef int64_t count
+    cdef int64_t count, first = 0, last = 0
     cdef bytes key
     cdef str topic  # (checked here, before a value is sent to it)
     try:
@@ -254,11 +254,11 @@ def produce_records(Outlet outlet not None, RecordLayout layout not None,
                 if topic is None:
                     topic = new_topic(key)
             value, count = messages[i].value, messages[i].rows
-            count_headers = _numbers(
-                headers, fixed, &digits, count, messages[i].epoch, sequenced,
-                (<const int64_t*>(value + layout.first_offset))[0] if sequenced else 0,
-                (<const int64_t*>(value + (count - 1) * width + layout.last_offset))[0]
-                if sequenced else 0)
+            if sequenced:  # (compact rows leave them unaligned)
+                memcpy(&first, value + layout.first_offset, 8)
+                memcpy(&last, value + (count - 1) * width + layout.last_offset, 8)
+            count_headers = _numbers(headers, fixed, &digits, count, messages[i].epoch,
+                                     sequenced, first, last)
             if layout.compact:  # (the rows left their symbol out)
                 headers[count_headers].name = _H_SYMBOL
                 headers[count_headers].value, headers[count_headers].size = key_bytes, len(key)
