@@ -237,14 +237,14 @@ The latency profile holds nothing: under load, holding adds up to `kafka.hold_ms
 (`bench/BENCHMARKS.md`, "Kafka path", thirtieth session). What is left at saturation is
 per byte: the rows' copy into messages, librdkafka's CRC32C and socket copy on the handler's
 core, and the broker's work. Without compression `kafka.encoding: compact` (33-44 % fewer
-bytes) gave 1.35x and 1.36x the null sink's handler CPU per record against 1.42x and 1.44x
-with `records` in the same runs, and the broker's CPU per record 0.65-0.73x (thirty-first
-session). With linger 0 a `produce()` into an empty queue wakes librdkafka's broker thread,
-which at the same priority tends to preempt the decoding thread on a shared core message by
-message; at nice 10 it mostly runs once the read's hand-over is done and sends its messages
-together (a weight, not an order: on an idle core it runs at once). On the 2-vCPU benchmark
-VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to 0.17-0.20 ms
-(`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
+bytes) gave 1.35x, 1.36x and 1.33x the null sink's handler CPU per record against 1.42x,
+1.44x and 1.60x with `records` in the same runs, and the broker's CPU per record 0.65-0.73x
+(thirty-first session). With linger 0 a `produce()` into an empty queue wakes librdkafka's
+broker thread, which at the same priority tends to preempt the decoding thread on a shared
+core message by message; at nice 10 it mostly runs once the read's hand-over is done and
+sends its messages together (a weight, not an order: on an idle core it runs at once). On the
+2-vCPU benchmark VM at 10k msgs/s the handler's receive → produce p99 went from 1.7-1.9 ms to
+0.17-0.20 ms (`bench/BENCHMARKS.md`). The cost: on a busy core librdkafka gets a small share;
 with a linger it is then late to its timer, so the throughput profile leaves it at 0.
 librdkafka's idempotent producer sends a partition's next produce request only once fewer than
 5 of its messages are in flight (in effect one request at a time; librdkafka pull request
