@@ -60,8 +60,8 @@ class OpenMessages {
   // same for every call) to their keys' messages, each row's first `copied` bytes (the same
   // for every call: all of them, or those before the key), each byte ANDed with keep[its
   // offset in the row] (0 over padding, which a message carries as zeros whatever the rows
-  // hold); a key's message of another epoch is finished first. On an exception numbering the keys (an
-  // allocation) no row is appended; copying, the rows before the one it met are.
+  // hold); a key's message of another epoch is finished first. On an exception numbering the
+  // keys (an allocation) no row is appended; copying, the rows before the one it met are.
   void append(const char* rows, size_t n, size_t width, size_t copied, size_t key_offset,
               size_t key_width, const uint8_t* keep, size_t most, int64_t epoch);
   // Into `out`: every finished message (`most` rows, or of an earlier epoch), and with `all`

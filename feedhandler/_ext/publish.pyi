@@ -49,17 +49,17 @@ def produce_messages(outlet: Outlet, batch: MessageBatch, full: bool) -> None: .
 class RecordLayout:
     # read-only: byte offsets in a record (-1: the kind has no sequence range)
     itemsize: int
-    row_bytes: int  # of each record in a message: itemsize, or symbol_offset when compact
+    row_bytes: int  # of each record in a message: itemsize, or fewer, before the symbol
     symbol_offset: int
     symbol_width: int
     first_offset: int
     last_offset: int
-    compact: bool
+    compact: bool  # row_bytes < itemsize: the symbol left out
     @property
     def held(self) -> int: ...  # rows given to produce_records, not yet sent
 
     def __init__(self, dtype: np.dtype[Any], sequence: tuple[str, str] | None = None,
-                 padding: Iterable[tuple[int, int]] = (), compact: bool = False) -> None: ...
+                 padding: Iterable[tuple[int, int]] = (), row_bytes: int = -1) -> None: ...
 
 def produce_records(
     outlet: Outlet,

@@ -233,10 +233,7 @@ def _uncompacted(schema: Schema, headers: dict[str, str], value: bytes) -> np.nd
     symbol = headers[H_SYMBOL].encode()
     if len(symbol) > schema.dtype["symbol"].itemsize:  # (numpy would cut it)
         raise ValueError(f"{H_SYMBOL} is longer than a {schema.kind} record's symbol")
-    rows = np.frombuffer(value, dtype=row)
-    records = np.zeros(len(rows), schema.dtype)
-    as_bytes = records.view(np.uint8).reshape(len(rows), schema.itemsize)
-    as_bytes[:, :rows.itemsize] = rows.view(np.uint8).reshape(len(rows), rows.itemsize)
+    records = copied_into(schema, np.frombuffer(value, dtype=row))
     records["symbol"] = symbol
     return records
 

@@ -75,7 +75,7 @@ from feedhandler.contract import (
 )
 from feedhandler.contract.json_lines import encode_json
 from feedhandler.logs import Throttle
-from feedhandler.records import SCHEMAS, Schema
+from feedhandler.records import SCHEMAS, Schema, compact_row
 from feedhandler.sinks.topics import ensure_topics, kafka_client
 
 log = logging.getLogger(__name__)
@@ -520,8 +520,9 @@ class KafkaSink:
     def _records_plan(self, schema: Schema) -> RecordsPlan:
         """What produce_records needs for `schema`'s kind, made once."""
         kind = schema.kind
+        row_bytes = compact_row(schema).itemsize if self.config.encoding == "compact" else -1
         layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS.get(kind), padding(schema),
-                              self.config.encoding == "compact")
+                              row_bytes)
         plan = (layout, self._topics.setdefault(kind, {}), partial(self._new_topic, kind),
                 fixed_headers(schema.name, schema.version, self.config.encoding, self.instance),
                 max(1, self.config.max_message_bytes // layout.row_bytes))

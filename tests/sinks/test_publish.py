@@ -31,7 +31,7 @@ from feedhandler.contract import (
     padding,
     wire_records,
 )
-from feedhandler.records import SCHEMAS
+from feedhandler.records import SCHEMAS, compact_row
 
 
 def runs(keys: np.ndarray) -> list[list[int]]:
@@ -286,8 +286,8 @@ def test_a_row_width_not_a_multiple_of_eight_keeps_its_last_bytes(symbols: list[
 
 def test_a_compact_layout_needs_the_symbol_last() -> None:
     dtype = np.dtype([("symbol", "S8"), ("flag", "u1")])
-    with pytest.raises(ValueError, match="the symbol must be the last field"):
-        RecordLayout(dtype, None, (), True)
+    with pytest.raises(ValueError, match="rows cut before their symbol"):
+        RecordLayout(dtype, None, (), 1)
     assert RecordLayout(dtype).row_bytes == 9
 
 
@@ -302,10 +302,10 @@ def test_batches_through_one_layout_are_cut_and_filled_as_numpy_would(
     symbols, then one of few), each group's rows in row order, cut every `most`; a compact
     message holds each row's bytes before the symbol, and decodes to the same records."""
     schema = SCHEMAS["trade"]
-    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema),
-                          encoding == "compact")
     row_bytes = schema.dtype.fields["symbol"][1] if encoding == "compact" else schema.itemsize
-    assert layout.row_bytes == row_bytes
+    layout = RecordLayout(schema.dtype, SEQUENCE_FIELDS["trade"], padding(schema),
+                          compact_row(schema).itemsize if encoding == "compact" else -1)
+    assert (layout.row_bytes, layout.compact) == (row_bytes, encoding == "compact")
     fixed = fixed_headers(schema.name, schema.version, encoding, "host-a")
     for picks, most in batches:
         records = trades([b"S%d" % i for i in picks])

@@ -155,23 +155,24 @@ def produce_messages(Outlet outlet not None, MessageBatch batch not None, bint f
 cdef class RecordLayout:
     """Where produce_records finds a kind's symbol and sequence range in its records, and
     which byte ranges no field covers (the schema's layout, read once per kind); how much of
-    a row a message carries (`row_bytes`: all of it, or with `compact` the bytes before the
-    symbol, which must be the last field); and the kind's rows not yet sent (`held`), one open
-    message per symbol."""
+    a row a message carries (`row_bytes`: all of it, or for the compact encoding the row's
+    first bytes, which leave the symbol out: `compact`); and the kind's rows not yet sent
+    (`held`), one open message per symbol."""
     cdef readonly Py_ssize_t itemsize, row_bytes, symbol_offset, symbol_width
     cdef readonly Py_ssize_t first_offset, last_offset
     cdef readonly bint compact
     cdef vector[uint8_t] _keep  # per byte of a row: 0xff, or 0 where padding is
     cdef core.OpenMessages _open
 
-    def __init__(self, dtype not None, tuple sequence=None, padding=(), bint compact=False):
+    def __init__(self, dtype not None, tuple sequence=None, padding=(), Py_ssize_t row_bytes=-1):
         symbol, offset = dtype.fields["symbol"][:2]
         if symbol.kind != "S":
             raise ValueError("the symbol field must be fixed-width bytes")
-        if compact and any(f[1] > offset for f in dtype.fields.values()):
-            raise ValueError("compact rows: the symbol must be the last field")
-        self.itemsize, self.symbol_offset, self.compact = dtype.itemsize, offset, compact
-        self.row_bytes = offset if compact else self.itemsize
+        self.itemsize, self.symbol_offset = dtype.itemsize, offset
+        self.row_bytes = self.itemsize if row_bytes < 0 else row_bytes
+        self.compact = self.row_bytes < self.itemsize
+        if self.compact and not 0 < self.row_bytes <= offset:
+            raise ValueError("row_bytes: whole rows, or rows cut before their symbol")
         self._keep.assign(self.itemsize, 0xff)
         for start, end in padding:
             if not 0 <= start < end <= self.itemsize:
@@ -184,6 +185,8 @@ cdef class RecordLayout:
             if first[0] != np.int64 or last[0] != np.int64:
                 raise ValueError("sequence fields must be int64")
             self.first_offset, self.last_offset = first[1], last[1]
+            if max(first[1], last[1]) + 8 > self.row_bytes:
+                raise ValueError("sequence fields must be in the bytes a message carries")
 
     @property
     def held(self):
